@@ -1,0 +1,41 @@
+# Every target creates the local environment when it is missing: on a fresh machine with
+# Python 3.11+ and make, `make up` and `make test` are all a user types.
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+VENV := .venv
+SYNCED := $(VENV)/.synced
+export UV_PROJECT_ENVIRONMENT := $(VENV)
+
+.PHONY: up test bench lint fmt install clean
+
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(SYNCED): pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --python $(PYTHON)
+	touch $(SYNCED)
+
+install: $(SYNCED)
+
+up: $(SYNCED)
+	$(VENV)/bin/smartcity up $(if $(SIMULATE),--simulate,)
+
+test: $(SYNCED)
+	$(VENV)/bin/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+bench: $(SYNCED)
+	$(VENV)/bin/python -m bench $(BENCH_ARGS)
+
+lint: $(SYNCED)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+fmt: $(SYNCED)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .tools .mypy_cache .ruff_cache .pytest_cache
