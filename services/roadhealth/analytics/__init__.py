@@ -1,0 +1,1 @@
+"""Chain-independent road-health analytics: profiles, quarter-car, IRI, roughness, anomalies."""
