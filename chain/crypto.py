@@ -1,0 +1,90 @@
+"""Ed25519 keys: signing, verification and owner-only JWK files."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from chain.encoding import EncodingError, b64url, from_b64url, from_hex
+
+PUBLIC_KEY_BYTES = 32
+SIGNATURE_BYTES = 64
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    """An Ed25519 private key with its public key in hex."""
+
+    private: Ed25519PrivateKey
+    public_hex: str
+
+    @classmethod
+    def generate(cls) -> SigningKey:
+        return cls.from_private(Ed25519PrivateKey.generate())
+
+    @classmethod
+    def from_seed(cls, seed: bytes) -> SigningKey:
+        """Deterministic key from a 32-byte seed (simulations and tests only)."""
+        return cls.from_private(Ed25519PrivateKey.from_private_bytes(seed))
+
+    @classmethod
+    def from_private(cls, private: Ed25519PrivateKey) -> SigningKey:
+        raw = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        return cls(private=private, public_hex=raw.hex())
+
+    def sign(self, message: bytes) -> bytes:
+        return self.private.sign(message)
+
+    def to_jwk(self) -> dict[str, str]:
+        """The private JWK (RFC 8037 OKP) with `kid` set to the public key hex."""
+        from cryptography.hazmat.primitives.serialization import NoEncryption, PrivateFormat
+
+        seed = self.private.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+        return {
+            "kty": "OKP",
+            "crv": "Ed25519",
+            "x": b64url(bytes.fromhex(self.public_hex)),
+            "d": b64url(seed),
+            "kid": self.public_hex,
+        }
+
+    @classmethod
+    def from_jwk(cls, jwk: dict[str, str]) -> SigningKey:
+        if jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519" or "d" not in jwk:
+            raise EncodingError("not an Ed25519 private JWK (kty OKP, crv Ed25519, d)")
+        key = cls.from_seed(from_b64url(jwk["d"], field="d"))
+        if "x" in jwk and from_b64url(jwk["x"], field="x").hex() != key.public_hex:
+            raise EncodingError("JWK public part x does not match its private part d")
+        return key
+
+
+def verify(public_hex: str, message: bytes, signature: bytes) -> bool:
+    """True when `signature` is a valid Ed25519 signature of `message` by `public_hex`."""
+    try:
+        key = Ed25519PublicKey.from_public_bytes(from_hex(public_hex, PUBLIC_KEY_BYTES))
+        key.verify(signature, message)
+    except (InvalidSignature, ValueError, EncodingError):
+        return False
+    return True
+
+
+def save_key(key: SigningKey, path: Path) -> None:
+    """Write a private JWK readable only by its owner (mode 0600), refusing to overwrite."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(key.to_jwk(), handle)
+
+
+def load_key(path: Path) -> SigningKey:
+    """Read a private JWK file, refusing one that others can read."""
+    mode = path.stat().st_mode & 0o077
+    if mode:
+        raise EncodingError(f"{path} is readable by others (mode {oct(mode)}): chmod 600 it")
+    return SigningKey.from_jwk(json.loads(path.read_text()))

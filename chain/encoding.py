@@ -1,0 +1,79 @@
+"""Canonical bytes and hashes: RFC 8785 JSON, SHA-256, strict lowercase hex."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from typing import Any
+
+import rfc8785
+
+from chain.errors import EncodingError
+
+_HEX = re.compile(r"[0-9a-f]*")
+
+
+def canonical(value: Any) -> bytes:
+    """RFC 8785 canonical JSON bytes of a JSON value (sorted keys, no whitespace, UTF-8)."""
+    try:
+        return rfc8785.dumps(value)
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise EncodingError(f"value cannot be canonicalised: {exc}") from exc
+
+
+def sha256(data: bytes) -> bytes:
+    """SHA-256 digest."""
+    return hashlib.sha256(data).digest()
+
+
+def hash_json(value: Any) -> str:
+    """Hex SHA-256 of the canonical JSON of a value."""
+    return hashlib.sha256(canonical(value)).hexdigest()
+
+
+def parse_json(data: bytes | str) -> Any:
+    """Parse JSON, refusing duplicate keys and non-finite numbers."""
+
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in pairs:
+            if key in out:
+                raise EncodingError(f"duplicate key {key!r}")
+            out[key] = value
+        return out
+
+    def no_constants(name: str) -> Any:
+        raise EncodingError(f"{name} is not valid JSON")
+
+    try:
+        return json.loads(data, object_pairs_hook=no_duplicates, parse_constant=no_constants)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise EncodingError(f"invalid JSON: {exc}") from exc
+
+
+def from_hex(value: object, size: int | None = None, *, field: str = "value") -> bytes:
+    """Decode strict lowercase hex, optionally of an exact byte length."""
+    if not isinstance(value, str) or len(value) % 2 or not _HEX.fullmatch(value):
+        raise EncodingError(f"{field} must be lowercase hex")
+    raw = bytes.fromhex(value)
+    if size is not None and len(raw) != size:
+        raise EncodingError(f"{field} must be {size} bytes, got {len(raw)}")
+    return raw
+
+
+def b64url(data: bytes) -> str:
+    """Unpadded base64url."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def from_b64url(value: str, *, field: str = "value") -> bytes:
+    """Decode unpadded base64url, refusing non-canonical input."""
+    try:
+        raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
+    except (ValueError, TypeError) as exc:
+        raise EncodingError(f"{field} is not base64url") from exc
+    if b64url(raw) != value:
+        raise EncodingError(f"{field} is not canonical base64url")
+    return raw

@@ -1,0 +1,399 @@
+"""The ledger: checks transactions, executes blocks deterministically and commits them.
+
+`execute` is a pure function of the committed state and its inputs; `commit` persists a block
+with its receipts and state atomically, then applies it in memory. Consensus (one validator or
+many) decides *which* block to commit; the ledger decides what a block means.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from chain import merkle
+from chain.block import Certificate, Event, Header, Receipt, validators_hash, verify_certificate
+from chain.contracts import governance, membership
+from chain.contracts.anchors import Anchors
+from chain.contracts.framework import Context, ContractRegistry
+from chain.contracts.governance import Governance, Invoke
+from chain.contracts.membership import Membership
+from chain.errors import ChainError, ContractError, GenesisError, ProofError, TxRejected
+from chain.genesis import Genesis, initial_state
+from chain.smt import StateProof, Tree
+from chain.state import CommittedState, Overlay, StateKey, StateView, key_hash, value_hash
+from chain.store import BlockStore, TxRow
+from chain.tx import Tx, tx_from_json
+
+log = logging.getLogger(__name__)
+
+
+class InvalidBlock(ChainError):
+    """A proposed block breaks a rule every honest node enforces."""
+
+
+@dataclass
+class BlockResult:
+    """A block executed on top of the committed state, ready to be certified and committed."""
+
+    header: Header
+    txs: list[Tx]
+    receipts: list[Receipt]
+    changes: dict[StateKey, Any]
+    tree: Tree
+
+
+class Ledger:
+    """Committed state and history of one chain, backed by a block store."""
+
+    def __init__(self, genesis: Genesis, store: BlockStore) -> None:
+        self.genesis = genesis
+        self.store = store
+        self.lock = threading.RLock()
+        self.registry = ContractRegistry()
+        gov = Governance()
+        gov.bind(self._invoke_as_governance)
+        for contract in (Membership(), gov, Anchors()):
+            self.registry.add(contract)
+        self._recover()
+
+    # -- startup -------------------------------------------------------------------------
+
+    def _recover(self) -> None:
+        genesis_writes = initial_state(self.genesis)
+        self.store.init_genesis(
+            self.genesis.hash,
+            self.genesis.chain_id,
+            {k: (v, value_hash(v).hex()) for k, v in genesis_writes.items()},
+        )
+        rows = list(self.store.state())
+        values = {(r.namespace, r.key): r.value for r in rows}
+        tree = Tree.from_entries(
+            (key_hash(r.namespace, r.key), bytes.fromhex(r.value_hash)) for r in rows
+        )
+        self.state = CommittedState(values=values, tree=tree)
+        self.height = self.store.latest_height()
+        self.last_header: Header | None = None
+        if self.height:
+            stored = self.store.block(self.height)
+            if stored is None:
+                raise GenesisError(f"block {self.height} is missing from the store")
+            self.last_header = Header.from_json(stored[0])
+            # Verify the recovered state is the one the last header committed to
+            if self.state.root.hex() != self.last_header.state_root:
+                raise GenesisError(
+                    f"state root after recovery {self.state.root.hex()[:16]}… does not match block"
+                    f" {self.height}'s {self.last_header.state_root[:16]}…: the database is corrupt"
+                )
+        self.live_txs = self.store.live_tx_hashes(self.height + 1)
+        self._install_registered_contracts()
+        log.info("ledger at height %d, state root %s", self.height, self.state.root.hex()[:16])
+
+    def _install_registered_contracts(self) -> None:
+        for (namespace, key), value in sorted(self.state.values.items()):
+            if namespace == governance.NAMESPACE and key.startswith("contract:"):
+                name = key.removeprefix("contract:")
+                if name not in self.registry:
+                    self.registry.install(name, value["path"], value["code_hash"])
+
+    # -- reads ---------------------------------------------------------------------------
+
+    @property
+    def chain_id(self) -> str:
+        return self.genesis.chain_id
+
+    @property
+    def prev_hash(self) -> str:
+        return self.last_header.hash if self.last_header else self.genesis.hash
+
+    def validators(self) -> list[dict[str, Any]]:
+        value: list[dict[str, Any]] = self.state.get(governance.NAMESPACE, "validators") or []
+        return value
+
+    def validator_powers(self) -> dict[str, int]:
+        return {v["pub_key"]: v["power"] for v in self.validators()}
+
+    def resolve_key(self, pub_key: str) -> tuple[str, frozenset[str]] | None:
+        """The active organisation and roles of an active registered key."""
+        return membership.resolve_key(
+            self._view(Overlay(self.state), membership.NAMESPACE), pub_key
+        )
+
+    def read(self, namespace: str, key: str) -> Any:
+        return self.state.get(namespace, key)
+
+    def prove_state(self, namespace: str, key: str) -> tuple[Any, StateProof]:
+        with self.lock:
+            return self.state.get(namespace, key), self.state.prove(namespace, key)
+
+    # -- the door ------------------------------------------------------------------------
+
+    def check_tx(self, tx: Tx, *, verify_signature: bool = True) -> None:
+        """Refuse a transaction that could never succeed, with a code a client can act on."""
+        next_height = self.height + 1
+        # Verify it is for this chain and still (but not too far) ahead of expiry
+        if tx.chain_id != self.chain_id:
+            raise TxRejected(
+                "wrong_chain_id", f"transaction is for {tx.chain_id!r}, this is {self.chain_id!r}"
+            )
+        if tx.expiry_height < next_height:
+            raise TxRejected(
+                "tx_expired", f"expiry height {tx.expiry_height} is below next height {next_height}"
+            )
+        limit = next_height + self.genesis.params.max_ttl_blocks
+        if tx.expiry_height > limit:
+            raise TxRejected(
+                "expiry_too_far", f"expiry height {tx.expiry_height} is beyond {limit}"
+            )
+        # Verify the contract, method and arguments exist and parse
+        self.registry.get(tx.contract).parse_args(tx.method, tx.args)
+        # Verify the signature, then that the signer is a registered, active key
+        if verify_signature and not tx.has_valid_signature():
+            raise TxRejected(
+                "bad_signature", "signature does not verify for sender and body", status=401
+            )
+        if self.resolve_key(tx.sender) is None:
+            raise TxRejected(
+                "unknown_sender",
+                f"sender {tx.sender[:16]}… is not an active registered key",
+                status=403,
+            )
+        # Verify it was not committed already
+        if tx.hash in self.live_txs:
+            raise TxRejected(
+                "tx_replayed", f"transaction {tx.hash} is already committed", status=409
+            )
+
+    # -- execution -----------------------------------------------------------------------
+
+    def execute(
+        self,
+        txs: Sequence[Tx],
+        *,
+        height: int,
+        time_ms: int,
+        proposer: str,
+        verified: frozenset[str] = frozenset(),
+    ) -> BlockResult:
+        """Execute a block on the committed state without changing it."""
+        with self.lock:
+            # Verify the block extends the committed chain and time moves forward
+            if height != self.height + 1:
+                raise InvalidBlock(f"block height {height} does not follow committed {self.height}")
+            if self.last_header is not None and time_ms <= self.last_header.time_ms:
+                raise InvalidBlock("block time does not advance")
+            if len(txs) > self.genesis.params.max_block_txs:
+                raise InvalidBlock(
+                    f"{len(txs)} transactions exceed {self.genesis.params.max_block_txs}"
+                )
+            current_validators = validators_hash(self.validators())
+            block = Overlay(self.state)
+            receipts: list[Receipt] = []
+            seen: set[str] = set()
+            for index, tx in enumerate(txs):
+                self._check_in_block(tx, height, seen, verified)
+                receipts.append(
+                    self._execute_tx(block, tx, height=height, time_ms=time_ms, index=index)
+                )
+            changes = dict(block.writes)
+            tree, _ = self.state.apply(changes)
+            next_validators = block.get(governance.NAMESPACE, "validators") or []
+            header = Header(
+                chain_id=self.chain_id,
+                height=height,
+                prev_hash=self.prev_hash,
+                time_ms=time_ms,
+                proposer=proposer,
+                txs_root=merkle.root([tx.encode() for tx in txs]).hex(),
+                tx_count=len(txs),
+                receipts_root=merkle.root([r.encode() for r in receipts]).hex(),
+                state_root=tree.root_hash.hex(),
+                validators_hash=current_validators,
+                next_validators_hash=validators_hash(next_validators),
+            )
+            return BlockResult(header, list(txs), receipts, changes, tree)
+
+    def _check_in_block(
+        self, tx: Tx, height: int, seen: set[str], verified: frozenset[str]
+    ) -> None:
+        """Rules whose breach makes the whole block invalid: the proposer's fault, not the sender's."""
+        digest = tx.hash
+        if tx.chain_id != self.chain_id:
+            raise InvalidBlock(f"tx {digest} is for chain {tx.chain_id}")
+        if tx.expiry_height < height:
+            raise InvalidBlock(f"tx {digest} expired at {tx.expiry_height}")
+        if digest in seen or digest in self.live_txs:
+            raise InvalidBlock(f"tx {digest} is included twice")
+        if digest not in verified and not tx.has_valid_signature():
+            raise InvalidBlock(f"tx {digest} has a bad signature")
+        seen.add(digest)
+
+    def _execute_tx(
+        self, block: Overlay, tx: Tx, *, height: int, time_ms: int, index: int
+    ) -> Receipt:
+        scratch = Overlay(block)
+        digest = tx.hash
+        try:
+            sender = membership.resolve_key(self._view(scratch, membership.NAMESPACE), tx.sender)
+            if sender is None:
+                raise ContractError("unknown_sender", "sender is not an active registered key")
+            contract = self.registry.get(tx.contract)
+            ctx = Context(
+                sender=tx.sender,
+                sender_org=sender[0],
+                sender_roles=sender[1],
+                height=height,
+                time_ms=time_ms,
+                tx_hash=digest,
+                contract=contract.name,
+            )
+            contract.execute(
+                ctx, self._view(scratch, contract.name, contract.system), tx.method, tx.args
+            )
+        except (ContractError, TxRejected) as exc:
+            return Receipt(digest, height, index, ok=False, code=exc.code, error=exc.message)
+        except Exception as exc:  # a contract bug: deterministic, so every node records the same
+            log.exception("contract %s.%s crashed on %s", tx.contract, tx.method, digest)
+            return Receipt(
+                digest, height, index, ok=False, code="contract_crashed", error=type(exc).__name__
+            )
+        scratch.merge()
+        return Receipt(digest, height, index, ok=True, events=tuple(ctx.events))
+
+    def _invoke_as_governance(self, ctx: Context, state: StateView, call: Invoke) -> None:
+        """Run an application contract's method with the authority of an approved proposal."""
+        contract = self.registry.get(call.contract)
+        inner = Context(
+            sender=governance.GOVERNANCE_ORG,
+            sender_org=governance.GOVERNANCE_ORG,
+            sender_roles=frozenset({governance.GOVERNANCE_ORG}),
+            height=ctx.height,
+            time_ms=ctx.time_ms,
+            tx_hash=ctx.tx_hash,
+            contract=contract.name,
+        )
+        contract.execute(inner, state.for_contract(contract.name), call.method, call.args)
+        ctx.events.extend(inner.events)
+
+    @staticmethod
+    def _view(overlay: Overlay, namespace: str, privileged: bool = False) -> StateView:
+        return StateView(overlay, namespace, privileged=privileged)
+
+    # -- commit --------------------------------------------------------------------------
+
+    def commit(self, result: BlockResult, certificate: Certificate) -> None:
+        """Persist a certified block atomically, then make it the committed state."""
+        header = result.header
+        with self.lock:
+            # Verify the block still extends our chain and is certified by the validators
+            if header.height != self.height + 1 or header.prev_hash != self.prev_hash:
+                raise InvalidBlock(f"block {header.height} does not extend height {self.height}")
+            try:
+                verify_certificate(certificate, header, self.validator_powers())
+            except ProofError as exc:
+                raise InvalidBlock(
+                    f"certificate does not commit block {header.height}: {exc}"
+                ) from exc
+            rows = [
+                TxRow(
+                    tx.hash, i, tx.expiry_height, json.dumps(tx.to_json()), json.dumps(r.to_json())
+                )
+                for i, (tx, r) in enumerate(zip(result.txs, result.receipts, strict=True))
+            ]
+            hashed = {
+                k: None if v is None else (v, value_hash(v).hex())
+                for k, v in result.changes.items()
+            }
+            self.store.commit_block(
+                height=header.height,
+                block_hash=header.hash,
+                header=header.to_json(),
+                certificate=certificate.to_json(),
+                tx_rows=rows,
+                changes=hashed,
+            )
+            self.state.commit(result.changes, result.tree)
+            self.height = header.height
+            self.last_header = header
+            for tx in result.txs:
+                self.live_txs[tx.hash] = tx.expiry_height
+            if header.height % 1000 == 0:
+                self.live_txs = {h: e for h, e in self.live_txs.items() if e >= header.height}
+            if any(
+                ns == governance.NAMESPACE and k.startswith("contract:") for ns, k in result.changes
+            ):
+                self._install_registered_contracts()
+
+    # -- history -------------------------------------------------------------------------
+
+    def block(self, height: int) -> tuple[Header, Certificate] | None:
+        stored = self.store.block(height)
+        if stored is None:
+            return None
+        return Header.from_json(stored[0]), Certificate.from_json(stored[1])
+
+    def tx_proof(self, tx_hash: str) -> dict[str, Any] | None:
+        """The proof bundle of a committed transaction and its receipt."""
+        found = self.store.tx(tx_hash)
+        if found is None:
+            return None
+        height = found[0]
+        block = self.block(height)
+        if block is None:
+            raise GenesisError(f"block {height} of tx {tx_hash} is missing")
+        header, cert = block
+        rows = self.store.block_txs(height)
+        bodies = [tx_from_json(body) for body, _ in rows]
+        index = next(i for i, t in enumerate(bodies) if t.hash == tx_hash)
+        tx_leaves = [merkle.leaf_hash(t.encode()) for t in bodies]
+        receipts = [Receipt.from_json(r) for _, r in rows]
+        receipt_leaves = [merkle.leaf_hash(r.encode()) for r in receipts]
+        return {
+            "version": 1,
+            "kind": "tx",
+            "chain_id": self.chain_id,
+            "tx": bodies[index].to_json(),
+            "tx_proof": _path_json(tx_leaves, index),
+            "receipt": receipts[index].to_json(),
+            "receipt_proof": _path_json(receipt_leaves, index),
+            "header": header.to_json(),
+            "certificate": cert.to_json(),
+        }
+
+    def state_proof(self, namespace: str, key: str) -> dict[str, Any]:
+        """The proof bundle of a state key's value (or absence) at the committed height."""
+        with self.lock:
+            value, proof = self.prove_state(namespace, key)
+            height = self.height
+        if height == 0:
+            raise ProofError("no block committed yet: state proofs start at height 1")
+        block = self.block(height)
+        if block is None:
+            raise GenesisError(f"block {height} is missing")
+        header, cert = block
+        return {
+            "version": 1,
+            "kind": "state",
+            "chain_id": self.chain_id,
+            "namespace": namespace,
+            "key": key,
+            "value": value,
+            "state_proof": proof.to_json(),
+            "header": header.to_json(),
+            "certificate": cert.to_json(),
+        }
+
+
+def _path_json(leaves: list[bytes], index: int) -> dict[str, Any]:
+    return {
+        "index": index,
+        "size": len(leaves),
+        "path": [p.hex() for p in merkle.audit_path(leaves, index)],
+    }
+
+
+def event_list(receipts: Sequence[Receipt]) -> list[Event]:
+    return [e for r in receipts for e in r.events]

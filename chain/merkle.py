@@ -1,0 +1,87 @@
+"""RFC 6962 / RFC 9162 Merkle trees: roots, audit paths and their verification."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+
+from chain.errors import ProofError
+
+LEAF_PREFIX = b"\x00"
+NODE_PREFIX = b"\x01"
+EMPTY_ROOT = hashlib.sha256(b"").digest()
+
+
+def leaf_hash(data: bytes) -> bytes:
+    """H(0x00 || leaf)."""
+    return hashlib.sha256(LEAF_PREFIX + data).digest()
+
+
+def node_hash(left: bytes, right: bytes) -> bytes:
+    """H(0x01 || left || right)."""
+    return hashlib.sha256(NODE_PREFIX + left + right).digest()
+
+
+def root_from_leaf_hashes(hashes: Sequence[bytes]) -> bytes:
+    """Merkle tree hash of leaves already hashed with `leaf_hash` (RFC 6962 section 2.1)."""
+    if not hashes:
+        return EMPTY_ROOT
+    level = list(hashes)
+    # Pairing left to right and promoting an odd last node gives the same tree as RFC 6962's
+    # split at the largest power of two below n.
+    while len(level) > 1:
+        nxt = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+    return level[0]
+
+
+def root(leaves: Sequence[bytes]) -> bytes:
+    """Merkle tree hash of raw leaves."""
+    return root_from_leaf_hashes([leaf_hash(leaf) for leaf in leaves])
+
+
+def audit_path(hashes: Sequence[bytes], index: int) -> list[bytes]:
+    """Audit path for leaf `index` among leaf hashes (RFC 6962 section 2.1.1)."""
+    if not 0 <= index < len(hashes):
+        raise IndexError(f"leaf {index} is outside a tree of {len(hashes)}")
+    path: list[bytes] = []
+    level = list(hashes)
+    while len(level) > 1:
+        sibling = index ^ 1
+        if sibling < len(level):
+            path.append(level[sibling])
+        nxt = [node_hash(level[i], level[i + 1]) for i in range(0, len(level) - 1, 2)]
+        if len(level) % 2:
+            nxt.append(level[-1])
+        level = nxt
+        index //= 2
+    return path
+
+
+def root_from_path(leaf: bytes, index: int, size: int, path: Sequence[bytes]) -> bytes:
+    """Recompute the root from a leaf hash and its audit path (RFC 9162 section 2.1.3.2)."""
+    # Verify the index lies inside the tree
+    if not 0 <= index < size:
+        raise ProofError(f"leaf index {index} is outside a tree of size {size}")
+    fn, sn = index, size - 1
+    node = leaf
+    for sibling in path:
+        # Verify the path is not longer than the tree is deep
+        if sn == 0:
+            raise ProofError("audit path is longer than the tree")
+        if fn & 1 or fn == sn:
+            node = node_hash(sibling, node)
+            if not fn & 1:
+                while fn & 1 == 0 and fn != 0:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            node = node_hash(node, sibling)
+        fn >>= 1
+        sn >>= 1
+    # Verify the path reached the root
+    if sn != 0:
+        raise ProofError("audit path is shorter than the tree")
+    return node

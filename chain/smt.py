@@ -1,0 +1,164 @@
+"""A compact sparse Merkle tree over 256-bit key hashes, proving presence and absence.
+
+Keys sit on the path given by the bits of their hash; a subtree holding a single leaf is replaced
+by that leaf, so the depth is about log2(n). Nodes are immutable: an update returns a new root
+and shares every untouched subtree, which lets a proposer execute a block speculatively.
+
+    empty    = 32 zero bytes
+    leaf     = H(0x00 || key_hash || value_hash)
+    internal = H(0x01 || left || right)
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from chain.errors import ProofError
+
+HASH_BYTES = 32
+EMPTY_HASH = bytes(HASH_BYTES)
+KEY_BITS = 256
+
+
+def bit(key_hash: bytes, depth: int) -> int:
+    """The branch (0 left, 1 right) a key takes at a depth."""
+    return (key_hash[depth >> 3] >> (7 - (depth & 7))) & 1
+
+
+@dataclass(frozen=True, slots=True)
+class Leaf:
+    key_hash: bytes
+    value_hash: bytes
+
+    @property
+    def hash(self) -> bytes:
+        return hashlib.sha256(b"\x00" + self.key_hash + self.value_hash).digest()
+
+
+@dataclass(slots=True)
+class Internal:
+    left: Node
+    right: Node
+    _hash: bytes | None = field(default=None, repr=False)
+
+    @property
+    def hash(self) -> bytes:
+        if self._hash is None:
+            self._hash = hashlib.sha256(
+                b"\x01" + node_hash(self.left) + node_hash(self.right)
+            ).digest()
+        return self._hash
+
+
+Node = Leaf | Internal | None
+
+
+def node_hash(node: Node) -> bytes:
+    return EMPTY_HASH if node is None else node.hash
+
+
+def _join(left: Node, right: Node) -> Node:
+    """A parent of two subtrees, collapsing a lone leaf upwards."""
+    if left is None and (right is None or isinstance(right, Leaf)):
+        return right
+    if right is None and isinstance(left, Leaf):
+        return left
+    return Internal(left, right)
+
+
+def _build(depth: int, entries: Sequence[tuple[bytes, bytes]]) -> Node:
+    """A subtree from entries sorted by key hash, all sharing the path above `depth`."""
+    if not entries:
+        return None
+    if len(entries) == 1:
+        return Leaf(*entries[0])
+    if depth >= KEY_BITS:
+        raise ValueError("duplicate key hash")
+    split = next((i for i, (k, _) in enumerate(entries) if bit(k, depth)), len(entries))
+    return _join(_build(depth + 1, entries[:split]), _build(depth + 1, entries[split:]))
+
+
+def _update(node: Node, depth: int, items: Sequence[tuple[bytes, bytes | None]]) -> Node:
+    """Apply sorted (key_hash, value_hash or None to delete) items below `node`."""
+    if not items:
+        return node
+    if not isinstance(node, Internal):
+        merged = dict(items)
+        if isinstance(node, Leaf):
+            merged.setdefault(node.key_hash, node.value_hash)
+        live = sorted((k, v) for k, v in merged.items() if v is not None)
+        return _build(depth, live)
+    split = next((i for i, (k, _) in enumerate(items) if bit(k, depth)), len(items))
+    return _join(
+        _update(node.left, depth + 1, items[:split]),
+        _update(node.right, depth + 1, items[split:]),
+    )
+
+
+@dataclass(frozen=True)
+class Tree:
+    """An immutable tree; `update` returns a new one."""
+
+    root: Node = None
+
+    @property
+    def root_hash(self) -> bytes:
+        return node_hash(self.root)
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[tuple[bytes, bytes]]) -> Tree:
+        return cls(_build(0, sorted(entries)))
+
+    def update(self, changes: Iterable[tuple[bytes, bytes | None]]) -> Tree:
+        """Set (value hash) or delete (None) many keys at once."""
+        items = sorted(dict(changes).items())
+        return Tree(_update(self.root, 0, items))
+
+    def prove(self, key_hash: bytes) -> StateProof:
+        """Siblings from the root down to where the key's path ends, and what it ends at."""
+        siblings: list[bytes] = []
+        node = self.root
+        depth = 0
+        while isinstance(node, Internal):
+            if bit(key_hash, depth):
+                siblings.append(node_hash(node.left))
+                node = node.right
+            else:
+                siblings.append(node_hash(node.right))
+                node = node.left
+            depth += 1
+        return StateProof(siblings=siblings, leaf=node)
+
+
+@dataclass(frozen=True)
+class StateProof:
+    """Inclusion or exclusion of one key against a root."""
+
+    siblings: list[bytes]
+    leaf: Leaf | None
+
+    def to_json(self) -> dict[str, object]:
+        leaf = None
+        if self.leaf is not None:
+            leaf = {"key_hash": self.leaf.key_hash.hex(), "value_hash": self.leaf.value_hash.hex()}
+        return {"siblings": [s.hex() for s in self.siblings], "leaf": leaf}
+
+
+def compute_root(key_hash: bytes, proof: StateProof) -> bytes:
+    """The root a proof implies for a key's path (checks the terminal leaf lies on that path)."""
+    depth = len(proof.siblings)
+    # Verify the terminal leaf, if another key's, shares the proven key's path
+    if proof.leaf is not None and proof.leaf.key_hash != key_hash:
+        for d in range(depth):
+            if bit(proof.leaf.key_hash, d) != bit(key_hash, d):
+                raise ProofError("the terminal leaf does not lie on the key's path")
+    node = node_hash(proof.leaf)
+    for d in range(depth - 1, -1, -1):
+        sibling = proof.siblings[d]
+        if bit(key_hash, d):
+            node = hashlib.sha256(b"\x01" + sibling + node).digest()
+        else:
+            node = hashlib.sha256(b"\x01" + node + sibling).digest()
+    return node

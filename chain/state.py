@@ -1,0 +1,137 @@
+"""Namespaced key-value state: committed values, per-block and per-transaction overlays."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from chain.encoding import canonical
+from chain.errors import ContractError
+from chain.smt import StateProof, Tree
+
+MAX_KEY_CHARS = 256
+MAX_VALUE_BYTES = 64 * 1024
+StateKey = tuple[str, str]
+_DELETED = object()
+
+
+def key_hash(namespace: str, key: str) -> bytes:
+    """Path of a state key in the tree: SHA-256(namespace || 0x00 || key)."""
+    return hashlib.sha256(namespace.encode() + b"\x00" + key.encode()).digest()
+
+
+def value_hash(value: Any) -> bytes:
+    """SHA-256 of a value's canonical JSON."""
+    return hashlib.sha256(canonical(value)).digest()
+
+
+@dataclass
+class CommittedState:
+    """The state after the last committed block: values and their tree."""
+
+    values: dict[StateKey, Any]
+    tree: Tree
+
+    @classmethod
+    def empty(cls) -> CommittedState:
+        return cls(values={}, tree=Tree())
+
+    @property
+    def root(self) -> bytes:
+        return self.tree.root_hash
+
+    def get(self, namespace: str, key: str) -> Any:
+        return self.values.get((namespace, key))
+
+    def prove(self, namespace: str, key: str) -> StateProof:
+        return self.tree.prove(key_hash(namespace, key))
+
+    def apply(
+        self, changes: Mapping[StateKey, Any]
+    ) -> tuple[Tree, list[tuple[bytes, bytes | None]]]:
+        """The tree after `changes` (None deletes), without mutating this state."""
+        hashed = [
+            (key_hash(ns, k), None if v is None else value_hash(v))
+            for (ns, k), v in changes.items()
+        ]
+        return self.tree.update(hashed), hashed
+
+    def commit(self, changes: Mapping[StateKey, Any], tree: Tree) -> None:
+        for skey, value in changes.items():
+            if value is None:
+                self.values.pop(skey, None)
+            else:
+                self.values[skey] = value
+        self.tree = tree
+
+
+class Overlay:
+    """Writes buffered on top of a parent; `merge` pushes them down, dropping discards them."""
+
+    def __init__(self, parent: CommittedState | Overlay) -> None:
+        self.parent = parent
+        self.writes: dict[StateKey, Any] = {}
+
+    def get(self, namespace: str, key: str) -> Any:
+        value = self.writes.get((namespace, key), _DELETED)
+        if value is not _DELETED:
+            return value
+        return self.parent.get(namespace, key)
+
+    def set(self, namespace: str, key: str, value: Any) -> None:
+        self.writes[(namespace, key)] = value
+
+    def merge(self) -> None:
+        if isinstance(self.parent, Overlay):
+            self.parent.writes.update(self.writes)
+        else:
+            raise TypeError("the committed state is changed through commit(), not merge()")
+
+    def items(self) -> Iterator[tuple[StateKey, Any]]:
+        return iter(self.writes.items())
+
+
+class StateView:
+    """What a contract sees: its own namespace to write, every namespace to read."""
+
+    def __init__(self, overlay: Overlay, namespace: str, *, privileged: bool = False) -> None:
+        self._overlay = overlay
+        self.namespace = namespace
+        self._privileged = privileged
+
+    def get(self, key: str, default: Any = None) -> Any:
+        value = self._overlay.get(self.namespace, key)
+        return default if value is None else value
+
+    def put(self, key: str, value: Any) -> None:
+        # Verify the key and value stay within the bounds every node enforces
+        if not key or len(key) > MAX_KEY_CHARS or not key.isprintable():
+            raise ContractError("bad_key", f"state key must be 1-{MAX_KEY_CHARS} printable chars")
+        if value is None:
+            raise ContractError("bad_value", "use delete() to remove a key")
+        if len(canonical(value)) > MAX_VALUE_BYTES:
+            raise ContractError("value_too_large", f"state value over {MAX_VALUE_BYTES} bytes")
+        self._overlay.set(self.namespace, key, value)
+
+    def delete(self, key: str) -> None:
+        self._overlay.set(self.namespace, key, None)
+
+    def read(self, namespace: str, key: str, default: Any = None) -> Any:
+        value = self._overlay.get(namespace, key)
+        return default if value is None else value
+
+    def for_contract(self, namespace: str) -> StateView:
+        """An unprivileged view of another namespace, for a contract that governance invokes."""
+        if not self._privileged:
+            raise ContractError(
+                "forbidden", f"contract {self.namespace} may not invoke {namespace}"
+            )
+        return StateView(self._overlay, namespace)
+
+    def other(self, namespace: str) -> StateView:
+        """A writable view of another namespace: system contracts only (governance actions)."""
+        if not self._privileged:
+            raise ContractError("forbidden", f"contract {self.namespace} may not write {namespace}")
+        return StateView(self._overlay, namespace, privileged=True)

@@ -1,0 +1,298 @@
+"""The block store: blocks, transactions with receipts, state and pending transactions.
+
+A block, its transactions, their receipts and the state writes it produced are committed in one
+database transaction, so a node killed at any point restarts at its last committed height.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    insert,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import SQLAlchemyError
+
+from chain.errors import StorageError
+
+metadata = MetaData()
+blocks = Table(
+    "chain_blocks",
+    metadata,
+    Column("height", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False, unique=True),
+    Column("header", Text, nullable=False),
+    Column("certificate", Text, nullable=False),
+)
+txs = Table(
+    "chain_txs",
+    metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("height", BigInteger, nullable=False, index=True),
+    Column("idx", Integer, nullable=False),
+    Column("expiry_height", BigInteger, nullable=False, index=True),
+    Column("body", Text, nullable=False),
+    Column("receipt", Text, nullable=False),
+)
+state_rows = Table(
+    "chain_state",
+    metadata,
+    Column("namespace", String(64), primary_key=True),
+    Column("key", String(300), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("value_hash", String(64), nullable=False),
+)
+pending = Table(
+    "chain_pending",
+    metadata,
+    Column("hash", String(64), primary_key=True),
+    Column("seq", BigInteger, nullable=False, index=True),
+    Column("body", Text, nullable=False),
+)
+meta = Table(
+    "chain_meta",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class TxRow:
+    hash: str
+    index: int
+    expiry_height: int
+    body: str
+    receipt: str
+
+
+@dataclass(frozen=True)
+class StateRow:
+    namespace: str
+    key: str
+    value: Any
+    value_hash: str
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+class BlockStore:
+    """SQLAlchemy-backed storage; SQLAlchemy errors become StorageError here."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        try:
+            metadata.create_all(engine)
+        except SQLAlchemyError as exc:
+            raise StorageError(f"cannot create the chain tables: {exc}") from exc
+
+    # -- reads ---------------------------------------------------------------------------
+
+    def get_meta(self, name: str) -> str | None:
+        with self._read() as conn:
+            return conn.execute(select(meta.c.value).where(meta.c.name == name)).scalar()
+
+    def latest_height(self) -> int:
+        with self._read() as conn:
+            return int(
+                conn.execute(select(func.coalesce(func.max(blocks.c.height), 0))).scalar_one()
+            )
+
+    def block(self, height: int) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        with self._read() as conn:
+            row = conn.execute(
+                select(blocks.c.header, blocks.c.certificate).where(blocks.c.height == height)
+            ).first()
+        return None if row is None else (json.loads(row.header), json.loads(row.certificate))
+
+    def block_txs(self, height: int) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(txs.c.body, txs.c.receipt).where(txs.c.height == height).order_by(txs.c.idx)
+            ).all()
+        return [(json.loads(r.body), json.loads(r.receipt)) for r in rows]
+
+    def tx(self, tx_hash: str) -> tuple[int, dict[str, Any], dict[str, Any]] | None:
+        with self._read() as conn:
+            row = conn.execute(
+                select(txs.c.height, txs.c.body, txs.c.receipt).where(txs.c.hash == tx_hash)
+            ).first()
+        return (
+            None
+            if row is None
+            else (int(row.height), json.loads(row.body), json.loads(row.receipt))
+        )
+
+    def live_tx_hashes(self, min_expiry: int) -> dict[str, int]:
+        """Committed transactions that could still be replayed: hash -> expiry height."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(txs.c.hash, txs.c.expiry_height).where(txs.c.expiry_height >= min_expiry)
+            ).all()
+        return {r.hash: int(r.expiry_height) for r in rows}
+
+    def state(self) -> Iterator[StateRow]:
+        with self._read() as conn:
+            result = conn.execute(select(state_rows)).yield_per(10_000)
+            for r in result:
+                yield StateRow(r.namespace, r.key, json.loads(r.value), r.value_hash)
+
+    def pending(self) -> list[str]:
+        with self._read() as conn:
+            return list(conn.execute(select(pending.c.body).order_by(pending.c.seq)).scalars())
+
+    # -- writes --------------------------------------------------------------------------
+
+    def init_genesis(
+        self, genesis_hash: str, chain_id: str, changes: dict[tuple[str, str], tuple[Any, str]]
+    ) -> None:
+        """Record the genesis hash and state once; refuse a database of another chain."""
+        existing = self.get_meta("genesis_hash")
+        if existing is not None:
+            if existing != genesis_hash:
+                raise StorageError(
+                    f"this database holds chain {self.get_meta('chain_id')} with genesis {existing[:16]}…,"
+                    f" not genesis {genesis_hash[:16]}…: use a fresh database"
+                )
+            return
+        with self._write() as conn:
+            conn.execute(
+                insert(meta),
+                [
+                    {"name": "genesis_hash", "value": genesis_hash},
+                    {"name": "chain_id", "value": chain_id},
+                ],
+            )
+            self._write_state(conn, changes)
+
+    def commit_block(
+        self,
+        *,
+        height: int,
+        block_hash: str,
+        header: dict[str, Any],
+        certificate: dict[str, Any],
+        tx_rows: Sequence[TxRow],
+        changes: dict[tuple[str, str], tuple[Any, str] | None],
+    ) -> None:
+        """Write a block with its transactions, receipts and state changes atomically."""
+        with self._write() as conn:
+            conn.execute(
+                insert(blocks).values(
+                    height=height,
+                    hash=block_hash,
+                    header=_json(header),
+                    certificate=_json(certificate),
+                )
+            )
+            if tx_rows:
+                conn.execute(
+                    insert(txs),
+                    [
+                        {
+                            "hash": r.hash,
+                            "height": height,
+                            "idx": r.index,
+                            "expiry_height": r.expiry_height,
+                            "body": r.body,
+                            "receipt": r.receipt,
+                        }
+                        for r in tx_rows
+                    ],
+                )
+                conn.execute(delete(pending).where(pending.c.hash.in_([r.hash for r in tx_rows])))
+            self._write_state(conn, changes)
+
+    def add_pending(self, entries: Iterable[tuple[str, int, str]]) -> None:
+        """Persist accepted transactions (hash, seq, body) before they are acknowledged."""
+        rows = [{"hash": h, "seq": s, "body": b} for h, s, b in entries]
+        if rows:
+            with self._write() as conn:
+                conn.execute(insert(pending), rows)
+
+    def drop_pending(self, hashes: Sequence[str]) -> None:
+        if hashes:
+            with self._write() as conn:
+                conn.execute(delete(pending).where(pending.c.hash.in_(list(hashes))))
+
+    def _write_state(
+        self, conn: Connection, changes: dict[tuple[str, str], tuple[Any, str] | None]
+    ) -> None:
+        gone = [k for k, v in changes.items() if v is None]
+        for namespace, key in gone:
+            conn.execute(
+                delete(state_rows).where(
+                    (state_rows.c.namespace == namespace) & (state_rows.c.key == key)
+                )
+            )
+        rows = [
+            {"namespace": ns, "key": k, "value": _json(v[0]), "value_hash": v[1]}
+            for (ns, k), v in changes.items()
+            if v is not None
+        ]
+        if not rows:
+            return
+        dialect = self.engine.dialect.name
+        upsert: Any
+        if dialect == "postgresql":
+            upsert = postgresql.insert(state_rows)
+        elif dialect == "sqlite":
+            upsert = sqlite.insert(state_rows)
+        else:
+            raise StorageError(f"unsupported database {dialect}: use SQLite or PostgreSQL")
+        upsert = upsert.on_conflict_do_update(
+            index_elements=["namespace", "key"],
+            set_={"value": upsert.excluded.value, "value_hash": upsert.excluded.value_hash},
+        )
+        conn.execute(upsert, rows)
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    def _read(self) -> _Guard:
+        return _Guard(self.engine, write=False)
+
+    def _write(self) -> _Guard:
+        return _Guard(self.engine, write=True)
+
+
+class _Guard:
+    """A connection (in a transaction when writing) whose SQLAlchemy errors become StorageError."""
+
+    def __init__(self, engine: Engine, *, write: bool) -> None:
+        self._engine = engine
+        self._write = write
+        self._ctx: Any = None
+
+    def __enter__(self) -> Connection:
+        try:
+            self._ctx = self._engine.begin() if self._write else self._engine.connect()
+            conn: Connection = self._ctx.__enter__()
+        except SQLAlchemyError as exc:
+            raise StorageError(f"database unavailable: {exc.__class__.__name__}: {exc}") from exc
+        return conn
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        try:
+            self._ctx.__exit__(exc_type, exc, tb)
+        except SQLAlchemyError as err:
+            raise StorageError(f"database write failed: {err}") from err
+        if isinstance(exc, SQLAlchemyError):
+            raise StorageError(f"database error: {exc.__class__.__name__}: {exc}") from exc
