@@ -1,0 +1,141 @@
+"""JWS compact signing and verification over jwcrypto, with errors translated at the boundary."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, TypeAlias
+
+from jwcrypto import jwk, jws
+from jwcrypto.common import JWException
+
+from services.identity.errors import (
+    InvalidKey,
+    InvalidSignature,
+    MalformedToken,
+    UnsupportedAlgorithm,
+)
+
+JsonObject = dict[str, Any]
+KeyLike: TypeAlias = "jwk.JWK | Mapping[str, Any]"
+
+# Curve -> the one JWS algorithm we sign and accept with it (no RSA, no "none").
+ALG_BY_CURVE = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512", "Ed25519": "EdDSA"}
+_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
+
+
+def b64url_encode(data: bytes) -> str:
+    """Base64url without padding, as JOSE and SD-JWT require."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64url_decode(text: str) -> bytes:
+    """Strict base64url decoding: only the URL-safe alphabet, no padding."""
+    if not _B64URL.match(text) or len(text) % 4 == 1:
+        raise MalformedToken("not base64url")
+    try:
+        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise MalformedToken("not base64url") from exc
+
+
+def json_bytes(value: Any) -> bytes:
+    """Compact UTF-8 JSON, the byte form we sign."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def parse_json_object(data: bytes, what: str) -> JsonObject:
+    """Parse bytes as a JSON object or raise MalformedToken naming `what`."""
+    try:
+        value = json.loads(data)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise MalformedToken(f"{what} is not JSON") from exc
+    if not isinstance(value, dict):
+        raise MalformedToken(f"{what} is not a JSON object")
+    return value
+
+
+def to_jwk(key: KeyLike) -> jwk.JWK:
+    """Accept a jwcrypto JWK or a JWK dict; reject anything else as InvalidKey."""
+    if isinstance(key, jwk.JWK):
+        return key
+    try:
+        return jwk.JWK(**dict(key))
+    except (JWException, TypeError, ValueError) as exc:
+        raise InvalidKey(f"unusable JWK: {exc}") from exc
+
+
+def alg_for_key(key: jwk.JWK) -> str:
+    """The JWS algorithm a key signs with, checked against the key's own `alg` if it has one."""
+    curve = key.get("crv")
+    alg = ALG_BY_CURVE.get(curve) if isinstance(curve, str) else None
+    if alg is None:
+        raise UnsupportedAlgorithm(f"no supported algorithm for key type {key.get('kty')}/{curve}")
+    declared = key.get("alg")
+    if declared is not None and declared != alg:
+        raise UnsupportedAlgorithm(f"key declares alg {declared} but its curve needs {alg}")
+    return alg
+
+
+def public_jwk(key: jwk.JWK) -> JsonObject:
+    """The public half of a key as a JWK dict (for `cnf` and verification methods)."""
+    exported: JsonObject = key.export_public(as_dict=True)
+    return exported
+
+
+def sign_compact(payload: Mapping[str, Any], key: KeyLike, header: Mapping[str, Any]) -> str:
+    """Sign a JSON claims set as a JWS compact with the given protected header (alg added)."""
+    signing_key = to_jwk(key)
+    if not signing_key.has_private:
+        raise InvalidKey("signing needs a private key")
+    alg = alg_for_key(signing_key)
+    protected = {"alg": alg, **header}
+    token = jws.JWS(json_bytes(dict(payload)))
+    token.add_signature(signing_key, alg=alg, protected=json_bytes(protected).decode("utf-8"))
+    compact: str = token.serialize(compact=True)
+    return compact
+
+
+@dataclass(frozen=True)
+class Compact:
+    """A parsed but unverified JWS compact: header, payload bytes and the raw token."""
+
+    header: JsonObject
+    payload: bytes
+    token: str
+
+
+def parse_compact(token: str) -> Compact:
+    """Split and decode a JWS compact without verifying it."""
+    parts = token.strip().split(".")
+    if len(parts) != 3 or not all(parts[:2]):
+        raise MalformedToken("not a JWS compact serialization")
+    header = parse_json_object(b64url_decode(parts[0]), "JWS header")
+    payload = b64url_decode(parts[1])
+    b64url_decode(parts[2])
+    return Compact(header=header, payload=payload, token=token.strip())
+
+
+def verify_compact(token: str, key: KeyLike) -> Compact:
+    """Verify a JWS compact with `key`; the header's `alg` must be the key's algorithm."""
+    parsed = parse_compact(token)
+    verifying_key = to_jwk(key)
+    expected = alg_for_key(verifying_key)
+    # Verify the header names the key's algorithm: no alg confusion, no "none"
+    if parsed.header.get("alg") != expected:
+        raise UnsupportedAlgorithm(
+            f"header alg {parsed.header.get('alg')!r} does not match the key's {expected}"
+        )
+    try:
+        checker = jws.JWS()
+        checker.deserialize(parsed.token)
+        checker.verify(verifying_key, alg=expected)
+    except jws.InvalidJWSSignature as exc:
+        raise InvalidSignature("signature does not verify with the given key") from exc
+    except (JWException, ValueError, TypeError) as exc:
+        raise MalformedToken(f"JWS rejected: {exc}") from exc
+    return parsed
