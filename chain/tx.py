@@ -6,6 +6,7 @@ import hashlib
 import re
 import secrets
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from chain.crypto import SIGNATURE_BYTES, SigningKey, verify
@@ -20,7 +21,7 @@ _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _FIELDS = {"chain_id", "sender", "contract", "method", "args", "nonce", "expiry_height", "sig"}
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, eq=False)
 class Tx:
     chain_id: str
     sender: PublicKey
@@ -48,11 +49,15 @@ class Tx:
 
     def encode(self) -> bytes:
         """Canonical bytes of the signed transaction: its Merkle leaf."""
+        return self._encoded
+
+    @cached_property
+    def _encoded(self) -> bytes:
         return canonical(self.to_json())
 
-    @property
+    @cached_property
     def hash(self) -> TxHash:
-        return TxHash(hashlib.sha256(self.encode()).hexdigest())
+        return TxHash(hashlib.sha256(self._encoded).hexdigest())
 
     def signed_bytes(self) -> bytes:
         return signing_bytes(self.body())

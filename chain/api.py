@@ -1,0 +1,309 @@
+"""The node's HTTP API (FastAPI): submit transactions, read blocks, receipts, state and proofs."""
+
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel
+from sse_starlette.sse import EventSourceResponse
+from starlette.concurrency import run_in_threadpool
+
+from chain.auth import AuthError, Caller, verify_token
+from chain.block import Receipt
+from chain.encoding import EncodingError, parse_json
+from chain.errors import ChainError, ProofError, StorageError, TxRejected
+from chain.node import Node, block_message
+from chain.tx import MAX_TX_BYTES, decode_tx, tx_from_json
+
+from chain.auth import AUDIENCE_CHAIN as AUDIENCE
+
+MAX_BATCH = 10_000
+MAX_BATCH_BYTES = 32 * 1024 * 1024
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+
+
+class Submitted(BaseModel):
+    hash: str
+    status: str
+    receipt: dict[str, Any] | None = None
+
+
+class BatchItem(BaseModel):
+    hash: str | None
+    status: str
+    code: str | None = None
+    message: str | None = None
+
+
+class BatchResult(BaseModel):
+    accepted: int
+    rejected: int
+    results: list[BatchItem]
+
+
+class TxInfo(BaseModel):
+    hash: str
+    status: str
+    height: int | None = None
+    tx: dict[str, Any] | None = None
+    receipt: dict[str, Any] | None = None
+
+
+class BlockInfo(BaseModel):
+    hash: str
+    header: dict[str, Any]
+    certificate: dict[str, Any]
+    txs: list[str]
+
+
+class Status(BaseModel):
+    chain_id: str
+    genesis_hash: str
+    height: int
+    latest_hash: str | None
+    latest_time_ms: int | None
+    state_root: str
+    mempool: int
+    role: str
+    node_key: str | None
+    healthy: bool
+
+
+def error_response(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status)
+
+
+def _status_of(exc: ChainError) -> tuple[int, str]:
+    if isinstance(exc, TxRejected):
+        return exc.status, exc.code
+    if isinstance(exc, AuthError):
+        return exc.status, "unauthorized" if exc.status == 401 else "forbidden"
+    if isinstance(exc, ProofError):
+        return 409, "no_proof"
+    if isinstance(exc, StorageError):
+        return 503, "storage_unavailable"
+    return 400, "chain_error"
+
+
+def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
+    """The node API; reads need a member's bearer token unless `public_reads`."""
+    app = FastAPI(
+        title="smartcity chain node",
+        version="1",
+        description="Submit transactions, read blocks, receipts, state and offline-verifiable proofs.",
+    )
+    ledger = node.ledger
+
+    @app.exception_handler(ChainError)
+    async def chain_error(_request: Request, exc: ChainError) -> JSONResponse:
+        status, code = _status_of(exc)
+        message = exc.message if isinstance(exc, TxRejected | AuthError) else str(exc)
+        response = error_response(status, code, message)
+        if status == 503:
+            response.headers["Retry-After"] = "1"
+        if status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    def reader(request: Request) -> Caller | None:
+        if public_reads:
+            return None
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise AuthError("missing bearer token: mint one with `smartcity token`")
+        return verify_token(token.strip(), audience=AUDIENCE, resolve=ledger.resolve_key)
+
+    Reader = Annotated[Caller | None, Depends(reader)]
+
+    @app.post(
+        "/v1/txs",
+        status_code=202,
+        response_model=Submitted,
+        responses={400: {"model": ErrorBody}, 409: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+    )
+    async def submit(
+        request: Request,
+        wait: bool = False,
+        timeout_s: Annotated[float, Query(gt=0, le=120)] = 30,
+    ) -> Any:
+        """Admit a signed transaction; with `wait=true`, answer when it commits."""
+        raw = await request.body()
+        tx = decode_tx(raw)
+        admitted = (await run_in_threadpool(node.submit, [tx]))[0]
+        if not wait:
+            status = "duplicate" if admitted.duplicate else "pending"
+            return Submitted(hash=tx.hash, status=status)
+        receipt = await node.wait_async(tx.hash, timeout_s)
+        if receipt is None:
+            return error_response(
+                504, "commit_timeout", f"{tx.hash} not committed within {timeout_s}s; still pending"
+            )
+        return JSONResponse(
+            Submitted(hash=tx.hash, status="committed", receipt=receipt).model_dump(),
+            status_code=200,
+        )
+
+    @app.post("/v1/txs/batch", response_model=BatchResult)
+    async def submit_batch(request: Request) -> BatchResult:
+        """Admit many transactions; each gets its own result, a bad one does not stop the rest."""
+        raw = await request.body()
+        if len(raw) > MAX_BATCH_BYTES:
+            raise TxRejected("batch_too_large", f"batch over {MAX_BATCH_BYTES} bytes", status=413)
+        try:
+            body = parse_json(raw)
+        except EncodingError as exc:
+            raise TxRejected("tx_malformed", str(exc)) from exc
+        items = body.get("txs") if isinstance(body, dict) else None
+        if not isinstance(items, list) or not 1 <= len(items) <= MAX_BATCH:
+            raise TxRejected(
+                "tx_malformed", f'body must be {{"txs": [1..{MAX_BATCH} transactions]}}'
+            )
+        return await run_in_threadpool(_admit_batch, node, items)
+
+    @app.get("/v1/txs/{tx_hash}", response_model=TxInfo, responses={404: {"model": ErrorBody}})
+    def get_tx(tx_hash: str, _caller: Reader) -> Any:
+        """A transaction's status and, once committed, its receipt."""
+        found = ledger.store.tx(tx_hash)
+        if found is not None:
+            return TxInfo(
+                hash=tx_hash, status="committed", height=found[0], tx=found[1], receipt=found[2]
+            )
+        if tx_hash in node.mempool:
+            return TxInfo(hash=tx_hash, status="pending")
+        return error_response(404, "unknown_tx", f"no transaction {tx_hash} committed or pending")
+
+    @app.get("/v1/txs/{tx_hash}/proof", responses={404: {"model": ErrorBody}})
+    def get_tx_proof(tx_hash: str, _caller: Reader) -> Any:
+        """The proof bundle of a committed transaction: verify it offline with `smartcity verify-proof`."""
+        bundle = ledger.tx_proof(tx_hash)
+        if bundle is None:
+            if tx_hash in node.mempool:
+                return error_response(409, "pending", f"{tx_hash} is not committed yet")
+            return error_response(404, "unknown_tx", f"no committed transaction {tx_hash}")
+        return bundle
+
+    @app.get("/v1/blocks/{height}", response_model=BlockInfo, responses={404: {"model": ErrorBody}})
+    def get_block(height: str, _caller: Reader) -> Any:
+        """A block's header, commit certificate and transaction hashes (`latest` for the newest)."""
+        number = ledger.height if height == "latest" else _parse_height(height)
+        found = ledger.store.block(number) if number is not None else None
+        if found is None:
+            return error_response(
+                404, "unknown_block", f"no block {height}; the chain is at {ledger.height}"
+            )
+        header, cert = found
+        hashes = [r["tx"] for _, r in ledger.store.block_txs(number)]  # type: ignore[arg-type]
+        return BlockInfo(hash=cert["block_hash"], header=header, certificate=cert, txs=hashes)
+
+    @app.get("/v1/state/{namespace}/{key:path}")
+    def get_state(namespace: str, key: str, _caller: Reader) -> Any:
+        """A state value with its proof, or a proof that the key is absent."""
+        return ledger.state_proof(namespace, key)
+
+    @app.get("/v1/status", response_model=Status)
+    def status(_caller: Reader) -> Status:
+        header = ledger.last_header
+        return Status(
+            chain_id=ledger.chain_id,
+            genesis_hash=ledger.genesis.hash,
+            height=ledger.height,
+            latest_hash=header.hash if header else None,
+            latest_time_ms=header.time_ms if header else None,
+            state_root=ledger.state.root.hex(),
+            mempool=len(node.mempool),
+            role="validator" if node.key else "observer",
+            node_key=node.key.public_hex if node.key else None,
+            healthy=node.fatal is None,
+        )
+
+    @app.get("/v1/validators")
+    def validators(_caller: Reader) -> dict[str, Any]:
+        return {"height": ledger.height, "validators": ledger.validators()}
+
+    @app.get("/v1/events")
+    async def events(
+        _caller: Reader, from_height: Annotated[int | None, Query(ge=1)] = None
+    ) -> EventSourceResponse:
+        """Server-sent events: one `block` event per committed block with its contract events."""
+        sub = node.subscribe()
+
+        async def stream() -> AsyncIterator[dict[str, str]]:
+            try:
+                if from_height is not None:
+                    for h in range(from_height, ledger.height + 1):
+                        found = ledger.store.block(h)
+                        if found is None:
+                            break
+                        receipts = [Receipt.from_json(r) for _, r in ledger.store.block_txs(h)]
+                        yield {
+                            "event": "block",
+                            "id": str(h),
+                            "data": json.dumps(
+                                block_message(found[0], found[1]["block_hash"], receipts)
+                            ),
+                        }
+                while True:
+                    message = await sub.queue.get()
+                    if message is None:
+                        yield {
+                            "event": "overflow",
+                            "data": "subscriber too slow; reconnect with from_height",
+                        }
+                        return
+                    if from_height is not None and message["height"] < from_height:
+                        continue
+                    yield {
+                        "event": "block",
+                        "id": str(message["height"]),
+                        "data": json.dumps(message),
+                    }
+            finally:
+                node.unsubscribe(sub)
+
+        return EventSourceResponse(stream(), ping=15)
+
+    @app.get("/healthz")
+    def healthz() -> dict[str, Any]:
+        return {"ok": node.fatal is None, "height": ledger.height}
+
+    return app
+
+
+def _parse_height(text: str) -> int | None:
+    return int(text) if text.isdigit() and len(text) < 19 else None
+
+
+def _admit_batch(node: Node, items: list[Any]) -> BatchResult:
+    results: list[BatchItem] = []
+    good = []
+    for item in items:
+        try:
+            raw_size = len(json.dumps(item))
+            if raw_size > MAX_TX_BYTES:
+                raise TxRejected(
+                    "tx_too_large", f"{raw_size} bytes exceeds {MAX_TX_BYTES}", status=413
+                )
+            tx = tx_from_json(item)
+            if tx.hash not in node.mempool:
+                node.ledger.check_tx(tx)
+        except TxRejected as exc:
+            results.append(
+                BatchItem(hash=None, status="rejected", code=exc.code, message=exc.message)
+            )
+            continue
+        good.append((len(results), tx))
+        results.append(BatchItem(hash=tx.hash, status="pending"))
+    if good:
+        admitted = node.mempool.add([tx for _, tx in good])
+        for (index, _), adm in zip(good, admitted, strict=True):
+            if adm.duplicate:
+                results[index] = BatchItem(hash=adm.hash, status="duplicate")
+    rejected = sum(r.status == "rejected" for r in results)
+    return BatchResult(accepted=len(results) - rejected, rejected=rejected, results=results)

@@ -1,0 +1,295 @@
+"""The Python SDK for a node's API: submit, wait, batch, receipts, proofs, verified reads, events.
+
+`ChainClient` (sync) and `AsyncChainClient` share every request and response rule; only the
+transport call differs. httpx errors never leave this module: they become `ClientError`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from chain.auth import AUDIENCE_CHAIN, mint_token
+from chain.crypto import SigningKey
+from chain.errors import ClientError
+from chain.genesis import Genesis
+from chain.light import Proven, verify_bundle
+from chain.tx import Tx
+
+DEFAULT_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the client is: an organisation and one of its registered keys (mints read tokens)."""
+
+    org: str
+    key: SigningKey
+
+
+@dataclass(frozen=True)
+class Call:
+    method: str
+    path: str
+    params: dict[str, Any] | None = None
+    body: bytes | None = None
+    allow: tuple[int, ...] = ()
+    timeout_s: float | None = None
+
+
+def _headers(identity: Identity | None) -> dict[str, str]:
+    headers = {"content-type": "application/json"}
+    if identity is not None:
+        headers["authorization"] = "Bearer " + mint_token(
+            identity.key, org=identity.org, audience=AUDIENCE_CHAIN
+        )
+    return headers
+
+
+def _result(call: Call, response: httpx.Response) -> Any:
+    """The JSON of a successful answer, or a ClientError carrying the node's code and message."""
+    if response.status_code < 300 or response.status_code in call.allow:
+        return response.json()
+    try:
+        error = response.json()["error"]
+        code, message = error["code"], error["message"]
+    except (ValueError, KeyError, TypeError):
+        code, message = None, response.text[:200]
+    raise ClientError(
+        f"{call.method} {call.path}: {response.status_code} {code}: {message}",
+        status=response.status_code,
+        code=code,
+    )
+
+
+def _submit_call(tx: Tx, wait: bool, timeout_s: float) -> Call:
+    params = {"wait": "true", "timeout_s": timeout_s} if wait else None
+    return Call(
+        "POST",
+        "/v1/txs",
+        params=params,
+        body=json.dumps(tx.to_json()).encode(),
+        timeout_s=timeout_s + 5 if wait else None,
+    )
+
+
+def _batch_call(txs: list[Tx]) -> Call:
+    return Call(
+        "POST", "/v1/txs/batch", body=json.dumps({"txs": [t.to_json() for t in txs]}).encode()
+    )
+
+
+class ChainClient:
+    """Synchronous client; pass `transport=httpx.MockTransport(...)` or an ASGI transport in tests."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        identity: Identity | None = None,
+        transport: httpx.BaseTransport | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.identity = identity
+        self._http = httpx.Client(
+            base_url=base_url.rstrip("/"), transport=transport, timeout=timeout_s
+        )
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> ChainClient:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    def _do(self, call: Call) -> Any:
+        try:
+            response = self._http.request(
+                call.method,
+                call.path,
+                params=call.params,
+                content=call.body,
+                headers=_headers(self.identity),
+                timeout=call.timeout_s or httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.HTTPError as exc:
+            raise ClientError(f"cannot reach the node at {self._http.base_url}: {exc}") from exc
+        return _result(call, response)
+
+    def status(self) -> dict[str, Any]:
+        return dict(self._do(Call("GET", "/v1/status")))
+
+    def submit(self, tx: Tx) -> str:
+        """Admit a transaction; returns its hash."""
+        return str(self._do(_submit_call(tx, False, 0))["hash"])
+
+    def submit_and_wait(self, tx: Tx, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+        """Admit and wait for the receipt; a retry of a committed tx returns the same receipt."""
+        try:
+            return dict(self._do(_submit_call(tx, True, timeout_s))["receipt"])
+        except ClientError as exc:
+            if exc.code != "tx_replayed":
+                raise
+        return dict(self.tx(tx.hash)["receipt"])
+
+    def submit_batch(self, txs: list[Tx]) -> dict[str, Any]:
+        return dict(self._do(_batch_call(txs)))
+
+    def tx(self, tx_hash: str) -> dict[str, Any]:
+        return dict(self._do(Call("GET", f"/v1/txs/{tx_hash}")))
+
+    def proof(self, tx_hash: str) -> dict[str, Any]:
+        return dict(self._do(Call("GET", f"/v1/txs/{tx_hash}/proof")))
+
+    def block(self, height: int | str = "latest") -> dict[str, Any]:
+        return dict(self._do(Call("GET", f"/v1/blocks/{height}")))
+
+    def validators(self) -> dict[str, Any]:
+        return dict(self._do(Call("GET", "/v1/validators")))
+
+    def state(self, namespace: str, key: str, *, verify_with: Genesis | None = None) -> Any:
+        """A state value (None when absent); with `verify_with`, checked against its proof first."""
+        bundle = self.state_bundle(namespace, key)
+        if verify_with is not None:
+            verify_bundle(bundle, verify_with)
+        return bundle["value"]
+
+    def state_bundle(self, namespace: str, key: str) -> dict[str, Any]:
+        return dict(self._do(Call("GET", f"/v1/state/{namespace}/{key}")))
+
+    def verified_proof(self, tx_hash: str, genesis: Genesis) -> Proven:
+        return verify_bundle(self.proof(tx_hash), genesis)
+
+    def events(self, from_height: int | None = None) -> Iterator[dict[str, Any]]:
+        """Committed blocks with their contract events, as they happen."""
+        params = {"from_height": from_height} if from_height else None
+        try:
+            with self._http.stream(
+                "GET", "/v1/events", params=params, headers=_headers(self.identity), timeout=None
+            ) as response:
+                if response.status_code >= 300:
+                    response.read()
+                    _result(Call("GET", "/v1/events"), response)
+                yield from _sse(response.iter_lines())
+        except httpx.HTTPError as exc:
+            raise ClientError(f"event stream interrupted: {exc}") from exc
+
+
+class AsyncChainClient:
+    """Asynchronous twin of ChainClient."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        identity: Identity | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+    ) -> None:
+        self.identity = identity
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"), transport=transport, timeout=timeout_s
+        )
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> AsyncChainClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.aclose()
+
+    async def _do(self, call: Call) -> Any:
+        try:
+            response = await self._http.request(
+                call.method,
+                call.path,
+                params=call.params,
+                content=call.body,
+                headers=_headers(self.identity),
+                timeout=call.timeout_s or httpx.USE_CLIENT_DEFAULT,
+            )
+        except httpx.HTTPError as exc:
+            raise ClientError(f"cannot reach the node at {self._http.base_url}: {exc}") from exc
+        return _result(call, response)
+
+    async def status(self) -> dict[str, Any]:
+        return dict(await self._do(Call("GET", "/v1/status")))
+
+    async def submit(self, tx: Tx) -> str:
+        return str((await self._do(_submit_call(tx, False, 0)))["hash"])
+
+    async def submit_and_wait(self, tx: Tx, timeout_s: float = DEFAULT_TIMEOUT_S) -> dict[str, Any]:
+        try:
+            return dict((await self._do(_submit_call(tx, True, timeout_s)))["receipt"])
+        except ClientError as exc:
+            if exc.code != "tx_replayed":
+                raise
+        return dict((await self.tx(tx.hash))["receipt"])
+
+    async def submit_batch(self, txs: list[Tx]) -> dict[str, Any]:
+        return dict(await self._do(_batch_call(txs)))
+
+    async def tx(self, tx_hash: str) -> dict[str, Any]:
+        return dict(await self._do(Call("GET", f"/v1/txs/{tx_hash}")))
+
+    async def proof(self, tx_hash: str) -> dict[str, Any]:
+        return dict(await self._do(Call("GET", f"/v1/txs/{tx_hash}/proof")))
+
+    async def block(self, height: int | str = "latest") -> dict[str, Any]:
+        return dict(await self._do(Call("GET", f"/v1/blocks/{height}")))
+
+    async def state(self, namespace: str, key: str, *, verify_with: Genesis | None = None) -> Any:
+        bundle = dict(await self._do(Call("GET", f"/v1/state/{namespace}/{key}")))
+        if verify_with is not None:
+            verify_bundle(bundle, verify_with)
+        return bundle["value"]
+
+    async def events(self, from_height: int | None = None) -> AsyncIterator[dict[str, Any]]:
+        params = {"from_height": from_height} if from_height else None
+        try:
+            async with self._http.stream(
+                "GET", "/v1/events", params=params, headers=_headers(self.identity), timeout=None
+            ) as response:
+                if response.status_code >= 300:
+                    await response.aread()
+                    _result(Call("GET", "/v1/events"), response)
+                event: dict[str, str] = {}
+                async for line in response.aiter_lines():
+                    message = _sse_line(event, line)
+                    if message is not None:
+                        yield message
+        except httpx.HTTPError as exc:
+            raise ClientError(f"event stream interrupted: {exc}") from exc
+
+
+def _sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
+    event: dict[str, str] = {}
+    for line in lines:
+        message = _sse_line(event, line)
+        if message is not None:
+            yield message
+
+
+def _sse_line(event: dict[str, str], line: str) -> dict[str, Any] | None:
+    """Accumulate one SSE line; return a block message when an event is complete."""
+    if line.startswith(":"):
+        return None
+    if line:
+        name, _, value = line.partition(":")
+        event[name] = value.lstrip()
+        return None
+    kind, data = event.get("event", "message"), event.get("data")
+    event.clear()
+    if kind == "overflow":
+        raise ClientError("event stream dropped us for being slow; resume with from_height")
+    if kind != "block" or data is None:
+        return None
+    return dict(json.loads(data))

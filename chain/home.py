@@ -1,0 +1,176 @@
+"""On-disk layout of a suite: genesis, organisations' keys, and one home per node.
+
+DIR/genesis.json
+DIR/suite.json                      where the running suite's API is
+DIR/orgs/<org>/key.jwk              an organisation's signing key (0600)
+DIR/nodes/<name>/node.json          a node's settings
+DIR/nodes/<name>/node_key.jwk       its validator or observer key (0600)
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from chain.crypto import SigningKey, load_key, save_key
+from chain.db import sqlite_url
+from chain.errors import ChainError, GenesisError
+from chain.genesis import Genesis, load_genesis, parse_genesis
+
+DEMO_ORGS: list[dict[str, Any]] = [
+    {"id": "city-agency", "name": "City Civil Affairs Bureau", "roles": ["agency", "committee"]},
+    {
+        "id": "road-authority",
+        "name": "City Road Authority",
+        "roles": ["road_authority", "committee"],
+    },
+    {"id": "regulator", "name": "City Financial Regulator", "roles": ["regulator", "committee"]},
+    {"id": "bank-a", "name": "First City Bank", "roles": ["bank"]},
+    {"id": "bank-b", "name": "Harbour Commercial Bank", "roles": ["bank"]},
+    {"id": "sme-demo", "name": "Demo Precision Parts Co.", "roles": ["sme"]},
+    {"id": "bsn-operator", "name": "City BSN Operator", "roles": ["operator"]},
+]
+BASE_API_PORT = 8100
+
+
+class NodeSettings(BaseModel):
+    """A node's settings file (node.json)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    role: str = Field(pattern="^(validator|observer)$")
+    genesis: str = "../../genesis.json"
+    database_url: str | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=BASE_API_PORT, ge=1, le=65535)
+    block_interval_ms: int = Field(default=20, ge=0, le=60_000)
+    public_reads: bool = False
+
+
+@dataclass(frozen=True)
+class NodeHome:
+    path: Path
+    settings: NodeSettings
+
+    @property
+    def genesis_path(self) -> Path:
+        return (self.path / self.settings.genesis).resolve()
+
+    @property
+    def database_url(self) -> str:
+        return self.settings.database_url or sqlite_url(self.path / "chain.db")
+
+    def key(self) -> SigningKey:
+        return load_key(self.path / "node_key.jwk")
+
+    def genesis(self) -> Genesis:
+        return load_genesis(self.genesis_path)
+
+
+def load_node_home(path: Path) -> NodeHome:
+    config = path / "node.json"
+    if not config.is_file():
+        raise ChainError(
+            f"{path} is not a node home (no node.json); create one with `smartcity init`"
+        )
+    try:
+        settings = NodeSettings.model_validate_json(config.read_text())
+    except ValidationError as exc:
+        raise ChainError(f"{config}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
+    return NodeHome(path, settings)
+
+
+def init_suite(
+    out: Path,
+    *,
+    validators: int = 1,
+    observers: int = 0,
+    chain_id: str = "smartcity-demo",
+    api_url: str = "http://127.0.0.1:8000/chain",
+) -> Genesis:
+    """Create keys, genesis and node homes for a new chain with the demo organisations."""
+    if (out / "genesis.json").exists():
+        raise ChainError(
+            f"{out} already holds a chain (genesis.json exists); choose another folder"
+        )
+    if not 1 <= validators <= 100 or not 0 <= observers <= 100:
+        raise ChainError("use 1..100 validators and 0..100 observers")
+    out.mkdir(parents=True, exist_ok=True)
+    nodes = [("validator", i) for i in range(validators)] + [
+        ("observer", i) for i in range(observers)
+    ]
+    node_keys: dict[str, SigningKey] = {}
+    for index, (role, i) in enumerate(nodes):
+        name = f"{role}-{i}"
+        key = SigningKey.generate()
+        node_keys[name] = key
+        home = out / "nodes" / name
+        save_key(key, home / "node_key.jwk")
+        settings = NodeSettings(name=name, role=role, port=BASE_API_PORT + index)
+        (home / "node.json").write_text(
+            settings.model_dump_json(indent=2, exclude_none=True) + "\n"
+        )
+    orgs = []
+    for org in DEMO_ORGS:
+        key = SigningKey.generate()
+        save_key(key, out / "orgs" / org["id"] / "key.jwk")
+        orgs.append({**org, "keys": [key.public_hex]})
+    genesis = parse_genesis(
+        {
+            "chain_id": chain_id,
+            "genesis_time_ms": int(time.time() * 1000),
+            "validators": [
+                {"name": n, "pub_key": k.public_hex, "power": 1}
+                for n, k in node_keys.items()
+                if n.startswith("validator")
+            ],
+            "observers": [
+                {"name": n, "pub_key": k.public_hex}
+                for n, k in node_keys.items()
+                if n.startswith("observer")
+            ],
+            "organisations": orgs,
+        }
+    )
+    (out / "genesis.json").write_text(json.dumps(genesis.to_json(), indent=2) + "\n")
+    (out / "suite.json").write_text(
+        json.dumps({"chain_id": chain_id, "api_url": api_url}, indent=2) + "\n"
+    )
+    return genesis
+
+
+@dataclass(frozen=True)
+class SuiteHome:
+    """A suite folder as the CLI's client commands see it."""
+
+    path: Path
+
+    def genesis(self) -> Genesis:
+        return load_genesis(self.path / "genesis.json")
+
+    def api_url(self) -> str:
+        suite = self.path / "suite.json"
+        if not suite.is_file():
+            raise GenesisError(
+                f"{self.path} has no suite.json; is it a folder made by `smartcity init`?"
+            )
+        return str(json.loads(suite.read_text())["api_url"])
+
+    def org_key(self, org: str) -> SigningKey:
+        path = self.path / "orgs" / org / "key.jwk"
+        if not path.is_file():
+            known = (
+                sorted(p.name for p in (self.path / "orgs").glob("*"))
+                if (self.path / "orgs").is_dir()
+                else []
+            )
+            raise ChainError(
+                f"no key for organisation {org!r} in {self.path / 'orgs'}; known: {', '.join(known) or 'none'}"
+            )
+        return load_key(path)

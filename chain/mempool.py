@@ -1,0 +1,108 @@
+"""Pending transactions: de-duplicated, bounded, and persisted before they are acknowledged."""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from chain.errors import ChainError, TxRejected
+from chain.store import BlockStore
+from chain.tx import Tx, tx_from_json
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Admitted:
+    hash: str
+    duplicate: bool
+
+
+class Mempool:
+    """FIFO of checked transactions; full means 503 to the caller, never a silent drop."""
+
+    def __init__(self, store: BlockStore, *, capacity: int = 100_000) -> None:
+        self.store = store
+        self.capacity = capacity
+        self._txs: OrderedDict[str, Tx] = OrderedDict()
+        self._seq = 0
+        self._lock = threading.Lock()
+        self.not_empty = threading.Condition(self._lock)
+
+    def __len__(self) -> int:
+        return len(self._txs)
+
+    def __contains__(self, tx_hash: str) -> bool:
+        return tx_hash in self._txs
+
+    def restore(self, check: Callable[[Tx], None]) -> int:
+        """Reload persisted pending transactions after a restart, dropping those now invalid."""
+        dropped: list[str] = []
+        for body in self.store.pending():
+            tx = tx_from_json(json.loads(body))
+            try:
+                check(tx)
+            except ChainError as exc:
+                log.warning("dropping pending tx %s after restart: %s", tx.hash, exc)
+                dropped.append(tx.hash)
+                continue
+            self._txs[tx.hash] = tx
+        self.store.drop_pending(dropped)
+        self._seq = len(self._txs)
+        return len(self._txs)
+
+    def add(self, txs: Sequence[Tx]) -> list[Admitted]:
+        """Admit checked transactions; persist the new ones, then acknowledge all."""
+        with self._lock:
+            new = [tx for tx in {tx.hash: tx for tx in txs}.values() if tx.hash not in self._txs]
+            if len(self._txs) + len(new) > self.capacity:
+                raise TxRejected(
+                    "mempool_full",
+                    f"{len(self._txs)} transactions pending (capacity {self.capacity}): retry shortly",
+                    status=503,
+                )
+            entries = []
+            for tx in new:
+                self._seq += 1
+                entries.append((tx.hash, self._seq, json.dumps(tx.to_json())))
+            self.store.add_pending(entries)
+            for tx in new:
+                self._txs[tx.hash] = tx
+            if new:
+                self.not_empty.notify_all()
+        fresh = {tx.hash for tx in new}
+        return [Admitted(tx.hash, tx.hash not in fresh) for tx in txs]
+
+    def reap(self, max_txs: int, keep: Callable[[Tx], bool]) -> list[Tx]:
+        """Up to `max_txs` transactions in arrival order; those `keep` refuses are dropped."""
+        out: list[Tx] = []
+        stale: list[str] = []
+        with self._lock:
+            for digest, tx in self._txs.items():
+                if len(out) >= max_txs:
+                    break
+                if keep(tx):
+                    out.append(tx)
+                else:
+                    stale.append(digest)
+            for digest in stale:
+                del self._txs[digest]
+        if stale:
+            self.store.drop_pending(stale)
+        return out
+
+    def remove(self, hashes: Sequence[str]) -> None:
+        """Forget committed transactions (their pending rows went with the block)."""
+        with self._lock:
+            for digest in hashes:
+                self._txs.pop(digest, None)
+
+    def wait(self, timeout_s: float) -> bool:
+        with self._lock:
+            if self._txs:
+                return True
+            return self.not_empty.wait(timeout_s)

@@ -1,0 +1,235 @@
+"""A node: the ledger, its mempool, and (for now) a single validator producing blocks.
+
+The block producer runs in its own thread; callers wait for commits through thread-safe futures,
+so the same node serves the async HTTP API and synchronous embedded services.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+from chain.block import Certificate, Receipt, sign_precommit
+from chain.crypto import SigningKey
+from chain.errors import ChainError, TxRejected
+from chain.ledger import BlockResult, Ledger
+from chain.mempool import Admitted, Mempool
+from chain.tx import Tx
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Subscriber:
+    loop: asyncio.AbstractEventLoop
+    queue: asyncio.Queue[dict[str, Any] | None]
+
+
+@dataclass
+class NodeOptions:
+    block_interval_ms: int = 20
+    mempool_capacity: int = 100_000
+    max_block_txs: int | None = None
+    clock_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
+
+
+class Node:
+    """One validator's view of the chain: admit, order, execute, certify, commit, notify."""
+
+    def __init__(
+        self, ledger: Ledger, *, key: SigningKey | None, options: NodeOptions | None = None
+    ) -> None:
+        self.ledger = ledger
+        self.key = key
+        self.options = options or NodeOptions()
+        self.mempool = Mempool(ledger.store, capacity=self.options.mempool_capacity)
+        self._waiters: dict[str, list[Future[dict[str, Any]]]] = defaultdict(list)
+        self._waiters_lock = threading.Lock()
+        self._subscribers: list[Subscriber] = []
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.fatal: BaseException | None = None
+        restored = self.mempool.restore(lambda tx: self.ledger.check_tx(tx))
+        if restored:
+            log.info("restored %d pending transactions", restored)
+        if key is not None and key.public_hex not in ledger.validator_powers():
+            raise ChainError(f"key {key.public_hex[:16]}… is not a validator of {ledger.chain_id}")
+
+    # -- admission -----------------------------------------------------------------------
+
+    def submit(self, txs: Sequence[Tx]) -> list[Admitted]:
+        """Check and admit transactions; the first refusal raises with its code."""
+        for tx in txs:
+            if tx.hash not in self.mempool:
+                self.ledger.check_tx(tx)
+        return self.mempool.add(txs)
+
+    def wait_future(self, tx_hash: str) -> Future[dict[str, Any]]:
+        """A future resolved with the receipt when the transaction commits."""
+        future: Future[dict[str, Any]] = Future()
+        with self._waiters_lock:
+            self._waiters[tx_hash].append(future)
+        found = self.ledger.store.tx(tx_hash)
+        if found is not None:
+            self._resolve(tx_hash, found[2])
+        return future
+
+    def wait(self, tx_hash: str, timeout_s: float) -> dict[str, Any] | None:
+        """Block until the transaction commits; None on timeout."""
+        future = self.wait_future(tx_hash)
+        try:
+            return future.result(timeout=timeout_s)
+        except TimeoutError:
+            self._forget(tx_hash, future)
+            return None
+
+    async def wait_async(self, tx_hash: str, timeout_s: float) -> dict[str, Any] | None:
+        future = self.wait_future(tx_hash)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
+        except TimeoutError:
+            self._forget(tx_hash, future)
+            return None
+
+    def _forget(self, tx_hash: str, future: Future[dict[str, Any]]) -> None:
+        with self._waiters_lock:
+            waiters = self._waiters.get(tx_hash, [])
+            if future in waiters:
+                waiters.remove(future)
+            if not waiters:
+                self._waiters.pop(tx_hash, None)
+
+    def _resolve(self, tx_hash: str, receipt: dict[str, Any]) -> None:
+        with self._waiters_lock:
+            waiters = self._waiters.pop(tx_hash, [])
+        for future in waiters:
+            if not future.done():
+                future.set_result(receipt)
+
+    # -- events --------------------------------------------------------------------------
+
+    def subscribe(self, maxsize: int = 1000) -> Subscriber:
+        sub = Subscriber(asyncio.get_running_loop(), asyncio.Queue(maxsize))
+        self._subscribers.append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        if sub in self._subscribers:
+            self._subscribers.remove(sub)
+
+    def _publish(self, message: dict[str, Any]) -> None:
+        for sub in list(self._subscribers):
+
+            def put(sub: Subscriber = sub) -> None:
+                if sub.queue.full():
+                    # A subscriber that cannot keep up is cut off, told so, and may resume by height
+                    self.unsubscribe(sub)
+                    sub.queue.get_nowait()
+                    sub.queue.put_nowait(None)
+                else:
+                    sub.queue.put_nowait(message)
+
+            try:
+                sub.loop.call_soon_threadsafe(put)
+            except RuntimeError:  # its loop has closed
+                self.unsubscribe(sub)
+
+    # -- block production ----------------------------------------------------------------
+
+    def start(self) -> None:
+        if self.key is None or self._thread is not None:
+            return
+        self._thread = threading.Thread(target=self._run, name="block-producer", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        with self.mempool.not_empty:
+            self.mempool.not_empty.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+
+    def _run(self) -> None:
+        interval_s = self.options.block_interval_ms / 1000
+        while not self._stop.is_set():
+            if not self.mempool.wait(0.5):
+                continue
+            try:
+                self.produce_block()
+            except Exception as exc:  # storage gone or code mismatch: stop rather than diverge
+                log.exception("block production stopped")
+                self.fatal = exc
+                return
+            if interval_s:
+                self._stop.wait(interval_s)
+
+    def produce_block(self) -> BlockResult | None:
+        """Execute pending transactions as the next block, certify it and commit it."""
+        if self.key is None:
+            raise ChainError("an observer does not produce blocks")
+        ledger = self.ledger
+        height = ledger.height + 1
+        limit = self.options.max_block_txs or ledger.genesis.params.max_block_txs
+        txs = self.mempool.reap(
+            limit, lambda tx: tx.expiry_height >= height and tx.hash not in ledger.live_txs
+        )
+        if not txs:
+            return None
+        last = ledger.last_header.time_ms if ledger.last_header else ledger.genesis.genesis_time_ms
+        time_ms = max(self.options.clock_ms(), last + 1)
+        result = ledger.execute(
+            txs,
+            height=height,
+            time_ms=time_ms,
+            proposer=self.key.public_hex,
+            verified=frozenset(tx.hash for tx in txs),
+        )
+        block_hash = result.header.hash
+        sig = sign_precommit(
+            self.key, chain_id=ledger.chain_id, height=height, round_=0, block_hash=block_hash
+        )
+        ledger.commit(result, Certificate(result.header.height, 0, block_hash, [sig]))  # type: ignore[arg-type]
+        self._after_commit(result)
+        return result
+
+    def _after_commit(self, result: BlockResult) -> None:
+        self.mempool.remove([tx.hash for tx in result.txs])
+        for receipt in result.receipts:
+            self._resolve(receipt.tx, receipt.to_json())
+        self._publish(block_message(result.header.to_json(), result.header.hash, result.receipts))
+
+    def submit_and_wait(self, tx: Tx, timeout_s: float = 30) -> dict[str, Any]:
+        """Admit one transaction and wait for its receipt (embedded callers)."""
+        try:
+            self.submit([tx])
+        except TxRejected as exc:
+            if exc.code != "tx_replayed":
+                raise
+        receipt = self.wait(tx.hash, timeout_s)
+        if receipt is None:
+            raise TxRejected(
+                "commit_timeout", f"not committed within {timeout_s}s; still pending", status=504
+            )
+        return receipt
+
+
+def block_message(
+    header: dict[str, Any], block_hash: str, receipts: Sequence[Receipt]
+) -> dict[str, Any]:
+    """What the event stream says about a committed block."""
+    return {
+        "type": "block",
+        "height": header["height"],
+        "hash": block_hash,
+        "time_ms": header["time_ms"],
+        "tx_count": header["tx_count"],
+        "events": [{**e.to_json(), "tx": r.tx} for r in receipts for e in r.events],
+    }

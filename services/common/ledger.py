@@ -1,0 +1,154 @@
+"""The ledger port services use: the embedded chain in this process, or a remote node via the SDK.
+
+Both implementations honour one contract (tests/common/test_ledger_port.py runs against each):
+submit a call as an organisation and get its receipt, read state with or without proof, fetch a
+transaction's proof bundle, and resolve a key to its organisation and roles for authentication.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from chain.client import ChainClient
+from chain.crypto import SigningKey
+from chain.errors import ClientError, TxRejected
+from chain.genesis import Genesis
+from chain.node import Node
+from chain.tx import Tx, sign_tx
+
+DEFAULT_TTL_BLOCKS = 1000
+
+
+class LedgerPort(Protocol):
+    """What a service needs from the chain."""
+
+    @property
+    def genesis(self) -> Genesis: ...
+
+    def height(self) -> int: ...
+
+    def submit(self, tx: Tx, *, wait: bool = True, timeout_s: float = 30) -> dict[str, Any]: ...
+
+    def submit_many(self, txs: list[Tx]) -> list[str]: ...
+
+    def read(self, namespace: str, key: str) -> Any: ...
+
+    def state_proof(self, namespace: str, key: str) -> dict[str, Any]: ...
+
+    def tx_proof(self, tx_hash: str) -> dict[str, Any] | None: ...
+
+    def resolve_key(self, pub_key: str) -> tuple[str, frozenset[str]] | None: ...
+
+
+def call(
+    port: LedgerPort,
+    key: SigningKey,
+    contract: str,
+    method: str,
+    args: dict[str, Any],
+    *,
+    wait: bool = True,
+    ttl_blocks: int = DEFAULT_TTL_BLOCKS,
+) -> dict[str, Any]:
+    """Sign a contract call with `key` and submit it; with `wait`, return its receipt."""
+    tx = sign_tx(
+        key,
+        chain_id=port.genesis.chain_id,
+        contract=contract,
+        method=method,
+        args=args,
+        expiry_height=port.height() + ttl_blocks,
+    )
+    return port.submit(tx, wait=wait)
+
+
+class EmbeddedLedger:
+    """The chain running in this process."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    @property
+    def genesis(self) -> Genesis:
+        return self.node.ledger.genesis
+
+    def height(self) -> int:
+        return self.node.ledger.height
+
+    def submit(self, tx: Tx, *, wait: bool = True, timeout_s: float = 30) -> dict[str, Any]:
+        if wait:
+            return self.node.submit_and_wait(tx, timeout_s)
+        admitted = self.node.submit([tx])[0]
+        return {"hash": admitted.hash, "status": "duplicate" if admitted.duplicate else "pending"}
+
+    def submit_many(self, txs: list[Tx]) -> list[str]:
+        return [a.hash for a in self.node.submit(txs)]
+
+    def read(self, namespace: str, key: str) -> Any:
+        return self.node.ledger.read(namespace, key)
+
+    def state_proof(self, namespace: str, key: str) -> dict[str, Any]:
+        return self.node.ledger.state_proof(namespace, key)
+
+    def tx_proof(self, tx_hash: str) -> dict[str, Any] | None:
+        return self.node.ledger.tx_proof(tx_hash)
+
+    def resolve_key(self, pub_key: str) -> tuple[str, frozenset[str]] | None:
+        return self.node.ledger.resolve_key(pub_key)
+
+
+class RemoteLedger:
+    """A node reached over HTTP through the SDK; errors come back as the chain's own errors."""
+
+    def __init__(self, client: ChainClient, genesis: Genesis) -> None:
+        self.client = client
+        self._genesis = genesis
+
+    @property
+    def genesis(self) -> Genesis:
+        return self._genesis
+
+    def height(self) -> int:
+        return int(self.client.status()["height"])
+
+    def submit(self, tx: Tx, *, wait: bool = True, timeout_s: float = 30) -> dict[str, Any]:
+        try:
+            if wait:
+                return self.client.submit_and_wait(tx, timeout_s)
+            return {"hash": self.client.submit(tx), "status": "pending"}
+        except ClientError as exc:
+            raise _as_rejection(exc) from exc
+
+    def submit_many(self, txs: list[Tx]) -> list[str]:
+        result = self.client.submit_batch(txs)
+        for item in result["results"]:
+            if item["status"] == "rejected":
+                raise TxRejected(item["code"], item["message"])
+        return [str(item["hash"]) for item in result["results"]]
+
+    def read(self, namespace: str, key: str) -> Any:
+        return self.client.state(namespace, key)
+
+    def state_proof(self, namespace: str, key: str) -> dict[str, Any]:
+        return self.client.state_bundle(namespace, key)
+
+    def tx_proof(self, tx_hash: str) -> dict[str, Any] | None:
+        try:
+            return self.client.proof(tx_hash)
+        except ClientError as exc:
+            if exc.status in (404, 409):
+                return None
+            raise
+
+    def resolve_key(self, pub_key: str) -> tuple[str, frozenset[str]] | None:
+        record = self.client.state("membership", f"key:{pub_key}")
+        if record is None or record["status"] != "active":
+            return None
+        org = self.client.state("membership", f"org:{record['org']}")
+        if org is None or org["status"] != "active":
+            return None
+        return str(record["org"]), frozenset(org["roles"])
+
+
+def _as_rejection(exc: ClientError) -> TxRejected:
+    return TxRejected(exc.code or "node_error", str(exc), status=exc.status or 502)

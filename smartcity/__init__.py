@@ -1,0 +1,1 @@
+"""The smartcity suite: the CLI and the one-process composition of chain and services."""

@@ -1,0 +1,325 @@
+"""`smartcity`: initialise a chain, run nodes or the whole suite, anchor files, mint tokens, verify proofs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from chain import merkle
+from chain.auth import AUDIENCE_CHAIN, DEFAULT_TTL_S, MAX_TTL_S, AuthError, mint_token
+from chain.client import ChainClient, Identity
+from chain.errors import ChainError
+from chain.genesis import load_genesis
+from chain.home import SuiteHome, init_suite, load_node_home
+from chain.light import verify_bundle
+from chain.tx import sign_tx
+
+DATA = Path("data")
+HOME_OPTION = click.option(
+    "--home",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=DATA,
+    show_default=True,
+    help="The suite folder made by `smartcity init` (or `smartcity up`).",
+)
+
+
+def _fail(message: str, code: int = 1) -> None:
+    click.echo(f"error: {message}", err=True)
+    sys.exit(code)
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
+def main(verbose: bool) -> None:
+    """A city's Blockchain-based Service Network: ledger, identity, SME credit and road health."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}',
+        stream=sys.stderr,
+    )
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+
+
+@main.command()
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False, path_type=Path),
+    required=True,
+    help="Folder to create.",
+)
+@click.option("--validators", type=click.IntRange(1, 100), default=1, show_default=True)
+@click.option("--observers", type=click.IntRange(0, 100), default=0, show_default=True)
+@click.option("--chain-id", default="smartcity-demo", show_default=True)
+def init(out: Path, validators: int, observers: int, chain_id: str) -> None:
+    """Create keys, genesis and node homes, with the demo organisations of the three applications."""
+    try:
+        genesis = init_suite(out, validators=validators, observers=observers, chain_id=chain_id)
+    except ChainError as exc:
+        _fail(str(exc))
+    click.echo(f"chain {genesis.chain_id}: genesis {genesis.hash[:16]}… in {out / 'genesis.json'}")
+    for node in sorted((out / "nodes").iterdir()):
+        click.echo(f"  node home   {node}")
+    for org in genesis.organisations:
+        click.echo(
+            f"  org {org.id:<15} roles {', '.join(org.roles):<28} key {out / 'orgs' / org.id / 'key.jwk'}"
+        )
+
+
+@main.command()
+@click.option(
+    "--home",
+    "node_home",
+    type=click.Path(file_okay=False, exists=True, path_type=Path),
+    required=True,
+    help="A node home: DIR/nodes/<name> made by `smartcity init`.",
+)
+@click.option("--port", type=click.IntRange(1, 65535), default=None, help="Override the API port.")
+def node(node_home: Path, port: int | None) -> None:
+    """Run one node and its API."""
+    import uvicorn
+
+    from chain.server import open_node
+
+    try:
+        home = load_node_home(node_home)
+        running = open_node(home, database_url=os.environ.get("SMARTCITY_DATABASE_URL"))
+    except ChainError as exc:
+        _fail(str(exc))
+    listen = port or home.settings.port
+    click.echo(
+        f"{home.settings.name} ({home.settings.role}) at height {running.node.ledger.height},"
+        f" API on http://{home.settings.host}:{listen}",
+        err=True,
+    )
+    uvicorn.run(running.app, host=home.settings.host, port=listen, log_level="warning")
+
+
+@main.command()
+@click.option(
+    "--data", type=click.Path(file_okay=False, path_type=Path), default=DATA, show_default=True
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
+def up(data: Path, host: str, port: int) -> None:
+    """Run the whole suite in one process (initialising DATA on first run)."""
+    import uvicorn
+
+    from smartcity.suite import open_suite
+
+    try:
+        suite = open_suite(data, host=host, port=port)
+    except ChainError as exc:
+        _fail(str(exc))
+    genesis = suite.node.ledger.genesis
+    base = f"http://{host}:{port}"
+    click.echo(
+        ("initialised" if suite.created else "continuing")
+        + f" chain {genesis.chain_id} in {data}/ at height {suite.node.ledger.height}"
+    )
+    click.echo(f"  chain API   {base}/chain   (OpenAPI: {base}/chain/docs)")
+    click.echo(
+        f"  demo orgs   {', '.join(o.id for o in genesis.organisations)}  (keys in {data}/orgs/)"
+    )
+    click.echo(
+        f"  try         smartcity anchor README.md --as city-agency && "
+        f"smartcity verify-proof README.md.proof.json --genesis {data}/genesis.json"
+    )
+    click.echo("  stop        Ctrl-C")
+    uvicorn.run(suite.app, host=host, port=port, log_level="warning")
+
+
+@main.command()
+@HOME_OPTION
+@click.option("--as", "org", required=True, help="Organisation whose key signs the token.")
+@click.option(
+    "--audience", default=AUDIENCE_CHAIN, show_default=True, help="Service the token is for."
+)
+@click.option(
+    "--ttl",
+    type=click.IntRange(1, MAX_TTL_S),
+    default=DEFAULT_TTL_S,
+    show_default=True,
+    help="Lifetime in seconds.",
+)
+def token(home: Path, org: str, audience: str, ttl: int) -> None:
+    """Print a short-lived bearer JWT signed with ORG's registered key."""
+    try:
+        key = SuiteHome(home).org_key(org)
+        click.echo(mint_token(key, org=org, audience=audience, ttl_s=ttl))
+    except (ChainError, AuthError) as exc:
+        _fail(str(exc))
+
+
+@main.command()
+@click.argument(
+    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
+)
+@HOME_OPTION
+@click.option("--as", "org", required=True, help="Organisation that signs the anchor.")
+@click.option(
+    "--label",
+    default="notarised files",
+    show_default=True,
+    help="Label stored on the chain (never put personal data here).",
+)
+@click.option(
+    "--proof-out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Bundle file (one FILE) or folder (several); default FILE.proof.json beside each.",
+)
+@click.option("--node", "node_url", default=None, help="Node API URL (default: the suite's).")
+def anchor(
+    files: tuple[Path, ...],
+    home: Path,
+    org: str,
+    label: str,
+    proof_out: Path | None,
+    node_url: str | None,
+) -> None:
+    """Anchor files' SHA-256 hashes on the chain and save each file's proof bundle."""
+    suite = SuiteHome(home)
+    try:
+        key, genesis = suite.org_key(org), suite.genesis()
+        url = node_url or suite.api_url()
+    except ChainError as exc:
+        _fail(str(exc))
+    records = []
+    for path in files:
+        records.append(_file_hash(path))
+        click.echo(f"hashed {path} sha256:{records[-1].hex()}", err=True)
+    root = merkle.root(records).hex()
+    with ChainClient(url, identity=Identity(org, key)) as client:
+        try:
+            height = int(client.status()["height"])
+            tx = sign_tx(
+                key,
+                chain_id=genesis.chain_id,
+                contract="anchors",
+                method="anchor",
+                args={"root": root, "count": len(records), "label": label},
+                expiry_height=height + 100,
+            )
+            click.echo(
+                f"submitting anchor of {len(records)} record(s), root {root[:16]}…", err=True
+            )
+            receipt = client.submit_and_wait(tx)
+            tx_hash = tx.hash
+            if receipt["status"] != "ok":
+                if receipt["code"] != "already_anchored":
+                    _fail(f"anchor failed: {receipt['code']}: {receipt['error']}")
+                tx_hash = client.state("anchors", f"root:{root}")
+                click.echo(
+                    f"these files were already anchored by {tx_hash}; using that anchor", err=True
+                )
+            bundle = client.proof(tx_hash)
+        except ChainError as exc:
+            _fail(str(exc))
+    leaves = [merkle.leaf_hash(r) for r in records]
+    for index, path in enumerate(files):
+        record = {
+            "hash": records[index].hex(),
+            "index": index,
+            "size": len(records),
+            "path": [p.hex() for p in merkle.audit_path(leaves, index)],
+        }
+        out = _bundle_path(path, proof_out, len(files))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps({**bundle, "kind": "record", "record": record}, indent=2) + "\n")
+        proven = verify_bundle({**bundle, "kind": "record", "record": record}, genesis)
+        click.echo(f"{path}: anchored in block {proven.height}; proof {out}")
+
+
+@main.command("verify-proof")
+@click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option(
+    "--genesis",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    required=True,
+    help="The chain's genesis.json: the only thing trusted.",
+)
+@click.option(
+    "--file",
+    "file_",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="Also check the proven record is this file's SHA-256.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print what was proven as JSON.")
+def verify_proof(bundle: Path, genesis: Path, file_: Path | None, as_json: bool) -> None:
+    """Verify a proof bundle offline; exit 0 and say what it proves, or exit 1 and say why not."""
+    try:
+        trusted = load_genesis(genesis)
+    except ChainError as exc:
+        _fail(str(exc), 2)
+    try:
+        document = json.loads(bundle.read_text())
+    except (OSError, ValueError) as exc:
+        _fail(f"INVALID: {bundle} is not a JSON proof bundle: {exc}")
+    try:
+        proven = verify_bundle(document, trusted)
+    except ChainError as exc:
+        _fail(f"INVALID: {exc}")
+    if file_ is not None:
+        digest = _file_hash(file_).hex()
+        if proven.facts.get("record") != digest:
+            _fail(
+                f"INVALID: {file_} has sha256 {digest}, the bundle proves {proven.facts.get('record')}"
+            )
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "valid": True,
+                    "kind": proven.kind,
+                    "height": proven.height,
+                    "block_hash": proven.block_hash,
+                    "facts": proven.facts,
+                },
+                indent=2,
+            )
+        )
+    else:
+        click.echo(f"VALID: {proven.summary}")
+
+
+def _file_hash(path: Path) -> bytes:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.digest()
+
+
+def _bundle_path(path: Path, proof_out: Path | None, count: int) -> Path:
+    if proof_out is None:
+        return path.with_name(path.name + ".proof.json")
+    return proof_out if count == 1 else proof_out / (path.name + ".proof.json")
+
+
+def _plugins() -> None:
+    """Attach the services' command groups that are installed."""
+    groups: list[tuple[str, str]] = [
+        ("services.identity.cli", "vc"),
+        ("services.credit.cli", "credit"),
+        ("services.roadhealth.cli", "road"),
+    ]
+    import importlib
+
+    for module_name, attr in groups:
+        try:
+            group: Any = getattr(importlib.import_module(module_name), attr)
+        except (ImportError, AttributeError):
+            continue
+        main.add_command(group)
+
+
+_plugins()
