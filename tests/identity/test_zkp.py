@@ -1,0 +1,180 @@
+"""ZK predicates: honest proofs verify fast; forged, replayed, relabelled ones fail."""
+
+from __future__ import annotations
+
+import copy
+import time
+from datetime import date
+
+import pytest
+
+from services.identity import _bn254 as ec
+from services.identity import errors, zkp
+
+TODAY = date(2025, 6, 1)
+BORN_19_YEARS_AGO = date(2006, 3, 15)
+METROPOLIS = 440300
+
+
+@pytest.fixture(scope="module")
+def birth() -> tuple[str, zkp.Opening]:
+    return zkp.commit(zkp.days_since_epoch(BORN_19_YEARS_AGO))
+
+
+@pytest.fixture(scope="module")
+def age_proof(birth) -> dict:
+    commitment, opening = birth
+    return zkp.prove_age_at_least(commitment, opening, min_age_years=18, reference=TODAY,
+                                  nonce="nonce-1", context="bank.example/kyc")  # fmt: skip
+
+
+def _verify_age(proof, commitment, *, years=18, nonce="nonce-1", context="bank.example/kyc"):
+    zkp.verify_age_at_least(proof, commitment=commitment, min_age_years=years, reference=TODAY,
+                            nonce=nonce, context=context)  # fmt: skip
+
+
+def test_generators_are_independent_curve_points():
+    assert not ec.same(ec.G, ec.H)
+    assert ec.decode_point(ec.encode_point(ec.H)) is not None
+    assert ec.same(ec.hash_to_curve(b"G"), ec.G)  # deterministic: anyone can re-derive them
+
+
+def test_age_proof_verifies_within_the_time_budget(birth):
+    commitment, opening = birth
+    start = time.perf_counter()
+    proof = zkp.prove_age_at_least(commitment, opening, min_age_years=18, reference=TODAY,
+                                   nonce="n", context="")  # fmt: skip
+    proved = time.perf_counter()
+    _verify_age(proof, commitment, nonce="n", context="")
+    verified = time.perf_counter()
+    assert proved - start < 2.0
+    assert verified - proved < 2.0
+    assert str(zkp.days_since_epoch(BORN_19_YEARS_AGO)) not in str(proof)
+
+
+def test_wrong_statement_cannot_be_proven(birth):
+    commitment, opening = birth
+    with pytest.raises(errors.PredicateNotSatisfied):
+        zkp.prove_age_at_least(commitment, opening, min_age_years=21, reference=TODAY, nonce="n")
+
+
+def test_proof_relabelled_to_a_stronger_statement_fails(birth, age_proof):
+    commitment, _ = birth
+    with pytest.raises(errors.StatementMismatch):
+        _verify_age(age_proof, commitment, years=21)
+    forged = copy.deepcopy(age_proof)
+    forged["statement"]["min_age_years"] = 21
+    with pytest.raises(errors.InvalidProof):
+        _verify_age(forged, commitment, years=21)
+
+
+def test_cheating_prover_with_a_negative_gap_fails(birth):
+    commitment, opening = birth
+    # A 19-year-old claiming >= 21: the gap is negative, so its bits cannot all be 0/1 and sum up.
+    gap = zkp.days_since_epoch(zkp.age_cutoff(TODAY, 21)) - opening.value
+    assert gap < 0
+    bits = [(gap % ec.Q >> i) & 1 for i in range(zkp.AGE_BITS)]
+    statement = {"min_age_years": 21, "reference_date": TODAY.isoformat(), "bits": zkp.AGE_BITS}
+    forged = zkp._prove_bits(ec.decode_point(commitment), opening, bits, statement, "n", "")
+    with pytest.raises(errors.InvalidProof, match="add up"):
+        _verify_age(forged, commitment, years=21, nonce="n", context="")
+
+
+def test_replayed_proof_under_another_nonce_fails(birth, age_proof):
+    commitment, _ = birth
+    with pytest.raises(errors.ProofNonceMismatch):
+        _verify_age(age_proof, commitment, nonce="nonce-2")
+    with pytest.raises(errors.ProofNonceMismatch):
+        _verify_age(age_proof, commitment, context="shop.example")
+    relabelled = {**age_proof, "nonce": "nonce-2"}
+    with pytest.raises(errors.InvalidProof):
+        _verify_age(relabelled, commitment, nonce="nonce-2")
+
+
+def test_tampered_commitment_fails(age_proof):
+    other, _ = zkp.commit(zkp.days_since_epoch(date(1980, 1, 1)))
+    with pytest.raises(errors.CommitmentMismatch):
+        _verify_age(age_proof, other)
+    with pytest.raises(errors.InvalidProof):
+        _verify_age({**age_proof, "commitment": other}, other)
+
+
+@pytest.mark.parametrize("field", ["challenge", "bit_commitments", "responses"])
+def test_forged_proof_fields_fail(birth, age_proof, field):
+    commitment, _ = birth
+    forged = copy.deepcopy(age_proof)
+    if field == "challenge":
+        forged["challenge"] = ec.encode_scalar(ec.random_scalar())
+    elif field == "bit_commitments":
+        forged["bit_commitments"][0] = ec.encode_point(ec.mul_g(7))
+    else:
+        forged["responses"][3][1] = ec.encode_scalar(ec.random_scalar())
+    with pytest.raises(errors.InvalidProof):
+        _verify_age(forged, commitment)
+
+
+@pytest.mark.parametrize("bad", [
+    {"bit_commitments": ["00" * 63 + "01"] * zkp.AGE_BITS},  # not on the curve
+    {"bit_commitments": []},
+    {"responses": [["zz", "00", "00"]] * zkp.AGE_BITS},
+    {"challenge": "ff" * 32},  # not reduced mod the group order
+    {"responses": None},
+])  # fmt: skip
+def test_malformed_proofs_are_invalid(birth, age_proof, bad):
+    commitment, _ = birth
+    with pytest.raises(errors.InvalidProof):
+        _verify_age({**age_proof, **bad}, commitment)
+
+
+def test_boundary_birthdays_and_leap_days():
+    assert zkp.age_cutoff(date(2024, 2, 29), 18) == date(2006, 2, 28)
+    commitment, opening = zkp.commit(zkp.days_since_epoch(date(2006, 2, 28)))
+    proof = zkp.prove_age_at_least(commitment, opening, min_age_years=18,
+                                   reference=date(2024, 2, 28), nonce="n")  # fmt: skip
+    zkp.verify_age_at_least(proof, commitment=commitment, min_age_years=18,
+                            reference=date(2024, 2, 28), nonce="n")  # fmt: skip
+    with pytest.raises(errors.PredicateNotSatisfied):
+        zkp.prove_age_at_least(commitment, opening, min_age_years=18,
+                               reference=date(2024, 2, 27), nonce="n")  # fmt: skip
+
+
+def test_residency_proof_shows_the_city_and_nothing_else():
+    commitment, opening = zkp.commit(METROPOLIS)
+    proof = zkp.prove_residency(commitment, opening, city_code=METROPOLIS, nonce="n", context="c")
+    zkp.verify_residency(proof, commitment=commitment, city_code=METROPOLIS, nonce="n", context="c")
+    with pytest.raises(errors.StatementMismatch):
+        zkp.verify_residency(proof, commitment=commitment, city_code=110000, nonce="n", context="c")
+    with pytest.raises(errors.ProofNonceMismatch):
+        zkp.verify_residency(proof, commitment=commitment, city_code=METROPOLIS, nonce="m",
+                             context="c")  # fmt: skip
+    with pytest.raises(errors.InvalidProof):
+        zkp.verify_residency({**proof, "statement": {"city_code": 110000}}, commitment=commitment,
+                             city_code=110000, nonce="n", context="c")  # fmt: skip
+    other, _ = zkp.commit(METROPOLIS)
+    with pytest.raises(errors.CommitmentMismatch):
+        zkp.verify_residency(proof, commitment=other, city_code=METROPOLIS, nonce="n", context="c")
+    with pytest.raises(errors.InvalidProof):
+        zkp.verify_residency({**proof, "commitment": other}, commitment=other,
+                             city_code=METROPOLIS, nonce="n", context="c")  # fmt: skip
+
+
+def test_non_resident_cannot_prove_residency():
+    commitment, opening = zkp.commit(110000)
+    with pytest.raises(errors.PredicateNotSatisfied):
+        zkp.prove_residency(commitment, opening, city_code=METROPOLIS, nonce="n")
+    # Forcing it: claim the code with the real blinding; the Schnorr equation then fails.
+    fake = zkp.Opening(value=METROPOLIS, blinding=opening.blinding)
+    forged_commitment = ec.encode_point(ec.commit(fake.value, fake.blinding))
+    proof = zkp.prove_residency(forged_commitment, fake, city_code=METROPOLIS, nonce="n")
+    with pytest.raises(errors.InvalidProof):
+        zkp.verify_residency({**proof, "commitment": commitment}, commitment=commitment,
+                             city_code=METROPOLIS, nonce="n")  # fmt: skip
+
+
+def test_opening_proof():
+    commitment, opening = zkp.commit(12345)
+    proof = zkp.prove_opening(commitment, opening, nonce="n")
+    zkp.verify_opening(proof, commitment=commitment, nonce="n")
+    with pytest.raises(errors.InvalidProof):
+        zkp.verify_opening({**proof, "s_value": ec.encode_scalar(1)}, commitment=commitment,
+                           nonce="n")  # fmt: skip
