@@ -73,9 +73,7 @@ def _issue(feature: str, text: str, vm: JsonObject, sd: list[str]) -> str:
     issuers: dict[str, Callable[[], str]] = {
         "credential_jose": lambda: vc_jose.issue_credential(document, key, kid=kid),
         "presentation_jose": lambda: vc_jose.issue_presentation(document, key, kid=kid),
-        "credential_sdjwt": lambda: sd_jwt.issue_sd_credential(
-            document, key, disclose=sd, kid=kid
-        ),
+        "credential_sdjwt": lambda: sd_jwt.issue_sd_credential(document, key, disclose=sd, kid=kid),
         "presentation_sdjwt": lambda: sd_jwt.issue_sd_presentation(
             document, key, disclose=sd, kid=kid
         ),
