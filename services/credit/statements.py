@@ -8,10 +8,11 @@ A file has one row per reporting period and these columns (amounts in `currency`
                   equity, sales, net_profit
     optional      fixed_assets, inventory, receivables, cash, short_term_securities,
                   working_capital, retained_earnings, share_capital, long_term_liabilities,
-                  gross_profit, ebit, operating_profit, profit_on_sales, extraordinary_items,
+                  profit_before_tax, ebit, operating_profit, profit_on_sales, extraordinary_items,
                   interest_expense, operating_expenses, cost_of_products_sold, total_costs,
                   depreciation
 
+`profit_before_tax` is what the Polish bankruptcy ratios call "gross profit" (zysk brutto).
 `short_term_liabilities` is accepted as another name for `current_liabilities`. A rejected
 file raises `StatementError` with every problem; an accepted one comes back as a DataFrame in
 currency units (unit scale applied), sorted by period, with a `row` column naming its source row.
@@ -50,7 +51,7 @@ OPTIONAL_AMOUNTS = (
     "retained_earnings",
     "share_capital",
     "long_term_liabilities",
-    "gross_profit",
+    "profit_before_tax",
     "ebit",
     "operating_profit",
     "profit_on_sales",
