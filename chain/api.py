@@ -235,6 +235,9 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
         sub = node.subscribe()
 
         async def stream() -> AsyncIterator[dict[str, str]]:
+            # Subscribed before replaying, so nothing committed meanwhile is missed; `sent`
+            # drops what both the replay and the live queue deliver.
+            sent = (from_height or ledger.height + 1) - 1
             try:
                 if from_height is not None:
                     for h in range(from_height, ledger.height + 1):
@@ -242,28 +245,18 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
                         if found is None:
                             break
                         receipts = [Receipt.from_json(r) for _, r in ledger.store.block_txs(h)]
-                        yield {
-                            "event": "block",
-                            "id": str(h),
-                            "data": json.dumps(
-                                block_message(found[0], found[1]["block_hash"], receipts)
-                            ),
-                        }
+                        message = block_message(found[0], found[1]["block_hash"], receipts)
+                        sent = h
+                        yield {"event": "block", "id": str(h), "data": json.dumps(message)}
                 while True:
-                    message = await sub.queue.get()
-                    if message is None:
-                        yield {
-                            "event": "overflow",
-                            "data": "subscriber too slow; reconnect with from_height",
-                        }
+                    live = await sub.queue.get()
+                    if live is None:
+                        yield {"event": "overflow", "data": "subscriber too slow; reconnect with from_height"}
                         return
-                    if from_height is not None and message["height"] < from_height:
+                    if live["height"] <= sent:
                         continue
-                    yield {
-                        "event": "block",
-                        "id": str(message["height"]),
-                        "data": json.dumps(message),
-                    }
+                    sent = live["height"]
+                    yield {"event": "block", "id": str(sent), "data": json.dumps(live)}
             finally:
                 node.unsubscribe(sub)
 

@@ -13,8 +13,8 @@ from typing import Any
 
 from chain import merkle, smt
 from chain.block import Certificate, Header, verify_certificate
-from chain.encoding import EncodingError, canonical, from_hex
-from chain.errors import ProofError
+from chain.encoding import canonical, from_hex
+from chain.errors import ChainError, ProofError
 from chain.genesis import Genesis
 from chain.state import key_hash, value_hash
 from chain.tx import tx_from_json
@@ -63,7 +63,9 @@ def verify_bundle(bundle: Any, genesis: Genesis) -> Proven:
     """Verify a bundle end to end or raise ProofError saying what failed."""
     try:
         return _verify(bundle, genesis)
-    except (EncodingError, KeyError, TypeError, ValueError) as exc:
+    except ProofError:
+        raise
+    except (ChainError, KeyError, TypeError, ValueError) as exc:
         raise ProofError(f"malformed bundle: {exc}") from exc
 
 

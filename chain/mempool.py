@@ -75,7 +75,11 @@ class Mempool:
             if new:
                 self.not_empty.notify_all()
         fresh = {tx.hash for tx in new}
-        return [Admitted(tx.hash, tx.hash not in fresh) for tx in txs]
+        out = []
+        for tx in txs:
+            out.append(Admitted(tx.hash, tx.hash not in fresh))
+            fresh.discard(tx.hash)  # a second copy in the same call is a duplicate
+        return out
 
     def reap(self, max_txs: int, keep: Callable[[Tx], bool]) -> list[Tx]:
         """Up to `max_txs` transactions in arrival order; those `keep` refuses are dropped."""

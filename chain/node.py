@@ -146,6 +146,9 @@ class Node:
     def start(self) -> None:
         if self.key is None or self._thread is not None:
             return
+        if self.ledger.height == 0:
+            # Certify the genesis state at once, so every state read has a header to prove against
+            self.produce_block(allow_empty=True)
         self._thread = threading.Thread(target=self._run, name="block-producer", daemon=True)
         self._thread.start()
 
@@ -171,7 +174,7 @@ class Node:
             if interval_s:
                 self._stop.wait(interval_s)
 
-    def produce_block(self) -> BlockResult | None:
+    def produce_block(self, *, allow_empty: bool = False) -> BlockResult | None:
         """Execute pending transactions as the next block, certify it and commit it."""
         if self.key is None:
             raise ChainError("an observer does not produce blocks")
@@ -181,7 +184,7 @@ class Node:
         txs = self.mempool.reap(
             limit, lambda tx: tx.expiry_height >= height and tx.hash not in ledger.live_txs
         )
-        if not txs:
+        if not txs and not allow_empty:
             return None
         last = ledger.last_header.time_ms if ledger.last_header else ledger.genesis.genesis_time_ms
         time_ms = max(self.options.clock_ms(), last + 1)

@@ -1,0 +1,132 @@
+"""Canonical encoding, RFC 6962 Merkle trees and the sparse Merkle state tree."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import stat
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chain import merkle, smt
+from chain.crypto import SigningKey, load_key, save_key, verify
+from chain.encoding import canonical, from_hex, parse_json
+from chain.errors import EncodingError, ProofError
+from chain.state import CommittedState, key_hash, value_hash
+
+
+def test_canonical_json_follows_rfc8785() -> None:
+    # RFC 8785 section 3.2.2 sorts by UTF-16 code units and formats numbers as ECMAScript does
+    assert canonical({"b": 1, "a": [True, None, "x"]}) == b'{"a":[true,null,"x"],"b":1}'
+    assert canonical({"\u20ac": 1, "\r": 2, "1": 3}) == '{"\\r":2,"1":3,"\u20ac":1}'.encode()
+    assert canonical(1e21) == b"1e+21"
+    assert canonical(0.1) == b"0.1"
+
+
+def test_parse_json_refuses_duplicate_keys_and_nan() -> None:
+    with pytest.raises(EncodingError, match="duplicate key 'a'"):
+        parse_json(b'{"a":1,"a":2}')
+    with pytest.raises(EncodingError, match="NaN"):
+        parse_json(b'{"a":NaN}')
+
+
+def test_hex_must_be_lowercase_and_exact_length() -> None:
+    assert from_hex("00ff", 2) == b"\x00\xff"
+    with pytest.raises(EncodingError, match="lowercase hex"):
+        from_hex("00FF")
+    with pytest.raises(EncodingError, match="must be 3 bytes"):
+        from_hex("00ff", 3)
+
+
+def test_key_files_are_owner_only_and_round_trip(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    key = SigningKey.generate()
+    path = tmp_path / "org" / "key.jwk"
+    save_key(key, path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    loaded = load_key(path)
+    assert loaded.public_hex == key.public_hex
+    assert verify(key.public_hex, b"m", loaded.sign(b"m"))
+    with pytest.raises(FileExistsError):
+        save_key(key, path)
+    os.chmod(path, 0o644)
+    with pytest.raises(EncodingError, match="readable by others"):
+        load_key(path)
+
+
+def _reference_root(leaves: list[bytes]) -> bytes:
+    """RFC 6962 section 2.1, written as the RFC states it."""
+    if not leaves:
+        return hashlib.sha256(b"").digest()
+    if len(leaves) == 1:
+        return hashlib.sha256(b"\x00" + leaves[0]).digest()
+    k = 1 << ((len(leaves) - 1).bit_length() - 1)
+    return hashlib.sha256(b"\x01" + _reference_root(leaves[:k]) + _reference_root(leaves[k:])).digest()
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 3, 4, 5, 7, 8, 9, 16, 17, 31, 33])
+def test_merkle_root_and_every_audit_path(size: int) -> None:
+    leaves = [bytes([i]) * 3 for i in range(size)]
+    root = merkle.root(leaves)
+    assert root == _reference_root(leaves)
+    hashed = [merkle.leaf_hash(leaf) for leaf in leaves]
+    for index in range(size):
+        path = merkle.audit_path(hashed, index)
+        assert merkle.root_from_path(hashed[index], index, size, path) == root
+        if path:
+            with pytest.raises(ProofError):
+                merkle.root_from_path(hashed[index], index, size, [*path, path[0]])
+            assert merkle.root_from_path(hashed[index], index, size, [b"\0" * 32, *path[1:]]) != root
+        if size > 1:
+            wrong = (index + 1) % size
+            try:
+                assert merkle.root_from_path(hashed[index], wrong, size, path) != root
+            except ProofError:
+                pass
+
+
+def test_merkle_path_outside_tree_is_refused() -> None:
+    with pytest.raises(ProofError, match="outside a tree"):
+        merkle.root_from_path(b"\0" * 32, 3, 3, [])
+
+
+keys_st = st.lists(st.binary(min_size=1, max_size=6), min_size=0, max_size=40, unique=True)
+
+
+@settings(max_examples=60, deadline=None)
+@given(keys_st, keys_st, st.randoms(use_true_random=False))
+def test_sparse_tree_root_depends_only_on_contents(first: list[bytes], second: list[bytes], rnd) -> None:  # type: ignore[no-untyped-def]
+    def entry(k: bytes, tag: bytes = b"v") -> tuple[bytes, bytes]:
+        return hashlib.sha256(k).digest(), hashlib.sha256(tag + k).digest()
+
+    tree = smt.Tree()
+    for k in first:
+        tree = tree.update([entry(k)])
+    deleted = [k for k in first if rnd.random() < 0.5]
+    tree = tree.update([(entry(k)[0], None) for k in deleted])
+    tree = tree.update([entry(k, b"w") for k in second])
+    final = {entry(k)[0]: entry(k)[1] for k in first if k not in deleted}
+    final.update(dict(entry(k, b"w") for k in second))
+    assert tree.root_hash == smt.Tree.from_entries(final.items()).root_hash
+    for k in set(first) | set(second):
+        path = entry(k)[0]
+        proof = tree.prove(path)
+        assert smt.compute_root(path, proof) == tree.root_hash
+        present = proof.leaf is not None and proof.leaf.key_hash == path
+        assert present == (path in final)
+
+
+def test_state_proofs_show_presence_and_absence() -> None:
+    state = CommittedState.empty()
+    changes = {("anchors", "a"): {"x": 1}, ("anchors", "b"): "two", ("membership", "a"): [1]}
+    tree, _ = state.apply(changes)
+    state.commit(changes, tree)
+    present = state.prove("anchors", "b")
+    assert present.leaf is not None and present.leaf.value_hash == value_hash("two")
+    assert smt.compute_root(key_hash("anchors", "b"), present) == state.root
+    absent = state.prove("anchors", "zzz")
+    assert absent.leaf is None or absent.leaf.key_hash != key_hash("anchors", "zzz")
+    assert smt.compute_root(key_hash("anchors", "zzz"), absent) == state.root
+    # the same key in another namespace is another leaf
+    assert key_hash("anchors", "a") != key_hash("membership", "a")

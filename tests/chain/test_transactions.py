@@ -1,0 +1,107 @@
+"""Every way a transaction is refused at the door, each with its own code."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from chain.errors import TxRejected
+from chain.ledger import Ledger
+from chain.node import Node
+from chain.tx import MAX_TX_BYTES, Tx, decode_tx, tx_from_json
+
+ROOT = "ab" * 32
+
+
+def anchor_args(root: str = ROOT) -> dict[str, Any]:
+    return {"root": root, "count": 1, "label": "test"}
+
+
+def rejection(call: Callable[[], object]) -> TxRejected:
+    with pytest.raises(TxRejected) as caught:
+        call()
+    return caught.value
+
+
+def test_a_valid_transaction_passes_the_door(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
+    ledger.check_tx(sign(keys.agency, "anchors", "anchor", anchor_args()))
+
+
+def test_wrong_chain_id(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
+    tx = sign(keys.agency, "anchors", "anchor", anchor_args(), chain_id="other-chain")
+    err = rejection(lambda: ledger.check_tx(tx))
+    assert (err.code, err.status) == ("wrong_chain_id", 400)
+    assert "other-chain" in err.message
+
+
+def test_expired_and_too_far(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
+    assert rejection(lambda: ledger.check_tx(sign(keys.agency, "anchors", "anchor", anchor_args(), expiry_height=0))).code == "tx_expired"
+    far = sign(keys.agency, "anchors", "anchor", anchor_args(), expiry_height=10_000_000)
+    assert rejection(lambda: ledger.check_tx(far)).code == "expiry_too_far"
+
+
+def test_bad_signature(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
+    good = sign(keys.agency, "anchors", "anchor", anchor_args())
+    forged = tx_from_json({**good.to_json(), "args": anchor_args("cd" * 32)})
+    err = rejection(lambda: ledger.check_tx(forged))
+    assert (err.code, err.status) == ("bad_signature", 401)
+
+
+def test_unknown_sender(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
+    err = rejection(lambda: ledger.check_tx(sign(keys.outsider, "anchors", "anchor", anchor_args())))
+    assert (err.code, err.status) == ("unknown_sender", 403)
+
+
+def test_unknown_contract_method_and_bad_args(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
+    err = rejection(lambda: ledger.check_tx(sign(keys.agency, "lottery", "draw", {})))
+    assert err.code == "unknown_contract" and "anchors" in err.message
+    err = rejection(lambda: ledger.check_tx(sign(keys.agency, "anchors", "erase", {})))
+    assert err.code == "unknown_method" and "anchor" in err.message
+    err = rejection(lambda: ledger.check_tx(sign(keys.agency, "anchors", "anchor", {"root": "xyz", "count": 1, "label": "l"})))
+    assert err.code == "bad_args" and "root" in err.message
+    err = rejection(lambda: ledger.check_tx(sign(keys.agency, "anchors", "anchor", {**anchor_args(), "count": "1"})))
+    assert err.code == "bad_args" and "count" in err.message
+
+
+def test_malformed_and_oversize_on_the_wire(keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
+    assert rejection(lambda: decode_tx(b"{not json")).code == "tx_malformed"
+    assert rejection(lambda: decode_tx(b"[]")).code == "tx_malformed"
+    body = sign(keys.agency, "anchors", "anchor", anchor_args()).to_json()
+    missing = {k: v for k, v in body.items() if k != "nonce"}
+    assert "nonce" in rejection(lambda: decode_tx(json.dumps(missing).encode())).message
+    assert rejection(lambda: decode_tx(json.dumps({**body, "nonce": -1}).encode())).code == "tx_malformed"
+    assert rejection(lambda: decode_tx(json.dumps({**body, "sender": "AB" * 32}).encode())).code == "tx_malformed"
+    assert rejection(lambda: decode_tx(json.dumps({**body, "extra": 1}).encode())).code == "tx_malformed"
+    huge = json.dumps({**body, "args": {"blob": "x" * MAX_TX_BYTES}}).encode()
+    err = rejection(lambda: decode_tx(huge))
+    assert (err.code, err.status) == ("tx_too_large", 413)
+
+
+def test_replay_of_a_committed_transaction(node: Node, keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
+    tx = sign(keys.agency, "anchors", "anchor", anchor_args())
+    receipt = node.submit_and_wait(tx, timeout_s=10)
+    assert receipt["status"] == "ok"
+    err = rejection(lambda: node.submit([tx]))
+    assert (err.code, err.status) == ("tx_replayed", 409)
+
+
+def test_resubmitting_a_pending_transaction_is_idempotent(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
+    node = Node(ledger, key=keys.validator)  # not started: transactions stay pending
+    tx = sign(keys.agency, "anchors", "anchor", anchor_args())
+    assert [a.duplicate for a in node.submit([tx])] == [False]
+    assert [a.duplicate for a in node.submit([tx])] == [True]
+    assert len(node.mempool) == 1
+
+
+def test_a_full_mempool_refuses_with_503_and_keeps_what_it_has(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
+    from chain.node import NodeOptions
+
+    node = Node(ledger, key=keys.validator, options=NodeOptions(mempool_capacity=2))
+    node.submit([sign(keys.agency, "anchors", "anchor", anchor_args(f"{i:064x}")) for i in range(2)])
+    err = rejection(lambda: node.submit([sign(keys.agency, "anchors", "anchor", anchor_args("ee" * 32))]))
+    assert (err.code, err.status) == ("mempool_full", 503)
+    assert len(node.mempool) == 2

@@ -1,0 +1,60 @@
+"""One contract for the ledger port, run against the embedded chain and a remote node."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from chain.api import create_app
+from chain.client import ChainClient, Identity
+from chain.errors import TxRejected
+from chain.genesis import Genesis
+from chain.light import verify_bundle
+from chain.node import Node
+from chain.tx import sign_tx
+from services.common.ledger import EmbeddedLedger, LedgerPort, RemoteLedger, call
+
+
+@pytest.fixture(params=["embedded", "remote"])
+def port(request: pytest.FixtureRequest, node: Node, keys: SimpleNamespace, live_server: Callable[[Any], Any]) -> Iterator[LedgerPort]:
+    if request.param == "embedded":
+        yield EmbeddedLedger(node)
+        return
+    with live_server(create_app(node)) as server, ChainClient(
+        server.url, identity=Identity("regulator", keys.regulator)
+    ) as client:
+        yield RemoteLedger(client, node.ledger.genesis)
+
+
+def test_call_commits_and_reads_back(port: LedgerPort, keys: SimpleNamespace) -> None:
+    receipt = call(port, keys.agency, "anchors", "anchor", {"root": "ab" * 32, "count": 1, "label": "x"})
+    assert receipt["status"] == "ok"
+    assert port.read("anchors", f"root:{'ab' * 32}") == receipt["tx"]
+    assert port.height() >= 1
+
+
+def test_proofs_verify_offline(port: LedgerPort, keys: SimpleNamespace, genesis: Genesis) -> None:
+    receipt = call(port, keys.agency, "anchors", "anchor", {"root": "cd" * 32, "count": 1, "label": "x"})
+    bundle = port.tx_proof(receipt["tx"])
+    assert bundle is not None and verify_bundle(bundle, genesis).facts["tx"] == receipt["tx"]
+    assert verify_bundle(port.state_proof("anchors", f"root:{'cd' * 32}"), genesis).facts["present"]
+    assert port.tx_proof("00" * 32) is None
+
+
+def test_resolve_key_gives_org_and_roles(port: LedgerPort, keys: SimpleNamespace) -> None:
+    assert port.resolve_key(keys.bank.public_hex) == ("bank-a", frozenset({"bank"}))
+    assert port.resolve_key(keys.outsider.public_hex) is None
+
+
+def test_rejections_keep_their_code(port: LedgerPort, keys: SimpleNamespace) -> None:
+    with pytest.raises(TxRejected) as caught:
+        call(port, keys.outsider, "anchors", "anchor", {"root": "ef" * 32, "count": 1, "label": "x"})
+    assert caught.value.code == "unknown_sender"
+    tx = sign_tx(keys.agency, chain_id=port.genesis.chain_id, contract="anchors", method="anchor",
+                 args={"root": "12" * 32, "count": 1, "label": "x"}, expiry_height=port.height() + 10)
+    hashes = port.submit_many([tx])
+    assert hashes == [tx.hash]
+    assert port.submit(tx, wait=True)["status"] == "ok"

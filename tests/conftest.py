@@ -1,0 +1,161 @@
+"""Fixtures shared by every test: databases, keys, a genesis, ledgers, nodes and live servers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+import uvicorn
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from chain.crypto import SigningKey
+from chain.db import make_engine
+from chain.genesis import Genesis, parse_genesis
+from chain.ledger import Ledger
+from chain.node import Node, NodeOptions
+from chain.store import BlockStore
+from chain.tx import Tx, sign_tx
+
+CHAIN_ID = "test-chain"
+
+
+def _backends() -> list[str]:
+    """SQLite always; PostgreSQL too when SMARTCITY_DATABASE_URL points at one."""
+    url = os.environ.get("SMARTCITY_DATABASE_URL", "")
+    return ["sqlite", "postgresql"] if url.startswith("postgresql") else ["sqlite"]
+
+
+def fresh_database_url(backend: str, tmp_path: Path) -> tuple[str, Callable[[], None]]:
+    """A URL to an empty database: a SQLite file, or a new PostgreSQL schema (dropped after)."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / f'db-{uuid.uuid4().hex[:8]}.sqlite'}", lambda: None
+    base = os.environ["SMARTCITY_DATABASE_URL"]
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        admin.dispose()
+
+    return url.render_as_string(hide_password=False), drop
+
+
+@pytest.fixture(params=_backends())
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    url, drop = fresh_database_url(request.param, tmp_path)
+    yield url
+    drop()
+
+
+@pytest.fixture(scope="session")
+def keys() -> SimpleNamespace:
+    def seeded(name: str) -> SigningKey:
+        return SigningKey.from_seed(name.encode().ljust(32, b"\0")[:32])
+
+    return SimpleNamespace(
+        validator=seeded("validator"), agency=seeded("agency"), road=seeded("road"),
+        regulator=seeded("regulator"), bank=seeded("bank"), outsider=seeded("outsider"),
+    )
+
+
+@pytest.fixture(scope="session")
+def genesis(keys: SimpleNamespace) -> Genesis:
+    return parse_genesis({
+        "chain_id": CHAIN_ID,
+        "genesis_time_ms": 1_700_000_000_000,
+        "validators": [{"name": "validator-0", "pub_key": keys.validator.public_hex, "power": 1}],
+        "organisations": [
+            {"id": "city-agency", "name": "Agency", "roles": ["agency", "committee"], "keys": [keys.agency.public_hex]},
+            {"id": "road-authority", "name": "Roads", "roles": ["road_authority", "committee"],
+             "keys": [keys.road.public_hex]},
+            {"id": "regulator", "name": "Regulator", "roles": ["regulator", "committee"],
+             "keys": [keys.regulator.public_hex]},
+            {"id": "bank-a", "name": "Bank", "roles": ["bank"], "keys": [keys.bank.public_hex]},
+        ],
+    })
+
+
+@pytest.fixture
+def make_ledger(db_url: str, genesis: Genesis) -> Callable[..., Ledger]:
+    engines = []
+
+    def make(custom: Genesis | None = None) -> Ledger:
+        engine = make_engine(db_url)
+        engines.append(engine)
+        return Ledger(custom or genesis, BlockStore(engine))
+
+    yield make  # type: ignore[misc]
+    for engine in engines:
+        engine.dispose()
+
+
+@pytest.fixture
+def ledger(make_ledger: Callable[..., Ledger]) -> Ledger:
+    return make_ledger()
+
+
+@pytest.fixture
+def node(ledger: Ledger, keys: SimpleNamespace) -> Iterator[Node]:
+    running = Node(ledger, key=keys.validator, options=NodeOptions(block_interval_ms=0))
+    running.start()
+    yield running
+    running.stop()
+
+
+@pytest.fixture
+def sign() -> Callable[..., Tx]:
+    """Sign a call: sign(key, contract, method, args, expiry_height=..., chain_id=...)."""
+
+    def make(key: SigningKey, contract: str, method: str, args: dict[str, Any], *,
+             expiry_height: int = 1000, chain_id: str = CHAIN_ID, nonce: int | None = None) -> Tx:
+        return sign_tx(key, chain_id=chain_id, contract=contract, method=method, args=args,
+                       expiry_height=expiry_height, nonce=nonce)
+
+    return make
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class LiveServer:
+    """An ASGI app served by uvicorn on a loopback port in a background thread."""
+
+    def __init__(self, app: Any) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> LiveServer:
+        self.thread.start()
+        deadline = time.monotonic() + 10
+        while not self.server.started:
+            if time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@pytest.fixture
+def live_server() -> Callable[[Any], LiveServer]:
+    return LiveServer
