@@ -1,0 +1,5 @@
+"""`python -m smartcity` runs the CLI."""
+
+from smartcity.cli import main
+
+main()

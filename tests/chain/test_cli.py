@@ -1,0 +1,110 @@
+"""The CLI as a city clerk uses it: init, token, anchor a file, verify its proof offline."""
+
+from __future__ import annotations
+
+import json
+import stat
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from chain.auth import verify_token
+from chain.home import SuiteHome
+from smartcity.cli import main
+from smartcity.suite import open_suite
+
+
+def run(*args: str) -> Any:
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_init_creates_keys_genesis_and_node_homes(tmp_path: Path) -> None:
+    result = run("init", "--out", str(tmp_path / "c"), "--validators", "4", "--observers", "1")
+    assert result.exit_code == 0, result.output
+    genesis = json.loads((tmp_path / "c" / "genesis.json").read_text())
+    assert len(genesis["validators"]) == 4 and len(genesis["observers"]) == 1
+    orgs = {o["id"]: o["roles"] for o in genesis["organisations"]}
+    assert {"city-agency", "bank-a", "bank-b", "sme-demo", "road-authority", "regulator"} <= set(orgs)
+    for key in (tmp_path / "c").rglob("*.jwk"):
+        assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert (tmp_path / "c" / "nodes" / "observer-0" / "node.json").is_file()
+    again = run("init", "--out", str(tmp_path / "c"))
+    assert again.exit_code == 1 and "already holds a chain" in again.output
+
+
+def test_bad_arguments_get_clear_errors(tmp_path: Path) -> None:
+    result = run("init", "--out", str(tmp_path / "c"), "--validators", "0")
+    assert result.exit_code == 2 and "validators" in result.output
+    run("init", "--out", str(tmp_path / "c"))
+    result = run("token", "--home", str(tmp_path / "c"), "--as", "nobody")
+    assert result.exit_code == 1 and "no key for organisation 'nobody'" in result.output and "bank-a" in result.output
+    result = run("token", "--home", str(tmp_path / "c"), "--as", "bank-a", "--ttl", "99999")
+    assert result.exit_code == 2
+    result = run("node", "--home", str(tmp_path))
+    assert result.exit_code == 1 and "not a node home" in result.output
+
+
+def test_token_is_signed_by_the_registered_key(tmp_path: Path) -> None:
+    run("init", "--out", str(tmp_path / "c"))
+    result = run("token", "--home", str(tmp_path / "c"), "--as", "bank-a", "--audience", "credit")
+    genesis = SuiteHome(tmp_path / "c").genesis()
+    registered = {k: (o.id, frozenset(o.roles)) for o in genesis.organisations for k in o.keys}
+    caller = verify_token(result.output.strip(), audience="credit", resolve=registered.get)
+    assert caller.org == "bank-a" and "bank" in caller.roles
+
+
+@pytest.fixture
+def suite(tmp_path: Path, live_server: Callable[[Any], Any]) -> Iterator[tuple[Path, str]]:
+    data = tmp_path / "data"
+    running = open_suite(data)
+    with live_server(running.app) as server:
+        yield data, f"{server.url}/chain"
+
+
+def test_anchor_then_verify_proof_and_every_tampering_fails(suite: tuple[Path, str], tmp_path: Path) -> None:
+    data, url = suite
+    deed, plan = tmp_path / "deed.pdf", tmp_path / "plan.dwg"
+    deed.write_bytes(b"%PDF-1.7 title deed of parcel 42")
+    plan.write_bytes(b"site plan")
+    result = run("anchor", str(deed), str(plan), "--home", str(data), "--as", "city-agency", "--node", url,
+                 "--proof-out", str(tmp_path / "proofs"))
+    assert result.exit_code == 0, result.output
+    bundle = tmp_path / "proofs" / "deed.pdf.proof.json"
+    genesis = str(data / "genesis.json")
+    verified = run("verify-proof", str(bundle), "--genesis", genesis, "--file", str(deed))
+    assert verified.exit_code == 0 and verified.output.startswith("VALID: record ")
+    assert "of 2 records" in verified.output
+    wrong_file = run("verify-proof", str(bundle), "--genesis", genesis, "--file", str(plan))
+    assert wrong_file.exit_code == 1 and "INVALID" in wrong_file.output
+    original = bundle.read_text()
+    for field in ('"sig": "', '"block_hash": "', '"state_root": "', '"hash": "', '"root": "'):
+        at = original.index(field) + len(field)
+        tampered = original[:at] + ("0" if original[at] != "0" else "1") + original[at + 1:]
+        bundle.write_text(tampered)
+        result = run("verify-proof", str(bundle), "--genesis", genesis)
+        assert result.exit_code == 1 and result.output.startswith("error: INVALID"), field
+    bundle.write_text("not json")
+    assert run("verify-proof", str(bundle), "--genesis", genesis).exit_code == 1
+
+
+def test_anchoring_the_same_file_twice_reuses_the_first_anchor(suite: tuple[Path, str], tmp_path: Path) -> None:
+    data, url = suite
+    deed = tmp_path / "deed.txt"
+    deed.write_text("parcel 7")
+    first = run("anchor", str(deed), "--home", str(data), "--as", "bank-a", "--node", url)
+    second = run("anchor", str(deed), "--home", str(data), "--as", "bank-a", "--node", url)
+    assert first.exit_code == 0 and second.exit_code == 0
+    assert "already anchored" in second.output
+    result = run("verify-proof", str(deed) + ".proof.json", "--genesis", str(data / "genesis.json"), "--json")
+    assert json.loads(result.output)["facts"]["record"]
+
+
+def test_anchor_without_a_running_node_says_so(tmp_path: Path) -> None:
+    run("init", "--out", str(tmp_path / "c"))
+    (tmp_path / "f").write_text("x")
+    result = run("anchor", str(tmp_path / "f"), "--home", str(tmp_path / "c"), "--as", "bank-a",
+                 "--node", "http://127.0.0.1:9")
+    assert result.exit_code == 1 and "cannot reach the node" in result.output
