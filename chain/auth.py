@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from jwcrypto import jwk, jws
 from jwcrypto.common import JWException
 
-from chain.crypto import SigningKey
-from chain.encoding import EncodingError, b64url, from_b64url
+from chain.crypto import SigningKey, is_usable_public_key
+from chain.encoding import EncodingError, b64url, from_b64url, parse_json
 from chain.errors import ChainError
 
 MAX_TTL_S = 3600
@@ -97,11 +97,9 @@ def verify_token(
     registered = resolve(kid)
     if registered is None:
         raise AuthError(f"key {kid[:16]}… is not an active key registered on the chain")
-    org, roles = registered
-    if claims.get("iss") != org:
-        raise AuthError(
-            f"token claims organisation {claims.get('iss')!r} but its key belongs to {org}"
-        )
+    # Verify the signature before trusting any claim
+    if not is_usable_public_key(kid):
+        raise AuthError("token kid is not a usable Ed25519 public key")
     try:
         public = jwk.JWK(kty="OKP", crv="Ed25519", x=b64url(bytes.fromhex(kid)))
         verifier = jws.JWS()
@@ -109,10 +107,15 @@ def verify_token(
         verifier.verify(public, alg="EdDSA")
     except (JWException, ValueError) as exc:
         raise AuthError("token signature does not verify") from exc
+    org, roles = registered
+    if claims.get("iss") != org:
+        raise AuthError(
+            f"token claims organisation {claims.get('iss')!r} but its key belongs to {org}"
+        )
     # Verify the lifetime and the audience
     exp, iat = claims.get("exp"), claims.get("iat")
-    if not isinstance(exp, int) or not isinstance(iat, int):
-        raise AuthError("token must carry integer iat and exp")
+    if type(exp) is not int or type(iat) is not int or exp <= iat:
+        raise AuthError("token must carry integer iat and exp with exp after iat")
     if exp - iat > MAX_TTL_S:
         raise AuthError(f"token lifetime {exp - iat}s exceeds {MAX_TTL_S}s")
     if current > exp + LEEWAY_S:
@@ -131,8 +134,8 @@ def _unverified_parts(token: str) -> tuple[dict[str, object], dict[str, object]]
     if len(parts) != 3:
         raise AuthError("bearer token is not a compact JWS (header.payload.signature)")
     try:
-        header = json.loads(from_b64url(parts[0], field="header"))
-        claims = json.loads(from_b64url(parts[1], field="payload"))
+        header = parse_json(from_b64url(parts[0], field="header"))
+        claims = parse_json(from_b64url(parts[1], field="payload"))
     except (EncodingError, ValueError) as exc:
         raise AuthError(f"bearer token is malformed: {exc}") from exc
     if not isinstance(header, dict) or not isinstance(claims, dict):

@@ -15,6 +15,34 @@ from chain.encoding import EncodingError, b64url, from_b64url, from_hex
 
 PUBLIC_KEY_BYTES = 32
 SIGNATURE_BYTES = 64
+# Encodings of the small-order points (and their non-canonical forms): with such a key a
+# signature verifies for many messages, so nobody may register or sign with one.
+SMALL_ORDER_KEYS = frozenset(bytes.fromhex(h) for h in (
+    "0100000000000000000000000000000000000000000000000000000000000000",
+    "0100000000000000000000000000000000000000000000000000000000000080",
+    "0000000000000000000000000000000000000000000000000000000000000000",
+    "0000000000000000000000000000000000000000000000000000000000000080",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+    "eeffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05",
+    "26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a",
+    "c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa",
+))
+
+
+def is_usable_public_key(public_hex: str) -> bool:
+    """A well-formed Ed25519 public key that is not a small-order point."""
+    try:
+        raw = from_hex(public_hex, PUBLIC_KEY_BYTES)
+        Ed25519PublicKey.from_public_bytes(raw)
+    except (ValueError, EncodingError):
+        return False
+    return raw not in SMALL_ORDER_KEYS
 
 
 @dataclass(frozen=True)
@@ -61,14 +89,18 @@ class SigningKey:
         key = cls.from_seed(from_b64url(jwk["d"], field="d"))
         if "x" in jwk and from_b64url(jwk["x"], field="x").hex() != key.public_hex:
             raise EncodingError("JWK public part x does not match its private part d")
+        if "kid" in jwk and jwk["kid"] != key.public_hex:
+            raise EncodingError("JWK kid is not the key's public key hex")
         return key
 
 
 def verify(public_hex: str, message: bytes, signature: bytes) -> bool:
     """True when `signature` is a valid Ed25519 signature of `message` by `public_hex`."""
     try:
-        key = Ed25519PublicKey.from_public_bytes(from_hex(public_hex, PUBLIC_KEY_BYTES))
-        key.verify(signature, message)
+        raw = from_hex(public_hex, PUBLIC_KEY_BYTES)
+        if raw in SMALL_ORDER_KEYS:
+            return False
+        Ed25519PublicKey.from_public_bytes(raw).verify(signature, message)
     except (InvalidSignature, ValueError, EncodingError):
         return False
     return True

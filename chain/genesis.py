@@ -10,13 +10,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from chain.block import validators_hash
 from chain.contracts import governance, membership
+from chain.crypto import is_usable_public_key
 from chain.encoding import hash_json
 from chain.errors import GenesisError
 from chain.state import CommittedState, Overlay, StateView
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class ValidatorEntry(_Model):
@@ -66,6 +67,9 @@ class Genesis(_Model):
     @model_validator(mode="after")
     def distinct(self) -> Genesis:
         keys = [v.pub_key for v in self.validators] + [o.pub_key for o in self.observers]
+        for pub in keys + [k for o in self.organisations for k in o.keys]:
+            if not is_usable_public_key(pub):
+                raise ValueError(f"{pub[:16]}… is not a usable Ed25519 public key")
         if len(set(keys)) != len(keys):
             raise ValueError("validators and observers must have distinct keys")
         if len({o.id for o in self.organisations}) != len(self.organisations):

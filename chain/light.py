@@ -65,7 +65,7 @@ def verify_bundle(bundle: Any, genesis: Genesis) -> Proven:
         return _verify(bundle, genesis)
     except ProofError:
         raise
-    except (ChainError, KeyError, TypeError, ValueError) as exc:
+    except (ChainError, KeyError, TypeError, ValueError, IndexError) as exc:
         raise ProofError(f"malformed bundle: {exc}") from exc
 
 
@@ -78,7 +78,7 @@ def _verify(bundle: Any, genesis: Genesis) -> Proven:
         raise ProofError(f"unknown bundle kind {kind!r}; expected one of {sorted(_FIELDS)}")
     if set(bundle) != _FIELDS[kind]:
         raise ProofError(f"a {kind} bundle has exactly the fields {sorted(_FIELDS[kind])}")
-    if bundle["version"] != BUNDLE_VERSION:
+    if type(bundle["version"]) is not int or bundle["version"] != BUNDLE_VERSION:
         raise ProofError(f"unsupported bundle version {bundle['version']!r}")
     if bundle["chain_id"] != genesis.chain_id:
         raise ProofError(
@@ -180,6 +180,8 @@ def _verify_state(bundle: dict[str, Any], header: Header) -> Proven:
     proof_json = bundle["state_proof"]
     if not isinstance(proof_json, dict) or set(proof_json) != {"siblings", "leaf"}:
         raise ProofError("state_proof must have siblings and leaf")
+    if not isinstance(proof_json["siblings"], list) or len(proof_json["siblings"]) > smt.KEY_BITS:
+        raise ProofError(f"state_proof siblings must be a list of at most {smt.KEY_BITS}")
     siblings = [from_hex(s, 32, field="sibling") for s in proof_json["siblings"]]
     leaf_json = proof_json["leaf"]
     leaf = None
@@ -217,7 +219,9 @@ def _verify_state(bundle: dict[str, Any], header: Header) -> Proven:
 
 
 def _check_path(leaf_data: bytes, proof: Any, root_hex: str, size: int, what: str) -> None:
-    if not isinstance(proof, dict) or set(proof) - {"hash"} != {"index", "size", "path"}:
+    if not isinstance(proof, dict) or set(proof) - {"hash"} != {"index", "size", "path"} or (
+        what != "record" and "hash" in proof
+    ):
         raise ProofError(f"{what} proof must have index, size, path")
     index, proof_size = proof["index"], proof["size"]
     if not all(isinstance(v, int) and not isinstance(v, bool) for v in (index, proof_size, size)):
@@ -227,6 +231,8 @@ def _check_path(leaf_data: bytes, proof: Any, root_hex: str, size: int, what: st
         raise ProofError(
             f"{what} proof is for a tree of {proof_size}, the committed tree has {size}"
         )
+    if not isinstance(proof["path"], list):
+        raise ProofError(f"{what} proof path must be a list")
     path = [from_hex(p, 32, field=f"{what} path") for p in proof["path"]]
     computed = merkle.root_from_path(merkle.leaf_hash(leaf_data), index, size, path)
     if computed != from_hex(root_hex, 32, field=f"{what} root"):

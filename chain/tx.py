@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -133,7 +134,14 @@ def tx_from_json(value: Any) -> Tx:
         from_hex(value["sig"], SIGNATURE_BYTES, field="sig")
     except EncodingError as exc:
         raise TxRejected("tx_malformed", str(exc)) from exc
-    tx = Tx(**value)
-    if len(tx.encode()) > MAX_TX_BYTES:
+    try:
+        # The canonical form is what everyone signs and hashes; execute exactly that (so 3.0
+        # and 3, which canonicalise alike, can never run differently on two nodes).
+        args = json.loads(canonical(value["args"]))
+        tx = Tx(**{**value, "args": args})
+        encoded = tx.encode()
+    except EncodingError as exc:
+        raise TxRejected("tx_malformed", str(exc)) from exc
+    if len(encoded) > MAX_TX_BYTES:
         raise TxRejected("tx_too_large", f"canonical form exceeds {MAX_TX_BYTES} bytes", status=413)
     return tx

@@ -216,7 +216,7 @@ def anchor(
             if receipt["status"] != "ok":
                 if receipt["code"] != "already_anchored":
                     _fail(f"anchor failed: {receipt['code']}: {receipt['error']}")
-                tx_hash = client.state("anchors", f"root:{root}")
+                tx_hash = client.state("anchors", f"root:{org}:{root}")
                 click.echo(
                     f"these files were already anchored by {tx_hash}; using that anchor", err=True
                 )

@@ -16,6 +16,11 @@ MAX_METADATA_BYTES = 4096
 MAX_RECORDS = 10_000_000
 
 
+def root_key(org: str, root: str) -> str:
+    """State key of an organisation's anchor of a root: its value is the anchoring tx hash."""
+    return f"root:{org}:{root}"
+
+
 class AnchorArgs(Args):
     root: str = Field(pattern=r"^[0-9a-f]{64}$")
     count: int = Field(ge=1, le=MAX_RECORDS)
@@ -38,8 +43,9 @@ class Anchors(Contract):
 
     @method(AnchorArgs)
     def anchor(self, ctx: Context, state: StateView, args: AnchorArgs) -> None:
-        # Verify the root is not anchored yet
-        first = state.get(f"root:{args.root}")
+        # Verify this organisation has not anchored the root yet (keyed per organisation, so
+        # nobody can claim another's root by anchoring it first)
+        first = state.get(root_key(ctx.sender_org, args.root))
         if first is not None:
             raise ContractError("already_anchored", f"root already anchored by transaction {first}")
         state.put(
@@ -53,5 +59,5 @@ class Anchors(Contract):
                 "height": ctx.height,
             },
         )
-        state.put(f"root:{args.root}", ctx.tx_hash)
+        state.put(root_key(ctx.sender_org, args.root), ctx.tx_hash)
         ctx.emit("anchored", batch=ctx.tx_hash, root=args.root, count=args.count, label=args.label)

@@ -6,6 +6,7 @@ from typing import Any
 
 from pydantic import Field
 
+from chain.crypto import is_usable_public_key
 from chain.contracts.framework import Args, Context, Contract, method
 from chain.errors import ContractError
 from chain.state import StateView
@@ -28,6 +29,11 @@ class KeyArgs(Args):
     pub_key: str = Field(pattern=PUB_KEY)
 
 
+def require_usable_key(pub_key: str) -> None:
+    if not is_usable_public_key(pub_key):
+        raise ContractError("bad_key", f"{pub_key[:16]}… is not a usable Ed25519 public key")
+
+
 def get_org(state: StateView, org_id: str) -> dict[str, Any] | None:
     value: dict[str, Any] | None = state.read(NAMESPACE, org_key(org_id))
     return value
@@ -48,7 +54,9 @@ def admit_org(
     view: StateView, *, org_id: str, name: str, roles: list[str], keys: list[str], height: int
 ) -> None:
     """Register an organisation with its keys (genesis and governance only)."""
-    # Verify neither the organisation nor any key exists yet
+    # Verify every key is usable and neither the organisation nor any key exists yet
+    for pub in keys:
+        require_usable_key(pub)
     if view.get(org_key(org_id)) is not None:
         raise ContractError("org_exists", f"organisation {org_id} already exists")
     for pub in keys:
@@ -86,7 +94,8 @@ class Membership(Contract):
 
     @method(KeyArgs)
     def add_key(self, ctx: Context, state: StateView, args: KeyArgs) -> None:
-        # Verify the key is new
+        # Verify the key is usable and new
+        require_usable_key(args.pub_key)
         if state.get(key_key(args.pub_key)) is not None:
             raise ContractError("key_exists", f"key {args.pub_key[:16]}… is already registered")
         org = state.get(org_key(ctx.sender_org))

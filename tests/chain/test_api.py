@@ -57,7 +57,7 @@ def test_submit_wait_receipt_block_and_proof(client: ChainClient, keys: SimpleNa
 def test_verified_state_reads(client: ChainClient, keys: SimpleNamespace, sign: Callable[..., Tx], genesis: Genesis) -> None:
     tx = anchor(sign, keys.agency)
     client.submit_and_wait(tx)
-    assert client.state("anchors", f"root:{ROOT}", verify_with=genesis) == tx.hash
+    assert client.state("anchors", f"root:city-agency:{ROOT}", verify_with=genesis) == tx.hash
     assert client.state("anchors", "root:none", verify_with=genesis) is None
     org = client.state("membership", "org:bank-a", verify_with=genesis)
     assert org["roles"] == ["bank"]
@@ -136,7 +136,7 @@ def test_async_client(server: Any, keys: SimpleNamespace, sign: Callable[..., Tx
         async with AsyncChainClient(server.url, identity=Identity("bank-a", keys.bank)) as client:
             tx = anchor(sign, keys.bank, "0a" * 32)
             receipt = await client.submit_and_wait(tx)
-            assert await client.state("anchors", f"root:{'0a' * 32}", verify_with=genesis) == tx.hash
+            assert await client.state("anchors", f"root:bank-a:{'0a' * 32}", verify_with=genesis) == tx.hash
             async for message in client.events(from_height=receipt["height"]):
                 return message
         raise AssertionError("no event")
@@ -150,3 +150,22 @@ def test_openapi_documents_every_endpoint(server: Any) -> None:
     for path in ["/v1/txs", "/v1/txs/batch", "/v1/txs/{tx_hash}", "/v1/txs/{tx_hash}/proof",
                  "/v1/blocks/{height}", "/v1/state/{namespace}/{key}", "/v1/status", "/v1/validators", "/v1/events"]:
         assert path in paths
+
+
+def test_tokens_with_odd_lifetimes_or_duplicate_claims_are_refused(keys: SimpleNamespace) -> None:
+    import base64
+
+    from chain.auth import AuthError, verify_token
+
+    registered = {keys.bank.public_hex: ("bank-a", frozenset({"bank"}))}.get
+    token = mint_token(keys.bank, org="bank-a", audience="chain")
+    header, payload, sig = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=="))
+    for bad in ({**claims, "exp": claims["iat"]}, {**claims, "exp": True}):
+        forged_payload = base64.urlsafe_b64encode(json.dumps(bad).encode()).rstrip(b"=").decode()
+        with pytest.raises(AuthError):
+            verify_token(f"{header}.{forged_payload}.{sig}", audience="chain", resolve=registered)
+    duplicated = json.dumps(claims)[:-1] + ', "aud": "chain"}'
+    dup_payload = base64.urlsafe_b64encode(duplicated.encode()).rstrip(b"=").decode()
+    with pytest.raises(AuthError, match="duplicate"):
+        verify_token(f"{header}.{dup_payload}.{sig}", audience="chain", resolve=registered)

@@ -27,7 +27,7 @@ def bundles(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]) -> d
     anchor = sign(keys.agency, "anchors", "anchor", {"root": root, "count": len(RECORDS), "label": "deeds",
                                                       "metadata": {"office": "north"}})
     other = sign(keys.bank, "anchors", "anchor", {"root": "cd" * 32, "count": 1, "label": "x"})
-    failed = sign(keys.bank, "anchors", "anchor", {"root": root, "count": 5, "label": "dup"})
+    failed = sign(keys.agency, "anchors", "anchor", {"root": root, "count": 5, "label": "dup"})
     commit(ledger, keys.validator, [other, anchor, failed])
     tx_bundle = ledger.tx_proof(anchor.hash)
     assert tx_bundle is not None
@@ -40,7 +40,7 @@ def bundles(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]) -> d
         "tx": tx_bundle,
         "failed_tx": failed_bundle,
         "record": {**tx_bundle, "kind": "record", "record": record},
-        "state": ledger.state_proof("anchors", f"root:{root}"),
+        "state": ledger.state_proof("anchors", f"root:city-agency:{root}"),
         "absent": ledger.state_proof("anchors", "root:nothing"),
     }
 

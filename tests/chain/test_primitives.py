@@ -130,3 +130,29 @@ def test_state_proofs_show_presence_and_absence() -> None:
     assert smt.compute_root(key_hash("anchors", "zzz"), absent) == state.root
     # the same key in another namespace is another leaf
     assert key_hash("anchors", "a") != key_hash("membership", "a")
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(),
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=6), children, max_size=4),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(json_values)
+def test_fast_canonical_path_matches_rfc8785(value: object) -> None:
+    import rfc8785
+
+    try:
+        expected = rfc8785.dumps(value)
+    except rfc8785.CanonicalizationError:
+        with pytest.raises(EncodingError):
+            canonical(value)
+        return
+    assert canonical(value) == expected
+
+
+def test_canonical_keys_beyond_the_bmp_sort_by_utf16_units() -> None:
+    value = {"\U0001f600": 1, "\ufb01": 2}
+    assert canonical(value) == '{"\U0001f600":1,"\ufb01":2}'.encode()

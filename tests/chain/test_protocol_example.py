@@ -125,8 +125,8 @@ def build_example() -> dict[str, str]:
         "path": [p.hex() for p in merkle.audit_path(leaves, RECORD_INDEX)],
     }
     record_bundle = {**tx_bundle, "kind": "record", "record": record}
-    present = ledger.state_proof("anchors", f"root:{root}")
-    absent = ledger.state_proof("anchors", "root:" + "00" * 32)
+    present = ledger.state_proof("anchors", f"root:city-works:{root}")
+    absent = ledger.state_proof("anchors", "root:city-works:" + "00" * 32)
 
     genesis_state = [
         f"{ns}/{key} = {rfc8785.dumps(value).decode()}"

@@ -105,3 +105,37 @@ def test_a_full_mempool_refuses_with_503_and_keeps_what_it_has(ledger: Ledger, k
     err = rejection(lambda: node.submit([sign(keys.agency, "anchors", "anchor", anchor_args("ee" * 32))]))
     assert (err.code, err.status) == ("mempool_full", 503)
     assert len(node.mempool) == 2
+
+
+def test_wire_oddities_are_malformed_not_crashes(keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
+    body = sign(keys.agency, "anchors", "anchor", anchor_args()).to_json()
+    huge_int = json.dumps({**body, "args": {**body["args"], "count": 2**60}}).encode()
+    assert rejection(lambda: decode_tx(huge_int)).code == "tx_malformed"
+    assert rejection(lambda: decode_tx(json.dumps(body).encode("utf-16"))).code == "tx_malformed"
+    assert rejection(lambda: decode_tx(b"\xef\xbb\xbf" + json.dumps(body).encode())).code == "tx_malformed"
+    lone = json.dumps({**body, "args": {"label": "\ud800"}}).encode()
+    assert rejection(lambda: decode_tx(lone)).code == "tx_malformed"
+
+
+def test_args_execute_in_their_canonical_form(keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
+    body = sign(keys.agency, "anchors", "anchor", anchor_args()).to_json()
+    as_float = json.loads(json.dumps(body).replace('"count": 1', '"count": 1.0'))
+    tx = tx_from_json(as_float)
+    assert tx.args["count"] == 1 and isinstance(tx.args["count"], int)
+    assert tx.has_valid_signature()
+
+
+def test_small_order_keys_can_never_sign_or_be_registered(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
+    from chain.crypto import verify
+    from chain.genesis import parse_genesis
+    from chain.errors import GenesisError
+
+    identity = "01" + "00" * 31
+    assert not verify(identity, b"anything", bytes.fromhex("01" + "00" * 63))
+    with pytest.raises(GenesisError, match="usable Ed25519"):
+        parse_genesis({"chain_id": "x-chain", "genesis_time_ms": 0,
+                       "validators": [{"name": "v", "pub_key": identity}]})
+    node = Node(ledger, key=keys.validator)
+    node.submit([sign(keys.bank, "membership", "add_key", {"pub_key": identity})])
+    receipt = node.produce_block()
+    assert receipt is not None and receipt.receipts[0].code == "bad_key"

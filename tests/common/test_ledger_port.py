@@ -32,7 +32,7 @@ def port(request: pytest.FixtureRequest, node: Node, keys: SimpleNamespace, live
 def test_call_commits_and_reads_back(port: LedgerPort, keys: SimpleNamespace) -> None:
     receipt = call(port, keys.agency, "anchors", "anchor", {"root": "ab" * 32, "count": 1, "label": "x"})
     assert receipt["status"] == "ok"
-    assert port.read("anchors", f"root:{'ab' * 32}") == receipt["tx"]
+    assert port.read("anchors", f"root:city-agency:{'ab' * 32}") == receipt["tx"]
     assert port.height() >= 1
 
 
@@ -40,7 +40,7 @@ def test_proofs_verify_offline(port: LedgerPort, keys: SimpleNamespace, genesis:
     receipt = call(port, keys.agency, "anchors", "anchor", {"root": "cd" * 32, "count": 1, "label": "x"})
     bundle = port.tx_proof(receipt["tx"])
     assert bundle is not None and verify_bundle(bundle, genesis).facts["tx"] == receipt["tx"]
-    assert verify_bundle(port.state_proof("anchors", f"root:{'cd' * 32}"), genesis).facts["present"]
+    assert verify_bundle(port.state_proof("anchors", f"root:city-agency:{'cd' * 32}"), genesis).facts["present"]
     assert port.tx_proof("00" * 32) is None
 
 
