@@ -1,0 +1,121 @@
+"""A trained credit model: PD from calibrated gradient boosting, reasons from the scorecard.
+
+The probability of default comes from the calibrated `HistGradientBoostingClassifier` (the
+accurate model). Reason codes come from the calibrated WOE logistic scorecard trained on the
+same rows: for each SME, the features whose weight-of-evidence contribution pushed the log-odds
+of default up the most, in score points. Both models see exactly the same features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from services.credit import features as feature_table
+from services.credit.errors import FeatureMismatchError
+from services.credit.metrics import validation_report
+from services.credit.rating import Rating, ReasonCode, ScoreScale, grades
+from services.credit.scorecard import contributions
+
+FloatArray = npt.NDArray[np.float64]
+TOP_REASONS = 4
+
+
+@dataclass(frozen=True)
+class CreditModel:
+    """A loaded, hash-verified model version ready to rate SMEs."""
+
+    gbm: Any
+    scorecard: Any
+    metadata: dict[str, Any]
+    sha256: str
+    scale: ScoreScale = field(default_factory=ScoreScale)
+
+    @property
+    def feature_names(self) -> list[str]:
+        """The model's feature columns, in order."""
+        return list(self.metadata["feature_names"])
+
+    def matrix(self, frame: pd.DataFrame) -> FloatArray:
+        """Return the frame's features in model order, or raise `FeatureMismatchError`."""
+        expected = self.feature_names
+        missing = [c for c in expected if c not in frame.columns]
+        extra = [str(c) for c in frame.columns if c not in set(expected)]
+        if missing or extra:
+            raise FeatureMismatchError(_mismatch_message(missing, extra, len(expected)))
+        values = frame[expected].apply(pd.to_numeric, errors="coerce").to_numpy(dtype=np.float64)
+        return np.where(np.isinf(values), np.nan, values)
+
+    def predict_pd(self, frame: pd.DataFrame) -> FloatArray:
+        """Return the calibrated probability of default of each row."""
+        return np.asarray(self.gbm.predict_proba(self.matrix(frame))[:, 1], dtype=np.float64)
+
+    def predict_scorecard_pd(self, frame: pd.DataFrame) -> FloatArray:
+        """Return the calibrated scorecard's probability of default (the explainable model)."""
+        return np.asarray(self.scorecard.predict_proba(self.matrix(frame))[:, 1], dtype=np.float64)
+
+    def rate_many(self, frame: pd.DataFrame, *, top_reasons: int = TOP_REASONS) -> list[Rating]:
+        """Rate every row of a feature frame."""
+        values = self.matrix(frame)
+        pd_values = np.asarray(self.gbm.predict_proba(values)[:, 1], dtype=np.float64)
+        scores = self.scale.scores(pd_values)
+        graded = grades(pd_values)
+        reasons = self._reasons(values, top_reasons)
+        return [
+            Rating(float(p), round(float(s), 1), str(g), r, self.sha256, self.scale)
+            for p, s, g, r in zip(pd_values, scores, graded, reasons, strict=True)
+        ]
+
+    def rate(
+        self, features: Mapping[str, float | None], *, top_reasons: int = TOP_REASONS
+    ) -> Rating:
+        """Rate one SME from a mapping of feature name to value (None for missing)."""
+        row = {k: (np.nan if v is None else v) for k, v in features.items()}
+        return self.rate_many(pd.DataFrame([row]), top_reasons=top_reasons)[0]
+
+    def rate_statements(self, statements: pd.DataFrame) -> Rating:
+        """Rate an SME on its latest period of validated statements (Polish-ratio models only)."""
+        attributes = feature_table.polish_attributes(statements)
+        return self.rate_many(attributes.iloc[[-1]].reset_index(drop=True))[0]
+
+    def evaluate(self, frame: pd.DataFrame, labels: npt.NDArray[np.int_]) -> dict[str, Any]:
+        """Return the validation report of this model on labelled rows."""
+        return validation_report(labels, self.predict_pd(frame))
+
+    def _reasons(self, values: FloatArray, top: int) -> list[tuple[ReasonCode, ...]]:
+        pipeline = self.scorecard.calibrated_classifiers_[0].estimator
+        points = contributions(pipeline, values) * self.scale.factor
+        order = np.argsort(-points, axis=1, kind="stable")[:, :top]
+        names = self.feature_names
+        described = [feature_table.describe_feature(n) for n in names]
+        out = []
+        for i, row in enumerate(order):
+            codes = [
+                ReasonCode(
+                    feature=names[j],
+                    description=described[j][0],
+                    category=described[j][1],
+                    value=None if np.isnan(values[i, j]) else float(values[i, j]),
+                    points=round(float(-points[i, j]), 2),
+                )
+                for j in row
+                if points[i, j] > 0
+            ]
+            out.append(tuple(codes))
+        return out
+
+
+def _mismatch_message(missing: list[str], extra: list[str], n_expected: int) -> str:
+    parts = [f"features do not match the model ({n_expected} features)"]
+    if missing:
+        parts.append(f"missing: {', '.join(missing[:10])}{' ...' if len(missing) > 10 else ''}")
+    if extra:
+        parts.append(
+            f"not in the model: {', '.join(extra[:10])}{' ...' if len(extra) > 10 else ''}"
+        )
+    return "; ".join(parts)
