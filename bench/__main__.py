@@ -1,7 +1,7 @@
 """`make bench`: run every benchmark module's `run()` and print one JSON object per result.
 
-    python -m bench                 all modules
-    python -m bench chain_core      only the named modules
+python -m bench                 all modules
+python -m bench chain_core      only the named modules
 """
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ import bench
 
 def main(argv: list[str]) -> int:
     wanted = set(argv)
-    names = sorted(m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_"))
+    names = sorted(
+        m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_")
+    )
     unknown = wanted - set(names)
     if unknown:
         print(f"unknown benchmark modules {sorted(unknown)}; have {names}", file=sys.stderr)
@@ -32,7 +34,12 @@ def main(argv: list[str]) -> int:
         started = time.perf_counter()
         module = importlib.import_module(f"bench.{name}")
         for result in module.run():
-            record = {"module": name, **result, "machine": platform.machine(), "python": platform.python_version()}
+            record = {
+                "module": name,
+                **result,
+                "machine": platform.machine(),
+                "python": platform.python_version(),
+            }
             results.append(record)
             print(json.dumps(record), flush=True)
         print(f"bench.{name} took {time.perf_counter() - started:.1f}s", file=sys.stderr)

@@ -10,14 +10,13 @@ from pydantic import BaseModel
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 
+from chain.auth import AUDIENCE_CHAIN as AUDIENCE
 from chain.auth import AuthError, Caller, verify_token
 from chain.block import Receipt
-from chain.encoding import EncodingError, parse_json
-from chain.errors import ChainError, ProofError, StorageError, TxRejected
+from chain.encoding import parse_json
+from chain.errors import ChainError, EncodingError, ProofError, StorageError, TxRejected
 from chain.node import Node, block_message
 from chain.tx import MAX_TX_BYTES, decode_tx, tx_from_json
-
-from chain.auth import AUDIENCE_CHAIN as AUDIENCE
 
 MAX_BATCH = 10_000
 MAX_BATCH_BYTES = 32 * 1024 * 1024
@@ -96,7 +95,7 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
     app = FastAPI(
         title="smartcity chain node",
         version="1",
-        description="Submit transactions, read blocks, receipts, state and offline-verifiable proofs.",
+        description="Submit transactions; read blocks, receipts, state and verifiable proofs.",
     )
     ledger = node.ledger
 
@@ -181,7 +180,7 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
 
     @app.get("/v1/txs/{tx_hash}/proof", responses={404: {"model": ErrorBody}})
     def get_tx_proof(tx_hash: str, _caller: Reader) -> Any:
-        """The proof bundle of a committed transaction: verify it offline with `smartcity verify-proof`."""
+        """A committed transaction's proof bundle (check it with `smartcity verify-proof`)."""
         bundle = ledger.tx_proof(tx_hash)
         if bundle is None:
             if tx_hash in node.mempool:
@@ -251,7 +250,10 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
                 while True:
                     live = await sub.queue.get()
                     if live is None:
-                        yield {"event": "overflow", "data": "subscriber too slow; reconnect with from_height"}
+                        yield {
+                            "event": "overflow",
+                            "data": "subscriber too slow; reconnect with from_height",
+                        }
                         return
                     if live["height"] <= sent:
                         continue

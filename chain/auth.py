@@ -16,8 +16,8 @@ from jwcrypto import jwk, jws
 from jwcrypto.common import JWException
 
 from chain.crypto import SigningKey, is_usable_public_key
-from chain.encoding import EncodingError, b64url, from_b64url, parse_json
-from chain.errors import ChainError
+from chain.encoding import b64url, from_b64url, parse_json
+from chain.errors import ChainError, EncodingError
 
 MAX_TTL_S = 3600
 DEFAULT_TTL_S = 300
@@ -44,7 +44,8 @@ class Caller:
         """Refuse (403) a caller whose organisation holds none of `roles`."""
         if not self.roles.intersection(roles):
             raise AuthError(
-                f"organisation {self.org} lacks role {' or '.join(roles)} (it has {sorted(self.roles) or 'none'})",
+                f"organisation {self.org} lacks role {' or '.join(roles)}"
+                f" (it has {sorted(self.roles) or 'none'})",
                 status=403,
             )
 

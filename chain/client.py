@@ -84,7 +84,7 @@ def _batch_call(txs: list[Tx]) -> Call:
 
 
 class ChainClient:
-    """Synchronous client; pass `transport=httpx.MockTransport(...)` or an ASGI transport in tests."""
+    """Synchronous client; tests may pass `transport=httpx.MockTransport(...)`."""
 
     def __init__(
         self,

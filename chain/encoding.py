@@ -16,7 +16,9 @@ _HEX = re.compile(r"[0-9a-f]*")
 
 
 _SAFE_INT = 2**53 - 1
-_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False).encode
+_dumps = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+).encode
 
 
 def canonical(value: Any) -> bytes:

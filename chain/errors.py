@@ -53,7 +53,7 @@ class GenesisError(ChainError):
 
 
 class ClientError(ChainError):
-    """The SDK could not complete a call; `status` and `code` come from the node when it answered."""
+    """The SDK could not complete a call; `status` and `code` are the node's when it answered."""
 
     def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
         super().__init__(message)

@@ -171,6 +171,7 @@ class SuiteHome:
                 else []
             )
             raise ChainError(
-                f"no key for organisation {org!r} in {self.path / 'orgs'}; known: {', '.join(known) or 'none'}"
+                f"no key for organisation {org!r} in {self.path / 'orgs'};"
+                f" known: {', '.join(known) or 'none'}"
             )
         return load_key(path)

@@ -219,7 +219,7 @@ class Ledger:
     def _check_in_block(
         self, tx: Tx, height: int, seen: set[str], verified: frozenset[str]
     ) -> None:
-        """Rules whose breach makes the whole block invalid: the proposer's fault, not the sender's."""
+        """Rules whose breach invalidates the block: the proposer's fault, not the sender's."""
         digest = tx.hash
         if tx.chain_id != self.chain_id:
             raise InvalidBlock(f"tx {digest} is for chain {tx.chain_id}")

@@ -147,8 +147,9 @@ def _verify_tx(bundle: dict[str, Any], header: Header, *, record: bool) -> Prove
             bundle["record"], tx.contract, tx.method, tx.args, receipt_json["status"]
         )
         summary = (
-            f"record {facts['record']} is in batch {facts['label']!r} of {facts['count']} records, anchored"
-            f" by transaction {tx.hash} in block {header.height} of {header.chain_id}, committed {_iso(header.time_ms)}"
+            f"record {facts['record']} is in batch {facts['label']!r} of {facts['count']} records,"
+            f" anchored by transaction {tx.hash} in block {header.height} of {header.chain_id},"
+            f" committed {_iso(header.time_ms)}"
         )
     return Proven(bundle["kind"], header.height, header.hash, summary, facts)
 
@@ -206,7 +207,8 @@ def _verify_state(bundle: dict[str, Any], header: Header) -> Proven:
     where = f"{namespace}/{key}"
     summary = (
         (f"{where} = {canonical(value).decode()[:200]}" if present else f"{where} is absent")
-        + f" in the state after block {header.height} of {header.chain_id}, committed {_iso(header.time_ms)}"
+        + f" in the state after block {header.height} of {header.chain_id},"
+        + f" committed {_iso(header.time_ms)}"
     )
     facts = {
         "namespace": namespace,
@@ -219,8 +221,10 @@ def _verify_state(bundle: dict[str, Any], header: Header) -> Proven:
 
 
 def _check_path(leaf_data: bytes, proof: Any, root_hex: str, size: int, what: str) -> None:
-    if not isinstance(proof, dict) or set(proof) - {"hash"} != {"index", "size", "path"} or (
-        what != "record" and "hash" in proof
+    if (
+        not isinstance(proof, dict)
+        or set(proof) - {"hash"} != {"index", "size", "path"}
+        or (what != "record" and "hash" in proof)
     ):
         raise ProofError(f"{what} proof must have index, size, path")
     index, proof_size = proof["index"], proof["size"]

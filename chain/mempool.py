@@ -62,7 +62,8 @@ class Mempool:
             if len(self._txs) + len(new) > self.capacity:
                 raise TxRejected(
                     "mempool_full",
-                    f"{len(self._txs)} transactions pending (capacity {self.capacity}): retry shortly",
+                    f"{len(self._txs)} transactions pending (capacity {self.capacity}):"
+                    " retry shortly",
                     status=503,
                 )
             entries = []

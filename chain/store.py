@@ -7,7 +7,7 @@ database transaction, so a node killed at any point restarts at its last committ
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,7 +169,8 @@ class BlockStore:
         if existing is not None:
             if existing != genesis_hash:
                 raise StorageError(
-                    f"this database holds chain {self.get_meta('chain_id')} with genesis {existing[:16]}…,"
+                    f"this database holds chain {self.get_meta('chain_id')}"
+                    f" with genesis {existing[:16]}…,"
                     f" not genesis {genesis_hash[:16]}…: use a fresh database"
                 )
             return
@@ -234,7 +235,7 @@ class BlockStore:
                 conn.execute(delete(pending).where(pending.c.hash.in_(list(hashes))))
 
     def _write_state(
-        self, conn: Connection, changes: dict[tuple[str, str], tuple[Any, str] | None]
+        self, conn: Connection, changes: Mapping[tuple[str, str], tuple[Any, str] | None]
     ) -> None:
         gone = [k for k, v in changes.items() if v is None]
         for namespace, key in gone:

@@ -11,8 +11,8 @@ from functools import cached_property
 from typing import Any
 
 from chain.crypto import SIGNATURE_BYTES, SigningKey, verify
-from chain.encoding import EncodingError, canonical, from_hex, parse_json
-from chain.errors import TxRejected
+from chain.encoding import canonical, from_hex, parse_json
+from chain.errors import EncodingError, TxRejected
 from chain.types import PublicKey, TxHash
 
 TX_DOMAIN = b"smartcity/tx/v1\n"

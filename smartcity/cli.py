@@ -1,4 +1,4 @@
-"""`smartcity`: initialise a chain, run nodes or the whole suite, anchor files, mint tokens, verify proofs."""
+"""`smartcity`: set up a chain, run nodes or the suite, anchor files, mint tokens, verify proofs."""
 
 from __future__ import annotations
 
@@ -59,7 +59,7 @@ def main(verbose: bool) -> None:
 @click.option("--observers", type=click.IntRange(0, 100), default=0, show_default=True)
 @click.option("--chain-id", default="smartcity-demo", show_default=True)
 def init(out: Path, validators: int, observers: int, chain_id: str) -> None:
-    """Create keys, genesis and node homes, with the demo organisations of the three applications."""
+    """Create keys, genesis and node homes, with the demo organisations of the applications."""
     try:
         genesis = init_suite(out, validators=validators, observers=observers, chain_id=chain_id)
     except ChainError as exc:
@@ -69,7 +69,8 @@ def init(out: Path, validators: int, observers: int, chain_id: str) -> None:
         click.echo(f"  node home   {node}")
     for org in genesis.organisations:
         click.echo(
-            f"  org {org.id:<15} roles {', '.join(org.roles):<28} key {out / 'orgs' / org.id / 'key.jwk'}"
+            f"  org {org.id:<15} roles {', '.join(org.roles):<28}"
+            f" key {out / 'orgs' / org.id / 'key.jwk'}"
         )
 
 
@@ -272,7 +273,8 @@ def verify_proof(bundle: Path, genesis: Path, file_: Path | None, as_json: bool)
         digest = _file_hash(file_).hex()
         if proven.facts.get("record") != digest:
             _fail(
-                f"INVALID: {file_} has sha256 {digest}, the bundle proves {proven.facts.get('record')}"
+                f"INVALID: {file_} has sha256 {digest},"
+                f" the bundle proves {proven.facts.get('record')}"
             )
     if as_json:
         click.echo(

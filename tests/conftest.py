@@ -66,26 +66,47 @@ def keys() -> SimpleNamespace:
         return SigningKey.from_seed(name.encode().ljust(32, b"\0")[:32])
 
     return SimpleNamespace(
-        validator=seeded("validator"), agency=seeded("agency"), road=seeded("road"),
-        regulator=seeded("regulator"), bank=seeded("bank"), outsider=seeded("outsider"),
+        validator=seeded("validator"),
+        agency=seeded("agency"),
+        road=seeded("road"),
+        regulator=seeded("regulator"),
+        bank=seeded("bank"),
+        outsider=seeded("outsider"),
     )
 
 
 @pytest.fixture(scope="session")
 def genesis(keys: SimpleNamespace) -> Genesis:
-    return parse_genesis({
-        "chain_id": CHAIN_ID,
-        "genesis_time_ms": 1_700_000_000_000,
-        "validators": [{"name": "validator-0", "pub_key": keys.validator.public_hex, "power": 1}],
-        "organisations": [
-            {"id": "city-agency", "name": "Agency", "roles": ["agency", "committee"], "keys": [keys.agency.public_hex]},
-            {"id": "road-authority", "name": "Roads", "roles": ["road_authority", "committee"],
-             "keys": [keys.road.public_hex]},
-            {"id": "regulator", "name": "Regulator", "roles": ["regulator", "committee"],
-             "keys": [keys.regulator.public_hex]},
-            {"id": "bank-a", "name": "Bank", "roles": ["bank"], "keys": [keys.bank.public_hex]},
-        ],
-    })
+    return parse_genesis(
+        {
+            "chain_id": CHAIN_ID,
+            "genesis_time_ms": 1_700_000_000_000,
+            "validators": [
+                {"name": "validator-0", "pub_key": keys.validator.public_hex, "power": 1}
+            ],
+            "organisations": [
+                {
+                    "id": "city-agency",
+                    "name": "Agency",
+                    "roles": ["agency", "committee"],
+                    "keys": [keys.agency.public_hex],
+                },
+                {
+                    "id": "road-authority",
+                    "name": "Roads",
+                    "roles": ["road_authority", "committee"],
+                    "keys": [keys.road.public_hex],
+                },
+                {
+                    "id": "regulator",
+                    "name": "Regulator",
+                    "roles": ["regulator", "committee"],
+                    "keys": [keys.regulator.public_hex],
+                },
+                {"id": "bank-a", "name": "Bank", "roles": ["bank"], "keys": [keys.bank.public_hex]},
+            ],
+        }
+    )
 
 
 @pytest.fixture
@@ -119,10 +140,25 @@ def node(ledger: Ledger, keys: SimpleNamespace) -> Iterator[Node]:
 def sign() -> Callable[..., Tx]:
     """Sign a call: sign(key, contract, method, args, expiry_height=..., chain_id=...)."""
 
-    def make(key: SigningKey, contract: str, method: str, args: dict[str, Any], *,
-             expiry_height: int = 1000, chain_id: str = CHAIN_ID, nonce: int | None = None) -> Tx:
-        return sign_tx(key, chain_id=chain_id, contract=contract, method=method, args=args,
-                       expiry_height=expiry_height, nonce=nonce)
+    def make(
+        key: SigningKey,
+        contract: str,
+        method: str,
+        args: dict[str, Any],
+        *,
+        expiry_height: int = 1000,
+        chain_id: str = CHAIN_ID,
+        nonce: int | None = None,
+    ) -> Tx:
+        return sign_tx(
+            key,
+            chain_id=chain_id,
+            contract=contract,
+            method=method,
+            args=args,
+            expiry_height=expiry_height,
+            nonce=nonce,
+        )
 
     return make
 
@@ -139,7 +175,9 @@ class LiveServer:
     def __init__(self, app: Any) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> LiveServer:

@@ -144,12 +144,13 @@ class ContractRegistry:
         self._contracts[contract.name] = contract
 
     def install(self, name: str, path: str, expected_hash: str) -> None:
-        """Load an application contract, refusing code that differs from what the chain registered."""
+        """Load an application contract, refusing code other than what the chain registered."""
         cls = load_contract(path)
         actual = code_hash(cls)
         if actual != expected_hash:
             raise GenesisError(
-                f"contract {name} ({path}) has code hash {actual}, the chain registered {expected_hash}:"
+                f"contract {name} ({path}) has code hash {actual},"
+                f" the chain registered {expected_hash}:"
                 " install the matching version"
             )
         if cls.name != name:

@@ -6,8 +6,8 @@ from typing import Any
 
 from pydantic import Field
 
-from chain.crypto import is_usable_public_key
 from chain.contracts.framework import Args, Context, Contract, method
+from chain.crypto import is_usable_public_key
 from chain.errors import ContractError
 from chain.state import StateView
 

@@ -39,7 +39,9 @@ def anchor(sign: Callable[..., Tx], key: Any, root: str = ROOT) -> Tx:
     return sign(key, "anchors", "anchor", {"root": root, "count": 1, "label": "t"})
 
 
-def test_submit_wait_receipt_block_and_proof(client: ChainClient, keys: SimpleNamespace, sign: Callable[..., Tx], genesis: Genesis) -> None:
+def test_submit_wait_receipt_block_and_proof(
+    client: ChainClient, keys: SimpleNamespace, sign: Callable[..., Tx], genesis: Genesis
+) -> None:
     tx = anchor(sign, keys.agency)
     receipt = client.submit_and_wait(tx)
     assert receipt["status"] == "ok" and receipt["tx"] == tx.hash
@@ -54,7 +56,9 @@ def test_submit_wait_receipt_block_and_proof(client: ChainClient, keys: SimpleNa
     assert client.submit_and_wait(tx)["tx"] == tx.hash
 
 
-def test_verified_state_reads(client: ChainClient, keys: SimpleNamespace, sign: Callable[..., Tx], genesis: Genesis) -> None:
+def test_verified_state_reads(
+    client: ChainClient, keys: SimpleNamespace, sign: Callable[..., Tx], genesis: Genesis
+) -> None:
     tx = anchor(sign, keys.agency)
     client.submit_and_wait(tx)
     assert client.state("anchors", f"root:city-agency:{ROOT}", verify_with=genesis) == tx.hash
@@ -63,7 +67,9 @@ def test_verified_state_reads(client: ChainClient, keys: SimpleNamespace, sign: 
     assert org["roles"] == ["bank"]
 
 
-def test_errors_carry_code_and_reason(client: ChainClient, server: Any, keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
+def test_errors_carry_code_and_reason(
+    client: ChainClient, server: Any, keys: SimpleNamespace, sign: Callable[..., Tx]
+) -> None:
     with pytest.raises(ClientError) as caught:
         client.submit(anchor(sign, keys.outsider))
     assert (caught.value.status, caught.value.code) == (403, "unknown_sender")
@@ -85,7 +91,10 @@ def test_reads_need_a_registered_members_token(server: Any, keys: SimpleNamespac
     assert status(None).status_code == 401
     assert "missing bearer token" in status(None).json()["error"]["message"]
     assert status(mint_token(keys.outsider, org="nobody", audience="chain")).status_code == 401
-    assert "not an active key" in status(mint_token(keys.outsider, org="x", audience="chain")).json()["error"]["message"]
+    assert (
+        "not an active key"
+        in status(mint_token(keys.outsider, org="x", audience="chain")).json()["error"]["message"]
+    )
     wrong_aud = status(mint_token(keys.bank, org="bank-a", audience="credit"))
     assert wrong_aud.status_code == 401 and "audience" in wrong_aud.json()["error"]["message"]
     expired = status(mint_token(keys.bank, org="bank-a", audience="chain", ttl_s=60, now=1_000_000))
@@ -98,18 +107,28 @@ def test_reads_need_a_registered_members_token(server: Any, keys: SimpleNamespac
     assert status(good).status_code == 200
 
 
-def test_batch_reports_each_transaction(client: ChainClient, keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
+def test_batch_reports_each_transaction(
+    client: ChainClient, keys: SimpleNamespace, sign: Callable[..., Tx]
+) -> None:
     good = [anchor(sign, keys.agency, f"{i:064x}") for i in range(1, 4)]
     bad = anchor(sign, keys.outsider, "ee" * 32)
     result = client.submit_batch([good[0], bad, good[1], good[2], good[0]])
-    assert [r["status"] for r in result["results"]] == ["pending", "rejected", "pending", "pending", "duplicate"]
+    assert [r["status"] for r in result["results"]] == [
+        "pending",
+        "rejected",
+        "pending",
+        "pending",
+        "duplicate",
+    ]
     assert result["results"][1]["code"] == "unknown_sender"
     assert (result["accepted"], result["rejected"]) == (4, 1)
     for tx in good:
         assert client.submit_and_wait(tx)["status"] == "ok"
 
 
-def test_event_stream_delivers_blocks_with_contract_events(server: Any, keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
+def test_event_stream_delivers_blocks_with_contract_events(
+    server: Any, keys: SimpleNamespace, sign: Callable[..., Tx]
+) -> None:
     identity = Identity("bank-a", keys.bank)
     received: list[dict[str, Any]] = []
 
@@ -131,12 +150,17 @@ def test_event_stream_delivers_blocks_with_contract_events(server: Any, keys: Si
     assert received[2]["events"][0]["data"]["root"] == "02" * 32
 
 
-def test_async_client(server: Any, keys: SimpleNamespace, sign: Callable[..., Tx], genesis: Genesis) -> None:
+def test_async_client(
+    server: Any, keys: SimpleNamespace, sign: Callable[..., Tx], genesis: Genesis
+) -> None:
     async def scenario() -> dict[str, Any]:
         async with AsyncChainClient(server.url, identity=Identity("bank-a", keys.bank)) as client:
             tx = anchor(sign, keys.bank, "0a" * 32)
             receipt = await client.submit_and_wait(tx)
-            assert await client.state("anchors", f"root:bank-a:{'0a' * 32}", verify_with=genesis) == tx.hash
+            assert (
+                await client.state("anchors", f"root:bank-a:{'0a' * 32}", verify_with=genesis)
+                == tx.hash
+            )
             async for message in client.events(from_height=receipt["height"]):
                 return message
         raise AssertionError("no event")
@@ -147,8 +171,17 @@ def test_async_client(server: Any, keys: SimpleNamespace, sign: Callable[..., Tx
 
 def test_openapi_documents_every_endpoint(server: Any) -> None:
     paths = json.loads(httpx.get(f"{server.url}/openapi.json").text)["paths"]
-    for path in ["/v1/txs", "/v1/txs/batch", "/v1/txs/{tx_hash}", "/v1/txs/{tx_hash}/proof",
-                 "/v1/blocks/{height}", "/v1/state/{namespace}/{key}", "/v1/status", "/v1/validators", "/v1/events"]:
+    for path in [
+        "/v1/txs",
+        "/v1/txs/batch",
+        "/v1/txs/{tx_hash}",
+        "/v1/txs/{tx_hash}/proof",
+        "/v1/blocks/{height}",
+        "/v1/state/{namespace}/{key}",
+        "/v1/status",
+        "/v1/validators",
+        "/v1/events",
+    ]:
         assert path in paths
 
 

@@ -27,7 +27,9 @@ def test_init_creates_keys_genesis_and_node_homes(tmp_path: Path) -> None:
     genesis = json.loads((tmp_path / "c" / "genesis.json").read_text())
     assert len(genesis["validators"]) == 4 and len(genesis["observers"]) == 1
     orgs = {o["id"]: o["roles"] for o in genesis["organisations"]}
-    assert {"city-agency", "bank-a", "bank-b", "sme-demo", "road-authority", "regulator"} <= set(orgs)
+    assert {"city-agency", "bank-a", "bank-b", "sme-demo", "road-authority", "regulator"} <= set(
+        orgs
+    )
     for key in (tmp_path / "c").rglob("*.jwk"):
         assert stat.S_IMODE(key.stat().st_mode) == 0o600
     assert (tmp_path / "c" / "nodes" / "observer-0" / "node.json").is_file()
@@ -40,7 +42,11 @@ def test_bad_arguments_get_clear_errors(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "validators" in result.output
     run("init", "--out", str(tmp_path / "c"))
     result = run("token", "--home", str(tmp_path / "c"), "--as", "nobody")
-    assert result.exit_code == 1 and "no key for organisation 'nobody'" in result.output and "bank-a" in result.output
+    assert (
+        result.exit_code == 1
+        and "no key for organisation 'nobody'" in result.output
+        and "bank-a" in result.output
+    )
     result = run("token", "--home", str(tmp_path / "c"), "--as", "bank-a", "--ttl", "99999")
     assert result.exit_code == 2
     result = run("node", "--home", str(tmp_path))
@@ -64,13 +70,26 @@ def suite(tmp_path: Path, live_server: Callable[[Any], Any]) -> Iterator[tuple[P
         yield data, f"{server.url}/chain"
 
 
-def test_anchor_then_verify_proof_and_every_tampering_fails(suite: tuple[Path, str], tmp_path: Path) -> None:
+def test_anchor_then_verify_proof_and_every_tampering_fails(
+    suite: tuple[Path, str], tmp_path: Path
+) -> None:
     data, url = suite
     deed, plan = tmp_path / "deed.pdf", tmp_path / "plan.dwg"
     deed.write_bytes(b"%PDF-1.7 title deed of parcel 42")
     plan.write_bytes(b"site plan")
-    result = run("anchor", str(deed), str(plan), "--home", str(data), "--as", "city-agency", "--node", url,
-                 "--proof-out", str(tmp_path / "proofs"))
+    result = run(
+        "anchor",
+        str(deed),
+        str(plan),
+        "--home",
+        str(data),
+        "--as",
+        "city-agency",
+        "--node",
+        url,
+        "--proof-out",
+        str(tmp_path / "proofs"),
+    )
     assert result.exit_code == 0, result.output
     bundle = tmp_path / "proofs" / "deed.pdf.proof.json"
     genesis = str(data / "genesis.json")
@@ -82,7 +101,7 @@ def test_anchor_then_verify_proof_and_every_tampering_fails(suite: tuple[Path, s
     original = bundle.read_text()
     for field in ('"sig": "', '"block_hash": "', '"state_root": "', '"hash": "', '"root": "'):
         at = original.index(field) + len(field)
-        tampered = original[:at] + ("0" if original[at] != "0" else "1") + original[at + 1:]
+        tampered = original[:at] + ("0" if original[at] != "0" else "1") + original[at + 1 :]
         bundle.write_text(tampered)
         result = run("verify-proof", str(bundle), "--genesis", genesis)
         assert result.exit_code == 1 and result.output.startswith("error: INVALID"), field
@@ -90,7 +109,9 @@ def test_anchor_then_verify_proof_and_every_tampering_fails(suite: tuple[Path, s
     assert run("verify-proof", str(bundle), "--genesis", genesis).exit_code == 1
 
 
-def test_anchoring_the_same_file_twice_reuses_the_first_anchor(suite: tuple[Path, str], tmp_path: Path) -> None:
+def test_anchoring_the_same_file_twice_reuses_the_first_anchor(
+    suite: tuple[Path, str], tmp_path: Path
+) -> None:
     data, url = suite
     deed = tmp_path / "deed.txt"
     deed.write_text("parcel 7")
@@ -98,13 +119,23 @@ def test_anchoring_the_same_file_twice_reuses_the_first_anchor(suite: tuple[Path
     second = run("anchor", str(deed), "--home", str(data), "--as", "bank-a", "--node", url)
     assert first.exit_code == 0 and second.exit_code == 0
     assert "already anchored" in second.output
-    result = run("verify-proof", str(deed) + ".proof.json", "--genesis", str(data / "genesis.json"), "--json")
+    result = run(
+        "verify-proof", str(deed) + ".proof.json", "--genesis", str(data / "genesis.json"), "--json"
+    )
     assert json.loads(result.output)["facts"]["record"]
 
 
 def test_anchor_without_a_running_node_says_so(tmp_path: Path) -> None:
     run("init", "--out", str(tmp_path / "c"))
     (tmp_path / "f").write_text("x")
-    result = run("anchor", str(tmp_path / "f"), "--home", str(tmp_path / "c"), "--as", "bank-a",
-                 "--node", "http://127.0.0.1:9")
+    result = run(
+        "anchor",
+        str(tmp_path / "f"),
+        "--home",
+        str(tmp_path / "c"),
+        "--as",
+        "bank-a",
+        "--node",
+        "http://127.0.0.1:9",
+    )
     assert result.exit_code == 1 and "cannot reach the node" in result.output

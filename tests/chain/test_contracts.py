@@ -24,14 +24,20 @@ ROOT = "ab" * 32
 def commit(ledger: Ledger, validator: SigningKey, txs: list[Tx]) -> BlockResult:
     """Execute and commit one block with a single validator's certificate."""
     height = ledger.height + 1
-    result = ledger.execute(txs, height=height, time_ms=1_700_000_000_000 + height, proposer=validator.public_hex)
-    sig = sign_precommit(validator, chain_id=ledger.chain_id, height=height, round_=0, block_hash=result.header.hash)
+    result = ledger.execute(
+        txs, height=height, time_ms=1_700_000_000_000 + height, proposer=validator.public_hex
+    )
+    sig = sign_precommit(
+        validator, chain_id=ledger.chain_id, height=height, round_=0, block_hash=result.header.hash
+    )
     ledger.commit(result, Certificate(result.header.height, 0, result.header.hash, [sig]))  # type: ignore[arg-type]
     return result
 
 
 @pytest.fixture
-def run(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]) -> Callable[..., list[dict[str, Any]]]:
+def run(
+    ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]
+) -> Callable[..., list[dict[str, Any]]]:
     """run((key, contract, method, args), ...) commits them as one block and returns receipts."""
 
     def go(*calls: tuple[SigningKey, str, str, dict[str, Any]]) -> list[dict[str, Any]]:
@@ -41,11 +47,16 @@ def run(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]) -> Calla
     return go
 
 
-def test_a_failed_transaction_never_aborts_its_block(run: Callable[..., list[dict[str, Any]]], keys: SimpleNamespace, ledger: Ledger) -> None:
+def test_a_failed_transaction_never_aborts_its_block(
+    run: Callable[..., list[dict[str, Any]]], keys: SimpleNamespace, ledger: Ledger
+) -> None:
     args = {"root": ROOT, "count": 2, "label": "batch"}
-    receipts = run((keys.agency, "anchors", "anchor", args), (keys.agency, "anchors", "anchor", args),
-                   (keys.bank, "anchors", "anchor", {**args, "root": "cd" * 32}),
-                   (keys.bank, "anchors", "anchor", args))
+    receipts = run(
+        (keys.agency, "anchors", "anchor", args),
+        (keys.agency, "anchors", "anchor", args),
+        (keys.bank, "anchors", "anchor", {**args, "root": "cd" * 32}),
+        (keys.bank, "anchors", "anchor", args),
+    )
     # a root is anchored once per organisation; another organisation may anchor it too
     assert [r["status"] for r in receipts] == ["ok", "failed", "ok", "ok"]
     assert receipts[1]["code"] == "already_anchored" and receipts[0]["tx"] in receipts[1]["error"]
@@ -54,15 +65,21 @@ def test_a_failed_transaction_never_aborts_its_block(run: Callable[..., list[dic
     assert ledger.read("anchors", f"root:bank-a:{'cd' * 32}") == receipts[2]["tx"]
 
 
-def test_governance_admits_an_organisation_by_majority(run: Callable[..., list[dict[str, Any]]], keys: SimpleNamespace, ledger: Ledger) -> None:
+def test_governance_admits_an_organisation_by_majority(
+    run: Callable[..., list[dict[str, Any]]], keys: SimpleNamespace, ledger: Ledger
+) -> None:
     newcomer = SigningKey.from_seed(b"n" * 32)
     params = {"id": "bank-b", "name": "Bank B", "roles": ["bank"], "keys": [newcomer.public_hex]}
-    proposed = run((keys.agency, "governance", "propose", {"action": "add_org", "params": params}))[0]
+    proposed = run((keys.agency, "governance", "propose", {"action": "add_org", "params": params}))[
+        0
+    ]
     assert proposed["status"] == "ok"
     pid = proposed["tx"]
     assert ledger.resolve_key(newcomer.public_hex) is None  # one of three is not a majority
-    voted = run((keys.bank, "governance", "vote", {"proposal": pid, "approve": True}),
-                (keys.road, "governance", "vote", {"proposal": pid, "approve": True}))
+    voted = run(
+        (keys.bank, "governance", "vote", {"proposal": pid, "approve": True}),
+        (keys.road, "governance", "vote", {"proposal": pid, "approve": True}),
+    )
     assert voted[0]["code"] == "forbidden" and "committee" in voted[0]["error"]
     assert voted[1]["status"] == "ok"
     assert ledger.resolve_key(newcomer.public_hex) == ("bank-b", frozenset({"bank"}))
@@ -70,38 +87,74 @@ def test_governance_admits_an_organisation_by_majority(run: Callable[..., list[d
     assert late["code"] == "proposal_closed"
 
 
-def test_governance_rejection_and_bad_proposals(run: Callable[..., list[dict[str, Any]]], keys: SimpleNamespace, ledger: Ledger) -> None:
-    pid = run((keys.agency, "governance", "propose", {"action": "suspend_org", "params": {"id": "bank-a"}}))[0]["tx"]
-    receipts = run((keys.road, "governance", "vote", {"proposal": pid, "approve": False}),
-                   (keys.regulator, "governance", "vote", {"proposal": pid, "approve": False}))
+def test_governance_rejection_and_bad_proposals(
+    run: Callable[..., list[dict[str, Any]]], keys: SimpleNamespace, ledger: Ledger
+) -> None:
+    pid = run(
+        (
+            keys.agency,
+            "governance",
+            "propose",
+            {"action": "suspend_org", "params": {"id": "bank-a"}},
+        )
+    )[0]["tx"]
+    receipts = run(
+        (keys.road, "governance", "vote", {"proposal": pid, "approve": False}),
+        (keys.regulator, "governance", "vote", {"proposal": pid, "approve": False}),
+    )
     assert [r["status"] for r in receipts] == ["ok", "ok"]
     assert ledger.read("governance", f"proposal:{pid}")["status"] == "rejected"
     assert ledger.resolve_key(keys.bank.public_hex) is not None
-    bad = run((keys.agency, "governance", "propose", {"action": "add_org", "params": {"id": "X"}}))[0]
+    bad = run((keys.agency, "governance", "propose", {"action": "add_org", "params": {"id": "X"}}))[
+        0
+    ]
     assert bad["code"] == "bad_params"
     again = run((keys.agency, "governance", "vote", {"proposal": pid, "approve": True}))[0]
     assert again["code"] == "proposal_closed"
 
 
-def test_suspended_organisation_loses_its_keys(run: Callable[..., list[dict[str, Any]]], keys: SimpleNamespace, ledger: Ledger) -> None:
-    pid = run((keys.agency, "governance", "propose", {"action": "suspend_org", "params": {"id": "bank-a"}}))[0]["tx"]
+def test_suspended_organisation_loses_its_keys(
+    run: Callable[..., list[dict[str, Any]]], keys: SimpleNamespace, ledger: Ledger
+) -> None:
+    pid = run(
+        (
+            keys.agency,
+            "governance",
+            "propose",
+            {"action": "suspend_org", "params": {"id": "bank-a"}},
+        )
+    )[0]["tx"]
     run((keys.road, "governance", "vote", {"proposal": pid, "approve": True}))
     assert ledger.resolve_key(keys.bank.public_hex) is None
     receipt = run((keys.bank, "anchors", "anchor", {"root": ROOT, "count": 1, "label": "x"}))[0]
     assert receipt["code"] == "unknown_sender"
 
 
-def test_membership_key_rotation(run: Callable[..., list[dict[str, Any]]], keys: SimpleNamespace, ledger: Ledger) -> None:
+def test_membership_key_rotation(
+    run: Callable[..., list[dict[str, Any]]], keys: SimpleNamespace, ledger: Ledger
+) -> None:
     second = SigningKey.from_seed(b"s" * 32)
-    assert run((keys.bank, "membership", "add_key", {"pub_key": second.public_hex}))[0]["status"] == "ok"
+    assert (
+        run((keys.bank, "membership", "add_key", {"pub_key": second.public_hex}))[0]["status"]
+        == "ok"
+    )
     assert ledger.resolve_key(second.public_hex) == ("bank-a", frozenset({"bank"}))
-    assert run((keys.agency, "membership", "revoke_key", {"pub_key": second.public_hex}))[0]["code"] == "unknown_key"
-    assert run((second, "membership", "revoke_key", {"pub_key": keys.bank.public_hex}))[0]["status"] == "ok"
+    assert (
+        run((keys.agency, "membership", "revoke_key", {"pub_key": second.public_hex}))[0]["code"]
+        == "unknown_key"
+    )
+    assert (
+        run((second, "membership", "revoke_key", {"pub_key": keys.bank.public_hex}))[0]["status"]
+        == "ok"
+    )
     assert ledger.resolve_key(keys.bank.public_hex) is None
-    assert run((second, "membership", "revoke_key", {"pub_key": second.public_hex}))[0]["code"] == "last_key"
+    assert (
+        run((second, "membership", "revoke_key", {"pub_key": second.public_hex}))[0]["code"]
+        == "last_key"
+    )
 
 
-CONTRACT_SOURCE = '''
+CONTRACT_SOURCE = """
 from pydantic import Field
 from chain.contracts.framework import Args, Context, Contract, method
 from chain.errors import ContractError
@@ -124,7 +177,7 @@ class Counter(Contract):
     def reset(self, ctx: Context, state: StateView, args: Bump) -> None:
         ctx.require_role("governance")
         state.put("n", 0)
-'''
+"""
 
 
 @pytest.fixture
@@ -136,19 +189,29 @@ def counter_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     sys.modules.pop(name, None)
 
 
-def register(run: Callable[..., list[dict[str, Any]]], keys: SimpleNamespace, module: str, code_hash: str) -> None:
+def register(
+    run: Callable[..., list[dict[str, Any]]], keys: SimpleNamespace, module: str, code_hash: str
+) -> None:
     params = {"name": "counter", "path": f"{module}:Counter", "code_hash": code_hash}
-    pid = run((keys.agency, "governance", "propose", {"action": "register_contract", "params": params}))[0]["tx"]
+    pid = run(
+        (keys.agency, "governance", "propose", {"action": "register_contract", "params": params})
+    )[0]["tx"]
     run((keys.road, "governance", "vote", {"proposal": pid, "approve": True}))
 
 
 def test_application_contract_registered_by_governance(
-    run: Callable[..., list[dict[str, Any]]], keys: SimpleNamespace, ledger: Ledger, counter_module: str,
-    make_ledger: Callable[..., Ledger], tmp_path: Path,
+    run: Callable[..., list[dict[str, Any]]],
+    keys: SimpleNamespace,
+    ledger: Ledger,
+    counter_module: str,
+    make_ledger: Callable[..., Ledger],
+    tmp_path: Path,
 ) -> None:
     source = (tmp_path / f"{counter_module}.py").read_text()
     register(run, keys, counter_module, hashlib.sha256(source.encode()).hexdigest())
-    receipts = run((keys.bank, "counter", "bump", {"by": 2}), (keys.bank, "counter", "reset", {"by": 1}))
+    receipts = run(
+        (keys.bank, "counter", "bump", {"by": 2}), (keys.bank, "counter", "reset", {"by": 1})
+    )
     assert receipts[0]["events"][0]["data"] == {"n": 2}
     assert receipts[1]["code"] == "forbidden"
     # only an approved proposal may call a governance-only method
@@ -161,7 +224,9 @@ def test_application_contract_registered_by_governance(
 
 
 def test_node_refuses_contract_code_that_differs_from_the_chain(
-    run: Callable[..., list[dict[str, Any]]], keys: SimpleNamespace, counter_module: str,
+    run: Callable[..., list[dict[str, Any]]],
+    keys: SimpleNamespace,
+    counter_module: str,
     make_ledger: Callable[..., Ledger],
 ) -> None:
     with pytest.raises(GenesisError, match="code hash"):
@@ -170,14 +235,18 @@ def test_node_refuses_contract_code_that_differs_from_the_chain(
         make_ledger()
 
 
-def test_invalid_blocks_are_refused(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
+def test_invalid_blocks_are_refused(
+    ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]
+) -> None:
     tx = sign(keys.agency, "anchors", "anchor", {"root": ROOT, "count": 1, "label": "x"})
     with pytest.raises(InvalidBlock, match="does not follow"):
         ledger.execute([tx], height=5, time_ms=1, proposer=keys.validator.public_hex)
     with pytest.raises(InvalidBlock, match="included twice"):
         ledger.execute([tx, tx], height=1, time_ms=1, proposer=keys.validator.public_hex)
     result = ledger.execute([tx], height=1, time_ms=1, proposer=keys.validator.public_hex)
-    forged = sign_precommit(keys.agency, chain_id=ledger.chain_id, height=1, round_=0, block_hash=result.header.hash)
+    forged = sign_precommit(
+        keys.agency, chain_id=ledger.chain_id, height=1, round_=0, block_hash=result.header.hash
+    )
     with pytest.raises(InvalidBlock, match="not a validator"):
         ledger.commit(result, Certificate(1, 0, result.header.hash, [forged]))  # type: ignore[arg-type]
     assert ledger.height == 0

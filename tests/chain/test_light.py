@@ -16,24 +16,34 @@ from chain.ledger import Ledger
 from chain.light import verify_bundle
 from chain.tx import Tx
 
-from .test_contracts import commit  # noqa: TID252
+from .test_contracts import commit
 
 RECORDS = [bytes([i]) * 32 for i in range(5)]
 
 
 @pytest.fixture
-def bundles(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]) -> dict[str, dict[str, Any]]:
+def bundles(
+    ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]
+) -> dict[str, dict[str, Any]]:
     root = merkle.root(RECORDS).hex()
-    anchor = sign(keys.agency, "anchors", "anchor", {"root": root, "count": len(RECORDS), "label": "deeds",
-                                                      "metadata": {"office": "north"}})
+    anchor = sign(
+        keys.agency,
+        "anchors",
+        "anchor",
+        {"root": root, "count": len(RECORDS), "label": "deeds", "metadata": {"office": "north"}},
+    )
     other = sign(keys.bank, "anchors", "anchor", {"root": "cd" * 32, "count": 1, "label": "x"})
     failed = sign(keys.agency, "anchors", "anchor", {"root": root, "count": 5, "label": "dup"})
     commit(ledger, keys.validator, [other, anchor, failed])
     tx_bundle = ledger.tx_proof(anchor.hash)
     assert tx_bundle is not None
     leaves = [merkle.leaf_hash(r) for r in RECORDS]
-    record = {"hash": RECORDS[3].hex(), "index": 3, "size": 5,
-              "path": [p.hex() for p in merkle.audit_path(leaves, 3)]}
+    record = {
+        "hash": RECORDS[3].hex(),
+        "index": 3,
+        "size": 5,
+        "path": [p.hex() for p in merkle.audit_path(leaves, 3)],
+    }
     failed_bundle = ledger.tx_proof(failed.hash)
     assert failed_bundle is not None
     return {
@@ -45,7 +55,9 @@ def bundles(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]) -> d
     }
 
 
-def test_each_kind_verifies_and_says_what_it_proves(bundles: dict[str, dict[str, Any]], genesis: Genesis) -> None:
+def test_each_kind_verifies_and_says_what_it_proves(
+    bundles: dict[str, dict[str, Any]], genesis: Genesis
+) -> None:
     assert "anchors.anchor, ok" in verify_bundle(bundles["tx"], genesis).summary
     assert "anchors.anchor, failed" in verify_bundle(bundles["failed_tx"], genesis).summary
     proven = verify_bundle(bundles["record"], genesis)
@@ -93,7 +105,9 @@ def set_at(document: dict[str, Any], path: tuple[Any, ...], value: Any) -> dict[
 
 
 @pytest.mark.parametrize("kind", ["tx", "failed_tx", "record", "state", "absent"])
-def test_changing_any_field_of_a_bundle_makes_it_fail(kind: str, bundles: dict[str, dict[str, Any]], genesis: Genesis) -> None:
+def test_changing_any_field_of_a_bundle_makes_it_fail(
+    kind: str, bundles: dict[str, dict[str, Any]], genesis: Genesis
+) -> None:
     bundle = bundles[kind]
     checked = 0
     for path, value in leaves(bundle):
@@ -117,7 +131,9 @@ def test_changing_any_field_of_a_bundle_makes_it_fail(kind: str, bundles: dict[s
 
 
 @pytest.mark.parametrize("kind", ["tx", "record", "state"])
-def test_removing_or_duplicating_parts_makes_it_fail(kind: str, bundles: dict[str, dict[str, Any]], genesis: Genesis) -> None:
+def test_removing_or_duplicating_parts_makes_it_fail(
+    kind: str, bundles: dict[str, dict[str, Any]], genesis: Genesis
+) -> None:
     bundle = bundles[kind]
     for key in bundle:
         with pytest.raises(ProofError):
@@ -131,9 +147,15 @@ def test_removing_or_duplicating_parts_makes_it_fail(kind: str, bundles: dict[st
         verify_bundle({**bundle, "note": "trust me"}, genesis)
 
 
-def test_a_bundle_from_another_chain_fails(bundles: dict[str, dict[str, Any]], genesis: Genesis, keys: SimpleNamespace) -> None:
-    other_validators = parse_genesis({**genesis.to_json(), "validators": [
-        {"name": "v", "pub_key": keys.outsider.public_hex, "power": 1}]})
+def test_a_bundle_from_another_chain_fails(
+    bundles: dict[str, dict[str, Any]], genesis: Genesis, keys: SimpleNamespace
+) -> None:
+    other_validators = parse_genesis(
+        {
+            **genesis.to_json(),
+            "validators": [{"name": "v", "pub_key": keys.outsider.public_hex, "power": 1}],
+        }
+    )
     with pytest.raises(ProofError, match="validator set"):
         verify_bundle(bundles["tx"], other_validators)
     renamed = parse_genesis({**genesis.to_json(), "chain_id": "another-chain"})

@@ -1,4 +1,4 @@
-"""kill -9 a node under load, restart it: same chain, same state, no acknowledged transaction lost."""
+"""kill -9 a node under load and restart it: same chain, no acknowledged transaction lost."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from chain.errors import ClientError
 from chain.home import SuiteHome, init_suite
 from chain.tx import sign_tx
 
-from ..conftest import free_port  # noqa: TID252
+from ..conftest import free_port
 
 pytestmark = pytest.mark.slow
 
@@ -27,7 +27,9 @@ def start_node(home: Path, port: int, db_url: str, log: Path) -> subprocess.Pope
     handle = log.open("ab")
     return subprocess.Popen(
         [sys.executable, "-m", "smartcity", "node", "--home", str(home), "--port", str(port)],
-        env=env, stdout=handle, stderr=handle,
+        env=env,
+        stdout=handle,
+        stderr=handle,
     )
 
 
@@ -59,14 +61,24 @@ def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path, db_url: st
             i = 0
             while not stop.is_set():
                 i += 1
-                txs = [sign_tx(key, chain_id=genesis.chain_id, contract="anchors", method="anchor",
-                               args={"root": f"{i:032x}{j:032x}", "count": 1, "label": "load"},
-                               expiry_height=5000) for j in range(20)]
+                txs = [
+                    sign_tx(
+                        key,
+                        chain_id=genesis.chain_id,
+                        contract="anchors",
+                        method="anchor",
+                        args={"root": f"{i:032x}{j:032x}", "count": 1, "label": "load"},
+                        expiry_height=5000,
+                    )
+                    for j in range(20)
+                ]
                 try:
                     result = client.submit_batch(txs)
                 except ClientError:
                     continue  # refused or the node is gone: nothing was acknowledged
-                acknowledged.extend(r["hash"] for r in result["results"] if r["status"] == "pending")
+                acknowledged.extend(
+                    r["hash"] for r in result["results"] if r["status"] == "pending"
+                )
 
         writer = threading.Thread(target=load, daemon=True)
         writer.start()

@@ -27,7 +27,9 @@ def rejection(call: Callable[[], object]) -> TxRejected:
     return caught.value
 
 
-def test_a_valid_transaction_passes_the_door(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
+def test_a_valid_transaction_passes_the_door(
+    ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]
+) -> None:
     ledger.check_tx(sign(keys.agency, "anchors", "anchor", anchor_args()))
 
 
@@ -38,8 +40,17 @@ def test_wrong_chain_id(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..
     assert "other-chain" in err.message
 
 
-def test_expired_and_too_far(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
-    assert rejection(lambda: ledger.check_tx(sign(keys.agency, "anchors", "anchor", anchor_args(), expiry_height=0))).code == "tx_expired"
+def test_expired_and_too_far(
+    ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]
+) -> None:
+    assert (
+        rejection(
+            lambda: ledger.check_tx(
+                sign(keys.agency, "anchors", "anchor", anchor_args(), expiry_height=0)
+            )
+        ).code
+        == "tx_expired"
+    )
     far = sign(keys.agency, "anchors", "anchor", anchor_args(), expiry_height=10_000_000)
     assert rejection(lambda: ledger.check_tx(far)).code == "expiry_too_far"
 
@@ -52,18 +63,30 @@ def test_bad_signature(ledger: Ledger, keys: SimpleNamespace, sign: Callable[...
 
 
 def test_unknown_sender(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
-    err = rejection(lambda: ledger.check_tx(sign(keys.outsider, "anchors", "anchor", anchor_args())))
+    err = rejection(
+        lambda: ledger.check_tx(sign(keys.outsider, "anchors", "anchor", anchor_args()))
+    )
     assert (err.code, err.status) == ("unknown_sender", 403)
 
 
-def test_unknown_contract_method_and_bad_args(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
+def test_unknown_contract_method_and_bad_args(
+    ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]
+) -> None:
     err = rejection(lambda: ledger.check_tx(sign(keys.agency, "lottery", "draw", {})))
     assert err.code == "unknown_contract" and "anchors" in err.message
     err = rejection(lambda: ledger.check_tx(sign(keys.agency, "anchors", "erase", {})))
     assert err.code == "unknown_method" and "anchor" in err.message
-    err = rejection(lambda: ledger.check_tx(sign(keys.agency, "anchors", "anchor", {"root": "xyz", "count": 1, "label": "l"})))
+    err = rejection(
+        lambda: ledger.check_tx(
+            sign(keys.agency, "anchors", "anchor", {"root": "xyz", "count": 1, "label": "l"})
+        )
+    )
     assert err.code == "bad_args" and "root" in err.message
-    err = rejection(lambda: ledger.check_tx(sign(keys.agency, "anchors", "anchor", {**anchor_args(), "count": "1"})))
+    err = rejection(
+        lambda: ledger.check_tx(
+            sign(keys.agency, "anchors", "anchor", {**anchor_args(), "count": "1"})
+        )
+    )
     assert err.code == "bad_args" and "count" in err.message
 
 
@@ -73,15 +96,26 @@ def test_malformed_and_oversize_on_the_wire(keys: SimpleNamespace, sign: Callabl
     body = sign(keys.agency, "anchors", "anchor", anchor_args()).to_json()
     missing = {k: v for k, v in body.items() if k != "nonce"}
     assert "nonce" in rejection(lambda: decode_tx(json.dumps(missing).encode())).message
-    assert rejection(lambda: decode_tx(json.dumps({**body, "nonce": -1}).encode())).code == "tx_malformed"
-    assert rejection(lambda: decode_tx(json.dumps({**body, "sender": "AB" * 32}).encode())).code == "tx_malformed"
-    assert rejection(lambda: decode_tx(json.dumps({**body, "extra": 1}).encode())).code == "tx_malformed"
+    assert (
+        rejection(lambda: decode_tx(json.dumps({**body, "nonce": -1}).encode())).code
+        == "tx_malformed"
+    )
+    assert (
+        rejection(lambda: decode_tx(json.dumps({**body, "sender": "AB" * 32}).encode())).code
+        == "tx_malformed"
+    )
+    assert (
+        rejection(lambda: decode_tx(json.dumps({**body, "extra": 1}).encode())).code
+        == "tx_malformed"
+    )
     huge = json.dumps({**body, "args": {"blob": "x" * MAX_TX_BYTES}}).encode()
     err = rejection(lambda: decode_tx(huge))
     assert (err.code, err.status) == ("tx_too_large", 413)
 
 
-def test_replay_of_a_committed_transaction(node: Node, keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
+def test_replay_of_a_committed_transaction(
+    node: Node, keys: SimpleNamespace, sign: Callable[..., Tx]
+) -> None:
     tx = sign(keys.agency, "anchors", "anchor", anchor_args())
     receipt = node.submit_and_wait(tx, timeout_s=10)
     assert receipt["status"] == "ok"
@@ -89,7 +123,9 @@ def test_replay_of_a_committed_transaction(node: Node, keys: SimpleNamespace, si
     assert (err.code, err.status) == ("tx_replayed", 409)
 
 
-def test_resubmitting_a_pending_transaction_is_idempotent(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
+def test_resubmitting_a_pending_transaction_is_idempotent(
+    ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]
+) -> None:
     node = Node(ledger, key=keys.validator)  # not started: transactions stay pending
     tx = sign(keys.agency, "anchors", "anchor", anchor_args())
     assert [a.duplicate for a in node.submit([tx])] == [False]
@@ -97,27 +133,40 @@ def test_resubmitting_a_pending_transaction_is_idempotent(ledger: Ledger, keys: 
     assert len(node.mempool) == 1
 
 
-def test_a_full_mempool_refuses_with_503_and_keeps_what_it_has(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
+def test_a_full_mempool_refuses_with_503_and_keeps_what_it_has(
+    ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]
+) -> None:
     from chain.node import NodeOptions
 
     node = Node(ledger, key=keys.validator, options=NodeOptions(mempool_capacity=2))
-    node.submit([sign(keys.agency, "anchors", "anchor", anchor_args(f"{i:064x}")) for i in range(2)])
-    err = rejection(lambda: node.submit([sign(keys.agency, "anchors", "anchor", anchor_args("ee" * 32))]))
+    node.submit(
+        [sign(keys.agency, "anchors", "anchor", anchor_args(f"{i:064x}")) for i in range(2)]
+    )
+    err = rejection(
+        lambda: node.submit([sign(keys.agency, "anchors", "anchor", anchor_args("ee" * 32))])
+    )
     assert (err.code, err.status) == ("mempool_full", 503)
     assert len(node.mempool) == 2
 
 
-def test_wire_oddities_are_malformed_not_crashes(keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
+def test_wire_oddities_are_malformed_not_crashes(
+    keys: SimpleNamespace, sign: Callable[..., Tx]
+) -> None:
     body = sign(keys.agency, "anchors", "anchor", anchor_args()).to_json()
     huge_int = json.dumps({**body, "args": {**body["args"], "count": 2**60}}).encode()
     assert rejection(lambda: decode_tx(huge_int)).code == "tx_malformed"
     assert rejection(lambda: decode_tx(json.dumps(body).encode("utf-16"))).code == "tx_malformed"
-    assert rejection(lambda: decode_tx(b"\xef\xbb\xbf" + json.dumps(body).encode())).code == "tx_malformed"
+    assert (
+        rejection(lambda: decode_tx(b"\xef\xbb\xbf" + json.dumps(body).encode())).code
+        == "tx_malformed"
+    )
     lone = json.dumps({**body, "args": {"label": "\ud800"}}).encode()
     assert rejection(lambda: decode_tx(lone)).code == "tx_malformed"
 
 
-def test_args_execute_in_their_canonical_form(keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
+def test_args_execute_in_their_canonical_form(
+    keys: SimpleNamespace, sign: Callable[..., Tx]
+) -> None:
     body = sign(keys.agency, "anchors", "anchor", anchor_args()).to_json()
     as_float = json.loads(json.dumps(body).replace('"count": 1', '"count": 1.0'))
     tx = tx_from_json(as_float)
@@ -125,16 +174,23 @@ def test_args_execute_in_their_canonical_form(keys: SimpleNamespace, sign: Calla
     assert tx.has_valid_signature()
 
 
-def test_small_order_keys_can_never_sign_or_be_registered(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]) -> None:
+def test_small_order_keys_can_never_sign_or_be_registered(
+    ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]
+) -> None:
     from chain.crypto import verify
-    from chain.genesis import parse_genesis
     from chain.errors import GenesisError
+    from chain.genesis import parse_genesis
 
     identity = "01" + "00" * 31
     assert not verify(identity, b"anything", bytes.fromhex("01" + "00" * 63))
     with pytest.raises(GenesisError, match="usable Ed25519"):
-        parse_genesis({"chain_id": "x-chain", "genesis_time_ms": 0,
-                       "validators": [{"name": "v", "pub_key": identity}]})
+        parse_genesis(
+            {
+                "chain_id": "x-chain",
+                "genesis_time_ms": 0,
+                "validators": [{"name": "v", "pub_key": identity}],
+            }
+        )
     node = Node(ledger, key=keys.validator)
     node.submit([sign(keys.bank, "membership", "add_key", {"pub_key": identity})])
     receipt = node.produce_block()

@@ -19,28 +19,40 @@ from services.common.ledger import EmbeddedLedger, LedgerPort, RemoteLedger, cal
 
 
 @pytest.fixture(params=["embedded", "remote"])
-def port(request: pytest.FixtureRequest, node: Node, keys: SimpleNamespace, live_server: Callable[[Any], Any]) -> Iterator[LedgerPort]:
+def port(
+    request: pytest.FixtureRequest,
+    node: Node,
+    keys: SimpleNamespace,
+    live_server: Callable[[Any], Any],
+) -> Iterator[LedgerPort]:
     if request.param == "embedded":
         yield EmbeddedLedger(node)
         return
-    with live_server(create_app(node)) as server, ChainClient(
-        server.url, identity=Identity("regulator", keys.regulator)
-    ) as client:
+    with (
+        live_server(create_app(node)) as server,
+        ChainClient(server.url, identity=Identity("regulator", keys.regulator)) as client,
+    ):
         yield RemoteLedger(client, node.ledger.genesis)
 
 
 def test_call_commits_and_reads_back(port: LedgerPort, keys: SimpleNamespace) -> None:
-    receipt = call(port, keys.agency, "anchors", "anchor", {"root": "ab" * 32, "count": 1, "label": "x"})
+    receipt = call(
+        port, keys.agency, "anchors", "anchor", {"root": "ab" * 32, "count": 1, "label": "x"}
+    )
     assert receipt["status"] == "ok"
     assert port.read("anchors", f"root:city-agency:{'ab' * 32}") == receipt["tx"]
     assert port.height() >= 1
 
 
 def test_proofs_verify_offline(port: LedgerPort, keys: SimpleNamespace, genesis: Genesis) -> None:
-    receipt = call(port, keys.agency, "anchors", "anchor", {"root": "cd" * 32, "count": 1, "label": "x"})
+    receipt = call(
+        port, keys.agency, "anchors", "anchor", {"root": "cd" * 32, "count": 1, "label": "x"}
+    )
     bundle = port.tx_proof(receipt["tx"])
     assert bundle is not None and verify_bundle(bundle, genesis).facts["tx"] == receipt["tx"]
-    assert verify_bundle(port.state_proof("anchors", f"root:city-agency:{'cd' * 32}"), genesis).facts["present"]
+    assert verify_bundle(
+        port.state_proof("anchors", f"root:city-agency:{'cd' * 32}"), genesis
+    ).facts["present"]
     assert port.tx_proof("00" * 32) is None
 
 
@@ -51,10 +63,18 @@ def test_resolve_key_gives_org_and_roles(port: LedgerPort, keys: SimpleNamespace
 
 def test_rejections_keep_their_code(port: LedgerPort, keys: SimpleNamespace) -> None:
     with pytest.raises(TxRejected) as caught:
-        call(port, keys.outsider, "anchors", "anchor", {"root": "ef" * 32, "count": 1, "label": "x"})
+        call(
+            port, keys.outsider, "anchors", "anchor", {"root": "ef" * 32, "count": 1, "label": "x"}
+        )
     assert caught.value.code == "unknown_sender"
-    tx = sign_tx(keys.agency, chain_id=port.genesis.chain_id, contract="anchors", method="anchor",
-                 args={"root": "12" * 32, "count": 1, "label": "x"}, expiry_height=port.height() + 10)
+    tx = sign_tx(
+        keys.agency,
+        chain_id=port.genesis.chain_id,
+        contract="anchors",
+        method="anchor",
+        args={"root": "12" * 32, "count": 1, "label": "x"},
+        expiry_height=port.height() + 10,
+    )
     hashes = port.submit_many([tx])
     assert hashes == [tx.hash]
     assert port.submit(tx, wait=True)["status"] == "ok"
