@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+
+from chain.errors import StorageError
 
 
 def make_engine(url: str) -> Engine:
@@ -29,6 +33,25 @@ def make_engine(url: str) -> Engine:
         cursor.close()
 
     return engine
+
+
+def database_url_from_env() -> str | None:
+    """SMARTCITY_DATABASE_URL, with `{password}` filled from SMARTCITY_DATABASE_PASSWORD_FILE."""
+    url = os.environ.get("SMARTCITY_DATABASE_URL")
+    secret = os.environ.get("SMARTCITY_DATABASE_PASSWORD_FILE")
+    if url and "{password}" in url:
+        if not secret:
+            raise StorageError(
+                "SMARTCITY_DATABASE_URL has {password} but no SMARTCITY_DATABASE_PASSWORD_FILE"
+            )
+        try:
+            password = Path(secret).read_text().strip()
+        except OSError as exc:
+            raise StorageError(
+                f"cannot read the database password file {secret}: {exc.strerror}"
+            ) from exc
+        url = url.replace("{password}", quote(password, safe=""))
+    return url
 
 
 def sqlite_url(path: Path) -> str:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ import click
 from chain import merkle
 from chain.auth import AUDIENCE_CHAIN, DEFAULT_TTL_S, MAX_TTL_S, AuthError, mint_token
 from chain.client import ChainClient, Identity
+from chain.db import database_url_from_env
 from chain.errors import ChainError
 from chain.genesis import load_genesis
 from chain.home import SuiteHome, init_suite, load_node_home
@@ -82,8 +82,9 @@ def init(out: Path, validators: int, observers: int, chain_id: str) -> None:
     required=True,
     help="A node home: DIR/nodes/<name> made by `smartcity init`.",
 )
+@click.option("--host", default=None, help="Override the API listen address.")
 @click.option("--port", type=click.IntRange(1, 65535), default=None, help="Override the API port.")
-def node(node_home: Path, port: int | None) -> None:
+def node(node_home: Path, host: str | None, port: int | None) -> None:
     """Run one node and its API."""
     import uvicorn
 
@@ -91,16 +92,16 @@ def node(node_home: Path, port: int | None) -> None:
 
     try:
         home = load_node_home(node_home)
-        running = open_node(home, database_url=os.environ.get("SMARTCITY_DATABASE_URL"))
+        running = open_node(home, database_url=database_url_from_env())
     except ChainError as exc:
         _fail(str(exc))
-    listen = port or home.settings.port
+    listen_host, listen_port = host or home.settings.host, port or home.settings.port
     click.echo(
         f"{home.settings.name} ({home.settings.role}) at height {running.node.ledger.height},"
-        f" API on http://{home.settings.host}:{listen}",
+        f" API on http://{listen_host}:{listen_port}",
         err=True,
     )
-    uvicorn.run(running.app, host=home.settings.host, port=listen, log_level="warning")
+    uvicorn.run(running.app, host=listen_host, port=listen_port, log_level="warning")
 
 
 @main.command()
