@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from chain.contracts.framework import code_hash, load_contract
 from chain.crypto import SigningKey, load_key, save_key
 from chain.db import sqlite_url
 from chain.errors import ChainError, GenesisError
@@ -93,6 +95,7 @@ def init_suite(
     observers: int = 0,
     chain_id: str = "smartcity-demo",
     api_url: str = "http://127.0.0.1:8000/chain",
+    contracts: Sequence[tuple[str, str]] = (),
 ) -> Genesis:
     """Create keys, genesis and node homes for a new chain with the demo organisations."""
     if (out / "genesis.json").exists():
@@ -136,6 +139,10 @@ def init_suite(
                 if n.startswith("observer")
             ],
             "organisations": orgs,
+            "contracts": [
+                {"name": name, "path": path, "code_hash": code_hash(load_contract(path))}
+                for name, path in contracts
+            ],
         }
     )
     (out / "genesis.json").write_text(json.dumps(genesis.to_json(), indent=2) + "\n")

@@ -1,0 +1,42 @@
+"""What the suite hands every service: its settings, the chain, and the service's own key.
+
+Two ways a service writes to the chain:
+- self-signed: the caller signs a transaction with its own registered key (its SDK helper
+  builds it) and the service checks `tx.sender` is the authenticated caller before submitting;
+  required where the chain must see the actor's own signature (issuing, consenting).
+- relayed: the service signs with its operator key (an organisation with role `operator`)
+  and names the authenticated caller in the arguments; the contract accepts that only from an
+  operator key. Used for facts the service itself attests (e.g. an audited read).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chain.crypto import SigningKey
+from chain.genesis import Genesis
+from services.common.ledger import LedgerPort, call
+
+
+@dataclass
+class ServiceContext:
+    name: str  # also the token audience: "identity", "credit", "roadhealth"
+    ledger: LedgerPort
+    database_url: str
+    data_dir: Path
+    operator_org: str
+    operator_key: SigningKey
+    demo: bool = True
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def genesis(self) -> Genesis:
+        return self.ledger.genesis
+
+    def relay(
+        self, contract: str, method: str, args: dict[str, Any], *, wait: bool = True
+    ) -> dict[str, Any]:
+        """Submit a transaction signed by the service's operator key."""
+        return call(self.ledger, self.operator_key, contract, method, args, wait=wait)

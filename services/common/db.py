@@ -1,0 +1,31 @@
+"""A service's own database (off-chain data): engine, and one transaction per request."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from sqlalchemy import Engine, MetaData
+from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+
+from chain.db import make_engine
+
+
+def make_session_factory(url: str, metadata: MetaData) -> tuple[Engine, sessionmaker[Session]]:
+    """Create the service's tables if missing and return its engine and session factory."""
+    engine = make_engine(url)
+    metadata.create_all(engine)
+    return engine, sessionmaker(engine, expire_on_commit=False)
+
+
+def session_dependency(factory: sessionmaker[Session]) -> Callable[[], Iterator[Session]]:
+    """One session per request; it commits when the handler returns and rolls back on error."""
+
+    def get_session() -> Iterator[Session]:
+        with factory() as session, session.begin():
+            yield session
+
+    return get_session
+
+
+class Base(DeclarativeBase):
+    """Base of every service's ORM models (each service uses its own table prefix)."""

@@ -1,0 +1,95 @@
+"""The services' shared error root and the one handler that maps it to HTTP.
+
+    ServiceError                 status 400 unless a subclass says otherwise
+    ├── NotFound                 404
+    ├── Conflict                 409
+    ├── Unprocessable            422 (input that parses but is not acceptable)
+    ├── Forbidden                403
+    └── Upstream                 502/503 (the chain or another dependency failed)
+
+Domain code raises these (never HTTPException); `install_error_handlers` renders every one as
+`{"error": {"code", "message", "details"}}`, as the chain node does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from chain.auth import AuthError
+from chain.errors import ChainError, TxRejected
+
+
+class ServiceError(Exception):
+    status = 400
+    code = "bad_request"
+
+    def __init__(self, message: str, *, code: str | None = None, details: Any = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        if code is not None:
+            self.code = code
+
+
+class NotFound(ServiceError):
+    status, code = 404, "not_found"
+
+
+class Conflict(ServiceError):
+    status, code = 409, "conflict"
+
+
+class Unprocessable(ServiceError):
+    status, code = 422, "unprocessable"
+
+
+class Forbidden(ServiceError):
+    status, code = 403, "forbidden"
+
+
+class Upstream(ServiceError):
+    status, code = 503, "upstream_unavailable"
+
+
+def error_body(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = details
+    return JSONResponse({"error": body}, status_code=status)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Map the service, auth, chain and validation errors to one JSON shape."""
+
+    @app.exception_handler(ServiceError)
+    async def service_error(_r: Request, exc: ServiceError) -> JSONResponse:
+        return error_body(exc.status, exc.code, exc.message, exc.details)
+
+    @app.exception_handler(AuthError)
+    async def auth_error(_r: Request, exc: AuthError) -> JSONResponse:
+        response = error_body(
+            exc.status, "unauthorized" if exc.status == 401 else "forbidden", exc.message
+        )
+        if exc.status == 401:
+            response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @app.exception_handler(TxRejected)
+    async def rejected(_r: Request, exc: TxRejected) -> JSONResponse:
+        return error_body(exc.status, exc.code, exc.message)
+
+    @app.exception_handler(ChainError)
+    async def chain_error(_r: Request, exc: ChainError) -> JSONResponse:
+        return error_body(503, "chain_unavailable", str(exc))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_r: Request, exc: RequestValidationError) -> JSONResponse:
+        problems = [
+            {"where": ".".join(str(p) for p in e["loc"]), "problem": e["msg"]} for e in exc.errors()
+        ]
+        first = problems[0] if problems else {"where": "body", "problem": "invalid"}
+        return error_body(422, "invalid_request", f"{first['where']}: {first['problem']}", problems)
