@@ -202,3 +202,31 @@ def load_calibration(path: Path) -> IriCalibration:
         if isinstance(exc, CalibrationError):
             raise
         raise CalibrationError(f"cannot read calibration {path}: {exc}") from exc
+
+
+DEFAULT_CALIBRATION_DIR = Path(__file__).with_name("calibrations")
+DEFAULT_RATES_HZ = (50.0, 100.0)
+
+
+def get_default_calibration_path(vehicle_class: str, rate_hz: float) -> Path:
+    """Where the shipped calibration of a vehicle class at a sample rate lives."""
+    return DEFAULT_CALIBRATION_DIR / f"{vehicle_class}_{rate_hz:g}hz.json"
+
+
+def load_default_calibration(vehicle_class: str, rate_hz: float = 50.0) -> IriCalibration:
+    """The shipped calibration of a vehicle class (golden, car, van, bus) at 50 or 100 Hz."""
+    path = get_default_calibration_path(vehicle_class, rate_hz)
+    if not path.is_file():
+        raise CalibrationError(f"no shipped calibration for {vehicle_class!r} at {rate_hz:g} Hz")
+    return load_calibration(path)
+
+
+def write_default_calibrations(vehicle_classes: tuple[str, ...], n_segments: int = 400) -> None:
+    """Regenerate the shipped calibrations (seed 0), as they were made."""
+    DEFAULT_CALIBRATION_DIR.mkdir(exist_ok=True)
+    for vehicle_class in vehicle_classes:
+        for rate_hz in DEFAULT_RATES_HZ:
+            cal = fit_iri_calibration(
+                vehicle_class=vehicle_class, n_segments=n_segments, seed=0, rate_hz=rate_hz
+            )
+            save_calibration(cal, get_default_calibration_path(vehicle_class, rate_hz))
