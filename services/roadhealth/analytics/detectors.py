@@ -84,6 +84,7 @@ class DetectionScore:
     precision: float
     recall: float
     true_positives: int
+    false_alarms: int
     detections: int
     planted: int
 
@@ -107,4 +108,4 @@ def score_events(
     tp = len(used)
     precision = tp / (tp + false_alarms) if tp + false_alarms else 1.0
     recall = tp / len(planted_m) if planted_m else 1.0
-    return DetectionScore(precision, recall, tp, len(detected_m), len(planted_m))
+    return DetectionScore(precision, recall, tp, false_alarms, len(detected_m), len(planted_m))

@@ -1,0 +1,145 @@
+"""Road-health analytics benchmarks: IRI speed, accel-to-IRI accuracy, classifier, detection."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from services.roadhealth.analytics.anomaly import cross_validate_classifier
+from services.roadhealth.analytics.dataset import read_window_folder
+from services.roadhealth.analytics.detectors import DETECTORS, locate_events, score_events
+from services.roadhealth.analytics.iri import classify_condition, compute_iri
+from services.roadhealth.analytics.profile import (
+    draw_anomalies,
+    estimate_gd_n0_for_iri,
+    generate_road_profile,
+)
+from services.roadhealth.analytics.quartercar import VEHICLE_CLASSES, simulate_ride
+from services.roadhealth.analytics.roughness import (
+    estimate_iri,
+    load_default_calibration,
+    simulate_segment,
+)
+from services.roadhealth.analytics.synthetic import SURFACE_CLASSES
+
+SHARED_DATA = Path("/work/shared/data/road/gonzalez2017")
+Result = dict[str, Any]
+
+
+def bench_iri_speed() -> list[Result]:
+    """Seconds to compute IRI per km of profile at 0.05 m spacing, and to simulate a ride per km."""
+    profile = generate_road_profile(length_m=10_000.0, seed=1, roughness_class="B")
+    start = time.perf_counter()
+    compute_iri(profile.elevation_m, profile.spacing_m)
+    iri_s = (time.perf_counter() - start) / 10.0
+    start = time.perf_counter()
+    simulate_ride(profile.elevation_m, spacing_m=profile.spacing_m, speed_mps=20.0, rate_hz=100)
+    ride_s = (time.perf_counter() - start) / 10.0
+    return [
+        {"bench": "iri_profile_seconds_per_km", "value": iri_s, "unit": "s/km", "spacing_m": 0.05},
+        {
+            "bench": "quartercar_ride_seconds_per_km",
+            "value": ride_s,
+            "unit": "s/km",
+            "rate_hz": 100,
+        },
+    ]
+
+
+def bench_iri_estimate(n_segments: int = 200) -> list[Result]:
+    """Accel-to-IRI error against simulated truth on unseen seeds, per vehicle class."""
+    out: list[Result] = []
+    for vehicle_class in ("car", "van", "bus"):
+        cal = load_default_calibration(vehicle_class, 50.0)
+        errors, same_class, covered = [], 0, 0
+        for i in range(n_segments):
+            seg = simulate_segment(vehicle_class=vehicle_class, seed=50_000_000 + i)
+            est = estimate_iri(seg.acc_z_mps2, speed_mps=seg.speed_mps, rate_hz=50, calibration=cal)
+            errors.append(abs(est.iri_m_per_km / seg.iri_m_per_km - 1.0))
+            same_class += est.condition == classify_condition(seg.iri_m_per_km)
+            covered += est.lower_m_per_km <= seg.iri_m_per_km <= est.upper_m_per_km
+        out.append(
+            {
+                "bench": "iri_estimate_median_relative_error",
+                "vehicle_class": vehicle_class,
+                "value": float(np.median(errors)),
+                "p90": float(np.percentile(errors, 90)),
+                "condition_class_agreement": same_class / n_segments,
+                "interval90_coverage": covered / n_segments,
+                "unit": "ratio",
+                "n": n_segments,
+            }
+        )
+    return out
+
+
+def bench_classifier_real() -> list[Result]:
+    """Repeated stratified 5-fold CV on the Gonzalez et al. 2017 development windows."""
+    if not SHARED_DATA.is_dir():
+        return [{"bench": "classifier_cv_accuracy_gonzalez2017", "value": None, "note": "absent"}]
+    windows, labels = read_window_folder(SHARED_DATA, known_classes=SURFACE_CLASSES)
+    runs = cross_validate_classifier(windows, labels, n_splits=5, n_repeats=5, seed=0)
+    acc = [r.accuracy for r in runs]
+    return [
+        {
+            "bench": "classifier_cv_accuracy_gonzalez2017",
+            "value": float(np.mean(acc)),
+            "accuracy_std": float(np.std(acc)),
+            "macro_f1": float(np.mean([r.macro_f1 for r in runs])),
+            "pothole_f1": float(np.mean([r.pothole_f1 or 0.0 for r in runs])),
+            "unit": "ratio",
+            "n": len(labels),
+            "cv": "5x repeated stratified 5-fold",
+        }
+    ]
+
+
+def bench_detection(length_m: float = 2000.0) -> list[Result]:
+    """Event precision/recall of each classic detector on planted potholes and bumps (5 m)."""
+    rng = np.random.default_rng(7)
+    anomalies = draw_anomalies(length_m=length_m, n_potholes=15, n_bumps=10, rng=rng, min_gap_m=40)
+    profile = generate_road_profile(
+        length_m=length_m, seed=7, gd_n0_m3=estimate_gd_n0_for_iri(2.0), anomalies=anomalies
+    )
+    planted = [a.position_m for a in anomalies]
+    out: list[Result] = []
+    for name, detector in DETECTORS.items():
+        tp = found = total = alarms = 0
+        for k, speed_mps in enumerate((8.0, 14.0, 20.0)):
+            ride = simulate_ride(
+                profile.elevation_m,
+                spacing_m=profile.spacing_m,
+                speed_mps=speed_mps,
+                car=VEHICLE_CLASSES["car"],
+                seed=k,
+            )
+            events = locate_events(detector(ride.acc_z_mps2, 50.0), distance_m=ride.distance_m)
+            score = score_events(events, planted)
+            tp += score.true_positives
+            total += score.planted
+            alarms += score.false_alarms
+            found += score.true_positives
+        out.append(
+            {
+                "bench": "anomaly_detection_precision_recall",
+                "detector": name,
+                "precision": tp / (tp + alarms) if tp + alarms else 1.0,
+                "recall": found / total,
+                "planted": total,
+                "unit": "ratio",
+            }
+        )
+    return out
+
+
+def run() -> list[Result]:
+    """All road-health analytics results as JSON-able dicts."""
+    return [
+        *bench_iri_speed(),
+        *bench_iri_estimate(),
+        *bench_classifier_real(),
+        *bench_detection(),
+    ]
