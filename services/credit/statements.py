@@ -124,7 +124,7 @@ def read_table(source: Source, *, file_format: FileFormat | None = None) -> pd.D
         if fmt == "xlsx":
             return pd.read_excel(data, dtype=str, engine="openpyxl")
         return pd.read_csv(data, dtype=str, skipinitialspace=True)
-    except (ValueError, OSError, UnicodeDecodeError, pd.errors.ParserError) as exc:
+    except Exception as exc:  # pandas, openpyxl and zipfile raise many types on a bad file
         raise StatementError([Problem(None, None, f"cannot read {fmt} file: {exc}")]) from exc
 
 
