@@ -79,7 +79,7 @@ def estimate_iri(
 ) -> IriEstimate:
     """IRI of the road under a stretch of acceleration at speed, with a 90% prediction interval."""
     if abs(rate_hz - calibration.rate_hz) > 1e-6:
-        raise CalibrationError(f"calibration is for {calibration.rate_hz} Hz, got {rate_hz} Hz")
+        raise CalibrationError(f"calibration is for {calibration.rate_hz:g} Hz, got {rate_hz:g} Hz")
     x = compute_acceleration_features(acc_z_mps2, speed_mps=speed_mps, rate_hz=rate_hz)
     log_iri = float(x @ np.array(calibration.coef))
     half = Z_90 * calibration.residual_std_log
