@@ -1,0 +1,152 @@
+"""Alert delivery: webhook POSTs with retries and backoff, and an MQTT topic, from the alerts table.
+
+Alerts are rows written in the same transaction as the data that raised them, so a rolled-back
+request raises none and a crash loses none: a background thread delivers pending rows, retrying
+failed webhooks with exponential backoff up to `webhook_max_attempts`. Receivers get the alert
+`id` (also in the `Idempotency-Key` header) so a redelivery after a lost answer is recognisable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+from urllib.parse import urlparse
+
+import httpx
+from paho.mqtt import publish
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from services.roadhealth.models import RhAlert, RhWebhook
+from services.roadhealth.runtime import Settings
+
+log = logging.getLogger(__name__)
+IDLE_POLL_S = 2.0
+
+
+def alert_document(alert: RhAlert, city: str) -> dict[str, Any]:
+    """What receivers get: the alert, its city and the chain transaction attesting it."""
+    return {
+        "id": alert.id,
+        "kind": alert.kind,
+        "city": city,
+        "segment": alert.segment,
+        "data": alert.data,
+        "chain_tx": alert.chain_tx,
+        "created_at": alert.created_at,
+    }
+
+
+class AlertDispatcher:
+    """Delivers pending alerts from a background thread; `kick()` wakes it after a commit."""
+
+    def __init__(self, factory: sessionmaker[Session], settings: Settings) -> None:
+        self.factory = factory
+        self.settings = settings
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._client = httpx.Client(timeout=settings.webhook_timeout_s)
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="roadhealth-alerts", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def kick(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        wait_s = IDLE_POLL_S
+        while not self._stop.is_set():
+            self._wake.wait(wait_s)
+            self._wake.clear()
+            # Let the request that kicked us commit before we look
+            time.sleep(0.05)
+            try:
+                self.deliver_due()
+                due = self._next_due()
+                wait_s = IDLE_POLL_S if due is None else min(IDLE_POLL_S, due - time.time())
+            except Exception:  # the database may be briefly unavailable: try again later
+                log.exception("alert delivery pass failed")
+                wait_s = IDLE_POLL_S
+
+    def deliver_due(self) -> int:
+        """Attempt every pending alert whose time has come; return how many were delivered."""
+        now = time.time()
+        delivered = 0
+        with self.factory() as session, session.begin():
+            due = session.scalars(
+                select(RhAlert)
+                .where(RhAlert.pending == 1, RhAlert.next_attempt_at <= now)
+                .order_by(RhAlert.id)
+                .limit(100)
+            ).all()
+            targets = list(self.settings.webhooks) + list(
+                session.scalars(select(RhWebhook.url)).all()
+            )
+            for alert in due:
+                delivered += self._attempt(alert, targets, now)
+        return delivered
+
+    def _attempt(self, alert: RhAlert, targets: list[str], now: float) -> int:
+        document = alert_document(alert, self.settings.city)
+        if alert.attempts == 0:
+            self._publish_mqtt(document)
+        alert.attempts += 1
+        errors = []
+        for url in targets:
+            try:
+                response = self._client.post(
+                    url, json=document, headers={"Idempotency-Key": f"roadhealth-alert-{alert.id}"}
+                )
+                if response.status_code >= 300:
+                    errors.append(f"{url}: HTTP {response.status_code}")
+            except httpx.HTTPError as exc:
+                errors.append(f"{url}: {type(exc).__name__}")
+        if not errors:
+            alert.pending, alert.delivered, alert.last_error = 0, len(targets), None
+            return 1
+        alert.last_error = "; ".join(errors)
+        if alert.attempts >= self.settings.webhook_max_attempts:
+            alert.pending = 0  # given up; last_error says why, the alert stays listed
+        else:
+            alert.next_attempt_at = now + self.settings.retry_base_s * 2 ** (alert.attempts - 1)
+        return 0
+
+    def _next_due(self) -> float | None:
+        with self.factory() as session:
+            value = session.scalars(
+                select(RhAlert.next_attempt_at)
+                .where(RhAlert.pending == 1)
+                .order_by(RhAlert.next_attempt_at)
+                .limit(1)
+            ).first()
+        return None if value is None else float(value)
+
+    def _publish_mqtt(self, document: dict[str, Any]) -> None:
+        if not self.settings.mqtt_url:
+            return
+        url = urlparse(self.settings.mqtt_url)
+        auth = {"username": url.username, "password": url.password} if url.username else None
+        try:
+            publish.single(
+                f"city/{self.settings.city}/road/alerts",
+                json.dumps(document),
+                qos=1,
+                hostname=url.hostname or "127.0.0.1",
+                port=url.port or 1883,
+                auth=auth,  # type: ignore[arg-type]
+            )
+        except (OSError, ValueError) as exc:
+            log.warning("alert %s not published to MQTT: %s", document["id"], exc)

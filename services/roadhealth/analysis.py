@@ -1,0 +1,142 @@
+"""Per-window and per-segment analytics on top of the analytics library.
+
+A window gets an IRI estimate (per-vehicle-class calibration) and its located events (classic
+Z-THRESH / Z-DIFF detectors; a pothole's first excursion is downwards as the wheel drops, a
+bump's is upwards). A segment's IRI is the mean of its windows' log estimates, with a 90%
+interval that combines the calibration's residual, the spread between windows and a floor.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+from numpy.typing import NDArray
+
+from services.roadhealth.analytics.detectors import detect_z_diff, detect_z_thresh, locate_events
+from services.roadhealth.analytics.roughness import (
+    CalibrationError,
+    IriCalibration,
+    estimate_iri,
+    load_default_calibration,
+)
+
+FloatArray = NDArray[np.float64]
+Z_90 = 1.6449
+EVENT_THRESHOLD_MPS2 = 3.0
+EVENT_HALF_SPAN_S = 0.4
+MIN_SPEED_FOR_IRI_MPS = 4.0
+MIN_SPEED_FOR_EVENTS_MPS = 2.0
+SYSTEMATIC_LOG_STD = 0.05  # calibration bias the windows of one segment share
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """Condition classes by IRI (m/km): good below `good_below`, poor above `poor_above`."""
+
+    good_below: float = 1.5
+    poor_above: float = 2.68
+
+    def classify(self, iri_m_per_km: float) -> str:
+        if iri_m_per_km < self.good_below:
+            return "good"
+        return "fair" if iri_m_per_km <= self.poor_above else "poor"
+
+
+@dataclass(frozen=True)
+class Event:
+    """A located anomaly in a window: metres from the window's start, kind and peak size."""
+
+    offset_m: float
+    kind: str  # pothole | bump
+    peak_mps2: float
+
+
+@dataclass(frozen=True)
+class WindowAnalysis:
+    iri: float | None
+    iri_log_std: float | None
+    events: tuple[Event, ...]
+
+
+@lru_cache(maxsize=64)
+def _calibration(vehicle_class: str, rate_hz: float) -> IriCalibration | None:
+    try:
+        return load_default_calibration(vehicle_class, rate_hz)
+    except CalibrationError:
+        return None
+
+
+def analyse_window(
+    acc_z: Sequence[float], *, rate_hz: int, speed_mps: float, vehicle_class: str
+) -> WindowAnalysis:
+    """IRI estimate (when a calibration and enough speed exist) and located events."""
+    acc = np.asarray(acc_z, dtype=np.float64)
+    iri, log_std = None, None
+    calibration = _calibration(vehicle_class, float(rate_hz))
+    if calibration is not None and speed_mps >= MIN_SPEED_FOR_IRI_MPS:
+        try:
+            estimate = estimate_iri(
+                acc, speed_mps=speed_mps, rate_hz=float(rate_hz), calibration=calibration
+            )
+            iri, log_std = estimate.iri_m_per_km, calibration.residual_std_log
+        except CalibrationError:
+            pass  # too short a window: events only
+    events = locate_window_events(acc, rate_hz=rate_hz, speed_mps=speed_mps)
+    return WindowAnalysis(iri, log_std, events)
+
+
+def locate_window_events(acc: FloatArray, *, rate_hz: int, speed_mps: float) -> tuple[Event, ...]:
+    """Potholes and bumps in a window, each at its distance from the window's first sample."""
+    if speed_mps < MIN_SPEED_FOR_EVENTS_MPS:
+        return ()
+    flags = detect_z_thresh(acc, threshold_mps2=EVENT_THRESHOLD_MPS2) | detect_z_diff(
+        acc, threshold_mps2=EVENT_THRESHOLD_MPS2
+    )
+    distance = np.arange(acc.size, dtype=np.float64) / rate_hz * speed_mps
+    merge_m = max(3.0, 0.6 * speed_mps)
+    level = float(np.median(acc))
+    half = max(1, int(EVENT_HALF_SPAN_S * rate_hz))
+    out = []
+    for position in locate_events(flags, distance_m=distance, merge_within_m=merge_m):
+        centre = round(position / speed_mps * rate_hz)
+        dev = acc[max(0, centre - half) : min(acc.size, centre + half)] - level
+        peak = float(np.abs(dev).max())
+        first = int(np.flatnonzero(np.abs(dev) >= 0.5 * peak)[0])
+        kind = "pothole" if dev[first] < 0 else "bump"
+        out.append(Event(float(position), kind, peak))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class SegmentEstimate:
+    iri: float
+    lower: float
+    upper: float
+    windows: int
+
+
+def combine_window_estimates(
+    iris: Sequence[float], log_stds: Sequence[float]
+) -> SegmentEstimate | None:
+    """Geometric mean of window IRIs with a 90% interval for the segment's IRI."""
+    if not iris:
+        return None
+    logs = np.log(np.asarray(iris, dtype=np.float64))
+    n = logs.size
+    residual = float(np.mean(np.asarray(log_stds, dtype=np.float64) ** 2)) / n
+    spread = float(np.var(logs, ddof=1)) / n if n > 1 else 0.0
+    se = math.sqrt(max(residual, spread) + SYSTEMATIC_LOG_STD**2)
+    centre = float(logs.mean())
+    return SegmentEstimate(
+        math.exp(centre), math.exp(centre - Z_90 * se), math.exp(centre + Z_90 * se), n
+    )
+
+
+def pothole_confidence(vehicles: int, repeat_reports: int) -> float:
+    """Chance the pothole is real: each distinct vehicle halves the doubt, a repeat pass less."""
+    doubt = 0.5**vehicles * 0.8**repeat_reports
+    return round(1.0 - doubt, 4)

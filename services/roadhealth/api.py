@@ -1,0 +1,145 @@
+"""Thin routers: authenticate, parse, call the domain, return its answer."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+
+from chain.auth import Caller
+from chain.encoding import parse_json
+from chain.errors import EncodingError
+from services.common.auth import require_role
+from services.roadhealth import ingest, service
+from services.roadhealth.errors import BadGeoJson
+from services.roadhealth.runtime import Runtime
+from services.roadhealth.schemas import (
+    AlertView,
+    DeviceView,
+    ImportResult,
+    IngestRequest,
+    IngestResponse,
+    PriorityItem,
+    ReadingProof,
+    ReceiptResponse,
+    SeriesResponse,
+    SignedTxRequest,
+    WebhookRequest,
+    WebhookView,
+)
+
+AUTHORITY = "road_authority"
+READERS = ("road_authority", "agency", "regulator")
+GEOJSON = "application/geo+json"
+MAX_IMPORT_BYTES = 16 * 1024 * 1024
+
+
+async def read_body(request: Request) -> bytes:
+    """The raw request body, refused when too large (GeoJSON is parsed by the domain)."""
+    raw = await request.body()
+    if len(raw) > MAX_IMPORT_BYTES:
+        raise BadGeoJson(f"the document is over {MAX_IMPORT_BYTES} bytes")
+    return raw
+
+
+def build_router(
+    rt: Runtime,
+    authenticate: Callable[[Request], Caller],
+    get_session: Callable[..., Any],
+) -> APIRouter:
+    router = APIRouter(prefix="/v1")
+    SessionDep = Annotated[Session, Depends(get_session)]
+    Reader = Annotated[Caller, Depends(require_role(authenticate, *READERS))]
+    Authority = Annotated[Caller, Depends(require_role(authenticate, AUTHORITY))]
+    Operator = Annotated[Caller, Depends(require_role(authenticate, "operator"))]
+    RawBody = Annotated[bytes, Depends(read_body)]
+
+    @router.post("/ingest", response_model=IngestResponse, tags=["gateway"])
+    def ingest_batch(body: IngestRequest, caller: Operator, session: SessionDep) -> dict[str, Any]:
+        """Store an anchored batch of signed telemetry (docs/roadhealth-ingest.md)."""
+        return ingest.ingest_batch(rt, session, caller_org=caller.org, request=body)
+
+    @router.get("/segments", tags=["segments"])
+    def segments(_c: Reader, session: SessionDep, candidates: bool = False) -> JSONResponse:
+        """Every segment with condition, IRI and potholes (GeoJSON FeatureCollection)."""
+        doc = service.segments_geojson(session, include_candidates=candidates)
+        return JSONResponse(doc, media_type=GEOJSON)
+
+    @router.post("/segments", response_model=ImportResult, tags=["segments"])
+    def import_segments(body: RawBody, caller: Authority, session: SessionDep) -> dict[str, Any]:
+        """Import a GeoJSON FeatureCollection of LineStrings, registering each on the chain."""
+        try:
+            doc = parse_json(body)
+        except EncodingError as exc:
+            raise BadGeoJson(f"not JSON: {exc}") from exc
+        return service.import_segments(rt, session, doc=doc, requested_by=caller.org)
+
+    @router.get("/segments/{segment_id}", tags=["segments"])
+    def segment(segment_id: str, _c: Reader, session: SessionDep) -> JSONResponse:
+        return JSONResponse(
+            service.segment_geojson(session, segment_id=segment_id), media_type=GEOJSON
+        )
+
+    @router.get("/segments/{segment_id}/series", response_model=SeriesResponse, tags=["segments"])
+    def series(
+        segment_id: str,
+        _c: Reader,
+        session: SessionDep,
+        bucket_s: int = 86_400,
+        since: float | None = None,
+        until: float | None = None,
+    ) -> dict[str, Any]:
+        """IRI over time for one segment, one point per bucket."""
+        return service.segment_series(
+            session, segment_id=segment_id, bucket_s=bucket_s, since=since, until=until
+        )
+
+    @router.get("/potholes", tags=["segments"])
+    def potholes(_c: Reader, session: SessionDep, candidates: bool = False) -> JSONResponse:
+        return JSONResponse(
+            service.potholes_geojson(session, include_candidates=candidates), media_type=GEOJSON
+        )
+
+    @router.get("/priorities", response_model=list[PriorityItem], tags=["maintenance"])
+    def priorities(_c: Reader, session: SessionDep, limit: int = 50) -> list[dict[str, Any]]:
+        """Segments ranked for repair, with the reasons."""
+        return service.priorities(rt, session, limit=limit)
+
+    @router.get("/alerts", response_model=list[AlertView], tags=["maintenance"])
+    def alerts(
+        _c: Reader, session: SessionDep, segment: str | None = None, limit: int = 100
+    ) -> list[dict[str, Any]]:
+        return service.list_alerts(session, segment=segment, limit=limit)
+
+    @router.post("/webhooks", response_model=WebhookView, tags=["maintenance"])
+    def add_webhook(body: WebhookRequest, caller: Authority, session: SessionDep) -> dict[str, Any]:
+        """Subscribe a URL to alerts (POSTed as JSON, retried with backoff)."""
+        return service.add_webhook(session, url=body.url, created_by=caller.org)
+
+    @router.get("/webhooks", response_model=list[WebhookView], tags=["maintenance"])
+    def webhooks(_c: Authority, session: SessionDep) -> list[dict[str, Any]]:
+        return service.list_webhooks(session)
+
+    @router.post("/devices/tx", response_model=ReceiptResponse, tags=["devices"])
+    def device_tx(body: SignedTxRequest, caller: Authority, session: SessionDep) -> dict[str, Any]:
+        """Submit a register/suspend/reinstate transaction the road authority signed itself."""
+        return service.submit_device_tx(rt, session, caller_key=caller.key, tx_json=body.tx)
+
+    @router.get("/devices", response_model=list[DeviceView], tags=["devices"])
+    def devices(_c: Reader, session: SessionDep) -> list[dict[str, Any]]:
+        return service.list_devices(session)
+
+    @router.get("/devices/{device}", response_model=DeviceView, tags=["devices"])
+    def device(device: str, _c: Reader) -> dict[str, Any]:
+        """The device's record as the chain holds it."""
+        return service.get_device(rt, device=device)
+
+    @router.get("/readings/{device}/{seq}/proof", response_model=ReadingProof, tags=["proofs"])
+    def proof(device: str, seq: int, _c: Reader, session: SessionDep) -> dict[str, Any]:
+        """A reading from the device's signature to a committed block (offline-verifiable)."""
+        return service.reading_proof(rt, session, device=device, seq=seq)
+
+    return router

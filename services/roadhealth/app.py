@@ -1,0 +1,45 @@
+"""The road-health service app: mounted at /roadhealth by the suite."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.common.auth import authenticator
+from services.common.context import ServiceContext
+from services.common.db import Base, make_session_factory, session_dependency
+from services.common.errors import install_error_handlers
+from services.roadhealth import (
+    models,  # noqa: F401  (registers the tables on Base.metadata)
+    service,
+)
+from services.roadhealth.alerts import AlertDispatcher
+from services.roadhealth.api import build_router
+from services.roadhealth.runtime import Runtime, Settings
+
+
+def create_app(ctx: ServiceContext) -> FastAPI:
+    """Build the app: tables, segment index (demo network on first run), alert dispatcher."""
+    settings = Settings.from_context(ctx)
+    _engine, factory = make_session_factory(ctx.database_url, Base.metadata)
+    rt = Runtime(ctx=ctx, settings=settings)
+    # Sub-app startup hooks do not run when mounted, so set up here
+    with factory() as session, session.begin():
+        if settings.load_demo:
+            service.load_demo_network(rt, session)
+        service.reload_index(rt, session)
+    dispatcher = AlertDispatcher(factory, settings)
+    dispatcher.start()
+    rt.kick_alerts = dispatcher.kick
+    app = FastAPI(
+        title="smartcity road health",
+        version="1",
+        description="Road condition (IRI), potholes, maintenance priorities and alerts"
+        " from signed vehicle telemetry. See docs/roadhealth.md.",
+    )
+    app.state.runtime = rt
+    app.state.dispatcher = dispatcher
+    install_error_handlers(app)
+    app.include_router(
+        build_router(rt, authenticator(ctx.ledger, ctx.name), session_dependency(factory))
+    )
+    return app

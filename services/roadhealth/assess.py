@@ -1,0 +1,220 @@
+"""Turn stored windows into segment conditions, confirmed potholes, chain facts and alerts."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from chain.encoding import hash_json
+from services.roadhealth.analysis import combine_window_estimates, pothole_confidence
+from services.roadhealth.errors import ChainRefused
+from services.roadhealth.models import RhAlert, RhPothole, RhPotholeReport, RhSegment, RhWindow
+from services.roadhealth.runtime import Runtime
+
+DAY_S = 86_400.0
+
+
+def refresh_segments(rt: Runtime, session: Session, segments: Iterable[str]) -> None:
+    """Recompute each segment's IRI and class; attest and alert when the class changes."""
+    for segment_id in sorted(set(segments)):
+        segment = session.get(RhSegment, segment_id)
+        if segment is not None:
+            _refresh_segment(rt, session, segment)
+
+
+def _refresh_segment(rt: Runtime, session: Session, segment: RhSegment) -> None:
+    rows = session.execute(
+        select(RhWindow.t0, RhWindow.iri, RhWindow.iri_log_std, RhWindow.hash).where(
+            RhWindow.segment == segment.id, RhWindow.iri.is_not(None)
+        )
+    ).all()
+    if not rows:
+        return
+    newest = max(r.t0 for r in rows)
+    recent = [r for r in rows if r.t0 >= newest - rt.settings.horizon_days * DAY_S]
+    estimate = combine_window_estimates(
+        [float(r.iri) for r in recent], [float(r.iri_log_std or 0.0) for r in recent]
+    )
+    if estimate is None:
+        return
+    segment.iri, segment.iri_lower, segment.iri_upper = estimate.iri, estimate.lower, estimate.upper
+    segment.windows, segment.updated_at = estimate.windows, time.time()
+    if estimate.windows < rt.settings.min_windows:
+        return
+    condition = rt.settings.thresholds.classify(estimate.iri)
+    before = segment.condition
+    if condition == before:
+        return
+    evidence = hash_json(sorted(r.hash for r in recent))
+    receipt = _attest(
+        rt,
+        "record_condition",
+        {
+            "segment": segment.id,
+            "condition": condition,
+            "iri_milli": round(estimate.iri * 1000),
+            "lower_milli": min(round(estimate.lower * 1000), round(estimate.iri * 1000)),
+            "upper_milli": max(round(estimate.upper * 1000), round(estimate.iri * 1000)),
+            "windows": estimate.windows,
+            "evidence": evidence,
+        },
+    )
+    segment.condition, segment.condition_tx = condition, receipt["tx"]
+    if before is not None or condition == "poor":
+        raise_alert(
+            rt,
+            session,
+            kind="condition_changed",
+            segment=segment.id,
+            chain_tx=receipt["tx"],
+            data={
+                "segment": segment.id,
+                "name": segment.name,
+                "before": before,
+                "after": condition,
+                "iri_m_per_km": round(estimate.iri, 3),
+                "iri_90": [round(estimate.lower, 3), round(estimate.upper, 3)],
+                "windows": estimate.windows,
+            },
+        )
+
+
+def attribute_report(
+    rt: Runtime,
+    session: Session,
+    *,
+    window: RhWindow,
+    chainage_m: float,
+    peak_mps2: float,
+) -> str:
+    """File a pothole report under the nearest pothole of its segment, or open a candidate."""
+    assert window.segment is not None
+    candidates = session.scalars(
+        select(RhPothole).where(RhPothole.segment == window.segment, RhPothole.status != "repaired")
+    ).all()
+    near = [
+        p for p in candidates if abs(p.chainage_m - chainage_m) <= rt.settings.pothole_cluster_m
+    ]
+    if near:
+        pothole = min(near, key=lambda p: abs(p.chainage_m - chainage_m))
+    else:
+        lat, lon = rt.index.position_at(window.segment, chainage_m)
+        pothole = RhPothole(
+            id=f"{window.segment}:{round(chainage_m * 10)}:{window.hash[:8]}",
+            segment=window.segment,
+            chainage_m=chainage_m,
+            lat=lat,
+            lon=lon,
+            reports=0,
+            vehicles=0,
+            confidence=0.0,
+            status="candidate",
+            first_seen=window.t0,
+            last_seen=window.t0,
+        )
+        session.add(pothole)
+    session.add(
+        RhPotholeReport(
+            window_id=window.id,
+            pothole=pothole.id,
+            device=window.device,
+            chainage_m=chainage_m,
+            peak_mps2=peak_mps2,
+            message_hash=window.hash,
+            t0=window.t0,
+        )
+    )
+    session.flush()
+    return pothole.id
+
+
+def refresh_potholes(rt: Runtime, session: Session, pothole_ids: Iterable[str]) -> None:
+    """Recount reports; confirm (on chain, with an alert) once enough vehicles saw the pothole."""
+    for pothole_id in sorted(set(pothole_ids)):
+        pothole = session.get(RhPothole, pothole_id)
+        if pothole is None:
+            continue
+        reports = session.scalars(
+            select(RhPotholeReport).where(RhPotholeReport.pothole == pothole_id)
+        ).all()
+        devices = {r.device for r in reports}
+        grew = len(devices) > pothole.vehicles
+        pothole.reports, pothole.vehicles = len(reports), len(devices)
+        pothole.chainage_m = sum(r.chainage_m for r in reports) / len(reports)
+        pothole.lat, pothole.lon = rt.index.position_at(pothole.segment, pothole.chainage_m)
+        pothole.last_seen = max(r.t0 for r in reports)
+        pothole.confidence = pothole_confidence(len(devices), len(reports) - len(devices))
+        if pothole.vehicles < rt.settings.pothole_min_vehicles or not grew:
+            continue
+        receipt = _attest(
+            rt,
+            "confirm_pothole",
+            {
+                "pothole": pothole.id,
+                "segment": pothole.segment,
+                "chainage_dm": max(0, round(pothole.chainage_m * 10)),
+                "reports": pothole.reports,
+                "vehicles": pothole.vehicles,
+                "confidence_pct": int(pothole.confidence * 100),
+                "evidence": hash_json(sorted(r.message_hash for r in reports)),
+            },
+        )
+        first = pothole.status == "candidate"
+        pothole.status, pothole.confirmed_tx = "confirmed", receipt["tx"]
+        if first:
+            raise_alert(
+                rt,
+                session,
+                kind="pothole_confirmed",
+                segment=pothole.segment,
+                chain_tx=receipt["tx"],
+                data={
+                    "pothole": pothole.id,
+                    "segment": pothole.segment,
+                    "lat": round(pothole.lat, 7),
+                    "lon": round(pothole.lon, 7),
+                    "chainage_m": round(pothole.chainage_m, 1),
+                    "vehicles": pothole.vehicles,
+                    "reports": pothole.reports,
+                    "confidence": pothole.confidence,
+                },
+            )
+
+
+def raise_alert(
+    rt: Runtime,
+    session: Session,
+    *,
+    kind: str,
+    segment: str,
+    chain_tx: str | None,
+    data: dict[str, Any],
+) -> None:
+    """Store an alert; the dispatcher delivers it (webhooks, MQTT) once the request commits."""
+    session.add(
+        RhAlert(
+            kind=kind,
+            segment=segment,
+            data=data,
+            chain_tx=chain_tx,
+            created_at=time.time(),
+            delivered=0,
+            attempts=0,
+            next_attempt_at=0.0,
+            pending=1,
+        )
+    )
+
+
+def _attest(rt: Runtime, method: str, args: dict[str, Any]) -> dict[str, Any]:
+    """A fact the service attests with its operator key; a refusal is reported, not hidden."""
+    receipt = rt.ctx.relay("roadhealth", method, args)
+    if receipt["status"] != "ok":
+        raise ChainRefused(
+            f"the chain refused roadhealth.{method}: {receipt['error']}", code=receipt["code"]
+        )
+    return receipt

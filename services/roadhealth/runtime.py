@@ -1,0 +1,57 @@
+"""What the domain functions share: settings, the chain, the segment index and the alert kick."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from services.common.context import ServiceContext
+from services.roadhealth.analysis import Thresholds
+from services.roadhealth.geo import Segment
+from services.roadhealth.matching import SegmentIndex
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Tunable behaviour; `ServiceContext.options["roadhealth"]` overrides any field."""
+
+    city: str = "smartcity"
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    min_windows: int = 3  # windows a segment needs before it gets a condition class
+    pothole_cluster_m: float = 6.0  # reports this close along a segment are one pothole
+    pothole_min_vehicles: int = 3  # distinct vehicles that must see a pothole to confirm it
+    horizon_days: float = 90.0  # windows older than this (before a segment's newest) are ignored
+    webhooks: tuple[str, ...] = ()
+    mqtt_url: str | None = None
+    webhook_max_attempts: int = 6
+    webhook_timeout_s: float = 5.0
+    retry_base_s: float = 0.5
+    load_demo: bool = True
+
+    @classmethod
+    def from_context(cls, ctx: ServiceContext) -> Settings:
+        raw: dict[str, Any] = dict(ctx.options.get("roadhealth", {}))
+        thresholds = Thresholds(
+            float(raw.pop("good_below", 1.5)), float(raw.pop("poor_above", 2.68))
+        )
+        raw.setdefault("city", os.environ.get("SMARTCITY_CITY", "smartcity"))
+        raw.setdefault("mqtt_url", os.environ.get("SMARTCITY_MQTT_URL") or None)
+        hook = os.environ.get("SMARTCITY_ROADHEALTH_WEBHOOK")
+        raw["webhooks"] = tuple(raw.get("webhooks", ())) + ((hook,) if hook else ())
+        raw.setdefault("load_demo", ctx.demo)
+        return cls(thresholds=thresholds, **raw)
+
+
+@dataclass
+class Runtime:
+    ctx: ServiceContext
+    settings: Settings
+    index: SegmentIndex = field(default_factory=lambda: SegmentIndex([]))
+    kick_alerts: Callable[[], None] = lambda: None
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def reindex(self, segments: Sequence[Segment]) -> None:
+        self.index = SegmentIndex(segments)
