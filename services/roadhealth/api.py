@@ -1,7 +1,5 @@
 """Thin routers: authenticate, parse, call the domain, return its answer."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Annotated, Any
 
@@ -12,7 +10,6 @@ from sqlalchemy.orm import Session
 from chain.auth import Caller
 from chain.encoding import parse_json
 from chain.errors import EncodingError
-from services.common.auth import require_role
 from services.roadhealth import ingest, service
 from services.roadhealth.errors import BadGeoJson
 from services.roadhealth.runtime import Runtime
@@ -35,6 +32,21 @@ AUTHORITY = "road_authority"
 READERS = ("road_authority", "agency", "regulator")
 GEOJSON = "application/geo+json"
 MAX_IMPORT_BYTES = 16 * 1024 * 1024
+
+
+def require_role(authenticate: Callable[[Request], Caller], *roles: str) -> Callable[..., Caller]:
+    """Authenticate, then refuse (403) a caller whose organisation lacks all of `roles`.
+
+    services.common.auth.require_role declares its parameter under postponed annotations, so
+    FastAPI cannot resolve `Depends(authenticate)` and asks for a `caller` query parameter
+    instead; this module is evaluated eagerly, which avoids that.
+    """
+
+    def check(caller: Annotated[Caller, Depends(authenticate)]) -> Caller:
+        caller.require(*roles)
+        return caller
+
+    return check
 
 
 async def read_body(request: Request) -> bytes:
