@@ -1,6 +1,7 @@
 """The identity package's one exception root and its branches.
 
 IdentityError                       every identity failure; `code` is stable for API clients
+│                                   (a services.common ServiceError: HTTP 422 unless it says)
 ├── InvalidKey                      a JWK or verification method is unusable
 ├── CredentialError                 a VC-JOSE credential/presentation is malformed or fails
 │   ├── MalformedToken              not a JWS compact / SD-JWT / data URL we can parse
@@ -22,20 +23,29 @@ IdentityError                       every identity failure; `code` is stable for
 │   └── UndisclosableClaim          an issuer asked to hide a claim that must stay visible
 ├── KeyBindingError                 the holder's key binding JWT is missing or wrong
 ├── StatusListError                 a Bitstring Status List is malformed or misused
-└── ProofError                      a zero-knowledge proof does not verify
-    ├── InvalidProof                the proof's equations do not hold or it is malformed
-    ├── StatementMismatch           the proof is for a different statement
-    ├── ProofNonceMismatch          the proof was made for another nonce or context (replay)
-    ├── CommitmentMismatch          the proof is about another commitment than the signed one
-    └── PredicateNotSatisfied       the prover's secret does not satisfy the statement
+├── ProofError                      a zero-knowledge proof does not verify
+│   ├── InvalidProof                the proof's equations do not hold or it is malformed
+│   ├── StatementMismatch           the proof is for a different statement
+│   ├── ProofNonceMismatch          the proof was made for another nonce or context (replay)
+│   ├── CommitmentMismatch          the proof is about another commitment than the signed one
+│   └── PredicateNotSatisfied       the prover's secret does not satisfy the statement
+└── the service's refusals (HTTP status in brackets)
+    ├── UnknownDid [404], UnknownType [404], UnknownCredential [404], UnknownChallenge [404]
+    ├── NotAuthorisedIssuer [403], NotController [403], NoCustody [503]
+    ├── DidDeactivated [410]
+    ├── AlreadyExists [409], ChallengeUsed [409], ChainRefused [409]
+    └── SchemaViolation [422], BadSchema [422], BadRequest [400]
 """
 
 from __future__ import annotations
 
+from services.common.errors import ServiceError
 
-class IdentityError(Exception):
-    """Root of every error the identity package raises."""
 
+class IdentityError(ServiceError):
+    """Root of every error the identity package raises (HTTP 422 unless a branch says)."""
+
+    status = 422
     code = "identity_error"
 
 
@@ -211,3 +221,90 @@ class PredicateNotSatisfied(ProofError):
     """The prover's secret does not satisfy the statement, so no proof can be made."""
 
     code = "predicate_not_satisfied"
+
+
+# -- the service's refusals -----------------------------------------------------------------------
+
+
+class UnknownDid(IdentityError):
+    """The DID is not a did:smartcity DID registered on the chain."""
+
+    status, code = 404, "unknown_did"
+
+
+class UnknownType(IdentityError):
+    """No credential type of that name is registered."""
+
+    status, code = 404, "unknown_type"
+
+
+class UnknownCredential(IdentityError):
+    """This service issued no credential with that id (for the caller)."""
+
+    status, code = 404, "unknown_credential"
+
+
+class UnknownChallenge(IdentityError):
+    """The nonce was not issued by this service to the caller, or it has expired."""
+
+    status, code = 404, "unknown_challenge"
+
+
+class DidDeactivated(IdentityError):
+    """The DID was deactivated."""
+
+    status, code = 410, "did_deactivated"
+
+
+class NotAuthorisedIssuer(IdentityError):
+    """Governance has not admitted the caller as an issuer of the credential type."""
+
+    status, code = 403, "not_authorised_issuer"
+
+
+class NotController(IdentityError):
+    """The caller's organisation does not control the DID or did not issue the credential."""
+
+    status, code = 403, "not_controller"
+
+
+class NoCustody(IdentityError):
+    """The service holds no chain key for the organisation, so it cannot sign as it."""
+
+    status, code = 503, "no_custody"
+
+
+class AlreadyExists(IdentityError):
+    """The DID, type or key already exists."""
+
+    status, code = 409, "already_exists"
+
+
+class ChallengeUsed(IdentityError):
+    """The nonce was already used, or the same presentation was already submitted: a replay."""
+
+    status, code = 409, "replayed"
+
+
+class ChainRefused(IdentityError):
+    """The chain refused the transaction; `code` is the contract's."""
+
+    status, code = 409, "chain_refused"
+
+
+class SchemaViolation(IdentityError):
+    """The claims do not satisfy the credential type's JSON Schema."""
+
+    code = "schema_violation"
+
+
+class BadSchema(IdentityError):
+    """The JSON Schema offered for a credential type is not a valid JSON Schema."""
+
+    code = "bad_schema"
+
+
+class BadRequest(IdentityError):
+    """The request is well-formed JSON but asks for something that cannot be done."""
+
+    status, code = 400, "bad_request"

@@ -89,3 +89,107 @@ def presentation() -> Any:
         return document
 
     return build
+
+
+# -- the identity service in a real embedded suite ------------------------------------------------
+
+class IdentityHarness:
+    """A running suite with the identity service, tokens for the demo orgs, and helpers."""
+
+    def __init__(self, suite: Any, client: Any) -> None:
+        from chain.home import SuiteHome
+
+        self.suite = suite
+        self.client = client
+        self.home = SuiteHome(suite.data)
+        self.genesis = self.home.genesis()
+        self.ledger = suite.services["identity"].state.env.chain.ledger
+
+    def key(self, org: str) -> Any:
+        return self.home.org_key(org)
+
+    def token(self, org: str, audience: str = "identity", **kw: Any) -> str:
+        from chain.auth import mint_token
+
+        return mint_token(self.key(org), org=org, audience=audience, **kw)
+
+    def headers(self, org: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(org)}"}
+
+    def call(self, org: str, method: str, path: str, **kw: Any) -> Any:
+        return self.client.request(method, f"/identity{path}", headers=self.headers(org), **kw)
+
+    def chain_call(self, org: str, contract: str, method: str, args: dict[str, Any]) -> Any:
+        from services.common.ledger import call
+
+        return call(self.ledger, self.key(org), contract, method, args)
+
+    def govern(self, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Pass a governance `invoke` of an identity method: agency proposes, regulator approves."""
+        proposal = self.chain_call(
+            "city-agency",
+            "governance",
+            "propose",
+            {
+                "action": "invoke",
+                "params": {"contract": "identity", "method": method, "args": args},
+            },
+        )
+        assert proposal["status"] == "ok", proposal
+        vote = self.chain_call("regulator", "governance", "vote",
+                               {"proposal": proposal["tx"], "approve": True})  # fmt: skip
+        assert vote["status"] == "ok", vote
+        return vote
+
+
+RESIDENCE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "givenName": {"type": "string", "minLength": 1},
+        "familyName": {"type": "string", "minLength": 1},
+        "birthDate": {"type": "string", "format": "date",
+                      "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+        "address": {"type": "object", "properties": {"street": {"type": "string"},
+                                                     "city": {"type": "string"}}},
+        "cityCode": {"type": "integer", "minimum": 0},
+    },
+    "required": ["givenName", "familyName", "birthDate"],
+    "additionalProperties": False,
+}  # fmt: skip
+
+
+@pytest.fixture
+def identity(tmp_path: Any, db_url: str) -> Any:
+    """The suite (validator + identity service) on a fresh data dir, served by a TestClient."""
+    from fastapi.testclient import TestClient
+
+    from smartcity.registry import ServiceEntry
+    from smartcity.suite import open_suite
+
+    entry = ServiceEntry("identity", "services.identity.app:create_app",
+                         "services.identity.contract:IdentityContract")  # fmt: skip
+    suite = open_suite(tmp_path / "data", database_url=db_url, services=[entry])
+    with TestClient(suite.app) as client:
+        yield IdentityHarness(suite, client)
+
+
+@pytest.fixture
+def issuer(identity: Any) -> Any:
+    """city-agency with signing keys, the ResidenceCredential type, admitted by governance."""
+    made = identity.call("city-agency", "POST", "/types",
+                         json={"name": "ResidenceCredential", "schema": RESIDENCE_SCHEMA})  # fmt: skip
+    assert made.status_code == 201, made.text
+    keys = identity.call("city-agency", "POST", "/issuers/me/keys", json={})
+    assert keys.status_code == 201, keys.text
+    identity.govern("admit_issuer", {"org": "city-agency", "types": ["ResidenceCredential"]})
+    return identity
+
+
+@pytest.fixture
+def holder(identity: Any) -> Any:
+    """A citizen's key pair and the DID city-agency registered for it."""
+    key = jwk.JWK.generate(kty="OKP", crv="Ed25519")
+    made = identity.call("city-agency", "POST", "/dids",
+                         json={"keys": [{"publicKeyJwk": key.export_public(as_dict=True)}]})  # fmt: skip
+    assert made.status_code == 201, made.text
+    return type("Holder", (), {"key": key, "did": made.json()["did"], "doc": made.json()})

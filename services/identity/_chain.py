@@ -1,0 +1,118 @@
+"""The identity service's view of the chain: reads, proofs, and writes signed as the acting org.
+
+Writes are self-signed: the service signs a transaction with the acting organisation's own
+chain key, which it holds only in demo mode (the suite folder's `orgs/<org>/key.jwk`, as made
+by `smartcity init`). Without custody it refuses with NoCustody, and the organisation submits
+the same contract call itself through the SDK. Contract refusals become the package's errors.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any
+
+from chain.crypto import SigningKey, load_key
+from chain.errors import ChainError, TxRejected
+from chain.tx import Tx, sign_tx
+from services.common.context import ServiceContext
+from services.common.ledger import DEFAULT_TTL_BLOCKS
+from services.identity import contract as c
+from services.identity.errors import (
+    AlreadyExists,
+    ChainRefused,
+    DidDeactivated,
+    IdentityError,
+    NoCustody,
+    NotAuthorisedIssuer,
+    NotController,
+    UnknownDid,
+    UnknownType,
+)
+
+# Contract error codes -> the service error a caller gets.
+_REFUSALS: dict[str, type[IdentityError]] = {
+    "not_issuer": NotAuthorisedIssuer,
+    "forbidden": NotController,
+    "did_exists": AlreadyExists,
+    "type_exists": AlreadyExists,
+    "already_issuer": AlreadyExists,
+    "unknown_did": UnknownDid,
+    "unknown_type": UnknownType,
+    "did_deactivated": DidDeactivated,
+}
+
+
+class ChainGateway:
+    """Reads identity state (with proofs) and submits identity calls as an organisation."""
+
+    def __init__(self, ctx: ServiceContext) -> None:
+        self.ctx = ctx
+        self.ledger = ctx.ledger
+        self._keys: dict[str, SigningKey] = {}
+        self._lock = threading.Lock()
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def read(self, key: str) -> Any:
+        return self.ledger.read(c.NAMESPACE, key)
+
+    def proof(self, key: str) -> dict[str, Any]:
+        """A state bundle for an identity key (its value, or its absence)."""
+        return self.ledger.state_proof(c.NAMESPACE, key)
+
+    def height(self) -> int:
+        return self.ledger.height()
+
+    # -- writes ----------------------------------------------------------------------------------
+
+    def signer(self, org: str) -> SigningKey:
+        """The org's own chain key, when the service holds it (demo mode)."""
+        with self._lock:
+            if org in self._keys:
+                return self._keys[org]
+            path = Path(self.ctx.data_dir) / "orgs" / org / "key.jwk"
+            if not self.ctx.demo or not path.is_file():
+                raise NoCustody(
+                    f"this service does not hold {org}'s chain key: submit the identity"
+                    " contract call yourself with the SDK"
+                )
+            key = load_key(path)
+            registered = self.ledger.resolve_key(key.public_hex)
+            if registered is None or registered[0] != org:
+                raise NoCustody(f"the key on file for {org} is not its active chain key")
+            self._keys[org] = key
+            return key
+
+    def sign(self, org: str, method: str, args: dict[str, Any]) -> Tx:
+        return sign_tx(
+            self.signer(org),
+            chain_id=self.ledger.genesis.chain_id,
+            contract=c.NAMESPACE,
+            method=method,
+            args=args,
+            expiry_height=self.ledger.height() + DEFAULT_TTL_BLOCKS,
+        )
+
+    def submit(self, org: str, method: str, args: dict[str, Any]) -> dict[str, Any]:
+        """Sign as `org`, submit, wait for the commit; a failed receipt raises its error."""
+        return self.submit_all([self.sign(org, method, args)])[0]
+
+    def submit_all(self, txs: list[Tx]) -> list[dict[str, Any]]:
+        """Submit signed transactions together (one or a few blocks) and wait for each."""
+        try:
+            if len(txs) > 1:
+                self.ledger.submit_many(txs)
+            receipts = [self.ledger.submit(tx, wait=True) for tx in txs]
+        except TxRejected as exc:
+            raise ChainRefused(f"the chain refused the transaction: {exc.message}") from exc
+        except ChainError as exc:
+            raise ChainRefused(
+                f"the chain is unavailable: {exc}", code="chain_unavailable"
+            ) from exc
+        for receipt in receipts:
+            if receipt.get("status") != "ok":
+                code = str(receipt.get("code") or "failed")
+                error = _REFUSALS.get(code, ChainRefused)
+                raise error(str(receipt.get("error") or code), code=code)
+        return receipts

@@ -1,0 +1,269 @@
+"""The identity HTTP API: thin routers that authenticate, parse, call the domain, answer."""
+
+from collections.abc import Callable, Iterator
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy.orm import Session
+
+from chain.auth import Caller
+from services.identity import contract as c
+from services.identity import service as svc
+from services.identity import verification as ver
+from services.identity.errors import DidDeactivated, UnknownDid
+from services.identity.schemas import (
+    ChallengeIn,
+    ChallengeOut,
+    CreateDid,
+    CredentialOut,
+    DidOut,
+    IssueBatchIn,
+    IssueBatchOut,
+    IssueIn,
+    IssueOut,
+    IssuerKeysIn,
+    IssuerOut,
+    PresentationIn,
+    PresentationOut,
+    StatusChangeIn,
+    StatusChangeOut,
+    TypeIn,
+    TypeOut,
+    UpdateDid,
+    VerifyIn,
+    VerifyOut,
+    ZkVerifyIn,
+    ZkVerifyOut,
+)
+
+AGENCY = "agency"
+RESOLUTION_CONTEXT = "https://w3id.org/did-resolution/v1"
+RESOLUTION_MEDIA = 'application/ld+json;profile="https://w3id.org/did-resolution"'
+
+
+def build_router(
+    env: svc.Env,
+    authenticate: Callable[[Request], Caller],
+    get_session: Callable[[], Iterator[Session]],
+) -> APIRouter:
+    """All identity routes, bound to one environment, authenticator and session factory."""
+    router = APIRouter()
+    AnyCaller = Annotated[Caller, Depends(authenticate)]
+
+    # services.common.auth.require_role's dependency cannot be resolved by FastAPI (its module
+    # postpones annotations, so `Depends(authenticate)` is a string naming a closure variable and
+    # `caller` becomes a query parameter); this is the same check, written here.
+    def agency_only(caller: AnyCaller) -> Caller:
+        caller.require(AGENCY)
+        return caller
+
+    Agency = Annotated[Caller, Depends(agency_only)]
+    Db = Annotated[Session, Depends(get_session)]
+
+    def did_out(record: dict[str, Any], tx: str | None = None) -> DidOut:
+        document, metadata = svc.did_document(record)
+        return DidOut(did=record["id"], didDocument=document, didDocumentMetadata=metadata, tx=tx)
+
+    # -- DIDs ------------------------------------------------------------------------------------
+
+    @router.post("/dids", status_code=201, tags=["dids"])
+    def create_did(body: CreateDid, caller: Agency) -> DidOut:
+        """Register a holder's DID (its id derived from its first key); the agency controls it."""
+        record, tx = svc.create_holder_did(env, org=caller.org, keys=body.keys)
+        return did_out(record, tx)
+
+    @router.get("/dids/{did}", tags=["dids"])
+    def get_did(did: str, caller: AnyCaller) -> DidOut:
+        return did_out(svc.did_record(env, did))
+
+    @router.put("/dids/{did}/keys", tags=["dids"])
+    def rotate_keys(did: str, body: UpdateDid, caller: AnyCaller) -> DidOut:
+        """Replace a DID's keys (rotation); only its controlling organisation may."""
+        record, tx = svc.update_did_keys(
+            env, org=caller.org, did=did, keys=body.keys, version=body.version
+        )
+        return did_out(record, tx)
+
+    @router.delete("/dids/{did}", tags=["dids"])
+    def deactivate(did: str, caller: AnyCaller) -> DidOut:
+        record, tx = svc.deactivate_did(env, org=caller.org, did=did)
+        return did_out(record, tx)
+
+    @router.get("/1.0/identifiers/{did}", tags=["dids"], response_model=None)
+    def resolve(
+        did: str, caller: AnyCaller, proof: Annotated[bool, Query()] = False
+    ) -> JSONResponse:
+        """DIF Universal Resolver driver interface; `?proof=true` adds the chain's state proof."""
+        return _resolution(env, did, proof)
+
+    # -- issuers and types -----------------------------------------------------------------------
+
+    @router.post("/issuers/me/keys", status_code=201, tags=["issuers"])
+    def issuer_keys(body: IssuerKeysIn, caller: Agency, session: Db) -> DidOut:
+        """Create or rotate the agency's signing keys, published in did:smartcity:<org>."""
+        record, tx = svc.setup_issuer_keys(env, session, org=caller.org, algs=list(body.algs))
+        return did_out(record, tx)
+
+    @router.get("/issuers/{org}", tags=["issuers"])
+    def issuer(org: str, caller: AnyCaller) -> IssuerOut:
+        record = svc.issuer_record(env, org)
+        height = env.chain.height()
+        now = [t for t in record["types"] if c.is_authorised(record, t, height)]
+        return IssuerOut(org=org, did=c.did_of(org), types=record["types"], authorised_now=now,
+                         proof=env.chain.proof(c.issuer_key(org)))  # fmt: skip
+
+    @router.post("/types", status_code=201, tags=["types"])
+    def register_type(body: TypeIn, caller: Agency, session: Db) -> TypeOut:
+        row, height, tx = svc.register_type(
+            env, session, org=caller.org, name=body.name, schema=body.json_schema
+        )
+        return TypeOut(name=row.name, schema_hash=row.schema_hash, json_schema=row.schema_json,
+                       org=row.org, height=height, tx=tx)  # fmt: skip
+
+    @router.get("/types/{name}", tags=["types"])
+    def get_type(name: str, caller: AnyCaller, session: Db) -> TypeOut:
+        row, on_chain = svc.get_type(env, session, name=name)
+        return TypeOut(name=row.name, schema_hash=row.schema_hash, json_schema=row.schema_json,
+                       org=row.org, height=on_chain["height"])  # fmt: skip
+
+    @router.get("/schemas/{name}", tags=["types"])
+    def get_schema(name: str, caller: AnyCaller, session: Db) -> dict[str, Any]:
+        return svc.get_type(env, session, name=name)[0].schema_json
+
+    # -- credentials -----------------------------------------------------------------------------
+
+    @router.post("/credentials", status_code=201, tags=["credentials"])
+    def issue(body: IssueIn, caller: Agency, session: Db) -> IssueOut:
+        """Issue one credential: schema-checked, signed, anchored, with a status entry."""
+        results, _ = svc.issue(env, session, org=caller.org, items=[body])
+        return _issue_out(results[0], caller.org)
+
+    @router.post("/credentials/batch", status_code=201, tags=["credentials"])
+    def issue_batch(body: IssueBatchIn, caller: Agency, session: Db) -> IssueBatchOut:
+        """Issue many credentials, anchored together (256 per transaction)."""
+        results, txs = svc.issue(env, session, org=caller.org, items=body.items)
+        return IssueBatchOut(credentials=[_issue_out(r, caller.org) for r in results],
+                             transactions=txs)  # fmt: skip
+
+    @router.post("/credentials/verify", tags=["verify"])
+    def verify(body: VerifyIn, caller: AnyCaller, session: Db) -> VerifyOut:
+        """Verify a credential against the chain; each check reported, with its proofs."""
+        report = ver.verify_credential(
+            env, session, token=body.credential, include_proofs=body.include_proofs
+        )
+        return VerifyOut.model_validate(report.as_json())
+
+    @router.get("/credentials/{credential_id}", tags=["credentials"])
+    def get_credential(credential_id: str, caller: Agency, session: Db) -> CredentialOut:
+        row = svc.own_credential(env, session, org=caller.org, credential_id=credential_id)
+        return CredentialOut(
+            id=row.id, type=row.type, format=row.format, subject=row.subject_did, hash=row.hash,
+            claims=svc.credential_claims(env, row), revoked=row.revoked, suspended=row.suspended,
+            list=row.list_no, index=row.list_index,
+            anchor={"tx": row.anchor_tx, "height": row.anchor_height},
+        )  # fmt: skip
+
+    def status_route(purpose: str, value: int) -> Callable[..., StatusChangeOut]:
+        def change(
+            credential_id: str, caller: Agency, session: Db, body: StatusChangeIn | None = None
+        ) -> StatusChangeOut:
+            reason = body.reason if body else ""
+            row, receipt = svc.change_status(
+                env, session, org=caller.org, credential_id=credential_id, purpose=purpose,
+                value=value, reason=reason,
+            )  # fmt: skip
+            return StatusChangeOut(
+                id=row.id, purpose=purpose, value=value, tx=receipt["tx"],
+                height=receipt["height"], revoked=row.revoked, suspended=row.suspended,
+            )  # fmt: skip
+
+        return change
+
+    for action, purpose, value in (("revoke", "revocation", 1), ("suspend", "suspension", 1),
+                                   ("reinstate", "suspension", 0)):  # fmt: skip
+        router.add_api_route(
+            f"/credentials/{{credential_id}}/{action}", status_route(purpose, value),
+            methods=["POST"], tags=["credentials"], summary=f"{action} a credential",
+        )  # fmt: skip
+
+    @router.get("/status-lists/{org}/{list_no}/{purpose}", tags=["credentials"])
+    def status_list(
+        org: str, list_no: int, purpose: Literal["revocation", "suspension"], caller: AnyCaller,
+        session: Db,
+    ) -> dict[str, Any]:  # fmt: skip
+        """The W3C BitstringStatusListCredential, rebuilt from the chain's status keys."""
+        document, token = svc.status_list_document(
+            env, session, org=org, list_no=list_no, purpose=purpose
+        )
+        return {"document": document, "credential": token}
+
+    # -- presentations and zero-knowledge predicates -----------------------------------------------
+
+    @router.post("/challenges", status_code=201, tags=["verify"])
+    def challenge(body: ChallengeIn, caller: AnyCaller, session: Db) -> ChallengeOut:
+        """A nonce (and audience) for a holder's presentation or proof; it is accepted once."""
+        row = ver.create_challenge(env, session, org=caller.org, audience=body.audience,
+                                   ttl_s=body.ttl_s)  # fmt: skip
+        return ChallengeOut(nonce=row.nonce, audience=row.audience, expires_at=row.expires_at)
+
+    @router.post("/presentations/verify", tags=["verify"])
+    def verify_presentation(
+        body: PresentationIn, caller: AnyCaller, session: Db
+    ) -> PresentationOut:
+        result = ver.verify_presentation(
+            env, session, org=caller.org, presentation=body.presentation, nonce=body.nonce,
+            include_proofs=body.include_proofs,
+        )  # fmt: skip
+        return PresentationOut.model_validate(result)
+
+    @router.post("/zk/verify", tags=["verify"])
+    def verify_zk(body: ZkVerifyIn, caller: AnyCaller, session: Db) -> ZkVerifyOut:
+        """Verify an age-at-least or residency proof against the credential's signed commitment."""
+        result = ver.verify_zk(
+            env, session, org=caller.org, credential=body.credential, predicate=body.predicate,
+            min_age_years=body.min_age_years, reference_date=body.reference_date,
+            city_code=body.city_code, proof=body.proof, nonce=body.nonce,
+            include_proofs=body.include_proofs,
+        )  # fmt: skip
+        return ZkVerifyOut.model_validate(result)
+
+    return router
+
+
+def _issue_out(result: tuple[svc.Prepared, dict[str, Any]], org: str) -> IssueOut:
+    prepared, anchor = result
+    return IssueOut(
+        id=prepared.id, type=prepared.request.type, format=prepared.request.format,
+        issuer=c.did_of(org), subject=prepared.request.subject, credential=prepared.token,
+        hash=prepared.hash, status=svc.status_entries(prepared), anchor=anchor,
+        zk_openings=prepared.openings,
+    )  # fmt: skip
+
+
+def _resolution(env: svc.Env, did: str, with_proof: bool) -> JSONResponse:
+    metadata: dict[str, Any] = {"contentType": "application/did+ld+json"}
+    body: dict[str, Any] = {
+        "@context": RESOLUTION_CONTEXT,
+        "didDocument": None,
+        "didResolutionMetadata": metadata,
+        "didDocumentMetadata": {},
+    }
+    status = 200
+    try:
+        record = svc.did_record(env, did)
+        document, doc_metadata = svc.did_document(record)
+        body["didDocument"], body["didDocumentMetadata"] = document, doc_metadata
+        if record["deactivated"]:
+            status = 410
+    except UnknownDid as exc:
+        invalid = exc.code == "invalid_did"
+        metadata.pop("contentType")
+        metadata.update(error="invalidDid" if invalid else "notFound", errorMessage=str(exc))
+        status = 400 if invalid else 404
+    except DidDeactivated:  # pragma: no cover - did_record returns deactivated records
+        status = 410
+    msid = c.msid_of(did)
+    if with_proof and msid is not None:
+        metadata["chainProof"] = env.chain.proof(c.did_key(msid))
+    return JSONResponse(body, status_code=status, media_type=RESOLUTION_MEDIA)

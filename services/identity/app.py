@@ -1,0 +1,70 @@
+"""The identity service's FastAPI app, mounted by the suite at /identity."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import cast
+
+from fastapi import FastAPI
+from sqlalchemy import MetaData, Table
+
+from chain.errors import ChainError
+from chain.home import SuiteHome
+from services.common.auth import authenticator
+from services.common.context import ServiceContext
+from services.common.db import make_session_factory, session_dependency
+from services.common.errors import install_error_handlers
+from services.identity import models
+from services.identity._chain import ChainGateway
+from services.identity._vault import Vault, load_or_create_key
+from services.identity.api import build_router
+from services.identity.service import Env
+
+TABLES = (models.IssuerKey, models.CredentialType, models.IssuedCredential, models.Challenge)
+DEFAULT_BASE_URL = "http://127.0.0.1:8000/identity"
+
+
+def vault_key_path(data_dir: Path) -> Path:
+    """Where the data key lives: generated on first run, mode 0600."""
+    return Path(data_dir) / "identity" / "vault.key"
+
+
+def public_base_url(ctx: ServiceContext) -> str:
+    """The service's public URL (status lists, schemas): an option, else from suite.json."""
+    configured = ctx.options.get("base_url")
+    if isinstance(configured, str):
+        return configured.rstrip("/")
+    try:
+        chain_url = SuiteHome(Path(ctx.data_dir)).api_url()
+    except ChainError:
+        return DEFAULT_BASE_URL
+    return chain_url.removesuffix("/chain").rstrip("/") + f"/{ctx.name}"
+
+
+def build_env(ctx: ServiceContext) -> Env:
+    return Env(
+        chain=ChainGateway(ctx),
+        vault=Vault(load_or_create_key(vault_key_path(ctx.data_dir))),
+        base_url=public_base_url(ctx),
+    )
+
+
+def create_app(ctx: ServiceContext) -> FastAPI:
+    """Build the app: its own tables, the vault, the chain gateway, and the routes."""
+    metadata = MetaData()
+    for model in TABLES:
+        cast(Table, model.__table__).to_metadata(metadata)
+    _engine, factory = make_session_factory(ctx.database_url, metadata)
+    env = build_env(ctx)
+    app = FastAPI(
+        title="smartcity identity",
+        version="1",
+        description="DIDs (did:smartcity), governance-admitted issuers, VC-JOSE and SD-JWT"
+        " credentials anchored on the chain, Bitstring Status List, ZK predicates.",
+    )
+    install_error_handlers(app)
+    app.include_router(
+        build_router(env, authenticator(ctx.ledger, ctx.name), session_dependency(factory))
+    )
+    app.state.env = env
+    return app
