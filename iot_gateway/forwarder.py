@@ -1,0 +1,225 @@
+"""Batches out of the outbox: sealed, anchored on the chain by Merkle root, forwarded to road-health.
+
+Each step is idempotent so a crash anywhere repeats it harmlessly: a sealed batch keeps its
+messages and root; the anchors contract refuses a second anchor of one root, and the gateway
+looks the first one up; road-health ingests idempotently by (device, seq).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+from chain.auth import mint_token
+from chain.crypto import SigningKey
+from chain.errors import ChainError
+from iot_gateway.errors import ForwardError
+from iot_gateway.metrics import Metrics
+from iot_gateway.outbox import Batch, Outbox, OutboxError
+from services.common.ledger import LedgerPort, call
+
+log = logging.getLogger(__name__)
+
+INGEST_PATH = "/v1/ingest"
+ROADHEALTH_AUDIENCE = "roadhealth"
+ANCHOR_LABEL = "iot-gateway"  # as docs/roadhealth-ingest.md suggests
+# Answers worth retrying (docs/roadhealth-ingest.md section 5); any other 4xx refuses the batch
+RETRY_CODES = frozenset(
+    {"unauthorized", "forbidden", "anchor_not_committed", "batch_in_progress",
+     "chain_unavailable", "upstream_unavailable"}
+)
+TOKEN_TTL_S = 300
+
+
+@dataclass(frozen=True)
+class ForwardSettings:
+    roadhealth_url: str  # e.g. http://127.0.0.1:8000/roadhealth
+    operator_org: str
+    operator_key: SigningKey
+    batch_max: int = 1000
+    batch_wait_s: float = 0.2
+    backoff_initial_s: float = 0.2
+    backoff_max_s: float = 5.0
+    http_timeout_s: float = 30.0
+
+
+class Forwarder:
+    """Seals, anchors and forwards this gateway instance's batches, in order, until stopped."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        *,
+        ledger: LedgerPort,
+        settings: ForwardSettings,
+        metrics: Metrics,
+        http: httpx.Client | None = None,
+    ) -> None:
+        self.outbox = outbox
+        self.ledger = ledger
+        self.settings = settings
+        self.metrics = metrics
+        self.http = http or httpx.Client(timeout=settings.http_timeout_s)
+        self._token: tuple[float, str] | None = None
+        self.stop_event = threading.Event()
+
+    def run(self) -> None:
+        """Loop until stopped; transient failures back off and retry the same batch."""
+        delay = self.settings.backoff_initial_s
+        while not self.stop_event.is_set():
+            try:
+                worked = self.step()
+                delay = self.settings.backoff_initial_s
+            except (ForwardError, OutboxError) as exc:
+                self.metrics.inc("forward_errors_total")
+                log.warning("forwarding paused %.1fs: %s", delay, exc)
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, self.settings.backoff_max_s)
+                continue
+            if not worked:
+                self.stop_event.wait(0.02)
+
+    def step(self) -> bool:
+        """Advance the oldest open batch by one stage, or seal a new one; False if idle."""
+        batch = self.outbox.next_open_batch()
+        if batch is None:
+            batch = self._seal_if_due()
+            if batch is None:
+                return False
+        if batch.anchor_tx is None:
+            tx = self.anchor(batch)
+            self.outbox.mark_anchored(batch.id, tx)
+            self.metrics.inc("batches_anchored_total")
+            self.metrics.inc("messages_anchored_total", batch.count)
+            batch = Batch(batch.id, batch.root, batch.count, batch.first_stored_at, tx,
+                          batch.messages)
+        try:
+            self.forward(batch)
+        except ForwardError as exc:
+            if exc.retry:
+                raise
+            log.error("road-health refused batch %s for good: %s", batch.id, exc)
+            self.outbox.mark_refused(batch.id, str(exc))
+            self.metrics.inc("batches_refused_total")
+            return True
+        self.outbox.mark_forwarded(batch.id)
+        self.metrics.inc("batches_forwarded_total")
+        self.metrics.inc("messages_forwarded_total", batch.count)
+        self.metrics.observe("forward_latency_seconds", time.time() - batch.first_stored_at)
+        return True
+
+    def _seal_if_due(self) -> Batch | None:
+        oldest = self.outbox.oldest_pending_at()
+        if oldest is None:
+            return None
+        if time.time() - oldest < self.settings.batch_wait_s:
+            if self.outbox.pending_count() < self.settings.batch_max:
+                return None
+        return self.outbox.seal_batch(max_count=self.settings.batch_max)
+
+    def anchor(self, batch: Batch) -> str:
+        """The hash of the transaction anchoring the batch's root, anchoring it if needed."""
+        key = f"root:{self.settings.operator_org}:{batch.root}"
+        try:
+            existing = self.ledger.read("anchors", key)
+            if isinstance(existing, str):
+                return existing
+            receipt = call(
+                self.ledger,
+                self.settings.operator_key,
+                "anchors",
+                "anchor",
+                {
+                    "root": batch.root,
+                    "count": batch.count,
+                    "label": ANCHOR_LABEL,
+                    "metadata": {"source": "iot_gateway", "gateway": self.outbox.owner},
+                },
+            )
+            if receipt.get("status") == "ok":
+                return str(receipt["tx"])
+            if receipt.get("code") == "already_anchored":
+                existing = self.ledger.read("anchors", key)
+                if isinstance(existing, str):
+                    return existing
+            raise ForwardError(f"anchoring failed: {receipt.get('error')}", retry=True)
+        except ChainError as exc:
+            raise ForwardError(f"chain unavailable for anchoring: {exc}", retry=True) from exc
+        except httpx.HTTPError as exc:
+            raise ForwardError(f"chain unreachable: {exc}", retry=True) from exc
+
+    def forward(self, batch: Batch) -> None:
+        """POST the batch to road-health; 5xx, 401 and transport errors are worth a retry."""
+        assert batch.anchor_tx is not None
+        body: dict[str, Any] = {
+            "batch": {"root": batch.root, "anchor_tx": batch.anchor_tx, "count": batch.count},
+            "messages": [
+                {"topic": m.topic, "payload": m.payload, "leaf_index": m.leaf_index,
+                 "hash": m.hash}
+                for m in batch.messages
+            ],
+        }
+        url = self.settings.roadhealth_url.rstrip("/") + INGEST_PATH
+        started = time.perf_counter()
+        try:
+            response = self.http.post(
+                url, json=body, headers={"authorization": f"Bearer {self._bearer()}"}
+            )
+        except httpx.HTTPError as exc:
+            raise ForwardError(f"road-health unreachable at {url}: {exc}", retry=True) from exc
+        self.metrics.observe("forward_request_seconds", time.perf_counter() - started)
+        if response.status_code < 300:
+            self._count_results(response)
+            return
+        code = _error_code(response)
+        if response.status_code == 401:
+            self._token = None
+        retry = (
+            response.status_code >= 500
+            or response.status_code in (401, 403, 408, 429)
+            or code in RETRY_CODES
+        )
+        raise ForwardError(
+            f"road-health answered {response.status_code} {code}: {response.text[:500]}",
+            retry=retry,
+        )
+
+    def _count_results(self, response: httpx.Response) -> None:
+        """Count what road-health did with each message (a disagreement is reported, not retried)."""
+        try:
+            answer = response.json()
+        except ValueError:
+            return
+        for result in answer.get("results", []) if isinstance(answer, dict) else []:
+            status = result.get("status")
+            if status == "rejected":
+                self.metrics.inc("forward_rejected_total", reason=str(result.get("code")))
+            elif status in ("stored", "duplicate"):
+                self.metrics.inc(f"forward_{status}_total")
+
+    def _bearer(self) -> str:
+        now = time.time()
+        if self._token is None or now > self._token[0] - 60:
+            token = mint_token(
+                self.settings.operator_key,
+                org=self.settings.operator_org,
+                audience=ROADHEALTH_AUDIENCE,
+                ttl_s=TOKEN_TTL_S,
+            )
+            self._token = (now + TOKEN_TTL_S, token)
+        return self._token[1]
+
+
+def _error_code(response: httpx.Response) -> str:
+    """The `error.code` of a services.common error body, or "" if there is none."""
+    try:
+        body = response.json()
+    except ValueError:
+        return ""
+    error = body.get("error") if isinstance(body, dict) else None
+    return str(error.get("code", "")) if isinstance(error, dict) else ""

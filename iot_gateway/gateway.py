@@ -1,0 +1,220 @@
+"""The gateway: deliveries checked, accepted ones stored before their ack, rejects dead-lettered."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass, field
+
+from paho.mqtt.client import MQTTMessageInfo
+
+from chain.errors import ChainError
+from iot_gateway.errors import Rejected
+from iot_gateway.forwarder import Forwarder, ForwardSettings
+from iot_gateway.health import HealthServer
+from iot_gateway.metrics import Metrics
+from iot_gateway.outbox import Incoming, Outbox, OutboxError
+from iot_gateway.registry import DeviceRegistry
+from iot_gateway.source import BrokerAddress, Delivery, MqttSource, Protocol
+from iot_gateway.validate import Limits, check_message
+from iot_gateway.wire import TOPIC_PATTERN, dlq_topic, parse_topic
+from services.common.ledger import LedgerPort
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    broker_url: str
+    outbox_url: str
+    forward: ForwardSettings
+    instance: str = "gateway-0"  # MQTT client id and outbox owner: keep it across restarts
+    group: str = "iot-gateway"
+    topic: str = TOPIC_PATTERN
+    protocol: Protocol = "auto"
+    limits: Limits = field(default_factory=Limits)
+    group_max: int = 500  # deliveries stored per outbox transaction
+    max_backlog: int = 20_000  # stored but unforwarded messages before intake pauses
+    receive_maximum: int = 500
+    session_expiry_s: int = 24 * 3600  # how long the broker keeps our queue while we are down
+    registry_ttl_s: float = 5.0
+    health_host: str = "127.0.0.1"
+    health_port: int | None = 0  # 0 picks a free port; None serves nothing
+    dlq_confirm_s: float = 5.0
+
+
+class Gateway:
+    """Wires the MQTT source, the checks, the outbox, the forwarder and the health endpoint."""
+
+    def __init__(self, settings: GatewaySettings, *, ledger: LedgerPort) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self.outbox = Outbox(settings.outbox_url, owner=settings.instance)
+        self.registry = DeviceRegistry(ledger.read, ttl_s=settings.registry_ttl_s)
+        self.source = MqttSource(
+            BrokerAddress.parse(settings.broker_url),
+            client_id=settings.instance,
+            topic=settings.topic,
+            group=settings.group,
+            protocol=settings.protocol,
+            receive_maximum=settings.receive_maximum,
+            session_expiry_s=settings.session_expiry_s,
+        )
+        self.forwarder = Forwarder(
+            self.outbox, ledger=ledger, settings=settings.forward, metrics=self.metrics
+        )
+        self.stop_event = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self.health: HealthServer | None = None
+        self._backlog_cache = (0.0, 0)
+        self._register_gauges()
+
+    def start(self) -> None:
+        self.source.start()
+        for name, target in (("intake", self._intake_loop), ("forward", self.forwarder.run)):
+            thread = threading.Thread(target=target, name=f"gateway-{name}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
+        if self.settings.health_port is not None:
+            self.health = HealthServer(
+                self, host=self.settings.health_host, port=self.settings.health_port
+            )
+            self.health.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.forwarder.stop_event.set()
+        for thread in self._threads:
+            thread.join(timeout=10)
+        self.source.stop()
+        if self.health is not None:
+            self.health.stop()
+        self.outbox.close()
+
+    def is_healthy(self) -> bool:
+        return self.source.connected.is_set() and all(t.is_alive() for t in self._threads)
+
+    # --- intake -----------------------------------------------------------------------------
+
+    def _intake_loop(self) -> None:
+        group: list[Delivery] = []
+        delay = 0.1
+        while not self.stop_event.is_set():
+            if not group:
+                if self.backlog() >= self.settings.max_backlog:
+                    # Take nothing more: the broker's in-flight window fills and it holds the rest
+                    self.stop_event.wait(0.05)
+                    continue
+                group = self._take_group()
+                if not group:
+                    continue
+            try:
+                self.process_group(group)
+            except (OutboxError, ChainError) as exc:
+                # Nothing was acknowledged: keep the group and try again after a pause
+                log.warning("intake paused %.1fs: %s", delay, exc)
+                self.metrics.inc("intake_errors_total")
+                self.stop_event.wait(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            group = []
+            delay = 0.1
+
+    def _take_group(self) -> list[Delivery]:
+        try:
+            first = self.source.deliveries.get(timeout=0.1)
+        except queue.Empty:
+            return []
+        group = [first]
+        while len(group) < self.settings.group_max:
+            try:
+                group.append(self.source.deliveries.get_nowait())
+            except queue.Empty:
+                break
+        return group
+
+    def process_group(self, group: list[Delivery]) -> None:
+        """Check every delivery, store the accepted, dead-letter the rest, then ack them all."""
+        now = time.time()
+        accepted: list[tuple[Delivery, Incoming]] = []
+        rejected: list[tuple[Delivery, Rejected]] = []
+        for delivery in group:
+            try:
+                checked = check_message(
+                    delivery.topic,
+                    delivery.payload,
+                    now_s=now,
+                    lookup=self.registry.lookup,
+                    limits=self.settings.limits,
+                )
+            except Rejected as exc:
+                rejected.append((delivery, exc))
+                continue
+            accepted.append((delivery, Incoming(delivery.topic, checked.payload)))
+        if accepted:
+            result = self.outbox.store([item for _, item in accepted])
+            for (delivery, _), outcome in zip(accepted, result.outcome, strict=True):
+                if outcome == "stored":
+                    self.metrics.inc("accepted_total")
+                    self.metrics.observe("store_latency_seconds", time.time() - delivery.received_at)
+                elif outcome == "duplicate":
+                    self.metrics.inc("duplicates_total")
+                else:
+                    rejected.append(
+                        (delivery, Rejected(outcome, "seq already accepted with other content"))
+                    )
+        pending = [self._dead_letter(delivery, exc) for delivery, exc in rejected]
+        deadline = time.monotonic() + self.settings.dlq_confirm_s
+        for info in pending:
+            # A reject is acknowledged once its dead letter is with the broker
+            info.wait_for_publish(max(0.0, deadline - time.monotonic()))
+        for delivery in group:
+            self.source.ack(delivery)
+
+    def _dead_letter(self, delivery: Delivery, exc: Rejected) -> MQTTMessageInfo:
+        self.metrics.inc("rejected_total", reason=exc.code)
+        parsed = parse_topic(delivery.topic)
+        city = parsed.city if parsed else "unknown"
+        device = parsed.device if parsed else "unknown"
+        envelope = {
+            "reason": exc.code,
+            "detail": exc.detail,
+            "topic": delivery.topic,
+            "client_id": self.settings.instance,
+            "payload_b64": base64.b64encode(delivery.payload).decode("ascii"),
+            "received_at": delivery.received_at,
+        }
+        log.info("rejected %s on %s: %s", exc.code, delivery.topic, exc.detail)
+        return self.source.publish(dlq_topic(city, device), json.dumps(envelope).encode(), qos=1)
+
+    # --- health -----------------------------------------------------------------------------
+
+    def backlog(self) -> int:
+        """Messages queued in memory plus those stored and not yet forwarded (cached 50 ms)."""
+        at, value = self._backlog_cache
+        now = time.monotonic()
+        if now - at > 0.05:
+            value = self.outbox.unforwarded_count()
+            self._backlog_cache = (now, value)
+        return value + self.source.deliveries.qsize()
+
+    def anchor_lag_s(self) -> float:
+        oldest = self.outbox.oldest_unanchored_at()
+        return 0.0 if oldest is None else max(0.0, time.time() - oldest)
+
+    def _register_gauges(self) -> None:
+        m = self.metrics
+        m.gauge("queue_depth", self.backlog, "messages received and not yet forwarded")
+        m.gauge("inbound_queue", lambda: self.source.deliveries.qsize(),
+                "deliveries waiting for their checks")
+        m.gauge("anchor_lag_seconds", self.anchor_lag_s,
+                "age of the oldest stored message not yet anchored")
+        m.gauge("sequence_gaps", self.outbox.sequence_gaps, "seq numbers missing per device, summed")
+        m.gauge("mqtt_connected", lambda: float(self.source.connected.is_set()),
+                "1 when connected to the broker")
+        m.gauge("mqtt_connects", lambda: float(self.source.connects),
+                "successful connections to the broker since start")

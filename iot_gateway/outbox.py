@@ -1,0 +1,428 @@
+"""The durable outbox: accepted messages, their batches and each device's sequence bookkeeping.
+
+A message is in the outbox before the broker hears its acknowledgement. (device, seq) is unique,
+so a redelivered message is stored once however often it arrives and however many gateway
+processes share the database. SQLite files run in WAL mode with full fsync and take the write
+lock when a transaction begins (several processes can share one file); PostgreSQL works as is.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Engine,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    bindparam,
+    case,
+    create_engine,
+    event,
+    func,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, make_url
+from sqlalchemy.exc import SQLAlchemyError
+
+from chain import merkle
+from chain.encoding import canonical, sha256
+from iot_gateway.errors import GatewayError
+
+metadata = MetaData()
+
+messages = Table(
+    "iot_gateway_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("topic", String(300), nullable=False),
+    Column("payload", Text, nullable=False),  # canonical JSON, signature included
+    Column("hash", String(64), nullable=False),
+    Column("owner", String(64), nullable=False),  # the gateway instance that accepted it
+    Column("stored_at", Float, nullable=False),
+    Column("batch_id", Integer, nullable=True),
+    Column("leaf_index", Integer, nullable=True),
+    UniqueConstraint("device", "seq", name="uq_iot_gateway_messages_device_seq"),
+    Index("ix_iot_gateway_messages_pending", "owner", "batch_id", "id"),
+)
+
+batches = Table(
+    "iot_gateway_batches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner", String(64), nullable=False),
+    Column("root", String(64), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("first_stored_at", Float, nullable=False),
+    Column("anchor_tx", String(64), nullable=True),
+    Column("anchored_at", Float, nullable=True),
+    Column("forwarded_at", Float, nullable=True),
+    Column("state", String(16), nullable=False),  # open, anchored, forwarded, refused
+    Column("error", Text, nullable=True),
+    Index("ix_iot_gateway_batches_state", "owner", "state", "id"),
+)
+
+devices = Table(
+    "iot_gateway_devices",
+    metadata,
+    Column("device", String(64), primary_key=True),
+    Column("min_seq", BigInteger, nullable=False),
+    Column("max_seq", BigInteger, nullable=False),
+    Column("count", BigInteger, nullable=False),
+)
+
+
+class OutboxError(GatewayError):
+    """The outbox database failed (SQLAlchemy errors end here)."""
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """A checked message on its way into the outbox."""
+
+    topic: str
+    payload: dict[str, Any]
+
+
+@dataclass
+class StoreResult:
+    """What became of each incoming message, by position."""
+
+    outcome: list[str] = field(default_factory=list)  # stored | duplicate | replayed_seq
+
+
+@dataclass(frozen=True)
+class BatchMessage:
+    topic: str
+    payload: dict[str, Any]
+    hash: str
+    leaf_index: int
+
+
+@dataclass(frozen=True)
+class Batch:
+    id: int
+    root: str
+    count: int
+    first_stored_at: float
+    anchor_tx: str | None
+    messages: tuple[BatchMessage, ...]
+
+
+def make_outbox_engine(url: str) -> Engine:
+    """An engine whose SQLite transactions are durable on fsync and begin with the write lock."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(
+        url, connect_args={"check_same_thread": False, "timeout": 60, "isolation_level": None}
+    )
+
+    @event.listens_for(engine, "connect")
+    def _pragmas(dbapi_conn: Any, _record: Any) -> None:
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _begin(conn: Connection) -> None:
+        # Take the write lock up front: a deferred transaction that later writes fails at once
+        # with "database is locked" when another process writes, instead of waiting.
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _insert(conn: Connection, table: Table) -> Any:
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+class Outbox:
+    """Durable store of accepted messages and batches for one gateway instance (`owner`)."""
+
+    def __init__(self, url: str, *, owner: str) -> None:
+        self.engine = make_outbox_engine(url)
+        self.owner = owner
+        try:
+            metadata.create_all(self.engine)
+        except SQLAlchemyError as exc:
+            raise OutboxError(f"cannot open the outbox at {url}: {exc}") from exc
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def store(self, incoming: Sequence[Incoming], *, now_s: float | None = None) -> StoreResult:
+        """Store new messages in one transaction; classify redeliveries and conflicting seqs."""
+        stored_at = time.time() if now_s is None else now_s
+        rows = [_row(item, self.owner, stored_at) for item in incoming]
+        try:
+            with self.engine.begin() as conn:
+                return self._store(conn, rows)
+        except SQLAlchemyError as exc:
+            raise OutboxError(f"outbox write failed: {exc}") from exc
+
+    def _store(self, conn: Connection, rows: list[dict[str, Any]]) -> StoreResult:
+        keys = list({(r["device"], r["seq"]) for r in rows})
+        known = _hashes_of(conn, keys)
+        fresh: dict[tuple[str, int], dict[str, Any]] = {}
+        for row in rows:
+            key = (row["device"], row["seq"])
+            if key not in known and key not in fresh:
+                fresh[key] = row
+        if fresh:
+            conn.execute(_insert(conn, messages).on_conflict_do_nothing(), list(fresh.values()))
+            # Another process may have won a race for a key: read back what is stored now
+            known.update(_hashes_of(conn, list(fresh)))
+        result = StoreResult()
+        new_keys: list[tuple[str, int]] = []
+        for row in rows:
+            key = (row["device"], row["seq"])
+            if known.get(key) != row["hash"]:
+                result.outcome.append("replayed_seq")
+            elif key in fresh and fresh[key] is row:
+                result.outcome.append("stored")
+                new_keys.append(key)
+            else:
+                result.outcome.append("duplicate")
+        _count_sequences(conn, new_keys)
+        return result
+
+    def next_open_batch(self) -> Batch | None:
+        """The oldest batch of this owner not yet forwarded (crash recovery resumes it)."""
+        with self.engine.begin() as conn:
+            batch = conn.execute(
+                select(batches)
+                .where(batches.c.owner == self.owner, batches.c.state.in_(("open", "anchored")))
+                .order_by(batches.c.id)
+                .limit(1)
+            ).first()
+            if batch is None:
+                return None
+            rows = conn.execute(
+                select(messages.c.topic, messages.c.payload, messages.c.hash, messages.c.leaf_index)
+                .where(messages.c.batch_id == batch.id)
+                .order_by(messages.c.leaf_index)
+            ).all()
+        return Batch(
+            id=batch.id,
+            root=batch.root,
+            count=batch.count,
+            first_stored_at=batch.first_stored_at,
+            anchor_tx=batch.anchor_tx,
+            messages=tuple(
+                BatchMessage(r.topic, json.loads(r.payload), r.hash, r.leaf_index) for r in rows
+            ),
+        )
+
+    def pending_count(self) -> int:
+        """Messages of this owner stored but not yet in a batch."""
+        with self.engine.connect() as conn:
+            return int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(messages)
+                    .where(messages.c.owner == self.owner, messages.c.batch_id.is_(None))
+                ).scalar_one()
+            )
+
+    def oldest_pending_at(self) -> float | None:
+        """When the oldest message not yet in a batch was stored."""
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(func.min(messages.c.stored_at)).where(
+                    messages.c.owner == self.owner, messages.c.batch_id.is_(None)
+                )
+            ).scalar_one()
+        return None if value is None else float(value)
+
+    def seal_batch(self, *, max_count: int, now_s: float | None = None) -> Batch | None:
+        """Gather up to max_count pending messages, in arrival order, into a new batch."""
+        created = time.time() if now_s is None else now_s
+        with self.engine.begin() as conn:
+            rows = conn.execute(
+                select(messages.c.id, messages.c.hash, messages.c.stored_at)
+                .where(messages.c.owner == self.owner, messages.c.batch_id.is_(None))
+                .order_by(messages.c.id)
+                .limit(max_count)
+            ).all()
+            if not rows:
+                return None
+            root = merkle.root([bytes.fromhex(r.hash) for r in rows]).hex()
+            batch_id = conn.execute(
+                batches.insert().values(
+                    owner=self.owner,
+                    root=root,
+                    count=len(rows),
+                    created_at=created,
+                    first_stored_at=min(r.stored_at for r in rows),
+                    state="open",
+                )
+            ).inserted_primary_key[0]
+            conn.execute(
+                update(messages)
+                .where(messages.c.id == bindparam("message_id"))
+                .values(batch_id=batch_id, leaf_index=bindparam("index")),
+                [{"message_id": r.id, "index": i} for i, r in enumerate(rows)],
+            )
+        return self.next_open_batch()
+
+    def mark_anchored(self, batch_id: int, anchor_tx: str, *, now_s: float | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(batches)
+                .where(batches.c.id == batch_id)
+                .values(
+                    anchor_tx=anchor_tx,
+                    anchored_at=time.time() if now_s is None else now_s,
+                    state="anchored",
+                )
+            )
+
+    def mark_forwarded(self, batch_id: int, *, now_s: float | None = None) -> None:
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(batches)
+                .where(batches.c.id == batch_id)
+                .values(forwarded_at=time.time() if now_s is None else now_s, state="forwarded")
+            )
+
+    def mark_refused(self, batch_id: int, error: str) -> None:
+        """Road-health refused the batch for good: keep it, out of the way, with the reason."""
+        with self.engine.begin() as conn:
+            conn.execute(
+                update(batches)
+                .where(batches.c.id == batch_id)
+                .values(state="refused", error=error[:2000])
+            )
+
+    def unforwarded_count(self) -> int:
+        """Messages of this owner stored and not yet forwarded (or refused)."""
+        with self.engine.connect() as conn:
+            pending = conn.execute(
+                select(func.count())
+                .select_from(messages)
+                .where(messages.c.owner == self.owner, messages.c.batch_id.is_(None))
+            ).scalar_one()
+            open_count = conn.execute(
+                select(func.coalesce(func.sum(batches.c.count), 0)).where(
+                    batches.c.owner == self.owner, batches.c.state.in_(("open", "anchored"))
+                )
+            ).scalar_one()
+        return int(pending) + int(open_count)
+
+    def oldest_unanchored_at(self) -> float | None:
+        """When the oldest message of this owner that is not yet anchored was stored."""
+        with self.engine.connect() as conn:
+            pending = conn.execute(
+                select(func.min(messages.c.stored_at)).where(
+                    messages.c.owner == self.owner, messages.c.batch_id.is_(None)
+                )
+            ).scalar_one()
+            sealed = conn.execute(
+                select(func.min(batches.c.first_stored_at)).where(
+                    batches.c.owner == self.owner,
+                    batches.c.state == "open",
+                )
+            ).scalar_one()
+        found = [float(v) for v in (pending, sealed) if v is not None]
+        return min(found) if found else None
+
+    def sequence_gaps(self) -> int:
+        """Sequence numbers missing between each device's lowest and highest stored seq."""
+        with self.engine.connect() as conn:
+            value = conn.execute(
+                select(
+                    func.coalesce(
+                        func.sum(devices.c.max_seq - devices.c.min_seq + 1 - devices.c.count), 0
+                    )
+                )
+            ).scalar_one()
+        return int(value)
+
+    def stored_messages(self) -> list[tuple[str, int, str]]:
+        """(device, seq, hash) of every stored message, in arrival order (tests and audits)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(messages.c.device, messages.c.seq, messages.c.hash).order_by(messages.c.id)
+            ).all()
+        return [(r.device, int(r.seq), r.hash) for r in rows]
+
+    def batch_states(self) -> dict[str, int]:
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(batches.c.state, func.count()).group_by(batches.c.state)
+            ).all()
+        return {str(state): int(n) for state, n in rows}
+
+
+def _row(item: Incoming, owner: str, stored_at: float) -> dict[str, Any]:
+    body = canonical(item.payload)
+    return {
+        "device": item.payload["device"],
+        "seq": item.payload["seq"],
+        "topic": item.topic,
+        "payload": body.decode(),
+        "hash": sha256(body).hex(),
+        "owner": owner,
+        "stored_at": stored_at,
+    }
+
+
+def _hashes_of(conn: Connection, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], str]:
+    keys = list(keys)
+    found: dict[tuple[str, int], str] = {}
+    for start in range(0, len(keys), 400):
+        chunk = keys[start : start + 400]
+        rows = conn.execute(
+            select(messages.c.device, messages.c.seq, messages.c.hash).where(
+                tuple_(messages.c.device, messages.c.seq).in_(chunk)
+            )
+        ).all()
+        found.update({(r.device, int(r.seq)): r.hash for r in rows})
+    return found
+
+
+def _count_sequences(conn: Connection, keys: list[tuple[str, int]]) -> None:
+    """Fold newly stored seqs into each device's lowest, highest and count."""
+    per_device: dict[str, list[int]] = {}
+    for device, seq in keys:
+        per_device.setdefault(device, []).append(seq)
+    for device, seqs in per_device.items():
+        low, high, n = min(seqs), max(seqs), len(seqs)
+        conn.execute(
+            _insert(conn, devices)
+            .values(device=device, min_seq=low, max_seq=high, count=0)
+            .on_conflict_do_nothing()
+        )
+        conn.execute(
+            update(devices)
+            .where(devices.c.device == device)
+            .values(
+                min_seq=case((devices.c.min_seq > low, low), else_=devices.c.min_seq),
+                max_seq=case((devices.c.max_seq < high, high), else_=devices.c.max_seq),
+                count=devices.c.count + n,
+            )
+        )
+

@@ -1,0 +1,155 @@
+"""Per-message checks, cheapest first: size, topic, JSON, schema, device, signature, time, ranges.
+
+The sequence check needs the outbox's memory of what was accepted, so it runs there
+(iot_gateway.outbox); everything here is a pure function of the message, the device registry
+and the clock.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from chain.crypto import verify
+from chain.encoding import from_b64url, parse_json
+from chain.errors import EncodingError
+from iot_gateway.errors import Rejected
+from iot_gateway.wire import PAYLOAD_FIELDS, TelemetryTopic, parse_topic, signing_bytes
+
+MAX_SEQ = 2**53 - 1
+MIN_T0_S = 946_684_800.0  # 2000-01-01, as road-health checks
+MAX_T0_S = 4_102_444_800.0  # 2100-01-01
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a plausible telemetry message looks like; every bound is configurable."""
+
+    max_bytes: int = 64 * 1024
+    max_future_s: float = 30.0  # t0 ahead of the gateway's clock
+    max_age_s: float = 6 * 3600.0  # t0 behind it (devices buffer through coverage gaps)
+    min_rate_hz: int = 1
+    max_rate_hz: int = 1000
+    min_samples: int = 16
+    max_samples: int = 4096
+    max_abs_acc_mps2: float = 160.0  # 16 g: the range of a common MEMS accelerometer
+    max_speed_mps: float = 70.0  # 252 km/h
+
+
+@dataclass(frozen=True)
+class Device:
+    """A device as the chain's registry lists it."""
+
+    device: str
+    pub_key: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A message that passed every stateless check."""
+
+    topic: TelemetryTopic
+    payload: dict[str, Any]
+
+
+DeviceLookup = Callable[[str], Device | None]
+
+
+def check_message(
+    topic: str, raw: bytes, *, now_s: float, lookup: DeviceLookup, limits: Limits
+) -> Checked:
+    """Run the stateless checks in order; raise Rejected with the first that fails."""
+    # Verify the size before parsing anything
+    if len(raw) > limits.max_bytes:
+        raise Rejected("too_large", f"{len(raw)} bytes, limit {limits.max_bytes}")
+    parsed_topic = parse_topic(topic)
+    if parsed_topic is None:
+        raise Rejected("bad_topic", "not city/{city}/road/{segment}/sensor/{device}/telemetry")
+    try:
+        payload = parse_json(raw)
+    except EncodingError as exc:
+        raise Rejected("not_json", str(exc)) from exc
+    check_schema(payload)
+    # Verify the topic names the device that signed
+    if payload["device"] != parsed_topic.device:
+        raise Rejected(
+            "topic_mismatch", f"payload device {payload['device']!r} on {parsed_topic.device!r}"
+        )
+    check_device_signature(payload, lookup(payload["device"]))
+    check_time(payload, now_s, limits)
+    check_ranges(payload, limits)
+    return Checked(parsed_topic, payload)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def check_schema(payload: Any) -> None:
+    """Exactly the contract's fields with the contract's types."""
+    if not isinstance(payload, dict):
+        raise Rejected("bad_schema", "payload must be a JSON object")
+    missing = PAYLOAD_FIELDS - payload.keys()
+    extra = payload.keys() - PAYLOAD_FIELDS
+    if missing or extra:
+        raise Rejected("bad_schema", f"missing {sorted(missing)}, unexpected {sorted(extra)}")
+    if not isinstance(payload["device"], str) or not isinstance(payload["sig"], str):
+        raise Rejected("bad_schema", "device and sig must be strings")
+    for name in ("seq", "rate_hz"):
+        value = payload[name]
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise Rejected("bad_schema", f"{name} must be an integer")
+    for name in ("t0", "lat", "lon", "speed_mps"):
+        if not _is_number(payload[name]):
+            raise Rejected("bad_schema", f"{name} must be a number")
+    acc = payload["acc_z"]
+    if not isinstance(acc, list) or not acc or not all(_is_number(v) for v in acc):
+        raise Rejected("bad_schema", "acc_z must be a non-empty list of numbers")
+
+
+def check_device_signature(payload: dict[str, Any], device: Device | None) -> None:
+    """The device is registered and active, and its key signed the payload."""
+    if device is None:
+        raise Rejected("unknown_device", f"device {payload['device']!r} is not registered")
+    if not device.active:
+        raise Rejected("device_suspended", f"device {payload['device']!r} is suspended")
+    try:
+        signature = from_b64url(payload["sig"], field="sig")
+    except EncodingError as exc:
+        raise Rejected("bad_signature", str(exc)) from exc
+    if not verify(device.pub_key, signing_bytes(payload), signature):
+        raise Rejected("bad_signature", "signature does not verify with the registered key")
+
+
+def check_time(payload: dict[str, Any], now_s: float, limits: Limits) -> None:
+    """The window's start lies within the allowed skew of the gateway's clock."""
+    t0 = float(payload["t0"])
+    if not MIN_T0_S <= t0 <= MAX_T0_S:
+        raise Rejected("clock_skew", f"t0 {t0} is outside 2000..2100")
+    if not math.isfinite(t0) or t0 > now_s + limits.max_future_s:
+        raise Rejected("clock_skew", f"t0 {t0} is {t0 - now_s:.1f}s in the future")
+    if t0 < now_s - limits.max_age_s:
+        raise Rejected("clock_skew", f"t0 {t0} is {now_s - t0:.0f}s old")
+
+
+def check_ranges(payload: dict[str, Any], limits: Limits) -> None:
+    """Physically plausible values."""
+    problems = []
+    if not 0 <= payload["seq"] <= MAX_SEQ:
+        problems.append("seq outside 0..2^53-1")
+    if not limits.min_rate_hz <= payload["rate_hz"] <= limits.max_rate_hz:
+        problems.append(f"rate_hz outside {limits.min_rate_hz}..{limits.max_rate_hz}")
+    if not -90.0 <= payload["lat"] <= 90.0 or not -180.0 <= payload["lon"] <= 180.0:
+        problems.append("lat/lon outside the globe")
+    if not 0.0 <= payload["speed_mps"] <= limits.max_speed_mps:
+        problems.append(f"speed_mps outside 0..{limits.max_speed_mps}")
+    acc = payload["acc_z"]
+    if not limits.min_samples <= len(acc) <= limits.max_samples:
+        problems.append(f"{len(acc)} samples, allowed {limits.min_samples}..{limits.max_samples}")
+    elif max(abs(v) for v in acc) > limits.max_abs_acc_mps2:
+        problems.append(f"|acc_z| above {limits.max_abs_acc_mps2} m/s^2")
+    if problems:
+        raise Rejected("out_of_range", "; ".join(problems))
