@@ -1,0 +1,258 @@
+"""The road-health service end to end on the embedded chain: a simulated fleet drives the demo
+network; conditions, potholes, priorities, alerts and proofs are scored against ground truth."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from click.testing import CliRunner
+from starlette.testclient import TestClient
+
+from chain.auth import mint_token
+from chain.crypto import SigningKey
+from chain.home import SuiteHome
+from chain.light import verify_bundle
+from chain.tx import sign_tx
+from services.roadhealth.fleet import Fleet, Vehicle, ingest_body
+from services.roadhealth.wire import has_valid_signature
+from smartcity.cli import main as smartcity_cli
+from smartcity.registry import ServiceEntry
+from smartcity.suite import Suite, open_suite
+
+ENTRY = ServiceEntry(
+    "roadhealth",
+    "services.roadhealth.app:create_app",
+    "services.roadhealth.contract:RoadHealthContract",
+)
+IRI_TOLERANCE = 0.25  # relative error of a segment's IRI against the simulator's truth
+T0 = 1_770_000_000.0
+
+
+@dataclass
+class Harness:
+    client: TestClient
+    suite: Suite
+    data: Path
+
+    def key(self, org: str) -> SigningKey:
+        return SuiteHome(self.data).org_key(org)
+
+    def auth(self, org: str, audience: str = "roadhealth") -> dict[str, str]:
+        return {"authorization": "Bearer " + mint_token(self.key(org), org=org, audience=audience)}
+
+    @property
+    def ledger(self) -> Any:
+        return self.suite.services["roadhealth"].state.runtime.ctx.ledger
+
+    @property
+    def runtime(self) -> Any:
+        return self.suite.services["roadhealth"].state.runtime
+
+    def device_tx(self, method: str, args: dict[str, Any]) -> Any:
+        tx = sign_tx(
+            self.key("road-authority"),
+            chain_id=self.ledger.genesis.chain_id,
+            contract="roadhealth",
+            method=method,
+            args=args,
+            expiry_height=self.ledger.height() + 100,
+        )
+        return self.client.post(
+            "/roadhealth/v1/devices/tx",
+            json={"tx": tx.to_json()},
+            headers=self.auth("road-authority"),
+        )
+
+    def register(self, device: str, vehicle_class: str, seed: int) -> Vehicle:
+        key = SigningKey.from_seed(bytes([seed]) * 32)
+        answer = self.device_tx(
+            "register_device",
+            {"device": device, "pub_key": key.public_hex, "vehicle_class": vehicle_class},
+        )
+        assert answer.status_code == 200, answer.text
+        return Vehicle(device, key, vehicle_class)
+
+    def ingest(self, payloads: list[dict[str, Any]]) -> tuple[dict[str, Any], Any]:
+        body = ingest_body(self.ledger, self.key("bsn-operator"), payloads)
+        answer = self.client.post(
+            "/roadhealth/v1/ingest", json=body, headers=self.auth("bsn-operator")
+        )
+        return body, answer
+
+
+@contextmanager
+def running(tmp_path: Path, db_url: str) -> Iterator[Harness]:
+    data = tmp_path / "data"
+    # As `smartcity up` runs it: on SQLite the chain and the service keep separate files (the
+    # service writes the chain while its own transaction is open); PostgreSQL is shared.
+    shared = db_url if db_url.startswith("postgresql") else None
+    suite = open_suite(data, database_url=shared, services=[ENTRY])
+    with TestClient(suite.app) as client:
+        yield Harness(client, suite, data)
+    suite.services["roadhealth"].state.dispatcher.stop()
+
+
+class Receiver:
+    """A local webhook receiver that fails its first `fail_first` calls with HTTP 503."""
+
+    def __init__(self, fail_first: int) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.calls = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                receiver.calls += 1
+                if receiver.calls <= fail_first:
+                    self.send_response(503)
+                else:
+                    receiver.received.append(json.loads(body))
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+def drive_fleet(h: Harness) -> tuple[Fleet, list[str]]:
+    """Four vehicles of three classes drive every demo segment; a third have a pothole."""
+    vehicles = [
+        h.register("car-1", "car", 11),
+        h.register("van-1", "van", 12),
+        h.register("bus-1", "bus", 13),
+        h.register("car-2", "car", 14),
+    ]
+    fleet = Fleet(h.runtime.index)
+    segments = sorted(h.runtime.index.lengths_m)
+    for j, segment in enumerate(segments):
+        fleet.plan(
+            segment,
+            base_iri=(1.0, 2.0, 3.5, 5.0)[j % 4],
+            seed=j,
+            potholes=1 if j % 3 == 0 else 0,
+            bumps=1 if j % 5 == 0 else 0,
+        )
+    for i, vehicle in enumerate(vehicles):
+        payloads = []
+        for j, segment in enumerate(segments):
+            payloads += fleet.drive(
+                vehicle,
+                segment,
+                speed_mps=9.0 + 2 * i,
+                t0=T0 + i * 3000 + j * 100,
+                reverse=i % 2 == 1,
+                seed=100 * j + i,
+            )
+        _, answer = h.ingest(payloads)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["stored"] == len(payloads)
+    return fleet, segments
+
+
+def test_fleet_on_the_demo_network(tmp_path: Path, db_url: str) -> None:
+    with running(tmp_path, db_url) as h:
+        receiver = Receiver(fail_first=1)
+        hook = h.client.post(
+            "/roadhealth/v1/webhooks", json={"url": receiver.url}, headers=h.auth("road-authority")
+        )
+        assert hook.status_code == 200
+        fleet, segments = drive_fleet(h)
+        reader = h.auth("regulator")
+        features = h.client.get("/roadhealth/v1/segments", headers=reader).json()["features"]
+        assert len(features) == 17
+
+        # Condition within the stated tolerance of the simulator's truth, and the right class
+        # wherever the truth is not within the tolerance of a class boundary
+        for feature in features:
+            props, truth = feature["properties"], fleet.truth[feature["id"]]
+            assert abs(props["iri_m_per_km"] / truth.iri - 1) <= IRI_TOLERANCE, feature["id"]
+            lower, upper = props["iri_90"]
+            assert lower < props["iri_m_per_km"] < upper
+            if not any(abs(truth.iri / b - 1) < IRI_TOLERANCE for b in (1.5, 2.68)):
+                expected = "good" if truth.iri < 1.5 else "fair" if truth.iri <= 2.68 else "poor"
+                assert props["condition"] == expected, feature["id"]
+
+        # Every planted pothole confirmed within 5 m (seen by all four vehicles), none else
+        planted = {(s, p) for s, t in fleet.truth.items() for p in t.potholes_m}
+        found = [
+            (f["id"], p["properties"]["chainage_m"], p["properties"]["confidence"])
+            for f in features
+            for p in f["properties"]["potholes"]
+        ]
+        assert len(planted) == 6
+        for segment, position in planted:
+            near = [c for s, ch, c in found if s == segment and abs(ch - position) <= 5.0]
+            assert near and near[0] >= 0.9
+        assert len(found) == len(planted)
+
+        # Priorities: the worst segments with confirmed potholes come first
+        ranking = h.client.get("/roadhealth/v1/priorities?limit=5", headers=reader).json()
+        assert len(ranking) == 5 and ranking[0]["rank"] == 1
+        top = ranking[0]
+        assert top["condition"] == "poor" and top["confirmed_potholes"] == 1
+        assert [r["score"] for r in ranking] == sorted((r["score"] for r in ranking), reverse=True)
+
+        # Alerts: every pothole confirmation and poor segment, delivered despite a failed first try
+        alerts = h.client.get("/roadhealth/v1/alerts?limit=100", headers=reader).json()
+        kinds = [a["kind"] for a in alerts]
+        assert kinds.count("pothole_confirmed") == 6
+        assert "condition_changed" in kinds
+        deadline = time.monotonic() + 15
+        while len(receiver.received) < len(alerts) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert {a["id"] for a in receiver.received} == {a["id"] for a in alerts}
+        assert receiver.calls > len(alerts)  # the 503 was retried
+        assert all(a["chain_tx"] for a in receiver.received)
+
+        # Time series of one segment: one point per hour bucket with windows
+        series = h.client.get(
+            f"/roadhealth/v1/segments/{segments[0]}/series?bucket_s=3600", headers=reader
+        ).json()
+        assert sum(p["windows"] for p in series["points"]) == features[0]["properties"]["windows"]
+
+
+def test_reading_proof_verifies_offline(tmp_path: Path, db_url: str) -> None:
+    with running(tmp_path, db_url) as h:
+        vehicle = h.register("car-9", "car", 21)
+        fleet = Fleet(h.runtime.index)
+        fleet.plan("park-rd-2", base_iri=2.0, seed=3)
+        payloads = fleet.drive(vehicle, "park-rd-2", speed_mps=12.0, t0=T0)
+        body, answer = h.ingest(payloads)
+        assert answer.status_code == 200
+        proof = h.client.get(
+            "/roadhealth/v1/readings/car-9/3/proof", headers=h.auth("city-agency")
+        ).json()
+        genesis = h.ledger.genesis
+        proven = verify_bundle(proof["bundle"], genesis)
+        assert proven.facts["record"] == body["messages"][3]["hash"] == proof["message_hash"]
+        assert proven.facts["batch_root"] == body["batch"]["root"]
+        device = verify_bundle(proof["device_bundle"], genesis)
+        assert device.facts["value"]["pub_key"] == vehicle.key.public_hex
+        assert proof["signature_valid"] and has_valid_signature(
+            proof["payload"], device.facts["value"]["pub_key"]
+        )
+        assert proof["payload"] == payloads[3]
+        # The suite's own CLI accepts the bundle offline
+        path = tmp_path / "reading.proof.json"
+        path.write_text(json.dumps(proof["bundle"]))
+        result = CliRunner().invoke(
+            smartcity_cli, ["verify-proof", str(path), "--genesis", str(h.data / "genesis.json")]
+        )
+        assert result.exit_code == 0, result.output
+        missing = h.client.get(
+            "/roadhealth/v1/readings/car-9/999/proof", headers=h.auth("city-agency")
+        )
+        assert missing.status_code == 404 and missing.json()["error"]["code"] == "unknown_reading"
