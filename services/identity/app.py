@@ -67,4 +67,5 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         build_router(env, authenticator(ctx.ledger, ctx.name), session_dependency(factory))
     )
     app.state.env = env
+    app.state.sessions = factory
     return app
