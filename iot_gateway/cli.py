@@ -15,8 +15,8 @@ from chain.client import ChainClient, Identity
 from chain.home import SuiteHome
 from iot_gateway.errors import GatewayError
 from iot_gateway.forwarder import ForwardSettings
-from iot_gateway.simulator import BAD_KINDS, Fleet, build_network
 from iot_gateway.source import BrokerAddress
+from iot_gateway.wire import TOPIC_PATTERN
 from services.common.ledger import RemoteLedger
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
@@ -52,6 +52,8 @@ def truth_cmd(
     out: Path, geojson: Path | None,
 ) -> None:
     """Write the ground truth (segment IRI and class, anomalies, device keys) for scoring."""
+    from iot_gateway.simulator import build_network
+
     network = build_network(city=city, seed=seed, n_segments=segments, n_devices=devices,
                             segment_length_m=segment_length, rate_hz=rate_hz)
     out.write_text(json.dumps(network.truth(), indent=2) + "\n")
@@ -67,7 +69,8 @@ def truth_cmd(
 @click.option("--count", type=int, help="stop after this many messages")
 @click.option("--duration", type=float, help="stop after this many seconds")
 @click.option("--bad-share", type=float, default=0.0, show_default=True)
-@click.option("--bad-kinds", default=",".join(BAD_KINDS), show_default=True)
+@click.option("--bad-kinds", default="bad_signature,unknown_device,replayed_seq,malformed",
+              show_default=True)
 @click.option("--truth", type=click.Path(path_type=Path), help="write the ground truth here")
 def run_cmd(
     city: str, seed: int, segments: int, devices: int, segment_length: float, rate_hz: int,
@@ -76,6 +79,7 @@ def run_cmd(
 ) -> None:
     """Publish signed telemetry (one window per message) at --rate, some bad if asked."""
     from iot_gateway.publisher import connect_publisher, publish_fleet
+    from iot_gateway.simulator import Fleet, build_network
 
     if count is None and duration is None:
         raise click.UsageError("give --count or --duration")
@@ -111,6 +115,9 @@ def gateway() -> None:
 @click.option("--instance", default="gateway-0", show_default=True,
               help="client id and outbox owner; keep it across restarts")
 @click.option("--group", default="iot-gateway", show_default=True)
+@click.option("--topic", default=TOPIC_PATTERN, show_default=True, help="topic filter")
+@click.option("--session-expiry", type=int, default=24 * 3600, show_default=True,
+              help="seconds the broker keeps the session (and its queue) while we are down")
 @click.option("--protocol", type=click.Choice(["auto", "5", "3.1.1"]), default="auto")
 @click.option("--health-port", type=int, default=0, show_default=True)
 @click.option("--batch-max", type=int, default=1000, show_default=True)
@@ -118,7 +125,8 @@ def gateway() -> None:
 @click.option("--ready-file", type=click.Path(path_type=Path), help="write health URL when up")
 def run_gateway_cmd(
     data: Path, broker: str, roadhealth_url: str, chain_url: str | None,
-    outbox_url: str | None, instance: str, group: str, protocol: str, health_port: int,
+    outbox_url: str | None, instance: str, group: str, topic: str, session_expiry: int,
+    protocol: str, health_port: int,
     batch_max: int, batch_wait: float, ready_file: Path | None,
 ) -> None:
     """Run one gateway process until SIGTERM or SIGINT."""
@@ -133,6 +141,8 @@ def run_gateway_cmd(
         outbox_url=outbox_url or f"sqlite:///{data / 'gateway.db'}",
         instance=instance,
         group=group,
+        topic=topic,
+        session_expiry_s=session_expiry,
         protocol=protocol,  # type: ignore[arg-type]
         health_port=health_port,
         forward=ForwardSettings(roadhealth_url=roadhealth_url, operator_org=OPERATOR_ORG,
