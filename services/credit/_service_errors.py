@@ -1,0 +1,103 @@
+"""Errors of the credit service layer: the package's `CreditError` root crossed with HTTP kinds.
+
+CreditError (services.credit.errors)          ServiceError (services.common.errors)
+├── SmeNotFound, RatingNotFound, ...    x     NotFound       404
+├── ConsentRequired                     x     Forbidden      403
+├── NotYourSme                          x     Forbidden      403
+├── AlreadyExists                       x     Conflict       409
+├── BadInput                            x     Unprocessable  422
+├── ModelUnavailable                    x     Upstream       503
+└── ChainRefused                        x     Conflict       409 (a contract refused the write)
+
+`as_service_error` translates the colleague-owned domain errors (InvalidUSCC, StatementError,
+FeatureMismatchError, ModelError) at this boundary, so the one error handler renders them all.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.common.errors import (
+    Conflict,
+    Forbidden,
+    NotFound,
+    ServiceError,
+    Unprocessable,
+    Upstream,
+)
+from services.credit.errors import (
+    CreditError,
+    FeatureMismatchError,
+    InvalidUSCC,
+    ModelError,
+    StatementError,
+)
+
+
+class SmeNotFound(CreditError, NotFound):
+    code = "unknown_sme"
+
+
+class RatingNotFound(CreditError, NotFound):
+    code = "not_rated"
+
+
+class ModelNotFound(CreditError, NotFound):
+    code = "unknown_model"
+
+
+class ConsentRequired(CreditError, Forbidden):
+    code = "no_consent"
+
+
+class NotYourSme(CreditError, Forbidden):
+    code = "not_your_sme"
+
+
+class AlreadyExists(CreditError, Conflict):
+    code = "already_exists"
+
+
+class ChainRefused(CreditError, Conflict):
+    code = "chain_refused"
+
+
+class BadInput(CreditError, Unprocessable):
+    code = "invalid_input"
+
+
+class TooLarge(CreditError, ServiceError):
+    status, code = 413, "too_large"
+
+
+class ModelUnavailable(CreditError, Upstream):
+    code = "model_unavailable"
+
+
+def as_service_error(exc: CreditError) -> ServiceError:
+    """The HTTP-facing error for a domain error raised by the credit package."""
+    if isinstance(exc, ServiceError):
+        return exc
+    if isinstance(exc, InvalidUSCC):
+        char = exc.code[exc.position - 1] if exc.position <= len(exc.code) else None
+        return BadInput(
+            str(exc),
+            code="invalid_uscc",
+            details={"position": exc.position, "character": char, "reason": exc.reason},
+        )
+    if isinstance(exc, StatementError):
+        problems: list[dict[str, Any]] = [
+            {"row": p.row, "column": p.column, "problem": p.message} for p in exc.problems
+        ]
+        first = str(exc.problems[0]) if exc.problems else "rejected"
+        return BadInput(
+            f"statement file rejected, {len(problems)} problem(s); first: {first};"
+            " nothing was stored",
+            code="invalid_statements",
+            details=problems,
+        )
+    if isinstance(exc, FeatureMismatchError):
+        return BadInput(str(exc), code="feature_mismatch")
+    if isinstance(exc, ModelError):
+        return ModelUnavailable(str(exc))
+    return BadInput(str(exc))

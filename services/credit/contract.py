@@ -1,0 +1,422 @@
+"""The SME credit contract: SMEs, model versions, ratings, consents and bank inquiries.
+
+State (namespace `credit`), keyed by the Unified Social Credit Code itself: a USCC is the public
+registration number printed on every business licence and listed in the national enterprise
+publicity system, so it is not personal data, and hashing it would hide nothing (the codes are
+enumerable and published) while making every proof harder to read.
+
+    sme:{uscc}                       org, key and DID the SME is bound to
+    model:{sha256}                   artefact hash, training-data hash, metrics, status
+    rating:{uscc}                    the SME's current rating (PD, score, grade, reason codes,
+                                     model hash, feature hash; never the features)
+    consent:{uscc}:{bank}:{purpose}  a consent the SME signed, its period and status
+    inquiries:{uscc}                 how many inquiries the SME has had (n)
+    inquiry:{uscc}:{n}               one bank read: bank, key, purpose, rating, time
+    inquiries                        how many inquiries in all (N)
+    inquiry_log:{N}                  {uscc, n}: the N-th inquiry, so auditors can walk them all
+
+Who writes what:
+- operator (relayed by the credit service): SME registration, model registration, ratings and
+  inquiries -- facts the service attests after authenticating the caller;
+- the SME's own key: consents (grant, revoke), so no one else can consent for it;
+- governance (an approved `invoke` proposal): model approval and retirement.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+
+from chain.contracts.framework import Args, Context, Contract, method
+from chain.encoding import canonical
+from chain.errors import ContractError
+from chain.state import StateView
+
+NAMESPACE = "credit"
+OPERATOR_ROLE = "operator"
+GOVERNANCE_ROLE = "governance"
+PURPOSES = ("loan_application", "monitoring")
+Purpose = Literal["loan_application", "monitoring"]
+GRADES = ("AAA", "AA", "A", "BBB", "BB", "B", "CCC", "CC", "C")
+MAX_CONSENT_MS = 3 * 366 * 24 * 3600 * 1000
+MAX_BATCH = 256
+MAX_METRICS_BYTES = 16_384
+USCC_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+SHA256 = r"^[0-9a-f]{64}$"
+ORG = r"^[a-z0-9][a-z0-9-]{1,62}$"
+KEY = r"^[0-9a-f]{64}$"
+USCC = r"^[0-9A-HJ-NP-RTUWXY]{18}$"
+DID = r"^did:[a-z0-9]+:[A-Za-z0-9._:%-]{1,200}$"
+
+
+# -- state keys ----------------------------------------------------------------------------
+
+
+def sme_key(uscc: str) -> str:
+    return f"sme:{uscc}"
+
+
+def model_key(sha256: str) -> str:
+    return f"model:{sha256}"
+
+
+def rating_key(uscc: str) -> str:
+    return f"rating:{uscc}"
+
+
+def consent_key(uscc: str, bank: str, purpose: str) -> str:
+    return f"consent:{uscc}:{bank}:{purpose}"
+
+
+def inquiry_count_key(uscc: str) -> str:
+    return f"inquiries:{uscc}"
+
+
+def inquiry_key(uscc: str, n: int) -> str:
+    return f"inquiry:{uscc}:{n}"
+
+
+TOTAL_INQUIRIES = "inquiries"
+
+
+def inquiry_log_key(n: int) -> str:
+    return f"inquiry_log:{n}"
+
+
+# -- pure checks shared with the service ---------------------------------------------------
+
+
+def uscc_check_character(first17: str) -> str:
+    """GB 32100-2015 check character: weights 3^(i-1) mod 31, modulus 31."""
+    total = sum(USCC_CHARSET.index(c) * pow(3, i, 31) for i, c in enumerate(first17))
+    return USCC_CHARSET[(31 - total % 31) % 31]
+
+
+def consent_problem(consent: dict[str, Any] | None, now_ms: int) -> tuple[str, str] | None:
+    """Why a consent does not allow a read at `now_ms` (code, message), or None if it is live."""
+    if consent is None:
+        return "no_consent", "the SME has not granted this bank consent for this purpose"
+    if consent["status"] == "revoked":
+        return "consent_revoked", f"the SME revoked this consent (tx {consent['revoked_tx']})"
+    if now_ms < consent["start_ms"]:
+        return "consent_not_started", f"the consent starts at {consent['start_ms']} ms"
+    if now_ms >= consent["end_ms"]:
+        return "consent_expired", f"the consent ended at {consent['end_ms']} ms"
+    return None
+
+
+# -- arguments -----------------------------------------------------------------------------
+
+
+class SmeEntry(Args):
+    uscc: str = Field(pattern=USCC)
+    org: str = Field(pattern=ORG)
+    key: str | None = Field(default=None, pattern=KEY)
+    did: str | None = Field(default=None, pattern=DID)
+
+
+class RegisterSmes(Args):
+    smes: list[SmeEntry] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class RegisterModel(Args):
+    sha256: str = Field(pattern=SHA256)
+    data_sha256: str = Field(pattern=SHA256)
+    features: int = Field(ge=1, le=10_000)
+    description: str = Field(max_length=256)
+    metrics: dict[str, Any]
+
+    @field_validator("metrics")
+    @classmethod
+    def small_metrics(cls, value: dict[str, Any]) -> dict[str, Any]:
+        if len(canonical(value)) > MAX_METRICS_BYTES:
+            raise ValueError(f"metrics over {MAX_METRICS_BYTES} bytes")
+        return value
+
+
+class ModelRef(Args):
+    sha256: str = Field(pattern=SHA256)
+
+
+class RatingEntry(Args):
+    uscc: str = Field(pattern=USCC)
+    pd: float = Field(ge=0.0, le=1.0)
+    score: float = Field(ge=-100_000, le=100_000)
+    grade: Literal["AAA", "AA", "A", "BBB", "BB", "B", "CCC", "CC", "C"]
+    reasons: list[str] = Field(max_length=8)
+    features_hash: str = Field(pattern=SHA256)
+    period: str = Field(pattern=r"^\d{4}(-Q[1-4])?$")
+
+    @field_validator("reasons")
+    @classmethod
+    def short_codes(cls, value: list[str]) -> list[str]:
+        if any(not 0 < len(code) <= 64 for code in value):
+            raise ValueError("reason codes are 1..64 characters")
+        return value
+
+
+class RecordRatings(Args):
+    model: str = Field(pattern=SHA256)
+    ratings: list[RatingEntry] = Field(min_length=1, max_length=MAX_BATCH)
+
+
+class GrantConsent(Args):
+    uscc: str = Field(pattern=USCC)
+    bank: str = Field(pattern=ORG)
+    purpose: Purpose
+    start_ms: int | None = Field(default=None, ge=0)
+    end_ms: int = Field(ge=0)
+
+
+class ConsentRef(Args):
+    uscc: str = Field(pattern=USCC)
+    bank: str = Field(pattern=ORG)
+    purpose: Purpose
+
+
+class RecordInquiry(Args):
+    uscc: str = Field(pattern=USCC)
+    bank: str = Field(pattern=ORG)
+    bank_key: str = Field(pattern=KEY)
+    purpose: Purpose
+    rating_seq: int = Field(ge=1)
+
+
+# -- the contract --------------------------------------------------------------------------
+
+
+class CreditContract(Contract):
+    """SME credit ledger: ratings only from approved models, reads only under live consent."""
+
+    name = NAMESPACE
+
+    @method(RegisterSmes)
+    def register_smes(self, ctx: Context, state: StateView, args: RegisterSmes) -> None:
+        ctx.require_role(OPERATOR_ROLE, "agency")
+        seen: set[str] = set()
+        for entry in args.smes:
+            # Verify the code is valid, new and listed once in this batch
+            _require_valid_uscc(entry.uscc)
+            if entry.uscc in seen or state.get(sme_key(entry.uscc)) is not None:
+                raise ContractError("sme_exists", f"SME {entry.uscc} is already registered")
+            seen.add(entry.uscc)
+            key = _require_sme_org_key(state, entry.org, entry.key)
+            record = {
+                "uscc": entry.uscc,
+                "org": entry.org,
+                "key": key,
+                "did": entry.did,
+                "registered_by": ctx.sender_org,
+                "height": ctx.height,
+                "time_ms": ctx.time_ms,
+                "tx": ctx.tx_hash,
+            }
+            state.put(sme_key(entry.uscc), record)
+            ctx.emit("sme_registered", uscc=entry.uscc, org=entry.org)
+
+    @method(RegisterModel)
+    def register_model(self, ctx: Context, state: StateView, args: RegisterModel) -> None:
+        ctx.require_role(OPERATOR_ROLE)
+        # Verify the artefact hash is new
+        if state.get(model_key(args.sha256)) is not None:
+            raise ContractError("model_exists", f"model {args.sha256} is already registered")
+        state.put(
+            model_key(args.sha256),
+            {
+                "sha256": args.sha256,
+                "data_sha256": args.data_sha256,
+                "features": args.features,
+                "description": args.description,
+                "metrics": args.metrics,
+                "status": "pending",
+                "registered_by": ctx.sender_org,
+                "registered_height": ctx.height,
+                "registered_tx": ctx.tx_hash,
+                "approved_height": None,
+                "retired_height": None,
+            },
+        )
+        ctx.emit("model_registered", sha256=args.sha256, data_sha256=args.data_sha256)
+
+    @method(ModelRef)
+    def approve_model(self, ctx: Context, state: StateView, args: ModelRef) -> None:
+        model = self._governed_model(ctx, state, args.sha256)
+        if model["status"] != "pending":
+            raise ContractError("model_not_pending", f"model {args.sha256} is {model['status']}")
+        state.put(
+            model_key(args.sha256), {**model, "status": "approved", "approved_height": ctx.height}
+        )
+        ctx.emit("model_approved", sha256=args.sha256)
+
+    @method(ModelRef)
+    def retire_model(self, ctx: Context, state: StateView, args: ModelRef) -> None:
+        model = self._governed_model(ctx, state, args.sha256)
+        if model["status"] == "retired":
+            raise ContractError("model_retired", f"model {args.sha256} is already retired")
+        state.put(
+            model_key(args.sha256), {**model, "status": "retired", "retired_height": ctx.height}
+        )
+        ctx.emit("model_retired", sha256=args.sha256)
+
+    @method(RecordRatings)
+    def record_ratings(self, ctx: Context, state: StateView, args: RecordRatings) -> None:
+        ctx.require_role(OPERATOR_ROLE)
+        # Verify the model is approved by governance
+        model = state.get(model_key(args.model))
+        if model is None:
+            raise ContractError("unknown_model", f"model {args.model} is not registered")
+        if model["status"] != "approved":
+            raise ContractError(
+                "model_not_approved", f"model {args.model} is {model['status']}, not approved"
+            )
+        for index, entry in enumerate(args.ratings):
+            # Verify the SME is registered
+            if state.get(sme_key(entry.uscc)) is None:
+                raise ContractError("unknown_sme", f"SME {entry.uscc} is not registered")
+            previous = state.get(rating_key(entry.uscc))
+            seq = 1 if previous is None else int(previous["seq"]) + 1
+            state.put(
+                rating_key(entry.uscc),
+                {
+                    **entry.model_dump(),
+                    "model": args.model,
+                    "seq": seq,
+                    "tx": ctx.tx_hash,
+                    "index": index,
+                    "height": ctx.height,
+                    "time_ms": ctx.time_ms,
+                },
+            )
+        ctx.emit("rated", model=args.model, count=len(args.ratings))
+
+    @method(GrantConsent)
+    def grant_consent(self, ctx: Context, state: StateView, args: GrantConsent) -> None:
+        self._require_sme_itself(ctx, state, args.uscc)
+        _require_bank(state, args.bank)
+        start = ctx.time_ms if args.start_ms is None else args.start_ms
+        # Verify the period is well formed, not over, and not longer than allowed
+        if args.end_ms <= start:
+            raise ContractError("bad_period", "the consent must end after it starts")
+        if args.end_ms <= ctx.time_ms:
+            raise ContractError("bad_period", f"the consent would end before now ({ctx.time_ms})")
+        if args.end_ms - start > MAX_CONSENT_MS:
+            raise ContractError("bad_period", "a consent lasts at most 3 years")
+        record = {
+            "uscc": args.uscc,
+            "bank": args.bank,
+            "purpose": args.purpose,
+            "start_ms": start,
+            "end_ms": args.end_ms,
+            "status": "granted",
+            "granted_by": ctx.sender,
+            "granted_tx": ctx.tx_hash,
+            "granted_height": ctx.height,
+            "revoked_tx": None,
+            "revoked_ms": None,
+        }
+        state.put(consent_key(args.uscc, args.bank, args.purpose), record)
+        ctx.emit("consent_granted", uscc=args.uscc, bank=args.bank, purpose=args.purpose)
+
+    @method(ConsentRef)
+    def revoke_consent(self, ctx: Context, state: StateView, args: ConsentRef) -> None:
+        self._require_sme_itself(ctx, state, args.uscc)
+        key = consent_key(args.uscc, args.bank, args.purpose)
+        consent = state.get(key)
+        # Verify there is a consent to revoke
+        if consent is None:
+            raise ContractError("no_consent", f"no consent for {args.bank} ({args.purpose})")
+        if consent["status"] == "revoked":
+            raise ContractError("consent_revoked", "the consent is already revoked")
+        state.put(
+            key,
+            {**consent, "status": "revoked", "revoked_tx": ctx.tx_hash, "revoked_ms": ctx.time_ms},
+        )
+        ctx.emit("consent_revoked", uscc=args.uscc, bank=args.bank, purpose=args.purpose)
+
+    @method(RecordInquiry)
+    def record_inquiry(self, ctx: Context, state: StateView, args: RecordInquiry) -> None:
+        ctx.require_role(OPERATOR_ROLE)
+        # Verify the reading key is the bank's and the SME's consent is live now
+        _require_bank(state, args.bank)
+        key_record = state.read("membership", f"key:{args.bank_key}")
+        if key_record is None or key_record["org"] != args.bank:
+            raise ContractError("unknown_key", f"key {args.bank_key[:16]}… is not {args.bank}'s")
+        consent = state.get(consent_key(args.uscc, args.bank, args.purpose))
+        problem = consent_problem(consent, ctx.time_ms)
+        if problem is not None:
+            raise ContractError(*problem)
+        # Verify the rating read is the SME's current one
+        rating = state.get(rating_key(args.uscc))
+        if rating is None or rating["seq"] != args.rating_seq:
+            raise ContractError("stale_rating", f"rating {args.rating_seq} is not current")
+        n = int(state.get(inquiry_count_key(args.uscc), 0)) + 1
+        total = int(state.get(TOTAL_INQUIRIES, 0)) + 1
+        record = {
+            "uscc": args.uscc,
+            "n": n,
+            "seq": total,
+            "bank": args.bank,
+            "bank_key": args.bank_key,
+            "purpose": args.purpose,
+            "consent_tx": consent["granted_tx"],
+            "rating_seq": rating["seq"],
+            "rating_tx": rating["tx"],
+            "model": rating["model"],
+            "tx": ctx.tx_hash,
+            "height": ctx.height,
+            "time_ms": ctx.time_ms,
+        }
+        state.put(inquiry_key(args.uscc, n), record)
+        state.put(inquiry_count_key(args.uscc), n)
+        state.put(TOTAL_INQUIRIES, total)
+        state.put(inquiry_log_key(total), {"uscc": args.uscc, "n": n})
+        ctx.emit("inquiry", uscc=args.uscc, bank=args.bank, purpose=args.purpose, n=n, seq=total)
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _governed_model(self, ctx: Context, state: StateView, sha256: str) -> dict[str, Any]:
+        # Verify governance is acting and the model exists
+        ctx.require_role(GOVERNANCE_ROLE)
+        model: dict[str, Any] | None = state.get(model_key(sha256))
+        if model is None:
+            raise ContractError("unknown_model", f"model {sha256} is not registered")
+        return model
+
+    def _require_sme_itself(self, ctx: Context, state: StateView, uscc: str) -> None:
+        # Verify the SME signs for itself
+        sme = state.get(sme_key(uscc))
+        if sme is None:
+            raise ContractError("unknown_sme", f"SME {uscc} is not registered")
+        if sme["org"] != ctx.sender_org:
+            raise ContractError(
+                "forbidden", f"only {sme['org']} may consent for {uscc}, not {ctx.sender_org}"
+            )
+
+
+def _require_valid_uscc(uscc: str) -> None:
+    expected = uscc_check_character(uscc[:17])
+    if uscc[17] != expected:
+        raise ContractError(
+            "bad_uscc", f"{uscc}: check character is {uscc[17]!r}, expected {expected!r}"
+        )
+
+
+def _require_sme_org_key(state: StateView, org_id: str, key: str | None) -> str:
+    """The SME organisation's key to bind (the given one, or its first), checking both exist."""
+    org = state.read("membership", f"org:{org_id}")
+    if org is None or org["status"] != "active":
+        raise ContractError("unknown_org", f"no active organisation {org_id}")
+    if "sme" not in org["roles"]:
+        raise ContractError("not_sme", f"organisation {org_id} lacks role sme")
+    if key is None:
+        return str(org["keys"][0])
+    if key not in org["keys"]:
+        raise ContractError("unknown_key", f"key {key[:16]}… is not one of {org_id}'s keys")
+    return key
+
+
+def _require_bank(state: StateView, bank: str) -> None:
+    org = state.read("membership", f"org:{bank}")
+    if org is None or org["status"] != "active" or "bank" not in org["roles"]:
+        raise ContractError("unknown_bank", f"{bank} is not an active organisation with role bank")

@@ -1,0 +1,193 @@
+"""Request and response bodies of the credit API."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Purpose = Literal["loan_application", "monitoring"]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# -- requests ------------------------------------------------------------------------------
+
+
+class SmeRegistration(Body):
+    uscc: str = Field(min_length=1, max_length=64, description="18-character USCC")
+    org: str | None = Field(default=None, description="the SME's organisation on the chain")
+    did: str | None = Field(default=None, max_length=210, description="the SME's DID, if any")
+    name: str | None = Field(default=None, max_length=256, description="kept off the chain")
+
+
+class SmeBatch(Body):
+    smes: list[SmeRegistration] = Field(min_length=1, max_length=20_000)
+
+
+class RatingBatch(Body):
+    usccs: list[str] = Field(min_length=1, max_length=20_000)
+
+
+class SignedTx(Body):
+    tx: dict[str, Any] = Field(description="a transaction signed by the caller (see sdk.py)")
+
+
+# -- responses -----------------------------------------------------------------------------
+
+
+class ChainParams(BaseModel):
+    chain_id: str
+    height: int
+    expiry_height: int
+
+
+class SmeOut(BaseModel):
+    uscc: str
+    org: str
+    key: str
+    did: str | None
+    name: str | None
+    registered_by: str
+    tx: str
+    height: int
+
+
+class SmeList(BaseModel):
+    smes: list[SmeOut]
+
+
+class UploadOut(BaseModel):
+    upload_id: str
+    uscc: str
+    filename: str
+    sha256: str
+    rows: int
+    periods: list[str]
+    replaced: list[str]
+    features_hash: dict[str, str]
+
+
+class StatementPeriod(BaseModel):
+    period: str
+    currency: str
+    amounts: dict[str, float | None]
+    features_hash: str | None
+    features: dict[str, float | None] | None
+
+
+class StatementList(BaseModel):
+    uscc: str
+    periods: list[StatementPeriod]
+
+
+class ReasonOut(BaseModel):
+    code: str
+    description: str
+    category: str
+    points: float | None
+    value: float | None = None
+
+
+class RatingOut(BaseModel):
+    uscc: str
+    seq: int
+    pd: float
+    score: float
+    grade: str
+    period: str
+    model: str
+    features_hash: str
+    reasons: list[ReasonOut]
+    tx: str
+    height: int
+    time_ms: int
+
+
+class BatchFailure(BaseModel):
+    uscc: str
+    code: str
+    message: str
+
+
+class BatchOut(BaseModel):
+    model: str
+    rated: int
+    failed: list[BatchFailure]
+    txs: list[str]
+    seconds: float
+    ratings: list[RatingOut] | None = None
+
+
+class InquiryOut(BaseModel):
+    seq: int
+    uscc: str
+    n: int
+    bank: str
+    bank_key: str
+    purpose: str
+    rating_seq: int
+    rating_tx: str
+    model: str
+    consent_tx: str
+    tx: str
+    height: int
+    time_ms: int
+
+
+class InquiryList(BaseModel):
+    total_on_chain: int
+    inquiries: list[InquiryOut]
+
+
+class BankAnswer(BaseModel):
+    rating: RatingOut
+    proof: dict[str, Any] = Field(description="state bundle of credit/rating:{uscc}")
+    inquiry: InquiryOut
+    inquiry_proof: dict[str, Any] = Field(description="tx bundle of the inquiry record")
+    verify: str
+
+
+class ConsentOut(BaseModel):
+    uscc: str
+    bank: str
+    purpose: str
+    start_ms: int
+    end_ms: int
+    status: str
+    granted_tx: str
+    revoked_tx: str | None
+    live: bool
+
+
+class ConsentList(BaseModel):
+    consents: list[ConsentOut]
+
+
+class ModelOut(BaseModel):
+    sha256: str
+    installed: bool
+    active: bool
+    status: str
+    data_sha256: str | None
+    metrics: dict[str, Any] | None
+    chain: dict[str, Any] | None
+
+
+class ModelList(BaseModel):
+    active: str | None
+    models: list[ModelOut]
+
+
+class ModelDetail(ModelOut):
+    proof: dict[str, Any] | None
+
+
+class GovernanceOut(BaseModel):
+    tx: str
+    height: int
+    status: str
+    events: list[dict[str, Any]]
+    model: ModelOut
