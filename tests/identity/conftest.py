@@ -93,6 +93,7 @@ def presentation() -> Any:
 
 # -- the identity service in a real embedded suite ------------------------------------------------
 
+
 class IdentityHarness:
     """A running suite with the identity service, tokens for the demo orgs, and helpers."""
 
@@ -136,8 +137,9 @@ class IdentityHarness:
             },
         )
         assert proposal["status"] == "ok", proposal
-        vote = self.chain_call("regulator", "governance", "vote",
-                               {"proposal": proposal["tx"], "approve": True})  # fmt: skip
+        vote = self.chain_call(
+            "regulator", "governance", "vote", {"proposal": proposal["tx"], "approve": True}
+        )
         assert vote["status"] == "ok", vote
         return vote
 
@@ -147,15 +149,20 @@ RESIDENCE_SCHEMA = {
     "properties": {
         "givenName": {"type": "string", "minLength": 1},
         "familyName": {"type": "string", "minLength": 1},
-        "birthDate": {"type": "string", "format": "date",
-                      "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
-        "address": {"type": "object", "properties": {"street": {"type": "string"},
-                                                     "city": {"type": "string"}}},
+        "birthDate": {
+            "type": "string",
+            "format": "date",
+            "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+        },
+        "address": {
+            "type": "object",
+            "properties": {"street": {"type": "string"}, "city": {"type": "string"}},
+        },
         "cityCode": {"type": "integer", "minimum": 0},
     },
     "required": ["givenName", "familyName", "birthDate"],
     "additionalProperties": False,
-}  # fmt: skip
+}
 
 
 @pytest.fixture
@@ -166,8 +173,11 @@ def identity(tmp_path: Any, db_url: str) -> Any:
     from smartcity.registry import ServiceEntry
     from smartcity.suite import open_suite
 
-    entry = ServiceEntry("identity", "services.identity.app:create_app",
-                         "services.identity.contract:IdentityContract")  # fmt: skip
+    entry = ServiceEntry(
+        "identity",
+        "services.identity.app:create_app",
+        "services.identity.contract:IdentityContract",
+    )
     suite = open_suite(tmp_path / "data", database_url=db_url, services=[entry])
     with TestClient(suite.app) as client:
         yield IdentityHarness(suite, client)
@@ -176,8 +186,12 @@ def identity(tmp_path: Any, db_url: str) -> Any:
 @pytest.fixture
 def issuer(identity: Any) -> Any:
     """city-agency with signing keys, the ResidenceCredential type, admitted by governance."""
-    made = identity.call("city-agency", "POST", "/types",
-                         json={"name": "ResidenceCredential", "schema": RESIDENCE_SCHEMA})  # fmt: skip
+    made = identity.call(
+        "city-agency",
+        "POST",
+        "/types",
+        json={"name": "ResidenceCredential", "schema": RESIDENCE_SCHEMA},
+    )
     assert made.status_code == 201, made.text
     keys = identity.call("city-agency", "POST", "/issuers/me/keys", json={})
     assert keys.status_code == 201, keys.text
@@ -189,7 +203,11 @@ def issuer(identity: Any) -> Any:
 def holder(identity: Any) -> Any:
     """A citizen's key pair and the DID city-agency registered for it."""
     key = jwk.JWK.generate(kty="OKP", crv="Ed25519")
-    made = identity.call("city-agency", "POST", "/dids",
-                         json={"keys": [{"publicKeyJwk": key.export_public(as_dict=True)}]})  # fmt: skip
+    made = identity.call(
+        "city-agency",
+        "POST",
+        "/dids",
+        json={"keys": [{"publicKeyJwk": key.export_public(as_dict=True)}]},
+    )
     assert made.status_code == 201, made.text
     return type("Holder", (), {"key": key, "did": made.json()["did"], "doc": made.json()})

@@ -1,4 +1,4 @@
-"""Every auth failure gets 401/403 with its reason; every bad input its 4xx; nothing half-written."""
+"""Every auth failure gets 401/403 with its reason, every bad input its 4xx, nothing written."""
 
 from __future__ import annotations
 
@@ -42,16 +42,30 @@ def credential_rows(idn: Any) -> int:
         (lambda idn: "not-a-jwt", 401, "not a compact JWS"),
         (lambda idn: idn.token("city-agency", now=time.time() - 4000), 401, "expired"),
         (lambda idn: idn.token("city-agency", audience="credit"), 401, "audience 'credit'"),
-        (lambda idn: mint_token(SigningKey.generate(), org="city-agency", audience="identity"),
-         401, "not an active key"),
+        (
+            lambda idn: mint_token(SigningKey.generate(), org="city-agency", audience="identity"),
+            401,
+            "not an active key",
+        ),
         (lambda idn: idn.token("city-agency")[:-6] + "AAAAAA", 401, "signature"),
-        (lambda idn: mint_token(idn.key("bank-a"), org="city-agency", audience="identity"),
-         401, "belongs to bank-a"),
+        (
+            lambda idn: mint_token(idn.key("bank-a"), org="city-agency", audience="identity"),
+            401,
+            "belongs to bank-a",
+        ),
         (lambda idn: idn.token("bank-a"), 403, "lacks role agency"),
     ],
-    ids=["missing", "garbage", "expired", "wrong-audience", "unknown-key", "forged",
-         "impersonation", "wrong-role"],
-)  # fmt: skip
+    ids=[
+        "missing",
+        "garbage",
+        "expired",
+        "wrong-audience",
+        "unknown-key",
+        "forged",
+        "impersonation",
+        "wrong-role",
+    ],
+)
 def test_issuing_refuses_bad_callers_with_the_reason(issuer, holder, token, status, reason):
     answer = post(issuer, "/credentials", token(issuer), json=body(holder.did))
     assert answer.status_code == status, answer.text
@@ -60,26 +74,43 @@ def test_issuing_refuses_bad_callers_with_the_reason(issuer, holder, token, stat
 
 
 def test_every_endpoint_needs_a_token(identity):
-    for method, path in [("GET", "/dids/did:smartcity:x1"), ("POST", "/credentials/verify"),
-                         ("GET", "/1.0/identifiers/did:smartcity:city-agency"),
-                         ("POST", "/challenges"), ("POST", "/zk/verify"),
-                         ("POST", "/presentations/verify"), ("GET", "/types/ResidenceCredential")]:  # fmt: skip
+    for method, path in [
+        ("GET", "/dids/did:smartcity:x1"),
+        ("POST", "/credentials/verify"),
+        ("GET", "/1.0/identifiers/did:smartcity:city-agency"),
+        ("POST", "/challenges"),
+        ("POST", "/zk/verify"),
+        ("POST", "/presentations/verify"),
+        ("GET", "/types/ResidenceCredential"),
+    ]:
         answer = identity.client.request(method, f"/identity{path}")
         assert answer.status_code == 401, (path, answer.text)
         assert answer.headers["www-authenticate"] == "Bearer"
 
 
 def test_agency_not_admitted_for_a_type_cannot_issue_it(issuer, holder):
-    other = issuer.call("city-agency", "POST", "/types", json={
-        "name": "BusinessLicence", "schema": {"type": "object"}})  # fmt: skip
+    other = issuer.call(
+        "city-agency",
+        "POST",
+        "/types",
+        json={"name": "BusinessLicence", "schema": {"type": "object"}},
+    )
     assert other.status_code == 201
-    answer = issuer.call("city-agency", "POST", "/credentials",
-                         json={**body(holder.did), "type": "BusinessLicence", "claims": {}})  # fmt: skip
+    answer = issuer.call(
+        "city-agency",
+        "POST",
+        "/credentials",
+        json={**body(holder.did), "type": "BusinessLicence", "claims": {}},
+    )
     assert answer.status_code == 403
     assert error(answer)["code"] == "not_authorised_issuer"
     # Nor can it anchor directly on the chain, bypassing the service
-    receipt = issuer.chain_call("city-agency", "identity", "anchor_credentials", {
-        "items": [{"hash": "ab" * 32, "type": "BusinessLicence", "list": 0, "index": 1}]})  # fmt: skip
+    receipt = issuer.chain_call(
+        "city-agency",
+        "identity",
+        "anchor_credentials",
+        {"items": [{"hash": "ab" * 32, "type": "BusinessLicence", "list": 0, "index": 1}]},
+    )
     assert receipt["status"] == "failed" and receipt["code"] == "not_issuer"
     assert credential_rows(issuer) == 0
 
@@ -90,8 +121,9 @@ def test_removed_issuer_cannot_issue_but_old_credentials_still_verify(issuer, ho
     issuer.govern("remove_issuer", {"org": "city-agency", "types": ["ResidenceCredential"]})
     answer = issuer.call("city-agency", "POST", "/credentials", json=body(holder.did))
     assert answer.status_code == 403 and error(answer)["code"] == "not_authorised_issuer"
-    report = issuer.call("bank-a", "POST", "/credentials/verify",
-                         json={"credential": first.json()["credential"]}).json()  # fmt: skip
+    report = issuer.call(
+        "bank-a", "POST", "/credentials/verify", json={"credential": first.json()["credential"]}
+    ).json()
     assert report["checks"]["issuer_authorised"]["status"] == "passed"  # authorised at issuance
     assert credential_rows(issuer) == 1
 
@@ -101,8 +133,11 @@ def test_bad_input_gets_a_specific_4xx_and_nothing_is_written(issuer, holder):
     height = idn.ledger.height()
     cases = [
         (b"{not json", 422, "invalid_request"),
-        ({**body(holder.did), "claims": {**CLAIMS, "birthDate": 19900402}}, 422,
-         "schema_violation"),
+        (
+            {**body(holder.did), "claims": {**CLAIMS, "birthDate": 19900402}},
+            422,
+            "schema_violation",
+        ),
         ({**body(holder.did), "claims": {"givenName": "Mei"}}, 422, "schema_violation"),
         ({**body(holder.did), "claims": {**CLAIMS, "nickname": "M"}}, 422, "schema_violation"),
         (body("did:smartcity:0123456789abcdef0123456789abcdef"), 404, "unknown_did"),
@@ -114,18 +149,31 @@ def test_bad_input_gets_a_specific_4xx_and_nothing_is_written(issuer, holder):
         ({**body(holder.did), "zk": {"age": "givenName"}}, 400, "bad_request"),
         ({**body(holder.did), "unexpected": 1}, 422, "invalid_request"),
         ({"items": [body(holder.did), body("did:smartcity:nobody")]}, 404, "unknown_did"),
-    ]  # fmt: skip
+    ]
     for payload, status, code in cases:
-        path = "/credentials/batch" if isinstance(payload, dict) and "items" in payload else "/credentials"
-        kwargs = {"content": payload, "headers": {**idn.headers("city-agency"),
-                  "content-type": "application/json"}} if isinstance(payload, bytes) else {
-                  "json": payload, "headers": idn.headers("city-agency")}  # fmt: skip
+        path = (
+            "/credentials/batch"
+            if isinstance(payload, dict) and "items" in payload
+            else "/credentials"
+        )
+        kwargs = (
+            {
+                "content": payload,
+                "headers": {**idn.headers("city-agency"), "content-type": "application/json"},
+            }
+            if isinstance(payload, bytes)
+            else {"json": payload, "headers": idn.headers("city-agency")}
+        )
         answer = idn.client.post(f"/identity{path}", **kwargs)
         assert answer.status_code == status, (payload, answer.text)
         assert error(answer)["code"] == code, (payload, answer.text)
         assert error(answer)["message"]
-    schema_error = idn.call("city-agency", "POST", "/credentials", json={
-        **body(holder.did), "claims": {**CLAIMS, "birthDate": 19900402}})  # fmt: skip
+    schema_error = idn.call(
+        "city-agency",
+        "POST",
+        "/credentials",
+        json={**body(holder.did), "claims": {**CLAIMS, "birthDate": 19900402}},
+    )
     assert "birthDate" in error(schema_error)["message"]
     assert error(schema_error)["details"][0]["where"] == "birthDate"
     # Nothing anchored, nothing recorded
@@ -148,17 +196,29 @@ def test_bad_dids_types_and_verifications(issuer, holder):
     assert by_bank.status_code == 403
     assert idn.call("bank-a", "GET", "/dids/did:smartcity:nobody-here").status_code == 404
     assert idn.call("bank-a", "GET", "/types/NoSuchType").status_code == 404
-    bad_schema = idn.call("city-agency", "POST", "/types",
-                          json={"name": "BadSchema", "schema": {"type": "no-such-type"}})  # fmt: skip
+    bad_schema = idn.call(
+        "city-agency",
+        "POST",
+        "/types",
+        json={"name": "BadSchema", "schema": {"type": "no-such-type"}},
+    )
     assert bad_schema.status_code == 422 and error(bad_schema)["code"] == "bad_schema"
-    dup = idn.call("city-agency", "POST", "/types",
-                   json={"name": "ResidenceCredential", "schema": {"type": "object"}})  # fmt: skip
+    dup = idn.call(
+        "city-agency",
+        "POST",
+        "/types",
+        json={"name": "ResidenceCredential", "schema": {"type": "object"}},
+    )
     assert dup.status_code == 409
     garbage = idn.call("bank-a", "POST", "/credentials/verify", json={"credential": "garbage"})
     assert garbage.status_code == 422 and error(garbage)["code"] == "malformed_token"
     # The bank may not rotate or deactivate a DID the agency controls
-    rotate = idn.call("bank-a", "PUT", f"/dids/{holder.did}/keys",
-                      json={"keys": [{"publicKeyJwk": public}], "version": 1})  # fmt: skip
+    rotate = idn.call(
+        "bank-a",
+        "PUT",
+        f"/dids/{holder.did}/keys",
+        json={"keys": [{"publicKeyJwk": public}], "version": 1},
+    )
     assert rotate.status_code == 403 and error(rotate)["code"] == "not_controller"
     assert idn.call("bank-a", "DELETE", f"/dids/{holder.did}").status_code == 403
 
@@ -170,24 +230,35 @@ def test_revoking_needs_the_issuing_agency(issuer, holder):
     assert by_bank.status_code == 403 and "lacks role agency" in error(by_bank)["message"]
     unknown = idn.call("city-agency", "POST", "/credentials/urn:uuid:nope/revoke", json={})
     assert unknown.status_code == 404 and error(unknown)["code"] == "unknown_credential"
-    bad_reason = idn.call("city-agency", "POST", f"/credentials/{issued['id']}/revoke",
-                          json={"reason": "Has Spaces!"})  # fmt: skip
+    bad_reason = idn.call(
+        "city-agency", "POST", f"/credentials/{issued['id']}/revoke", json={"reason": "Has Spaces!"}
+    )
     assert bad_reason.status_code == 422
     # A status change straight on the chain by another org fails: the entry is not theirs
     entry = issued["status"][0]
-    receipt = idn.chain_call("road-authority", "identity", "set_status", {
-        "list": entry["list"], "index": entry["index"], "purpose": "revocation", "value": 1})  # fmt: skip
+    receipt = idn.chain_call(
+        "road-authority",
+        "identity",
+        "set_status",
+        {"list": entry["list"], "index": entry["index"], "purpose": "revocation", "value": 1},
+    )
     assert receipt["status"] == "failed" and receipt["code"] == "unknown_entry"
-    assert idn.ledger.read(c.NAMESPACE, c.status_key("city-agency", entry["list"], "revocation",
-                                                       entry["index"])) is None  # fmt: skip
+    assert (
+        idn.ledger.read(
+            c.NAMESPACE, c.status_key("city-agency", entry["list"], "revocation", entry["index"])
+        )
+        is None
+    )
 
 
 def test_challenges_are_single_use_and_per_verifier(issuer, holder):
     idn = issuer
     nonce = idn.call("bank-a", "POST", "/challenges", json={}).json()["nonce"]
-    other = idn.call("regulator", "POST", "/presentations/verify",
-                     json={"presentation": "a~", "nonce": nonce})  # fmt: skip
+    other = idn.call(
+        "regulator", "POST", "/presentations/verify", json={"presentation": "a~", "nonce": nonce}
+    )
     assert other.status_code == 404 and error(other)["code"] == "unknown_challenge"
-    unknown = idn.call("bank-a", "POST", "/presentations/verify",
-                       json={"presentation": "a~", "nonce": "made-up"})  # fmt: skip
+    unknown = idn.call(
+        "bank-a", "POST", "/presentations/verify", json={"presentation": "a~", "nonce": "made-up"}
+    )
     assert unknown.status_code == 404

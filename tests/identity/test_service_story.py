@@ -11,8 +11,13 @@ from chain.light import verify_bundle
 from services.identity import sd_jwt, vc_jose
 from services.identity._vcdm import VC_CONTEXT_V2, envelope
 
-CLAIMS = {"givenName": "Mei", "familyName": "Chen", "birthDate": "1990-04-02",
-          "address": {"street": "1 Harbour Rd", "city": "Metropolis"}, "cityCode": 440300}  # fmt: skip
+CLAIMS = {
+    "givenName": "Mei",
+    "familyName": "Chen",
+    "birthDate": "1990-04-02",
+    "address": {"street": "1 Harbour Rd", "city": "Metropolis"},
+    "cityCode": 440300,
+}
 
 
 def issue(idn: Any, subject: str, **extra: Any) -> dict[str, Any]:
@@ -31,10 +36,19 @@ def challenge(idn: Any, org: str = "bank-a") -> dict[str, Any]:
 def present_address(idn: Any, holder: Any, token: str) -> tuple[dict[str, Any], Any]:
     """The holder discloses only the address, bound to the bank's fresh challenge."""
     ch = challenge(idn)
-    shown = sd_jwt.present(token, disclose=["credentialSubject.address"], holder_key=holder.key,
-                           nonce=ch["nonce"], audience=ch["audience"])  # fmt: skip
-    answer = idn.call("bank-a", "POST", "/presentations/verify",
-                      json={"presentation": shown, "nonce": ch["nonce"]})  # fmt: skip
+    shown = sd_jwt.present(
+        token,
+        disclose=["credentialSubject.address"],
+        holder_key=holder.key,
+        nonce=ch["nonce"],
+        audience=ch["audience"],
+    )
+    answer = idn.call(
+        "bank-a",
+        "POST",
+        "/presentations/verify",
+        json={"presentation": shown, "nonce": ch["nonce"]},
+    )
     return ch, answer
 
 
@@ -51,10 +65,15 @@ def test_agency_issues_holder_discloses_bank_verifies_with_proofs_then_revocatio
     assert result["holder"] == holder.did and result["audience"] == ch["audience"]
     report = result["credentials"][0]
     assert {n: c["status"] for n, c in report["checks"].items()} == {
-        "signature": "passed", "issuer_authorised": "passed", "validity_period": "passed",
-        "status": "passed", "anchor": "passed", "schema": "passed", "holder_binding": "passed",
+        "signature": "passed",
+        "issuer_authorised": "passed",
+        "validity_period": "passed",
+        "status": "passed",
+        "anchor": "passed",
+        "schema": "passed",
+        "holder_binding": "passed",
         "disclosures": "passed",
-    }  # fmt: skip
+    }
     subject = report["claims"]["credentialSubject"]
     assert subject["address"]["city"] == "Metropolis"
     assert not {"givenName", "familyName", "birthDate"} & set(subject)
@@ -62,20 +81,28 @@ def test_agency_issues_holder_discloses_bank_verifies_with_proofs_then_revocatio
 
     # Every proof verifies offline against genesis alone, and says what the checks relied on
     proven = {name: verify_bundle(bundle, idn.genesis) for name, bundle in report["proofs"].items()}
-    assert set(proven) >= {"issuer_key", "issuer_authorisation", "anchor", "type",
-                           "status_revocation", "status_suspension"}  # fmt: skip
+    assert set(proven) >= {
+        "issuer_key",
+        "issuer_authorisation",
+        "anchor",
+        "type",
+        "status_revocation",
+        "status_suspension",
+    }
     assert proven["anchor"].facts["value"]["org"] == "city-agency"
     assert proven["anchor"].facts["key"] == f"cred:{issued['hash']}"
     assert proven["issuer_authorisation"].facts["value"]["types"]["ResidenceCredential"]
     assert proven["status_revocation"].facts["present"] is False  # never revoked: absence proven
 
     # The same presentation again is a replay
-    again = idn.call("bank-a", "POST", "/presentations/verify",
-                     json={"presentation": "x~", "nonce": ch["nonce"]})  # fmt: skip
+    again = idn.call(
+        "bank-a", "POST", "/presentations/verify", json={"presentation": "x~", "nonce": ch["nonce"]}
+    )
     assert again.status_code == 409 and again.json()["error"]["code"] == "replayed"
 
-    revoked = idn.call("city-agency", "POST", f"/credentials/{issued['id']}/revoke",
-                       json={"reason": "moved_away"})  # fmt: skip
+    revoked = idn.call(
+        "city-agency", "POST", f"/credentials/{issued['id']}/revoke", json={"reason": "moved_away"}
+    )
     assert revoked.status_code == 200, revoked.text
     assert revoked.json()["revoked"] is True
 
@@ -97,23 +124,39 @@ def test_agency_issues_holder_discloses_bank_verifies_with_proofs_then_revocatio
 def test_vc_jwt_es256_in_a_vp_jwt_signed_by_the_holder(issuer):
     idn = issuer
     holder_key = jwk.JWK.generate(kty="EC", crv="P-256")
-    made = idn.call("city-agency", "POST", "/dids",
-                    json={"keys": [{"publicKeyJwk": holder_key.export_public(as_dict=True)}]})  # fmt: skip
+    made = idn.call(
+        "city-agency",
+        "POST",
+        "/dids",
+        json={"keys": [{"publicKeyJwk": holder_key.export_public(as_dict=True)}]},
+    )
     did = made.json()["did"]
     issued = issue(idn, did, format="vc+jwt", alg="ES256")
     assert issued["credential"].count(".") == 2 and "~" not in issued["credential"]
-    plain = idn.call("regulator", "POST", "/credentials/verify",
-                     json={"credential": issued["credential"]}).json()  # fmt: skip
+    plain = idn.call(
+        "regulator", "POST", "/credentials/verify", json={"credential": issued["credential"]}
+    ).json()
     assert plain["verified"] is True and plain["checks"]["disclosures"]["status"] == "skipped"
 
     ch = challenge(idn)
     vp = vc_jose.issue_presentation(
-        {"@context": [VC_CONTEXT_V2], "type": ["VerifiablePresentation"], "holder": did,
-         "verifiableCredential": [envelope(issued["credential"])]},
-        holder_key, kid=f"{did}#key-1", nonce=ch["nonce"], audience=ch["audience"],
-    )  # fmt: skip
-    answer = idn.call("bank-a", "POST", "/presentations/verify",
-                      json={"presentation": vp, "nonce": ch["nonce"], "include_proofs": False})  # fmt: skip
+        {
+            "@context": [VC_CONTEXT_V2],
+            "type": ["VerifiablePresentation"],
+            "holder": did,
+            "verifiableCredential": [envelope(issued["credential"])],
+        },
+        holder_key,
+        kid=f"{did}#key-1",
+        nonce=ch["nonce"],
+        audience=ch["audience"],
+    )
+    answer = idn.call(
+        "bank-a",
+        "POST",
+        "/presentations/verify",
+        json={"presentation": vp, "nonce": ch["nonce"], "include_proofs": False},
+    )
     result = answer.json()
     assert result["verified"] is True, result
     assert result["checks"]["holder_signature"]["status"] == "passed"
@@ -121,17 +164,31 @@ def test_vc_jwt_es256_in_a_vp_jwt_signed_by_the_holder(issuer):
 
     # Someone else's DID cannot present it: the holder check fails
     other = jwk.JWK.generate(kty="OKP", crv="Ed25519")
-    other_did = idn.call("city-agency", "POST", "/dids",
-                         json={"keys": [{"publicKeyJwk": other.export_public(as_dict=True)}]}
-                         ).json()["did"]  # fmt: skip
+    other_did = idn.call(
+        "city-agency",
+        "POST",
+        "/dids",
+        json={"keys": [{"publicKeyJwk": other.export_public(as_dict=True)}]},
+    ).json()["did"]
     ch = challenge(idn)
     stolen = vc_jose.issue_presentation(
-        {"@context": [VC_CONTEXT_V2], "type": ["VerifiablePresentation"], "holder": other_did,
-         "verifiableCredential": [envelope(issued["credential"])]},
-        other, kid=f"{other_did}#key-1", nonce=ch["nonce"], audience=ch["audience"],
-    )  # fmt: skip
-    result = idn.call("bank-a", "POST", "/presentations/verify",
-                      json={"presentation": stolen, "nonce": ch["nonce"]}).json()  # fmt: skip
+        {
+            "@context": [VC_CONTEXT_V2],
+            "type": ["VerifiablePresentation"],
+            "holder": other_did,
+            "verifiableCredential": [envelope(issued["credential"])],
+        },
+        other,
+        kid=f"{other_did}#key-1",
+        nonce=ch["nonce"],
+        audience=ch["audience"],
+    )
+    result = idn.call(
+        "bank-a",
+        "POST",
+        "/presentations/verify",
+        json={"presentation": stolen, "nonce": ch["nonce"]},
+    ).json()
     assert result["verified"] is False
     assert result["credentials"][0]["checks"]["holder_binding"]["status"] == "failed"
 
@@ -143,13 +200,15 @@ def test_suspension_then_reinstatement(issuer, holder):
     assert idn.call("city-agency", "POST", f"{path}/suspend", json={"reason": "audit"}).json()[
         "suspended"
     ]
-    report = idn.call("bank-a", "POST", "/credentials/verify",
-                      json={"credential": issued["credential"]}).json()  # fmt: skip
+    report = idn.call(
+        "bank-a", "POST", "/credentials/verify", json={"credential": issued["credential"]}
+    ).json()
     assert report["verified"] is False
     assert "suspended" in report["checks"]["status"]["message"]
     assert idn.call("city-agency", "POST", f"{path}/reinstate").status_code == 200
-    report = idn.call("bank-a", "POST", "/credentials/verify",
-                      json={"credential": issued["credential"]}).json()  # fmt: skip
+    report = idn.call(
+        "bank-a", "POST", "/credentials/verify", json={"credential": issued["credential"]}
+    ).json()
     assert report["verified"] is True
     again = idn.call("city-agency", "POST", f"{path}/reinstate")
     assert again.status_code == 409 and again.json()["error"]["code"] == "unchanged"
@@ -163,10 +222,12 @@ def test_suspension_then_reinstatement(issuer, holder):
 
 
 def test_expired_credential_fails_validity_period(issuer, holder):
-    issued = issue(issuer, holder.did, valid_from="2020-01-01T00:00:00Z",
-                   valid_until="2021-01-01T00:00:00Z")  # fmt: skip
-    report = issuer.call("bank-a", "POST", "/credentials/verify",
-                         json={"credential": issued["credential"]}).json()  # fmt: skip
+    issued = issue(
+        issuer, holder.did, valid_from="2020-01-01T00:00:00Z", valid_until="2021-01-01T00:00:00Z"
+    )
+    report = issuer.call(
+        "bank-a", "POST", "/credentials/verify", json={"credential": issued["credential"]}
+    ).json()
     assert report["verified"] is False
     assert report["checks"]["validity_period"]["status"] == "failed"
     assert report["checks"]["status"]["status"] == "passed"
@@ -185,14 +246,21 @@ def test_resolver_follows_the_universal_resolver_driver_interface(issuer, holder
     assert document["authentication"] == [f"{holder.did}#key-1"]
     proven = verify_bundle(body["didResolutionMetadata"]["chainProof"], idn.genesis)
     assert proven.facts["value"]["id"] == holder.did
-    assert "chainProof" not in idn.call("bank-a", "GET", f"/1.0/identifiers/{holder.did}").json()[
-        "didResolutionMetadata"
-    ]
+    assert (
+        "chainProof"
+        not in idn.call("bank-a", "GET", f"/1.0/identifiers/{holder.did}").json()[
+            "didResolutionMetadata"
+        ]
+    )
     missing = idn.call("bank-a", "GET", "/1.0/identifiers/did:smartcity:nobody-here?proof=true")
     assert missing.status_code == 404
     assert missing.json()["didResolutionMetadata"]["error"] == "notFound"
-    assert verify_bundle(missing.json()["didResolutionMetadata"]["chainProof"],
-                         idn.genesis).facts["present"] is False  # fmt: skip
+    assert (
+        verify_bundle(missing.json()["didResolutionMetadata"]["chainProof"], idn.genesis).facts[
+            "present"
+        ]
+        is False
+    )
     invalid = idn.call("bank-a", "GET", "/1.0/identifiers/did:web:example.com")
     assert invalid.status_code == 400
     assert invalid.json()["didResolutionMetadata"]["error"] == "invalidDid"

@@ -1,0 +1,333 @@
+"""ZK predicates through the API, key rotation on the chain, the contract's own rules, the vault."""
+
+from __future__ import annotations
+
+import copy
+import stat
+from datetime import date
+from typing import Any
+
+from jwcrypto import jwk
+from sqlalchemy import select
+
+from services.identity import contract as c
+from services.identity import sd_jwt, zkp
+from services.identity.models import IssuedCredential, IssuerKey
+
+TODAY = date.today()
+CLAIMS = {"givenName": "Mei", "familyName": "Chen", "birthDate": "1990-04-02", "cityCode": 440300}
+
+
+def zk_credential(idn: Any, holder: Any) -> dict[str, Any]:
+    made = idn.call(
+        "city-agency",
+        "POST",
+        "/credentials",
+        json={
+            "type": "ResidenceCredential",
+            "subject": holder.did,
+            "claims": CLAIMS,
+            "zk": {"age": "birthDate", "residency": "cityCode"},
+        },
+    )
+    assert made.status_code == 201, made.text
+    return dict(made.json())
+
+
+def opening(issued: dict[str, Any], predicate: str) -> zkp.Opening:
+    raw = issued["zk_openings"][predicate]
+    return zkp.Opening(value=raw["value"], blinding=int(raw["blinding"], 16))
+
+
+def commitment(issued: dict[str, Any], predicate: str) -> str:
+    payload = sd_jwt.parse_sd_jwt(issued["credential"]).issuer_jwt.split(".")[1]
+    from services.identity._jose import b64url_decode, parse_json_object
+
+    claims = parse_json_object(b64url_decode(payload), "payload")
+    return str(claims["credentialSubject"]["zkCommitments"][predicate])
+
+
+def hidden(issued: dict[str, Any]) -> str:
+    """The credential as the holder shows it for a ZK proof: no claim disclosed."""
+    return sd_jwt.present(issued["credential"], disclose=[])
+
+
+def ask(idn: Any, **body: Any) -> Any:
+    return idn.call("bank-a", "POST", "/zk/verify", json=body)
+
+
+def test_age_and_residency_proofs_verify_without_revealing_the_claims(issuer, holder):
+    idn = issuer
+    issued = zk_credential(idn, holder)
+    shown = hidden(issued)
+    assert "1990" not in shown and "440300" not in shown
+    ch = idn.call("bank-a", "POST", "/challenges", json={}).json()
+    proof = zkp.prove_age_at_least(
+        commitment(issued, "age"),
+        opening(issued, "age"),
+        min_age_years=18,
+        reference=TODAY,
+        nonce=ch["nonce"],
+        context=ch["audience"],
+    )
+    answer = ask(
+        idn,
+        credential=shown,
+        predicate="age_at_least",
+        min_age_years=18,
+        proof=proof,
+        nonce=ch["nonce"],
+    )
+    assert answer.status_code == 200, answer.text
+    result = answer.json()
+    assert result["verified"] is True, result["checks"]
+    assert set(result["checks"]) >= {"proof", "signature", "status", "anchor", "issuer_authorised"}
+
+    # The same proof again: its nonce is spent
+    replay = ask(
+        idn,
+        credential=shown,
+        predicate="age_at_least",
+        min_age_years=18,
+        proof=proof,
+        nonce=ch["nonce"],
+    )
+    assert replay.status_code == 409 and replay.json()["error"]["code"] == "replayed"
+
+    ch = idn.call("bank-a", "POST", "/challenges", json={}).json()
+    proof = zkp.prove_residency(
+        commitment(issued, "residency"),
+        opening(issued, "residency"),
+        city_code=440300,
+        nonce=ch["nonce"],
+        context=ch["audience"],
+    )
+    result = ask(
+        idn,
+        credential=shown,
+        predicate="residency",
+        city_code=440300,
+        proof=proof,
+        nonce=ch["nonce"],
+    ).json()
+    assert result["verified"] is True
+
+
+def test_forged_replayed_relabelled_and_repointed_proofs_fail(issuer, holder):
+    idn = issuer
+    issued = zk_credential(idn, holder)
+    shown = hidden(issued)
+    age_c, age_o = commitment(issued, "age"), opening(issued, "age")
+
+    def fresh() -> dict[str, Any]:
+        return dict(idn.call("bank-a", "POST", "/challenges", json={}).json())
+
+    # A proof made for an older nonce (replayed into a new challenge)
+    old, new = fresh(), fresh()
+    proof = zkp.prove_age_at_least(
+        age_c, age_o, min_age_years=18, reference=TODAY, nonce=old["nonce"], context=old["audience"]
+    )
+    result = ask(
+        idn,
+        credential=shown,
+        predicate="age_at_least",
+        min_age_years=18,
+        proof=proof,
+        nonce=new["nonce"],
+    ).json()
+    assert result["verified"] is False and "proof_replayed" in result["checks"]["proof"]["message"]
+
+    # A wrong statement: the proof is for 18, the verifier asks 21
+    ch = fresh()
+    proof = zkp.prove_age_at_least(
+        age_c, age_o, min_age_years=18, reference=TODAY, nonce=ch["nonce"], context=ch["audience"]
+    )
+    result = ask(
+        idn,
+        credential=shown,
+        predicate="age_at_least",
+        min_age_years=21,
+        proof=proof,
+        nonce=ch["nonce"],
+    ).json()
+    assert (
+        result["verified"] is False and "statement_mismatch" in result["checks"]["proof"]["message"]
+    )
+
+    # A forged response
+    ch = fresh()
+    proof = zkp.prove_age_at_least(
+        age_c, age_o, min_age_years=18, reference=TODAY, nonce=ch["nonce"], context=ch["audience"]
+    )
+    forged = copy.deepcopy(proof)
+    forged["responses"][0][1] = forged["responses"][1][1]
+    result = ask(
+        idn,
+        credential=shown,
+        predicate="age_at_least",
+        min_age_years=18,
+        proof=forged,
+        nonce=ch["nonce"],
+    ).json()
+    assert result["verified"] is False and result["checks"]["proof"]["status"] == "failed"
+
+    # A tampered commitment: a proof about the holder's own commitment to another birth date
+    ch = fresh()
+    mine, my_opening = zkp.commit(zkp.days_since_epoch(date(1970, 1, 1)))
+    proof = zkp.prove_age_at_least(
+        mine,
+        my_opening,
+        min_age_years=18,
+        reference=TODAY,
+        nonce=ch["nonce"],
+        context=ch["audience"],
+    )
+    result = ask(
+        idn,
+        credential=shown,
+        predicate="age_at_least",
+        min_age_years=18,
+        proof=proof,
+        nonce=ch["nonce"],
+    ).json()
+    assert result["verified"] is False
+    assert "commitment_mismatch" in result["checks"]["proof"]["message"]
+
+    # A valid proof over a revoked credential fails on status
+    assert (
+        idn.call(
+            "city-agency", "POST", f"/credentials/{issued['id']}/revoke", json={"reason": "fraud"}
+        ).status_code
+        == 200
+    )
+    ch = fresh()
+    proof = zkp.prove_age_at_least(
+        age_c, age_o, min_age_years=18, reference=TODAY, nonce=ch["nonce"], context=ch["audience"]
+    )
+    result = ask(
+        idn,
+        credential=shown,
+        predicate="age_at_least",
+        min_age_years=18,
+        proof=proof,
+        nonce=ch["nonce"],
+    ).json()
+    assert result["verified"] is False and result["checks"]["proof"]["status"] == "passed"
+    assert result["checks"]["status"]["status"] == "failed"
+
+
+def test_issuer_key_rotation_keeps_old_credentials_verifiable(issuer, holder):
+    idn = issuer
+    before = idn.call(
+        "city-agency",
+        "POST",
+        "/credentials",
+        json={"type": "ResidenceCredential", "subject": holder.did, "claims": CLAIMS},
+    ).json()
+    rotated = idn.call("city-agency", "POST", "/issuers/me/keys", json={"algs": ["EdDSA"]})
+    assert rotated.status_code == 201
+    assert rotated.json()["didDocumentMetadata"]["versionId"] == "2"
+    after = idn.call(
+        "city-agency",
+        "POST",
+        "/credentials",
+        json={"type": "ResidenceCredential", "subject": holder.did, "claims": CLAIMS},
+    ).json()
+    kid = lambda t: sd_jwt.parse_sd_jwt(t).issuer_jwt  # noqa: E731
+    assert kid(before["credential"]).split(".")[0] != kid(after["credential"]).split(".")[0]
+    for issued in (before, after):
+        report = idn.call(
+            "bank-a", "POST", "/credentials/verify", json={"credential": issued["credential"]}
+        ).json()
+        assert report["verified"] is True, report["checks"]
+    # The retired key's window on the chain ends at the rotation
+    document = rotated.json()["didDocument"]
+    assert len(document["verificationMethod"]) == 2  # the new EdDSA key and the kept ES256 key
+    with idn.suite.services["identity"].state.sessions() as session:
+        retired = session.scalars(select(IssuerKey).where(~IssuerKey.active)).one()
+    record = idn.ledger.read(c.NAMESPACE, c.vm_key("city-agency", retired.kid.split("#")[1]))
+    assert record["removed"] is not None
+
+
+def test_holder_did_rotation_and_deactivation(identity, holder):
+    idn = identity
+    new_key = jwk.JWK.generate(kty="EC", crv="P-256")
+    keys = [{"id": "key-2", "publicKeyJwk": new_key.export_public(as_dict=True)}]
+    stale = idn.call(
+        "city-agency", "PUT", f"/dids/{holder.did}/keys", json={"keys": keys, "version": 7}
+    )
+    assert stale.status_code == 409 and stale.json()["error"]["code"] == "version_conflict"
+    rotated = idn.call(
+        "city-agency", "PUT", f"/dids/{holder.did}/keys", json={"keys": keys, "version": 1}
+    )
+    assert rotated.status_code == 200, rotated.text
+    assert rotated.json()["didDocument"]["authentication"] == [f"{holder.did}#key-2"]
+    reuse = idn.call(
+        "city-agency",
+        "PUT",
+        f"/dids/{holder.did}/keys",
+        json={
+            "keys": [{"id": "key-1", "publicKeyJwk": new_key.export_public(as_dict=True)}],
+            "version": 2,
+        },
+    )
+    assert reuse.status_code == 409 and reuse.json()["error"]["code"] == "key_id_reused"
+    gone = idn.call("city-agency", "DELETE", f"/dids/{holder.did}")
+    assert gone.status_code == 200 and gone.json()["didDocumentMetadata"]["deactivated"] is True
+    resolved = idn.call("bank-a", "GET", f"/1.0/identifiers/{holder.did}")
+    assert resolved.status_code == 410
+    assert "verificationMethod" not in resolved.json()["didDocument"]
+    again = idn.call("city-agency", "DELETE", f"/dids/{holder.did}")
+    assert again.status_code == 410
+
+
+def test_contract_rules_hold_without_the_service(identity):
+    idn = identity
+    key = jwk.JWK.generate(kty="OKP", crv="Ed25519").export_public(as_dict=True)
+    vm = {"id": "key-1", "publicKeyJwk": {k: key[k] for k in ("kty", "crv", "x")}}
+    named = idn.chain_call(
+        "city-agency", "identity", "create_did", {"msid": "mei-chen", "verification_methods": [vm]}
+    )
+    assert named["code"] == "bad_did"  # a holder DID cannot carry a name
+    squat = idn.chain_call(
+        "city-agency", "identity", "create_did", {"msid": "bank-a", "verification_methods": [vm]}
+    )
+    assert squat["status"] == "failed"
+    own = idn.chain_call(
+        "bank-a", "identity", "create_did", {"msid": "bank-a", "verification_methods": [vm]}
+    )
+    assert own["status"] == "ok"  # every org may publish its own DID
+    not_gov = idn.chain_call(
+        "city-agency",
+        "identity",
+        "admit_issuer",
+        {"org": "city-agency", "types": ["ResidenceCredential"]},
+    )
+    assert not_gov["code"] == "forbidden"
+    by_bank = idn.chain_call(
+        "bank-a", "identity", "register_type", {"name": "BankType", "schema_hash": "00" * 32}
+    )
+    assert by_bank["code"] == "forbidden"
+
+
+def test_personal_fields_are_sealed_and_the_key_file_is_private(issuer, holder):
+    idn = issuer
+    issued = idn.call(
+        "city-agency",
+        "POST",
+        "/credentials",
+        json={"type": "ResidenceCredential", "subject": holder.did, "claims": CLAIMS},
+    ).json()
+    key_file = idn.suite.data / "identity" / "vault.key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    with idn.suite.services["identity"].state.sessions() as session:
+        row = session.get(IssuedCredential, issued["id"])
+        assert row is not None and b"Chen" not in row.sealed_claims
+        private = session.scalars(select(IssuerKey)).first()
+        assert private is not None and b'"d"' not in private.sealed_private_jwk
+    kept = idn.call("city-agency", "GET", f"/credentials/{issued['id']}").json()
+    assert kept["claims"]["familyName"] == "Chen"  # the agency reads back what it must keep
+    assert idn.call("bank-a", "GET", f"/credentials/{issued['id']}").status_code == 403
+    # Nothing personal on the chain: the anchor holds a hash, type and status entry only
+    anchor = idn.ledger.read(c.NAMESPACE, c.cred_key(issued["hash"]))
+    assert set(anchor) == {"org", "type", "height", "time_ms", "list", "index"}
