@@ -377,8 +377,17 @@ def issue(
             holders[item.subject] = active_did(env, item.subject)
         _check_claims(env, types[item.type], item, where)
     entries = _allocate_entries(env, session, org=org, count=len(items))
+    keys = {alg: signing_key(env, session, org=org, alg=alg) for alg in {i.alg for i in items}}
     prepared = [
-        _sign(env, session, org=org, item=item, holder=holders[item.subject], entry=entry)
+        _sign(
+            env,
+            org=org,
+            item=item,
+            holder=holders[item.subject],
+            entry=entry,
+            key=keys[item.alg],
+            type_row=types[item.type],
+        )
         for item, entry in zip(items, entries, strict=True)
     ]
     chunks = [
@@ -467,13 +476,11 @@ def status_list_url(env: Env, org: str, list_no: int, purpose: str) -> str:
 
 
 def _sign(
-    env: Env, session: Session, *, org: str, item: IssueIn, holder: dict[str, Any],
-    entry: tuple[int, int],
+    env: Env, *, org: str, item: IssueIn, holder: dict[str, Any], entry: tuple[int, int],
+    key: tuple[str, jwk.JWK], type_row: CredentialType,
 ) -> Prepared:  # fmt: skip
     list_no, index = entry
-    kid, key = signing_key(env, session, org=org, alg=item.alg)
-    type_row = session.get(CredentialType, item.type)
-    assert type_row is not None  # checked by issue()
+    kid, signer = key
     subject: dict[str, Any] = {"id": item.subject, **item.claims}
     openings = None
     if item.zk is not None:
@@ -503,12 +510,12 @@ def _sign(
         document["validUntil"] = iso(item.valid_until)
     issued_at = int(env.clock())
     if item.format == "vc+jwt":
-        token = vc_jose.issue_credential(document, key, kid=kid, issued_at=issued_at)
+        token = vc_jose.issue_credential(document, signer, kid=kid, issued_at=issued_at)
     else:
         holder_key = _holder_key(holder) if item.holder_binding else None
         paths = item.disclose if item.disclose is not None else sorted(item.claims)
         token = sd_jwt.issue_sd_credential(
-            document, key, disclose=[f"credentialSubject.{p}" for p in paths], kid=kid,
+            document, signer, disclose=[f"credentialSubject.{p}" for p in paths], kid=kid,
             holder_key=holder_key, issued_at=issued_at,
         )  # fmt: skip
     return Prepared(item, credential_id, token, token_hash(token), list_no, index, openings)

@@ -126,7 +126,8 @@ def verify_credential(
         _check_status(env, report, anchor, proofs)
         _check_schema(env, session, report, proofs)
         _check_binding(env, report, token, binding or Binding())
-    report.proofs = proofs if include_proofs else {}
+    # Proofs are built last, from the state keys the checks read (a bundle each)
+    report.proofs = {n: env.chain.proof(k) for n, k in proofs.items()} if include_proofs else {}
     return report.finish()
 
 
@@ -144,7 +145,7 @@ def _issuer_key(
         return None
     key = c.vm_key(msid, kid.split("#", 1)[1])
     vm: dict[str, Any] | None = env.chain.read(key)
-    proofs["issuer_key"] = env.chain.proof(key)
+    proofs["issuer_key"] = key
     if vm is None:
         report.set("signature", False, f"{kid} is not a key of {issuer} on the chain")
     return vm
@@ -185,7 +186,7 @@ def _check_anchor(
 ) -> dict[str, Any] | None:
     digest = token_hash(token)
     anchor: dict[str, Any] | None = env.chain.read(c.cred_key(digest))
-    proofs["anchor"] = env.chain.proof(c.cred_key(digest))
+    proofs["anchor"] = c.cred_key(digest)
     issuer_org = c.msid_of(report.issuer or "")
     # Verify the credential's hash is anchored, by its issuer, for the type it claims
     if anchor is None:
@@ -212,7 +213,7 @@ def _check_authorisation(
 ) -> None:
     org = c.msid_of(report.issuer or "") or ""
     record = env.chain.read(c.issuer_key(org))
-    proofs["issuer_authorisation"] = env.chain.proof(c.issuer_key(org))
+    proofs["issuer_authorisation"] = c.issuer_key(org)
     if anchor is None:
         report.set("issuer_authorised", False, "no anchor, so the issuance height is unknown")
     elif c.is_authorised(record, anchor["type"], anchor["height"]):
@@ -260,7 +261,7 @@ def _check_status(
         purpose = found.group(3)
         key = c.status_key(anchor["org"], anchor["list"], purpose, anchor["index"])
         bit = env.chain.read(key)
-        proofs[f"status_{purpose}"] = env.chain.proof(key)
+        proofs[f"status_{purpose}"] = key
         if bit is not None and bit["value"]:
             verb = "revoked" if purpose == "revocation" else "suspended"
             reason = f" ({bit['reason']})" if bit["reason"] else ""
@@ -279,7 +280,7 @@ def _check_schema(env: Env, session: Session, report: Report, proofs: dict[str, 
         report.set("schema", False, "the credential names no type")
         return
     on_chain: dict[str, Any] | None = env.chain.read(c.type_key(name))
-    proofs["type"] = env.chain.proof(c.type_key(name))
+    proofs["type"] = c.type_key(name)
     row = session.get(CredentialType, name)
     schema_ref = report.claims.get("credentialSchema")
     # Verify the credential names the schema whose hash the chain holds, and its claims fit it

@@ -1,0 +1,194 @@
+"""Identity service benchmarks: credentials issued and anchored per second (batch anchoring),
+verifications per second through the library and over HTTP, on the real embedded chain.
+
+`run()` returns one JSON-able dict per result; the machine's Ed25519 verification ceiling is
+measured in the same run. BENCH_SECONDS (default 1.0) scales durations; BENCH_BATCH (default
+1000) sets the issuance batch size.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from jwcrypto import jwk
+
+from bench._ceiling import ed25519_verifications_per_s
+from chain.auth import mint_token
+from chain.home import SuiteHome
+from services.common.ledger import call
+from services.identity import verification
+from services.identity.schemas import IssueIn
+from services.identity.service import issue
+from smartcity.registry import ServiceEntry
+from smartcity.suite import Suite, open_suite
+
+ENTRY = ServiceEntry(
+    "identity", "services.identity.app:create_app", "services.identity.contract:IdentityContract"
+)
+SCHEMA = {
+    "type": "object",
+    "properties": {
+        "givenName": {"type": "string"},
+        "familyName": {"type": "string"},
+        "birthDate": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"},
+        "cityCode": {"type": "integer"},
+    },
+    "required": ["givenName", "familyName", "birthDate"],
+    "additionalProperties": False,
+}
+CLAIMS = {"givenName": "Mei", "familyName": "Chen", "birthDate": "1990-04-02", "cityCode": 440300}
+
+
+class _Server:
+    """The suite served by uvicorn on a loopback port, for real HTTP round trips."""
+
+    def __init__(self, suite: Suite) -> None:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            self.port = int(sock.getsockname()[1])
+        config = uvicorn.Config(suite.app, host="127.0.0.1", port=self.port, log_level="error")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    def __enter__(self) -> str:
+        self.thread.start()
+        while not self.server.started:
+            time.sleep(0.02)
+        return f"http://127.0.0.1:{self.port}/identity"
+
+    def __exit__(self, *_: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+def _setup(suite: Suite, http: httpx.Client) -> str:
+    """Type, keys, governance admission and one holder DID; returns the holder's DID."""
+    home = SuiteHome(suite.data)
+    ledger = suite.services["identity"].state.env.chain.ledger
+    http.post("/types", json={"name": "ResidenceCredential", "schema": SCHEMA}).raise_for_status()
+    http.post("/issuers/me/keys", json={}).raise_for_status()
+    invoke = {"contract": "identity", "method": "admit_issuer",
+              "args": {"org": "city-agency", "types": ["ResidenceCredential"]}}  # fmt: skip
+    proposal = call(ledger, home.org_key("city-agency"), "governance", "propose",
+                    {"action": "invoke", "params": invoke})  # fmt: skip
+    call(ledger, home.org_key("regulator"), "governance", "vote",
+         {"proposal": proposal["tx"], "approve": True})  # fmt: skip
+    holder = jwk.JWK.generate(kty="OKP", crv="Ed25519").export_public(as_dict=True)
+    made = http.post("/dids", json={"keys": [{"publicKeyJwk": holder}]})
+    made.raise_for_status()
+    return str(made.json()["did"])
+
+
+def _result(name: str, ops: int, seconds: float, **extra: Any) -> dict[str, Any]:
+    return {"bench": "identity_service", "name": name, "ops": ops, "seconds": round(seconds, 3),
+            "per_second": round(ops / seconds, 1), **extra}  # fmt: skip
+
+
+def _rate(name: str, fn: Callable[[], object], seconds: float, **extra: Any) -> dict[str, Any]:
+    fn()
+    count, start = 0, time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        fn()
+        count += 1
+    return _result(name, count, elapsed, **extra)
+
+
+def _issuance(suite: Suite, http: httpx.Client, did: str, batch: int) -> list[dict[str, Any]]:
+    app_state = suite.services["identity"].state
+    results = []
+    for fmt, alg in (("vc+sd-jwt", "EdDSA"), ("vc+jwt", "ES256")):
+        items = [IssueIn(type="ResidenceCredential", subject=did, claims=CLAIMS, format=fmt,
+                         alg=alg) for _ in range(batch)]  # fmt: skip
+        start = time.perf_counter()
+        with app_state.sessions() as session, session.begin():
+            issued, txs = issue(app_state.env, session, org="city-agency", items=items)
+        elapsed = time.perf_counter() - start
+        name = f"issue_anchor_library_{fmt}_{alg}"
+        results.append(_result(name, len(issued), elapsed, batch=batch, anchor_txs=len(txs)))
+    body = {"items": [{"type": "ResidenceCredential", "subject": did, "claims": CLAIMS}] * batch}
+    start = time.perf_counter()
+    answer = http.post("/credentials/batch", json=body, timeout=300)
+    answer.raise_for_status()
+    results.append(_result("issue_anchor_http_batch_vc+sd-jwt_EdDSA", batch,
+                           time.perf_counter() - start, batch=batch))  # fmt: skip
+    singles, start = 0, time.perf_counter()
+    while time.perf_counter() - start < 1.0:
+        one = {"type": "ResidenceCredential", "subject": did, "claims": CLAIMS}
+        http.post("/credentials", json=one).raise_for_status()
+        singles += 1
+    elapsed = time.perf_counter() - start
+    note = "one request, one anchor tx, waits for its block"
+    results.append(_result("issue_anchor_http_single_request", singles, elapsed, note=note))
+    return results
+
+
+def _verification(
+    suite: Suite, http: httpx.Client, did: str, seconds: float
+) -> list[dict[str, Any]]:
+    app_state = suite.services["identity"].state
+    token = http.post("/credentials", json={"type": "ResidenceCredential", "subject": did,
+                                            "claims": CLAIMS}).json()["credential"]  # fmt: skip
+
+    def library(proofs: bool) -> Callable[[], object]:
+        def once() -> object:
+            with app_state.sessions() as session:
+                report = verification.verify_credential(
+                    app_state.env, session, token=token, include_proofs=proofs
+                )
+            assert report.verified
+            return report
+
+        return once
+
+    def over_http(proofs: bool) -> Callable[[], object]:
+        def once() -> object:
+            answer = http.post("/credentials/verify",
+                               json={"credential": token, "include_proofs": proofs})  # fmt: skip
+            assert answer.json()["verified"]
+            return answer
+
+        return once
+
+    return [
+        _rate("verify_library_no_proofs", library(False), seconds),
+        _rate("verify_library_with_state_proofs", library(True), seconds, proofs=6),
+        _rate("verify_http_no_proofs", over_http(False), seconds),
+        _rate("verify_http_with_state_proofs", over_http(True), seconds, proofs=6),
+    ]
+
+
+def run() -> list[dict[str, Any]]:
+    seconds = float(os.environ.get("BENCH_SECONDS", "1.0"))
+    batch = int(os.environ.get("BENCH_BATCH", "1000"))
+    results = [{"bench": "identity_service", "name": "ceiling_ed25519_verify",
+                "per_second": round(ed25519_verifications_per_s(seconds), 1)}]  # fmt: skip
+    with tempfile.TemporaryDirectory() as tmp:
+        suite = open_suite(Path(tmp) / "data", services=[ENTRY])
+        suite.node.start()
+        try:
+            with _Server(suite) as base:
+                key = SuiteHome(suite.data).org_key("city-agency")
+                token = mint_token(key, org="city-agency", audience="identity", ttl_s=3600)
+                headers = {"Authorization": f"Bearer {token}"}
+                with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
+                    did = _setup(suite, http)
+                    results += _issuance(suite, http, did, batch)
+                    results += _verification(suite, http, did, seconds)
+        finally:
+            suite.node.stop()
+    return results
+
+
+if __name__ == "__main__":
+    for result in run():
+        print(json.dumps(result))
