@@ -1,0 +1,1 @@
+"""BFT consensus (Tendermint family): a pure state machine, its messages and evidence."""

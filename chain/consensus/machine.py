@@ -1,0 +1,555 @@
+"""The Tendermint consensus algorithm for one validator, as a pure state machine.
+
+Buchman, Kwon, Milosevic, "The latest gossip on BFT consensus" (arXiv:1807.04938), Algorithm 1.
+Messages and timeouts go in, effects come out; no clock, network, randomness or storage inside.
+The driver executes effects in order: a `Persist` always precedes the `Broadcast` of what it
+records, so a validator that restarts never signs two different values for one step.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from chain.block import PRECOMMIT
+from chain.consensus.evidence import ConflictingProposal, DuplicateVote, Evidence
+from chain.consensus.messages import (
+    PREVOTE,
+    STEPS,
+    Message,
+    Proposal,
+    Signer,
+    ValidatorSet,
+    Value,
+    Verifier,
+    Vote,
+    sign_proposal,
+    sign_vote,
+)
+
+PROPOSE = "propose"
+GOSSIP = "gossip"  # not in the paper: the heartbeat that re-sends what a lossy network may drop
+NIL = None
+
+
+class App(Protocol):
+    """What consensus asks of the application: a value to propose and whether one is valid."""
+
+    def propose(self, height: int, round_: int) -> Value: ...
+
+    def is_valid(self, value: Value, *, certified: bool = False) -> bool:
+        """Whether to vote for `value`; `certified` values already carry 2f+1 precommits, so
+        only the deterministic checks apply (not, say, the local clock)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Timeouts grow linearly with the round, so rounds eventually outlast any delay."""
+
+    propose_ms: int = 1000
+    prevote_ms: int = 500
+    precommit_ms: int = 500
+    delta_ms: int = 500
+
+    def of(self, kind: str, round_: int) -> int:
+        base = {
+            PROPOSE: self.propose_ms,
+            PREVOTE: self.prevote_ms,
+            PRECOMMIT: self.precommit_ms,
+            GOSSIP: self.prevote_ms,
+        }[kind]
+        return base + round_ * self.delta_ms
+
+
+@dataclass(frozen=True)
+class SignedState:
+    """What a validator persists before it signs: the last step signed and its locks."""
+
+    height: int
+    round: int
+    step: int
+    block_hash: str | None
+    locked_round: int = -1
+    locked_value: Any = None
+    valid_round: int = -1
+    valid_value: Any = None
+
+
+# -- effects --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Broadcast:
+    message: Message
+
+
+@dataclass(frozen=True)
+class ScheduleTimeout:
+    kind: str
+    height: int
+    round: int
+    after_ms: int
+
+
+@dataclass(frozen=True)
+class Persist:
+    state: SignedState
+
+
+@dataclass(frozen=True)
+class Decide:
+    height: int
+    round: int
+    value: Any
+    precommits: tuple[Vote, ...]
+
+
+@dataclass(frozen=True)
+class FoundEvidence:
+    evidence: Evidence
+
+
+@dataclass(frozen=True)
+class RequestSync:
+    height: int
+    peer: str
+
+
+Effect = Broadcast | ScheduleTimeout | Persist | Decide | FoundEvidence | RequestSync
+
+
+@dataclass
+class _Height:
+    """Everything received for the current height."""
+
+    proposals: dict[int, Proposal] = field(default_factory=dict)
+    # round -> validator -> block hash (None for nil) -> vote. A validator that signs two values
+    # counts towards each: two quorums still share more than f validators, so they cannot both
+    # form unless more than f are Byzantine, and honest peers need such votes as proof of lock.
+    prevotes: dict[int, dict[str, dict[str | None, Vote]]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
+    precommits: dict[int, dict[str, dict[str | None, Vote]]] = field(
+        default_factory=lambda: defaultdict(dict)
+    )
+    senders: dict[int, set[str]] = field(default_factory=lambda: defaultdict(set))
+    fired: set[tuple[str, int]] = field(default_factory=set)
+    validity: dict[str, bool] = field(default_factory=dict)
+
+
+class Tendermint:
+    """One validator's (or observer's) consensus at one height at a time."""
+
+    def __init__(
+        self,
+        *,
+        chain_id: str,
+        validators: ValidatorSet,
+        height: int,
+        app: App,
+        verify: Verifier,
+        signer: Signer | None = None,
+        timeouts: Timeouts | None = None,
+        restored: SignedState | None = None,
+        max_future_heights: int = 2,
+    ) -> None:
+        self.chain_id = chain_id
+        self.validators = validators
+        self.height = height
+        self.app = app
+        self.verify = verify
+        self.signer = signer
+        self.timeouts = timeouts or Timeouts()
+        self.max_future = max_future_heights
+        self.round = 0
+        self.step = PROPOSE
+        self.locked_round, self.locked_value = -1, None
+        self.valid_round, self.valid_value = -1, None
+        self.last_signed: SignedState | None = None
+        self.decided: Any = None
+        self._h = _Height()
+        self._future: list[Message] = []
+        self._sync_asked: set[str] = set()
+        self._out: list[Effect] = []
+        if restored is not None and restored.height == height:
+            self.round = restored.round
+            self.locked_round, self.locked_value = restored.locked_round, restored.locked_value
+            self.valid_round, self.valid_value = restored.valid_round, restored.valid_value
+            self.last_signed = restored
+        elif restored is not None and restored.height > height:
+            self.last_signed = restored  # never sign below what was signed before the crash
+
+    # -- inputs ---------------------------------------------------------------------------
+
+    def start(self) -> list[Effect]:
+        self._start_round(self.round)
+        return self._flush()
+
+    def on_message(self, message: Message, *, sender: str | None = None) -> list[Effect]:
+        """Take a proposal or vote from the network (signature checked here)."""
+        if message.height < self.height:
+            return []
+        if message.height > self.height:
+            self._buffer_future(message, sender)
+            return self._flush()
+        if self.decided is None and self._accept(message):
+            self._progress()
+        return self._flush()
+
+    def on_timeout(self, kind: str, height: int, round_: int) -> list[Effect]:
+        if height != self.height or round_ != self.round or self.decided is not None:
+            return []
+        if kind == GOSSIP:
+            self._sync_asked.clear()
+            self._regossip()
+            self._out.append(
+                ScheduleTimeout(GOSSIP, height, round_, self.timeouts.of(GOSSIP, round_))
+            )
+            return self._flush()
+        if kind == PROPOSE and self.step == PROPOSE:
+            self._vote(PREVOTE, NIL)
+            self.step = PREVOTE
+        elif kind == PREVOTE and self.step == PREVOTE:
+            self._vote(PRECOMMIT, NIL)
+            self.step = PRECOMMIT
+        elif kind == PRECOMMIT:
+            self._start_round(round_ + 1)
+        self._progress()
+        return self._flush()
+
+    def on_commit(self, value: Value, precommits: list[Vote]) -> list[Effect]:
+        """A decision learnt by block sync: accepted only with a valid certificate and value."""
+        if self.decided is not None or not precommits:
+            return []
+        round_ = precommits[0].round
+        counted: dict[str, Vote] = {}
+        for vote in precommits:
+            # Verify each is a signed precommit for this value at this height and one round
+            if (vote.kind, vote.height, vote.round, vote.block_hash) != (
+                PRECOMMIT,
+                self.height,
+                round_,
+                value.hash,
+            ):
+                return []
+            if vote.validator in self.validators and self._signed(vote):
+                counted[vote.validator] = vote
+        power = sum(self.validators.power(v) for v in counted)
+        if not self.validators.has_quorum(power) or not self.app.is_valid(value, certified=True):
+            return []
+        self._decide(round_, value, tuple(counted.values()))
+        return self._flush()
+
+    def advance(self, validators: ValidatorSet) -> list[Effect]:
+        """After the driver committed the decision: start the next height with its validators."""
+        self.height += 1
+        self.validators = validators
+        self.round, self.step, self.decided = 0, PROPOSE, None
+        self.locked_round, self.locked_value = -1, None
+        self.valid_round, self.valid_value = -1, None
+        self._h = _Height()
+        self._start_round(0)
+        pending, self._future = self._future, []
+        for message in pending:
+            if message.height == self.height and self.decided is None and self._accept(message):
+                self._progress()
+            elif message.height > self.height:
+                self._future.append(message)
+        return self._flush()
+
+    # -- bookkeeping ----------------------------------------------------------------------
+
+    def _regossip(self) -> None:
+        """Re-send this round's messages we hold, and the proof of our valid value's round."""
+        rounds = {self.round, self.valid_round} - {-1}
+        for round_ in sorted(rounds):
+            proposal = self._h.proposals.get(round_)
+            if proposal is not None:
+                self._out.append(Broadcast(proposal))
+            for box in (self._h.prevotes[round_], self._h.precommits[round_]):
+                self._out.extend(Broadcast(vote) for cast in box.values() for vote in cast.values())
+
+    def _flush(self) -> list[Effect]:
+        out, self._out = self._out, []
+        return out
+
+    def _signed(self, message: Message) -> bool:
+        signer = message.validator if isinstance(message, Vote) else message.proposer
+        try:
+            return self.verify(
+                signer, message.signed_bytes(self.chain_id), bytes.fromhex(message.sig)
+            )
+        except ValueError:
+            return False
+
+    def _buffer_future(self, message: Message, sender: str | None) -> None:
+        if message.height <= self.height + self.max_future and len(self._future) < 10_000:
+            self._future.append(message)
+        peer = sender or (message.validator if isinstance(message, Vote) else message.proposer)
+        # A peer is ahead: ask it for the commits we lack (once per gossip period)
+        if peer not in self._sync_asked:
+            self._sync_asked.add(peer)
+            self._out.append(RequestSync(self.height, peer))
+
+    def _accept(self, message: Message) -> bool:
+        """Record a message from a validator if well-signed; report equivocation as evidence."""
+        if isinstance(message, Proposal):
+            # Verify the proposal comes from this round's proposer and is signed by it
+            if message.proposer != self.validators.proposer(message.height, message.round):
+                return False
+            if (
+                message.value is None
+                or message.value.hash != message.block_hash
+                or not self._signed(message)
+            ):
+                return False
+            first = self._h.proposals.get(message.round)
+            if first is not None:
+                if first.block_hash != message.block_hash:
+                    self._out.append(FoundEvidence(ConflictingProposal(first, message)))
+                return False
+            self._h.proposals[message.round] = message
+            self._h.senders[message.round].add(message.proposer)
+            return True
+        # Verify the voter is a validator and the vote is signed by it
+        if message.validator not in self.validators or message.kind not in (PREVOTE, PRECOMMIT):
+            return False
+        if not self._signed(message):
+            return False
+        box = (self._h.prevotes if message.kind == PREVOTE else self._h.precommits)[message.round]
+        mine = box.setdefault(message.validator, {})
+        if message.block_hash in mine:
+            return False
+        if mine:
+            first_vote = next(iter(mine.values()))
+            self._out.append(FoundEvidence(DuplicateVote(first_vote, message)))
+        mine[message.block_hash] = message
+        self._h.senders[message.round].add(message.validator)
+        return True
+
+    def _power_any(self, votes: dict[str, dict[str | None, Vote]]) -> int:
+        """Voting power of the validators that voted at all."""
+        return sum(self.validators.power(v) for v in votes)
+
+    def _power_for(self, votes: dict[str, dict[str | None, Vote]], block_hash: str | None) -> int:
+        """Voting power of the validators that voted for `block_hash` (None: nil)."""
+        return sum(self.validators.power(v) for v, cast in votes.items() if block_hash in cast)
+
+    def _locked_hash(self) -> str | None:
+        return None if self.locked_value is None else str(self.locked_value.hash)
+
+    def _is_valid(self, value: Value) -> bool:
+        cached = self._h.validity.get(value.hash)
+        if cached is None:
+            cached = self._h.validity[value.hash] = bool(self.app.is_valid(value))
+        return cached
+
+    def _once(self, rule: str, round_: int) -> bool:
+        key = (rule, round_)
+        if key in self._h.fired:
+            return False
+        self._h.fired.add(key)
+        return True
+
+    # -- signing, guarded by what was persisted ------------------------------------------
+
+    def _may_sign(self, round_: int, step: str, block_hash: str | None) -> bool:
+        last = self.last_signed
+        if self.signer is None or self.signer.public_hex not in self.validators:
+            return False
+        if last is None:
+            return True
+        mine = (self.height, round_, STEPS[step])
+        before = (last.height, last.round, last.step)
+        if mine < before:
+            return False
+        return not (mine == before and last.block_hash != block_hash)
+
+    def _record(self, round_: int, step: str, block_hash: str | None) -> None:
+        self.last_signed = SignedState(
+            self.height,
+            round_,
+            STEPS[step],
+            block_hash,
+            self.locked_round,
+            self.locked_value,
+            self.valid_round,
+            self.valid_value,
+        )
+        self._out.append(Persist(self.last_signed))
+
+    def _vote(self, kind: str, block_hash: str | None) -> None:
+        signer = self.signer
+        if signer is None or not self._may_sign(self.round, kind, block_hash):
+            return
+        self._record(self.round, kind, block_hash)
+        vote = sign_vote(signer, self.chain_id, kind, self.height, self.round, block_hash)
+        self._out.append(Broadcast(vote))
+        self._accept(vote)
+
+    def _propose(self, value: Value) -> None:
+        signer = self.signer
+        if signer is None or not self._may_sign(self.round, PROPOSE, value.hash):
+            return
+        self._record(self.round, PROPOSE, value.hash)
+        proposal = sign_proposal(
+            signer, self.chain_id, self.height, self.round, value, self.valid_round
+        )
+        self._out.append(Broadcast(proposal))
+        self._accept(proposal)
+        if self.valid_round >= 0:
+            # Send the proof of lock with a re-proposal: peers that missed those prevotes need them
+            for cast in self._h.prevotes[self.valid_round].values():
+                if value.hash in cast:
+                    self._out.append(Broadcast(cast[value.hash]))
+
+    # -- the algorithm --------------------------------------------------------------------
+
+    def _start_round(self, round_: int) -> None:
+        self.round, self.step = round_, PROPOSE
+        me = self.signer.public_hex if self.signer else None
+        if me is not None and me == self.validators.proposer(self.height, round_):
+            value = (
+                self.valid_value
+                if self.valid_value is not None
+                else self.app.propose(self.height, round_)
+            )
+            self._propose(value)
+        self._out.append(
+            ScheduleTimeout(PROPOSE, self.height, round_, self.timeouts.of(PROPOSE, round_))
+        )
+        self._out.append(
+            ScheduleTimeout(GOSSIP, self.height, round_, self.timeouts.of(GOSSIP, round_))
+        )
+
+    def _progress(self) -> None:
+        """Apply every rule whose condition holds, until none does."""
+        rules: list[Callable[[], bool]] = [
+            self._on_proposal,
+            self._on_proposal_with_polka,
+            self._on_any_prevotes,
+            self._on_polka,
+            self._on_nil_polka,
+            self._on_any_precommits,
+            self._on_commit_quorum,
+            self._on_round_skip,
+        ]
+        while self.decided is None and any(rule() for rule in rules):
+            pass
+
+    def _on_proposal(self) -> bool:
+        """Lines 22-27: a fresh proposal in the propose step gets our prevote."""
+        proposal = self._h.proposals.get(self.round)
+        if self.step != PROPOSE or proposal is None or proposal.valid_round != -1:
+            return False
+        value = proposal.value
+        good = self._is_valid(value) and (
+            self.locked_round == -1 or self._locked_hash() == value.hash
+        )
+        self._vote(PREVOTE, value.hash if good else NIL)
+        self.step = PREVOTE
+        return True
+
+    def _on_proposal_with_polka(self) -> bool:
+        """Lines 28-33: a re-proposal backed by 2f+1 prevotes from its valid round."""
+        proposal = self._h.proposals.get(self.round)
+        if self.step != PROPOSE or proposal is None or not 0 <= proposal.valid_round < self.round:
+            return False
+        vr = proposal.valid_round
+        if not self.validators.has_quorum(
+            self._power_for(self._h.prevotes[vr], proposal.block_hash)
+        ):
+            return False
+        value = proposal.value
+        good = self._is_valid(value) and (
+            self.locked_round <= vr or self._locked_hash() == value.hash
+        )
+        self._vote(PREVOTE, value.hash if good else NIL)
+        self.step = PREVOTE
+        return True
+
+    def _on_any_prevotes(self) -> bool:
+        """Lines 34-35: 2f+1 prevotes of any kind start the prevote timeout."""
+        if self.step != PREVOTE or not self.validators.has_quorum(
+            self._power_any(self._h.prevotes[self.round])
+        ):
+            return False
+        if not self._once("prevote-timeout", self.round):
+            return False
+        self._out.append(
+            ScheduleTimeout(PREVOTE, self.height, self.round, self.timeouts.of(PREVOTE, self.round))
+        )
+        return True
+
+    def _on_polka(self) -> bool:
+        """Lines 36-43: 2f+1 prevotes for a valid proposal lock it (in prevote), mark it valid."""
+        proposal = self._h.proposals.get(self.round)
+        if proposal is None or self.step == PROPOSE:
+            return False
+        if not self.validators.has_quorum(
+            self._power_for(self._h.prevotes[self.round], proposal.block_hash)
+        ):
+            return False
+        if not self._is_valid(proposal.value) or not self._once("polka", self.round):
+            return False
+        if self.step == PREVOTE:
+            self.locked_value, self.locked_round = proposal.value, self.round
+            self._vote(PRECOMMIT, proposal.block_hash)
+            self.step = PRECOMMIT
+        self.valid_value, self.valid_round = proposal.value, self.round
+        return True
+
+    def _on_nil_polka(self) -> bool:
+        """Lines 44-46: 2f+1 nil prevotes: precommit nil."""
+        if self.step != PREVOTE or not self.validators.has_quorum(
+            self._power_for(self._h.prevotes[self.round], NIL)
+        ):
+            return False
+        self._vote(PRECOMMIT, NIL)
+        self.step = PRECOMMIT
+        return True
+
+    def _on_any_precommits(self) -> bool:
+        """Lines 47-48: 2f+1 precommits of any kind start the precommit timeout."""
+        if not self.validators.has_quorum(self._power_any(self._h.precommits[self.round])):
+            return False
+        if not self._once("precommit-timeout", self.round):
+            return False
+        self._out.append(
+            ScheduleTimeout(
+                PRECOMMIT, self.height, self.round, self.timeouts.of(PRECOMMIT, self.round)
+            )
+        )
+        return True
+
+    def _on_commit_quorum(self) -> bool:
+        """Lines 49-54: a proposal with 2f+1 precommits in its round is decided, in any round."""
+        for round_, proposal in list(self._h.proposals.items()):
+            votes = self._h.precommits[round_]
+            if self.validators.has_quorum(
+                self._power_for(votes, proposal.block_hash)
+            ) and self._is_valid(proposal.value):
+                chosen = tuple(
+                    cast[proposal.block_hash]
+                    for cast in votes.values()
+                    if proposal.block_hash in cast
+                )
+                self._decide(round_, proposal.value, chosen)
+                return True
+        return False
+
+    def _on_round_skip(self) -> bool:
+        """Lines 55-56: f+1 validators already in a higher round pull us there."""
+        for round_ in sorted(r for r in self._h.senders if r > self.round):
+            power = sum(self.validators.power(v) for v in self._h.senders[round_])
+            if self.validators.has_one_honest(power):
+                self._start_round(round_)
+                return True
+        return False
+
+    def _decide(self, round_: int, value: Any, precommits: tuple[Vote, ...]) -> None:
+        self.decided = value
+        self._out.append(Decide(self.height, round_, value, precommits))

@@ -1,0 +1,161 @@
+"""The consensus state machine on its own: quorums, proposer rotation, signing guard, evidence."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from chain.consensus.evidence import ConflictingProposal, DuplicateVote
+from chain.consensus.machine import (
+    PROPOSE,
+    Broadcast,
+    Decide,
+    FoundEvidence,
+    Persist,
+    Tendermint,
+    Timeouts,
+)
+from chain.consensus.messages import PREVOTE, Proposal, ValidatorSet, Vote, sign_proposal, sign_vote
+from chain.crypto import SigningKey, verify
+from chain.sim.app import SimBlock
+
+CHAIN = "unit-chain"
+KEYS = [SigningKey.from_seed(bytes([i + 1]) * 32) for i in range(4)]
+VALIDATORS = ValidatorSet.of({k.public_hex: 1 for k in KEYS})
+
+
+class FixedApp:
+    def __init__(self, valid: bool = True) -> None:
+        self.valid = valid
+
+    def propose(self, height: int, round_: int) -> SimBlock:
+        return SimBlock(height, "genesis", "x", 1000 + round_, ())
+
+    def is_valid(self, value: Any, *, certified: bool = False) -> bool:
+        return self.valid
+
+
+def machine(index: int, *, restored: Any = None, app: Any = None) -> Tendermint:
+    return Tendermint(
+        chain_id=CHAIN,
+        validators=VALIDATORS,
+        height=1,
+        app=app or FixedApp(),
+        verify=verify,
+        signer=KEYS[index],
+        restored=restored,
+    )
+
+
+def key_of(public_hex: str) -> SigningKey:
+    return next(k for k in KEYS if k.public_hex == public_hex)
+
+
+@pytest.mark.parametrize(
+    ("n", "quorum", "one_honest"),
+    [(1, 1, 1), (3, 3, 2), (4, 3, 2), (5, 4, 2), (7, 5, 3), (10, 7, 4), (100, 67, 34)],
+)
+def test_quorums_for_any_n(n: int, quorum: int, one_honest: int) -> None:
+    validators = ValidatorSet.of({f"{i:064x}": 1 for i in range(n)})
+    assert min(p for p in range(n + 1) if validators.has_quorum(p)) == quorum
+    assert min(p for p in range(n + 1) if validators.has_one_honest(p)) == one_honest
+
+
+def test_proposer_rotates_by_round_and_height_weighted_by_power() -> None:
+    by_round = {VALIDATORS.proposer(1, r) for r in range(4)}
+    assert by_round == {k.public_hex for k in KEYS}
+    weighted = ValidatorSet.of({"a" * 64: 3, "b" * 64: 1})
+    picks = [weighted.proposer(h, 0) for h in range(400)]
+    assert 250 < picks.count("a" * 64) < 350
+
+
+def test_timeouts_grow_with_the_round() -> None:
+    timeouts = Timeouts(propose_ms=100, delta_ms=50)
+    assert [timeouts.of(PROPOSE, r) for r in range(3)] == [100, 150, 200]
+
+
+def test_four_validators_decide_and_persist_before_they_broadcast() -> None:
+    machines = [machine(i) for i in range(4)]
+    inbox: list[Any] = []
+    decisions: list[Decide] = []
+    for m in machines:
+        effects = m.start()
+        for i, effect in enumerate(effects):
+            if isinstance(effect, Broadcast):
+                # every signed message is preceded by the Persist that records it
+                assert any(isinstance(e, Persist) for e in effects[:i])
+                inbox.append(effect.message)
+    while inbox:
+        message = inbox.pop(0)
+        for m in machines:
+            for effect in m.on_message(message):
+                if isinstance(effect, Broadcast):
+                    inbox.append(effect.message)
+                elif isinstance(effect, Decide):
+                    decisions.append(effect)
+    assert len(decisions) == 4 and len({d.value.hash for d in decisions}) == 1
+    assert all(len({v.validator for v in d.precommits}) >= 3 for d in decisions)
+
+
+def test_a_restarted_validator_never_signs_a_different_value_for_a_step_it_signed() -> None:
+    proposer_index = next(
+        i for i, k in enumerate(KEYS) if k.public_hex == VALIDATORS.proposer(1, 0)
+    )
+    first = machine(proposer_index)
+    effects = first.start()
+    persisted = [e.state for e in effects if isinstance(e, Persist)][-1]
+    proposal = next(
+        e.message for e in effects if isinstance(e, Broadcast) and isinstance(e.message, Proposal)
+    )
+
+    class OtherValueApp(FixedApp):
+        def propose(self, height: int, round_: int) -> SimBlock:
+            return SimBlock(height, "genesis", "x", 9999, ())  # a different block after the restart
+
+    again = machine(proposer_index, restored=persisted, app=OtherValueApp())
+    out = again.start()
+    assert not any(isinstance(e, Broadcast) and isinstance(e.message, Proposal) for e in out)
+    assert persisted.block_hash == proposal.block_hash
+
+
+def test_double_votes_and_conflicting_proposals_become_evidence() -> None:
+    observer = machine(0)
+    observer.start()
+    liar = KEYS[1]
+    a = sign_vote(liar, CHAIN, PREVOTE, 1, 0, "aa" * 32)
+    b = sign_vote(liar, CHAIN, PREVOTE, 1, 0, "bb" * 32)
+    observer.on_message(a)
+    evidence = [e.evidence for e in observer.on_message(b) if isinstance(e, FoundEvidence)]
+    assert isinstance(evidence[0], DuplicateVote) and evidence[0].offender == liar.public_hex
+    assert evidence[0].to_json()["type"] == "duplicate_vote"
+    proposer = key_of(VALIDATORS.proposer(1, 0))
+    p1 = sign_proposal(proposer, CHAIN, 1, 0, SimBlock(1, "genesis", "x", 1, ()), -1)
+    p2 = sign_proposal(proposer, CHAIN, 1, 0, SimBlock(1, "genesis", "x", 2, ()), -1)
+    fresh = machine(0 if proposer is not KEYS[0] else 1)
+    fresh.on_message(p1)
+    found = [e.evidence for e in fresh.on_message(p2) if isinstance(e, FoundEvidence)]
+    assert isinstance(found[0], ConflictingProposal)
+
+
+def test_messages_with_bad_signatures_or_from_strangers_are_ignored() -> None:
+    m = machine(0)
+    m.start()
+    stranger = SigningKey.from_seed(b"s" * 32)
+    assert m.on_message(sign_vote(stranger, CHAIN, PREVOTE, 1, 0, "aa" * 32)) == []
+    vote = sign_vote(KEYS[1], CHAIN, PREVOTE, 1, 0, "aa" * 32)
+    forged = Vote(vote.kind, vote.height, vote.round, "bb" * 32, vote.validator, vote.sig)
+    assert m.on_message(forged) == []
+    assert KEYS[1].public_hex not in m._h.prevotes[0]
+
+
+def test_invalid_proposals_get_nil_prevotes() -> None:
+    voters = [machine(i, app=FixedApp(valid=False)) for i in range(4)]
+    proposer = next(
+        m for m in voters if m.signer and m.signer.public_hex == VALIDATORS.proposer(1, 0)
+    )
+    proposal = next(e.message for e in proposer.start() if isinstance(e, Broadcast))
+    other = next(m for m in voters if m is not proposer)
+    other.start()
+    votes = [e.message for e in other.on_message(proposal) if isinstance(e, Broadcast)]
+    assert votes and votes[0].block_hash is None
