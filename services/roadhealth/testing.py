@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -82,8 +83,14 @@ def running(tmp_path: Path, db_url: str) -> Iterator[Harness]:
     data = tmp_path / "data"
     # As `smartcity up` runs it: on SQLite the chain and the service keep separate files (the
     # service writes the chain while its own transaction is open); PostgreSQL is shared.
+    # The SQLite run must not fall back to a PostgreSQL named in the environment.
     shared = db_url if db_url.startswith("postgresql") else None
-    suite = open_suite(data, database_url=shared, services=[ENTRY])
+    saved = os.environ.pop("SMARTCITY_DATABASE_URL", None)
+    try:
+        suite = open_suite(data, database_url=shared, services=[ENTRY])
+    finally:
+        if saved is not None:
+            os.environ["SMARTCITY_DATABASE_URL"] = saved
     with TestClient(suite.app) as client:
         yield Harness(client, suite, data)
     suite.services["roadhealth"].state.dispatcher.stop()
