@@ -7,13 +7,17 @@ statement table (see `statements`) so that model can rate an SME. Mapping notes:
 - "gross profit" in the Polish ratios is profit before tax (zysk brutto): `profit_before_tax`.
 - "short-term" and "current" liabilities are both `current_liabilities`; "constant capital" is
   equity + long-term liabilities; "financial expenses" and "interest" are `interest_expense`;
-  "fixed assets" default to total minus current assets, "long-term liabilities" to total minus
-  current liabilities, when not given.
+  unreported interest, extraordinary items and short-term securities count as zero where they
+  are added to a profit or cash figure; "fixed assets" default to total minus current assets
+  and "long-term liabilities" to total minus current liabilities, when not given.
 - Attr21 (sales growth) needs the previous year (the period 1 year earlier; 4 quarters for
   quarterly files); Attr24 (3-year profit) needs the two previous years; otherwise missing.
 - Attr29 is log10 of total assets and Attr55 is working capital, both in thousands of currency
   units (the scale those columns have in the Polish data); no currency conversion is made, so
   the two size features are only indicative for CNY statements.
+- Where the published formula and the data disagree, the data wins (checked on the dev file):
+  Attr52 is short-term liabilities / cost of products sold without the x365 (Attr32 / Attr52
+  is exactly 365), and Attr41 is total liabilities / (operating profit + depreciation) x 12/365.
 - Every ratio whose inputs are missing, or whose denominator is zero, is missing (NaN); the
   models handle missing values.
 
@@ -144,11 +148,18 @@ def describe_feature(name: str) -> tuple[str, str]:
     return ATTRIBUTES.get(name, (name, "other"))
 
 
-def polish_attributes(statements: pd.DataFrame) -> pd.DataFrame:
-    """Compute Attr1..Attr64 per period from validated statements (NaN where not computable)."""
-    items = _items(statements)
+def polish_attributes(statements: pd.DataFrame, *, by: str | None = None) -> pd.DataFrame:
+    """Compute Attr1..Attr64 per row from validated statements (NaN where not computable).
+
+    Rows are one SME's consecutive periods, oldest first; with `by`, rows of many SMEs are
+    grouped by that column (each group in period order) so that growth never crosses SMEs.
+    """
+    items = _items(statements, by)
     frame = pd.DataFrame({name: _clean(formula(items)) for name, formula in FORMULAS.items()})
-    frame.index = statements["period"].to_numpy() if "period" in statements else frame.index
+    if by is None and "period" in statements:
+        frame.index = pd.Index(statements["period"].to_numpy())
+    else:
+        frame.index = statements.index
     return frame[list(POLISH_FEATURES)]
 
 
@@ -158,7 +169,7 @@ def standard_ratios(statements: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame({name: attributes[attr] for name, attr in STANDARD_RATIOS.items()})
 
 
-def _items(s: pd.DataFrame) -> Items:
+def _items(s: pd.DataFrame, by: str | None) -> Items:
     def col(name: str) -> pd.Series:
         if name in s:
             return s[name].astype(float).reset_index(drop=True)
@@ -250,11 +261,11 @@ def _formulas() -> dict[str, Formula]:
         "Attr9": ratio("sales", ta),
         "Attr10": ratio("equity", ta),
         "Attr11": lambda v: _div(
-            v[pbt] + v["extraordinary_items"].fillna(0) + v["interest_expense"], v[ta]
+            v[pbt] + v["extraordinary_items"].fillna(0) + v["interest_expense"].fillna(0), v[ta]
         ),
         "Attr12": ratio(pbt, cl),
         "Attr13": lambda v: _div(v[pbt] + v[dep], v["sales"]),
-        "Attr14": lambda v: _div(v[pbt] + v["interest_expense"], v[ta]),
+        "Attr14": lambda v: _div(v[pbt] + v["interest_expense"].fillna(0), v[ta]),
         "Attr15": lambda v: _div(v[tl] * DAYS, v[pbt] + v[dep]),
         "Attr16": lambda v: _div(v[pbt] + v[dep], v[tl]),
         "Attr17": ratio(ta, tl),
@@ -271,7 +282,7 @@ def _formulas() -> dict[str, Formula]:
         "Attr28": ratio("working_capital", "fixed_assets"),
         "Attr29": lambda v: np.log10(v[ta].where(v[ta] > 0) / THOUSAND),
         "Attr30": lambda v: _div(v[tl] - v["cash"], v["sales"]),
-        "Attr31": lambda v: _div(v[pbt] + v["interest_expense"], v["sales"]),
+        "Attr31": lambda v: _div(v[pbt] + v["interest_expense"].fillna(0), v["sales"]),
         "Attr32": ratio(cl, cogs, DAYS),
         "Attr33": ratio("operating_expenses", cl),
         "Attr34": ratio("operating_expenses", tl),
@@ -281,7 +292,7 @@ def _formulas() -> dict[str, Formula]:
         "Attr38": ratio("constant_capital", ta),
         "Attr39": ratio("profit_on_sales", "sales"),
         "Attr40": lambda v: _div(v[ca] - v["inventory"] - v["receivables"], v[cl]),
-        "Attr41": lambda v: _div(v[tl], (v[opp] + v[dep]) * (12 / DAYS)),
+        "Attr41": lambda v: _div(v[tl], (v[opp] + v[dep]) * (DAYS / 12)),
         "Attr42": ratio(opp, "sales"),
         "Attr43": lambda v: _div((v["receivables"] + v["inventory"]) * DAYS, v["sales"]),
         "Attr44": ratio("receivables", "sales", DAYS),
@@ -292,7 +303,7 @@ def _formulas() -> dict[str, Formula]:
         "Attr49": lambda v: _div(v[opp] - v[dep], v["sales"]),
         "Attr50": ratio(ca, tl),
         "Attr51": ratio(cl, ta),
-        "Attr52": ratio(cl, cogs, DAYS),
+        "Attr52": ratio(cl, cogs),
         "Attr53": ratio("equity", "fixed_assets"),
         "Attr54": ratio("constant_capital", "fixed_assets"),
         "Attr55": lambda v: v["working_capital"] / THOUSAND,

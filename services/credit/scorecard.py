@@ -16,6 +16,8 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
+from services.credit.impute import RareMissingImputer
+
 FloatArray = npt.NDArray[np.float64]
 SMOOTHING = 0.5
 
@@ -76,6 +78,7 @@ def make_scorecard(*, seed: int, n_bins: int = 10, c: float = 0.05) -> Pipeline:
     """Return an unfitted WOE-binning + L2 logistic regression pipeline."""
     return Pipeline(
         [
+            ("impute", RareMissingImputer()),
             ("woe", WoeBinner(n_bins=n_bins)),
             ("logit", LogisticRegression(C=c, max_iter=2000, random_state=seed)),
         ]
@@ -84,6 +87,6 @@ def make_scorecard(*, seed: int, n_bins: int = 10, c: float = 0.05) -> Pipeline:
 
 def contributions(scorecard: Pipeline, X: Any) -> FloatArray:
     """Return each feature's log-odds contribution to default for each row (rows x features)."""
-    woe = scorecard.named_steps["woe"].transform(X)
+    woe = scorecard[:-1].transform(X)
     coef = scorecard.named_steps["logit"].coef_[0]
     return np.asarray(woe * coef, dtype=np.float64)
