@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from chain.errors import TxRejected
@@ -50,9 +51,23 @@ def require_ok(receipt: dict[str, Any]) -> dict[str, Any]:
     return receipt
 
 
+def settle(ctx: ServiceContext, receipt: dict[str, Any], *, timeout_s: float = 5.0) -> None:
+    """Wait until state reads reflect the receipt's block.
+
+    A node may hand out a receipt as soon as its block is stored, a moment before the block's
+    state becomes what `read` returns (see the report on chain/node.py); reading our own write
+    right after the receipt could then see the state before it.
+    """
+    deadline = time.monotonic() + timeout_s
+    while ctx.ledger.height() < int(receipt["height"]) and time.monotonic() < deadline:
+        time.sleep(0.001)
+
+
 def relay(ctx: ServiceContext, method: str, args: dict[str, Any]) -> dict[str, Any]:
     """Write with the service's operator key and wait for the commit; refusals raise."""
-    return require_ok(ctx.relay(contract.NAMESPACE, method, args))
+    receipt = require_ok(ctx.relay(contract.NAMESPACE, method, args))
+    settle(ctx, receipt)
+    return receipt
 
 
 def relay_many(ctx: ServiceContext, method: str, batches: list[dict[str, Any]]) -> list[str]:
@@ -70,8 +85,8 @@ def relay_many(ctx: ServiceContext, method: str, batches: list[dict[str, Any]]) 
         for args in batches
     ]
     ctx.ledger.submit_many(txs)
-    for tx in txs:
-        require_ok(ctx.ledger.submit(tx, wait=True))
+    receipts = [require_ok(ctx.ledger.submit(tx, wait=True)) for tx in txs]
+    settle(ctx, max(receipts, key=lambda r: int(r["height"])))
     return [tx.hash for tx in txs]
 
 
@@ -101,7 +116,9 @@ def parse_signed(raw: dict[str, Any], *, signer: str, contract_name: str, method
 
 def submit_signed(ctx: ServiceContext, tx: Tx) -> dict[str, Any]:
     """Submit a caller-signed transaction and wait; refusals at the door or in the block raise."""
-    return require_ok(ctx.ledger.submit(tx, wait=True))
+    receipt = require_ok(ctx.ledger.submit(tx, wait=True))
+    settle(ctx, receipt)
+    return receipt
 
 
 def tx_proof(ctx: ServiceContext, tx_hash: str) -> dict[str, Any]:

@@ -741,6 +741,7 @@ def ensure_models_registered(rt: CreditRuntime, *, wait: bool = True) -> None:
                 receipt = rt.ctx.relay(contract.NAMESPACE, "register_model", args)
                 if receipt["status"] != "ok" and receipt["code"] != "model_exists":
                     raise _chainio.refusal(receipt)
+                _chainio.settle(rt.ctx, receipt)
             else:
                 rt.ctx.relay(contract.NAMESPACE, "register_model", args, wait=False)
                 continue
