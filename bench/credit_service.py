@@ -42,7 +42,9 @@ from services.credit.models import FeatureRow
 from smartcity.registry import ServiceEntry
 from smartcity.suite import open_suite
 
-ENTRY = ServiceEntry("credit", "services.credit.app:create_app", "services.credit.contract:CreditContract")  # fmt: skip
+ENTRY = ServiceEntry(
+    "credit", "services.credit.app:create_app", "services.credit.contract:CreditContract"
+)
 DEV_DATA = Path("/work/shared/data/credit/polish_bankruptcy_1year_dev.csv")
 N_BATCH = int(os.environ.get("CREDIT_BENCH_SMES", "10000"))
 N_SINGLE = 200
@@ -56,9 +58,12 @@ def _free_port() -> int:
 
 def _percentiles(samples: list[float]) -> dict[str, float]:
     ms = np.array(samples) * 1000
-    return {"n": len(samples), "p50_ms": round(float(np.percentile(ms, 50)), 2),
-            "p99_ms": round(float(np.percentile(ms, 99)), 2),
-            "max_ms": round(float(ms.max()), 2)}  # fmt: skip
+    return {
+        "n": len(samples),
+        "p50_ms": round(float(np.percentile(ms, 50)), 2),
+        "p99_ms": round(float(np.percentile(ms, 99)), 2),
+        "max_ms": round(float(ms.max()), 2),
+    }
 
 
 def _install_model(data: Path) -> tuple[str, str]:
@@ -79,8 +84,9 @@ def _install_model(data: Path) -> tuple[str, str]:
 class _Server:
     def __init__(self, app: Any) -> None:
         self.port = _free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port,
-                                                    log_level="warning"))  # fmt: skip
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def __enter__(self) -> str:
@@ -110,30 +116,53 @@ def _service_run(workdir: Path) -> list[dict[str, Any]]:
     with _Server(suite.app) as base, httpx.Client(base_url=base, timeout=120) as http:
         height = lambda: http.get("/chain-params", headers=auth("bank-a")).json()["height"]  # noqa: E731
         http.get("/models", headers=auth("bank-a")).raise_for_status()
-        proposal = sdk.model_proposal_tx(home.org_key("city-agency"), chain_id=chain_id,
-                                         expiry_height=height() + 1000, sha256=sha)  # fmt: skip
-        http.post(f"/models/{sha}/governance", headers=auth("city-agency"),
-                  json={"tx": proposal.to_json()}).raise_for_status()  # fmt: skip
-        vote = sdk.vote_tx(home.org_key("regulator"), chain_id=chain_id,
-                           expiry_height=height() + 1000, proposal=proposal.hash)  # fmt: skip
-        http.post(f"/models/{sha}/governance", headers=auth("regulator"),
-                  json={"tx": vote.to_json()}).raise_for_status()  # fmt: skip
+        proposal = sdk.model_proposal_tx(
+            home.org_key("city-agency"),
+            chain_id=chain_id,
+            expiry_height=height() + 1000,
+            sha256=sha,
+        )
+        http.post(
+            f"/models/{sha}/governance",
+            headers=auth("city-agency"),
+            json={"tx": proposal.to_json()},
+        ).raise_for_status()
+        vote = sdk.vote_tx(
+            home.org_key("regulator"),
+            chain_id=chain_id,
+            expiry_height=height() + 1000,
+            proposal=proposal.hash,
+        )
+        http.post(
+            f"/models/{sha}/governance", headers=auth("regulator"), json={"tx": vote.to_json()}
+        ).raise_for_status()
 
         # SMEs: registered on the chain through the API, in one batch request
         statements = synthetic_statements(N_BATCH, seed=11)
         codes = list(dict.fromkeys(statements["uscc"]))
         started = time.perf_counter()
-        http.post("/smes/batch", headers=auth("city-agency"),
-                  json={"smes": [{"uscc": c, "org": "sme-demo"} for c in codes]}).raise_for_status()  # fmt: skip
+        http.post(
+            "/smes/batch",
+            headers=auth("city-agency"),
+            json={"smes": [{"uscc": c, "org": "sme-demo"} for c in codes]},
+        ).raise_for_status()
         register_s = time.perf_counter() - started
-        results.append({"bench": "credit_service", "name": "register_smes_batch",
-                        "smes": len(codes), "seconds": round(register_s, 3),
-                        "per_second": round(len(codes) / register_s, 1)})  # fmt: skip
+        results.append(
+            {
+                "bench": "credit_service",
+                "name": "register_smes_batch",
+                "smes": len(codes),
+                "seconds": round(register_s, 3),
+                "per_second": round(len(codes) / register_s, 1),
+            }
+        )
 
         # One SME uploads its statements over HTTP; the rest are seeded straight into the DB
         first = codes[0]
         files = {"file": ("s.csv", statement_csv(statements, first), "text/csv")}
-        http.post(f"/smes/{first}/statements", headers=auth("sme-demo"), files=files).raise_for_status()
+        http.post(
+            f"/smes/{first}/statements", headers=auth("sme-demo"), files=files
+        ).raise_for_status()
         _seed_features(url, statements, skip={first})
 
         samples = []
@@ -141,34 +170,65 @@ def _service_run(workdir: Path) -> list[dict[str, Any]]:
             t0 = time.perf_counter()
             http.post(f"/smes/{first}/ratings", headers=auth("sme-demo")).raise_for_status()
             samples.append(time.perf_counter() - t0)
-        results.append({"bench": "credit_service", "name": "single_rating_http", "model": origin,
-                        **_percentiles(samples), "target": "p99 < 50 ms"})  # fmt: skip
+        results.append(
+            {
+                "bench": "credit_service",
+                "name": "single_rating_http",
+                "model": origin,
+                **_percentiles(samples),
+                "target": "p99 < 50 ms",
+            }
+        )
 
         end_ms = int(time.time() * 1000) + 86_400_000
-        consent = sdk.grant_consent_tx(home.org_key("sme-demo"), chain_id=chain_id,
-                                       expiry_height=height() + 1000, uscc=first, bank="bank-a",
-                                       purpose="loan_application", end_ms=end_ms)  # fmt: skip
-        http.post("/consents", headers=auth("sme-demo"), json={"tx": consent.to_json()}).raise_for_status()
+        consent = sdk.grant_consent_tx(
+            home.org_key("sme-demo"),
+            chain_id=chain_id,
+            expiry_height=height() + 1000,
+            uscc=first,
+            bank="bank-a",
+            purpose="loan_application",
+            end_ms=end_ms,
+        )
+        http.post(
+            "/consents", headers=auth("sme-demo"), json={"tx": consent.to_json()}
+        ).raise_for_status()
         samples = []
         bank = auth("bank-a")
         for _ in range(N_SINGLE):
             t0 = time.perf_counter()
-            http.get(f"/smes/{first}/rating", headers=bank,
-                     params={"purpose": "loan_application"}).raise_for_status()  # fmt: skip
+            http.get(
+                f"/smes/{first}/rating", headers=bank, params={"purpose": "loan_application"}
+            ).raise_for_status()
             samples.append(time.perf_counter() - t0)
-        results.append({"bench": "credit_service", "name": "bank_read_with_proof_http",
-                        **_percentiles(samples), "target": "p99 < 50 ms"})  # fmt: skip
+        results.append(
+            {
+                "bench": "credit_service",
+                "name": "bank_read_with_proof_http",
+                **_percentiles(samples),
+                "target": "p99 < 50 ms",
+            }
+        )
 
         started = time.perf_counter()
         response = http.post("/ratings/batch", headers=auth("city-agency"), json={"usccs": codes})
         response.raise_for_status()
         batch_s = time.perf_counter() - started
         body = response.json()
-        results.append({"bench": "credit_service", "name": "batch_ratings_http", "model": origin,
-                        "smes": len(codes), "rated": body["rated"], "failed": len(body["failed"]),
-                        "chain_txs": len(body["txs"]), "seconds": round(batch_s, 3),
-                        "ratings_per_s": round(body["rated"] / batch_s, 1),
-                        "target": "10,000 SMEs in a few seconds"})  # fmt: skip
+        results.append(
+            {
+                "bench": "credit_service",
+                "name": "batch_ratings_http",
+                "model": origin,
+                "smes": len(codes),
+                "rated": body["rated"],
+                "failed": len(body["failed"]),
+                "chain_txs": len(body["txs"]),
+                "seconds": round(batch_s, 3),
+                "ratings_per_s": round(body["rated"] / batch_s, 1),
+                "target": "10,000 SMEs in a few seconds",
+            }
+        )
     suite.node.stop()
     return results
 
@@ -182,9 +242,19 @@ def _seed_features(url: str, statements: Any, *, skip: set[str]) -> None:
     for uscc, values in zip(features.index, features.to_numpy(), strict=True):
         if uscc in skip:
             continue
-        mapped = {n: None if np.isnan(v) else float(v) for n, v in zip(features.columns, values, strict=True)}
-        rows.append({"uscc": uscc, "period": period, "sort_key": period_sort_key(period),
-                     "features": mapped, "features_hash": features_hash(uscc, period, mapped)})  # fmt: skip
+        mapped = {
+            n: None if np.isnan(v) else float(v)
+            for n, v in zip(features.columns, values, strict=True)
+        }
+        rows.append(
+            {
+                "uscc": uscc,
+                "period": period,
+                "sort_key": period_sort_key(period),
+                "features": mapped,
+                "features_hash": features_hash(uscc, period, mapped),
+            }
+        )
     with factory() as session, session.begin():
         _insert(session, rows)
     engine.dispose()
@@ -197,8 +267,13 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> None:
 
 def _holdout_auc() -> list[dict[str, Any]]:
     if not DEV_DATA.is_file() or not (SHIPPED_MODEL_DIR / "metadata.json").is_file():
-        return [{"bench": "credit_service", "name": "default_model_holdout_auc",
-                 "skipped": "needs the shipped default model and " + str(DEV_DATA)}]  # fmt: skip
+        return [
+            {
+                "bench": "credit_service",
+                "name": "default_model_holdout_auc",
+                "skipped": "needs the shipped default model and " + str(DEV_DATA),
+            }
+        ]
     from sklearn.model_selection import train_test_split
 
     from services.credit.metrics import discrimination
@@ -208,19 +283,31 @@ def _holdout_auc() -> list[dict[str, Any]]:
     data = read_labelled_csv(DEV_DATA, label=meta.get("label", "class"))
     config = meta["config"]
     _, x_test, _, y_test = train_test_split(
-        data.features[model.feature_names], data.labels, test_size=config["test_size"],
-        stratify=data.labels, random_state=config["seed"],
-    )  # fmt: skip
+        data.features[model.feature_names],
+        data.labels,
+        test_size=config["test_size"],
+        stratify=data.labels,
+        random_state=config["seed"],
+    )
     metrics = discrimination(y_test, model.predict_pd(x_test))
-    return [{"bench": "credit_service", "name": "default_model_holdout_auc", **metrics,
-             "same_data_as_training": data.sha256 == meta.get("data_sha256"),
-             "recorded_holdout_auc": meta["metrics"]["holdout"]["gbm"]["auc"],
-             "reference": "Zieba et al. 2016: 0.959"}]  # fmt: skip
+    return [
+        {
+            "bench": "credit_service",
+            "name": "default_model_holdout_auc",
+            **metrics,
+            "same_data_as_training": data.sha256 == meta.get("data_sha256"),
+            "recorded_holdout_auc": meta["metrics"]["holdout"]["gbm"]["auc"],
+            "reference": "Zieba et al. 2016: 0.959",
+        }
+    ]
 
 
 def run() -> list[dict[str, Any]]:
-    ceiling = {"bench": "credit_service", "name": "ceiling", "ed25519_verifications_per_s":
-               round(ed25519_verifications_per_s(1.0), 1)}  # fmt: skip
+    ceiling = {
+        "bench": "credit_service",
+        "name": "ceiling",
+        "ed25519_verifications_per_s": round(ed25519_verifications_per_s(1.0), 1),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         service = _service_run(Path(tmp))
     return [ceiling, *service, *_holdout_auc()]

@@ -7,7 +7,8 @@ enumerable and published) while making every proof harder to read.
 
     sme:{uscc}                       org, key and DID the SME is bound to
     model:{sha256}                   artefact hash, training-data hash, metrics, status
-    rating:{uscc}                    the SME's current rating (PD, score, grade, reason codes,
+    rating:{uscc}                    the SME's current rating (PD and score as decimal strings,
+                                     grade, reason codes,
                                      model hash, feature hash; never the features)
     consent:{uscc}:{bank}:{purpose}  a consent the SME signed, its period and status
     inquiries:{uscc}                 how many inquiries the SME has had (n)
@@ -141,8 +142,10 @@ class ModelRef(Args):
 
 class RatingEntry(Args):
     uscc: str = Field(pattern=USCC)
-    pd: float = Field(ge=0.0, le=1.0)
-    score: float = Field(ge=-100_000, le=100_000)
+    # Decimal strings, not JSON floats: exact in every language, and canonical JSON of
+    # integers and strings is several times cheaper to produce than RFC 8785 float formatting
+    pd: str = Field(pattern=r"^(0\.\d{1,12}|1\.0{1,12}|0|1)$")
+    score: str = Field(pattern=r"^-?\d{1,6}(\.\d{1,3})?$")
     grade: Literal["AAA", "AA", "A", "BBB", "BB", "B", "CCC", "CC", "C"]
     reasons: list[str] = Field(max_length=8)
     features_hash: str = Field(pattern=SHA256)

@@ -24,7 +24,7 @@ from chain.tx import Tx, sign_tx
 
 NAMESPACE = "credit"
 Purpose = Literal["loan_application", "monitoring"]
-_RATING_FIELDS = ("uscc", "pd", "score", "grade", "model", "features_hash", "seq", "tx")
+_RATING_FIELDS = ("uscc", "grade", "model", "features_hash", "seq", "tx")
 
 
 def grant_consent_tx(
@@ -100,7 +100,12 @@ def verify_rating_answer(answer: dict[str, Any], genesis: Genesis) -> VerifiedRa
         f"rating:{rating['uscc']}",
     ):
         raise ProofError("the proof is not of this SME's rating")
-    if not isinstance(value, dict) or any(value.get(k) != rating.get(k) for k in _RATING_FIELDS):
+    if (
+        not isinstance(value, dict)
+        or any(value.get(k) != rating.get(k) for k in _RATING_FIELDS)
+        or float(value["pd"]) != rating["pd"]
+        or float(value["score"]) != rating["score"]
+    ):
         raise ProofError("the answered rating differs from the rating proven on the chain")
     if [r["code"] for r in rating["reasons"]] != value["reasons"]:
         raise ProofError("the answered reason codes differ from those on the chain")

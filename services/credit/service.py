@@ -346,7 +346,7 @@ def rate_smes(
         txs = [str(_chainio.relay(rt.ctx, "record_ratings", batches[0])["tx"])]
     else:
         txs = _chainio.relay_many(rt.ctx, "record_ratings", batches)
-    rows = _mirror_ratings(rt, session, todo, details)
+    rows = _mirror_ratings(rt, session, todo, details, set(txs))
     return schemas.BatchOut(
         model=model_sha,
         rated=len(todo),
@@ -422,10 +422,11 @@ def _score(
     entries, details = [], {}
     for code, rating in zip(codes, ratings, strict=True):
         feature = latest[code]
-        entry = {
+        pd_text, score_text = f"{rating.probability_of_default:.8f}", f"{rating.score:.1f}"
+        entry: dict[str, Any] = {
             "uscc": code,
-            "pd": round(rating.probability_of_default, 8),
-            "score": rating.score,
+            "pd": pd_text,
+            "score": score_text,
             "grade": rating.grade,
             "reasons": [r.feature for r in rating.reasons],
             "features_hash": feature.features_hash,
@@ -434,6 +435,8 @@ def _score(
         entries.append(entry)
         details[code] = {
             **entry,
+            "pd": float(pd_text),
+            "score": float(score_text),
             "model": model_sha,
             "reasons": [
                 {
@@ -450,12 +453,16 @@ def _score(
 
 
 def _mirror_ratings(
-    rt: CreditRuntime, session: Session, codes: list[str], details: dict[str, dict[str, Any]]
-) -> list[RatingRow]:
+    rt: CreditRuntime,
+    session: Session,
+    codes: list[str],
+    details: dict[str, dict[str, Any]],
+    txs: set[str],
+) -> list[dict[str, Any]]:
     rows = []
     for code in codes:
         record = rt.ctx.ledger.read(contract.NAMESPACE, contract.rating_key(code))
-        if record is None or record["features_hash"] != details[code]["features_hash"]:
+        if record is None or record["tx"] not in txs:
             continue  # superseded by a concurrent rating: that request mirrors its own
         rows.append(
             {
@@ -468,7 +475,7 @@ def _mirror_ratings(
         )
     if rows:
         session.execute(insert(RatingRow), rows)
-    return [RatingRow(**r) for r in rows]
+    return rows
 
 
 def own_rating(
@@ -498,8 +505,8 @@ def _rating_from_chain(
     return schemas.RatingOut(
         uscc=record["uscc"],
         seq=record["seq"],
-        pd=record["pd"],
-        score=record["score"],
+        pd=float(record["pd"]),
+        score=float(record["score"]),
         grade=record["grade"],
         period=record["period"],
         model=record["model"],
@@ -516,21 +523,8 @@ def _described(code: str) -> schemas.ReasonOut:
     return schemas.ReasonOut(code=code, description=description, category=category, points=None)
 
 
-def _rating_out(row: RatingRow) -> schemas.RatingOut:
-    return schemas.RatingOut(
-        uscc=row.uscc,
-        seq=row.seq,
-        pd=row.pd,
-        score=row.score,
-        grade=row.grade,
-        period=row.period,
-        model=row.model,
-        features_hash=row.features_hash,
-        reasons=[schemas.ReasonOut(**r) for r in row.reasons],
-        tx=row.tx,
-        height=row.height,
-        time_ms=row.time_ms,
-    )
+def _rating_out(row: dict[str, Any]) -> schemas.RatingOut:
+    return schemas.RatingOut.model_validate(row)
 
 
 # -- the bank's read -----------------------------------------------------------------------
