@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import socket
 import subprocess
@@ -125,9 +126,12 @@ class MosquittoProcess:
         return f"mqtt://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
         config = self.folder / "mosquitto.conf"
+        # Run as root, mosquitto drops to user "mosquitto", which cannot write our folder
+        user = "user root\n" if os.geteuid() == 0 else ""
         config.write_text(
-            f"listener {self.port} 127.0.0.1\n"
+            user + f"listener {self.port} 127.0.0.1\n"
             "allow_anonymous true\n"
             "persistence true\n"
             f"persistence_location {self.folder}/\n"

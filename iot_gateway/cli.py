@@ -48,14 +48,26 @@ def simulate() -> None:
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="ground truth JSON")
 @click.option("--geojson", type=click.Path(path_type=Path), help="also write the network")
 def truth_cmd(
-    city: str, seed: int, segments: int, devices: int, segment_length: float, rate_hz: int,
-    out: Path, geojson: Path | None,
+    city: str,
+    seed: int,
+    segments: int,
+    devices: int,
+    segment_length: float,
+    rate_hz: int,
+    out: Path,
+    geojson: Path | None,
 ) -> None:
     """Write the ground truth (segment IRI and class, anomalies, device keys) for scoring."""
     from iot_gateway.simulator import build_network
 
-    network = build_network(city=city, seed=seed, n_segments=segments, n_devices=devices,
-                            segment_length_m=segment_length, rate_hz=rate_hz)
+    network = build_network(
+        city=city,
+        seed=seed,
+        n_segments=segments,
+        n_devices=devices,
+        segment_length_m=segment_length,
+        rate_hz=rate_hz,
+    )
     out.write_text(json.dumps(network.truth(), indent=2) + "\n")
     if geojson is not None:
         geojson.write_text(json.dumps(network.geojson(), indent=2) + "\n")
@@ -69,13 +81,24 @@ def truth_cmd(
 @click.option("--count", type=int, help="stop after this many messages")
 @click.option("--duration", type=float, help="stop after this many seconds")
 @click.option("--bad-share", type=float, default=0.0, show_default=True)
-@click.option("--bad-kinds", default="bad_signature,unknown_device,replayed_seq,malformed",
-              show_default=True)
+@click.option(
+    "--bad-kinds", default="bad_signature,unknown_device,replayed_seq,malformed", show_default=True
+)
 @click.option("--truth", type=click.Path(path_type=Path), help="write the ground truth here")
 def run_cmd(
-    city: str, seed: int, segments: int, devices: int, segment_length: float, rate_hz: int,
-    broker: str, rate: float, count: int | None, duration: float | None, bad_share: float,
-    bad_kinds: str, truth: Path | None,
+    city: str,
+    seed: int,
+    segments: int,
+    devices: int,
+    segment_length: float,
+    rate_hz: int,
+    broker: str,
+    rate: float,
+    count: int | None,
+    duration: float | None,
+    bad_share: float,
+    bad_kinds: str,
+    truth: Path | None,
 ) -> None:
     """Publish signed telemetry (one window per message) at --rate, some bad if asked."""
     from iot_gateway.publisher import connect_publisher, publish_fleet
@@ -83,8 +106,14 @@ def run_cmd(
 
     if count is None and duration is None:
         raise click.UsageError("give --count or --duration")
-    network = build_network(city=city, seed=seed, n_segments=segments, n_devices=devices,
-                            segment_length_m=segment_length, rate_hz=rate_hz)
+    network = build_network(
+        city=city,
+        seed=seed,
+        n_segments=segments,
+        n_devices=devices,
+        segment_length_m=segment_length,
+        rate_hz=rate_hz,
+    )
     if truth is not None:
         truth.write_text(json.dumps(network.truth(), indent=2) + "\n")
     kinds = tuple(k for k in bad_kinds.split(",") if k)
@@ -105,29 +134,56 @@ def gateway() -> None:
 
 
 @gateway.command("run")
-@click.option("--data", type=click.Path(path_type=Path, file_okay=False), required=True,
-              help="suite folder (genesis, suite.json, orgs/bsn-operator/key.jwk)")
+@click.option(
+    "--data",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="suite folder (genesis, suite.json, orgs/bsn-operator/key.jwk)",
+)
 @click.option("--broker", default=DEFAULT_BROKER, show_default=True, envvar="SMARTCITY_MQTT_URL")
-@click.option("--roadhealth", "roadhealth_url", required=True,
-              help="road-health base URL, e.g. http://127.0.0.1:8000/roadhealth")
+@click.option(
+    "--roadhealth",
+    "roadhealth_url",
+    required=True,
+    help="road-health base URL, e.g. http://127.0.0.1:8000/roadhealth",
+)
 @click.option("--chain", "chain_url", help="node API URL (default: the suite's)")
 @click.option("--outbox", "outbox_url", help="outbox database URL (default: DATA/gateway.db)")
-@click.option("--instance", default="gateway-0", show_default=True,
-              help="client id and outbox owner; keep it across restarts")
+@click.option(
+    "--instance",
+    default="gateway-0",
+    show_default=True,
+    help="client id and outbox owner; keep it across restarts",
+)
 @click.option("--group", default="iot-gateway", show_default=True)
 @click.option("--topic", default=TOPIC_PATTERN, show_default=True, help="topic filter")
-@click.option("--session-expiry", type=int, default=24 * 3600, show_default=True,
-              help="seconds the broker keeps the session (and its queue) while we are down")
+@click.option(
+    "--session-expiry",
+    type=int,
+    default=24 * 3600,
+    show_default=True,
+    help="seconds the broker keeps the session (and its queue) while we are down",
+)
 @click.option("--protocol", type=click.Choice(["auto", "5", "3.1.1"]), default="auto")
 @click.option("--health-port", type=int, default=0, show_default=True)
 @click.option("--batch-max", type=int, default=1000, show_default=True)
 @click.option("--batch-wait", type=float, default=0.2, show_default=True)
 @click.option("--ready-file", type=click.Path(path_type=Path), help="write health URL when up")
 def run_gateway_cmd(
-    data: Path, broker: str, roadhealth_url: str, chain_url: str | None,
-    outbox_url: str | None, instance: str, group: str, topic: str, session_expiry: int,
-    protocol: str, health_port: int,
-    batch_max: int, batch_wait: float, ready_file: Path | None,
+    data: Path,
+    broker: str,
+    roadhealth_url: str,
+    chain_url: str | None,
+    outbox_url: str | None,
+    instance: str,
+    group: str,
+    topic: str,
+    session_expiry: int,
+    protocol: str,
+    health_port: int,
+    batch_max: int,
+    batch_wait: float,
+    ready_file: Path | None,
 ) -> None:
     """Run one gateway process until SIGTERM or SIGINT."""
     from iot_gateway.gateway import Gateway, GatewaySettings
@@ -145,8 +201,13 @@ def run_gateway_cmd(
         session_expiry_s=session_expiry,
         protocol=protocol,  # type: ignore[arg-type]
         health_port=health_port,
-        forward=ForwardSettings(roadhealth_url=roadhealth_url, operator_org=OPERATOR_ORG,
-                                operator_key=key, batch_max=batch_max, batch_wait_s=batch_wait),
+        forward=ForwardSettings(
+            roadhealth_url=roadhealth_url,
+            operator_org=OPERATOR_ORG,
+            operator_key=key,
+            batch_max=batch_max,
+            batch_wait_s=batch_wait,
+        ),
     )
     BrokerAddress.parse(broker)
     running = Gateway(settings, ledger=RemoteLedger(client, home.genesis()))

@@ -1,4 +1,4 @@
-"""Batches out of the outbox: sealed, anchored on the chain by Merkle root, forwarded to road-health.
+"""Batches out of the outbox: sealed, anchored by Merkle root on the chain, sent to road-health.
 
 Each step is idempotent so a crash anywhere repeats it harmlessly: a sealed batch keeps its
 messages and root; the anchors contract refuses a second anchor of one root, and the gateway
@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +31,14 @@ ROADHEALTH_AUDIENCE = "roadhealth"
 ANCHOR_LABEL = "iot-gateway"  # as docs/roadhealth-ingest.md suggests
 # Answers worth retrying (docs/roadhealth-ingest.md section 5); any other 4xx refuses the batch
 RETRY_CODES = frozenset(
-    {"unauthorized", "forbidden", "anchor_not_committed", "batch_in_progress",
-     "chain_unavailable", "upstream_unavailable"}
+    {
+        "unauthorized",
+        "forbidden",
+        "anchor_not_committed",
+        "batch_in_progress",
+        "chain_unavailable",
+        "upstream_unavailable",
+    }
 )
 TOKEN_TTL_S = 300
 
@@ -69,15 +76,24 @@ class Forwarder:
         self.stop_event = threading.Event()
 
     def run(self) -> None:
-        """Loop until stopped; transient failures back off and retry the same batch."""
+        """Anchor in this thread and forward in another, so a slow road-health never delays
+        anchoring; each loop backs off and retries its batch on transient failures."""
+        forwarding = threading.Thread(
+            target=self._loop, args=(self.step_forward,), name="gateway-forward", daemon=True
+        )
+        forwarding.start()
+        self._loop(self.step_anchor)
+        forwarding.join(timeout=10)
+
+    def _loop(self, step: Callable[[], bool]) -> None:
         delay = self.settings.backoff_initial_s
         while not self.stop_event.is_set():
             try:
-                worked = self.step()
+                worked = step()
                 delay = self.settings.backoff_initial_s
             except (ForwardError, OutboxError) as exc:
                 self.metrics.inc("forward_errors_total")
-                log.warning("forwarding paused %.1fs: %s", delay, exc)
+                log.warning("%s paused %.1fs: %s", step.__name__, delay, exc)
                 self.stop_event.wait(delay)
                 delay = min(delay * 2, self.settings.backoff_max_s)
                 continue
@@ -85,19 +101,26 @@ class Forwarder:
                 self.stop_event.wait(0.02)
 
     def step(self) -> bool:
-        """Advance the oldest open batch by one stage, or seal a new one; False if idle."""
-        batch = self.outbox.next_open_batch()
+        """One anchoring step and one forwarding step (tests drive the pipeline with this)."""
+        anchored = self.step_anchor()
+        return self.step_forward() or anchored
+
+    def step_anchor(self) -> bool:
+        """Anchor the oldest sealed batch, or seal a new one when due; False if idle."""
+        batch = self.outbox.next_open_batch("open") or self._seal_if_due()
         if batch is None:
-            batch = self._seal_if_due()
-            if batch is None:
-                return False
-        if batch.anchor_tx is None:
-            tx = self.anchor(batch)
-            self.outbox.mark_anchored(batch.id, tx)
-            self.metrics.inc("batches_anchored_total")
-            self.metrics.inc("messages_anchored_total", batch.count)
-            batch = Batch(batch.id, batch.root, batch.count, batch.first_stored_at, tx,
-                          batch.messages)
+            return False
+        tx = self.anchor(batch)
+        self.outbox.mark_anchored(batch.id, tx)
+        self.metrics.inc("batches_anchored_total")
+        self.metrics.inc("messages_anchored_total", batch.count)
+        return True
+
+    def step_forward(self) -> bool:
+        """Forward the oldest anchored batch to road-health; False if there is none."""
+        batch = self.outbox.next_open_batch("anchored")
+        if batch is None:
+            return False
         try:
             self.forward(batch)
         except ForwardError as exc:
@@ -117,9 +140,9 @@ class Forwarder:
         oldest = self.outbox.oldest_pending_at()
         if oldest is None:
             return None
-        if time.time() - oldest < self.settings.batch_wait_s:
-            if self.outbox.pending_count() < self.settings.batch_max:
-                return None
+        young = time.time() - oldest < self.settings.batch_wait_s
+        if young and self.outbox.pending_count() < self.settings.batch_max:
+            return None
         return self.outbox.seal_batch(max_count=self.settings.batch_max)
 
     def anchor(self, batch: Batch) -> str:
@@ -159,8 +182,7 @@ class Forwarder:
         body: dict[str, Any] = {
             "batch": {"root": batch.root, "anchor_tx": batch.anchor_tx, "count": batch.count},
             "messages": [
-                {"topic": m.topic, "payload": m.payload, "leaf_index": m.leaf_index,
-                 "hash": m.hash}
+                {"topic": m.topic, "payload": m.payload, "leaf_index": m.leaf_index, "hash": m.hash}
                 for m in batch.messages
             ],
         }
@@ -190,7 +212,7 @@ class Forwarder:
         )
 
     def _count_results(self, response: httpx.Response) -> None:
-        """Count what road-health did with each message (a disagreement is reported, not retried)."""
+        """Count what road-health did with each message (disagreements reported, not retried)."""
         try:
             answer = response.json()
         except ValueError:

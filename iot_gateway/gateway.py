@@ -39,7 +39,7 @@ class GatewaySettings:
     limits: Limits = field(default_factory=Limits)
     group_max: int = 500  # deliveries stored per outbox transaction
     max_backlog: int = 20_000  # stored but unforwarded messages before intake pauses
-    receive_maximum: int = 500
+    receive_maximum: int = 10_000  # broker in-flight window: bounds the in-memory queue
     session_expiry_s: int = 24 * 3600  # how long the broker keeps our queue while we are down
     registry_ttl_s: float = 5.0
     health_host: str = "127.0.0.1"
@@ -160,7 +160,9 @@ class Gateway:
             for (delivery, _), outcome in zip(accepted, result.outcome, strict=True):
                 if outcome == "stored":
                     self.metrics.inc("accepted_total")
-                    self.metrics.observe("store_latency_seconds", time.time() - delivery.received_at)
+                    self.metrics.observe(
+                        "store_latency_seconds", time.time() - delivery.received_at
+                    )
                 elif outcome == "duplicate":
                     self.metrics.inc("duplicates_total")
                 else:
@@ -209,12 +211,26 @@ class Gateway:
     def _register_gauges(self) -> None:
         m = self.metrics
         m.gauge("queue_depth", self.backlog, "messages received and not yet forwarded")
-        m.gauge("inbound_queue", lambda: self.source.deliveries.qsize(),
-                "deliveries waiting for their checks")
-        m.gauge("anchor_lag_seconds", self.anchor_lag_s,
-                "age of the oldest stored message not yet anchored")
-        m.gauge("sequence_gaps", self.outbox.sequence_gaps, "seq numbers missing per device, summed")
-        m.gauge("mqtt_connected", lambda: float(self.source.connected.is_set()),
-                "1 when connected to the broker")
-        m.gauge("mqtt_connects", lambda: float(self.source.connects),
-                "successful connections to the broker since start")
+        m.gauge(
+            "inbound_queue",
+            lambda: self.source.deliveries.qsize(),
+            "deliveries waiting for their checks",
+        )
+        m.gauge(
+            "anchor_lag_seconds",
+            self.anchor_lag_s,
+            "age of the oldest stored message not yet anchored",
+        )
+        m.gauge(
+            "sequence_gaps", self.outbox.sequence_gaps, "seq numbers missing per device, summed"
+        )
+        m.gauge(
+            "mqtt_connected",
+            lambda: float(self.source.connected.is_set()),
+            "1 when connected to the broker",
+        )
+        m.gauge(
+            "mqtt_connects",
+            lambda: float(self.source.connects),
+            "successful connections to the broker since start",
+        )

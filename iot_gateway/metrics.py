@@ -78,8 +78,11 @@ class Metrics:
                 seen.add(name)
                 lines.append(f"# TYPE {PREFIX}{name} counter")
             label_text = ",".join(f'{k}="{v}"' for k, v in labels)
-            lines.append(f"{PREFIX}{name}{{{label_text}}} {value:g}" if labels else
-                         f"{PREFIX}{name} {value:g}")
+            lines.append(
+                f"{PREFIX}{name}{{{label_text}}} {value:g}"
+                if labels
+                else f"{PREFIX}{name} {value:g}"
+            )
         for name, read in sorted(self.gauges.items()):
             try:
                 value = float(read())

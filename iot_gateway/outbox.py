@@ -209,12 +209,12 @@ class Outbox:
         _count_sequences(conn, new_keys)
         return result
 
-    def next_open_batch(self) -> Batch | None:
-        """The oldest batch of this owner not yet forwarded (crash recovery resumes it)."""
+    def next_open_batch(self, state: str = "open") -> Batch | None:
+        """The oldest batch of this owner in `state` (open: to anchor, anchored: to forward)."""
         with self.engine.begin() as conn:
             batch = conn.execute(
                 select(batches)
-                .where(batches.c.owner == self.owner, batches.c.state.in_(("open", "anchored")))
+                .where(batches.c.owner == self.owner, batches.c.state == state)
                 .order_by(batches.c.id)
                 .limit(1)
             ).first()
@@ -228,7 +228,7 @@ class Outbox:
         return Batch(
             id=batch.id,
             root=batch.root,
-            count=batch.count,
+            count=int(batch._mapping["count"]),
             first_stored_at=batch.first_stored_at,
             anchor_tx=batch.anchor_tx,
             messages=tuple(
@@ -279,7 +279,7 @@ class Outbox:
                     first_stored_at=min(r.stored_at for r in rows),
                     state="open",
                 )
-            ).inserted_primary_key[0]
+            ).inserted_primary_key[0]  # type: ignore[index]
             conn.execute(
                 update(messages)
                 .where(messages.c.id == bindparam("message_id"))
@@ -425,4 +425,3 @@ def _count_sequences(conn: Connection, keys: list[tuple[str, int]]) -> None:
                 count=devices.c.count + n,
             )
         )
-

@@ -23,8 +23,13 @@ class PublishReport:
 
     def as_dict(self) -> dict[str, object]:
         rate = self.sent / self.seconds if self.seconds else 0.0
-        return {"sent": self.sent, "good": self.good, "bad": self.bad,
-                "seconds": round(self.seconds, 3), "rate_per_s": round(rate, 1)}
+        return {
+            "sent": self.sent,
+            "good": self.good,
+            "bad": self.bad,
+            "seconds": round(self.seconds, 3),
+            "rate_per_s": round(rate, 1),
+        }
 
 
 def connect_publisher(broker_url: str, client_id: str) -> mqtt.Client:

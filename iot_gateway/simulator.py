@@ -13,6 +13,7 @@ import hashlib
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
@@ -54,12 +55,14 @@ class Segment:
         lon0, lat0 = self.coordinates[0]
         scale = math.cos(math.radians(lat0))
         points = [
-            (math.radians(lo - lon0) * EARTH_RADIUS_M * scale,
-             math.radians(la - lat0) * EARTH_RADIUS_M)
+            (
+                math.radians(lo - lon0) * EARTH_RADIUS_M * scale,
+                math.radians(la - lat0) * EARTH_RADIUS_M,
+            )
             for lo, la in self.coordinates
         ]
         remaining = max(0.0, distance_m)
-        for (x0, y0), (x1, y1) in zip(points, points[1:], strict=False):
+        for (x0, y0), (x1, y1) in pairwise(points):
             step = math.hypot(x1 - x0, y1 - y0)
             if remaining <= step or (x1, y1) == points[-1]:
                 f = min(1.0, remaining / step) if step else 0.0
@@ -96,8 +99,10 @@ class Segment:
 
     def geometry(self) -> dict[str, Any]:
         """GeoJSON LineString of the segment (lon, lat order)."""
-        return {"type": "LineString",
-                "coordinates": [[round(lo, 7), round(la, 7)] for lo, la in self.coordinates]}
+        return {
+            "type": "LineString",
+            "coordinates": [[round(lo, 7), round(la, 7)] for lo, la in self.coordinates],
+        }
 
 
 def polyline_length_m(coordinates: Sequence[tuple[float, float]]) -> float:
@@ -105,7 +110,7 @@ def polyline_length_m(coordinates: Sequence[tuple[float, float]]) -> float:
     lat0 = coordinates[0][1]
     scale = math.cos(math.radians(lat0))
     total = 0.0
-    for (lo0, la0), (lo1, la1) in zip(coordinates, coordinates[1:], strict=False):
+    for (lo0, la0), (lo1, la1) in pairwise(coordinates):
         dx = math.radians(lo1 - lo0) * EARTH_RADIUS_M * scale
         dy = math.radians(la1 - la0) * EARTH_RADIUS_M
         total += math.hypot(dx, dy)
@@ -137,7 +142,7 @@ def synthetic_polylines(
 ) -> list[tuple[str, tuple[tuple[float, float], ...]]]:
     """Straight segments laid along a staircase of streets, 30 m junctions between them."""
     lat, lon = origin
-    out = []
+    out: list[tuple[str, tuple[tuple[float, float], ...]]] = []
     for i in range(n_segments):
         heading = math.radians(90.0 if i % 2 == 0 else 0.0)
         dlat = math.degrees(length_m * math.cos(heading) / EARTH_RADIUS_M)
@@ -175,8 +180,12 @@ class Network:
             "rate_hz": self.rate_hz,
             "segments": [s.truth() for s in self.segments],
             "devices": [
-                {"device": d.id, "pub_key": d.key.public_hex, "vehicle_class": d.vehicle_class,
-                 "speed_mps": d.speed_mps}
+                {
+                    "device": d.id,
+                    "pub_key": d.key.public_hex,
+                    "vehicle_class": d.vehicle_class,
+                    "speed_mps": d.speed_mps,
+                }
                 for d in self.devices
             ],
         }
@@ -186,8 +195,12 @@ class Network:
         return {
             "type": "FeatureCollection",
             "features": [
-                {"type": "Feature", "id": s.id, "properties": {"id": s.id, "name": s.id},
-                 "geometry": s.geometry()}
+                {
+                    "type": "Feature",
+                    "id": s.id,
+                    "properties": {"id": s.id, "name": s.id},
+                    "geometry": s.geometry(),
+                }
                 for s in self.segments
             ],
         }
@@ -214,7 +227,8 @@ def build_network(
     """Segments (from a GeoJSON network, or a synthetic street) and vehicles of mixed classes."""
     rng = np.random.default_rng(seed)
     lines = (
-        read_polylines(geojson)[:n_segments] if geojson is not None
+        read_polylines(geojson)[:n_segments]
+        if geojson is not None
         else synthetic_polylines(n_segments, segment_length_m, origin)
     )
     segments = []
@@ -224,12 +238,16 @@ def build_network(
         fits = int((length - 40.0) // 15.0) + 1
         n_holes = min(potholes_per_segment, fits)
         anomalies = draw_anomalies(
-            length_m=length, n_potholes=n_holes,
-            n_bumps=min(bumps_per_segment, fits - n_holes), rng=rng,
+            length_m=length,
+            n_potholes=n_holes,
+            n_bumps=min(bumps_per_segment, fits - n_holes),
+            rng=rng,
         )
         profile = generate_road_profile(
-            length_m=length, seed=seed * 1000 + i,
-            gd_n0_m3=estimate_gd_n0_for_iri(target), anomalies=anomalies,
+            length_m=length,
+            seed=seed * 1000 + i,
+            gd_n0_m3=estimate_gd_n0_for_iri(target),
+            anomalies=anomalies,
         )
         segments.append(Segment(sid, coords, profile))
     devices = [
@@ -283,13 +301,19 @@ class DeviceStream:
                 yield from self._drive_segment(segment, rng, lap)
             lap += 1
 
-    def _drive_segment(self, segment: Segment, rng: np.random.Generator, lap: int) -> Iterator[Window]:
+    def _drive_segment(
+        self, segment: Segment, rng: np.random.Generator, lap: int
+    ) -> Iterator[Window]:
         device, rate = self.device, self.network.rate_hz
         speed = float(device.speed_mps * rng.uniform(0.9, 1.1))
         ride = simulate_ride(
-            segment.profile.elevation_m, spacing_m=segment.profile.spacing_m, speed_mps=speed,
-            rate_hz=float(rate), car=get_vehicle(device.vehicle_class),
-            noise_std_mps2=self.noise_std_mps2, seed=int(rng.integers(2**31)) + lap,
+            segment.profile.elevation_m,
+            spacing_m=segment.profile.spacing_m,
+            speed_mps=speed,
+            rate_hz=float(rate),
+            car=get_vehicle(device.vehicle_class),
+            noise_std_mps2=self.noise_std_mps2,
+            seed=int(rng.integers(2**31)) + lap,
         )
         n = max(1, int(self.window_s * rate))
         topic = telemetry_topic(self.network.city, segment.id, device.id)
@@ -297,14 +321,17 @@ class DeviceStream:
             # The position at t0, the window's first sample (docs/telemetry.md)
             lat, lon = segment.position(float(ride.distance_m[start]))
             jitter = rng.normal(0.0, self.gps_jitter_m, size=2) / EARTH_RADIUS_M
-            yield Window(topic, {
-                "device": device.id,
-                "rate_hz": rate,
-                "lat": round(lat + math.degrees(jitter[0]), 7),
-                "lon": round(lon + math.degrees(jitter[1]) / math.cos(math.radians(lat)), 7),
-                "speed_mps": round(speed, 3),
-                "acc_z": [round(float(v), 4) for v in ride.acc_z_mps2[start : start + n]],
-            })
+            yield Window(
+                topic,
+                {
+                    "device": device.id,
+                    "rate_hz": rate,
+                    "lat": round(lat + math.degrees(jitter[0]), 7),
+                    "lon": round(lon + math.degrees(jitter[1]) / math.cos(math.radians(lat)), 7),
+                    "speed_mps": round(speed, 3),
+                    "acc_z": [round(float(v), 4) for v in ride.acc_z_mps2[start : start + n]],
+                },
+            )
 
 
 @dataclass(frozen=True)
@@ -318,8 +345,9 @@ class Outgoing:
     bad: str | None = None
 
 
-def make_bad(kind: str, good: Outgoing, signed: dict[str, Any], network: Network,
-             rng: np.random.Generator) -> Outgoing:
+def make_bad(
+    kind: str, good: Outgoing, signed: dict[str, Any], network: Network, rng: np.random.Generator
+) -> Outgoing:
     """A faulty variant of a good message: the gateway must dead-letter it with this reason."""
     import json
 
@@ -333,8 +361,13 @@ def make_bad(kind: str, good: Outgoing, signed: dict[str, Any], network: Network
         topic = good.topic.replace(f"/sensor/{good.device}/", f"/sensor/{stranger}/")
         return Outgoing(topic, json.dumps(body).encode(), stranger, None, kind)
     if kind == "malformed":
-        return Outgoing(good.topic, b'{"device": "' + good.device.encode() + b'", "seq": ',
-                        good.device, None, kind)
+        return Outgoing(
+            good.topic,
+            b'{"device": "' + good.device.encode() + b'", "seq": ',
+            good.device,
+            None,
+            kind,
+        )
     raise ValueError(f"unknown bad kind {kind!r}; use one of {', '.join(BAD_KINDS)}")
 
 
@@ -390,10 +423,23 @@ class Fleet:
             return None  # nothing accepted yet to replay
         # A fresh window signed under a sequence number the device already used
         old_seq = int(self.rng.integers(1, stream.seq))
-        body = sign_payload(self.keys[stream.device.id], {**signed, "seq": old_seq,
-                            "speed_mps": round(signed["speed_mps"] + 0.5, 3)})
+        body = sign_payload(
+            self.keys[stream.device.id],
+            {**signed, "seq": old_seq, "speed_mps": round(signed["speed_mps"] + 0.5, 3)},
+        )
         return Outgoing(good.topic, canonical(body), good.device, old_seq, "replayed_seq")
 
 
-__all__ = ["BAD_KINDS", "DeviceStream", "Fleet", "Network", "Outgoing", "Segment", "SimDevice",
-           "Window", "build_network", "device_key", "make_bad"]
+__all__ = [
+    "BAD_KINDS",
+    "DeviceStream",
+    "Fleet",
+    "Network",
+    "Outgoing",
+    "Segment",
+    "SimDevice",
+    "Window",
+    "build_network",
+    "device_key",
+    "make_bad",
+]

@@ -88,7 +88,7 @@ def new_client(
 
 
 def connect_properties(*, session_expiry_s: int, receive_maximum: int) -> Properties:
-    props = Properties(PacketTypes.CONNECT)
+    props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
     if session_expiry_s:
         props.SessionExpiryInterval = session_expiry_s
     props.ReceiveMaximum = receive_maximum
@@ -132,7 +132,7 @@ class MqttSource:
         topic: str,
         group: str | None,
         protocol: Protocol = "auto",
-        receive_maximum: int = 500,
+        receive_maximum: int = 10_000,
         qos: int = 1,
         session_expiry_s: int = SESSION_EXPIRY_S,
     ) -> None:
@@ -180,8 +180,12 @@ class MqttSource:
         except (OSError, ValueError) as exc:
             raise BrokerError(f"cannot connect to {self.address.host}: {exc}") from exc
         client.loop_start()
-        log.info("gateway %s subscribing to %s over MQTT %s", self.client_id, self.subscription,
-                 self.protocol)
+        log.info(
+            "gateway %s subscribing to %s over MQTT %s",
+            self.client_id,
+            self.subscription,
+            self.protocol,
+        )
 
     def stop(self) -> None:
         if self._client is not None:

@@ -58,6 +58,14 @@ def mqtt_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture
+def private_broker(tmp_path: Path) -> Iterator[LocalBroker]:
+    """A broker this test may stop and restart (never the shared Mosquitto)."""
+    broker = start_private_broker(tmp_path / "broker")
+    yield broker
+    broker.stop()
+
+
+@pytest.fixture
 def city() -> str:
     """A city name no other test uses, so parallel tests never see each other's messages."""
     return f"t{uuid.uuid4().hex[:10]}"
@@ -83,14 +91,18 @@ class SuiteUnderTest:
                 self.road_key,
                 "roadhealth",
                 "register_device",
-                {"device": device.id, "pub_key": device.key.public_hex,
-                 "vehicle_class": device.vehicle_class},
+                {
+                    "device": device.id,
+                    "pub_key": device.key.public_hex,
+                    "vehicle_class": device.vehicle_class,
+                },
             )
             assert receipt["status"] == "ok", receipt
 
     def suspend(self, device: str) -> None:
-        receipt = call(self.ledger, self.road_key, "roadhealth", "suspend_device",
-                       {"device": device})
+        receipt = call(
+            self.ledger, self.road_key, "roadhealth", "suspend_device", {"device": device}
+        )
         assert receipt["status"] == "ok", receipt
 
 

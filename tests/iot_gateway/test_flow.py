@@ -10,23 +10,29 @@ from typing import Any
 
 import httpx
 
+from chain import merkle
 from chain.auth import mint_token
 from chain.encoding import canonical, sha256
-from chain import merkle
 from iot_gateway.publisher import connect_publisher, publish_fleet
 from iot_gateway.simulator import BAD_KINDS, Fleet, build_network
 from iot_gateway.wire import sign_payload, telemetry_topic
 
 
 def test_good_and_bad_messages_end_in_road_health_and_the_dead_letter_topic(
-    suite: Any, mqtt_url: str, city: str, tmp_path: Path, start_gateway: Any, collect: Any,
+    suite: Any,
+    mqtt_url: str,
+    city: str,
+    tmp_path: Path,
+    start_gateway: Any,
+    collect: Any,
     gw: Any,
 ) -> None:
     network = build_network(city=city, n_devices=4, n_segments=3, seed=7)
     suite.register(network)
     dlq = collect(f"city/{city}/dlq/#")
-    gateway = start_gateway(gw.settings(suite, mqtt_url, city, tmp_path / "outbox.db"),
-                            suite.ledger)
+    gateway = start_gateway(
+        gw.settings(suite, mqtt_url, city, tmp_path / "outbox.db"), suite.ledger
+    )
     fleet = Fleet(network, bad_share=0.25, seed=3)
     publisher = connect_publisher(mqtt_url, f"pub-{city}")
     report = publish_fleet(publisher, fleet, count=240)
@@ -41,13 +47,18 @@ def test_good_and_bad_messages_end_in_road_health_and_the_dead_letter_topic(
         assert letter["topic"].startswith(f"city/{city}/road/")
         assert letter["client_id"] == gateway.settings.instance
         assert base64.b64decode(letter["payload_b64"])
-    expected = {"bad_signature": "bad_signature", "unknown_device": "unknown_device",
-                "replayed_seq": "replayed_seq", "malformed": "not_json"}
+    expected = {
+        "bad_signature": "bad_signature",
+        "unknown_device": "unknown_device",
+        "replayed_seq": "replayed_seq",
+        "malformed": "not_json",
+    }
     assert reasons == {expected[k]: n for k, n in report.bad.items()}
 
     # Every good message is stored once, anchored and forwarded
-    gw.wait_until(lambda: gateway.metrics.total("messages_forwarded_total") >= report.good,
-                  what="forwarding")
+    gw.wait_until(
+        lambda: gateway.metrics.total("messages_forwarded_total") >= report.good, what="forwarding"
+    )
     stored = gateway.outbox.stored_messages()
     assert sorted((d, s) for d, s, _ in stored) == sorted(fleet.sent_good)
     assert gateway.metrics.total("forward_stored_total") == report.good
@@ -56,8 +67,10 @@ def test_good_and_bad_messages_end_in_road_health_and_the_dead_letter_topic(
     # Road-health holds each reading with a proof from device signature to a committed block
     device, seq = fleet.sent_good[-1]
     token = mint_token(suite.road_key, org="road-authority", audience="roadhealth")
-    proof = httpx.get(f"{suite.roadhealth_url}/v1/readings/{device}/{seq}/proof",
-                      headers={"authorization": f"Bearer {token}"})
+    proof = httpx.get(
+        f"{suite.roadhealth_url}/v1/readings/{device}/{seq}/proof",
+        headers={"authorization": f"Bearer {token}"},
+    )
     assert proof.status_code == 200, proof.text
 
     # Health and metrics say the same
@@ -74,7 +87,12 @@ def test_good_and_bad_messages_end_in_road_health_and_the_dead_letter_topic(
 
 
 def test_batches_are_anchored_by_the_merkle_root_of_their_message_hashes(
-    suite: Any, mqtt_url: str, city: str, tmp_path: Path, start_gateway: Any, gw: Any,
+    suite: Any,
+    mqtt_url: str,
+    city: str,
+    tmp_path: Path,
+    start_gateway: Any,
+    gw: Any,
 ) -> None:
     network = build_network(city=city, n_devices=2, n_segments=2, seed=8)
     suite.register(network)
@@ -94,8 +112,10 @@ def test_batches_are_anchored_by_the_merkle_root_of_their_message_hashes(
                 .order_by(messages.c.leaf_index)
             ).all()
             hashes = [bytes.fromhex(r.hash) for r in rows]
-            assert all(sha256(canonical(json.loads(r.payload))) == h for r, h in
-                       zip(rows, hashes, strict=True))
+            assert all(
+                sha256(canonical(json.loads(r.payload))) == h
+                for r, h in zip(rows, hashes, strict=True)
+            )
             assert merkle.root(hashes).hex() == batch.root
             anchored = suite.ledger.read("anchors", f"batch:{batch.anchor_tx}")
             assert anchored["root"] == batch.root and anchored["count"] == len(rows)
@@ -103,24 +123,35 @@ def test_batches_are_anchored_by_the_merkle_root_of_their_message_hashes(
 
 def _signed(network: Any, device_index: int, seq: int, **changes: Any) -> tuple[str, bytes]:
     device = network.devices[device_index]
-    body = {"device": device.id, "seq": seq, "t0": time.time(), "rate_hz": 50, "lat": 22.5,
-            "lon": 114.0, "speed_mps": 12.0, "acc_z": [9.81] * 50}
+    body = {
+        "device": device.id,
+        "seq": seq,
+        "t0": time.time(),
+        "rate_hz": 50,
+        "lat": 22.5,
+        "lon": 114.0,
+        "speed_mps": 12.0,
+        "acc_z": [9.81] * 50,
+    }
     body.update(changes)
     topic = telemetry_topic(network.city, network.segments[0].id, device.id)
     return topic, canonical(sign_payload(device.key, body))
 
 
 def test_each_check_dead_letters_with_its_reason_and_the_gateway_keeps_going(
-    suite: Any, mqtt_url: str, city: str, tmp_path: Path, start_gateway: Any, collect: Any,
+    suite: Any,
+    mqtt_url: str,
+    city: str,
+    tmp_path: Path,
+    start_gateway: Any,
+    collect: Any,
     gw: Any,
 ) -> None:
     network = build_network(city=city, n_devices=3, n_segments=1, seed=9)
     suite.register(network)
     suite.suspend(network.devices[2].id)
     dlq = collect(f"city/{city}/dlq/#")
-    gateway = start_gateway(
-        gw.settings(suite, mqtt_url, city, tmp_path / "o.db"), suite.ledger
-    )
+    gateway = start_gateway(gw.settings(suite, mqtt_url, city, tmp_path / "o.db"), suite.ledger)
     publisher = connect_publisher(mqtt_url, f"pub-{city}")
     topic, good = _signed(network, 0, 1)
     other_topic = telemetry_topic(city, "seg-000", network.devices[1].id)
