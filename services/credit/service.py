@@ -393,7 +393,7 @@ def _known_smes(session: Session, codes: list[str]) -> dict[str, str]:
     for start in range(0, len(codes), 1000):
         part = codes[start : start + 1000]
         rows = session.execute(select(SmeRow.uscc, SmeRow.org).where(SmeRow.uscc.in_(part)))
-        known.update({str(uscc): str(org) for uscc, org in rows.tuples()})
+        known.update({str(uscc): str(org) for uscc, org in rows})
     return known
 
 
