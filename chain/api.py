@@ -217,10 +217,17 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
             latest_time_ms=header.time_ms if header else None,
             state_root=ledger.state.root.hex(),
             mempool=len(node.mempool),
-            role="validator" if node.key else "observer",
+            role=node.role,
             node_key=node.key.public_hex if node.key else None,
             healthy=node.fatal is None,
         )
+
+    @app.get("/v1/evidence")
+    def evidence(
+        _caller: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 100
+    ) -> dict[str, Any]:
+        """Misbehaviour this node has seen: double votes and conflicting proposals."""
+        return {"evidence": ledger.store.evidence(limit)}
 
     @app.get("/v1/validators")
     def validators(_caller: Reader) -> dict[str, Any]:

@@ -54,5 +54,23 @@ def database_url_from_env() -> str | None:
     return url
 
 
+def node_database_url(base: str, node_name: str) -> str:
+    """A node's own database inside a shared PostgreSQL: a schema named after the node."""
+    from sqlalchemy import text
+
+    schema = "chain_" + "".join(c if c.isalnum() else "_" for c in node_name.lower())
+    engine = create_engine(base)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
+    finally:
+        engine.dispose()
+    return (
+        make_url(base)
+        .update_query_dict({"options": f"-csearch_path={schema}"})
+        .render_as_string(hide_password=False)
+    )
+
+
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"

@@ -32,6 +32,8 @@ class Mempool:
         self._seq = 0
         self._lock = threading.Lock()
         self.not_empty = threading.Condition(self._lock)
+        # Called with (new transactions, whether to gossip them) after they are persisted
+        self.listeners: list[Callable[[list[Tx], bool], None]] = []
 
     def __len__(self) -> int:
         return len(self._txs)
@@ -55,7 +57,7 @@ class Mempool:
         self._seq = len(self._txs)
         return len(self._txs)
 
-    def add(self, txs: Sequence[Tx]) -> list[Admitted]:
+    def add(self, txs: Sequence[Tx], *, gossip: bool = True) -> list[Admitted]:
         """Admit checked transactions; persist the new ones, then acknowledge all."""
         with self._lock:
             new = [tx for tx in {tx.hash: tx for tx in txs}.values() if tx.hash not in self._txs]
@@ -75,6 +77,9 @@ class Mempool:
                 self._txs[tx.hash] = tx
             if new:
                 self.not_empty.notify_all()
+        if new:
+            for listener in self.listeners:
+                listener(new, gossip)
         fresh = {tx.hash for tx in new}
         out = []
         for tx in txs:

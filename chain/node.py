@@ -56,11 +56,18 @@ class Node:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.fatal: BaseException | None = None
+        # A consensus engine (chain.consensus.engine.Engine) when the node runs with peers;
+        # without one, a single validator produces blocks itself.
+        self.engine: Any = None
         restored = self.mempool.restore(lambda tx: self.ledger.check_tx(tx))
         if restored:
             log.info("restored %d pending transactions", restored)
         if key is not None and key.public_hex not in ledger.validator_powers():
             raise ChainError(f"key {key.public_hex[:16]}… is not a validator of {ledger.chain_id}")
+
+    @property
+    def role(self) -> str:
+        return "validator" if self.key is not None else "observer"
 
     # -- admission -----------------------------------------------------------------------
 
@@ -144,6 +151,9 @@ class Node:
     # -- block production ----------------------------------------------------------------
 
     def start(self) -> None:
+        if self.engine is not None:
+            self.engine.start()
+            return
         if self.key is None or self._thread is not None:
             return
         if self.ledger.height == 0:
@@ -153,6 +163,8 @@ class Node:
         self._thread.start()
 
     def stop(self) -> None:
+        if self.engine is not None:
+            self.engine.stop()
         self._stop.set()
         with self.mempool.not_empty:
             self.mempool.not_empty.notify_all()
@@ -200,10 +212,11 @@ class Node:
             self.key, chain_id=ledger.chain_id, height=height, round_=0, block_hash=block_hash
         )
         ledger.commit(result, Certificate(result.header.height, 0, block_hash, [sig]))  # type: ignore[arg-type]
-        self._after_commit(result)
+        self.after_commit(result)
         return result
 
-    def _after_commit(self, result: BlockResult) -> None:
+    def after_commit(self, result: BlockResult) -> None:
+        """Tell waiters and subscribers about a committed block (any block producer calls this)."""
         self.mempool.remove([tx.hash for tx in result.txs])
         for receipt in result.receipts:
             self._resolve(receipt.tx, receipt.to_json())

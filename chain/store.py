@@ -6,6 +6,7 @@ database transaction, so a node killed at any point restarts at its last committ
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -63,6 +64,15 @@ pending = Table(
     metadata,
     Column("hash", String(64), primary_key=True),
     Column("seq", BigInteger, nullable=False, index=True),
+    Column("body", Text, nullable=False),
+)
+evidence_rows = Table(
+    "chain_evidence",
+    metadata,
+    Column("digest", String(64), primary_key=True),
+    Column("height", BigInteger, nullable=False, index=True),
+    Column("validator", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
     Column("body", Text, nullable=False),
 )
 meta = Table(
@@ -155,6 +165,13 @@ class BlockStore:
             for r in result:
                 yield StateRow(r.namespace, r.key, json.loads(r.value), r.value_hash)
 
+    def evidence(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self._read() as conn:
+            rows = conn.execute(
+                select(evidence_rows.c.body).order_by(evidence_rows.c.height.desc()).limit(limit)
+            ).scalars()
+            return [json.loads(r) for r in rows]
+
     def pending(self) -> list[str]:
         with self._read() as conn:
             return list(conn.execute(select(pending.c.body).order_by(pending.c.seq)).scalars())
@@ -221,6 +238,28 @@ class BlockStore:
                 )
                 conn.execute(delete(pending).where(pending.c.hash.in_([r.hash for r in tx_rows])))
             self._write_state(conn, changes)
+
+    def put_meta(self, name: str, value: str) -> None:
+        """Set a node-local value durably (e.g. the last signed consensus step)."""
+        with self._write() as conn:
+            conn.execute(delete(meta).where(meta.c.name == name))
+            conn.execute(insert(meta).values(name=name, value=value))
+
+    def add_evidence(self, *, height: int, validator: str, kind: str, body: dict[str, Any]) -> bool:
+        """Keep a piece of evidence once; False when it was already known."""
+        text = _json(body)
+        digest = hashlib.sha256(text.encode()).hexdigest()
+        with self._write() as conn:
+            if conn.execute(
+                select(evidence_rows.c.digest).where(evidence_rows.c.digest == digest)
+            ).first():
+                return False
+            conn.execute(
+                insert(evidence_rows).values(
+                    digest=digest, height=height, validator=validator, kind=kind, body=text
+                )
+            )
+        return True
 
     def add_pending(self, entries: Iterable[tuple[str, int, str]]) -> None:
         """Persist accepted transactions (hash, seq, body) before they are acknowledged."""

@@ -111,14 +111,21 @@ def node(node_home: Path, host: str | None, port: int | None) -> None:
 )
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), default=8000, show_default=True)
-def up(data: Path, host: str, port: int) -> None:
+@click.option(
+    "--validators",
+    type=click.IntRange(1, 100),
+    default=4,
+    show_default=True,
+    help="Validators to create on first run (all run in this process).",
+)
+def up(data: Path, host: str, port: int, validators: int) -> None:
     """Run the whole suite in one process (initialising DATA on first run)."""
     import uvicorn
 
     from smartcity.suite import open_suite
 
     try:
-        suite = open_suite(data, host=host, port=port)
+        suite = open_suite(data, host=host, port=port, validators=validators)
     except ChainError as exc:
         _fail(str(exc))
     genesis = suite.node.ledger.genesis
@@ -128,6 +135,9 @@ def up(data: Path, host: str, port: int) -> None:
         + f" chain {genesis.chain_id} in {data}/ at height {suite.node.ledger.height}"
     )
     click.echo(f"  chain API   {base}/chain   (OpenAPI: {base}/chain/docs)")
+    click.echo(f"  nodes       {', '.join(f'{base}/nodes/{n}' for n in suite.cluster.nodes)}")
+    for name in suite.services:
+        click.echo(f"  {name:<11} {base}/{name}   (OpenAPI: {base}/{name}/docs)")
     click.echo(
         f"  demo orgs   {', '.join(o.id for o in genesis.organisations)}  (keys in {data}/orgs/)"
     )

@@ -17,4 +17,15 @@ class ServiceEntry:
     contract: str | None  # "package.module:Class", registered in genesis
 
 
-SERVICES: list[ServiceEntry] = []
+SERVICES: list[ServiceEntry] = [
+    ServiceEntry(
+        "identity",
+        "services.identity.app:create_app",
+        "services.identity.contract:IdentityContract",
+    ),
+    ServiceEntry(
+        "roadhealth",
+        "services.roadhealth.app:create_app",
+        "services.roadhealth.contract:RoadHealthContract",
+    ),
+]

@@ -1,4 +1,4 @@
-"""The embedded suite: one process serving the chain and every registered service."""
+"""The embedded suite: one process serving the chain's nodes and every registered service."""
 
 from __future__ import annotations
 
@@ -13,10 +13,11 @@ from typing import Any
 from fastapi import FastAPI
 from fastapi.responses import RedirectResponse
 
-from chain.db import sqlite_url
-from chain.home import SuiteHome, init_suite, load_node_home
+from chain.api import create_app as chain_app
+from chain.cluster import Cluster, open_cluster
+from chain.db import node_database_url, sqlite_url
+from chain.home import SuiteHome, init_suite
 from chain.node import Node
-from chain.server import open_node
 from services.common.context import ServiceContext
 from services.common.ledger import EmbeddedLedger
 from smartcity.registry import SERVICES, ServiceEntry
@@ -28,10 +29,15 @@ OPERATOR_ORG = "bsn-operator"
 @dataclass
 class Suite:
     app: FastAPI
-    node: Node
+    cluster: Cluster
     data: Path
     created: bool
     services: dict[str, FastAPI] = field(default_factory=dict)
+
+    @property
+    def node(self) -> Node:
+        """The validator the services and the /chain API use."""
+        return self.cluster.nodes["validator-0"]
 
 
 def _import(path: str) -> Any:
@@ -49,28 +55,40 @@ def open_suite(
     *,
     host: str = "127.0.0.1",
     port: int = 8000,
+    validators: int = 4,
+    observers: int = 1,
     database_url: str | None = None,
     services: list[ServiceEntry] | None = None,
 ) -> Suite:
-    """Initialise `data` on first run, open its validator, and mount the chain and services."""
+    """Initialise `data` on first run, open its nodes, and mount the chain and the services."""
     entries = SERVICES if services is None else services
     created = not (data / "genesis.json").exists()
     if created:
         init_suite(
             data,
-            validators=1,
+            validators=validators,
+            observers=observers,
             api_url=f"http://{host}:{port}/chain",
             contracts=[(e.name, e.contract) for e in entries if e.contract],
         )
-    running = open_node(load_node_home(data / "nodes" / "validator-0"), database_url=database_url)
+    base = database_url or os.environ.get("SMARTCITY_DATABASE_URL")
+    names = [p.name for p in sorted((data / "nodes").iterdir())]
+    # Nodes share a PostgreSQL as one schema each; on SQLite each keeps a file in its home
+    shared = base is not None and base.startswith("postgresql")
+    urls = (
+        {n: node_database_url(base, f"{data.name}_{n}") for n in names} if shared and base else None
+    )
+    cluster = open_cluster(data, database_urls=urls)
     app = FastAPI(title="smartcity suite", version="1")
-    app.mount("/chain", running.app)
-    suite = Suite(app=app, node=running.node, data=data, created=created)
+    suite = Suite(app=app, cluster=cluster, data=data, created=created)
+    app.mount("/chain", chain_app(suite.node))
+    for name, node in cluster.nodes.items():
+        app.mount(f"/nodes/{name}", chain_app(node))
     operator_key = SuiteHome(data).org_key(OPERATOR_ORG)
     for entry in entries:
         context = ServiceContext(
             name=entry.name,
-            ledger=EmbeddedLedger(running.node),
+            ledger=EmbeddedLedger(suite.node),
             database_url=database_url or service_database_url(data, entry.name),
             data_dir=data,
             operator_org=OPERATOR_ORG,
@@ -85,6 +103,6 @@ def open_suite(
     def index() -> RedirectResponse:
         return RedirectResponse("/chain/docs")
 
-    app.router.on_startup.append(running.node.start)
-    app.router.on_shutdown.append(running.node.stop)
+    app.router.on_startup.append(cluster.start)
+    app.router.on_shutdown.append(cluster.stop)
     return suite

@@ -1,7 +1,5 @@
 """Authenticate API callers against the chain's trust registry: bearer JWTs and roles."""
 
-from __future__ import annotations
-
 from collections.abc import Callable
 from typing import Annotated
 

@@ -23,7 +23,10 @@ def test_compose_file_validates(tmp_path: Path) -> None:
     shutil.copy(ROOT / "Dockerfile", tmp_path / "Dockerfile")
     if compose:
         command = [compose, "-f", str(tmp_path / "compose.yaml"), "config", "-q"]
-    elif docker and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0:
+    elif (
+        docker
+        and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
+    ):
         command = [docker, "compose", "-f", str(tmp_path / "compose.yaml"), "config", "-q"]
     else:
         import yaml  # a YAML check is the least we can do without a compose tool
@@ -41,7 +44,9 @@ def test_compose_file_holds_no_secret() -> None:
     assert "secrets/postgres_password" in text
 
 
-def test_database_password_comes_from_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_database_password_comes_from_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     secret = tmp_path / "pw"
     secret.write_text("p@ss/word\n")
     monkeypatch.setenv("SMARTCITY_DATABASE_URL", "postgresql+psycopg://u:{password}@db:5432/x")

@@ -66,7 +66,7 @@ def test_holder_discloses_only_what_it_chooses_with_key_binding(issued):
     assert set(sd_jwt.disclosable_paths(token)) == set(PATHS)
     shown = sd_jwt.present(token, disclose={"credentialSubject.firstName",
                                             "credentialSubject.address.street"},
-                           holder_key=holder["secretKeyJwk"], nonce="n-1",
+                           issued_at=int(NOW), holder_key=holder["secretKeyJwk"], nonce="n-1",
                            audience="https://bank.example")  # fmt: skip
     verified = sd_jwt.verify_sd_credential(
         shown, issuer["publicKeyJwk"], require_key_binding=True, nonce="n-1",
@@ -96,7 +96,8 @@ def test_holder_can_select_with_a_predicate(issued):
 ])  # fmt: skip
 def test_key_binding_is_for_one_verifier_challenge(issued, kwargs, error):
     token, issuer, holder = issued
-    shown = sd_jwt.present(token, disclose=[], holder_key=holder["secretKeyJwk"], nonce="n-1",
+    shown = sd_jwt.present(token, disclose=[], issued_at=int(NOW),
+                           holder_key=holder["secretKeyJwk"], nonce="n-1",
                            audience="https://bank.example")  # fmt: skip
     with pytest.raises(error):
         sd_jwt.verify_sd_credential(shown, issuer["publicKeyJwk"], **kwargs)
@@ -113,10 +114,13 @@ def test_missing_key_binding_is_refused_when_required(issued):
 
 def test_key_binding_by_another_key_or_over_other_disclosures_fails(issued, vm):
     token, issuer, holder = issued
-    thief = sd_jwt.present(token, disclose=[], holder_key=vm("p384")["secretKeyJwk"], nonce="n")
+    thief = sd_jwt.present(
+        token, disclose=[], issued_at=int(NOW), holder_key=vm("p384")["secretKeyJwk"], nonce="n"
+    )
     with pytest.raises(errors.KeyBindingError, match="does not verify"):
         sd_jwt.verify_sd_credential(thief, issuer["publicKeyJwk"], nonce="n")
     shown = sd_jwt.present(token, disclose=["credentialSubject.firstName"],
+                           issued_at=int(NOW),
                            holder_key=holder["secretKeyJwk"], nonce="n")  # fmt: skip
     base, kb = shown.rsplit("~", 1)
     extra = sd_jwt.disclosable_paths(token)["credentialSubject.lastName"].encoded
@@ -135,7 +139,9 @@ def test_stale_key_binding_is_refused(issued):
 def test_key_binding_without_cnf_is_refused(vm, selective_credential):
     issuer, holder = vm("p256"), vm("ed25519")
     token = sd_jwt.issue_sd_credential(selective_credential, issuer["secretKeyJwk"], disclose=[])
-    shown = sd_jwt.present(token, disclose=[], holder_key=holder["secretKeyJwk"])
+    shown = sd_jwt.present(
+        token, disclose=[], issued_at=int(NOW), holder_key=holder["secretKeyJwk"]
+    )
     with pytest.raises(errors.KeyBindingError, match="cnf"):
         sd_jwt.verify_sd_credential(shown, issuer["publicKeyJwk"])
 
@@ -260,7 +266,8 @@ def test_sd_jwt_vc_profile_uses_dc_sd_jwt_and_vct(vm):
                                    disclose=["given_name", "age_over_18", "nationalities[1]"],
                                    holder_key=holder["publicKeyJwk"])  # fmt: skip
     assert parse_compact(token.split("~")[0]).header["typ"] == "dc+sd-jwt"
-    shown = sd_jwt.present(token, disclose=["age_over_18"], holder_key=holder["secretKeyJwk"],
+    shown = sd_jwt.present(token, disclose=["age_over_18"], issued_at=int(NOW),
+                           holder_key=holder["secretKeyJwk"],
                            nonce="n", audience="https://shop.example")  # fmt: skip
     verified = sd_jwt.verify_sd_jwt_vc(
         shown, issuer["publicKeyJwk"], require_key_binding=True, nonce="n",

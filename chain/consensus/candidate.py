@@ -1,0 +1,110 @@
+"""A proposed block for the real ledger, and the application consensus runs it against."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from chain.block import Header
+from chain.errors import ChainError
+from chain.ledger import BlockResult, InvalidBlock, Ledger
+from chain.mempool import Mempool
+from chain.tx import Tx, tx_from_json
+
+MAX_CLOCK_SKEW_MS = 5_000
+
+
+@dataclass(frozen=True, eq=False)
+class Candidate:
+    header: Header
+    txs: tuple[Tx, ...]
+
+    @cached_property
+    def hash(self) -> str:
+        return self.header.hash
+
+    def to_json(self) -> dict[str, Any]:
+        return {"header": self.header.to_json(), "txs": [tx.to_json() for tx in self.txs]}
+
+    @classmethod
+    def from_json(cls, value: Any) -> Candidate:
+        return cls(Header.from_json(value["header"]), tuple(tx_from_json(t) for t in value["txs"]))
+
+
+class LedgerApp:
+    """Proposes blocks from the mempool; validates a proposal by executing it and comparing."""
+
+    def __init__(
+        self,
+        ledger: Ledger,
+        mempool: Mempool,
+        proposer: str | None,
+        clock_ms: Callable[[], int] | None = None,
+        max_block_txs: int | None = None,
+    ) -> None:
+        self.ledger = ledger
+        self.mempool = mempool
+        self.proposer = proposer or ""
+        self.clock_ms = clock_ms or (lambda: int(time.time() * 1000))
+        self.max_block_txs = max_block_txs or ledger.genesis.params.max_block_txs
+        self.results: dict[str, BlockResult] = {}
+
+    def propose(self, height: int, round_: int) -> Candidate:
+        ledger = self.ledger
+        txs = self.mempool.reap(
+            self.max_block_txs,
+            lambda tx: tx.expiry_height >= height and tx.hash not in ledger.live_txs,
+        )
+        last = ledger.last_header.time_ms if ledger.last_header else ledger.genesis.genesis_time_ms
+        result = ledger.execute(
+            txs,
+            height=height,
+            time_ms=max(self.clock_ms(), last + 1),
+            proposer=self.proposer,
+            verified=frozenset(tx.hash for tx in txs),
+        )
+        candidate = Candidate(result.header, tuple(txs))
+        self.results[candidate.hash] = result
+        return candidate
+
+    def is_valid(self, value: Any, *, certified: bool = False) -> bool:
+        if not isinstance(value, Candidate):
+            return False
+        if value.hash in self.results:
+            return True
+        header = value.header
+        # Verify the block is for the next height and, unless certified, not from the future
+        if header.height != self.ledger.height + 1:
+            return False
+        if not certified and header.time_ms > self.clock_ms() + MAX_CLOCK_SKEW_MS:
+            return False
+        known = frozenset(tx.hash for tx in value.txs if tx.hash in self.mempool)
+        try:
+            result = self.ledger.execute(
+                list(value.txs),
+                height=header.height,
+                time_ms=header.time_ms,
+                proposer=header.proposer,
+                verified=known,
+            )
+        except (InvalidBlock, ChainError):
+            return False
+        # Verify executing it gives exactly the proposed header (state root, receipts, validators)
+        if result.header != header:
+            return False
+        self.results[value.hash] = result
+        return True
+
+    def result_for(self, candidate: Candidate) -> BlockResult:
+        result = self.results.get(candidate.hash)
+        if result is None:
+            if not self.is_valid(candidate, certified=True):
+                raise InvalidBlock(f"decided block {candidate.hash} does not execute to its header")
+            result = self.results[candidate.hash]
+        return result
+
+    def forget(self) -> None:
+        self.results.clear()

@@ -1,0 +1,154 @@
+"""Four validators and an observer in one process: agreement, crash tolerance, catch-up, halt."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from chain.cluster import Cluster, open_cluster
+from chain.consensus.machine import Timeouts
+from chain.crypto import SigningKey
+from chain.genesis import Genesis
+from chain.home import SuiteHome, init_suite
+from chain.light import verify_bundle
+from chain.tx import Tx, sign_tx
+
+from ..conftest import fresh_database_url
+
+FAST = Timeouts(propose_ms=400, prevote_ms=200, precommit_ms=200, delta_ms=100)
+
+
+@pytest.fixture
+def cluster(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[tuple[Cluster, Genesis, SigningKey]]:
+    genesis = init_suite(tmp_path / "suite", validators=4, observers=1)
+    urls, drops = {}, []
+    for name in [p.name for p in (tmp_path / "suite" / "nodes").iterdir()]:
+        backend = "postgresql" if "postgresql" in request.node.callspec.id else "sqlite"
+        url, drop = fresh_database_url(backend, tmp_path)
+        urls[name] = url
+        drops.append(drop)
+    running = open_cluster(
+        tmp_path / "suite", database_urls=urls, timeouts=FAST, empty_block_interval_ms=60_000
+    )
+    running.start()
+    yield running, genesis, SuiteHome(tmp_path / "suite").org_key("city-agency")
+    running.stop()
+    for drop in drops:
+        drop()
+
+
+def _backends() -> list[str]:
+    import os
+
+    return (
+        ["sqlite", "postgresql"]
+        if os.environ.get("SMARTCITY_DATABASE_URL", "").startswith("postgresql")
+        else ["sqlite"]
+    )
+
+
+pytestmark = [pytest.mark.slow, pytest.mark.parametrize("backend", _backends())]
+
+
+def anchors(genesis: Genesis, key: SigningKey, count: int, salt: int) -> list[Tx]:
+    return [
+        sign_tx(
+            key,
+            chain_id=genesis.chain_id,
+            contract="anchors",
+            method="anchor",
+            args={"root": f"{salt:08x}{i:056x}", "count": 1, "label": "t"},
+            expiry_height=5_000,
+        )
+        for i in range(count)
+    ]
+
+
+def wait_for(condition: Callable[[], bool], timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        time.sleep(0.05)
+
+
+def same_chain(nodes: list, height: int) -> bool:  # type: ignore[type-arg]
+    hashes = {n.ledger.block(height)[0].hash for n in nodes if n.ledger.height >= height}
+    return len(hashes) == 1
+
+
+def test_all_nodes_commit_the_same_chain_and_the_observer_proves_it(
+    backend: str, cluster: tuple[Cluster, Genesis, SigningKey]
+) -> None:
+    running, genesis, key = cluster
+    v0, observer = running.nodes["validator-0"], running.nodes["observer-0"]
+    txs = anchors(genesis, key, 300, 1)
+    running.nodes["validator-2"].submit(txs[:150])  # any validator takes transactions
+    v0.submit(txs[150:])
+    for tx in txs:
+        assert v0.wait(tx.hash, 30) is not None
+    wait_for(lambda: all(n.ledger.height >= v0.ledger.height for n in running.nodes.values()))
+    top = min(n.ledger.height for n in running.nodes.values())
+    for h in range(1, top + 1):
+        assert same_chain(list(running.nodes.values()), h)
+    # the regulator's observer re-executed everything and serves proofs that verify offline
+    assert observer.ledger.state.root == v0.ledger.state.root
+    bundle = observer.ledger.tx_proof(txs[0].hash)
+    assert bundle is not None and verify_bundle(bundle, genesis).facts["status"] == "ok"
+    cert = observer.ledger.block(top)[1]
+    assert len(cert.signatures) >= 3 and observer.key is None
+
+
+def test_one_validator_down_the_rest_commit_and_it_catches_up(
+    backend: str, cluster: tuple[Cluster, Genesis, SigningKey]
+) -> None:
+    running, genesis, key = cluster
+    v0, v3 = running.nodes["validator-0"], running.nodes["validator-3"]
+    v0.submit(anchors(genesis, key, 20, 2))
+    wait_for(lambda: v3.ledger.height >= 2)
+    running.hub.down.add(v3.key.public_hex)  # type: ignore[union-attr]
+    v3.stop()
+    later = anchors(genesis, key, 100, 3)
+    v0.submit(later)
+    for tx in later:
+        assert v0.wait(tx.hash, 30) is not None, "three of four validators must keep committing"
+    behind = v3.ledger.height
+    assert behind < v0.ledger.height
+    running.hub.down.discard(v3.key.public_hex)  # type: ignore[union-attr]
+    v3.start()
+    v0.submit(anchors(genesis, key, 5, 4))
+    wait_for(lambda: v3.ledger.height >= v0.ledger.height - 1)
+    for h in range(1, v3.ledger.height + 1):
+        assert same_chain([v0, v3], h)
+
+
+def test_two_of_four_down_halts_without_forking_then_resumes(
+    backend: str, cluster: tuple[Cluster, Genesis, SigningKey]
+) -> None:
+    running, genesis, key = cluster
+    v0, v1, v2, v3 = (running.nodes[f"validator-{i}"] for i in range(4))
+    v0.submit(anchors(genesis, key, 5, 5))
+    wait_for(lambda: all(n.ledger.height >= 2 for n in (v0, v1, v2, v3)))
+    for node in (v2, v3):
+        running.hub.down.add(node.key.public_hex)  # type: ignore[union-attr]
+        node.stop()
+    stuck = anchors(genesis, key, 10, 6)
+    v0.submit(stuck)
+    time.sleep(2.0)
+    height = v0.ledger.height
+    assert v0.wait(stuck[-1].hash, 0.5) is None, "two of four cannot commit"
+    assert v1.ledger.height == height
+    running.hub.down.discard(v2.key.public_hex)  # type: ignore[union-attr]
+    v2.start()
+    for tx in stuck:
+        assert v0.wait(tx.hash, 30) is not None, (
+            "acknowledged transactions commit once a quorum is back"
+        )
+    wait_for(lambda: v2.ledger.height >= v0.ledger.height - 1)
+    for h in range(1, v2.ledger.height + 1):
+        assert same_chain([v0, v1, v2], h)
