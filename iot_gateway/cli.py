@@ -8,6 +8,7 @@ import signal
 import threading
 import uuid
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -32,10 +33,30 @@ def _network_options(fn: click.decorators.FC) -> click.decorators.FC:
             click.option("--devices", type=int, default=10, show_default=True),
             click.option("--segment-length", type=float, default=400.0, show_default=True),
             click.option("--rate-hz", type=int, default=50, show_default=True),
+            click.option(
+                "--network",
+                "network_path",
+                default=None,
+                help="GeoJSON of LineString segments to drive, or 'demo' for road-health's"
+                " demo network (default: a synthetic street)",
+            ),
         ]
     ):
         fn = option(fn)
     return fn
+
+
+def _read_network(path: str | None) -> dict[str, Any] | None:
+    from iot_gateway.simulator import default_geojson_path
+
+    if path is None:
+        return None
+    source = default_geojson_path() if path == "demo" else Path(path)
+    try:
+        doc: dict[str, Any] = json.loads(source.read_text())
+    except (OSError, ValueError) as exc:
+        raise click.BadParameter(f"cannot read {source}: {exc}", param_hint="--network") from exc
+    return doc
 
 
 @click.group("simulate")
@@ -54,6 +75,7 @@ def truth_cmd(
     devices: int,
     segment_length: float,
     rate_hz: int,
+    network_path: str | None,
     out: Path,
     geojson: Path | None,
 ) -> None:
@@ -67,6 +89,7 @@ def truth_cmd(
         n_devices=devices,
         segment_length_m=segment_length,
         rate_hz=rate_hz,
+        geojson=_read_network(network_path),
     )
     out.write_text(json.dumps(network.truth(), indent=2) + "\n")
     if geojson is not None:
@@ -92,6 +115,7 @@ def run_cmd(
     devices: int,
     segment_length: float,
     rate_hz: int,
+    network_path: str | None,
     broker: str,
     rate: float,
     count: int | None,
@@ -113,6 +137,7 @@ def run_cmd(
         n_devices=devices,
         segment_length_m=segment_length,
         rate_hz=rate_hz,
+        geojson=_read_network(network_path),
     )
     if truth is not None:
         truth.write_text(json.dumps(network.truth(), indent=2) + "\n")
