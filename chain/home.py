@@ -38,6 +38,16 @@ DEMO_ORGS: list[dict[str, Any]] = [
     {"id": "bsn-operator", "name": "City BSN Operator", "roles": ["operator"]},
 ]
 BASE_API_PORT = 8100
+BASE_P2P_PORT = 26600
+
+
+class PeerSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    pub_key: str
+    host: str = "127.0.0.1"
+    port: int = Field(ge=1, le=65535)
 
 
 class NodeSettings(BaseModel):
@@ -53,6 +63,9 @@ class NodeSettings(BaseModel):
     port: int = Field(default=BASE_API_PORT, ge=1, le=65535)
     block_interval_ms: int = Field(default=20, ge=0, le=60_000)
     public_reads: bool = False
+    p2p_host: str = "127.0.0.1"
+    p2p_port: int = Field(default=BASE_P2P_PORT, ge=1, le=65535)
+    peers: list[PeerSettings] = Field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -109,13 +122,25 @@ def init_suite(
         ("observer", i) for i in range(observers)
     ]
     node_keys: dict[str, SigningKey] = {}
-    for index, (role, i) in enumerate(nodes):
-        name = f"{role}-{i}"
-        key = SigningKey.generate()
-        node_keys[name] = key
+    for role, i in nodes:
+        node_keys[f"{role}-{i}"] = SigningKey.generate()
+    names = list(node_keys)
+    for index, name in enumerate(names):
+        key = node_keys[name]
         home = out / "nodes" / name
         save_key(key, home / "node_key.jwk")
-        settings = NodeSettings(name=name, role=role, port=BASE_API_PORT + index)
+        peers = [
+            PeerSettings(name=other, pub_key=node_keys[other].public_hex, port=BASE_P2P_PORT + k)
+            for k, other in enumerate(names)
+            if other != name
+        ]
+        settings = NodeSettings(
+            name=name,
+            role=name.split("-")[0],
+            port=BASE_API_PORT + index,
+            p2p_port=BASE_P2P_PORT + index,
+            peers=peers if len(names) > 1 else [],
+        )
         (home / "node.json").write_text(
             settings.model_dump_json(indent=2, exclude_none=True) + "\n"
         )

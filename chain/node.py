@@ -84,7 +84,9 @@ class Node:
         with self._waiters_lock:
             self._waiters[tx_hash].append(future)
         found = self.ledger.store.tx(tx_hash)
-        if found is not None:
+        # Resolve now only if the ledger has applied that block: a receipt must never arrive
+        # before its state can be read (after_commit resolves the rest once it has)
+        if found is not None and found[0] <= self.ledger.height:
             self._resolve(tx_hash, found[2])
         return future
 

@@ -1,9 +1,11 @@
-"""Assemble a node from its home and serve its API."""
+"""Assemble a node from its home and serve its API; with peers, it runs consensus over TCP."""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -21,18 +23,66 @@ log = logging.getLogger(__name__)
 class RunningNode:
     node: Node
     app: FastAPI
+    starters: list[Callable[[], None]] = field(default_factory=list)
+    stoppers: list[Callable[[], None]] = field(default_factory=list)
+
+    def start(self) -> None:
+        for start in self.starters:
+            start()
+
+    def stop(self) -> None:
+        for stop in self.stoppers:
+            stop()
 
 
 def open_node(home: NodeHome, *, database_url: str | None = None) -> RunningNode:
-    """Open (or create) a node's store, recover its ledger, and build its API."""
+    """Open (or create) a node's store, recover its ledger, connect its peers, build its API."""
     genesis = home.genesis()
     store = BlockStore(make_engine(database_url or home.database_url))
     ledger = Ledger(genesis, store)
-    key = home.key() if home.settings.role == "validator" else None
+    node_key = home.key()
+    key = node_key if home.settings.role == "validator" else None
     node = Node(
         ledger, key=key, options=NodeOptions(block_interval_ms=home.settings.block_interval_ms)
     )
-    app = create_app(node, public_reads=home.settings.public_reads)
-    app.router.on_startup.append(node.start)
-    app.router.on_shutdown.append(node.stop)
-    return RunningNode(node, app)
+    running = RunningNode(node, create_app(node, public_reads=home.settings.public_reads))
+    if home.settings.peers:
+        transport = _connect(home, node, node_key)
+        running.starters.append(transport.start)
+        running.stoppers.append(transport.stop)
+    running.starters.append(node.start)
+    running.stoppers.insert(0, node.stop)
+    running.app.router.on_startup.append(running.start)
+    running.app.router.on_shutdown.append(running.stop)
+    return running
+
+
+def _connect(home: NodeHome, node: Node, node_key: Any) -> Any:
+    """Attach a consensus engine speaking to the home's peers over authenticated TCP."""
+    from chain.consensus.engine import Engine
+    from chain.consensus.tcp import Peer, TcpTransport
+
+    genesis = node.ledger.genesis
+    allowed = {v.pub_key for v in genesis.validators} | {o.pub_key for o in genesis.observers}
+    transport = TcpTransport(
+        chain_id=genesis.chain_id,
+        key=node_key,
+        listen=(home.settings.p2p_host, home.settings.p2p_port),
+        peers=[Peer(p.pub_key, p.host, p.port) for p in home.settings.peers],
+        allowed=allowed,
+    )
+    engine = Engine(node, transport)
+
+    def handle(kind: str, payload: Any, sender: str) -> None:
+        if kind == "message":
+            engine.deliver(payload, sender)
+        elif kind == "txs":
+            engine.deliver_txs(payload)
+        elif kind == "sync_request":
+            transport.send_commits(sender, engine.serve_sync(payload))
+        elif kind == "commits":
+            engine.deliver_commits(payload)
+
+    transport.handler = handle
+    node.engine = engine
+    return transport

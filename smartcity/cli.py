@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import logging
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -37,7 +37,21 @@ def _fail(message: str, code: int = 1) -> None:
     sys.exit(code)
 
 
-@click.group()
+class LazyGroup(click.Group):
+    """Imports a service's command group only when it is used, so `smartcity node` starts fast."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY_GROUPS])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_GROUPS:
+            module_name, _, attr = LAZY_GROUPS[cmd_name].partition(":")
+            command: click.Command = getattr(importlib.import_module(module_name), attr)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=LazyGroup)
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
 def main(verbose: bool) -> None:
     """A city's Blockchain-based Service Network: ledger, identity, SME credit and road health."""
@@ -425,21 +439,8 @@ def _bundle_path(path: Path, proof_out: Path | None, count: int) -> Path:
     return proof_out if count == 1 else proof_out / (path.name + ".proof.json")
 
 
-def _plugins() -> None:
-    """Attach the services' command groups that are installed."""
-    groups: list[tuple[str, str]] = [
-        ("services.identity.cli", "vc"),
-        ("services.credit.cli", "credit"),
-        ("services.roadhealth.cli", "road"),
-    ]
-    import importlib
-
-    for module_name, attr in groups:
-        try:
-            group: Any = getattr(importlib.import_module(module_name), attr)
-        except (ImportError, AttributeError):
-            continue
-        main.add_command(group)
-
-
-_plugins()
+LAZY_GROUPS = {
+    "vc": "services.identity.cli:vc",
+    "credit": "services.credit.cli:credit",
+    "road": "services.roadhealth.cli:road",
+}

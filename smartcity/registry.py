@@ -24,6 +24,9 @@ SERVICES: list[ServiceEntry] = [
         "services.identity.contract:IdentityContract",
     ),
     ServiceEntry(
+        "credit", "services.credit.app:create_app", "services.credit.contract:CreditContract"
+    ),
+    ServiceEntry(
         "roadhealth",
         "services.roadhealth.app:create_app",
         "services.roadhealth.contract:RoadHealthContract",
