@@ -75,8 +75,9 @@ def open_suite(
     names = [p.name for p in sorted((data / "nodes").iterdir())]
     # Nodes share a PostgreSQL as one schema each; on SQLite each keeps a file in its home
     shared = base is not None and base.startswith("postgresql")
+    chain_tag = SuiteHome(data).genesis().hash[:12]  # one schema set per chain, stable on restart
     urls = (
-        {n: node_database_url(base, f"{data.name}_{n}") for n in names} if shared and base else None
+        {n: node_database_url(base, f"{chain_tag}_{n}") for n in names} if shared and base else None
     )
     cluster = open_cluster(data, database_urls=urls)
     app = FastAPI(title="smartcity suite", version="1")
