@@ -307,6 +307,10 @@ class Ledger:
                 k: None if v is None else (v, value_hash(v).hex())
                 for k, v in result.changes.items()
             }
+            changed_set = header.next_validators_hash != header.validators_hash
+            next_validators = (
+                result.changes.get((governance.NAMESPACE, "validators")) if changed_set else None
+            )
             self.store.commit_block(
                 height=header.height,
                 block_hash=header.hash,
@@ -314,6 +318,7 @@ class Ledger:
                 certificate=certificate.to_json(),
                 tx_rows=rows,
                 changes=hashed,
+                next_validators=next_validators,
             )
             self.state.commit(result.changes, result.tree)
             self.height = header.height
@@ -361,7 +366,26 @@ class Ledger:
             "receipt_proof": _path_json(receipt_leaves, index),
             "header": header.to_json(),
             "certificate": cert.to_json(),
+            "validator_transitions": self.validator_transitions(height),
         }
+
+    def validator_transitions(self, height: int) -> list[dict[str, Any]]:
+        """The certified headers that changed the validator set before `height`, with each new
+        set: a verifier holding only the genesis follows them to the set that signed `height`."""
+        out = []
+        for changed_at, validators in self.store.validator_set_changes(height):
+            block = self.block(changed_at)
+            if block is None:
+                raise GenesisError(f"block {changed_at} is missing")
+            header, cert = block
+            out.append(
+                {
+                    "header": header.to_json(),
+                    "certificate": cert.to_json(),
+                    "validators": validators,
+                }
+            )
+        return out
 
     def state_proof(self, namespace: str, key: str) -> dict[str, Any]:
         """The proof bundle of a state key's value (or absence) at the committed height."""
@@ -384,6 +408,7 @@ class Ledger:
             "state_proof": proof.to_json(),
             "header": header.to_json(),
             "certificate": cert.to_json(),
+            "validator_transitions": self.validator_transitions(height),
         }
 
 

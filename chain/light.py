@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chain import merkle, smt
-from chain.block import Certificate, Header, verify_certificate
+from chain.block import Certificate, Header, validators_hash, verify_certificate
 from chain.encoding import canonical, from_hex
 from chain.errors import ChainError, ProofError
 from chain.genesis import Genesis
@@ -30,6 +30,7 @@ _TX_FIELDS = {
     "receipt_proof",
     "header",
     "certificate",
+    "validator_transitions",
 }
 _FIELDS = {
     "tx": _TX_FIELDS,
@@ -44,6 +45,7 @@ _FIELDS = {
         "state_proof",
         "header",
         "certificate",
+        "validator_transitions",
     },
 }
 
@@ -92,17 +94,50 @@ def _verify(bundle: Any, genesis: Genesis) -> Proven:
 
 def _verified_header(bundle: dict[str, Any], genesis: Genesis) -> Header:
     header = Header.from_json(bundle["header"])
-    # Verify the header belongs to this chain and is signed by the genesis validators
+    # Verify the header belongs to this chain
     if header.chain_id != genesis.chain_id:
         raise ProofError(f"header is for chain {header.chain_id!r}")
-    if header.validators_hash != genesis.validators_hash:
-        raise ProofError(
-            "the header's validator set is not the genesis set; this verifier needs the bundle"
-            " from a node that includes validator-set transitions"
-        )
+    powers = _follow_transitions(bundle["validator_transitions"], genesis, before=header.height)
+    # Verify the header names the validator set reached from genesis, and that set signed it
+    if header.validators_hash != _set_hash(powers):
+        raise ProofError("the header's validator set is not the one the transitions lead to")
     certificate = Certificate.from_json(bundle["certificate"])
-    verify_certificate(certificate, header, genesis.validator_powers())
+    verify_certificate(certificate, header, powers)
     return header
+
+
+def _follow_transitions(transitions: Any, genesis: Genesis, *, before: int) -> dict[str, int]:
+    """Walk certified validator-set changes from the genesis set; return the set in force."""
+    if not isinstance(transitions, list):
+        raise ProofError("validator_transitions must be a list")
+    powers = genesis.validator_powers()
+    last = 0
+    for step in transitions:
+        if not isinstance(step, dict) or set(step) != {"header", "certificate", "validators"}:
+            raise ProofError("a validator transition has exactly header, certificate, validators")
+        header = Header.from_json(step["header"])
+        # Verify transitions are in height order, on this chain, before the proven block
+        if not last < header.height < before or header.chain_id != genesis.chain_id:
+            raise ProofError(
+                "validator transitions must be of this chain, ascending, before the block"
+            )
+        # Verify the set in force signed it, and it commits to the next set it announces
+        if header.validators_hash != _set_hash(powers):
+            raise ProofError(f"transition at {header.height} is not signed by the set in force")
+        verify_certificate(Certificate.from_json(step["certificate"]), header, powers)
+        validators = step["validators"]
+        if (
+            not isinstance(validators, list)
+            or validators_hash(validators) != header.next_validators_hash
+        ):
+            raise ProofError(f"transition at {header.height} announces another validator set")
+        powers = {str(v["pub_key"]): int(v["power"]) for v in validators}
+        last = header.height
+    return powers
+
+
+def _set_hash(powers: dict[str, int]) -> str:
+    return validators_hash([{"pub_key": k, "power": p} for k, p in powers.items()])
 
 
 def _verify_tx(bundle: dict[str, Any], header: Header, *, record: bool) -> Proven:

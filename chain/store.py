@@ -66,6 +66,12 @@ pending = Table(
     Column("seq", BigInteger, nullable=False, index=True),
     Column("body", Text, nullable=False),
 )
+validator_sets = Table(
+    "chain_validator_sets",
+    metadata,
+    Column("height", BigInteger, primary_key=True, autoincrement=False),
+    Column("validators", Text, nullable=False),
+)
 evidence_rows = Table(
     "chain_evidence",
     metadata,
@@ -165,6 +171,16 @@ class BlockStore:
             for r in result:
                 yield StateRow(r.namespace, r.key, json.loads(r.value), r.value_hash)
 
+    def validator_set_changes(self, below: int) -> list[tuple[int, list[dict[str, Any]]]]:
+        """(height, validators for the next height) for every change committed below `below`."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(validator_sets.c.height, validator_sets.c.validators)
+                .where(validator_sets.c.height < below)
+                .order_by(validator_sets.c.height)
+            ).all()
+        return [(int(r.height), json.loads(r.validators)) for r in rows]
+
     def evidence(self, limit: int = 100) -> list[dict[str, Any]]:
         with self._read() as conn:
             rows = conn.execute(
@@ -210,6 +226,7 @@ class BlockStore:
         certificate: dict[str, Any],
         tx_rows: Sequence[TxRow],
         changes: dict[tuple[str, str], tuple[Any, str] | None],
+        next_validators: list[dict[str, Any]] | None = None,
     ) -> None:
         """Write a block with its transactions, receipts and state changes atomically."""
         with self._write() as conn:
@@ -238,6 +255,10 @@ class BlockStore:
                 )
                 conn.execute(delete(pending).where(pending.c.hash.in_([r.hash for r in tx_rows])))
             self._write_state(conn, changes)
+            if next_validators is not None:
+                conn.execute(
+                    insert(validator_sets).values(height=height, validators=_json(next_validators))
+                )
 
     def put_meta(self, name: str, value: str) -> None:
         """Set a node-local value durably (e.g. the last signed consensus step)."""
