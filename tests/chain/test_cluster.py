@@ -152,3 +152,49 @@ def test_two_of_four_down_halts_without_forking_then_resumes(
     wait_for(lambda: v2.ledger.height >= v0.ledger.height - 1)
     for h in range(1, v2.ledger.height + 1):
         assert same_chain([v0, v1, v2], h)
+
+
+def test_governance_changes_the_validator_set_at_a_height_boundary(
+    backend: str, cluster: tuple[Cluster, Genesis, SigningKey], tmp_path: Path
+) -> None:
+    import copy
+
+    from chain.errors import ProofError
+
+    running, genesis, agency = cluster
+    v0, v3 = running.nodes["validator-0"], running.nodes["validator-3"]
+    suite = SuiteHome(tmp_path / "suite")
+    removed = v3.key.public_hex  # type: ignore[union-attr]
+
+    def governance(key: SigningKey, method: str, args: dict[str, object]) -> dict[str, object]:
+        tx = sign_tx(key, chain_id=genesis.chain_id, contract="governance", method=method, args=args,
+                     expiry_height=v0.ledger.height + 100)
+        v0.submit([tx])
+        receipt = v0.wait(tx.hash, 30)
+        assert receipt is not None and receipt["status"] == "ok", receipt
+        return receipt
+
+    proposal = governance(agency, "propose", {"action": "remove_validator", "params": {"pub_key": removed}})
+    executed = governance(suite.org_key("regulator"), "vote", {"proposal": proposal["tx"], "approve": True})
+    changed_at = int(executed["height"])  # type: ignore[call-overload]
+    header = v0.ledger.block(changed_at)[0]
+    assert header.next_validators_hash != header.validators_hash
+    assert removed not in v0.ledger.validator_powers()
+    # the chain keeps committing with three validators, and validator-3 no longer signs
+    later = anchors(genesis, agency, 5, 7)
+    v0.submit(later)
+    for tx in later:
+        assert v0.wait(tx.hash, 30) is not None
+    top = v0.ledger.height
+    signers = {s.validator for s in v0.ledger.block(top)[1].signatures}
+    assert removed not in signers and len(signers) == 3
+    # a proof of a later block verifies from the genesis alone, through the certified change
+    bundle = v0.ledger.tx_proof(later[-1].hash)
+    assert bundle is not None and len(bundle["validator_transitions"]) == 1
+    assert verify_bundle(bundle, genesis).facts["status"] == "ok"
+    forged = copy.deepcopy(bundle)
+    forged["validator_transitions"][0]["validators"].append({"name": "x", "pub_key": "ab" * 32, "power": 1})
+    with pytest.raises(ProofError, match="announces another validator set"):
+        verify_bundle(forged, genesis)
+    with pytest.raises(ProofError, match="not the one the transitions lead to"):
+        verify_bundle({**bundle, "validator_transitions": []}, genesis)
