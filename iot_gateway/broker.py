@@ -1,7 +1,9 @@
 """Brokers the suite can start itself, behind one small interface.
 
 - AmqttBroker: the embedded broker (PyPI `amqtt`, MQTT 3.1.1 only) in a thread of this process,
-  for a machine with no broker; `amqtt` is imported only when one is started.
+  for a machine with no broker; `amqtt` is imported only when one is started. It runs with the
+  plugins of iot_gateway/amqtt_plugins.py, which keep QoS 1 at-least-once for a persistent
+  session whose client is killed (amqtt's defaults lose those messages).
 - MosquittoProcess: a private Mosquitto on a loopback port (tests that restart a broker use
   one, never the shared Mosquitto), with its own persistence so sessions survive a restart.
 """
@@ -79,11 +81,13 @@ class AmqttBroker:
             self._loop = asyncio.new_event_loop()
             self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
             self._thread.start()
+        from iot_gateway.amqtt_plugins import broker_plugins
+
+        # Not amqtt's default plugins: its anonymous authentication makes the broker drop what
+        # a disconnected persistent session should receive (see iot_gateway/amqtt_plugins.py)
         config = {
             "listeners": {"default": {"type": "tcp", "bind": f"127.0.0.1:{self.port}"}},
-            "sys_interval": 0,
-            "auth": {"allow-anonymous": True},
-            "topic-check": {"enabled": False},
+            "plugins": broker_plugins(),
         }
 
         async def run() -> Any:

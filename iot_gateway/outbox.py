@@ -361,6 +361,12 @@ class Outbox:
             ).scalar_one()
         return int(value)
 
+    def last_seqs(self) -> dict[str, int]:
+        """Each device's highest stored seq (a restarted simulator continues after it)."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(select(devices.c.device, devices.c.max_seq)).all()
+        return {str(r.device): int(r.max_seq) for r in rows}
+
     def stored_messages(self) -> list[tuple[str, int, str]]:
         """(device, seq, hash) of every stored message, in arrival order (tests and audits)."""
         with self.engine.connect() as conn:

@@ -1,0 +1,286 @@
+"""The IoT side of `smartcity up`: a broker, the gateway, and simulated road sensors on request.
+
+`start_iot(suite, simulate=...)` uses the Mosquitto at SMARTCITY_MQTT_URL when it answers, else
+starts the embedded broker (amqtt) on loopback, port 1883 when free. It runs one gateway in
+threads of this process: it reads device keys from and anchors on the suite's chain
+(validator-0), stores its outbox in DATA/gateway/outbox.db and forwards batches to road-health
+over HTTP as `bsn-operator`. With `simulate`, vehicles of the road-health demo network publish
+signed telemetry at a few messages per second, after the road authority has registered them on
+the chain (`roadhealth.register_device` signed by its own key, handed to road-health's
+`POST /v1/devices/tx`, docs/roadhealth.md).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from chain.auth import mint_token
+from chain.crypto import SigningKey
+from chain.home import SuiteHome
+from chain.tx import sign_tx
+from iot_gateway.broker import AmqttBroker, free_port, start_embedded_broker
+from iot_gateway.forwarder import ForwardSettings
+from iot_gateway.gateway import Gateway, GatewaySettings
+from iot_gateway.publisher import connect_publisher, publish_fleet
+from iot_gateway.simulator import Fleet, Network, build_network, default_geojson_path
+from iot_gateway.source import BrokerAddress
+from services.common.ledger import DEFAULT_TTL_BLOCKS, EmbeddedLedger, LedgerPort
+from smartcity.suite import OPERATOR_ORG, Suite
+
+log = logging.getLogger(__name__)
+
+ROAD_AUTHORITY_ORG = "road-authority"
+DEFAULT_CITY = "smartcity"
+MQTT_PORT = 1883
+SIM_DEVICES = 4
+SIM_RATE_PER_S = 4.0
+SIM_SEED = 0
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _broker() -> tuple[str, AmqttBroker | None]:
+    """SMARTCITY_MQTT_URL if a broker answers there, else an embedded broker of our own."""
+    url = os.environ.get("SMARTCITY_MQTT_URL")
+    if url and BrokerAddress.parse(url).reachable():
+        return url, None
+    if url:
+        log.warning("no broker answers at SMARTCITY_MQTT_URL=%s; starting the embedded one", url)
+    broker = start_embedded_broker(MQTT_PORT if _port_free(MQTT_PORT) else free_port())
+    return broker.url, broker
+
+
+def register_devices(
+    ledger: LedgerPort,
+    road_key: SigningKey,
+    network: Network,
+    roadhealth_url: str,
+    *,
+    stop: threading.Event,
+    timeout_s: float = 120.0,
+) -> list[str]:
+    """The road authority registers each simulated device not yet on the chain; returns ids.
+
+    Each is a `roadhealth.register_device` transaction signed by the road authority's key,
+    handed to road-health's `POST /v1/devices/tx` (which submits it and lists the device),
+    retried while the suite's HTTP server is not listening yet.
+    """
+    registered = []
+    token = mint_token(road_key, org=ROAD_AUTHORITY_ORG, audience="roadhealth", ttl_s=600)
+    deadline = time.monotonic() + timeout_s
+    with httpx.Client(
+        base_url=roadhealth_url, headers={"authorization": f"Bearer {token}"}, timeout=30
+    ) as http:
+        for device in network.devices:
+            record = ledger.read("roadhealth", f"device:{device.id}")
+            if record is not None:
+                if record.get("pub_key") != device.key.public_hex:
+                    log.warning("device %s is registered with another key", device.id)
+                continue
+            tx = sign_tx(
+                road_key,
+                chain_id=ledger.genesis.chain_id,
+                contract="roadhealth",
+                method="register_device",
+                args={
+                    "device": device.id,
+                    "pub_key": device.key.public_hex,
+                    "vehicle_class": device.vehicle_class,
+                },
+                expiry_height=ledger.height() + DEFAULT_TTL_BLOCKS,
+            )
+            while True:
+                try:
+                    response = http.post("/v1/devices/tx", json={"tx": tx.to_json()})
+                    break
+                except httpx.TransportError:
+                    if time.monotonic() > deadline or stop.wait(0.5):
+                        raise
+            if response.status_code != 200:
+                log.warning("registering %s: %s %s", device.id, response.status_code, response.text)
+                continue
+            registered.append(device.id)
+    return registered
+
+
+@dataclass
+class Simulator:
+    """Simulated vehicles publishing in a thread until stopped, seqs continuing across runs."""
+
+    network: Network
+    broker_url: str
+    ledger: LedgerPort
+    road_key: SigningKey
+    gateway: Gateway
+    state_path: Path
+    roadhealth_url: str
+    rate_per_s: float = SIM_RATE_PER_S
+    fleet: Fleet = field(init=False)
+    error: BaseException | None = None
+    stop_event: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __post_init__(self) -> None:
+        self.fleet = Fleet(self.network, seed=SIM_SEED)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="iot-simulator", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        if self._thread is not None:
+            self._thread.join(timeout=15)
+        self._save_seqs()
+
+    @property
+    def alive(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _continue_seqs(self) -> None:
+        """Start after the highest seq the gateway stored or this simulator sent before."""
+        saved: dict[str, int] = {}
+        if self.state_path.is_file():
+            saved = {str(k): int(v) for k, v in json.loads(self.state_path.read_text()).items()}
+        stored = self.gateway.outbox.last_seqs()
+        for stream in self.fleet.streams:
+            device = stream.device.id
+            stream.seq = max(saved.get(device, 0), stored.get(device, 0))
+
+    def _save_seqs(self) -> None:
+        seqs = {s.device.id: s.seq for s in self.fleet.streams}
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(seqs))
+        tmp.replace(self.state_path)
+
+    def _run(self) -> None:
+        try:
+            register_devices(
+                self.ledger,
+                self.road_key,
+                self.network,
+                self.roadhealth_url,
+                stop=self.stop_event,
+            )
+            self._continue_seqs()
+            # Publish once the gateway's subscription is in place, or messages would be lost
+            while not self.gateway.source.wait_connected(1.0):
+                if self.stop_event.is_set():
+                    return
+            client = connect_publisher(self.broker_url, f"sim-{self.gateway.settings.instance}")
+            try:
+                while not self.stop_event.is_set():
+                    publish_fleet(client, self.fleet, duration_s=1.0, rate_per_s=self.rate_per_s)
+                    self._save_seqs()
+            finally:
+                client.loop_stop()
+                client.disconnect()
+        except Exception as exc:  # the suite keeps running without its simulated sensors
+            self.error = exc
+            log.exception("the sensor simulator stopped")
+
+
+@dataclass
+class IotHandle:
+    """What start_iot started; stop() ends it in order (sensors, gateway, broker)."""
+
+    city: str
+    broker_url: str
+    gateway: Gateway
+    embedded_broker: AmqttBroker | None = None
+    simulator: Simulator | None = None
+
+    @property
+    def health_url(self) -> str | None:
+        return self.gateway.health.url if self.gateway.health is not None else None
+
+    def stop(self) -> None:
+        if self.simulator is not None:
+            self.simulator.stop()
+        self.gateway.stop()
+        if self.embedded_broker is not None:
+            self.embedded_broker.close()
+
+
+def start_iot(
+    suite: Suite,
+    *,
+    simulate: bool,
+    base_url: str | None = None,
+    city: str | None = None,
+) -> IotHandle:
+    """Start the broker (if needed), the gateway and, with `simulate`, the sensor simulator.
+
+    `base_url` is where the suite is served (default: the API URL written at `smartcity init`,
+    without /chain); `city` names the telemetry topics (default SMARTCITY_CITY or "smartcity").
+    """
+    home = SuiteHome(suite.data)
+    base = (base_url or home.api_url().removesuffix("/chain")).rstrip("/")
+    city = city or os.environ.get("SMARTCITY_CITY") or DEFAULT_CITY
+    folder = suite.data / "gateway"
+    folder.mkdir(parents=True, exist_ok=True)
+    # Stable across restarts (the broker keeps the session by client id), distinct per suite
+    tag = suite.node.ledger.genesis.hash[:12]
+    ledger = EmbeddedLedger(suite.node)
+    broker_url, embedded = _broker()
+    settings = GatewaySettings(
+        broker_url=broker_url,
+        outbox_url=f"sqlite:///{folder / 'outbox.db'}",
+        instance=f"gateway-{tag}",
+        group=f"iot-gateway-{tag}",
+        topic=f"city/{city}/road/+/sensor/+/telemetry",
+        forward=ForwardSettings(
+            roadhealth_url=f"{base}/roadhealth",
+            operator_org=OPERATOR_ORG,
+            operator_key=home.org_key(OPERATOR_ORG),
+        ),
+    )
+    try:
+        gateway = Gateway(settings, ledger=ledger)
+        gateway.start()
+    except Exception:
+        if embedded is not None:
+            embedded.close()
+        raise
+    handle = IotHandle(city=city, broker_url=broker_url, gateway=gateway, embedded_broker=embedded)
+    log.info(
+        "IoT gateway on %s (%s broker), health %s",
+        broker_url,
+        "embedded" if embedded else "external",
+        handle.health_url,
+    )
+    if simulate:
+        network = build_network(
+            city=city,
+            seed=SIM_SEED,
+            n_devices=SIM_DEVICES,
+            n_segments=10_000,  # every segment of the demo network
+            geojson=json.loads(default_geojson_path().read_text()),
+        )
+        handle.simulator = Simulator(
+            network=network,
+            broker_url=broker_url,
+            ledger=ledger,
+            road_key=home.org_key(ROAD_AUTHORITY_ORG),
+            gateway=gateway,
+            state_path=folder / "simulator.json",
+            roadhealth_url=f"{base}/roadhealth",
+        )
+        handle.simulator.start()
+    return handle
