@@ -132,7 +132,8 @@ def node(node_home: Path, host: str | None, port: int | None) -> None:
     show_default=True,
     help="Validators to create on first run (all run in this process).",
 )
-def up(data: Path, host: str, port: int, validators: int) -> None:
+@click.option("--simulate", is_flag=True, help="Also run simulated road sensors feeding the suite.")
+def up(data: Path, host: str, port: int, validators: int, simulate: bool) -> None:
     """Run the whole suite in one process (initialising DATA on first run)."""
     import uvicorn
 
@@ -159,6 +160,21 @@ def up(data: Path, host: str, port: int, validators: int) -> None:
         f"  try         smartcity anchor README.md --as city-agency && "
         f"smartcity verify-proof README.md.proof.json --genesis {data}/genesis.json"
     )
+    from smartcity.iot import IotHandle, start_iot
+
+    iot: list[IotHandle] = []
+
+    def start_sensors() -> None:
+        iot.append(start_iot(suite, simulate=simulate, base_url=base))
+        note = "   (simulated sensors on)" if simulate else ""
+        click.echo(f"  gateway     {iot[0].health_url}{note}")
+
+    def stop_sensors() -> None:
+        for handle in iot:
+            handle.stop()
+
+    suite.app.router.on_startup.append(start_sensors)
+    suite.app.router.on_shutdown.insert(0, stop_sensors)
     click.echo("  stop        Ctrl-C")
     uvicorn.run(suite.app, host=host, port=port, log_level="warning")
 
