@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -12,12 +14,33 @@ from sqlalchemy.engine import make_url
 
 from chain.errors import StorageError
 
+_collectors: list[list[Engine]] = []
+
+
+@contextmanager
+def collect_engines() -> Iterator[list[Engine]]:
+    """Gather the engines made inside the block, so their owner can dispose of them together."""
+    made: list[Engine] = []
+    _collectors.append(made)
+    try:
+        yield made
+    finally:
+        _collectors.remove(made)
+
 
 def make_engine(url: str) -> Engine:
     """An engine for `url`; SQLite files get WAL and a busy timeout, parent folders created."""
+    engine = _make_engine(url)
+    for made in _collectors:
+        made.append(engine)
+    return engine
+
+
+def _make_engine(url: str) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() != "sqlite":
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+        # Small pools: a suite opens several nodes and services against one server
+        return create_engine(url, pool_pre_ping=True, pool_size=3, max_overflow=4)
     if parsed.database and parsed.database != ":memory:":
         Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})

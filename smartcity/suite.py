@@ -15,7 +15,7 @@ from fastapi.responses import RedirectResponse
 
 from chain.api import create_app as chain_app
 from chain.cluster import Cluster, open_cluster
-from chain.db import node_database_url, sqlite_url
+from chain.db import collect_engines, node_database_url, sqlite_url
 from chain.home import SuiteHome, init_suite
 from chain.node import Node
 from services.common.context import ServiceContext
@@ -61,49 +61,58 @@ def open_suite(
     services: list[ServiceEntry] | None = None,
 ) -> Suite:
     """Initialise `data` on first run, open its nodes, and mount the chain and the services."""
-    entries = SERVICES if services is None else services
-    created = not (data / "genesis.json").exists()
-    if created:
-        init_suite(
-            data,
-            validators=validators,
-            observers=observers,
-            api_url=f"http://{host}:{port}/chain",
-            contracts=[(e.name, e.contract) for e in entries if e.contract],
+    with collect_engines() as engines:
+        entries = SERVICES if services is None else services
+        created = not (data / "genesis.json").exists()
+        if created:
+            init_suite(
+                data,
+                validators=validators,
+                observers=observers,
+                api_url=f"http://{host}:{port}/chain",
+                contracts=[(e.name, e.contract) for e in entries if e.contract],
+            )
+        base = database_url or os.environ.get("SMARTCITY_DATABASE_URL")
+        names = [p.name for p in sorted((data / "nodes").iterdir())]
+        # Nodes share a PostgreSQL as one schema each; on SQLite each keeps a file in its home
+        shared = base is not None and base.startswith("postgresql")
+        # One schema set per chain (named by its genesis), stable across restarts
+        chain_tag = SuiteHome(data).genesis().hash[:12]
+        urls = (
+            {n: node_database_url(base, f"{chain_tag}_{n}") for n in names}
+            if shared and base
+            else None
         )
-    base = database_url or os.environ.get("SMARTCITY_DATABASE_URL")
-    names = [p.name for p in sorted((data / "nodes").iterdir())]
-    # Nodes share a PostgreSQL as one schema each; on SQLite each keeps a file in its home
-    shared = base is not None and base.startswith("postgresql")
-    chain_tag = SuiteHome(data).genesis().hash[:12]  # one schema set per chain, stable on restart
-    urls = (
-        {n: node_database_url(base, f"{chain_tag}_{n}") for n in names} if shared and base else None
-    )
-    cluster = open_cluster(data, database_urls=urls)
-    app = FastAPI(title="smartcity suite", version="1")
-    suite = Suite(app=app, cluster=cluster, data=data, created=created)
-    app.mount("/chain", chain_app(suite.node))
-    for name, node in cluster.nodes.items():
-        app.mount(f"/nodes/{name}", chain_app(node))
-    operator_key = SuiteHome(data).org_key(OPERATOR_ORG)
-    for entry in entries:
-        context = ServiceContext(
-            name=entry.name,
-            ledger=EmbeddedLedger(suite.node),
-            database_url=database_url or service_database_url(data, entry.name),
-            data_dir=data,
-            operator_org=OPERATOR_ORG,
-            operator_key=operator_key,
-        )
-        factory: Callable[[ServiceContext], FastAPI] = _import(entry.app)
-        service = factory(context)
-        suite.services[entry.name] = service
-        app.mount(f"/{entry.name}", service)
+        cluster = open_cluster(data, database_urls=urls)
+        app = FastAPI(title="smartcity suite", version="1")
+        suite = Suite(app=app, cluster=cluster, data=data, created=created)
+        app.mount("/chain", chain_app(suite.node))
+        for name, node in cluster.nodes.items():
+            app.mount(f"/nodes/{name}", chain_app(node))
+        operator_key = SuiteHome(data).org_key(OPERATOR_ORG)
+        for entry in entries:
+            context = ServiceContext(
+                name=entry.name,
+                ledger=EmbeddedLedger(suite.node),
+                database_url=database_url or service_database_url(data, entry.name),
+                data_dir=data,
+                operator_org=OPERATOR_ORG,
+                operator_key=operator_key,
+            )
+            factory: Callable[[ServiceContext], FastAPI] = _import(entry.app)
+            service = factory(context)
+            suite.services[entry.name] = service
+            app.mount(f"/{entry.name}", service)
 
     @app.get("/", include_in_schema=False)
     def index() -> RedirectResponse:
         return RedirectResponse("/chain/docs")
 
+    def close() -> None:
+        cluster.stop()
+        for engine in engines:
+            engine.dispose()
+
     app.router.on_startup.append(cluster.start)
-    app.router.on_shutdown.append(cluster.stop)
+    app.router.on_shutdown.append(close)
     return suite

@@ -38,6 +38,8 @@ def cluster(
     running.start()
     yield running, genesis, SuiteHome(tmp_path / "suite").org_key("city-agency")
     running.stop()
+    for node in running.nodes.values():
+        node.ledger.store.engine.dispose()
     for drop in drops:
         drop()
 
@@ -167,15 +169,25 @@ def test_governance_changes_the_validator_set_at_a_height_boundary(
     removed = v3.key.public_hex  # type: ignore[union-attr]
 
     def governance(key: SigningKey, method: str, args: dict[str, object]) -> dict[str, object]:
-        tx = sign_tx(key, chain_id=genesis.chain_id, contract="governance", method=method, args=args,
-                     expiry_height=v0.ledger.height + 100)
+        tx = sign_tx(
+            key,
+            chain_id=genesis.chain_id,
+            contract="governance",
+            method=method,
+            args=args,
+            expiry_height=v0.ledger.height + 100,
+        )
         v0.submit([tx])
         receipt = v0.wait(tx.hash, 30)
         assert receipt is not None and receipt["status"] == "ok", receipt
         return receipt
 
-    proposal = governance(agency, "propose", {"action": "remove_validator", "params": {"pub_key": removed}})
-    executed = governance(suite.org_key("regulator"), "vote", {"proposal": proposal["tx"], "approve": True})
+    proposal = governance(
+        agency, "propose", {"action": "remove_validator", "params": {"pub_key": removed}}
+    )
+    executed = governance(
+        suite.org_key("regulator"), "vote", {"proposal": proposal["tx"], "approve": True}
+    )
     changed_at = int(executed["height"])  # type: ignore[call-overload]
     header = v0.ledger.block(changed_at)[0]
     assert header.next_validators_hash != header.validators_hash
@@ -193,7 +205,9 @@ def test_governance_changes_the_validator_set_at_a_height_boundary(
     assert bundle is not None and len(bundle["validator_transitions"]) == 1
     assert verify_bundle(bundle, genesis).facts["status"] == "ok"
     forged = copy.deepcopy(bundle)
-    forged["validator_transitions"][0]["validators"].append({"name": "x", "pub_key": "ab" * 32, "power": 1})
+    forged["validator_transitions"][0]["validators"].append(
+        {"name": "x", "pub_key": "ab" * 32, "power": 1}
+    )
     with pytest.raises(ProofError, match="announces another validator set"):
         verify_bundle(forged, genesis)
     with pytest.raises(ProofError, match="not the one the transitions lead to"):
