@@ -22,11 +22,11 @@ import pytest
 from chain.client import ChainClient, Identity
 from chain.errors import ClientError
 from chain.genesis import Genesis
-from chain.home import SuiteHome, init_suite, load_node_home
+from chain.home import SuiteHome, init_suite
 from chain.light import verify_bundle
 from chain.tx import sign_tx
 
-from ..conftest import fresh_database_url, free_port
+from ..conftest import free_port, fresh_database_url
 
 pytestmark = pytest.mark.slow
 
@@ -68,12 +68,17 @@ class Net:
         env = {**os.environ, "SMARTCITY_DATABASE_URL": self.urls[name]}
         self.procs[name] = subprocess.Popen(
             [sys.executable, "-m", "smartcity", "node", "--home", str(self.homes[name])],
-            env=env, stdout=log, stderr=log,
+            env=env,
+            stdout=log,
+            stderr=log,
         )
 
     def client(self, name: str) -> ChainClient:
-        return ChainClient(f"http://127.0.0.1:{self.ports[name]}", identity=Identity("city-agency", self.key),
-                           timeout_s=30)
+        return ChainClient(
+            f"http://127.0.0.1:{self.ports[name]}",
+            identity=Identity("city-agency", self.key),
+            timeout_s=30,
+        )
 
     def status(self, name: str) -> dict[str, Any]:
         with self.client(name) as c:
@@ -103,16 +108,26 @@ class Net:
         with self.client(via) as c:
             while not stop.is_set():
                 n += 1
-                txs = [sign_tx(self.key, chain_id=self.genesis.chain_id, contract="anchors", method="anchor",
-                               args={"root": f"{n:032x}{j:032x}", "count": 1, "label": "load"},
-                               expiry_height=9000) for j in range(25)]
+                txs = [
+                    sign_tx(
+                        self.key,
+                        chain_id=self.genesis.chain_id,
+                        contract="anchors",
+                        method="anchor",
+                        args={"root": f"{n:032x}{j:032x}", "count": 1, "label": "load"},
+                        expiry_height=9000,
+                    )
+                    for j in range(25)
+                ]
                 try:
                     result = c.submit_batch(txs)
                 except ClientError:
                     time.sleep(0.1)
                     continue
                 with self._lock:
-                    self.acked.extend(r["hash"] for r in result["results"] if r["status"] == "pending")
+                    self.acked.extend(
+                        r["hash"] for r in result["results"] if r["status"] == "pending"
+                    )
                 time.sleep(0.05)
 
     def all_committed(self, via: str, timeout_s: float = 90) -> None:
@@ -157,7 +172,9 @@ def net(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Net]:
         running.stop_all()
 
 
-def wait_until(condition: Callable[[], bool], timeout_s: float = 60, what: str = "condition") -> None:
+def wait_until(
+    condition: Callable[[], bool], timeout_s: float = 60, what: str = "condition"
+) -> None:
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
@@ -173,7 +190,9 @@ def test_kill_9_one_validator_then_restart_it(net: Net) -> None:
     net.procs["validator-3"].send_signal(signal.SIGKILL)
     net.procs["validator-3"].wait(timeout=10)
     before = net.height("validator-0")
-    wait_until(lambda: net.height("validator-0") >= before + 3, what="three validators to keep committing")
+    wait_until(
+        lambda: net.height("validator-0") >= before + 3, what="three validators to keep committing"
+    )
     net.start("validator-3")
     net.wait_ready("validator-3")
     time.sleep(1.0)
@@ -183,7 +202,9 @@ def test_kill_9_one_validator_then_restart_it(net: Net) -> None:
     top = net.height("validator-0")
     wait_until(lambda: all(net.height(n) >= top for n in net.homes), what="every node to catch up")
     for height in range(1, top + 1):
-        assert len({net.block_hash(n, height) for n in net.homes}) == 1, f"chains differ at {height}"
+        assert len({net.block_hash(n, height) for n in net.homes}) == 1, (
+            f"chains differ at {height}"
+        )
     # the regulator's observer serves a proof that verifies offline from the genesis alone
     with net.client("observer-0") as observer:
         proven = verify_bundle(observer.proof(net.acked[0]), net.genesis)

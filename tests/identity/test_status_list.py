@@ -86,7 +86,8 @@ def test_purpose_mismatch_and_wrong_list_are_refused():
     "H4sI",  # no multibase prefix
     "u!!!",  # not base64url
     "u" + base64.urlsafe_b64encode(b"plain, not gzip").decode().rstrip("="),
-    "u" + base64.urlsafe_b64encode(gzip.compress(bytes(1024), mtime=0)).decode().rstrip("="),  # too short
+    # too short
+    "u" + base64.urlsafe_b64encode(gzip.compress(bytes(1024), mtime=0)).decode().rstrip("="),
 ])  # fmt: skip
 def test_malformed_or_short_lists_are_refused(encoded):
     with pytest.raises(errors.StatusListError):
