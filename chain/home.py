@@ -109,6 +109,7 @@ def init_suite(
     chain_id: str = "smartcity-demo",
     api_url: str = "http://127.0.0.1:8000/chain",
     contracts: Sequence[tuple[str, str]] = (),
+    container_network: bool = False,
 ) -> Genesis:
     """Create keys, genesis and node homes for a new chain with the demo organisations."""
     if (out / "genesis.json").exists():
@@ -129,16 +130,25 @@ def init_suite(
         key = node_keys[name]
         home = out / "nodes" / name
         save_key(key, home / "node_key.jwk")
+        # On one host every node has its own ports; in containers every node is its own host
+        # (named after the node), listening on all interfaces with the same ports.
         peers = [
-            PeerSettings(name=other, pub_key=node_keys[other].public_hex, port=BASE_P2P_PORT + k)
+            PeerSettings(
+                name=other,
+                pub_key=node_keys[other].public_hex,
+                host=other if container_network else "127.0.0.1",
+                port=BASE_P2P_PORT if container_network else BASE_P2P_PORT + k,
+            )
             for k, other in enumerate(names)
             if other != name
         ]
         settings = NodeSettings(
             name=name,
             role=name.split("-")[0],
-            port=BASE_API_PORT + index,
-            p2p_port=BASE_P2P_PORT + index,
+            host="0.0.0.0" if container_network else "127.0.0.1",
+            port=BASE_API_PORT if container_network else BASE_API_PORT + index,
+            p2p_host="0.0.0.0" if container_network else "127.0.0.1",
+            p2p_port=BASE_P2P_PORT if container_network else BASE_P2P_PORT + index,
             peers=peers if len(names) > 1 else [],
         )
         (home / "node.json").write_text(

@@ -73,10 +73,26 @@ def main(verbose: bool) -> None:
 @click.option("--validators", type=click.IntRange(1, 100), default=1, show_default=True)
 @click.option("--observers", type=click.IntRange(0, 100), default=0, show_default=True)
 @click.option("--chain-id", default="smartcity-demo", show_default=True)
-def init(out: Path, validators: int, observers: int, chain_id: str) -> None:
+@click.option(
+    "--container-network",
+    is_flag=True,
+    help="Address peers by node name and listen on all interfaces (compose.yaml).",
+)
+def init(
+    out: Path, validators: int, observers: int, chain_id: str, container_network: bool
+) -> None:
     """Create keys, genesis and node homes, with the demo organisations of the applications."""
+    from smartcity.registry import SERVICES
+
     try:
-        genesis = init_suite(out, validators=validators, observers=observers, chain_id=chain_id)
+        genesis = init_suite(
+            out,
+            validators=validators,
+            observers=observers,
+            chain_id=chain_id,
+            contracts=[(e.name, e.contract) for e in SERVICES if e.contract],
+            container_network=container_network,
+        )
     except ChainError as exc:
         _fail(str(exc))
     click.echo(f"chain {genesis.chain_id}: genesis {genesis.hash[:16]}… in {out / 'genesis.json'}")
@@ -177,6 +193,44 @@ def up(data: Path, host: str, port: int, validators: int, simulate: bool) -> Non
     suite.app.router.on_shutdown.insert(0, stop_sensors)
     click.echo("  stop        Ctrl-C")
     uvicorn.run(suite.app, host=host, port=port, log_level="warning")
+
+
+@main.command()
+@click.argument("name", type=click.Choice(["identity", "credit", "roadhealth"]))
+@HOME_OPTION
+@click.option("--node", "node_url", required=True, help="The chain node API this service uses.")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), required=True)
+def service(name: str, home: Path, node_url: str, host: str, port: int) -> None:
+    """Run one application service as its own process, against a remote chain node."""
+    import uvicorn
+
+    from chain.db import sqlite_url
+    from services.common.context import ServiceContext
+    from services.common.ledger import RemoteLedger
+    from smartcity.registry import SERVICES
+    from smartcity.suite import OPERATOR_ORG, _import
+
+    entry = next(e for e in SERVICES if e.name == name)
+    suite = SuiteHome(home)
+    try:
+        genesis, key = suite.genesis(), suite.org_key(OPERATOR_ORG)
+        client = ChainClient(node_url, identity=Identity(OPERATOR_ORG, key))
+        client.status()
+        context = ServiceContext(
+            name=name,
+            ledger=RemoteLedger(client, genesis),
+            database_url=database_url_from_env() or sqlite_url(home / f"{name}.db"),
+            data_dir=home,
+            operator_org=OPERATOR_ORG,
+            operator_key=key,
+            demo=True,
+        )
+        app = _import(entry.app)(context)
+    except ChainError as exc:
+        _fail(str(exc))
+    click.echo(f"{name} service on http://{host}:{port}, chain at {node_url}", err=True)
+    uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
 @main.command()

@@ -12,6 +12,21 @@ from chain.db import database_url_from_env
 from chain.errors import StorageError
 
 ROOT = Path(__file__).resolve().parents[2]
+ROLES = {
+    "init",
+    "validator-0",
+    "validator-1",
+    "validator-2",
+    "validator-3",
+    "observer-0",
+    "identity",
+    "credit",
+    "roadhealth",
+    "gateway-0",
+    "gateway-1",
+    "mosquitto",
+    "postgres",
+}
 
 
 def test_compose_file_validates(tmp_path: Path) -> None:
@@ -19,8 +34,10 @@ def test_compose_file_validates(tmp_path: Path) -> None:
     docker = shutil.which("docker")
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "postgres_password").write_text("not-a-real-secret\n")
+    (tmp_path / "secrets" / "mosquitto_passwd").write_text("")
     shutil.copy(ROOT / "compose.yaml", tmp_path / "compose.yaml")
     shutil.copy(ROOT / "Dockerfile", tmp_path / "Dockerfile")
+    shutil.copytree(ROOT / "deploy", tmp_path / "deploy")
     if compose:
         command = [compose, "-f", str(tmp_path / "compose.yaml"), "config", "-q"]
     elif (
@@ -32,16 +49,21 @@ def test_compose_file_validates(tmp_path: Path) -> None:
         import yaml  # a YAML check is the least we can do without a compose tool
 
         document = yaml.safe_load((ROOT / "compose.yaml").read_text())
-        assert {"init", "validator-0", "postgres"} <= set(document["services"])
+        assert set(document["services"]) >= ROLES
         return
     result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
+    listed = subprocess.run(
+        [*command[:-2], "config", "--services"], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert set(listed.stdout.split()) >= ROLES
 
 
 def test_compose_file_holds_no_secret() -> None:
     text = (ROOT / "compose.yaml").read_text()
     assert "PASSWORD:" not in text.replace("PASSWORD_FILE:", "")
-    assert "secrets/postgres_password" in text
+    assert "secrets/postgres_password" in text and "secrets/mosquitto_passwd" in text
+    assert "allow_anonymous false" in (ROOT / "deploy" / "mosquitto" / "mosquitto.conf").read_text()
 
 
 def test_database_password_comes_from_a_file(
