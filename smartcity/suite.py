@@ -46,8 +46,12 @@ def _import(path: str) -> Any:
 
 
 def service_database_url(data: Path, name: str) -> str:
-    """The service's database: the shared PostgreSQL if configured, else its own SQLite file."""
-    return os.environ.get("SMARTCITY_DATABASE_URL") or sqlite_url(data / f"{name}.db")
+    """The service's database: in a shared PostgreSQL, a schema of its own named after the
+    chain (so one server hosts several suites); else its own SQLite file in the data folder."""
+    base = os.environ.get("SMARTCITY_DATABASE_URL")
+    if base and base.startswith("postgresql"):
+        return node_database_url(base, f"{SuiteHome(data).genesis().hash[:12]}_{name}")
+    return base or sqlite_url(data / f"{name}.db")
 
 
 def open_suite(
