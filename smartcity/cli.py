@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -333,6 +334,102 @@ def anchor(
         out.write_text(json.dumps({**bundle, "kind": "record", "record": record}, indent=2) + "\n")
         proven = verify_bundle({**bundle, "kind": "record", "record": record}, genesis)
         click.echo(f"{path}: anchored in block {proven.height}; proof {out}")
+
+
+@main.group()
+def device() -> None:
+    """Road sensors on the chain: register, suspend, reinstate (signed by the road authority)."""
+
+
+def _device_call(
+    home: Path, org: str, node_url: str | None, method: str, args: dict[str, Any]
+) -> None:
+    suite = SuiteHome(home)
+    try:
+        key, genesis = suite.org_key(org), suite.genesis()
+        with ChainClient(node_url or suite.api_url(), identity=Identity(org, key)) as client:
+            tx = sign_tx(
+                key,
+                chain_id=genesis.chain_id,
+                contract="roadhealth",
+                method=method,
+                args=args,
+                expiry_height=int(client.status()["height"]) + 100,
+            )
+            receipt = client.submit_and_wait(tx)
+    except ChainError as exc:
+        _fail(str(exc))
+    if receipt["status"] != "ok":
+        _fail(f"{method} refused by the chain: {receipt['code']}: {receipt['error']}")
+    click.echo(
+        f"{method} {args['device']}: committed in block {receipt['height']} (tx {receipt['tx']})"
+    )
+
+
+DEVICE_OPTIONS = [
+    HOME_OPTION,
+    click.option(
+        "--as",
+        "org",
+        default="road-authority",
+        show_default=True,
+        help="Organisation that signs (needs the road_authority role).",
+    ),
+    click.option("--node", "node_url", default=None, help="Node API URL (default: the suite's)."),
+]
+
+
+def _device_options(fn: Any) -> Any:
+    for option in reversed(DEVICE_OPTIONS):
+        fn = option(fn)
+    return fn
+
+
+@device.command("register")
+@click.argument("device_id")
+@click.option(
+    "--pub-key", required=True, help="The device's Ed25519 public key, 64 hex characters."
+)
+@click.option(
+    "--class",
+    "vehicle_class",
+    type=click.Choice(["golden", "car", "van", "bus"]),
+    default="car",
+    show_default=True,
+)
+@click.option("--segment", default=None, help="Home road segment of a roadside unit.")
+@_device_options
+def device_register(
+    device_id: str,
+    pub_key: str,
+    vehicle_class: str,
+    segment: str | None,
+    home: Path,
+    org: str,
+    node_url: str | None,
+) -> None:
+    """Register a road sensor and its public key."""
+    args: dict[str, Any] = {"device": device_id, "pub_key": pub_key, "vehicle_class": vehicle_class}
+    if segment:
+        args["home_segment"] = segment
+    _device_call(home, org, node_url, "register_device", args)
+
+
+@device.command("suspend")
+@click.argument("device_id")
+@click.option("--reason", default="suspended", show_default=True)
+@_device_options
+def device_suspend(device_id: str, reason: str, home: Path, org: str, node_url: str | None) -> None:
+    """Suspend a sensor: the gateway refuses its messages from the next block on."""
+    _device_call(home, org, node_url, "suspend_device", {"device": device_id, "reason": reason})
+
+
+@device.command("reinstate")
+@click.argument("device_id")
+@_device_options
+def device_reinstate(device_id: str, home: Path, org: str, node_url: str | None) -> None:
+    """Reinstate a suspended sensor."""
+    _device_call(home, org, node_url, "reinstate_device", {"device": device_id})
 
 
 @main.command("verify-proof")

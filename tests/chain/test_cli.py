@@ -139,3 +139,64 @@ def test_anchor_without_a_running_node_says_so(tmp_path: Path) -> None:
         "http://127.0.0.1:9",
     )
     assert result.exit_code == 1 and "cannot reach the node" in result.output
+
+
+def test_road_authority_registers_and_suspends_devices_from_the_cli(
+    tmp_path: Path, live_server: Callable[[Any], Any]
+) -> None:
+    from chain.crypto import SigningKey
+    from smartcity.registry import SERVICES
+
+    data = tmp_path / "data"
+    roadhealth = [e for e in SERVICES if e.name == "roadhealth"]
+    running = open_suite(data, services=roadhealth)
+    with live_server(running.app) as server:
+        url = f"{server.url}/chain"
+        key = SigningKey.generate().public_hex
+        done = run(
+            "device",
+            "register",
+            "bus-17",
+            "--pub-key",
+            key,
+            "--class",
+            "bus",
+            "--home",
+            str(data),
+            "--node",
+            url,
+        )
+        assert done.exit_code == 0 and "register_device bus-17: committed" in done.output
+        assert running.node.ledger.read("roadhealth", "device:bus-17")["status"] == "active"
+        suspended = run(
+            "device", "suspend", "bus-17", "--reason", "stolen", "--home", str(data), "--node", url
+        )
+        assert suspended.exit_code == 0
+        assert running.node.ledger.read("roadhealth", "device:bus-17")["status"] == "suspended"
+        # a bank may not register devices, and the chain says so
+        refused = run(
+            "device",
+            "register",
+            "bus-18",
+            "--pub-key",
+            key,
+            "--as",
+            "bank-a",
+            "--home",
+            str(data),
+            "--node",
+            url,
+        )
+        assert refused.exit_code == 1 and "refused by the chain" in refused.output
+        bad = run(
+            "device",
+            "register",
+            "bus-19",
+            "--pub-key",
+            "nothex",
+            "--home",
+            str(data),
+            "--node",
+            url,
+        )
+        assert bad.exit_code == 1 and "bad_args" in bad.output
