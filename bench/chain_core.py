@@ -16,7 +16,6 @@ from chain import merkle
 from chain.client import ChainClient, Identity
 from chain.crypto import SigningKey
 from chain.db import make_engine
-from chain.errors import ClientError
 from chain.genesis import Genesis, parse_genesis
 from chain.home import SuiteHome, init_suite
 from chain.ledger import Ledger
@@ -110,15 +109,7 @@ def over_http(folder: Path, ceiling: float) -> dict[str, Any]:
         with ChainClient(
             f"http://127.0.0.1:{port}", identity=Identity("city-agency", key), timeout_s=120
         ) as client:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    client.status()
-                    break
-                except ClientError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.1)
+            client.wait_until_ready()
             txs = _anchor_txs(key, genesis.chain_id, TXS, salt=1)
             started = time.perf_counter()
             for i in range(0, len(txs), 1000):

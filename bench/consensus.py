@@ -21,7 +21,6 @@ from typing import Any
 from bench._ceiling import ed25519_verifications_per_s
 from chain.client import ChainClient, Identity
 from chain.cluster import open_cluster
-from chain.errors import ClientError
 from chain.home import SuiteHome, init_suite, load_node_home
 from chain.node import Node
 from chain.sim import Scenario, run_scenario
@@ -132,15 +131,7 @@ def processes(folder: Path, ceiling: float, rate: float) -> dict[str, Any]:
         with ChainClient(
             f"http://127.0.0.1:{port}", identity=Identity("city-agency", key), timeout_s=120
         ) as c:
-            deadline = time.monotonic() + 60
-            while True:
-                try:
-                    c.status()
-                    break
-                except ClientError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.2)
+            c.wait_until_ready()
             txs = _txs(key, genesis.chain_id, int(rate * SECONDS), 2)
             lock = threading.Lock()
             seen: dict[str, float] = {}

@@ -7,6 +7,7 @@ transport call differs. httpx errors never leave this module: they become `Clien
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -124,6 +125,17 @@ class ChainClient:
 
     def status(self) -> dict[str, Any]:
         return dict(self._do(Call("GET", "/v1/status")))
+
+    def wait_until_ready(self, timeout_s: float = 60) -> dict[str, Any]:
+        """Poll until the node answers (it may still be starting); its status, or ClientError."""
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                return self.status()
+            except ClientError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
 
     def submit(self, tx: Tx) -> str:
         """Admit a transaction; returns its hash."""

@@ -84,16 +84,9 @@ class Net:
         with self.client(name) as c:
             return c.status()
 
-    def wait_ready(self, name: str, timeout_s: float = 60) -> None:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            try:
-                self.status(name)
-                return
-            except ClientError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+    def wait_ready(self, name: str) -> None:
+        with self.client(name) as client:
+            client.wait_until_ready()
 
     def height(self, name: str) -> int:
         return int(self.status(name)["height"])

@@ -33,17 +33,6 @@ def start_node(home: Path, port: int, db_url: str, log: Path) -> subprocess.Pope
     )
 
 
-def wait_ready(client: ChainClient, timeout_s: float = 30) -> dict[str, object]:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        try:
-            return client.status()
-        except ClientError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
-
-
 def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path, db_url: str) -> None:
     genesis = init_suite(tmp_path / "suite", validators=1)
     suite = SuiteHome(tmp_path / "suite")
@@ -55,7 +44,7 @@ def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path, db_url: st
     acknowledged: list[str] = []
     stop = threading.Event()
     with ChainClient(url, identity=Identity("city-agency", key)) as client:
-        wait_ready(client)
+        client.wait_until_ready()
 
         def load() -> None:
             i = 0
@@ -93,7 +82,7 @@ def test_kill_9_under_load_loses_nothing_acknowledged(tmp_path: Path, db_url: st
     process = start_node(home, port, db_url, log)
     try:
         with ChainClient(url, identity=Identity("city-agency", key)) as client:
-            after = wait_ready(client)
+            after = client.wait_until_ready()
             assert int(after["height"]) >= int(before["height"])  # type: ignore[call-overload]
             deadline = time.monotonic() + 60
             missing = set(acknowledged)
