@@ -10,6 +10,7 @@ IRI and class, each anomaly's position) can be written out for scoring.
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ VEHICLE_CLASSES = ("car", "van", "bus")
 # Target roughness of the demo network: good, fair and poor roads
 TARGET_IRIS_M_PER_KM = (1.0, 1.3, 2.0, 2.4, 3.2, 4.5)
 BAD_KINDS = ("bad_signature", "unknown_device", "replayed_seq", "malformed")
+MIN_WINDOW_SAMPLES = 16  # the wire format's minimum (docs/telemetry.md)
 
 
 @dataclass(frozen=True)
@@ -217,14 +219,23 @@ def build_network(
     n_segments: int = 6,
     n_devices: int = 10,
     segment_length_m: float = 400.0,
-    potholes_per_segment: int = 2,
-    bumps_per_segment: int = 1,
+    potholes_per_segment: int | Sequence[int] = 2,
+    bumps_per_segment: int | Sequence[int] = 1,
     rate_hz: int = 50,
     seed: int = 0,
     origin: tuple[float, float] = (22.50, 114.00),
     geojson: dict[str, Any] | None = None,
+    anomaly_margin_m: float = 20.0,
+    anomaly_gap_m: float = 15.0,
 ) -> Network:
-    """Segments (from a GeoJSON network, or a synthetic street) and vehicles of mixed classes."""
+    """Segments (from a GeoJSON network, or a synthetic street) and vehicles of mixed classes.
+
+    `potholes_per_segment` and `bumps_per_segment` are a count for every segment or a pattern
+    cycled over the segments in order (e.g. (1, 0, 2)); anomalies keep `anomaly_margin_m` from
+    a segment's ends and `anomaly_gap_m` from each other, fewer when they do not fit.
+    """
+    hole_pattern = _pattern(potholes_per_segment)
+    bump_pattern = _pattern(bumps_per_segment)
     rng = np.random.default_rng(seed)
     lines = (
         read_polylines(geojson)[:n_segments]
@@ -235,13 +246,15 @@ def build_network(
     for i, (sid, coords) in enumerate(lines):
         length = max(60.0, polyline_length_m(coords))
         target = TARGET_IRIS_M_PER_KM[i % len(TARGET_IRIS_M_PER_KM)]
-        fits = int((length - 40.0) // 15.0) + 1
-        n_holes = min(potholes_per_segment, fits)
+        fits = max(0, int((length - 2 * anomaly_margin_m) // anomaly_gap_m) + 1)
+        n_holes = min(hole_pattern[i % len(hole_pattern)], fits)
         anomalies = draw_anomalies(
             length_m=length,
             n_potholes=n_holes,
-            n_bumps=min(bumps_per_segment, fits - n_holes),
+            n_bumps=min(bump_pattern[i % len(bump_pattern)], fits - n_holes),
             rng=rng,
+            margin_m=anomaly_margin_m,
+            min_gap_m=anomaly_gap_m,
         )
         profile = generate_road_profile(
             length_m=length,
@@ -262,6 +275,22 @@ def build_network(
     return Network(city, segments, devices, rate_hz, seed)
 
 
+def _pattern(count: int | Sequence[int]) -> tuple[int, ...]:
+    pattern = (count,) if isinstance(count, int) else tuple(int(c) for c in count)
+    if not pattern or min(pattern) < 0:
+        raise ValueError("anomaly counts must be a non-empty pattern of counts >= 0")
+    return pattern
+
+
+def write_truth(network: Network, path: Path) -> Path:
+    """Write the network's ground truth (Network.truth()) as JSON, atomically."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(network.truth(), indent=1))
+    tmp.replace(path)
+    return path
+
+
 @dataclass(frozen=True)
 class Window:
     """One unsigned telemetry window on its topic."""
@@ -280,6 +309,7 @@ class DeviceStream:
     noise_std_mps2: float = 0.05
     gps_jitter_m: float = 3.0
     seq: int = 0
+    segments_driven: int = 0  # segments this device has driven to their end
     _windows: Iterator[Window] | None = field(default=None, repr=False)
 
     def next_window(self, t0: float) -> Window:
@@ -299,6 +329,7 @@ class DeviceStream:
             for k in range(len(network.segments)):
                 segment = network.segments[(start + k) % len(network.segments)]
                 yield from self._drive_segment(segment, rng, lap)
+                self.segments_driven += 1
             lap += 1
 
     def _drive_segment(
@@ -317,7 +348,11 @@ class DeviceStream:
         )
         n = max(1, int(self.window_s * rate))
         topic = telemetry_topic(self.network.city, segment.id, device.id)
-        for start in range(0, ride.acc_z_mps2.size - n + 1, n):
+        size = ride.acc_z_mps2.size
+        # Windows back to back; the segment's last stretch goes out as a shorter window (the
+        # wire takes 16 samples and up) rather than being dropped, so its potholes are seen too
+        starts = [s for s in range(0, size, n) if min(n, size - s) >= MIN_WINDOW_SAMPLES]
+        for start in starts:
             # The position at t0, the window's first sample (docs/telemetry.md)
             lat, lon = segment.position(float(ride.distance_m[start]))
             jitter = rng.normal(0.0, self.gps_jitter_m, size=2) / EARTH_RADIUS_M
@@ -349,8 +384,6 @@ def make_bad(
     kind: str, good: Outgoing, signed: dict[str, Any], network: Network, rng: np.random.Generator
 ) -> Outgoing:
     """A faulty variant of a good message: the gateway must dead-letter it with this reason."""
-    import json
-
     if kind == "bad_signature":
         tampered = {**signed, "speed_mps": round(signed["speed_mps"] + 1.0, 3)}
         return Outgoing(good.topic, json.dumps(tampered).encode(), good.device, None, kind)
@@ -382,6 +415,8 @@ class Fleet:
         bad_kinds: tuple[str, ...] = BAD_KINDS,
         seed: int = 0,
         window_s: float = 1.0,
+        gps_jitter_m: float = 3.0,
+        noise_std_mps2: float = 0.05,
     ) -> None:
         if not 0.0 <= bad_share <= 1.0:
             raise ValueError("bad_share must lie in 0..1")
@@ -389,7 +424,16 @@ class Fleet:
             if kind not in BAD_KINDS:
                 raise ValueError(f"unknown bad kind {kind!r}; use one of {', '.join(BAD_KINDS)}")
         self.network = network
-        self.streams = [DeviceStream(network, d, window_s=window_s) for d in network.devices]
+        self.streams = [
+            DeviceStream(
+                network,
+                d,
+                window_s=window_s,
+                noise_std_mps2=noise_std_mps2,
+                gps_jitter_m=gps_jitter_m,
+            )
+            for d in network.devices
+        ]
         self.keys = {d.id: d.key for d in network.devices}
         self.bad_share = bad_share
         self.bad_kinds = bad_kinds
@@ -442,4 +486,5 @@ __all__ = [
     "build_network",
     "device_key",
     "make_bad",
+    "write_truth",
 ]

@@ -31,7 +31,13 @@ from iot_gateway.broker import AmqttBroker, free_port, start_embedded_broker
 from iot_gateway.forwarder import ForwardSettings
 from iot_gateway.gateway import Gateway, GatewaySettings
 from iot_gateway.publisher import connect_publisher, publish_fleet
-from iot_gateway.simulator import Fleet, Network, build_network, default_geojson_path
+from iot_gateway.simulator import (
+    Fleet,
+    Network,
+    build_network,
+    default_geojson_path,
+    write_truth,
+)
 from iot_gateway.source import BrokerAddress
 from services.common.ledger import DEFAULT_TTL_BLOCKS, EmbeddedLedger, LedgerPort
 from smartcity.suite import OPERATOR_ORG, Suite
@@ -44,6 +50,14 @@ MQTT_PORT = 1883
 SIM_DEVICES = 4
 SIM_RATE_PER_S = 4.0
 SIM_SEED = 0
+# Road-health estimates IRI from windows of 2 s and more (docs/roadhealth.md): 4 s windows
+SIM_WINDOW_S = 4.0
+# Planted anomalies cycled over the demo segments: about one pothole per segment, a few bumps
+SIM_POTHOLES = (1, 0, 2)
+SIM_BUMPS = (1, 0, 0, 0)
+SIM_ANOMALY_MARGIN_M = 30.0
+SIM_ANOMALY_GAP_M = 40.0
+TRUTH_FILE = "simulator-truth.json"
 
 
 def _port_free(port: int) -> bool:
@@ -131,13 +145,14 @@ class Simulator:
     state_path: Path
     roadhealth_url: str
     rate_per_s: float = SIM_RATE_PER_S
+    window_s: float = SIM_WINDOW_S
     fleet: Fleet = field(init=False)
     error: BaseException | None = None
     stop_event: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def __post_init__(self) -> None:
-        self.fleet = Fleet(self.network, seed=SIM_SEED)
+        self.fleet = Fleet(self.network, seed=SIM_SEED, window_s=self.window_s)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="iot-simulator", daemon=True)
@@ -224,11 +239,16 @@ def start_iot(
     simulate: bool,
     base_url: str | None = None,
     city: str | None = None,
+    sim_rate_per_s: float = SIM_RATE_PER_S,
+    sim_devices: int = SIM_DEVICES,
 ) -> IotHandle:
     """Start the broker (if needed), the gateway and, with `simulate`, the sensor simulator.
 
     `base_url` is where the suite is served (default: the API URL written at `smartcity init`,
     without /chain); `city` names the telemetry topics (default SMARTCITY_CITY or "smartcity").
+    The simulator's `sim_devices` vehicles publish `sim_rate_per_s` windows per second in all,
+    and the ground truth they drive on (each segment's IRI and class, each planted pothole and
+    bump) is written to DATA/gateway/simulator-truth.json for scoring.
     """
     home = SuiteHome(suite.data)
     base = (base_url or home.api_url().removesuffix("/chain")).rstrip("/")
@@ -269,10 +289,15 @@ def start_iot(
         network = build_network(
             city=city,
             seed=SIM_SEED,
-            n_devices=SIM_DEVICES,
+            n_devices=sim_devices,
             n_segments=10_000,  # every segment of the demo network
             geojson=json.loads(default_geojson_path().read_text()),
+            potholes_per_segment=SIM_POTHOLES,
+            bumps_per_segment=SIM_BUMPS,
+            anomaly_margin_m=SIM_ANOMALY_MARGIN_M,
+            anomaly_gap_m=SIM_ANOMALY_GAP_M,
         )
+        write_truth(network, folder / TRUTH_FILE)
         handle.simulator = Simulator(
             network=network,
             broker_url=broker_url,
@@ -281,6 +306,7 @@ def start_iot(
             gateway=gateway,
             state_path=folder / "simulator.json",
             roadhealth_url=f"{base}/roadhealth",
+            rate_per_s=sim_rate_per_s,
         )
         handle.simulator.start()
     return handle
