@@ -150,6 +150,11 @@ class Ledger:
             )
         # Verify the contract, method and arguments exist and parse
         self.registry.get(tx.contract).parse_args(tx.method, tx.args)
+        # Verify it was not committed already
+        if tx.hash in self.live_txs:
+            raise TxRejected(
+                "tx_replayed", f"transaction {tx.hash} is already committed", status=409
+            )
         # Verify the signature, then that the signer is a registered, active key
         if verify_signature and not tx.has_valid_signature():
             raise TxRejected(
@@ -160,11 +165,6 @@ class Ledger:
                 "unknown_sender",
                 f"sender {tx.sender[:16]}… is not an active registered key",
                 status=403,
-            )
-        # Verify it was not committed already
-        if tx.hash in self.live_txs:
-            raise TxRejected(
-                "tx_replayed", f"transaction {tx.hash} is already committed", status=409
             )
 
     # -- execution -----------------------------------------------------------------------

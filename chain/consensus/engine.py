@@ -70,16 +70,20 @@ class Engine:
         *,
         timeouts: Timeouts | None = None,
         empty_block_interval_ms: int = 5_000,
+        max_proposal_txs: int = 2_000,
     ) -> None:
         self.node = node
         self.ledger = node.ledger
         self.transport = transport
+        # Real nodes on a loaded host need time to build, ship and re-execute a full proposal
         self.timeouts = timeouts or Timeouts(
-            propose_ms=2000, prevote_ms=600, precommit_ms=600, delta_ms=400
+            propose_ms=3000, prevote_ms=1000, precommit_ms=1000, delta_ms=1000
         )
         self.empty_block_interval_s = empty_block_interval_ms / 1000
         self.public_key = node.key.public_hex if node.key else None
-        self.app = LedgerApp(self.ledger, node.mempool, self.public_key)
+        self.app = LedgerApp(
+            self.ledger, node.mempool, self.public_key, max_block_txs=max_proposal_txs
+        )
         self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=100_000)
         self._timers: list[tuple[float, int, ScheduleTimeout]] = []
         self._seq = 0
@@ -105,7 +109,7 @@ class Engine:
         """Transactions gossiped by a peer: admitted like any other, refusals dropped."""
         fresh = []
         for tx in txs:
-            if tx.hash in self.node.mempool:
+            if tx.hash in self.node.mempool or tx.hash in self.ledger.live_txs:
                 continue
             try:
                 self.ledger.check_tx(tx)
