@@ -1,0 +1,481 @@
+/* Smart city dashboard: a hash-routed single page over the suite's own APIs. No dependencies. */
+"use strict";
+
+const state = { config: null, tokens: {}, validators: null };
+const view = document.getElementById("view");
+
+/* ---------- DOM helpers (text only: nothing from an API is ever parsed as HTML) ---------- */
+function h(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (v === null || v === undefined || v === false) continue;
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v === true ? "" : v);
+  }
+  for (const c of children.flat()) {
+    if (c === null || c === undefined || c === false) continue;
+    el.append(c instanceof Node ? c : String(c));
+  }
+  return el;
+}
+const SVG = "http://www.w3.org/2000/svg";
+function s(tag, attrs, ...children) {
+  const el = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) {
+    if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
+    else el.setAttribute(k, v);
+  }
+  for (const c of children.flat()) if (c !== null && c !== undefined) el.append(c);
+  return el;
+}
+function show(...nodes) { view.replaceChildren(...nodes); }
+function short(hash, n = 12) { return hash ? String(hash).slice(0, n) + "…" : "—"; }
+function time(ms) { return ms ? new Date(ms).toLocaleString() : "—"; }
+function badge(text, cls) { return h("span", { class: "badge " + (cls || text || "") }, text ?? "unknown"); }
+function kv(pairs) {
+  return h("dl", { class: "kv" }, pairs.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v ?? "—")]));
+}
+function table(headers, rows, onclick) {
+  return h("table", {},
+    h("thead", {}, h("tr", {}, headers.map((t) => h("th", {}, t)))),
+    h("tbody", {}, rows.length ? rows.map((r) => h("tr", r.click ? { class: "clickable", onclick: r.click } : {},
+      r.cells.map((c) => h("td", {}, c)))) : h("tr", {}, h("td", { colspan: headers.length, class: "muted" }, "nothing yet"))));
+}
+function errorBox(err) { return h("p", { class: "error", role: "alert" }, String(err.message || err)); }
+
+/* ---------- API access: tokens per (organisation, audience) ---------- */
+async function token(org, audience) {
+  const key = org + "|" + audience;
+  const cached = state.tokens[key];
+  if (cached && cached.until > Date.now()) return cached.token;
+  const pasted = sessionStorage.getItem("token:" + audience);
+  if (!state.config.demo) {
+    if (pasted) return pasted;
+    throw new Error(`no token for ${audience}: this suite is not in demo mode; paste one from ` +
+      `\`smartcity token --as ORG --audience ${audience}\` in the box below`);
+  }
+  const r = await fetch(`/dashboard/api/token?org=${encodeURIComponent(org)}&audience=${encodeURIComponent(audience)}`);
+  const body = await r.json();
+  if (!r.ok) throw new Error(body.error ? body.error.message : r.statusText);
+  state.tokens[key] = { token: body.token, until: Date.now() + (body.expires_in - 30) * 1000 };
+  return body.token;
+}
+
+class ApiError extends Error {
+  constructor(status, body) {
+    const e = body && body.error;
+    super(e ? `${e.message} (${status} ${e.code})` : `HTTP ${status}`);
+    this.status = status; this.code = e && e.code;
+  }
+}
+
+async function api(service, path, org, options = {}) {
+  const prefix = service === "chain" ? "/chain" : "/" + service;
+  const headers = { Authorization: "Bearer " + (await token(org, service)), ...(options.headers || {}) };
+  const r = await fetch(prefix + path, { ...options, headers });
+  const text = await r.text();
+  const body = text ? JSON.parse(text) : null;
+  if (!r.ok) throw new ApiError(r.status, body);
+  return body;
+}
+const chain = (path) => api("chain", path, "regulator");
+
+/* ---------- router ---------- */
+const routes = [
+  [/^#\/chain$/, pageChain],
+  [/^#\/block\/(\d+)$/, pageBlock],
+  [/^#\/tx\/([0-9a-f]+)$/, pageTx],
+  [/^#\/verify$/, pageVerify],
+  [/^#\/roads$/, pageRoads],
+  [/^#\/roads\/(.+)$/, pageRoads],
+  [/^#\/credit$/, pageCredit],
+  [/^#\/credit\/(\d{18}|[0-9A-Z]{18})$/, pageCredit],
+  [/^#\/identity$/, pageIdentity],
+  [/^#\/did\/(.+)$/, pageDid],
+];
+
+async function route() {
+  const hash = location.hash || "#/chain";
+  const page = hash.split("/")[1];
+  document.querySelectorAll("nav a").forEach((a) => {
+    const p = a.dataset.page;
+    a.classList.toggle("active", p === page || (p === "chain" && ["block", "tx", "did"].includes(page)) ||
+      (p === "roads" && page === "roads"));
+  });
+  for (const [re, fn] of routes) {
+    const m = hash.match(re);
+    if (m) {
+      show(h("p", { class: "muted" }, "Loading…"));
+      try { await fn(...m.slice(1).map(decodeURIComponent)); } catch (err) { show(errorBox(err)); }
+      return;
+    }
+  }
+  show(errorBox(new Error("unknown page " + hash)));
+}
+
+/* ---------- chain explorer ---------- */
+async function validators() {
+  if (!state.validators) state.validators = (await chain("/v1/validators")).validators;
+  return state.validators;
+}
+function validatorName(key, vals) {
+  const v = vals.find((x) => x.pub_key === key || x.name === key);
+  return v ? v.name : short(key, 16);
+}
+
+async function pageChain() {
+  const status = await chain("/v1/status");
+  const vals = await validators();
+  const heights = [];
+  for (let hgt = status.height; hgt >= 1 && heights.length < 15; hgt--) heights.push(hgt);
+  const blocks = await Promise.all(heights.map((n) => chain("/v1/blocks/" + n)));
+  const evidence = (await chain("/v1/evidence?limit=50")).evidence;
+  show(
+    h("h2", {}, "Chain explorer"),
+    h("div", { class: "grid" },
+      h("div", { class: "card" }, h("h3", {}, "Status"), kv([
+        ["chain", status.chain_id], ["height", h("span", { id: "chain-height" }, status.height)],
+        ["latest block", h("code", {}, status.latest_hash)], ["latest time", time(status.latest_time_ms)],
+        ["mempool", status.mempool], ["node", `${status.role}${status.healthy ? "" : " (unhealthy)"}`],
+        ["genesis", h("code", {}, status.genesis_hash)]])),
+      h("div", { class: "card" }, h("h3", {}, "Validators"), table(["name", "power", "public key"],
+        vals.map((v) => ({ cells: [v.name, v.power, h("code", {}, short(v.pub_key, 20))] }))))),
+    h("h3", {}, "Latest blocks"),
+    h("div", { id: "blocks" }, table(["height", "hash", "time", "txs", "proposer", "signers"], blocks.map((b) => ({
+      click: () => { location.hash = "#/block/" + b.header.height; },
+      cells: [h("a", { href: "#/block/" + b.header.height }, b.header.height), h("code", {}, short(b.hash, 16)),
+        time(b.header.time_ms), b.header.tx_count, validatorName(b.header.proposer, vals),
+        `${b.certificate.signatures.length}/${vals.length}`],
+    })))),
+    h("h3", {}, "Evidence of misbehaviour"),
+    h("div", { id: "evidence" }, evidence.length
+      ? table(["height", "kind", "validator", "detail"], evidence.map((e) => ({
+        cells: [e.height ?? "—", e.kind || e.type || "—", validatorName(e.validator || e.pub_key || "", vals),
+          h("code", {}, JSON.stringify(e).slice(0, 240))] })))
+      : h("p", { class: "muted" }, "No double votes or conflicting proposals seen by this node.")),
+  );
+}
+
+async function pageBlock(height) {
+  const block = await chain("/v1/blocks/" + height);
+  const vals = await validators();
+  const txs = await Promise.all(block.txs.map((t) => chain("/v1/txs/" + t)));
+  const signed = new Set(block.certificate.signatures.map((sg) => sg.validator));
+  const hd = block.header;
+  show(
+    h("h2", {}, `Block ${hd.height}`),
+    h("div", { class: "toolbar" },
+      hd.height > 1 ? h("a", { href: "#/block/" + (hd.height - 1) }, "← previous") : null,
+      h("a", { href: "#/block/" + (hd.height + 1) }, "next →"), h("a", { href: "#/chain" }, "latest blocks")),
+    h("div", { class: "grid" },
+      h("div", { class: "card" }, kv([
+        ["hash", h("code", { id: "block-hash" }, block.hash)], ["time", time(hd.time_ms)],
+        ["proposer", validatorName(hd.proposer, vals)], ["transactions", hd.tx_count],
+        ["previous", h("code", {}, hd.prev_hash)], ["state root", h("code", {}, hd.state_root)],
+        ["txs root", h("code", {}, hd.txs_root)], ["receipts root", h("code", {}, hd.receipts_root)]])),
+      h("div", { class: "card", id: "certificate" }, h("h3", {}, `Commit certificate (round ${block.certificate.round})`),
+        table(["validator", "power", "precommit"], vals.map((v) => ({
+          cells: [v.name, v.power, signed.has(v.pub_key) || signed.has(v.name) ? badge("signed", "yes") : badge("no vote", "no")],
+        }))),
+        h("p", { class: "muted" }, `${signed.size} of ${vals.length} validators signed block ${short(block.hash, 16)}`))),
+    h("h3", {}, "Transactions"),
+    h("div", { id: "txs" }, table(["#", "hash", "sender", "contract.method", "status", "events"], txs.map((t, i) => ({
+      click: () => { location.hash = "#/tx/" + t.hash; },
+      cells: [i, h("a", { href: "#/tx/" + t.hash }, h("code", {}, short(t.hash, 16))), h("code", {}, short(t.tx.sender, 16)),
+        `${t.tx.contract}.${t.tx.method}`, badge(t.receipt.ok === false || t.receipt.status === "failed" ? "failed" : "ok"),
+        eventCounts(t.receipt.events || [])],
+    })))),
+  );
+}
+
+function eventCounts(events) {
+  const n = {};
+  events.forEach((e) => { n[e.name] = (n[e.name] || 0) + 1; });
+  return Object.entries(n).map(([k, c]) => (c > 1 ? `${k} ×${c}` : k)).join(", ");
+}
+
+async function pageTx(hash) {
+  const t = await chain("/v1/txs/" + hash);
+  const r = t.receipt || {};
+  const failed = r.ok === false || r.status === "failed";
+  show(
+    h("h2", {}, "Transaction"),
+    h("div", { class: "card" }, kv([
+      ["hash", h("code", { id: "tx-hash" }, t.hash)], ["status", t.status],
+      ["block", t.height ? h("a", { href: "#/block/" + t.height }, t.height) : "pending"],
+      ["contract.method", t.tx ? `${t.tx.contract}.${t.tx.method}` : "—"],
+      ["sender key", t.tx ? h("code", {}, t.tx.sender) : "—"],
+      ["result", t.receipt ? (failed ? badge(`failed: ${r.code || ""} ${r.error || ""}`, "failed") : badge("ok")) : "—"]])),
+    h("h3", {}, "Arguments"), h("pre", { class: "card mono" }, JSON.stringify(t.tx && t.tx.args, null, 2)),
+    h("h3", {}, "Events"), h("pre", { class: "card mono" }, JSON.stringify(r.events || [], null, 2)),
+    t.height ? h("button", { id: "verify-tx", onclick: async () => {
+      const bundle = await chain(`/v1/txs/${hash}/proof`);
+      sessionStorage.setItem("bundle", JSON.stringify(bundle, null, 2));
+      location.hash = "#/verify";
+    } }, "Get and verify this transaction's proof") : null,
+  );
+}
+
+/* ---------- search ---------- */
+async function search(q) {
+  q = q.trim();
+  if (!q) return;
+  if (/^\d{1,18}$/.test(q) && q.length < 18) { location.hash = "#/block/" + q; return; }
+  if (/^did:/.test(q)) { location.hash = "#/did/" + encodeURIComponent(q); return; }
+  if (/^[0-9A-HJ-NPQRTUWXY]{18}$/.test(q)) { location.hash = "#/credit/" + q; return; }
+  if (/^[0-9a-f]{64}$/i.test(q)) {
+    try { await chain("/v1/txs/" + q.toLowerCase()); location.hash = "#/tx/" + q.toLowerCase(); return; } catch (e) { /* not a tx */ }
+    show(errorBox(new Error(`no transaction ${q} on this chain`)));
+    return;
+  }
+  show(errorBox(new Error(`“${q}” is not a block height, a 64-hex transaction hash, a did:… or an 18-character USCC`)));
+}
+
+async function pageDid(did) {
+  const doc = await api("identity", "/1.0/identifiers/" + encodeURIComponent(did), "regulator");
+  show(h("h2", {}, "DID"), h("p", {}, h("code", {}, did)),
+    h("div", { class: "card" }, kv([["controller", doc.didDocumentMetadata && doc.didDocumentMetadata.controller],
+      ["created (height)", doc.didDocumentMetadata && doc.didDocumentMetadata.created],
+      ["version", doc.didDocumentMetadata && doc.didDocumentMetadata.versionId],
+      ["deactivated", String(!!(doc.didDocumentMetadata && doc.didDocumentMetadata.deactivated))]])),
+    h("h3", {}, "Document"), h("pre", { class: "card mono" }, JSON.stringify(doc.didDocument, null, 2)));
+}
+
+/* ---------- verify a proof bundle ---------- */
+async function pageVerify() {
+  const area = h("textarea", { id: "bundle", placeholder: "Paste a proof bundle (JSON) here, or drop a .json file on this box",
+    spellcheck: "false" });
+  const handed = sessionStorage.getItem("bundle");
+  area.value = handed || "";
+  sessionStorage.removeItem("bundle");
+  const out = h("div", { id: "verify-result" });
+  const drop = h("div", { class: "drop" }, area);
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", async (e) => {
+    e.preventDefault(); drop.classList.remove("over");
+    const file = e.dataTransfer.files[0];
+    if (file) area.value = await file.text();
+  });
+  async function run() {
+    let bundle;
+    try { bundle = JSON.parse(area.value); } catch (err) {
+      out.replaceChildren(h("div", { class: "result bad" }, h("strong", {}, "Not JSON: "), String(err.message)));
+      return;
+    }
+    const r = await fetch("/dashboard/api/verify", { method: "POST", headers: { "content-type": "application/json" },
+      body: JSON.stringify(bundle) });
+    const v = await r.json();
+    out.replaceChildren(v.verified
+      ? h("div", { class: "result ok" }, h("strong", {}, "✔ Verified. "), v.summary,
+        kv([["kind", v.kind], ["block", h("a", { href: "#/block/" + v.height }, v.height)], ["block hash", h("code", {}, v.block_hash)]]),
+        h("pre", { class: "mono" }, JSON.stringify(v.facts, null, 2)))
+      : h("div", { class: "result bad" }, h("strong", {}, "✘ Not verified: "), v.reason || (v.error && v.error.message) || r.statusText));
+  }
+  show(h("h2", {}, "Verify a proof bundle"),
+    h("p", { class: "muted" }, `Checked against this suite's genesis (${state.config.chain_id}, ${short(state.config.genesis_hash, 16)}): ` +
+      "the commit certificate, the validator set, and the Merkle path to the fact. Any bundle from " +
+      "`smartcity anchor`, a bank's rating answer, an identity verification or a road reading works."),
+    drop, h("div", { class: "toolbar" }, h("button", { id: "verify-button", onclick: run }, "Verify"),
+      h("button", { class: "secondary", onclick: () => { area.value = ""; out.replaceChildren(); } }, "Clear")), out);
+  if (handed) await run();
+}
+
+/* ---------- road health ---------- */
+const COLOURS = { good: "#2e9d4f", fair: "#e0a100", poor: "#d1342f" };
+function lines(geometry) {
+  if (!geometry) return [];
+  if (geometry.type === "LineString") return [geometry.coordinates];
+  if (geometry.type === "MultiLineString") return geometry.coordinates;
+  return [];
+}
+
+function drawMap(features, selected, onpick) {
+  const pts = features.flatMap((f) => lines(f.geometry).flat());
+  if (!pts.length) return h("p", { class: "muted" }, "No road segments imported yet.");
+  const lons = pts.map((p) => p[0]), lats = pts.map((p) => p[1]);
+  const [x0, x1, y0, y1] = [Math.min(...lons), Math.max(...lons), Math.min(...lats), Math.max(...lats)];
+  const kx = Math.cos(((y0 + y1) / 2) * Math.PI / 180);
+  const W = 1000, pad = 30;
+  const scale = (W - 2 * pad) / Math.max((x1 - x0) * kx, (y1 - y0), 1e-9);
+  const H = Math.max(200, (y1 - y0) * scale + 2 * pad);
+  const px = ([lon, lat]) => [pad + (lon - x0) * kx * scale, H - pad - (lat - y0) * scale];
+  const svg = s("svg", { class: "map", id: "map", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "road network" });
+  for (const f of features) {
+    const colour = COLOURS[f.properties.condition] || "#98a2b3";
+    for (const line of lines(f.geometry)) {
+      const path = s("polyline", { class: "segment" + (f.id === selected ? " selected" : ""), "data-segment": f.id,
+        points: line.map((p) => px(p).map((v) => v.toFixed(1)).join(",")).join(" "), stroke: colour,
+        onclick: () => onpick(f.id) },
+        s("title", {}, `${f.properties.name || f.id}: ${f.properties.condition || "no data yet"}`));
+      svg.append(path);
+    }
+  }
+  for (const f of features) {
+    for (const p of f.properties.potholes || []) {
+      const [cx, cy] = px(p.geometry.coordinates);
+      svg.append(s("circle", { class: "pothole", cx, cy, r: 7, "data-pothole": p.id },
+        s("title", {}, `pothole ${p.id} (${p.properties.status}, ${p.properties.reports} reports)`)));
+    }
+  }
+  return svg;
+}
+
+function drawSeries(points) {
+  const data = points.filter((p) => p.iri !== null);
+  if (!data.length) return h("p", { class: "muted", id: "series-empty" }, "No roughness measured on this segment yet.");
+  const W = 800, H = 220, pad = 36;
+  const t0 = data[0].start, t1 = data[data.length - 1].start || t0 + 1;
+  const ymax = Math.max(...data.map((p) => p.iri_upper ?? p.iri)) * 1.1 || 1;
+  const x = (t) => pad + ((t - t0) / Math.max(t1 - t0, 1)) * (W - 2 * pad);
+  const y = (v) => H - pad - (v / ymax) * (H - 2 * pad);
+  const svg = s("svg", { class: "chart", id: "series", viewBox: `0 0 ${W} ${H}` },
+    s("line", { x1: pad, y1: H - pad, x2: W - pad, y2: H - pad, stroke: "#999" }),
+    s("text", { x: 4, y: pad - 10, "font-size": 12 }, "IRI m/km"),
+    s("text", { x: 4, y: y(ymax / 1.1) + 4, "font-size": 11 }, (ymax / 1.1).toFixed(1)),
+    s("polyline", { fill: "none", stroke: "#1f5fbf", "stroke-width": 2,
+      points: data.map((p) => `${x(p.start).toFixed(1)},${y(p.iri).toFixed(1)}`).join(" ") }));
+  for (const p of data) {
+    if (p.iri_lower !== null && p.iri_upper !== null)
+      svg.append(s("line", { x1: x(p.start), x2: x(p.start), y1: y(p.iri_lower), y2: y(p.iri_upper), stroke: "#9bb8e8" }));
+    svg.append(s("circle", { cx: x(p.start), cy: y(p.iri), r: 3, fill: "#1f5fbf" },
+      s("title", {}, `${new Date(p.start * 1000).toLocaleDateString()}: ${p.iri.toFixed(2)} m/km`)));
+  }
+  return svg;
+}
+
+async function pageRoads(selected) {
+  const org = "road-authority";
+  const [geo, priorities] = await Promise.all([
+    api("roadhealth", "/v1/segments", org), api("roadhealth", "/v1/priorities?limit=20", org)]);
+  const features = geo.features || [];
+  const counts = { good: 0, fair: 0, poor: 0, none: 0 };
+  features.forEach((f) => { counts[f.properties.condition || "none"] += 1; });
+  const potholes = features.reduce((n, f) => n + (f.properties.potholes || []).length, 0);
+  const detail = h("div", { id: "segment-detail" });
+  const pick = (id) => { location.hash = "#/roads/" + encodeURIComponent(id); };
+  show(h("h2", {}, "Road health"),
+    h("p", { class: "legend" }, h("span", {}, h("i", { style: "background:#2e9d4f" }), `good (${counts.good})`),
+      h("span", {}, h("i", { style: "background:#e0a100" }), `fair (${counts.fair})`),
+      h("span", {}, h("i", { style: "background:#d1342f" }), `poor (${counts.poor})`),
+      h("span", {}, h("i", { style: "background:#98a2b3" }), `no data (${counts.none})`),
+      h("span", {}, `○ confirmed potholes: ${potholes}`),
+      h("span", { id: "segment-count", class: "muted" }, `${features.length} segments`)),
+    drawMap(features, selected, pick), detail,
+    h("h3", {}, "Repair priorities"),
+    h("div", { id: "priorities" }, table(["rank", "segment", "condition", "IRI m/km", "trend /30d", "potholes", "why"],
+      priorities.map((p) => ({ click: () => pick(p.segment), cells: [p.rank, p.name || p.segment,
+        badge(p.condition || "unknown", p.condition), p.iri?.toFixed(2) ?? "—",
+        p.trend_m_per_km_per_30d?.toFixed(2) ?? "—", p.confirmed_potholes, p.reasons.join("; ")] })))));
+  if (selected) {
+    const f = features.find((x) => x.id === selected);
+    const series = await api("roadhealth", `/v1/segments/${encodeURIComponent(selected)}/series`, org);
+    const pr = f ? f.properties : {};
+    detail.replaceChildren(h("div", { class: "card" }, h("h3", {}, `Segment ${pr.name || selected}`),
+      kv([["id", h("code", {}, selected)], ["condition", badge(pr.condition || "unknown", pr.condition)],
+        ["IRI", pr.iri_m_per_km != null ? `${pr.iri_m_per_km} m/km (90%: ${pr.iri_90 ? pr.iri_90.join("–") : "—"})` : "—"],
+        ["length", pr.length_m != null ? `${pr.length_m} m` : "—"], ["windows", pr.windows],
+        ["potholes", (pr.potholes || []).length], ["condition tx", pr.condition_tx ? h("a", { href: "#/tx/" + pr.condition_tx }, short(pr.condition_tx, 16)) : "—"]]),
+      h("h3", {}, "Roughness over time (daily)"), drawSeries(series.points)));
+  }
+}
+
+/* ---------- credit ---------- */
+function orgSelect(id, role, current, onchange) {
+  const orgs = state.config.orgs.filter((o) => o.roles.includes(role));
+  return h("select", { id, onchange: (e) => onchange(e.target.value) },
+    orgs.map((o) => h("option", { value: o.id, selected: o.id === current }, `${o.name} (${o.id})`)));
+}
+
+async function pageCredit(uscc) {
+  const sme = sessionStorage.getItem("credit:sme") || "sme-demo";
+  const { smes } = await api("credit", "/smes", "regulator");
+  const body = h("div", { id: "sme-detail" });
+  show(h("h2", {}, "SME credit"),
+    h("div", { class: "toolbar" }, "Viewing as SME:", orgSelect("sme-org", "sme", sme, (v) => {
+      sessionStorage.setItem("credit:sme", v); route(); })),
+    h("div", { id: "smes" }, table(["USCC", "name", "organisation", "registered by", "block"], smes.map((x) => ({
+      click: () => { location.hash = "#/credit/" + x.uscc; },
+      cells: [h("code", {}, x.uscc), x.name || "—", x.org, x.registered_by, h("a", { href: "#/block/" + x.height }, x.height)] })))),
+    body);
+  const mine = smes.filter((x) => x.org === sme);
+  const target = uscc || (mine[0] && mine[0].uscc);
+  if (!target) { body.append(h("p", { class: "muted" }, `${sme} has not registered an SME yet.`)); return; }
+  const owner = (smes.find((x) => x.uscc === target) || {}).org || sme;
+  body.append(h("h3", {}, `SME ${target}`));
+  try {
+    const r = await api("credit", `/smes/${target}/rating`, owner);
+    body.append(h("div", { class: "card", id: "rating" }, kv([["grade", h("strong", {}, r.grade)], ["score", r.score?.toFixed(1)],
+      ["probability of default", r.pd != null ? (r.pd * 100).toFixed(2) + " %" : "—"], ["period", r.period],
+      ["model", h("code", {}, short(r.model, 16))], ["rated in block", h("a", { href: "#/block/" + r.height }, r.height)]]),
+      h("h3", {}, "Reasons"), table(["code", "description", "points"], (r.reasons || []).map((x) => ({
+        cells: [x.code, x.description, x.points] })))));
+  } catch (err) {
+    body.append(h("p", { class: "muted", id: "rating" }, err.status === 404 ? "Not rated yet." : "Rating: " + err.message));
+  }
+  const inq = await api("credit", `/smes/${target}/inquiries`, "regulator");
+  body.append(h("h3", {}, `Who inquired (${inq.total_on_chain} on the chain)`),
+    h("div", { id: "inquiries" }, table(["#", "bank", "purpose", "rating seq", "consent tx", "block"], inq.inquiries.map((q) => ({
+      cells: [q.n, q.bank, q.purpose, q.rating_seq, h("a", { href: "#/tx/" + q.consent_tx }, short(q.consent_tx)),
+        h("a", { href: "#/block/" + q.height }, q.height)] })))));
+}
+
+/* ---------- identity ---------- */
+async function pageIdentity() {
+  const agency = sessionStorage.getItem("identity:agency") || "city-agency";
+  const body = h("div", {});
+  const lookup = h("input", { type: "text", id: "credential-id", placeholder: "credential id", size: 40 });
+  const found = h("div", { id: "credential" });
+  show(h("h2", {}, "Identity"),
+    h("div", { class: "toolbar" }, "Agency:", orgSelect("agency-org", "agency", agency, (v) => {
+      sessionStorage.setItem("identity:agency", v); route(); })), body);
+  try {
+    const issuer = await api("identity", "/issuers/" + encodeURIComponent(agency), agency);
+    body.append(h("div", { class: "card", id: "issuer" }, h("h3", {}, "Issuer"), kv([["DID", h("a", { href: "#/did/" + encodeURIComponent(issuer.did) }, issuer.did)],
+      ["authorised now", issuer.authorised_now.join(", ") || "none"],
+      ["admissions", h("code", {}, JSON.stringify(issuer.types))]])));
+  } catch (err) {
+    body.append(h("p", { class: "muted", id: "issuer" }, err.status === 404 ? `${agency} is not an issuer yet (no DID or admission).` : err.message));
+  }
+  body.append(h("h3", {}, "Issued and revoked credentials"));
+  try {
+    const list = await api("identity", "/credentials?limit=200", agency);
+    const items = list.credentials || list.items || [];
+    body.append(table(["id", "type", "subject", "status", "block"], items.map((c) => ({ cells: [h("code", {}, short(c.id, 16)),
+      c.type, h("code", {}, short(c.subject, 28)), c.revoked ? badge("revoked", "no") : c.suspended ? badge("suspended", "fair") : badge("valid", "yes"),
+      c.anchor ? c.anchor.height : "—"] }))));
+  } catch (err) {
+    body.append(h("p", { class: "muted", id: "credential-list" },
+      err.status === 404 || err.status === 405 ? "The identity service does not list credentials yet; look one up by id:" : err.message));
+  }
+  body.append(h("div", { class: "toolbar" }, lookup, h("button", { onclick: async () => {
+    try {
+      const c = await api("identity", "/credentials/" + encodeURIComponent(lookup.value.trim()), agency);
+      found.replaceChildren(h("div", { class: "card" }, kv([["type", c.type], ["format", c.format], ["subject", h("code", {}, c.subject)],
+        ["status", c.revoked ? badge("revoked", "no") : c.suspended ? badge("suspended", "fair") : badge("valid", "yes")],
+        ["anchored", h("a", { href: "#/tx/" + c.anchor.tx }, `block ${c.anchor.height}`)], ["hash", h("code", {}, c.hash)]])));
+    } catch (err) { found.replaceChildren(errorBox(err)); }
+  } }, "Look up")), found);
+}
+
+/* ---------- start ---------- */
+async function start() {
+  state.config = await (await fetch("/dashboard/api/config")).json();
+  document.getElementById("footer").textContent =
+    `chain ${state.config.chain_id} · genesis ${short(state.config.genesis_hash, 16)} · ` +
+    (state.config.demo ? "demo mode: the page acts as the demo organisations" : "tokens pasted by you");
+  if (!state.config.demo) {
+    const banner = document.getElementById("banner");
+    const aud = h("select", {}, state.config.services.map((a) => h("option", { value: a }, a)));
+    const tok = h("input", { type: "text", size: 60, placeholder: "bearer token" });
+    banner.replaceChildren("Not in demo mode: paste a token from `smartcity token --as ORG --audience SERVICE` ",
+      aud, tok, h("button", { onclick: () => { sessionStorage.setItem("token:" + aud.value, tok.value.trim()); route(); } }, "Use"));
+    banner.hidden = false;
+  }
+  document.getElementById("search").addEventListener("submit", (e) => {
+    e.preventDefault(); search(document.getElementById("search-input").value).catch((err) => show(errorBox(err)));
+  });
+  window.addEventListener("hashchange", route);
+  await route();
+}
+start().catch((err) => show(errorBox(err)));
