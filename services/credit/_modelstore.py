@@ -66,7 +66,9 @@ class ModelStore:
                 version = self.versions.get(sha256)
                 if version is None:
                     raise ModelError(f"model {sha256} is not installed on this service")
-                self._loaded[sha256] = load_model(version.path, expected_sha256=sha256)
+                model = load_model(version.path, expected_sha256=sha256)
+                _ = model.compiled  # flatten the trees now, not on the first rating
+                self._loaded[sha256] = model
             return self._loaded[sha256]
 
     def active(self, ledger: LedgerPort) -> tuple[str, dict[str, Any]] | None:

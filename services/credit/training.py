@@ -55,7 +55,12 @@ class TrainingConfig:
 
 
 def make_gbm(config: TrainingConfig, labels: npt.NDArray[np.int_]) -> CalibratedClassifierCV:
-    """Return the unfitted, sigmoid-calibrated gradient-boosted model (ensemble over folds)."""
+    """Return the unfitted, sigmoid-calibrated gradient-boosted model.
+
+    One booster is fitted on all the training rows; its sigmoid calibrator is fitted on the
+    out-of-fold scores of `calibration_folds` boosters fitted on the folds (`ensemble=False`),
+    so a rating walks one set of trees instead of one per fold.
+    """
     booster = HistGradientBoostingClassifier(
         max_iter=config.max_iter,
         learning_rate=config.learning_rate,
@@ -67,7 +72,9 @@ def make_gbm(config: TrainingConfig, labels: npt.NDArray[np.int_]) -> Calibrated
         random_state=config.seed,
     )
     model = Pipeline([("impute", RareMissingImputer()), ("gbm", booster)])
-    return CalibratedClassifierCV(model, method="sigmoid", cv=_folds(config, labels))
+    return CalibratedClassifierCV(
+        model, method="sigmoid", cv=_folds(config, labels), ensemble=False
+    )
 
 
 def make_explainer(config: TrainingConfig, labels: npt.NDArray[np.int_]) -> CalibratedClassifierCV:

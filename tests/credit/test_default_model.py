@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from services.credit.artefact import load_model, read_metadata
@@ -71,3 +72,24 @@ def test_batch_from_many_statements(default_model: CreditModel) -> None:
     ratings = default_model.rate_many(polish_attributes(statements, by="sme"))
     assert len(ratings) == 500
     assert all(0 < r.probability_of_default < 1 for r in ratings)
+
+
+def test_single_rating_path_matches_the_batch_path(default_model: CreditModel) -> None:
+    # A single rating walks the flattened trees; a batch goes through scikit-learn
+    features = polish_attributes(synthetic_statements(200, seed=5), by="sme")
+    assert default_model.compiled is not None
+    batch = default_model.rate_many(features)
+    for i, record in enumerate(features.head(20).to_dict(orient="records")):
+        single = default_model.rate(record)
+        assert single.probability_of_default == pytest.approx(
+            batch[i].probability_of_default, rel=1e-9, abs=1e-12
+        )
+        assert single.grade == batch[i].grade
+        assert [r.feature for r in single.reasons] == [r.feature for r in batch[i].reasons]
+    values = default_model.matrix(features)
+    np.testing.assert_allclose(
+        default_model.compiled.predict_pd(values),
+        default_model.gbm.predict_proba(values)[:, 1],
+        rtol=1e-9,
+        atol=1e-12,
+    )
