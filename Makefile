@@ -23,6 +23,7 @@ up: $(SYNCED)
 	$(VENV)/bin/smartcity up $(if $(SIMULATE),--simulate,)
 
 test: $(SYNCED)
+	bash .ci/browser-deps
 	$(VENV)/bin/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
 bench: $(SYNCED)

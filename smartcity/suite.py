@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import RedirectResponse
 
 from chain.api import create_app as chain_app
 from chain.cluster import Cluster, open_cluster
@@ -108,9 +107,7 @@ def open_suite(
             suite.services[entry.name] = service
             app.mount(f"/{entry.name}", service)
 
-    @app.get("/", include_in_schema=False)
-    def index() -> RedirectResponse:
-        return RedirectResponse("/chain/docs")
+    _import("smartcity.dashboard:mount_dashboard")(app, suite)
 
     def close() -> None:
         cluster.stop()
