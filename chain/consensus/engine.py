@@ -174,6 +174,11 @@ class Engine:
             timeouts=self.timeouts,
             restored=restored,
         )
+        # Transactions restored from the persisted mempool were acknowledged before a restart:
+        # gossip them again, or a node that never proposes would hold them forever
+        pending = self.node.mempool.reap(len(self.node.mempool), lambda tx: True)
+        if pending:
+            self.transport.broadcast_txs(pending)
         self._thread = threading.Thread(
             target=self._run, name=f"consensus-{(self.public_key or 'observer')[:8]}", daemon=True
         )

@@ -212,3 +212,19 @@ def test_governance_changes_the_validator_set_at_a_height_boundary(
         verify_bundle(forged, genesis)
     with pytest.raises(ProofError, match="not the one the transitions lead to"):
         verify_bundle({**bundle, "validator_transitions": []}, genesis)
+
+
+def test_an_observer_restarted_with_pending_transactions_gossips_them(
+    backend: str, cluster: tuple[Cluster, Genesis, SigningKey]
+) -> None:
+    """Acknowledged by a node that never proposes, then that node restarts: still committed."""
+    running, genesis, key = cluster
+    observer, v0 = running.nodes["observer-0"], running.nodes["validator-0"]
+    running.hub.down.add(observer.engine.transport.me)  # cut off: what it accepts stays with it
+    observer.stop()
+    held = anchors(genesis, key, 5, 8)
+    observer.submit(held)
+    running.hub.down.discard(observer.engine.transport.me)
+    observer.start()  # as after a restart: its mempool holds acknowledged transactions
+    for tx in held:
+        assert v0.wait(tx.hash, 30) is not None
