@@ -89,6 +89,7 @@ def single_latency(model: CreditModel) -> dict[str, Any]:
     ms = np.array(times) * 1e3
     return {
         "name": "credit_single_rating_latency",
+        "predictor": "flattened numpy trees" if model.compiled is not None else "scikit-learn",
         "runs": len(times),
         "p50_ms": round(float(np.percentile(ms, 50)), 3),
         "p99_ms": round(float(np.percentile(ms, 99)), 3),
