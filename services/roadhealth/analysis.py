@@ -120,20 +120,36 @@ class SegmentEstimate:
 
 
 def combine_window_estimates(
-    iris: Sequence[float], log_stds: Sequence[float]
+    iris: Sequence[float], log_stds: Sequence[float], lengths_m: Sequence[float] | None = None
 ) -> SegmentEstimate | None:
-    """Geometric mean of window IRIs with a 90% interval for the segment's IRI."""
+    """A segment's IRI from its windows', with a 90% interval.
+
+    IRI is an average over distance, so a road's IRI is the length-weighted arithmetic mean of
+    its stretches' IRI (a pothole in one window raises the segment's IRI by its share of the
+    length; a geometric mean would hide it). Each window's estimate is right in log space, so it
+    is first scaled to its mean, exp(-sigma^2 / 2). The relative uncertainty comes from the
+    spread of the windows' logs and their own calibration error.
+    """
     if not iris:
         return None
-    logs = np.log(np.asarray(iris, dtype=np.float64))
-    n = logs.size
-    residual = float(np.mean(np.asarray(log_stds, dtype=np.float64) ** 2)) / n
+    values = np.asarray(iris, dtype=np.float64)
+    sigmas = np.asarray(log_stds, dtype=np.float64)
+    weights = np.ones_like(values) if lengths_m is None else np.asarray(lengths_m, dtype=np.float64)
+    weights = np.where(weights > 0, weights, 0.0)
+    if not weights.sum():
+        weights = np.ones_like(values)
+    n = values.size
+    logs = np.log(values)
+    residual = float(np.mean(sigmas**2)) / n
     spread = float(np.var(logs, ddof=1)) / n if n > 1 else 0.0
     se = math.sqrt(max(residual, spread) + SYSTEMATIC_LOG_STD**2)
-    centre = float(logs.mean())
-    return SegmentEstimate(
-        math.exp(centre), math.exp(centre - Z_90 * se), math.exp(centre + Z_90 * se), n
-    )
+    centre = float(np.average(values * np.exp(-(sigmas**2) / 2), weights=weights))
+    return SegmentEstimate(centre, centre * math.exp(-Z_90 * se), centre * math.exp(Z_90 * se), n)
+
+
+def window_length_m(speed_mps: float, samples: int, rate_hz: int) -> float:
+    """Distance a window covers: what its IRI estimate is averaged over."""
+    return max(0.0, speed_mps) * samples / max(1, rate_hz)
 
 
 def pothole_confidence(vehicles: int, repeat_reports: int) -> float:

@@ -10,7 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chain.encoding import hash_json
-from services.roadhealth.analysis import combine_window_estimates, pothole_confidence
+from services.roadhealth.analysis import (
+    combine_window_estimates,
+    pothole_confidence,
+    window_length_m,
+)
 from services.roadhealth.errors import ChainRefused
 from services.roadhealth.models import RhAlert, RhPothole, RhPotholeReport, RhSegment, RhWindow
 from services.roadhealth.runtime import Runtime
@@ -28,16 +32,24 @@ def refresh_segments(rt: Runtime, session: Session, segments: Iterable[str]) -> 
 
 def _refresh_segment(rt: Runtime, session: Session, segment: RhSegment) -> None:
     rows = session.execute(
-        select(RhWindow.t0, RhWindow.iri, RhWindow.iri_log_std, RhWindow.hash).where(
-            RhWindow.segment == segment.id, RhWindow.iri.is_not(None)
-        )
+        select(
+            RhWindow.t0,
+            RhWindow.iri,
+            RhWindow.iri_log_std,
+            RhWindow.hash,
+            RhWindow.speed_mps,
+            RhWindow.samples,
+            RhWindow.rate_hz,
+        ).where(RhWindow.segment == segment.id, RhWindow.iri.is_not(None))
     ).all()
     if not rows:
         return
     newest = max(r.t0 for r in rows)
     recent = [r for r in rows if r.t0 >= newest - rt.settings.horizon_days * DAY_S]
     estimate = combine_window_estimates(
-        [float(r.iri) for r in recent], [float(r.iri_log_std or 0.0) for r in recent]
+        [float(r.iri) for r in recent],
+        [float(r.iri_log_std or 0.0) for r in recent],
+        [window_length_m(r.speed_mps, r.samples, r.rate_hz) for r in recent],
     )
     if estimate is None:
         return

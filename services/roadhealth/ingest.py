@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import select, tuple_
@@ -16,6 +17,7 @@ from services.roadhealth import assess
 from services.roadhealth.analysis import analyse_window
 from services.roadhealth.errors import AnchorNotCommitted, BadBatch, BatchConflict
 from services.roadhealth.geo import bearing_deg, distance_m
+from services.roadhealth.matching import Match
 from services.roadhealth.models import RhBatch, RhWindow
 from services.roadhealth.runtime import Runtime
 from services.roadhealth.schemas import IngestRequest, MessageResult
@@ -219,7 +221,7 @@ def _store_windows(
     for a in accepted:
         t = a.telemetry
         heading = headings.get((t.device, t.seq))
-        match = rt.index.match(t.lat, t.lon, heading)
+        match = _match_window(rt, t, heading)
         analysis = analyse_window(
             t.acc_z, rate_hz=t.rate_hz, speed_mps=t.speed_mps, vehicle_class=a.vehicle_class
         )
@@ -260,6 +262,21 @@ def _store_windows(
             leaf_index=a.leaf_index, status="stored", segment=window.segment
         )
     return windows
+
+
+def _match_window(rt: Runtime, t: Telemetry, heading: float | None) -> Match | None:
+    """Match a window by its middle, not its first sample: a window that starts at a junction
+    mostly covers the road it drives into. The chainage kept is still the window's start."""
+    if heading is None:
+        return rt.index.match(t.lat, t.lon, None)
+    half_m = t.speed_mps * len(t.acc_z) / max(1, t.rate_hz) / 2
+    north, east = half_m * math.cos(math.radians(heading)), half_m * math.sin(math.radians(heading))
+    mid_lat = t.lat + north / 111_195.0
+    mid_lon = t.lon + east / (111_195.0 * math.cos(math.radians(t.lat)))
+    middle = rt.index.match(mid_lat, mid_lon, heading)
+    if middle is None:
+        return rt.index.match(t.lat, t.lon, heading)
+    return replace(middle, chainage_m=middle.chainage_m - middle.direction * half_m)
 
 
 def _headings(session: Session, items: list[Telemetry]) -> dict[tuple[str, int], float]:

@@ -204,9 +204,15 @@ def segment_series(
         raise OutOfRange("bucket_s must be between 60 s and 366 days")
     if since is not None and until is not None and since > until:
         raise OutOfRange("since must not be after until")
-    query = select(RhWindow.t0, RhWindow.iri, RhWindow.iri_log_std, RhWindow.id).where(
-        RhWindow.segment == segment_id
-    )
+    query = select(
+        RhWindow.t0,
+        RhWindow.iri,
+        RhWindow.iri_log_std,
+        RhWindow.id,
+        RhWindow.speed_mps,
+        RhWindow.samples,
+        RhWindow.rate_hz,
+    ).where(RhWindow.segment == segment_id)
     if since is not None:
         query = query.where(RhWindow.t0 >= since)
     if until is not None:
@@ -224,13 +230,15 @@ def segment_series(
     for r in rows:
         buckets.setdefault(int(r.t0 // bucket_s), []).append(r)
     points = []
-    from services.roadhealth.analysis import combine_window_estimates
+    from services.roadhealth.analysis import combine_window_estimates, window_length_m
 
     for key in sorted(buckets):
         group = buckets[key]
         with_iri = [g for g in group if g.iri is not None]
         est = combine_window_estimates(
-            [float(g.iri) for g in with_iri], [float(g.iri_log_std or 0) for g in with_iri]
+            [float(g.iri) for g in with_iri],
+            [float(g.iri_log_std or 0) for g in with_iri],
+            [window_length_m(g.speed_mps, g.samples, g.rate_hz) for g in with_iri],
         )
         points.append(
             {

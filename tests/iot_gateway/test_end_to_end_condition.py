@@ -81,13 +81,6 @@ def wait_for(predicate: Any, timeout_s: float, what: str) -> None:
         time.sleep(0.2)
 
 
-@pytest.mark.xfail(
-    raises=IriOutsideTolerance,
-    strict=True,
-    reason="road-health's segment IRI is the geometric mean of window estimates, which "
-    "under-weights a pothole's windows: park-rd-1 (one 6 cm pothole, truth 1.83 m/km) reads "
-    "about -28%. Every other check of this test passes; remove this mark once fixed.",
-)
 def test_simulated_fleet_through_the_gateway_matches_ground_truth(
     tmp_path: Path, live_server: Any, receiver: Receiver
 ) -> None:
@@ -225,7 +218,7 @@ def test_simulated_fleet_through_the_gateway_matches_ground_truth(
             handle.stop()
             suite.services["roadhealth"].state.dispatcher.stop()
 
-    # Last, and known to fail today (see the xfail reason): every segment's IRI within +-25%
+    # Every segment's IRI within +-25% of the simulator's truth
     outside = {k: round(v, 3) for k, v in errors.items() if abs(v) > IRI_TOLERANCE}
     if outside:
         raise IriOutsideTolerance(f"IRI outside +-{IRI_TOLERANCE:.0%} of truth: {outside}")
