@@ -32,6 +32,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from services.credit.statements import AMOUNT_COLUMNS
+
 Items = dict[str, pd.Series]
 Formula = Callable[[Items], pd.Series]
 
@@ -175,7 +177,7 @@ def _items(s: pd.DataFrame, by: str | None) -> Items:
             return s[name].astype(float).reset_index(drop=True)
         return pd.Series(np.nan, index=range(len(s)), dtype=float)
 
-    v = {name: col(name) for name in _INPUTS}
+    v = {name: col(name) for name in AMOUNT_COLUMNS}
     v["working_capital"] = v["working_capital"].fillna(
         v["current_assets"] - v["current_liabilities"]
     )
@@ -191,36 +193,6 @@ def _items(s: pd.DataFrame, by: str | None) -> Items:
         v["profit_before_tax"].rolling(3).sum() if not quarterly else v["sales"] * np.nan
     )
     return v
-
-
-_INPUTS = (
-    "total_assets",
-    "current_assets",
-    "current_liabilities",
-    "total_liabilities",
-    "equity",
-    "sales",
-    "net_profit",
-    "fixed_assets",
-    "inventory",
-    "receivables",
-    "cash",
-    "short_term_securities",
-    "working_capital",
-    "retained_earnings",
-    "share_capital",
-    "long_term_liabilities",
-    "profit_before_tax",
-    "ebit",
-    "operating_profit",
-    "profit_on_sales",
-    "extraordinary_items",
-    "interest_expense",
-    "operating_expenses",
-    "cost_of_products_sold",
-    "total_costs",
-    "depreciation",
-)
 
 
 def _div(numerator: pd.Series, denominator: pd.Series) -> pd.Series:
