@@ -271,10 +271,6 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
 
         return EventSourceResponse(stream(), ping=15)
 
-    @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
-        return {"ok": node.fatal is None, "height": ledger.height}
-
     return app
 
 

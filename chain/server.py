@@ -14,6 +14,7 @@ from chain.db import make_engine
 from chain.home import NodeHome
 from chain.ledger import Ledger
 from chain.node import Node, NodeOptions
+from chain.observability import NodeCollector, instrument, node_checks
 from chain.store import BlockStore
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,13 @@ def open_node(home: NodeHome, *, database_url: str | None = None) -> RunningNode
         ledger, key=key, options=NodeOptions(block_interval_ms=home.settings.block_interval_ms)
     )
     running = RunningNode(node, create_app(node, public_reads=home.settings.public_reads))
+    # /metrics, /healthz and /readyz (chain.observability), the node labelled by its name
+    instrument(
+        running.app,
+        process="node",
+        checks=node_checks(node),
+        collectors=[NodeCollector(lambda: {home.settings.name: node})],
+    )
     if home.settings.peers:
         transport = _connect(home, node, node_key)
         running.starters.append(transport.start)

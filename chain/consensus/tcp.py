@@ -102,6 +102,7 @@ class TcpTransport:
         self._stop = threading.Event()
         self._server: socket.socket | None = None
         self._threads: list[threading.Thread] = []
+        self.connected: set[str] = set()  # peers whose authenticated inbound session is open
 
     # -- the engine's Transport ----------------------------------------------------------
 
@@ -221,8 +222,12 @@ class TcpTransport:
                 sock.settimeout(5)
                 sender = self._accept_handshake(sock)
                 sock.settimeout(None)
-                while not self._stop.is_set():
-                    self._receive(_recv_frame(sock), sender)
+                self.connected.add(sender)
+                try:
+                    while not self._stop.is_set():
+                        self._receive(_recv_frame(sock), sender)
+                finally:
+                    self.connected.discard(sender)
             except (OSError, ConnectionError, ValueError, ChainError) as exc:
                 log.debug("inbound connection closed: %s", exc)
 
