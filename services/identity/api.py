@@ -16,7 +16,9 @@ from services.identity.schemas import (
     ChallengeIn,
     ChallengeOut,
     CreateDid,
+    CredentialListOut,
     CredentialOut,
+    CredentialSummary,
     DidOut,
     IssueBatchIn,
     IssueBatchOut,
@@ -38,6 +40,7 @@ from services.identity.schemas import (
 )
 
 AGENCY = "agency"
+REGULATOR = "regulator"
 RESOLUTION_CONTEXT = "https://w3id.org/did-resolution/v1"
 RESOLUTION_MEDIA = 'application/ld+json;profile="https://w3id.org/did-resolution"'
 
@@ -59,6 +62,12 @@ def build_router(
         return caller
 
     Agency = Annotated[Caller, Depends(agency_only)]
+
+    def agency_or_regulator(caller: AnyCaller) -> Caller:
+        caller.require(AGENCY, REGULATOR)
+        return caller
+
+    Auditor = Annotated[Caller, Depends(agency_or_regulator)]
     Db = Annotated[Session, Depends(get_session)]
 
     def did_out(record: dict[str, Any], tx: str | None = None) -> DidOut:
@@ -154,6 +163,23 @@ def build_router(
         )
         return VerifyOut.model_validate(report.as_json())
 
+    @router.get("/credentials", tags=["credentials"])
+    def list_credentials(
+        caller: Auditor,
+        session: Db,
+        status: Annotated[str | None, Query(max_length=16)] = None,
+        type_name: Annotated[str | None, Query(alias="type", max_length=64)] = None,
+        issuer: Annotated[str | None, Query(max_length=64)] = None,
+        limit: Annotated[int, Query(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, Query(max_length=200)] = None,
+    ) -> CredentialListOut:
+        """Issued credentials' metadata, newest first: an agency's own, or any (a regulator)."""
+        listed, next_cursor = svc.list_credentials(
+            env, session, org=caller.org, roles=caller.roles, issuer=issuer, status=status,
+            type_name=type_name, limit=limit, cursor=cursor,
+        )  # fmt: skip
+        return CredentialListOut(credentials=[_summary(x) for x in listed], next_cursor=next_cursor)
+
     @router.get("/credentials/{credential_id}", tags=["credentials"])
     def get_credential(credential_id: str, caller: Agency, session: Db) -> CredentialOut:
         row = svc.own_credential(env, session, org=caller.org, credential_id=credential_id)
@@ -238,6 +264,17 @@ def _issue_out(result: tuple[svc.Prepared, dict[str, Any]], org: str) -> IssueOu
         issuer=c.did_of(org), subject=prepared.request.subject, credential=prepared.token,
         hash=prepared.hash, status=svc.status_entries(prepared), anchor=anchor,
         zk_openings=prepared.openings,
+    )  # fmt: skip
+
+
+def _summary(listed: svc.ListedCredential) -> CredentialSummary:
+    row = listed.row
+    return CredentialSummary(
+        id=row.id, type=row.type, format=row.format, issuer=c.did_of(row.org), issuer_org=row.org,
+        subject=row.subject_did if listed.show_subject else None, hash=row.hash,
+        status=listed.status, status_height=listed.status_height, issued_at=row.issued_at,
+        anchor={"tx": row.anchor_tx, "height": row.anchor_height}, list=row.list_no,
+        index=row.list_index,
     )  # fmt: skip
 
 

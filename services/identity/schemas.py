@@ -144,6 +144,29 @@ class CredentialOut(BaseModel):
     anchor: dict[str, Any]
 
 
+class CredentialSummary(BaseModel):
+    """A credential in a listing: metadata only, never its claims."""
+
+    id: str
+    type: str
+    format: str
+    issuer: str = Field(description="the issuing agency's DID")
+    issuer_org: str
+    subject: str | None = Field(description="the holder's DID; null unless you issued it")
+    hash: str
+    status: Literal["issued", "suspended", "revoked"]
+    status_height: int | None = Field(description="block of the revocation or suspension")
+    issued_at: datetime
+    anchor: dict[str, Any]
+    list: int
+    index: int
+
+
+class CredentialListOut(BaseModel):
+    credentials: list[CredentialSummary]
+    next_cursor: str | None = Field(description="pass as `cursor` for the next page")
+
+
 class StatusChangeOut(BaseModel):
     id: str
     purpose: str
