@@ -16,8 +16,11 @@ ledger and mempool, a service's tables) at scrape time, so nothing is counted tw
 from __future__ import annotations
 
 import platform
+import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from contextvars import ContextVar
 from importlib import metadata
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +55,9 @@ Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 UNMATCHED = "<unmatched>"
+REQUEST_ID_HEADER = "x-request-id"
+_REQUEST_ID_SHAPE = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
+_request_id: ContextVar[str | None] = ContextVar("smartcity_request_id", default=None)
 OPS_PATHS = ("/metrics", "/healthz", "/readyz")
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 # A node with peers whose newest block is older than this is behind (blocks come every few
@@ -111,6 +117,21 @@ class HttpMetrics:
         self.latency.labels(route, method).observe(seconds)
 
 
+def current_request_id() -> str | None:
+    """The id of the HTTP request being served (log lines carry it), if any."""
+    return _request_id.get()
+
+
+def _request_id_of(scope: Scope) -> str:
+    """The caller's X-Request-ID when it is a plain token, else a fresh one."""
+    for name, value in scope.get("headers", []):
+        if name == REQUEST_ID_HEADER.encode():
+            text_value = str(value.decode("latin-1"))
+            if _REQUEST_ID_SHAPE.match(text_value):
+                return text_value
+    return uuid.uuid4().hex[:16]
+
+
 def route_template(scope: Scope) -> str:
     """The matched route's template under its mounts, e.g. `/nodes/{...}` → `/chain/v1/...`."""
     route = scope.get("route")
@@ -134,15 +155,21 @@ class MetricsMiddleware:
             return
         started = time.perf_counter()
         status = [500]
+        request_id = _request_id_of(scope)
+        token = _request_id.set(request_id)
 
         async def send_status(message: Message) -> None:
             if message["type"] == "http.response.start":
                 status[0] = int(message["status"])
+                headers = [*message.get("headers", [])]
+                headers.append((REQUEST_ID_HEADER.encode(), request_id.encode()))
+                message = {**message, "headers": headers}
             await send(message)
 
         try:
             await self.app(scope, receive, send_status)
         finally:
+            _request_id.reset(token)
             self.metrics.observe(
                 route_template(scope),
                 str(scope.get("method", "")),

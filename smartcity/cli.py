@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
-import logging
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -54,14 +54,34 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup)
 @click.option("-v", "--verbose", is_flag=True, help="Log debug detail.")
-def main(verbose: bool) -> None:
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False, path_type=Path),
+    envvar="SMARTCITY_CONFIG",
+    default=None,
+    help="Settings file (TOML); default DATA/smartcity.toml when present. See docs/operations.md.",
+)
+def main(verbose: bool, config: Path | None) -> None:
     """A city's Blockchain-based Service Network: ledger, identity, SME credit and road health."""
-    logging.basicConfig(
-        level=logging.DEBUG if verbose else logging.INFO,
-        format='{"time":"%(asctime)s","level":"%(levelname)s","logger":"%(name)s","message":"%(message)s"}',
-        stream=sys.stderr,
-    )
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    from smartcity.logs import configure_logging
+
+    if config is not None:
+        os.environ["SMARTCITY_CONFIG"] = str(config)
+    if verbose:
+        os.environ["SMARTCITY_LOG_LEVEL"] = "DEBUG"
+    # Lenient here (client commands too); process commands validate settings in _start_process
+    configure_logging()
+
+
+def _start_process(data: Path | None, *, demo: bool | None = None, access_log: bool = True) -> None:
+    """Validate the settings and set up logging; a bad setting exits 2 with its message."""
+    from smartcity.ops import start_process
+    from smartcity.settings import ConfigError
+
+    try:
+        start_process(data, demo=demo, access_log=access_log)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
 
 
 @main.command()
@@ -121,9 +141,14 @@ def node(node_home: Path, host: str | None, port: int | None) -> None:
     import uvicorn
 
     from chain.server import open_node
+    from smartcity.logs import uvicorn_options
 
     try:
         home = load_node_home(node_home)
+    except ChainError as exc:
+        _fail(str(exc))
+    _start_process(home.genesis_path.parent)
+    try:
         running = open_node(home, database_url=database_url_from_env())
     except ChainError as exc:
         _fail(str(exc))
@@ -133,7 +158,7 @@ def node(node_home: Path, host: str | None, port: int | None) -> None:
         f" API on http://{listen_host}:{listen_port}",
         err=True,
     )
-    uvicorn.run(running.app, host=listen_host, port=listen_port, log_level="warning")
+    uvicorn.run(running.app, host=listen_host, port=listen_port, **uvicorn_options())
 
 
 @main.command()
@@ -154,8 +179,14 @@ def up(data: Path, host: str, port: int, validators: int, simulate: bool) -> Non
     """Run the whole suite in one process (initialising DATA on first run)."""
     import uvicorn
 
+    from smartcity.logs import uvicorn_options
+    from smartcity.settings import is_demo
     from smartcity.suite import open_suite
 
+    # A folder `up` creates now is a demo folder; access logs only at DEBUG (the page polls)
+    _start_process(
+        data, demo=is_demo(data) or not (data / "genesis.json").exists(), access_log=False
+    )
     try:
         suite = open_suite(data, host=host, port=port, validators=validators)
     except ChainError as exc:
@@ -193,7 +224,7 @@ def up(data: Path, host: str, port: int, validators: int, simulate: bool) -> Non
     suite.app.router.on_startup.append(start_sensors)
     suite.app.router.on_shutdown.insert(0, stop_sensors)
     click.echo("  stop        Ctrl-C")
-    uvicorn.run(suite.app, host=host, port=port, log_level="warning")
+    uvicorn.run(suite.app, host=host, port=port, **uvicorn_options())
 
 
 @main.command()
@@ -209,10 +240,13 @@ def service(name: str, home: Path, node_url: str, host: str, port: int) -> None:
     from chain.db import sqlite_url
     from services.common.context import ServiceContext
     from services.common.ledger import RemoteLedger
+    from smartcity.logs import uvicorn_options
+    from smartcity.ops import instrument_service
     from smartcity.registry import SERVICES
     from smartcity.suite import OPERATOR_ORG, _import
 
     entry = next(e for e in SERVICES if e.name == name)
+    _start_process(home)
     suite = SuiteHome(home)
     try:
         genesis, key = suite.genesis(), suite.org_key(OPERATOR_ORG)
@@ -228,10 +262,11 @@ def service(name: str, home: Path, node_url: str, host: str, port: int) -> None:
             demo=True,
         )
         app = _import(entry.app)(context)
+        instrument_service(app, context)
     except ChainError as exc:
         _fail(str(exc))
     click.echo(f"{name} service on http://{host}:{port}, chain at {node_url}", err=True)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    uvicorn.run(app, host=host, port=port, **uvicorn_options())
 
 
 @main.command()

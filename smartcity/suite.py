@@ -93,6 +93,7 @@ def open_suite(
         for name, node in cluster.nodes.items():
             app.mount(f"/nodes/{name}", chain_app(node))
         operator_key = SuiteHome(data).org_key(OPERATOR_ORG)
+        contexts: dict[str, ServiceContext] = {}
         for entry in entries:
             context = ServiceContext(
                 name=entry.name,
@@ -106,6 +107,9 @@ def open_suite(
             service = factory(context)
             suite.services[entry.name] = service
             app.mount(f"/{entry.name}", service)
+            contexts[entry.name] = context
+        # One /metrics, /healthz and /readyz for the whole process (docs/operations.md)
+        _import("smartcity.ops:instrument_suite")(suite, contexts)
 
     _import("smartcity.dashboard:mount_dashboard")(app, suite)
 
