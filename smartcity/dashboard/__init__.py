@@ -8,7 +8,10 @@ endpoints live under /dashboard/api:
   one of the demo organisations whose key the suite folder holds (see docs/dashboard.md for
   why this is acceptable in a demo and refused otherwise);
 - `POST /dashboard/api/verify`: checks a proof bundle against the suite's genesis with
-  chain.light.verify_bundle and says what it proves or why it fails.
+  chain.light.verify_bundle and says what it proves or why it fails;
+- `GET /dashboard/api/anchors`, `/lookup/{hash}`, `/ratings/{uscc}`: what the node API has no
+  index for (recent anchor batches, what a hash names, an SME's rating history), read from the
+  node's block store for a caller with a `chain` token (see explore.py).
 """
 
 from __future__ import annotations
@@ -16,16 +19,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
-from fastapi import Body, FastAPI, Query
+from fastapi import Body, Depends, FastAPI, Query, Request
+from fastapi import Path as PathParam
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.routing import APIRoute
 from fastapi.staticfiles import StaticFiles
 
-from chain.auth import AUDIENCE_CHAIN, mint_token
+from chain.auth import AUDIENCE_CHAIN, AuthError, Caller, mint_token, verify_token
 from chain.errors import ChainError, ProofError
 from chain.genesis import Genesis
 from chain.home import SuiteHome
+from chain.ledger import Ledger
 from chain.light import verify_bundle
+from smartcity.dashboard import explore
 
 if TYPE_CHECKING:
     from smartcity.suite import Suite
@@ -33,6 +40,8 @@ if TYPE_CHECKING:
 STATIC = Path(__file__).parent / "static"
 DEMO_MARKER = Path("dashboard") / "demo-mode"
 TOKEN_TTL_S = 300
+HEX64 = r"^[0-9a-f]{64}$"
+USCC = r"^[0-9A-Z]{18}$"
 
 
 def is_demo(data: Path) -> bool:
@@ -53,6 +62,19 @@ def _error(status: int, code: str, message: str) -> JSONResponse:
     return JSONResponse({"error": {"code": code, "message": message, "details": None}}, status)
 
 
+def chain_reader(request: Request) -> Caller:
+    """The caller of an explorer read: a bearer token for the `chain` audience, as /chain asks."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise AuthError("missing bearer token: mint one with `smartcity token`")
+    ledger: Ledger = request.app.state.ledger
+    return verify_token(token.strip(), audience=AUDIENCE_CHAIN, resolve=ledger.resolve_key)
+
+
+# Module level: this module postpones annotations, so FastAPI resolves them in its globals
+ChainReader = Annotated[Caller, Depends(chain_reader)]
+
+
 def mount_dashboard(app: FastAPI, suite: Suite) -> None:
     """Serve the dashboard at `/` (ahead of any other `/` route) and its API at /dashboard."""
     if suite.created:
@@ -61,6 +83,7 @@ def mount_dashboard(app: FastAPI, suite: Suite) -> None:
         data=suite.data,
         genesis=suite.node.ledger.genesis,
         audiences=[AUDIENCE_CHAIN, *suite.services],
+        ledger=suite.node.ledger,
     )
     app.mount("/dashboard", sub)
 
@@ -71,9 +94,23 @@ def mount_dashboard(app: FastAPI, suite: Suite) -> None:
     app.router.routes.insert(0, APIRoute("/", index, include_in_schema=False, methods=["GET"]))
 
 
-def create_dashboard_app(*, data: Path, genesis: Genesis, audiences: list[str]) -> FastAPI:
+def create_dashboard_app(
+    *, data: Path, genesis: Genesis, audiences: list[str], ledger: Ledger | None = None
+) -> FastAPI:
     app = FastAPI(title="smartcity dashboard", docs_url=None, redoc_url=None, openapi_url=None)
     orgs = {o.id: o for o in genesis.organisations}
+
+    @app.exception_handler(AuthError)
+    async def refused(_request: Request, exc: AuthError) -> JSONResponse:
+        response = _error(exc.status, "unauthorised", exc.message)
+        response.headers["WWW-Authenticate"] = "Bearer"
+        return response
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": ["request"], "msg": "invalid"}
+        where = ".".join(str(p) for p in first["loc"])
+        return _error(422, "invalid_request", f"{where}: {first['msg']}")
 
     @app.get("/api/config")
     def config() -> dict[str, Any]:
@@ -128,5 +165,41 @@ def create_dashboard_app(*, data: Path, genesis: Genesis, audiences: list[str]) 
             "facts": proven.facts,
         }
 
+    if ledger is not None:
+        _mount_explorer(app, ledger, list(orgs))
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app
+
+
+def _mount_explorer(app: FastAPI, ledger: Ledger, orgs: list[str]) -> None:
+    """The explorer's reads the node API has no index for; a `chain` token is required."""
+
+    app.state.ledger = ledger
+
+    @app.get("/api/anchors")
+    def anchors(
+        _caller: ChainReader,
+        limit: Annotated[int, Query(ge=1, le=100)] = 10,
+        org: Annotated[str | None, Query(max_length=64)] = None,
+    ) -> dict[str, Any]:
+        """The newest anchor batches, optionally of one organisation."""
+        return {"anchors": explore.recent_anchors(ledger, limit=limit, org=org)}
+
+    @app.get("/api/lookup/{digest}", response_model=None)
+    def lookup(
+        _caller: ChainReader, digest: Annotated[str, PathParam(pattern=HEX64)]
+    ) -> dict[str, Any] | JSONResponse:
+        """What a 64-hex hash names here: a transaction, a block, an anchored root or credential."""
+        found = explore.lookup(ledger, digest, orgs)
+        if found is None:
+            return _error(
+                404, "not_found", f"{digest} is no transaction, block, anchored root or credential"
+            )
+        return {"kind": found.kind, **found.detail}
+
+    @app.get("/api/ratings/{uscc}")
+    def ratings(
+        _caller: ChainReader, uscc: Annotated[str, PathParam(pattern=USCC)]
+    ) -> dict[str, Any]:
+        """Every rating of the SME recorded on the chain, newest first."""
+        return {"uscc": uscc, "ratings": explore.rating_history(ledger, uscc)}

@@ -17,6 +17,7 @@ from smartcity.suite import open_suite
 def _client(data: Path) -> Iterator[TestClient]:
     suite = open_suite(data, validators=1, observers=0, services=[])
     mount_dashboard(suite.app, suite)
+    suite.app.state.suite = suite  # for tests that write to the chain directly
     with TestClient(suite.app) as client:
         yield client
 
@@ -88,3 +89,48 @@ def test_a_bundle_is_verified_against_the_suites_genesis(demo: TestClient) -> No
         "/dashboard/api/verify", content=b"{nope", headers={"content-type": "application/json"}
     )
     assert r.status_code == 422
+
+
+def test_the_explorer_finds_anchors_blocks_and_transactions_by_hash(demo: TestClient) -> None:
+    from chain.auth import mint_token
+    from chain.home import SuiteHome
+    from services.common.ledger import EmbeddedLedger, call
+
+    suite = demo.app.state.suite  # type: ignore[attr-defined]
+    ledger = EmbeddedLedger(suite.node)
+    root = "ab" * 32
+    key = SuiteHome(suite.data).org_key("bsn-operator")
+    receipt = call(ledger, key, "anchors", "anchor", {"root": root, "count": 3, "label": "demo"})
+    assert receipt["status"] == "ok", receipt
+    token = demo.get("/dashboard/api/token", params={"org": "regulator", "audience": "chain"})
+    auth = {"Authorization": "Bearer " + token.json()["token"]}
+
+    listed = demo.get("/dashboard/api/anchors", headers=auth).json()["anchors"]
+    assert listed[0] == {
+        "tx": receipt["tx"], "height": receipt["height"], "org": "bsn-operator", "root": root,
+        "count": 3, "label": "demo", "metadata": {},
+    }  # fmt: skip
+    assert demo.get("/dashboard/api/anchors?org=bank-a", headers=auth).json()["anchors"] == []
+
+    found = demo.get(f"/dashboard/api/lookup/{root}", headers=auth).json()
+    assert found["kind"] == "anchor" and found["tx"] == receipt["tx"]
+    assert demo.get(f"/dashboard/api/lookup/{receipt['tx']}", headers=auth).json() == {
+        "kind": "tx", "tx": receipt["tx"], "height": receipt["height"],
+    }  # fmt: skip
+    block = demo.get(f"/chain/v1/blocks/{receipt['height']}", headers=auth).json()
+    by_hash = demo.get(f"/dashboard/api/lookup/{block['hash']}", headers=auth).json()
+    assert by_hash == {"kind": "block", "height": receipt["height"]}
+
+    unknown = demo.get(f"/dashboard/api/lookup/{'cd' * 32}", headers=auth)
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
+    bad = demo.get("/dashboard/api/lookup/not-a-hash", headers=auth)
+    assert bad.status_code == 422 and "digest" in bad.json()["error"]["message"]
+    bad = demo.get("/dashboard/api/ratings/not-a-uscc", headers=auth)
+    assert bad.status_code == 422 and "uscc" in bad.json()["error"]["message"]
+    none = demo.get("/dashboard/api/ratings/911101080000000194", headers=auth).json()
+    assert none == {"uscc": "911101080000000194", "ratings": []}
+    anonymous = demo.get("/dashboard/api/anchors")
+    assert anonymous.status_code == 401 and "missing bearer token" in anonymous.text
+    wrong = mint_token(SuiteHome(suite.data).org_key("regulator"), org="regulator", audience="x")
+    refused = demo.get("/dashboard/api/anchors", headers={"Authorization": "Bearer " + wrong})
+    assert refused.status_code == 401 and "audience" in refused.json()["error"]["message"]
