@@ -15,11 +15,13 @@ from services.roadhealth.analysis import (
     pothole_confidence,
     window_length_m,
 )
+from services.roadhealth.clustering import cluster_positions
 from services.roadhealth.errors import ChainRefused
 from services.roadhealth.models import RhAlert, RhPothole, RhPotholeReport, RhSegment, RhWindow
 from services.roadhealth.runtime import Runtime
 
 DAY_S = 86_400.0
+OPEN_STATUSES = ("candidate", "confirmed")
 
 
 def refresh_segments(rt: Runtime, session: Session, segments: Iterable[str]) -> None:
@@ -95,40 +97,33 @@ def _refresh_segment(rt: Runtime, session: Session, segment: RhSegment) -> None:
         )
 
 
-def attribute_report(
+def file_report(
     rt: Runtime,
     session: Session,
     *,
     window: RhWindow,
     chainage_m: float,
     peak_mps2: float,
-) -> str:
-    """File a pothole report under the nearest pothole of its segment, or open a candidate."""
-    assert window.segment is not None
-    candidates = session.scalars(
-        select(RhPothole).where(RhPothole.segment == window.segment, RhPothole.status != "repaired")
-    ).all()
-    near = [
-        p for p in candidates if abs(p.chainage_m - chainage_m) <= rt.settings.pothole_cluster_m
-    ]
-    if near:
-        pothole = min(near, key=lambda p: abs(p.chainage_m - chainage_m))
-    else:
-        lat, lon = rt.index.position_at(window.segment, chainage_m)
-        pothole = RhPothole(
-            id=f"{window.segment}:{round(chainage_m * 10)}:{window.hash[:8]}",
-            segment=window.segment,
-            chainage_m=chainage_m,
-            lat=lat,
-            lon=lon,
-            reports=0,
-            vehicles=0,
-            confidence=0.0,
-            status="candidate",
-            first_seen=window.t0,
-            last_seen=window.t0,
-        )
-        session.add(pothole)
+) -> None:
+    """Store a pothole report as a candidate of its own; regroup_segment then decides which
+    pothole it belongs to, with every other open report of its segment."""
+    if window.segment is None:
+        raise ValueError("a pothole report needs a matched window")
+    lat, lon = rt.index.position_at(window.segment, chainage_m)
+    pothole = RhPothole(
+        id=f"{window.segment}:{round(chainage_m * 10)}:{window.hash[:8]}",
+        segment=window.segment,
+        chainage_m=chainage_m,
+        lat=lat,
+        lon=lon,
+        reports=0,
+        vehicles=0,
+        confidence=0.0,
+        status="candidate",
+        first_seen=window.t0,
+        last_seen=window.t0,
+    )
+    session.add(pothole)
     session.add(
         RhPotholeReport(
             window_id=window.id,
@@ -140,8 +135,61 @@ def attribute_report(
             t0=window.t0,
         )
     )
+
+
+def regroup_segment(rt: Runtime, session: Session, segment: str) -> set[str]:
+    """Cluster the open reports of a segment into potholes (clustering.py) and return the
+    potholes whose reports changed. A confirmed pothole keeps its id (the chain knows it):
+    the group holding it is filed under it, and a group holding two is split between them;
+    other groups go to the candidate already holding most of their reports."""
     session.flush()
-    return pothole.id
+    rows = session.execute(
+        select(RhPotholeReport, RhPothole)
+        .join(RhPothole, RhPothole.id == RhPotholeReport.pothole)
+        .where(RhPothole.segment == segment, RhPothole.status.in_(OPEN_STATUSES))
+        .order_by(RhPotholeReport.id)
+    ).all()
+    if not rows:
+        return set()
+    reports = [r for r, _ in rows]
+    potholes = {p.id: p for _, p in rows}
+    labels = cluster_positions(
+        [r.chainage_m for r in reports], sigma_m=rt.settings.report_position_sigma_m
+    )
+    groups: dict[int, list[RhPotholeReport]] = {}
+    for report, label in zip(reports, labels, strict=True):
+        groups.setdefault(label, []).append(report)
+    kept: set[str] = set()
+    for members in groups.values():
+        for heir, part in _heirs(members, potholes):
+            for report in part:
+                report.pothole = heir.id
+            kept.add(heir.id)
+    for pothole in potholes.values():
+        if pothole.id not in kept and pothole.status == "candidate":
+            session.delete(pothole)
+    session.flush()
+    return kept
+
+
+def _heirs(
+    members: list[RhPotholeReport], potholes: dict[str, RhPothole]
+) -> list[tuple[RhPothole, list[RhPotholeReport]]]:
+    """Which pothole each report of one group is filed under."""
+    confirmed = sorted({r.pothole for r in members if potholes[r.pothole].status == "confirmed"})
+    if len(confirmed) > 1:
+        nearest: dict[str, list[RhPotholeReport]] = {c: [] for c in confirmed}
+        for r in members:
+            best = min(confirmed, key=lambda c: abs(potholes[c].chainage_m - r.chainage_m))
+            nearest[best].append(r)
+        return [(potholes[c], part) for c, part in nearest.items() if part]
+    if confirmed:
+        return [(potholes[confirmed[0]], members)]
+    held: dict[str, int] = {}
+    for r in members:
+        held[r.pothole] = held.get(r.pothole, 0) + 1
+    heir = min(held, key=lambda c: (-held[c], potholes[c].first_seen, c))
+    return [(potholes[heir], members)]
 
 
 def refresh_potholes(rt: Runtime, session: Session, pothole_ids: Iterable[str]) -> None:
@@ -153,6 +201,8 @@ def refresh_potholes(rt: Runtime, session: Session, pothole_ids: Iterable[str]) 
         reports = session.scalars(
             select(RhPotholeReport).where(RhPotholeReport.pothole == pothole_id)
         ).all()
+        if not reports:
+            continue  # its reports went to a neighbouring confirmed pothole: keep it as it was
         devices = {r.device for r in reports}
         grew = len(devices) > pothole.vehicles
         pothole.reports, pothole.vehicles = len(reports), len(devices)

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from chain.encoding import canonical
 from services.roadhealth import assess
-from services.roadhealth.analysis import analyse_window
+from services.roadhealth.analysis import analyse_window, window_length_m
 from services.roadhealth.errors import AnchorNotCommitted, BadBatch, BatchConflict
 from services.roadhealth.geo import bearing_deg, distance_m
 from services.roadhealth.matching import Match
@@ -33,6 +33,9 @@ from services.roadhealth.wire import (
 
 HEADING_MAX_GAP_S = 60.0
 HEADING_MIN_MOVE_M = 3.0
+# How far a neighbour's start may lie from where a window's travel ends: GPS jitter on both
+# fixes (3 sigma of a few metres each) plus a turn cutting the corner
+HEADING_TRAVEL_SLACK_M = 15.0
 
 
 @dataclass
@@ -280,7 +283,8 @@ def _match_window(rt: Runtime, t: Telemetry, heading: float | None) -> Match | N
 
 
 def _headings(session: Session, items: list[Telemetry]) -> dict[tuple[str, int], float]:
-    """Heading of each window from its device's neighbouring window (previous, else next)."""
+    """Heading of each window along its own path: towards the device's next window, else from
+    its previous one; a neighbour that is not where the window's travel leads is not used."""
     by_device: dict[str, list[Telemetry]] = defaultdict(list)
     for t in items:
         by_device[t.device].append(t)
@@ -288,35 +292,67 @@ def _headings(session: Session, items: list[Telemetry]) -> dict[tuple[str, int],
     for device, group in by_device.items():
         group.sort(key=lambda t: t.seq)
         earlier = session.execute(
-            select(RhWindow.seq, RhWindow.t0, RhWindow.lat, RhWindow.lon)
+            select(
+                RhWindow.seq,
+                RhWindow.t0,
+                RhWindow.lat,
+                RhWindow.lon,
+                RhWindow.speed_mps,
+                RhWindow.samples,
+                RhWindow.rate_hz,
+            )
             .where(RhWindow.device == device, RhWindow.seq < group[0].seq)
             .order_by(RhWindow.seq.desc())
             .limit(1)
         ).first()
-        points = [(float(e.t0), e.lat, e.lon) for e in ([earlier] if earlier else [])]
-        points += [(t.t0, t.lat, t.lon) for t in group]
+        points = [
+            _Fix(
+                e.seq, float(e.t0), e.lat, e.lon, window_length_m(e.speed_mps, e.samples, e.rate_hz)
+            )
+            for e in ([earlier] if earlier else [])
+        ]
+        points += [
+            _Fix(t.seq, t.t0, t.lat, t.lon, window_length_m(t.speed_mps, len(t.acc_z), t.rate_hz))
+            for t in group
+        ]
         offset = len(points) - len(group)
         for i, t in enumerate(group):
             j = i + offset
-            heading = _heading(points[j - 1], points[j]) if j > 0 else None
-            if heading is None and j + 1 < len(points):
-                heading = _heading(points[j], points[j + 1])
+            heading = _heading(points[j], points[j + 1]) if j + 1 < len(points) else None
+            if heading is None and j > 0:
+                heading = _heading(points[j - 1], points[j])
             if heading is not None:
                 out[(device, t.seq)] = heading
     return out
 
 
-def _heading(a: tuple[float, float, float], b: tuple[float, float, float]) -> float | None:
+@dataclass(frozen=True)
+class _Fix:
+    """A window's start: its seq, time, position and the distance the window covers."""
+
+    seq: int
+    t0: float
+    lat: float
+    lon: float
+    travel_m: float
+
+
+def _heading(a: _Fix, b: _Fix) -> float | None:
+    """Bearing from a to b when b is where a's window leads: the next seq, soon after, about a
+    window's travel away (a device that jumps elsewhere, e.g. after a gap, gives none)."""
+    if b.seq != a.seq + 1 or abs(b.t0 - a.t0) > HEADING_MAX_GAP_S:
+        return None
+    moved = distance_m(a.lat, a.lon, b.lat, b.lon)
     if (
-        abs(b[0] - a[0]) > HEADING_MAX_GAP_S
-        or distance_m(a[1], a[2], b[1], b[2]) < HEADING_MIN_MOVE_M
+        moved < HEADING_MIN_MOVE_M
+        or abs(moved - a.travel_m) > HEADING_TRAVEL_SLACK_M + 0.3 * a.travel_m
     ):
         return None
-    return bearing_deg(a[1], a[2], b[1], b[2])
+    return bearing_deg(a.lat, a.lon, b.lat, b.lon)
 
 
 def _assess(rt: Runtime, session: Session, windows: list[RhWindow]) -> None:
-    potholes: set[str] = set()
+    reported: set[str] = set()
     for window in windows:
         if window.segment is None or window.chainage_m is None:
             continue
@@ -328,15 +364,13 @@ def _assess(rt: Runtime, session: Session, windows: list[RhWindow]) -> None:
             chainage = window.chainage_m + direction * float(event["offset_m"])
             if not 0.0 <= chainage <= length:
                 continue  # past the segment's end: another segment's business
-            potholes.add(
-                assess.attribute_report(
-                    rt,
-                    session,
-                    window=window,
-                    chainage_m=chainage,
-                    peak_mps2=float(event["peak_mps2"]),
-                )
+            assess.file_report(
+                rt, session, window=window, chainage_m=chainage, peak_mps2=float(event["peak_mps2"])
             )
+            reported.add(window.segment)
+    potholes: set[str] = set()
+    for segment in sorted(reported):
+        potholes |= assess.regroup_segment(rt, session, segment)
     assess.refresh_segments(rt, session, [w.segment for w in windows if w.segment])
     assess.refresh_potholes(rt, session, potholes)
     rt.kick_alerts()

@@ -21,7 +21,9 @@ class Settings:
     city: str = "smartcity"
     thresholds: Thresholds = field(default_factory=Thresholds)
     min_windows: int = 3  # windows a segment needs before it gets a condition class
-    pothole_cluster_m: float = 6.0  # reports this close along a segment are one pothole
+    # One pothole report's position error along the road (GPS at the window's start), the
+    # scale by which reports are grouped into potholes (clustering.py)
+    report_position_sigma_m: float = 3.0
     pothole_min_vehicles: int = 3  # distinct vehicles that must see a pothole to confirm it
     horizon_days: float = 90.0  # windows older than this (before a segment's newest) are ignored
     webhooks: tuple[str, ...] = ()
