@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import signal
 import threading
 import uuid
@@ -212,8 +211,14 @@ def run_gateway_cmd(
 ) -> None:
     """Run one gateway process until SIGTERM or SIGINT."""
     from iot_gateway.gateway import Gateway, GatewaySettings
+    from smartcity.ops import start_process
+    from smartcity.settings import ConfigError
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    try:  # validated settings and JSON/text logs, as every smartcity process (docs/operations.md)
+        start_process(data)
+    except ConfigError as exc:
+        click.echo(f"error: {exc}", err=True)
+        raise SystemExit(2) from None
     home = SuiteHome(data)
     key = home.org_key(OPERATOR_ORG)
     client = ChainClient(chain_url or home.api_url(), identity=Identity(OPERATOR_ORG, key))

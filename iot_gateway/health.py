@@ -1,4 +1,9 @@
-"""GET /healthz (JSON, 503 when not connected) and GET /metrics (Prometheus text)."""
+"""GET /healthz (liveness), GET /readyz (503 naming the failing check), GET /metrics (Prometheus).
+
+Readiness: connected to the broker, the intake and forward workers alive, and the outbox able
+to take a write (docs/operations.md). Metrics are rendered by prometheus_client from the
+gateway's own bookkeeping (iot_gateway.prometheus).
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,14 @@ import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING
+
+from prometheus_client import CONTENT_TYPE_LATEST
+from sqlalchemy import text
+from sqlalchemy.exc import SQLAlchemyError
+
+from chain.observability import Check, NotReady, liveness, readiness, render
+from iot_gateway.outbox import Outbox
+from iot_gateway.prometheus import gateway_registry
 
 if TYPE_CHECKING:
     from iot_gateway.gateway import Gateway
@@ -50,16 +63,52 @@ def health_report(gateway: Gateway) -> dict[str, object]:
     }
 
 
+def readiness_checks(gateway: Gateway) -> dict[str, Check]:
+    def broker() -> None:
+        if not gateway.source.connected.is_set():
+            raise NotReady("not connected to the MQTT broker")
+
+    def workers() -> None:
+        if not gateway.is_healthy() and gateway.source.connected.is_set():
+            raise NotReady("an intake or forward worker has stopped")
+
+    return {"broker": broker, "workers": workers, "outbox": outbox_writable(gateway.outbox)}
+
+
+def outbox_writable(outbox: Outbox) -> Check:
+    """The outbox takes a write transaction (on SQLite its transactions begin with the write
+    lock, BEGIN IMMEDIATE; on PostgreSQL the session must not be read-only)."""
+
+    def check() -> None:
+        try:
+            with outbox.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    read_only = conn.execute(text("SHOW transaction_read_only")).scalar()
+                    if read_only == "on":
+                        raise NotReady("the outbox database is read-only")
+                else:
+                    conn.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            raise NotReady(f"outbox not writable: {exc.__class__.__name__}") from exc
+
+    return check
+
+
 def _handler_for(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
+    registry = gateway_registry(gateway)
+    checks = readiness_checks(gateway)
+
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
             if self.path == "/healthz":
-                report = health_report(gateway)
-                status = 200 if report["status"] == "ok" else 503
-                self._send(status, "application/json", json.dumps(report).encode())
+                report = {**liveness("gateway"), **health_report(gateway)}
+                report["status"] = "ok"  # alive; whether it can work is /readyz
+                self._send(200, "application/json", json.dumps(report).encode())
+            elif self.path == "/readyz":
+                status, body = readiness(checks)
+                self._send(status, "application/json", json.dumps(body).encode())
             elif self.path == "/metrics":
-                body = gateway.metrics.render().encode()
-                self._send(200, "text/plain; version=0.0.4; charset=utf-8", body)
+                self._send(200, CONTENT_TYPE_LATEST, render(registry))
             else:
                 self._send(404, "application/json", b'{"error":"not found"}')
 

@@ -66,6 +66,26 @@ class Metrics:
                     out[key] = out.get(key, 0) + v
             return out
 
+    def snapshot(
+        self,
+    ) -> tuple[
+        dict[tuple[str, tuple[tuple[str, str], ...]], float],
+        dict[str, tuple[str, float]],
+        dict[str, tuple[list[int], float]],
+    ]:
+        """Counters, gauges (read now; NaN when their source fails) and histograms, for export."""
+        with self._lock:
+            counters = dict(self.counters)
+            histograms = {k: (list(h.counts), h.total) for k, h in self.histograms.items()}
+        gauges = {}
+        for name, read in self.gauges.items():
+            try:
+                value = float(read())
+            except Exception:  # a gauge whose source is down is NaN, not a failed scrape
+                value = float("nan")
+            gauges[name] = (self.help[name], value)
+        return counters, gauges, histograms
+
     def render(self) -> str:
         """The Prometheus text exposition format (version 0.0.4)."""
         lines: list[str] = []

@@ -29,6 +29,7 @@ _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) 
     "message",
     "asctime",
     "taskName",
+    "color_message",  # uvicorn's ANSI-coloured copy of the message
 }
 _REDACTIONS = (
     # Authorization: Bearer <token> / Basic <credentials>, in headers or prose

@@ -71,7 +71,7 @@ def _wait_ready(process: subprocess.Popen[bytes], ready: Path, timeout_s: float 
         if ready.exists() and ready.read_text():
             url = ready.read_text()
             try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
                     return url
             except httpx.HTTPError:
                 pass
