@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
@@ -76,6 +77,11 @@ def _submit_call(tx: Tx, wait: bool, timeout_s: float) -> Call:
         body=json.dumps(tx.to_json()).encode(),
         timeout_s=timeout_s + 5 if wait else None,
     )
+
+
+def _state_call(namespace: str, key: str) -> Call:
+    # Percent-encode the key: `#` (as in `vm:<did>#<key id>`) or `?` would otherwise end the path
+    return Call("GET", f"/v1/state/{quote(namespace, safe='')}/{quote(key, safe='')}")
 
 
 def _batch_call(txs: list[Tx]) -> Call:
@@ -173,7 +179,7 @@ class ChainClient:
         return bundle["value"]
 
     def state_bundle(self, namespace: str, key: str) -> dict[str, Any]:
-        return dict(self._do(Call("GET", f"/v1/state/{namespace}/{key}")))
+        return dict(self._do(_state_call(namespace, key)))
 
     def verified_proof(self, tx_hash: str, genesis: Genesis) -> Proven:
         return verify_bundle(self.proof(tx_hash), genesis)
@@ -259,7 +265,7 @@ class AsyncChainClient:
         return dict(await self._do(Call("GET", f"/v1/blocks/{height}")))
 
     async def state(self, namespace: str, key: str, *, verify_with: Genesis | None = None) -> Any:
-        bundle = dict(await self._do(Call("GET", f"/v1/state/{namespace}/{key}")))
+        bundle = dict(await self._do(_state_call(namespace, key)))
         if verify_with is not None:
             verify_bundle(bundle, verify_with)
         return bundle["value"]
