@@ -264,7 +264,7 @@ def start_iot(
         outbox_url=f"sqlite:///{folder / 'outbox.db'}",
         instance=f"gateway-{tag}",
         group=f"iot-gateway-{tag}",
-        topic=f"city/{city}/road/+/sensor/+/telemetry",
+        topic=f"city/{city}/road/+/sensor/+/telemetry/#",
         forward=ForwardSettings(
             roadhealth_url=f"{base}/roadhealth",
             operator_org=OPERATOR_ORG,
