@@ -645,4 +645,6 @@ LAZY_GROUPS = {
     "vc": "services.identity.cli:vc",
     "credit": "services.credit.cli:credit",
     "road": "services.roadhealth.cli:road",
+    "backup": "smartcity.backup:backup_command",
+    "restore": "smartcity.backup:restore_command",
 }
