@@ -116,9 +116,20 @@ def default_format(stream: TextIO) -> str:
 
 
 def configure_logging(
-    log_format: str | None = None, level: str | None = None, *, access_log: bool = True
+    log_format: str | None = None,
+    level: str | None = None,
+    *,
+    access_log: bool = True,
+    force: bool = True,
 ) -> None:
-    """One stderr handler for every logger (uvicorn's too), in the chosen format and level."""
+    """One stderr handler for every logger (uvicorn's too), in the chosen format and level.
+
+    Without `force`, a root logger that already has handlers (a test runner's, an embedding
+    program's) is left alone, as `logging.basicConfig` does.
+    """
+    root = logging.getLogger()
+    if not force and root.handlers:
+        return
     stream = sys.stderr
     chosen = (log_format or os.environ.get("SMARTCITY_LOG_FORMAT") or "").lower()
     if chosen not in ("json", "text"):
@@ -128,7 +139,6 @@ def configure_logging(
     handler = logging.StreamHandler(stream)
     handler.addFilter(RedactingFilter())
     handler.setFormatter(JsonFormatter() if chosen == "json" else logging.Formatter(TEXT_FORMAT))
-    root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
