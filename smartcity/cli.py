@@ -70,7 +70,7 @@ def main(verbose: bool, config: Path | None) -> None:
     if verbose:
         os.environ["SMARTCITY_LOG_LEVEL"] = "DEBUG"
     # Lenient here (client commands too); process commands validate settings in _start_process
-    configure_logging()
+    configure_logging(force=False)
 
 
 def _start_process(data: Path | None, *, demo: bool | None = None, access_log: bool = True) -> None:
