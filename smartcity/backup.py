@@ -112,7 +112,7 @@ def _write_snapshot(zf: zipfile.ZipFile, url: str) -> dict[str, Any]:
             with zf.open(name, "w") as handle:
                 count, digest = _dump_table(conn, table, handle)
             entries[name] = {"rows": count, "sha256": digest}
-        meta_rows = dict(conn.execute(select(meta.c.name, meta.c.value)).tuples().all())
+        meta_rows = {r.name: r.value for r in conn.execute(select(meta.c.name, meta.c.value))}
         height = int(conn.execute(select(func.coalesce(func.max(blocks.c.height), 0))).scalar_one())
         tip = conn.execute(
             select(blocks.c.hash, blocks.c.header).where(blocks.c.height == height)
