@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -76,6 +77,71 @@ class Harness:
             "/roadhealth/v1/ingest", json=body, headers=self.auth("bsn-operator")
         )
         return body, answer
+
+
+@dataclass(frozen=True)
+class PotholeScore:
+    """Confirmed potholes against planted ones, matched one to one within a tolerance."""
+
+    planted: int
+    confirmed: int
+    found: int  # planted potholes with a confirmed pothole within tolerance
+    precision: float  # share of confirmed potholes that are a planted one (duplicates are not)
+    recall: float
+    position_errors_m: tuple[float, ...]  # confirmed minus planted chainage, per match
+
+
+def score_potholes(
+    confirmed: list[tuple[str, float]], planted: list[tuple[str, float]], *, tolerance_m: float
+) -> PotholeScore:
+    """Greedy nearest-first one-to-one matching of (segment, chainage) pairs."""
+    pairs = sorted(
+        (abs(c[1] - p[1]), i, j)
+        for i, c in enumerate(confirmed)
+        for j, p in enumerate(planted)
+        if c[0] == p[0] and abs(c[1] - p[1]) <= tolerance_m
+    )
+    used_c: set[int] = set()
+    used_p: set[int] = set()
+    errors = []
+    for _, i, j in pairs:
+        if i not in used_c and j not in used_p:
+            used_c.add(i)
+            used_p.add(j)
+            errors.append(confirmed[i][1] - planted[j][1])
+    return PotholeScore(
+        len(planted),
+        len(confirmed),
+        len(used_p),
+        len(used_c) / len(confirmed) if confirmed else 1.0,
+        len(used_p) / len(planted) if planted else 1.0,
+        tuple(errors),
+    )
+
+
+def replay_simulator(h: Harness, network: Any, *, batch: int = 50, t0: float = 1.77e9) -> int:
+    """Register the simulator's vehicles and ingest what they send while each drives every
+    segment once (iot_gateway.simulator, as `smartcity up --simulate` runs it, minus MQTT)."""
+    from iot_gateway.simulator import Fleet as SimFleet
+
+    for device in network.devices:
+        answer = h.device_tx(
+            "register_device",
+            {
+                "device": device.id,
+                "pub_key": device.key.public_hex,
+                "vehicle_class": device.vehicle_class,
+            },
+        )
+        assert answer.status_code == 200, answer.text
+    fleet = SimFleet(network, seed=network.seed, window_s=4.0)
+    payloads: list[dict[str, Any]] = []
+    while not all(s.segments_driven >= len(network.segments) for s in fleet.streams):
+        payloads.append(json.loads(fleet.next_message(t0 + 0.25 * len(payloads)).payload))
+    for start in range(0, len(payloads), batch):
+        _body, answer = h.ingest(payloads[start : start + batch])
+        assert answer.status_code == 200, answer.text
+    return len(payloads)
 
 
 @contextmanager
