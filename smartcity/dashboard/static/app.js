@@ -79,12 +79,21 @@ async function api(service, path, org, options = {}) {
   return body;
 }
 const chain = (path) => api("chain", path, "regulator");
+/* The dashboard's own explorer reads (recent anchors, hash lookup, rating history): chain tokens */
+async function explorer(path) {
+  const r = await fetch("/dashboard/api" + path, { headers: { Authorization: "Bearer " + (await token("regulator", "chain")) } });
+  const body = await r.json();
+  if (!r.ok) throw new ApiError(r.status, body);
+  return body;
+}
 
 /* ---------- router ---------- */
 const routes = [
   [/^#\/chain$/, pageChain],
   [/^#\/block\/(\d+)$/, pageBlock],
   [/^#\/tx\/([0-9a-f]+)$/, pageTx],
+  [/^#\/anchor\/([0-9a-f]{64})$/, pageAnchor],
+  [/^#\/credential\/([0-9a-f]{64})$/, pageAnchoredCredential],
   [/^#\/verify$/, pageVerify],
   [/^#\/roads$/, pageRoads],
   [/^#\/roads\/(.+)$/, pageRoads],
@@ -99,7 +108,7 @@ async function route() {
   const page = hash.split("/")[1];
   document.querySelectorAll("nav a").forEach((a) => {
     const p = a.dataset.page;
-    a.classList.toggle("active", p === page || (p === "chain" && ["block", "tx", "did"].includes(page)) ||
+    a.classList.toggle("active", p === page || (p === "chain" && ["block", "tx", "did", "anchor", "credential"].includes(page)) ||
       (p === "roads" && page === "roads"));
   });
   for (const [re, fn] of routes) {
@@ -128,8 +137,13 @@ async function pageChain() {
   const vals = await validators();
   const heights = [];
   for (let hgt = status.height; hgt >= 1 && heights.length < 15; hgt--) heights.push(hgt);
-  const blocks = await Promise.all(heights.map((n) => chain("/v1/blocks/" + n)));
-  const evidence = (await chain("/v1/evidence?limit=50")).evidence;
+  const [blocks, evidence, anchors] = await Promise.all([
+    Promise.all(heights.map((n) => chain("/v1/blocks/" + n))),
+    chain("/v1/evidence?limit=50").then((r) => r.evidence),
+    explorer("/anchors?limit=10").then((r) => r.anchors)]);
+  // Each validator's precommits in the certificates of the blocks shown: who is voting, who is not
+  const votes = {};
+  blocks.forEach((b) => b.certificate.signatures.forEach((sg) => { votes[sg.validator] = (votes[sg.validator] || 0) + 1; }));
   show(
     h("h2", {}, "Chain explorer"),
     h("div", { class: "grid" },
@@ -138,8 +152,13 @@ async function pageChain() {
         ["latest block", h("code", {}, status.latest_hash)], ["latest time", time(status.latest_time_ms)],
         ["mempool", status.mempool], ["node", `${status.role}${status.healthy ? "" : " (unhealthy)"}`],
         ["genesis", h("code", {}, status.genesis_hash)]])),
-      h("div", { class: "card" }, h("h3", {}, "Validators"), table(["name", "power", "public key"],
-        vals.map((v) => ({ cells: [v.name, v.power, h("code", {}, short(v.pub_key, 20))] }))))),
+      h("div", { class: "card", id: "validators" }, h("h3", {}, "Validators and their votes"),
+        table(["name", "power", "public key", `precommits in the last ${blocks.length} blocks`],
+          vals.map((v) => {
+            const n = votes[v.pub_key] || votes[v.name] || 0;
+            return { cells: [v.name, v.power, h("code", {}, short(v.pub_key, 20)),
+              badge(`${n}/${blocks.length}`, n === blocks.length ? "yes" : n === 0 ? "no" : "fair")] };
+          })))),
     h("h3", {}, "Latest blocks"),
     h("div", { id: "blocks" }, table(["height", "hash", "time", "txs", "proposer", "signers"], blocks.map((b) => ({
       click: () => { location.hash = "#/block/" + b.header.height; },
@@ -147,13 +166,75 @@ async function pageChain() {
         time(b.header.time_ms), b.header.tx_count, validatorName(b.header.proposer, vals),
         `${b.certificate.signatures.length}/${vals.length}`],
     })))),
+    h("h3", {}, "Recent anchors"),
+    h("p", { class: "muted" }, "Batches of record hashes committed by their Merkle root (the gateway's telemetry, " +
+      "`smartcity anchor`): any record in a batch is proven by its audit path to the root and the root's transaction to a block."),
+    anchorLookup(),
+    h("div", { id: "anchors" }, table(["block", "organisation", "label", "records", "root", "transaction"], anchors.map((a) => ({
+      click: () => { location.hash = "#/anchor/" + a.tx; },
+      cells: [h("a", { href: "#/block/" + a.height }, a.height), a.org, a.label, a.count, h("code", {}, short(a.root, 16)),
+        h("a", { href: "#/anchor/" + a.tx }, h("code", {}, short(a.tx, 16)))] })))),
     h("h3", {}, "Evidence of misbehaviour"),
     h("div", { id: "evidence" }, evidence.length
-      ? table(["height", "kind", "validator", "detail"], evidence.map((e) => ({
-        cells: [e.height ?? "—", e.kind || e.type || "—", validatorName(e.validator || e.pub_key || "", vals),
-          h("code", {}, JSON.stringify(e).slice(0, 240))] })))
+      ? table(["height", "round", "what", "validator", "conflicting"], evidence.map((e) => ({
+        cells: [e.height ?? "—", e.round ?? "—", (e.type || "—").replace("_", " ") + (e.kind ? ` (${e.kind})` : ""),
+          validatorName(e.validator || "", vals),
+          h("code", {}, (e.votes || e.proposals || []).map((m) => short(m.block_hash || m.value_hash || m.hash || "nil", 12)).join(" vs "))] })))
       : h("p", { class: "muted" }, "No double votes or conflicting proposals seen by this node.")),
   );
+}
+
+function anchorLookup() {
+  const root = h("input", { type: "text", id: "anchor-root", placeholder: "Merkle root (64 hex)", size: 66 });
+  const org = h("select", { id: "anchor-org" }, h("option", { value: "" }, "any organisation"),
+    state.config.orgs.map((o) => h("option", { value: o.id }, o.id)));
+  const out = h("span", { id: "anchor-lookup-result", class: "error" });
+  async function find() {
+    out.textContent = "";
+    const q = root.value.trim().toLowerCase();
+    if (!/^[0-9a-f]{64}$/.test(q)) { out.textContent = "a root is 64 hex characters"; return; }
+    const orgs = org.value ? [org.value] : state.config.orgs.map((o) => o.id);
+    for (const id of orgs) {
+      const bundle = await chain(`/v1/state/anchors/${encodeURIComponent(`root:${id}:${q}`)}`);
+      if (bundle.value) { location.hash = "#/anchor/" + bundle.value; return; }
+    }
+    out.textContent = `no anchor of ${q.slice(0, 12)}… by ${org.value || "any organisation"}`;
+  }
+  return h("div", { class: "toolbar" }, "Find an anchor:", root, org,
+    h("button", { id: "anchor-find", onclick: () => find().catch((err) => { out.textContent = err.message; }) }, "Find"), out);
+}
+
+async function pageAnchor(txHash) {
+  const bundle = await chain(`/v1/state/anchors/${encodeURIComponent("batch:" + txHash)}`);
+  const a = bundle.value;
+  if (!a) throw new Error(`no anchor batch was committed by transaction ${txHash}`);
+  show(h("h2", {}, "Anchor batch"),
+    h("div", { class: "card", id: "anchor" }, kv([
+      ["root", h("code", {}, a.root)], ["records", a.count], ["label", a.label], ["organisation", a.org],
+      ["block", h("a", { href: "#/block/" + a.height }, a.height)],
+      ["transaction", h("a", { href: "#/tx/" + txHash }, h("code", {}, txHash))],
+      ["metadata", h("code", {}, JSON.stringify(a.metadata || {}))]])),
+    h("p", { class: "muted" }, "The batch record is chain state: its proof ties it to a block signed by the validators."),
+    verifyButton("verify-anchor", "Verify this anchor's state proof", bundle));
+}
+
+async function pageAnchoredCredential(digest) {
+  const bundle = await chain(`/v1/state/identity/${encodeURIComponent("cred:" + digest)}`);
+  const c = bundle.value;
+  if (!c) throw new Error(`no credential with hash ${digest} is anchored`);
+  show(h("h2", {}, "Anchored credential"),
+    h("p", { class: "muted" }, "Only the credential's hash is on the chain; its claims stay with the issuing agency."),
+    h("div", { class: "card", id: "anchored-credential" }, kv([
+      ["hash", h("code", {}, digest)], ["issuer", c.org], ["type", c.type],
+      ["block", h("a", { href: "#/block/" + c.height }, c.height)], ["status list entry", `${c.list}/${c.index}`]])),
+    verifyButton("verify-credential", "Verify this anchor's state proof", bundle));
+}
+
+function verifyButton(id, label, bundle) {
+  return h("button", { id, onclick: () => {
+    sessionStorage.setItem("bundle", JSON.stringify(bundle, null, 2));
+    location.hash = "#/verify";
+  } }, label);
 }
 
 async function pageBlock(height) {
@@ -224,20 +305,29 @@ async function search(q) {
   if (/^did:/.test(q)) { location.hash = "#/did/" + encodeURIComponent(q); return; }
   if (/^[0-9A-HJ-NPQRTUWXY]{18}$/.test(q)) { location.hash = "#/credit/" + q; return; }
   if (/^[0-9a-f]{64}$/i.test(q)) {
-    try { await chain("/v1/txs/" + q.toLowerCase()); location.hash = "#/tx/" + q.toLowerCase(); return; } catch (e) { /* not a tx */ }
-    show(errorBox(new Error(`no transaction ${q} on this chain`)));
+    let found;
+    try { found = await explorer("/lookup/" + q.toLowerCase()); } catch (e) {
+      if (e.status !== 404) throw e;
+      show(errorBox(new Error(`no transaction, block, anchored root or credential ${q} on this chain`)));
+      return;
+    }
+    location.hash = found.kind === "tx" ? "#/tx/" + found.tx : found.kind === "block" ? "#/block/" + found.height
+      : found.kind === "anchor" ? "#/anchor/" + found.tx : "#/credential/" + found.hash;
     return;
   }
-  show(errorBox(new Error(`“${q}” is not a block height, a 64-hex transaction hash, a did:… or an 18-character USCC`)));
+  show(errorBox(new Error(`“${q}” is not a block height, a 64-hex hash (transaction, block, anchor root, credential), a did:… or an 18-character USCC`)));
 }
 
 async function pageDid(did) {
   const doc = await api("identity", "/1.0/identifiers/" + encodeURIComponent(did), "regulator");
+  const m = doc.didDocumentMetadata || {};
+  const onChain = m.chain || {};
   show(h("h2", {}, "DID"), h("p", {}, h("code", {}, did)),
-    h("div", { class: "card" }, kv([["controller", doc.didDocumentMetadata && doc.didDocumentMetadata.controller],
-      ["created (height)", doc.didDocumentMetadata && doc.didDocumentMetadata.created],
-      ["version", doc.didDocumentMetadata && doc.didDocumentMetadata.versionId],
-      ["deactivated", String(!!(doc.didDocumentMetadata && doc.didDocumentMetadata.deactivated))]])),
+    h("div", { class: "card", id: "did-metadata" }, kv([["controlled by", m.controllerOrg],
+      ["created", m.created ? `${new Date(m.created).toLocaleString()} (block ${onChain.createdHeight})` : "—"],
+      ["updated", m.updated ? `${new Date(m.updated).toLocaleString()} (block ${onChain.updatedHeight})` : "—"],
+      ["version", m.versionId], ["deactivated", m.deactivated ? badge("deactivated", "no") : "no"],
+      ["keys", ((doc.didDocument || {}).verificationMethod || []).map((v) => v.id.split("#")[1]).join(", ") || "none"]])),
     h("h3", {}, "Document"), h("pre", { class: "card mono" }, JSON.stringify(doc.didDocument, null, 2)));
 }
 
@@ -255,7 +345,9 @@ async function pageVerify() {
   drop.addEventListener("drop", async (e) => {
     e.preventDefault(); drop.classList.remove("over");
     const file = e.dataTransfer.files[0];
-    if (file) area.value = await file.text();
+    if (!file) return;
+    area.value = await file.text();
+    await run();
   });
   async function run() {
     let bundle;
@@ -333,6 +425,8 @@ function drawSeries(points) {
     s("line", { x1: pad, y1: H - pad, x2: W - pad, y2: H - pad, stroke: "#999" }),
     s("text", { x: 4, y: pad - 10, "font-size": 12 }, "IRI m/km"),
     s("text", { x: 4, y: y(ymax / 1.1) + 4, "font-size": 11 }, (ymax / 1.1).toFixed(1)),
+    s("text", { x: pad, y: H - 8, "font-size": 11 }, new Date(t0 * 1000).toLocaleDateString()),
+    s("text", { x: W - pad, y: H - 8, "font-size": 11, "text-anchor": "end" }, new Date(t1 * 1000).toLocaleDateString()),
     s("polyline", { fill: "none", stroke: "#1f5fbf", "stroke-width": 2,
       points: data.map((p) => `${x(p.start).toFixed(1)},${y(p.iri).toFixed(1)}`).join(" ") }));
   for (const p of data) {
@@ -365,17 +459,21 @@ async function pageRoads(selected) {
     h("h3", {}, "Repair priorities"),
     h("div", { id: "priorities" }, table(["rank", "segment", "condition", "IRI m/km", "trend /30d", "potholes", "why"],
       priorities.map((p) => ({ click: () => pick(p.segment), cells: [p.rank, p.name || p.segment,
-        badge(p.condition || "unknown", p.condition), p.iri?.toFixed(2) ?? "—",
+        badge(p.condition || "no data", p.condition), p.iri?.toFixed(2) ?? "—",
         p.trend_m_per_km_per_30d?.toFixed(2) ?? "—", p.confirmed_potholes, p.reasons.join("; ")] })))));
   if (selected) {
     const f = features.find((x) => x.id === selected);
     const series = await api("roadhealth", `/v1/segments/${encodeURIComponent(selected)}/series`, org);
     const pr = f ? f.properties : {};
+    const rank = priorities.find((p) => p.segment === selected);
     detail.replaceChildren(h("div", { class: "card" }, h("h3", {}, `Segment ${pr.name || selected}`),
       kv([["id", h("code", {}, selected)], ["condition", badge(pr.condition || "unknown", pr.condition)],
         ["IRI", pr.iri_m_per_km != null ? `${pr.iri_m_per_km} m/km (90%: ${pr.iri_90 ? pr.iri_90.join("–") : "—"})` : "—"],
         ["length", pr.length_m != null ? `${pr.length_m} m` : "—"], ["windows", pr.windows],
-        ["potholes", (pr.potholes || []).length], ["condition tx", pr.condition_tx ? h("a", { href: "#/tx/" + pr.condition_tx }, short(pr.condition_tx, 16)) : "—"]]),
+        ["potholes", (pr.potholes || []).length],
+        ["repair priority", rank ? `#${rank.rank} (score ${rank.score.toFixed(1)})` : "—"],
+        ["trend", rank && rank.trend_m_per_km_per_30d != null ? `${rank.trend_m_per_km_per_30d > 0 ? "+" : ""}${rank.trend_m_per_km_per_30d.toFixed(2)} m/km per 30 days` : "not enough days yet"],
+        ["condition tx", pr.condition_tx ? h("a", { href: "#/tx/" + pr.condition_tx }, short(pr.condition_tx, 16)) : "—"]]),
       h("h3", {}, "Roughness over time (daily)"), drawSeries(series.points)));
   }
 }
@@ -413,6 +511,12 @@ async function pageCredit(uscc) {
   } catch (err) {
     body.append(h("p", { class: "muted", id: "rating" }, err.status === 404 ? "Not rated yet." : "Rating: " + err.message));
   }
+  const { ratings } = await explorer(`/ratings/${target}`);
+  body.append(h("h3", {}, `Rating history (${ratings.length} on the chain)`),
+    h("div", { id: "ratings" }, table(["#", "grade", "score", "probability of default", "period", "reasons", "model", "block"],
+      ratings.map((x) => ({ click: () => { location.hash = "#/tx/" + x.tx; }, cells: [x.seq, h("strong", {}, x.grade), x.score,
+        (Number(x.pd) * 100).toFixed(2) + " %", x.period, (x.reasons || []).join(", "), h("code", {}, short(x.model, 12)),
+        h("a", { href: "#/tx/" + x.tx }, x.height)] })))));
   const inq = await api("credit", `/smes/${target}/inquiries`, "regulator");
   body.append(h("h3", {}, `Who inquired (${inq.total_on_chain} on the chain)`),
     h("div", { id: "inquiries" }, table(["#", "bank", "purpose", "rating seq", "consent tx", "block"], inq.inquiries.map((q) => ({
@@ -433,21 +537,35 @@ async function pageIdentity() {
     const issuer = await api("identity", "/issuers/" + encodeURIComponent(agency), agency);
     body.append(h("div", { class: "card", id: "issuer" }, h("h3", {}, "Issuer"), kv([["DID", h("a", { href: "#/did/" + encodeURIComponent(issuer.did) }, issuer.did)],
       ["authorised now", issuer.authorised_now.join(", ") || "none"],
-      ["admissions", h("code", {}, JSON.stringify(issuer.types))]])));
+      ["admissions", admissions(issuer.types)]])));
   } catch (err) {
     body.append(h("p", { class: "muted", id: "issuer" }, err.status === 404 ? `${agency} is not an issuer yet (no DID or admission).` : err.message));
   }
   body.append(h("h3", {}, "Issued and revoked credentials"));
+  const filter = sessionStorage.getItem("identity:status") || "";
+  body.append(h("div", { class: "toolbar" }, "Show:", h("select", { id: "credential-status", onchange: (e) => {
+    sessionStorage.setItem("identity:status", e.target.value); route(); } },
+  [["", "all"], ["issued", "issued"], ["suspended", "suspended"], ["revoked", "revoked"]].map(([v, t]) =>
+    h("option", { value: v, selected: v === filter }, t)))));
   try {
-    const list = await api("identity", "/credentials?limit=200", agency);
-    const items = list.credentials || list.items || [];
-    body.append(table(["id", "type", "subject", "status", "block"], items.map((c) => ({ cells: [h("code", {}, short(c.id, 16)),
-      c.type, h("code", {}, short(c.subject, 28)), c.revoked ? badge("revoked", "no") : c.suspended ? badge("suspended", "fair") : badge("valid", "yes"),
-      c.anchor ? c.anchor.height : "—"] }))));
+    const list = await api("identity", "/credentials?limit=200" + (filter ? "&status=" + filter : ""), agency);
+    const items = list.credentials;
+    const counts = { issued: 0, suspended: 0, revoked: 0 };
+    items.forEach((c) => { counts[c.status] += 1; });
+    body.append(h("p", { class: "muted", id: "credential-counts" },
+      `${items.length}${list.next_cursor ? "+" : ""} shown: ${counts.issued} issued, ${counts.suspended} suspended, ${counts.revoked} revoked`),
+    h("div", { id: "credentials" }, table(["id", "type", "subject", "issued", "status", "anchored", ""], items.map((c) => ({ cells: [
+      h("code", {}, short(c.id.replace("urn:uuid:", ""), 13)), c.type, c.subject ? h("a", { href: "#/did/" + encodeURIComponent(c.subject) }, short(c.subject, 28)) : "—",
+      new Date(c.issued_at).toLocaleString(),
+      c.status === "issued" ? badge("issued", "yes") : h("span", {}, badge(c.status, c.status === "revoked" ? "no" : "fair"),
+        c.status_height ? [" at block ", h("a", { href: "#/block/" + c.status_height }, c.status_height)] : null),
+      h("a", { href: "#/credential/" + c.hash }, `block ${c.anchor.height}`),
+      c.status === "revoked" ? "" : h("button", { class: "secondary revoke", "data-credential": c.id, onclick: () => revoke(agency, c) }, "Revoke"),
+    ] })))));
   } catch (err) {
-    body.append(h("p", { class: "muted", id: "credential-list" },
-      err.status === 404 || err.status === 405 ? "The identity service does not list credentials yet; look one up by id:" : err.message));
+    body.append(h("p", { class: "error", id: "credentials" }, err.message));
   }
+  body.append(h("h3", {}, "Look up a credential"));
   body.append(h("div", { class: "toolbar" }, lookup, h("button", { onclick: async () => {
     try {
       const c = await api("identity", "/credentials/" + encodeURIComponent(lookup.value.trim()), agency);
@@ -456,6 +574,21 @@ async function pageIdentity() {
         ["anchored", h("a", { href: "#/tx/" + c.anchor.tx }, `block ${c.anchor.height}`)], ["hash", h("code", {}, c.hash)]])));
     } catch (err) { found.replaceChildren(errorBox(err)); }
   } }, "Look up")), found);
+}
+
+function admissions(types) {
+  const periods = Object.entries(types).flatMap(([type, spans]) =>
+    spans.map(([from, until]) => `${type}: from block ${from}${until ? ` until block ${until}` : ""}`));
+  return periods.length ? periods.join("; ") : "none";
+}
+
+async function revoke(agency, c) {
+  if (!window.confirm(`Revoke ${c.type} ${c.id}? Revocation is final and recorded on the chain.`)) return;
+  try {
+    await api("identity", `/credentials/${encodeURIComponent(c.id)}/revoke`, agency, {
+      method: "POST", headers: { "content-type": "application/json" }, body: "{}" });
+  } catch (err) { show(errorBox(err)); return; }
+  await route();
 }
 
 /* ---------- start ---------- */
