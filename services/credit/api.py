@@ -122,7 +122,9 @@ def build_router(
         body: schemas.RatingBatch, caller: Agency, session: SessionDep
     ) -> schemas.BatchOut:
         """Rate many SMEs; each failure is listed by USCC, the others are rated and on chain."""
-        return service.rate_smes(rt=rt, session=session, caller=caller, usccs=body.usccs)
+        return service.rate_smes(
+            rt=rt, session=session, caller=caller, usccs=body.usccs, anchored=body.anchor
+        )
 
     @router.get("/smes/{uscc}/rating", tags=["ratings"])
     def read_rating(

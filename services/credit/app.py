@@ -27,6 +27,8 @@ TABLES = [
     models.StatementRow,
     models.FeatureRow,
     models.RatingRow,
+    models.RatingBatchRow,
+    models.BatchRatingRow,
     models.ConsentRow,
     models.InquiryRow,
 ]

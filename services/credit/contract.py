@@ -15,6 +15,18 @@ enumerable and published) while making every proof harder to read.
     inquiry:{uscc}:{n}               one bank read: bank, key, purpose, rating, time
     inquiries                        how many inquiries in all (N)
     inquiry_log:{N}                  {uscc, n}: the N-th inquiry, so auditors can walk them all
+    rating_batch:{root}              a batch of ratings anchored by its RFC 6962 root: model,
+                                     count, anchoring tx, and its place on the rating clock
+    rating_clock                     how many rating transactions and batches so far: orders
+                                     a batch against the ratings written one by one
+
+Ratings are written one by one (`record_ratings`: each SME's `rating:{uscc}`), or for large
+batches by one `anchors.anchor` of the Merkle root over the ratings' canonical records plus one
+`record_rating_batch` (checks the model is approved and the root is the service's anchor). A
+batch-rated SME's `rating:{uscc}` is written when a bank first reads it: `record_inquiry`
+carries the rating record and its audit path, the contract checks it against the batch's root
+and, when the batch is newer than the SME's current rating, makes it current before recording
+the read, so every rating a bank reads has a state proof and every read is on the chain.
 
 Who writes what:
 - operator (relayed by the credit service): SME registration, model registration, ratings and
@@ -29,9 +41,10 @@ from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
+from chain import merkle
 from chain.contracts.framework import Args, Context, Contract, method
-from chain.encoding import canonical
-from chain.errors import ContractError
+from chain.encoding import canonical, sha256
+from chain.errors import ContractError, EncodingError, ProofError
 from chain.state import StateView
 
 NAMESPACE = "credit"
@@ -79,6 +92,14 @@ def inquiry_key(uscc: str, n: int) -> str:
 
 
 TOTAL_INQUIRIES = "inquiries"
+RATING_CLOCK = "rating_clock"
+RATING_RECORD_TYPE = "credit/rating"
+MAX_BATCH_RATINGS = 1_000_000
+MAX_PATH = 64
+
+
+def rating_batch_key(root: str) -> str:
+    return f"rating_batch:{root}"
 
 
 def inquiry_log_key(n: int) -> str:
@@ -105,6 +126,26 @@ def consent_problem(consent: dict[str, Any] | None, now_ms: int) -> tuple[str, s
     if now_ms >= consent["end_ms"]:
         return "consent_expired", f"the consent ended at {consent['end_ms']} ms"
     return None
+
+
+def rating_record(entry: dict[str, Any], model: str) -> dict[str, Any]:
+    """The record of one batch rating whose canonical JSON's SHA-256 is its Merkle leaf."""
+    return {
+        "type": RATING_RECORD_TYPE,
+        "uscc": entry["uscc"],
+        "pd": entry["pd"],
+        "score": entry["score"],
+        "grade": entry["grade"],
+        "reasons": list(entry["reasons"]),
+        "features_hash": entry["features_hash"],
+        "period": entry["period"],
+        "model": model,
+    }
+
+
+def record_hash(record: dict[str, Any]) -> bytes:
+    """SHA-256 of a rating record's canonical JSON: the record hash a `record` bundle proves."""
+    return sha256(canonical(record))
 
 
 # -- arguments -----------------------------------------------------------------------------
@@ -164,6 +205,21 @@ class RecordRatings(Args):
     ratings: list[RatingEntry] = Field(min_length=1, max_length=MAX_BATCH)
 
 
+class RecordRatingBatch(Args):
+    model: str = Field(pattern=SHA256)
+    root: str = Field(pattern=SHA256)
+    count: int = Field(ge=1, le=MAX_BATCH_RATINGS)
+
+
+class BatchRating(Args):
+    """A rating from an anchored batch with its audit path, shown to the contract at a read."""
+
+    root: str = Field(pattern=SHA256)
+    index: int = Field(ge=0)
+    path: list[str] = Field(max_length=MAX_PATH)
+    rating: RatingEntry
+
+
 class GrantConsent(Args):
     uscc: str = Field(pattern=USCC)
     bank: str = Field(pattern=ORG)
@@ -184,6 +240,7 @@ class RecordInquiry(Args):
     bank_key: str = Field(pattern=KEY)
     purpose: Purpose
     rating_seq: int = Field(ge=1)
+    batch: BatchRating | None = None
 
 
 # -- the contract --------------------------------------------------------------------------
@@ -265,14 +322,8 @@ class CreditContract(Contract):
     @method(RecordRatings)
     def record_ratings(self, ctx: Context, state: StateView, args: RecordRatings) -> None:
         ctx.require_role(OPERATOR_ROLE)
-        # Verify the model is approved by governance
-        model = state.get(model_key(args.model))
-        if model is None:
-            raise ContractError("unknown_model", f"model {args.model} is not registered")
-        if model["status"] != "approved":
-            raise ContractError(
-                "model_not_approved", f"model {args.model} is {model['status']}, not approved"
-            )
+        _require_approved_model(state, args.model)
+        clock = _tick(state)
         for index, entry in enumerate(args.ratings):
             # Verify the SME is registered
             if state.get(sme_key(entry.uscc)) is None:
@@ -289,9 +340,38 @@ class CreditContract(Contract):
                     "index": index,
                     "height": ctx.height,
                     "time_ms": ctx.time_ms,
+                    "clock": clock,
                 },
             )
         ctx.emit("rated", model=args.model, count=len(args.ratings))
+
+    @method(RecordRatingBatch)
+    def record_rating_batch(self, ctx: Context, state: StateView, args: RecordRatingBatch) -> None:
+        ctx.require_role(OPERATOR_ROLE)
+        _require_approved_model(state, args.model)
+        # Verify the root is this organisation's anchor of exactly `count` records, used once
+        anchor_tx = state.read("anchors", f"root:{ctx.sender_org}:{args.root}")
+        if anchor_tx is None:
+            raise ContractError("not_anchored", f"{ctx.sender_org} has not anchored {args.root}")
+        anchored = state.read("anchors", f"batch:{anchor_tx}")
+        if anchored is None or anchored["count"] != args.count:
+            raise ContractError("bad_count", f"the anchor of {args.root} has another count")
+        if state.get(rating_batch_key(args.root)) is not None:
+            raise ContractError("batch_exists", f"rating batch {args.root} is already recorded")
+        state.put(
+            rating_batch_key(args.root),
+            {
+                "root": args.root,
+                "count": args.count,
+                "model": args.model,
+                "anchor_tx": anchor_tx,
+                "clock": _tick(state),
+                "tx": ctx.tx_hash,
+                "height": ctx.height,
+                "time_ms": ctx.time_ms,
+            },
+        )
+        ctx.emit("rated_batch", model=args.model, root=args.root, count=args.count)
 
     @method(GrantConsent)
     def grant_consent(self, ctx: Context, state: StateView, args: GrantConsent) -> None:
@@ -349,6 +429,8 @@ class CreditContract(Contract):
         problem = consent_problem(consent, ctx.time_ms)
         if problem is not None:
             raise ContractError(*problem)
+        if args.batch is not None:
+            _process_batch_rating(ctx, state, args.uscc, args.batch)
         # Verify the rating read is the SME's current one
         rating = state.get(rating_key(args.uscc))
         if rating is None or rating["seq"] != args.rating_seq:
@@ -395,6 +477,67 @@ class CreditContract(Contract):
             raise ContractError(
                 "forbidden", f"only {sme['org']} may consent for {uscc}, not {ctx.sender_org}"
             )
+
+
+def _tick(state: StateView) -> int:
+    """Advance the rating clock; a rating or batch with a higher clock is newer."""
+    clock = int(state.get(RATING_CLOCK, 0)) + 1
+    state.put(RATING_CLOCK, clock)
+    return clock
+
+
+def _require_approved_model(state: StateView, sha256_: str) -> None:
+    # Verify the model is approved by governance
+    model = state.get(model_key(sha256_))
+    if model is None:
+        raise ContractError("unknown_model", f"model {sha256_} is not registered")
+    if model["status"] != "approved":
+        raise ContractError(
+            "model_not_approved", f"model {sha256_} is {model['status']}, not approved"
+        )
+
+
+def _process_batch_rating(ctx: Context, state: StateView, uscc: str, proof: BatchRating) -> None:
+    """Make a batch rating the SME's current one if its batch is newer than the current one."""
+    batch = state.get(rating_batch_key(proof.root))
+    # Verify the batch is recorded and the rating is this SME's, in the batch's tree
+    if batch is None:
+        raise ContractError("unknown_batch", f"no rating batch {proof.root}")
+    if proof.rating.uscc != uscc:
+        raise ContractError("bad_batch_rating", f"the batch rating is {proof.rating.uscc}'s")
+    record = rating_record(proof.rating.model_dump(), batch["model"])
+    try:
+        path = [bytes.fromhex(p) for p in proof.path]
+        root = merkle.root_from_path(
+            merkle.leaf_hash(record_hash(record)), proof.index, batch["count"], path
+        )
+    except (ValueError, EncodingError, ProofError) as exc:
+        raise ContractError("bad_batch_rating", f"malformed audit path: {exc}") from exc
+    if root.hex() != proof.root:
+        raise ContractError("bad_batch_rating", "the rating is not in the batch's Merkle tree")
+    current = state.get(rating_key(uscc))
+    if current is not None and current.get("batch") == proof.root:
+        return  # already made current by an earlier read
+    # Verify no newer rating has replaced the batch's
+    if current is not None and int(current.get("clock", 0)) >= batch["clock"]:
+        raise ContractError("stale_rating", f"a newer rating of {uscc} replaced batch {proof.root}")
+    seq = 1 if current is None else int(current["seq"]) + 1
+    state.put(
+        rating_key(uscc),
+        {
+            **proof.rating.model_dump(),
+            "model": batch["model"],
+            "seq": seq,
+            "tx": batch["tx"],
+            "index": proof.index,
+            "height": batch["height"],
+            "time_ms": batch["time_ms"],
+            "clock": batch["clock"],
+            "batch": proof.root,
+            "anchor_tx": batch["anchor_tx"],
+            "made_current_tx": ctx.tx_hash,
+        },
+    )
 
 
 def _require_valid_uscc(uscc: str) -> None:

@@ -9,7 +9,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Float, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Float,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.common.db import Base
@@ -78,6 +86,42 @@ class RatingRow(Base):
     model: Mapped[str] = mapped_column(String(64))
     pd: Mapped[float] = mapped_column(Float)
     score: Mapped[float] = mapped_column(Float)
+    grade: Mapped[str] = mapped_column(String(3))
+    period: Mapped[str] = mapped_column(String(8))
+    features_hash: Mapped[str] = mapped_column(String(64))
+    reasons: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+
+
+class RatingBatchRow(Base):
+    """A batch of ratings anchored by its Merkle root; the leaves give each rating's audit path."""
+
+    __tablename__ = "credit_rating_batches"
+
+    root: Mapped[str] = mapped_column(String(64), primary_key=True)
+    model: Mapped[str] = mapped_column(String(64))
+    count: Mapped[int] = mapped_column(Integer)
+    anchor_tx: Mapped[str] = mapped_column(String(64))
+    tx: Mapped[str] = mapped_column(String(64))
+    height: Mapped[int] = mapped_column(BigInteger)
+    time_ms: Mapped[int] = mapped_column(BigInteger)
+    clock: Mapped[int] = mapped_column(BigInteger)
+    # The leaf hashes, 32 bytes each in leaf order
+    leaves: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class BatchRatingRow(Base):
+    """One rating of an anchored batch; it reaches `rating:{uscc}` when a bank first reads it."""
+
+    __tablename__ = "credit_batch_ratings"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    uscc: Mapped[str] = mapped_column(String(18), index=True)
+    root: Mapped[str] = mapped_column(String(64))
+    index: Mapped[int] = mapped_column(Integer)
+    clock: Mapped[int] = mapped_column(BigInteger)
+    model: Mapped[str] = mapped_column(String(64))
+    pd: Mapped[str] = mapped_column(String(16))
+    score: Mapped[str] = mapped_column(String(16))
     grade: Mapped[str] = mapped_column(String(3))
     period: Mapped[str] = mapped_column(String(8))
     features_hash: Mapped[str] = mapped_column(String(64))

@@ -29,6 +29,11 @@ class SmeBatch(Body):
 
 class RatingBatch(Body):
     usccs: list[str] = Field(min_length=1, max_length=20_000)
+    anchor: bool | None = Field(
+        default=None,
+        description="commit the ratings as one anchored Merkle root (true) or one chain entry"
+        " each (false); by default, anchored when they would not fit in one transaction",
+    )
 
 
 class SignedTx(Body):
@@ -93,7 +98,10 @@ class ReasonOut(BaseModel):
 
 class RatingOut(BaseModel):
     uscc: str
-    seq: int
+    seq: int | None = Field(
+        description="the rating's number in rating:{uscc}; null for a batch rating no bank has"
+        " read yet (it becomes current on the chain at the first read)"
+    )
     pd: float
     score: float
     grade: str
@@ -104,6 +112,7 @@ class RatingOut(BaseModel):
     tx: str
     height: int
     time_ms: int
+    batch: str | None = Field(default=None, description="Merkle root of its anchored batch")
 
 
 class BatchFailure(BaseModel):
@@ -117,6 +126,7 @@ class BatchOut(BaseModel):
     rated: int
     failed: list[BatchFailure]
     txs: list[str]
+    root: str | None = Field(default=None, description="Merkle root of the anchored ratings")
     seconds: float
     ratings: list[RatingOut] | None = None
 
@@ -147,6 +157,12 @@ class BankAnswer(BaseModel):
     proof: dict[str, Any] = Field(description="state bundle of credit/rating:{uscc}")
     inquiry: InquiryOut
     inquiry_proof: dict[str, Any] = Field(description="tx bundle of the inquiry record")
+    rating_record: dict[str, Any] | None = Field(
+        default=None, description="a batch rating's record, as anchored (canonical JSON hashed)"
+    )
+    record_proof: dict[str, Any] | None = Field(
+        default=None, description="record bundle: the rating record in its anchored batch"
+    )
     verify: str
 
 

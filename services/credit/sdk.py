@@ -5,7 +5,8 @@
 - A committee member signs a governance proposal or vote about a model version
   (`model_proposal_tx`, `vote_tx`) and posts it to /credit/models/{sha256}/governance.
 - A bank checks an answer offline with `verify_rating_answer(answer, genesis)`: the rating is
-  the value proven on the chain, and its read was recorded as an inquiry naming the bank.
+  the value proven on the chain, and its read was recorded as an inquiry naming the bank; a
+  rating from an anchored batch also comes with its record and the batch's `record` bundle.
 
 `expiry_height` is the last block height the transaction may be included in: GET
 /credit/chain-params suggests one (current height + 1000).
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from chain.crypto import SigningKey
+from chain.encoding import canonical, sha256
 from chain.errors import ProofError
 from chain.genesis import Genesis
 from chain.light import Proven, verify_bundle
@@ -25,6 +27,7 @@ from chain.tx import Tx, sign_tx
 NAMESPACE = "credit"
 Purpose = Literal["loan_application", "monitoring"]
 _RATING_FIELDS = ("uscc", "grade", "model", "features_hash", "seq", "tx")
+_RECORD_FIELDS = ("uscc", "pd", "score", "grade", "reasons", "features_hash", "period", "model")
 
 
 def grant_consent_tx(
@@ -87,6 +90,7 @@ class VerifiedRating:
     rating: dict[str, Any]
     rating_proof: Proven
     inquiry_proof: Proven
+    record_proof: Proven | None = None
 
 
 def verify_rating_answer(answer: dict[str, Any], genesis: Genesis) -> VerifiedRating:
@@ -120,4 +124,26 @@ def verify_rating_answer(answer: dict[str, Any], genesis: Genesis) -> VerifiedRa
     args = answer["inquiry_proof"]["tx"]["args"]
     if args["uscc"] != rating["uscc"] or args["bank"] != answer["inquiry"]["bank"]:
         raise ProofError("the recorded inquiry is for another SME or bank")
-    return VerifiedRating(rating=value, rating_proof=proven, inquiry_proof=inquiry)
+    record = _verify_record(answer, value, genesis) if value.get("batch") else None
+    return VerifiedRating(
+        rating=value, rating_proof=proven, inquiry_proof=inquiry, record_proof=record
+    )
+
+
+def _verify_record(answer: dict[str, Any], value: dict[str, Any], genesis: Genesis) -> Proven:
+    """Check a batch rating's record is the proven rating and sits in the anchored batch."""
+    record, bundle = answer.get("rating_record"), answer.get("record_proof")
+    if not isinstance(record, dict) or not isinstance(bundle, dict):
+        raise ProofError("a batch rating's answer must carry rating_record and record_proof")
+    proven = verify_bundle(bundle, genesis)
+    # Verify the anchored record is exactly this rating, in the batch the chain names
+    if proven.facts.get("record") != sha256(canonical(record)).hex():
+        raise ProofError("the rating record is not the record the batch proof proves")
+    if (proven.facts.get("batch_root"), proven.facts.get("tx")) != (
+        value["batch"],
+        value.get("anchor_tx"),
+    ):
+        raise ProofError("the record proof is of another batch than the proven rating's")
+    if any(record.get(k) != value.get(k) for k in _RECORD_FIELDS):
+        raise ProofError("the anchored rating record differs from the rating proven on the chain")
+    return proven

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from chain.auth import Caller
 from services.common.context import ServiceContext
 from services.common.errors import Forbidden
-from services.credit import _chainio, contract, schemas
+from services.credit import _batch, _chainio, contract, schemas
 from services.credit._history import (
     amounts_of,
     check_continuity,
@@ -48,9 +48,11 @@ from services.credit._upload import UploadedFile
 from services.credit.errors import CreditError
 from services.credit.features import describe_feature
 from services.credit.models import (
+    BatchRatingRow,
     ConsentRow,
     FeatureRow,
     InquiryRow,
+    RatingBatchRow,
     RatingRow,
     SmeRow,
     StatementRow,
@@ -301,8 +303,14 @@ def rate_smes(
     caller: Caller,
     usccs: Sequence[str],
     include_ratings: bool = False,
+    anchored: bool | None = None,
 ) -> schemas.BatchOut:
-    """Rate many SMEs on their latest features with the active model and write it to the chain."""
+    """Rate many SMEs on their latest features with the active model and write it to the chain.
+
+    Anchored, the ratings go to the chain as one anchored Merkle root and one batch record,
+    whatever their number; otherwise each is its own `rating:{uscc}` entry, 200 per transaction.
+    By default a batch is anchored when it would not fit in one transaction.
+    """
     started = time.perf_counter()
     model_sha = active_model(rt)
     failed: list[schemas.BatchFailure] = []
@@ -340,6 +348,16 @@ def rate_smes(
             seconds=round(time.perf_counter() - started, 3),
         )
     entries, details = _score(rt, model_sha, todo, latest)
+    if anchored or (anchored is None and len(entries) > RATINGS_PER_TX):
+        batch = _batch.anchor_ratings(rt, session, model_sha, entries, details)
+        return schemas.BatchOut(
+            model=model_sha,
+            rated=len(todo),
+            failed=failed,
+            txs=[batch.anchor_tx, batch.tx],
+            root=batch.root,
+            seconds=round(time.perf_counter() - started, 3),
+        )
     chunks = [entries[i : i + RATINGS_PER_TX] for i in range(0, len(entries), RATINGS_PER_TX)]
     batches = [{"model": model_sha, "ratings": chunk} for chunk in chunks]
     if len(batches) == 1:
@@ -363,7 +381,12 @@ def rate_sme(
     """Rate one SME; refusals come back as that SME's error."""
     sme = _owned(rt, session, caller, uscc, "agency")
     result = rate_smes(
-        rt=rt, session=session, caller=caller, usccs=[sme.uscc], include_ratings=True
+        rt=rt,
+        session=session,
+        caller=caller,
+        usccs=[sme.uscc],
+        include_ratings=True,
+        anchored=False,
     )
     if result.failed:
         failure = result.failed[0]
@@ -484,9 +507,34 @@ def own_rating(
     """The SME's current rating as the SME sees it (with its own feature values)."""
     sme = _owned(rt, session, caller, uscc)
     record = rt.ctx.ledger.read(contract.NAMESPACE, contract.rating_key(sme.uscc))
+    pending = _batch.pending(session, sme.uscc, record)
+    if pending is not None:
+        return _rating_from_batch(session, pending)
     if record is None:
         raise RatingNotFound(f"SME {sme.uscc} has not been rated yet")
     return _rating_from_chain(session, record, with_values=True)
+
+
+def _rating_from_batch(session: Session, row: BatchRatingRow) -> schemas.RatingOut:
+    """A batch rating not yet made current on the chain (no bank has read it)."""
+    batch = session.get(RatingBatchRow, row.root)
+    if batch is None:
+        raise RatingNotFound(f"rating batch {row.root} is missing from the service database")
+    return schemas.RatingOut(
+        uscc=row.uscc,
+        seq=None,
+        pd=float(row.pd),
+        score=float(row.score),
+        grade=row.grade,
+        period=row.period,
+        model=row.model,
+        features_hash=row.features_hash,
+        reasons=[schemas.ReasonOut(**r) for r in row.reasons],
+        tx=batch.tx,
+        height=batch.height,
+        time_ms=batch.time_ms,
+        batch=row.root,
+    )
 
 
 def _rating_from_chain(
@@ -515,6 +563,7 @@ def _rating_from_chain(
         tx=record["tx"],
         height=record["height"],
         time_ms=record["time_ms"],
+        batch=record.get("batch"),
     )
 
 
@@ -546,28 +595,39 @@ def bank_read_rating(
             code=problem[0],
         )
     current = ledger.read(contract.NAMESPACE, contract.rating_key(sme.uscc))
-    if current is None:
+    pending = _batch.pending(session, sme.uscc, current)
+    if current is None and pending is None:
         raise RatingNotFound(f"SME {sme.uscc} has not been rated yet")
-    receipt = _chainio.relay(
-        rt.ctx,
-        "record_inquiry",
-        {
-            "uscc": sme.uscc,
-            "bank": caller.org,
-            "bank_key": caller.key,
-            "purpose": purpose,
-            "rating_seq": current["seq"],
-        },
-    )
+    args: dict[str, Any] = {
+        "uscc": sme.uscc,
+        "bank": caller.org,
+        "bank_key": caller.key,
+        "purpose": purpose,
+        "rating_seq": current["seq"] if current is not None else 0,
+    }
+    if pending is not None:
+        # The read makes the batch rating current: the contract checks it against its root
+        args["rating_seq"] = args["rating_seq"] + 1
+        args["batch"] = _batch.inquiry_proof_args(session, pending)
+    receipt = _chainio.relay(rt.ctx, "record_inquiry", args)
     event = next(e["data"] for e in receipt["events"] if e["name"] == "inquiry")
     inquiry = ledger.read(contract.NAMESPACE, contract.inquiry_key(sme.uscc, event["n"]))
     session.merge(InquiryRow(**_inquiry_columns(inquiry)))
     proof = ledger.state_proof(contract.NAMESPACE, contract.rating_key(sme.uscc))
+    if pending is not None:
+        _batch.mirror_current(session, pending, proof["value"])
+    anchored = (
+        _batch.record_bundle(rt, session, proof["value"]["batch"], sme.uscc)
+        if proof["value"].get("batch")
+        else None
+    )
     return schemas.BankAnswer(
         rating=_rating_from_chain(session, proof["value"], with_values=False),
         proof=proof,
         inquiry=schemas.InquiryOut(**_inquiry_columns(inquiry)),
         inquiry_proof=_chainio.tx_proof(rt.ctx, str(receipt["tx"])),
+        rating_record=anchored[0] if anchored else None,
+        record_proof=anchored[1] if anchored else None,
         verify="save `proof` (and `inquiry_proof`) as JSON and run"
         " `smartcity verify-proof FILE --genesis genesis.json`",
     )
