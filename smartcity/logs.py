@@ -124,6 +124,8 @@ def configure_logging(
 ) -> None:
     """One stderr handler for every logger (uvicorn's too), in the chosen format and level.
 
+    `access_log=False` keeps uvicorn's per-request lines for DEBUG only.
+
     Without `force`, a root logger that already has handlers (a test runner's, an embedding
     program's) is left alone, as `logging.basicConfig` does.
     """
@@ -150,8 +152,8 @@ def configure_logging(
         logger.handlers.clear()
         logger.propagate = True
         logger.setLevel(numeric)
-    if not access_log:
-        logging.getLogger("uvicorn.access").setLevel(max(numeric, logging.WARNING))
+    if not access_log and numeric > logging.DEBUG:
+        logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
 
 
 def uvicorn_options() -> dict[str, Any]:
