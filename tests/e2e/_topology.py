@@ -53,6 +53,7 @@ class Topology:
         self.procs: dict[str, subprocess.Popen[bytes]] = {}
         self.killed: set[str] = set()
         self.drops: list[Callable[[], None]] = []
+        self.gateway_ready = root / "gateway.ready"  # the gateway writes its health URL here
         self._assign_ports()
 
     def _assign_ports(self) -> None:
@@ -106,16 +107,35 @@ class Topology:
 
     def start_gateway(self, *, node: str, broker_url: str, city: str, tag: str) -> Path:
         """`python -m iot_gateway gateway run` for CITY's telemetry; returns its ready file."""
-        ready = self.root / "gateway.ready"
+        ready = self.gateway_ready
         outbox, drop = fresh_database_url(self.backend, self.root)
         self.drops.append(drop)
         args = [
-            "gateway", "run", "--data", str(self.suite), "--broker", broker_url,
-            "--roadhealth", self.url("roadhealth"),
-            "--chain", self.url(node), "--outbox", outbox, "--instance", f"gw-{tag}",
-            "--group", f"gw-{tag}", "--topic", f"city/{city}/road/+/sensor/+/telemetry",
-            "--session-expiry", "300", "--batch-wait", "0.1", "--ready-file", str(ready),
-        ]  # fmt: skip
+            "gateway",
+            "run",
+            "--data",
+            str(self.suite),
+            "--broker",
+            broker_url,
+            "--roadhealth",
+            self.url("roadhealth"),
+            "--chain",
+            self.url(node),
+            "--outbox",
+            outbox,
+            "--instance",
+            f"gw-{tag}",
+            "--group",
+            f"gw-{tag}",
+            "--topic",
+            f"city/{city}/road/+/sensor/+/telemetry",
+            "--session-expiry",
+            "300",
+            "--batch-wait",
+            "0.1",
+            "--ready-file",
+            str(ready),
+        ]
         self.spawn("gateway", args, module="iot_gateway")
         return ready
 
@@ -191,8 +211,10 @@ class Topology:
                 seen = f"{type(exc).__name__}: {exc}"
             dead = self.dead()
             if dead or time.monotonic() > deadline:
-                logs = "".join(f"\n--- {n}.log (exit {self.procs[n].returncode}) ---\n"
-                               f"{self.log_tail(n)}" for n in dead)  # fmt: skip
+                logs = "".join(
+                    f"\n--- {n}.log (exit {self.procs[n].returncode}) ---\n{self.log_tail(n)}"
+                    for n in dead
+                )
                 reason = f"{', '.join(dead)} died" if dead else f"timed out after {timeout_s}s"
                 raise AssertionError(f"{reason} waiting for {what}; last seen: {seen!r}{logs}")
             time.sleep(POLL_S)
