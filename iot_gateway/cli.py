@@ -107,6 +107,13 @@ def truth_cmd(
     "--bad-kinds", default="bad_signature,unknown_device,replayed_seq,malformed", show_default=True
 )
 @click.option("--truth", type=click.Path(path_type=Path), help="write the ground truth here")
+@click.option(
+    "--encoding",
+    type=click.Choice(["json", "cbor"]),
+    default="json",
+    show_default=True,
+    help="payload encoding; cbor publishes on .../telemetry/cbor",
+)
 def run_cmd(
     city: str,
     seed: int,
@@ -122,6 +129,7 @@ def run_cmd(
     bad_share: float,
     bad_kinds: str,
     truth: Path | None,
+    encoding: str,
 ) -> None:
     """Publish signed telemetry (one window per message) at --rate, some bad if asked."""
     from iot_gateway.publisher import connect_publisher, publish_fleet
@@ -142,7 +150,13 @@ def run_cmd(
         truth.write_text(json.dumps(network.truth(), indent=2) + "\n")
     kinds = tuple(k for k in bad_kinds.split(",") if k)
     try:
-        fleet = Fleet(network, bad_share=bad_share, bad_kinds=kinds, seed=seed)
+        fleet = Fleet(
+            network,
+            bad_share=bad_share,
+            bad_kinds=kinds,
+            seed=seed,
+            encoding="cbor" if encoding == "cbor" else "json",
+        )
         client = connect_publisher(broker, f"sim-{uuid.uuid4().hex[:8]}")
         report = publish_fleet(client, fleet, count=count, duration_s=duration, rate_per_s=rate)
     except (ValueError, GatewayError) as exc:

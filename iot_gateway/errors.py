@@ -44,6 +44,7 @@ REASONS = (
     "too_large",
     "bad_topic",
     "not_json",
+    "not_cbor",
     "bad_schema",
     "topic_mismatch",
     "unknown_device",

@@ -154,7 +154,11 @@ class Gateway:
             except Rejected as exc:
                 rejected.append((delivery, exc))
                 continue
-            accepted.append((delivery, Incoming(delivery.topic, checked.payload)))
+            payload = checked.payload
+            incoming = Incoming(
+                str(checked.topic), payload["device"], payload["seq"], checked.body, checked.hash
+            )
+            accepted.append((delivery, incoming))
         if accepted:
             result = self.outbox.store([item for _, item in accepted])
             for (delivery, _), outcome in zip(accepted, result.outcome, strict=True):

@@ -41,8 +41,9 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from chain import merkle
-from chain.encoding import canonical, sha256
+from chain.encoding import sha256
 from iot_gateway.errors import GatewayError
+from iot_gateway.wire import canonical_json
 
 metadata = MetaData()
 
@@ -96,10 +97,19 @@ class OutboxError(GatewayError):
 
 @dataclass(frozen=True)
 class Incoming:
-    """A checked message on its way into the outbox."""
+    """A checked message on its way into the outbox, with its canonical bytes and their hash."""
 
     topic: str
-    payload: dict[str, Any]
+    device: str
+    seq: int
+    body: bytes  # RFC 8785 canonical JSON of the whole payload
+    hash: str  # hex SHA-256 of body
+
+    @classmethod
+    def of(cls, topic: str, payload: dict[str, Any]) -> Incoming:
+        """An Incoming for a payload whose canonical bytes were not computed yet."""
+        body = canonical_json(payload)
+        return cls(topic, payload["device"], payload["seq"], body, sha256(body).hex())
 
 
 @dataclass
@@ -112,9 +122,14 @@ class StoreResult:
 @dataclass(frozen=True)
 class BatchMessage:
     topic: str
-    payload: dict[str, Any]
+    payload_json: str  # canonical JSON, forwarded as stored (no parsing, no re-encoding)
     hash: str
     leaf_index: int
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.payload_json)
+        return value
 
 
 @dataclass(frozen=True)
@@ -209,8 +224,9 @@ class Outbox:
         _count_sequences(conn, new_keys)
         return result
 
-    def next_open_batch(self, state: str = "open") -> Batch | None:
-        """The oldest batch of this owner in `state` (open: to anchor, anchored: to forward)."""
+    def next_open_batch(self, state: str = "open", *, with_messages: bool = True) -> Batch | None:
+        """The oldest batch of this owner in `state` (open: to anchor, anchored: to forward);
+        anchoring needs only the root, so it may leave the messages out."""
         with self.engine.begin() as conn:
             batch = conn.execute(
                 select(batches)
@@ -220,20 +236,24 @@ class Outbox:
             ).first()
             if batch is None:
                 return None
-            rows = conn.execute(
-                select(messages.c.topic, messages.c.payload, messages.c.hash, messages.c.leaf_index)
-                .where(messages.c.batch_id == batch.id)
-                .order_by(messages.c.leaf_index)
-            ).all()
+            rows = (
+                conn.execute(
+                    select(
+                        messages.c.topic, messages.c.payload, messages.c.hash, messages.c.leaf_index
+                    )
+                    .where(messages.c.batch_id == batch.id)
+                    .order_by(messages.c.leaf_index)
+                ).all()
+                if with_messages
+                else []
+            )
         return Batch(
             id=batch.id,
             root=batch.root,
             count=int(batch._mapping["count"]),
             first_stored_at=batch.first_stored_at,
             anchor_tx=batch.anchor_tx,
-            messages=tuple(
-                BatchMessage(r.topic, json.loads(r.payload), r.hash, r.leaf_index) for r in rows
-            ),
+            messages=tuple(BatchMessage(r.topic, r.payload, r.hash, r.leaf_index) for r in rows),
         )
 
     def pending_count(self) -> int:
@@ -286,7 +306,7 @@ class Outbox:
                 .values(batch_id=batch_id, leaf_index=bindparam("index")),
                 [{"message_id": r.id, "index": i} for i, r in enumerate(rows)],
             )
-        return self.next_open_batch()
+        return self.next_open_batch(with_messages=False)
 
     def mark_anchored(self, batch_id: int, anchor_tx: str, *, now_s: float | None = None) -> None:
         with self.engine.begin() as conn:
@@ -384,13 +404,12 @@ class Outbox:
 
 
 def _row(item: Incoming, owner: str, stored_at: float) -> dict[str, Any]:
-    body = canonical(item.payload)
     return {
-        "device": item.payload["device"],
-        "seq": item.payload["seq"],
+        "device": item.device,
+        "seq": item.seq,
         "topic": item.topic,
-        "payload": body.decode(),
-        "hash": sha256(body).hex(),
+        "payload": item.body.decode(),
+        "hash": item.hash,
         "owner": owner,
         "stored_at": stored_at,
     }
@@ -411,23 +430,29 @@ def _hashes_of(conn: Connection, keys: Iterable[tuple[str, int]]) -> dict[tuple[
 
 
 def _count_sequences(conn: Connection, keys: list[tuple[str, int]]) -> None:
-    """Fold newly stored seqs into each device's lowest, highest and count."""
+    """Fold newly stored seqs into each device's lowest, highest and count (one upsert)."""
     per_device: dict[str, list[int]] = {}
     for device, seq in keys:
         per_device.setdefault(device, []).append(seq)
-    for device, seqs in per_device.items():
-        low, high, n = min(seqs), max(seqs), len(seqs)
-        conn.execute(
-            _insert(conn, devices)
-            .values(device=device, min_seq=low, max_seq=high, count=0)
-            .on_conflict_do_nothing()
-        )
-        conn.execute(
-            update(devices)
-            .where(devices.c.device == device)
-            .values(
-                min_seq=case((devices.c.min_seq > low, low), else_=devices.c.min_seq),
-                max_seq=case((devices.c.max_seq < high, high), else_=devices.c.max_seq),
-                count=devices.c.count + n,
-            )
-        )
+    if not per_device:
+        return
+    insert = _insert(conn, devices)
+    new = insert.excluded
+    conn.execute(
+        insert.on_conflict_do_update(
+            index_elements=[devices.c.device],
+            set_={
+                "min_seq": case(
+                    (devices.c.min_seq > new.min_seq, new.min_seq), else_=devices.c.min_seq
+                ),
+                "max_seq": case(
+                    (devices.c.max_seq < new.max_seq, new.max_seq), else_=devices.c.max_seq
+                ),
+                "count": devices.c.count + new.count,
+            },
+        ),
+        [
+            {"device": d, "min_seq": min(seqs), "max_seq": max(seqs), "count": len(seqs)}
+            for d, seqs in per_device.items()
+        ],
+    )

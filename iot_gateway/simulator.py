@@ -21,8 +21,14 @@ from typing import Any
 import numpy as np
 
 from chain.crypto import SigningKey
-from chain.encoding import canonical
-from iot_gateway.wire import sign_payload, telemetry_topic
+from iot_gateway.wire import (
+    ENCODINGS,
+    Encoding,
+    canonical_json,
+    encode_cbor,
+    sign_payload,
+    telemetry_topic,
+)
 from services.roadhealth.analytics.iri import classify_condition
 from services.roadhealth.analytics.profile import (
     RoadProfile,
@@ -380,27 +386,37 @@ class Outgoing:
     bad: str | None = None
 
 
+def encode_payload(payload: dict[str, Any], encoding: Encoding) -> bytes:
+    """A signed payload's bytes on the wire: canonical JSON, or CBOR."""
+    return encode_cbor(payload) if encoding == "cbor" else canonical_json(payload)
+
+
+def _on_topic(topic: str, encoding: Encoding) -> str:
+    return topic if encoding == "json" else f"{topic}/{encoding}"
+
+
 def make_bad(
-    kind: str, good: Outgoing, signed: dict[str, Any], network: Network, rng: np.random.Generator
+    kind: str,
+    good: Outgoing,
+    signed: dict[str, Any],
+    network: Network,
+    rng: np.random.Generator,
+    encoding: Encoding = "json",
 ) -> Outgoing:
     """A faulty variant of a good message: the gateway must dead-letter it with this reason."""
     if kind == "bad_signature":
         tampered = {**signed, "speed_mps": round(signed["speed_mps"] + 1.0, 3)}
-        return Outgoing(good.topic, json.dumps(tampered).encode(), good.device, None, kind)
+        return Outgoing(good.topic, encode_payload(tampered, encoding), good.device, None, kind)
     if kind == "unknown_device":
         stranger = f"ghost-{network.seed}-{int(rng.integers(1000))}"
         key = device_key(network.seed + 1, stranger)
         body = sign_payload(key, {**signed, "device": stranger})
         topic = good.topic.replace(f"/sensor/{good.device}/", f"/sensor/{stranger}/")
-        return Outgoing(topic, json.dumps(body).encode(), stranger, None, kind)
+        return Outgoing(topic, encode_payload(body, encoding), stranger, None, kind)
     if kind == "malformed":
-        return Outgoing(
-            good.topic,
-            b'{"device": "' + good.device.encode() + b'", "seq": ',
-            good.device,
-            None,
-            kind,
-        )
+        # Cut short: neither JSON nor CBOR parses it
+        cut = encode_payload(signed, encoding)[:24]
+        return Outgoing(good.topic, cut, good.device, None, kind)
     raise ValueError(f"unknown bad kind {kind!r}; use one of {', '.join(BAD_KINDS)}")
 
 
@@ -417,9 +433,13 @@ class Fleet:
         window_s: float = 1.0,
         gps_jitter_m: float = 3.0,
         noise_std_mps2: float = 0.05,
+        encoding: Encoding = "json",
     ) -> None:
         if not 0.0 <= bad_share <= 1.0:
             raise ValueError("bad_share must lie in 0..1")
+        if encoding not in ENCODINGS:
+            raise ValueError(f"unknown encoding {encoding!r}; use one of {', '.join(ENCODINGS)}")
+        self.encoding = encoding
         for kind in bad_kinds:
             if kind not in BAD_KINDS:
                 raise ValueError(f"unknown bad kind {kind!r}; use one of {', '.join(BAD_KINDS)}")
@@ -447,7 +467,12 @@ class Fleet:
         self.turn += 1
         window = stream.next_window(now_s)
         signed = sign_payload(self.keys[stream.device.id], window.payload)
-        good = Outgoing(window.topic, canonical(signed), stream.device.id, stream.seq)
+        good = Outgoing(
+            _on_topic(window.topic, self.encoding),
+            encode_payload(signed, self.encoding),
+            stream.device.id,
+            stream.seq,
+        )
         if self.bad_share and self.rng.random() < self.bad_share:
             kind = str(self.rng.choice(self.bad_kinds))
             bad = self._bad(kind, good, signed, stream)
@@ -462,7 +487,7 @@ class Fleet:
         self, kind: str, good: Outgoing, signed: dict[str, Any], stream: DeviceStream
     ) -> Outgoing | None:
         if kind != "replayed_seq":
-            return make_bad(kind, good, signed, self.network, self.rng)
+            return make_bad(kind, good, signed, self.network, self.rng, self.encoding)
         if stream.seq < 2:
             return None  # nothing accepted yet to replay
         # A fresh window signed under a sequence number the device already used
@@ -471,7 +496,8 @@ class Fleet:
             self.keys[stream.device.id],
             {**signed, "seq": old_seq, "speed_mps": round(signed["speed_mps"] + 0.5, 3)},
         )
-        return Outgoing(good.topic, canonical(body), good.device, old_seq, "replayed_seq")
+        payload = encode_payload(body, self.encoding)
+        return Outgoing(good.topic, payload, good.device, old_seq, "replayed_seq")
 
 
 __all__ = [
@@ -485,6 +511,7 @@ __all__ = [
     "Window",
     "build_network",
     "device_key",
+    "encode_payload",
     "make_bad",
     "write_truth",
 ]

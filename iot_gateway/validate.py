@@ -1,4 +1,5 @@
-"""Per-message checks, cheapest first: size, topic, JSON, schema, device, signature, time, ranges.
+"""Per-message checks, cheapest first: size, topic, decoding, schema, device, signature, time,
+ranges.
 
 The sequence check needs the outbox's memory of what was accepted, so it runs there
 (iot_gateway.outbox); everything here is a pure function of the message, the device registry
@@ -13,10 +14,17 @@ from dataclasses import dataclass
 from typing import Any
 
 from chain.crypto import verify
-from chain.encoding import from_b64url, parse_json
+from chain.encoding import from_b64url, parse_json, sha256
 from chain.errors import EncodingError
 from iot_gateway.errors import Rejected
-from iot_gateway.wire import PAYLOAD_FIELDS, TelemetryTopic, parse_topic, signing_bytes
+from iot_gateway.wire import (
+    PAYLOAD_FIELDS,
+    CborInvalid,
+    TelemetryTopic,
+    canonical_pair,
+    decode_cbor,
+    parse_topic,
+)
 
 MAX_SEQ = 2**53 - 1
 MIN_T0_S = 946_684_800.0  # 2000-01-01, as road-health checks
@@ -49,10 +57,12 @@ class Device:
 
 @dataclass(frozen=True)
 class Checked:
-    """A message that passed every stateless check."""
+    """A message that passed every stateless check, with its canonical bytes and hash."""
 
     topic: TelemetryTopic
     payload: dict[str, Any]
+    body: bytes  # RFC 8785 canonical JSON of the whole payload: what is stored and forwarded
+    hash: str  # hex SHA-256 of body: the Merkle leaf
 
 
 DeviceLookup = Callable[[str], Device | None]
@@ -68,20 +78,38 @@ def check_message(
     parsed_topic = parse_topic(topic)
     if parsed_topic is None:
         raise Rejected("bad_topic", "not city/{city}/road/{segment}/sensor/{device}/telemetry")
-    try:
-        payload = parse_json(raw)
-    except EncodingError as exc:
-        raise Rejected("not_json", str(exc)) from exc
+    payload = decode_payload(raw, parsed_topic)
     check_schema(payload)
     # Verify the topic names the device that signed
     if payload["device"] != parsed_topic.device:
         raise Rejected(
             "topic_mismatch", f"payload device {payload['device']!r} on {parsed_topic.device!r}"
         )
-    check_device_signature(payload, lookup(payload["device"]))
+    try:
+        unsigned, body = canonical_pair(payload)
+    except EncodingError as exc:
+        # e.g. an integer beyond 2^53, which RFC 8785 (I-JSON) cannot represent exactly
+        raise Rejected("bad_schema", str(exc)) from exc
+    check_device_signature(payload, unsigned, lookup(payload["device"]))
     check_time(payload, now_s, limits)
     check_ranges(payload, limits)
-    return Checked(parsed_topic, payload)
+    return Checked(parsed_topic, payload, body, sha256(body).hex())
+
+
+def decode_payload(raw: bytes, topic: TelemetryTopic) -> Any:
+    """The payload in the encoding the topic names (JSON, or CBOR under `.../telemetry/cbor`)."""
+    if topic.encoding == "cbor":
+        try:
+            return decode_cbor(raw)
+        except CborInvalid as exc:
+            raise Rejected("not_cbor", str(exc)) from exc
+    try:
+        return parse_json(raw)
+    except EncodingError as exc:
+        raise Rejected("not_json", str(exc)) from exc
+
+
+_NUMBER = (float, int)
 
 
 def _is_number(value: Any) -> bool:
@@ -106,12 +134,13 @@ def check_schema(payload: Any) -> None:
         if not _is_number(payload[name]):
             raise Rejected("bad_schema", f"{name} must be a number")
     acc = payload["acc_z"]
-    if not isinstance(acc, list) or not acc or not all(_is_number(v) for v in acc):
+    # type() rather than isinstance: bool is an int but not a number here
+    if not isinstance(acc, list) or not acc or not all(type(v) in _NUMBER for v in acc):
         raise Rejected("bad_schema", "acc_z must be a non-empty list of numbers")
 
 
-def check_device_signature(payload: dict[str, Any], device: Device | None) -> None:
-    """The device is registered and active, and its key signed the payload."""
+def check_device_signature(payload: dict[str, Any], unsigned: bytes, device: Device | None) -> None:
+    """The device is registered and active, and its key signed `unsigned` (payload minus sig)."""
     if device is None:
         raise Rejected("unknown_device", f"device {payload['device']!r} is not registered")
     if not device.active:
@@ -120,7 +149,7 @@ def check_device_signature(payload: dict[str, Any], device: Device | None) -> No
         signature = from_b64url(payload["sig"], field="sig")
     except EncodingError as exc:
         raise Rejected("bad_signature", str(exc)) from exc
-    if not verify(device.pub_key, signing_bytes(payload), signature):
+    if not verify(device.pub_key, unsigned, signature):
         raise Rejected("bad_signature", "signature does not verify with the registered key")
 
 
@@ -149,7 +178,7 @@ def check_ranges(payload: dict[str, Any], limits: Limits) -> None:
     acc = payload["acc_z"]
     if not limits.min_samples <= len(acc) <= limits.max_samples:
         problems.append(f"{len(acc)} samples, allowed {limits.min_samples}..{limits.max_samples}")
-    elif max(abs(v) for v in acc) > limits.max_abs_acc_mps2:
+    elif max(max(acc), -min(acc)) > limits.max_abs_acc_mps2:
         problems.append(f"|acc_z| above {limits.max_abs_acc_mps2} m/s^2")
     if problems:
         raise Rejected("out_of_range", "; ".join(problems))

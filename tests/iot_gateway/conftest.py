@@ -138,7 +138,7 @@ def gateway_settings(
         forward=forward,
         instance=f"gw-{city}-{overrides.pop('n', 0)}",
         group=f"g-{city}",
-        topic=f"city/{city}/road/+/sensor/+/telemetry",
+        topic=f"city/{city}/road/+/sensor/+/telemetry/#",
         session_expiry_s=120,
         **overrides,
     )

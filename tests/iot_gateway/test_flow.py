@@ -79,7 +79,7 @@ def test_good_and_bad_messages_end_in_road_health_and_the_dead_letter_topic(
     assert health["status"] == "ok"
     assert health["accepted"] == report.good
     # Shared under MQTT 5 (Mosquitto); plain under 3.1.1 (the embedded amqtt broker)
-    plain = f"city/{city}/road/+/sensor/+/telemetry"
+    plain = f"city/{city}/road/+/sensor/+/telemetry/#"
     shared = f"$share/g-{city}/{plain}"
     assert health["mqtt"]["protocol"] in ("5", "3.1.1")
     assert health["mqtt"]["subscription"] == (
