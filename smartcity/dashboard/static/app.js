@@ -141,7 +141,8 @@ async function pageChain() {
     Promise.all(heights.map((n) => chain("/v1/blocks/" + n))),
     chain("/v1/evidence?limit=50").then((r) => r.evidence),
     explorer("/anchors?limit=10").then((r) => r.anchors)]);
-  // Each validator's precommits in the certificates of the blocks shown: who is voting, who is not
+  // Each validator's precommits in the certificates of the blocks shown: who is voting, who is
+  // not (a certificate needs only more than 2/3 of the power, so an honest one may miss a few)
   const votes = {};
   blocks.forEach((b) => b.certificate.signatures.forEach((sg) => { votes[sg.validator] = (votes[sg.validator] || 0) + 1; }));
   show(
@@ -153,11 +154,11 @@ async function pageChain() {
         ["mempool", status.mempool], ["node", `${status.role}${status.healthy ? "" : " (unhealthy)"}`],
         ["genesis", h("code", {}, status.genesis_hash)]])),
       h("div", { class: "card", id: "validators" }, h("h3", {}, "Validators and their votes"),
-        table(["name", "power", "public key", `precommits in the last ${blocks.length} blocks`],
+        table(["name", "power", "public key", `in the commit certificates of the last ${blocks.length} blocks`],
           vals.map((v) => {
             const n = votes[v.pub_key] || votes[v.name] || 0;
             return { cells: [v.name, v.power, h("code", {}, short(v.pub_key, 20)),
-              badge(`${n}/${blocks.length}`, n === blocks.length ? "yes" : n === 0 ? "no" : "fair")] };
+              badge(`${n}/${blocks.length}`, n === 0 ? "no" : "yes")] };
           })))),
     h("h3", {}, "Latest blocks"),
     h("div", { id: "blocks" }, table(["height", "hash", "time", "txs", "proposer", "signers"], blocks.map((b) => ({
@@ -179,7 +180,7 @@ async function pageChain() {
       ? table(["height", "round", "what", "validator", "conflicting"], evidence.map((e) => ({
         cells: [e.height ?? "—", e.round ?? "—", (e.type || "—").replace("_", " ") + (e.kind ? ` (${e.kind})` : ""),
           validatorName(e.validator || "", vals),
-          h("code", {}, (e.votes || e.proposals || []).map((m) => short(m.block_hash || m.value_hash || m.hash || "nil", 12)).join(" vs "))] })))
+          h("code", {}, (e.votes || e.proposals || []).map((m) => (m.block_hash ? short(m.block_hash, 12) : "nil")).join(" vs "))] })))
       : h("p", { class: "muted" }, "No double votes or conflicting proposals seen by this node.")),
   );
 }
