@@ -209,11 +209,13 @@ def up(data: Path, host: str, port: int, validators: int, simulate: bool) -> Non
         f"smartcity verify-proof README.md.proof.json --genesis {data}/genesis.json"
     )
     from smartcity.iot import IotHandle, start_iot
+    from smartcity.ops import attach_gateway
 
     iot: list[IotHandle] = []
 
     def start_sensors() -> None:
         iot.append(start_iot(suite, simulate=simulate, base_url=base))
+        attach_gateway(suite.app, iot[0].gateway)  # into the process's /metrics and /readyz
         note = "   (simulated sensors on)" if simulate else ""
         click.echo(f"  gateway     {iot[0].health_url}{note}")
 
@@ -647,4 +649,5 @@ LAZY_GROUPS = {
     "road": "services.roadhealth.cli:road",
     "backup": "smartcity.backup:backup_command",
     "restore": "smartcity.backup:restore_command",
+    "gov": "smartcity.gov:gov",
 }
