@@ -184,7 +184,7 @@ class MetricsMiddleware:
 def run_checks(checks: Mapping[str, Check]) -> dict[str, dict[str, Any]]:
     """Run each check; a failure's reason is its message (never a traceback)."""
     results: dict[str, dict[str, Any]] = {}
-    for name, check in checks.items():
+    for name, check in list(checks.items()):
         try:
             check()
         except Exception as exc:  # a check reports any failure as not ready, with its reason
@@ -243,6 +243,9 @@ def instrument(
     app.add_api_route("/readyz", readyz, methods=["GET"], tags=["operations"])
     added = app.router.routes[before:]
     app.router.routes[:] = added + app.router.routes[:before]
+    # Parts started later (the suite's gateway) add their collectors and checks here
+    app.state.metrics_registry = registry
+    app.state.readiness_checks = checks
     return registry
 
 

@@ -34,6 +34,7 @@ from smartcity.logs import configure_logging
 from smartcity.settings import Settings, apply_to_environ, load_settings
 
 if TYPE_CHECKING:
+    from iot_gateway.gateway import Gateway
     from smartcity.suite import Suite
 
 # Rows of a service's own tables worth watching, exposed as gauges: name -> (table, help)
@@ -122,3 +123,13 @@ def _all_of(checks: Mapping[str, Check]) -> Check:
                 raise NotReady(f"{name}: {result['reason']}")
 
     return check
+
+
+def attach_gateway(app: FastAPI, gateway: Gateway) -> None:
+    """The suite's in-process gateway joins the process's /metrics and /readyz."""
+    from iot_gateway.health import readiness_checks
+    from iot_gateway.prometheus import GatewayCollector
+
+    app.state.metrics_registry.register(GatewayCollector(gateway.metrics))
+    checks = readiness_checks(gateway)
+    app.state.readiness_checks["gateway"] = _all_of(checks)
