@@ -649,4 +649,5 @@ LAZY_GROUPS = {
     "road": "services.roadhealth.cli:road",
     "backup": "smartcity.backup:backup_command",
     "restore": "smartcity.backup:restore_command",
+    "gov": "smartcity.gov:gov",
 }
