@@ -105,6 +105,10 @@ class Incoming:
     body: bytes  # RFC 8785 canonical JSON of the whole payload
     hash: str  # hex SHA-256 of body
 
+    def payload_dict(self) -> dict[str, Any]:
+        value: dict[str, Any] = json.loads(self.body)
+        return value
+
     @classmethod
     def of(cls, topic: str, payload: dict[str, Any]) -> Incoming:
         """An Incoming for a payload whose canonical bytes were not computed yet."""
@@ -206,17 +210,26 @@ class Outbox:
             key = (row["device"], row["seq"])
             if key not in known and key not in fresh:
                 fresh[key] = row
+        inserted: set[tuple[str, int]] = set()
         if fresh:
-            conn.execute(_insert(conn, messages).on_conflict_do_nothing(), list(fresh.values()))
-            # Another process may have won a race for a key: read back what is stored now
-            known.update(_hashes_of(conn, list(fresh)))
+            statement = (
+                _insert(conn, messages)
+                .on_conflict_do_nothing()
+                .returning(messages.c.device, messages.c.seq)
+            )
+            returned = conn.execute(statement, list(fresh.values()))
+            inserted = {(r.device, int(r.seq)) for r in returned}
+            if len(inserted) < len(fresh):
+                # Another gateway won a race for some keys: read back what it stored
+                known.update(_hashes_of(conn, [k for k in fresh if k not in inserted]))
+            known.update({key: fresh[key]["hash"] for key in inserted})
         result = StoreResult()
         new_keys: list[tuple[str, int]] = []
         for row in rows:
             key = (row["device"], row["seq"])
             if known.get(key) != row["hash"]:
                 result.outcome.append("replayed_seq")
-            elif key in fresh and fresh[key] is row:
+            elif key in inserted and fresh[key] is row:
                 result.outcome.append("stored")
                 new_keys.append(key)
             else:
