@@ -42,7 +42,7 @@ from iot_gateway.simulator import Fleet, Network, build_network, default_geojson
 from iot_gateway.source import BrokerAddress
 from services.common.ledger import RemoteLedger
 from services.credit import sdk
-from services.credit._demo import statement_csv, synthetic_statements
+from services.credit._demo import demo_uscc, statement_csv, synthetic_statements
 from services.identity import sd_jwt
 from smartcity.cli import main as smartcity
 from smartcity.iot import register_devices
@@ -195,7 +195,8 @@ def govern(topo: Topology, action: str, params: dict[str, Any]) -> dict[str, Any
     return dict(proposal)
 
 
-def created(response: httpx.Response, status: int = 201) -> Any:
+def expect(response: httpx.Response, status: int) -> Any:
+    """The answer's JSON, once its status is the one a user expects (else its text)."""
     assert response.status_code == status, response.text
     return response.json()
 
@@ -251,8 +252,8 @@ def admit_agency(topo: Topology) -> None:
         ("ResidenceCredential", RESIDENCE_SCHEMA),
         ("BusinessCredential", BUSINESS_SCHEMA),
     ):
-        created(topo.post("identity", "/types", AGENCY, json={"name": name, "schema": schema}))
-    keys = created(topo.post("identity", "/issuers/me/keys", AGENCY, json={}))
+        expect(topo.post("identity", "/types", AGENCY, json={"name": name, "schema": schema}), 201)
+    keys = expect(topo.post("identity", "/issuers/me/keys", AGENCY, json={}), 201)
     assert keys["did"] == f"did:smartcity:{AGENCY}"
 
     citizen = holder_did(topo, jwk.JWK.generate(kty="OKP", crv="Ed25519"))
@@ -268,20 +269,22 @@ def admit_agency(topo: Topology) -> None:
         "invoke",
         {"contract": "identity", "method": "admit_issuer", "args": {"org": AGENCY, "types": types}},
     )
-    issuer = created(topo.get("identity", f"/issuers/{AGENCY}", BANK), 200)
+    issuer = expect(topo.get("identity", f"/issuers/{AGENCY}", BANK), 200)
     assert sorted(issuer["authorised_now"]) == sorted(types)
     proven = verify_bundle(issuer["proof"], topo.genesis)
     assert proven.facts["key"] == f"issuer:{AGENCY}" and proven.facts["present"]
 
 
 def holder_did(topo: Topology, key: jwk.JWK) -> str:
-    made = created(
+    """The agency registers a holder's DID, derived from the key the holder keeps."""
+    made = expect(
         topo.post(
             "identity",
             "/dids",
             AGENCY,
             json={"keys": [{"publicKeyJwk": key.export_public(as_dict=True)}]},
-        )
+        ),
+        201,
     )
     return str(made["did"])
 
@@ -291,13 +294,14 @@ def credentials(topo: Topology, uscc: str) -> str:
     citizen_key = jwk.JWK.generate(kty="OKP", crv="Ed25519")
     citizen = holder_did(topo, citizen_key)
     body = {"type": "ResidenceCredential", "subject": citizen, "claims": CITIZEN}
-    issued = created(topo.post("identity", "/credentials", AGENCY, json=body))
+    issued = expect(topo.post("identity", "/credentials", AGENCY, json=body), 201)
     assert issued["format"] == "vc+sd-jwt" and issued["issuer"] == f"did:smartcity:{AGENCY}"
     assert "Chen" not in issued["credential"].split("~")[0]  # hidden behind digests
 
     # The citizen shows the bank only the address, bound to the bank's fresh challenge
-    challenge = created(
-        topo.post("identity", "/challenges", BANK, json={"audience": "https://bank-a.example/kyc"})
+    challenge = expect(
+        topo.post("identity", "/challenges", BANK, json={"audience": "https://bank-a.example/kyc"}),
+        201,
     )
     shown = sd_jwt.present(
         issued["credential"],
@@ -306,7 +310,7 @@ def credentials(topo: Topology, uscc: str) -> str:
         nonce=challenge["nonce"],
         audience=challenge["audience"],
     )
-    answer = created(
+    answer = expect(
         topo.post(
             "identity",
             "/presentations/verify",
@@ -329,8 +333,8 @@ def credentials(topo: Topology, uscc: str) -> str:
         "format": "vc+jwt",
         "claims": {"legalName": "Demo Precision Parts Co.", "uscc": uscc},
     }
-    issued = created(topo.post("identity", "/credentials", AGENCY, json=body))
-    checked = created(
+    issued = expect(topo.post("identity", "/credentials", AGENCY, json=body), 201)
+    checked = expect(
         topo.post(
             "identity", "/credentials/verify", BANK, json={"credential": issued["credential"]}
         ),
@@ -349,22 +353,22 @@ def rate_sme(topo: Topology, uscc: str, sme_did: str) -> dict[str, Any]:
     """4. The committee approves the credit model; the SME registers, uploads, is rated."""
 
     def registered() -> list[dict[str, Any]]:
-        models = created(topo.get("credit", "/models", "regulator"), 200)["models"]
+        models = expect(topo.get("credit", "/models", "regulator"), 200)["models"]
         return [m for m in models if m["status"] == "pending"]
 
     sha = topo.wait(registered, "the credit model's registration on the chain", 30)[0]["sha256"]
     for org, tx in committee_model_approval(topo, sha):
-        created(topo.post("credit", f"/models/{sha}/governance", org, json={"tx": tx}), 200)
-    listed = created(topo.get("credit", "/models", "regulator"), 200)["models"]
+        expect(topo.post("credit", f"/models/{sha}/governance", org, json={"tx": tx}), 200)
+    listed = expect(topo.get("credit", "/models", "regulator"), 200)["models"]
     assert next(m for m in listed if m["sha256"] == sha)["status"] == "approved"
 
-    sme = created(topo.post("credit", "/smes", SME_ORG, json={"uscc": uscc, "did": sme_did}))
+    sme = expect(topo.post("credit", "/smes", SME_ORG, json={"uscc": uscc, "did": sme_did}), 201)
     assert sme["org"] == SME_ORG and sme["did"] == sme_did
     csv = statement_csv(synthetic_statements(4, seed=11), uscc)
     files = {"file": ("statements.csv", csv, "text/csv")}
-    uploaded = created(topo.post("credit", f"/smes/{uscc}/statements", SME_ORG, files=files))
+    uploaded = expect(topo.post("credit", f"/smes/{uscc}/statements", SME_ORG, files=files), 201)
     assert uploaded["periods"] == ["2021", "2022", "2023"]
-    rating = created(topo.post("credit", f"/smes/{uscc}/ratings", SME_ORG))
+    rating = expect(topo.post("credit", f"/smes/{uscc}/ratings", SME_ORG), 201)
     assert rating["grade"] in {"AAA", "AA", "A", "BBB", "BB", "B", "CCC", "CC", "C"}
     assert rating["model"] == sha and rating["reasons"] and rating["tx"]
     return dict(rating)
@@ -402,10 +406,10 @@ def bank_reads(topo: Topology, uscc: str, rating: dict[str, Any]) -> None:
         purpose="loan_application",
         end_ms=end_ms,
     )
-    granted = created(topo.post("credit", "/consents", SME_ORG, json={"tx": tx.to_json()}))
+    granted = expect(topo.post("credit", "/consents", SME_ORG, json={"tx": tx.to_json()}), 201)
     assert granted["live"] and granted["granted_tx"] == tx.hash
 
-    answer = created(topo.get("credit", path, BANK, params=params), 200)
+    answer = expect(topo.get("credit", path, BANK, params=params), 200)
     assert answer["rating"]["grade"] == rating["grade"] and answer["rating"]["pd"] == rating["pd"]
     bundle = topo.root / "rating-proof.json"
     bundle.write_text(json.dumps(answer["proof"]))
@@ -414,7 +418,7 @@ def bank_reads(topo: Topology, uscc: str, rating: dict[str, Any]) -> None:
     assert offline.stdout.startswith("VALID") and f"credit/rating:{uscc}" in offline.stdout
     assert sdk.verify_rating_answer(answer, topo.genesis).rating["grade"] == rating["grade"]
 
-    seen = created(topo.get("credit", f"/smes/{uscc}/inquiries", SME_ORG), 200)
+    seen = expect(topo.get("credit", f"/smes/{uscc}/inquiries", SME_ORG), 200)
     assert [(i["bank"], i["purpose"], i["tx"]) for i in seen["inquiries"]] == [
         (BANK, "loan_application", answer["inquiry"]["tx"])
     ]
@@ -450,7 +454,7 @@ def potholes(topo: Topology, broker_url: str, city: str, webhook: Webhook, after
     surviving validators (from height AFTER on); road health confirms the planted pothole near
     its true place and alerts a webhook; returns the confirming transaction."""
     ready = topo.gateway_ready
-    created(
+    expect(
         topo.post("roadhealth", "/v1/webhooks", "road-authority", json={"url": webhook.url}), 200
     )
     network = road_network(city)
@@ -561,7 +565,7 @@ def test_the_story_of_the_suite(
 ) -> None:
     timings: dict[str, float] = {}
     city = f"story{uuid.uuid4().hex[:8]}"  # its own MQTT topics on a shared Mosquitto
-    uscc = str(synthetic_statements(4, seed=11)["uscc"].iloc[2])
+    uscc = demo_uscc(2)
     with step("1 genesis: init, nodes and services start, the chain advances", timings):
         topo = genesis(tmp_path, launched, broker_url, city)
     with step("2 governance admits a new agency as credential issuer", timings):
