@@ -9,6 +9,9 @@ a bank first reads a batch-rated SME, which makes the rating the SME's `rating:{
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +28,25 @@ if TYPE_CHECKING:
 
 ANCHOR_LABEL = "credit ratings"
 _INSERT_CHUNK = 2000
+
+
+@contextmanager
+def gc_paused(large: bool) -> Iterator[None]:
+    """Pause the cyclic garbage collector while a large batch allocates its many small objects.
+
+    Rating 10,000 SMEs creates hundreds of thousands of dicts, lists and rows, and each
+    allocation threshold crossed starts a collection that walks every live object of the
+    process; measured, that was two thirds of the reason codes' time. Nothing in a batch is
+    cyclic garbage that must go at once, so the collector resumes (and catches up) after it.
+    """
+    pause = large and gc.isenabled()
+    if pause:
+        gc.disable()
+    try:
+        yield
+    finally:
+        if pause:
+            gc.enable()
 
 
 def anchor_ratings(

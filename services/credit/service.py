@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -312,6 +312,20 @@ def rate_smes(
     By default a batch is anchored when it would not fit in one transaction.
     """
     started = time.perf_counter()
+    with _batch.gc_paused(len(usccs) > RATINGS_PER_TX):
+        result = _rate_smes(rt, session, caller, usccs, include_ratings, anchored)
+    return result.model_copy(update={"seconds": round(time.perf_counter() - started, 3)})
+
+
+def _rate_smes(
+    rt: CreditRuntime,
+    session: Session,
+    caller: Caller,
+    usccs: Sequence[str],
+    include_ratings: bool,
+    anchored: bool | None,
+) -> schemas.BatchOut:
+    started = time.perf_counter()
     model_sha = active_model(rt)
     failed: list[schemas.BatchFailure] = []
     codes = _valid_codes(usccs, failed)
@@ -420,18 +434,35 @@ def _known_smes(session: Session, codes: list[str]) -> dict[str, str]:
     return known
 
 
-def _latest_features(session: Session, codes: list[str]) -> dict[str, FeatureRow]:
-    latest: dict[str, FeatureRow] = {}
+class _Latest(NamedTuple):
+    """An SME's latest period of features (plain values: no ORM bookkeeping per row)."""
+
+    period: str
+    sort_key: int
+    features: dict[str, Any]
+    features_hash: str
+
+
+def _latest_features(session: Session, codes: list[str]) -> dict[str, _Latest]:
+    latest: dict[str, _Latest] = {}
+    columns = (
+        FeatureRow.uscc,
+        FeatureRow.period,
+        FeatureRow.sort_key,
+        FeatureRow.features,
+        FeatureRow.features_hash,
+    )
     for start in range(0, len(codes), 1000):
         part = codes[start : start + 1000]
-        for row in session.scalars(select(FeatureRow).where(FeatureRow.uscc.in_(part))):
-            if row.uscc not in latest or row.sort_key > latest[row.uscc].sort_key:
-                latest[row.uscc] = row
+        for uscc, *values in session.execute(select(*columns).where(FeatureRow.uscc.in_(part))):
+            row = _Latest(*values)
+            if uscc not in latest or row.sort_key > latest[uscc].sort_key:
+                latest[uscc] = row
     return latest
 
 
 def _score(
-    rt: CreditRuntime, model_sha: str, codes: list[str], latest: dict[str, FeatureRow]
+    rt: CreditRuntime, model_sha: str, codes: list[str], latest: dict[str, _Latest]
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """Chain entries (no feature values) and off-chain details (reasons with values)."""
     model = rt.models.load(model_sha)
