@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -12,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import paho.mqtt.client as mqtt
 import pytest
 
@@ -220,9 +223,64 @@ def wait_until(predicate: Callable[[], bool], timeout_s: float = 30, what: str =
     raise AssertionError(f"timed out waiting for {what or predicate}")
 
 
+REPO = Path(__file__).resolve().parents[2]
+
+
+def spawn_gateway(
+    suite: SuiteUnderTest,
+    mqtt_url: str,
+    city: str,
+    outbox_url: str,
+    ready: Path,
+    instance: str | None = None,
+) -> subprocess.Popen[bytes]:
+    """A gateway process (`python -m iot_gateway gateway run`) of the test's city."""
+    ready.unlink(missing_ok=True)
+    options = {
+        "--data": str(suite.data),
+        "--broker": mqtt_url,
+        "--roadhealth": suite.roadhealth_url,
+        "--chain": f"{suite.url}/chain",
+        "--outbox": outbox_url,
+        "--instance": instance or f"gw-{city}",
+        "--group": f"g-{city}",
+        "--topic": f"city/{city}/road/+/sensor/+/telemetry/#",
+        "--session-expiry": "120",
+        "--batch-max": "50",
+        "--batch-wait": "0.05",
+        "--ready-file": str(ready),
+    }
+    return subprocess.Popen(
+        [sys.executable, "-m", "iot_gateway", "gateway", "run"]
+        + [part for pair in options.items() for part in pair],
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def wait_ready(process: subprocess.Popen[bytes], ready: Path, timeout_s: float = 30) -> str:
+    """The health URL of a spawned gateway once /readyz answers 200."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if ready.exists() and ready.read_text():
+            url = ready.read_text()
+            try:
+                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
+                    return url
+            except httpx.HTTPError:
+                pass
+        if process.poll() is not None:
+            raise AssertionError(process.stderr.read().decode() if process.stderr else "exited")
+        time.sleep(0.05)
+    raise AssertionError("gateway did not become healthy")
+
+
 @pytest.fixture
 def gw() -> Any:
-    """Helpers tests call: gateway_settings(...) and wait_until(...)."""
+    """Helpers tests call: settings(...), wait_until(...), spawn(...) and wait_ready(...)."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(settings=gateway_settings, wait_until=wait_until)
+    return SimpleNamespace(
+        settings=gateway_settings, wait_until=wait_until, spawn=spawn_gateway, wait_ready=wait_ready
+    )

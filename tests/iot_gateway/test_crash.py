@@ -5,80 +5,17 @@ from __future__ import annotations
 import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy import create_engine, text
 
 from iot_gateway.publisher import connect_publisher, publish_fleet
 from iot_gateway.simulator import Fleet, build_network
 from smartcity.suite import service_database_url
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def _spawn(
-    suite: Any, mqtt_url: str, city: str, outbox: Path, ready: Path
-) -> subprocess.Popen[bytes]:
-    ready.unlink(missing_ok=True)
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "iot_gateway",
-            "gateway",
-            "run",
-            "--data",
-            str(suite.data),
-            "--broker",
-            mqtt_url,
-            "--roadhealth",
-            suite.roadhealth_url,
-            "--chain",
-            f"{suite.url}/chain",
-            "--outbox",
-            f"sqlite:///{outbox}",
-            "--instance",
-            f"gw-{city}",
-            "--group",
-            f"g-{city}",
-            "--topic",
-            f"city/{city}/road/+/sensor/+/telemetry",
-            "--session-expiry",
-            "120",
-            "--batch-max",
-            "50",
-            "--batch-wait",
-            "0.05",
-            "--ready-file",
-            str(ready),
-        ],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-
-
-def _wait_ready(process: subprocess.Popen[bytes], ready: Path, timeout_s: float = 30) -> str:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if ready.exists() and ready.read_text():
-            url = ready.read_text()
-            try:
-                if httpx.get(f"{url}/readyz", timeout=1).status_code == 200:
-                    return url
-            except httpx.HTTPError:
-                pass
-        if process.poll() is not None:
-            raise AssertionError(process.stderr.read().decode() if process.stderr else "exited")
-        time.sleep(0.05)
-    raise AssertionError("gateway did not become healthy")
 
 
 @pytest.mark.slow
@@ -88,8 +25,8 @@ def test_kill_9_at_random_moments_loses_nothing_and_stores_nothing_twice(
     network = build_network(city=city, n_devices=6, n_segments=3, seed=11)
     suite.register(network)
     outbox, ready = tmp_path / "outbox.db", tmp_path / "ready"
-    process = _spawn(suite, mqtt_url, city, outbox, ready)
-    _wait_ready(process, ready)
+    process = gw.spawn(suite, mqtt_url, city, f"sqlite:///{outbox}", ready)
+    gw.wait_ready(process, ready)
     fleet = Fleet(network, seed=5)
     publisher = connect_publisher(mqtt_url, f"pub-{city}")
     report: dict[str, Any] = {}
@@ -104,8 +41,8 @@ def test_kill_9_at_random_moments_loses_nothing_and_stores_nothing_twice(
         os.kill(process.pid, signal.SIGKILL)
         process.wait()
         kills += 1
-        process = _spawn(suite, mqtt_url, city, outbox, ready)
-        _wait_ready(process, ready)
+        process = gw.spawn(suite, mqtt_url, city, f"sqlite:///{outbox}", ready)
+        gw.wait_ready(process, ready)
     sender.join()
     sent = sorted(fleet.sent_good)
     assert len(sent) == report["r"].good == 900

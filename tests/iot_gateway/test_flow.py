@@ -15,7 +15,7 @@ from chain.auth import mint_token
 from chain.encoding import canonical, sha256
 from iot_gateway.publisher import connect_publisher, publish_fleet
 from iot_gateway.simulator import BAD_KINDS, Fleet, build_network
-from iot_gateway.wire import sign_payload, telemetry_topic
+from iot_gateway.wire import encode_cbor, sign_payload, telemetry_topic
 
 
 def test_good_and_bad_messages_end_in_road_health_and_the_dead_letter_topic(
@@ -184,3 +184,50 @@ def test_each_check_dead_letters_with_its_reason_and_the_gateway_keeps_going(
     assert gateway.metrics.total("duplicates_total") == 1
     assert gateway.outbox.sequence_gaps() == 3  # seq 2, 3 and 4 of device 0 never arrived
     assert gateway.is_healthy()
+
+
+def test_a_cbor_message_is_stored_as_its_json_twin_and_malformed_cbor_is_dead_lettered(
+    suite: Any,
+    mqtt_url: str,
+    city: str,
+    tmp_path: Path,
+    start_gateway: Any,
+    collect: Any,
+    gw: Any,
+) -> None:
+    network = build_network(city=city, n_devices=1, n_segments=1, seed=10)
+    suite.register(network)
+    dlq = collect(f"city/{city}/dlq/#")
+    gateway = start_gateway(gw.settings(suite, mqtt_url, city, tmp_path / "o.db"), suite.ledger)
+    publisher = connect_publisher(mqtt_url, f"pub-{city}")
+    topic, json_bytes = _signed(network, 0, 1, speed_mps=12.25, acc_z=[9.81, 9.0] * 25)
+    signed = json.loads(json_bytes)
+    cbor_topic = f"{topic}/cbor"
+    publisher.publish(cbor_topic, encode_cbor(signed), qos=1).wait_for_publish(5)
+    publisher.publish(cbor_topic, encode_cbor(signed)[:-3], qos=1).wait_for_publish(5)
+    # The same message in JSON afterwards is the same message: a redelivery, not a replay
+    publisher.publish(topic, json_bytes, qos=1).wait_for_publish(5)
+
+    letters = dlq.wait_for(1)
+    assert [(x["reason"], x["topic"]) for x in letters] == [("not_cbor", cbor_topic)]
+    assert "invalid CBOR" in letters[0]["detail"]
+    gw.wait_until(lambda: gateway.metrics.total("duplicates_total") == 1, what="the JSON twin")
+    gw.wait_until(lambda: gateway.metrics.total("forward_stored_total") == 1, what="forwarding")
+    assert gateway.metrics.total("accepted_total") == 1
+    # Stored under the plain topic, as the canonical JSON the device signed, with its hash
+    from sqlalchemy import select
+
+    from iot_gateway.outbox import messages
+
+    with gateway.outbox.engine.connect() as conn:
+        row = conn.execute(select(messages.c.topic, messages.c.payload, messages.c.hash)).one()
+    assert row.topic == topic
+    assert row.payload.encode() == json_bytes == canonical(signed)
+    assert row.hash == sha256(json_bytes).hex()
+    token = mint_token(suite.road_key, org="road-authority", audience="roadhealth")
+    proof = httpx.get(
+        f"{suite.roadhealth_url}/v1/readings/{network.devices[0].id}/1/proof",
+        headers={"authorization": f"Bearer {token}"},
+    )
+    assert proof.status_code == 200, proof.text
+    assert proof.json()["payload"] == signed
