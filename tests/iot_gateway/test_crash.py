@@ -67,10 +67,11 @@ def test_kill_9_at_random_moments_loses_nothing_and_stores_nothing_twice(
     local = create_engine(f"sqlite:///{outbox}")
     with local.connect() as conn:
         stored = conn.execute(text("SELECT device, seq FROM iot_gateway_messages")).all()
-        states = dict(
-            conn.execute(
+        states = {
+            str(state): int(n)
+            for state, n in conn.execute(
                 text("SELECT state, count(*) FROM iot_gateway_batches GROUP BY state")
             ).all()
-        )
+        }
     assert sorted((r[0], int(r[1])) for r in stored) == sent
     assert set(states) == {"forwarded"}
