@@ -147,6 +147,11 @@ def configure_logging(
     root.setLevel(numeric)
     for noisy in ("httpx", "httpcore", "amqtt", "transitions"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
+    broker = logging.getLogger("amqtt.broker")
+    for old_filter in [f for f in broker.filters if isinstance(f, BrokerProbeFilter)]:
+        broker.removeFilter(old_filter)
+    if numeric > logging.DEBUG:
+        broker.addFilter(BrokerProbeFilter())
     for name_ in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logger = logging.getLogger(name_)
         logger.handlers.clear()
@@ -154,6 +159,25 @@ def configure_logging(
         logger.setLevel(numeric)
     if not access_log and numeric > logging.DEBUG:
         logging.getLogger("uvicorn.access").setLevel(logging.WARNING)
+
+
+class BrokerProbeFilter(logging.Filter):
+    """Drops the embedded broker's complaints about our own probes, which are not faults.
+
+    Waiting for the broker opens and closes a bare TCP connection ("No data ... to decode"), and
+    a gateway tries MQTT 5 before falling back to 3.1.1, which amqtt refuses ("Invalid
+    protocol ... 5"). Shown at DEBUG, where everything is.
+    """
+
+    PROBE_MARKERS = (
+        "No data to decode MQTT packet fixed header",
+        "Invalid protocol from",
+        "Invalid connection from",
+    )
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        return not any(marker in message for marker in self.PROBE_MARKERS)
 
 
 def uvicorn_options() -> dict[str, Any]:
