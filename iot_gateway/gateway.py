@@ -8,6 +8,7 @@ import logging
 import queue
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from paho.mqtt.client import MQTTMessageInfo
@@ -20,11 +21,12 @@ from iot_gateway.metrics import Metrics
 from iot_gateway.outbox import Incoming, Outbox, OutboxError
 from iot_gateway.registry import DeviceRegistry
 from iot_gateway.source import BrokerAddress, Delivery, MqttSource, Protocol
-from iot_gateway.validate import Limits, check_message
+from iot_gateway.validate import Checked, Limits, check_message
 from iot_gateway.wire import TOPIC_PATTERN, dlq_topic, parse_topic
 from services.common.ledger import LedgerPort
 
 log = logging.getLogger(__name__)
+MIN_CHECK_SLICE = 32  # below this a slice costs more to hand over than to check
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,7 @@ class GatewaySettings:
     health_host: str = "127.0.0.1"
     health_port: int | None = 0  # 0 picks a free port; None serves nothing
     dlq_confirm_s: float = 5.0
+    check_threads: int = 2  # threads checking slices of a group (verification drops the GIL)
 
 
 class Gateway:
@@ -68,6 +71,9 @@ class Gateway:
             self.outbox, ledger=ledger, settings=settings.forward, metrics=self.metrics
         )
         self.stop_event = threading.Event()
+        self._checkers = ThreadPoolExecutor(
+            max(1, settings.check_threads), thread_name_prefix="gateway-check"
+        )
         self._threads: list[threading.Thread] = []
         self.health: HealthServer | None = None
         self._backlog_cache = (0.0, 0)
@@ -90,6 +96,7 @@ class Gateway:
         self.forwarder.stop_event.set()
         for thread in self._threads:
             thread.join(timeout=10)
+        self._checkers.shutdown(wait=True)
         self.source.stop()
         if self.health is not None:
             self.health.stop()
@@ -139,20 +146,11 @@ class Gateway:
 
     def process_group(self, group: list[Delivery]) -> None:
         """Check every delivery, store the accepted, dead-letter the rest, then ack them all."""
-        now = time.time()
         accepted: list[tuple[Delivery, Incoming]] = []
         rejected: list[tuple[Delivery, Rejected]] = []
-        for delivery in group:
-            try:
-                checked = check_message(
-                    delivery.topic,
-                    delivery.payload,
-                    now_s=now,
-                    lookup=self.registry.lookup,
-                    limits=self.settings.limits,
-                )
-            except Rejected as exc:
-                rejected.append((delivery, exc))
+        for delivery, checked in zip(group, self._check_all(group), strict=True):
+            if isinstance(checked, Rejected):
+                rejected.append((delivery, checked))
                 continue
             payload = checked.payload
             incoming = Incoming(
@@ -180,6 +178,35 @@ class Gateway:
             info.wait_for_publish(max(0.0, deadline - time.monotonic()))
         for delivery in group:
             self.source.ack(delivery)
+
+    def _check_all(self, group: list[Delivery]) -> list[Checked | Rejected]:
+        """Each delivery checked; large groups in slices on the checker threads, since
+        Ed25519 verification, the largest cost, runs without the GIL."""
+        now = time.time()
+        workers = self.settings.check_threads
+        if workers < 2 or len(group) < 2 * MIN_CHECK_SLICE:
+            return self._check_slice(group, now)
+        size = max(MIN_CHECK_SLICE, -(-len(group) // workers))
+        slices = [group[i : i + size] for i in range(0, len(group), size)]
+        results = self._checkers.map(self._check_slice, slices, [now] * len(slices))
+        return [checked for part in results for checked in part]
+
+    def _check_slice(self, deliveries: list[Delivery], now: float) -> list[Checked | Rejected]:
+        out: list[Checked | Rejected] = []
+        for delivery in deliveries:
+            try:
+                out.append(
+                    check_message(
+                        delivery.topic,
+                        delivery.payload,
+                        now_s=now,
+                        lookup=self.registry.lookup,
+                        limits=self.settings.limits,
+                    )
+                )
+            except Rejected as exc:
+                out.append(exc)
+        return out
 
     def _dead_letter(self, delivery: Delivery, exc: Rejected) -> MQTTMessageInfo:
         self.metrics.inc("rejected_total", reason=exc.code)
