@@ -180,3 +180,20 @@ def rt_session(env: Any) -> Any:
     rt = env.suite.services["credit"].state.credit
     _engine, factory = make_session_factory(rt.ctx.database_url, MetaData())
     return factory()
+
+
+def test_the_service_hashes_rating_records_as_the_contract_does() -> None:
+    from services.credit import _batch, contract
+
+    entry = {
+        "uscc": "911101080000000194",
+        "pd": "0.01234567",
+        "score": "611.3",
+        "grade": "BB",
+        "reasons": ["Attr27", "Attr11"],
+        "features_hash": "ab" * 32,
+        "period": "2023-Q4",
+    }
+    record = contract.rating_record(entry, "cd" * 32)
+    assert _batch._record_hash(record) == contract.record_hash(record)
+    assert _batch._record_hash({**record, "grade": "B"}) != contract.record_hash(record)
