@@ -97,7 +97,8 @@ class Topology:
         for name in self.nodes:
             self.spawn(name, ["node", "--home", str(self.suite / "nodes" / name)])
         for name in self.nodes:
-            self.wait(lambda n=name: self.status(n), f"{name}'s API to answer", timeout_s=60)
+            # Generous: a live process on a loaded host may take a minute to import and bind
+            self.wait(lambda n=name: self.status(n), f"{name}'s API to answer", timeout_s=120)
 
     def start_service(self, service: str, node: str, *, env: dict[str, str] | None = None) -> None:
         """`smartcity service NAME` against one node, on a port of its own."""

@@ -20,14 +20,18 @@ from smartcity.registry import SERVICES
 
 from ._topology import Topology, backend_from_env
 
-# Real processes; sharing one xdist worker with the story keeps two 9-process topologies from
-# starving each other's consensus timeouts on a 2-core machine (`make test` uses loadgroup)
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e-topology")]
+# Real processes, one topology at a time (the `topology_slot` fixture says why); the time limit
+# leaves room to wait for the story's topology on a loaded machine
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.xdist_group("e2e-topology"),
+    pytest.mark.timeout(600),
+]
 SERVICE_NODE = {"identity": "validator-0", "credit": "validator-1", "roadhealth": "validator-2"}
 
 
 @pytest.fixture
-def topology(tmp_path: Path) -> Iterator[Topology]:
+def topology(tmp_path: Path, topology_slot: None) -> Iterator[Topology]:
     suite = tmp_path / "suite"
     init_suite(
         suite,

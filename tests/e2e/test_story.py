@@ -50,7 +50,13 @@ from smartcity.iot import register_devices
 from ..conftest import free_port
 from ._topology import Topology, backend_from_env
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e-topology")]
+# One topology at a time (see the `topology_slot` fixture); the time limit leaves room to wait
+# for test_distributed's topology on a loaded machine
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.xdist_group("e2e-topology"),
+    pytest.mark.timeout(600),
+]
 
 SERVICE_NODE = {"identity": "validator-0", "credit": "validator-1", "roadhealth": "validator-2"}
 GATEWAY_NODE = "validator-0"
@@ -131,7 +137,7 @@ def broker_url() -> Iterator[str]:
 
 
 @pytest.fixture
-def launched() -> Iterator[list[Topology]]:
+def launched(topology_slot: None) -> Iterator[list[Topology]]:
     """Topologies the story starts; every process is stopped and every schema dropped after."""
     running: list[Topology] = []
     yield running
@@ -356,7 +362,7 @@ def rate_sme(topo: Topology, uscc: str, sme_did: str) -> dict[str, Any]:
         models = expect(topo.get("credit", "/models", "regulator"), 200)["models"]
         return [m for m in models if m["status"] == "pending"]
 
-    sha = topo.wait(registered, "the credit model's registration on the chain", 30)[0]["sha256"]
+    sha = topo.wait(registered, "the credit model's registration on the chain")[0]["sha256"]
     for org, tx in committee_model_approval(topo, sha):
         expect(topo.post("credit", f"/models/{sha}/governance", org, json={"tx": tx}), 200)
     listed = expect(topo.get("credit", "/models", "regulator"), 200)["models"]
