@@ -65,13 +65,29 @@ def open_node(home: NodeHome, *, database_url: str | None = None) -> RunningNode
     return running
 
 
+class NodeKeys:
+    """Keys admitted at the transport: the genesis nodes and the validators governance added."""
+
+    def __init__(self, node: Node) -> None:
+        genesis = node.ledger.genesis
+        self._genesis = {v.pub_key for v in genesis.validators} | {
+            o.pub_key for o in genesis.observers
+        }
+        self._ledger = node.ledger
+
+    def __contains__(self, key: object) -> bool:
+        if key in self._genesis:
+            return True
+        return any(v["pub_key"] == key for v in self._ledger.validators())
+
+
 def _connect(home: NodeHome, node: Node, node_key: Any) -> Any:
     """Attach a consensus engine speaking to the home's peers over authenticated TCP."""
     from chain.consensus.engine import Engine
     from chain.consensus.tcp import Peer, TcpTransport
 
     genesis = node.ledger.genesis
-    allowed = {v.pub_key for v in genesis.validators} | {o.pub_key for o in genesis.observers}
+    allowed = NodeKeys(node)
     transport = TcpTransport(
         chain_id=genesis.chain_id,
         key=node_key,

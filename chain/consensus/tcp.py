@@ -1,10 +1,11 @@
-"""Authenticated TCP between nodes: each peer proves it holds a genesis key, then JSON frames.
+"""Authenticated TCP between nodes: each peer proves it holds a node key, then JSON frames.
 
 Handshake (both sides sign the other's fresh nonce, bound to the chain id):
     dialer   -> {"type": "hello", "chain_id", "pub_key", "nonce"}
     listener -> {"type": "challenge", "pub_key", "nonce", "sig": sign(tag | dialer nonce)}
     dialer   -> {"type": "auth", "sig": sign(tag | listener nonce)}
-Only keys of the genesis validators and observers are accepted; a dialer also checks that the
+Only node keys are accepted (`allowed`: the genesis validators and observers, and validators
+added by governance since); a dialer also checks that the
 listener is the peer it meant to reach. Frames are a 4-byte big-endian length and UTF-8 JSON.
 Each node sends on the connections it dials and receives on those it accepts.
 """
@@ -20,7 +21,7 @@ import secrets
 import socket
 import struct
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,7 +88,7 @@ class TcpTransport:
         key: SigningKey,
         listen: tuple[str, int],
         peers: list[Peer],
-        allowed: set[str],
+        allowed: Container[str],
         handler: Callable[[str, Any, str], None] | None = None,
     ) -> None:
         self.chain_id = chain_id
@@ -205,7 +206,7 @@ class TcpTransport:
                 continue
             _send_frame(sock, body)
 
-    # -- inbound: accept only genesis keys, then receive ---------------------------------
+    # -- inbound: accept only node keys, then receive ------------------------------------
 
     def _accept_loop(self) -> None:
         assert self._server is not None
@@ -234,7 +235,7 @@ class TcpTransport:
     def _accept_handshake(self, sock: socket.socket) -> str:
         hello = _recv_frame(sock)
         pub = str(hello.get("pub_key", ""))
-        # Verify the dialer names this chain and a key from its genesis
+        # Verify the dialer names this chain and a key of one of its nodes
         if hello.get("type") != "hello" or hello.get("chain_id") != self.chain_id:
             raise ConnectionError("hello for another chain")
         if pub not in self.allowed:

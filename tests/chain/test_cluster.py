@@ -156,6 +156,62 @@ def test_two_of_four_down_halts_without_forking_then_resumes(
         assert same_chain([v0, v1, v2], h)
 
 
+def _governance(
+    running: Cluster, genesis: Genesis, key: SigningKey, method: str, args: dict[str, object]
+) -> dict[str, object]:
+    """Submit a governance transaction through validator-0 and return its committed receipt."""
+    v0 = running.nodes["validator-0"]
+    tx = sign_tx(
+        key,
+        chain_id=genesis.chain_id,
+        contract="governance",
+        method=method,
+        args=args,
+        expiry_height=v0.ledger.height + 100,
+    )
+    v0.submit([tx])
+    receipt = v0.wait(tx.hash, 30)
+    assert receipt is not None and receipt["status"] == "ok", receipt
+    return receipt
+
+
+def _decide(
+    running: Cluster,
+    genesis: Genesis,
+    proposer: SigningKey,
+    voter: SigningKey,
+    action: str,
+    params: dict[str, object],
+) -> dict[str, object]:
+    """A proposal and the second committee vote that executes it; the vote's receipt."""
+    proposal = _governance(
+        running, genesis, proposer, "propose", {"action": action, "params": params}
+    )
+    return _governance(
+        running, genesis, voter, "vote", {"proposal": proposal["tx"], "approve": True}
+    )
+
+
+def test_a_validator_added_by_governance_is_admitted_by_the_node_transport(
+    backend: str, cluster: tuple[Cluster, Genesis, SigningKey], tmp_path: Path
+) -> None:
+    from chain.server import NodeKeys
+
+    running, genesis, agency = cluster
+    admitted = NodeKeys(running.nodes["validator-0"])
+    newcomer, stranger = SigningKey.generate(), SigningKey.generate()
+    assert genesis.validators[0].pub_key in admitted
+    assert genesis.observers[0].pub_key in admitted
+    assert newcomer.public_hex not in admitted
+
+    params = {"name": "validator-4", "pub_key": newcomer.public_hex, "power": 1}
+    regulator = SuiteHome(tmp_path / "suite").org_key("regulator")
+    _decide(running, genesis, agency, regulator, "add_validator", params)
+
+    assert newcomer.public_hex in admitted
+    assert stranger.public_hex not in admitted
+
+
 def test_governance_changes_the_validator_set_at_a_height_boundary(
     backend: str, cluster: tuple[Cluster, Genesis, SigningKey], tmp_path: Path
 ) -> None:
@@ -168,25 +224,13 @@ def test_governance_changes_the_validator_set_at_a_height_boundary(
     suite = SuiteHome(tmp_path / "suite")
     removed = v3.key.public_hex  # type: ignore[union-attr]
 
-    def governance(key: SigningKey, method: str, args: dict[str, object]) -> dict[str, object]:
-        tx = sign_tx(
-            key,
-            chain_id=genesis.chain_id,
-            contract="governance",
-            method=method,
-            args=args,
-            expiry_height=v0.ledger.height + 100,
-        )
-        v0.submit([tx])
-        receipt = v0.wait(tx.hash, 30)
-        assert receipt is not None and receipt["status"] == "ok", receipt
-        return receipt
-
-    proposal = governance(
-        agency, "propose", {"action": "remove_validator", "params": {"pub_key": removed}}
-    )
-    executed = governance(
-        suite.org_key("regulator"), "vote", {"proposal": proposal["tx"], "approve": True}
+    executed = _decide(
+        running,
+        genesis,
+        agency,
+        suite.org_key("regulator"),
+        "remove_validator",
+        {"pub_key": removed},
     )
     changed_at = int(executed["height"])  # type: ignore[call-overload]
     header = v0.ledger.block(changed_at)[0]
