@@ -5,8 +5,8 @@ Handshake (both sides sign the other's fresh nonce, bound to the chain id):
     listener -> {"type": "challenge", "pub_key", "nonce", "sig": sign(tag | dialer nonce)}
     dialer   -> {"type": "auth", "sig": sign(tag | listener nonce)}
 Only node keys are accepted (`allowed`: the genesis validators and observers, and validators
-added by governance since); a dialer also checks that the
-listener is the peer it meant to reach. Frames are a 4-byte big-endian length and UTF-8 JSON.
+added by governance since); a dialer also checks that the listener is the peer it meant to
+reach. Frames are a 4-byte big-endian length and UTF-8 JSON.
 Each node sends on the connections it dials and receives on those it accepts.
 """
 
