@@ -5,7 +5,13 @@ as fast as possible. Results (JSON):
 - ceiling: the rate at which a bare paho subscriber receives that stream from the same broker;
 - e2e with 1 and 2 gateway processes (MQTT 5 shared subscription): messages per second from the
   first publish to the last message stored and anchored on the chain, and its ratio to the ceiling;
-- p50/p99 publish-to-stored latency at half the one-gateway rate; samples per second.
+- the same with CBOR payloads (one gateway);
+- forwarded: messages per second until road-health accepted the last batch (the service's own
+  ingestion, on the same two cores, is then part of the figure);
+- p50/p99 publish-to-stored latency at half the one-gateway rate; samples per second;
+- CPU milliseconds per message of the gateway processes and of this process (chain, road-health,
+  publisher) until the last message is anchored: what the rates cost, even on a busy machine;
+- the machine's own Ed25519 ceiling (verifications per second on one core).
 SMARTCITY_MQTT_URL picks the broker (default mqtt://127.0.0.1:1883).
 """
 
@@ -25,11 +31,13 @@ import paho.mqtt.client as mqtt
 import uvicorn
 from sqlalchemy import create_engine, text
 
+from bench._ceiling import ed25519_verifications_per_s
 from chain.home import SuiteHome
 from iot_gateway.broker import free_port
 from iot_gateway.publisher import connect_publisher
 from iot_gateway.simulator import Fleet, Outgoing, build_network
 from iot_gateway.source import BrokerAddress, detect_protocol, new_client
+from iot_gateway.wire import Encoding
 from services.common.ledger import EmbeddedLedger, call
 from smartcity.registry import ServiceEntry
 from smartcity.suite import open_suite
@@ -125,7 +133,7 @@ def _spawn(
             "--group",
             group,
             "--topic",
-            f"city/{city}/road/+/sensor/+/telemetry",
+            f"city/{city}/road/+/sensor/+/telemetry/#",
             "--session-expiry",
             "60",
             "--ready-file",
@@ -139,6 +147,15 @@ def _spawn(
         time.sleep(0.05)
     time.sleep(0.5)
     return process
+
+
+def _cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a process has used so far (Linux /proc; 0 elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _count(outboxes: list[Path], sql: str) -> int:
@@ -155,6 +172,7 @@ ANCHORED = (
     "SELECT count(*) FROM iot_gateway_messages m JOIN iot_gateway_batches b"
     " ON m.batch_id = b.id WHERE b.anchor_tx IS NOT NULL"
 )
+FORWARDED = "SELECT coalesce(sum(count), 0) FROM iot_gateway_batches WHERE state = 'forwarded'"
 
 
 def _run_gateways(
@@ -173,11 +191,18 @@ def _run_gateways(
     processes = [_spawn(data, url, broker, city, o, i, group) for i, o in enumerate(outboxes)]
     try:
         messages = _messages(fleet, n)
+        gateway_cpu = sum(_cpu_s(p.pid) for p in processes)
+        own_cpu = time.process_time()
         times = _publish(broker, messages, rate)
         deadline = time.time() + 300
         while _count(outboxes, ANCHORED) < n and time.time() < deadline:
             time.sleep(0.05)
         finished = time.time()
+        gateway_cpu = sum(_cpu_s(p.pid) for p in processes) - gateway_cpu
+        own_cpu = time.process_time() - own_cpu
+        while _count(outboxes, FORWARDED) < n and time.time() < deadline:
+            time.sleep(0.1)
+        forwarded = time.time()
         stored: list[tuple[str, int, float]] = []
         for path in outboxes:
             engine = create_engine(f"sqlite:///{path}")
@@ -191,7 +216,14 @@ def _run_gateways(
             engine.dispose()
         sent_at = {(m.device, m.seq): t for m, t in zip(messages, times, strict=True)}
         latencies = sorted(s - sent_at[(d, q)] for d, q, s in stored if (d, q) in sent_at)
-        return {"seconds": finished - times[0], "stored": len(stored), "latencies": latencies}
+        return {
+            "seconds": finished - times[0],
+            "forward_seconds": forwarded - times[0],
+            "gateway_cpu_ms_per_msg": 1000 * gateway_cpu / n,
+            "suite_cpu_ms_per_msg": 1000 * own_cpu / n,
+            "stored": len(stored),
+            "latencies": latencies,
+        }
     finally:
         for p in processes:
             p.terminate()
@@ -219,7 +251,12 @@ def run() -> list[dict[str, Any]]:
     url, server = _serve(suite.app)
     home = SuiteHome(work / "data")
     ledger = EmbeddedLedger(suite.node)
-    results: list[dict[str, Any]] = []
+    results: list[dict[str, Any]] = [
+        {
+            "name": "ceiling_ed25519_verify_one_core",
+            "verifications_per_s": round(ed25519_verifications_per_s(), 1),
+        }
+    ]
     try:
         city = f"bench{uuid.uuid4().hex[:6]}"
         network = build_network(city=city, n_devices=DEVICES, n_segments=6, seed=21)
@@ -250,22 +287,32 @@ def run() -> list[dict[str, Any]]:
             }
         )
         one_rate = 0.0
-        for gateways in (1, 2):
+        runs: tuple[tuple[int, Encoding], ...] = ((1, "json"), (2, "json"), (1, "cbor"))
+        for gateways, encoding in runs:
+            fleet.encoding = encoding
             run_ = _run_gateways(work / "data", url, broker, fleet, gateways, work, MESSAGES)
             rate = run_["stored"] / run_["seconds"]
             one_rate = one_rate or rate
+            suffix = "" if encoding == "json" else f"_{encoding}"
             results.append(
                 {
-                    "name": f"e2e_stored_and_anchored_{gateways}_gateway",
+                    "name": f"e2e_stored_and_anchored_{gateways}_gateway{suffix}",
                     "gateways": gateways,
+                    "encoding": encoding,
                     "messages": MESSAGES,
                     "stored": run_["stored"],
                     "msgs_per_s": round(rate, 1),
                     "samples_per_s": round(rate * samples, 1),
                     "ratio_to_ceiling": round(rate / ceiling, 3),
                     "p99_publish_to_stored_s": round(_pct(run_["latencies"], 0.99), 3),
+                    "forwarded_msgs_per_s": round(run_["stored"] / run_["forward_seconds"], 1),
+                    # CPU per message until stored and anchored: robust when the machine is
+                    # shared, unlike the rates (suite = chain, road-health and the publisher)
+                    "gateway_cpu_ms_per_msg": round(run_["gateway_cpu_ms_per_msg"], 3),
+                    "suite_cpu_ms_per_msg": round(run_["suite_cpu_ms_per_msg"], 3),
                 }
             )
+        fleet.encoding = "json"
         half = one_rate / 2
         n = int(min(MESSAGES, half * 8))
         run_ = _run_gateways(work / "data", url, broker, fleet, 1, work, n, rate=half)
