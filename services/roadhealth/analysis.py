@@ -2,8 +2,13 @@
 
 A window gets an IRI estimate (per-vehicle-class calibration) and its located events (classic
 Z-THRESH / Z-DIFF detectors; a pothole's first excursion is downwards as the wheel drops, a
-bump's is upwards). A segment's IRI is the mean of its windows' log estimates, with a 90%
-interval that combines the calibration's residual, the spread between windows and a floor.
+bump's is upwards). The learned surface classifier then judges the two seconds around each
+event: a pothole is reported only when the detector located a downward event and the
+classifier gives the surroundings at least even odds of holding a discrete anomaly (pothole,
+asphalt or metal bump) rather than plain rough or smooth road. Its label, that probability and
+the model's id are kept with the event. A segment's IRI is the mean of its windows' log
+estimates, with a 90% interval that combines the calibration's residual, the spread between
+windows and a floor.
 """
 
 from __future__ import annotations
@@ -12,10 +17,16 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
 
+from services.roadhealth.analytics.anomaly import (
+    ClassifierError,
+    WindowClassifier,
+    load_classifier,
+)
 from services.roadhealth.analytics.detectors import detect_z_diff, detect_z_thresh, locate_events
 from services.roadhealth.analytics.roughness import (
     CalibrationError,
@@ -31,6 +42,12 @@ EVENT_HALF_SPAN_S = 0.4
 MIN_SPEED_FOR_IRI_MPS = 4.0
 MIN_SPEED_FOR_EVENTS_MPS = 2.0
 SYSTEMATIC_LOG_STD = 0.05  # calibration bias the windows of one segment share
+DEFAULT_CLASSIFIER = (
+    Path(__file__).parent / "analytics" / "models" / "surface_gonzalez2017_50hz.json"
+)
+ANOMALY_CLASSES = frozenset({"asphalt_bumps", "metal_bumps", "potholes"})
+EVENT_CONTEXT_S = 1.0  # each side of an event: about the length of a labelled pothole window
+MIN_ANOMALY_PROBABILITY = 0.5
 
 
 @dataclass(frozen=True)
@@ -48,11 +65,33 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class Event:
-    """A located anomaly in a window: metres from the window's start, kind and peak size."""
+    """A located anomaly in a window: metres from the window's start, kind and peak size, and
+    the classifier's view of its surroundings (None without a classifier)."""
 
     offset_m: float
     kind: str  # pothole | bump
     peak_mps2: float
+    surface: str | None = None  # the classifier's most likely class
+    p_anomaly: float | None = None  # its probability of a pothole or bump class
+    model: str | None = None  # the classifier's model id
+
+    @property
+    def reported(self) -> bool:
+        """A pothole report: a downward event the classifier does not call plain road."""
+        if self.kind != "pothole":
+            return False
+        return self.p_anomaly is None or self.p_anomaly >= MIN_ANOMALY_PROBABILITY
+
+    def as_json(self) -> dict[str, object]:
+        return {
+            "offset_m": round(self.offset_m, 2),
+            "kind": self.kind,
+            "peak_mps2": round(self.peak_mps2, 2),
+            "surface": self.surface,
+            "p_anomaly": None if self.p_anomaly is None else round(self.p_anomaly, 3),
+            "model": self.model,
+            "reported": self.reported,
+        }
 
 
 @dataclass(frozen=True)
@@ -60,6 +99,15 @@ class WindowAnalysis:
     iri: float | None
     iri_log_std: float | None
     events: tuple[Event, ...]
+
+
+@lru_cache(maxsize=1)
+def default_classifier() -> WindowClassifier | None:
+    """The shipped surface classifier (trained on Gonzalez et al. 2017), None if unreadable."""
+    try:
+        return load_classifier(DEFAULT_CLASSIFIER)
+    except ClassifierError:
+        return None
 
 
 @lru_cache(maxsize=64)
@@ -71,9 +119,15 @@ def _calibration(vehicle_class: str, rate_hz: float) -> IriCalibration | None:
 
 
 def analyse_window(
-    acc_z: Sequence[float], *, rate_hz: int, speed_mps: float, vehicle_class: str
+    acc_z: Sequence[float],
+    *,
+    rate_hz: int,
+    speed_mps: float,
+    vehicle_class: str,
+    classifier: WindowClassifier | None = None,
 ) -> WindowAnalysis:
-    """IRI estimate (when a calibration and enough speed exist) and located events."""
+    """IRI estimate (when a calibration and enough speed exist) and located events, judged by
+    `classifier` (the shipped one when not given)."""
     acc = np.asarray(acc_z, dtype=np.float64)
     iri, log_std = None, None
     calibration = _calibration(vehicle_class, float(rate_hz))
@@ -86,7 +140,40 @@ def analyse_window(
         except CalibrationError:
             pass  # too short a window: events only
     events = locate_window_events(acc, rate_hz=rate_hz, speed_mps=speed_mps)
+    judge = classifier or default_classifier()
+    if judge is not None and events:
+        events = judge_events(judge, acc, events, rate_hz=rate_hz, speed_mps=speed_mps)
     return WindowAnalysis(iri, log_std, events)
+
+
+def judge_events(
+    classifier: WindowClassifier,
+    acc: FloatArray,
+    events: tuple[Event, ...],
+    *,
+    rate_hz: int,
+    speed_mps: float,
+) -> tuple[Event, ...]:
+    """Each event with the classifier's label and anomaly probability of its surroundings."""
+    half = round(EVENT_CONTEXT_S * rate_hz)
+    pieces = []
+    for event in events:
+        centre = round(event.offset_m / speed_mps * rate_hz)
+        start = max(0, min(centre - half, acc.size - 2 * half))
+        pieces.append(acc[start : start + 2 * half])
+    prob = classifier.predict_proba(pieces, rate_hz=float(rate_hz))
+    anomalous = [i for i, c in enumerate(classifier.classes) if c in ANOMALY_CLASSES]
+    return tuple(
+        Event(
+            e.offset_m,
+            e.kind,
+            e.peak_mps2,
+            classifier.classes[int(np.argmax(p))],
+            float(p[anomalous].sum()),
+            classifier.model_id,
+        )
+        for e, p in zip(events, prob, strict=True)
+    )
 
 
 def locate_window_events(acc: FloatArray, *, rate_hz: int, speed_mps: float) -> tuple[Event, ...]:

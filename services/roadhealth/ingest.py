@@ -250,14 +250,7 @@ def _store_windows(
             heading_deg=heading,
             iri=analysis.iri,
             iri_log_std=analysis.iri_log_std,
-            anomalies=[
-                {
-                    "offset_m": round(e.offset_m, 2),
-                    "kind": e.kind,
-                    "peak_mps2": round(e.peak_mps2, 2),
-                }
-                for e in analysis.events
-            ],
+            anomalies=[e.as_json() for e in analysis.events],
         )
         session.add(window)
         windows.append(window)
@@ -359,8 +352,8 @@ def _assess(rt: Runtime, session: Session, windows: list[RhWindow]) -> None:
         length = rt.index.lengths_m.get(window.segment, 0.0)
         direction = window.direction or 1
         for event in window.anomalies:
-            if event["kind"] != "pothole":
-                continue
+            if not event.get("reported", event["kind"] == "pothole"):
+                continue  # a bump, or the classifier calls its surroundings plain road
             chainage = window.chainage_m + direction * float(event["offset_m"])
             if not 0.0 <= chainage <= length:
                 continue  # past the segment's end: another segment's business

@@ -123,7 +123,7 @@ def _segment(session: Session, segment_id: str) -> RhSegment:
     return row
 
 
-def _pothole_feature(p: RhPothole) -> dict[str, Any]:
+def _pothole_feature(p: RhPothole, models: dict[str, list[str]] | None = None) -> dict[str, Any]:
     return {
         "type": "Feature",
         "id": p.id,
@@ -136,11 +136,14 @@ def _pothole_feature(p: RhPothole) -> dict[str, Any]:
             "vehicles": p.vehicles,
             "confidence": p.confidence,
             "confirmed_tx": p.confirmed_tx,
+            "models": (models or {}).get(p.id, []),
         },
     }
 
 
-def _segment_feature(row: RhSegment, potholes: list[RhPothole]) -> dict[str, Any]:
+def _segment_feature(
+    row: RhSegment, potholes: list[RhPothole], models: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
     return {
         "type": "Feature",
         "id": row.id,
@@ -157,7 +160,7 @@ def _segment_feature(row: RhSegment, potholes: list[RhPothole]) -> dict[str, Any
             else [round(row.iri_lower, 3), round(row.iri_upper, 3)],
             "windows": row.windows,
             "condition_tx": row.condition_tx,
-            "potholes": [_pothole_feature(p) for p in potholes],
+            "potholes": [_pothole_feature(p, models) for p in potholes],
         },
     }
 
@@ -165,24 +168,41 @@ def _segment_feature(row: RhSegment, potholes: list[RhPothole]) -> dict[str, Any
 def segments_geojson(session: Session, *, include_candidates: bool = False) -> dict[str, Any]:
     """Every segment with its condition and its potholes, as a FeatureCollection."""
     potholes = _potholes_by_segment(session, include_candidates)
+    models = _report_models(session)
     rows = session.scalars(select(RhSegment).order_by(RhSegment.id)).all()
     return {
         "type": "FeatureCollection",
-        "features": [_segment_feature(r, potholes.get(r.id, [])) for r in rows],
+        "features": [_segment_feature(r, potholes.get(r.id, []), models) for r in rows],
     }
 
 
 def segment_geojson(session: Session, *, segment_id: str) -> dict[str, Any]:
     row = _segment(session, segment_id)
-    return _segment_feature(row, _potholes_by_segment(session, True).get(row.id, []))
+    potholes = _potholes_by_segment(session, True).get(row.id, [])
+    return _segment_feature(row, potholes, _report_models(session))
 
 
 def potholes_geojson(session: Session, *, include_candidates: bool) -> dict[str, Any]:
     found = _potholes_by_segment(session, include_candidates)
+    models = _report_models(session)
     return {
         "type": "FeatureCollection",
-        "features": [_pothole_feature(p) for group in found.values() for p in group],
+        "features": [_pothole_feature(p, models) for group in found.values() for p in group],
     }
+
+
+def _report_models(session: Session) -> dict[str, list[str]]:
+    """Ids of the classifier models that judged each pothole's reports (analysis.py)."""
+    found: dict[str, set[str]] = {}
+    rows = session.execute(
+        select(RhPotholeReport.pothole, RhWindow.anomalies).join(
+            RhWindow, RhWindow.id == RhPotholeReport.window_id
+        )
+    )
+    for pothole, events in rows:
+        models = {str(e["model"]) for e in events if e.get("reported") and e.get("model")}
+        found.setdefault(pothole, set()).update(models)
+    return {k: sorted(v) for k, v in found.items()}
 
 
 def _potholes_by_segment(session: Session, include_candidates: bool) -> dict[str, list[RhPothole]]:

@@ -14,6 +14,8 @@ import json
 from pathlib import Path
 
 from iot_gateway.simulator import build_network, default_geojson_path
+from services.roadhealth.analysis import DEFAULT_CLASSIFIER
+from services.roadhealth.analytics.anomaly import load_classifier
 from services.roadhealth.testing import replay_simulator, running, score_potholes
 from smartcity.iot import SIM_ANOMALY_GAP_M, SIM_ANOMALY_MARGIN_M, SIM_BUMPS, SIM_POTHOLES
 
@@ -52,3 +54,6 @@ def test_simulated_fleet_potholes_confirmed_once_each_within_metres(
     assert score.precision == 1.0, (confirmed, planted)  # no duplicates, no bumps
     assert max(abs(e) for e in score.position_errors_m) <= 3.0, score
     assert all(f["properties"]["vehicles"] >= 3 for f in doc["features"])
+    # Each detection names the classifier model that agreed with it
+    shipped = load_classifier(DEFAULT_CLASSIFIER).model_id
+    assert all(f["properties"]["models"] == [shipped] for f in doc["features"])

@@ -1,14 +1,24 @@
-"""Learned per-window surface classifier: honest cross-validation and a JSON model file."""
+"""Learned per-window surface classifier: honest cross-validation and a JSON model file.
+
+Standardised window features into a multinomial logistic regression, its regularisation chosen
+by stratified CV on the training windows only (so cross_validate_classifier is nested CV).
+Random forests, extra trees, an RBF SVM, a bag-of-words codebook of short sub-windows (the
+method of Gonzalez et al. 2017) and extra multiresolution (Haar) and autocorrelation features
+were tried on the Gonzalez et al. 2017 windows and did worse under the same CV (docs/roadhealth.md).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+from scipy import signal
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold
@@ -22,7 +32,9 @@ POTHOLE_CLASS = "potholes"
 # Window length is left out: it reflects how a dataset was cut, not the road surface.
 CLASSIFIER_FEATURES = tuple(n for n in FEATURE_NAMES if n != "duration_s")
 _FEATURE_INDEX = [FEATURE_NAMES.index(n) for n in CLASSIFIER_FEATURES]
-REGULARISATION_C = 0.3
+REGULARISATION_C = 0.3  # when too few windows per class for an inner CV
+REGULARISATION_GRID = (0.1, 0.3, 1.0)
+INNER_FOLDS = 5
 
 
 class ClassifierError(ValueError):
@@ -50,9 +62,16 @@ class WindowClassifier:
     scale: FloatArray
     coef: FloatArray
     intercept: FloatArray
+    regularisation_c: float = REGULARISATION_C
+    model_id: str = ""  # content hash of the saved model: which model judged a window
 
-    def predict_proba(self, windows: Sequence[FloatArray]) -> FloatArray:
-        """Class probabilities per window, columns in the order of classes."""
+    def predict_proba(
+        self, windows: Sequence[FloatArray], *, rate_hz: float | None = None
+    ) -> FloatArray:
+        """Class probabilities per window (sampled at rate_hz, else the model's own rate,
+        resampled to the model's rate), columns in the order of classes."""
+        if rate_hz is not None and rate_hz != self.rate_hz:
+            windows = [resample(w, from_hz=rate_hz, to_hz=self.rate_hz) for w in windows]
         x = (compute_feature_matrix(windows, rate_hz=self.rate_hz) - self.mean) / self.scale
         logits = x @ self.coef.T + self.intercept
         logits -= logits.max(axis=1, keepdims=True)
@@ -63,6 +82,20 @@ class WindowClassifier:
         """Most likely class of each window."""
         return [self.classes[i] for i in np.argmax(self.predict_proba(windows), axis=1)]
 
+    def predict_features(self, x: FloatArray) -> list[str]:
+        """Most likely class of each row of already computed features."""
+        best = np.argmax(((x - self.mean) / self.scale) @ self.coef.T + self.intercept, axis=1)
+        return [self.classes[i] for i in best]
+
+
+def resample(acc: FloatArray, *, from_hz: float, to_hz: float) -> FloatArray:
+    """A window at another sampling rate (polyphase, anti-aliased), e.g. 100 Hz to 50 Hz."""
+    ratio = Fraction(to_hz / from_hz).limit_denominator(100)
+    out = signal.resample_poly(
+        np.asarray(acc, dtype=np.float64), ratio.numerator, ratio.denominator
+    )
+    return np.asarray(out, dtype=np.float64)
+
 
 def compute_feature_matrix(windows: Sequence[FloatArray], *, rate_hz: float) -> FloatArray:
     """Classifier features of every window, one row each."""
@@ -70,16 +103,37 @@ def compute_feature_matrix(windows: Sequence[FloatArray], *, rate_hz: float) -> 
     return np.array(rows, dtype=np.float64).reshape(len(rows), len(_FEATURE_INDEX))
 
 
+def _choose_c(x: FloatArray, labels: Sequence[str]) -> float:
+    """The regularisation with the best accuracy in stratified CV over these windows alone."""
+    y = np.asarray(labels)
+    folds = min(INNER_FOLDS, min(np.unique(y, return_counts=True)[1]))
+    if folds < 2:
+        return REGULARISATION_C
+    split = list(StratifiedKFold(int(folds), shuffle=True, random_state=0).split(x, y))
+    scores = []
+    for c in REGULARISATION_GRID:
+        right = 0
+        for train, test in split:
+            model = _fit_c(x[train], list(y[train]), 0.0, c)
+            right += int(np.sum(np.array(model.predict_features(x[test])) == y[test]))
+        scores.append(right)
+    return REGULARISATION_GRID[int(np.argmax(scores))]
+
+
 def _fit(x: FloatArray, labels: Sequence[str], rate_hz: float) -> WindowClassifier:
     classes = sorted(set(labels))
     if len(classes) < 2:
         raise ClassifierError(f"need windows of at least two classes, got {classes}")
+    return _fit_c(x, labels, rate_hz, _choose_c(x, labels))
+
+
+def _fit_c(x: FloatArray, labels: Sequence[str], rate_hz: float, c: float) -> WindowClassifier:
     scaler = StandardScaler().fit(x)
-    model = LogisticRegression(C=REGULARISATION_C, max_iter=5000)
+    model = LogisticRegression(C=c, max_iter=5000)
     model.fit(scaler.transform(x), list(labels))
     coef = np.asarray(model.coef_, dtype=np.float64)
     intercept = np.asarray(model.intercept_, dtype=np.float64)
-    if len(classes) == 2:
+    if len(model.classes_) == 2:
         # sklearn keeps one row for two classes; spell out both for one predict path.
         coef, intercept = np.vstack([-0.5 * coef, 0.5 * coef]), np.array([-0.5, 0.5]) * intercept
     scale = np.asarray(scaler.scale_, dtype=np.float64)
@@ -91,6 +145,7 @@ def _fit(x: FloatArray, labels: Sequence[str], rate_hz: float) -> WindowClassifi
         scale,
         coef,
         intercept,
+        c,
     )
 
 
@@ -135,7 +190,8 @@ def cross_validate_classifier(
     n_repeats: int = 3,
     seed: int = 0,
 ) -> list[ClassifierMetrics]:
-    """Repeated stratified k-fold: each fold's model sees no window of its test fold."""
+    """Repeated stratified k-fold, nested: each fold's model (and its choice of regularisation)
+    sees no window of its test fold."""
     x = compute_feature_matrix(windows, rate_hz=rate_hz)
     y = np.array(labels)
     out = []
@@ -144,9 +200,7 @@ def cross_validate_classifier(
         folds = StratifiedKFold(n_splits, shuffle=True, random_state=seed + repeat)
         for train, test in folds.split(x, y):
             model = _fit(x[train], list(y[train]), rate_hz)
-            scaled = (x[test] - model.mean) / model.scale
-            best = np.argmax(scaled @ model.coef.T + model.intercept, axis=1)
-            predicted[test] = [model.classes[i] for i in best]
+            predicted[test] = model.predict_features(x[test])
         out.append(score_predictions(list(y), list(predicted)))
     return out
 
@@ -163,6 +217,7 @@ def save_classifier(classifier: WindowClassifier, path: Path) -> None:
         "scale": classifier.scale.tolist(),
         "coef": classifier.coef.tolist(),
         "intercept": classifier.intercept.tolist(),
+        "regularisation_c": classifier.regularisation_c,
     }
     path.write_text(json.dumps(doc) + "\n", encoding="utf-8")
 
@@ -170,7 +225,8 @@ def save_classifier(classifier: WindowClassifier, path: Path) -> None:
 def load_classifier(path: Path) -> WindowClassifier:
     """Read a model written by save_classifier, refusing other files and other feature sets."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
+        raw = path.read_bytes()
+        doc = json.loads(raw.decode("utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exc:
         raise ClassifierError(f"{path} is not a road anomaly model ({exc})") from exc
     if not isinstance(doc, dict) or doc.get("format") != MODEL_FORMAT or doc.get("version") != 1:
@@ -186,6 +242,8 @@ def load_classifier(path: Path) -> WindowClassifier:
             np.array(doc["scale"], dtype=np.float64),
             np.array(doc["coef"], dtype=np.float64),
             np.array(doc["intercept"], dtype=np.float64),
+            float(doc.get("regularisation_c", REGULARISATION_C)),
+            hashlib.sha256(raw).hexdigest()[:16],
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise ClassifierError(f"{path} is a damaged road anomaly model ({exc})") from exc

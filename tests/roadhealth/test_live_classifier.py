@@ -1,0 +1,76 @@
+"""The learned classifier in the live per-window analysis: it judges each detected event, a
+pothole report needs its agreement, and its model id is kept with the detection."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from services.roadhealth.analysis import DEFAULT_CLASSIFIER, analyse_window, default_classifier
+from services.roadhealth.analytics.anomaly import load_classifier, resample, train_classifier
+from services.roadhealth.analytics.synthetic import simulate_labelled_window
+
+RATE_HZ = 50
+
+
+def _pothole_window(seed: int, rate_hz: int = RATE_HZ) -> list[float]:
+    return [float(v) for v in simulate_labelled_window("potholes", seed=seed, rate_hz=rate_hz)]
+
+
+def test_the_shipped_model_judges_each_event_and_is_named_in_it() -> None:
+    shipped = load_classifier(DEFAULT_CLASSIFIER)
+    assert set(shipped.classes) == {
+        "asphalt_bumps",
+        "metal_bumps",
+        "potholes",
+        "regular_road",
+        "worn_out_road",
+    }
+    assert len(shipped.model_id) == 16 and default_classifier() is not None
+    analysis = analyse_window(
+        _pothole_window(3), rate_hz=RATE_HZ, speed_mps=10.0, vehicle_class="car"
+    )
+    potholes = [e for e in analysis.events if e.kind == "pothole"]
+    assert potholes
+    for event in potholes:
+        assert event.model == shipped.model_id
+        assert event.surface in shipped.classes
+        assert event.p_anomaly is not None and event.p_anomaly >= 0.5
+        assert event.reported and event.as_json()["reported"] is True
+
+
+def test_a_classifier_that_sees_plain_road_vetoes_the_pothole_report() -> None:
+    windows = [
+        simulate_labelled_window(c, seed=s)
+        for c in ("regular_road", "worn_out_road")
+        for s in range(12)
+    ]
+    labels = ["regular_road"] * 12 + ["worn_out_road"] * 12
+    plain_only = train_classifier(windows, labels)
+    with_potholes = train_classifier(
+        windows + [simulate_labelled_window("potholes", seed=100 + s) for s in range(12)],
+        labels + ["potholes"] * 12,
+    )
+    acc = _pothole_window(7)
+    vetoed = analyse_window(
+        acc, rate_hz=RATE_HZ, speed_mps=10.0, vehicle_class="car", classifier=plain_only
+    )
+    agreed = analyse_window(
+        acc, rate_hz=RATE_HZ, speed_mps=10.0, vehicle_class="car", classifier=with_potholes
+    )
+    assert [e.kind for e in vetoed.events] == [e.kind for e in agreed.events]
+    assert any(e.kind == "pothole" for e in vetoed.events)
+    assert not any(e.reported for e in vetoed.events)  # detector alone is not enough
+    assert any(e.reported for e in agreed.events)
+
+
+def test_a_100_hz_sensor_is_judged_by_the_50_hz_model_after_resampling() -> None:
+    shipped = load_classifier(DEFAULT_CLASSIFIER)
+    fast = [np.asarray(_pothole_window(s, rate_hz=100)) for s in range(6)]
+    slow = [resample(w, from_hz=100.0, to_hz=50.0) for w in fast]
+    assert [w.size for w in slow] == [(w.size + 1) // 2 for w in fast]
+    direct = shipped.predict_proba(fast, rate_hz=100.0)
+    assert np.allclose(direct, shipped.predict_proba(slow))
+    analysis = analyse_window(
+        [float(v) for v in fast[0]], rate_hz=100, speed_mps=10.0, vehicle_class="car"
+    )
+    assert any(e.reported and e.model == shipped.model_id for e in analysis.events)
