@@ -34,6 +34,7 @@ from jwcrypto import jwk
 
 from chain.client import ChainClient
 from chain.crypto import SigningKey, save_key
+from chain.errors import ProofError
 from chain.light import verify_bundle
 from chain.tx import sign_tx
 from iot_gateway.broker import start_embedded_broker
@@ -423,6 +424,9 @@ def bank_reads(topo: Topology, uscc: str, rating: dict[str, Any]) -> None:
     assert offline.returncode == 0, offline.stdout + offline.stderr
     assert offline.stdout.startswith("VALID") and f"credit/rating:{uscc}" in offline.stdout
     assert sdk.verify_rating_answer(answer, topo.genesis).rating["grade"] == rating["grade"]
+    forged = {**answer["proof"], "value": {**answer["proof"]["value"], "grade": "AAA", "pd": 0.0}}
+    with pytest.raises(ProofError):
+        verify_bundle(forged, topo.genesis)  # a better rating than the chain holds is caught
 
     seen = expect(topo.get("credit", f"/smes/{uscc}/inquiries", SME_ORG), 200)
     assert [(i["bank"], i["purpose"], i["tx"]) for i in seen["inquiries"]] == [
