@@ -51,7 +51,7 @@ def test_against_an_mqtt_3_1_1_connection_the_gateway_subscribes_plainly(
     gateway = start_gateway(
         gw.settings(suite, mqtt_url, city, tmp_path / "o.db", protocol="3.1.1"), suite.ledger
     )
-    assert gateway.source.subscription == f"city/{city}/road/+/sensor/+/telemetry"
+    assert gateway.source.subscription == f"city/{city}/road/+/sensor/+/telemetry/#"
     fleet = Fleet(network, seed=4)
     publish_fleet(connect_publisher(mqtt_url, f"pub-{city}"), fleet, count=40)
     gw.wait_until(lambda: gateway.metrics.total("messages_forwarded_total") >= 40)
