@@ -168,7 +168,7 @@ def _segment_feature(
 def segments_geojson(session: Session, *, include_candidates: bool = False) -> dict[str, Any]:
     """Every segment with its condition and its potholes, as a FeatureCollection."""
     potholes = _potholes_by_segment(session, include_candidates)
-    models = _report_models(session)
+    models = _report_models(session, potholes)
     rows = session.scalars(select(RhSegment).order_by(RhSegment.id)).all()
     return {
         "type": "FeatureCollection",
@@ -179,29 +179,31 @@ def segments_geojson(session: Session, *, include_candidates: bool = False) -> d
 def segment_geojson(session: Session, *, segment_id: str) -> dict[str, Any]:
     row = _segment(session, segment_id)
     potholes = _potholes_by_segment(session, True).get(row.id, [])
-    return _segment_feature(row, potholes, _report_models(session))
+    return _segment_feature(row, potholes, _report_models(session, {row.id: potholes}))
 
 
 def potholes_geojson(session: Session, *, include_candidates: bool) -> dict[str, Any]:
     found = _potholes_by_segment(session, include_candidates)
-    models = _report_models(session)
+    models = _report_models(session, found)
     return {
         "type": "FeatureCollection",
         "features": [_pothole_feature(p, models) for group in found.values() for p in group],
     }
 
 
-def _report_models(session: Session) -> dict[str, list[str]]:
-    """Ids of the classifier models that judged each pothole's reports (analysis.py)."""
+def _report_models(session: Session, potholes: dict[str, list[RhPothole]]) -> dict[str, list[str]]:
+    """Ids of the classifier models that judged the listed potholes' reports (analysis.py)."""
+    ids = [p.id for group in potholes.values() for p in group]
     found: dict[str, set[str]] = {}
-    rows = session.execute(
-        select(RhPotholeReport.pothole, RhWindow.anomalies).join(
-            RhWindow, RhWindow.id == RhPotholeReport.window_id
+    for start in range(0, len(ids), 500):
+        rows = session.execute(
+            select(RhPotholeReport.pothole, RhWindow.anomalies)
+            .join(RhWindow, RhWindow.id == RhPotholeReport.window_id)
+            .where(RhPotholeReport.pothole.in_(ids[start : start + 500]))
         )
-    )
-    for pothole, events in rows:
-        models = {str(e["model"]) for e in events if e.get("reported") and e.get("model")}
-        found.setdefault(pothole, set()).update(models)
+        for pothole, events in rows:
+            models = {str(e["model"]) for e in events if e.get("reported") and e.get("model")}
+            found.setdefault(pothole, set()).update(models)
     return {k: sorted(v) for k, v in found.items()}
 
 
