@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from chain.errors import StorageError
+from chain.secretfile import SecretError, fill_password
 
 _collectors: list[list[Engine]] = []
 
@@ -61,20 +61,16 @@ def _make_engine(url: str) -> Engine:
 def database_url_from_env() -> str | None:
     """SMARTCITY_DATABASE_URL, with `{password}` filled from SMARTCITY_DATABASE_PASSWORD_FILE."""
     url = os.environ.get("SMARTCITY_DATABASE_URL")
-    secret = os.environ.get("SMARTCITY_DATABASE_PASSWORD_FILE")
-    if url and "{password}" in url:
-        if not secret:
-            raise StorageError(
-                "SMARTCITY_DATABASE_URL has {password} but no SMARTCITY_DATABASE_PASSWORD_FILE"
-            )
-        try:
-            password = Path(secret).read_text().strip()
-        except OSError as exc:
-            raise StorageError(
-                f"cannot read the database password file {secret}: {exc.strerror}"
-            ) from exc
-        url = url.replace("{password}", quote(password, safe=""))
-    return url
+    if not url:
+        return url
+    try:
+        return fill_password(
+            url,
+            url_name="SMARTCITY_DATABASE_URL",
+            file_variable="SMARTCITY_DATABASE_PASSWORD_FILE",
+        )
+    except SecretError as exc:
+        raise StorageError(str(exc)) from exc
 
 
 def node_database_url(base: str, node_name: str) -> str:

@@ -23,6 +23,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from chain.secretfile import SecretError, fill_password
 from iot_gateway.errors import BrokerError, ConfigError
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,13 @@ class BrokerAddress:
 
     @classmethod
     def parse(cls, url: str) -> BrokerAddress:
-        """mqtt://[user[:password]@]host[:port]."""
+        """mqtt://[user[:password]@]host[:port]; `{password}` from SMARTCITY_MQTT_PASSWORD_FILE."""
+        try:
+            url = fill_password(
+                url, url_name="the broker URL", file_variable="SMARTCITY_MQTT_PASSWORD_FILE"
+            )
+        except SecretError as exc:
+            raise ConfigError(str(exc)) from exc
         parts = urlsplit(url)
         if parts.scheme not in ("mqtt", "tcp") or not parts.hostname:
             raise ConfigError(f"broker URL must look like mqtt://host:port, got {url!r}")

@@ -81,6 +81,7 @@ class Settings(BaseSettings):
     database_url: str | None = None
     database_password_file: Path | None = None
     mqtt_url: str | None = None
+    mqtt_password_file: Path | None = None
     city: str = Field(default="smartcity", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     roadhealth_webhook: AnyHttpUrl | None = None
     log_format: LogFormat | None = None
@@ -236,7 +237,15 @@ def check_secrets(settings: Settings, *, demo: bool, source: Path | None = None)
             " SMARTCITY_DATABASE_PASSWORD_FILE, with {password} in the URL"
         )
     if settings.database_password_file is not None:
-        problems.extend(_password_file_problems(settings.database_password_file))
+        problems.extend(
+            _password_file_problems(
+                settings.database_password_file, "SMARTCITY_DATABASE_PASSWORD_FILE"
+            )
+        )
+    if settings.mqtt_password_file is not None:
+        problems.extend(
+            _password_file_problems(settings.mqtt_password_file, "SMARTCITY_MQTT_PASSWORD_FILE")
+        )
     mqtt_password = _url_password(settings.mqtt_url, database=False)
     if mqtt_password is not None and _is_default(mqtt_password, settings.mqtt_url):
         problems.append(
@@ -248,13 +257,13 @@ def check_secrets(settings: Settings, *, demo: bool, source: Path | None = None)
         )
 
 
-def _password_file_problems(path: Path) -> list[str]:
+def _password_file_problems(path: Path, variable: str) -> list[str]:
     try:
         password = path.read_text().strip()
     except OSError as exc:
-        return [f"SMARTCITY_DATABASE_PASSWORD_FILE={path}: cannot read it ({exc.strerror})"]
+        return [f"{variable}={path}: cannot read it ({exc.strerror})"]
     if password.lower() in DEFAULT_PASSWORDS:
-        return [f"SMARTCITY_DATABASE_PASSWORD_FILE={path} holds a well-known default password"]
+        return [f"{variable}={path} holds a well-known default password"]
     return []
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from chain.secretfile import mqtt_url_from_env
 from services.common.context import ServiceContext
 from services.roadhealth.analysis import Thresholds
 from services.roadhealth.geo import Segment
@@ -40,7 +41,7 @@ class Settings:
             float(raw.pop("good_below", 1.5)), float(raw.pop("poor_above", 2.68))
         )
         raw.setdefault("city", os.environ.get("SMARTCITY_CITY", "smartcity"))
-        raw.setdefault("mqtt_url", os.environ.get("SMARTCITY_MQTT_URL") or None)
+        raw.setdefault("mqtt_url", mqtt_url_from_env())
         hook = os.environ.get("SMARTCITY_ROADHEALTH_WEBHOOK")
         raw["webhooks"] = tuple(raw.get("webhooks", ())) + ((hook,) if hook else ())
         raw.setdefault("load_demo", ctx.demo)

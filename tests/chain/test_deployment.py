@@ -27,6 +27,7 @@ ROLES = {
     "mosquitto",
     "postgres",
 }
+MQTT_CLIENTS = ("gateway-0", "gateway-1", "roadhealth")
 
 
 def test_compose_file_validates(tmp_path: Path) -> None:
@@ -35,6 +36,8 @@ def test_compose_file_validates(tmp_path: Path) -> None:
     (tmp_path / "secrets").mkdir()
     (tmp_path / "secrets" / "postgres_password").write_text("not-a-real-secret\n")
     (tmp_path / "secrets" / "mosquitto_passwd").write_text("")
+    for client in MQTT_CLIENTS:
+        (tmp_path / "secrets" / f"mqtt_{client.replace('-', '_')}").write_text("not-a-secret\n")
     shutil.copy(ROOT / "compose.yaml", tmp_path / "compose.yaml")
     shutil.copy(ROOT / "Dockerfile", tmp_path / "Dockerfile")
     shutil.copytree(ROOT / "deploy", tmp_path / "deploy")
@@ -77,3 +80,41 @@ def test_database_password_comes_from_a_file(
     monkeypatch.delenv("SMARTCITY_DATABASE_PASSWORD_FILE")
     with pytest.raises(StorageError, match="PASSWORD_FILE"):
         database_url_from_env()
+
+
+def test_every_mqtt_client_in_compose_logs_in_with_its_own_password_file() -> None:
+    import yaml
+
+    services = yaml.safe_load((ROOT / "compose.yaml").read_text())["services"]
+    acl = (ROOT / "deploy" / "mosquitto" / "acl").read_text()
+    for client in MQTT_CLIENTS:
+        service = services[client]
+        urls = [a.split("=", 1)[1] for a in service.get("command", []) if a.startswith("--broker=")]
+        urls += [service["environment"].get("SMARTCITY_MQTT_URL", "")]
+        url = next(u for u in urls if u)
+        # Verify the URL names the ACL user and takes its password from a compose secret
+        assert url.startswith(f"mqtt://{client}:{{password}}@mosquitto:"), url
+        assert f"user {client}" in acl
+        secret = f"mqtt_{client.replace('-', '_')}"
+        assert service["environment"]["SMARTCITY_MQTT_PASSWORD_FILE"] == f"/run/secrets/{secret}"
+        assert secret in service["secrets"]
+
+
+def test_broker_password_comes_from_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from chain.secretfile import mqtt_url_from_env
+    from iot_gateway.errors import ConfigError
+    from iot_gateway.source import BrokerAddress
+
+    secret = tmp_path / "pw"
+    secret.write_text("s3cr@t\n")
+    monkeypatch.setenv("SMARTCITY_MQTT_URL", "mqtt://roadhealth:{password}@broker:1883")
+    monkeypatch.setenv("SMARTCITY_MQTT_PASSWORD_FILE", str(secret))
+    assert mqtt_url_from_env() == "mqtt://roadhealth:s3cr%40t@broker:1883"
+    address = BrokerAddress.parse("mqtt://gateway-0:{password}@broker:1883")
+    assert (address.username, address.password) == ("gateway-0", "s3cr@t")
+    monkeypatch.setenv("SMARTCITY_MQTT_PASSWORD_FILE", str(tmp_path / "missing"))
+    with pytest.raises(ConfigError, match="cannot read the password file"):
+        BrokerAddress.parse("mqtt://gateway-0:{password}@broker:1883")
+    monkeypatch.delenv("SMARTCITY_MQTT_PASSWORD_FILE")
+    with pytest.raises(ConfigError, match="SMARTCITY_MQTT_PASSWORD_FILE"):
+        BrokerAddress.parse("mqtt://gateway-0:{password}@broker:1883")
