@@ -129,7 +129,7 @@ class Topology:
             "--group",
             f"gw-{tag}",
             "--topic",
-            f"city/{city}/road/+/sensor/+/telemetry",
+            f"city/{city}/road/+/sensor/+/telemetry/#",  # JSON and CBOR
             "--session-expiry",
             "300",
             "--batch-wait",
