@@ -157,6 +157,7 @@ class MqttSource:
         self.connected = threading.Event()
         self.generation = 0
         self.connects = 0
+        self._stopping = False
         self._client: mqtt.Client | None = None
 
     @property
@@ -195,6 +196,7 @@ class MqttSource:
         )
 
     def stop(self) -> None:
+        self._stopping = True
         if self._client is not None:
             self._client.disconnect()
             self._client.loop_stop()
@@ -226,7 +228,10 @@ class MqttSource:
 
     def _on_disconnect(self, _c: Any, _u: Any, _f: Any, reason: Any, _p: Any) -> None:
         self.connected.clear()
-        log.warning("gateway %s disconnected (%s); reconnecting", self.client_id, reason)
+        if self._stopping:
+            log.info("gateway %s disconnected from the broker", self.client_id)
+        else:
+            log.warning("gateway %s disconnected (%s); reconnecting", self.client_id, reason)
 
     def _on_message(self, _c: Any, _u: Any, message: mqtt.MQTTMessage) -> None:
         self.deliveries.put(
