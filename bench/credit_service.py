@@ -39,9 +39,10 @@ from services.credit import sdk
 from services.credit._demo import latest_features, statement_csv, synthetic_statements
 from services.credit._history import features_hash, period_sort_key
 from services.credit._modelstore import SHIPPED_MODEL_DIR
+from services.credit._vectors import pack
 from services.credit.artefact import load_model, save_model
 from services.credit.dataset import labelled_from_frame, read_labelled_csv
-from services.credit.models import FeatureRow
+from services.credit.models import FeatureRow, FeatureVectorRow
 from smartcity.registry import ServiceEntry
 from smartcity.suite import open_suite
 
@@ -278,7 +279,7 @@ def _batch_reads(
 
 
 def _seed_features(url: str, statements: Any, *, skip: set[str]) -> None:
-    """Each SME's latest-period features, as an upload would have stored them."""
+    """Each SME's latest-period features (JSON and packed), as an upload would have stored them."""
     features = latest_features(statements)
     period = str(statements["period"].max())
     engine, factory = make_session_factory(url, MetaData())
@@ -299,14 +300,18 @@ def _seed_features(url: str, statements: Any, *, skip: set[str]) -> None:
                 "features_hash": features_hash(uscc, period, mapped),
             }
         )
+    vectors = [
+        {"uscc": r["uscc"], "period": r["period"], "values": pack(r["features"])} for r in rows
+    ]
     with factory() as session, session.begin():
-        _insert(session, rows)
+        _insert(session, FeatureRow, rows)
+        _insert(session, FeatureVectorRow, vectors)
     engine.dispose()
 
 
-def _insert(session: Session, rows: list[dict[str, Any]]) -> None:
+def _insert(session: Session, table: Any, rows: list[dict[str, Any]]) -> None:
     for start in range(0, len(rows), 2000):
-        session.execute(insert(FeatureRow), rows[start : start + 2000])
+        session.execute(insert(table), rows[start : start + 2000])
 
 
 def _holdout_auc() -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ TABLES = [
     models.UploadRow,
     models.StatementRow,
     models.FeatureRow,
+    models.FeatureVectorRow,
     models.RatingRow,
     models.RatingBatchRow,
     models.BatchRatingRow,

@@ -73,6 +73,16 @@ class FeatureRow(Base):
     features_hash: Mapped[str] = mapped_column(String(64))
 
 
+class FeatureVectorRow(Base):
+    """The same features packed as float64 in `features.POLISH_FEATURES` order (see _vectors)."""
+
+    __tablename__ = "credit_feature_vectors"
+
+    uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
+    period: Mapped[str] = mapped_column(String(8), primary_key=True)
+    values: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class RatingRow(Base):
     __tablename__ = "credit_ratings"
     __table_args__ = (UniqueConstraint("uscc", "seq", name="credit_ratings_seq"),)

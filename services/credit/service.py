@@ -14,7 +14,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 from chain.auth import Caller
 from services.common.context import ServiceContext
 from services.common.errors import Forbidden
-from services.credit import _batch, _chainio, contract, schemas
+from services.credit import _batch, _chainio, _vectors, contract, schemas
 from services.credit._history import (
     amounts_of,
     check_continuity,
@@ -51,6 +51,7 @@ from services.credit.models import (
     BatchRatingRow,
     ConsentRow,
     FeatureRow,
+    FeatureVectorRow,
     InquiryRow,
     RatingBatchRow,
     RatingRow,
@@ -254,6 +255,7 @@ def _store_features(session: Session, uscc: str, rows: list[StatementRow]) -> di
         row.sort_key, row.features = period_sort_key(period), values
         row.features_hash = hashes[period] = features_hash(uscc, period, values)
         session.add(row)
+        session.merge(FeatureVectorRow(uscc=uscc, period=period, values=_vectors.pack(values)))
     return hashes
 
 
@@ -330,7 +332,8 @@ def _rate_smes(
     failed: list[schemas.BatchFailure] = []
     codes = _valid_codes(usccs, failed)
     known = _known_smes(session, codes)
-    latest = _latest_features(session, [c for c in codes if c in known])
+    names = rt.models.load(model_sha).feature_names
+    latest = _vectors.latest_features(session, [c for c in codes if c in known], names)
     for code in codes:
         if code not in known:
             failed.append(
@@ -434,41 +437,13 @@ def _known_smes(session: Session, codes: list[str]) -> dict[str, str]:
     return known
 
 
-class _Latest(NamedTuple):
-    """An SME's latest period of features (plain values: no ORM bookkeeping per row)."""
-
-    period: str
-    sort_key: int
-    features: dict[str, Any]
-    features_hash: str
-
-
-def _latest_features(session: Session, codes: list[str]) -> dict[str, _Latest]:
-    latest: dict[str, _Latest] = {}
-    columns = (
-        FeatureRow.uscc,
-        FeatureRow.period,
-        FeatureRow.sort_key,
-        FeatureRow.features,
-        FeatureRow.features_hash,
-    )
-    for start in range(0, len(codes), 1000):
-        part = codes[start : start + 1000]
-        for uscc, *values in session.execute(select(*columns).where(FeatureRow.uscc.in_(part))):
-            row = _Latest(*values)
-            if uscc not in latest or row.sort_key > latest[uscc].sort_key:
-                latest[uscc] = row
-    return latest
-
-
 def _score(
-    rt: CreditRuntime, model_sha: str, codes: list[str], latest: dict[str, _Latest]
+    rt: CreditRuntime, model_sha: str, codes: list[str], latest: dict[str, _vectors.Latest]
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """Chain entries (no feature values) and off-chain details (reasons with values)."""
     model = rt.models.load(model_sha)
     names = model.feature_names
-    matrix = [[latest[c].features.get(n) for n in names] for c in codes]
-    frame = pd.DataFrame(np.array(matrix, dtype=np.float64), columns=names)
+    frame = pd.DataFrame(np.vstack([latest[c].values for c in codes]), columns=names)
     try:
         ratings = model.rate_many(frame)
     except CreditError as exc:

@@ -197,3 +197,21 @@ def test_the_service_hashes_rating_records_as_the_contract_does() -> None:
     record = contract.rating_record(entry, "cd" * 32)
     assert _batch._record_hash(record) == contract.record_hash(record)
     assert _batch._record_hash({**record, "grade": "B"}) != contract.record_hash(record)
+
+
+def test_features_stored_before_packed_vectors_rate_the_same(credit_env: Any) -> None:
+    from sqlalchemy import delete
+
+    from services.credit.models import FeatureVectorRow
+
+    (uscc,) = setup_smes(credit_env, range(20, 21))
+    first = credit_env.post(f"/smes/{uscc}/ratings", "city-agency")
+    assert first.status_code == 201, first.text
+    with rt_session(credit_env) as session, session.begin():
+        session.execute(delete(FeatureVectorRow).where(FeatureVectorRow.uscc == uscc))
+    again = credit_env.post(f"/smes/{uscc}/ratings", "city-agency")
+    assert again.status_code == 201, again.text
+    assert again.json()["seq"] == first.json()["seq"] + 1
+    for field in ("pd", "score", "grade", "features_hash", "period"):
+        assert again.json()[field] == first.json()[field]
+    assert again.json()["reasons"] == first.json()["reasons"]
