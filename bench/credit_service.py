@@ -43,6 +43,7 @@ from services.credit._vectors import pack
 from services.credit.artefact import load_model, save_model
 from services.credit.dataset import labelled_from_frame, read_labelled_csv
 from services.credit.models import FeatureRow, FeatureVectorRow
+from smartcity.ops import settle_heap
 from smartcity.registry import ServiceEntry
 from smartcity.suite import open_suite
 
@@ -109,6 +110,7 @@ def _service_run(workdir: Path) -> list[dict[str, Any]]:
     data = workdir / "data"
     sha, origin = _install_model(data)
     suite = open_suite(data, services=[ENTRY])
+    settle_heap()  # as `smartcity up` does before it serves
     home = SuiteHome(data)
     chain_id = home.genesis().chain_id
     url = suite.services["credit"].state.credit.ctx.database_url

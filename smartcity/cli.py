@@ -142,6 +142,7 @@ def node(node_home: Path, host: str | None, port: int | None) -> None:
 
     from chain.server import open_node
     from smartcity.logs import uvicorn_options
+    from smartcity.ops import settle_heap
 
     try:
         home = load_node_home(node_home)
@@ -158,6 +159,7 @@ def node(node_home: Path, host: str | None, port: int | None) -> None:
         f" API on http://{listen_host}:{listen_port}",
         err=True,
     )
+    settle_heap()
     uvicorn.run(running.app, host=listen_host, port=listen_port, **uvicorn_options())
 
 
@@ -180,6 +182,7 @@ def up(data: Path, host: str, port: int, validators: int, simulate: bool) -> Non
     import uvicorn
 
     from smartcity.logs import uvicorn_options
+    from smartcity.ops import settle_heap
     from smartcity.settings import is_demo
     from smartcity.suite import open_suite
 
@@ -226,6 +229,7 @@ def up(data: Path, host: str, port: int, validators: int, simulate: bool) -> Non
     suite.app.router.on_startup.append(start_sensors)
     suite.app.router.on_shutdown.insert(0, stop_sensors)
     click.echo("  stop        Ctrl-C")
+    settle_heap()
     uvicorn.run(suite.app, host=host, port=port, **uvicorn_options())
 
 
@@ -243,7 +247,7 @@ def service(name: str, home: Path, node_url: str, host: str, port: int) -> None:
     from services.common.context import ServiceContext
     from services.common.ledger import RemoteLedger
     from smartcity.logs import uvicorn_options
-    from smartcity.ops import instrument_service
+    from smartcity.ops import instrument_service, settle_heap
     from smartcity.registry import SERVICES
     from smartcity.suite import OPERATOR_ORG, _import
 
@@ -268,6 +272,7 @@ def service(name: str, home: Path, node_url: str, host: str, port: int) -> None:
     except ChainError as exc:
         _fail(str(exc))
     click.echo(f"{name} service on http://{host}:{port}, chain at {node_url}", err=True)
+    settle_heap()
     uvicorn.run(app, host=host, port=port, **uvicorn_options())
 
 
