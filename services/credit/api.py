@@ -145,6 +145,13 @@ def build_router(
             )
         return service.own_rating(rt=rt, session=session, caller=caller, uscc=uscc)
 
+    @router.get("/smes/{uscc}/ratings", tags=["ratings"])
+    def rating_history(
+        uscc: str, caller: SmeOrRegulator, session: SessionDep
+    ) -> schemas.RatingHistory:
+        """The SME's ratings, newest first (the SME itself, or a regulator without values)."""
+        return service.rating_history(rt=rt, session=session, caller=caller, uscc=uscc)
+
     # -- consents and inquiries ------------------------------------------------------------
 
     @router.post("/consents", status_code=status.HTTP_201_CREATED, tags=["consents"])

@@ -115,6 +115,11 @@ class RatingOut(BaseModel):
     batch: str | None = Field(default=None, description="Merkle root of its anchored batch")
 
 
+class RatingHistory(BaseModel):
+    uscc: str
+    ratings: list[RatingOut] = Field(description="newest first")
+
+
 class BatchFailure(BaseModel):
     uscc: str
     code: str

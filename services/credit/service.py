@@ -521,6 +521,45 @@ def own_rating(
     return _rating_from_chain(session, record, with_values=True)
 
 
+def rating_history(
+    *, rt: CreditRuntime, session: Session, caller: Caller, uscc: str
+) -> schemas.RatingHistory:
+    """The SME's ratings, newest first; feature values only for the SME itself.
+
+    Every rating that became its current rating on the chain, and every batch rating no bank
+    read (anchored by its batch's root, `seq` null); a batch rating a bank read is listed once.
+    """
+    sme = _owned(rt, session, caller, uscc, "regulator")
+    rows = session.scalars(select(RatingRow).where(RatingRow.uscc == sme.uscc)).all()
+    ratings = [_rating_from_row(row) for row in rows]
+    made_current = {r.tx for r in rows}  # a batch rating made current keeps its batch's tx
+    for row in session.scalars(select(BatchRatingRow).where(BatchRatingRow.uscc == sme.uscc)):
+        unread = _rating_from_batch(session, row)
+        if unread.tx not in made_current:
+            ratings.append(unread)
+    ratings.sort(key=lambda r: (r.height, r.seq or 0), reverse=True)
+    own = caller.org == sme.org
+    return schemas.RatingHistory(
+        uscc=sme.uscc, ratings=[_without_values(r, keep=own) for r in ratings]
+    )
+
+
+def _rating_from_row(row: RatingRow) -> schemas.RatingOut:
+    return schemas.RatingOut(
+        uscc=row.uscc, seq=row.seq, pd=row.pd, score=row.score, grade=row.grade,
+        period=row.period, model=row.model, features_hash=row.features_hash,
+        reasons=[schemas.ReasonOut(**r) for r in row.reasons], tx=row.tx, height=row.height,
+        time_ms=row.time_ms,
+    )  # fmt: skip
+
+
+def _without_values(rating: schemas.RatingOut, *, keep: bool) -> schemas.RatingOut:
+    if keep:
+        return rating
+    reasons = [r.model_copy(update={"value": None}) for r in rating.reasons]
+    return rating.model_copy(update={"reasons": reasons})
+
+
 def _rating_from_batch(session: Session, row: BatchRatingRow) -> schemas.RatingOut:
     """A batch rating not yet made current on the chain (no bank has read it)."""
     batch = session.get(RatingBatchRow, row.root)

@@ -9,8 +9,8 @@ endpoints live under /dashboard/api:
   why this is acceptable in a demo and refused otherwise);
 - `POST /dashboard/api/verify`: checks a proof bundle against the suite's genesis with
   chain.light.verify_bundle and says what it proves or why it fails;
-- `GET /dashboard/api/anchors`, `/lookup/{hash}`, `/ratings/{uscc}`: what the node API has no
-  index for (recent anchor batches, what a hash names, an SME's rating history), read from the
+- `GET /dashboard/api/anchors`, `/lookup/{hash}`: what the node API has no
+  index for (recent anchor batches, what a hash names), read from the
   node's block store for a caller with a `chain` token (see explore.py).
 """
 
@@ -41,7 +41,6 @@ STATIC = Path(__file__).parent / "static"
 DEMO_MARKER = Path("dashboard") / "demo-mode"
 TOKEN_TTL_S = 300
 HEX64 = r"^[0-9a-f]{64}$"
-USCC = r"^[0-9A-Z]{18}$"
 
 
 def is_demo(data: Path) -> bool:
@@ -196,10 +195,3 @@ def _mount_explorer(app: FastAPI, ledger: Ledger, orgs: list[str]) -> None:
                 404, "not_found", f"{digest} is no transaction, block, anchored root or credential"
             )
         return {"kind": found.kind, **found.detail}
-
-    @app.get("/api/ratings/{uscc}")
-    def ratings(
-        _caller: ChainReader, uscc: Annotated[str, PathParam(pattern=USCC)]
-    ) -> dict[str, Any]:
-        """Every rating of the SME recorded on the chain, newest first."""
-        return {"uscc": uscc, "ratings": explore.rating_history(ledger, uscc)}

@@ -23,7 +23,6 @@ from chain.ledger import Ledger
 from chain.store import blocks, txs
 
 MAX_CANDIDATES = 2000  # transactions mentioning "anchors" looked at for the recent batches
-MAX_RATINGS = 50
 IDENTITY = "identity"
 
 
@@ -99,32 +98,3 @@ def _rows(ledger: Ledger, query: Any, what: str) -> list[Any]:
             return list(conn.execute(query).all())
     except SQLAlchemyError as exc:
         raise StorageError(f"cannot read {what} from the block store: {exc}") from exc
-
-
-def rating_history(ledger: Ledger, uscc: str) -> list[dict[str, Any]]:
-    """Every rating of an SME the chain recorded (credit.record_ratings), newest first."""
-    query = (
-        select(txs.c.hash, txs.c.height, txs.c.body, txs.c.receipt)
-        .where(txs.c.body.contains("record_ratings"), txs.c.body.contains(uscc))
-        .order_by(txs.c.height.desc(), txs.c.idx.desc())
-    )
-    rows = _rows(ledger, query, f"the ratings of {uscc}")
-    ratings: list[dict[str, Any]] = []
-    for row in rows:
-        tx, receipt = json.loads(row.body), json.loads(row.receipt)
-        if (tx.get("contract"), tx.get("method")) != ("credit", "record_ratings"):
-            continue
-        if receipt.get("status") != "ok":
-            continue
-        ratings += [
-            {**_rating(entry), "model": tx["args"]["model"], "tx": row.hash, "height": row.height}
-            for entry in reversed(tx["args"]["ratings"])
-            if entry.get("uscc") == uscc
-        ]
-    total = len(ratings)
-    return [{**r, "seq": total - i} for i, r in enumerate(ratings[:MAX_RATINGS])]
-
-
-def _rating(entry: dict[str, Any]) -> dict[str, Any]:
-    keep = ("grade", "score", "pd", "period", "reasons", "features_hash")
-    return {k: entry.get(k) for k in keep}

@@ -359,7 +359,7 @@ def test_a_person_clicks_through_the_dashboard(
     # Credit: the SME's two ratings, and the bank that inquired, found by USCC
     credit = seen["credit"]
     assert seen["searchUscc"]["url"].endswith(f"#/credit/{USCC}")
-    assert "Rating history (2 on the chain)" in credit["detail"] and credit["ratings"] == 2
+    assert "Rating history (2)" in credit["detail"] and credit["ratings"] == 2
     assert "2023" in credit["ratingsText"] and "2022" in credit["ratingsText"]
     assert "1 on the chain" in credit["detail"] and "bank-a" in credit["inquiries"]
     assert "loan_application" in credit["inquiries"]

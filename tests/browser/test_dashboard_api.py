@@ -125,10 +125,6 @@ def test_the_explorer_finds_anchors_blocks_and_transactions_by_hash(demo: TestCl
     assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
     bad = demo.get("/dashboard/api/lookup/not-a-hash", headers=auth)
     assert bad.status_code == 422 and "digest" in bad.json()["error"]["message"]
-    bad = demo.get("/dashboard/api/ratings/not-a-uscc", headers=auth)
-    assert bad.status_code == 422 and "uscc" in bad.json()["error"]["message"]
-    none = demo.get("/dashboard/api/ratings/911101080000000194", headers=auth).json()
-    assert none == {"uscc": "911101080000000194", "ratings": []}
     anonymous = demo.get("/dashboard/api/anchors")
     assert anonymous.status_code == 401 and "missing bearer token" in anonymous.text
     wrong = mint_token(SuiteHome(suite.data).org_key("regulator"), org="regulator", audience="x")

@@ -512,12 +512,13 @@ async function pageCredit(uscc) {
   } catch (err) {
     body.append(h("p", { class: "muted", id: "rating" }, err.status === 404 ? "Not rated yet." : "Rating: " + err.message));
   }
-  const { ratings } = await explorer(`/ratings/${target}`);
-  body.append(h("h3", {}, `Rating history (${ratings.length} on the chain)`),
+  // The credit service lists single and anchored-batch ratings alike (the regulator sees no values)
+  const { ratings } = await api("credit", `/smes/${target}/ratings`, "regulator");
+  body.append(h("h3", {}, `Rating history (${ratings.length})`),
     h("div", { id: "ratings" }, table(["#", "grade", "score", "probability of default", "period", "reasons", "model", "block"],
-      ratings.map((x) => ({ click: () => { location.hash = "#/tx/" + x.tx; }, cells: [x.seq, h("strong", {}, x.grade), x.score,
-        (Number(x.pd) * 100).toFixed(2) + " %", x.period, (x.reasons || []).join(", "), h("code", {}, short(x.model, 12)),
-        h("a", { href: "#/tx/" + x.tx }, x.height)] })))));
+      ratings.map((x) => ({ click: () => { location.hash = "#/tx/" + x.tx; }, cells: [x.seq ?? "batch", h("strong", {}, x.grade),
+        Number(x.score).toFixed(1), (Number(x.pd) * 100).toFixed(2) + " %", x.period, (x.reasons || []).map((r) => r.code).join(", "),
+        h("code", {}, short(x.model, 12)), h("a", { href: "#/tx/" + x.tx }, x.height)] })))));
   const inq = await api("credit", `/smes/${target}/inquiries`, "regulator");
   body.append(h("h3", {}, `Who inquired (${inq.total_on_chain} on the chain)`),
     h("div", { id: "inquiries" }, table(["#", "bank", "purpose", "rating seq", "consent tx", "block"], inq.inquiries.map((q) => ({

@@ -215,3 +215,36 @@ def test_features_stored_before_packed_vectors_rate_the_same(credit_env: Any) ->
     for field in ("pd", "score", "grade", "features_hash", "period"):
         assert again.json()[field] == first.json()[field]
     assert again.json()["reasons"] == first.json()["reasons"]
+
+
+def test_an_smes_rating_history_lists_batch_and_single_ratings(credit_env: Any) -> None:
+    (uscc,) = setup_smes(credit_env, range(30, 31))
+    history = f"/smes/{uscc}/ratings"
+    assert credit_env.get(history, "sme-demo").json() == {"uscc": uscc, "ratings": []}
+    rated = credit_env.post("/ratings/batch", "city-agency", json={"usccs": [uscc], "anchor": True})
+    assert rated.status_code == 200, rated.text
+    (entry,) = credit_env.get(history, "sme-demo").json()["ratings"]
+    assert entry["seq"] is None and entry["batch"] == rated.json()["root"]
+    # A single rating later: both listed, newest first; the SME sees its values
+    single = credit_env.post(f"/smes/{uscc}/ratings", "sme-demo")
+    assert single.status_code == 201
+    ratings = credit_env.get(history, "sme-demo").json()["ratings"]
+    assert [r["seq"] for r in ratings] == [1, None]
+    assert ratings[0]["tx"] == single.json()["tx"]
+    assert any(reason["value"] is not None for reason in ratings[0]["reasons"])
+    # The regulator sees the same ratings without the SME's feature values; a bank is refused
+    seen = credit_env.get(history, "regulator").json()["ratings"]
+    assert [r["tx"] for r in seen] == [r["tx"] for r in ratings]
+    assert all(reason["value"] is None for r in seen for reason in r["reasons"])
+    refused = credit_env.get(history, "bank-a")
+    assert refused.status_code == 403 and "lacks role" in refused.json()["error"]["message"]
+
+
+def test_a_batch_rating_a_bank_read_is_listed_once(credit_env: Any) -> None:
+    (uscc,) = setup_smes(credit_env, range(31, 32))
+    rated = credit_env.post("/ratings/batch", "city-agency", json={"usccs": [uscc], "anchor": True})
+    assert rated.status_code == 200, rated.text
+    consent(credit_env, uscc)
+    assert bank_read(credit_env, uscc)["rating"]["seq"] == 1
+    (entry,) = credit_env.get(f"/smes/{uscc}/ratings", "sme-demo").json()["ratings"]
+    assert entry["seq"] == 1
