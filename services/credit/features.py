@@ -185,6 +185,13 @@ def _items(s: pd.DataFrame, by: str | None) -> Items:
     v["long_term_liabilities"] = v["long_term_liabilities"].fillna(
         v["total_liabilities"] - v["current_liabilities"]
     )
+    # Profit lines an SME often reports under one name only: EBIT = profit before tax +
+    # interest, and operating profit is EBIT when nothing non-operating is reported. Left
+    # missing, a ratio the Polish data leaves empty mostly for failing firms would read as one.
+    interest = v["interest_expense"]
+    v["ebit"] = v["ebit"].fillna(v["profit_before_tax"] + interest)
+    v["profit_before_tax"] = v["profit_before_tax"].fillna(v["ebit"] - interest)
+    v["operating_profit"] = v["operating_profit"].fillna(v["ebit"])
     v["constant_capital"] = v["equity"] + v["long_term_liabilities"]
     quarterly = "period" in s and s["period"].astype(str).str.contains("Q").any()
     lag = 4 if quarterly else 1

@@ -54,3 +54,24 @@ def test_standard_ratios_by_familiar_name(statements) -> None:  # type: ignore[n
     assert r["current_ratio"] == pytest.approx(2.0)
     assert r["debt_ratio"] == pytest.approx(510 / 1050)
     assert r["sales_growth"] == pytest.approx(1.25)
+
+
+def test_profit_lines_reported_under_one_name_fill_the_others() -> None:
+    # EBIT and interest only: operating profit is taken as EBIT, profit before tax as EBIT less
+    # interest, so interest cover (Attr27) and the profit ratios are not left missing
+    only_ebit = load_statements(
+        b"period,currency,unit,total_assets,current_assets,current_liabilities,"
+        b"total_liabilities,equity,sales,net_profit,ebit,interest_expense\n"
+        b"2022,CNY,thousands,1000,600,300,500,500,1200,50,90,20\n"
+    )
+    a = polish_attributes(only_ebit).loc["2022"]
+    assert a["Attr27"] == pytest.approx(90 / 20)
+    assert a["Attr7"] == pytest.approx(90 / 1000)
+    assert a["Attr14"] == pytest.approx((70 + 20) / 1000)
+    # Nothing to derive them from: they stay missing rather than invented
+    bare = load_statements(
+        b"period,currency,unit,total_assets,current_assets,current_liabilities,"
+        b"total_liabilities,equity,sales,net_profit\n"
+        b"2022,CNY,thousands,1000,600,300,500,500,1200,50\n"
+    )
+    assert math.isnan(polish_attributes(bare).loc["2022"]["Attr27"])
