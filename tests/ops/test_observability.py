@@ -141,12 +141,15 @@ def log_line(record_name: str, message: str, *args: object, **extra: object) -> 
     handler.addFilter(RedactingFilter())
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger(record_name)
+    saved = logger.propagate, logger.level, logger.disabled
     logger.addHandler(handler)
-    logger.propagate, logger.level = False, logging.INFO
+    # another test's uvicorn.Config may have disabled uvicorn's loggers (dictConfig)
+    logger.propagate, logger.level, logger.disabled = False, logging.INFO, False
     try:
         logger.info(message, *args, extra=extra)
     finally:
         logger.removeHandler(handler)
+        logger.propagate, logger.level, logger.disabled = saved
     lines = buffer.getvalue().splitlines()
     assert len(lines) == 1
     parsed: dict[str, object] = json.loads(lines[0])
