@@ -143,13 +143,16 @@ def log_line(record_name: str, message: str, *args: object, **extra: object) -> 
     logger = logging.getLogger(record_name)
     saved = logger.propagate, logger.level, logger.disabled
     logger.addHandler(handler)
-    # another test's uvicorn.Config may have disabled uvicorn's loggers (dictConfig)
-    logger.propagate, logger.level, logger.disabled = False, logging.INFO, False
+    # setLevel, not `.level =`: it clears the logger's cached isEnabledFor answers, which an
+    # earlier test (the suite's own logging set uvicorn.access to WARNING) may have left
+    logger.propagate, logger.disabled = False, False
+    logger.setLevel(logging.INFO)
     try:
         logger.info(message, *args, extra=extra)
     finally:
         logger.removeHandler(handler)
-        logger.propagate, logger.level, logger.disabled = saved
+        logger.propagate, logger.disabled = saved[0], saved[2]
+        logger.setLevel(saved[1])
     lines = buffer.getvalue().splitlines()
     assert len(lines) == 1
     parsed: dict[str, object] = json.loads(lines[0])
