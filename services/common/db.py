@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Any
 
+from fastapi import Depends
 from sqlalchemy import Engine, MetaData
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -25,6 +27,15 @@ def session_dependency(factory: sessionmaker[Session]) -> Callable[[], Iterator[
             yield session
 
     return get_session
+
+
+def committed_before_response(get_session: Callable[[], Iterator[Session]]) -> Any:
+    """`Depends(get_session)` whose commit runs when the handler returns, before the answer.
+
+    FastAPI runs the exit of a yield dependency after the response by default: a client could
+    be told 201 for a write whose commit then fails, or read again before the write is visible.
+    """
+    return Depends(get_session, scope="function")
 
 
 class Base(DeclarativeBase):

@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from sqlalchemy.orm import Session
 
 from chain.auth import Caller
+from services.common.db import committed_before_response
 from services.credit import schemas, service
 from services.credit._service_errors import BadInput
 from services.credit._upload import UploadedFile, read_upload
@@ -42,7 +43,7 @@ def build_router(
 ) -> APIRouter:
     """Every credit endpoint, bound to this service's runtime, authenticator and database."""
     router = APIRouter()
-    SessionDep = Annotated[Session, Depends(get_session)]
+    SessionDep = Annotated[Session, committed_before_response(get_session)]
     Anyone = Annotated[Caller, Depends(require_role(authenticate, *EVERYONE))]
     Agency = Annotated[Caller, Depends(require_role(authenticate, "agency"))]
     AgencyOrSme = Annotated[Caller, Depends(require_role(authenticate, "agency", "sme"))]

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from chain.auth import Caller
+from services.common.db import committed_before_response
 from services.identity import contract as c
 from services.identity import service as svc
 from services.identity import verification as ver
@@ -68,7 +69,7 @@ def build_router(
         return caller
 
     Auditor = Annotated[Caller, Depends(agency_or_regulator)]
-    Db = Annotated[Session, Depends(get_session)]
+    Db = Annotated[Session, committed_before_response(get_session)]
 
     def did_out(record: dict[str, Any], tx: str | None = None) -> DidOut:
         document, metadata = svc.did_document(record)

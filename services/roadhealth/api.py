@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from chain.auth import Caller
 from chain.encoding import parse_json
 from chain.errors import EncodingError
+from services.common.db import committed_before_response
 from services.roadhealth import ingest, service
 from services.roadhealth.errors import BadGeoJson
 from services.roadhealth.runtime import Runtime
@@ -63,7 +64,7 @@ def build_router(
     get_session: Callable[..., Any],
 ) -> APIRouter:
     router = APIRouter(prefix="/v1")
-    SessionDep = Annotated[Session, Depends(get_session)]
+    SessionDep = Annotated[Session, committed_before_response(get_session)]
     Reader = Annotated[Caller, Depends(require_role(authenticate, *READERS))]
     Authority = Annotated[Caller, Depends(require_role(authenticate, AUTHORITY))]
     Operator = Annotated[Caller, Depends(require_role(authenticate, "operator"))]
