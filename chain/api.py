@@ -169,12 +169,16 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
     @app.get("/v1/txs/{tx_hash}", response_model=TxInfo, responses={404: {"model": ErrorBody}})
     def get_tx(tx_hash: str, _caller: Reader) -> Any:
         """A transaction's status and, once committed, its receipt."""
+        # The mempool first: a block is written before its transactions leave the mempool, so
+        # a transaction missing from both was never admitted (store first, a commit between
+        # the two reads made an acknowledged transaction look unknown)
+        pending = tx_hash in node.mempool
         found = ledger.store.tx(tx_hash)
         if found is not None:
             return TxInfo(
                 hash=tx_hash, status="committed", height=found[0], tx=found[1], receipt=found[2]
             )
-        if tx_hash in node.mempool:
+        if pending:
             return TxInfo(hash=tx_hash, status="pending")
         return error_response(404, "unknown_tx", f"no transaction {tx_hash} committed or pending")
 
