@@ -386,23 +386,9 @@ def device() -> None:
 def _device_call(
     home: Path, org: str, node_url: str | None, method: str, args: dict[str, Any]
 ) -> None:
-    suite = SuiteHome(home)
-    try:
-        key, genesis = suite.org_key(org), suite.genesis()
-        with ChainClient(node_url or suite.api_url(), identity=Identity(org, key)) as client:
-            tx = sign_tx(
-                key,
-                chain_id=genesis.chain_id,
-                contract="roadhealth",
-                method=method,
-                args=args,
-                expiry_height=int(client.status()["height"]) + 100,
-            )
-            receipt = client.submit_and_wait(tx)
-    except ChainError as exc:
-        _fail(str(exc))
-    if receipt["status"] != "ok":
-        _fail(f"{method} refused by the chain: {receipt['code']}: {receipt['error']}")
+    from smartcity.gov import submit
+
+    receipt = submit(home, org, node_url, "roadhealth", method, args)
     click.echo(
         f"{method} {args['device']}: committed in block {receipt['height']} (tx {receipt['tx']})"
     )
