@@ -1,9 +1,8 @@
-"""ZK predicates: honest proofs verify fast; forged, replayed, relabelled ones fail."""
+"""ZK predicates: honest proofs verify and hide the value; forged or replayed ones fail."""
 
 from __future__ import annotations
 
 import copy
-import time
 from datetime import date
 
 import pytest
@@ -39,17 +38,23 @@ def test_generators_are_independent_curve_points():
     assert ec.same(ec.hash_to_curve(b"G"), ec.G)  # deterministic: anyone can re-derive them
 
 
-def test_age_proof_verifies_within_the_time_budget(birth):
+def _leaves(value: object) -> list[object]:
+    if isinstance(value, dict):
+        return [leaf for v in value.values() for leaf in _leaves(v)]
+    if isinstance(value, list | tuple):
+        return [leaf for v in value for leaf in _leaves(v)]
+    return [value]
+
+
+def test_an_honest_age_proof_verifies_and_carries_no_birth_date(birth):
     commitment, opening = birth
-    start = time.perf_counter()
     proof = zkp.prove_age_at_least(commitment, opening, min_age_years=18, reference=TODAY,
                                    nonce="n", context="")  # fmt: skip
-    proved = time.perf_counter()
     _verify_age(proof, commitment, nonce="n", context="")
-    verified = time.perf_counter()
-    assert proved - start < 2.0
-    assert verified - proved < 2.0
-    assert str(zkp.days_since_epoch(BORN_19_YEARS_AGO)) not in str(proof)
+    # Verify no field of the proof is the birth date, in days or as a date (timings: the bench)
+    days = zkp.days_since_epoch(BORN_19_YEARS_AGO)
+    hidden = {days, str(days), hex(days), BORN_19_YEARS_AGO.isoformat()}
+    assert not hidden.intersection(_leaves(proof))
 
 
 def test_wrong_statement_cannot_be_proven(birth):
