@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import numpy as np
@@ -83,13 +82,11 @@ def test_feature_mismatch_is_named(model: CreditModel) -> None:
         model.rate({"Attr1": 0.0, "Attr2": 0.5, "Attr5": 1.0, "noise": 0.0})
 
 
-def test_batch_of_10000_is_fast_and_matches_single(model: CreditModel) -> None:
+def test_a_batch_of_10000_matches_single_ratings(model: CreditModel) -> None:
+    # Its speed is a benchmark (bench/credit_model.py), not a test
     frame = synthetic_frame(10_000, seed=3).drop(columns="class")
-    start = time.perf_counter()
     ratings = model.rate_many(frame)
-    elapsed = time.perf_counter() - start
     assert len(ratings) == 10_000
-    assert elapsed < 10
     single = model.rate(frame.iloc[5].to_dict())
     assert single.probability_of_default == pytest.approx(ratings[5].probability_of_default)
 
