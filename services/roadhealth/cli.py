@@ -11,14 +11,14 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from services.roadhealth.analytics.anomaly import (
-    ClassifierError,
-    evaluate_classifier,
-    load_classifier,
-    save_classifier,
-    train_classifier,
-)
+from services.roadhealth.analytics.anomaly import ClassifierError
 from services.roadhealth.analytics.dataset import DatasetError, read_window_folder
+from services.roadhealth.analytics.ensemble import (
+    evaluate_any,
+    load_any_classifier,
+    save_ensemble,
+    train_ensemble,
+)
 from services.roadhealth.analytics.iri import ProfileInputError, compute_iri
 from services.roadhealth.analytics.synthetic import SURFACE_CLASSES
 
@@ -69,13 +69,14 @@ def iri_command(profile_path: Path) -> None:
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path))
 @click.option("--rate-hz", default=50.0, show_default=True, type=click.FloatRange(min=1.0))
 def train_command(data_dir: Path, out_path: Path, rate_hz: float) -> None:
-    """Train the surface classifier on DIR/<class>/*.csv windows and write the model."""
+    """Train the surface classifier (the version 2 ridge ensemble) on DIR/<class>/*.csv windows
+    and write the model."""
     try:
         windows, labels = read_window_folder(data_dir, known_classes=SURFACE_CLASSES)
-        classifier = train_classifier(windows, labels, rate_hz=rate_hz)
+        classifier = train_ensemble(windows, labels, rate_hz=rate_hz)
     except (DatasetError, ClassifierError) as exc:
         raise click.UsageError(str(exc)) from exc
-    save_classifier(classifier, out_path)
+    save_ensemble(classifier, out_path)
     click.echo(json.dumps({"model": str(out_path), "classes": list(classifier.classes)}))
 
 
@@ -84,14 +85,14 @@ def train_command(data_dir: Path, out_path: Path, rate_hz: float) -> None:
 @click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as one JSON object.")
 def evaluate_command(model_path: Path, data_dir: Path, as_json: bool) -> None:
-    """Score a trained model on DIR/<class>/*.csv windows."""
+    """Score a trained model (version 1 or 2) on DIR/<class>/*.csv windows."""
     try:
-        classifier = load_classifier(model_path)
+        classifier = load_any_classifier(model_path)
     except ClassifierError as exc:
         raise click.ClickException(str(exc)) from exc
     try:
         windows, labels = read_window_folder(data_dir, known_classes=classifier.classes)
-        metrics = evaluate_classifier(classifier, windows, labels)
+        metrics = evaluate_any(classifier, windows, labels)
     except (DatasetError, ClassifierError) as exc:
         raise click.UsageError(str(exc)) from exc
     if as_json:

@@ -8,8 +8,10 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from services.roadhealth.analytics.anomaly import save_classifier, train_classifier
+from services.roadhealth.analytics.dataset import read_window_folder
 from services.roadhealth.analytics.profile import generate_road_profile
-from services.roadhealth.analytics.synthetic import write_window_folder
+from services.roadhealth.analytics.synthetic import SURFACE_CLASSES, write_window_folder
 from services.roadhealth.cli import road
 
 
@@ -60,6 +62,7 @@ def test_train_then_evaluate_prints_scores(data_dir: Path, tmp_path: Path) -> No
         road, ["train-classifier", "--data", str(data_dir), "--out", str(model)]
     )
     assert trained.exit_code == 0, trained.output
+    assert json.loads(model.read_text())["version"] == 2  # the ridge ensemble
     result = runner.invoke(
         road, ["evaluate-classifier", "--model", str(model), "--data", str(data_dir), "--json"]
     )
@@ -67,6 +70,18 @@ def test_train_then_evaluate_prints_scores(data_dir: Path, tmp_path: Path) -> No
     scores = json.loads(result.output)
     assert set(scores) == {"accuracy", "macro_f1", "pothole_f1", "n"}
     assert scores["n"] == 40 and scores["accuracy"] > 0.9
+
+
+def test_evaluate_still_reads_a_version_1_model(data_dir: Path, tmp_path: Path) -> None:
+    windows, labels = read_window_folder(data_dir, known_classes=SURFACE_CLASSES)
+    model = tmp_path / "v1.json"
+    save_classifier(train_classifier(windows, labels), model)
+    result = CliRunner().invoke(
+        road, ["evaluate-classifier", "--model", str(model), "--data", str(data_dir), "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    scores = json.loads(result.output)
+    assert scores["n"] == 40 and scores["accuracy"] > 0.9 and scores["pothole_f1"] is not None
 
 
 def test_training_refuses_bad_folders(tmp_path: Path) -> None:
@@ -100,3 +115,42 @@ def test_evaluate_refuses_a_model_that_is_not_ours(data_dir: Path, tmp_path: Pat
         )
         assert result.exit_code == 1
         assert "not a road anomaly model" in result.output
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            '{"format": "smartcity.roadhealth.anomaly-classifier", "version": 7}',
+            "version 7; this suite reads versions 1 and 2",
+        ),
+        ('{"format": "smartcity.roadhealth.anomaly-classifier", "version": 2}', "other features"),
+    ],
+)
+def test_evaluate_names_an_unknown_version_or_feature_set(
+    data_dir: Path, tmp_path: Path, content: str, message: str
+) -> None:
+    model = tmp_path / "model.json"
+    model.write_text(content)
+    result = CliRunner().invoke(
+        road, ["evaluate-classifier", "--model", str(model), "--data", str(data_dir), "--json"]
+    )
+    assert result.exit_code == 1
+    assert message in result.output
+
+
+def test_evaluate_refuses_a_damaged_version_2_model(data_dir: Path, tmp_path: Path) -> None:
+    model = tmp_path / "model.json"
+    runner = CliRunner()
+    trained = runner.invoke(
+        road, ["train-classifier", "--data", str(data_dir), "--out", str(model)]
+    )
+    assert trained.exit_code == 0, trained.output
+    doc = json.loads(model.read_text())
+    doc["kernel"]["coef"] = doc["kernel"]["coef"][:-1]  # one class's row lost
+    model.write_text(json.dumps(doc))
+    result = runner.invoke(
+        road, ["evaluate-classifier", "--model", str(model), "--data", str(data_dir), "--json"]
+    )
+    assert result.exit_code == 1
+    assert "damaged road anomaly model" in result.output
