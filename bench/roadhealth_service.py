@@ -8,7 +8,6 @@ ceiling of signature checking.
 
 from __future__ import annotations
 
-import json
 import statistics
 import tempfile
 import time
@@ -18,14 +17,13 @@ from typing import Any
 from sqlalchemy import select
 
 from bench._ceiling import ed25519_verifications_per_s
-from iot_gateway.simulator import build_network, default_geojson_path
 from services.common.db import Base, make_session_factory
 from services.roadhealth.analysis import analyse_window
 from services.roadhealth.clustering import resolvable_separation_m
 from services.roadhealth.fleet import Fleet, build_batch, ingest_body
 from services.roadhealth.models import RhWindow
 from services.roadhealth.testing import Harness, replay_simulator, running, score_potholes
-from smartcity.iot import SIM_ANOMALY_GAP_M, SIM_ANOMALY_MARGIN_M, SIM_BUMPS, SIM_POTHOLES
+from smartcity.iot import demo_network, planted_potholes
 
 Result = dict[str, Any]
 T0 = 1_770_000_000.0
@@ -164,23 +162,8 @@ def bench_simulator(seed: int) -> Result:
     """The gateway simulator's scenario (`smartcity up --simulate`: six vehicles over the 17
     demo segments, 4 s windows, 3 m GPS jitter) through the ingestion endpoint; one-to-one
     scoring, so a duplicate confirmation counts as a false one."""
-    network = build_network(
-        city="bench",
-        seed=seed,
-        n_devices=6,
-        n_segments=10_000,
-        geojson=json.loads(default_geojson_path().read_text()),
-        potholes_per_segment=SIM_POTHOLES,
-        bumps_per_segment=SIM_BUMPS,
-        anomaly_margin_m=SIM_ANOMALY_MARGIN_M,
-        anomaly_gap_m=SIM_ANOMALY_GAP_M,
-    )
-    planted = [
-        (s.id, a.position_m)
-        for s in network.segments
-        for a in s.profile.anomalies
-        if a.kind == "pothole"
-    ]
+    network = demo_network(city="bench", seed=seed, n_devices=6)
+    planted = planted_potholes(network)
     with tempfile.TemporaryDirectory() as tmp, running(Path(tmp), _sqlite(tmp)) as h:
         windows = replay_simulator(h, network)
         doc = h.client.get("/roadhealth/v1/potholes", headers=h.auth("road-authority")).json()

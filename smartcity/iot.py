@@ -233,6 +233,31 @@ class IotHandle:
             self.embedded_broker.close()
 
 
+def demo_network(*, city: str, seed: int, n_devices: int, n_segments: int = 10_000) -> Network:
+    """The simulator's vehicles on the demo road network with `make up`'s planted anomalies."""
+    return build_network(
+        city=city,
+        seed=seed,
+        n_devices=n_devices,
+        n_segments=n_segments,  # the default takes every segment of the demo network
+        geojson=json.loads(default_geojson_path().read_text()),
+        potholes_per_segment=SIM_POTHOLES,
+        bumps_per_segment=SIM_BUMPS,
+        anomaly_margin_m=SIM_ANOMALY_MARGIN_M,
+        anomaly_gap_m=SIM_ANOMALY_GAP_M,
+    )
+
+
+def planted_potholes(network: Network) -> list[tuple[str, float]]:
+    """(segment, position along it in m) of every pothole the simulator planted."""
+    return [
+        (s.id, a.position_m)
+        for s in network.segments
+        for a in s.profile.anomalies
+        if a.kind == "pothole"
+    ]
+
+
 def start_iot(
     suite: Suite,
     *,
@@ -286,17 +311,7 @@ def start_iot(
         handle.health_url,
     )
     if simulate:
-        network = build_network(
-            city=city,
-            seed=SIM_SEED,
-            n_devices=sim_devices,
-            n_segments=10_000,  # every segment of the demo network
-            geojson=json.loads(default_geojson_path().read_text()),
-            potholes_per_segment=SIM_POTHOLES,
-            bumps_per_segment=SIM_BUMPS,
-            anomaly_margin_m=SIM_ANOMALY_MARGIN_M,
-            anomaly_gap_m=SIM_ANOMALY_GAP_M,
-        )
+        network = demo_network(city=city, seed=SIM_SEED, n_devices=sim_devices)
         write_truth(network, folder / TRUTH_FILE)
         handle.simulator = Simulator(
             network=network,

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -197,3 +199,35 @@ class LiveServer:
 @pytest.fixture
 def live_server() -> Callable[[Any], LiveServer]:
     return LiveServer
+
+
+class AlertReceiver:
+    """A local webhook receiver keeping every alert POSTed; it fails the first `fail_first`
+    calls with HTTP 503 (to exercise retries)."""
+
+    def __init__(self, fail_first: int = 0) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.calls = 0
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["content-length"]))
+                receiver.calls += 1
+                if receiver.calls <= fail_first:
+                    self.send_response(503)
+                else:
+                    receiver.received.append(json.loads(body))
+                    self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

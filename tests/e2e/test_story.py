@@ -23,7 +23,6 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +47,7 @@ from services.identity import sd_jwt
 from smartcity.cli import main as smartcity
 from smartcity.iot import register_devices
 
-from ..conftest import free_port
+from ..conftest import AlertReceiver, free_port
 from ._topology import Topology, backend_from_env
 
 # One topology at a time (see the `topology_slot` fixture); the time limit leaves room to wait
@@ -97,32 +96,12 @@ CITIZEN = {
 # -- fixtures: what runs beside the processes ----------------------------------------------------
 
 
-class Webhook:
-    """A road authority's alert receiver: a local HTTP server keeping every alert POSTed."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        received = self.received
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                received.append(json.loads(self.rfile.read(int(self.headers["content-length"]))))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    receiver = Webhook()
+def webhook() -> Iterator[AlertReceiver]:
+    """A road authority's alert receiver."""
+    receiver = AlertReceiver()
     yield receiver
-    receiver.server.shutdown()
+    receiver.close()
 
 
 @pytest.fixture
@@ -459,7 +438,7 @@ def road_network(city: str) -> Network:
     )
 
 
-def potholes(topo: Topology, broker_url: str, city: str, webhook: Webhook, after: int) -> str:
+def potholes(topo: Topology, broker_url: str, city: str, webhook: AlertReceiver, after: int) -> str:
     """7. Vehicles stream signed telemetry through MQTT and the gateway, anchored by the three
     surviving validators (from height AFTER on); road health confirms the planted pothole near
     its true place and alerts a webhook; returns the confirming transaction."""
@@ -571,7 +550,7 @@ def same_state_root(clients: dict[str, ChainClient]) -> bool:
 
 
 def test_the_story_of_the_suite(
-    tmp_path: Path, launched: list[Topology], broker_url: str, webhook: Webhook
+    tmp_path: Path, launched: list[Topology], broker_url: str, webhook: AlertReceiver
 ) -> None:
     timings: dict[str, float] = {}
     city = f"story{uuid.uuid4().hex[:8]}"  # its own MQTT topics on a shared Mosquitto

@@ -12,11 +12,9 @@ class right wherever the truth is not within that tolerance of a class boundary.
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,8 @@ from chain.home import SuiteHome
 from smartcity.iot import TRUTH_FILE, start_iot
 from smartcity.registry import SERVICES
 from smartcity.suite import open_suite
+
+from ..conftest import AlertReceiver
 
 IRI_TOLERANCE = 0.25  # road-health's stated relative error of a segment's IRI
 CLASS_BOUNDARIES = (1.5, 2.68)  # good < 1.5 <= fair <= 2.68 < poor (m/km)
@@ -42,35 +42,13 @@ class IriOutsideTolerance(AssertionError):
     """A segment's IRI is farther from the truth than road-health's stated tolerance."""
 
 
-class Receiver:
-    """A local webhook receiver keeping every alert POSTed to it."""
-
-    def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                receiver.received.append(json.loads(body))
-                self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
-def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[Receiver]:
+def receiver(monkeypatch: pytest.MonkeyPatch) -> Iterator[AlertReceiver]:
     """The webhook road-health is configured with, as docs/roadhealth.md says."""
-    found = Receiver()
+    found = AlertReceiver()
     monkeypatch.setenv("SMARTCITY_ROADHEALTH_WEBHOOK", found.url)
     yield found
-    found.server.shutdown()
+    found.close()
 
 
 def wait_for(predicate: Any, timeout_s: float, what: str) -> None:
@@ -82,7 +60,7 @@ def wait_for(predicate: Any, timeout_s: float, what: str) -> None:
 
 
 def test_simulated_fleet_through_the_gateway_matches_ground_truth(
-    tmp_path: Path, live_server: Any, receiver: Receiver
+    tmp_path: Path, live_server: Any, receiver: AlertReceiver
 ) -> None:
     started = time.monotonic()
     data = tmp_path / "data"

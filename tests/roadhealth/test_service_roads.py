@@ -4,11 +4,8 @@ network; conditions, potholes, priorities, alerts and proofs are scored against 
 from __future__ import annotations
 
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
 
 from click.testing import CliRunner
 
@@ -18,35 +15,10 @@ from services.roadhealth.testing import Harness, running
 from services.roadhealth.wire import has_valid_signature
 from smartcity.cli import main as smartcity_cli
 
+from ..conftest import AlertReceiver
+
 IRI_TOLERANCE = 0.25  # relative error of a segment's IRI against the simulator's truth
 T0 = 1_770_000_000.0
-
-
-class Receiver:
-    """A local webhook receiver that fails its first `fail_first` calls with HTTP 503."""
-
-    def __init__(self, fail_first: int) -> None:
-        self.received: list[dict[str, Any]] = []
-        self.calls = 0
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["content-length"]))
-                receiver.calls += 1
-                if receiver.calls <= fail_first:
-                    self.send_response(503)
-                else:
-                    receiver.received.append(json.loads(body))
-                    self.send_response(204)
-                self.end_headers()
-
-            def log_message(self, *_: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
 
 def drive_fleet(h: Harness) -> tuple[Fleet, list[str]]:
@@ -86,7 +58,7 @@ def drive_fleet(h: Harness) -> tuple[Fleet, list[str]]:
 
 def test_fleet_on_the_demo_network(tmp_path: Path, db_url: str) -> None:
     with running(tmp_path, db_url) as h:
-        receiver = Receiver(fail_first=1)
+        receiver = AlertReceiver(fail_first=1)
         hook = h.client.post(
             "/roadhealth/v1/webhooks", json={"url": receiver.url}, headers=h.auth("road-authority")
         )

@@ -10,14 +10,12 @@ apart were confirmed as two potholes.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from iot_gateway.simulator import build_network, default_geojson_path
 from services.roadhealth.analysis import DEFAULT_CLASSIFIER
 from services.roadhealth.analytics.anomaly import load_classifier
 from services.roadhealth.testing import replay_simulator, running, score_potholes
-from smartcity.iot import SIM_ANOMALY_GAP_M, SIM_ANOMALY_MARGIN_M, SIM_BUMPS, SIM_POTHOLES
+from smartcity.iot import demo_network, planted_potholes
 
 TOLERANCE_M = 5.0
 
@@ -25,23 +23,8 @@ TOLERANCE_M = 5.0
 def test_simulated_fleet_potholes_confirmed_once_each_within_metres(
     tmp_path: Path, db_url: str
 ) -> None:
-    network = build_network(
-        city="sim",
-        seed=0,
-        n_devices=6,
-        n_segments=6,
-        geojson=json.loads(default_geojson_path().read_text()),
-        potholes_per_segment=SIM_POTHOLES,
-        bumps_per_segment=SIM_BUMPS,
-        anomaly_margin_m=SIM_ANOMALY_MARGIN_M,
-        anomaly_gap_m=SIM_ANOMALY_GAP_M,
-    )
-    planted = [
-        (s.id, a.position_m)
-        for s in network.segments
-        for a in s.profile.anomalies
-        if a.kind == "pothole"
-    ]
+    network = demo_network(city="sim", seed=0, n_devices=6, n_segments=6)
+    planted = planted_potholes(network)
     with running(tmp_path, db_url) as h:
         replay_simulator(h, network)
         doc = h.client.get("/roadhealth/v1/potholes", headers=h.auth("road-authority")).json()
