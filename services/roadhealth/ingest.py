@@ -65,6 +65,7 @@ def ingest_batch(
     accepted = _check_messages(rt, request, results)
     _deduplicate(session, accepted, results)
     new = [a for a in accepted if a.leaf_index not in results]
+    revisited, left = _complete_headings(rt, session, [a.telemetry for a in new])
     windows = _store_windows(rt, session, batch.anchor_tx, batch.root, new, results)
     response = {
         "anchor_tx": batch.anchor_tx,
@@ -93,7 +94,7 @@ def ingest_batch(
             "this batch (or one of its windows) is being stored by another request; retry",
             code="batch_in_progress",
         ) from exc
-    _assess(rt, session, windows)
+    _assess(rt, session, revisited + windows, also_refresh=left)
     return response
 
 
@@ -261,18 +262,72 @@ def _store_windows(
 
 
 def _match_window(rt: Runtime, t: Telemetry, heading: float | None) -> Match | None:
+    return _match_start(
+        rt, t.lat, t.lon, window_length_m(t.speed_mps, len(t.acc_z), t.rate_hz), heading
+    )
+
+
+def _match_start(
+    rt: Runtime, lat: float, lon: float, travel_m: float, heading: float | None
+) -> Match | None:
     """Match a window by its middle, not its first sample: a window that starts at a junction
-    mostly covers the road it drives into. The chainage kept is still the window's start."""
+    mostly covers the road it drives into. The chainage kept is still the window's start.
+    Without a heading the start alone is matched and the direction stays unknown (0)."""
     if heading is None:
-        return rt.index.match(t.lat, t.lon, None)
-    half_m = t.speed_mps * len(t.acc_z) / max(1, t.rate_hz) / 2
+        return rt.index.match(lat, lon, None)
+    half_m = travel_m / 2
     north, east = half_m * math.cos(math.radians(heading)), half_m * math.sin(math.radians(heading))
-    mid_lat = t.lat + north / 111_195.0
-    mid_lon = t.lon + east / (111_195.0 * math.cos(math.radians(t.lat)))
+    mid_lat = lat + north / 111_195.0
+    mid_lon = lon + east / (111_195.0 * math.cos(math.radians(lat)))
     middle = rt.index.match(mid_lat, mid_lon, heading)
     if middle is None:
-        return rt.index.match(t.lat, t.lon, heading)
+        return rt.index.match(lat, lon, heading)
     return replace(middle, chainage_m=middle.chainage_m - middle.direction * half_m)
+
+
+def _complete_headings(
+    rt: Runtime, session: Session, items: list[Telemetry]
+) -> tuple[list[RhWindow], set[str]]:
+    """Give a stored window that had no heading (its device's last in an earlier batch, right
+    after a jump) the heading towards its next window, which this batch brings, and match it
+    again; returns those windows and the segments they were matched to before."""
+    first: dict[str, Telemetry] = {}
+    for t in items:
+        if t.device not in first or t.seq < first[t.device].seq:
+            first[t.device] = t
+    revisited: list[RhWindow] = []
+    left: set[str] = set()
+    for device, nxt in sorted(first.items()):
+        window = session.scalars(
+            select(RhWindow).where(
+                RhWindow.device == device,
+                RhWindow.seq == nxt.seq - 1,
+                RhWindow.heading_deg.is_(None),
+            )
+        ).first()
+        if window is None:
+            continue
+        travel = window_length_m(window.speed_mps, window.samples, window.rate_hz)
+        here = _Fix(window.seq, window.t0, window.lat, window.lon, travel)
+        there = _Fix(
+            nxt.seq,
+            nxt.t0,
+            nxt.lat,
+            nxt.lon,
+            window_length_m(nxt.speed_mps, len(nxt.acc_z), nxt.rate_hz),
+        )
+        heading = _heading(here, there)
+        if heading is None:
+            continue
+        match = _match_start(rt, window.lat, window.lon, travel, heading)
+        if window.segment is not None and (match is None or match.segment != window.segment):
+            left.add(window.segment)
+        window.heading_deg = heading
+        window.segment = None if match is None else match.segment
+        window.chainage_m = None if match is None else match.chainage_m
+        window.direction = 0 if match is None else match.direction
+        revisited.append(window)
+    return revisited, left
 
 
 def _headings(session: Session, items: list[Telemetry]) -> dict[tuple[str, int], float]:
@@ -344,13 +399,18 @@ def _heading(a: _Fix, b: _Fix) -> float | None:
     return bearing_deg(a.lat, a.lon, b.lat, b.lon)
 
 
-def _assess(rt: Runtime, session: Session, windows: list[RhWindow]) -> None:
+def _assess(
+    rt: Runtime, session: Session, windows: list[RhWindow], *, also_refresh: set[str]
+) -> None:
     reported: set[str] = set()
     for window in windows:
-        if window.segment is None or window.chainage_m is None:
+        # A report needs the direction of travel: without it an event `offset_m` into the
+        # window may lie before or after its start, and a window starting at a junction may
+        # be on either road (such a report once made a pothole on the wrong street)
+        if window.segment is None or window.chainage_m is None or not window.direction:
             continue
         length = rt.index.lengths_m.get(window.segment, 0.0)
-        direction = window.direction or 1
+        direction = window.direction
         for event in window.anomalies:
             if not event.get("reported", event["kind"] == "pothole"):
                 continue  # a bump, or the classifier calls its surroundings plain road
@@ -364,6 +424,8 @@ def _assess(rt: Runtime, session: Session, windows: list[RhWindow]) -> None:
     potholes: set[str] = set()
     for segment in sorted(reported):
         potholes |= assess.regroup_segment(rt, session, segment)
-    assess.refresh_segments(rt, session, [w.segment for w in windows if w.segment])
+    assess.refresh_segments(
+        rt, session, [w.segment for w in windows if w.segment] + sorted(also_refresh)
+    )
     assess.refresh_potholes(rt, session, potholes)
     rt.kick_alerts()
