@@ -22,8 +22,11 @@ from chain.home import SuiteHome, init_suite, load_node_home
 from chain.light import verify_bundle
 from chain.sim.world import BEHAVIOURS, FAULTS, Failure, Scenario, run_scenario
 from chain.tx import sign_tx
+from smartcity.registry import SERVICES
 
 DATA = Path("data")
+# What a token may be for: a node's API and each service the suite mounts (smartcity.registry)
+AUDIENCES = (AUDIENCE_CHAIN, *(entry.name for entry in SERVICES))
 HOME_OPTION = click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
@@ -103,7 +106,6 @@ def init(
     out: Path, validators: int, observers: int, chain_id: str, container_network: bool
 ) -> None:
     """Create keys, genesis and node homes, with the demo organisations of the applications."""
-    from smartcity.registry import SERVICES
 
     try:
         genesis = init_suite(
@@ -181,11 +183,16 @@ def up(data: Path, host: str, port: int, validators: int, simulate: bool) -> Non
     """Run the whole suite in one process (initialising DATA on first run)."""
     import uvicorn
 
-    from smartcity.logs import uvicorn_options
+    from smartcity.console import announce, log_destination, port_problem
+    from smartcity.logs import active_format, redact, uvicorn_options
     from smartcity.ops import settle_heap
     from smartcity.settings import is_demo
     from smartcity.suite import open_suite
 
+    # Verify the port is free before opening anything: one line, not a banner and a traceback
+    problem = port_problem(host, port)
+    if problem:
+        _fail(problem)
     # A folder `up` creates now is a demo folder; access logs only at DEBUG (the page polls)
     _start_process(
         data, demo=is_demo(data) or not (data / "genesis.json").exists(), access_log=False
@@ -195,22 +202,21 @@ def up(data: Path, host: str, port: int, validators: int, simulate: bool) -> Non
     except ChainError as exc:
         _fail(str(exc))
     genesis = suite.node.ledger.genesis
-    base = f"http://{host}:{port}"
-    click.echo(
+    base, proof = f"http://{host}:{port}", data / "README.md.proof.json"
+    banner = [
         ("initialised" if suite.created else "continuing")
-        + f" chain {genesis.chain_id} in {data}/ at height {suite.node.ledger.height}"
-    )
-    click.echo(f"  chain API   {base}/chain   (OpenAPI: {base}/chain/docs)")
-    click.echo(f"  nodes       {', '.join(f'{base}/nodes/{n}' for n in suite.cluster.nodes)}")
-    for name in suite.services:
-        click.echo(f"  {name:<11} {base}/{name}   (OpenAPI: {base}/{name}/docs)")
-    click.echo(
-        f"  demo orgs   {', '.join(o.id for o in genesis.organisations)}  (keys in {data}/orgs/)"
-    )
-    click.echo(
-        f"  try         smartcity anchor README.md --as city-agency && "
-        f"smartcity verify-proof README.md.proof.json --genesis {data}/genesis.json"
-    )
+        + f" chain {genesis.chain_id} in {data}/ at height {suite.node.ledger.height}",
+        f"  dashboard   {base}/",
+        f"  chain API   {base}/chain   (OpenAPI: {base}/chain/docs)",
+        f"  nodes       {', '.join(f'{base}/nodes/{n}' for n in suite.cluster.nodes)}",
+        *(f"  {name:<11} {base}/{name}   (OpenAPI: {base}/{name}/docs)" for name in suite.services),
+        f"  demo orgs   {', '.join(o.id for o in genesis.organisations)}  (keys in {data}/orgs/)",
+        f"  try         smartcity anchor README.md --as city-agency --proof-out {proof}"
+        f" && smartcity verify-proof {proof} --genesis {data}/genesis.json",
+        f"  logs        {log_destination(active_format())}",
+        "  stop        Ctrl-C",
+    ]
+    announce(banner, chain_id=genesis.chain_id, url=base, data=str(data))
     from smartcity.iot import IotHandle, start_iot
     from smartcity.ops import attach_gateway
 
@@ -220,7 +226,7 @@ def up(data: Path, host: str, port: int, validators: int, simulate: bool) -> Non
         iot.append(start_iot(suite, simulate=simulate, base_url=base))
         attach_gateway(suite.app, iot[0].gateway)  # into the process's /metrics and /readyz
         note = "   (simulated sensors on)" if simulate else ""
-        click.echo(f"  gateway     {iot[0].health_url}{note}")
+        click.echo(f"  gateway     {iot[0].health_url}, broker {redact(iot[0].broker_url)}{note}")
 
     def stop_sensors() -> None:
         for handle in iot:
@@ -228,13 +234,12 @@ def up(data: Path, host: str, port: int, validators: int, simulate: bool) -> Non
 
     suite.app.router.on_startup.append(start_sensors)
     suite.app.router.on_shutdown.insert(0, stop_sensors)
-    click.echo("  stop        Ctrl-C")
     settle_heap()
     uvicorn.run(suite.app, host=host, port=port, **uvicorn_options())
 
 
 @main.command()
-@click.argument("name", type=click.Choice(["identity", "credit", "roadhealth"]))
+@click.argument("name", type=click.Choice([entry.name for entry in SERVICES]))
 @HOME_OPTION
 @click.option("--node", "node_url", required=True, help="The chain node API this service uses.")
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -248,7 +253,6 @@ def service(name: str, home: Path, node_url: str, host: str, port: int) -> None:
     from services.common.ledger import RemoteLedger
     from smartcity.logs import uvicorn_options
     from smartcity.ops import instrument_service, settle_heap
-    from smartcity.registry import SERVICES
     from smartcity.suite import OPERATOR_ORG, _import
 
     entry = next(e for e in SERVICES if e.name == name)
@@ -280,7 +284,11 @@ def service(name: str, home: Path, node_url: str, host: str, port: int) -> None:
 @HOME_OPTION
 @click.option("--as", "org", required=True, help="Organisation whose key signs the token.")
 @click.option(
-    "--audience", default=AUDIENCE_CHAIN, show_default=True, help="Service the token is for."
+    "--audience",
+    type=click.Choice(AUDIENCES),
+    default=AUDIENCE_CHAIN,
+    show_default=True,
+    help="Service the token is for: the chain API or one of the application services.",
 )
 @click.option(
     "--ttl",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,16 @@ def _read_proposal(home: Path, org: str, node_url: str | None, proposal: str) ->
     return dict(value)
 
 
+def _proposal_id(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    """A proposal id as `gov propose` prints it: the proposing transaction's 64-hex hash."""
+    cleaned = value.strip().lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", cleaned):
+        raise click.BadParameter(
+            f"{value!r} is not a proposal id: use the 64-hex id `smartcity gov propose` printed"
+        )
+    return cleaned
+
+
 def _summary(pid: str, proposal: dict[str, Any]) -> str:
     return (
         f"proposal {pid}: {proposal['action']} is {proposal['status']}"
@@ -116,19 +127,23 @@ def propose(
 
 
 @gov.command()
-@click.argument("proposal")
+@click.argument("proposal", callback=_proposal_id)
 @click.option("--reject", is_flag=True, help="Vote against (default: approve).")
 @HOME
 @AS_ORG
 @NODE
 def vote(proposal: str, reject: bool, home: Path, org: str, node_url: str | None) -> None:
     """Vote on PROPOSAL (the id `propose` printed)."""
+    # Verify the proposal exists and is still open: a closed one takes no more votes
+    current = _read_proposal(home, org, node_url, proposal)
+    if current["status"] != "open":
+        _fail(f"{_summary(proposal, current)}: it takes no more votes")
     submit(home, org, node_url, "governance", "vote", {"proposal": proposal, "approve": not reject})
     click.echo(_summary(proposal, _read_proposal(home, org, node_url, proposal)))
 
 
 @gov.command()
-@click.argument("proposal")
+@click.argument("proposal", callback=_proposal_id)
 @HOME
 @click.option("--as", "org", default="regulator", show_default=True, help="Who reads.")
 @NODE

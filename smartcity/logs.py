@@ -115,6 +115,14 @@ def default_format(stream: TextIO) -> str:
     return "text" if stream.isatty() else "json"
 
 
+def active_format() -> str:
+    """The format of the handler `configure_logging` installed last: "json" or "text"."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler.formatter, JsonFormatter):
+            return "json"
+    return "text"
+
+
 def configure_logging(
     log_format: str | None = None,
     level: str | None = None,
@@ -145,6 +153,8 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(numeric)
+    # Python warnings (deprecations from libraries) become log records in the same format
+    logging.captureWarnings(True)
     for noisy in ("httpx", "httpcore", "amqtt", "transitions"):
         logging.getLogger(noisy).setLevel(max(numeric, logging.WARNING))
     broker = logging.getLogger("amqtt.broker")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -200,3 +201,50 @@ def test_road_authority_registers_and_suspends_devices_from_the_cli(
             url,
         )
         assert bad.exit_code == 1 and "bad_args" in bad.output
+
+
+def test_token_refuses_an_audience_no_service_has(tmp_path: Path) -> None:
+    run("init", "--out", str(tmp_path / "c"))
+    result = run("token", "--home", str(tmp_path / "c"), "--as", "bank-a", "--audience", "nonsense")
+    assert result.exit_code == 2
+    assert "'nonsense' is not one of 'chain', 'identity', 'credit', 'roadhealth'" in result.output
+    assert "eyJ" not in result.output
+
+
+def test_gov_vote_on_something_that_is_not_a_proposal_id_says_what_one_is(tmp_path: Path) -> None:
+    run("init", "--out", str(tmp_path / "c"))
+    result = run("gov", "vote", "deadbeef", "--as", "regulator", "--home", str(tmp_path / "c"))
+    assert result.exit_code == 2
+    assert "'deadbeef' is not a proposal id" in result.output
+    assert "the 64-hex id `smartcity gov propose` printed" in result.output
+    assert "pattern" not in result.output
+
+
+def test_gov_vote_on_an_unknown_or_closed_proposal_says_so(suite: tuple[Path, str]) -> None:
+    data, url = suite
+    common = ["--home", str(data), "--node", url]
+    unknown = run("gov", "vote", "ab" * 32, "--as", "regulator", *common)
+    assert unknown.exit_code == 1 and f"no proposal {'ab' * 32} on the chain" in unknown.output
+    params = '{"contract": "credit", "method": "approve_model", "args": {"sha256": "' + "cd" * 32
+    proposed = run("gov", "propose", "invoke", params + '"}}', "--as", "regulator", *common)
+    assert proposed.exit_code == 0, proposed.output
+    pid = proposed.stdout.strip()
+    rejected = run("gov", "vote", pid, "--as", "city-agency", "--reject", *common)
+    assert rejected.exit_code == 0 and "is open" in rejected.output
+    closed = run("gov", "vote", pid, "--as", "road-authority", "--reject", *common)
+    assert closed.exit_code == 0 and "is rejected" in closed.output
+    again = run("gov", "vote", pid, "--as", "road-authority", *common)
+    assert again.exit_code == 1
+    assert f"proposal {pid}: invoke is rejected" in again.output
+    assert "takes no more votes" in again.output
+
+
+def test_up_on_a_busy_port_says_so_in_one_line_and_opens_nothing(tmp_path: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = run("up", "--data", str(tmp_path / "data"), "--port", str(port))
+    assert result.exit_code == 1
+    assert result.output == f"error: port {port} on 127.0.0.1 is in use; stop it or pass --port\n"
+    assert not (tmp_path / "data").exists()
