@@ -16,7 +16,7 @@ from chain.block import Receipt
 from chain.encoding import parse_json
 from chain.errors import ChainError, EncodingError, ProofError, StorageError, TxRejected
 from chain.node import Node, block_message
-from chain.tx import MAX_TX_BYTES, decode_tx, tx_from_json
+from chain.tx import MAX_TX_BYTES, Tx, decode_tx, tx_from_json, verify_signatures
 
 MAX_BATCH = 10_000
 MAX_BATCH_BYTES = 32 * 1024 * 1024
@@ -285,6 +285,7 @@ def _parse_height(text: str) -> int | None:
 def _admit_batch(node: Node, items: list[Any]) -> BatchResult:
     results: list[BatchItem] = []
     good = []
+    parsed: list[Tx | TxRejected] = []
     for item in items:
         try:
             raw_size = len(json.dumps(item))
@@ -292,7 +293,16 @@ def _admit_batch(node: Node, items: list[Any]) -> BatchResult:
                 raise TxRejected(
                     "tx_too_large", f"{raw_size} bytes exceeds {MAX_TX_BYTES}", status=413
                 )
-            tx = tx_from_json(item)
+            parsed.append(tx_from_json(item))
+        except TxRejected as exc:
+            parsed.append(exc)
+    # Signatures on every core at once; check_tx below then finds them verified
+    verify_signatures([t for t in parsed if isinstance(t, Tx) and t.hash not in node.mempool])
+    for entry in parsed:
+        try:
+            if isinstance(entry, TxRejected):
+                raise entry
+            tx = entry
             if tx.hash not in node.mempool:
                 node.ledger.check_tx(tx)
         except TxRejected as exc:

@@ -21,7 +21,7 @@ from chain.crypto import SigningKey
 from chain.errors import ChainError, TxRejected
 from chain.ledger import BlockResult, Ledger
 from chain.mempool import Admitted, Mempool
-from chain.tx import Tx
+from chain.tx import Tx, verify_signatures
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ class Node:
 
     def submit(self, txs: Sequence[Tx]) -> list[Admitted]:
         """Check and admit transactions; the first refusal raises with its code."""
+        verify_signatures([tx for tx in txs if tx.hash not in self.mempool])
         for tx in txs:
             if tx.hash not in self.mempool:
                 self.ledger.check_tx(tx)
@@ -207,7 +208,6 @@ class Node:
             height=height,
             time_ms=time_ms,
             proposer=self.key.public_hex,
-            verified=frozenset(tx.hash for tx in txs),
         )
         block_hash = result.header.hash
         sig = sign_precommit(

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import secrets
+import threading
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -20,6 +24,8 @@ MAX_TX_BYTES = 64 * 1024
 MAX_NONCE = 2**53 - 1
 _NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
 _FIELDS = {"chain_id", "sender", "contract", "method", "args", "nonce", "expiry_height", "sig"}
+# "sig" sorts last of the fields, so the canonical signed tx is the canonical body + this tail
+_SIG_TAIL_BYTES = len(b',"sig":""}') + 2 * SIGNATURE_BYTES
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,10 +67,79 @@ class Tx:
         return TxHash(hashlib.sha256(self._encoded).hexdigest())
 
     def signed_bytes(self) -> bytes:
-        return signing_bytes(self.body())
+        """TX_DOMAIN + canonical(body): cut from the encoded tx rather than encoded again."""
+        return TX_DOMAIN + self._encoded[:-_SIG_TAIL_BYTES] + b"}"
 
     def has_valid_signature(self) -> bool:
-        return verify(self.sender, self.signed_bytes(), bytes.fromhex(self.sig))
+        """Checked once per process: the hash binds body and signature, so a verified hash
+        stays verified (in-process validators share this work)."""
+        digest = self.hash
+        if digest in VERIFIED:
+            return True
+        good = verify(self.sender, self.signed_bytes(), bytes.fromhex(self.sig))
+        if good:
+            VERIFIED.add(digest)
+        return good
+
+
+class SignatureCache:
+    """Hashes of the transactions whose signatures this process verified, oldest evicted."""
+
+    def __init__(self, capacity: int = 500_000) -> None:
+        self.capacity = capacity
+        self._hashes: dict[str, None] = {}
+        self._lock = threading.Lock()
+
+    def __contains__(self, digest: str) -> bool:
+        return digest in self._hashes
+
+    def __len__(self) -> int:
+        return len(self._hashes)
+
+    def add(self, digest: str) -> None:
+        with self._lock:
+            self._hashes[digest] = None
+            while len(self._hashes) > self.capacity:
+                del self._hashes[next(iter(self._hashes))]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._hashes.clear()
+
+
+VERIFIED = SignatureCache()
+_POOL_MIN_BATCH = 64
+_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _verify_pool() -> ThreadPoolExecutor:
+    global _pool
+    with _pool_lock:
+        if _pool is None:
+            _pool = ThreadPoolExecutor(
+                max_workers=max(2, os.cpu_count() or 1), thread_name_prefix="tx-verify"
+            )
+        return _pool
+
+
+def verify_signatures(txs: Sequence[Tx]) -> list[bool]:
+    """Check many signatures, on every core for large batches (libsodium releases the GIL);
+    the verified ones are remembered, so a later `has_valid_signature` costs a set look-up."""
+    todo = [tx for tx in txs if tx.hash not in VERIFIED]
+    if len(todo) >= _POOL_MIN_BATCH:
+        workers = max(2, os.cpu_count() or 1)
+        size = -(-len(todo) // workers)
+        chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
+        list(_verify_pool().map(_verify_chunk, chunks))
+    else:
+        _verify_chunk(todo)
+    return [tx.has_valid_signature() for tx in txs]
+
+
+def _verify_chunk(txs: Sequence[Tx]) -> None:
+    for tx in txs:
+        tx.has_valid_signature()
 
 
 def signing_bytes(body: dict[str, Any]) -> bytes:

@@ -64,7 +64,6 @@ class LedgerApp:
             height=height,
             time_ms=max(self.clock_ms(), last + 1),
             proposer=self.proposer,
-            verified=frozenset(tx.hash for tx in txs),
         )
         candidate = Candidate(result.header, tuple(txs))
         self.results[candidate.hash] = result
@@ -81,14 +80,12 @@ class LedgerApp:
             return False
         if not certified and header.time_ms > self.clock_ms() + MAX_CLOCK_SKEW_MS:
             return False
-        known = frozenset(tx.hash for tx in value.txs if tx.hash in self.mempool)
         try:
             result = self.ledger.execute(
                 list(value.txs),
                 height=header.height,
                 time_ms=header.time_ms,
                 proposer=header.proposer,
-                verified=known,
             )
         except (InvalidBlock, ChainError):
             return False

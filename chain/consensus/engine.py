@@ -34,7 +34,7 @@ from chain.consensus.messages import Message, ValidatorSet, Vote
 from chain.crypto import verify
 from chain.errors import ChainError
 from chain.node import Node
-from chain.tx import Tx
+from chain.tx import Tx, verify_signatures
 from chain.types import BlockHash, Height, PublicKey, Round
 
 log = logging.getLogger(__name__)
@@ -108,9 +108,10 @@ class Engine:
     def receive_txs(self, txs: list[Tx]) -> None:
         """Transactions gossiped by a peer: admitted like any other, refusals dropped."""
         fresh = []
-        for tx in txs:
-            if tx.hash in self.node.mempool or tx.hash in self.ledger.live_txs:
-                continue
+        mempool, live = self.node.mempool, self.ledger.live_txs
+        unseen = [tx for tx in txs if tx.hash not in mempool and tx.hash not in live]
+        verify_signatures(unseen)
+        for tx in unseen:
             try:
                 self.ledger.check_tx(tx)
             except ChainError as exc:  # a peer's bad transaction is its problem, not ours
