@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import copy
 import hashlib
-import json
 import re
 import secrets
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.identity._jose import JsonObject, b64url_decode, b64url_encode, json_bytes
+from services.identity._jose import (
+    JsonObject,
+    b64url_decode,
+    b64url_encode,
+    json_bytes,
+    load_json,
+)
 from services.identity.errors import (
     DuplicateDigest,
     DuplicateDisclosure,
@@ -56,9 +61,9 @@ def make_disclosure(name: str | None, value: Any, salt: str | None = None) -> Di
 def decode_disclosure(encoded: str) -> Disclosure:
     """Parse an encoded disclosure, rejecting anything that is not a well-formed array."""
     try:
-        array = json.loads(b64url_decode(encoded))
-    except (MalformedToken, UnicodeDecodeError, ValueError) as exc:
-        raise InvalidDisclosure("a disclosure is not base64url JSON") from exc
+        array = load_json(b64url_decode(encoded), "a disclosure")
+    except MalformedToken as exc:
+        raise InvalidDisclosure(f"a disclosure is not base64url JSON: {exc}") from exc
     if not isinstance(array, list) or len(array) not in (2, 3) or not isinstance(array[0], str):
         raise InvalidDisclosure("a disclosure must be [salt, value] or [salt, name, value]")
     if len(array) == 2:
@@ -203,7 +208,10 @@ def apply_disclosures(
         by_digest[disclosure.digest] = disclosure
     state = _Rebuild(by_digest=by_digest, seen=set(), used={})
     body = {k: v for k, v in payload.items() if k != "_sd_alg"}
-    claims = _rebuild(body, state, ())
+    try:
+        claims = _rebuild(body, state, ())
+    except RecursionError as exc:
+        raise InvalidDisclosure("disclosures nest inside each other too deeply") from exc
     unused = set(by_digest) - set(state.used)
     if unused:
         raise UnreferencedDisclosure(f"{len(unused)} disclosure(s) not referenced by the payload")

@@ -48,12 +48,55 @@ def json_bytes(value: Any) -> bytes:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
-def parse_json_object(data: bytes, what: str) -> JsonObject:
-    """Parse bytes as a JSON object or raise MalformedToken naming `what`."""
+MAX_JSON_DEPTH = 32
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in members:
+            raise ValueError(f"member {name!r} appears twice")
+        members[name] = value
+    return members
+
+
+def load_json(data: bytes | str, what: str) -> Any:
+    """Strict RFC 8259 JSON: no NaN/Infinity, no duplicate members, nesting at most 32 deep.
+
+    What a signer wrote must mean one thing to every reader (RFC 7515 §5.2 lets a JWS reader
+    refuse duplicate members), and nothing downstream should recurse without bound.
+    """
     try:
-        value = json.loads(data)
+        value = json.loads(data, parse_constant=_no_constant, object_pairs_hook=_unique_members)
+    except RecursionError as exc:
+        raise MalformedToken(f"{what} nests deeper than {MAX_JSON_DEPTH} levels") from exc
     except (UnicodeDecodeError, ValueError) as exc:
-        raise MalformedToken(f"{what} is not JSON") from exc
+        raise MalformedToken(f"{what} is not JSON: {exc}") from exc
+    if json_depth(value) > MAX_JSON_DEPTH:
+        raise MalformedToken(f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
+    return value
+
+
+def json_depth(value: Any) -> int:
+    """How deeply arrays and objects nest in a parsed JSON value (a scalar is 0), iteratively."""
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1) for v in node.values())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1) for v in node)
+    return deepest
+
+
+def parse_json_object(data: bytes, what: str) -> JsonObject:
+    """Parse bytes as a strict JSON object or raise MalformedToken naming `what`."""
+    value = load_json(data, what)
     if not isinstance(value, dict):
         raise MalformedToken(f"{what} is not a JSON object")
     return value

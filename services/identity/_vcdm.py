@@ -10,10 +10,12 @@ from datetime import datetime
 from typing import Any
 
 from services.identity._jose import JsonObject, parse_compact
+from services.identity._keys import check_public_jwk
 from services.identity.errors import (
     IdentityError,
     InvalidClaims,
     InvalidEnvelopedCredential,
+    InvalidKey,
     InvalidKeyId,
     InvalidMediaType,
     IssuerMismatch,
@@ -41,6 +43,8 @@ PRESENTATION_PROPERTIES = frozenset(
 SECURING_CLAIMS = frozenset(
     {"iss", "sub", "aud", "iat", "nbf", "exp", "jti", "cnf", "nonce", "_sd", "_sd_alg", "status"}
 )
+# datetime handles years 1..9999; a NumericDate outside that range cannot be compared with now.
+MAX_NUMERIC_DATE = 253_402_300_799
 ENVELOPE_MEDIA_TYPES = frozenset(
     {
         "application/vc+jwt", "application/vc+sd-jwt", "application/dc+sd-jwt",
@@ -67,7 +71,12 @@ def check_context_and_type(document: Mapping[str, Any], required_type: str) -> N
     contexts = _as_list(document.get("@context"))
     if not contexts or contexts[0] != VC_CONTEXT_V2:
         raise InvalidClaims(f"@context must start with {VC_CONTEXT_V2}")
-    if required_type not in _as_list(document.get("type")):
+    if not all(isinstance(c, str | Mapping) for c in contexts):
+        raise InvalidClaims("@context items must be URLs or objects")
+    types = _as_list(document.get("type"))
+    if not all(isinstance(t, str) and t for t in types):
+        raise InvalidClaims("type must be a string or a list of non-empty strings")
+    if required_type not in types:
         raise InvalidClaims(f"type must include {required_type}")
 
 
@@ -95,29 +104,131 @@ def parse_datetime(value: Any, name: str) -> datetime:
         raise InvalidClaims(f"{name} is not a date-time: {value!r}") from exc
     if parsed.tzinfo is None:
         raise InvalidClaims(f"{name} needs a time zone: {value!r}")
+    try:
+        parsed.timestamp()
+    except (OverflowError, ValueError) as exc:
+        raise InvalidClaims(f"{name} is out of range: {value!r}") from exc
     return parsed
 
 
 def check_credential(document: Mapping[str, Any], *, strict: bool) -> None:
-    """Verify the shape VCDM 2.0 requires of a credential; `strict` refuses unknown members."""
+    """Verify the shape VCDM 2.0 requires of every member a verifier reads.
+
+    `strict` (issuance) also refuses members the data model does not define.
+    """
     check_context_and_type(document, "VerifiableCredential")
+    _check_optional_url(document, "id")
     if id_of(document.get("issuer")) is None:
-        raise InvalidClaims("issuer must be a URL or an object with an id")
-    subjects = _as_list(document.get("credentialSubject"))
-    if not subjects or not all(isinstance(s, Mapping) and s for s in subjects):
-        raise InvalidClaims("credentialSubject must be a non-empty object or list of objects")
+        raise InvalidClaims("issuer must be a URL or an object with a string id")
+    subjects(document)
     for name in ("validFrom", "validUntil"):
         if name in document:
             parse_datetime(document[name], name)
+    for name in ("name", "description"):
+        if name in document:
+            _check_language_values(document[name], name)
+    for entry in _objects(document, "credentialStatus", min_items=0):
+        _check_string_member(entry, "type", "credentialStatus")
+        _check_optional_url(entry, "id", "credentialStatus")
+        for member in ("statusPurpose", "statusListIndex", "statusListCredential"):
+            if member in entry:
+                _check_string_member(entry, member, "credentialStatus")
+    for entry in _objects(document, "credentialSchema", min_items=0):
+        _check_string_member(entry, "id", "credentialSchema")
+        _check_string_member(entry, "type", "credentialSchema")
+        if "digestSRI" in entry:
+            _check_string_member(entry, "digestSRI", "credentialSchema")
+    for name in ("evidence", "termsOfUse", "refreshService", "renderMethod", "relatedResource",
+                 "confidenceMethod"):  # fmt: skip
+        _objects(document, name, min_items=0)
+    check_jwt_claims(document)
     if strict:
         check_unknown_properties(document, CREDENTIAL_PROPERTIES)
+
+
+def subjects(document: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The credential's subjects (one object, or a list of them, as VCDM 2.0 allows)."""
+    found = _objects(document, "credentialSubject", min_items=1)
+    for subject in found:
+        if not subject:
+            raise InvalidClaims("credentialSubject must not be an empty object")
+        _check_optional_url(subject, "id", "credentialSubject")
+    return found
+
+
+def subject_ids(document: Mapping[str, Any]) -> list[str]:
+    """The ids of the subjects that have one, in order (call after check_credential)."""
+    return [s["id"] for s in _as_list(document.get("credentialSubject")) if "id" in s]
+
+
+def _objects(document: Mapping[str, Any], name: str, *, min_items: int) -> list[Mapping[str, Any]]:
+    value = document.get(name)
+    if value is None and name not in document and min_items == 0:
+        return []
+    items = _as_list(value)
+    if len(items) < max(min_items, 1) or not all(isinstance(i, Mapping) for i in items):
+        raise InvalidClaims(f"{name} must be an object or a non-empty list of objects")
+    return items
+
+
+def _check_string_member(entry: Mapping[str, Any], member: str, where: str) -> None:
+    if not isinstance(entry.get(member), str):
+        raise InvalidClaims(f"{where}.{member} must be a string")
+
+
+def _check_optional_url(entry: Mapping[str, Any], member: str, where: str = "") -> None:
+    if member in entry and not is_absolute_url(entry[member]):
+        name = f"{where}.{member}" if where else member
+        raise InvalidClaims(f"{name} must be a URL string")
+
+
+def _check_language_values(value: Any, name: str) -> None:
+    """`name`/`description`: a string, or language value objects ({@value, @language, ...})."""
+    for item in _as_list(value):
+        if isinstance(item, str):
+            continue
+        if not isinstance(item, Mapping) or not isinstance(item.get("@value"), str):
+            raise InvalidClaims(f"{name} must be a string or language value objects")
+
+
+def check_jwt_claims(claims: Mapping[str, Any]) -> None:
+    """Verify the registered JWT claims present have the types RFC 7519 gives them."""
+    # exp and nbf limit validity, so one that cannot be read is refused, never ignored; iat is
+    # only informative here, and the W3C suite's own fixtures write it as an RFC 3339 string.
+    for name in ("nbf", "exp"):
+        if name in claims and not is_numeric_date(claims[name]):
+            raise InvalidClaims(f"{name} must be a NumericDate (seconds since 1970)")
+    for name in ("iss", "sub", "jti", "nonce"):
+        if name in claims and not isinstance(claims[name], str):
+            raise InvalidClaims(f"{name} must be a string")
+    if "aud" in claims:
+        audiences = _as_list(claims["aud"])
+        if not audiences or not all(isinstance(a, str) for a in audiences):
+            raise InvalidClaims("aud must be a string or a list of strings")
+    if "cnf" in claims:
+        cnf = claims["cnf"]
+        if not isinstance(cnf, Mapping) or "jwk" not in cnf:
+            raise InvalidClaims("cnf must be an object with a jwk")
+        try:
+            check_public_jwk(cnf["jwk"], where="cnf.jwk")
+        except InvalidKey as exc:
+            raise InvalidClaims(str(exc)) from exc
+
+
+def is_numeric_date(value: Any) -> bool:
+    """An RFC 7519 NumericDate: a finite JSON number, not a boolean, within datetime's range."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    return -MAX_NUMERIC_DATE <= value <= MAX_NUMERIC_DATE
 
 
 def check_presentation(document: Mapping[str, Any], *, strict: bool) -> None:
     """Verify the shape of a presentation and that each credential in it is enveloped."""
     check_context_and_type(document, "VerifiablePresentation")
+    _check_optional_url(document, "id")
     if "holder" in document and id_of(document["holder"]) is None:
         raise InvalidClaims("holder must be a URL or an object with an id")
+    check_jwt_claims(document)
     for entry in _as_list(document.get("verifiableCredential", [])):
         envelope_media_type(entry)
     if strict:

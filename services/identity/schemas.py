@@ -195,7 +195,8 @@ class VerifyOut(BaseModel):
     format: str
     issuer: str | None
     type: str | None
-    subject: str | None
+    subject: str | None = Field(description="the first subject's id")
+    subjects: list[str] = Field(description="every subject's id (VCDM 2.0 allows several)")
     checks: dict[str, CheckOut]
     claims: dict[str, Any]
     disclosed: list[str]

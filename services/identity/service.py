@@ -27,7 +27,8 @@ from chain.encoding import canonical
 from services.identity import _vcdm, sd_jwt, status_list, vc_jose, zkp
 from services.identity import contract as c
 from services.identity._chain import ChainGateway
-from services.identity._jose import public_jwk, to_jwk
+from services.identity._jose import public_jwk
+from services.identity._keys import CURVES, check_public_jwk
 from services.identity._vault import Vault
 from services.identity.errors import (
     AlreadyExists,
@@ -51,6 +52,7 @@ JWK_CONTEXT = "https://w3id.org/security/jwk/v1"
 COMMITMENTS = "zkCommitments"
 LIST_FILL = c.LIST_ENTRIES // 2  # open a new list at half full: random indexes stay cheap
 ALG_CURVES = {"EdDSA": ("OKP", "Ed25519"), "ES256": ("EC", "P-256")}
+DID_CURVES = frozenset({"Ed25519", "P-256"})  # what did:smartcity documents hold
 
 
 @dataclass
@@ -145,19 +147,11 @@ def _ms_iso(ms: int) -> str:
     return iso(datetime.fromtimestamp(ms / 1000, tz=UTC))
 
 
-def public_key_args(key: KeyIn | dict[str, Any]) -> dict[str, Any]:
-    """A public JWK reduced to the members the chain stores, refusing private or odd keys."""
+def public_key_args(key: KeyIn | dict[str, Any], where: str = "publicKeyJwk") -> dict[str, Any]:
+    """A public JWK fully checked and reduced to the members the chain stores."""
     raw = key.publicKeyJwk if isinstance(key, KeyIn) else key
-    if "d" in raw:
-        raise InvalidKey("publicKeyJwk must not contain the private key (d)")
-    exported = public_jwk(to_jwk(raw))
-    kty, crv = exported.get("kty"), exported.get("crv")
-    alg = {("OKP", "Ed25519"): "EdDSA", ("EC", "P-256"): "ES256"}.get((str(kty), str(crv)))
-    if alg is None:
-        raise InvalidKey(f"keys must be Ed25519 (EdDSA) or P-256 (ES256), not {kty}/{crv}")
-    members = {"kty": kty, "crv": crv, "x": exported["x"], "alg": alg}
-    if kty == "EC":
-        members["y"] = exported["y"]
+    members: dict[str, Any] = check_public_jwk(raw, where=where, curves=DID_CURVES)
+    members["alg"] = CURVES[members["crv"]][2]
     return members
 
 
@@ -165,21 +159,26 @@ def _document_args(msid: str, keys: list[KeyIn]) -> dict[str, Any]:
     methods, auth, assertion = [], [], []
     for number, key in enumerate(keys, start=1):
         fragment = key.id or f"key-{number}"
-        methods.append({"id": fragment, "publicKeyJwk": public_key_args(key)})
+        where = f"keys[{number - 1}].publicKeyJwk"
+        methods.append({"id": fragment, "publicKeyJwk": public_key_args(key, where)})
         if "authentication" in key.purposes:
             auth.append(fragment)
         if "assertionMethod" in key.purposes:
             assertion.append(fragment)
+    fragments = [m["id"] for m in methods]
+    if len(set(fragments)) != len(fragments):
+        raise InvalidKey("keys: each key needs a distinct id", code="duplicate_key_id")
     return {"msid": msid, "verification_methods": methods, "authentication": auth,
             "assertion": assertion}  # fmt: skip
 
 
 def create_holder_did(env: Env, *, org: str, keys: list[KeyIn]) -> tuple[dict[str, Any], str]:
     """Register a holder's DID (id derived from its first key); the agency controls it."""
-    msid = c.derived_msid(public_key_args(keys[0]))
+    args = _document_args("", keys)
+    msid = c.derived_msid(args["verification_methods"][0]["publicKeyJwk"])
     if env.chain.read(c.did_key(msid)) is not None:
         raise AlreadyExists(f"{c.did_of(msid)} is already registered", code="did_exists")
-    receipt = env.chain.submit(org, "create_did", _document_args(msid, keys))
+    receipt = env.chain.submit(org, "create_did", {**args, "msid": msid})
     return did_record(env, c.did_of(msid)), str(receipt["tx"])
 
 

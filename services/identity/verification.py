@@ -52,6 +52,7 @@ class Report:
     issuer: str | None = None
     type: str | None = None
     subject: str | None = None
+    subjects: list[str] = field(default_factory=list)
     checks: dict[str, dict[str, str]] = field(default_factory=dict)
     claims: dict[str, Any] = field(default_factory=dict)
     disclosed: list[str] = field(default_factory=list)
@@ -83,6 +84,7 @@ class Report:
             "issuer": self.issuer,
             "type": self.type,
             "subject": self.subject,
+            "subjects": self.subjects,
             "checks": self.checks,
             "claims": self.claims,
             "disclosed": self.disclosed,
@@ -175,8 +177,9 @@ def _check_signature(report: Report, token: str, issuer_jwt: str, key: dict[str,
         return
     report.set("signature", True, "the issuer's signature verifies with its on-chain key")
     report.claims = verified.document
-    subject = report.claims.get("credentialSubject")
-    report.subject = subject.get("id") if isinstance(subject, dict) else None
+    # VCDM 2.0 allows several subjects; the first is the one reported, all are bound
+    report.subjects = _vcdm.subject_ids(report.claims)
+    report.subject = report.subjects[0] if report.subjects else None
     types = [t for t in _as_list(report.claims.get("type")) if t != "VerifiableCredential"]
     report.type = types[0] if types else None
 
@@ -282,20 +285,23 @@ def _check_schema(env: Env, session: Session, report: Report, proofs: dict[str, 
     on_chain: dict[str, Any] | None = env.chain.read(c.type_key(name))
     proofs["type"] = c.type_key(name)
     row = session.get(CredentialType, name)
-    schema_ref = report.claims.get("credentialSchema")
+    digests = [s.get("digestSRI") for s in _as_list(report.claims.get("credentialSchema"))]
     # Verify the credential names the schema whose hash the chain holds, and its claims fit it
     if on_chain is None or row is None or row.schema_hash != on_chain["schema_hash"]:
         report.set("schema", False, f"type {name} has no schema matching the chain")
         return
-    if not isinstance(schema_ref, dict) or schema_ref.get("digestSRI") != digest_sri(
-        row.schema_hash
-    ):
+    if digest_sri(row.schema_hash) not in digests:
         report.set("schema", False, "credentialSchema does not carry the registered schema digest")
         return
-    subject = report.claims.get("credentialSubject")
-    claims = {k: v for k, v in (subject or {}).items() if k not in ("id", COMMITMENTS)}
     partial = report.format != "vc+jwt"
-    problems = schema_problems(schema_validator(env, row, partial=partial), claims)
+    validator = schema_validator(env, row, partial=partial)
+    problems = [
+        problem
+        for subject in _as_list(report.claims.get("credentialSubject"))
+        for problem in schema_problems(
+            validator, {k: v for k, v in subject.items() if k not in ("id", COMMITMENTS)}
+        )
+    ]
     if problems:
         first = problems[0]
         report.set(
@@ -310,7 +316,7 @@ def _check_binding(env: Env, report: Report, token: str, binding: Binding) -> No
     if report.format == "vc+jwt":
         if binding.holder is None:
             report.set("holder_binding", None, "no presentation: nothing binds a holder")
-        elif binding.holder == report.subject:
+        elif binding.holder in report.subjects:
             report.set("holder_binding", True, f"presented by its subject {binding.holder}")
         else:
             report.set("holder_binding", False, "presented by someone other than its subject")
