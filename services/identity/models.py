@@ -69,4 +69,7 @@ class Challenge(Base):
     audience: Mapped[str] = mapped_column(String(200))
     expires_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
-    replay_key: Mapped[str | None] = mapped_column(String(64), nullable=True, unique=True)
+    # SHA-256 of what consumed the nonce, for audit. Not unique: replay protection is the
+    # single-use nonce the holder signed, so the same bytes under another verifier's nonce
+    # are refused by the nonce check, not by a database constraint.
+    replay_key: Mapped[str | None] = mapped_column(String(64), nullable=True)

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from services.identity import _vcdm, sd_jwt, vc_jose, zkp
 from services.identity import contract as c
+from services.identity._jose import json_bytes as canonical_json
 from services.identity._jose import parse_compact, parse_json_object, verify_compact
 from services.identity.errors import (
     AudienceMismatch,
@@ -31,6 +32,7 @@ from services.identity.errors import (
     MalformedToken,
     NonceMismatch,
     ProofError,
+    ProofNonceMismatch,
     UnknownChallenge,
 )
 from services.identity.models import Challenge, CredentialType
@@ -362,26 +364,72 @@ def create_challenge(
     return row
 
 
-def consume_challenge(
-    env: Env, session: Session, *, org: str, nonce: str, replay_key: str
-) -> Challenge:
-    """Mark the nonce used (once, atomically); refuse unknown, expired and replayed ones."""
+def open_challenge(env: Env, session: Session, *, org: str, nonce: str) -> Challenge:
+    """The caller's own unexpired, unused challenge for `nonce` (read, not yet consumed)."""
     row = session.get(Challenge, nonce)
-    if row is None or row.org != org:
-        raise UnknownChallenge("the nonce was not issued by this service to your organisation")
+    # Verify the nonce is this verifier's, unexpired and unused
+    if row is None:
+        raise UnknownChallenge("the nonce was not issued by this service: ask POST /challenges")
+    if row.org != org:
+        raise UnknownChallenge(
+            "the nonce was issued to another organisation: a verifier uses its own challenge",
+            code="foreign_challenge",
+        )
     if _utc(row.expires_at) < env.now():
         raise UnknownChallenge(
             "the challenge has expired: ask for a new one", code="challenge_expired"
         )
     if row.used_at is not None:
         raise ChallengeUsed("the nonce was already used: a presentation is accepted once")
+    return row
+
+
+def consume_challenge(env: Env, session: Session, *, challenge: Challenge, digest: str) -> None:
+    """Mark the nonce used, once: only a verification that ran to its report consumes it.
+
+    The conditional update is the single-use guarantee under concurrency: of two requests
+    racing with one nonce, exactly one changes the row.
+    """
     done = session.execute(
-        update(Challenge).where(Challenge.nonce == nonce, Challenge.used_at.is_(None))
-        .values(used_at=env.now(), replay_key=replay_key)
+        update(Challenge).where(Challenge.nonce == challenge.nonce, Challenge.used_at.is_(None))
+        .values(used_at=env.now(), replay_key=digest)
     )  # fmt: skip
     if getattr(done, "rowcount", 1) != 1:
         raise ChallengeUsed("the nonce was already used: a presentation is accepted once")
-    return row
+
+
+def check_bound_to(claims: dict[str, Any], challenge: Challenge, what: str) -> None:
+    """Refuse (4xx) a presentation or proof that names another nonce or audience.
+
+    Read before any signature is checked: it can only refuse, never accept, and it leaves the
+    verifier's nonce unused for the presentation that was really made for it.
+    """
+    proof = what == "proof"
+    if claims.get("nonce") != challenge.nonce:
+        wrong_nonce: type[IdentityError] = ProofNonceMismatch if proof else NonceMismatch
+        raise wrong_nonce(f"the {what} was made for another nonce (another challenge): a replay")
+    audiences = _as_list(claims.get("context" if proof else "aud"))
+    if challenge.audience not in audiences:
+        wrong_audience: type[IdentityError] = ProofNonceMismatch if proof else AudienceMismatch
+        raise wrong_audience(
+            f"the {what} is not addressed to this verifier's audience {challenge.audience!r}"
+        )
+
+
+def _presented_challenge(text: str) -> dict[str, Any]:
+    """The nonce/audience claims a presentation carries: its KB-JWT's, or the vp+jwt's own."""
+    try:
+        if "~" in text:
+            kb_jwt = sd_jwt.parse_sd_jwt(text).key_binding_jwt
+            if kb_jwt is None:
+                raise KeyBindingError(
+                    "a presentation needs a key binding JWT signing the verifier's nonce"
+                )
+            return parse_json_object(parse_compact(kb_jwt).payload, "KB-JWT")
+        return parse_json_object(parse_compact(text).payload, "presentation")
+    except (MalformedToken, DisclosureError) as exc:
+        what = "the presentation is neither an SD-JWT+KB nor a vp+jwt"
+        raise MalformedToken(f"{what}: {exc}") from exc
 
 
 def _utc(moment: datetime) -> datetime:
@@ -393,8 +441,8 @@ def verify_presentation(
 ) -> dict[str, Any]:
     """Verify an SD-JWT+KB or a vp+jwt for a challenge this service issued to `org`."""
     text = presentation.strip()
-    replay_key = hashlib.sha256(text.encode()).hexdigest()
-    challenge = consume_challenge(env, session, org=org, nonce=nonce, replay_key=replay_key)
+    challenge = open_challenge(env, session, org=org, nonce=nonce)
+    check_bound_to(_presented_challenge(text), challenge, "presentation")
     checks: dict[str, dict[str, str]] = {
         "challenge": {"status": "passed", "message": "nonce issued here, unexpired, first use"}
     }
@@ -412,6 +460,8 @@ def verify_presentation(
         and bool(reports)
         and all(r.verified and r.checks["holder_binding"]["status"] == "passed" for r in reports)
     )
+    consume_challenge(env, session, challenge=challenge,
+                      digest=hashlib.sha256(text.encode()).hexdigest())  # fmt: skip
     return {"verified": verified, "nonce": nonce, "audience": challenge.audience, "holder": holder,
             "checks": checks, "credentials": [r.as_json() for r in reports]}  # fmt: skip
 
@@ -468,8 +518,8 @@ def verify_zk(
     proof: dict[str, Any], nonce: str, include_proofs: bool,
 ) -> dict[str, Any]:  # fmt: skip
     """Check a predicate proof against the commitment the issuer signed, and the credential."""
-    replay_key = hashlib.sha256(repr(sorted(proof.items())).encode()).hexdigest()
-    challenge = consume_challenge(env, session, org=org, nonce=nonce, replay_key=replay_key)
+    challenge = open_challenge(env, session, org=org, nonce=nonce)
+    check_bound_to(proof, challenge, "proof")
     report = verify_credential(env, session, token=credential, include_proofs=include_proofs)
     subject = report.claims.get("credentialSubject") or {}
     commitments = subject.get(COMMITMENTS) if isinstance(subject, dict) else None
@@ -504,6 +554,8 @@ def verify_zk(
         code = exc.code if isinstance(exc, IdentityError) else "invalid_proof"
         checks["proof"] = {"status": "failed", "message": f"{code}: {exc}"}
     verified = all(v["status"] == "passed" for v in checks.values())
+    consume_challenge(env, session, challenge=challenge,
+                      digest=hashlib.sha256(canonical_json(proof)).hexdigest())  # fmt: skip
     return {"verified": verified, "predicate": predicate, "statement": statement, "checks": checks,
             "issuer": report.issuer, "type": report.type,
             "proofs": report.proofs}  # fmt: skip
