@@ -257,7 +257,7 @@ def test_challenges_are_single_use_and_per_verifier(issuer, holder):
     other = idn.call(
         "regulator", "POST", "/presentations/verify", json={"presentation": "a~", "nonce": nonce}
     )
-    assert other.status_code == 404 and error(other)["code"] == "unknown_challenge"
+    assert other.status_code == 404 and error(other)["code"] == "foreign_challenge"
     unknown = idn.call(
         "bank-a", "POST", "/presentations/verify", json={"presentation": "a~", "nonce": "made-up"}
     )
