@@ -106,6 +106,15 @@ def is_authorised(record: dict[str, Any] | None, type_name: str, height: int) ->
     return False
 
 
+def open_issuer_types(record: dict[str, Any] | None) -> list[str]:
+    """The types an issuer record authorises now (an open period), sorted."""
+    if record is None:
+        return []
+    return sorted(
+        t for t, periods in record.get("types", {}).items() if periods and periods[-1][1] is None
+    )
+
+
 def key_valid_at(record: dict[str, Any] | None, height: int) -> bool:
     """Was a verification method part of its DID document at `height`?"""
     if record is None:
@@ -207,6 +216,7 @@ class IdentityContract(Contract):
     def create_did(self, ctx: Context, state: StateView, args: DocumentArgs) -> None:
         # Verify the id is the sender's own org id, or (for agencies) derived from the first key
         first = args.verification_methods[0].publicKeyJwk.as_json()
+        self._require_active_did(state, ctx.sender_org, "register keys")
         if args.msid != ctx.sender_org:
             ctx.require_role(AGENCY_ROLE)
             if args.msid != derived_msid(first):
@@ -223,6 +233,7 @@ class IdentityContract(Contract):
     @method(UpdateArgs)
     def update_did(self, ctx: Context, state: StateView, args: UpdateArgs) -> None:
         record = self._controlled(ctx, state, args.msid)
+        self._require_active_did(state, ctx.sender_org, "register keys")
         # Verify the update replaces the current version (no lost update)
         if args.version != record["versionId"]:
             raise ContractError(
@@ -243,7 +254,19 @@ class IdentityContract(Contract):
 
     @method(DidRef)
     def deactivate_did(self, ctx: Context, state: StateView, args: DidRef) -> None:
-        record = self._controlled(ctx, state, args.msid)
+        # The controller deactivates its DID; so may governance (an `invoke` proposal), e.g. for
+        # an organisation whose keys are compromised or that has left the network
+        by_governance = ctx.sender_org == GOVERNANCE
+        record = self._controlled(ctx, state, args.msid, governance_may=by_governance)
+        # Verify governance no longer lists the DID's org as an issuer: an authorised issuer's
+        # DID is deactivated only after governance removed it (remove_issuer) for every type
+        current = open_issuer_types(state.get(issuer_key(args.msid)))
+        if current:
+            raise ContractError(
+                "issuer_active",
+                f"governance lists {args.msid} as an issuer of {', '.join(current)}: remove it"
+                " by governance (remove_issuer) before deactivating its DID",
+            )
         for old in record["verificationMethod"]:
             self._retire_key(ctx, state, args.msid, old["id"])
         state.put(
@@ -270,9 +293,10 @@ class IdentityContract(Contract):
     def admit_issuer(self, ctx: Context, state: StateView, args: IssuerArgs) -> None:
         self._require_governance(ctx)
         org = membership.get_org(state, args.org)
-        # Verify the organisation is active and every type is registered
+        # Verify the organisation is active, its DID is not deactivated, every type registered
         if org is None or org["status"] != "active":
             raise ContractError("unknown_org", f"no active organisation {args.org}")
+        self._require_active_did(state, args.org, "be admitted as an issuer")
         record = state.get(issuer_key(args.org)) or {"org": args.org, "types": {}}
         types = dict(record["types"])
         for name in args.types:
@@ -303,6 +327,7 @@ class IdentityContract(Contract):
     def anchor_credentials(self, ctx: Context, state: StateView, args: AnchorArgs) -> None:
         org = ctx.sender_org
         issuer = state.get(issuer_key(org))
+        self._require_active_did(state, org, "issue credentials")
         for item in args.items:
             # Verify the sender may issue the type, the hash is new and the entry is free
             if not is_authorised(issuer, item.type, ctx.height):
@@ -326,6 +351,7 @@ class IdentityContract(Contract):
     @method(StatusArgs)
     def set_status(self, ctx: Context, state: StateView, args: StatusArgs) -> None:
         org = ctx.sender_org
+        self._require_active_did(state, org, "change a credential's status")
         # Verify the entry belongs to a credential this org anchored, and revocation is final
         digest = state.get(entry_key(org, args.list, args.index))
         if digest is None:
@@ -352,14 +378,24 @@ class IdentityContract(Contract):
             raise ContractError("forbidden", "only an approved governance proposal may do this")
 
     @staticmethod
-    def _controlled(ctx: Context, state: StateView, msid: str) -> dict[str, Any]:
+    def _require_active_did(state: StateView, org: str, action: str) -> None:
+        record = state.get(did_key(org))
+        if record is not None and record["deactivated"]:
+            raise ContractError(
+                "did_deactivated", f"{did_of(org)} is deactivated: it cannot {action}"
+            )
+
+    @staticmethod
+    def _controlled(
+        ctx: Context, state: StateView, msid: str, *, governance_may: bool = False
+    ) -> dict[str, Any]:
         record: dict[str, Any] | None = state.get(did_key(msid))
         # Verify the DID exists, is active and the sender's org controls it
         if record is None:
             raise ContractError("unknown_did", f"no DID {did_of(msid)}")
         if record["deactivated"]:
             raise ContractError("did_deactivated", f"{did_of(msid)} is deactivated")
-        if record["controller"] != ctx.sender_org:
+        if record["controller"] != ctx.sender_org and not governance_may:
             raise ContractError("forbidden", f"{did_of(msid)} is controlled by another org")
         return record
 

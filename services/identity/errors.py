@@ -33,7 +33,7 @@ IdentityError                       every identity failure; `code` is stable for
     ├── UnknownDid [404], UnknownType [404], UnknownCredential [404], UnknownChallenge [404]
     ├── NotAuthorisedIssuer [403], NotController [403], NoCustody [503]
     ├── DidDeactivated [410]
-    ├── AlreadyExists [409], ChallengeUsed [409], ChainRefused [409]
+    ├── AlreadyExists [409], ChallengeUsed [409], ChainRefused [409], IssuerStillAuthorised [409]
     └── SchemaViolation [422], BadSchema [422], BadRequest [400]
 """
 
@@ -278,6 +278,12 @@ class AlreadyExists(IdentityError):
     """The DID, type or key already exists."""
 
     status, code = 409, "already_exists"
+
+
+class IssuerStillAuthorised(IdentityError):
+    """The DID belongs to an organisation governance still lists as an issuer."""
+
+    status, code = 409, "issuer_active"
 
 
 class ChallengeUsed(IdentityError):

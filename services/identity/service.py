@@ -37,6 +37,7 @@ from services.identity.errors import (
     DidDeactivated,
     IdentityError,
     InvalidKey,
+    IssuerStillAuthorised,
     NotAuthorisedIssuer,
     NotController,
     SchemaViolation,
@@ -117,6 +118,13 @@ def active_did(env: Env, did: str) -> dict[str, Any]:
     return record
 
 
+def require_active_issuer(env: Env, org: str, action: str) -> None:
+    """Refuse an action of an organisation whose did:smartcity:<org> is deactivated."""
+    record: dict[str, Any] | None = env.chain.read(c.did_key(org))
+    if record is not None and record["deactivated"]:
+        raise DidDeactivated(f"{c.did_of(org)} is deactivated: it cannot {action}")
+
+
 def did_document(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     """The W3C DID Core document and its document metadata, from the on-chain record."""
     did = record["id"]
@@ -174,6 +182,7 @@ def _document_args(msid: str, keys: list[KeyIn]) -> dict[str, Any]:
 
 def create_holder_did(env: Env, *, org: str, keys: list[KeyIn]) -> tuple[dict[str, Any], str]:
     """Register a holder's DID (id derived from its first key); the agency controls it."""
+    require_active_issuer(env, org, "register keys")
     args = _document_args("", keys)
     msid = c.derived_msid(args["verification_methods"][0]["publicKeyJwk"])
     if env.chain.read(c.did_key(msid)) is not None:
@@ -187,6 +196,7 @@ def update_did_keys(
 ) -> tuple[dict[str, Any], str]:
     """Rotate a DID's keys (the controlling org only); old keys stay valid for the past."""
     record = _controlled(env, org=org, did=did)
+    require_active_issuer(env, org, "register keys")
     args = {**_document_args(parse_did(did), keys), "version": version}
     del record
     receipt = env.chain.submit(org, "update_did", args)
@@ -194,7 +204,16 @@ def update_did_keys(
 
 
 def deactivate_did(env: Env, *, org: str, did: str) -> tuple[dict[str, Any], str]:
+    """Deactivate a DID (final). An authorised issuer's own DID only after governance removed
+    it as an issuer: until then verifiers rely on its keys for what it issues."""
     _controlled(env, org=org, did=did)
+    msid = parse_did(did)
+    current = c.open_issuer_types(issuer_record(env, msid))
+    if current:
+        raise IssuerStillAuthorised(
+            f"governance lists {msid} as an issuer of {', '.join(current)}: a governance"
+            " proposal (identity remove_issuer) must end that before its DID is deactivated"
+        )
     receipt = env.chain.submit(org, "deactivate_did", {"msid": parse_did(did)})
     return did_record(env, did), str(receipt["tx"])
 
@@ -229,7 +248,7 @@ def setup_issuer_keys(
     kept = []
     if record is not None:
         if record["deactivated"]:
-            raise DidDeactivated(f"{did} is deactivated")
+            raise DidDeactivated(f"{did} is deactivated: it cannot register keys")
         kept = [
             vm for vm in record["verificationMethod"] if vm["publicKeyJwk"]["alg"] not in wanted
         ]
@@ -363,6 +382,8 @@ def issue(
     authorised = issuer_record(env, org)
     types: dict[str, CredentialType] = {}
     holders: dict[str, dict[str, Any]] = {}
+    # Verify the issuer's own DID is active: a deactivated DID issues nothing
+    require_active_issuer(env, org, "issue credentials")
     for number, item in enumerate(items):
         where = f"items[{number}]: " if len(items) > 1 else ""
         if item.type not in types:
@@ -569,6 +590,7 @@ def change_status(
 ) -> tuple[IssuedCredential, dict[str, Any]]:  # fmt: skip
     """Revoke (final), suspend or reinstate a credential: one auditable chain transaction."""
     row = own_credential(env, session, org=org, credential_id=credential_id)
+    require_active_issuer(env, org, "change a credential's status")
     # Verify the change makes sense before asking the chain
     if row.revoked:
         raise AlreadyExists(
