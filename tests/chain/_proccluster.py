@@ -140,7 +140,7 @@ class Cluster:
             stderr=log,
         )
         log.close()
-        self.down.discard(name)
+        self.down.add(name)  # until its API answers (wait_ready)
 
     def kill(self, name: str) -> None:
         """kill -9: no chance to flush, close or say goodbye."""
@@ -161,6 +161,7 @@ class Cluster:
         while True:
             with contextlib.suppress(ClientError):
                 self.height(name)
+                self.down.discard(name)
                 return
             if self.procs[name].poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"{name} did not start\n{self.logs([name])}")

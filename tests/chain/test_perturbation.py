@@ -55,7 +55,8 @@ pytestmark = [
 STALL_BOUND_S = 25.0
 CATCH_UP_BOUND_S = 30.0
 COMMIT_BOUND_S = 30.0
-OUTAGE_S = 4.0  # how long each perturbation lasts
+POLL_S = 0.25  # each poll asks every node for its status: keep it light on 2 cores
+OUTAGE_S = 3.0  # how long each perturbation lasts at least
 MIN_OUTAGE_BLOCKS = 2  # three of four validators keep committing while one is out
 MIN_WIPED_TXS = 20  # acknowledged by the node whose mempool is wiped, while nothing commits
 
@@ -95,6 +96,7 @@ class Run:
         self.exempt: set[str] = set()  # acknowledged only by a node whose mempool was wiped
         self.report: list[dict[str, object]] = []
         self.phase_started = time.monotonic()
+        self.startup_s = 0.0
 
     def fail(self, message: str) -> NoReturn:
         raise AssertionError(f"{message}\n{self.cluster.logs()}")
@@ -108,7 +110,7 @@ class Run:
                 self.fail(f"{', '.join(sorted(dead))} died while waiting for {what}")
             if time.monotonic() - start > bound_s:
                 self.fail(f"{what} took over {bound_s}s; heights {self.cluster.heights()}")
-            time.sleep(0.1)
+            time.sleep(POLL_S)
         return time.monotonic() - start
 
     def top(self) -> int:
@@ -120,17 +122,21 @@ class Run:
         return heights[2] if len(heights) >= 3 else 0
 
     def keeps_committing(self, what: str) -> None:
-        """Three validators are a quorum: the chain must go on without the fourth."""
-        start = self.quorum_height()
+        """Three validators are a quorum: the chain must go on without the fourth (for at least
+        OUTAGE_S, so the load reaches the perturbed node meanwhile)."""
+        start, since = self.quorum_height(), time.monotonic()
         self.wait(what, STALL_BOUND_S, lambda: self.quorum_height() >= start + MIN_OUTAGE_BLOCKS)
+        time.sleep(max(0.0, OUTAGE_S - (time.monotonic() - since)))
 
-    def after_heal(self, phase: str, healed_at: float, **facts: object) -> None:
+    def after_heal(
+        self, phase: str, healed_at: float, *, under_load: bool = True, **facts: object
+    ) -> None:
         """Bounded stall, catch-up, identical chains, no loss and no duplicate since the heal."""
         top_at_heal = self.top()
         resume_s = self.wait(
             f"{phase}: a new height after the heal",
             STALL_BOUND_S,
-            lambda: self.quorum_height() > top_at_heal,
+            lambda: not under_load or self.quorum_height() > top_at_heal,
         )
         catch_up_s = self.wait(
             f"{phase}: every node at height {top_at_heal}",
@@ -202,11 +208,14 @@ def run(tmp_path: Path, process_slot: None) -> Iterator[Run]:
     cluster = Cluster(tmp_path, _backend())
     load = Load(cluster)
     try:
+        started = time.monotonic()
         for name in cluster.names:
             cluster.start(name)
         for name in cluster.names:
             cluster.wait_ready(name)
-        yield Run(cluster, load)
+        running = Run(cluster, load)
+        running.startup_s = time.monotonic() - started
+        yield running
     finally:
         load.stop()
         cluster.stop_all()
@@ -218,6 +227,7 @@ def test_acknowledged_transactions_survive_crashes_pauses_partitions_and_a_wiped
     cluster, load = run.cluster, run.load
     v0, v1, v2, v3 = cluster.names
     started = time.monotonic()
+    run.phase_started = started
     load.start()
     run.wait("the first blocks under load", 60, lambda: run.quorum_height() >= 3)
     # Verify every node reaches every peer through the proxy, so a cut is a real partition
@@ -232,9 +242,11 @@ def test_acknowledged_transactions_survive_crashes_pauses_partitions_and_a_wiped
     cluster.kill(v3)
     load.avoid(v3)
     run.keeps_committing("three validators to commit while the fourth is dead")
+    restarted = time.monotonic()
     cluster.start(v3)
     cluster.wait_ready(v3)
-    run.after_heal("kill -9 and restart", time.monotonic())
+    healed_at = time.monotonic()
+    run.after_heal("kill -9 and restart", healed_at, restart_s=round(healed_at - restarted, 2))
 
     # SIGSTOP one validator (its sockets stay open, nothing answers), then SIGCONT it
     cluster.pause(v2)
@@ -268,12 +280,13 @@ def test_acknowledged_transactions_survive_crashes_pauses_partitions_and_a_wiped
 
     # Finally: everything acknowledged commits, once, and every node holds the same chain
     load.stop()
-    run.after_heal("load stopped", time.monotonic())
+    run.after_heal("load stopped", time.monotonic(), under_load=False)
     assert not load.refused, f"transactions refused: {Counter(load.refused.values())}"
     print(
         json.dumps(
             {
                 "backend": _backend(),
+                "startup_s": round(run.startup_s, 1),
                 "seconds": round(time.monotonic() - started, 1),
                 "offered": len(load.offered),
                 "acked": len(load.acked),
@@ -304,14 +317,17 @@ def wipe_a_mempool(run: Run, *, wiped: str, witness: str, stopped: tuple[str, st
     cluster.kill(wiped)
     load.avoid(wiped)
     # Classify at the wipe: what another node held must commit; the rest may be lost
-    outstanding = load.acked_by(wiped) - run.tx_heights.keys()
-    held = {h for h in outstanding if cluster.tx_status(witness, h) != "unknown"}
+    seen = {h: cluster.tx_status(witness, h) for h in load.acked_by(wiped) - run.tx_heights.keys()}
+    held = {h for h, status in seen.items() if status == "pending"}
+    outstanding = held | {h for h, status in seen.items() if status == "unknown"}
     run.exempt |= outstanding - held
     wiped_rows = cluster.wipe_mempool(wiped)
     if not wiped_rows:
         run.fail(f"{wiped}'s persisted mempool was empty: the stall did not hold transactions")
+    restarted = time.monotonic()
     cluster.start(wiped)
     cluster.wait_ready(wiped)
+    restart_s = time.monotonic() - restarted
     for name in stopped:
         cluster.resume(name)
     healed_at = time.monotonic()
@@ -325,9 +341,10 @@ def wipe_a_mempool(run: Run, *, wiped: str, witness: str, stopped: tuple[str, st
     run.after_heal(
         "kill -9, wiped mempool, restart",
         healed_at,
+        restart_s=round(restart_s, 2),
         wiped_rows=wiped_rows,
         outstanding=len(outstanding),
-        held_elsewhere=len(held),
+        pending_elsewhere=len(held),
         offered_again=len(retried),
         exempt=len(outstanding - held),
     )
