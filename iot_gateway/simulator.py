@@ -29,11 +29,12 @@ from iot_gateway.wire import (
     sign_payload,
     telemetry_topic,
 )
-from services.roadhealth.analytics.iri import classify_condition
+from services.roadhealth.analytics.iri import classify_condition, compute_iri
 from services.roadhealth.analytics.profile import (
     RoadProfile,
     draw_anomalies,
     estimate_gd_n0_for_iri,
+    generate_iso8608_elevation,
     generate_road_profile,
 )
 from services.roadhealth.analytics.quartercar import get_vehicle, simulate_ride
@@ -180,6 +181,54 @@ class Network:
     rate_hz: int
     seed: int
 
+    changes: list[dict[str, Any]] = field(default_factory=list)
+
+    def roughen(self, segment_id: str, *, iri_m_per_km: float, seed: int = 0) -> Segment:
+        """Let a segment deteriorate: added ISO 8608 roughness (the PSD levels add) brings its
+        IRI to about `iri_m_per_km`; its potholes and bumps stay. Passes that start afterwards
+        drive the new surface; the change is kept in `changes` and the truth."""
+        i = next((k for k, s in enumerate(self.segments) if s.id == segment_id), None)
+        if i is None:
+            raise ValueError(f"unknown segment {segment_id!r}")
+        old = self.segments[i]
+        if old.profile.iri_m_per_km >= iri_m_per_km:
+            raise ValueError(f"{segment_id} is already at least as rough as {iri_m_per_km} m/km")
+        spacing = old.profile.spacing_m
+        added = generate_iso8608_elevation(
+            length_m=old.profile.length_m,
+            spacing_m=spacing,
+            gd_n0_m3=estimate_gd_n0_for_iri(iri_m_per_km),
+            rng=np.random.default_rng([self.seed, i, seed]),
+        )[: old.profile.elevation_m.size]
+        # Scale the added roughness until the road's IRI is the one asked for (bisection)
+        low, high = 0.0, 4.0
+        for _ in range(30):
+            mid = (low + high) / 2
+            if compute_iri(old.profile.elevation_m + mid * added, spacing) < iri_m_per_km:
+                low = mid
+            else:
+                high = mid
+        elevation = old.profile.elevation_m + high * added
+        profile = RoadProfile(
+            elevation,
+            spacing,
+            old.profile.gd_n0_m3 + high**2 * estimate_gd_n0_for_iri(iri_m_per_km),
+            old.profile.anomalies,
+            compute_iri(elevation, spacing),
+        )
+        self.segments[i] = Segment(old.id, old.coordinates, profile)
+        self.changes.append(
+            {
+                "segment": segment_id,
+                "kind": "roughened",
+                "iri_before": round(old.profile.iri_m_per_km, 4),
+                "iri_after": round(profile.iri_m_per_km, 4),
+                "condition_before": classify_condition(old.profile.iri_m_per_km),
+                "condition_after": classify_condition(profile.iri_m_per_km),
+            }
+        )
+        return self.segments[i]
+
     def truth(self) -> dict[str, Any]:
         """Everything a scorer needs: segments, anomalies, devices and their keys' public parts."""
         return {
@@ -187,6 +236,7 @@ class Network:
             "seed": self.seed,
             "rate_hz": self.rate_hz,
             "segments": [s.truth() for s in self.segments],
+            "changes": list(self.changes),
             "devices": [
                 {
                     "device": d.id,

@@ -129,21 +129,31 @@ def analyse_window(
     """IRI estimate (when a calibration and enough speed exist) and located events, judged by
     `classifier` (the shipped one when not given)."""
     acc = np.asarray(acc_z, dtype=np.float64)
-    iri, log_std = None, None
-    calibration = _calibration(vehicle_class, float(rate_hz))
-    if calibration is not None and speed_mps >= MIN_SPEED_FOR_IRI_MPS:
-        try:
-            estimate = estimate_iri(
-                acc, speed_mps=speed_mps, rate_hz=float(rate_hz), calibration=calibration
-            )
-            iri, log_std = estimate.iri_m_per_km, calibration.residual_std_log
-        except CalibrationError:
-            pass  # too short a window: events only
+    iri, log_std = estimate_window_iri(
+        acc, rate_hz=rate_hz, speed_mps=speed_mps, vehicle_class=vehicle_class
+    )
     events = locate_window_events(acc, rate_hz=rate_hz, speed_mps=speed_mps)
     judge = classifier or default_classifier()
     if judge is not None and events:
         events = judge_events(judge, acc, events, rate_hz=rate_hz, speed_mps=speed_mps)
     return WindowAnalysis(iri, log_std, events)
+
+
+def estimate_window_iri(
+    acc: FloatArray, *, rate_hz: int, speed_mps: float, vehicle_class: str
+) -> tuple[float | None, float | None]:
+    """A window's IRI and its calibration's log residual, or (None, None) when the vehicle
+    class and rate have no calibration, the speed is too low or the window too short."""
+    calibration = _calibration(vehicle_class, float(rate_hz))
+    if calibration is None or speed_mps < MIN_SPEED_FOR_IRI_MPS:
+        return None, None
+    try:
+        estimate = estimate_iri(
+            acc, speed_mps=speed_mps, rate_hz=float(rate_hz), calibration=calibration
+        )
+    except CalibrationError:
+        return None, None  # too short a window: events only
+    return estimate.iri_m_per_km, calibration.residual_std_log
 
 
 def judge_events(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import select
@@ -11,14 +11,23 @@ from sqlalchemy.orm import Session
 
 from chain.encoding import hash_json
 from services.roadhealth.analysis import (
+    SegmentEstimate,
     combine_window_estimates,
     pothole_confidence,
     window_length_m,
 )
 from services.roadhealth.clustering import cluster_positions
+from services.roadhealth.condition import Decision, Pending, Seen, decide_condition
 from services.roadhealth.errors import ChainRefused
-from services.roadhealth.models import RhAlert, RhPothole, RhPotholeReport, RhSegment, RhWindow
-from services.roadhealth.runtime import Runtime
+from services.roadhealth.models import (
+    RhAlert,
+    RhConditionWatch,
+    RhPothole,
+    RhPotholeReport,
+    RhSegment,
+    RhWindow,
+)
+from services.roadhealth.runtime import Runtime, Settings
 
 DAY_S = 86_400.0
 OPEN_STATUSES = ("candidate", "confirmed")
@@ -36,6 +45,7 @@ def _refresh_segment(rt: Runtime, session: Session, segment: RhSegment) -> None:
     rows = session.execute(
         select(
             RhWindow.t0,
+            RhWindow.device,
             RhWindow.iri,
             RhWindow.iri_log_std,
             RhWindow.hash,
@@ -46,22 +56,22 @@ def _refresh_segment(rt: Runtime, session: Session, segment: RhSegment) -> None:
     ).all()
     if not rows:
         return
-    newest = max(r.t0 for r in rows)
-    recent = [r for r in rows if r.t0 >= newest - rt.settings.horizon_days * DAY_S]
-    estimate = combine_window_estimates(
-        [float(r.iri) for r in recent],
-        [float(r.iri_log_std or 0.0) for r in recent],
-        [window_length_m(r.speed_mps, r.samples, r.rate_hz) for r in recent],
+    watch = session.get(RhConditionWatch, segment.id)
+    judged = judge_segment(
+        rt.settings,
+        current=segment.condition,
+        pending=None if watch is None else Pending(watch.candidate, watch.since_t0),
+        rows=rows,
     )
-    if estimate is None:
+    if judged is None:
         return
+    estimate, decision, recent = judged
     segment.iri, segment.iri_lower, segment.iri_upper = estimate.iri, estimate.lower, estimate.upper
     segment.windows, segment.updated_at = estimate.windows, time.time()
-    if estimate.windows < rt.settings.min_windows:
-        return
-    condition = rt.settings.thresholds.classify(estimate.iri)
+    _keep_pending(session, segment.id, watch, decision.pending)
     before = segment.condition
-    if condition == before:
+    condition = decision.change_to
+    if condition is None:
         return
     evidence = hash_json(sorted(r.hash for r in recent))
     receipt = _attest(
@@ -93,8 +103,66 @@ def _refresh_segment(rt: Runtime, session: Session, segment: RhSegment) -> None:
                 "iri_m_per_km": round(estimate.iri, 3),
                 "iri_90": [round(estimate.lower, 3), round(estimate.upper, 3)],
                 "windows": estimate.windows,
+                # What made the change sustained (condition.py); times are the windows' own
+                "windows_since_change": decision.windows_since,
+                "vehicles_since_change": decision.vehicles_since,
+                "as_of_t0": max(float(r.t0) for r in recent),
             },
         )
+
+
+def judge_segment(
+    settings: Settings, *, current: str | None, pending: Pending | None, rows: Sequence[Any]
+) -> tuple[SegmentEstimate, Decision, list[Any]] | None:
+    """A segment's estimate from its windows, and whether its class changes now (the first
+    class from `min_windows` windows on, later ones by `settings.change`); also the windows
+    used. Rows carry t0, device, iri, iri_log_std, speed_mps, samples and rate_hz."""
+    if not rows:
+        return None
+    recent = recent_windows(
+        rows, horizon_s=settings.horizon_days * DAY_S, limit=settings.recent_windows
+    )
+    estimate = combine_window_estimates(
+        [float(r.iri) for r in recent],
+        [float(r.iri_log_std or 0.0) for r in recent],
+        [window_length_m(r.speed_mps, r.samples, r.rate_hz) for r in recent],
+    )
+    if estimate is None:
+        return None
+    if estimate.windows < settings.min_windows:
+        return estimate, Decision(None, pending), recent
+    if current is None:
+        return estimate, Decision(settings.thresholds.classify(estimate.iri), None), recent
+    decision = decide_condition(
+        settings.change,
+        settings.thresholds,
+        current=current,
+        iri=estimate.iri,
+        pending=pending,
+        windows=[Seen(float(r.t0), str(r.device)) for r in recent],
+    )
+    return estimate, decision, recent
+
+
+def recent_windows(rows: Sequence[Any], *, horizon_s: float, limit: int) -> list[Any]:
+    """A segment's windows an estimate uses: within the horizon of its newest, at most the
+    newest `limit` of them (0: no limit), oldest first."""
+    ordered = sorted(rows, key=lambda r: float(r.t0))
+    newest = float(ordered[-1].t0)
+    inside = [r for r in ordered if float(r.t0) >= newest - horizon_s]
+    return inside[-limit:] if limit > 0 else inside
+
+
+def _keep_pending(
+    session: Session, segment: str, watch: RhConditionWatch | None, pending: Pending | None
+) -> None:
+    if pending is None:
+        if watch is not None:
+            session.delete(watch)
+    elif watch is None:
+        session.add(RhConditionWatch(segment=segment, **vars(pending)))
+    else:
+        watch.candidate, watch.since_t0 = pending.candidate, pending.since_t0
 
 
 def file_report(

@@ -29,6 +29,17 @@ class RhSegment(Base):
     updated_at: Mapped[float | None] = mapped_column(Float)
 
 
+class RhConditionWatch(Base):
+    """A segment's pending class change (condition.py): the class its estimate points to and
+    the window time it first did; gone once the change is recorded or the estimate returns."""
+
+    __tablename__ = "roadhealth_condition_watch"
+
+    segment: Mapped[str] = mapped_column(String(64), primary_key=True)
+    candidate: Mapped[str] = mapped_column(String(8))
+    since_t0: Mapped[float] = mapped_column(Float)
+
+
 class RhDevice(Base):
     """A mirror of the on-chain registry for listing; the chain stays the authority."""
 

@@ -11,6 +11,7 @@ from typing import Any
 from chain.secretfile import mqtt_url_from_env
 from services.common.context import ServiceContext
 from services.roadhealth.analysis import Thresholds
+from services.roadhealth.condition import ChangeRules
 from services.roadhealth.geo import Segment
 from services.roadhealth.matching import SegmentIndex
 
@@ -22,6 +23,11 @@ class Settings:
     city: str = "smartcity"
     thresholds: Thresholds = field(default_factory=Thresholds)
     min_windows: int = 3  # windows a segment needs before it gets a condition class
+    # A class changes only on a sustained change (condition.py): margin, windows, vehicles, dwell
+    change: ChangeRules = field(default_factory=ChangeRules)
+    # A segment's IRI is the mean of its newest windows, so a road that deteriorates shows it
+    # within a few passes rather than after as many windows as it has history (0: all windows)
+    recent_windows: int = 60
     # One pothole report's position error along the road (GPS at the window's start), the
     # scale by which reports are grouped into potholes (clustering.py)
     report_position_sigma_m: float = 3.0
@@ -40,12 +46,19 @@ class Settings:
         thresholds = Thresholds(
             float(raw.pop("good_below", 1.5)), float(raw.pop("poor_above", 2.68))
         )
+        defaults = ChangeRules()
+        change = ChangeRules(
+            margin=float(raw.pop("condition_margin", defaults.margin)),
+            min_windows=int(raw.pop("condition_min_windows", defaults.min_windows)),
+            min_vehicles=int(raw.pop("condition_min_vehicles", defaults.min_vehicles)),
+            min_dwell_s=float(raw.pop("condition_min_dwell_s", defaults.min_dwell_s)),
+        )
         raw.setdefault("city", os.environ.get("SMARTCITY_CITY", "smartcity"))
         raw.setdefault("mqtt_url", mqtt_url_from_env())
         hook = os.environ.get("SMARTCITY_ROADHEALTH_WEBHOOK")
         raw["webhooks"] = tuple(raw.get("webhooks", ())) + ((hook,) if hook else ())
         raw.setdefault("load_demo", ctx.demo)
-        return cls(thresholds=thresholds, **raw)
+        return cls(thresholds=thresholds, change=change, **raw)
 
 
 @dataclass
