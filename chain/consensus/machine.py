@@ -64,9 +64,18 @@ class Timeouts:
         return base + round_ * self.delta_ms
 
 
+SignedVote = tuple[int, int, str | None]  # round, step (STEPS), block hash (None: nil)
+VOTE_KINDS = {STEPS[PREVOTE]: PREVOTE, STEPS[PRECOMMIT]: PRECOMMIT}
+
+
 @dataclass(frozen=True)
 class SignedState:
-    """What a validator persists before it signs: the last step signed and its locks."""
+    """What a validator persists before it signs: the last step signed and its locks.
+
+    `votes` lists (round, step, block hash) of every vote signed at this height, the last step
+    included if it is a vote, so that a restarted validator can send them again (see
+    `Tendermint._resume_signed`); a store that does not keep it loses only those re-sends.
+    """
 
     height: int
     round: int
@@ -76,6 +85,7 @@ class SignedState:
     locked_value: Any = None
     valid_round: int = -1
     valid_value: Any = None
+    votes: tuple[SignedVote, ...] = ()
 
 
 # -- effects --------------------------------------------------------------------------------
@@ -186,6 +196,7 @@ class Tendermint:
 
     def start(self) -> list[Effect]:
         self._start_round(self.round)
+        self._resume_signed()
         return self._flush()
 
     def on_message(self, message: Message, *, sender: str | None = None) -> list[Effect]:
@@ -263,13 +274,25 @@ class Tendermint:
     # -- bookkeeping ----------------------------------------------------------------------
 
     def _regossip(self) -> None:
-        """Re-send this round's messages we hold, and the proof of our valid value's round."""
+        """Re-send this round's messages we hold, the proof of our valid value's round, and the
+        precommits of every earlier round of this height.
+
+        Those precommits are how we left each earlier round (2f+1 of them start the timeout of
+        lines 47-48 and 65-67; f+1 of a round pull a peer into it, lines 55-56), so a peer
+        still in an earlier round can follow. The paper assumes every message a correct process
+        received reaches all correct processes after GST; re-sending only the current round
+        broke that once we moved on, and a peer that missed one precommit waited forever.
+        """
         rounds = {self.round, self.valid_round} - {-1}
         for round_ in sorted(rounds):
             proposal = self._h.proposals.get(round_)
             if proposal is not None:
                 self._out.append(Broadcast(proposal))
             for box in (self._h.prevotes[round_], self._h.precommits[round_]):
+                self._out.extend(Broadcast(vote) for cast in box.values() for vote in cast.values())
+        for round_ in sorted(r for r in list(self._h.precommits) if r < self.round):
+            if round_ not in rounds:
+                box = self._h.precommits[round_]
                 self._out.extend(Broadcast(vote) for cast in box.values() for vote in cast.values())
 
     def _flush(self) -> list[Effect]:
@@ -369,6 +392,11 @@ class Tendermint:
         return not (mine == before and last.block_hash != block_hash)
 
     def _record(self, round_: int, step: str, block_hash: str | None) -> None:
+        last = self.last_signed
+        votes = last.votes if last is not None and last.height == self.height else ()
+        signed: SignedVote = (round_, STEPS[step], block_hash)
+        if step != PROPOSE and signed not in votes:
+            votes += (signed,)
         self.last_signed = SignedState(
             self.height,
             round_,
@@ -378,6 +406,7 @@ class Tendermint:
             self.locked_value,
             self.valid_round,
             self.valid_value,
+            votes,
         )
         self._out.append(Persist(self.last_signed))
 
@@ -405,6 +434,31 @@ class Tendermint:
             for cast in self._h.prevotes[self.valid_round].values():
                 if value.hash in cast:
                     self._out.append(Broadcast(cast[value.hash]))
+
+    def _resume_signed(self) -> None:
+        """After a restart, send again every vote signed at this height and take back the step.
+
+        The paper's liveness needs each correct process's votes to reach every correct process
+        (the timeouts of lines 34-35 and 47-48 fire only on 2f+1 votes of one round). A validator
+        that crashed after persisting a vote may never have delivered it and no longer holds it
+        to gossip: with f Byzantine peers silent, its round then stays a vote short forever.
+        Signing a persisted (height, round, step, block hash) again is no equivocation, and
+        what is signed here is on disk already, so persist-before-sign holds.
+        """
+        last, signer = self.last_signed, self.signer
+        if signer is None or last is None or last.height != self.height:
+            return
+        votes = last.votes or ((last.round, last.step, last.block_hash),)
+        self._out.append(Persist(last))
+        for round_, step, block_hash in votes:
+            kind = VOTE_KINDS.get(step)
+            if kind is None:
+                continue
+            vote = sign_vote(signer, self.chain_id, kind, self.height, round_, block_hash)
+            self._out.append(Broadcast(vote))
+            self._accept(vote)
+        if last.round == self.round and last.step in VOTE_KINDS:
+            self.step = VOTE_KINDS[last.step]
 
     # -- the algorithm --------------------------------------------------------------------
 

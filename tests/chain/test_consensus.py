@@ -6,17 +6,28 @@ from typing import Any
 
 import pytest
 
+from chain.block import PRECOMMIT
 from chain.consensus.evidence import ConflictingProposal, DuplicateVote
 from chain.consensus.machine import (
+    GOSSIP,
     PROPOSE,
     Broadcast,
     Decide,
     FoundEvidence,
     Persist,
+    SignedState,
     Tendermint,
     Timeouts,
 )
-from chain.consensus.messages import PREVOTE, Proposal, ValidatorSet, Vote, sign_proposal, sign_vote
+from chain.consensus.messages import (
+    PREVOTE,
+    STEPS,
+    Proposal,
+    ValidatorSet,
+    Vote,
+    sign_proposal,
+    sign_vote,
+)
 from chain.crypto import SigningKey, verify
 from chain.sim.app import SimBlock
 
@@ -159,3 +170,61 @@ def test_invalid_proposals_get_nil_prevotes() -> None:
     other.start()
     votes = [e.message for e in other.on_message(proposal) if isinstance(e, Broadcast)]
     assert votes and votes[0].block_hash is None
+
+
+def test_a_restarted_validator_resends_the_vote_it_signed_and_keeps_its_step() -> None:
+    """Its vote may never have left before the crash; without it a round can stay a vote short."""
+    proposer_index = next(
+        i for i, k in enumerate(KEYS) if k.public_hex == VALIDATORS.proposer(1, 0)
+    )
+    proposal = next(e.message for e in machine(proposer_index).start() if isinstance(e, Broadcast))
+    voter_index = (proposer_index + 1) % 4
+    before = machine(voter_index)
+    before.start()
+    effects = before.on_message(proposal)
+    persisted = [e.state for e in effects if isinstance(e, Persist)][-1]
+    prevote = next(e.message for e in effects if isinstance(e, Broadcast))
+    assert isinstance(prevote, Vote) and prevote.block_hash == proposal.block_hash
+
+    again = machine(voter_index, restored=persisted)
+    out = again.start()
+    resent = [e.message for e in out if isinstance(e, Broadcast)]
+    assert resent == [prevote]
+    first_broadcast = next(i for i, e in enumerate(out) if isinstance(e, Broadcast))
+    assert any(isinstance(e, Persist) for e in out[:first_broadcast])
+    assert again.step == PREVOTE
+    # its propose timeout no longer tries (and silently fails) to prevote nil over it
+    assert not [e for e in again.on_timeout(PROPOSE, 1, 0) if isinstance(e, Broadcast)]
+
+
+def test_a_restarted_validator_resends_every_vote_it_signed_at_the_height() -> None:
+    """Its precommit of an earlier round may be the one a peer still waits for."""
+    persisted = SignedState(
+        1,
+        1,
+        STEPS[PREVOTE],
+        None,
+        votes=((0, STEPS[PREVOTE], None), (0, STEPS[PRECOMMIT], None), (1, STEPS[PREVOTE], None)),
+    )
+    again = machine(2, restored=persisted)
+    sent = [e.message for e in again.start() if isinstance(e, Broadcast)]
+    assert [(v.kind, v.round, v.block_hash) for v in sent if isinstance(v, Vote)] == [
+        (PREVOTE, 0, None),
+        (PRECOMMIT, 0, None),
+        (PREVOTE, 1, None),
+    ]
+    # and it still refuses to sign anything else for a step it signed
+    assert not [e for e in again.on_timeout(PROPOSE, 1, 1) if isinstance(e, Broadcast)]
+
+
+def test_gossip_resends_the_precommits_of_earlier_rounds() -> None:
+    """A peer that missed one precommit of round 0 must still be able to leave round 0."""
+    m = machine(0)
+    m.start()
+    precommits = [sign_vote(k, CHAIN, PRECOMMIT, 1, 0, None) for k in KEYS[1:]]
+    for vote in precommits:
+        m.on_message(vote)
+    m.on_timeout(PRECOMMIT, 1, 0)
+    assert m.round == 1
+    gossip = [e.message for e in m.on_timeout(GOSSIP, 1, 1) if isinstance(e, Broadcast)]
+    assert set(precommits) <= set(gossip)

@@ -25,6 +25,22 @@ REGRESSIONS = [
     (4, 4, 1, "a double-voter's prevote in the proof of lock was refused as a duplicate"),
     (3, 8, 2, "a skewed clock refused certified blocks arriving by sync"),
 ]
+# A crash during a partition on a lossy network: the mix that once left a restarted validator,
+# and then the whole network, a vote short of a quorum for good.
+CRASH_MIX = ("loss", "partition", "crash")
+MIX_RUNS = [
+    (seed, n, f, behaviour)
+    for n in (4, 5, 7)
+    for f, behaviour in [(0, None), ((n - 1) // 3, None)] + [((n - 1) // 3, b) for b in BEHAVIOURS]
+    for seed in range(2)
+]
+# (seed, n, f, behaviour, what it caught when it first failed), all under CRASH_MIX, 8 heights
+MIX_REGRESSIONS = [
+    (921007, 4, 1, None, "a restarted validator never re-sent the prevote it persisted"),
+    (902014, 5, 1, "double_vote", "two restarted validators' prevotes were lost for good"),
+    (1176, 4, 1, "silent", "gossip dropped round 0's precommits once the sender left round 0"),
+    (1178, 6, 1, "silent", "a round 1 precommit was held only by validators in round 2"),
+]
 
 
 @pytest.mark.parametrize(("seed", "n"), RANDOM_RUNS)
@@ -55,6 +71,26 @@ def test_each_fault_kind_alone(fault: str, n: int, seed: int) -> None:
 @pytest.mark.parametrize(("seed", "n", "f", "why"), REGRESSIONS)
 def test_regression_seeds(seed: int, n: int, f: int, why: str) -> None:
     assert run_scenario(Scenario(seed=seed, validators=n, byzantine=f)).committed_heights >= 4
+
+
+@pytest.mark.parametrize(("seed", "n", "f", "behaviour"), MIX_RUNS)
+def test_crash_during_a_partition_on_a_lossy_network(
+    seed: int, n: int, f: int, behaviour: str | None
+) -> None:
+    scenario = Scenario(
+        seed=seed, validators=n, byzantine=f, behaviour=behaviour, faults=CRASH_MIX, heights=8
+    )
+    assert run_scenario(scenario).committed_heights >= 8
+
+
+@pytest.mark.parametrize(("seed", "n", "f", "behaviour", "why"), MIX_REGRESSIONS)
+def test_crash_mix_regression_seeds(
+    seed: int, n: int, f: int, behaviour: str | None, why: str
+) -> None:
+    scenario = Scenario(
+        seed=seed, validators=n, byzantine=f, behaviour=behaviour, faults=CRASH_MIX, heights=8
+    )
+    assert run_scenario(scenario).committed_heights >= 8
 
 
 def test_a_failure_prints_a_replay_command() -> None:
