@@ -48,6 +48,7 @@ def build_router(
     Agency = Annotated[Caller, Depends(require_role(authenticate, "agency"))]
     AgencyOrSme = Annotated[Caller, Depends(require_role(authenticate, "agency", "sme"))]
     Sme = Annotated[Caller, Depends(require_role(authenticate, "sme"))]
+    Bank = Annotated[Caller, Depends(require_role(authenticate, "bank"))]
     BankOrSme = Annotated[Caller, Depends(require_role(authenticate, "bank", "sme"))]
     SmeOrRegulator = Annotated[Caller, Depends(require_role(authenticate, "sme", "regulator"))]
     Regulator = Annotated[Caller, Depends(require_role(authenticate, "regulator"))]
@@ -197,6 +198,18 @@ def build_router(
         """Every inquiry recorded on the chain (regulators), newest first."""
         return service.all_inquiries(
             rt=rt, session=session, bank=bank, uscc=uscc, limit=limit, offset=offset
+        )
+
+    @router.get("/banks/me/inquiries", tags=["inquiries"])
+    def my_inquiries(
+        caller: Bank,
+        session: SessionDep,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+        offset: Annotated[int, Query(ge=0)] = 0,
+    ) -> schemas.InquiryList:
+        """The calling bank's own rating reads, as recorded on the chain, newest first."""
+        return service.bank_inquiries(
+            rt=rt, session=session, bank=caller.org, limit=limit, offset=offset
         )
 
     # -- model registry --------------------------------------------------------------------

@@ -56,6 +56,28 @@ class ScoreScale:
         return np.asarray(self.offset + self.factor * np.log((1 - p) / p), dtype=np.float64)
 
 
+def reason_text(description: str, category: str, value: float | None, points: float | None) -> str:
+    """A reason code as a bank officer reads it: which ratio, its value, what it cost.
+
+    `points` is the reason's effect on the score (negative: it lowered the score); `value` is
+    the SME's ratio, omitted when the reader may not see values.
+    """
+    text = f"{category.replace('_', ' ').capitalize()}: {description}"
+    if value is not None:
+        text += f" is {_plain_number(value)}"
+    if points is not None and points < 0:
+        text += f", which lowers the score by {abs(points):.1f} points"
+    elif points is not None:
+        text += f", which raises the score by {points:.1f} points"
+    return text
+
+
+def _plain_number(value: float) -> str:
+    if value == 0 or 0.01 <= abs(value) < 10_000:
+        return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+    return f"{value:.2e}"
+
+
 def grades(pd_values: npt.NDArray[np.float64]) -> npt.NDArray[np.str_]:
     """Return the grade of each probability of default."""
     bounds = np.array([bound for _, bound in GRADE_BANDS[:-1]])

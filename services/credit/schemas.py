@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
+
+from services.credit.rating import reason_text
 
 Purpose = Literal["loan_application", "monitoring"]
 
@@ -89,11 +91,17 @@ class StatementList(BaseModel):
 
 
 class ReasonOut(BaseModel):
-    code: str
-    description: str
+    code: str = Field(description="the model's feature name, e.g. Attr11")
+    description: str = Field(description="what the ratio is (the data set's attribute list)")
     category: str
-    points: float | None
+    points: float | None = Field(description="effect on the score; negative lowered it")
     value: float | None = None
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def text(self) -> str:
+        """The reason in one sentence for a bank officer."""
+        return reason_text(self.description, self.category, self.value, self.points)
 
 
 class RatingOut(BaseModel):

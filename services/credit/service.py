@@ -822,6 +822,17 @@ def all_inquiries(
     return schemas.InquiryList(total_on_chain=total, inquiries=[_inquiry_out(r) for r in rows])
 
 
+def bank_inquiries(
+    *, rt: CreditRuntime, session: Session, bank: str, limit: int, offset: int
+) -> schemas.InquiryList:
+    """One bank's own reads, newest first; `total_on_chain` counts that bank's inquiries."""
+    page = all_inquiries(rt=rt, session=session, bank=bank, uscc=None, limit=limit, offset=offset)
+    mine = session.scalar(
+        select(func.count()).select_from(InquiryRow).where(InquiryRow.bank == bank)
+    )
+    return page.model_copy(update={"total_on_chain": int(mine or 0)})
+
+
 def _inquiry_out(row: InquiryRow) -> schemas.InquiryOut:
     return schemas.InquiryOut(**{k: getattr(row, k) for k in schemas.InquiryOut.model_fields})
 

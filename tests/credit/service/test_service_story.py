@@ -46,7 +46,9 @@ def test_a_bank_needs_consent_then_gets_a_proven_rating_and_the_sme_sees_it(
 
     # The SME registers itself, uploads three years of statements, and is rated
     uscc = str(env.statements["uscc"].iloc[0])
-    registered = env.post("/smes", "sme-demo", json={"uscc": uscc, "name": "Demo Precision Parts"})
+    registered = env.post(
+        "/smes", "sme-demo", json={"uscc": uscc, "name": "Demo Precision Parts Co."}
+    )
     assert registered.status_code == 201, registered.text
     assert registered.json()["org"] == "sme-demo"
     files = {"file": ("statements.csv", statement_csv(env.statements, uscc), "text/csv")}
@@ -58,6 +60,11 @@ def test_a_bank_needs_consent_then_gets_a_proven_rating_and_the_sme_sees_it(
     rating = rated.json()
     assert rating["grade"] in {"AAA", "AA", "A", "BBB", "BB", "B", "CCC", "CC", "C"}
     assert rating["reasons"] and rating["model"] == env.model_sha and rating["period"] == "2023"
+    # Each reason reads as a sentence: the ratio's meaning, its value, the points it cost
+    first = rating["reasons"][0]
+    assert first["text"].startswith(first["category"].replace("_", " ").capitalize() + ": ")
+    assert first["description"] in first["text"] and "Attr" not in first["text"]
+    assert f"lowers the score by {abs(first['points']):.1f} points" in first["text"]
 
     # A bank, as a new user, cannot see it without consent
     refused = env.get(f"/smes/{uscc}/rating", "bank-a", params={"purpose": "loan_application"})
@@ -109,6 +116,15 @@ def test_a_bank_needs_consent_then_gets_a_proven_rating_and_the_sme_sees_it(
     assert inquiry["rating_tx"] == rating["tx"] and inquiry["tx"] == body["inquiry"]["tx"]
     audit = env.get("/inquiries", "regulator").json()
     assert audit["total_on_chain"] >= 1 and audit["inquiries"][0]["tx"] == inquiry["tx"]
+    # The bank lists its own reads (and only its own); the audit list stays the regulator's
+    mine = env.get("/banks/me/inquiries", "bank-a").json()
+    assert mine["total_on_chain"] == 1 and mine["inquiries"][0]["tx"] == inquiry["tx"]
+    assert env.get("/banks/me/inquiries", "bank-b").json() == {
+        "total_on_chain": 0,
+        "inquiries": [],
+    }
+    assert env.get("/banks/me/inquiries", "sme-demo").status_code == 403
+    assert env.get("/inquiries", "bank-a").status_code == 403
 
     # The SME revokes; the bank is refused again, with the reason
     revoke = sdk.revoke_consent_tx(
