@@ -58,9 +58,14 @@ class RetryAfter(httpx.BaseTransport):
     """
 
     def __init__(
-        self, *, attempts: int = 20, default_s: float = 0.5, max_wait_s: float = 5
+        self,
+        inner: httpx.BaseTransport | None = None,
+        *,
+        attempts: int = 20,
+        default_s: float = 0.5,
+        max_wait_s: float = 5,
     ) -> None:
-        self._inner = httpx.HTTPTransport()
+        self._inner = inner or httpx.HTTPTransport()
         self.attempts = attempts
         self.default_s = default_s
         self.max_wait_s = max_wait_s

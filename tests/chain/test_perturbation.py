@@ -33,6 +33,7 @@ STALL_BOUND_S = 25. A node that was down fetches the missed blocks 50 per sync r
 from __future__ import annotations
 
 import fcntl
+import itertools
 import json
 import os
 import sys
@@ -42,15 +43,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
 
+import httpx
 import pytest
 
-from ._proccluster import Cluster, Load
-
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.xdist_group("e2e-topology"),
-    pytest.mark.timeout(420),
-]
+from ._proccluster import Cluster, Load, RetryAfter
 
 STALL_BOUND_S = 25.0
 CATCH_UP_BOUND_S = 30.0
@@ -221,6 +217,33 @@ def run(tmp_path: Path, process_slot: None) -> Iterator[Run]:
         cluster.stop_all()
 
 
+@pytest.mark.parametrize(
+    ("status", "retry_after", "waited_s"),
+    [(429, "0.05", 0.05), (503, "0.05", 0.05), (429, None, 0.02), (503, "soon", 0.02)],
+)
+def test_the_load_client_comes_back_when_a_node_says_so(
+    status: int, retry_after: str | None, waited_s: float
+) -> None:
+    answers = iter([status, status, 200])
+    seen: list[float] = []
+
+    def node(request: httpx.Request) -> httpx.Response:
+        seen.append(time.monotonic())
+        headers = {"retry-after": retry_after} if retry_after else {}
+        return httpx.Response(next(answers), headers=headers, json={"results": []})
+
+    transport = RetryAfter(httpx.MockTransport(node), default_s=0.02)
+    with httpx.Client(transport=transport, base_url="http://node") as client:
+        assert client.post("/v1/txs/batch", content=b"{}").status_code == 200
+    # Verify it asked three times, waiting what the node said (or its default) in between
+    assert transport.backoffs == 2 and len(seen) == 3
+    assert all(later - earlier >= waited_s * 0.9 for earlier, later in itertools.pairwise(seen))
+
+
+# Four processes: one such topology per session at a time (see `process_slot`)
+@pytest.mark.slow
+@pytest.mark.xdist_group("e2e-topology")
+@pytest.mark.timeout(420)
 def test_acknowledged_transactions_survive_crashes_pauses_partitions_and_a_wiped_mempool(
     run: Run,
 ) -> None:
