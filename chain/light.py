@@ -1,12 +1,21 @@
-"""Offline verification of proof bundles, given only the genesis document.
+"""Offline verification of proof bundles from the genesis document and, optionally, a trust anchor.
 
 A bundle proves a transaction (with its receipt), a record anchored in a batch, or a state value
 (or its absence) against a block header certified by more than 2/3 of the validators.
+
+With the genesis alone a verifier follows the bundle's validator transitions from the genesis
+set; keys of a set that has since been retired could then sign a forged history. A trust anchor
+(`Trust`: the height and hash of a recent header obtained from a source the verifier trusts,
+such as the regulator's observer) pins that history: the set in force at the trusted height must
+be the one the trusted header names, the proven block must not be older than it, and the anchor
+is trusted only for a trusting period (docs/security.md).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,10 +25,15 @@ from chain.block import Certificate, Header, validators_hash, verify_certificate
 from chain.encoding import canonical, from_hex
 from chain.errors import ChainError, ProofError
 from chain.genesis import Genesis
-from chain.state import key_hash, value_hash
+from chain.state import MAX_KEY_CHARS, key_hash, value_hash
 from chain.tx import tx_from_json
 
 BUNDLE_VERSION = 1
+NAMESPACE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # a contract name (governance.RegisterContract)
+MAX_BUNDLE_DEPTH = 64
+DEFAULT_TRUSTING_PERIOD_MS = 7 * 24 * 3600 * 1000
+MAX_CLOCK_DRIFT_MS = 10 * 1000
+_HEADER_INTS = ("height", "time_ms", "tx_count")
 _TX_FIELDS = {
     "version",
     "kind",
@@ -61,17 +75,97 @@ class Proven:
     facts: dict[str, Any]
 
 
-def verify_bundle(bundle: Any, genesis: Genesis) -> Proven:
+@dataclass(frozen=True)
+class Trust:
+    """A header the verifier trusts (`HEIGHT:HASH`, e.g. from an observer), and for how long.
+
+    `header` and `certificate` are that header's content, when the bundle itself carries no
+    header at `height` (`smartcity verify-proof --checkpoint`, a GET /v1/blocks/{height} answer);
+    the hash pins them, so they may come from anywhere. `now_ms` is the verifier's clock.
+    """
+
+    height: int
+    hash: str
+    now_ms: int
+    trusting_period_ms: int = DEFAULT_TRUSTING_PERIOD_MS
+    header: dict[str, Any] | None = None
+    certificate: dict[str, Any] | None = None
+
+
+def parse_trust(text: str) -> tuple[int, str]:
+    """`HEIGHT:HASH` (a positive height, a 64-hex header hash) or ValueError naming the problem."""
+    height, sep, digest = text.partition(":")
+    if not sep or not height.isdigit() or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise ValueError(f"a trust anchor is HEIGHT:HASH (64 lowercase hex), not {text!r}")
+    if int(height) < 1:
+        raise ValueError("the trusted height is at least 1")
+    return int(height), digest
+
+
+def parse_bundle(text: str | bytes) -> Any:
+    """Read a bundle's JSON strictly, so that every reader sees the same document.
+
+    Refused: duplicate members (readers disagree on which one counts), numbers with an integral
+    value written as a fraction or exponent (`5.0`, `5e0`: never canonical, and a reader may
+    see a float where the spec has an integer), NaN/Infinity, nesting deeper than 64.
+    """
+    try:
+        document = json.loads(
+            text, object_pairs_hook=_unique_members, parse_float=_non_integral,
+            parse_constant=_no_constant,
+        )  # fmt: skip
+    except RecursionError as exc:
+        raise ProofError("the bundle nests too deeply") from exc
+    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise ProofError(f"the bundle is not strict JSON: {exc}") from exc
+    if _depth(document) > MAX_BUNDLE_DEPTH:
+        raise ProofError(f"the bundle nests deeper than {MAX_BUNDLE_DEPTH} levels")
+    return document
+
+
+def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    members: dict[str, Any] = {}
+    for name, value in pairs:
+        if name in members:
+            raise ValueError(f"duplicate member {name!r}")
+        members[name] = value
+    return members
+
+
+def _non_integral(text: str) -> float:
+    value = float(text)
+    if value.is_integer():
+        raise ValueError(f"{text} is an integer written as a float")
+    return value
+
+
+def _no_constant(text: str) -> Any:
+    raise ValueError(f"{text} is not a JSON number")
+
+
+def _depth(value: Any) -> int:
+    deepest, stack = 0, [(value, 0)]
+    while stack:
+        node, depth = stack.pop()
+        deepest = max(deepest, depth)
+        children = (
+            node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
+        )
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def verify_bundle(bundle: Any, genesis: Genesis, trust: Trust | None = None) -> Proven:
     """Verify a bundle end to end or raise ProofError saying what failed."""
     try:
-        return _verify(bundle, genesis)
+        return _verify(bundle, genesis, trust)
     except ProofError:
         raise
-    except (ChainError, KeyError, TypeError, ValueError, IndexError) as exc:
+    except (ChainError, KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise ProofError(f"malformed bundle: {exc}") from exc
 
 
-def _verify(bundle: Any, genesis: Genesis) -> Proven:
+def _verify(bundle: Any, genesis: Genesis, trust: Trust | None) -> Proven:
     # Verify the bundle's shape, version and chain
     if not isinstance(bundle, dict):
         raise ProofError("a bundle is a JSON object")
@@ -86,36 +180,113 @@ def _verify(bundle: Any, genesis: Genesis) -> Proven:
         raise ProofError(
             f"bundle is for chain {bundle['chain_id']!r}, genesis is {genesis.chain_id!r}"
         )
-    header = _verified_header(bundle, genesis)
+    header = _verified_header(bundle, genesis, trust)
     if kind == "state":
         return _verify_state(bundle, header)
     return _verify_tx(bundle, header, record=kind == "record")
 
 
-def _verified_header(bundle: dict[str, Any], genesis: Genesis) -> Header:
-    header = Header.from_json(bundle["header"])
+def _verified_header(bundle: dict[str, Any], genesis: Genesis, trust: Trust | None) -> Header:
+    header = _header(bundle["header"])
     # Verify the header belongs to this chain
     if header.chain_id != genesis.chain_id:
         raise ProofError(f"header is for chain {header.chain_id!r}")
-    powers = _follow_transitions(bundle["validator_transitions"], genesis, before=header.height)
+    seen: dict[int, Header] = {header.height: header}
+    powers, at_trusted = _follow_transitions(
+        bundle["validator_transitions"], genesis, before=header.height, seen=seen,
+        trusted_height=trust.height if trust else None,
+    )  # fmt: skip
     # Verify the header names the validator set reached from genesis, and that set signed it
     if header.validators_hash != _set_hash(powers):
         raise ProofError("the header's validator set is not the one the transitions lead to")
-    certificate = Certificate.from_json(bundle["certificate"])
+    certificate = _certificate(bundle["certificate"])
     verify_certificate(certificate, header, powers)
+    if trust is not None:
+        _check_trust(trust, header, seen, at_trusted)
     return header
 
 
-def _follow_transitions(transitions: Any, genesis: Genesis, *, before: int) -> dict[str, int]:
-    """Walk certified validator-set changes from the genesis set; return the set in force."""
+def _check_trust(
+    trust: Trust, proven: Header, seen: dict[int, Header], at_trusted: dict[str, int] | None
+) -> None:
+    """The bundle's history passes through the trusted header, which is recent enough."""
+    # Verify the proven block is not older than the trusted header: nothing links back to it
+    if proven.height < trust.height:
+        raise ProofError(
+            f"the bundle proves block {proven.height}, older than the trusted header at"
+            f" {trust.height}: ask for a proof at or above the trusted height"
+        )
+    pinned = seen.get(trust.height)
+    if pinned is None and trust.header is not None:
+        pinned = _header(trust.header)
+        # Verify the checkpoint is certified by the set the transitions lead to at its height
+        if at_trusted is None or pinned.validators_hash != _set_hash(at_trusted):
+            raise ProofError(
+                f"the bundle's validator transitions do not lead to the set of the trusted"
+                f" header at {trust.height}: a truncated or forged history"
+            )
+        if trust.certificate is None:
+            raise ProofError("the trusted header needs its certificate")
+        verify_certificate(_certificate(trust.certificate), pinned, at_trusted)
+    if pinned is None:
+        raise ProofError(
+            f"the bundle has no header at the trusted height {trust.height}; give that header"
+            " (GET /v1/blocks/{height} from the observer) as the checkpoint"
+        )
+    # Verify the history goes through the trusted header, not a fork of it
+    if pinned.height != trust.height or pinned.hash != trust.hash:
+        raise ProofError(
+            f"the bundle's header at height {trust.height} is {pinned.hash}, not the trusted"
+            f" {trust.hash}: a different history (fork or forgery)"
+        )
+    # Verify the anchor is within its trusting period, and the proven block is not in the future
+    age_ms = trust.now_ms - pinned.time_ms
+    if age_ms > trust.trusting_period_ms:
+        raise ProofError(
+            f"the trusted header is {age_ms // 3_600_000} h old, beyond the trusting period of"
+            f" {trust.trusting_period_ms // 3_600_000} h: take a recent one from an observer"
+        )
+    if proven.time_ms > trust.now_ms + MAX_CLOCK_DRIFT_MS:
+        raise ProofError("the proven block's time is in the future of this verifier's clock")
+
+
+def _header(value: Any) -> Header:
+    header = Header.from_json(value)
+    # Verify the header's numbers are integers (a float 5.0 hashes like 5 but is not one)
+    for name in _HEADER_INTS:
+        _require_int(getattr(header, name), f"header {name}")
+    return header
+
+
+def _certificate(value: Any) -> Certificate:
+    certificate = Certificate.from_json(value)
+    _require_int(certificate.height, "certificate height")
+    _require_int(certificate.round, "certificate round")
+    return certificate
+
+
+def _require_int(value: Any, what: str) -> None:
+    if type(value) is not int or value < 0:
+        raise ProofError(f"{what} must be a non-negative integer, not {value!r}")
+
+
+def _follow_transitions(
+    transitions: Any, genesis: Genesis, *, before: int, seen: dict[int, Header],
+    trusted_height: int | None,
+) -> tuple[dict[str, int], dict[str, int] | None]:  # fmt: skip
+    """Walk certified validator-set changes from the genesis set.
+
+    Returns the set in force at the proven block, and the set in force at `trusted_height`.
+    """
     if not isinstance(transitions, list):
         raise ProofError("validator_transitions must be a list")
     powers = genesis.validator_powers()
+    at_trusted = powers if trusted_height is not None else None
     last = 0
     for step in transitions:
         if not isinstance(step, dict) or set(step) != {"header", "certificate", "validators"}:
             raise ProofError("a validator transition has exactly header, certificate, validators")
-        header = Header.from_json(step["header"])
+        header = _header(step["header"])
         # Verify transitions are in height order, on this chain, before the proven block
         if not last < header.height < before or header.chain_id != genesis.chain_id:
             raise ProofError(
@@ -124,15 +295,34 @@ def _follow_transitions(transitions: Any, genesis: Genesis, *, before: int) -> d
         # Verify the set in force signed it, and it commits to the next set it announces
         if header.validators_hash != _set_hash(powers):
             raise ProofError(f"transition at {header.height} is not signed by the set in force")
-        verify_certificate(Certificate.from_json(step["certificate"]), header, powers)
+        verify_certificate(_certificate(step["certificate"]), header, powers)
         validators = step["validators"]
         if (
             not isinstance(validators, list)
             or validators_hash(validators) != header.next_validators_hash
         ):
             raise ProofError(f"transition at {header.height} announces another validator set")
-        powers = {str(v["pub_key"]): int(v["power"]) for v in validators}
+        seen[header.height] = header
+        powers = _powers(validators, header.height)
+        if trusted_height is not None and header.height < trusted_height:
+            at_trusted = powers
         last = header.height
+    return powers, at_trusted
+
+
+def _powers(validators: list[Any], height: int) -> dict[str, int]:
+    """A transition's announced set: exactly {name, pub_key, power} each, integer powers."""
+    powers: dict[str, int] = {}
+    for entry in validators:
+        if not isinstance(entry, dict) or set(entry) != {"name", "pub_key", "power"}:
+            raise ProofError(
+                f"transition at {height}: a validator has exactly name, pub_key, power"
+            )
+        if type(entry["power"]) is not int or entry["power"] < 1:
+            raise ProofError(f"transition at {height}: a validator's power is a positive integer")
+        if not isinstance(entry["pub_key"], str) or entry["pub_key"] in powers:
+            raise ProofError(f"transition at {height}: validator keys are distinct strings")
+        powers[entry["pub_key"]] = entry["power"]
     return powers
 
 
@@ -157,6 +347,8 @@ def _verify_tx(bundle: dict[str, Any], header: Header, *, record: bool) -> Prove
         header.tx_count,
         "receipt",
     )
+    _require_int(receipt_json["height"], "receipt height")
+    _require_int(receipt_json["index"], "receipt index")
     if receipt_json["tx"] != tx.hash or receipt_json["height"] != header.height:
         raise ProofError("the receipt is for another transaction or block")
     if (
@@ -182,7 +374,8 @@ def _verify_tx(bundle: dict[str, Any], header: Header, *, record: bool) -> Prove
             bundle["record"], tx.contract, tx.method, tx.args, receipt_json["status"]
         )
         summary = (
-            f"record {facts['record']} is in batch {facts['label']!r} of {facts['count']} records,"
+            f"record {facts['record']} is in batch {shown(facts['label'], quote=True)} of"
+            f" {facts['count']} records,"
             f" anchored by transaction {tx.hash} in block {header.height} of {header.chain_id},"
             f" committed {_iso(header.time_ms)}"
         )
@@ -213,6 +406,17 @@ def _verify_state(bundle: dict[str, Any], header: Header) -> Proven:
     namespace, key, value = bundle["namespace"], bundle["key"], bundle["value"]
     if not isinstance(namespace, str) or not isinstance(key, str):
         raise ProofError("namespace and key must be strings")
+    # Verify the key is one a contract could have written (section 7): anything else is a
+    # look-alike of a real key (NUL, tab, zero-width space, over-long, uppercase namespace)
+    if not NAMESPACE.match(namespace):
+        raise ProofError(
+            f"namespace {shown(namespace)} is not a contract name ({NAMESPACE.pattern})"
+        )
+    if not 1 <= len(key) <= MAX_KEY_CHARS or not key.isprintable():
+        raise ProofError(
+            f"state key {shown(key)} is not 1-{MAX_KEY_CHARS} printable characters: no contract"
+            " can write it"
+        )
     proof_json = bundle["state_proof"]
     if not isinstance(proof_json, dict) or set(proof_json) != {"siblings", "leaf"}:
         raise ProofError("state_proof must have siblings and leaf")
@@ -239,9 +443,9 @@ def _verify_state(bundle: dict[str, Any], header: Header) -> Proven:
         raise ProofError("the bundle claims absence but the key is present")
     if value is not None and (not present or leaf is None or leaf.value_hash != value_hash(value)):
         raise ProofError("the bundle's value is not the proven value")
-    where = f"{namespace}/{key}"
+    where = f"{namespace}/{shown(key)}"
     summary = (
-        (f"{where} = {canonical(value).decode()[:200]}" if present else f"{where} is absent")
+        (f"{where} = {shown(canonical(value).decode()[:200])}" if present else f"{where} is absent")
         + f" in the state after block {header.height} of {header.chain_id},"
         + f" committed {_iso(header.time_ms)}"
     )
@@ -276,6 +480,19 @@ def _check_path(leaf_data: bytes, proof: Any, root_hex: str, size: int, what: st
     computed = merkle.root_from_path(merkle.leaf_hash(leaf_data), index, size, path)
     if computed != from_hex(root_hex, 32, field=f"{what} root"):
         raise ProofError(f"the {what} is not in the committed Merkle tree")
+
+
+def shown(text: Any, *, quote: bool = False) -> str:
+    """Text from a bundle as it may be printed: unambiguous, nothing hidden or look-alike.
+
+    Plain printable ASCII (without backslash or quotes) is shown as is; anything else as a
+    JSON string with every non-ASCII character escaped, so `a\u200bb` never looks like `ab`.
+    """
+    value = str(text)
+    plain = value.isascii() and value.isprintable() and not set(value) & set("\\\"'")
+    if plain and not quote:
+        return value
+    return f"'{value}'" if plain else json.dumps(value, ensure_ascii=True)
 
 
 def record_hash_of_file(data: bytes) -> str:

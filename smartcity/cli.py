@@ -7,12 +7,13 @@ import importlib
 import json
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
 import click
 
-from chain import merkle
+from chain import light, merkle
 from chain.auth import AUDIENCE_CHAIN, DEFAULT_TTL_S, MAX_TTL_S, AuthError, mint_token
 from chain.client import ChainClient, Identity
 from chain.db import database_url_from_env
@@ -474,7 +475,7 @@ def device_reinstate(device_id: str, home: Path, org: str, node_url: str | None)
     "--genesis",
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
     required=True,
-    help="The chain's genesis.json: the only thing trusted.",
+    help="The chain's genesis.json: the validator set the history starts from.",
 )
 @click.option(
     "--file",
@@ -483,27 +484,58 @@ def device_reinstate(device_id: str, home: Path, org: str, node_url: str | None)
     default=None,
     help="Also check the proven record is this file's SHA-256.",
 )
+@click.option(
+    "--trust",
+    default=None,
+    metavar="HEIGHT:HASH",
+    help="A recent header you trust (e.g. an observer's /v1/status height and latest_hash):"
+    " the bundle's history must pass through it (docs/security.md).",
+)
+@click.option(
+    "--checkpoint",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    default=None,
+    help="The trusted block as GET /v1/blocks/{HEIGHT} answers it, when the bundle holds no"
+    " header at that height.",
+)
+@click.option(
+    "--trusting-period",
+    "trusting_period_h",
+    type=click.IntRange(1, 24 * 365),
+    default=light.DEFAULT_TRUSTING_PERIOD_MS // 3_600_000,
+    show_default=True,
+    help="Hours a trusted header stays trusted.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print what was proven as JSON.")
-def verify_proof(bundle: Path, genesis: Path, file_: Path | None, as_json: bool) -> None:
+def verify_proof(
+    bundle: Path,
+    genesis: Path,
+    file_: Path | None,
+    trust: str | None,
+    checkpoint: Path | None,
+    trusting_period_h: int,
+    as_json: bool,
+) -> None:
     """Verify a proof bundle offline; exit 0 and say what it proves, or exit 1 and say why not."""
     try:
         trusted = load_genesis(genesis)
     except ChainError as exc:
-        _fail(str(exc), 2)
+        _fail(_printable(str(exc)), 2)
+    anchor = _trust_anchor(trust, checkpoint, trusting_period_h)
     try:
-        document = json.loads(bundle.read_text())
-    except (OSError, ValueError) as exc:
-        _fail(f"INVALID: {bundle} is not a JSON proof bundle: {exc}")
+        document = light.parse_bundle(bundle.read_bytes())
+    except (OSError, ChainError) as exc:
+        _fail(_printable(f"INVALID: {bundle} is not a JSON proof bundle: {exc}"))
     try:
-        proven = verify_bundle(document, trusted)
+        proven = verify_bundle(document, trusted, anchor)
     except ChainError as exc:
-        _fail(f"INVALID: {exc}")
+        _fail(_printable(f"INVALID: {exc}"))
     if file_ is not None:
         digest = _file_hash(file_).hex()
         if proven.facts.get("record") != digest:
             _fail(
                 f"INVALID: {file_} has sha256 {digest},"
-                f" the bundle proves {proven.facts.get('record')}"
+                f" the bundle proves {light.shown(proven.facts.get('record'))}"
             )
     if as_json:
         click.echo(
@@ -513,13 +545,47 @@ def verify_proof(bundle: Path, genesis: Path, file_: Path | None, as_json: bool)
                     "kind": proven.kind,
                     "height": proven.height,
                     "block_hash": proven.block_hash,
+                    "trusted": None if anchor is None else f"{anchor.height}:{anchor.hash}",
                     "facts": proven.facts,
                 },
                 indent=2,
+                ensure_ascii=True,
             )
         )
     else:
-        click.echo(f"VALID: {proven.summary}")
+        click.echo(_printable(f"VALID: {proven.summary}"))
+
+
+def _trust_anchor(
+    trust: str | None, checkpoint: Path | None, trusting_period_h: int
+) -> light.Trust | None:
+    """The --trust anchor, with the --checkpoint block's header and certificate if given."""
+    if trust is None:
+        if checkpoint is not None:
+            _fail(
+                "--checkpoint needs --trust HEIGHT:HASH (the checkpoint's hash is what pins it)", 2
+            )
+        return None
+    try:
+        height, digest = light.parse_trust(trust)
+    except ValueError as exc:
+        _fail(str(exc), 2)
+    header = certificate = None
+    if checkpoint is not None:
+        try:
+            block = light.parse_bundle(checkpoint.read_bytes())
+            header, certificate = block["header"], block["certificate"]
+        except (OSError, ChainError, KeyError, TypeError) as exc:
+            _fail(_printable(f"{checkpoint} is not a block (GET /v1/blocks/{{height}}): {exc}"), 2)
+    return light.Trust(
+        height=height, hash=digest, now_ms=int(time.time() * 1000),
+        trusting_period_ms=trusting_period_h * 3_600_000, header=header, certificate=certificate,
+    )  # fmt: skip
+
+
+def _printable(text: str) -> str:
+    """Escape what a terminal would hide or garble (controls, zero-width and bidi characters)."""
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
 
 
 @main.command()
