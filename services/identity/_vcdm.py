@@ -6,7 +6,7 @@ import base64
 import binascii
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from services.identity._jose import JsonObject, parse_compact
@@ -261,15 +261,20 @@ def is_absolute_url(value: Any) -> bool:
 
 
 def check_time(claims: Mapping[str, Any], now: float | None, leeway_s: float) -> None:
-    """Verify numeric `nbf`/`exp` and the validity period against `now` (None skips the check)."""
+    """Verify RFC 7519 `exp`/`nbf` and the VCDM validity period against `now` (None skips).
+
+    `exp` is exclusive (the token is invalid at and after it), `nbf` inclusive; an `exp` or
+    `nbf` that is not a NumericDate is refused, never ignored.
+    """
     if now is None:
         return
-    exp, nbf = claims.get("exp"), claims.get("nbf")
-    # Non-numeric time claims are not JWT NumericDates; they are not understood and ignored.
-    if isinstance(exp, int | float) and now > exp + leeway_s:
-        raise TokenExpired("the token's exp has passed")
-    if isinstance(nbf, int | float) and now + leeway_s < nbf:
-        raise TokenNotYetValid("the token's nbf is in the future")
+    for name in ("exp", "nbf"):
+        if name in claims and not is_numeric_date(claims[name]):
+            raise InvalidClaims(f"{name} must be a NumericDate (seconds since 1970)")
+    if "exp" in claims and now >= claims["exp"] + leeway_s:
+        raise TokenExpired(f"exp {_moment(claims['exp'])} has passed")
+    if "nbf" in claims and now + leeway_s < claims["nbf"]:
+        raise TokenNotYetValid(f"nbf {_moment(claims['nbf'])} is in the future")
     if "validFrom" in claims and parse_datetime(claims["validFrom"], "validFrom").timestamp() > (
         now + leeway_s
     ):
@@ -278,6 +283,14 @@ def check_time(claims: Mapping[str, Any], now: float | None, leeway_s: float) ->
         now - leeway_s
     ):
         raise TokenExpired("validUntil has passed")
+
+
+def _moment(numeric_date: float) -> str:
+    try:
+        moment = datetime.fromtimestamp(numeric_date, tz=UTC)
+    except (OverflowError, OSError, ValueError):
+        return str(numeric_date)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def check_media_type(header: Mapping[str, Any], typ: str, cty: str | None) -> None:

@@ -260,6 +260,7 @@ def _check_key_binding(
     if _vcdm.strip_application(kb.header.get("typ")) != KB_JWT_TYP:
         raise KeyBindingError("the key binding JWT's typ must be kb+jwt")
     kb_claims = parse_json_object(kb.payload, "KB-JWT")
+    _check_kb_time(kb_claims, now=now, leeway_s=leeway_s)
     # Verify sd_hash covers exactly the SD-JWT and disclosures presented with it
     if kb_claims.get("sd_hash") != _sd_hash(text.strip()[: text.strip().rfind("~") + 1]):
         raise KeyBindingError("sd_hash does not match the presented SD-JWT")
@@ -269,6 +270,15 @@ def _check_key_binding(
     if now is not None and not (now - max_age_s - leeway_s <= iat <= now + leeway_s):
         raise KeyBindingError("the key binding JWT is stale or from the future")
     return True
+
+
+def _check_kb_time(kb_claims: Mapping[str, Any], *, now: float | None, leeway_s: float) -> None:
+    """RFC 7519 `exp`/`nbf` on the key binding JWT too (RFC 9901 §7.3, step 5)."""
+    try:
+        _vcdm.check_jwt_claims(kb_claims)
+        _vcdm.check_time(kb_claims, now, leeway_s)
+    except IdentityError as exc:
+        raise KeyBindingError(f"the key binding JWT is not valid now: {exc}") from exc
 
 
 # -- W3C VCDM 2.0 secured with SD-JWT -------------------------------------------------------------

@@ -57,6 +57,9 @@ class Report:
     subjects: list[str] = field(default_factory=list)
     checks: dict[str, dict[str, str]] = field(default_factory=dict)
     claims: dict[str, Any] = field(default_factory=dict)
+    # The issuer JWT's registered time claims (RFC 7519 exp/nbf): not part of the VCDM document
+    # the report shows, but they limit validity as much as validFrom/validUntil do
+    jwt_times: dict[str, Any] = field(default_factory=dict)
     disclosed: list[str] = field(default_factory=list)
     proofs: dict[str, Any] = field(default_factory=dict)
 
@@ -179,6 +182,7 @@ def _check_signature(report: Report, token: str, issuer_jwt: str, key: dict[str,
         return
     report.set("signature", True, "the issuer's signature verifies with its on-chain key")
     report.claims = verified.document
+    report.jwt_times = {k: verified.claims[k] for k in ("exp", "nbf") if k in verified.claims}
     # VCDM 2.0 allows several subjects; the first is the one reported, all are bound
     report.subjects = _vcdm.subject_ids(report.claims)
     report.subject = report.subjects[0] if report.subjects else None
@@ -233,13 +237,15 @@ def _check_authorisation(
 
 def _check_validity(env: Env, report: Report) -> None:
     try:
-        _vcdm.check_time(report.claims, env.clock(), leeway_s=0)
+        _vcdm.check_time({**report.claims, **report.jwt_times}, env.clock(), leeway_s=0)
     except CredentialError as exc:
         report.set("validity_period", False, str(exc))
         return
     until = report.claims.get("validUntil")
+    exp = report.jwt_times.get("exp")
     report.set("validity_period", True, f"valid from {report.claims.get('validFrom')}"
-               + (f" until {until}" if until else " with no end"))  # fmt: skip
+               + (f" until {until}" if until else " with no end")
+               + (f", JWT exp {exp}" if exp is not None else ""))  # fmt: skip
 
 
 def _check_status(

@@ -238,3 +238,21 @@ def test_malformed_fields_name_the_field_in_the_report(identity, holder):
             assert_refused_or_unverified(answer)
             text = answer.text
             assert named in text, (path, value, text)
+
+
+def test_the_credential_jwts_exp_and_nbf_limit_its_validity(identity, holder):
+    """RFC 7519 on the issuer-signed JWT: exp (exclusive) and nbf, next to validFrom/validUntil."""
+    now = int(time.time())
+    cases = [({"exp": now - 5}, "exp"), ({"exp": now}, "exp"), ({"nbf": now + 3600}, "nbf")]
+    for times, named in cases:
+        payload = {**credential_for(holder.did), **times}
+        for token in (vc_jwt(holder, payload), vc_sd_jwt(holder, payload)):
+            answer = identity.call("bank-a", "POST", "/credentials/verify",
+                                   json={"credential": token})  # fmt: skip
+            assert answer.status_code == 200, answer.text
+            check = answer.json()["checks"]["validity_period"]
+            assert check["status"] == "failed" and named in check["message"], (times, check)
+    payload = {**credential_for(holder.did), "exp": now + 3600, "nbf": now - 5}
+    answer = identity.call("bank-a", "POST", "/credentials/verify",
+                           json={"credential": vc_jwt(holder, payload)})  # fmt: skip
+    assert answer.json()["checks"]["validity_period"]["status"] == "passed", answer.json()
