@@ -13,6 +13,7 @@ import email.utils
 import itertools
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -203,8 +204,9 @@ class Cluster:
                 drop()
 
     def logs(self, names: list[str] | None = None) -> str:
-        """Each node's consensus gauges and the tail of its log (without the access log)."""
-        out = [f"consensus: {self.consensus()}"]
+        """Each node's consensus gauges, the tail of its log (without the access log) and, where
+        py-spy is installed, where its threads are (so a stalled run names its cause)."""
+        out = [f"consensus: {self.consensus()}", *self._stacks()]
         for name in names or self.names:
             path = self.root / f"{name}.log"
             lines = path.read_text(errors="replace").splitlines() if path.exists() else []
@@ -213,6 +215,23 @@ class Cluster:
             code = self.procs[name].poll() if name in self.procs else None
             out.append(f"--- {name}.log (exit {code}) ---\n{tail}")
         return "\n".join(out)
+
+    def _stacks(self) -> list[str]:
+        spy = shutil.which("py-spy")
+        if spy is None:
+            return []
+        out = []
+        for name, proc in self.procs.items():
+            if proc.poll() is None and name not in self.down:
+                dump = subprocess.run(
+                    [spy, "dump", "--pid", str(proc.pid)],
+                    capture_output=True,
+                    text=True,
+                    timeout=60,
+                    check=False,
+                )
+                out.append(f"--- {name} threads ---\n{dump.stdout[-6000:]}{dump.stderr[-500:]}")
+        return out
 
     # -- the API ---------------------------------------------------------------------------
 

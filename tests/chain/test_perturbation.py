@@ -4,7 +4,19 @@ In the spirit of CometBFT's e2e perturbations, on loopback. Each validator is it
 `smartcity node` process and reaches its peers only through tests/chain/_netproxy.py, so links
 can be cut. One cluster goes through the perturbations in sequence while a client offers a
 steady load of signed transactions (about 50 tx/s) round-robin to the nodes that are up,
-honouring 429/503 with Retry-After. After each perturbation heals, the test checks:
+honouring 429/503 with Retry-After. The perturbations, in order:
+
+1. kill -9 a validator; the other three keep committing; restarted, it restores its persisted
+   mempool and catches up;
+2. SIGSTOP a validator (its sockets stay open, nothing answers); three keep committing; SIGCONT;
+3. partition one validator (the proxy cuts its links both ways): the majority keeps committing
+   while the isolated one still acknowledges what clients send it; heal;
+4. partition two from two: nobody has a quorum and no node may commit a new height; heal;
+5. stall the chain (SIGSTOP two), let a third acknowledge transactions, kill -9 it, empty its
+   persisted mempool, restart it, SIGCONT the two; half of what the fourth held pending is
+   offered to the wiped node again, as by a client that lost track.
+
+After each heal the test checks:
 
 * identical chains: every node holds the same block hash at every height up to the lowest
   node's height, and no transaction is in two blocks (exactly once);
@@ -19,15 +31,19 @@ commits exactly once, whatever crashes, pauses and partitions happen meanwhile; 
 operator empties a node's mempool while it is down, a transaction that node acknowledged still
 commits exactly once if any other node held it (pending or committed) at the wipe, which gossip
 makes the normal case; only one no other node held may vanish with the wiped rows, and it still
-commits at most once. The test asserts (1) and (2) as stated, and after the wiped node restarts,
-offers it again everything it had acknowledged and not yet committed (a client retrying),
-which must not commit anything twice.
+commits at most once. The test asserts (1) and (2) as stated; no transaction is ever in two
+blocks, including those two mempools held after the client's retry.
 
-The bounds, from the engine's timeouts (propose 3 s, prevote and precommit 1 s, +1 s per round)
-and the transport's redial (0.5 s, 5 s handshake timeout), with room for a loaded 2-core host:
-a heal costs a redial and a gossip heartbeat (at most ~7 s), then at most one round at the
-raised round number (5 s + 3 s per round; a 4 s partition raises it by 1 at most), so
-STALL_BOUND_S = 25. A node that was down fetches the missed blocks 50 per sync request.
+The bounds hold on a quiet 2-core host and are stretched by the host's measured slowdown (the
+four nodes' start time over QUIET_STARTUP_S, between 1 and MAX_SLOWDOWN), so a machine shared
+with other work slows the test instead of failing it. After a heal the cluster commits a new
+height within STALL_BOUND_S = 25 s: the transport redials within 0.5 s (a black-holed handshake
+is released at the heal), the gossip heartbeat re-sends votes within 1 s + 1 s per round, and
+one full round at the round reached costs 5 s + 3 s per round (propose 3 s, prevote and
+precommit 1 s, +1 s each per round); a few seconds of partition raise the round by one or two.
+Every node then reaches the height the cluster had at the heal within CATCH_UP_BOUND_S = 30 s
+(block sync ships 50 blocks per request), and everything acknowledged before the heal is
+committed within COMMIT_BOUND_S = 30 s.
 """
 
 from __future__ import annotations
@@ -51,10 +67,18 @@ from ._proccluster import Cluster, Load, RetryAfter
 STALL_BOUND_S = 25.0
 CATCH_UP_BOUND_S = 30.0
 COMMIT_BOUND_S = 30.0
+QUIET_STARTUP_S = 8.0
+MAX_SLOWDOWN = 5.0
 POLL_S = 0.25  # each poll asks every node for its status: keep it light on 2 cores
 OUTAGE_S = 3.0  # how long each perturbation lasts at least
 MIN_OUTAGE_BLOCKS = 2  # three of four validators keep committing while one is out
 MIN_WIPED_TXS = 20  # acknowledged by the node whose mempool is wiped, while nothing commits
+
+
+def slowdown(startup_s: float) -> float:
+    """How much slower than a quiet 2-core host this one is now, judged by the time its four
+    nodes took to start (about QUIET_STARTUP_S there: ~3 s of imports each, two at a time)."""
+    return min(max(startup_s / QUIET_STARTUP_S, 1.0), MAX_SLOWDOWN)
 
 
 def _backend() -> str:
@@ -93,12 +117,15 @@ class Run:
         self.report: list[dict[str, object]] = []
         self.phase_started = time.monotonic()
         self.startup_s = 0.0
+        self.slowdown = 1.0
 
     def fail(self, message: str) -> NoReturn:
         raise AssertionError(f"{message}\n{self.cluster.logs()}")
 
     def wait(self, what: str, bound_s: float, condition: Callable[[], bool]) -> float:
-        """Seconds until CONDITION holds; fails with the nodes' logs after BOUND_S."""
+        """Seconds until CONDITION holds; fails with the nodes' logs after BOUND_S (stretched by
+        the host's measured slowdown)."""
+        bound_s *= self.slowdown
         start = time.monotonic()
         while not condition():
             dead = {n for n, p in self.cluster.procs.items() if p.poll() is not None}
@@ -211,6 +238,7 @@ def run(tmp_path: Path, process_slot: None) -> Iterator[Run]:
             cluster.wait_ready(name)
         running = Run(cluster, load)
         running.startup_s = time.monotonic() - started
+        running.slowdown = slowdown(running.startup_s)
         yield running
     finally:
         load.stop()
@@ -243,7 +271,7 @@ def test_the_load_client_comes_back_when_a_node_says_so(
 # Four processes: one such topology per session at a time (see `process_slot`)
 @pytest.mark.slow
 @pytest.mark.xdist_group("e2e-topology")
-@pytest.mark.timeout(420)
+@pytest.mark.timeout(900)
 def test_acknowledged_transactions_survive_crashes_pauses_partitions_and_a_wiped_mempool(
     run: Run,
 ) -> None:
@@ -310,6 +338,7 @@ def test_acknowledged_transactions_survive_crashes_pauses_partitions_and_a_wiped
             {
                 "backend": _backend(),
                 "startup_s": round(run.startup_s, 1),
+                "slowdown": round(run.slowdown, 2),
                 "seconds": round(time.monotonic() - started, 1),
                 "offered": len(load.offered),
                 "acked": len(load.acked),
