@@ -41,6 +41,9 @@ class Mempool:
     def __contains__(self, tx_hash: str) -> bool:
         return tx_hash in self._txs
 
+    def get(self, tx_hash: str) -> Tx | None:
+        return self._txs.get(tx_hash)
+
     def restore(self, check: Callable[[Tx], None]) -> int:
         """Reload persisted pending transactions after a restart, dropping those now invalid."""
         dropped: list[str] = []

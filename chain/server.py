@@ -102,6 +102,10 @@ def _connect(home: NodeHome, node: Node, node_key: Any) -> Any:
             engine.deliver(payload, sender)
         elif kind == "txs":
             engine.deliver_txs(payload)
+        elif kind == "tx_request":
+            transport.send_txs(sender, engine.serve_txs(payload))
+        elif kind == "tx_reply":
+            engine.deliver_fetched(payload)
         elif kind == "sync_request":
             transport.send_commits(sender, engine.serve_sync(payload))
         elif kind == "commits":

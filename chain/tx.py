@@ -185,6 +185,42 @@ def decode_tx(raw: bytes) -> Tx:
 
 def tx_from_json(value: Any) -> Tx:
     """A transaction from its JSON object, refusing any field of the wrong shape."""
+    _check_shape(value)
+    try:
+        # The canonical form is what everyone signs and hashes; execute exactly that (so 3.0
+        # and 3, which canonicalise alike, can never run differently on two nodes).
+        args = json.loads(canonical(value["args"]))
+        tx = Tx(**{**value, "args": args})
+        encoded = tx.encode()
+    except EncodingError as exc:
+        raise TxRejected("tx_malformed", str(exc)) from exc
+    if len(encoded) > MAX_TX_BYTES:
+        raise TxRejected("tx_too_large", f"canonical form exceeds {MAX_TX_BYTES} bytes", status=413)
+    return tx
+
+
+def tx_from_canonical(raw: bytes) -> Tx:
+    """A transaction from its canonical bytes, as nodes send them to each other: parsed once,
+    and refused unless `raw` is exactly its canonical form (then the arguments parsed from it
+    are the canonical ones, and every node hashes the same bytes)."""
+    if len(raw) > MAX_TX_BYTES:
+        raise TxRejected("tx_too_large", f"{len(raw)} bytes exceeds {MAX_TX_BYTES}", status=413)
+    try:
+        value = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise TxRejected("tx_malformed", f"invalid JSON: {exc}") from exc
+    _check_shape(value)
+    tx = Tx(**value)
+    try:
+        canonical_form = tx.encode()
+    except EncodingError as exc:
+        raise TxRejected("tx_malformed", str(exc)) from exc
+    if canonical_form != raw:
+        raise TxRejected("tx_not_canonical", "a peer's transaction must be its canonical bytes")
+    return tx
+
+
+def _check_shape(value: Any) -> None:
     if not isinstance(value, dict):
         raise TxRejected("tx_malformed", "a transaction is a JSON object")
     missing, extra = _FIELDS - value.keys(), value.keys() - _FIELDS
@@ -209,14 +245,3 @@ def tx_from_json(value: Any) -> Tx:
         from_hex(value["sig"], SIGNATURE_BYTES, field="sig")
     except EncodingError as exc:
         raise TxRejected("tx_malformed", str(exc)) from exc
-    try:
-        # The canonical form is what everyone signs and hashes; execute exactly that (so 3.0
-        # and 3, which canonicalise alike, can never run differently on two nodes).
-        args = json.loads(canonical(value["args"]))
-        tx = Tx(**{**value, "args": args})
-        encoded = tx.encode()
-    except EncodingError as exc:
-        raise TxRejected("tx_malformed", str(exc)) from exc
-    if len(encoded) > MAX_TX_BYTES:
-        raise TxRejected("tx_too_large", f"canonical form exceeds {MAX_TX_BYTES} bytes", status=413)
-    return tx

@@ -12,7 +12,7 @@ from chain.block import Header
 from chain.errors import ChainError
 from chain.ledger import BlockResult, InvalidBlock, Ledger
 from chain.mempool import Mempool
-from chain.tx import Tx, tx_from_json
+from chain.tx import Tx, tx_from_canonical, tx_from_json
 
 MAX_CLOCK_SKEW_MS = 5_000
 
@@ -27,11 +27,43 @@ class Candidate:
         return self.header.hash
 
     def to_json(self) -> dict[str, Any]:
-        return {"header": self.header.to_json(), "txs": [tx.to_json() for tx in self.txs]}
+        """Header and transactions as their canonical JSON text (what a validator persists
+        with its lock)."""
+        return {"header": self.header.to_json(), "txs": [tx.encode().decode() for tx in self.txs]}
 
     @classmethod
     def from_json(cls, value: Any) -> Candidate:
-        return cls(Header.from_json(value["header"]), tuple(tx_from_json(t) for t in value["txs"]))
+        # Locks persisted before 0.2 hold transactions as JSON objects
+        txs = tuple(
+            tx_from_canonical(t.encode()) if isinstance(t, str) else tx_from_json(t)
+            for t in value["txs"]
+        )
+        return cls(Header.from_json(value["header"]), txs)
+
+
+@dataclass(frozen=True, eq=False)
+class CompactBlock:
+    """A proposed block as the wire carries it: its header and its transactions' hashes."""
+
+    header: Header
+    tx_hashes: tuple[str, ...]
+
+    @cached_property
+    def hash(self) -> str:
+        return self.header.hash
+
+    def resolve(self, find: Callable[[str], Tx | None]) -> tuple[Candidate | None, list[str]]:
+        """The full candidate when `find` knows every transaction, else the missing hashes."""
+        txs, missing = [], []
+        for digest in self.tx_hashes:
+            tx = find(digest)
+            if tx is None:
+                missing.append(digest)
+            else:
+                txs.append(tx)
+        if missing:
+            return None, missing
+        return Candidate(self.header, tuple(txs)), []
 
 
 class LedgerApp:

@@ -1,23 +1,29 @@
 """Runs the consensus state machine for one node: timers, persistence, commits, sync, gossip.
 
-One thread per node owns the machine; messages, transactions and sync replies reach it through
-a queue. The node's ledger, mempool, waiters and event stream are the same as a single
-validator's: the engine only decides which block is committed next.
+One thread per node owns the machine. Consensus messages and sync replies reach it through one
+queue, gossiped transactions through a second, bounded one that it serves only when the first is
+empty: under load a node drops gossip (the sender still holds those transactions and proposes
+them, and peers fetch them for its proposals) rather than let votes wait behind it. A proposal
+arrives compact (header and transaction hashes, chain.consensus.wire); the engine resolves it
+from the mempool, asks the sender for what it lacks, and hands the machine the full block.
+The node's ledger, mempool, waiters and event stream are the same as a single validator's: the
+engine only decides which block is committed next.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import heapq
 import json
 import logging
-import queue
 import threading
 import time
-from dataclasses import dataclass
+from collections import deque
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from chain.block import Certificate, CommitSig
-from chain.consensus.candidate import Candidate, LedgerApp
+from chain.consensus.candidate import Candidate, CompactBlock, LedgerApp
 from chain.consensus.machine import (
     Broadcast,
     Decide,
@@ -30,7 +36,8 @@ from chain.consensus.machine import (
     Tendermint,
     Timeouts,
 )
-from chain.consensus.messages import Message, ValidatorSet, Vote
+from chain.consensus.messages import Message, Proposal, ValidatorSet, Vote
+from chain.consensus.wire import Commit
 from chain.crypto import verify
 from chain.errors import ChainError
 from chain.node import Node
@@ -40,6 +47,9 @@ from chain.types import BlockHash, Height, PublicKey, Round
 log = logging.getLogger(__name__)
 LAST_SIGNED = "consensus_last_signed"
 SYNC_BATCH = 50
+MAX_INBOX = 100_000
+MAX_GOSSIP_BATCHES = 256  # gossiped tx batches waiting; beyond, new gossip is dropped
+MAX_PARKED = 64  # compact proposals waiting for transactions
 
 
 class Transport(Protocol):
@@ -51,13 +61,16 @@ class Transport(Protocol):
 
     def request_sync(self, peer: str, height: int) -> None: ...
 
+    def request_txs(self, peer: str, hashes: list[str]) -> None: ...
 
-@dataclass(frozen=True)
-class Commit:
-    """A committed block as block sync carries it."""
 
-    candidate: Candidate
-    precommits: tuple[Vote, ...]
+@dataclass
+class _Parked:
+    """A compact proposal waiting for transactions this node does not hold yet."""
+
+    block: CompactBlock
+    proposals: list[tuple[Proposal, str | None]] = field(default_factory=list)
+    asked: set[str] = field(default_factory=set)
 
 
 class Engine:
@@ -84,7 +97,12 @@ class Engine:
         self.app = LedgerApp(
             self.ledger, node.mempool, self.public_key, max_block_txs=max_proposal_txs
         )
-        self._inbox: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=100_000)
+        self._inbox: deque[tuple[str, Any]] = deque()
+        self._gossip: deque[list[Tx]] = deque()
+        self._wake = threading.Event()
+        self._parked: dict[str, _Parked] = {}
+        self._fetched: dict[str, Tx] = {}  # fetched for proposals: signature-checked only
+        self.dropped_gossip = 0
         self._timers: list[tuple[float, int, ScheduleTimeout]] = []
         self._seq = 0
         self._thread: threading.Thread | None = None
@@ -103,10 +121,36 @@ class Engine:
         self._put(("sync", commits))
 
     def deliver_txs(self, txs: list[Tx]) -> None:
-        self._put(("txs", txs))
+        """Transactions from a peer (gossip, or the answer to a fetch for a proposal)."""
+        if len(self._gossip) >= MAX_GOSSIP_BATCHES and not self._parked:
+            self.dropped_gossip += len(txs)
+            log.debug("gossip backlog full: %d transactions left with their sender", len(txs))
+            return
+        self._gossip.append(txs)
+        self._wake.set()
+
+    def deliver_fetched(self, txs: list[Tx]) -> None:
+        """A peer's answer to our request for a proposal's transactions: served first."""
+        self._put(("fetched", txs))
+
+    def serve_txs(self, hashes: list[str]) -> list[Tx]:
+        """The transactions a peer lacks for a proposal, those this node holds."""
+        out = []
+        for digest in hashes[: self.app.max_block_txs]:
+            tx = self._find_tx(digest)
+            if tx is not None:
+                out.append(tx)
+        return out
+
+    def _find_tx(self, digest: str) -> Tx | None:
+        return self.node.mempool.get(digest) or self._fetched.get(digest)
 
     def receive_txs(self, txs: list[Tx]) -> None:
-        """Transactions gossiped by a peer: admitted like any other, refusals dropped."""
+        """Transactions gossiped by a peer: admitted like any other, refusals dropped. Those a
+        parked proposal waits for are kept for it once their signature verifies, even if the
+        door would refuse them: executing the block decides what they do."""
+        if self._parked:
+            txs = self._take_wanted(txs)
         fresh = []
         mempool, live = self.node.mempool, self.ledger.live_txs
         unseen = [tx for tx in txs if tx.hash not in mempool and tx.hash not in live]
@@ -145,16 +189,30 @@ class Engine:
 
         return [tx_from_json(body) for body, _ in self.ledger.store.block_txs(height)]
 
+    def _take_wanted(self, txs: list[Tx]) -> list[Tx]:
+        wanted = {d for p in self._parked.values() for d in p.block.tx_hashes}
+        rest = []
+        mine = [tx for tx in txs if tx.hash in wanted]
+        verify_signatures(mine)
+        for tx in txs:
+            if tx.hash not in wanted:
+                rest.append(tx)
+            elif tx.has_valid_signature():
+                self._fetched[tx.hash] = tx
+        self._retry_parked()
+        return rest
+
     def _on_new_txs(self, txs: list[Tx], gossip: bool) -> None:
         if gossip:
             self.transport.broadcast_txs(txs)
-        self._put(("tx", None))
+        self._wake.set()
 
     def _put(self, item: tuple[str, Any]) -> None:
-        try:
-            self._inbox.put_nowait(item)
-        except queue.Full:
+        if len(self._inbox) >= MAX_INBOX:
             log.warning("consensus inbox full: dropping a %s (peers will re-gossip)", item[0])
+            return
+        self._inbox.append(item)
+        self._wake.set()
 
     # -- life -----------------------------------------------------------------------------
 
@@ -187,7 +245,7 @@ class Engine:
 
     def stop(self) -> None:
         self._stop.set()
-        self._put(("stop", None))
+        self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
@@ -220,13 +278,17 @@ class Engine:
         try:
             self._apply(self.machine.start())
             while not self._stop.is_set():
+                self._wake.clear()
+                # Consensus first: votes and proposals never wait behind gossip or timers
+                while self._inbox and not self._stop.is_set():
+                    self._handle(*self._inbox.popleft())
                 self._fire_due_timers()
                 self._maybe_advance()
-                try:
-                    kind, payload = self._inbox.get(timeout=self._wait_s())
-                except queue.Empty:
+                if self._gossip and not self._inbox:
+                    self.receive_txs(self._gossip.popleft())
                     continue
-                self._handle(kind, payload)
+                if not self._inbox:
+                    self._wake.wait(self._wait_s())
         except Exception as exc:  # storage gone or code mismatch: stop rather than diverge
             log.exception("consensus stopped")
             self.fatal = exc
@@ -243,10 +305,14 @@ class Engine:
         assert machine is not None
         if kind == "msg":
             message, sender = payload
+            if isinstance(message, Proposal) and isinstance(message.value, CompactBlock):
+                message = self._resolve(message, sender)
+                if message is None:
+                    return
             if self._waiting_since is not None and message.height == machine.height + 1:
                 self._advance()  # a peer has started the next height: join it
             self._apply(machine.on_message(message, sender=sender))
-        elif kind == "txs":
+        elif kind == "fetched":
             self.receive_txs(payload)
         elif kind == "sync":
             for commit in payload:
@@ -255,6 +321,46 @@ class Engine:
                 if self._waiting_since is not None:
                     self._advance()
                 self._apply(self.machine.on_commit(commit.candidate, list(commit.precommits)))
+
+    # -- compact proposals ----------------------------------------------------------------
+
+    def _resolve(self, proposal: Proposal, sender: str | None) -> Proposal | None:
+        """The proposal with its full block, or None (parked) while transactions are missing."""
+        machine = self.machine
+        assert machine is not None
+        block: CompactBlock = proposal.value
+        # Verify the compact block is the one signed, for this height or a later one
+        if proposal.height < machine.height or block.hash != proposal.block_hash:
+            return None
+        candidate, missing = block.resolve(self._find_tx)
+        if candidate is not None:
+            return dataclasses.replace(proposal, value=candidate)
+        parked = self._parked.get(block.hash)
+        if parked is None:
+            if len(self._parked) >= MAX_PARKED:
+                self._drop_old_parked()
+            parked = self._parked[block.hash] = _Parked(block)
+        parked.proposals.append((proposal, sender))
+        peer = sender or proposal.proposer
+        if peer not in parked.asked:
+            parked.asked.add(peer)
+            self.transport.request_txs(peer, missing)
+        return None
+
+    def _retry_parked(self) -> None:
+        for digest, parked in list(self._parked.items()):
+            candidate, _ = parked.block.resolve(self._find_tx)
+            if candidate is None:
+                continue
+            del self._parked[digest]
+            for proposal, sender in parked.proposals:
+                self._put(("msg", (dataclasses.replace(proposal, value=candidate), sender)))
+
+    def _drop_old_parked(self) -> None:
+        height = self.machine.height if self.machine else 0
+        for digest, parked in list(self._parked.items()):
+            if parked.block.header.height < height or len(self._parked) >= MAX_PARKED:
+                del self._parked[digest]
 
     def _fire_due_timers(self) -> None:
         now = time.monotonic()
@@ -274,6 +380,7 @@ class Engine:
         assert self.machine is not None
         self._waiting_since = None
         self._timers.clear()
+        self._drop_old_parked()
         self._apply(self.machine.advance(self._validator_set()))
 
     # -- effects --------------------------------------------------------------------------
@@ -316,6 +423,7 @@ class Engine:
         )
         self.ledger.commit(result, certificate)
         self.app.forget()
+        self._fetched.clear()
         self.node.after_commit(result)
         self._waiting_since = time.monotonic()
         if len(self.node.mempool):

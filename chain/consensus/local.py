@@ -39,6 +39,15 @@ class LocalTransport:
         for engine in self.hub.peers(self.me):
             engine.deliver_txs(txs)
 
+    def request_txs(self, peer: str, hashes: list[str]) -> None:
+        engine = self.hub.engines.get(peer)
+        mine = self.hub.engines.get(self.me)
+        if engine is None or mine is None or {peer, self.me} & self.hub.down:
+            return
+        found = engine.serve_txs(hashes)
+        if found:
+            mine.deliver_fetched(found)
+
     def request_sync(self, peer: str, height: int) -> None:
         engine = self.hub.engines.get(peer)
         mine = self.hub.engines.get(self.me)

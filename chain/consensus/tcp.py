@@ -1,4 +1,4 @@
-"""Authenticated TCP between nodes: each peer proves it holds a node key, then JSON frames.
+"""Authenticated TCP between nodes: each peer proves it holds a node key, then CBOR frames.
 
 Handshake (both sides sign the other's fresh nonce, bound to the chain id):
     dialer   -> {"type": "hello", "chain_id", "pub_key", "nonce"}
@@ -6,15 +6,16 @@ Handshake (both sides sign the other's fresh nonce, bound to the chain id):
     dialer   -> {"type": "auth", "sig": sign(tag | listener nonce)}
 Only node keys are accepted (`allowed`: the genesis validators and observers, and validators
 added by governance since); a dialer also checks that the listener is the peer it meant to
-reach. Frames are a 4-byte big-endian length and UTF-8 JSON.
-Each node sends on the connections it dials and receives on those it accepts.
+reach. Frames are a 4-byte big-endian length and a CBOR map (chain.consensus.wire; the frame
+kinds are in docs/protocol.md §17). Each node sends on the connections it dials and receives
+on those it accepts. Consensus frames go out before gossip: each peer has two send queues, and
+gossip, bounded, is dropped when a peer cannot keep up (never votes, proposals or sync).
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import queue
 import secrets
@@ -27,19 +28,26 @@ from typing import Any
 
 from chain.consensus.messages import Message
 from chain.consensus.wire import (
-    commit_from_json,
-    commit_to_json,
-    message_from_json,
-    message_to_json,
+    commit_from_wire,
+    commit_to_wire,
+    dumps,
+    hashes_from_wire,
+    loads,
+    message_from_wire,
+    message_to_wire,
+    txs_from_wire,
+    txs_to_wire,
 )
 from chain.crypto import SigningKey, verify
 from chain.encoding import canonical
 from chain.errors import ChainError, EncodingError
-from chain.tx import Tx, tx_from_json
+from chain.tx import Tx
 
 log = logging.getLogger(__name__)
 MAX_FRAME = 64 * 1024 * 1024
-HANDSHAKE_TAG = b"smartcity/p2p/v1\n"
+HANDSHAKE_TAG = b"smartcity/p2p/v2\n"
+CONSENSUS_QUEUE = 20_000  # frames; a peer this far behind is down, and gossip re-sends
+GOSSIP_QUEUE = 64  # tx batches per peer; beyond, gossip to that peer is dropped
 
 
 @dataclass(frozen=True)
@@ -49,9 +57,13 @@ class Peer:
     port: int
 
 
+def _frame(body: dict[str, Any]) -> bytes:
+    data = dumps(body)
+    return struct.pack(">I", len(data)) + data
+
+
 def _send_frame(sock: socket.socket, body: dict[str, Any]) -> None:
-    data = json.dumps(body, separators=(",", ":")).encode()
-    sock.sendall(struct.pack(">I", len(data)) + data)
+    sock.sendall(_frame(body))
 
 
 def _recv_exact(sock: socket.socket, size: int) -> bytes:
@@ -68,10 +80,10 @@ def _recv_frame(sock: socket.socket) -> dict[str, Any]:
     (size,) = struct.unpack(">I", _recv_exact(sock, 4))
     if size > MAX_FRAME:
         raise ConnectionError(f"frame of {size} bytes exceeds {MAX_FRAME}")
-    body = json.loads(_recv_exact(sock, size))
-    if not isinstance(body, dict):
-        raise ConnectionError("a frame is a JSON object")
-    return body
+    try:
+        return loads(_recv_exact(sock, size))
+    except EncodingError as exc:
+        raise ConnectionError(str(exc)) from exc
 
 
 def _challenge_bytes(chain_id: str, nonce: str) -> bytes:
@@ -98,8 +110,13 @@ class TcpTransport:
         self.allowed = allowed
         self.handler = handler
         self._queues: dict[str, queue.Queue[dict[str, Any]]] = {
-            k: queue.Queue(maxsize=20_000) for k in self.peers
+            k: queue.Queue(maxsize=CONSENSUS_QUEUE) for k in self.peers
         }
+        self._gossip: dict[str, queue.Queue[dict[str, Any]]] = {
+            k: queue.Queue(maxsize=GOSSIP_QUEUE) for k in self.peers
+        }
+        self._ready: dict[str, threading.Event] = {k: threading.Event() for k in self.peers}
+        self.dropped_gossip = 0
         self._stop = threading.Event()
         self._server: socket.socket | None = None
         self._threads: list[threading.Thread] = []
@@ -108,23 +125,38 @@ class TcpTransport:
     # -- the engine's Transport ----------------------------------------------------------
 
     def broadcast(self, message: Message) -> None:
-        body = {"kind": "consensus", "message": message_to_json(message)}
+        body = {"kind": "consensus", "message": message_to_wire(message)}
         for pub in self.peers:
             self._enqueue(pub, body)
 
     def broadcast_txs(self, txs: list[Tx]) -> None:
-        body = {"kind": "txs", "txs": [t.to_json() for t in txs]}
+        body = {"kind": "txs", "txs": txs_to_wire(txs)}
         for pub in self.peers:
-            self._enqueue(pub, body)
+            try:
+                self._gossip[pub].put_nowait(body)
+            except queue.Full:  # the peer is slow or down: it fetches what a proposal needs
+                self.dropped_gossip += len(txs)
+                continue
+            self._ready[pub].set()
 
     def request_sync(self, peer: str, height: int) -> None:
         if peer in self.peers:
             self._enqueue(peer, {"kind": "sync_request", "height": height})
 
+    def request_txs(self, peer: str, hashes: list[str]) -> None:
+        if peer in self.peers:
+            self._enqueue(
+                peer, {"kind": "tx_request", "hashes": [bytes.fromhex(h) for h in hashes]}
+            )
+
+    def send_txs(self, peer: str, txs: list[Tx]) -> None:
+        if peer in self.peers and txs:
+            self._enqueue(peer, {"kind": "tx_reply", "txs": txs_to_wire(txs)})
+
     def send_commits(self, peer: str, commits: list[Any]) -> None:
         if peer in self.peers:
             self._enqueue(
-                peer, {"kind": "sync_reply", "commits": [commit_to_json(c) for c in commits]}
+                peer, {"kind": "sync_reply", "commits": [commit_to_wire(c) for c in commits]}
             )
 
     def _enqueue(self, pub: str, body: dict[str, Any]) -> None:
@@ -135,6 +167,7 @@ class TcpTransport:
             with contextlib.suppress(queue.Empty):
                 box.get_nowait()
             box.put_nowait(body)
+        self._ready[pub].set()
 
     # -- life -----------------------------------------------------------------------------
 
@@ -197,14 +230,24 @@ class TcpTransport:
         _send_frame(sock, {"type": "auth", "sig": sig})
 
     def _send_loop(self, sock: socket.socket, pub: str) -> None:
-        box = self._queues[pub]
+        """Send consensus frames first, then one gossip frame, coalescing into few writes."""
+        box, gossip, ready = self._queues[pub], self._gossip[pub], self._ready[pub]
         while not self._stop.is_set():
-            try:
-                body = box.get(timeout=0.5)
-            except queue.Empty:
-                _send_frame(sock, {"kind": "ping"})
+            ready.clear()
+            out = bytearray()
+            while len(out) < 1 << 20:
+                try:
+                    out += _frame(box.get_nowait())
+                except queue.Empty:
+                    break
+            if not out:
+                with contextlib.suppress(queue.Empty):
+                    out += _frame(gossip.get_nowait())
+            if out:
+                sock.sendall(out)
                 continue
-            _send_frame(sock, body)
+            if not ready.wait(0.5):
+                _send_frame(sock, {"kind": "ping"})
 
     # -- inbound: accept only node keys, then receive ------------------------------------
 
@@ -258,12 +301,16 @@ class TcpTransport:
             return
         try:
             if kind == "consensus":
-                self.handler("message", message_from_json(body["message"]), sender)
+                self.handler("message", message_from_wire(body["message"]), sender)
             elif kind == "txs":
-                self.handler("txs", [tx_from_json(t) for t in body["txs"]], sender)
+                self.handler("txs", txs_from_wire(body["txs"]), sender)
+            elif kind == "tx_request":
+                self.handler("tx_request", hashes_from_wire(body["hashes"]), sender)
+            elif kind == "tx_reply":
+                self.handler("tx_reply", txs_from_wire(body["txs"]), sender)
             elif kind == "sync_request":
                 self.handler("sync_request", int(body["height"]), sender)
             elif kind == "sync_reply":
-                self.handler("commits", [commit_from_json(c) for c in body["commits"]], sender)
+                self.handler("commits", [commit_from_wire(c) for c in body["commits"]], sender)
         except (EncodingError, ChainError, KeyError, TypeError, ValueError) as exc:
             log.warning("dropping a malformed %s frame from %s: %s", kind, sender[:16], exc)
