@@ -1,7 +1,8 @@
 """The IoT side of `smartcity up`: a broker, the gateway, and simulated road sensors on request.
 
-`start_iot(suite, simulate=...)` uses the Mosquitto at SMARTCITY_MQTT_URL when it answers, else
-starts the embedded broker (amqtt) on loopback, port 1883 when free. It runs one gateway in
+`start_iot(suite, simulate=...)` uses the broker at SMARTCITY_MQTT_URL (default
+mqtt://127.0.0.1:1883, where Mosquitto listens) when one answers, else starts the embedded
+broker (amqtt) on a free loopback port. It runs one gateway in
 threads of this process: it reads device keys from and anchors on the suite's chain
 (validator-0), stores its outbox in DATA/gateway/outbox.db and forwards batches to road-health
 over HTTP as `bsn-operator`. With `simulate`, vehicles of the road-health demo network publish
@@ -15,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -40,13 +40,14 @@ from iot_gateway.simulator import (
 )
 from iot_gateway.source import BrokerAddress
 from services.common.ledger import DEFAULT_TTL_BLOCKS, EmbeddedLedger, LedgerPort
+from smartcity.logs import redact
 from smartcity.suite import OPERATOR_ORG, Suite
 
 log = logging.getLogger(__name__)
 
 ROAD_AUTHORITY_ORG = "road-authority"
 DEFAULT_CITY = "smartcity"
-MQTT_PORT = 1883
+DEFAULT_MQTT_URL = "mqtt://127.0.0.1:1883"
 SIM_DEVICES = 4
 SIM_RATE_PER_S = 4.0
 SIM_SEED = 0
@@ -60,23 +61,19 @@ SIM_ANOMALY_GAP_M = 40.0
 TRUTH_FILE = "simulator-truth.json"
 
 
-def _port_free(port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def _broker() -> tuple[str, AmqttBroker | None]:
-    """SMARTCITY_MQTT_URL if a broker answers there, else an embedded broker of our own."""
-    url = os.environ.get("SMARTCITY_MQTT_URL")
-    if url and BrokerAddress.parse(url).reachable():
+    """The broker at SMARTCITY_MQTT_URL (default mqtt://127.0.0.1:1883) if one answers there,
+    else an embedded broker of our own on a free loopback port.
+
+    The embedded broker never takes 1883, so what answers at the default address is a broker
+    someone runs (Mosquitto), never another suite's embedded one that may stop at any time.
+    """
+    url = os.environ.get("SMARTCITY_MQTT_URL") or DEFAULT_MQTT_URL
+    if BrokerAddress.parse(url).reachable():
+        log.info("using the MQTT broker at %s", redact(url))
         return url, None
-    if url:
-        log.warning("no broker answers at SMARTCITY_MQTT_URL=%s; starting the embedded one", url)
-    broker = start_embedded_broker(MQTT_PORT if _port_free(MQTT_PORT) else free_port())
+    log.warning("no MQTT broker answers at %s; starting the embedded one", redact(url))
+    broker = start_embedded_broker(free_port())
     return broker.url, broker
 
 
