@@ -97,23 +97,28 @@ def _start_process(data: Path | None, *, demo: bool | None = None, access_log: b
 )
 @click.option("--validators", type=click.IntRange(1, 100), default=1, show_default=True)
 @click.option("--observers", type=click.IntRange(0, 100), default=0, show_default=True)
-@click.option("--chain-id", default="smartcity-demo", show_default=True)
+@click.option(
+    "--chain-id",
+    default=None,
+    help="The chain's id (default: smartcity-demo-<6 random hex>, one of its own per chain).",
+)
 @click.option(
     "--container-network",
     is_flag=True,
     help="Address peers by node name and listen on all interfaces (compose.yaml).",
 )
 def init(
-    out: Path, validators: int, observers: int, chain_id: str, container_network: bool
+    out: Path, validators: int, observers: int, chain_id: str | None, container_network: bool
 ) -> None:
     """Create keys, genesis and node homes, with the demo organisations of the applications."""
+    from smartcity.suite import demo_chain_id
 
     try:
         genesis = init_suite(
             out,
             validators=validators,
             observers=observers,
-            chain_id=chain_id,
+            chain_id=chain_id or demo_chain_id(),
             contracts=[(e.name, e.contract) for e in SERVICES if e.contract],
             container_network=container_network,
         )

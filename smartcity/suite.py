@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,13 @@ from smartcity.registry import SERVICES, ServiceEntry
 
 log = logging.getLogger(__name__)
 OPERATOR_ORG = "bsn-operator"
+DEMO_CHAIN_PREFIX = "smartcity-demo"
+
+
+def demo_chain_id() -> str:
+    """A chain id of its own for each demo chain, so a bundle from another demo chain is told
+    apart by its chain id before any signature is checked."""
+    return f"{DEMO_CHAIN_PREFIX}-{secrets.token_hex(3)}"
 
 
 @dataclass
@@ -72,6 +80,7 @@ def open_suite(
                 data,
                 validators=validators,
                 observers=observers,
+                chain_id=demo_chain_id(),
                 api_url=f"http://{host}:{port}/chain",
                 contracts=[(e.name, e.contract) for e in entries if e.contract],
             )

@@ -73,9 +73,8 @@ def reason_text(description: str, category: str, value: float | None, points: fl
 
 
 def _plain_number(value: float) -> str:
-    if value == 0 or 0.01 <= abs(value) < 10_000:
-        return f"{value:,.3g}" if abs(value) < 1000 else f"{value:,.0f}"
-    return f"{value:.2e}"
+    """Three significant digits (0.00577, 9.49, 237), thousands separated above 1,000."""
+    return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
 
 
 def grades(pd_values: npt.NDArray[np.float64]) -> npt.NDArray[np.str_]:

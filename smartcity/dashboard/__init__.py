@@ -8,7 +8,8 @@ endpoints live under /dashboard/api:
   one of the demo organisations whose key the suite folder holds (see docs/dashboard.md for
   why this is acceptable in a demo and refused otherwise);
 - `POST /dashboard/api/verify`: checks a proof bundle against the suite's genesis with
-  chain.light.verify_bundle and says what it proves or why it fails;
+  chain.light.verify_bundle and says what it proves (a sentence and its particulars,
+  smartcity.proofs) or why it fails;
 - `GET /dashboard/api/anchors`, `/lookup/{hash}`: what the node API has no
   index for (recent anchor batches, what a hash names), read from the
   node's block store for a caller with a `chain` token (see explore.py).
@@ -33,6 +34,7 @@ from chain.home import SuiteHome
 from chain.ledger import Ledger
 from chain.light import verify_bundle
 from smartcity.dashboard import explore
+from smartcity.proofs import explain
 
 if TYPE_CHECKING:
     from smartcity.suite import Suite
@@ -120,6 +122,7 @@ def create_dashboard_app(
             "demo": is_demo(data),
             "services": audiences,
             "orgs": [{"id": o.id, "name": o.name, "roles": list(o.roles)} for o in orgs.values()],
+            "observers": [{"name": o.name, "pub_key": o.pub_key} for o in genesis.observers],
         }
 
     @app.get("/api/token", response_model=None)
@@ -161,6 +164,7 @@ def create_dashboard_app(
             "height": proven.height,
             "block_hash": proven.block_hash,
             "summary": proven.summary,
+            **explain(bundle, proven, genesis).as_json(),
             "facts": proven.facts,
         }
 

@@ -42,7 +42,9 @@ await step("chain", async () => {
   await page.locator("#blocks table tbody tr").first().waitFor();
   const out = { title: await page.title(), height: await text("#chain-height"),
     rows: await page.locator("#blocks tbody tr").count(), validators: await text("#validators"),
-    evidence: await text("#evidence"), anchors: await text("#anchors") };
+    evidence: await text("#evidence"), anchors: await text("#anchors"),
+    validatorOrder: await page.locator("#validators tbody tr td:first-child").allInnerTexts(),
+    observers: await text("#observers"), observerRows: await page.locator("#observers tbody tr").count() };
   await shot("chain");
   return out;
 });
@@ -111,6 +113,16 @@ async function verify(bundle, name) {
   await page.locator("#verify-button").click();
   await page.locator("#verify-result .result").waitFor();
   const out = { result: await text("#verify-result"), ok: await page.locator("#verify-result .result.ok").count() === 1 };
+  if (out.ok) {
+    // The sentence shows; the particulars stay folded until asked for, then fold out in place
+    out.sentence = await text("#verify-sentence");
+    out.foldedHeight = (await page.locator("#verify-result").boundingBox()).height;
+    await page.locator("#verify-details summary").click();
+    out.details = await text("#verify-details");
+    out.openHeight = (await page.locator("#verify-result").boundingBox()).height;
+    await shot(name + "-details");
+    await page.locator("#verify-details summary").click();
+  }
   await shot(name);
   return out;
 }
@@ -149,7 +161,13 @@ await step("roads", async () => {
   const out = { segments: colours.length, coloured: colours.filter((c) => c !== "#98a2b3").length,
     potholes: await page.locator("#map circle.pothole").count(), legend: await text(".legend"),
     priorities: await page.locator("#priorities tbody tr.clickable").count(), priorityText: await text("#priorities"),
-    url: page.url(), detail: await text("#segment-detail"), points: await page.locator("#series circle").count() };
+    url: page.url(), detail: await text("#segment-detail"), points: await page.locator("#series circle").count(),
+    streets: await page.locator("#map text.street").allTextContents(),
+    scale: await page.locator("#scale-bar text").textContent(),
+    selected: await text("#selected-segment"), halo: await page.locator("#map polyline.halo").count(),
+    selectedWidth: await page.locator("#map polyline.segment.selected").first().evaluate((e) => getComputedStyle(e).strokeWidth),
+    otherOpacity: await page.locator("#map polyline.segment:not(.selected)").first().evaluate((e) => getComputedStyle(e).opacity),
+    ticks: await page.locator("#series text.tick").allTextContents() };
   await shot("roads");
   return out;
 });
@@ -164,9 +182,21 @@ await step("searchUscc", async () => {
 });
 
 await step("credit", async () => {
+  await page.locator("#bank-reads").waitFor();
   const out = { detail: await text("#sme-detail"), ratings: await page.locator("#ratings tbody tr.clickable").count(),
-    ratingsText: await text("#ratings"), inquiries: await text("#inquiries") };
+    ratingsText: await text("#ratings"), inquiries: await text("#inquiries"), reasons: await page.locator("#reasons li").allInnerTexts(),
+    smes: await text("#smes"), smeOption: await text("#sme-org option:checked"),
+    bankConsents: await text("#bank-consents"), bankReads: await text("#bank-reads") };
   await shot("credit");
+  return out;
+});
+
+await step("bankReadProof", async () => {
+  await page.locator("#bank-reads button.verify-read").first().click();
+  await page.waitForURL(/#\/verify$/);
+  await page.locator("#verify-result .result").waitFor();
+  const out = { result: await text("#verify-result"), sentence: await text("#verify-sentence") };
+  await shot("bank-read-proof");
   return out;
 });
 

@@ -38,6 +38,7 @@ from smartcity.suite import Suite, open_suite
 HERE = Path(__file__).parent
 CHROMIUM = Path("/usr/bin/chromium")
 USCC = demo_uscc(0)
+SME_NAME = "Demo Precision Parts Co."  # as sme-demo is named in the chain's genesis
 DAY_S = 86_400.0
 RESIDENCE = {
     "type": "object",
@@ -48,7 +49,7 @@ RESIDENCE = {
 
 @pytest.fixture
 def suite(tmp_path: Path) -> Suite:
-    suite = open_suite(tmp_path / "data", validators=4, observers=0)
+    suite = open_suite(tmp_path / "data", validators=4, observers=1)
     mount_dashboard(suite.app, suite)
     return suite
 
@@ -112,9 +113,7 @@ def seed_credit(s: Seeder) -> dict[str, Any]:
     )
     for org, tx in (("city-agency", proposal), ("regulator", vote)):
         s.call(org, "credit", "POST", f"/models/{sha}/governance", json={"tx": tx.to_json()})
-    sme = s.call(
-        "sme-demo", "credit", "POST", "/smes", json={"uscc": USCC, "name": "Demo Precision Parts"}
-    )
+    sme = s.call("sme-demo", "credit", "POST", "/smes", json={"uscc": USCC, "name": SME_NAME})
     frame = synthetic_statements(3, seed=3)
     csv = {"content-type": "text/csv"}
     for periods in (("2021", "2022"), ("2021", "2022", "2023")):
@@ -312,7 +311,12 @@ def test_a_person_clicks_through_the_dashboard(
     shown = min(15, int(chain["height"]))
     assert int(chain["height"]) >= inputs["height"] and chain["rows"] == shown
     assert all(f"validator-{i}" in chain["validators"] for i in range(4))
+    assert chain["validatorOrder"] == [f"validator-{i}" for i in range(4)]
     assert f"/{shown}" in chain["validators"]
+    # The regulator's observer: its height, its last block hash, and that it agrees
+    assert chain["observerRows"] == 1 and "observer-0" in chain["observers"]
+    observer = re.compile(r"observer-0\t\d+\t[0-9a-f]{20}…\tyes, ")
+    assert observer.search(chain["observers"]), chain["observers"]
     # validator-3's double vote, recorded by the node the explorer reads
     assert "duplicate vote (prevote)" in chain["evidence"] and "validator-3" in chain["evidence"]
     assert " vs " in chain["evidence"] and "nil" in chain["evidence"]
@@ -330,6 +334,8 @@ def test_a_person_clicks_through_the_dashboard(
     assert seen["searchTx"]["url"].endswith("#/tx/" + inputs["tx"])
     assert "credit.register_smes" in seen["searchTx"]["text"]
     assert "Verified" in seen["txProof"]["result"]
+    relayed = "(credit.register_smes, ok) sent by bsn-operator is in block"  # the service relays
+    assert relayed in seen["txProof"]["result"]
 
     # An anchor found by its root (search box and the explorer's form), its proof verified
     assert seen["searchRoot"]["url"].endswith("#/anchor/" + seen["searchRoot"]["tx"])
@@ -337,12 +343,25 @@ def test_a_person_clicks_through_the_dashboard(
         inputs["root"] in seen["searchRoot"]["text"] and "iot-gateway" in seen["searchRoot"]["text"]
     )
     assert seen["anchorForm"]["url"] == seen["searchRoot"]["url"]
-    assert (
-        "Verified" in seen["anchorProof"]["result"] and "anchors" in seen["anchorProof"]["result"]
-    )
+    assert "Verified" in seen["anchorProof"]["result"]
+    assert "The anchor batch 'iot-gateway' of " in seen["anchorProof"]["result"]
+    assert " records by bsn-operator (root " in seen["anchorProof"]["result"]
 
     # Pasted and dropped bundles are verified; one changed field or bad JSON is refused
-    assert seen["verifyValid"]["ok"] and str(inputs["height"]) in seen["verifyValid"]["result"]
+    valid = seen["verifyValid"]
+    assert valid["ok"] and str(inputs["height"]) in valid["result"]
+    # One sentence: what was proven, at which block, signed by whom; no raw JSON, nothing cut
+    assert re.fullmatch(
+        r"✔ Verified\. Transaction [0-9a-f]{12}… \(credit\.register_smes, ok\) sent by"
+        rf" bsn-operator is in block {inputs['height']} of chain smartcity-demo-[0-9a-f]{{6}},"
+        r" committed .+ UTC and signed by"
+        r" [34] of 4 validators \((validator-\d, ){2,3}validator-\d\)\.",
+        valid["sentence"],
+    ), valid["sentence"]
+    assert "{" not in valid["result"]
+    # The particulars fold out on request and the box stays compact while folded
+    assert inputs["block_hash"] in valid["details"] and "transactions root" in valid["details"]
+    assert valid["foldedHeight"] < 200 < valid["openHeight"] < 900, valid
     assert seen["verifyDropped"]["ok"] and "Verified" in seen["verifyDropped"]["result"]
     assert not seen["verifyTampered"]["ok"] and "Not verified" in seen["verifyTampered"]["result"]
     assert "Not JSON" in seen["verifyGarbage"]["result"]
@@ -355,6 +374,14 @@ def test_a_person_clicks_through_the_dashboard(
     assert roads["priorities"] >= 3 and "poor" in roads["priorityText"]
     assert "Roughness over time" in roads["detail"] and roads["points"] >= 2
     assert "m/km per 30 days" in roads["detail"]
+    # Readable map: a label per street, a scale bar, the selection set off from the rest
+    assert {"Market Street", "Central Avenue"} <= set(roads["streets"]), roads["streets"]
+    assert re.fullmatch(r"\d+ k?m", roads["scale"]), roads["scale"]
+    assert roads["selected"].startswith("Selected: ") and roads["halo"] >= 1
+    assert float(roads["selectedWidth"].removesuffix("px")) >= 9
+    assert float(roads["otherOpacity"]) < 1
+    # The trend's time axis: distinct labels, more than one point
+    assert len(roads["ticks"]) >= 2 and len(set(roads["ticks"])) == len(roads["ticks"])
 
     # Credit: the SME's two ratings, and the bank that inquired, found by USCC
     credit = seen["credit"]
@@ -362,7 +389,20 @@ def test_a_person_clicks_through_the_dashboard(
     assert "Rating history (2)" in credit["detail"] and credit["ratings"] == 2
     assert "2023" in credit["ratingsText"] and "2022" in credit["ratingsText"]
     assert "1 on the chain" in credit["detail"] and "bank-a" in credit["inquiries"]
-    assert "loan_application" in credit["inquiries"]
+    assert "loan application" in credit["inquiries"]
+    # Reasons a bank officer reads: the ratio's meaning, its value, the points it cost
+    assert credit["reasons"], credit
+    for reason in credit["reasons"]:
+        sentence = r"[A-Z][a-z ]+: .+ is -?[\d.,e+-]+, which lowers the score by \d+\.\d points"
+        assert re.fullmatch(sentence + r" \(Attr\d+\)", reason), reason
+    assert "Attr" not in credit["ratingsText"]
+    # One name for the SME wherever it appears
+    assert SME_NAME in credit["smes"] and credit["smeOption"].startswith(SME_NAME)
+    # The bank's own view: the consent it holds, the rating it read, the read's proof
+    assert SME_NAME in credit["bankConsents"] and "in force" in credit["bankConsents"]
+    assert USCC in credit["bankReads"] and "loan application" in credit["bankReads"]
+    read = seen["bankReadProof"]
+    assert "Verified" in read["result"] and "(credit.record_inquiry, ok)" in read["sentence"]
 
     # Identity: the agency's credentials, one revoked by a click, the revoked filter
     identity = seen["identity"]
@@ -380,7 +420,9 @@ def test_a_person_clicks_through_the_dashboard(
         "tx",
         "anchor",
         "verify-valid",
+        "verify-valid-details",
         "verify-dropped",
+        "bank-read-proof",
         "verify-tampered",
         "roads",
         "credit",

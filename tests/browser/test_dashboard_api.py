@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,7 +41,8 @@ def test_the_page_is_served_at_the_root_without_external_assets(demo: TestClient
     assert "http" not in r.text.replace('"/dashboard', "")  # nothing fetched from elsewhere
     assert demo.get("/dashboard/static/app.js").status_code == 200
     config = demo.get("/dashboard/api/config").json()
-    assert config["demo"] is True and config["chain_id"] == "smartcity-demo"
+    assert config["demo"] is True
+    assert re.fullmatch(r"smartcity-demo-[0-9a-f]{6}", config["chain_id"])  # one id per chain
     assert "regulator" in [o["id"] for o in config["orgs"]]
 
 
@@ -78,6 +80,16 @@ def test_a_bundle_is_verified_against_the_suites_genesis(demo: TestClient) -> No
     r = demo.post("/dashboard/api/verify", json=bundle)
     assert r.status_code == 200 and r.json()["verified"] is True, r.json()
     assert r.json()["kind"] == "state" and "membership" in r.json()["summary"]
+    # In words: what was proven, at which block, signed by whom; the particulars apart
+    said = r.json()["sentence"]
+    assert said.startswith("Organisation regulator (") and "; active) is registered" in said
+    height, chain_id = bundle["header"]["height"], bundle["chain_id"]
+    assert f"in the state after block {height} of chain {chain_id}," in said
+    assert said.endswith("signed by 1 of 1 validators (validator-0).")
+    details = dict(r.json()["details"])
+    assert details["block hash"] == r.json()["block_hash"]
+    assert details["entry"] == "membership/org:regulator"
+    assert '"id": "regulator"' in details["value"]
 
     bundle["key"] = "org:bank-a"  # the proof of another key, relabelled
     r = demo.post("/dashboard/api/verify", json=bundle)

@@ -248,3 +248,22 @@ def test_up_on_a_busy_port_says_so_in_one_line_and_opens_nothing(tmp_path: Path)
     assert result.exit_code == 1
     assert result.output == f"error: port {port} on 127.0.0.1 is in use; stop it or pass --port\n"
     assert not (tmp_path / "data").exists()
+
+
+def test_each_new_chain_has_its_own_id_so_a_bundle_from_another_chain_says_so(
+    suite: tuple[Path, str], tmp_path: Path
+) -> None:
+    data, url = suite
+    deed = tmp_path / "deed.txt"
+    deed.write_text("parcel 9")
+    anchored = run("anchor", str(deed), "--home", str(data), "--as", "bank-a", "--node", url)
+    assert anchored.exit_code == 0, anchored.output
+    run("init", "--out", str(tmp_path / "other"))
+    ours, theirs = SuiteHome(data).genesis(), SuiteHome(tmp_path / "other").genesis()
+    assert ours.chain_id != theirs.chain_id
+    assert ours.chain_id.startswith("smartcity-demo-") and theirs.chain_id.startswith("smartcity-")
+    other_genesis = str(tmp_path / "other" / "genesis.json")
+    result = run("verify-proof", str(deed) + ".proof.json", "--genesis", other_genesis)
+    assert result.exit_code == 1
+    said = f"bundle is for chain {ours.chain_id!r}, genesis is {theirs.chain_id!r}"
+    assert said in result.output

@@ -69,9 +69,9 @@ class ApiError extends Error {
   }
 }
 
-async function api(service, path, org, options = {}) {
+async function api(service, path, org, options = {}, audience = service) {
   const prefix = service === "chain" ? "/chain" : "/" + service;
-  const headers = { Authorization: "Bearer " + (await token(org, service)), ...(options.headers || {}) };
+  const headers = { Authorization: "Bearer " + (await token(org, audience)), ...(options.headers || {}) };
   const r = await fetch(prefix + path, { ...options, headers });
   const text = await r.text();
   const body = text ? JSON.parse(text) : null;
@@ -79,6 +79,8 @@ async function api(service, path, org, options = {}) {
   return body;
 }
 const chain = (path) => api("chain", path, "regulator");
+/* A node's own API under /nodes/<name> (an observer's status, its blocks): chain tokens */
+const node = (name, path) => api("nodes/" + encodeURIComponent(name), path, "regulator", {}, "chain");
 /* The dashboard's own explorer reads (recent anchors, hash lookup, rating history): chain tokens */
 async function explorer(path) {
   const r = await fetch("/dashboard/api" + path, { headers: { Authorization: "Bearer " + (await token("regulator", "chain")) } });
@@ -124,7 +126,10 @@ async function route() {
 
 /* ---------- chain explorer ---------- */
 async function validators() {
-  if (!state.validators) state.validators = (await chain("/v1/validators")).validators;
+  if (!state.validators) {
+    state.validators = (await chain("/v1/validators")).validators
+      .sort((a, b) => a.name.localeCompare(b.name, "en", { numeric: true }));
+  }
   return state.validators;
 }
 function validatorName(key, vals) {
@@ -137,10 +142,11 @@ async function pageChain() {
   const vals = await validators();
   const heights = [];
   for (let hgt = status.height; hgt >= 1 && heights.length < 15; hgt--) heights.push(hgt);
-  const [blocks, evidence, anchors] = await Promise.all([
+  const [blocks, evidence, anchors, observers] = await Promise.all([
     Promise.all(heights.map((n) => chain("/v1/blocks/" + n))),
     chain("/v1/evidence?limit=50").then((r) => r.evidence),
-    explorer("/anchors?limit=10").then((r) => r.anchors)]);
+    explorer("/anchors?limit=10").then((r) => r.anchors),
+    observerStates(status)]);
   // Each validator's precommits in the certificates of the blocks shown: who is voting, who is
   // not (a certificate needs only more than 2/3 of the power, so an honest one may miss a few)
   const votes = {};
@@ -160,6 +166,11 @@ async function pageChain() {
             return { cells: [v.name, v.power, h("code", {}, short(v.pub_key, 20)),
               badge(`${n}/${blocks.length}`, n === 0 ? "no" : "yes")] };
           })))),
+    h("h3", {}, "Observers (the regulators' nodes: they verify every block and never vote)"),
+    h("div", { id: "observers" }, observers.length
+      ? table(["observer", "height", "last block hash", "agrees with the validators"], observers.map((o) => ({
+        cells: [o.name, o.height ?? "—", o.hash ? h("code", {}, short(o.hash, 20)) : "—", o.verdict] })))
+      : h("p", { class: "muted" }, "This chain's genesis names no observer.")),
     h("h3", {}, "Latest blocks"),
     h("div", { id: "blocks" }, table(["height", "hash", "time", "txs", "proposer", "signers"], blocks.map((b) => ({
       click: () => { location.hash = "#/block/" + b.header.height; },
@@ -183,6 +194,26 @@ async function pageChain() {
           h("code", {}, (e.votes || e.proposals || []).map((m) => (m.block_hash ? short(m.block_hash, 12) : "nil")).join(" vs "))] })))
       : h("p", { class: "muted" }, "No double votes or conflicting proposals seen by this node.")),
   );
+}
+
+/* Each observer's height and latest block, compared with validator-0's block at the same height */
+async function observerStates(status) {
+  return Promise.all((state.config.observers || []).map(async (o) => {
+    try {
+      const st = await node(o.name, "/v1/status");
+      const at = Math.min(st.height, status.height);
+      const [theirs, ours] = await Promise.all([
+        at === st.height ? st.latest_hash : node(o.name, "/v1/blocks/" + at).then((b) => b.hash),
+        at === status.height ? status.latest_hash : chain("/v1/blocks/" + at).then((b) => b.hash)]);
+      const lag = status.height - st.height;
+      const verdict = at < 1 ? badge("no blocks yet", "fair") : theirs === ours
+        ? badge(lag > 0 ? `yes, ${lag} block${lag > 1 ? "s" : ""} behind` : "yes, same block", "yes")
+        : badge(`no: block ${at} differs`, "no");
+      return { name: o.name, height: st.height, hash: st.latest_hash, verdict };
+    } catch (err) {
+      return { name: o.name, verdict: badge("unreachable: " + err.message, "no") };
+    }
+  }));
 }
 
 function anchorLookup() {
@@ -360,9 +391,11 @@ async function pageVerify() {
       body: JSON.stringify(bundle) });
     const v = await r.json();
     out.replaceChildren(v.verified
-      ? h("div", { class: "result ok" }, h("strong", {}, "✔ Verified. "), v.summary,
-        kv([["kind", v.kind], ["block", h("a", { href: "#/block/" + v.height }, v.height)], ["block hash", h("code", {}, v.block_hash)]]),
-        h("pre", { class: "mono" }, JSON.stringify(v.facts, null, 2)))
+      ? h("div", { class: "result ok" }, h("p", { id: "verify-sentence" }, h("strong", {}, "✔ Verified. "), v.sentence),
+        h("details", { id: "verify-details" }, h("summary", {}, "Particulars: block hash, roots, signers, the proven value"),
+          h("dl", { class: "kv" }, v.details.flatMap(([k, val]) => [h("dt", {}, k),
+            h("dd", {}, val.includes("\n") ? h("pre", { class: "mono fold" }, val) : h("code", {}, val))])),
+          h("p", {}, h("a", { href: "#/block/" + v.height }, `Open block ${v.height} in the explorer`))))
       : h("div", { class: "result bad" }, h("strong", {}, "✘ Not verified: "), v.reason || (v.error && v.error.message) || r.statusText));
   }
   show(h("h2", {}, "Verify a proof bundle"),
@@ -383,25 +416,30 @@ function lines(geometry) {
   return [];
 }
 
+const METRES_PER_DEGREE = 111_320;
 function drawMap(features, selected, onpick) {
   const pts = features.flatMap((f) => lines(f.geometry).flat());
   if (!pts.length) return h("p", { class: "muted" }, "No road segments imported yet.");
   const lons = pts.map((p) => p[0]), lats = pts.map((p) => p[1]);
   const [x0, x1, y0, y1] = [Math.min(...lons), Math.max(...lons), Math.min(...lats), Math.max(...lats)];
   const kx = Math.cos(((y0 + y1) / 2) * Math.PI / 180);
-  const W = 1000, pad = 30;
+  const W = 1000, pad = 40;
   const scale = (W - 2 * pad) / Math.max((x1 - x0) * kx, (y1 - y0), 1e-9);
-  const H = Math.max(200, (y1 - y0) * scale + 2 * pad);
-  const px = ([lon, lat]) => [pad + (lon - x0) * kx * scale, H - pad - (lat - y0) * scale];
-  const svg = s("svg", { class: "map", id: "map", viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": "road network" });
+  const H = Math.max(220, (y1 - y0) * scale + 2 * pad + 30);
+  const px = ([lon, lat]) => [pad + (lon - x0) * kx * scale, H - pad - 30 - (lat - y0) * scale];
+  const svg = s("svg", { class: "map" + (selected ? " has-selection" : ""), id: "map", viewBox: `0 0 ${W} ${H}`, role: "img",
+    "aria-label": "road network coloured by condition" });
+  const points = (line) => line.map((p) => px(p).map((v) => v.toFixed(1)).join(",")).join(" ");
+  const chosen = features.find((f) => f.id === selected);
+  // The selected segment first gets a dark halo underneath, so it stands out whatever its colour
+  if (chosen) for (const line of lines(chosen.geometry))
+    svg.append(s("polyline", { class: "halo", points: points(line) }));
   for (const f of features) {
     const colour = COLOURS[f.properties.condition] || "#98a2b3";
     for (const line of lines(f.geometry)) {
-      const path = s("polyline", { class: "segment" + (f.id === selected ? " selected" : ""), "data-segment": f.id,
-        points: line.map((p) => px(p).map((v) => v.toFixed(1)).join(",")).join(" "), stroke: colour,
-        onclick: () => onpick(f.id) },
-        s("title", {}, `${f.properties.name || f.id}: ${f.properties.condition || "no data yet"}`));
-      svg.append(path);
+      svg.append(s("polyline", { class: "segment" + (f.id === selected ? " selected" : ""), "data-segment": f.id,
+        points: points(line), stroke: colour, onclick: () => onpick(f.id) },
+        s("title", {}, `${f.properties.name || f.id}: ${f.properties.condition || "no data yet"}`)));
     }
   }
   for (const f of features) {
@@ -411,30 +449,87 @@ function drawMap(features, selected, onpick) {
         s("title", {}, `pothole ${p.id} (${p.properties.status}, ${p.properties.reports} reports)`)));
     }
   }
+  streetLabels(features, px).forEach((label) => svg.append(label));
+  svg.append(scaleBar(scale / METRES_PER_DEGREE, pad, H - 18));
   return svg;
 }
 
-function drawSeries(points) {
+/* One label per street (the part of a segment's name before the comma), along its longest segment */
+function streetLabels(features, px) {
+  const longest = {};
+  for (const f of features) {
+    const street = (f.properties.name || f.id).split(",")[0].trim();
+    for (const line of lines(f.geometry)) {
+      const xy = line.map(px);
+      const length = xy.slice(1).reduce((n, p, i) => n + Math.hypot(p[0] - xy[i][0], p[1] - xy[i][1]), 0);
+      if (!longest[street] || length > longest[street].length) longest[street] = { xy, length };
+    }
+  }
+  return Object.entries(longest).filter(([, v]) => v.length > 60).map(([street, { xy }]) => {
+    const a = xy[0], b = xy[xy.length - 1];
+    let angle = Math.atan2(b[1] - a[1], b[0] - a[0]) * 180 / Math.PI;
+    if (angle > 90) angle -= 180;
+    if (angle < -90) angle += 180;
+    const mid = xy[Math.floor(xy.length / 2)], [mx, my] = xy.length > 2 ? mid : [(a[0] + b[0]) / 2, (a[1] + b[1]) / 2];
+    return s("text", { class: "street", x: mx.toFixed(1), y: (my - 9).toFixed(1), "text-anchor": "middle",
+      transform: `rotate(${angle.toFixed(1)} ${mx.toFixed(1)} ${my.toFixed(1)})` }, street);
+  });
+}
+
+/* A scale bar of a round length, 80 to 200 map units long */
+function scaleBar(unitsPerMetre, x, y) {
+  const metres = [10, 20, 50, 100, 200, 250, 500, 1000, 2000, 5000, 10000].find((m) => m * unitsPerMetre >= 80) || 10000;
+  const w = metres * unitsPerMetre;
+  return s("g", { class: "scale", id: "scale-bar" },
+    s("rect", { x: x - 6, y: y - 20, width: w + 60, height: 28, fill: "#ffffffcc", rx: 3 }),
+    s("path", { d: `M${x} ${y - 8} V${y} H${x + w} V${y - 8}`, fill: "none", stroke: "#1d2330", "stroke-width": 2 }),
+    s("text", { x: x + w + 6, y: y + 1, "font-size": 15 }, metres >= 1000 ? `${metres / 1000} km` : `${metres} m`));
+}
+
+const IRI_BANDS = [[0, 1.5, "good", "#2e9d4f"], [1.5, 2.68, "fair", "#e0a100"], [2.68, Infinity, "poor", "#d1342f"]];
+function drawSeries(points, bucket) {
   const data = points.filter((p) => p.iri !== null);
   if (!data.length) return h("p", { class: "muted", id: "series-empty" }, "No roughness measured on this segment yet.");
-  const W = 800, H = 220, pad = 36;
-  const t0 = data[0].start, t1 = data[data.length - 1].start || t0 + 1;
-  const ymax = Math.max(...data.map((p) => p.iri_upper ?? p.iri)) * 1.1 || 1;
-  const x = (t) => pad + ((t - t0) / Math.max(t1 - t0, 1)) * (W - 2 * pad);
-  const y = (v) => H - pad - (v / ymax) * (H - 2 * pad);
-  const svg = s("svg", { class: "chart", id: "series", viewBox: `0 0 ${W} ${H}` },
-    s("line", { x1: pad, y1: H - pad, x2: W - pad, y2: H - pad, stroke: "#999" }),
-    s("text", { x: 4, y: pad - 10, "font-size": 12 }, "IRI m/km"),
-    s("text", { x: 4, y: y(ymax / 1.1) + 4, "font-size": 11 }, (ymax / 1.1).toFixed(1)),
-    s("text", { x: pad, y: H - 8, "font-size": 11 }, new Date(t0 * 1000).toLocaleDateString()),
-    s("text", { x: W - pad, y: H - 8, "font-size": 11, "text-anchor": "end" }, new Date(t1 * 1000).toLocaleDateString()),
-    s("polyline", { fill: "none", stroke: "#1f5fbf", "stroke-width": 2,
-      points: data.map((p) => `${x(p.start).toFixed(1)},${y(p.iri).toFixed(1)}`).join(" ") }));
+  const W = 800, H = 240, left = 44, right = 16, top = 14, bottom = 40;
+  let t0 = data[0].start, t1 = data[data.length - 1].start;
+  if (t1 - t0 < bucket) { t0 -= bucket; t1 += bucket; }  // one point: centre it in three buckets
+  const ymax = Math.max(3.2, ...data.map((p) => p.iri_upper ?? p.iri)) * 1.08;
+  const x = (t) => left + ((t - t0) / (t1 - t0)) * (W - left - right);
+  const y = (v) => H - bottom - (Math.min(v, ymax) / ymax) * (H - top - bottom);
+  const label = (t) => {
+    const d = new Date(t * 1000);
+    return bucket >= 86_400 ? d.toLocaleDateString(undefined, { day: "numeric", month: "short" })
+      : d.toLocaleString(undefined, { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
+  };
+  const svg = s("svg", { class: "chart", id: "series", viewBox: `0 0 ${W} ${H}` });
+  for (const [lo, hi, name, colour] of IRI_BANDS) {
+    const yTop = y(Math.min(hi, ymax)), yBottom = y(lo);
+    svg.append(s("rect", { x: left, y: yTop, width: W - left - right, height: yBottom - yTop, fill: colour, opacity: 0.1 }),
+      s("text", { x: W - right - 4, y: yTop + 13, "font-size": 11, "text-anchor": "end", fill: colour }, name));
+  }
+  for (let v = 0; v <= ymax; v += ymax > 6 ? 2 : 1) {
+    svg.append(s("text", { x: left - 6, y: y(v) + 4, "font-size": 11, "text-anchor": "end" }, v.toFixed(0)),
+      s("line", { x1: left, x2: W - right, y1: y(v), y2: y(v), stroke: "#e4e7ec" }));
+  }
+  svg.append(s("text", { x: 4, y: top - 2, "font-size": 11 }, "IRI m/km"),
+    s("line", { x1: left, y1: H - bottom, x2: W - right, y2: H - bottom, stroke: "#999" }));
+  // Ticks on bucket boundaries: at most six, each label distinct
+  const step = Math.max(bucket, Math.ceil((t1 - t0) / 6 / bucket) * bucket);
+  let last = "";
+  for (let t = Math.ceil(t0 / step) * step; t <= t1; t += step) {
+    const text = label(t);
+    if (text === last) continue;
+    last = text;
+    svg.append(s("line", { x1: x(t), x2: x(t), y1: H - bottom, y2: H - bottom + 5, stroke: "#999" }),
+      s("text", { class: "tick", x: x(t), y: H - bottom + 18, "font-size": 11, "text-anchor": "middle" }, text));
+  }
+  svg.append(s("polyline", { fill: "none", stroke: "#1f5fbf", "stroke-width": 2,
+    points: data.map((p) => `${x(p.start).toFixed(1)},${y(p.iri).toFixed(1)}`).join(" ") }));
   for (const p of data) {
     if (p.iri_lower !== null && p.iri_upper !== null)
-      svg.append(s("line", { x1: x(p.start), x2: x(p.start), y1: y(p.iri_lower), y2: y(p.iri_upper), stroke: "#9bb8e8" }));
-    svg.append(s("circle", { cx: x(p.start), cy: y(p.iri), r: 3, fill: "#1f5fbf" },
-      s("title", {}, `${new Date(p.start * 1000).toLocaleDateString()}: ${p.iri.toFixed(2)} m/km`)));
+      svg.append(s("line", { x1: x(p.start), x2: x(p.start), y1: y(p.iri_lower), y2: y(p.iri_upper), stroke: "#9bb8e8", "stroke-width": 3 }));
+    svg.append(s("circle", { class: "point", cx: x(p.start), cy: y(p.iri), r: 4, fill: "#1f5fbf" },
+      s("title", {}, `${label(p.start)}: ${p.iri.toFixed(2)} m/km`)));
   }
   return svg;
 }
@@ -449,7 +544,10 @@ async function pageRoads(selected) {
   const potholes = features.reduce((n, f) => n + (f.properties.potholes || []).length, 0);
   const detail = h("div", { id: "segment-detail" });
   const pick = (id) => { location.hash = "#/roads/" + encodeURIComponent(id); };
+  const chosen = features.find((f) => f.id === selected);
   show(h("h2", {}, "Road health"),
+    chosen ? h("p", { id: "selected-segment", class: "selected-note" }, "Selected: ", h("strong", {}, chosen.properties.name || chosen.id),
+      " ", h("a", { href: "#/roads" }, "clear")) : null,
     h("p", { class: "legend" }, h("span", {}, h("i", { style: "background:#2e9d4f" }), `good (${counts.good})`),
       h("span", {}, h("i", { style: "background:#e0a100" }), `fair (${counts.fair})`),
       h("span", {}, h("i", { style: "background:#d1342f" }), `poor (${counts.poor})`),
@@ -460,11 +558,17 @@ async function pageRoads(selected) {
     h("h3", {}, "Repair priorities"),
     h("div", { id: "priorities" }, table(["rank", "segment", "condition", "IRI m/km", "trend /30d", "potholes", "why"],
       priorities.map((p) => ({ click: () => pick(p.segment), cells: [p.rank, p.name || p.segment,
-        badge(p.condition || "no data", p.condition), p.iri?.toFixed(2) ?? "—",
+        badge(p.condition || "no data", p.condition || "unknown"), p.iri?.toFixed(2) ?? "—",
         p.trend_m_per_km_per_30d?.toFixed(2) ?? "—", p.confirmed_potholes, p.reasons.join("; ")] })))));
   if (selected) {
     const f = features.find((x) => x.id === selected);
-    const series = await api("roadhealth", `/v1/segments/${encodeURIComponent(selected)}/series`, org);
+    // Daily points once there are three days; hourly before that, so a new demo shows a trend too
+    const path = `/v1/segments/${encodeURIComponent(selected)}/series`;
+    let series = await api("roadhealth", path, org), bucket = 86_400;
+    if (series.points.filter((p) => p.iri !== null).length < 3) {
+      bucket = 3600;
+      series = await api("roadhealth", `${path}?bucket_s=${bucket}`, org);
+    }
     const pr = f ? f.properties : {};
     const rank = priorities.find((p) => p.segment === selected);
     detail.replaceChildren(h("div", { class: "card" }, h("h3", {}, `Segment ${pr.name || selected}`),
@@ -475,7 +579,8 @@ async function pageRoads(selected) {
         ["repair priority", rank ? `#${rank.rank} (score ${rank.score.toFixed(1)})` : "—"],
         ["trend", rank && rank.trend_m_per_km_per_30d != null ? `${rank.trend_m_per_km_per_30d > 0 ? "+" : ""}${rank.trend_m_per_km_per_30d.toFixed(2)} m/km per 30 days` : "not enough days yet"],
         ["condition tx", pr.condition_tx ? h("a", { href: "#/tx/" + pr.condition_tx }, short(pr.condition_tx, 16)) : "—"]]),
-      h("h3", {}, "Roughness over time (daily)"), drawSeries(series.points)));
+      h("h3", {}, `Roughness over time (${bucket >= 86_400 ? "daily" : "hourly: less than three days measured"})`),
+      drawSeries(series.points, bucket)));
   }
 }
 
@@ -486,44 +591,81 @@ function orgSelect(id, role, current, onchange) {
     orgs.map((o) => h("option", { value: o.id, selected: o.id === current }, `${o.name} (${o.id})`)));
 }
 
+function reasonList(reasons, id) {
+  if (!reasons || !reasons.length) return h("p", { class: "muted", id }, "No factor raised this SME's risk.");
+  return h("ol", { class: "reasons", id }, reasons.map((r) =>
+    h("li", {}, r.text || `${r.description}`, " ", h("span", { class: "muted", title: "the model's name for this ratio" }, `(${r.code})`))));
+}
+function reasonSummary(reasons) {
+  return h("span", { title: (reasons || []).map((r) => r.description).join("\n") },
+    [...new Set((reasons || []).map((r) => r.category.replace("_", " ")))].join(", ") || "—");
+}
+function orgName(id) { return (state.config.orgs.find((o) => o.id === id) || {}).name || id; }
+
 async function pageCredit(uscc) {
   const sme = sessionStorage.getItem("credit:sme") || "sme-demo";
+  const bank = sessionStorage.getItem("credit:bank") || "bank-a";
   const { smes } = await api("credit", "/smes", "regulator");
   const body = h("div", { id: "sme-detail" });
+  const banking = h("div", { id: "bank-view" });
   show(h("h2", {}, "SME credit"),
     h("div", { class: "toolbar" }, "Viewing as SME:", orgSelect("sme-org", "sme", sme, (v) => {
-      sessionStorage.setItem("credit:sme", v); route(); })),
+      sessionStorage.setItem("credit:sme", v); route(); }),
+    "Bank:", orgSelect("bank-org", "bank", bank, (v) => { sessionStorage.setItem("credit:bank", v); route(); })),
     h("div", { id: "smes" }, table(["USCC", "name", "organisation", "registered by", "block"], smes.map((x) => ({
       click: () => { location.hash = "#/credit/" + x.uscc; },
-      cells: [h("code", {}, x.uscc), x.name || "—", x.org, x.registered_by, h("a", { href: "#/block/" + x.height }, x.height)] })))),
-    body);
+      cells: [h("code", {}, x.uscc), x.name || orgName(x.org), x.org, x.registered_by, h("a", { href: "#/block/" + x.height }, x.height)] })))),
+    body, banking);
+  const named = Object.fromEntries(smes.map((x) => [x.uscc, x.name || orgName(x.org)]));
+  await bankView(banking, bank, named);
   const mine = smes.filter((x) => x.org === sme);
   const target = uscc || (mine[0] && mine[0].uscc);
-  if (!target) { body.append(h("p", { class: "muted" }, `${sme} has not registered an SME yet.`)); return; }
+  if (!target) { body.append(h("p", { class: "muted" }, `${orgName(sme)} has not registered an SME yet.`)); return; }
   const owner = (smes.find((x) => x.uscc === target) || {}).org || sme;
-  body.append(h("h3", {}, `SME ${target}`));
+  body.append(h("h3", {}, `${named[target] || "SME"} (${target})`));
   try {
     const r = await api("credit", `/smes/${target}/rating`, owner);
     body.append(h("div", { class: "card", id: "rating" }, kv([["grade", h("strong", {}, r.grade)], ["score", r.score?.toFixed(1)],
       ["probability of default", r.pd != null ? (r.pd * 100).toFixed(2) + " %" : "—"], ["period", r.period],
       ["model", h("code", {}, short(r.model, 16))], ["rated in block", h("a", { href: "#/block/" + r.height }, r.height)]]),
-      h("h3", {}, "Reasons"), table(["code", "description", "points"], (r.reasons || []).map((x) => ({
-        cells: [x.code, x.description, x.points] })))));
+      h("h3", {}, "Why not a better grade"),
+      h("p", { class: "muted" }, "The ratios that cost this SME the most score points, each with its meaning and value " +
+        "(ratio definitions from the Polish bankruptcy data's attribute list)."),
+      reasonList(r.reasons, "reasons")));
   } catch (err) {
     body.append(h("p", { class: "muted", id: "rating" }, err.status === 404 ? "Not rated yet." : "Rating: " + err.message));
   }
   // The credit service lists single and anchored-batch ratings alike (the regulator sees no values)
   const { ratings } = await api("credit", `/smes/${target}/ratings`, "regulator");
   body.append(h("h3", {}, `Rating history (${ratings.length})`),
-    h("div", { id: "ratings" }, table(["#", "grade", "score", "probability of default", "period", "reasons", "model", "block"],
+    h("div", { id: "ratings" }, table(["#", "grade", "score", "probability of default", "period", "main risk factors", "model", "block"],
       ratings.map((x) => ({ click: () => { location.hash = "#/tx/" + x.tx; }, cells: [x.seq ?? "batch", h("strong", {}, x.grade),
-        Number(x.score).toFixed(1), (Number(x.pd) * 100).toFixed(2) + " %", x.period, (x.reasons || []).map((r) => r.code).join(", "),
+        Number(x.score).toFixed(1), (Number(x.pd) * 100).toFixed(2) + " %", x.period, reasonSummary(x.reasons),
         h("code", {}, short(x.model, 12)), h("a", { href: "#/tx/" + x.tx }, x.height)] })))));
   const inq = await api("credit", `/smes/${target}/inquiries`, "regulator");
   body.append(h("h3", {}, `Who inquired (${inq.total_on_chain} on the chain)`),
     h("div", { id: "inquiries" }, table(["#", "bank", "purpose", "rating seq", "consent tx", "block"], inq.inquiries.map((q) => ({
-      cells: [q.n, q.bank, q.purpose, q.rating_seq, h("a", { href: "#/tx/" + q.consent_tx }, short(q.consent_tx)),
+      cells: [q.n, `${orgName(q.bank)} (${q.bank})`, q.purpose.replace("_", " "), q.rating_seq, h("a", { href: "#/tx/" + q.consent_tx }, short(q.consent_tx)),
         h("a", { href: "#/block/" + q.height }, q.height)] })))));
+}
+
+/* What one bank sees: the consents SMEs granted it, and each rating it read with that read's proof */
+async function bankView(into, bank, named) {
+  const [{ consents }, reads] = await Promise.all([api("credit", "/consents", bank), api("credit", "/banks/me/inquiries", bank)]);
+  into.replaceChildren(h("h3", {}, `${orgName(bank)}: consents and the ratings it read`),
+    h("div", { id: "bank-consents" }, table(["SME", "purpose", "from", "until", "status"], consents.map((c) => ({
+      cells: [`${named[c.uscc] || c.uscc}`, c.purpose.replace("_", " "), new Date(c.start_ms).toLocaleDateString(),
+        new Date(c.end_ms).toLocaleDateString(), c.live ? badge("in force", "yes") : badge(c.status, "no")] })))),
+    h("p", { class: "muted" }, `${reads.total_on_chain} rating read(s) by ${bank}, each recorded on the chain before the answer.`),
+    h("div", { id: "bank-reads" }, table(["#", "SME", "purpose", "rating", "model", "read in block", "proof"], reads.inquiries.map((q) => ({
+      cells: [q.seq, `${named[q.uscc] || ""} (${q.uscc})`, q.purpose.replace("_", " "),
+        h("a", { href: "#/tx/" + q.rating_tx }, `#${q.rating_seq}`), h("code", {}, short(q.model, 12)),
+        h("a", { href: "#/block/" + q.height }, q.height),
+        h("button", { class: "secondary verify-read", "data-tx": q.tx, onclick: async () => {
+          const bundle = await chain(`/v1/txs/${q.tx}/proof`);
+          sessionStorage.setItem("bundle", JSON.stringify(bundle, null, 2));
+          location.hash = "#/verify";
+        } }, "Verify the read")] })))));
 }
 
 /* ---------- identity ---------- */
