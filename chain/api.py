@@ -104,7 +104,7 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
         status, code = _status_of(exc)
         message = exc.message if isinstance(exc, TxRejected | AuthError) else str(exc)
         response = error_response(status, code, message)
-        if status == 503:
+        if status in (429, 503):
             response.headers["Retry-After"] = "1"
         if status == 401:
             response.headers["WWW-Authenticate"] = "Bearer"
@@ -125,7 +125,12 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
         "/v1/txs",
         status_code=202,
         response_model=Submitted,
-        responses={400: {"model": ErrorBody}, 409: {"model": ErrorBody}, 503: {"model": ErrorBody}},
+        responses={
+            400: {"model": ErrorBody},
+            409: {"model": ErrorBody},
+            429: {"model": ErrorBody},
+            503: {"model": ErrorBody},
+        },
     )
     async def submit(
         request: Request,

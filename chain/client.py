@@ -6,6 +6,7 @@ transport call differs. httpx errors never leave this module: they become `Clien
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -68,6 +69,14 @@ def _result(call: Call, response: httpx.Response) -> Any:
     )
 
 
+def _retry_after_s(response: httpx.Response) -> float:
+    """Retry-After in seconds (RFC 9110 §10.2.3), capped; 1 s when absent or a date."""
+    try:
+        return min(5.0, max(0.05, float(response.headers.get("retry-after", "1"))))
+    except ValueError:
+        return 1.0
+
+
 def _submit_call(tx: Tx, wait: bool, timeout_s: float) -> Call:
     params = {"wait": "true", "timeout_s": timeout_s} if wait else None
     return Call(
@@ -100,8 +109,12 @@ class ChainClient:
         identity: Identity | None = None,
         transport: httpx.BaseTransport | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        busy_retry_s: float = 30.0,
     ) -> None:
         self.identity = identity
+        # A node under load answers 429 (mempool full) with Retry-After: the SDK waits and
+        # retries for up to this long, then raises the 429 (0: raise at once)
+        self.busy_retry_s = busy_retry_s
         self._http = httpx.Client(
             base_url=base_url.rstrip("/"), transport=transport, timeout=timeout_s
         )
@@ -116,8 +129,16 @@ class ChainClient:
         self.close()
 
     def _do(self, call: Call) -> Any:
+        deadline = time.monotonic() + self.busy_retry_s
+        while True:
+            response = self._send(call)
+            if response.status_code != 429 or time.monotonic() >= deadline:
+                return _result(call, response)
+            time.sleep(min(_retry_after_s(response), max(0.0, deadline - time.monotonic())))
+
+    def _send(self, call: Call) -> httpx.Response:
         try:
-            response = self._http.request(
+            return self._http.request(
                 call.method,
                 call.path,
                 params=call.params,
@@ -127,7 +148,6 @@ class ChainClient:
             )
         except httpx.HTTPError as exc:
             raise ClientError(f"cannot reach the node at {self._http.base_url}: {exc}") from exc
-        return _result(call, response)
 
     def status(self) -> dict[str, Any]:
         return dict(self._do(Call("GET", "/v1/status")))
@@ -209,8 +229,10 @@ class AsyncChainClient:
         identity: Identity | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout_s: float = DEFAULT_TIMEOUT_S,
+        busy_retry_s: float = 30.0,
     ) -> None:
         self.identity = identity
+        self.busy_retry_s = busy_retry_s  # as ChainClient's
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"), transport=transport, timeout=timeout_s
         )
@@ -225,8 +247,17 @@ class AsyncChainClient:
         await self.aclose()
 
     async def _do(self, call: Call) -> Any:
+        deadline = time.monotonic() + self.busy_retry_s
+        while True:
+            response = await self._send(call)
+            if response.status_code != 429 or time.monotonic() >= deadline:
+                return _result(call, response)
+            delay = min(_retry_after_s(response), max(0.0, deadline - time.monotonic()))
+            await asyncio.sleep(delay)
+
+    async def _send(self, call: Call) -> httpx.Response:
         try:
-            response = await self._http.request(
+            return await self._http.request(
                 call.method,
                 call.path,
                 params=call.params,
@@ -236,7 +267,6 @@ class AsyncChainClient:
             )
         except httpx.HTTPError as exc:
             raise ClientError(f"cannot reach the node at {self._http.base_url}: {exc}") from exc
-        return _result(call, response)
 
     async def status(self) -> dict[str, Any]:
         return dict(await self._do(Call("GET", "/v1/status")))

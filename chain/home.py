@@ -62,6 +62,8 @@ class NodeSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = Field(default=BASE_API_PORT, ge=1, le=65535)
     block_interval_ms: int = Field(default=20, ge=0, le=60_000)
+    # Back-pressure: pending transactions beyond this are refused with 429 + Retry-After
+    mempool_capacity: int = Field(default=20_000, ge=1, le=1_000_000)
     public_reads: bool = False
     p2p_host: str = "127.0.0.1"
     p2p_port: int = Field(default=BASE_P2P_PORT, ge=1, le=65535)

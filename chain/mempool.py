@@ -23,9 +23,13 @@ class Admitted:
 
 
 class Mempool:
-    """FIFO of checked transactions; full means 503 to the caller, never a silent drop."""
+    """FIFO of checked transactions; full means 429 to the caller, never a silent drop.
 
-    def __init__(self, store: BlockStore, *, capacity: int = 100_000) -> None:
+    The capacity is the back-pressure: a node admits no more than it can commit in a few
+    seconds, so overload turns into refusals at the door (with Retry-After) instead of a
+    backlog that every commit latency waits behind."""
+
+    def __init__(self, store: BlockStore, *, capacity: int = 20_000) -> None:
         self.store = store
         self.capacity = capacity
         self._txs: OrderedDict[str, Tx] = OrderedDict()
@@ -69,7 +73,7 @@ class Mempool:
                     "mempool_full",
                     f"{len(self._txs)} transactions pending (capacity {self.capacity}):"
                     " retry shortly",
-                    status=503,
+                    status=429,
                 )
             entries = []
             for tx in new:

@@ -35,7 +35,7 @@ class Subscriber:
 @dataclass
 class NodeOptions:
     block_interval_ms: int = 20
-    mempool_capacity: int = 100_000
+    mempool_capacity: int = 20_000
     max_block_txs: int | None = None
     clock_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
 

@@ -43,9 +43,11 @@ def open_node(home: NodeHome, *, database_url: str | None = None) -> RunningNode
     ledger = Ledger(genesis, store)
     node_key = home.key()
     key = node_key if home.settings.role == "validator" else None
-    node = Node(
-        ledger, key=key, options=NodeOptions(block_interval_ms=home.settings.block_interval_ms)
+    options = NodeOptions(
+        block_interval_ms=home.settings.block_interval_ms,
+        mempool_capacity=home.settings.mempool_capacity,
     )
+    node = Node(ledger, key=key, options=options)
     running = RunningNode(node, create_app(node, public_reads=home.settings.public_reads))
     # /metrics, /healthz and /readyz (chain.observability), the node labelled by its name
     instrument(

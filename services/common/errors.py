@@ -80,7 +80,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(TxRejected)
     async def rejected(_r: Request, exc: TxRejected) -> JSONResponse:
-        return error_body(exc.status, exc.code, exc.message)
+        response = error_body(exc.status, exc.code, exc.message)
+        if exc.status in (429, 503):  # the chain is pushing back: say when to come again
+            response.headers["Retry-After"] = "1"
+        return response
 
     @app.exception_handler(ChainError)
     async def chain_error(_r: Request, exc: ChainError) -> JSONResponse:

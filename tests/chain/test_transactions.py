@@ -133,7 +133,7 @@ def test_resubmitting_a_pending_transaction_is_idempotent(
     assert len(node.mempool) == 1
 
 
-def test_a_full_mempool_refuses_with_503_and_keeps_what_it_has(
+def test_a_full_mempool_refuses_with_429_and_keeps_what_it_has(
     ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]
 ) -> None:
     from chain.node import NodeOptions
@@ -145,7 +145,7 @@ def test_a_full_mempool_refuses_with_503_and_keeps_what_it_has(
     err = rejection(
         lambda: node.submit([sign(keys.agency, "anchors", "anchor", anchor_args("ee" * 32))])
     )
-    assert (err.code, err.status) == ("mempool_full", 503)
+    assert (err.code, err.status) == ("mempool_full", 429)
     assert len(node.mempool) == 2
 
 
