@@ -1,8 +1,14 @@
 """BFT consensus: 4 validators in-process and as 4 processes on loopback; the city-scale sim.
 
-Committed transactions per second and commit latency (p50, p99) under a steady offered load,
-with the ceiling measured in the same run: Ed25519 verifications per second times cores,
-divided by the number of validators (every validator verifies every transaction).
+Committed transactions per second and commit latency (p50, p99) under a steady open-loop
+offered load, with the ceiling measured in the same run: Ed25519 verifications per second on
+one core (libsodium, as the nodes verify; OpenSSL beside it for comparison) times the cores,
+divided by the validators that verify each transaction (4 processes: each verifies every
+transaction once; in one process the validators share one verification).
+
+The process runs share one 4-process network: saturation (offered at the ceiling), then half
+the saturated rate (the latency figure), then twice the saturating offered rate (overload:
+throughput must hold, refusals are 429s at the door, not a collapse).
 """
 
 from __future__ import annotations
@@ -15,12 +21,15 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench._ceiling import ed25519_verifications_per_s
 from chain.client import ChainClient, Identity
 from chain.cluster import open_cluster
+from chain.crypto import SigningKey, verify_with_openssl
+from chain.errors import ClientError, TxRejected
 from chain.home import SuiteHome, init_suite, load_node_home
 from chain.node import Node
 from chain.sim import Scenario, run_scenario
@@ -28,9 +37,10 @@ from chain.tx import Tx, sign_tx
 
 VALIDATORS = 4
 SECONDS = float(os.environ.get("BENCH_CONSENSUS_SECONDS", "12"))
+TICK_S = 0.05
 
 
-def _txs(key: Any, chain_id: str, count: int, salt: int) -> list[Tx]:
+def _txs(key: SigningKey, chain_id: str, count: int, salt: int) -> list[Tx]:
     txs = [
         sign_tx(
             key,
@@ -38,7 +48,7 @@ def _txs(key: Any, chain_id: str, count: int, salt: int) -> list[Tx]:
             contract="anchors",
             method="anchor",
             args={"root": f"{salt:08x}{i:056x}", "count": 1, "label": "bench"},
-            expiry_height=9_000,
+            expiry_height=90_000,
         )
         for i in range(count)
     ]
@@ -58,36 +68,44 @@ def _percentiles(values: list[float]) -> dict[str, float]:
 
 
 def _offered_load(
-    submit: Any, wait_committed: Any, txs: list[Tx], rate_per_s: float
+    submit: Callable[[list[Tx]], bool],
+    committed_at: Callable[[str, float], float | None],
+    txs: list[Tx],
+    rate_per_s: float,
 ) -> dict[str, Any]:
-    """Offer `txs` at a steady rate in batches every 50 ms; measure commits and latencies."""
+    """Offer `txs` open-loop at a steady rate, a batch every 50 ms; a batch the node refuses
+    (429) is counted and not retried. Throughput counts commits within the offered window plus
+    the drain of what was admitted."""
     sent_at: dict[str, float] = {}
-    latencies: list[float] = []
-    batch = max(1, int(rate_per_s * 0.05))
+    admitted: list[Tx] = []
+    refused = 0
+    batch = max(1, int(rate_per_s * TICK_S))
     started = time.perf_counter()
-    done = threading.Event()
-
-    def watch() -> None:
-        for tx in txs:
-            if wait_committed(tx.hash, 120):
-                latencies.append(time.perf_counter() - sent_at.get(tx.hash, started))
-        done.set()
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
     for i in range(0, len(txs), batch):
         chunk = txs[i : i + batch]
         now = time.perf_counter()
-        for tx in chunk:
-            sent_at[tx.hash] = now
-        submit(chunk)
+        if submit(chunk):
+            for tx in chunk:
+                sent_at[tx.hash] = now
+            admitted.extend(chunk)
+        else:
+            refused += len(chunk)
         target = started + (i + batch) / rate_per_s
         time.sleep(max(0.0, target - time.perf_counter()))
-    done.wait(180)
-    elapsed = time.perf_counter() - started
+    offered_s = time.perf_counter() - started
+    latencies, last = [], started
+    for tx in admitted:
+        at = committed_at(tx.hash, 120)
+        if at is not None:
+            latencies.append(at - sent_at[tx.hash])
+            last = max(last, at)
+    elapsed = max(offered_s, last - started)
     return {
         "offered_tx_per_s": round(rate_per_s, 1),
+        "offered": len(txs),
+        "refused_429": refused,
         "committed": len(latencies),
+        "lost": len(admitted) - len(latencies),
         "tx_per_s": round(len(latencies) / elapsed, 1),
         **_percentiles(latencies),
     }
@@ -101,7 +119,24 @@ def in_process(folder: Path, ceiling: float, rate: float) -> dict[str, Any]:
         v0: Node = cluster.nodes["validator-0"]
         key = SuiteHome(folder / "inproc").org_key("city-agency")
         txs = _txs(key, genesis.chain_id, int(rate * SECONDS), 1)
-        result = _offered_load(v0.submit, lambda h, t: v0.wait(h, t) is not None, txs, rate)
+        done: dict[str, float] = {}
+
+        def submit(chunk: list[Tx]) -> bool:
+            try:
+                v0.submit(chunk)
+            except TxRejected:
+                return False
+            for tx in chunk:
+                v0.wait_future(tx.hash).add_done_callback(_stamp(done, tx.hash))
+            return True
+
+        def committed_at(tx_hash: str, timeout_s: float) -> float | None:
+            end = time.monotonic() + timeout_s
+            while tx_hash not in done and time.monotonic() < end:
+                time.sleep(0.005)
+            return done.get(tx_hash)
+
+        result = _offered_load(submit, committed_at, txs, rate)
     finally:
         cluster.stop()
     return {
@@ -110,76 +145,118 @@ def in_process(folder: Path, ceiling: float, rate: float) -> dict[str, Any]:
         **result,
         "ceiling_tx_per_s": round(ceiling, 1),
         "ratio_to_ceiling": round(result["tx_per_s"] / ceiling, 3),
+        "aim": ">= 3000 tx/s",
     }
 
 
-def processes(folder: Path, ceiling: float, rate: float) -> dict[str, Any]:
-    genesis = init_suite(folder / "procs", validators=VALIDATORS)
-    homes = sorted((folder / "procs" / "nodes").iterdir())
-    procs = [
-        subprocess.Popen(
-            [sys.executable, "-m", "smartcity", "node", "--home", str(h)],
-            env={**os.environ, "SMARTCITY_DATABASE_URL": f"sqlite:///{h / 'bench.db'}"},
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        for h in homes
-    ]
-    key = SuiteHome(folder / "procs").org_key("city-agency")
-    port = load_node_home(homes[0]).settings.port
-    try:
-        with ChainClient(
-            f"http://127.0.0.1:{port}", identity=Identity("city-agency", key), timeout_s=120
-        ) as c:
-            c.wait_until_ready()
-            txs = _txs(key, genesis.chain_id, int(rate * SECONDS), 2)
-            lock = threading.Lock()
-            seen: dict[str, float] = {}
-            follow_stop = threading.Event()
+def _stamp(done: dict[str, float], tx_hash: str) -> Callable[[Any], None]:
+    def record(_future: Any) -> None:
+        done.setdefault(tx_hash, time.perf_counter())
 
-            def follow() -> None:
-                """Record when each transaction commits by reading new blocks (not per-tx polls)."""
-                height = 0
-                with ChainClient(
-                    c._http.base_url.__str__(), identity=Identity("city-agency", key)
-                ) as f:
-                    while not follow_stop.is_set():
-                        top = int(f.status()["height"])
-                        for h in range(height + 1, top + 1):
-                            now = time.perf_counter()
-                            for tx_hash in f.block(h)["txs"]:
-                                seen.setdefault(tx_hash, now)
-                        height = top
-                        time.sleep(0.02)
+    return record
 
-            follower = threading.Thread(target=follow, daemon=True)
-            follower.start()
 
-            def submit(chunk: list[Tx]) -> None:
-                with lock:
-                    c.submit_batch(chunk)
+class ProcessNetwork:
+    """Four `smartcity node` processes on loopback, a client to validator-0, and a follower
+    that records when each transaction commits by reading new blocks (not per-tx polls)."""
 
-            def committed(tx_hash: str, timeout_s: float) -> bool:
-                end = time.monotonic() + timeout_s
-                while tx_hash not in seen and time.monotonic() < end:
-                    time.sleep(0.005)
-                return tx_hash in seen
+    def __init__(self, folder: Path) -> None:
+        self.genesis = init_suite(folder, validators=VALIDATORS)
+        homes = sorted((folder / "nodes").iterdir())
+        self.procs = [
+            subprocess.Popen(
+                [sys.executable, "-m", "smartcity", "node", "--home", str(h)],
+                env={**os.environ, "SMARTCITY_DATABASE_URL": f"sqlite:///{h / 'bench.db'}"},
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            for h in homes
+        ]
+        self.key = SuiteHome(folder).org_key("city-agency")
+        self.url = f"http://127.0.0.1:{load_node_home(homes[0]).settings.port}"
+        identity = Identity("city-agency", self.key)
+        self.client = ChainClient(self.url, identity=identity, timeout_s=120, busy_retry_s=0)
+        self.client.wait_until_ready(timeout_s=180)
+        self.seen: dict[str, float] = {}
+        self._stop = threading.Event()
+        self._follower = threading.Thread(target=self._follow, daemon=True)
+        self._follower.start()
 
-            result = _offered_load(submit, committed, txs, rate)
-            follow_stop.set()
-    finally:
-        for p in procs:
+    def _follow(self) -> None:
+        height = 0
+        with ChainClient(self.url, identity=Identity("city-agency", self.key)) as f:
+            while not self._stop.is_set():
+                try:
+                    top = int(f.status()["height"])
+                    for h in range(height + 1, top + 1):
+                        now = time.perf_counter()
+                        for tx_hash in f.block(h)["txs"]:
+                            self.seen.setdefault(tx_hash, now)
+                        height = h
+                except ClientError:
+                    pass
+                time.sleep(0.02)
+
+    def submit(self, chunk: list[Tx]) -> bool:
+        try:
+            self.client.submit_batch(chunk)
+        except ClientError as exc:
+            if exc.status == 429:
+                return False
+            raise
+        return True
+
+    def committed_at(self, tx_hash: str, timeout_s: float) -> float | None:
+        end = time.monotonic() + timeout_s
+        while tx_hash not in self.seen and time.monotonic() < end:
+            time.sleep(0.005)
+        return self.seen.get(tx_hash)
+
+    def run(self, rate: float, salt: int) -> dict[str, Any]:
+        txs = _txs(self.key, self.genesis.chain_id, int(rate * SECONDS), salt)
+        return _offered_load(self.submit, self.committed_at, txs, rate)
+
+    def close(self) -> None:
+        self._stop.set()
+        self.client.close()
+        for p in self.procs:
             p.send_signal(signal.SIGTERM)
-        for p in procs:
-            p.wait(timeout=20)
-    return {
-        "bench": "consensus_processes",
-        "validators": VALIDATORS,
-        **result,
-        "ceiling_tx_per_s": round(ceiling, 1),
-        "ratio_to_ceiling": round(result["tx_per_s"] / ceiling, 3),
-        "aim": ">= 3000 tx/s, p99 < 1 s at half load",
-    }
+        for p in self.procs:
+            p.wait(timeout=30)
+
+
+def processes(folder: Path, ceiling: float) -> list[dict[str, Any]]:
+    network = ProcessNetwork(folder)
+    try:
+        saturated = network.run(ceiling, salt=2)
+        half = network.run(max(1.0, saturated["tx_per_s"] / 2), salt=3)
+        overload = network.run(2 * ceiling, salt=4)
+    finally:
+        network.close()
+    sat = max(saturated["tx_per_s"], 1e-9)
+    common = {"validators": VALIDATORS, "ceiling_tx_per_s": round(ceiling, 1)}
+    return [
+        {
+            "bench": "consensus_processes_saturation",
+            **common,
+            **saturated,
+            "ratio_to_ceiling": round(saturated["tx_per_s"] / ceiling, 3),
+            "aim": ">= 2000 tx/s",
+        },
+        {
+            "bench": "consensus_processes_half_load",
+            **common,
+            **half,
+            "aim": "p99 < 1000 ms",
+        },
+        {
+            "bench": "consensus_processes_overload",
+            **common,
+            **overload,
+            "ratio_to_saturation": round(overload["tx_per_s"] / sat, 3),
+            "aim": ">= 0.9 x saturation",
+        },
+    ]
 
 
 def city_scale() -> dict[str, Any]:
@@ -215,22 +292,26 @@ def city_scale() -> dict[str, Any]:
 def run() -> list[dict[str, Any]]:
     cores = os.cpu_count() or 1
     verify_rate = ed25519_verifications_per_s()
+    openssl_rate = ed25519_verifications_per_s(check=verify_with_openssl)
     ceiling = verify_rate * cores / VALIDATORS
+    shared_ceiling = verify_rate * cores
     results: list[dict[str, Any]] = [
         {
             "bench": "consensus_ceiling",
             "verify_per_s_one_core": round(verify_rate, 1),
+            "verify_per_s_one_core_openssl": round(openssl_rate, 1),
             "cores": cores,
             "ceiling_tx_per_s": round(ceiling, 1),
+            "ceiling_in_process_tx_per_s": round(shared_ceiling, 1),
         }
     ]
+    only = os.environ.get("BENCH_CONSENSUS_ONLY", "")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        only = os.environ.get("BENCH_CONSENSUS_ONLY", "")
-        for rate in (ceiling, ceiling / 2):
-            if only in ("", "in_process"):
-                results.append(in_process(folder / f"ip{int(rate)}", ceiling, rate))
-            if only in ("", "processes"):
-                results.append(processes(folder / f"pr{int(rate)}", ceiling, rate))
-    results.append(city_scale())
+        if only in ("", "processes"):
+            results.extend(processes(folder / "procs", ceiling))
+        if only in ("", "in_process"):
+            results.append(in_process(folder / "ip", shared_ceiling, shared_ceiling))
+    if only in ("", "sim"):
+        results.append(city_scale())
     return results

@@ -204,8 +204,16 @@ def gateway() -> None:
 )
 @click.option("--protocol", type=click.Choice(["auto", "5", "3.1.1"]), default="auto")
 @click.option("--health-port", type=int, default=0, show_default=True)
-@click.option("--batch-max", type=int, default=1000, show_default=True)
-@click.option("--batch-wait", type=float, default=0.2, show_default=True)
+@click.option(
+    "--batch-max", type=int, default=1000, show_default=True, help="messages per anchored batch"
+)
+@click.option(
+    "--batch-wait",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="seconds before a non-full batch is sealed and anchored (the anchoring window)",
+)
 @click.option("--ready-file", type=click.Path(path_type=Path), help="write health URL when up")
 def run_gateway_cmd(
     data: Path,

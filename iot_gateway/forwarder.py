@@ -49,8 +49,10 @@ class ForwardSettings:
     roadhealth_url: str  # e.g. http://127.0.0.1:8000/roadhealth
     operator_org: str
     operator_key: SigningKey
+    # The anchoring window: a batch is sealed (one anchor transaction) when it holds batch_max
+    # messages or its oldest is batch_wait_s old, so the chain grows with records, not messages
     batch_max: int = 1000
-    batch_wait_s: float = 0.2
+    batch_wait_s: float = 1.0
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 5.0
     http_timeout_s: float = 30.0

@@ -84,6 +84,7 @@ class Engine:
         timeouts: Timeouts | None = None,
         empty_block_interval_ms: int = 5_000,
         max_proposal_txs: int = 2_000,
+        min_block_interval_ms: int = 100,
     ) -> None:
         self.node = node
         self.ledger = node.ledger
@@ -93,6 +94,11 @@ class Engine:
             propose_ms=3000, prevote_ms=1000, precommit_ms=1000, delta_ms=1000
         )
         self.empty_block_interval_s = empty_block_interval_ms / 1000
+        # Tendermint's timeout_commit: after a commit, gather transactions this long before the
+        # next height starts (unless a full block is already waiting), so a trickle of
+        # transactions makes a few blocks of many rather than a block each
+        self.min_block_interval_s = min_block_interval_ms / 1000
+        self.max_proposal_txs = max_proposal_txs
         self.public_key = node.key.public_hex if node.key else None
         self.app = LedgerApp(
             self.ledger, node.mempool, self.public_key, max_block_txs=max_proposal_txs
@@ -297,7 +303,8 @@ class Engine:
     def _wait_s(self) -> float:
         deadline = self._timers[0][0] if self._timers else time.monotonic() + 0.5
         if self._waiting_since is not None:
-            deadline = min(deadline, self._waiting_since + self.empty_block_interval_s)
+            after = self.min_block_interval_s if len(self.node.mempool) else None
+            deadline = min(deadline, self._waiting_since + (after or self.empty_block_interval_s))
         return max(0.0, min(0.5, deadline - time.monotonic()))
 
     def _handle(self, kind: str, payload: Any) -> None:
@@ -372,8 +379,13 @@ class Engine:
         """After a commit, start the next height once there is work (or an empty block is due)."""
         if self._waiting_since is None:
             return
-        due = time.monotonic() - self._waiting_since >= self.empty_block_interval_s
-        if len(self.node.mempool) or due:
+        waited = time.monotonic() - self._waiting_since
+        pending = len(self.node.mempool)
+        if (
+            pending >= self.max_proposal_txs
+            or (pending and waited >= self.min_block_interval_s)
+            or waited >= self.empty_block_interval_s
+        ):
             self._advance()
 
     def _advance(self) -> None:
@@ -426,8 +438,7 @@ class Engine:
         self._fetched.clear()
         self.node.after_commit(result)
         self._waiting_since = time.monotonic()
-        if len(self.node.mempool):
-            self._advance()
+        self._maybe_advance()
 
 
 def _state_json(state: SignedState) -> dict[str, Any]:
