@@ -674,7 +674,8 @@ def bank_read_rating(
         rating_record=anchored[0] if anchored else None,
         record_proof=anchored[1] if anchored else None,
         verify="save `proof` (and `inquiry_proof`) as JSON and run"
-        " `smartcity verify-proof FILE --genesis genesis.json`",
+        " `smartcity verify-proof FILE --genesis data/genesis.json` (the chain's genesis file;"
+        " data/ in a `smartcity up` folder), or call services.credit.sdk.verify_rating_answer",
     )
 
 

@@ -98,6 +98,7 @@ def test_a_bank_needs_consent_then_gets_a_proven_rating_and_the_sme_sees_it(
     assert f"credit/rating:{uscc}" in said
     said = verify_offline(body["inquiry_proof"], env.data, tmp_path, "inquiry.json")
     assert "credit.record_inquiry, ok" in said
+    assert "--genesis data/genesis.json" in body["verify"]  # where `smartcity up` puts it
     checked = sdk.verify_rating_answer(body, env.genesis)
     assert checked.rating["grade"] == rating["grade"]
     assert "features" not in body["proof"]["value"]  # the features never reach the chain
