@@ -103,7 +103,13 @@ class RetryAfter(httpx.BaseTransport):
 class Cluster:
     """N validators as `smartcity node` processes whose P2P links all pass through a NetProxy."""
 
-    def __init__(self, root: Path, backend: str, validators: int = 4) -> None:
+    def __init__(
+        self,
+        root: Path,
+        backend: str,
+        validators: int = 4,
+        mempool_capacity: dict[str, int] | None = None,
+    ) -> None:
         self.root = root
         self.suite = root / "suite"
         self.genesis: Genesis = init_suite(self.suite, validators=validators)
@@ -111,7 +117,7 @@ class Cluster:
         self.names = sorted(p.name for p in (self.suite / "nodes").iterdir())
         self.proxy = NetProxy()
         self.api = {name: free_port() for name in self.names}
-        self._route_peers_through_proxy()
+        self._route_peers_through_proxy(mempool_capacity or {})
         self.urls: dict[str, str] = {}
         self._drops: list[Callable[[], None]] = []
         for name in self.names:
@@ -122,12 +128,15 @@ class Cluster:
         self.down: set[str] = set()  # killed or paused on purpose: not answering
         self._clients: dict[str, ChainClient] = {}
 
-    def _route_peers_through_proxy(self) -> None:
+    def _route_peers_through_proxy(self, mempool_capacity: dict[str, int]) -> None:
+        """Free ports, peers reached through the proxy, and any mempool capacity asked for."""
         p2p = {name: free_port() for name in self.names}
         for name in self.names:
             path = self.suite / "nodes" / name / "node.json"
             config = json.loads(path.read_text())
             config["port"], config["p2p_port"] = self.api[name], p2p[name]
+            if name in mempool_capacity:
+                config["mempool_capacity"] = mempool_capacity[name]
             for peer in config["peers"]:
                 peer["host"] = "127.0.0.1"
                 peer["port"] = self.proxy.add_link(name, peer["name"], p2p[peer["name"]])

@@ -4,7 +4,9 @@ In the spirit of CometBFT's e2e perturbations, on loopback. Each validator is it
 `smartcity node` process and reaches its peers only through tests/chain/_netproxy.py, so links
 can be cut. One cluster goes through the perturbations in sequence while a client offers a
 steady load of signed transactions (about 50 tx/s) round-robin to the nodes that are up,
-honouring 429/503 with Retry-After. The perturbations, in order:
+honouring 429/503 with Retry-After; one validator's mempool holds only SMALL_MEMPOOL
+transactions, so stalls make it push back and every property below must hold under
+back-pressure too. The perturbations, in order:
 
 1. kill -9 a validator; the other three keep committing; restarted, it restores its persisted
    mempool and catches up;
@@ -69,6 +71,7 @@ CATCH_UP_BOUND_S = 30.0
 COMMIT_BOUND_S = 30.0
 QUIET_STARTUP_S = 8.0
 MAX_SLOWDOWN = 5.0
+SMALL_MEMPOOL = 100  # validator-3's: stalls fill it, so its clients meet 429 and Retry-After
 POLL_S = 0.25  # each poll asks every node for its status: keep it light on 2 cores
 OUTAGE_S = 3.0  # how long each perturbation lasts at least
 MIN_OUTAGE_BLOCKS = 2  # three of four validators keep committing while one is out
@@ -228,7 +231,7 @@ class Run:
 
 @pytest.fixture
 def run(tmp_path: Path, process_slot: None) -> Iterator[Run]:
-    cluster = Cluster(tmp_path, _backend())
+    cluster = Cluster(tmp_path, _backend(), mempool_capacity={"validator-3": SMALL_MEMPOOL})
     load = Load(cluster)
     try:
         started = time.monotonic()
