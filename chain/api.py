@@ -138,6 +138,7 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
         timeout_s: Annotated[float, Query(gt=0, le=120)] = 30,
     ) -> Any:
         """Admit a signed transaction; with `wait=true`, answer when it commits."""
+        node.check_admission()
         raw = await request.body()
         tx = decode_tx(raw)
         admitted = (await run_in_threadpool(node.submit, [tx]))[0]
@@ -157,6 +158,7 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
     @app.post("/v1/txs/batch", response_model=BatchResult)
     async def submit_batch(request: Request) -> BatchResult:
         """Admit many transactions; each gets its own result, a bad one does not stop the rest."""
+        node.check_admission()
         raw = await request.body()
         if len(raw) > MAX_BATCH_BYTES:
             raise TxRejected("batch_too_large", f"batch over {MAX_BATCH_BYTES} bytes", status=413)
@@ -318,6 +320,7 @@ def _admit_batch(node: Node, items: list[Any]) -> BatchResult:
         good.append((len(results), tx))
         results.append(BatchItem(hash=tx.hash, status="pending"))
     if good:
+        node.check_admission(len(good))
         admitted = node.mempool.add([tx for _, tx in good])
         for (index, _), adm in zip(good, admitted, strict=True):
             if adm.duplicate:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from typing import Any
 
 from chain.crypto import SIGNATURE_BYTES, SigningKey, verify
@@ -224,4 +225,9 @@ class Receipt:
         )
 
     def encode(self) -> bytes:
+        """Canonical bytes: the receipt's Merkle leaf, and what the block store keeps."""
+        return self._encoded
+
+    @cached_property
+    def _encoded(self) -> bytes:
         return canonical(self.to_json())

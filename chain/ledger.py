@@ -7,7 +7,6 @@ many) decides *which* block to commit; the ledger decides what a block means.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from collections.abc import Sequence
@@ -44,6 +43,7 @@ class BlockResult:
     receipts: list[Receipt]
     changes: dict[StateKey, Any]
     tree: Tree
+    value_hashes: dict[StateKey, str | None]
 
 
 class Ledger:
@@ -198,7 +198,7 @@ class Ledger:
                     self._execute_tx(block, tx, height=height, time_ms=time_ms, index=index)
                 )
             changes = dict(block.writes)
-            tree, _ = self.state.apply(changes)
+            tree, hashed = self.state.apply(changes)
             next_validators = block.get(governance.NAMESPACE, "validators") or []
             header = Header(
                 chain_id=self.chain_id,
@@ -213,7 +213,10 @@ class Ledger:
                 validators_hash=current_validators,
                 next_validators_hash=validators_hash(next_validators),
             )
-            return BlockResult(header, list(txs), receipts, changes, tree)
+            value_hashes = {
+                k: None if h is None else h.hex() for k, (_, h) in zip(changes, hashed, strict=True)
+            }
+            return BlockResult(header, list(txs), receipts, changes, tree, value_hashes)
 
     def _check_in_block(self, tx: Tx, height: int, seen: set[str]) -> None:
         """Rules whose breach invalidates the block: the proposer's fault, not the sender's."""
@@ -295,14 +298,14 @@ class Ledger:
                 raise InvalidBlock(
                     f"certificate does not commit block {header.height}: {exc}"
                 ) from exc
+            # The canonical encodings computed for the Merkle roots are what the store keeps
             rows = [
-                TxRow(
-                    tx.hash, i, tx.expiry_height, json.dumps(tx.to_json()), json.dumps(r.to_json())
-                )
+                TxRow(tx.hash, i, tx.expiry_height, tx.encode().decode(), r.encode().decode())
                 for i, (tx, r) in enumerate(zip(result.txs, result.receipts, strict=True))
             ]
+            hashes = result.value_hashes
             hashed = {
-                k: None if v is None else (v, value_hash(v).hex())
+                k: None if v is None or hashes[k] is None else (v, str(hashes[k]))
                 for k, v in result.changes.items()
             }
             changed_set = header.next_validators_hash != header.validators_hash

@@ -36,6 +36,10 @@ class Subscriber:
 class NodeOptions:
     block_interval_ms: int = 20
     mempool_capacity: int = 20_000
+    # Back-pressure: the door admits while the pending backlog is under this many seconds of
+    # the recent commit rate (never under admit_floor, never over mempool_capacity)
+    backlog_target_s: float = 2.0
+    admit_floor: int = 4_000
     max_block_txs: int | None = None
     clock_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
 
@@ -53,6 +57,8 @@ class Node:
         self._waiters: dict[str, list[Future[dict[str, Any]]]] = defaultdict(list)
         self._waiters_lock = threading.Lock()
         self._subscribers: list[Subscriber] = []
+        self._rate_tx_per_s = 0.0  # committed transactions per second, smoothed
+        self._last_commit_at: float | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.fatal: BaseException | None = None
@@ -71,8 +77,27 @@ class Node:
 
     # -- admission -----------------------------------------------------------------------
 
+    def admission_limit(self) -> int:
+        """Pending transactions beyond which the door refuses new ones with 429."""
+        options = self.options
+        adaptive = int(self._rate_tx_per_s * options.backlog_target_s)
+        return min(options.mempool_capacity, max(options.admit_floor, adaptive))
+
+    def check_admission(self, count: int = 1) -> None:
+        """Refuse at once, before parsing or verifying anything, when the backlog is full:
+        under overload the door's own work must not grow with the offered load."""
+        pending, limit = len(self.mempool), self.admission_limit()
+        if pending and pending + count > limit:
+            raise TxRejected(
+                "mempool_full",
+                f"{pending} transactions pending (admitting up to {limit}, about"
+                f" {self.options.backlog_target_s:g} s of commits): retry shortly",
+                status=429,
+            )
+
     def submit(self, txs: Sequence[Tx]) -> list[Admitted]:
         """Check and admit transactions; the first refusal raises with its code."""
+        self.check_admission(len(txs))
         verify_signatures([tx for tx in txs if tx.hash not in self.mempool])
         for tx in txs:
             if tx.hash not in self.mempool:
@@ -219,10 +244,19 @@ class Node:
 
     def after_commit(self, result: BlockResult) -> None:
         """Tell waiters and subscribers about a committed block (any block producer calls this)."""
+        self._observe_rate(len(result.txs))
         self.mempool.remove([tx.hash for tx in result.txs])
         for receipt in result.receipts:
             self._resolve(receipt.tx, receipt.to_json())
         self._publish(block_message(result.header.to_json(), result.header.hash, result.receipts))
+
+    def _observe_rate(self, committed: int) -> None:
+        now = time.monotonic()
+        if self._last_commit_at is not None:
+            gap = max(now - self._last_commit_at, 1e-3)
+            weight = min(1.0, gap / 5.0)  # about a five-second memory
+            self._rate_tx_per_s += weight * (committed / gap - self._rate_tx_per_s)
+        self._last_commit_at = now
 
     def submit_and_wait(self, tx: Tx, timeout_s: float = 30) -> dict[str, Any]:
         """Admit one transaction and wait for its receipt (embedded callers)."""
