@@ -3,7 +3,7 @@
 from collections.abc import Callable, Iterator
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -12,6 +12,7 @@ from services.common.db import committed_before_response
 from services.identity import contract as c
 from services.identity import service as svc
 from services.identity import verification as ver
+from services.identity._openapi import ERROR_RESPONSES, ErrorOut, known_query_parameters
 from services.identity.errors import DidDeactivated, UnknownDid
 from services.identity.schemas import (
     ChallengeIn,
@@ -29,6 +30,7 @@ from services.identity.schemas import (
     IssuerOut,
     PresentationIn,
     PresentationOut,
+    ResolutionOut,
     StatusChangeIn,
     StatusChangeOut,
     TypeIn,
@@ -42,8 +44,24 @@ from services.identity.schemas import (
 
 AGENCY = "agency"
 REGULATOR = "regulator"
+STATUSES: list[Any] = list(svc.CREDENTIAL_STATUSES)  # documented; the domain answers 400 others
 RESOLUTION_CONTEXT = "https://w3id.org/did-resolution/v1"
 RESOLUTION_MEDIA = 'application/ld+json;profile="https://w3id.org/did-resolution"'
+_RESOLUTION = {"content": {RESOLUTION_MEDIA: {"schema": ResolutionOut.model_json_schema()}}}
+RESOLUTION_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {**_RESOLUTION, "description": "the DID document and its metadata"},
+    400: {
+        **_RESOLUTION,
+        "model": ErrorOut,
+        "description": "not a did:smartcity DID (invalidDid); an unknown query parameter",
+    },
+    404: {
+        **_RESOLUTION,
+        "model": ErrorOut,
+        "description": "no such DID on the chain (notFound), or no such path",
+    },
+    410: {**_RESOLUTION, "description": "the DID is deactivated (empty document)"},
+}
 
 
 def build_router(
@@ -52,7 +70,7 @@ def build_router(
     get_session: Callable[[], Iterator[Session]],
 ) -> APIRouter:
     """All identity routes, bound to one environment, authenticator and session factory."""
-    router = APIRouter()
+    router = APIRouter(responses=ERROR_RESPONSES, dependencies=[Depends(known_query_parameters)])
     AnyCaller = Annotated[Caller, Depends(authenticate)]
 
     # services.common.auth.require_role's dependency cannot be resolved by FastAPI (its module
@@ -100,7 +118,8 @@ def build_router(
         record, tx = svc.deactivate_did(env, org=caller.org, did=did)
         return did_out(record, tx)
 
-    @router.get("/1.0/identifiers/{did}", tags=["dids"], response_model=None)
+    @router.get("/1.0/identifiers/{did}", tags=["dids"], response_model=None,
+                responses=RESOLUTION_RESPONSES)  # fmt: skip
     def resolve(
         did: str, caller: AnyCaller, proof: Annotated[bool, Query()] = False
     ) -> JSONResponse:
@@ -168,7 +187,9 @@ def build_router(
     def list_credentials(
         caller: Auditor,
         session: Db,
-        status: Annotated[str | None, Query(max_length=16)] = None,
+        status: Annotated[
+            str | None, Query(max_length=16, json_schema_extra={"enum": STATUSES})
+        ] = None,
         type_name: Annotated[str | None, Query(alias="type", max_length=64)] = None,
         issuer: Annotated[str | None, Query(max_length=64)] = None,
         limit: Annotated[int, Query(ge=1, le=200)] = 50,
@@ -216,8 +237,8 @@ def build_router(
 
     @router.get("/status-lists/{org}/{list_no}/{purpose}", tags=["credentials"])
     def status_list(
-        org: str, list_no: int, purpose: Literal["revocation", "suspension"], caller: AnyCaller,
-        session: Db,
+        org: str, list_no: Annotated[int, Path(ge=0, lt=c.MAX_LISTS)],
+        purpose: Literal["revocation", "suspension"], caller: AnyCaller, session: Db,
     ) -> dict[str, Any]:  # fmt: skip
         """The W3C BitstringStatusListCredential, rebuilt from the chain's status keys."""
         document, token = svc.status_list_document(

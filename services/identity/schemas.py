@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Any, Literal
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from services.identity.contract import FRAGMENT, TYPE_NAME
 
 Purpose = Literal["authentication", "assertionMethod"]
 CLAIM_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 REASON = r"^[a-z0-9_]{0,64}$"
+
+
+def _utc(moment: datetime) -> datetime:
+    # The database may hand back naive datetimes (SQLite); every time the service stores is UTC
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 
 
 class Body(BaseModel):
@@ -38,6 +46,15 @@ class UpdateDid(Body):
 
 class IssuerKeysIn(Body):
     algs: list[Literal["EdDSA", "ES256"]] = Field(default=["EdDSA", "ES256"], min_length=1)
+
+
+class ResolutionOut(BaseModel):
+    """A DID Resolution result (W3C DID Resolution), as the Universal Resolver drivers answer."""
+
+    context: str = Field(alias="@context")
+    didDocument: dict[str, Any] | None
+    didResolutionMetadata: dict[str, Any]
+    didDocumentMetadata: dict[str, Any]
 
 
 class DidOut(BaseModel):
@@ -156,7 +173,7 @@ class CredentialSummary(BaseModel):
     hash: str
     status: Literal["issued", "suspended", "revoked"]
     status_height: int | None = Field(description="block of the revocation or suspension")
-    issued_at: datetime
+    issued_at: UtcDatetime
     anchor: dict[str, Any]
     list: int
     index: int
@@ -211,7 +228,7 @@ class ChallengeIn(Body):
 class ChallengeOut(BaseModel):
     nonce: str
     audience: str
-    expires_at: datetime
+    expires_at: UtcDatetime
 
 
 class PresentationIn(Body):
