@@ -8,6 +8,7 @@ ceiling of signature checking.
 
 from __future__ import annotations
 
+import json
 import statistics
 import tempfile
 import time
@@ -17,8 +18,11 @@ from typing import Any
 from sqlalchemy import select
 
 from bench._ceiling import ed25519_verifications_per_s
+from iot_gateway.simulator import Fleet as SimFleet
 from services.common.db import Base, make_session_factory
 from services.roadhealth.analysis import analyse_window
+from services.roadhealth.analytics.ensemble import load_any_classifier
+from services.roadhealth.analytics.response import CabinResponse
 from services.roadhealth.clustering import resolvable_separation_m
 from services.roadhealth.fleet import Fleet, build_batch, ingest_body
 from services.roadhealth.models import RhWindow
@@ -145,6 +149,7 @@ def run() -> list[Result]:
             "vehicles_to_confirm": 3,
         },
         *[bench_simulator(seed) for seed in SIM_SEEDS],
+        *[r for seed in LONG_RUN_SEEDS for r in bench_long_run(seed)],
     ]
 
 
@@ -199,7 +204,9 @@ def _event_verdicts(h: Harness, planted: list[tuple[str, float]]) -> dict[str, i
             for e in w.anomalies:
                 if e["kind"] != "pothole" or w.chainage_m is None:
                     continue
-                at = w.chainage_m + (w.direction or 1) * e["offset_m"]
+                if not w.direction:
+                    continue  # no report without a direction of travel (ingest.py)
+                at = w.chainage_m + w.direction * e["offset_m"]
                 near = any(s == w.segment and abs(p - at) <= 8.0 for s, p in planted)
                 verdict = "reported" if e.get("reported") else "vetoed"
                 out[f"{verdict}_{'near' if near else 'far'}"] += 1
@@ -208,3 +215,72 @@ def _event_verdicts(h: Harness, planted: list[tuple[str, float]]) -> dict[str, i
 
 def _class(iri: float) -> str:
     return "good" if iri < 1.5 else "fair" if iri <= 2.68 else "poor"
+
+
+LONG_RUN_MINUTES = 12.0  # as long as issue 15's `make up SIMULATE=1` session
+LONG_RUN_SEEDS = (0, 1, 2)
+
+
+def bench_long_run(
+    seed: int,
+    *,
+    minutes: float = LONG_RUN_MINUTES,
+    cabin: CabinResponse | None = None,
+    models: tuple[str, ...] = ("shipped",),
+) -> list[Result]:
+    """`make up SIMULATE=1` for `minutes`: four vehicles lap the 17 demo segments at four windows
+    per second (each pothole is driven over again and again), batches of 50 through the
+    ingestion endpoint; pothole precision and recall against the truth, one result per live
+    gate model ("shipped", or a path to a model file of version 1 or 2)."""
+    network = demo_network(city="bench", seed=seed, n_devices=4)
+    network.cabin = cabin
+    planted = planted_potholes(network)
+    fleet = SimFleet(network, seed=seed, window_s=4.0)
+    payloads = [
+        json.loads(fleet.next_message(T0 + 0.25 * i).payload) for i in range(int(minutes * 240))
+    ]
+    out = []
+    for model in models:
+        with tempfile.TemporaryDirectory() as tmp, running(Path(tmp), _sqlite(tmp)) as h:
+            if model != "shipped":
+                h.runtime.classifier = load_any_classifier(Path(model))
+            for device in network.devices:
+                h.device_tx(
+                    "register_device",
+                    {
+                        "device": device.id,
+                        "pub_key": device.key.public_hex,
+                        "vehicle_class": device.vehicle_class,
+                    },
+                )
+            for start in range(0, len(payloads), 50):
+                assert h.ingest(payloads[start : start + 50])[1].status_code == 200
+            doc = h.client.get("/roadhealth/v1/potholes", headers=h.auth("road-authority")).json()
+            events = _event_verdicts(h, planted)
+            model_id = h.runtime.classifier.model_id if h.runtime.classifier else None
+        found = [
+            (f["properties"]["segment"], f["properties"]["chainage_m"]) for f in doc["features"]
+        ]
+        score = score_potholes(found, planted, tolerance_m=5.0)
+        out.append(
+            {
+                "name": "pothole_detection_long_run",
+                "seed": seed,
+                "minutes": minutes,
+                "windows": len(payloads),
+                "signatures": "quarter_car" if cabin is None else "phone_ride",
+                "gate_model": model_id,
+                "planted": len(planted),
+                "confirmed": len(found),
+                "precision": round(score.precision, 3),
+                "recall": round(score.recall, 3),
+                "false": sorted(
+                    (s, round(c, 1))
+                    for s, c in found
+                    if not any(s == p and abs(c - q) <= 5.0 for p, q in planted)
+                ),
+                **_position_stats(score.position_errors_m),
+                "downward_events": events,
+            }
+        )
+    return out

@@ -3,8 +3,10 @@
 Each segment is an ISO 8608 profile (roughness set by a target IRI) with potholes and bumps at
 known places; each vehicle is a quarter-car of its class (services.roadhealth.analytics) driven
 over its route at its own speed, so the body acceleration it reports is what a body-mounted
-sensor would record, plus sensor noise; positions carry GPS jitter. The truth (each segment's
-IRI and class, each anomaly's position) can be written out for scoring.
+sensor would record (with `cabin`, potholes and bumps shaped as phones on real roads record
+them, services/roadhealth/analytics/response.py), plus sensor noise; positions carry GPS jitter.
+The truth (each segment's IRI and class, each anomaly's position) can be written out for
+scoring.
 """
 
 from __future__ import annotations
@@ -37,7 +39,8 @@ from services.roadhealth.analytics.profile import (
     generate_iso8608_elevation,
     generate_road_profile,
 )
-from services.roadhealth.analytics.quartercar import get_vehicle, simulate_ride
+from services.roadhealth.analytics.quartercar import get_vehicle
+from services.roadhealth.analytics.response import CabinResponse, simulate_phone_ride
 
 EARTH_RADIUS_M = 6_371_000.0
 VEHICLE_CLASSES = ("car", "van", "bus")
@@ -182,6 +185,8 @@ class Network:
     seed: int
 
     changes: list[dict[str, Any]] = field(default_factory=list)
+    # Potholes and bumps as a cabin-mounted phone records them (None: the quarter-car's spike)
+    cabin: CabinResponse | None = None
 
     def roughen(self, segment_id: str, *, iri_m_per_km: float, seed: int = 0) -> Segment:
         """Let a segment deteriorate: added ISO 8608 roughness (the PSD levels add) brings its
@@ -393,9 +398,9 @@ class DeviceStream:
     ) -> Iterator[Window]:
         device, rate = self.device, self.network.rate_hz
         speed = float(device.speed_mps * rng.uniform(0.9, 1.1))
-        ride = simulate_ride(
-            segment.profile.elevation_m,
-            spacing_m=segment.profile.spacing_m,
+        ride = simulate_phone_ride(
+            segment.profile,
+            cabin=self.network.cabin,
             speed_mps=speed,
             rate_hz=float(rate),
             car=get_vehicle(device.vehicle_class),

@@ -18,16 +18,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from numpy.typing import NDArray
 
-from services.roadhealth.analytics.anomaly import (
-    ClassifierError,
-    WindowClassifier,
-    load_classifier,
-)
+from services.roadhealth.analytics.anomaly import ClassifierError
 from services.roadhealth.analytics.detectors import detect_z_diff, detect_z_thresh, locate_events
+from services.roadhealth.analytics.ensemble import load_any_classifier
 from services.roadhealth.analytics.roughness import (
     CalibrationError,
     IriCalibration,
@@ -101,11 +99,25 @@ class WindowAnalysis:
     events: tuple[Event, ...]
 
 
+class LiveClassifier(Protocol):
+    """What the live gate needs of a surface classifier (model format version 1 or 2)."""
+
+    @property
+    def classes(self) -> tuple[str, ...]: ...
+
+    @property
+    def model_id(self) -> str: ...
+
+    def predict_proba(
+        self, windows: Sequence[FloatArray], *, rate_hz: float | None = None
+    ) -> FloatArray: ...
+
+
 @lru_cache(maxsize=1)
-def default_classifier() -> WindowClassifier | None:
+def default_classifier() -> LiveClassifier | None:
     """The shipped surface classifier (trained on Gonzalez et al. 2017), None if unreadable."""
     try:
-        return load_classifier(DEFAULT_CLASSIFIER)
+        return load_any_classifier(DEFAULT_CLASSIFIER)
     except ClassifierError:
         return None
 
@@ -124,7 +136,7 @@ def analyse_window(
     rate_hz: int,
     speed_mps: float,
     vehicle_class: str,
-    classifier: WindowClassifier | None = None,
+    classifier: LiveClassifier | None = None,
 ) -> WindowAnalysis:
     """IRI estimate (when a calibration and enough speed exist) and located events, judged by
     `classifier` (the shipped one when not given)."""
@@ -157,7 +169,7 @@ def estimate_window_iri(
 
 
 def judge_events(
-    classifier: WindowClassifier,
+    classifier: LiveClassifier,
     acc: FloatArray,
     events: tuple[Event, ...],
     *,

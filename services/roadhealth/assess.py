@@ -115,8 +115,9 @@ def judge_segment(
     settings: Settings, *, current: str | None, pending: Pending | None, rows: Sequence[Any]
 ) -> tuple[SegmentEstimate, Decision, list[Any]] | None:
     """A segment's estimate from its windows, and whether its class changes now (the first
-    class from `min_windows` windows on, later ones by `settings.change`); also the windows
-    used. Rows carry t0, device, iri, iri_log_std, speed_mps, samples and rate_hz."""
+    class from `settings.change.min_windows` windows of `min_vehicles` vehicles on, later ones
+    by `settings.change`); also the windows used. Rows carry t0, device, iri, iri_log_std,
+    speed_mps, samples and rate_hz."""
     if not rows:
         return None
     recent = recent_windows(
@@ -132,6 +133,13 @@ def judge_segment(
     if estimate.windows < settings.min_windows:
         return estimate, Decision(None, pending), recent
     if current is None:
+        # A first class from as much evidence as a change needs, so it is rarely corrected
+        vehicles = len({r.device for r in recent})
+        if (
+            estimate.windows < settings.change.min_windows
+            or vehicles < settings.change.min_vehicles
+        ):
+            return estimate, Decision(None, None), recent
         return estimate, Decision(settings.thresholds.classify(estimate.iri), None), recent
     decision = decide_condition(
         settings.change,

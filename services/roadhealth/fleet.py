@@ -1,9 +1,10 @@
 """A simulated fleet on the road network: signed windows, anchored batches, and the ground truth.
 
 Each segment gets an ISO 8608 profile with planted potholes and bumps (the analytics library's
-generators); vehicles of several classes drive it at their speeds through the quarter-car model,
-and their windows carry the GPS position of their first sample with jitter. Tests and benches
-use it to score the service against the truth.
+generators); vehicles of several classes drive it at their speeds through the quarter-car model
+(optionally with potholes and bumps as a cabin-mounted phone records them,
+analytics/response.py), and their windows carry the GPS position of their first sample with
+jitter. Tests and benches use it to score the service against the truth.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ from services.roadhealth.analytics.profile import (
     estimate_gd_n0_for_iri,
     generate_road_profile,
 )
-from services.roadhealth.analytics.quartercar import get_vehicle, simulate_ride
+from services.roadhealth.analytics.quartercar import get_vehicle
+from services.roadhealth.analytics.response import CabinResponse, simulate_phone_ride
 from services.roadhealth.matching import SegmentIndex
 from services.roadhealth.wire import batch_root, message_hash, sign_payload
 
@@ -55,6 +57,9 @@ class Fleet:
     index: SegmentIndex
     truth: dict[str, SegmentTruth] = field(default_factory=dict)
     next_seq: dict[str, int] = field(default_factory=dict)
+    # Potholes and bumps as a cabin-mounted phone records them (analytics/response.py); None:
+    # the linear quarter-car's own spike, which real phones do not record
+    cabin: CabinResponse | None = None
 
     def plan(
         self,
@@ -103,15 +108,15 @@ class Fleet:
     ) -> list[dict[str, Any]]:
         """Signed payloads of one pass over a planned segment, windows back to back."""
         truth = self.truth[segment]
-        elevation = truth.profile.elevation_m[::-1] if reverse else truth.profile.elevation_m
-        ride = simulate_ride(
-            elevation,
-            spacing_m=truth.profile.spacing_m,
+        ride = simulate_phone_ride(
+            truth.profile,
             speed_mps=speed_mps,
             rate_hz=rate_hz,
             car=get_vehicle(vehicle.vehicle_class),
             noise_std_mps2=noise_std_mps2,
             seed=seed,
+            reverse=reverse,
+            cabin=self.cabin,
         )
         rng = np.random.default_rng(seed + 7)
         length = self.index.lengths_m[segment]

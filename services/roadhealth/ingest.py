@@ -227,7 +227,11 @@ def _store_windows(
         heading = headings.get((t.device, t.seq))
         match = _match_window(rt, t, heading)
         analysis = analyse_window(
-            t.acc_z, rate_hz=t.rate_hz, speed_mps=t.speed_mps, vehicle_class=a.vehicle_class
+            t.acc_z,
+            rate_hz=t.rate_hz,
+            speed_mps=t.speed_mps,
+            vehicle_class=a.vehicle_class,
+            classifier=rt.classifier,
         )
         window = RhWindow(
             device=t.device,

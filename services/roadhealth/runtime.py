@@ -10,7 +10,7 @@ from typing import Any
 
 from chain.secretfile import mqtt_url_from_env
 from services.common.context import ServiceContext
-from services.roadhealth.analysis import Thresholds
+from services.roadhealth.analysis import LiveClassifier, Thresholds, default_classifier
 from services.roadhealth.condition import ChangeRules
 from services.roadhealth.geo import Segment
 from services.roadhealth.matching import SegmentIndex
@@ -66,6 +66,8 @@ class Runtime:
     ctx: ServiceContext
     settings: Settings
     index: SegmentIndex = field(default_factory=lambda: SegmentIndex([]))
+    # The surface classifier that judges each detected event (the shipped one by default)
+    classifier: LiveClassifier | None = field(default_factory=default_classifier)
     kick_alerts: Callable[[], None] = lambda: None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
