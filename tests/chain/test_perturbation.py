@@ -50,11 +50,14 @@ committed within COMMIT_BOUND_S = 30 s.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import itertools
 import json
 import os
+import socket
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -64,6 +67,7 @@ from typing import Any, NoReturn
 import httpx
 import pytest
 
+from ._netproxy import NetProxy
 from ._proccluster import Cluster, Load, RetryAfter
 
 STALL_BOUND_S = 25.0
@@ -269,6 +273,58 @@ def test_the_load_client_comes_back_when_a_node_says_so(
     # Verify it asked three times, waiting what the node said (or its default) in between
     assert transport.backoffs == 2 and len(seen) == 3
     assert all(later - earlier >= waited_s * 0.9 for earlier, later in itertools.pairwise(seen))
+
+
+@pytest.fixture
+def echo() -> Iterator[int]:
+    """A loopback TCP echo server standing in for a node's P2P port."""
+    server = socket.create_server(("127.0.0.1", 0))
+
+    def serve() -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                conn, _ = server.accept()
+                threading.Thread(target=_echo, args=(conn,), daemon=True).start()
+
+    threading.Thread(target=serve, daemon=True).start()
+    yield int(server.getsockname()[1])
+    server.close()
+
+
+def _echo(conn: socket.socket) -> None:
+    with conn, contextlib.suppress(OSError):
+        while data := conn.recv(4096):
+            conn.sendall(data)
+
+
+def _round_trip(port: int, timeout_s: float = 2.0) -> bytes:
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout_s) as sock:
+        sock.sendall(b"ping")
+        try:
+            return sock.recv(4)
+        except TimeoutError:
+            return b""
+
+
+def test_the_proxy_cuts_a_link_both_ways_and_heals_it(echo: int) -> None:
+    proxy = NetProxy()
+    try:
+        a_to_b = proxy.add_link("a", "b", echo)
+        b_to_a = proxy.add_link("b", "a", echo)
+        live = socket.create_connection(("127.0.0.1", a_to_b), timeout=2)
+        live.sendall(b"ping")
+        assert live.recv(4) == b"ping" and proxy.forwarded_bytes("a", "b") == 4
+        proxy.cut("a", "b")
+        # Verify the live connection is severed and new ones in either direction go nowhere
+        with contextlib.suppress(ConnectionError):
+            assert live.recv(4) == b""
+        live.close()
+        assert _round_trip(a_to_b, timeout_s=0.3) == b""
+        assert _round_trip(b_to_a, timeout_s=0.3) == b""
+        proxy.heal("a", "b")
+        assert _round_trip(a_to_b) == b"ping" and _round_trip(b_to_a) == b"ping"
+    finally:
+        proxy.close()
 
 
 # Four processes: one such topology per session at a time (see `process_slot`)
