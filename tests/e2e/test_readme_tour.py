@@ -1,9 +1,11 @@
-"""The README's tour, run exactly as written against a fresh `smartcity up --simulate`.
+"""The README's tour, run exactly as written against a fresh `smartcity up --simulate`, twice.
 
 The shell blocks of the section "A tour of the demo" are extracted from README.md and run in
 order by bash with `set -euo pipefail`, in a folder laid out like the clone (`data`, `.venv`,
 `docs`, README.md), with the suite's port in place of 8000. A step that fails, or whose output
-differs from what the README tells the reader to expect, fails this test.
+differs from what the README tells the reader to expect, fails this test. The tour is then run
+a second time on the same `./data`, as a reader coming back to it would, and must pass again;
+neither run may leave files beside README.md (the tour writes under data/tour).
 """
 
 from __future__ import annotations
@@ -70,7 +72,7 @@ def suite(tmp_path: Path) -> Iterator[tuple[Path, int, str]]:
 
 
 def _wait_until_serving(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 300  # a first start on a busy 2-core machine takes minutes
     while time.monotonic() < deadline:
         if process.poll() is not None:
             pytest.fail(f"smartcity up exited {process.returncode}:\n{log.read_text()[-3000:]}")
@@ -80,7 +82,7 @@ def _wait_until_serving(base: str, process: subprocess.Popen[bytes], log: Path) 
         except httpx.HTTPError:
             pass
         time.sleep(0.5)
-    pytest.fail(f"the suite did not answer within 120 s:\n{log.read_text()[-3000:]}")
+    pytest.fail(f"the suite did not answer within 300 s:\n{log.read_text()[-3000:]}")
 
 
 def _drop_postgres_schemas(data: Path) -> None:
@@ -104,36 +106,84 @@ def _drop_postgres_schemas(data: Path) -> None:
         engine.dispose()
 
 
-def test_a_new_user_follows_the_readme_tour(suite: tuple[Path, int, str]) -> None:
-    folder, port, _ = suite
-    for name in (".venv", "docs"):
-        (folder / name).symlink_to(ROOT / name)
-    shutil.copy(ROOT / "README.md", folder / "README.md")
+def run_tour(folder: Path, port: int) -> subprocess.CompletedProcess[str]:
     script = "\n".join(tour_blocks((ROOT / "README.md").read_text()))
     script = script.replace("http://127.0.0.1:8000", f"http://127.0.0.1:{port}")
-
-    done = subprocess.run(
+    return subprocess.run(
         ["bash", "-c", "set -euo pipefail\n" + script],
         cwd=folder,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=1200,
     )
+
+
+# Two tours of a few minutes each on a quiet machine; far longer on a shared 2-core one
+@pytest.mark.timeout(2400)
+def test_a_new_user_follows_the_readme_tour_twice(suite: tuple[Path, int, str]) -> None:
+    folder, port, _ = suite
+    for name in (".venv", "docs"):
+        (folder / name).symlink_to(ROOT / name)
+    shutil.copy(ROOT / "README.md", folder / "README.md")
+    before = {p.name for p in folder.iterdir()}
+
+    done = run_tour(folder, port)
 
     out = done.stdout
     assert done.returncode == 0, f"the tour failed:\n{out}\n{done.stderr}"
     # 1. the anchored file's bundle verifies offline
     assert "VALID" in out
     # 2. the credential verifies, then (revoked) does not
-    assert re.search(r"^True\n(?:.*\n)*?False$", out, flags=re.MULTILINE), out
+    assert re.search(r"^True\n\d+\nFalse$", out, flags=re.MULTILINE), out
     assert "invoke is executed" in out
     # 3. refused without consent, read with it, proof valid offline, inquiry listed
     assert "bank-a before consent: HTTP 403 no_consent" in out
     assert "bank-a reads the rating: HTTP 200" in out
     assert "SME sees 1 inquiry(ies); latest by bank-a" in out
+    # the bank's view of the reasons: the ratio's meaning and its cost, not the SME's values
+    reason = r"^  reason: [A-Z][a-z ]+: .+, which lowers the score by [\d.]+ points$"
+    assert re.search(reason, out, re.M), out
+    assert re.search(
+        r"^  verified offline: The credit rating of SME 91440300000000019B \(grade \w+, rating 1,"
+        r" model [0-9a-f]{12}…\) is recorded in the state after block \d+ .+ validators \(.+\)\.$",
+        out,
+        re.M,
+    ), out
     assert out.count("VALID: credit/rating:91440300000000019B") == 1
     # 4. the simulated vehicles have filled the repair list by then
     assert '"rank": 1' in out
     # 5. the observer answers as a node of the same chain; the regulator counts one inquiry
-    assert '"chain_id": "smartcity-demo"' in out
+    assert re.search(r'"chain_id": "smartcity-demo-[0-9a-f]{6}"', out)
     assert out.rstrip().endswith("\n1")
+    # the tour's files are under data/tour, none beside README.md
+    assert {p.name for p in folder.iterdir()} == before
+    assert {"README.md.proof.json", "issued.json", "vc.json", "rating.proof.json"} <= {
+        p.name for p in (folder / "data" / "tour").iterdir()
+    }
+
+    again = run_tour(folder, port)
+
+    out = again.stdout
+    assert again.returncode == 0, f"the second tour failed:\n{out}\n{again.stderr}"
+    assert "already anchored" in again.stderr and "VALID" in out
+    assert "city-agency already issues ResidenceCredential" in out
+    assert re.search(r"^True\n\d+\nFalse$", out, flags=re.MULTILINE), out
+    assert "consent of an earlier run withdrawn: HTTP 200" in out
+    assert "bank-a before consent: HTTP 403 consent_revoked" in out
+    assert "SME sees 2 inquiry(ies); latest by bank-a" in out
+    assert out.rstrip().endswith("\n2")
+    assert {p.name for p in folder.iterdir()} == before
+
+    # A refused request stops the step and shows the service's error, not a bare exit 22
+    setup = tour_blocks((ROOT / "README.md").read_text())[0]
+    setup = setup.replace("http://127.0.0.1:8000", f"http://127.0.0.1:{port}")
+    refused = subprocess.run(
+        ["bash", "-c", f"set -euo pipefail\n{setup}call $API/credit/inquiries | pick total"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert refused.returncode != 0
+    assert "The requested URL returned error: 401" in refused.stderr
+    assert '{"error": {"code": "unauthorized", "message": "missing bearer' in refused.stderr
