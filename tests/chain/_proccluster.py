@@ -342,7 +342,7 @@ class Load:
     offered: dict[str, Tx] = field(default_factory=dict)
     acked: dict[str, Acked] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)  # hash -> code
-    lost_answers: int = 0
+    lost_answers: int = 0  # calls with no usable answer: node down, timed out, still pushing back
     busy_with: str | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
     _lock: threading.Lock = field(default_factory=threading.Lock)
