@@ -34,7 +34,7 @@ operator empties a node's mempool while it is down, a transaction that node ackn
 commits exactly once if any other node held it (pending or committed) at the wipe, which gossip
 makes the normal case; only one no other node held may vanish with the wiped rows, and it still
 commits at most once. The test asserts (1) and (2) as stated; no transaction is ever in two
-blocks, including those two mempools held after the client's retry.
+blocks, not even one that two mempools held after the client's retry.
 
 The bounds hold on a quiet 2-core host and are stretched by the host's measured slowdown (the
 four nodes' start time over QUIET_STARTUP_S, between 1 and MAX_SLOWDOWN), so a machine shared
