@@ -216,9 +216,27 @@ class ProcessNetwork:
             time.sleep(0.005)
         return self.seen.get(tx_hash)
 
+    def cpu_s(self) -> float:
+        """CPU seconds the four node processes have used (user + system, from /proc)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for proc in self.procs:
+            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / ticks
+        return total
+
     def run(self, rate: float, salt: int) -> dict[str, Any]:
         txs = _txs(self.key, self.genesis.chain_id, int(rate * SECONDS), salt)
-        return _offered_load(self.submit, self.committed_at, txs, rate)
+        cpu_before = self.cpu_s()
+        result = _offered_load(self.submit, self.committed_at, txs, rate)
+        cpu = self.cpu_s() - cpu_before
+        # Load-independent cost: all four nodes' CPU per committed transaction, and what the
+        # machine's cores could commit at that cost (a bound, not a measurement)
+        per_tx_ms = 1000 * cpu / max(result["committed"], 1)
+        cores = os.cpu_count() or 1
+        result["nodes_cpu_ms_per_tx"] = round(per_tx_ms, 3)
+        result["cpu_bound_tx_per_s"] = round(cores * 1000 / per_tx_ms, 1)
+        return result
 
     def close(self) -> None:
         self._stop.set()

@@ -8,8 +8,9 @@ many) decides *which* block to commit; the ledger decides what a block means.
 from __future__ import annotations
 
 import logging
+import queue
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,14 @@ from chain.contracts.anchors import Anchors
 from chain.contracts.framework import Context, ContractRegistry
 from chain.contracts.governance import Governance, Invoke
 from chain.contracts.membership import Membership
-from chain.errors import ChainError, ContractError, GenesisError, ProofError, TxRejected
+from chain.errors import (
+    ChainError,
+    ContractError,
+    GenesisError,
+    ProofError,
+    StorageError,
+    TxRejected,
+)
 from chain.genesis import Genesis, initial_state
 from chain.smt import StateProof, Tree
 from chain.state import CommittedState, Overlay, StateKey, StateView, key_hash, value_hash
@@ -90,6 +98,7 @@ class Ledger:
                 )
         self.live_txs = self.store.live_tx_hashes(self.height + 1)
         self._install_registered_contracts()
+        self._block_writer: BlockWriter | None = None
         log.info("ledger at height %d, state root %s", self.height, self.state.root.hex()[:16])
 
     def _install_registered_contracts(self) -> None:
@@ -100,6 +109,11 @@ class Ledger:
                     self.registry.install(name, value["path"], value["code_hash"])
 
     # -- reads ---------------------------------------------------------------------------
+
+    def store_height(self) -> int:
+        """The highest block on disk: below `height` while background writes are pending."""
+        writer = self._block_writer
+        return self.height if writer is None else writer.durable_height(self.height)
 
     @property
     def chain_id(self) -> str:
@@ -285,8 +299,23 @@ class Ledger:
 
     # -- commit --------------------------------------------------------------------------
 
-    def commit(self, result: BlockResult, certificate: Certificate) -> None:
-        """Persist a certified block atomically, then make it the committed state."""
+    def commit(
+        self,
+        result: BlockResult,
+        certificate: Certificate,
+        *,
+        background: bool = False,
+        on_durable: Callable[[BlockResult], None] | None = None,
+    ) -> None:
+        """Make a certified block the committed state and persist it atomically.
+
+        In the foreground the block is written, then applied. With `background` (consensus
+        pipelining) it is applied in memory at once, so the next height can be proposed and
+        executed, and a writer thread persists blocks in height order; `on_durable` runs once
+        the block is on disk. Reads of history wait for pending writes (`flush`), and a
+        validator flushes before it signs anything at the next height (engine), so what it
+        signed never runs ahead of what it stored.
+        """
         header = result.header
         with self.lock:
             # Verify the block still extends our chain and is certified by the validators
@@ -298,29 +327,8 @@ class Ledger:
                 raise InvalidBlock(
                     f"certificate does not commit block {header.height}: {exc}"
                 ) from exc
-            # The canonical encodings computed for the Merkle roots are what the store keeps
-            rows = [
-                TxRow(tx.hash, i, tx.expiry_height, tx.encode().decode(), r.encode().decode())
-                for i, (tx, r) in enumerate(zip(result.txs, result.receipts, strict=True))
-            ]
-            hashes = result.value_hashes
-            hashed = {
-                k: None if v is None or hashes[k] is None else (v, str(hashes[k]))
-                for k, v in result.changes.items()
-            }
-            changed_set = header.next_validators_hash != header.validators_hash
-            next_validators = (
-                result.changes.get((governance.NAMESPACE, "validators")) if changed_set else None
-            )
-            self.store.commit_block(
-                height=header.height,
-                block_hash=header.hash,
-                header=header.to_json(),
-                certificate=certificate.to_json(),
-                tx_rows=rows,
-                changes=hashed,
-                next_validators=next_validators,
-            )
+            if not background:
+                self._write(result, certificate)
             self.state.commit(result.changes, result.tree)
             self.height = header.height
             self.last_header = header
@@ -332,10 +340,57 @@ class Ledger:
                 ns == governance.NAMESPACE and k.startswith("contract:") for ns, k in result.changes
             ):
                 self._install_registered_contracts()
+        if background:
+            self._writer().put(result, certificate, on_durable)
+        elif on_durable is not None:
+            on_durable(result)
+
+    def _write(self, result: BlockResult, certificate: Certificate) -> None:
+        header = result.header
+        # The canonical encodings computed for the Merkle roots are what the store keeps
+        rows = [
+            TxRow(tx.hash, i, tx.expiry_height, tx.encode().decode(), r.encode().decode())
+            for i, (tx, r) in enumerate(zip(result.txs, result.receipts, strict=True))
+        ]
+        hashes = result.value_hashes
+        hashed = {
+            k: None if v is None or hashes[k] is None else (v, str(hashes[k]))
+            for k, v in result.changes.items()
+        }
+        changed_set = header.next_validators_hash != header.validators_hash
+        next_validators = (
+            result.changes.get((governance.NAMESPACE, "validators")) if changed_set else None
+        )
+        self.store.commit_block(
+            height=header.height,
+            block_hash=header.hash,
+            header=header.to_json(),
+            certificate=certificate.to_json(),
+            tx_rows=rows,
+            changes=hashed,
+            next_validators=next_validators,
+        )
+
+    def _writer(self) -> BlockWriter:
+        if self._block_writer is None:
+            self._block_writer = BlockWriter(self._write)
+        return self._block_writer
+
+    def flush(self) -> None:
+        """Wait until every block committed in the background is on disk (or raise its error)."""
+        if self._block_writer is not None:
+            self._block_writer.flush()
+
+    def close(self) -> None:
+        if self._block_writer is not None:
+            self._block_writer.close()
+            self._block_writer = None
 
     # -- history -------------------------------------------------------------------------
 
     def block(self, height: int) -> tuple[Header, Certificate] | None:
+        if height > self.store_height():
+            self.flush()
         stored = self.store.block(height)
         if stored is None:
             return None
@@ -391,6 +446,7 @@ class Ledger:
     def state_proof(self, namespace: str, key: str) -> dict[str, Any]:
         """The proof bundle of a state key's value (or absence) at the committed height."""
         with self.lock:
+            self.flush()  # the header and transitions this proof cites must be on disk
             value, proof = self.prove_state(namespace, key)
             height = self.height
         if height == 0:
@@ -411,6 +467,67 @@ class Ledger:
             "certificate": cert.to_json(),
             "validator_transitions": self.validator_transitions(height),
         }
+
+
+class BlockWriter:
+    """Persists blocks committed in memory, in order, on one thread; the first failure stops
+    it and is raised to whoever flushes (a node whose storage fails must stop, not diverge)."""
+
+    def __init__(self, write: Callable[[BlockResult, Certificate], None]) -> None:
+        self._write = write
+        self._queue: queue.Queue[tuple[BlockResult, Certificate, Any] | None] = queue.Queue()
+        self._pending: dict[int, None] = {}
+        self._lock = threading.Lock()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="block-writer", daemon=True)
+        self._thread.start()
+
+    def put(
+        self,
+        result: BlockResult,
+        certificate: Certificate,
+        on_durable: Callable[[BlockResult], None] | None,
+    ) -> None:
+        if self.error is not None:
+            raise StorageError(f"block writer stopped: {self.error}") from self.error
+        with self._lock:
+            self._pending[result.header.height] = None
+        self._queue.put((result, certificate, on_durable))
+
+    def durable_height(self, applied: int) -> int:
+        with self._lock:
+            return min(self._pending, default=applied + 1) - 1
+
+    def flush(self) -> None:
+        self._queue.join()
+        if self.error is not None:
+            raise StorageError(f"block writer stopped: {self.error}") from self.error
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                if self.error is not None:
+                    continue  # after a failure nothing more is written: the node stops
+                result, certificate, on_durable = item
+                try:
+                    self._write(result, certificate)
+                except Exception as exc:  # storage gone: remembered, raised on flush
+                    log.exception("writing block %d failed", result.header.height)
+                    self.error = exc
+                    continue
+                with self._lock:
+                    self._pending.pop(result.header.height, None)
+                if on_durable is not None:
+                    on_durable(result)
+            finally:
+                self._queue.task_done()
 
 
 def _path_json(leaves: list[bytes], index: int) -> dict[str, Any]:

@@ -12,6 +12,7 @@ engine only decides which block is committed next.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import heapq
 import json
@@ -255,6 +256,8 @@ class Engine:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+        with contextlib.suppress(ChainError):
+            self.ledger.flush()  # blocks decided before the stop reach the disk
 
     def _validator_set(self) -> ValidatorSet:
         return ValidatorSet.of(self.ledger.validator_powers())
@@ -277,6 +280,8 @@ class Engine:
             value(data["locked_value"]),
             data["valid_round"],
             value(data["valid_value"]),
+            # Saved since the restart re-send (older state has none: only the last vote re-sent)
+            tuple((int(r), int(st), h) for r, st, h in data.get("votes", [])),
         )
 
     def _run(self) -> None:
@@ -400,6 +405,10 @@ class Engine:
     def _apply(self, effects: list[Effect]) -> None:
         for effect in effects:
             if isinstance(effect, Persist):
+                # What a validator signs never runs ahead of what it stored: a block committed
+                # in the background is on disk before anything of the next height is signed
+                if effect.state.height > self.ledger.store_height():
+                    self.ledger.flush()
                 self.ledger.store.put_meta(LAST_SIGNED, json.dumps(_state_json(effect.state)))
             elif isinstance(effect, Broadcast):
                 self.transport.broadcast(effect.message)
@@ -433,10 +442,11 @@ class Engine:
             BlockHash(candidate.hash),
             [CommitSig(PublicKey(v.validator), v.sig) for v in decision.precommits],
         )
-        self.ledger.commit(result, certificate)
+        # Pipelined: applied now, so the next height's proposal executes while a writer thread
+        # stores this block; waiters hear of it (after_commit) once it is on disk
+        self.ledger.commit(result, certificate, background=True, on_durable=self.node.after_commit)
         self.app.forget()
         self._fetched.clear()
-        self.node.after_commit(result)
         self._waiting_since = time.monotonic()
         self._maybe_advance()
 
@@ -454,4 +464,5 @@ def _state_json(state: SignedState) -> dict[str, Any]:
         "locked_value": value(state.locked_value),
         "valid_round": state.valid_round,
         "valid_value": value(state.valid_value),
+        "votes": [list(v) for v in state.votes],
     }
