@@ -9,10 +9,14 @@ one signature verify for many messages). Every refusal is an InvalidKey naming t
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from functools import lru_cache
 from typing import Any
 
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
 from services.identity._jose import b64url_decode
 from services.identity.errors import InvalidKey, MalformedToken
@@ -23,6 +27,11 @@ CURVES: dict[str, tuple[str, int, str]] = {
     "P-256": ("EC", 32, "ES256"),
     "P-384": ("EC", 48, "ES384"),
     "P-521": ("EC", 66, "ES512"),
+}
+_EC_HASHES: dict[str, Callable[[], hashes.HashAlgorithm]] = {
+    "P-256": hashes.SHA256,
+    "P-384": hashes.SHA384,
+    "P-521": hashes.SHA512,
 }
 _EC_CURVES: dict[str, ec.EllipticCurve] = {
     "P-256": ec.SECP256R1(),
@@ -154,3 +163,57 @@ def _times_eight(point: Point) -> Point:
 def _is_neutral(point: Point) -> bool:
     x, y, z, _ = point
     return x % _P == 0 and (y - z) % _P == 0
+
+
+# -- verifying with a checked key ------------------------------------------------------------------
+
+Verifier = Callable[[bytes, bytes], bool]
+PUBLIC_MEMBERS = ("kty", "crv", "x", "y", "alg", "use", "kid")
+
+
+def verifier_for(key: Mapping[str, Any]) -> tuple[str, Verifier]:
+    """The JWS alg and a `verify(signature, signing_input) -> bool` for a public JWK.
+
+    The key is checked fully once (check_public_jwk) and its `cryptography` public key object is
+    cached, so verifying many tokens with one issuer key costs one signature check each.
+    """
+    public = tuple((m, key[m]) for m in PUBLIC_MEMBERS if m in key)
+    return _cached_verifier(public)
+
+
+@lru_cache(maxsize=4096)
+def _cached_verifier(public: tuple[tuple[str, Any], ...]) -> tuple[str, Verifier]:
+    members = check_public_jwk(dict(public), where="verification key")
+    crv = members["crv"]
+    alg = CURVES[crv][2]
+    x = b64url_decode(members["x"])
+    if crv == "Ed25519":
+        ed_key = ed25519.Ed25519PublicKey.from_public_bytes(x)
+
+        def verify_ed25519(signature: bytes, signing_input: bytes) -> bool:
+            try:
+                ed_key.verify(signature, signing_input)
+            except InvalidSignature:
+                return False
+            return True
+
+        return alg, verify_ed25519
+    size = CURVES[crv][1]
+    ec_key = ec.EllipticCurvePublicNumbers(
+        int.from_bytes(x, "big"), int.from_bytes(b64url_decode(members["y"]), "big"),
+        _EC_CURVES[crv],
+    ).public_key()  # fmt: skip
+    digest = _EC_HASHES[crv]
+
+    def verify_ecdsa(signature: bytes, signing_input: bytes) -> bool:
+        # Verify the JWS form of the signature: r and s, each exactly the curve's size (RFC 7518)
+        if len(signature) != 2 * size:
+            return False
+        r, s = int.from_bytes(signature[:size], "big"), int.from_bytes(signature[size:], "big")
+        try:
+            ec_key.verify(encode_dss_signature(r, s), signing_input, ec.ECDSA(digest()))
+        except InvalidSignature:
+            return False
+        return True
+
+    return alg, verify_ecdsa

@@ -26,6 +26,7 @@ from services.identity._disclosures import (
     parse_path,
 )
 from services.identity._jose import (
+    Compact,
     JsonObject,
     KeyLike,
     b64url_encode,
@@ -209,10 +210,14 @@ def verify_sd_jwt(
     now: float | None = None,
     kb_max_age_s: float = 300.0,
     leeway_s: float = 60.0,
+    verified: Compact | None = None,
 ) -> VerifiedSdJwt:
     """Verify issuer signature, `typ`, digests (each disclosure used once) and key binding."""
     parsed = parse_sd_jwt(text)
-    compact = verify_compact(parsed.issuer_jwt, key)
+    # A caller that already verified the issuer-signed JWT with this key passes it (verified)
+    compact = verified if verified is not None else verify_compact(parsed.issuer_jwt, key)
+    if compact.token != parsed.issuer_jwt:
+        raise MalformedToken("the verified issuer JWT is not this SD-JWT's")
     typs = {typ} if isinstance(typ, str) else set(typ)
     if _vcdm.strip_application(compact.header.get("typ")) not in typs:
         raise InvalidMediaType(

@@ -56,6 +56,15 @@ ALG_CURVES = {"EdDSA": ("OKP", "Ed25519"), "ES256": ("EC", "P-256")}
 DID_CURVES = frozenset({"Ed25519", "P-256"})  # what did:smartcity documents hold
 
 
+@dataclass(frozen=True)
+class TypeRecord:
+    """A registered credential type as verification reads it (a type never changes)."""
+
+    name: str
+    schema_json: dict[str, Any]
+    schema_hash: str
+
+
 @dataclass
 class Env:
     """What the domain functions share: the chain, the vault, URLs, a clock and caches."""
@@ -65,6 +74,7 @@ class Env:
     base_url: str
     clock: Callable[[], float] = time.time
     signing_keys: dict[str, jwk.JWK] = field(default_factory=dict)
+    types: dict[str, TypeRecord] = field(default_factory=dict)
     validators: dict[str, jsonschema.protocols.Validator] = field(default_factory=dict)
 
     def now(self) -> datetime:
@@ -326,7 +336,18 @@ def get_type(env: Env, session: Session, *, name: str) -> tuple[CredentialType, 
     return row, on_chain
 
 
-def validator_for(env: Env, row: CredentialType, *, partial: bool) -> Any:
+def type_record(env: Env, session: Session, name: str) -> TypeRecord | None:
+    """The type's schema as this service holds it, cached: a schema never changes under a name
+    (the contract refuses to register a name twice), so one read per type and process."""
+    if name not in env.types:
+        row = session.get(CredentialType, name)
+        if row is None:
+            return None
+        env.types[name] = TypeRecord(row.name, row.schema_json, row.schema_hash)
+    return env.types[name]
+
+
+def validator_for(env: Env, row: CredentialType | TypeRecord, *, partial: bool) -> Any:
     """A cached validator of the type's schema; `partial` drops `required` (for disclosures)."""
     key = f"{row.name}:{row.schema_hash}:{partial}"
     if key not in env.validators:
@@ -731,7 +752,7 @@ def _parse_cursor(cursor: str) -> tuple[int, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         height, _, last_id = raw.partition(":")
-        if not last_id or not height.isdigit():
+        if not last_id or not height.isdigit() or len(height) > 18:
             raise ValueError(raw)
         return int(height), last_id
     except ValueError as exc:  # binascii.Error and UnicodeDecodeError are ValueErrors

@@ -16,6 +16,7 @@ from typing import Any
 
 from services.identity import _vcdm
 from services.identity._jose import (
+    Compact,
     JsonObject,
     KeyLike,
     parse_json_object,
@@ -109,7 +110,13 @@ def verify_credential(
     token: str, key: KeyLike, *, now: float | None = None, leeway_s: float = DEFAULT_LEEWAY_S
 ) -> VerifiedCredential:
     """Verify a `vc+jwt`: media type, signature, data model, `iss`/`kid`, and time if `now`."""
-    compact = verify_compact(token, key)
+    return check_signed_credential(verify_compact(token, key), now=now, leeway_s=leeway_s)
+
+
+def check_signed_credential(
+    compact: Compact, *, now: float | None = None, leeway_s: float = DEFAULT_LEEWAY_S
+) -> VerifiedCredential:
+    """The checks of verify_credential after the signature: for a caller that verified it."""
     _vcdm.check_media_type(compact.header, CREDENTIAL_TYP, "vc")
     claims = parse_json_object(compact.payload, "JWT claims set")
     _vcdm.check_no_vc_vp_claims(claims)

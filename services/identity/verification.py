@@ -20,8 +20,8 @@ from sqlalchemy.orm import Session
 
 from services.identity import _vcdm, sd_jwt, vc_jose, zkp
 from services.identity import contract as c
+from services.identity._jose import Compact, parse_compact, parse_json_object, verify_parsed
 from services.identity._jose import json_bytes as canonical_json
-from services.identity._jose import parse_compact, parse_json_object, verify_compact
 from services.identity.errors import (
     AudienceMismatch,
     ChallengeUsed,
@@ -35,8 +35,15 @@ from services.identity.errors import (
     ProofNonceMismatch,
     UnknownChallenge,
 )
-from services.identity.models import Challenge, CredentialType
-from services.identity.service import COMMITMENTS, Env, digest_sri, schema_problems, token_hash
+from services.identity.models import Challenge
+from services.identity.service import (
+    COMMITMENTS,
+    Env,
+    digest_sri,
+    schema_problems,
+    token_hash,
+    type_record,
+)
 from services.identity.service import validator_for as schema_validator
 
 CHECKS = ("signature", "issuer_authorised", "validity_period", "status", "anchor", "schema",
@@ -124,7 +131,7 @@ def verify_credential(
     proofs: dict[str, Any] = {}
     vm = _issuer_key(env, report, compact.header.get("kid"), proofs)
     if vm is not None:
-        _check_signature(report, token, issuer_jwt, vm["publicKeyJwk"])
+        _check_signature(report, token, compact, vm["publicKeyJwk"])
     if report.checks["signature"]["status"] == "passed":
         anchor = _check_anchor(env, report, token, proofs)
         _check_key_window(report, vm, anchor)
@@ -158,19 +165,19 @@ def _issuer_key(
     return vm
 
 
-def _check_signature(report: Report, token: str, issuer_jwt: str, key: dict[str, Any]) -> None:
+def _check_signature(report: Report, token: str, parsed: Compact, key: dict[str, Any]) -> None:
     try:
-        verify_compact(issuer_jwt, key)
+        compact = verify_parsed(parsed, key)
     except CredentialError as exc:
         report.set("signature", False, f"{exc.code}: {exc}")
         return
     try:
         if report.format == "vc+jwt":
-            verified: Any = vc_jose.verify_credential(token, key)
+            verified: Any = vc_jose.check_signed_credential(compact)
             report.set("disclosures", None, "vc+jwt discloses every claim")
         else:
             without_kb = sd_jwt.parse_sd_jwt(token).without_key_binding()
-            verified = sd_jwt.verify_sd_credential(without_kb, key)
+            verified = sd_jwt.verify_sd_credential(without_kb, key, verified=compact)
             report.disclosed = list(verified.disclosed)
             report.set("disclosures", True, f"{len(verified.disclosed)} disclosures match digests")
     except DisclosureError as exc:
@@ -292,7 +299,7 @@ def _check_schema(env: Env, session: Session, report: Report, proofs: dict[str, 
         return
     on_chain: dict[str, Any] | None = env.chain.read(c.type_key(name))
     proofs["type"] = c.type_key(name)
-    row = session.get(CredentialType, name)
+    row = type_record(env, session, name)
     digests = [s.get("digestSRI") for s in _as_list(report.claims.get("credentialSchema"))]
     # Verify the credential names the schema whose hash the chain holds, and its claims fit it
     if on_chain is None or row is None or row.schema_hash != on_chain["schema_hash"]:
