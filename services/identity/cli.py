@@ -2,9 +2,9 @@
 
 Writes `{"result": "success"|"failure"|"indeterminate"|"error", "data": "..."}` to --output:
 `failure` when the input is refused (bad signature, media type, claims), `error` when the
-command itself cannot run (unreadable files, unusable key file), `indeterminate` for COSE
-features, which this implementation does not offer. Verification does not apply a clock: the
-suite's fixtures are long expired, and the contract tests the securing format, not a policy.
+command itself cannot run (unreadable files, unusable key file). JOSE, SD-JWT and COSE
+(COSE_Sign1, base64) are offered. Verification does not apply a clock: the suite's fixtures are
+long expired, and the contract tests the securing format, not a policy.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 
 import click
 
-from services.identity import sd_jwt, vc_jose
+from services.identity import sd_jwt, vc_cose, vc_jose
 from services.identity._jose import JsonObject, parse_json_object
 from services.identity.errors import IdentityError
 
@@ -77,6 +77,8 @@ def _issue(feature: str, text: str, vm: JsonObject, sd: list[str]) -> str:
         "presentation_sdjwt": lambda: sd_jwt.issue_sd_presentation(
             document, key, disclose=sd, kid=kid
         ),
+        "credential_cose": lambda: vc_cose.issue_credential(document, key, kid=kid),
+        "presentation_cose": lambda: vc_cose.issue_presentation(document, key, kid=kid),
     }
     return issuers[feature]()
 
@@ -91,6 +93,10 @@ def _verify(feature: str, text: str, vm: JsonObject) -> str:
         document = vc_jose.verify_presentation(token, key).claims
     elif feature == "credential_sdjwt":
         document = sd_jwt.verify_sd_credential(token, key).document
+    elif feature == "credential_cose":
+        document = vc_cose.verify_credential(token, key).document
+    elif feature == "presentation_cose":
+        document = vc_cose.verify_presentation(token, key)[0].document
     else:
         document = sd_jwt.verify_sd_presentation(token, key)[0].document
     return json.dumps(document, separators=(",", ":"))
@@ -100,8 +106,6 @@ def run(action: str, feature: str, input_path: str, key_path: str, sd: str | Non
     """Run one contract call and return the result object (never raises)."""
     if feature not in FEATURES:
         return {"result": "error", "data": f"unknown feature {feature}"}
-    if feature.endswith("_cose"):
-        return {"result": "indeterminate", "data": "COSE is not implemented"}
     try:
         vm = _load_vm(key_path)
         text = _read(input_path)
@@ -123,7 +127,7 @@ def _write(output: str, result: JsonObject) -> None:
 
 @click.group(name="vc")
 def vc() -> None:
-    """Issue and verify VC-JOSE and SD-JWT credentials (vc-jose-cose-test-suite contract)."""
+    """Issue and verify VC-JOSE, SD-JWT and VC-COSE credentials (vc-jose-cose-test-suite)."""
 
 
 def _common(command: Callable[..., None]) -> Callable[..., None]:

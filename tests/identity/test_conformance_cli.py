@@ -287,11 +287,6 @@ def test_26_sd_jwt_presentation_with_invalid_credential(contract, vm):
 # -- the contract's own edges ----------------------------------------------------------------
 
 
-def test_cose_features_are_indeterminate(contract, credential):
-    result, code = contract("issue", "credential_cose", credential, "p256")
-    assert (result["result"], code) == ("indeterminate", 2)
-
-
 def test_unknown_feature_and_unusable_key_file_are_errors(contract, credential, tmp_path):
     result, code = contract("issue", "credential_bbs", credential, "p256")
     assert (result["result"], code) == ("error", 2)
