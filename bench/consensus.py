@@ -13,8 +13,10 @@ throughput must hold, refusals are 429s at the door, not a collapse).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -38,6 +40,8 @@ from chain.tx import Tx, sign_tx
 VALIDATORS = 4
 SECONDS = float(os.environ.get("BENCH_CONSENSUS_SECONDS", "12"))
 TICK_S = 0.05
+RECORD_RATE = 20  # records per second: a demo fleet's telemetry
+STORAGE_SECONDS = float(os.environ.get("BENCH_STORAGE_SECONDS", "20"))
 
 
 def _txs(key: SigningKey, chain_id: str, count: int, salt: int) -> list[Tx]:
@@ -281,6 +285,61 @@ def processes(folder: Path, ceiling: float) -> list[dict[str, Any]]:
     ]
 
 
+def anchoring_storage(folder: Path, window_s: float, block_gap_ms: int) -> dict[str, Any]:
+    """Bytes on disk per node per anchored record for a trickle of records (a small fleet,
+    RECORD_RATE per second) anchored once per `window_s`, with consensus waiting `block_gap_ms`
+    between heights: 0.2 s and no gap was the old behaviour, 1 s and 100 ms the new."""
+    genesis = init_suite(folder, validators=VALIDATORS)
+    cluster = open_cluster(
+        folder, empty_block_interval_ms=60_000, min_block_interval_ms=block_gap_ms
+    )
+    cluster.start()
+    v0: Node = cluster.nodes["validator-0"]
+    key = SuiteHome(folder).org_key("bsn-operator")
+    records = anchors = 0
+    try:
+        time.sleep(1.0)
+        db = folder / "nodes" / "validator-1" / "chain.db"
+        start_bytes, start_height = _db_bytes(db), v0.ledger.height
+        started = time.perf_counter()
+        while time.perf_counter() - started < STORAGE_SECONDS:
+            count = max(1, round(RECORD_RATE * window_s))
+            tx = sign_tx(
+                key,
+                chain_id=genesis.chain_id,
+                contract="anchors",
+                method="anchor",
+                args={"root": os.urandom(32).hex(), "count": count, "label": "iot-gateway"},
+                expiry_height=v0.ledger.height + 100,
+            )
+            v0.submit_and_wait(tx, timeout_s=30)
+            records, anchors = records + count, anchors + 1
+            time.sleep(max(0.0, started + anchors * window_s - time.perf_counter()))
+        blocks = v0.ledger.height - start_height
+        time.sleep(0.5)
+        grown = _db_bytes(db) - start_bytes
+    finally:
+        cluster.stop()
+    return {
+        "bench": "anchoring_storage",
+        "record_rate_per_s": RECORD_RATE,
+        "anchor_window_s": window_s,
+        "min_block_interval_ms": block_gap_ms,
+        "records": records,
+        "anchor_txs": anchors,
+        "blocks": blocks,
+        "bytes_per_node_per_record": round(grown / max(records, 1), 1),
+        "bytes_per_node_per_block": round(grown / max(blocks, 1), 1),
+    }
+
+
+def _db_bytes(path: Path) -> int:
+    """The SQLite database's size once its write-ahead log is checkpointed into it."""
+    with contextlib.closing(sqlite3.connect(path, timeout=30)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    return path.stat().st_size
+
+
 def city_scale() -> dict[str, Any]:
     started = time.perf_counter()
     result = run_scenario(
@@ -334,6 +393,10 @@ def run() -> list[dict[str, Any]]:
             results.extend(processes(folder / "procs", ceiling))
         if only in ("", "in_process"):
             results.append(in_process(folder / "ip", shared_ceiling, shared_ceiling))
+    if only in ("", "storage"):
+        with tempfile.TemporaryDirectory() as tmp:
+            for window_s, gap_ms in ((0.2, 0), (1.0, 100)):
+                results.append(anchoring_storage(Path(tmp) / f"s{gap_ms}", window_s, gap_ms))
     if only in ("", "sim"):
         results.append(city_scale())
     return results

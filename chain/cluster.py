@@ -41,6 +41,7 @@ def open_cluster(
     database_urls: dict[str, str] | None = None,
     timeouts: Timeouts | None = None,
     empty_block_interval_ms: int = 5_000,
+    min_block_interval_ms: int = 100,
 ) -> Cluster:
     """Open every node home under `suite_dir/nodes` and connect them through one local hub."""
     hub = LocalHub()
@@ -60,6 +61,7 @@ def open_cluster(
             hub.transport(key.public_hex),
             timeouts=timeouts,
             empty_block_interval_ms=empty_block_interval_ms,
+            min_block_interval_ms=min_block_interval_ms,
         )
         node.engine = engine
         hub.join(key.public_hex, engine)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from chain.errors import ChainError, TxRejected
 from chain.store import BlockStore
-from chain.tx import Tx, tx_from_json
+from chain.tx import Tx, tx_from_canonical, tx_from_json
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Mempool:
         """Reload persisted pending transactions after a restart, dropping those now invalid."""
         dropped: list[str] = []
         for body in self.store.pending():
-            tx = tx_from_json(json.loads(body))
+            tx = _stored_tx(body)
             try:
                 check(tx)
             except ChainError as exc:
@@ -78,7 +78,7 @@ class Mempool:
             entries = []
             for tx in new:
                 self._seq += 1
-                entries.append((tx.hash, self._seq, json.dumps(tx.to_json())))
+                entries.append((tx.hash, self._seq, tx.encode().decode()))
             self.store.add_pending(entries)
             for tx in new:
                 self._txs[tx.hash] = tx
@@ -123,3 +123,12 @@ class Mempool:
             if self._txs:
                 return True
             return self.not_empty.wait(timeout_s)
+
+
+def _stored_tx(body: str) -> Tx:
+    """A persisted pending transaction: its canonical JSON (rows written before 0.2 hold
+    Python's json.dumps of it, parsed the long way)."""
+    try:
+        return tx_from_canonical(body.encode())
+    except TxRejected:
+        return tx_from_json(json.loads(body))
