@@ -21,8 +21,14 @@ from bench._ceiling import ed25519_verifications_per_s
 from iot_gateway.simulator import Fleet as SimFleet
 from services.common.db import Base, make_session_factory
 from services.roadhealth.analysis import analyse_window
-from services.roadhealth.analytics.ensemble import load_any_classifier
-from services.roadhealth.analytics.response import CabinResponse
+from services.roadhealth.analytics.dataset import read_window_folder
+from services.roadhealth.analytics.ensemble import (
+    load_any_classifier,
+    save_ensemble,
+    train_ensemble,
+)
+from services.roadhealth.analytics.response import CABIN, CabinResponse
+from services.roadhealth.analytics.synthetic import SURFACE_CLASSES
 from services.roadhealth.clustering import resolvable_separation_m
 from services.roadhealth.fleet import Fleet, build_batch, ingest_body
 from services.roadhealth.models import RhWindow
@@ -150,6 +156,7 @@ def run() -> list[Result]:
         },
         *[bench_simulator(seed) for seed in SIM_SEEDS],
         *[r for seed in LONG_RUN_SEEDS for r in bench_long_run(seed)],
+        *bench_gates_on_phone_rides(),
     ]
 
 
@@ -284,3 +291,24 @@ def bench_long_run(
             }
         )
     return out
+
+
+GONZALEZ = Path("/work/shared/data/road/gonzalez2017")
+PHONE_RIDE_SEEDS = (0, 1)
+
+
+def bench_gates_on_phone_rides() -> list[Result]:
+    """The live gate's fleet figures, v1 (shipped) against the version-2 ensemble that
+    `smartcity road train-classifier` trains on the Gonzalez windows, on the simulator with
+    phone-like pothole signatures (analytics/response.py); needs the shared data."""
+    if not GONZALEZ.is_dir():
+        return []
+    windows, labels = read_window_folder(GONZALEZ, known_classes=SURFACE_CLASSES)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = Path(tmp) / "surface_v2.json"
+        save_ensemble(train_ensemble(windows, labels, rate_hz=50.0), model)
+        return [
+            r
+            for seed in PHONE_RIDE_SEEDS
+            for r in bench_long_run(seed, cabin=CABIN, models=("shipped", str(model)))
+        ]
