@@ -1,9 +1,12 @@
-"""docs/api.md's examples, run exactly as written against a fresh `smartcity up --simulate`.
+"""docs/api.md's and docs/credit.md's examples, run exactly as written against a fresh suite.
 
-Its ```sh blocks run in order in one bash session with `set -euo pipefail`; each ```python
-block is saved to a file and run with the venv's python at its place in that session. The
-folder is laid out like the clone (`data`, `.venv`, `docs`), with the suite's port in place of
-8000. An example that fails, or whose output is not what the guide says, fails this test.
+A guide's ```sh blocks run in order in one bash session with `set -euo pipefail`; each
+```python block is saved to a file and run with the venv's python at its place in that session
+(```json and ```text blocks are answers and call shapes, not examples). The folder is laid out
+like the clone (`data`, `.venv`, `docs`), with the suite's port in place of 8000. api.md runs
+first on the fresh `smartcity up --simulate` (its committee example approves the credit model),
+then credit.md. An example that fails, or whose output is not what the guide says, fails this
+test.
 """
 
 from __future__ import annotations
@@ -19,11 +22,13 @@ from .test_readme_tour import ROOT, suite  # noqa: F401  (the suite fixture)
 
 pytestmark = pytest.mark.slow
 GUIDE = ROOT / "docs" / "api.md"
+CREDIT_GUIDE = ROOT / "docs" / "credit.md"
 
 
 def guide_script(markdown: str, folder: Path, port: int) -> str:
     """One bash script: the shell blocks inline, each Python block as `python FILE`."""
     parts = []
+    folder.mkdir(exist_ok=True)
     for n, (language, body) in enumerate(
         re.findall(r"```(sh|python)\n(.*?)```", markdown, flags=re.DOTALL)
     ):
@@ -34,32 +39,42 @@ def guide_script(markdown: str, folder: Path, port: int) -> str:
             path = folder / f"example_{n}.py"
             path.write_text(body)
             parts.append(f"python {shlex.quote(str(path))}\n")
-    return "set -euo pipefail\n" + "".join(parts)
+    # each guide is read in a shell of its own, with the clone's venv active as its intro says
+    return "set -euo pipefail\nsource .venv/bin/activate\n" + "".join(parts)
 
 
 def test_every_block_of_the_api_guide_is_an_example_to_run() -> None:
     text = GUIDE.read_text()
     blocks = re.findall(r"```(\w+)\n", text)
-    # every fenced block is a shell or Python example (no untested pseudo-code)
+    # every fenced block of api.md is a shell or Python example (no untested pseudo-code)
     assert set(blocks) == {"sh", "python"} and len(blocks) >= 10, blocks
+    assert text.count("```") == 2 * len(blocks)
+    # credit.md marks what is not run: answers (json) and call shapes (text)
+    text = CREDIT_GUIDE.read_text()
+    blocks = re.findall(r"```(\w+)\n", text)
+    assert set(blocks) == {"sh", "python", "json", "text"} and blocks.count("python") >= 4
     assert text.count("```") == 2 * len(blocks)
 
 
-@pytest.mark.timeout(1800)
-def test_the_api_guide_runs_as_written(suite: tuple[Path, int, str]) -> None:  # noqa: F811
-    folder, port, _ = suite
-    for name in (".venv", "docs"):
-        (folder / name).symlink_to(ROOT / name)
-    scripts = folder / "examples"
-    scripts.mkdir()
-
-    done = subprocess.run(
-        ["bash", "-c", guide_script(GUIDE.read_text(), scripts, port)],
+def run_guide(guide: Path, folder: Path, port: int) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-c", guide_script(guide.read_text(), folder / f"examples-{guide.stem}", port)],
         cwd=folder,
         capture_output=True,
         text=True,
-        timeout=1500,
+        timeout=1200,
     )
+
+
+@pytest.mark.timeout(2400)
+def test_the_api_and_credit_guides_run_as_written(
+    suite: tuple[Path, int, str],  # noqa: F811
+) -> None:
+    folder, port, _ = suite
+    for name in (".venv", "docs"):
+        (folder / name).symlink_to(ROOT / name)
+
+    done = run_guide(GUIDE, folder, port)
 
     out = done.stdout
     assert done.returncode == 0, f"the guide's examples failed:\n{out}\n{done.stderr}"
@@ -82,3 +97,17 @@ def test_the_api_guide_runs_as_written(suite: tuple[Path, int, str]) -> None:  #
     assert "17 segments" in out and "https://works.example/hooks/road" in out
     # the regulator's observer and the audit; any organisation anchors and proves
     assert re.search(r"^ok \d+$", out.rstrip().splitlines()[-1]), out
+
+    done = run_guide(CREDIT_GUIDE, folder, port)
+
+    out = done.stdout
+    assert done.returncode == 0, f"credit.md's examples failed:\n{out}\n{done.stderr}"
+    assert re.search(r"^\[\('[0-9a-f]{12}', 'approved'\)\]$", out, flags=re.M), out
+    assert "registered: 201\nperiods: ['2022', '2023', '2024']\n" in out
+    reason = r"^grade [A-C]+ - [A-Z][a-z ]+: .+ is .+, which lowers the score by"
+    assert re.search(reason, out, re.M), out
+    assert "consent live: True\n0 inquiries\n" in out
+    assert "bank-a reads: 200\nafter the revocation: 403 consent_revoked\n" in out
+    assert "VALID: credit/rating:911101080000000194" in out
+    assert re.search(r"^\d+ inquiries on the chain; 1 of 911101080000000194$", out, flags=re.M)
+    assert re.search(r"^approved model, hold-out AUC 0\.9\d+$", out, flags=re.M), out
