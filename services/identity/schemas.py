@@ -103,7 +103,7 @@ class IssueIn(Body):
     type: str = Field(pattern=TYPE_NAME)
     subject: str = Field(min_length=1, max_length=128, description="the holder's DID")
     claims: dict[str, Any]
-    format: Literal["vc+jwt", "vc+sd-jwt"] = "vc+sd-jwt"
+    format: Literal["vc+jwt", "vc+sd-jwt", "vc+cose"] = "vc+sd-jwt"
     alg: Literal["EdDSA", "ES256"] = "EdDSA"
     disclose: list[str] | None = Field(
         default=None, description="claims made selectively disclosable (default: all)"

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from chain.encoding import canonical
-from services.identity import _vcdm, sd_jwt, status_list, vc_jose, zkp
+from services.identity import _vcdm, sd_jwt, status_list, vc_cose, vc_jose, zkp
 from services.identity import contract as c
 from services.identity._chain import ChainGateway
 from services.identity._jose import public_jwk
@@ -552,6 +552,8 @@ def _sign(
     issued_at = int(env.clock())
     if item.format == "vc+jwt":
         token = vc_jose.issue_credential(document, signer, kid=kid, issued_at=issued_at)
+    elif item.format == "vc+cose":
+        token = vc_cose.issue_credential(document, signer, kid=kid)
     else:
         holder_key = _holder_key(holder) if item.holder_binding else None
         paths = item.disclose if item.disclose is not None else sorted(item.claims)

@@ -127,7 +127,35 @@ def _raw_signature(private: Any, crv: str, data: bytes) -> bytes:
     return r.to_bytes(size, "big") + s.to_bytes(size, "big")
 
 
+def looks_like_cose(token: str) -> bool:
+    """A base64 COSE-secured credential, as opposed to a JWS or an SD-JWT (which have dots)."""
+    return "." not in token and "~" not in token
+
+
+def parse_unverified(text: str) -> tuple[dict[int, Any], JsonObject]:
+    """The protected header and the payload, before any check: to find the signer's key."""
+    protected_bytes, protected, payload, _ = _parse(text)
+    del protected_bytes
+    return protected, parse_json_object(payload, "COSE payload")
+
+
 def _verify(text: str, key: KeyLike, media: tuple[str, str]) -> tuple[dict[int, Any], JsonObject]:
+    protected_bytes, protected, payload, signature = _parse(text)
+    public = to_jwk(key).export_public(as_dict=True) if not isinstance(key, Mapping) else key
+    alg, verify = verifier_for(public)
+    # Verify the protected alg is the key's (no algorithm confusion) and the media types match
+    if protected.get(ALG) != COSE_ALGS[alg]:
+        raise UnsupportedAlgorithm(f"COSE alg {protected.get(ALG)!r} is not the key's {alg}")
+    if protected.get(TYP) != media[1]:
+        raise InvalidMediaType(f"typ must be {media[1]}, got {protected.get(TYP)!r}")
+    if CONTENT_TYPE in protected and protected[CONTENT_TYPE] != media[0]:
+        raise InvalidMediaType(f"content type must be {media[0]}, got {protected[CONTENT_TYPE]!r}")
+    if not verify(signature, _to_be_signed(protected_bytes, payload)):
+        raise InvalidSignature("the COSE signature does not verify with the given key")
+    return protected, parse_json_object(payload, "COSE payload")
+
+
+def _parse(text: str) -> tuple[bytes, dict[int, Any], bytes, bytes]:
     raw = _base64(text.strip())
     try:
         message = cbor2.loads(raw)
@@ -150,19 +178,7 @@ def _verify(text: str, key: KeyLike, media: tuple[str, str]) -> tuple[dict[int, 
         raise MalformedToken(f"the protected header is not CBOR: {exc}") from exc
     if not isinstance(protected, Mapping):
         raise MalformedToken("the protected header is not a map")
-    protected = dict(protected)
-    public = to_jwk(key).export_public(as_dict=True) if not isinstance(key, Mapping) else key
-    alg, verify = verifier_for(public)
-    # Verify the protected alg is the key's (no algorithm confusion) and the media types match
-    if protected.get(ALG) != COSE_ALGS[alg]:
-        raise UnsupportedAlgorithm(f"COSE alg {protected.get(ALG)!r} is not the key's {alg}")
-    if protected.get(TYP) != media[1]:
-        raise InvalidMediaType(f"typ must be {media[1]}, got {protected.get(TYP)!r}")
-    if CONTENT_TYPE in protected and protected[CONTENT_TYPE] != media[0]:
-        raise InvalidMediaType(f"content type must be {media[0]}, got {protected[CONTENT_TYPE]!r}")
-    if not verify(signature, _to_be_signed(protected_bytes, payload)):
-        raise InvalidSignature("the COSE signature does not verify with the given key")
-    return protected, parse_json_object(payload, "COSE payload")
+    return protected_bytes, dict(protected), payload, signature
 
 
 def _base64(text: str) -> bytes:

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 
-from services.identity import _vcdm, sd_jwt, vc_jose, zkp
+from services.identity import _vcdm, sd_jwt, vc_cose, vc_jose, zkp
 from services.identity import contract as c
 from services.identity._jose import Compact, parse_compact, parse_json_object, verify_parsed
 from services.identity._jose import json_bytes as canonical_json
@@ -118,18 +118,36 @@ def verify_credential(
     env: Env, session: Session, *, token: str, include_proofs: bool = True,
     binding: Binding | None = None,
 ) -> Report:  # fmt: skip
-    """Check a vc+jwt or (presented) vc+sd-jwt against the chain; every check is reported."""
+    """Check a vc+jwt, vc+cose or (presented) vc+sd-jwt against the chain; each check reported."""
     token = token.strip()
+    if vc_cose.looks_like_cose(token):
+        return _verify_checks(env, session, Report(format="vc+cose"), token, None, include_proofs,
+                              binding)  # fmt: skip
     report = Report(format="vc+sd-jwt" if "~" in token else "vc+jwt")
-    issuer_jwt = token.split("~", 1)[0]
     try:
-        compact = parse_compact(issuer_jwt)
-        unverified = parse_json_object(compact.payload, "credential claims")
+        compact = parse_compact(token.split("~", 1)[0])
     except IdentityError as exc:
         raise MalformedToken(f"the credential is not a JWS / SD-JWT: {exc}") from exc
+    return _verify_checks(env, session, report, token, compact, include_proofs, binding)
+
+
+def _verify_checks(
+    env: Env, session: Session, report: Report, token: str, compact: Compact | None,
+    include_proofs: bool, binding: Binding | None,
+) -> Report:  # fmt: skip
+    try:
+        if compact is None:
+            header, unverified = vc_cose.parse_unverified(token)
+            kid: Any = header.get(vc_cose.KID)
+            kid = kid.decode("utf-8", "replace") if isinstance(kid, bytes) else kid
+        else:
+            unverified = parse_json_object(compact.payload, "credential claims")
+            kid = compact.header.get("kid")
+    except IdentityError as exc:
+        raise MalformedToken(f"the credential is not a JWS / SD-JWT / COSE_Sign1: {exc}") from exc
     report.issuer = _vcdm.id_of(unverified.get("issuer"))
     proofs: dict[str, Any] = {}
-    vm = _issuer_key(env, report, compact.header.get("kid"), proofs)
+    vm = _issuer_key(env, report, kid, proofs)
     if vm is not None:
         _check_signature(report, token, compact, vm["publicKeyJwk"])
     if report.checks["signature"]["status"] == "passed":
@@ -165,15 +183,22 @@ def _issuer_key(
     return vm
 
 
-def _check_signature(report: Report, token: str, parsed: Compact, key: dict[str, Any]) -> None:
+def _check_signature(
+    report: Report, token: str, parsed: Compact | None, key: dict[str, Any]
+) -> None:
     try:
-        compact = verify_parsed(parsed, key)
+        if parsed is None:
+            verified: Any = vc_cose.verify_credential(token, key)
+        else:
+            compact = verify_parsed(parsed, key)
     except CredentialError as exc:
         report.set("signature", False, f"{exc.code}: {exc}")
         return
     try:
-        if report.format == "vc+jwt":
-            verified: Any = vc_jose.check_signed_credential(compact)
+        if parsed is None:
+            report.set("disclosures", None, "vc+cose discloses every claim")
+        elif report.format == "vc+jwt":
+            verified = vc_jose.check_signed_credential(compact)
             report.set("disclosures", None, "vc+jwt discloses every claim")
         else:
             without_kb = sd_jwt.parse_sd_jwt(token).without_key_binding()
@@ -188,8 +213,9 @@ def _check_signature(report: Report, token: str, parsed: Compact, key: dict[str,
         report.set("signature", False, f"signature verifies but the credential is not valid: {exc}")
         return
     report.set("signature", True, "the issuer's signature verifies with its on-chain key")
-    report.claims = verified.document
-    report.jwt_times = {k: verified.claims[k] for k in ("exp", "nbf") if k in verified.claims}
+    report.claims = {k: v for k, v in verified.document.items() if k not in _vcdm.SECURING_CLAIMS}
+    signed = verified.document if parsed is None else verified.claims
+    report.jwt_times = {k: signed[k] for k in ("exp", "nbf") if k in signed}
     # VCDM 2.0 allows several subjects; the first is the one reported, all are bound
     report.subjects = _vcdm.subject_ids(report.claims)
     report.subject = report.subjects[0] if report.subjects else None
@@ -308,7 +334,7 @@ def _check_schema(env: Env, session: Session, report: Report, proofs: dict[str, 
     if digest_sri(row.schema_hash) not in digests:
         report.set("schema", False, "credentialSchema does not carry the registered schema digest")
         return
-    partial = report.format != "vc+jwt"
+    partial = report.format == "vc+sd-jwt"
     validator = schema_validator(env, row, partial=partial)
     problems = [
         problem
@@ -328,7 +354,7 @@ def _check_schema(env: Env, session: Session, report: Report, proofs: dict[str, 
 
 
 def _check_binding(env: Env, report: Report, token: str, binding: Binding) -> None:
-    if report.format == "vc+jwt":
+    if report.format in ("vc+jwt", "vc+cose"):
         if binding.holder is None:
             report.set("holder_binding", None, "no presentation: nothing binds a holder")
         elif binding.holder in report.subjects:

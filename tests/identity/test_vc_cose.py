@@ -164,3 +164,71 @@ def test_the_alg_must_be_the_keys(contract, credential, vm):
     token = rewrap(signed(vm, "p256", credential), {1: -8})
     result, _ = contract("verify", "credential_cose", token, "p256")
     assert result["result"] == "failure" and "unsupported_algorithm" in result["data"]
+
+
+# -- the identity service: vc+cose as its third format, through HTTP ----------------------------
+
+CLAIMS = {"givenName": "Mei", "familyName": "Chen", "birthDate": "1990-04-02"}
+
+
+def issue_cose(idn: Any, subject: str) -> dict[str, Any]:
+    made = idn.call("city-agency", "POST", "/credentials", json={
+        "type": "ResidenceCredential", "subject": subject, "claims": CLAIMS, "format": "vc+cose",
+        "alg": "ES256"})  # fmt: skip
+    assert made.status_code == 201, made.text
+    return dict(made.json())
+
+
+def verify_http(idn: Any, token: str) -> dict[str, Any]:
+    answer = idn.call("bank-a", "POST", "/credentials/verify", json={"credential": token})
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def test_the_service_issues_and_verifies_vc_cose_against_the_chain(issuer, holder):
+    idn = issuer
+    issued = issue_cose(idn, holder.did)
+    assert issued["format"] == "vc+cose" and "." not in issued["credential"]
+    report = verify_http(idn, issued["credential"])
+    assert report["verified"] is True, report["checks"]
+    assert report["format"] == "vc+cose" and report["subject"] == holder.did
+    assert report["checks"]["disclosures"]["status"] == "skipped"
+    assert {"issuer_key", "anchor", "issuer_authorisation"} <= set(report["proofs"])
+
+    # presented by its holder in a vp+jwt, enveloped as base64
+    from services.identity import vc_jose
+
+    ch = idn.call("bank-a", "POST", "/challenges", json={}).json()
+    vp = {
+        "@context": ["https://www.w3.org/ns/credentials/v2"],
+        "type": ["VerifiablePresentation"],
+        "holder": holder.did,
+        "verifiableCredential": [envelope(issued["credential"], "application/vc+cose")],
+    }
+    shown = vc_jose.issue_presentation(vp, holder.key, kid=f"{holder.did}#key-1",
+                                       nonce=ch["nonce"], audience=ch["audience"])  # fmt: skip
+    answer = idn.call("bank-a", "POST", "/presentations/verify",
+                      json={"presentation": shown, "nonce": ch["nonce"]})  # fmt: skip
+    assert answer.status_code == 200 and answer.json()["verified"] is True, answer.text
+
+    # a flipped signature bit, then revocation: each fails with its reason
+    message = cbor2.loads(base64.b64decode(issued["credential"]))
+    protected, unprotected, payload, signature = message.value
+    flipped = bytes([signature[0] ^ 1]) + signature[1:]
+    forged_message = cbor2.CBORTag(18, [protected, dict(unprotected), payload, flipped])
+    forged = base64.b64encode(cbor2.dumps(forged_message)).decode()
+    assert "invalid_signature" in verify_http(idn, forged)["checks"]["signature"]["message"]
+    revoked = idn.call("city-agency", "POST", f"/credentials/{issued['id']}/revoke")
+    assert revoked.status_code == 200, revoked.text
+    after = verify_http(idn, issued["credential"])
+    assert after["verified"] is False and "revoked" in after["checks"]["status"]["message"]
+
+
+@pytest.mark.parametrize(
+    "token", ["AAAA", "0oQ", "2BKEQEBAQA", base64.b64encode(b"\xd2\x84" + b"\x9f" * 5000).decode(),
+              base64.b64encode(cbor2.dumps([1, 2, 3, 4])).decode(), "@@@@"],
+    ids=["short", "truncated", "not-cose", "deep-indefinite", "untagged-ints", "not-base64"],
+)  # fmt: skip
+def test_malformed_cose_is_a_4xx_not_a_500(identity, token):
+    answer = identity.call("bank-a", "POST", "/credentials/verify", json={"credential": token})
+    assert answer.status_code == 422 and answer.json()["error"]["code"] == "malformed_token"
