@@ -23,7 +23,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,7 @@ from chain.tx import Tx, sign_tx
 VALIDATORS = 4
 SECONDS = float(os.environ.get("BENCH_CONSENSUS_SECONDS", "12"))
 TICK_S = 0.05
+IN_PROCESS_OFFER = 6_000.0  # tx/s offered to the in-process validators (aim: 3,000 committed)
 RECORD_RATE = 20  # records per second: a demo fleet's telemetry
 STORAGE_SECONDS = float(os.environ.get("BENCH_STORAGE_SECONDS", "20"))
 
@@ -370,33 +371,34 @@ def city_scale() -> dict[str, Any]:
     }
 
 
-def run() -> list[dict[str, Any]]:
+def run() -> Iterator[dict[str, Any]]:
+    """Results as they are measured (python -m bench prints each at once)."""
     cores = os.cpu_count() or 1
     verify_rate = ed25519_verifications_per_s()
     openssl_rate = ed25519_verifications_per_s(check=verify_with_openssl)
     ceiling = verify_rate * cores / VALIDATORS
     shared_ceiling = verify_rate * cores
-    results: list[dict[str, Any]] = [
-        {
-            "bench": "consensus_ceiling",
-            "verify_per_s_one_core": round(verify_rate, 1),
-            "verify_per_s_one_core_openssl": round(openssl_rate, 1),
-            "cores": cores,
-            "ceiling_tx_per_s": round(ceiling, 1),
-            "ceiling_in_process_tx_per_s": round(shared_ceiling, 1),
-        }
-    ]
+    yield {
+        "bench": "consensus_ceiling",
+        "verify_per_s_one_core": round(verify_rate, 1),
+        "verify_per_s_one_core_openssl": round(openssl_rate, 1),
+        "cores": cores,
+        "ceiling_tx_per_s": round(ceiling, 1),
+        "ceiling_in_process_tx_per_s": round(shared_ceiling, 1),
+    }
     only = os.environ.get("BENCH_CONSENSUS_ONLY", "")
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         if only in ("", "processes"):
-            results.extend(processes(folder / "procs", ceiling))
+            yield from processes(folder / "procs", ceiling)
         if only in ("", "in_process"):
-            results.append(in_process(folder / "ip", shared_ceiling, shared_ceiling))
+            # Offered at the aim's double, not the shared ceiling (~20,000/s): signing the
+            # load for a higher rate would take longer than the run itself
+            rate = min(shared_ceiling, IN_PROCESS_OFFER)
+            yield in_process(folder / "ip", shared_ceiling, rate)
     if only in ("", "storage"):
         with tempfile.TemporaryDirectory() as tmp:
             for window_s, gap_ms in ((0.2, 0), (1.0, 100)):
-                results.append(anchoring_storage(Path(tmp) / f"s{gap_ms}", window_s, gap_ms))
+                yield anchoring_storage(Path(tmp) / f"s{gap_ms}", window_s, gap_ms)
     if only in ("", "sim"):
-        results.append(city_scale())
-    return results
+        yield city_scale()

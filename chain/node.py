@@ -39,7 +39,7 @@ class NodeOptions:
     # Back-pressure: the door admits while the pending backlog is under this many seconds of
     # the recent commit rate (never under admit_floor, never over mempool_capacity)
     backlog_target_s: float = 2.0
-    admit_floor: int = 4_000
+    admit_floor: int = 1_000
     max_block_txs: int | None = None
     clock_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
 
