@@ -51,6 +51,7 @@ SYNC_BATCH = 50
 MAX_INBOX = 100_000
 MAX_GOSSIP_BATCHES = 256  # gossiped tx batches waiting; beyond, new gossip is dropped
 MAX_PARKED = 64  # compact proposals waiting for transactions
+MAX_UNWRITTEN_BLOCKS = 8  # blocks committed in memory whose background write is pending
 
 
 class Transport(Protocol):
@@ -445,6 +446,8 @@ class Engine:
         # Pipelined: applied now, so the next height's proposal executes while a writer thread
         # stores this block; waiters hear of it (after_commit) once it is on disk
         self.ledger.commit(result, certificate, background=True, on_durable=self.node.after_commit)
+        if self.ledger.height - self.ledger.store_height() > MAX_UNWRITTEN_BLOCKS:
+            self.ledger.flush()  # an observer never signs: bound its backlog of writes here
         self.app.forget()
         self._fetched.clear()
         self._waiting_since = time.monotonic()
