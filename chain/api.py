@@ -22,9 +22,15 @@ MAX_BATCH = 10_000
 MAX_BATCH_BYTES = 32 * 1024 * 1024
 
 
-class ErrorBody(BaseModel):
+class ErrorDetail(BaseModel):
     code: str
     message: str
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx/5xx answer of the node: {"error": {"code", "message"}} (docs/protocol.md §4)."""
+
+    error: ErrorDetail
 
 
 class Submitted(BaseModel):
