@@ -180,6 +180,12 @@ def test_simulated_fleet_through_the_gateway_matches_ground_truth(
             alerts = client.get("/v1/alerts", params={"limit": 1000}).json()
             pothole_alerts = [a for a in alerts if a["kind"] == "pothole_confirmed"]
             assert len(pothole_alerts) == len(confirmed)
+            # Calm conditions (issue 15): a segment is alerted at most once, for a first class
+            # of poor; no class flips back and forth while the fleet drives
+            condition_alerts = [a for a in alerts if a["kind"] == "condition_changed"]
+            per_segment = [a["segment"] for a in condition_alerts]
+            assert len(per_segment) == len(set(per_segment)), condition_alerts
+            assert all(a["data"]["after"] == "poor" for a in condition_alerts), condition_alerts
             wait_for(
                 lambda: {a["id"] for a in pothole_alerts} <= {r["id"] for r in receiver.received},
                 30,
