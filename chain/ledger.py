@@ -8,7 +8,6 @@ many) decides *which* block to commit; the ledger decides what a block means.
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -26,7 +25,6 @@ from chain.errors import (
     ContractError,
     GenesisError,
     ProofError,
-    StorageError,
     TxRejected,
 )
 from chain.genesis import Genesis, initial_state
@@ -34,6 +32,7 @@ from chain.smt import StateProof, Tree
 from chain.state import CommittedState, Overlay, StateKey, StateView, key_hash, value_hash
 from chain.store import BlockStore, TxRow
 from chain.tx import Tx, tx_from_json
+from chain.writer import BlockWriter
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +97,7 @@ class Ledger:
                 )
         self.live_txs = self.store.live_tx_hashes(self.height + 1)
         self._install_registered_contracts()
-        self._block_writer: BlockWriter | None = None
+        self._block_writer: BlockWriter[BlockResult] | None = None
         log.info("ledger at height %d, state root %s", self.height, self.state.root.hex()[:16])
 
     def _install_registered_contracts(self) -> None:
@@ -371,7 +370,7 @@ class Ledger:
             next_validators=next_validators,
         )
 
-    def _writer(self) -> BlockWriter:
+    def _writer(self) -> BlockWriter[BlockResult]:
         if self._block_writer is None:
             self._block_writer = BlockWriter(self._write)
         return self._block_writer
@@ -467,67 +466,6 @@ class Ledger:
             "certificate": cert.to_json(),
             "validator_transitions": self.validator_transitions(height),
         }
-
-
-class BlockWriter:
-    """Persists blocks committed in memory, in order, on one thread; the first failure stops
-    it and is raised to whoever flushes (a node whose storage fails must stop, not diverge)."""
-
-    def __init__(self, write: Callable[[BlockResult, Certificate], None]) -> None:
-        self._write = write
-        self._queue: queue.Queue[tuple[BlockResult, Certificate, Any] | None] = queue.Queue()
-        self._pending: dict[int, None] = {}
-        self._lock = threading.Lock()
-        self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="block-writer", daemon=True)
-        self._thread.start()
-
-    def put(
-        self,
-        result: BlockResult,
-        certificate: Certificate,
-        on_durable: Callable[[BlockResult], None] | None,
-    ) -> None:
-        if self.error is not None:
-            raise StorageError(f"block writer stopped: {self.error}") from self.error
-        with self._lock:
-            self._pending[result.header.height] = None
-        self._queue.put((result, certificate, on_durable))
-
-    def durable_height(self, applied: int) -> int:
-        with self._lock:
-            return min(self._pending, default=applied + 1) - 1
-
-    def flush(self) -> None:
-        self._queue.join()
-        if self.error is not None:
-            raise StorageError(f"block writer stopped: {self.error}") from self.error
-
-    def close(self) -> None:
-        self._queue.put(None)
-        self._thread.join(timeout=30)
-
-    def _run(self) -> None:
-        while True:
-            item = self._queue.get()
-            try:
-                if item is None:
-                    return
-                if self.error is not None:
-                    continue  # after a failure nothing more is written: the node stops
-                result, certificate, on_durable = item
-                try:
-                    self._write(result, certificate)
-                except Exception as exc:  # storage gone: remembered, raised on flush
-                    log.exception("writing block %d failed", result.header.height)
-                    self.error = exc
-                    continue
-                with self._lock:
-                    self._pending.pop(result.header.height, None)
-                if on_durable is not None:
-                    on_durable(result)
-            finally:
-                self._queue.task_done()
 
 
 def _path_json(leaves: list[bytes], index: int) -> dict[str, Any]:

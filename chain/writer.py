@@ -1,0 +1,86 @@
+"""The background block writer of a pipelined node: blocks committed in memory reach the disk
+in height order on one thread, while consensus goes on with the next height."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any, Generic, Protocol, TypeVar
+
+from chain.block import Certificate, Header
+from chain.errors import StorageError
+
+log = logging.getLogger(__name__)
+
+
+class Executed(Protocol):
+    """A block ready to store (chain.ledger.BlockResult): the writer needs its height."""
+
+    @property
+    def header(self) -> Header: ...
+
+
+BlockResult = TypeVar("BlockResult", bound=Executed)
+
+
+class BlockWriter(Generic[BlockResult]):
+    """Persists blocks committed in memory, in order, on one thread; the first failure stops
+    it and is raised to whoever flushes (a node whose storage fails must stop, not diverge)."""
+
+    def __init__(self, write: Callable[[BlockResult, Certificate], None]) -> None:
+        self._write = write
+        self._queue: queue.Queue[tuple[BlockResult, Certificate, Any] | None] = queue.Queue()
+        self._pending: dict[int, None] = {}
+        self._lock = threading.Lock()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="block-writer", daemon=True)
+        self._thread.start()
+
+    def put(
+        self,
+        result: BlockResult,
+        certificate: Certificate,
+        on_durable: Callable[[BlockResult], None] | None,
+    ) -> None:
+        if self.error is not None:
+            raise StorageError(f"block writer stopped: {self.error}") from self.error
+        with self._lock:
+            self._pending[result.header.height] = None
+        self._queue.put((result, certificate, on_durable))
+
+    def durable_height(self, applied: int) -> int:
+        with self._lock:
+            return min(self._pending, default=applied + 1) - 1
+
+    def flush(self) -> None:
+        self._queue.join()
+        if self.error is not None:
+            raise StorageError(f"block writer stopped: {self.error}") from self.error
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                if self.error is not None:
+                    continue  # after a failure nothing more is written: the node stops
+                result, certificate, on_durable = item
+                try:
+                    self._write(result, certificate)
+                except Exception as exc:  # storage gone: remembered, raised on flush
+                    log.exception("writing block %d failed", result.header.height)
+                    self.error = exc
+                    continue
+                with self._lock:
+                    self._pending.pop(result.header.height, None)
+                if on_durable is not None:
+                    on_durable(result)
+            finally:
+                self._queue.task_done()
