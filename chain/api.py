@@ -209,10 +209,8 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
     def get_block(height: str, _caller: Reader) -> Any:
         """A block's header, commit certificate and transaction hashes (`latest` for the newest)."""
         number = ledger.height if height == "latest" else _parse_height(height)
-        if number is not None and number > ledger.store_height():
-            await_write = number <= ledger.height  # committed, its write still in flight
-            if await_write:
-                ledger.flush()
+        if number is not None and ledger.store_height() < number <= ledger.height:
+            ledger.flush()  # committed, its write still in flight
         found = ledger.store.block(number) if number is not None else None
         if found is None:
             return error_response(

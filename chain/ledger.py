@@ -388,8 +388,8 @@ class Ledger:
     # -- history -------------------------------------------------------------------------
 
     def block(self, height: int) -> tuple[Header, Certificate] | None:
-        if height > self.store_height():
-            self.flush()
+        if self.store_height() < height <= self.height:
+            self.flush()  # committed, its background write still in flight
         stored = self.store.block(height)
         if stored is None:
             return None
