@@ -2,27 +2,20 @@
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import json
 import os
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 import click
 
-from chain import light, merkle
 from chain.auth import AUDIENCE_CHAIN, DEFAULT_TTL_S, MAX_TTL_S, AuthError, mint_token
 from chain.client import ChainClient, Identity
 from chain.db import database_url_from_env
 from chain.errors import ChainError
-from chain.genesis import load_genesis
 from chain.home import SuiteHome, init_suite, load_node_home
-from chain.light import verify_bundle
 from chain.sim.world import BEHAVIOURS, FAULTS, Failure, Scenario, run_scenario
-from chain.tx import sign_tx
 from smartcity.registry import SERVICES
 
 DATA = Path("data")
@@ -313,287 +306,6 @@ def token(home: Path, org: str, audience: str, ttl: int) -> None:
 
 
 @main.command()
-@click.argument(
-    "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
-)
-@HOME_OPTION
-@click.option("--as", "org", required=True, help="Organisation that signs the anchor.")
-@click.option(
-    "--label",
-    default="notarised files",
-    show_default=True,
-    help="Label stored on the chain (never put personal data here).",
-)
-@click.option(
-    "--proof-out",
-    type=click.Path(path_type=Path),
-    default=None,
-    help="Bundle file (one FILE) or folder (several); default FILE.proof.json beside each.",
-)
-@click.option("--node", "node_url", default=None, help="Node API URL (default: the suite's).")
-def anchor(
-    files: tuple[Path, ...],
-    home: Path,
-    org: str,
-    label: str,
-    proof_out: Path | None,
-    node_url: str | None,
-) -> None:
-    """Anchor files' SHA-256 hashes on the chain and save each file's proof bundle."""
-    suite = SuiteHome(home)
-    try:
-        key, genesis = suite.org_key(org), suite.genesis()
-        url = node_url or suite.api_url()
-    except ChainError as exc:
-        _fail(str(exc))
-    records = []
-    for path in files:
-        records.append(_file_hash(path))
-        click.echo(f"hashed {path} sha256:{records[-1].hex()}", err=True)
-    root = merkle.root(records).hex()
-    with ChainClient(url, identity=Identity(org, key)) as client:
-        try:
-            height = int(client.status()["height"])
-            tx = sign_tx(
-                key,
-                chain_id=genesis.chain_id,
-                contract="anchors",
-                method="anchor",
-                args={"root": root, "count": len(records), "label": label},
-                expiry_height=height + 100,
-            )
-            click.echo(
-                f"submitting anchor of {len(records)} record(s), root {root[:16]}…", err=True
-            )
-            receipt = client.submit_and_wait(tx)
-            tx_hash = tx.hash
-            if receipt["status"] != "ok":
-                if receipt["code"] != "already_anchored":
-                    _fail(f"anchor failed: {receipt['code']}: {receipt['error']}")
-                tx_hash = client.state("anchors", f"root:{org}:{root}")
-                click.echo(
-                    f"these files were already anchored by {tx_hash}; using that anchor", err=True
-                )
-            bundle = client.proof(tx_hash)
-        except ChainError as exc:
-            _fail(str(exc))
-    leaves = [merkle.leaf_hash(r) for r in records]
-    for index, path in enumerate(files):
-        record = {
-            "hash": records[index].hex(),
-            "index": index,
-            "size": len(records),
-            "path": [p.hex() for p in merkle.audit_path(leaves, index)],
-        }
-        out = _bundle_path(path, proof_out, len(files))
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({**bundle, "kind": "record", "record": record}, indent=2) + "\n")
-        proven = verify_bundle({**bundle, "kind": "record", "record": record}, genesis)
-        click.echo(f"{path}: anchored in block {proven.height}; proof {out}")
-
-
-@main.group()
-def device() -> None:
-    """Road sensors on the chain: register, suspend, reinstate (signed by the road authority)."""
-
-
-def _device_call(
-    home: Path, org: str, node_url: str | None, method: str, args: dict[str, Any]
-) -> None:
-    from smartcity.gov import submit
-
-    receipt = submit(home, org, node_url, "roadhealth", method, args)
-    click.echo(
-        f"{method} {args['device']}: committed in block {receipt['height']} (tx {receipt['tx']})"
-    )
-
-
-DEVICE_OPTIONS = [
-    HOME_OPTION,
-    click.option(
-        "--as",
-        "org",
-        default="road-authority",
-        show_default=True,
-        help="Organisation that signs (needs the road_authority role).",
-    ),
-    click.option("--node", "node_url", default=None, help="Node API URL (default: the suite's)."),
-]
-
-
-def _device_options(fn: Any) -> Any:
-    for option in reversed(DEVICE_OPTIONS):
-        fn = option(fn)
-    return fn
-
-
-@device.command("register")
-@click.argument("device_id")
-@click.option(
-    "--pub-key", required=True, help="The device's Ed25519 public key, 64 hex characters."
-)
-@click.option(
-    "--class",
-    "vehicle_class",
-    type=click.Choice(["golden", "car", "van", "bus"]),
-    default="car",
-    show_default=True,
-)
-@click.option("--segment", default=None, help="Home road segment of a roadside unit.")
-@_device_options
-def device_register(
-    device_id: str,
-    pub_key: str,
-    vehicle_class: str,
-    segment: str | None,
-    home: Path,
-    org: str,
-    node_url: str | None,
-) -> None:
-    """Register a road sensor and its public key."""
-    args: dict[str, Any] = {"device": device_id, "pub_key": pub_key, "vehicle_class": vehicle_class}
-    if segment:
-        args["home_segment"] = segment
-    _device_call(home, org, node_url, "register_device", args)
-
-
-@device.command("suspend")
-@click.argument("device_id")
-@click.option("--reason", default="suspended", show_default=True)
-@_device_options
-def device_suspend(device_id: str, reason: str, home: Path, org: str, node_url: str | None) -> None:
-    """Suspend a sensor: the gateway refuses its messages from the next block on."""
-    _device_call(home, org, node_url, "suspend_device", {"device": device_id, "reason": reason})
-
-
-@device.command("reinstate")
-@click.argument("device_id")
-@_device_options
-def device_reinstate(device_id: str, home: Path, org: str, node_url: str | None) -> None:
-    """Reinstate a suspended sensor."""
-    _device_call(home, org, node_url, "reinstate_device", {"device": device_id})
-
-
-@main.command("verify-proof")
-@click.argument("bundle", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@click.option(
-    "--genesis",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    required=True,
-    help="The chain's genesis.json: the validator set the history starts from.",
-)
-@click.option(
-    "--file",
-    "file_",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="Also check the proven record is this file's SHA-256.",
-)
-@click.option(
-    "--trust",
-    default=None,
-    metavar="HEIGHT:HASH",
-    help="A recent header you trust (e.g. an observer's /v1/status height and latest_hash):"
-    " the bundle's history must pass through it (docs/security.md).",
-)
-@click.option(
-    "--checkpoint",
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    default=None,
-    help="The trusted block as GET /v1/blocks/{HEIGHT} answers it, when the bundle holds no"
-    " header at that height.",
-)
-@click.option(
-    "--trusting-period",
-    "trusting_period_h",
-    type=click.IntRange(1, 24 * 365),
-    default=light.DEFAULT_TRUSTING_PERIOD_MS // 3_600_000,
-    show_default=True,
-    help="Hours a trusted header stays trusted.",
-)
-@click.option("--json", "as_json", is_flag=True, help="Print what was proven as JSON.")
-def verify_proof(
-    bundle: Path,
-    genesis: Path,
-    file_: Path | None,
-    trust: str | None,
-    checkpoint: Path | None,
-    trusting_period_h: int,
-    as_json: bool,
-) -> None:
-    """Verify a proof bundle offline; exit 0 and say what it proves, or exit 1 and say why not."""
-    try:
-        trusted = load_genesis(genesis)
-    except ChainError as exc:
-        _fail(_printable(str(exc)), 2)
-    anchor = _trust_anchor(trust, checkpoint, trusting_period_h)
-    try:
-        document = light.parse_bundle(bundle.read_bytes())
-    except (OSError, ChainError) as exc:
-        _fail(_printable(f"INVALID: {bundle} is not a JSON proof bundle: {exc}"))
-    try:
-        proven = verify_bundle(document, trusted, anchor)
-    except ChainError as exc:
-        _fail(_printable(f"INVALID: {exc}"))
-    if file_ is not None:
-        digest = _file_hash(file_).hex()
-        if proven.facts.get("record") != digest:
-            _fail(
-                f"INVALID: {file_} has sha256 {digest},"
-                f" the bundle proves {light.shown(proven.facts.get('record'))}"
-            )
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "valid": True,
-                    "kind": proven.kind,
-                    "height": proven.height,
-                    "block_hash": proven.block_hash,
-                    "trusted": None if anchor is None else f"{anchor.height}:{anchor.hash}",
-                    "facts": proven.facts,
-                },
-                indent=2,
-                ensure_ascii=True,
-            )
-        )
-    else:
-        click.echo(_printable(f"VALID: {proven.summary}"))
-
-
-def _trust_anchor(
-    trust: str | None, checkpoint: Path | None, trusting_period_h: int
-) -> light.Trust | None:
-    """The --trust anchor, with the --checkpoint block's header and certificate if given."""
-    if trust is None:
-        if checkpoint is not None:
-            _fail(
-                "--checkpoint needs --trust HEIGHT:HASH (the checkpoint's hash is what pins it)", 2
-            )
-        return None
-    try:
-        height, digest = light.parse_trust(trust)
-    except ValueError as exc:
-        _fail(str(exc), 2)
-    header = certificate = None
-    if checkpoint is not None:
-        try:
-            block = light.parse_bundle(checkpoint.read_bytes())
-            header, certificate = block["header"], block["certificate"]
-        except (OSError, ChainError, KeyError, TypeError) as exc:
-            _fail(_printable(f"{checkpoint} is not a block (GET /v1/blocks/{{height}}): {exc}"), 2)
-    return light.Trust(
-        height=height, hash=digest, now_ms=int(time.time() * 1000),
-        trusting_period_ms=trusting_period_h * 3_600_000, header=header, certificate=certificate,
-    )  # fmt: skip
-
-
-def _printable(text: str) -> str:
-    """Escape what a terminal would hide or garble (controls, zero-width and bidi characters)."""
-    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode() for c in text)
-
-
-@main.command()
 @click.option("--seed", type=int, default=None, help="Run exactly this seed (replay).")
 @click.option(
     "--seeds",
@@ -699,25 +411,14 @@ def sim(
         sys.exit(1)
 
 
-def _file_hash(path: Path) -> bytes:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.digest()
-
-
-def _bundle_path(path: Path, proof_out: Path | None, count: int) -> Path:
-    if proof_out is None:
-        return path.with_name(path.name + ".proof.json")
-    return proof_out if count == 1 else proof_out / (path.name + ".proof.json")
-
-
 LAZY_GROUPS = {
+    "anchor": "smartcity.cli_proofs:anchor",
+    "verify-proof": "smartcity.cli_proofs:verify_proof",
     "vc": "services.identity.cli:vc",
     "credit": "services.credit.cli:credit",
     "road": "services.roadhealth.cli:road",
     "backup": "smartcity.backup:backup_command",
     "restore": "smartcity.backup:restore_command",
     "gov": "smartcity.gov:gov",
+    "device": "smartcity.devices:device",
 }

@@ -19,6 +19,7 @@ from chain.genesis import Genesis
 from chain.light import Proven
 
 SHORT = 12
+VALUE_BELOW = "holds the value shown below"
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Explained:
 
     sentence: str
     details: list[tuple[str, str]]
+    value_below: bool = False  # the sentence refers to the value in the particulars
 
     def as_json(self) -> dict[str, Any]:
         return {"sentence": self.sentence, "details": [list(d) for d in self.details]}
@@ -46,7 +48,7 @@ def explain(bundle: dict[str, Any], proven: Proven, genesis: Genesis) -> Explain
         f"{what} {where} of chain {genesis.chain_id}, committed {when} and signed by"
         f" {len(names)} of {total} validators ({', '.join(names)})."
     )
-    return Explained(sentence, _details(bundle, proven, names, when))
+    return Explained(sentence, _details(bundle, proven, names, when), what.endswith(VALUE_BELOW))
 
 
 def _what(bundle: dict[str, Any], proven: Proven, genesis: Genesis) -> str:
@@ -97,7 +99,7 @@ def _state_fact(namespace: str, key: str, value: Any, present: bool) -> str:
         )
     if (namespace, kind) == ("roadhealth", "device") and isinstance(value, dict):
         return f"Road sensor {rest} ({value.get('status')}) is registered"
-    return f"The {namespace} entry {key!r} holds the value shown below"
+    return f"The {namespace} entry {key!r} {VALUE_BELOW}"
 
 
 def _signers(bundle: dict[str, Any], genesis: Genesis) -> tuple[list[str], int]:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import socket
 import stat
 from collections.abc import Callable, Iterator
@@ -95,8 +97,26 @@ def test_anchor_then_verify_proof_and_every_tampering_fails(
     bundle = tmp_path / "proofs" / "deed.pdf.proof.json"
     genesis = str(data / "genesis.json")
     verified = run("verify-proof", str(bundle), "--genesis", genesis, "--file", str(deed))
-    assert verified.exit_code == 0 and verified.output.startswith("VALID: record ")
-    assert "of 2 records" in verified.output
+    assert verified.exit_code == 0, verified.output
+    chain_id = SuiteHome(data).genesis().chain_id
+    said = verified.output.splitlines()
+    assert re.fullmatch(
+        r"VALID: Record sha256 [0-9a-f]{12}… is number 1 of 2 in the batch 'notarised files'"
+        rf" anchored by city-agency in block \d+ of chain {chain_id}, committed \d\d \w{{3}}"
+        r" \d{4} [\d:]{8} UTC and signed by \d of \d validators \(validator-0.*\)\.",
+        said[0],
+    ), said
+    digest = hashlib.sha256(deed.read_bytes()).hexdigest()
+    assert said[1:] == [f"The file {deed} is that record (sha256 {digest})."]
+    # the particulars fold out on request, each on its own line and whole
+    detailed = run(
+        "verify-proof", str(bundle), "--genesis", genesis, "--file", str(deed), "--details"
+    )
+    assert detailed.exit_code == 0 and detailed.output.startswith(verified.output)
+    rows = detailed.output.splitlines()[len(said) :]
+    labels = [row[2:].split("  ")[0] for row in rows]
+    assert labels[:2] == ["block", "block hash"] and "batch root" in labels, rows
+    assert f"  {'record':<{len(max(labels, key=len)) + 2}}{digest}" in rows, rows
     wrong_file = run("verify-proof", str(bundle), "--genesis", genesis, "--file", str(plan))
     assert wrong_file.exit_code == 1 and "INVALID" in wrong_file.output
     original = bundle.read_text()
@@ -265,5 +285,14 @@ def test_each_new_chain_has_its_own_id_so_a_bundle_from_another_chain_says_so(
     other_genesis = str(tmp_path / "other" / "genesis.json")
     result = run("verify-proof", str(deed) + ".proof.json", "--genesis", other_genesis)
     assert result.exit_code == 1
-    said = f"bundle is for chain {ours.chain_id!r}, genesis is {theirs.chain_id!r}"
-    assert said in result.output
+    assert result.output == (
+        f"error: INVALID: this bundle is from another chain (genesis {theirs.hash[:16]}… is chain"
+        f" '{theirs.chain_id}', the bundle's chain is '{ours.chain_id}'): check it with that"
+        " chain's genesis.json\n"
+    )
+    assert (
+        run(
+            "verify-proof", str(deed) + ".proof.json", "--genesis", str(data / "genesis.json")
+        ).exit_code
+        == 0
+    )

@@ -401,7 +401,7 @@ def bank_reads(topo: Topology, uscc: str, rating: dict[str, Any]) -> None:
     bundle.write_text(json.dumps(answer["proof"]))
     offline = cli("verify-proof", str(bundle), "--genesis", str(topo.suite / "genesis.json"))
     assert offline.returncode == 0, offline.stdout + offline.stderr
-    assert offline.stdout.startswith("VALID") and f"credit/rating:{uscc}" in offline.stdout
+    assert offline.stdout.startswith(f"VALID: The credit rating of SME {uscc} (grade ")
     assert sdk.verify_rating_answer(answer, topo.genesis).rating["grade"] == rating["grade"]
     forged = {**answer["proof"], "value": {**answer["proof"]["value"], "grade": "AAA", "pd": 0.0}}
     with pytest.raises(ProofError):

@@ -95,9 +95,9 @@ def test_a_bank_reading_a_batch_rating_gets_proofs_that_verify_offline(
     assert rating["pd"] == own["pd"] and rating["tx"] == batch["txs"][1]
     # The read made it the SME's chain entry (state proof) and it is the anchored record
     said = verify_proof(credit_env, body["proof"], tmp_path)
-    assert said.exit_code == 0 and f"credit/rating:{uscc}" in said.output
+    assert said.exit_code == 0 and f"VALID: The credit rating of SME {uscc} (grade" in said.output
     said = verify_proof(credit_env, body["record_proof"], tmp_path)
-    assert said.exit_code == 0 and "in batch 'credit ratings' of 4 records" in said.output
+    assert said.exit_code == 0 and " of 4 in the batch 'credit ratings' anchored by" in said.output
     record_file = tmp_path / "rating.json"
     record_file.write_bytes(canonical(body["rating_record"]))
     said = verify_proof(credit_env, body["record_proof"], tmp_path, "--file", str(record_file))
