@@ -1,28 +1,35 @@
-"""docs/api.md's and docs/credit.md's examples, run exactly as written against a fresh suite.
+"""docs/api.md's, credit.md's and operations.md's examples, run as written against a fresh suite.
 
 A guide's ```sh blocks run in order in one bash session with `set -euo pipefail`; each
 ```python block is saved to a file and run with the venv's python at its place in that session
 (```json and ```text blocks are answers and call shapes, not examples). The folder is laid out
 like the clone (`data`, `.venv`, `docs`), with the suite's port in place of 8000. api.md runs
 first on the fresh `smartcity up --simulate` (its committee example approves the credit model),
-then credit.md. An example that fails, or whose output is not what the guide says, fails this
-test.
+then credit.md, then operations.md (its configuration errors, a busy port, a backup and restore
+of a running validator, the compose secrets). An example that fails, or whose output is not what
+the guide says, fails this test.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+import stat
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
+
+from smartcity.settings import Settings
 
 from .test_readme_tour import PROVEN, ROOT, suite  # noqa: F401  (the suite fixture)
 
 pytestmark = pytest.mark.slow
 GUIDE = ROOT / "docs" / "api.md"
 CREDIT_GUIDE = ROOT / "docs" / "credit.md"
+OPERATIONS_GUIDE = ROOT / "docs" / "operations.md"
 
 
 def guide_script(markdown: str, folder: Path, port: int) -> str:
@@ -33,6 +40,7 @@ def guide_script(markdown: str, folder: Path, port: int) -> str:
         re.findall(r"```(sh|python)\n(.*?)```", markdown, flags=re.DOTALL)
     ):
         body = body.replace("http://127.0.0.1:8000", f"http://127.0.0.1:{port}")
+        body = body.replace("--port 8000", f"--port {port}")
         if language == "sh":
             parts.append(body)
         else:
@@ -52,8 +60,18 @@ def test_every_block_of_the_api_guide_is_an_example_to_run() -> None:
     # credit.md marks what is not run: answers (json) and call shapes (text)
     text = CREDIT_GUIDE.read_text()
     blocks = re.findall(r"```(\w+)\n", text)
-    assert set(blocks) == {"sh", "python", "json", "text"} and blocks.count("python") >= 4
+    assert set(blocks) == {"sh", "python", "json", "text"} and blocks.count("python") >= 5
     assert text.count("```") == 2 * len(blocks)
+    # operations.md: commands are sh; outputs and synopses text, a settings file toml, a log json
+    text = OPERATIONS_GUIDE.read_text()
+    blocks = re.findall(r"```(\w+)\n", text)
+    assert set(blocks) == {"sh", "text", "toml", "json"} and blocks.count("sh") >= 4, blocks
+    assert text.count("```") == 2 * len(blocks)
+    # the settings file names only keys a process accepts; the log line is one JSON object
+    (settings,) = re.findall(r"```toml\n(.*?)```", text, flags=re.DOTALL)
+    assert set(tomllib.loads(settings)) <= set(Settings.model_fields)
+    (line,) = re.findall(r"```json\n(.*?)```", text, flags=re.DOTALL)
+    assert {"time", "level", "logger", "message", "request_id"} <= set(json.loads(line))
 
 
 def run_guide(guide: Path, folder: Path, port: int) -> subprocess.CompletedProcess[str]:
@@ -67,7 +85,7 @@ def run_guide(guide: Path, folder: Path, port: int) -> subprocess.CompletedProce
 
 
 @pytest.mark.timeout(2400)
-def test_the_api_and_credit_guides_run_as_written(
+def test_the_api_credit_and_operations_guides_run_as_written(
     suite: tuple[Path, int, str],  # noqa: F811
 ) -> None:
     folder, port, _ = suite
@@ -112,3 +130,38 @@ def test_the_api_and_credit_guides_run_as_written(
     assert re.search(PROVEN.format(uscc="911101080000000194"), out, flags=re.M), out
     assert re.search(r"^\d+ inquiries on the chain; 1 of 911101080000000194$", out, flags=re.M)
     assert re.search(r"^approved model, hold-out AUC 0\.9\d+$", out, flags=re.M), out
+    # the agency's batch: three SMEs, one anchored root, a bank's read proven in the batch
+    assert "registered: 201\nrated 3 failed 0 in 2 transactions\nread from batch True\n" in out
+    assert re.search(
+        r"^VALID: Record sha256 [0-9a-f]{12}… is number 1 of 3 in the batch 'credit ratings'"
+        r" anchored by bsn-operator in block \d+ of chain .+\.\nThe file data/rating\.json is that"
+        r" record \(sha256 [0-9a-f]{64}\)\.$",
+        out,
+        flags=re.M,
+    ), out
+
+    done = run_guide(OPERATIONS_GUIDE, folder, port)
+
+    out, err = done.stdout, done.stderr
+    assert done.returncode == 0, f"operations.md's examples failed:\n{out}\n{err}"
+    # a bad setting: one line naming it, exit status 2, nothing started
+    assert "error: invalid configuration: SMARTCITY_LOG_LEVEL='LOUD': Input should be" in err
+    assert "data/typo.toml: unknown key 'database_ur' (known keys: database_url," in err
+    assert out.startswith("exit status 2\nexit status 2\n"), out
+    # a busy port: one line naming the suite that holds it
+    busy = rf"^error: port {port} on 127\.0\.0\.1 is in use by another smartcity suite \(chain"
+    assert re.search(
+        busy + r" smartcity-demo-[0-9a-f]{6}, genesis [0-9a-f]{16}…\); stop it", err, re.M
+    )
+    assert "\nexit status 1\n" in out
+    # a running validator backed up and restored into a new home, which is not started
+    assert re.search(r"^backed up validator-2 of chain .+ key not included", out, re.M), out
+    assert "verified and restored validator-2 of chain" in out
+    assert (folder / "data" / "restored" / "validator-2" / "chain.db").is_file()
+    # the compose secrets: readable by their owner only
+    secrets = folder / "secrets"
+    assert stat.S_IMODE(secrets.stat().st_mode) == 0o700
+    for name in ("postgres_password", "mosquitto_passwd", "mqtt_gateway_0", "mqtt_roadhealth"):
+        assert stat.S_IMODE((secrets / name).stat().st_mode) == 0o600, name
+    users = [line.split(":")[0] for line in (secrets / "mosquitto_passwd").read_text().split()]
+    assert users == ["gateway-0", "gateway-1", "roadhealth", "veh-0042"]
