@@ -7,6 +7,7 @@ many) decides *which* block to commit; the ledger decides what a block means.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -20,6 +21,7 @@ from chain.contracts.anchors import Anchors
 from chain.contracts.framework import Context, ContractRegistry
 from chain.contracts.governance import Governance, Invoke
 from chain.contracts.membership import Membership
+from chain.encoding import canonical
 from chain.errors import (
     ChainError,
     ContractError,
@@ -29,7 +31,7 @@ from chain.errors import (
 )
 from chain.genesis import Genesis, initial_state
 from chain.smt import StateProof, Tree
-from chain.state import CommittedState, Overlay, StateKey, StateView, key_hash, value_hash
+from chain.state import CommittedState, Overlay, StateKey, StateView, key_hash
 from chain.store import BlockStore, TxRow
 from chain.tx import Tx, tx_from_json
 from chain.writer import BlockWriter
@@ -50,7 +52,8 @@ class BlockResult:
     receipts: list[Receipt]
     changes: dict[StateKey, Any]
     tree: Tree
-    value_hashes: dict[StateKey, str | None]
+    # Each written key's canonical value text and value hash (None where the key is deleted)
+    stored: dict[StateKey, tuple[str, str] | None]
 
 
 class Ledger:
@@ -74,7 +77,7 @@ class Ledger:
         self.store.init_genesis(
             self.genesis.hash,
             self.genesis.chain_id,
-            {k: (v, value_hash(v).hex()) for k, v in genesis_writes.items()},
+            {k: _stored(v) for k, v in genesis_writes.items()},
         )
         rows = list(self.store.state())
         values = {(r.namespace, r.key): r.value for r in rows}
@@ -211,7 +214,10 @@ class Ledger:
                     self._execute_tx(block, tx, height=height, time_ms=time_ms, index=index)
                 )
             changes = dict(block.writes)
-            tree, hashed = self.state.apply(changes)
+            encoded = {
+                k: block.encoded.get(k) or canonical(v) for k, v in changes.items() if v is not None
+            }
+            tree, hashed = self.state.apply(changes, encoded)
             next_validators = block.get(governance.NAMESPACE, "validators") or []
             header = Header(
                 chain_id=self.chain_id,
@@ -226,10 +232,11 @@ class Ledger:
                 validators_hash=current_validators,
                 next_validators_hash=validators_hash(next_validators),
             )
-            value_hashes = {
-                k: None if h is None else h.hex() for k, (_, h) in zip(changes, hashed, strict=True)
+            stored = {
+                k: None if h is None else (encoded[k].decode(), h.hex())
+                for k, (_, h) in zip(changes, hashed, strict=True)
             }
-            return BlockResult(header, list(txs), receipts, changes, tree, value_hashes)
+            return BlockResult(header, list(txs), receipts, changes, tree, stored)
 
     def _check_in_block(self, tx: Tx, height: int, seen: set[str]) -> None:
         """Rules whose breach invalidates the block: the proposer's fault, not the sender's."""
@@ -351,11 +358,6 @@ class Ledger:
             TxRow(tx.hash, i, tx.expiry_height, tx.encode().decode(), r.encode().decode())
             for i, (tx, r) in enumerate(zip(result.txs, result.receipts, strict=True))
         ]
-        hashes = result.value_hashes
-        hashed = {
-            k: None if v is None or hashes[k] is None else (v, str(hashes[k]))
-            for k, v in result.changes.items()
-        }
         changed_set = header.next_validators_hash != header.validators_hash
         next_validators = (
             result.changes.get((governance.NAMESPACE, "validators")) if changed_set else None
@@ -366,7 +368,7 @@ class Ledger:
             header=header.to_json(),
             certificate=certificate.to_json(),
             tx_rows=rows,
-            changes=hashed,
+            changes=result.stored,
             next_validators=next_validators,
         )
 
@@ -478,3 +480,9 @@ def _path_json(leaves: list[bytes], index: int) -> dict[str, Any]:
 
 def event_list(receipts: Sequence[Receipt]) -> list[Event]:
     return [e for r in receipts for e in r.events]
+
+
+def _stored(value: Any) -> tuple[str, str]:
+    """A state value as the store keeps it: canonical JSON text and its value hash."""
+    text = canonical(value)
+    return text.decode(), hashlib.sha256(text).hexdigest()

@@ -49,13 +49,19 @@ class CommittedState:
         return self.tree.prove(key_hash(namespace, key))
 
     def apply(
-        self, changes: Mapping[StateKey, Any]
+        self, changes: Mapping[StateKey, Any], encoded: Mapping[StateKey, bytes] | None = None
     ) -> tuple[Tree, list[tuple[bytes, bytes | None]]]:
-        """The tree after `changes` (None deletes), without mutating this state."""
-        hashed = [
-            (key_hash(ns, k), None if v is None else value_hash(v))
-            for (ns, k), v in changes.items()
-        ]
+        """The tree after `changes` (None deletes), without mutating this state. `encoded`
+        holds canonical encodings already made (by StateView.put) so they are not redone."""
+        known = encoded or {}
+        hashed = []
+        for skey, v in changes.items():
+            if v is None:
+                digest = None
+            else:
+                text = known.get(skey)
+                digest = hashlib.sha256(text).digest() if text is not None else value_hash(v)
+            hashed.append((key_hash(*skey), digest))
         return self.tree.update(hashed), hashed
 
     def commit(self, changes: Mapping[StateKey, Any], tree: Tree) -> None:
@@ -68,11 +74,15 @@ class CommittedState:
 
 
 class Overlay:
-    """Writes buffered on top of a parent; `merge` pushes them down, dropping discards them."""
+    """Writes buffered on top of a parent; `merge` pushes them down, dropping discards them.
+
+    Beside each written value it keeps the value's canonical encoding when the writer made
+    one: the state root hashes it and the block store keeps it, so a value is encoded once."""
 
     def __init__(self, parent: CommittedState | Overlay) -> None:
         self.parent = parent
         self.writes: dict[StateKey, Any] = {}
+        self.encoded: dict[StateKey, bytes] = {}
 
     def get(self, namespace: str, key: str) -> Any:
         value = self.writes.get((namespace, key), _DELETED)
@@ -80,12 +90,23 @@ class Overlay:
             return value
         return self.parent.get(namespace, key)
 
-    def set(self, namespace: str, key: str, value: Any) -> None:
-        self.writes[(namespace, key)] = value
+    def set(self, namespace: str, key: str, value: Any, encoded: bytes | None = None) -> None:
+        skey = (namespace, key)
+        self.writes[skey] = value
+        if encoded is None:
+            self.encoded.pop(skey, None)
+        else:
+            self.encoded[skey] = encoded
 
     def merge(self) -> None:
         if isinstance(self.parent, Overlay):
-            self.parent.writes.update(self.writes)
+            parent = self.parent
+            parent.writes.update(self.writes)
+            for skey in self.writes:
+                if skey in self.encoded:
+                    parent.encoded[skey] = self.encoded[skey]
+                else:
+                    parent.encoded.pop(skey, None)
         else:
             raise TypeError("the committed state is changed through commit(), not merge()")
 
@@ -106,14 +127,16 @@ class StateView:
         return default if value is None else value
 
     def put(self, key: str, value: Any) -> None:
+        """Write a JSON value; it is encoded now, so the caller must not change it afterwards."""
         # Verify the key and value stay within the bounds every node enforces
         if not key or len(key) > MAX_KEY_CHARS or not key.isprintable():
             raise ContractError("bad_key", f"state key must be 1-{MAX_KEY_CHARS} printable chars")
         if value is None:
             raise ContractError("bad_value", "use delete() to remove a key")
-        if len(canonical(value)) > MAX_VALUE_BYTES:
+        encoded = canonical(value)
+        if len(encoded) > MAX_VALUE_BYTES:
             raise ContractError("value_too_large", f"state value over {MAX_VALUE_BYTES} bytes")
-        self._overlay.set(self.namespace, key, value)
+        self._overlay.set(self.namespace, key, value, encoded)
 
     def delete(self, key: str) -> None:
         self._overlay.set(self.namespace, key, None)

@@ -195,7 +195,7 @@ class BlockStore:
     # -- writes --------------------------------------------------------------------------
 
     def init_genesis(
-        self, genesis_hash: str, chain_id: str, changes: dict[tuple[str, str], tuple[Any, str]]
+        self, genesis_hash: str, chain_id: str, changes: dict[tuple[str, str], tuple[str, str]]
     ) -> None:
         """Record the genesis hash and state once; refuse a database of another chain."""
         existing = self.get_meta("genesis_hash")
@@ -225,7 +225,7 @@ class BlockStore:
         header: dict[str, Any],
         certificate: dict[str, Any],
         tx_rows: Sequence[TxRow],
-        changes: dict[tuple[str, str], tuple[Any, str] | None],
+        changes: dict[tuple[str, str], tuple[str, str] | None],
         next_validators: list[dict[str, Any]] | None = None,
     ) -> None:
         """Write a block with its transactions, receipts and state changes atomically."""
@@ -295,7 +295,7 @@ class BlockStore:
                 conn.execute(delete(pending).where(pending.c.hash.in_(list(hashes))))
 
     def _write_state(
-        self, conn: Connection, changes: Mapping[tuple[str, str], tuple[Any, str] | None]
+        self, conn: Connection, changes: Mapping[tuple[str, str], tuple[str, str] | None]
     ) -> None:
         gone = [k for k, v in changes.items() if v is None]
         for namespace, key in gone:
@@ -305,7 +305,7 @@ class BlockStore:
                 )
             )
         rows = [
-            {"namespace": ns, "key": k, "value": _json(v[0]), "value_hash": v[1]}
+            {"namespace": ns, "key": k, "value": v[0], "value_hash": v[1]}
             for (ns, k), v in changes.items()
             if v is not None
         ]
