@@ -9,10 +9,10 @@ from sqlalchemy.orm import Session
 
 from chain.auth import Caller
 from services.common.db import committed_before_response
+from services.common.openapi import ErrorOut, error_responses, known_query_parameters
 from services.identity import contract as c
 from services.identity import service as svc
 from services.identity import verification as ver
-from services.identity._openapi import ERROR_RESPONSES, ErrorOut, known_query_parameters
 from services.identity.errors import DidDeactivated, UnknownDid
 from services.identity.schemas import (
     ChallengeIn,
@@ -45,6 +45,17 @@ from services.identity.schemas import (
 AGENCY = "agency"
 REGULATOR = "regulator"
 STATUSES: list[Any] = list(svc.CREDENTIAL_STATUSES)  # documented; the domain answers 400 others
+ERROR_RESPONSES = error_responses(
+    {
+        400: "a request that cannot be done (bad cursor, no signing key, unknown query parameter)",
+        403: "the caller's organisation lacks the role, or is not the controller/issuer",
+        404: "unknown DID, type, credential, challenge or path",
+        409: "duplicate, replay, or a state the chain refuses",
+        410: "the DID is deactivated",
+        422: "input that does not parse, or breaks a schema, a key or a data model rule",
+        503: "the chain is unavailable, or the service holds no key for the organisation",
+    }
+)
 RESOLUTION_CONTEXT = "https://w3id.org/did-resolution/v1"
 RESOLUTION_MEDIA = 'application/ld+json;profile="https://w3id.org/did-resolution"'
 _RESOLUTION = {"content": {RESOLUTION_MEDIA: {"schema": ResolutionOut.model_json_schema()}}}

@@ -14,9 +14,9 @@ from services.common.auth import authenticator
 from services.common.context import ServiceContext
 from services.common.db import make_session_factory, session_dependency
 from services.common.errors import install_error_handlers
+from services.common.openapi import install_openapi
 from services.identity import models
 from services.identity._chain import ChainGateway
-from services.identity._openapi import install_openapi
 from services.identity._vault import Vault, load_or_create_key
 from services.identity.api import build_router
 from services.identity.service import Env
@@ -64,7 +64,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         " credentials anchored on the chain, Bitstring Status List, ZK predicates.",
     )
     install_error_handlers(app)
-    install_openapi(app)
+    install_openapi(app, audience=ctx.name)
     app.include_router(
         build_router(env, authenticator(ctx.ledger, ctx.name), session_dependency(factory))
     )

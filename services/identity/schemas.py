@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-from typing import Annotated, Any, Literal
+from datetime import date
+from typing import Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from services.common.openapi import UtcDatetime
 from services.identity.contract import FRAGMENT, TYPE_NAME
 
 Purpose = Literal["authentication", "assertionMethod"]
 CLAIM_NAME = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
 REASON = r"^[a-z0-9_]{0,64}$"
-
-
-def _utc(moment: datetime) -> datetime:
-    # The database may hand back naive datetimes (SQLite); every time the service stores is UTC
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-UtcDatetime = Annotated[datetime, AfterValidator(_utc)]
 
 
 class Body(BaseModel):
@@ -108,8 +101,10 @@ class IssueIn(Body):
     disclose: list[str] | None = Field(
         default=None, description="claims made selectively disclosable (default: all)"
     )
-    valid_from: datetime | None = None
-    valid_until: datetime | None = None
+    # With an offset: a naive time would be read in the server's own zone (and compared with
+    # an aware one, a 500)
+    valid_from: AwareDatetime | None = None
+    valid_until: AwareDatetime | None = None
     holder_binding: bool = True
     zk: ZkIn | None = None
 
