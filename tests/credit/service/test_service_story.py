@@ -95,7 +95,7 @@ def test_a_bank_needs_consent_then_gets_a_proven_rating_and_the_sme_sees_it(
     assert [r["code"] for r in body["rating"]["reasons"]] == [r["code"] for r in rating["reasons"]]
     assert all(r["value"] is None and r["description"] for r in body["rating"]["reasons"])
     said = verify_offline(body["proof"], env.data, tmp_path, "rating.json")
-    assert f"credit/rating:{uscc}" in said
+    assert said.startswith(f"VALID: The credit rating of SME {uscc} (grade {rating['grade']},")
     said = verify_offline(body["inquiry_proof"], env.data, tmp_path, "inquiry.json")
     assert "credit.record_inquiry, ok" in said
     assert "--genesis data/genesis.json" in body["verify"]  # where `smartcity up` puts it
