@@ -56,10 +56,51 @@ def _plain_float(value: float) -> Any:
 
 def _plain(value: Any) -> Any:
     """The value with its floats made safe for the C encoder, or _NOT_PLAIN when some part
-    (an unsafe int or float, a key beyond U+D7FF, a non-JSON type) needs rfc8785."""
-    if isinstance(value, str) or value is None or isinstance(value, bool):
+    (an unsafe int or float, a key beyond U+D7FF, a non-JSON type) needs rfc8785.
+
+    The value itself comes back when nothing in it changes (no copy): most state values and
+    receipts hold strings and small integers only, and are encoded on every node."""
+    kind = type(value)
+    if kind is str or kind is bool or value is None:
         return value
-    if isinstance(value, int):
+    if kind is dict:
+        copy: dict[str, Any] | None = None
+        for key, item in value.items():
+            if type(key) is not str or not (key.isascii() or not key or max(key) < "\ud800"):
+                return _NOT_PLAIN
+            if type(item) is str:
+                continue
+            plain = _plain(item)
+            if plain is _NOT_PLAIN:
+                return _NOT_PLAIN
+            if plain is not item:
+                if copy is None:
+                    copy = dict(value)
+                copy[key] = plain
+        return value if copy is None else copy
+    if kind is list:
+        # The common case inline (a fractional float in range): telemetry has thousands
+        items = [
+            v
+            if type(v) is str or (type(v) is float and 1e-4 <= abs(v) < 1e16 and not v.is_integer())
+            else _plain(v)
+            for v in value
+        ]
+        if any(v is _NOT_PLAIN for v in items):
+            return _NOT_PLAIN
+        return value if all(a is b for a, b in zip(items, value, strict=True)) else items
+    if kind is int:
+        return value if -_SAFE_INT <= value <= _SAFE_INT else _NOT_PLAIN
+    if kind is float:
+        return _plain_float(value)
+    return _plain_subclass(value)
+
+
+def _plain_subclass(value: Any) -> Any:
+    """_plain for subclasses of the JSON types (enums, str and dict subclasses)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, int):  # bool cannot be subclassed: these are int subclasses
         return value if -_SAFE_INT <= value <= _SAFE_INT else _NOT_PLAIN
     if isinstance(value, float):
         return _plain_float(value)
@@ -73,11 +114,7 @@ def _plain(value: Any) -> Any:
                 return _NOT_PLAIN
         return out
     if isinstance(value, list):
-        # The common case inline (a fractional float in range): telemetry has thousands
-        items = [
-            v if type(v) is float and 1e-4 <= abs(v) < 1e16 and not v.is_integer() else _plain(v)
-            for v in value
-        ]
+        items = [_plain(v) for v in value]
         return _NOT_PLAIN if any(v is _NOT_PLAIN for v in items) else items
     return _NOT_PLAIN
 
