@@ -12,6 +12,7 @@ and shares every untouched subtree, which lets a proposer execute a block specul
 from __future__ import annotations
 
 import hashlib
+from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
@@ -68,6 +69,19 @@ def _join(left: Node, right: Node) -> Node:
     return Internal(left, right)
 
 
+def _split(depth: int, items: Sequence[tuple[bytes, bytes | None]]) -> int:
+    """Where the sorted items sharing the path above `depth` turn from bit 0 to bit 1 there:
+    a binary search for the smallest key on the right (the shared prefix, a 1, then zeros)."""
+    first = int.from_bytes(items[0][0])
+    shift = KEY_BITS - 1 - depth
+    right = (((first >> shift) | 1) << shift).to_bytes(HASH_BYTES)
+    return bisect_left(items, right, key=_key)
+
+
+def _key(item: tuple[bytes, bytes | None]) -> bytes:
+    return item[0]
+
+
 def _build(depth: int, entries: Sequence[tuple[bytes, bytes]]) -> Node:
     """A subtree from entries sorted by key hash, all sharing the path above `depth`."""
     if not entries:
@@ -76,7 +90,7 @@ def _build(depth: int, entries: Sequence[tuple[bytes, bytes]]) -> Node:
         return Leaf(*entries[0])
     if depth >= KEY_BITS:
         raise ValueError("duplicate key hash")
-    split = next((i for i, (k, _) in enumerate(entries) if bit(k, depth)), len(entries))
+    split = _split(depth, entries)
     return _join(_build(depth + 1, entries[:split]), _build(depth + 1, entries[split:]))
 
 
@@ -90,7 +104,7 @@ def _update(node: Node, depth: int, items: Sequence[tuple[bytes, bytes | None]])
             merged.setdefault(node.key_hash, node.value_hash)
         live = sorted((k, v) for k, v in merged.items() if v is not None)
         return _build(depth, live)
-    split = next((i for i, (k, _) in enumerate(items) if bit(k, depth)), len(items))
+    split = _split(depth, items)
     return _join(
         _update(node.left, depth + 1, items[:split]),
         _update(node.right, depth + 1, items[split:]),
