@@ -1,4 +1,10 @@
-"""Pending transactions: de-duplicated, bounded, and persisted before they are acknowledged."""
+"""Pending transactions: de-duplicated, bounded, and persisted before they are acknowledged.
+
+What a client hands a node is written to its persisted mempool before the node answers 2xx;
+copies a peer gossips are held in memory only. The accepting node keeps its copy until the
+transaction commits and gossips it again after a restart, so a peer's copy is a second chance,
+not the promise: persisting it too would make every node write every transaction twice more
+(pending row in, pending row out) for a guarantee the accepting node already gives."""
 
 from __future__ import annotations
 
@@ -33,6 +39,7 @@ class Mempool:
         self.store = store
         self.capacity = capacity
         self._txs: OrderedDict[str, Tx] = OrderedDict()
+        self._volatile: set[str] = set()  # held but not persisted (gossiped by a peer)
         self._seq = 0
         self._lock = threading.Lock()
         self.not_empty = threading.Condition(self._lock)
@@ -65,7 +72,9 @@ class Mempool:
         return len(self._txs)
 
     def add(self, txs: Sequence[Tx], *, gossip: bool = True) -> list[Admitted]:
-        """Admit checked transactions; persist the new ones, then acknowledge all."""
+        """Admit checked transactions. With `gossip` (a client's submission) the new ones and
+        any held only in memory are persisted, then all are acknowledged and the new ones
+        gossiped; without it (a peer's gossip) the new ones are held in memory."""
         with self._lock:
             new = [tx for tx in {tx.hash: tx for tx in txs}.values() if tx.hash not in self._txs]
             if len(self._txs) + len(new) > self.capacity:
@@ -75,11 +84,17 @@ class Mempool:
                     " retry shortly",
                     status=429,
                 )
-            entries = []
-            for tx in new:
-                self._seq += 1
-                entries.append((tx.hash, self._seq, tx.encode().decode()))
-            self.store.add_pending(entries)
+            if gossip:
+                # A client's copy of one a peer gossiped: acknowledged only once it is durable
+                held = [self._txs[tx.hash] for tx in txs if tx.hash in self._volatile]
+                entries = []
+                for tx in [*new, *held]:
+                    self._seq += 1
+                    entries.append((tx.hash, self._seq, tx.encode().decode()))
+                self.store.add_pending(entries)
+                self._volatile.difference_update(tx.hash for tx in held)
+            else:
+                self._volatile.update(tx.hash for tx in new)
             for tx in new:
                 self._txs[tx.hash] = tx
             if new:
@@ -108,8 +123,10 @@ class Mempool:
                     stale.append(digest)
             for digest in stale:
                 del self._txs[digest]
-        if stale:
-            self.store.drop_pending(stale)
+            durable = [d for d in stale if d not in self._volatile]
+            self._volatile.difference_update(stale)
+        if durable:
+            self.store.drop_pending(durable)
         return out
 
     def remove(self, hashes: Sequence[str]) -> None:
@@ -117,6 +134,7 @@ class Mempool:
         with self._lock:
             for digest in hashes:
                 self._txs.pop(digest, None)
+            self._volatile.difference_update(hashes)
 
     def wait(self, timeout_s: float) -> bool:
         with self._lock:
