@@ -165,10 +165,30 @@ def sign() -> Callable[..., Tx]:
     return make
 
 
+# Ports for test servers come from below the kernel's ephemeral range (32768-60999 on Linux),
+# one block per xdist worker, in turn: a port the kernel hands out as 0 can be taken by any
+# outgoing connection's source port (thousands under load) before the server binds it, and the
+# client then talks to the wrong socket.
+_PORT_BLOCK = 2_000
+_PORT_BASE = 12_000
+_next_port = [0]
+_port_lock = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
+    first = _PORT_BASE + (int(worker) % 8 if worker.isdigit() else 0) * _PORT_BLOCK
+    with _port_lock:
+        for _ in range(_PORT_BLOCK):
+            port = first + (os.getpid() * 7 + _next_port[0]) % _PORT_BLOCK
+            _next_port[0] += 1
+            with socket.socket() as sock:
+                try:
+                    sock.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+    raise RuntimeError(f"no free port in {first}-{first + _PORT_BLOCK - 1}")
 
 
 class LiveServer:
