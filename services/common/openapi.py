@@ -8,11 +8,12 @@ service answers. Times in answers are RFC 3339 with an offset (`UtcDatetime`), n
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
@@ -21,9 +22,10 @@ from pydantic import AfterValidator, BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from services.common.errors import ServiceError, error_body
+from services.common.errors import ServiceError, Unprocessable, error_body
 
 BEARER = "bearerAuth"
+NUL_CODE = "nul_character"
 
 
 def as_utc(moment: datetime) -> datetime:
@@ -90,6 +92,36 @@ def known_query_parameters(request: Request) -> None:
         )
 
 
+async def refuse_nul_characters(request: Request) -> None:
+    """Refuse a NUL character in a path or query parameter or a JSON string: no identifier or
+    text of the services holds one, and PostgreSQL cannot store one (it would answer 500)."""
+    for where, values in (("path", request.path_params), ("query", request.query_params)):
+        for name, value in values.items():
+            if "\x00" in str(value):
+                raise Unprocessable(f"{where}.{name}: contains a NUL character", code=NUL_CODE)
+    if "json" not in request.headers.get("content-type", ""):
+        return
+    body = await request.body()
+    # Cheap in the usual case: only a body with the escape sequence is parsed and walked
+    if b"\\u0000" in body:
+        try:
+            document = json.loads(body)
+        except ValueError:
+            return  # the body's own validation answers 422
+        if _holds_nul(document):
+            raise Unprocessable("body: a string contains a NUL character", code=NUL_CODE)
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(v) for v in value)
+    return False
+
+
 def _query_names(dependant: Dependant) -> set[str]:
     names: set[str] = set()
     stack = [dependant]
@@ -112,6 +144,10 @@ def _errors_as_json(document: dict[str, Any]) -> None:
                     continue
                 for media in [m for m, c in content.items() if c.get("schema") == error_ref]:
                     content["application/json"] = content.pop(media)
+
+
+# The checks every service's router runs before an operation (`APIRouter(dependencies=...)`)
+REQUEST_CHECKS = [Depends(known_query_parameters), Depends(refuse_nul_characters)]
 
 
 def install_openapi(app: FastAPI, *, audience: str) -> None:

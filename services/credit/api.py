@@ -12,12 +12,40 @@ from sqlalchemy.orm import Session
 
 from chain.auth import Caller
 from services.common.db import committed_before_response
+from services.common.openapi import REQUEST_CHECKS, error_responses
 from services.credit import schemas, service
 from services.credit._service_errors import BadInput
 from services.credit._upload import UploadedFile, read_upload
 from services.credit.service import CreditRuntime
 
 EVERYONE = ("bank", "sme", "agency", "regulator", "operator", "committee")
+# A page offset the databases can take (PostgreSQL's OFFSET is a bigint) and JSON can carry
+MAX_OFFSET = 2**53 - 1
+# The upload as the document declares it (the body is read raw by read_upload)
+_FILE = {"type": "string", "format": "binary"}
+STATEMENTS_BODY = {
+    "required": True,
+    "content": {
+        "multipart/form-data": {
+            "schema": {"type": "object", "required": ["file"], "properties": {"file": _FILE}}
+        },
+        "text/csv": {"schema": {"type": "string"}},
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {"schema": _FILE},
+    },
+}
+ERROR_RESPONSES = error_responses(
+    {
+        400: "an unknown query parameter; a transaction the chain finds malformed",
+        403: "the caller's organisation lacks the role, it is not this SME, or no live consent",
+        404: "unknown SME, rating, model or path",
+        409: "already registered, or a write the chain's contract refused",
+        413: "an upload or a transaction over the size limit",
+        422: "input that does not parse or breaks a rule: USCC check character, statement rows,"
+        " features, purpose",
+        429: "the chain's mempool is full: retry after Retry-After",
+        503: "the chain is unavailable, or the scoring model is not usable yet",
+    }
+)
 
 
 def require_role(authenticate: Callable[[Request], Caller], *roles: str) -> Callable[..., Caller]:
@@ -42,7 +70,10 @@ def build_router(
     get_session: Callable[[], Iterator[Session]],
 ) -> APIRouter:
     """Every credit endpoint, bound to this service's runtime, authenticator and database."""
-    router = APIRouter()
+    router = APIRouter(
+        responses=ERROR_RESPONSES,
+        dependencies=REQUEST_CHECKS,
+    )
     SessionDep = Annotated[Session, committed_before_response(get_session)]
     Anyone = Annotated[Caller, Depends(require_role(authenticate, *EVERYONE))]
     Agency = Annotated[Caller, Depends(require_role(authenticate, "agency"))]
@@ -96,7 +127,12 @@ def build_router(
         row = service.get_sme(rt=rt, session=session, uscc=uscc)
         return schemas.SmeOut.model_validate(row, from_attributes=True)
 
-    @router.post("/smes/{uscc}/statements", status_code=status.HTTP_201_CREATED, tags=["smes"])
+    @router.post(
+        "/smes/{uscc}/statements",
+        status_code=status.HTTP_201_CREATED,
+        tags=["smes"],
+        openapi_extra={"requestBody": STATEMENTS_BODY},
+    )
     def upload_statements(
         uscc: str, upload: Upload, caller: AgencyOrSme, session: SessionDep
     ) -> schemas.UploadOut:
@@ -193,7 +229,7 @@ def build_router(
         bank: str | None = None,
         uscc: str | None = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> schemas.InquiryList:
         """Every inquiry recorded on the chain (regulators), newest first."""
         return service.all_inquiries(
@@ -205,7 +241,7 @@ def build_router(
         caller: Bank,
         session: SessionDep,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-        offset: Annotated[int, Query(ge=0)] = 0,
+        offset: Annotated[int, Query(ge=0, le=MAX_OFFSET)] = 0,
     ) -> schemas.InquiryList:
         """The calling bank's own rating reads, as recorded on the chain, newest first."""
         return service.bank_inquiries(

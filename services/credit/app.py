@@ -13,6 +13,7 @@ from services.common.auth import authenticator
 from services.common.context import ServiceContext
 from services.common.db import Base, make_session_factory, session_dependency
 from services.common.errors import error_body, install_error_handlers
+from services.common.openapi import install_openapi
 from services.credit import models
 from services.credit._modelstore import ModelStore
 from services.credit._service_errors import as_service_error
@@ -52,6 +53,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         description="SME registry, statements, ratings on the chain, consent and audited reads.",
     )
     install_error_handlers(app)
+    install_openapi(app, audience=ctx.name)
 
     @app.exception_handler(CreditError)
     async def credit_error(_r: Request, exc: CreditError) -> JSONResponse:

@@ -12,7 +12,8 @@ Purpose = Literal["loan_application", "monitoring"]
 
 
 class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict: JSON `0` is no `false` and `"1"` no number, as the document's types say
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 # -- requests ------------------------------------------------------------------------------

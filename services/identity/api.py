@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from chain.auth import Caller
 from services.common.db import committed_before_response
-from services.common.openapi import ErrorOut, error_responses, known_query_parameters
+from services.common.openapi import REQUEST_CHECKS, ErrorOut, error_responses
 from services.identity import contract as c
 from services.identity import service as svc
 from services.identity import verification as ver
@@ -81,7 +81,10 @@ def build_router(
     get_session: Callable[[], Iterator[Session]],
 ) -> APIRouter:
     """All identity routes, bound to one environment, authenticator and session factory."""
-    router = APIRouter(responses=ERROR_RESPONSES, dependencies=[Depends(known_query_parameters)])
+    router = APIRouter(
+        responses=ERROR_RESPONSES,
+        dependencies=REQUEST_CHECKS,
+    )
     AnyCaller = Annotated[Caller, Depends(authenticate)]
 
     # services.common.auth.require_role's dependency cannot be resolved by FastAPI (its module

@@ -3,7 +3,7 @@
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
@@ -11,12 +11,16 @@ from chain.auth import Caller
 from chain.encoding import parse_json
 from chain.errors import EncodingError
 from services.common.db import committed_before_response
+from services.common.openapi import REQUEST_CHECKS, error_responses
 from services.roadhealth import ingest, service
 from services.roadhealth.errors import BadGeoJson
 from services.roadhealth.runtime import Runtime
 from services.roadhealth.schemas import (
+    SEGMENTS_IMPORT_BODY,
     AlertView,
     DeviceView,
+    Feature,
+    FeatureCollection,
     ImportResult,
     IngestRequest,
     IngestResponse,
@@ -28,11 +32,36 @@ from services.roadhealth.schemas import (
     WebhookRequest,
     WebhookView,
 )
+from services.roadhealth.wire import MAX_SEQ
 
 AUTHORITY = "road_authority"
 READERS = ("road_authority", "agency", "regulator")
 GEOJSON = "application/geo+json"
 MAX_IMPORT_BYTES = 16 * 1024 * 1024
+ERROR_RESPONSES = error_responses(
+    {
+        400: "an unknown query parameter; a transaction the chain finds malformed",
+        404: "unknown segment, device, reading or path",
+        409: "a batch whose anchor is not committed, or conflicts with one stored; a"
+        " transaction the chain's contract refused",
+        413: "a transaction over the chain's size limit",
+        422: "input that does not parse or breaks a rule: GeoJSON, batch hashes, device tx,"
+        " a value out of range",
+        429: "the chain's mempool is full: retry after Retry-After",
+    }
+)
+
+
+class GeoJsonResponse(JSONResponse):
+    media_type = GEOJSON
+
+
+def _geojson(model: type[Feature | FeatureCollection], what: str) -> dict[str, Any]:
+    """The route options declaring a GeoJSON answer (RFC 7946's media type) with its schema."""
+    return {
+        "response_class": GeoJsonResponse,
+        "responses": {200: {"model": model, "description": what}},
+    }
 
 
 def require_role(authenticate: Callable[[Request], Caller], *roles: str) -> Callable[..., Caller]:
@@ -63,7 +92,11 @@ def build_router(
     authenticate: Callable[[Request], Caller],
     get_session: Callable[..., Any],
 ) -> APIRouter:
-    router = APIRouter(prefix="/v1")
+    router = APIRouter(
+        prefix="/v1",
+        responses=ERROR_RESPONSES,
+        dependencies=REQUEST_CHECKS,
+    )
     SessionDep = Annotated[Session, committed_before_response(get_session)]
     Reader = Annotated[Caller, Depends(require_role(authenticate, *READERS))]
     Authority = Annotated[Caller, Depends(require_role(authenticate, AUTHORITY))]
@@ -75,13 +108,18 @@ def build_router(
         """Store an anchored batch of signed telemetry (docs/roadhealth-ingest.md)."""
         return ingest.ingest_batch(rt, session, caller_org=caller.org, request=body)
 
-    @router.get("/segments", tags=["segments"])
-    def segments(_c: Reader, session: SessionDep, candidates: bool = False) -> JSONResponse:
+    @router.get("/segments", tags=["segments"], **_geojson(FeatureCollection, "the segments"))
+    def segments(_c: Reader, session: SessionDep, candidates: bool = False) -> GeoJsonResponse:
         """Every segment with condition, IRI and potholes (GeoJSON FeatureCollection)."""
         doc = service.segments_geojson(session, include_candidates=candidates)
-        return JSONResponse(doc, media_type=GEOJSON)
+        return GeoJsonResponse(doc)
 
-    @router.post("/segments", response_model=ImportResult, tags=["segments"])
+    @router.post(
+        "/segments",
+        response_model=ImportResult,
+        tags=["segments"],
+        openapi_extra={"requestBody": SEGMENTS_IMPORT_BODY},
+    )
     def import_segments(body: RawBody, caller: Authority, session: SessionDep) -> dict[str, Any]:
         """Import a GeoJSON FeatureCollection of LineStrings, registering each on the chain."""
         try:
@@ -90,11 +128,9 @@ def build_router(
             raise BadGeoJson(f"not JSON: {exc}") from exc
         return service.import_segments(rt, session, doc=doc, requested_by=caller.org)
 
-    @router.get("/segments/{segment_id}", tags=["segments"])
-    def segment(segment_id: str, _c: Reader, session: SessionDep) -> JSONResponse:
-        return JSONResponse(
-            service.segment_geojson(session, segment_id=segment_id), media_type=GEOJSON
-        )
+    @router.get("/segments/{segment_id}", tags=["segments"], **_geojson(Feature, "the segment"))
+    def segment(segment_id: str, _c: Reader, session: SessionDep) -> GeoJsonResponse:
+        return GeoJsonResponse(service.segment_geojson(session, segment_id=segment_id))
 
     @router.get("/segments/{segment_id}/series", response_model=SeriesResponse, tags=["segments"])
     def series(
@@ -110,11 +146,9 @@ def build_router(
             session, segment_id=segment_id, bucket_s=bucket_s, since=since, until=until
         )
 
-    @router.get("/potholes", tags=["segments"])
-    def potholes(_c: Reader, session: SessionDep, candidates: bool = False) -> JSONResponse:
-        return JSONResponse(
-            service.potholes_geojson(session, include_candidates=candidates), media_type=GEOJSON
-        )
+    @router.get("/potholes", tags=["segments"], **_geojson(FeatureCollection, "the potholes"))
+    def potholes(_c: Reader, session: SessionDep, candidates: bool = False) -> GeoJsonResponse:
+        return GeoJsonResponse(service.potholes_geojson(session, include_candidates=candidates))
 
     @router.get("/priorities", response_model=list[PriorityItem], tags=["maintenance"])
     def priorities(_c: Reader, session: SessionDep, limit: int = 50) -> list[dict[str, Any]]:
@@ -151,7 +185,12 @@ def build_router(
         return service.get_device(rt, device=device)
 
     @router.get("/readings/{device}/{seq}/proof", response_model=ReadingProof, tags=["proofs"])
-    def proof(device: str, seq: int, _c: Reader, session: SessionDep) -> dict[str, Any]:
+    def proof(
+        device: str,
+        seq: Annotated[int, Path(ge=0, le=MAX_SEQ)],
+        _c: Reader,
+        session: SessionDep,
+    ) -> dict[str, Any]:
         """A reading from the device's signature to a committed block (offline-verifiable)."""
         return service.reading_proof(rt, session, device=device, seq=seq)
 

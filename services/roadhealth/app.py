@@ -8,6 +8,7 @@ from services.common.auth import authenticator
 from services.common.context import ServiceContext
 from services.common.db import Base, make_session_factory, session_dependency
 from services.common.errors import install_error_handlers
+from services.common.openapi import install_openapi
 from services.roadhealth import (
     models,  # noqa: F401  (registers the tables on Base.metadata)
     service,
@@ -39,6 +40,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.state.runtime = rt
     app.state.dispatcher = dispatcher
     install_error_handlers(app)
+    install_openapi(app, audience=ctx.name)
     app.include_router(
         build_router(rt, authenticator(ctx.ledger, ctx.name), session_dependency(factory))
     )

@@ -11,7 +11,8 @@ MAX_BATCH = 5000
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Strict types too: JSON `1.0` is no integer, as the document's types say
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class BatchRef(Strict):
@@ -126,6 +127,45 @@ class WebhookView(BaseModel):
     id: int
     url: str
     created_by: str
+
+
+class Geometry(BaseModel):
+    type: Literal["LineString", "Point"]
+    coordinates: list[Any]
+
+
+class Feature(BaseModel):
+    """A segment (LineString) or a pothole (Point) with what the service knows of it."""
+
+    type: Literal["Feature"]
+    id: str | int
+    geometry: Geometry
+    properties: dict[str, Any]
+
+
+class FeatureCollection(BaseModel):
+    type: Literal["FeatureCollection"]
+    features: list[Feature]
+
+
+# The body of POST /v1/segments as the document declares it (read raw: the domain checks the
+# geometry and answers 422 malformed_geojson for what this cannot say)
+SEGMENTS_IMPORT_BODY: dict[str, Any] = {
+    "required": True,
+    "content": {
+        media: {
+            "schema": {
+                "type": "object",
+                "required": ["type", "features"],
+                "properties": {
+                    "type": {"const": "FeatureCollection"},
+                    "features": {"type": "array", "items": {"type": "object"}},
+                },
+            }
+        }
+        for media in ("application/geo+json", "application/json")
+    },
+}
 
 
 class ReadingProof(BaseModel):

@@ -33,7 +33,7 @@ from services.roadhealth.models import (
     RhWindow,
 )
 from services.roadhealth.runtime import Runtime
-from services.roadhealth.wire import audit_path, has_valid_signature
+from services.roadhealth.wire import MAX_SEQ, audit_path, has_valid_signature
 
 DEMO_NETWORK = Path(__file__).with_name("demo") / "network.geojson"
 DEVICE_METHODS = frozenset({"register_device", "suspend_device", "reinstate_device"})
@@ -224,6 +224,8 @@ def segment_series(
     _segment(session, segment_id)
     if not 60 <= bucket_s <= 366 * DAY_S:
         raise OutOfRange("bucket_s must be between 60 s and 366 days")
+    if any(t is not None and not math.isfinite(t) for t in (since, until)):
+        raise OutOfRange("since and until are Unix times in seconds (finite numbers)")
     if since is not None and until is not None and since > until:
         raise OutOfRange("since must not be after until")
     query = select(
@@ -462,6 +464,9 @@ def _device_view(device: str, record: dict[str, Any]) -> dict[str, Any]:
 
 def reading_proof(rt: Runtime, session: Session, *, device: str, seq: int) -> dict[str, Any]:
     """A reading from its device signature to a committed block, checkable offline."""
+    # Verify the number can be a reading's at all (the database cannot hold a larger one)
+    if not 0 <= seq <= MAX_SEQ:
+        raise UnknownReading(f"no reading {seq} of device {device!r}: seq is 0..{MAX_SEQ}")
     window = session.scalars(
         select(RhWindow).where(RhWindow.device == device, RhWindow.seq == seq)
     ).first()
