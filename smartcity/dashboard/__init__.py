@@ -4,8 +4,9 @@ The page is plain HTML/CSS/JS (no build step, no external assets) under `static/
 suite's own APIs (/chain, /identity, /credit, /roadhealth) with bearer tokens. Two helper
 endpoints live under /dashboard/api:
 
-- `GET /dashboard/api/token?org=...&audience=...`: in demo mode only, a short-lived token for
-  one of the demo organisations whose key the suite folder holds (see docs/dashboard.md for
+- `GET /dashboard/api/token?org=...&audience=...`: in demo mode only, and only to a request
+  whose Host is loopback or the suite's own public host (no DNS rebinding), a short-lived token
+  for one of the demo organisations whose key the suite folder holds (see docs/dashboard.md for
   why this is acceptable in a demo and refused otherwise);
 - `POST /dashboard/api/verify`: checks a proof bundle against the suite's genesis with
   chain.light.verify_bundle and says what it proves (a sentence and its particulars,
@@ -17,8 +18,11 @@ endpoints live under /dashboard/api:
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
+from urllib.parse import urlsplit
 
 from fastapi import Body, Depends, FastAPI, Query, Request
 from fastapi import Path as PathParam
@@ -43,6 +47,11 @@ STATIC = Path(__file__).parent / "static"
 DEMO_MARKER = Path("dashboard") / "demo-mode"
 TOKEN_TTL_S = 300
 HEX64 = r"^[0-9a-f]{64}$"
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
+# RFC 9110 §7.2: Host = uri-host [ ":" port ]; a name, an IPv4 address or a bracketed IPv6 one
+_HOST_HEADER = re.compile(
+    r"(?:\[(?P<ipv6>[0-9A-Fa-f:.]{2,45})\]|(?P<name>[A-Za-z0-9._-]{1,253}))(?::(?P<port>[0-9]{1,5}))?"
+)
 
 
 def is_demo(data: Path) -> bool:
@@ -57,6 +66,36 @@ def mark_demo(data: Path) -> None:
         "This folder was created by `smartcity up`: the dashboard may mint tokens for the demo\n"
         "organisations whose keys it holds. Delete this file to turn that off.\n"
     )
+
+
+def host_of(header: str) -> str | None:
+    """The host a Host header names, in canonical form (lower case; IPv6 compressed), or None
+    when the header is not a host with an optional port."""
+    match = _HOST_HEADER.fullmatch(header)
+    if match is None or (match["port"] is not None and int(match["port"]) > 65535):
+        return None
+    if match["ipv6"] is not None:
+        try:
+            return ipaddress.IPv6Address(match["ipv6"]).compressed
+        except ValueError:
+            return None
+    return match["name"].lower()
+
+
+def public_host(data: Path) -> str | None:
+    """The host of the suite's configured public URL (suite.json's api_url), if there is one."""
+    try:
+        return host_of(urlsplit(SuiteHome(data).api_url()).netloc.rpartition("@")[2])
+    except (ChainError, KeyError, ValueError, OSError):
+        return None
+
+
+def is_trusted_host(header: str | None, public: str | None) -> bool:
+    """A request the demo minter may answer: addressed to a loopback host or the suite's own
+    public host. Anything else may be a page on another site whose name was rebound to this
+    address (DNS rebinding), which must not get tokens."""
+    host = host_of(header or "")
+    return host is not None and (host in LOOPBACK_HOSTS or host == public)
 
 
 def _error(status: int, code: str, message: str) -> JSONResponse:
@@ -100,6 +139,9 @@ def create_dashboard_app(
 ) -> FastAPI:
     app = FastAPI(title="smartcity dashboard", docs_url=None, redoc_url=None, openapi_url=None)
     orgs = {o.id: o for o in genesis.organisations}
+    public = public_host(data)
+    trusted = LOOPBACK_HOSTS | ({public} if public else set())
+    allowed = ", ".join(f"[{h}]" if ":" in h else h for h in sorted(trusted))
 
     @app.exception_handler(AuthError)
     async def refused(_request: Request, exc: AuthError) -> JSONResponse:
@@ -127,10 +169,11 @@ def create_dashboard_app(
 
     @app.get("/api/token", response_model=None)
     def token(
+        request: Request,
         org: Annotated[str, Query(max_length=64)],
         audience: Annotated[str, Query(max_length=64)],
     ) -> dict[str, Any] | JSONResponse:
-        """A 5-minute bearer token for a demo organisation (demo mode only)."""
+        """A 5-minute bearer token for a demo organisation (demo mode, trusted hosts only)."""
         # Verify the suite runs in demo mode
         if not is_demo(data):
             return _error(
@@ -138,6 +181,15 @@ def create_dashboard_app(
                 "not_demo",
                 "the dashboard mints tokens only in demo mode (a data folder created by "
                 "`smartcity up`); paste a token from `smartcity token` instead",
+            )
+        # Verify the request is addressed to this machine or the suite's public host
+        if not is_trusted_host(request.headers.get("host"), public):
+            return _error(
+                403,
+                "untrusted_host",
+                f"the demo token minter answers only requests addressed to {allowed} (any port),"
+                " not to the Host this request names: another site's name pointed at this"
+                " address (DNS rebinding) must not get tokens",
             )
         # Verify the organisation and the audience are known
         if org not in orgs:

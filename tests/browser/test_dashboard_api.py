@@ -9,17 +9,21 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from chain.home import init_suite
 from smartcity.dashboard import DEMO_MARKER, mount_dashboard
 from smartcity.suite import open_suite
 
 
-def _client(data: Path) -> Iterator[TestClient]:
-    suite = open_suite(data, validators=1, observers=0, services=[])
+def _client(data: Path, *, host: str = "127.0.0.1") -> Iterator[TestClient]:
+    suite = open_suite(data, host=host, validators=1, observers=0, services=[])
     mount_dashboard(suite.app, suite)
     suite.app.state.suite = suite  # for tests that write to the chain directly
-    with TestClient(suite.app) as client:
+    # As a browser on the same machine addresses `smartcity up` (TestClient's own default
+    # Host, `testserver`, is no host the demo minter trusts)
+    with TestClient(suite.app, base_url="http://127.0.0.1:8000") as client:
         yield client
 
 
@@ -142,3 +146,71 @@ def test_the_explorer_finds_anchors_blocks_and_transactions_by_hash(demo: TestCl
     wrong = mint_token(SuiteHome(suite.data).org_key("regulator"), org="regulator", audience="x")
     refused = demo.get("/dashboard/api/anchors", headers={"Authorization": "Bearer " + wrong})
     assert refused.status_code == 401 and "audience" in refused.json()["error"]["message"]
+
+
+TOKEN = "/dashboard/api/token?org=regulator&audience=chain"
+TRUSTED = ["127.0.0.1", "127.0.0.1:8000", "localhost", "LocalHost:65535", "[::1]",
+           "[::1]:8000", "[0:0:0:0:0:0:0:1]:1"]  # fmt: skip
+# A Host naming another site (its name rebound to 127.0.0.1), or not a host at all
+HOSTILE = ["testserver", "evil.example", "127.0.0.1.evil.example", "localhost.evil.example",
+           "evil.example:8000", "localhost.", "127.0.0.2", "127.1", "0x7f.0.0.1", "[::2]",
+           "[::ffff:127.0.0.1]", "::1", "127.0.0.1:", "127.0.0.1:99999", "127.0.0.1:8000:1",
+           "127.0.0.1@evil.example", "evil.example#127.0.0.1", "127.0.0.1 evil.example",
+           "127.0.0.1/evil", "", " localhost"]  # fmt: skip
+
+
+def test_demo_tokens_only_for_loopback_hosts(demo: TestClient) -> None:
+    for host in TRUSTED:
+        r = demo.get(TOKEN, headers={"host": host})
+        assert r.status_code == 200, (host, r.text)
+    for host in HOSTILE:
+        r = demo.get(TOKEN, headers={"host": host})
+        assert r.status_code == 403, (host, r.text)
+        assert r.json()["error"]["code"] == "untrusted_host"
+        assert "DNS rebinding" in r.json()["error"]["message"]
+
+
+# Printable ASCII, as an HTTP server lets through in a header value
+_HOST_TEXT = st.text(st.characters(min_codepoint=0x21, max_codepoint=0x7E), max_size=40)
+
+
+@st.composite
+def hostile_hosts(draw: st.DrawFn) -> str:
+    """A trusted host with something around it, another name, or arbitrary text."""
+    trusted = draw(st.sampled_from(["127.0.0.1", "localhost", "[::1]", "::1"]))
+    junk = draw(_HOST_TEXT.filter(lambda t: t != "" and not re.fullmatch(r":[0-9]{1,4}", t)))
+    return draw(
+        st.sampled_from(
+            [junk + trusted, trusted + "." + junk, junk + "." + trusted, trusted + junk]
+        )
+        | st.from_regex(r"[a-z0-9-]{1,20}(\.[a-z0-9-]{1,20}){0,3}", fullmatch=True)
+        | _HOST_TEXT
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    """An independent statement of the rule: one of the three loopback names, any port."""
+    m = re.fullmatch(r"(localhost|127\.0\.0\.1|\[(?:::1|(?:0+:){7}0*1)\])(?::([0-9]{1,5}))?",
+                     host, flags=re.IGNORECASE)  # fmt: skip
+    return m is not None and (m[2] is None or int(m[2]) <= 65535)
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@given(host=hostile_hosts())
+def test_no_demo_token_for_a_generated_hostile_host(demo: TestClient, host: str) -> None:
+    r = demo.get(TOKEN, headers={"host": host})
+    if _is_loopback(host):
+        assert r.status_code == 200, (host, r.text)
+    else:
+        assert r.status_code == 403, (host, r.text)
+        assert r.json()["error"]["code"] == "untrusted_host"
+
+
+def test_the_configured_public_host_is_trusted_too(tmp_path: Path) -> None:
+    for client in _client(tmp_path / "data", host="dashboard.city.example"):
+        for host in ["dashboard.city.example", "Dashboard.City.Example:8000", "localhost:3000"]:
+            assert client.get(TOKEN, headers={"host": host}).status_code == 200, host
+        for host in ["city.example", "dashboard.city.example.evil.example", "127.0.0.1.nip.io"]:
+            r = client.get(TOKEN, headers={"host": host})
+            assert r.status_code == 403 and "dashboard.city.example" in r.text, (host, r.text)
