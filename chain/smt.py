@@ -14,10 +14,11 @@ from __future__ import annotations
 import hashlib
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from chain.errors import ProofError
 
+_sha256 = hashlib.sha256
 HASH_BYTES = 32
 EMPTY_HASH = bytes(HASH_BYTES)
 KEY_BITS = 256
@@ -28,29 +29,49 @@ def bit(key_hash: bytes, depth: int) -> int:
     return (key_hash[depth >> 3] >> (7 - (depth & 7))) & 1
 
 
-@dataclass(frozen=True, slots=True)
 class Leaf:
+    """A key's value hash at the end of its path; its node hash is computed once, when made."""
+
+    __slots__ = ("hash", "key_hash", "value_hash")
     key_hash: bytes
     value_hash: bytes
+    hash: bytes
 
-    @property
-    def hash(self) -> bytes:
-        return hashlib.sha256(b"\x00" + self.key_hash + self.value_hash).digest()
+    def __init__(self, key_hash: bytes, value_hash: bytes) -> None:
+        self.key_hash = key_hash
+        self.value_hash = value_hash
+        self.hash = _sha256(b"\x00" + key_hash + value_hash).digest()
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, Leaf)
+            and other.key_hash == self.key_hash
+            and other.value_hash == self.value_hash
+        )
+
+    def __hash__(self) -> int:
+        return hash(self.hash)
+
+    def __repr__(self) -> str:
+        return f"Leaf({self.key_hash.hex()[:16]}…, {self.value_hash.hex()[:16]}…)"
 
 
-@dataclass(slots=True)
 class Internal:
+    """Two subtrees; hashed when made (an update builds each new node once and hashes it)."""
+
+    __slots__ = ("hash", "left", "right")
     left: Node
     right: Node
-    _hash: bytes | None = field(default=None, repr=False)
+    hash: bytes
 
-    @property
-    def hash(self) -> bytes:
-        if self._hash is None:
-            self._hash = hashlib.sha256(
-                b"\x01" + node_hash(self.left) + node_hash(self.right)
-            ).digest()
-        return self._hash
+    def __init__(self, left: Node, right: Node) -> None:
+        self.left = left
+        self.right = right
+        self.hash = _sha256(
+            b"\x01"
+            + (EMPTY_HASH if left is None else left.hash)
+            + (EMPTY_HASH if right is None else right.hash)
+        ).digest()
 
 
 Node = Leaf | Internal | None
@@ -62,9 +83,9 @@ def node_hash(node: Node) -> bytes:
 
 def _join(left: Node, right: Node) -> Node:
     """A parent of two subtrees, collapsing a lone leaf upwards."""
-    if left is None and (right is None or isinstance(right, Leaf)):
+    if left is None and (right is None or type(right) is Leaf):
         return right
-    if right is None and isinstance(left, Leaf):
+    if right is None and type(left) is Leaf:
         return left
     return Internal(left, right)
 
@@ -98,7 +119,7 @@ def _update(node: Node, depth: int, items: Sequence[tuple[bytes, bytes | None]])
     """Apply sorted (key_hash, value_hash or None to delete) items below `node`."""
     if not items:
         return node
-    if not isinstance(node, Internal):
+    if type(node) is not Internal:
         merged = dict(items)
         if isinstance(node, Leaf):
             merged.setdefault(node.key_hash, node.value_hash)
