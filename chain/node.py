@@ -246,9 +246,14 @@ class Node:
         """Tell waiters and subscribers about a committed block (any block producer calls this)."""
         self._observe_rate(len(result.txs))
         self.mempool.remove([tx.hash for tx in result.txs])
-        for receipt in result.receipts:
+        with self._waiters_lock:
+            waited = [r for r in result.receipts if r.tx in self._waiters] if self._waiters else []
+        for receipt in waited:
             self._resolve(receipt.tx, receipt.to_json())
-        self._publish(block_message(result.header.to_json(), result.header.hash, result.receipts))
+        if self._subscribers:
+            self._publish(
+                block_message(result.header.to_json(), result.header.hash, result.receipts)
+            )
 
     def _observe_rate(self, committed: int) -> None:
         now = time.monotonic()
