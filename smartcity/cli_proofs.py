@@ -21,7 +21,6 @@ from chain import light, merkle
 from chain.client import ChainClient, Identity
 from chain.errors import ChainError
 from chain.genesis import load_genesis
-from chain.home import SuiteHome
 from chain.light import verify_bundle
 from chain.tx import sign_tx
 from smartcity.proofs import Explained, explain
@@ -68,6 +67,8 @@ def anchor(
     node_url: str | None,
 ) -> None:
     """Anchor files' SHA-256 hashes on the chain and save each file's proof bundle."""
+    from chain.home import SuiteHome  # here, not at the top: it loads SQLAlchemy
+
     suite = SuiteHome(home)
     try:
         key, genesis = suite.org_key(org), suite.genesis()

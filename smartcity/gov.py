@@ -13,7 +13,6 @@ import click
 from chain.client import ChainClient, Identity
 from chain.contracts.governance import ACTIONS
 from chain.errors import ChainError
-from chain.home import SuiteHome
 from chain.tx import sign_tx
 
 DATA = Path("data")
@@ -29,6 +28,8 @@ def submit(
     home: Path, org: str, node_url: str | None, contract: str, method: str, args: dict[str, Any]
 ) -> dict[str, Any]:
     """Sign a transaction as ORG with its key in HOME, submit it and return its receipt."""
+    from chain.home import SuiteHome  # here, not at the top: it loads SQLAlchemy
+
     suite = SuiteHome(home)
     try:
         key, genesis = suite.org_key(org), suite.genesis()
@@ -50,6 +51,8 @@ def submit(
 
 
 def _read_proposal(home: Path, org: str, node_url: str | None, proposal: str) -> dict[str, Any]:
+    from chain.home import SuiteHome
+
     suite = SuiteHome(home)
     try:
         identity = Identity(org, suite.org_key(org))

@@ -21,8 +21,6 @@ import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
-from chain.observability import current_request_id
-
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 # Attributes every LogRecord has; anything else on a record came from `extra=`
 _STANDARD = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {
@@ -69,10 +67,24 @@ class RedactingFilter(logging.Filter):
         for key, value in list(record.__dict__.items()):
             if key not in _STANDARD and isinstance(value, str):
                 setattr(record, key, redact(value))
-        request_id = current_request_id()
+        request_id = _request_id()
         if request_id and not hasattr(record, "request_id"):
             record.request_id = request_id
         return True
+
+
+def _request_id() -> str | None:
+    """The id of the request being served, if any.
+
+    Request ids are set by chain.observability's middleware; while that module is not loaded no
+    request is being served, and not importing it keeps FastAPI and SQLAlchemy out of a CLI
+    command's start.
+    """
+    observability = sys.modules.get("chain.observability")
+    if observability is None:
+        return None
+    request_id: str | None = observability.current_request_id()
+    return request_id
 
 
 def _access_fields(record: logging.LogRecord) -> dict[str, Any] | None:

@@ -8,10 +8,11 @@ from typing import Any
 
 import click
 
-from services.credit.artefact import load_model, save_model
-from services.credit.dataset import read_labelled_csv, require_both_classes
 from services.credit.errors import CreditError
-from services.credit.training import DEFAULT_SEED, TrainingConfig, train
+
+# The training seed, duplicated here so that `smartcity credit --help` does not import
+# scikit-learn; tests/credit/test_cli.py checks it against services.credit.training.DEFAULT_SEED
+DEFAULT_SEED = 20160365
 
 
 @click.group(name="credit")
@@ -30,6 +31,10 @@ def train_command(
     data_path: Path, out_dir: Path, label: str, seed: int, cv_folds: int, test_size: float
 ) -> None:
     """Train the calibrated gradient-boosted model and scorecard; write MODEL_DIR."""
+    from services.credit.artefact import save_model
+    from services.credit.dataset import read_labelled_csv
+    from services.credit.training import TrainingConfig, train
+
     config = TrainingConfig(seed=seed, label=label, cv_folds=cv_folds, test_size=test_size)
     try:
         data = read_labelled_csv(data_path, label=label)
@@ -49,6 +54,9 @@ def train_command(
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON metrics.")
 def evaluate_command(model_dir: Path, data_path: Path, label: str | None, as_json: bool) -> None:
     """Evaluate MODEL_DIR on a labelled CSV: AUC, Gini, KS, Brier and n."""
+    from services.credit.artefact import load_model
+    from services.credit.dataset import read_labelled_csv, require_both_classes
+
     try:
         model = load_model(model_dir)
         data = read_labelled_csv(data_path, label=label or model.metadata.get("label", "class"))

@@ -12,13 +12,15 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from services.identity import sd_jwt, vc_cose, vc_jose
-from services.identity._jose import JsonObject, parse_json_object
-from services.identity.errors import IdentityError
+if TYPE_CHECKING:
+    from services.identity._jose import JsonObject
+
+# The securing formats (jwcrypto, FastAPI's error types) are imported when a command runs, so
+# that `smartcity vc --help` answers at once.
 
 FEATURES = (
     "credential_jose",
@@ -65,6 +67,9 @@ def _parse_sd(value: str | None) -> list[str]:
 
 
 def _issue(feature: str, text: str, vm: JsonObject, sd: list[str]) -> str:
+    from services.identity import sd_jwt, vc_cose, vc_jose
+    from services.identity._jose import parse_json_object
+
     document = parse_json_object(text.encode("utf-8"), "input")
     key = vm.get("secretKeyJwk")
     if not isinstance(key, dict):
@@ -84,6 +89,8 @@ def _issue(feature: str, text: str, vm: JsonObject, sd: list[str]) -> str:
 
 
 def _verify(feature: str, text: str, vm: JsonObject) -> str:
+    from services.identity import sd_jwt, vc_cose, vc_jose
+
     key = vm["publicKeyJwk"]
     token = text.strip()
     document: dict[str, Any]
@@ -104,6 +111,8 @@ def _verify(feature: str, text: str, vm: JsonObject) -> str:
 
 def run(action: str, feature: str, input_path: str, key_path: str, sd: str | None) -> JsonObject:
     """Run one contract call and return the result object (never raises)."""
+    from services.identity.errors import IdentityError
+
     if feature not in FEATURES:
         return {"result": "error", "data": f"unknown feature {feature}"}
     try:

@@ -5,22 +5,16 @@ from __future__ import annotations
 import json
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-import numpy as np
-import pandas as pd
-from numpy.typing import NDArray
 
-from services.roadhealth.analytics.anomaly import ClassifierError
-from services.roadhealth.analytics.dataset import DatasetError, read_window_folder
-from services.roadhealth.analytics.ensemble import (
-    evaluate_any,
-    load_any_classifier,
-    save_ensemble,
-    train_ensemble,
-)
-from services.roadhealth.analytics.iri import ProfileInputError, compute_iri
-from services.roadhealth.analytics.synthetic import SURFACE_CLASSES
+if TYPE_CHECKING:
+    import numpy as np
+    from numpy.typing import NDArray
+
+# numpy, pandas and the analytics are imported when a command runs, so that
+# `smartcity road --help` answers at once.
 
 SPACING_TOLERANCE = 0.01  # relative to the spacing
 
@@ -32,6 +26,9 @@ def road() -> None:
 
 def _read_profile(path: Path) -> tuple[NDArray[np.float64], float]:
     """Elevations and their even spacing from a distance_m, elevation_m CSV."""
+    import numpy as np
+    import pandas as pd
+
     try:
         frame = pd.read_csv(path)
     except (OSError, ValueError) as exc:
@@ -56,6 +53,8 @@ def _read_profile(path: Path) -> tuple[NDArray[np.float64], float]:
 @click.option("--profile", "profile_path", required=True, type=click.Path(path_type=Path))
 def iri_command(profile_path: Path) -> None:
     """Print the IRI (m/km, ASTM E1926) of a longitudinal profile CSV."""
+    from services.roadhealth.analytics.iri import ProfileInputError, compute_iri
+
     elevation_m, spacing_m = _read_profile(profile_path)
     try:
         iri = compute_iri(elevation_m, spacing_m)
@@ -71,6 +70,11 @@ def iri_command(profile_path: Path) -> None:
 def train_command(data_dir: Path, out_path: Path, rate_hz: float) -> None:
     """Train the surface classifier (the version 2 ridge ensemble) on DIR/<class>/*.csv windows
     and write the model."""
+    from services.roadhealth.analytics.anomaly import ClassifierError
+    from services.roadhealth.analytics.dataset import DatasetError, read_window_folder
+    from services.roadhealth.analytics.ensemble import save_ensemble, train_ensemble
+    from services.roadhealth.analytics.synthetic import SURFACE_CLASSES
+
     try:
         windows, labels = read_window_folder(data_dir, known_classes=SURFACE_CLASSES)
         classifier = train_ensemble(windows, labels, rate_hz=rate_hz)
@@ -86,6 +90,10 @@ def train_command(data_dir: Path, out_path: Path, rate_hz: float) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as one JSON object.")
 def evaluate_command(model_path: Path, data_dir: Path, as_json: bool) -> None:
     """Score a trained model (version 1 or 2) on DIR/<class>/*.csv windows."""
+    from services.roadhealth.analytics.anomaly import ClassifierError
+    from services.roadhealth.analytics.dataset import DatasetError, read_window_folder
+    from services.roadhealth.analytics.ensemble import evaluate_any, load_any_classifier
+
     try:
         classifier = load_any_classifier(model_path)
     except ClassifierError as exc:

@@ -100,3 +100,11 @@ def test_evaluate_missing_model(tmp_path: Path) -> None:
     )
     assert code != 0
     assert "no model metadata" in out
+
+
+def test_train_seed_default_is_the_training_default() -> None:
+    # services.credit.cli keeps its own copy so that `credit --help` does not import sklearn
+    from services.credit import cli
+    from services.credit.training import DEFAULT_SEED
+
+    assert cli.DEFAULT_SEED == DEFAULT_SEED
