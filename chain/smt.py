@@ -125,11 +125,31 @@ def _update(node: Node, depth: int, items: Sequence[tuple[bytes, bytes | None]])
             merged.setdefault(node.key_hash, node.value_hash)
         live = sorted((k, v) for k, v in merged.items() if v is not None)
         return _build(depth, live)
+    if len(items) == 1:
+        return _update_one(node, depth, items[0])
     split = _split(depth, items)
     return _join(
         _update(node.left, depth + 1, items[:split]),
         _update(node.right, depth + 1, items[split:]),
     )
+
+
+def _update_one(node: Internal, depth: int, item: tuple[bytes, bytes | None]) -> Node:
+    """_update for a single item, as a loop: most of a block's keys are alone in their subtree
+    below the top levels. Walk down the key's path to where it ends, update there, and
+    rebuild the path upwards (joining as _update does, so a deletion collapses the same way)."""
+    key = item[0]
+    path: list[tuple[Internal, int]] = []
+    below: Node = node
+    while type(below) is Internal:
+        right = (key[depth >> 3] >> (7 - (depth & 7))) & 1
+        path.append((below, right))
+        below = below.right if right else below.left
+        depth += 1
+    sub = _update(below, depth, (item,))
+    for parent, right in reversed(path):
+        sub = _join(parent.left, sub) if right else _join(sub, parent.right)
+    return sub
 
 
 @dataclass(frozen=True)
