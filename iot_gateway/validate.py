@@ -17,18 +17,24 @@ from chain.crypto import verify
 from chain.encoding import from_b64url, parse_json, sha256
 from chain.errors import EncodingError
 from iot_gateway.errors import Rejected
-from iot_gateway.wire import (
+from services.roadhealth.wire import (
+    ACC_LIMIT_MPS2,
+    MAX_SEQ,
     PAYLOAD_FIELDS,
+    RATE_RANGE,
+    SAMPLES_RANGE,
+    SPEED_RANGE,
+    T0_RANGE,
     CborInvalid,
     TelemetryTopic,
     canonical_pair,
     decode_cbor,
+    is_number,
     parse_topic,
 )
 
-MAX_SEQ = 2**53 - 1
-MIN_T0_S = 946_684_800.0  # 2000-01-01, as road-health checks
-MAX_T0_S = 4_102_444_800.0  # 2100-01-01
+# The wire contract's bounds (services.roadhealth.wire): what road health accepts
+MIN_T0_S, MAX_T0_S = T0_RANGE
 
 
 @dataclass(frozen=True)
@@ -38,12 +44,12 @@ class Limits:
     max_bytes: int = 64 * 1024
     max_future_s: float = 30.0  # t0 ahead of the gateway's clock
     max_age_s: float = 6 * 3600.0  # t0 behind it (devices buffer through coverage gaps)
-    min_rate_hz: int = 1
-    max_rate_hz: int = 1000
-    min_samples: int = 16
-    max_samples: int = 4096
-    max_abs_acc_mps2: float = 160.0  # 16 g: the range of a common MEMS accelerometer
-    max_speed_mps: float = 70.0  # 252 km/h
+    min_rate_hz: int = RATE_RANGE[0]
+    max_rate_hz: int = RATE_RANGE[1]
+    min_samples: int = SAMPLES_RANGE[0]
+    max_samples: int = SAMPLES_RANGE[1]
+    max_abs_acc_mps2: float = ACC_LIMIT_MPS2
+    max_speed_mps: float = SPEED_RANGE[1]
 
 
 @dataclass(frozen=True)
@@ -112,10 +118,6 @@ def decode_payload(raw: bytes, topic: TelemetryTopic) -> Any:
 _NUMBER = (float, int)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
-
-
 def check_schema(payload: Any) -> None:
     """Exactly the contract's fields with the contract's types."""
     if not isinstance(payload, dict):
@@ -131,7 +133,7 @@ def check_schema(payload: Any) -> None:
         if not isinstance(value, int) or isinstance(value, bool):
             raise Rejected("bad_schema", f"{name} must be an integer")
     for name in ("t0", "lat", "lon", "speed_mps"):
-        if not _is_number(payload[name]):
+        if not is_number(payload[name]):
             raise Rejected("bad_schema", f"{name} must be a number")
     acc = payload["acc_z"]
     # type() rather than isinstance: bool is an int but not a number here

@@ -1,37 +1,170 @@
-"""The telemetry wire format shared with the gateway: payload checks, signatures, hashes, roots.
+"""The telemetry wire contract, once: topics, the signed payload, its hash, encodings, batch roots.
 
-Used by the ingestion endpoint and by anyone building batches (tests, the simulator, benches).
+This module owns the format (docs/telemetry.md). The IoT gateway imports it (through
+`iot_gateway.wire`, which re-exports it) and so does the road-health ingestion endpoint; it sits
+in `services/roadhealth` because imports point down (`chain` <- `services` <- `iot_gateway` <-
+`smartcity`) and both sides may import it from here.
+
+Choices where the two copies this replaces had drifted:
+
+- Topics: one pattern, `city/{city}/road/{segment}/sensor/{device}/telemetry` with an optional
+  `/cbor` suffix naming the encoding; every level a name of `[A-Za-z0-9][A-Za-z0-9_.-]{0,63}`.
+  Road health used to accept any level without `/`, `+`, `#` and no `/cbor` suffix; a level
+  outside the pattern could never come from the gateway, and a device outside it was already
+  refused by the payload check.
+- `message_hash` is hex text, as it travels everywhere (the gateway's outbox and batches, the
+  ingestion API, the database, anchor records); the gateway's copy returned raw bytes and had no
+  caller. `batch_root` and `audit_path` take the hex hashes.
 """
 
 from __future__ import annotations
 
-import hashlib
+import io
 import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
+
+import cbor2
 
 from chain import merkle
 from chain.crypto import SigningKey, verify
-from chain.encoding import b64url, canonical, from_b64url
+from chain.encoding import b64url, canonical, from_b64url, sha256
 from chain.errors import EncodingError
 
-DEVICE_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-TOPIC = re.compile(r"city/([^/+#]+)/road/([^/+#]+)/sensor/([^/+#]+)/telemetry")
+TELEMETRY_QOS = 1
+# `telemetry/#` matches `.../telemetry` itself and the encoding suffix `.../telemetry/cbor`
+TOPIC_PATTERN = "city/+/road/+/sensor/+/telemetry/#"
 PAYLOAD_FIELDS = frozenset(
     {"device", "seq", "t0", "rate_hz", "lat", "lon", "speed_mps", "acc_z", "sig"}
 )
+Encoding = Literal["json", "cbor"]
+ENCODINGS: tuple[Encoding, ...] = ("json", "cbor")
+# A topic level: letters, digits and - _ . (no MQTT wildcards, no separators, no spaces)
+_LEVEL = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}"  # as the contract's DEVICE_ID
+_TOPIC = re.compile(rf"city/({_LEVEL})/road/({_LEVEL})/sensor/({_LEVEL})/telemetry(/cbor)?")
+ID_PATTERN = re.compile(_LEVEL)
+DEVICE_ID = ID_PATTERN
+
+# The contract's ranges; the gateway's Limits default to them
 MAX_SEQ = 2**53 - 1
-T0_RANGE = (946_684_800.0, 4_102_444_800.0)
+T0_RANGE = (946_684_800.0, 4_102_444_800.0)  # 2000-01-01 .. 2100-01-01
 RATE_RANGE = (1, 1000)
-SPEED_RANGE = (0.0, 70.0)
+SPEED_RANGE = (0.0, 70.0)  # m/s, 252 km/h
 SAMPLES_RANGE = (16, 4096)
-ACC_LIMIT_MPS2 = 160.0
+ACC_LIMIT_MPS2 = 160.0  # 16 g: the range of a common MEMS accelerometer
+
+
+# --- topics -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TelemetryTopic:
+    """The three names a telemetry topic carries, and the encoding its suffix asks for."""
+
+    city: str
+    segment: str
+    device: str
+    encoding: Encoding = "json"
+
+    def __str__(self) -> str:
+        """The plain (JSON) topic: what is stored and forwarded whatever the encoding."""
+        return telemetry_topic(self.city, self.segment, self.device)
+
+
+def telemetry_topic(city: str, segment: str, device: str, encoding: Encoding = "json") -> str:
+    """city/{city}/road/{segment}/sensor/{device}/telemetry, with `/cbor` for CBOR."""
+    plain = f"city/{city}/road/{segment}/sensor/{device}/telemetry"
+    return plain if encoding == "json" else f"{plain}/{encoding}"
+
+
+def telemetry_filter(city: str) -> str:
+    """The subscription filter for every telemetry topic of one city, in every encoding."""
+    return f"city/{city}/road/+/sensor/+/telemetry/#"
+
+
+def dlq_topic(city: str, device: str) -> str:
+    """city/{city}/dlq/{device}: where the gateway publishes rejects."""
+    return f"city/{city}/dlq/{device}"
+
+
+def parse_topic(topic: str) -> TelemetryTopic | None:
+    """The city, segment, device and encoding of a telemetry topic, or None if it is not one."""
+    match = _TOPIC.fullmatch(topic)
+    if match is None:
+        return None
+    encoding: Encoding = "cbor" if match.group(4) else "json"
+    return TelemetryTopic(match.group(1), match.group(2), match.group(3), encoding)
+
+
+def topic_device(topic: str) -> str | None:
+    """The `{device}` level of a telemetry topic, or None when the topic is not one."""
+    parsed = parse_topic(topic)
+    return None if parsed is None else parsed.device
+
+
+def is_valid_id(value: str) -> bool:
+    """A device, segment or city name usable as one topic level."""
+    return ID_PATTERN.fullmatch(value) is not None
+
+
+# --- canonical JSON, signatures, hashes ---------------------------------------------------------
+
+# RFC 8785: chain.encoding.canonical writes floats with the C encoder whenever that is exact
+canonical_json = canonical
+
+
+def canonical_pair(payload: dict[str, Any]) -> tuple[bytes, bytes]:
+    """Canonical JSON of the payload without `sig` (what is signed) and with it (what is
+    hashed, stored and forwarded)."""
+    return canonical({k: v for k, v in payload.items() if k != "sig"}), canonical(payload)
+
+
+def signing_bytes(payload: dict[str, Any]) -> bytes:
+    """RFC 8785 canonical JSON of the payload without its signature: what the device signs."""
+    return canonical_json({k: v for k, v in payload.items() if k != "sig"})
+
+
+def sign_payload(key: SigningKey, payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload with `sig` set to the base64url Ed25519 signature of its signing bytes."""
+    body = {k: v for k, v in payload.items() if k != "sig"}
+    return {**body, "sig": b64url(key.sign(canonical_json(body)))}
+
+
+def has_valid_signature(payload: dict[str, Any], pub_key: str) -> bool:
+    """True when `sig` verifies over the unsigned payload with the device's key."""
+    sig = payload.get("sig")
+    if not isinstance(sig, str):
+        return False
+    try:
+        raw = from_b64url(sig, field="sig")
+    except EncodingError:
+        return False
+    return len(raw) == 64 and verify(pub_key, signing_bytes(payload), raw)
+
+
+def message_hash(payload: dict[str, Any]) -> str:
+    """Hex SHA-256 of the canonical JSON of the whole payload, signature included: the leaf."""
+    return sha256(canonical_json(payload)).hex()
+
+
+def batch_root(hashes: Sequence[str]) -> str:
+    """RFC 6962 root over the 32-byte message hashes, in order."""
+    return merkle.root([bytes.fromhex(h) for h in hashes]).hex()
+
+
+def audit_path(hashes: Sequence[str], index: int) -> list[str]:
+    """Audit path of leaf `index` among the batch's message hashes."""
+    leaf_hashes = [merkle.leaf_hash(bytes.fromhex(h)) for h in hashes]
+    return [p.hex() for p in merkle.audit_path(leaf_hashes, index)]
+
+
+# --- the payload's fields and ranges ------------------------------------------------------------
 
 
 class PayloadInvalid(ValueError):
-    """A payload outside the wire contract; `code` is the reason code the gateway sees."""
+    """A payload outside the wire contract; `code` is the reason code the sender sees."""
 
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -52,50 +185,6 @@ class Telemetry:
     speed_mps: float
     acc_z: tuple[float, ...]
     sig: str
-
-
-def message_hash(payload: dict[str, Any]) -> str:
-    """Hex SHA-256 of the canonical JSON of the full payload (signature included)."""
-    return hashlib.sha256(canonical(payload)).hexdigest()
-
-
-def signing_bytes(payload: dict[str, Any]) -> bytes:
-    """What the device signs: the canonical JSON of the payload without `sig`."""
-    return canonical({k: v for k, v in payload.items() if k != "sig"})
-
-
-def sign_payload(key: SigningKey, payload: dict[str, Any]) -> dict[str, Any]:
-    """The payload with its `sig` (base64url Ed25519 over the canonical unsigned payload)."""
-    return {**payload, "sig": b64url(key.sign(signing_bytes(payload)))}
-
-
-def batch_root(hashes: Sequence[str]) -> str:
-    """RFC 6962 root over the 32-byte message hashes, in order."""
-    return merkle.root([bytes.fromhex(h) for h in hashes]).hex()
-
-
-def audit_path(hashes: Sequence[str], index: int) -> list[str]:
-    """Audit path of leaf `index` among the batch's message hashes."""
-    leaf_hashes = [merkle.leaf_hash(bytes.fromhex(h)) for h in hashes]
-    return [p.hex() for p in merkle.audit_path(leaf_hashes, index)]
-
-
-def has_valid_signature(payload: dict[str, Any], pub_key: str) -> bool:
-    """True when `sig` verifies over the unsigned payload with the device's key."""
-    sig = payload.get("sig")
-    if not isinstance(sig, str):
-        return False
-    try:
-        raw = from_b64url(sig, field="sig")
-    except EncodingError:
-        return False
-    return len(raw) == 64 and verify(pub_key, signing_bytes(payload), raw)
-
-
-def topic_device(topic: str) -> str | None:
-    """The `{device}` level of a telemetry topic, or None when the topic is not one."""
-    found = TOPIC.fullmatch(topic)
-    return None if found is None else found.group(3)
 
 
 def parse_payload(payload: dict[str, Any]) -> Telemetry:
@@ -123,15 +212,20 @@ def parse_payload(payload: dict[str, Any]) -> Telemetry:
             "payload_invalid", f"acc_z must be a list of {SAMPLES_RANGE[0]}..{SAMPLES_RANGE[1]}"
         )
     for value in acc:
-        if not _is_number(value) or not -ACC_LIMIT_MPS2 <= value <= ACC_LIMIT_MPS2:
+        if not _is_finite_number(value) or not -ACC_LIMIT_MPS2 <= value <= ACC_LIMIT_MPS2:
             raise PayloadInvalid(
                 "payload_invalid", f"acc_z values must be numbers within ±{ACC_LIMIT_MPS2} m/s²"
             )
     return Telemetry(device, seq, t0, rate, lat, lon, speed, tuple(float(v) for v in acc), sig)
 
 
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+def is_number(value: Any) -> bool:
+    """An int or float that is not a bool."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _is_finite_number(value: Any) -> bool:
+    return is_number(value) and math.isfinite(value)
 
 
 def _integer(payload: dict[str, Any], name: str, lo: int, hi: int) -> int:
@@ -143,6 +237,59 @@ def _integer(payload: dict[str, Any], name: str, lo: int, hi: int) -> int:
 
 def _number(payload: dict[str, Any], name: str, lo: float, hi: float) -> float:
     value = payload[name]
-    if not _is_number(value) or not lo <= value <= hi:
+    if not _is_finite_number(value) or not lo <= value <= hi:
         raise PayloadInvalid("payload_invalid", f"{name} must be a number in {lo:g}..{hi:g}")
     return float(value)
+
+
+# --- CBOR ---------------------------------------------------------------------------------------
+
+
+class CborInvalid(ValueError):
+    """Bytes that are not one well-formed CBOR item of JSON-compatible values."""
+
+
+def encode_cbor(payload: dict[str, Any]) -> bytes:
+    """The compact binary form of a signed payload: floats as IEEE 754 doubles, `sig` as bytes.
+
+    The signature is the one over the canonical JSON: the encoding changes nothing signed.
+    """
+    body = {k: v for k, v in payload.items() if k != "sig"}
+    if "sig" in payload:
+        body["sig"] = _b64url_bytes(payload["sig"])
+    return cbor2.dumps(body)
+
+
+def decode_cbor(raw: bytes) -> Any:
+    """The payload in CBOR bytes, `sig` back to base64url text; CborInvalid when malformed."""
+    stream = io.BytesIO(raw)
+    try:
+        value = cbor2.CBORDecoder(stream, allow_duplicate_keys=False).decode()
+    except (cbor2.CBORDecodeError, ValueError, TypeError, RecursionError) as exc:
+        raise CborInvalid(f"invalid CBOR: {exc}") from exc
+    if stream.tell() != len(raw):
+        raise CborInvalid(f"{len(raw) - stream.tell()} trailing byte(s) after the CBOR item")
+    _check_finite(value)
+    if isinstance(value, dict) and isinstance(value.get("sig"), bytes):
+        value["sig"] = b64url(value["sig"])
+    return value
+
+
+def _check_finite(value: Any) -> None:
+    """NaN and infinities have no JSON form, so a CBOR payload may not carry them either."""
+    if isinstance(value, float) and not math.isfinite(value):
+        raise CborInvalid("NaN and Infinity are not allowed")
+    if isinstance(value, list):
+        for item in value:
+            _check_finite(item)
+    elif isinstance(value, dict):
+        for item in value.values():
+            _check_finite(item)
+
+
+def _b64url_bytes(sig: Any) -> Any:
+    """The raw bytes of a base64url signature (anything else is kept, to be refused later)."""
+    try:
+        return from_b64url(sig, field="sig") if isinstance(sig, str) else sig
+    except EncodingError:
+        return sig

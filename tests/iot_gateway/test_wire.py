@@ -4,11 +4,20 @@ from __future__ import annotations
 
 import pytest
 
+import iot_gateway.wire as gateway_wire
+import services.roadhealth.wire as road_wire
+from chain import merkle
+from chain.crypto import SigningKey
+from chain.encoding import canonical, sha256
+from iot_gateway.errors import Rejected
+from iot_gateway.validate import Device, Limits, check_message
 from iot_gateway.wire import (
     CborInvalid,
     decode_cbor,
     encode_cbor,
+    message_hash,
     parse_topic,
+    sign_payload,
     telemetry_topic,
 )
 
@@ -41,3 +50,101 @@ def test_the_topic_suffix_names_the_encoding_and_the_stored_topic_is_the_plain_o
     assert parsed is not None and parsed.encoding == "cbor"
     assert str(parsed) == "city/c/road/s/sensor/d/telemetry"
     assert parse_topic("city/c/road/s/sensor/d/telemetry/xml") is None
+
+
+# --- one wire contract: the gateway and road health read the same module ----------------------
+
+KEY = SigningKey.from_seed(bytes(range(32)))
+T0 = 1_767_225_600.0
+
+
+def signed(**changes: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "device": "veh-1",
+        "seq": 7,
+        "t0": T0,
+        "rate_hz": 50,
+        "lat": 52.52,
+        "lon": 13.4,
+        "speed_mps": 12.5,
+        "acc_z": [9.81 + 0.01 * i for i in range(32)],
+    }
+    return sign_payload(KEY, {**body, **changes})
+
+
+def test_the_gateway_uses_road_healths_wire_module_not_a_copy() -> None:
+    assert gateway_wire.parse_topic is road_wire.parse_topic
+    assert gateway_wire.message_hash is road_wire.message_hash
+    assert gateway_wire.sign_payload is road_wire.sign_payload
+    assert gateway_wire.PAYLOAD_FIELDS is road_wire.PAYLOAD_FIELDS
+
+
+@pytest.mark.parametrize("encoding", ["json", "cbor"])
+def test_both_sides_read_the_device_from_a_topic_in_either_encoding(encoding: str) -> None:
+    topic = telemetry_topic("c", "a-12", "veh-1", encoding)  # type: ignore[arg-type]
+    parsed = parse_topic(topic)
+    assert parsed is not None and parsed.device == "veh-1"
+    assert road_wire.topic_device(topic) == "veh-1"
+
+
+@pytest.mark.parametrize(
+    "topic",
+    [
+        "city/c/road/s/sensor/d/telemetry/xml",
+        "city/c/road/a b/sensor/d/telemetry",  # a space is no topic level
+        "city/c/road/s/sensor/+/telemetry",
+        "city/c/road/s/sensor//telemetry",
+    ],
+)
+def test_both_sides_refuse_the_same_topics(topic: str) -> None:
+    assert parse_topic(topic) is None
+    assert road_wire.topic_device(topic) is None
+
+
+def test_message_hash_is_the_hex_leaf_the_gateway_stores_and_road_health_checks() -> None:
+    payload = signed()
+    checked = check_message(
+        telemetry_topic("c", "s", "veh-1"),
+        canonical(payload),
+        now_s=T0,
+        lookup=lambda device: Device(device, KEY.public_hex, True),
+        limits=Limits(),
+    )
+    assert message_hash(payload) == checked.hash == sha256(canonical(payload)).hex()
+    assert road_wire.parse_payload(payload).seq == 7
+    assert road_wire.has_valid_signature(payload, KEY.public_hex)
+    assert road_wire.batch_root([checked.hash]) == merkle.root([bytes.fromhex(checked.hash)]).hex()
+
+
+def test_the_gateways_default_limits_are_the_contracts_ranges() -> None:
+    limits = Limits()
+    assert (limits.min_rate_hz, limits.max_rate_hz) == road_wire.RATE_RANGE
+    assert (limits.min_samples, limits.max_samples) == road_wire.SAMPLES_RANGE
+    assert limits.max_abs_acc_mps2 == road_wire.ACC_LIMIT_MPS2
+    assert limits.max_speed_mps == road_wire.SPEED_RANGE[1]
+
+
+@pytest.mark.parametrize(
+    ("change", "gateway_code"),
+    [
+        ({"rate_hz": 1001}, "out_of_range"),
+        ({"acc_z": [0.0] * 15}, "out_of_range"),
+        ({"speed_mps": 70.5}, "out_of_range"),
+        ({"t0": 4_102_444_801.0}, "clock_skew"),
+    ],
+)
+def test_what_the_gateway_refuses_road_health_refuses_too(
+    change: dict[str, object], gateway_code: str
+) -> None:
+    payload = signed(**change)
+    with pytest.raises(Rejected) as refused:
+        check_message(
+            telemetry_topic("c", "s", "veh-1"),
+            canonical(payload),
+            now_s=float(payload["t0"]),  # type: ignore[arg-type]
+            lookup=lambda device: Device(device, KEY.public_hex, True),
+            limits=Limits(max_future_s=1e12, max_age_s=1e12),
+        )
+    assert refused.value.code == gateway_code
+    with pytest.raises(road_wire.PayloadInvalid):
+        road_wire.parse_payload(payload)
