@@ -20,6 +20,7 @@ from services.roadhealth.analytics.anomaly import (
 )
 from services.roadhealth.analytics.dataset import read_window_folder
 from services.roadhealth.analytics.detectors import DETECTORS, locate_events, score_events
+from services.roadhealth.analytics.ensemble import train_ensemble
 from services.roadhealth.analytics.iri import classify_condition, compute_iri
 from services.roadhealth.analytics.kernels import draw_kernels, kernel_features
 from services.roadhealth.analytics.profile import (
@@ -239,6 +240,53 @@ def bench_live_gate_real(speed_mps: float = 10.0) -> list[Result]:
     return out
 
 
+LIVE_GATE_THRESHOLDS_MPS2 = (3.0, 2.5, 2.0)
+
+
+def bench_live_gate_thresholds(speed_mps: float = 10.0) -> list[Result]:
+    """Pothole reports on the real windows by detector threshold and gate (v1 logistic
+    regression, v2 ensemble), each window judged by models trained on the other folds: would
+    a more sensitive detector with a gate be better on real phones?"""
+    if not SHARED_DATA.is_dir():
+        return []
+    windows, labels = read_window_folder(SHARED_DATA, known_classes=SURFACE_CLASSES)
+    y = np.array(labels)
+    folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(windows, y))
+    gates: dict[str, list[Any]] = {"v1": [], "v2": []}
+    for train, _test in folds:
+        part, part_labels = [windows[i] for i in train], list(y[train])
+        gates["v1"].append(train_classifier(part, part_labels))
+        gates["v2"].append(train_ensemble(part, part_labels, rate_hz=50.0))
+    out: list[Result] = []
+    for threshold in LIVE_GATE_THRESHOLDS_MPS2:
+        events = [
+            locate_window_events(w, rate_hz=50, speed_mps=speed_mps, threshold_mps2=threshold)
+            for w in windows
+        ]
+        for gate, models in gates.items():
+            flags = np.zeros(len(windows), dtype=bool)
+            for (_train, test), model in zip(folds, models, strict=True):
+                for i in test:
+                    if events[i]:
+                        judged = judge_events(
+                            model, windows[i], events[i], rate_hz=50, speed_mps=speed_mps
+                        )
+                        flags[i] = any(e.reported for e in judged)
+            out.append(
+                {
+                    "bench": "live_gate_thresholds_gonzalez2017",
+                    "threshold_mps2": threshold,
+                    "gate": gate,
+                    "reported_share_by_class": {
+                        c: round(float(flags[y == c].mean()), 3) for c in SURFACE_CLASSES
+                    },
+                    "unit": "ratio",
+                    "n": len(labels),
+                }
+            )
+    return out
+
+
 def run() -> list[Result]:
     """All road-health analytics results as JSON-able dicts."""
     return [
@@ -247,5 +295,6 @@ def run() -> list[Result]:
         *bench_classifier_real(),
         *bench_classifier_kernel_ensemble(),
         *bench_live_gate_real(),
+        *bench_live_gate_thresholds(),
         *bench_detection(),
     ]

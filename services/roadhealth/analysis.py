@@ -198,12 +198,19 @@ def judge_events(
     )
 
 
-def locate_window_events(acc: FloatArray, *, rate_hz: int, speed_mps: float) -> tuple[Event, ...]:
-    """Potholes and bumps in a window, each at its distance from the window's first sample."""
+def locate_window_events(
+    acc: FloatArray,
+    *,
+    rate_hz: int,
+    speed_mps: float,
+    threshold_mps2: float = EVENT_THRESHOLD_MPS2,
+) -> tuple[Event, ...]:
+    """Potholes and bumps in a window, each at its distance from the window's first sample
+    (`threshold_mps2`: the detectors' threshold; benches compare others with the live one)."""
     if speed_mps < MIN_SPEED_FOR_EVENTS_MPS:
         return ()
-    flags = detect_z_thresh(acc, threshold_mps2=EVENT_THRESHOLD_MPS2) | detect_z_diff(
-        acc, threshold_mps2=EVENT_THRESHOLD_MPS2
+    flags = detect_z_thresh(acc, threshold_mps2=threshold_mps2) | detect_z_diff(
+        acc, threshold_mps2=threshold_mps2
     )
     distance = np.arange(acc.size, dtype=np.float64) / rate_hz * speed_mps
     merge_m = max(3.0, 0.6 * speed_mps)
