@@ -109,6 +109,10 @@ class Node:
         future: Future[dict[str, Any]] = Future()
         with self._waiters_lock:
             self._waiters[tx_hash].append(future)
+        if tx_hash in self.mempool:
+            # Still pending now that the waiter is registered: its commit (after_commit removes
+            # it from the mempool, then resolves the waiters) will resolve this future
+            return future
         found = self.ledger.store.tx(tx_hash)
         # Resolve now only if the ledger has applied that block: a receipt must never arrive
         # before its state can be read (after_commit resolves the rest once it has)
