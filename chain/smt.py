@@ -147,8 +147,19 @@ def _update_one(node: Internal, depth: int, item: tuple[bytes, bytes | None]) ->
         below = below.right if right else below.left
         depth += 1
     sub = _update(below, depth, (item,))
+    # _join inlined: on the way up the other side is the parent's, and a lone leaf (or
+    # nothing) with an empty sibling rises unchanged
     for parent, right in reversed(path):
-        sub = _join(parent.left, sub) if right else _join(sub, parent.right)
+        if right:
+            other = parent.left
+            if other is None and (sub is None or type(sub) is Leaf):
+                continue
+            sub = other if sub is None and type(other) is Leaf else Internal(other, sub)
+        else:
+            other = parent.right
+            if other is None and (sub is None or type(sub) is Leaf):
+                continue
+            sub = other if sub is None and type(other) is Leaf else Internal(sub, other)
     return sub
 
 
