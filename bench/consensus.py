@@ -42,6 +42,7 @@ from chain.home import SuiteHome, init_suite, load_node_home
 from chain.node import Node
 from chain.sim import Scenario, run_scenario
 from chain.tx import Tx, sign_tx
+from smartcity.ops import settle_heap
 
 VALIDATORS = 4
 SECONDS = float(os.environ.get("BENCH_CONSENSUS_SECONDS", "12"))
@@ -137,6 +138,7 @@ def _offered_load(
 def in_process(folder: Path, ceiling: float, rate: float) -> dict[str, Any]:
     genesis = init_suite(folder / "inproc", validators=VALIDATORS)
     cluster = open_cluster(folder / "inproc", empty_block_interval_ms=60_000)
+    settle_heap()  # as `smartcity up` does before it serves
     cluster.start()
     try:
         v0: Node = cluster.nodes["validator-0"]
