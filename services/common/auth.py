@@ -1,4 +1,9 @@
-"""Authenticate API callers against the chain's trust registry: bearer JWTs and roles."""
+"""Authenticate API callers against the chain's trust registry: bearer JWTs and roles.
+
+No `from __future__ import annotations` in this module: FastAPI reads `require_role`'s
+`Annotated[Caller, Depends(authenticate)]` at run time, and a postponed annotation would name a
+closure variable it cannot resolve (tests/common/test_shared_pieces.py checks it).
+"""
 
 from collections.abc import Callable
 from typing import Annotated

@@ -3,11 +3,15 @@
     ServiceError                 status 400 unless a subclass says otherwise
     ├── NotFound                 404
     ├── Conflict                 409
+    │   ├── AlreadyExists        409 already_exists (or the contract's code)
+    │   └── ChainRefused         409 chain_refused: the chain refused a transaction (its code)
     ├── Unprocessable            422 (input that parses but is not acceptable)
     ├── Forbidden                403
     └── Upstream                 502/503 (the chain or another dependency failed)
 
-Domain code raises these (never HTTPException); `install_error_handlers` renders every one as
+Each service draws its own root beside these; the shared branches above are raised as they are
+by every service (its errors module re-exports them). Domain code raises these (never
+HTTPException); `install_error_handlers` renders every one as
 `{"error": {"code", "message", "details"}}`, as the chain node does.
 """
 
@@ -41,6 +45,18 @@ class NotFound(ServiceError):
 
 class Conflict(ServiceError):
     status, code = 409, "conflict"
+
+
+class AlreadyExists(Conflict):
+    """What is being created already exists (a DID, a type, an SME, a model, ...)."""
+
+    code = "already_exists"
+
+
+class ChainRefused(Conflict):
+    """The chain refused a transaction; `code` is the contract's."""
+
+    code = "chain_refused"
 
 
 class Unprocessable(ServiceError):

@@ -15,18 +15,16 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from chain import merkle
-from services.credit import _chainio, contract
+from services.credit import contract
 from services.credit._service_errors import ChainRefused
 from services.credit.models import BatchRatingRow, RatingBatchRow, RatingRow
-
-if TYPE_CHECKING:
-    from services.credit.service import CreditRuntime
+from services.credit.runtime import Runtime
 
 ANCHOR_LABEL = "credit ratings"
 # A rating record holds only strings (decimal PD and score, codes, hashes) under fixed ASCII
@@ -58,7 +56,7 @@ def gc_paused(large: bool) -> Iterator[None]:
 
 
 def anchor_ratings(
-    rt: CreditRuntime,
+    rt: Runtime,
     session: Session,
     model_sha: str,
     entries: list[dict[str, Any]],
@@ -75,8 +73,8 @@ def anchor_ratings(
     )
     # A retry of the same ratings finds its batch already registered: that is the batch
     if receipt["status"] != "ok" and receipt.get("code") != "batch_exists":
-        raise _chainio.refusal(receipt)
-    _chainio.settle(rt.ctx, receipt)
+        raise rt.chain.refusal(receipt)
+    rt.chain.settle(receipt)
     record = rt.ctx.ledger.read(contract.NAMESPACE, contract.rating_batch_key(root))
     if record is None or record["anchor_tx"] != anchor_tx:
         raise ChainRefused(f"rating batch {root} is not on the chain after its transaction")
@@ -86,15 +84,15 @@ def anchor_ratings(
     return batch
 
 
-def _anchor(rt: CreditRuntime, root: str, count: int, model_sha: str) -> str:
+def _anchor(rt: Runtime, root: str, count: int, model_sha: str) -> str:
     receipt = rt.ctx.relay(
         "anchors",
         "anchor",
         {"root": root, "count": count, "label": ANCHOR_LABEL, "metadata": {"model": model_sha}},
     )
     if receipt["status"] != "ok" and receipt.get("code") != "already_anchored":
-        raise _chainio.refusal(receipt)
-    _chainio.settle(rt.ctx, receipt)
+        raise rt.chain.refusal(receipt)
+    rt.chain.settle(receipt)
     anchor_tx = rt.ctx.ledger.read("anchors", f"root:{rt.ctx.operator_org}:{root}")
     if anchor_tx is None:
         raise ChainRefused(f"the anchor of {root} is not on the chain after its transaction")
@@ -186,7 +184,7 @@ def inquiry_proof_args(session: Session, row: BatchRatingRow) -> dict[str, Any]:
 
 
 def record_bundle(
-    rt: CreditRuntime, session: Session, root: str, uscc: str
+    rt: Runtime, session: Session, root: str, uscc: str
 ) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """The rating's canonical record and its `record` bundle (None if not from a batch here)."""
     batch = session.get(RatingBatchRow, root)
@@ -195,7 +193,7 @@ def record_bundle(
     ).first()
     if batch is None or row is None:
         return None
-    bundle = _chainio.tx_proof(rt.ctx, batch.anchor_tx)
+    bundle = rt.chain.committed_proof(batch.anchor_tx)
     record = contract.rating_record(chain_entry(row), batch.model)
     proof = {
         "hash": contract.record_hash(record).hex(),

@@ -4,10 +4,11 @@ CreditError (services.credit.errors)          ServiceError (services.common.erro
 ├── SmeNotFound, RatingNotFound, ...    x     NotFound       404
 ├── ConsentRequired                     x     Forbidden      403
 ├── NotYourSme                          x     Forbidden      403
-├── AlreadyExists                       x     Conflict       409
 ├── BadInput                            x     Unprocessable  422
-├── ModelUnavailable                    x     Upstream       503
-└── ChainRefused                        x     Conflict       409 (a contract refused the write)
+└── ModelUnavailable                    x     Upstream       503
+
+AlreadyExists (409) and ChainRefused (409, a contract refused the write) are the services'
+shared ones (services.common.errors), re-exported here.
 
 `as_service_error` translates the colleague-owned domain errors (InvalidUSCC, StatementError,
 FeatureMismatchError, ModelError) at this boundary, so the one error handler renders them all.
@@ -17,8 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from services.common.errors import AlreadyExists as AlreadyExists  # shared, re-exported
+from services.common.errors import ChainRefused as ChainRefused  # shared, re-exported
 from services.common.errors import (
-    Conflict,
     Forbidden,
     NotFound,
     ServiceError,
@@ -52,14 +54,6 @@ class ConsentRequired(CreditError, Forbidden):
 
 class NotYourSme(CreditError, Forbidden):
     code = "not_your_sme"
-
-
-class AlreadyExists(CreditError, Conflict):
-    code = "already_exists"
-
-
-class ChainRefused(CreditError, Conflict):
-    code = "chain_refused"
 
 
 class BadInput(CreditError, Unprocessable):

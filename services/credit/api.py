@@ -11,12 +11,13 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from sqlalchemy.orm import Session
 
 from chain.auth import Caller
+from services.common.auth import require_role
 from services.common.db import committed_before_response
 from services.common.openapi import REQUEST_CHECKS, error_responses
 from services.credit import schemas, service
 from services.credit._service_errors import BadInput
 from services.credit._upload import UploadedFile, read_upload
-from services.credit.service import CreditRuntime
+from services.credit.runtime import Runtime
 
 EVERYONE = ("bank", "sme", "agency", "regulator", "operator", "committee")
 # A page offset the databases can take (PostgreSQL's OFFSET is a bigint) and JSON can carry
@@ -48,23 +49,8 @@ ERROR_RESPONSES = error_responses(
 )
 
 
-def require_role(authenticate: Callable[[Request], Caller], *roles: str) -> Callable[..., Caller]:
-    """A dependency refusing (403) callers whose organisation lacks all of `roles`.
-
-    services.common.auth.require_role cannot be used: its module postpones annotations, so
-    FastAPI cannot resolve the closure's `Depends(authenticate)` and asks for a `caller` query
-    parameter instead (reported to the foundation's owners).
-    """
-
-    def check(caller: Annotated[Caller, Depends(authenticate)]) -> Caller:
-        caller.require(*roles)
-        return caller
-
-    return check
-
-
 def build_router(
-    rt: CreditRuntime,
+    rt: Runtime,
     *,
     authenticate: Callable[[Request], Caller],
     get_session: Callable[[], Iterator[Session]],

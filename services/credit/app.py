@@ -19,7 +19,8 @@ from services.credit._modelstore import ModelStore
 from services.credit._service_errors import as_service_error
 from services.credit.api import build_router
 from services.credit.errors import CreditError
-from services.credit.service import CreditRuntime, ensure_models_registered
+from services.credit.runtime import Runtime
+from services.credit.service import ensure_models_registered
 
 log = logging.getLogger(__name__)
 TABLES = [
@@ -40,7 +41,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     """Build the app: its tables, its model versions (registered on the chain), its routes."""
     engine, factory = make_session_factory(ctx.database_url, MetaData())
     Base.metadata.create_all(engine, tables=[t.__table__ for t in TABLES])  # type: ignore[misc]
-    rt = CreditRuntime(ctx=ctx, models=ModelStore.discover(ctx.data_dir))
+    rt = Runtime(ctx=ctx, models=ModelStore.discover(ctx.data_dir))
     try:
         # Sub-app startup hooks do not run when mounted, and the block producer may not run
         # yet: submit without waiting; the first request that needs a model completes it.

@@ -13,7 +13,6 @@ import re
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -22,9 +21,9 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from chain.auth import Caller
-from services.common.context import ServiceContext
+from services.common.chain import parse_signed
 from services.common.errors import Forbidden
-from services.credit import _batch, _chainio, _vectors, contract, schemas
+from services.credit import _batch, _vectors, contract, schemas
 from services.credit._history import (
     amounts_of,
     check_continuity,
@@ -32,7 +31,7 @@ from services.credit._history import (
     features_hash,
     period_sort_key,
 )
-from services.credit._modelstore import ModelStore, chain_registration
+from services.credit._modelstore import chain_registration
 from services.credit._service_errors import (
     AlreadyExists,
     BadInput,
@@ -59,6 +58,7 @@ from services.credit.models import (
     StatementRow,
     UploadRow,
 )
+from services.credit.runtime import Runtime
 from services.credit.statements import load_statements
 from services.credit.uscc import validate_uscc
 
@@ -69,15 +69,6 @@ _ORG = re.compile(contract.ORG)
 _DID = re.compile(contract.DID)
 
 
-@dataclass
-class CreditRuntime:
-    """What the domain needs besides the session: the service context and its models."""
-
-    ctx: ServiceContext
-    models: ModelStore
-    registered: set[str] = field(default_factory=set)
-
-
 def now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -86,7 +77,7 @@ def now_ms() -> int:
 
 
 def register_sme(
-    *, rt: CreditRuntime, session: Session, caller: Caller, entry: schemas.SmeRegistration
+    *, rt: Runtime, session: Session, caller: Caller, entry: schemas.SmeRegistration
 ) -> SmeRow:
     """Register one SME on the chain (bound to its org and key) and in the service database."""
     return register_smes(rt=rt, session=session, caller=caller, entries=[entry])[0]
@@ -94,7 +85,7 @@ def register_sme(
 
 def register_smes(
     *,
-    rt: CreditRuntime,
+    rt: Runtime,
     session: Session,
     caller: Caller,
     entries: Sequence[schemas.SmeRegistration],
@@ -117,15 +108,15 @@ def register_smes(
             todo.append(args)
     chunks = [todo[i : i + SMES_PER_TX] for i in range(0, len(todo), SMES_PER_TX)]
     if len(chunks) == 1:
-        _chainio.relay(rt.ctx, "register_smes", {"smes": chunks[0]})
+        rt.chain.relay("register_smes", {"smes": chunks[0]})
     elif chunks:
-        _chainio.relay_many(rt.ctx, "register_smes", [{"smes": c} for c in chunks])
+        rt.chain.relay_many("register_smes", [{"smes": c} for c in chunks])
     names = {p["uscc"]: e.name for p, e in zip(prepared, entries, strict=True)}
     return [_mirror_sme(rt, session, code, names[code]) for code in codes]
 
 
 def _prepare_registration(
-    rt: CreditRuntime, caller: Caller, entry: schemas.SmeRegistration, index: int
+    rt: Runtime, caller: Caller, entry: schemas.SmeRegistration, index: int
 ) -> dict[str, Any]:
     code = validate_uscc(entry.uscc)
     where = f"smes[{index}]" if index else "body"
@@ -155,7 +146,7 @@ def _prepare_registration(
     return args
 
 
-def _mirror_sme(rt: CreditRuntime, session: Session, uscc: str, name: str | None) -> SmeRow:
+def _mirror_sme(rt: Runtime, session: Session, uscc: str, name: str | None) -> SmeRow:
     record = rt.ctx.ledger.read(contract.NAMESPACE, contract.sme_key(uscc))
     row = session.get(SmeRow, uscc) or SmeRow(uscc=uscc)
     row.org, row.key, row.did = record["org"], record["key"], record["did"]
@@ -165,7 +156,7 @@ def _mirror_sme(rt: CreditRuntime, session: Session, uscc: str, name: str | None
     return row
 
 
-def get_sme(*, rt: CreditRuntime, session: Session, uscc: str) -> SmeRow:
+def get_sme(*, rt: Runtime, session: Session, uscc: str) -> SmeRow:
     """A registered SME (mirrored from the chain if this database has not seen it yet)."""
     code = validate_uscc(uscc)
     row = session.get(SmeRow, code)
@@ -183,7 +174,7 @@ def list_smes(*, session: Session, caller: Caller) -> list[SmeRow]:
     return list(session.scalars(query.limit(1000)))
 
 
-def _owned(rt: CreditRuntime, session: Session, caller: Caller, uscc: str, *also: str) -> SmeRow:
+def _owned(rt: Runtime, session: Session, caller: Caller, uscc: str, *also: str) -> SmeRow:
     """The SME, if the caller is its own organisation or holds one of `also` roles."""
     sme = get_sme(rt=rt, session=session, uscc=uscc)
     if sme.org != caller.org and not caller.roles.intersection(also):
@@ -195,7 +186,7 @@ def _owned(rt: CreditRuntime, session: Session, caller: Caller, uscc: str, *also
 
 
 def upload_statements(
-    *, rt: CreditRuntime, session: Session, caller: Caller, uscc: str, upload: UploadedFile
+    *, rt: Runtime, session: Session, caller: Caller, uscc: str, upload: UploadedFile
 ) -> schemas.UploadOut:
     """Validate a statement file; store it and its features, or store nothing and say why."""
     sme = _owned(rt, session, caller, uscc, "agency")
@@ -260,7 +251,7 @@ def _store_features(session: Session, uscc: str, rows: list[StatementRow]) -> di
 
 
 def list_statements(
-    *, rt: CreditRuntime, session: Session, caller: Caller, uscc: str
+    *, rt: Runtime, session: Session, caller: Caller, uscc: str
 ) -> schemas.StatementList:
     sme = _owned(rt, session, caller, uscc, "agency")
     rows = session.scalars(select(StatementRow).where(StatementRow.uscc == sme.uscc))
@@ -283,7 +274,7 @@ def list_statements(
 # -- ratings -------------------------------------------------------------------------------
 
 
-def active_model(rt: CreditRuntime) -> str:
+def active_model(rt: Runtime) -> str:
     """The governance-approved model this service rates with, or a 503 saying how to get one."""
     ensure_models_registered(rt)
     chosen = rt.models.active(rt.ctx.ledger)
@@ -300,7 +291,7 @@ def active_model(rt: CreditRuntime) -> str:
 
 def rate_smes(
     *,
-    rt: CreditRuntime,
+    rt: Runtime,
     session: Session,
     caller: Caller,
     usccs: Sequence[str],
@@ -320,7 +311,7 @@ def rate_smes(
 
 
 def _rate_smes(
-    rt: CreditRuntime,
+    rt: Runtime,
     session: Session,
     caller: Caller,
     usccs: Sequence[str],
@@ -378,9 +369,9 @@ def _rate_smes(
     chunks = [entries[i : i + RATINGS_PER_TX] for i in range(0, len(entries), RATINGS_PER_TX)]
     batches = [{"model": model_sha, "ratings": chunk} for chunk in chunks]
     if len(batches) == 1:
-        txs = [str(_chainio.relay(rt.ctx, "record_ratings", batches[0])["tx"])]
+        txs = [str(rt.chain.relay("record_ratings", batches[0])["tx"])]
     else:
-        txs = _chainio.relay_many(rt.ctx, "record_ratings", batches)
+        txs = rt.chain.relay_many("record_ratings", batches)
     rows = _mirror_ratings(rt, session, todo, details, set(txs))
     return schemas.BatchOut(
         model=model_sha,
@@ -392,9 +383,7 @@ def _rate_smes(
     )
 
 
-def rate_sme(
-    *, rt: CreditRuntime, session: Session, caller: Caller, uscc: str
-) -> schemas.RatingOut:
+def rate_sme(*, rt: Runtime, session: Session, caller: Caller, uscc: str) -> schemas.RatingOut:
     """Rate one SME; refusals come back as that SME's error."""
     sme = _owned(rt, session, caller, uscc, "agency")
     result = rate_smes(
@@ -438,7 +427,7 @@ def _known_smes(session: Session, codes: list[str]) -> dict[str, str]:
 
 
 def _score(
-    rt: CreditRuntime, model_sha: str, codes: list[str], latest: dict[str, _vectors.Latest]
+    rt: Runtime, model_sha: str, codes: list[str], latest: dict[str, _vectors.Latest]
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """Chain entries (no feature values) and off-chain details (reasons with values)."""
     model = rt.models.load(model_sha)
@@ -482,7 +471,7 @@ def _score(
 
 
 def _mirror_ratings(
-    rt: CreditRuntime,
+    rt: Runtime,
     session: Session,
     codes: list[str],
     details: dict[str, dict[str, Any]],
@@ -507,9 +496,7 @@ def _mirror_ratings(
     return rows
 
 
-def own_rating(
-    *, rt: CreditRuntime, session: Session, caller: Caller, uscc: str
-) -> schemas.RatingOut:
+def own_rating(*, rt: Runtime, session: Session, caller: Caller, uscc: str) -> schemas.RatingOut:
     """The SME's current rating as the SME sees it (with its own feature values)."""
     sme = _owned(rt, session, caller, uscc)
     record = rt.ctx.ledger.read(contract.NAMESPACE, contract.rating_key(sme.uscc))
@@ -522,7 +509,7 @@ def own_rating(
 
 
 def rating_history(
-    *, rt: CreditRuntime, session: Session, caller: Caller, uscc: str
+    *, rt: Runtime, session: Session, caller: Caller, uscc: str
 ) -> schemas.RatingHistory:
     """The SME's ratings, newest first; feature values only for the SME itself.
 
@@ -625,7 +612,7 @@ def _rating_out(row: dict[str, Any]) -> schemas.RatingOut:
 
 
 def bank_read_rating(
-    *, rt: CreditRuntime, session: Session, caller: Caller, uscc: str, purpose: str
+    *, rt: Runtime, session: Session, caller: Caller, uscc: str, purpose: str
 ) -> schemas.BankAnswer:
     """A bank reads a rating under a live consent; the read is recorded on the chain first."""
     sme = get_sme(rt=rt, session=session, uscc=uscc)
@@ -654,7 +641,7 @@ def bank_read_rating(
         # The read makes the batch rating current: the contract checks it against its root
         args["rating_seq"] = args["rating_seq"] + 1
         args["batch"] = _batch.inquiry_proof_args(session, pending)
-    receipt = _chainio.relay(rt.ctx, "record_inquiry", args)
+    receipt = rt.chain.relay("record_inquiry", args)
     event = next(e["data"] for e in receipt["events"] if e["name"] == "inquiry")
     inquiry = ledger.read(contract.NAMESPACE, contract.inquiry_key(sme.uscc, event["n"]))
     session.merge(InquiryRow(**_inquiry_columns(inquiry)))
@@ -670,7 +657,7 @@ def bank_read_rating(
         rating=_rating_from_chain(session, proof["value"], with_values=False),
         proof=proof,
         inquiry=schemas.InquiryOut(**_inquiry_columns(inquiry)),
-        inquiry_proof=_chainio.tx_proof(rt.ctx, str(receipt["tx"])),
+        inquiry_proof=rt.chain.committed_proof(str(receipt["tx"])),
         rating_record=anchored[0] if anchored else None,
         record_proof=anchored[1] if anchored else None,
         verify="save `proof` (and `inquiry_proof`) as JSON and run"
@@ -704,18 +691,16 @@ def _inquiry_columns(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def submit_consent(
-    *, rt: CreditRuntime, session: Session, caller: Caller, raw_tx: dict[str, Any], grant: bool
+    *, rt: Runtime, session: Session, caller: Caller, raw_tx: dict[str, Any], grant: bool
 ) -> schemas.ConsentOut:
     """Submit the SME's own signed grant or revocation and mirror the consent."""
     method = "grant_consent" if grant else "revoke_consent"
-    tx = _chainio.parse_signed(
-        raw_tx, signer=caller.key, contract_name=contract.NAMESPACE, methods={method}
-    )
+    tx = parse_signed(raw_tx, signer=caller.key, contract_name=contract.NAMESPACE, methods={method})
     uscc = tx.args.get("uscc")
     if not isinstance(uscc, str):
         raise BadInput("the transaction's args name no uscc", code="bad_args")
     _owned(rt, session, caller, uscc)
-    _chainio.submit_signed(rt.ctx, tx)
+    rt.chain.submit_signed(tx)
     record = rt.ctx.ledger.read(
         contract.NAMESPACE,
         contract.consent_key(tx.args["uscc"], tx.args["bank"], tx.args["purpose"]),
@@ -753,7 +738,7 @@ def _consent_out(row: ConsentRow) -> schemas.ConsentOut:
     )
 
 
-def list_consents(*, rt: CreditRuntime, session: Session, caller: Caller) -> schemas.ConsentList:
+def list_consents(*, rt: Runtime, session: Session, caller: Caller) -> schemas.ConsentList:
     """Consents an SME granted, or those granted to a bank; each refreshed from the chain."""
     query = select(ConsentRow)
     if "bank" in caller.roles:
@@ -774,7 +759,7 @@ def list_consents(*, rt: CreditRuntime, session: Session, caller: Caller) -> sch
 
 
 def sme_inquiries(
-    *, rt: CreditRuntime, session: Session, caller: Caller, uscc: str
+    *, rt: Runtime, session: Session, caller: Caller, uscc: str
 ) -> schemas.InquiryList:
     """Who read this SME's rating: the SME itself or a regulator asks; the chain is the truth."""
     sme = _owned(rt, session, caller, uscc, "regulator")
@@ -793,7 +778,7 @@ def sme_inquiries(
 
 def all_inquiries(
     *,
-    rt: CreditRuntime,
+    rt: Runtime,
     session: Session,
     bank: str | None,
     uscc: str | None,
@@ -824,7 +809,7 @@ def all_inquiries(
 
 
 def bank_inquiries(
-    *, rt: CreditRuntime, session: Session, bank: str, limit: int, offset: int
+    *, rt: Runtime, session: Session, bank: str, limit: int, offset: int
 ) -> schemas.InquiryList:
     """One bank's own reads, newest first; `total_on_chain` counts that bank's inquiries."""
     page = all_inquiries(rt=rt, session=session, bank=bank, uscc=None, limit=limit, offset=offset)
@@ -841,7 +826,7 @@ def _inquiry_out(row: InquiryRow) -> schemas.InquiryOut:
 # -- model versions ------------------------------------------------------------------------
 
 
-def ensure_models_registered(rt: CreditRuntime, *, wait: bool = True) -> None:
+def ensure_models_registered(rt: Runtime, *, wait: bool = True) -> None:
     """Register every installed model version on the chain (once) with its metrics."""
     for sha, version in rt.models.versions.items():
         if sha in rt.registered:
@@ -851,15 +836,15 @@ def ensure_models_registered(rt: CreditRuntime, *, wait: bool = True) -> None:
             if wait:
                 receipt = rt.ctx.relay(contract.NAMESPACE, "register_model", args)
                 if receipt["status"] != "ok" and receipt["code"] != "model_exists":
-                    raise _chainio.refusal(receipt)
-                _chainio.settle(rt.ctx, receipt)
+                    raise rt.chain.refusal(receipt)
+                rt.chain.settle(receipt)
             else:
                 rt.ctx.relay(contract.NAMESPACE, "register_model", args, wait=False)
                 continue
         rt.registered.add(sha)
 
 
-def list_models(*, rt: CreditRuntime) -> schemas.ModelList:
+def list_models(*, rt: Runtime) -> schemas.ModelList:
     ensure_models_registered(rt)
     chosen = rt.models.active(rt.ctx.ledger)
     active = chosen[0] if chosen else None
@@ -867,7 +852,7 @@ def list_models(*, rt: CreditRuntime) -> schemas.ModelList:
     return schemas.ModelList(active=active, models=models)
 
 
-def get_model(*, rt: CreditRuntime, sha256: str) -> schemas.ModelDetail:
+def get_model(*, rt: Runtime, sha256: str) -> schemas.ModelDetail:
     ensure_models_registered(rt)
     chosen = rt.models.active(rt.ctx.ledger)
     out = _model_out(rt, sha256.lower(), chosen[0] if chosen else None)
@@ -877,7 +862,7 @@ def get_model(*, rt: CreditRuntime, sha256: str) -> schemas.ModelDetail:
     return schemas.ModelDetail(**out.model_dump(), proof=proof)
 
 
-def _model_out(rt: CreditRuntime, sha: str, active: str | None) -> schemas.ModelOut:
+def _model_out(rt: Runtime, sha: str, active: str | None) -> schemas.ModelOut:
     record = rt.ctx.ledger.read(contract.NAMESPACE, contract.model_key(sha))
     return schemas.ModelOut(
         sha256=sha,
@@ -891,10 +876,10 @@ def _model_out(rt: CreditRuntime, sha: str, active: str | None) -> schemas.Model
 
 
 def submit_governance(
-    *, rt: CreditRuntime, caller: Caller, sha256: str, raw_tx: dict[str, Any]
+    *, rt: Runtime, caller: Caller, sha256: str, raw_tx: dict[str, Any]
 ) -> schemas.GovernanceOut:
     """Forward a committee member's own signed proposal or vote about a model version."""
-    tx = _chainio.parse_signed(
+    tx = parse_signed(
         raw_tx, signer=caller.key, contract_name="governance", methods={"propose", "vote"}
     )
     if tx.method == "propose":
@@ -910,7 +895,7 @@ def submit_governance(
                 f"a proposal here invokes credit.approve_model or credit.retire_model for {sha256}",
                 code="wrong_proposal",
             )
-    receipt = _chainio.submit_signed(rt.ctx, tx)
+    receipt = rt.chain.submit_signed(tx)
     chosen = rt.models.active(rt.ctx.ledger)
     return schemas.GovernanceOut(
         tx=receipt["tx"],
@@ -921,7 +906,7 @@ def submit_governance(
     )
 
 
-def chain_params(*, rt: CreditRuntime) -> schemas.ChainParams:
+def chain_params(*, rt: Runtime) -> schemas.ChainParams:
     height = rt.ctx.ledger.height()
     return schemas.ChainParams(
         chain_id=rt.ctx.genesis.chain_id, height=height, expiry_height=height + 1000

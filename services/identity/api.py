@@ -8,12 +8,14 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from chain.auth import Caller
+from services.common.auth import require_role
 from services.common.db import committed_before_response
 from services.common.openapi import REQUEST_CHECKS, ErrorOut, error_responses
 from services.identity import contract as c
 from services.identity import service as svc
 from services.identity import verification as ver
 from services.identity.errors import DidDeactivated, UnknownDid
+from services.identity.runtime import Runtime
 from services.identity.schemas import (
     ChallengeIn,
     ChallengeOut,
@@ -76,7 +78,7 @@ RESOLUTION_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def build_router(
-    env: svc.Env,
+    env: Runtime,
     authenticate: Callable[[Request], Caller],
     get_session: Callable[[], Iterator[Session]],
 ) -> APIRouter:
@@ -87,20 +89,8 @@ def build_router(
     )
     AnyCaller = Annotated[Caller, Depends(authenticate)]
 
-    # services.common.auth.require_role's dependency cannot be resolved by FastAPI (its module
-    # postpones annotations, so `Depends(authenticate)` is a string naming a closure variable and
-    # `caller` becomes a query parameter); this is the same check, written here.
-    def agency_only(caller: AnyCaller) -> Caller:
-        caller.require(AGENCY)
-        return caller
-
-    Agency = Annotated[Caller, Depends(agency_only)]
-
-    def agency_or_regulator(caller: AnyCaller) -> Caller:
-        caller.require(AGENCY, REGULATOR)
-        return caller
-
-    Auditor = Annotated[Caller, Depends(agency_or_regulator)]
+    Agency = Annotated[Caller, Depends(require_role(authenticate, AGENCY))]
+    Auditor = Annotated[Caller, Depends(require_role(authenticate, AGENCY, REGULATOR))]
     Db = Annotated[Session, committed_before_response(get_session)]
 
     def did_out(record: dict[str, Any], tx: str | None = None) -> DidOut:
@@ -314,7 +304,7 @@ def _summary(listed: svc.ListedCredential) -> CredentialSummary:
     )  # fmt: skip
 
 
-def _resolution(env: svc.Env, did: str, with_proof: bool) -> JSONResponse:
+def _resolution(env: Runtime, did: str, with_proof: bool) -> JSONResponse:
     metadata: dict[str, Any] = {"contentType": "application/did+ld+json"}
     body: dict[str, Any] = {
         "@context": RESOLUTION_CONTEXT,

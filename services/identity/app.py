@@ -16,10 +16,9 @@ from services.common.db import make_session_factory, session_dependency
 from services.common.errors import install_error_handlers
 from services.common.openapi import install_openapi
 from services.identity import models
-from services.identity._chain import ChainGateway
 from services.identity._vault import Vault, load_or_create_key
 from services.identity.api import build_router
-from services.identity.service import Env
+from services.identity.runtime import Runtime
 
 TABLES = (models.IssuerKey, models.CredentialType, models.IssuedCredential, models.Challenge)
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/identity"
@@ -42,9 +41,9 @@ def public_base_url(ctx: ServiceContext) -> str:
     return chain_url.removesuffix("/chain").rstrip("/") + f"/{ctx.name}"
 
 
-def build_env(ctx: ServiceContext) -> Env:
-    return Env(
-        chain=ChainGateway(ctx),
+def build_env(ctx: ServiceContext) -> Runtime:
+    return Runtime(
+        ctx=ctx,
         vault=Vault(load_or_create_key(vault_key_path(ctx.data_dir))),
         base_url=public_base_url(ctx),
     )

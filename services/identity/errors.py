@@ -33,12 +33,17 @@ IdentityError                       every identity failure; `code` is stable for
     ├── UnknownDid [404], UnknownType [404], UnknownCredential [404], UnknownChallenge [404]
     ├── NotAuthorisedIssuer [403], NotController [403], NoCustody [503]
     ├── DidDeactivated [410]
-    ├── AlreadyExists [409], ChallengeUsed [409], ChainRefused [409], IssuerStillAuthorised [409]
+    ├── ChallengeUsed [409], IssuerStillAuthorised [409]
     └── SchemaViolation [422], BadSchema [422], BadRequest [400]
+
+Shared with the other services (services.common.errors, re-exported here): AlreadyExists [409]
+(a DID, type or key that exists) and ChainRefused [409] (the chain refused a transaction).
 """
 
 from __future__ import annotations
 
+from services.common.errors import AlreadyExists as AlreadyExists  # shared, re-exported
+from services.common.errors import ChainRefused as ChainRefused  # shared, re-exported
 from services.common.errors import ServiceError
 
 
@@ -274,12 +279,6 @@ class NoCustody(IdentityError):
     status, code = 503, "no_custody"
 
 
-class AlreadyExists(IdentityError):
-    """The DID, type or key already exists."""
-
-    status, code = 409, "already_exists"
-
-
 class IssuerStillAuthorised(IdentityError):
     """The DID belongs to an organisation governance still lists as an issuer."""
 
@@ -290,12 +289,6 @@ class ChallengeUsed(IdentityError):
     """The nonce was already used, or the same presentation was already submitted: a replay."""
 
     status, code = 409, "replayed"
-
-
-class ChainRefused(IdentityError):
-    """The chain refused the transaction; `code` is the contract's."""
-
-    status, code = 409, "chain_refused"
 
 
 class SchemaViolation(IdentityError):

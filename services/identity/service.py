@@ -1,7 +1,7 @@
 """The identity domain: DIDs, issuer keys, credential types, issuance, revocation and suspension.
 
 Every function is keyword-only, takes the service environment and the request's DB session, and
-raises the package's errors. Chain writes come first (signed as the acting org, see _chain), DB
+raises the package's errors. Chain writes come first (signed as the acting org, see chain.py), DB
 rows after, in the request's one transaction: a refusal anywhere leaves nothing half-written.
 Verification lives in `verification.py`.
 """
@@ -11,10 +11,8 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
-import time
 import uuid
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -26,10 +24,8 @@ from sqlalchemy.orm import Session
 from chain.encoding import canonical
 from services.identity import _vcdm, sd_jwt, status_list, vc_cose, vc_jose, zkp
 from services.identity import contract as c
-from services.identity._chain import ChainGateway
 from services.identity._jose import public_jwk
 from services.identity._keys import CURVES, check_public_jwk
-from services.identity._vault import Vault
 from services.identity.errors import (
     AlreadyExists,
     BadRequest,
@@ -46,6 +42,7 @@ from services.identity.errors import (
     UnknownType,
 )
 from services.identity.models import CredentialType, IssuedCredential, IssuerKey
+from services.identity.runtime import Runtime, TypeRecord
 from services.identity.schemas import IssueIn, KeyIn
 
 DID_CONTEXT = "https://www.w3.org/ns/did/v1"
@@ -54,31 +51,6 @@ COMMITMENTS = "zkCommitments"
 LIST_FILL = c.LIST_ENTRIES // 2  # open a new list at half full: random indexes stay cheap
 ALG_CURVES = {"EdDSA": ("OKP", "Ed25519"), "ES256": ("EC", "P-256")}
 DID_CURVES = frozenset({"Ed25519", "P-256"})  # what did:smartcity documents hold
-
-
-@dataclass(frozen=True)
-class TypeRecord:
-    """A registered credential type as verification reads it (a type never changes)."""
-
-    name: str
-    schema_json: dict[str, Any]
-    schema_hash: str
-
-
-@dataclass
-class Env:
-    """What the domain functions share: the chain, the vault, URLs, a clock and caches."""
-
-    chain: ChainGateway
-    vault: Vault
-    base_url: str
-    clock: Callable[[], float] = time.time
-    signing_keys: dict[str, jwk.JWK] = field(default_factory=dict)
-    types: dict[str, TypeRecord] = field(default_factory=dict)
-    validators: dict[str, jsonschema.protocols.Validator] = field(default_factory=dict)
-
-    def now(self) -> datetime:
-        return datetime.fromtimestamp(self.clock(), tz=UTC)
 
 
 def schema_hash(schema: dict[str, Any]) -> str:
@@ -113,7 +85,7 @@ def parse_did(did: str) -> str:
     return msid
 
 
-def did_record(env: Env, did: str) -> dict[str, Any]:
+def did_record(env: Runtime, did: str) -> dict[str, Any]:
     """The DID's on-chain record (deactivated ones included)."""
     record: dict[str, Any] | None = env.chain.read(c.did_key(parse_did(did)))
     if record is None:
@@ -121,14 +93,14 @@ def did_record(env: Env, did: str) -> dict[str, Any]:
     return record
 
 
-def active_did(env: Env, did: str) -> dict[str, Any]:
+def active_did(env: Runtime, did: str) -> dict[str, Any]:
     record = did_record(env, did)
     if record["deactivated"]:
         raise DidDeactivated(f"{did} is deactivated")
     return record
 
 
-def require_active_issuer(env: Env, org: str, action: str) -> None:
+def require_active_issuer(env: Runtime, org: str, action: str) -> None:
     """Refuse an action of an organisation whose did:smartcity:<org> is deactivated."""
     record: dict[str, Any] | None = env.chain.read(c.did_key(org))
     if record is not None and record["deactivated"]:
@@ -190,7 +162,7 @@ def _document_args(msid: str, keys: list[KeyIn]) -> dict[str, Any]:
             "assertion": assertion}  # fmt: skip
 
 
-def create_holder_did(env: Env, *, org: str, keys: list[KeyIn]) -> tuple[dict[str, Any], str]:
+def create_holder_did(env: Runtime, *, org: str, keys: list[KeyIn]) -> tuple[dict[str, Any], str]:
     """Register a holder's DID (id derived from its first key); the agency controls it."""
     require_active_issuer(env, org, "register keys")
     args = _document_args("", keys)
@@ -202,7 +174,7 @@ def create_holder_did(env: Env, *, org: str, keys: list[KeyIn]) -> tuple[dict[st
 
 
 def update_did_keys(
-    env: Env, *, org: str, did: str, keys: list[KeyIn], version: int
+    env: Runtime, *, org: str, did: str, keys: list[KeyIn], version: int
 ) -> tuple[dict[str, Any], str]:
     """Rotate a DID's keys (the controlling org only); old keys stay valid for the past."""
     record = _controlled(env, org=org, did=did)
@@ -213,7 +185,7 @@ def update_did_keys(
     return did_record(env, did), str(receipt["tx"])
 
 
-def deactivate_did(env: Env, *, org: str, did: str) -> tuple[dict[str, Any], str]:
+def deactivate_did(env: Runtime, *, org: str, did: str) -> tuple[dict[str, Any], str]:
     """Deactivate a DID (final). An authorised issuer's own DID only after governance removed
     it as an issuer: until then verifiers rely on its keys for what it issues."""
     _controlled(env, org=org, did=did)
@@ -228,7 +200,7 @@ def deactivate_did(env: Env, *, org: str, did: str) -> tuple[dict[str, Any], str
     return did_record(env, did), str(receipt["tx"])
 
 
-def _controlled(env: Env, *, org: str, did: str) -> dict[str, Any]:
+def _controlled(env: Runtime, *, org: str, did: str) -> dict[str, Any]:
     record = active_did(env, did)
     if record["controller"] != org:
         raise NotController(f"{did} is controlled by {record['controller']}, not {org}")
@@ -239,7 +211,7 @@ def _controlled(env: Env, *, org: str, did: str) -> dict[str, Any]:
 
 
 def setup_issuer_keys(
-    env: Env, session: Session, *, org: str, algs: list[str]
+    env: Runtime, session: Session, *, org: str, algs: list[str]
 ) -> tuple[dict[str, Any], str]:
     """Generate (or rotate) the org's signing keys and publish them in did:smartcity:<org>.
 
@@ -286,7 +258,7 @@ def setup_issuer_keys(
     return did_record(env, did), str(receipt["tx"])
 
 
-def signing_key(env: Env, session: Session, *, org: str, alg: str) -> tuple[str, jwk.JWK]:
+def signing_key(env: Runtime, session: Session, *, org: str, alg: str) -> tuple[str, jwk.JWK]:
     """The org's active signing key for `alg`, unsealed (and cached)."""
     row = session.scalars(
         select(IssuerKey).where(IssuerKey.org == org, IssuerKey.alg == alg, IssuerKey.active)
@@ -306,7 +278,7 @@ def signing_key(env: Env, session: Session, *, org: str, alg: str) -> tuple[str,
 
 
 def register_type(
-    env: Env, session: Session, *, org: str, name: str, schema: dict[str, Any]
+    env: Runtime, session: Session, *, org: str, name: str, schema: dict[str, Any]
 ) -> tuple[CredentialType, int, str]:
     """Register a credential type: its JSON Schema here, the schema's hash on the chain."""
     try:
@@ -325,7 +297,7 @@ def register_type(
     return row, int(receipt["height"]), str(receipt["tx"])
 
 
-def get_type(env: Env, session: Session, *, name: str) -> tuple[CredentialType, dict[str, Any]]:
+def get_type(env: Runtime, session: Session, *, name: str) -> tuple[CredentialType, dict[str, Any]]:
     """The type's schema (from this service) and its on-chain record, which must agree."""
     row = session.get(CredentialType, name)
     on_chain: dict[str, Any] | None = env.chain.read(c.type_key(name))
@@ -336,7 +308,7 @@ def get_type(env: Env, session: Session, *, name: str) -> tuple[CredentialType, 
     return row, on_chain
 
 
-def type_record(env: Env, session: Session, name: str) -> TypeRecord | None:
+def type_record(env: Runtime, session: Session, name: str) -> TypeRecord | None:
     """The type's schema as this service holds it, cached: a schema never changes under a name
     (the contract refuses to register a name twice), so one read per type and process."""
     if name not in env.types:
@@ -347,7 +319,7 @@ def type_record(env: Env, session: Session, name: str) -> TypeRecord | None:
     return env.types[name]
 
 
-def validator_for(env: Env, row: CredentialType | TypeRecord, *, partial: bool) -> Any:
+def validator_for(env: Runtime, row: CredentialType | TypeRecord, *, partial: bool) -> Any:
     """A cached validator of the type's schema; `partial` drops `required` (for disclosures)."""
     key = f"{row.name}:{row.schema_hash}:{partial}"
     if key not in env.validators:
@@ -374,7 +346,7 @@ def schema_problems(validator: Any, claims: dict[str, Any]) -> list[dict[str, st
     ]
 
 
-def issuer_record(env: Env, org: str) -> dict[str, Any]:
+def issuer_record(env: Runtime, org: str) -> dict[str, Any]:
     record: dict[str, Any] | None = env.chain.read(c.issuer_key(org))
     return record or {"org": org, "types": {}}
 
@@ -396,7 +368,7 @@ class Prepared:
 
 
 def issue(
-    env: Env, session: Session, *, org: str, items: list[IssueIn]
+    env: Runtime, session: Session, *, org: str, items: list[IssueIn]
 ) -> tuple[list[tuple[Prepared, dict[str, Any]]], list[str]]:
     """Validate, sign, anchor (in batches) and record credentials; returns them with receipts."""
     height = env.chain.height()
@@ -453,7 +425,7 @@ def issue(
     return results, [str(r["tx"]) for r in receipts]
 
 
-def _check_claims(env: Env, row: CredentialType, item: IssueIn, where: str) -> None:
+def _check_claims(env: Runtime, row: CredentialType, item: IssueIn, where: str) -> None:
     if "id" in item.claims or COMMITMENTS in item.claims:
         raise SchemaViolation(f"{where}claims must not set id or {COMMITMENTS}: the service does")
     problems = schema_problems(validator_for(env, row, partial=False), item.claims)
@@ -493,7 +465,9 @@ def _zk_values(item: IssueIn) -> dict[str, int]:
     return values
 
 
-def _allocate_entries(env: Env, session: Session, *, org: str, count: int) -> list[tuple[int, int]]:
+def _allocate_entries(
+    env: Runtime, session: Session, *, org: str, count: int
+) -> list[tuple[int, int]]:
     """Random free status list entries (herd privacy), free both here and on the chain."""
     issued = session.scalar(select(func.count()).where(IssuedCredential.org == org)) or 0
     list_no = issued // LIST_FILL
@@ -512,12 +486,12 @@ def _allocate_entries(env: Env, session: Session, *, org: str, count: int) -> li
     return [(list_no, index) for index in chosen]
 
 
-def status_list_url(env: Env, org: str, list_no: int, purpose: str) -> str:
+def status_list_url(env: Runtime, org: str, list_no: int, purpose: str) -> str:
     return f"{env.base_url}/status-lists/{org}/{list_no}/{purpose}"
 
 
 def _sign(
-    env: Env, *, org: str, item: IssueIn, holder: dict[str, Any], entry: tuple[int, int],
+    env: Runtime, *, org: str, item: IssueIn, holder: dict[str, Any], entry: tuple[int, int],
     key: tuple[str, jwk.JWK], type_row: CredentialType,
 ) -> Prepared:  # fmt: skip
     list_no, index = entry
@@ -573,7 +547,12 @@ def _holder_key(holder: dict[str, Any]) -> dict[str, Any]:
 
 
 def _row(
-    env: Env, *, org: str, prepared: Prepared, anchor: dict[str, Any], issued_at: datetime
+    env: Runtime,
+    *,
+    org: str,
+    prepared: Prepared,
+    anchor: dict[str, Any],
+    issued_at: datetime,
 ) -> IssuedCredential:
     item = prepared.request
     return IssuedCredential(
@@ -593,7 +572,9 @@ def status_entries(prepared: Prepared) -> list[dict[str, Any]]:
 # -- status ----------------------------------------------------------------------------------------
 
 
-def own_credential(env: Env, session: Session, *, org: str, credential_id: str) -> IssuedCredential:
+def own_credential(
+    env: Runtime, session: Session, *, org: str, credential_id: str
+) -> IssuedCredential:
     row = session.get(IssuedCredential, credential_id)
     if row is None:
         raise UnknownCredential(f"no credential {credential_id} was issued here")
@@ -602,13 +583,13 @@ def own_credential(env: Env, session: Session, *, org: str, credential_id: str) 
     return row
 
 
-def credential_claims(env: Env, row: IssuedCredential) -> dict[str, Any]:
+def credential_claims(env: Runtime, row: IssuedCredential) -> dict[str, Any]:
     claims: dict[str, Any] = env.vault.open(row.sealed_claims, f"credential_claims:{row.id}")
     return claims
 
 
 def change_status(
-    env: Env, session: Session, *, org: str, credential_id: str, purpose: str, value: int,
+    env: Runtime, session: Session, *, org: str, credential_id: str, purpose: str, value: int,
     reason: str,
 ) -> tuple[IssuedCredential, dict[str, Any]]:  # fmt: skip
     """Revoke (final), suspend or reinstate a credential: one auditable chain transaction."""
@@ -634,7 +615,7 @@ def change_status(
 
 
 def status_list_document(
-    env: Env, session: Session, *, org: str, list_no: int, purpose: str
+    env: Runtime, session: Session, *, org: str, list_no: int, purpose: str
 ) -> tuple[dict[str, Any], str | None]:
     """The W3C BitstringStatusListCredential for a list, rebuilt from the chain's status keys.
 
@@ -680,7 +661,7 @@ def credential_status(row: IssuedCredential) -> str:
 
 
 def list_credentials(
-    env: Env, session: Session, *, org: str, roles: frozenset[str], issuer: str | None,
+    env: Runtime, session: Session, *, org: str, roles: frozenset[str], issuer: str | None,
     status: str | None, type_name: str | None, limit: int, cursor: str | None,
 ) -> tuple[list[ListedCredential], str | None]:  # fmt: skip
     """Credentials newest first (anchor height, then id), one page after `cursor`.
@@ -735,7 +716,7 @@ def _status_filter(query: Any, status: str | None) -> Any:
     return query.where(IssuedCredential.suspended.is_(status == "suspended"))
 
 
-def _status_height(env: Env, row: IssuedCredential) -> int | None:
+def _status_height(env: Runtime, row: IssuedCredential) -> int | None:
     """The block height of the change that revoked or suspended the credential (the chain's)."""
     purpose = _CHANGE_PURPOSE.get(credential_status(row))
     if purpose is None:

@@ -36,9 +36,9 @@ from services.identity.errors import (
     UnknownChallenge,
 )
 from services.identity.models import Challenge
+from services.identity.runtime import Runtime
 from services.identity.service import (
     COMMITMENTS,
-    Env,
     digest_sri,
     schema_problems,
     token_hash,
@@ -115,7 +115,7 @@ class Binding:
 
 
 def verify_credential(
-    env: Env, session: Session, *, token: str, include_proofs: bool = True,
+    env: Runtime, session: Session, *, token: str, include_proofs: bool = True,
     binding: Binding | None = None,
 ) -> Report:  # fmt: skip
     """Check a vc+jwt, vc+cose or (presented) vc+sd-jwt against the chain; each check reported."""
@@ -132,7 +132,7 @@ def verify_credential(
 
 
 def _verify_checks(
-    env: Env, session: Session, report: Report, token: str, compact: Compact | None,
+    env: Runtime, session: Session, report: Report, token: str, compact: Compact | None,
     include_proofs: bool, binding: Binding | None,
 ) -> Report:  # fmt: skip
     try:
@@ -164,7 +164,7 @@ def _verify_checks(
 
 
 def _issuer_key(
-    env: Env, report: Report, kid: Any, proofs: dict[str, Any]
+    env: Runtime, report: Report, kid: Any, proofs: dict[str, Any]
 ) -> dict[str, Any] | None:
     issuer = report.issuer or ""
     msid = c.msid_of(issuer)
@@ -224,7 +224,7 @@ def _check_signature(
 
 
 def _check_anchor(
-    env: Env, report: Report, token: str, proofs: dict[str, Any]
+    env: Runtime, report: Report, token: str, proofs: dict[str, Any]
 ) -> dict[str, Any] | None:
     digest = token_hash(token)
     anchor: dict[str, Any] | None = env.chain.read(c.cred_key(digest))
@@ -251,7 +251,7 @@ def _check_key_window(report: Report, vm: Any, anchor: dict[str, Any] | None) ->
 
 
 def _check_authorisation(
-    env: Env, report: Report, anchor: dict[str, Any] | None, proofs: dict[str, Any]
+    env: Runtime, report: Report, anchor: dict[str, Any] | None, proofs: dict[str, Any]
 ) -> None:
     org = c.msid_of(report.issuer or "") or ""
     record = env.chain.read(c.issuer_key(org))
@@ -268,7 +268,7 @@ def _check_authorisation(
                    f" {anchor['height']}")  # fmt: skip
 
 
-def _check_validity(env: Env, report: Report) -> None:
+def _check_validity(env: Runtime, report: Report) -> None:
     try:
         _vcdm.check_time({**report.claims, **report.jwt_times}, env.clock(), leeway_s=0)
     except CredentialError as exc:
@@ -282,7 +282,7 @@ def _check_validity(env: Env, report: Report) -> None:
 
 
 def _check_status(
-    env: Env, report: Report, anchor: dict[str, Any] | None, proofs: dict[str, Any]
+    env: Runtime, report: Report, anchor: dict[str, Any] | None, proofs: dict[str, Any]
 ) -> None:
     entries = _as_list(report.claims.get("credentialStatus"))
     if not entries or anchor is None:
@@ -318,7 +318,7 @@ def _check_status(
         report.set("status", True, ", ".join(notes))
 
 
-def _check_schema(env: Env, session: Session, report: Report, proofs: dict[str, Any]) -> None:
+def _check_schema(env: Runtime, session: Session, report: Report, proofs: dict[str, Any]) -> None:
     name = report.type
     if name is None:
         report.set("schema", False, "the credential names no type")
@@ -353,7 +353,7 @@ def _check_schema(env: Env, session: Session, report: Report, proofs: dict[str, 
         report.set("schema", True, f"{which} to {name} (schema {row.schema_hash[:12]}…)")
 
 
-def _check_binding(env: Env, report: Report, token: str, binding: Binding) -> None:
+def _check_binding(env: Runtime, report: Report, token: str, binding: Binding) -> None:
     if report.format in ("vc+jwt", "vc+cose"):
         if binding.holder is None:
             report.set("holder_binding", None, "no presentation: nothing binds a holder")
@@ -377,7 +377,7 @@ def _check_binding(env: Env, report: Report, token: str, binding: Binding) -> No
     report.set("holder_binding", True, "key binding JWT signed by the cnf key for this challenge")
 
 
-def _vcdm_key(issuer: str | None, token: str, env: Env) -> dict[str, Any]:
+def _vcdm_key(issuer: str | None, token: str, env: Runtime) -> dict[str, Any]:
     kid = parse_compact(token.split("~", 1)[0]).header["kid"]
     msid = c.msid_of(issuer or "") or ""
     record: dict[str, Any] = env.chain.read(c.vm_key(msid, kid.split("#", 1)[1]))
@@ -394,7 +394,7 @@ def _as_list(value: Any) -> list[Any]:
 
 
 def create_challenge(
-    env: Env, session: Session, *, org: str, audience: str | None, ttl_s: int
+    env: Runtime, session: Session, *, org: str, audience: str | None, ttl_s: int
 ) -> Challenge:
     """A fresh nonce for a verifier; the holder signs it (and the audience) in the presentation."""
     row = Challenge(nonce=secrets.token_urlsafe(24), org=org, audience=audience or c.did_of(org),
@@ -403,7 +403,7 @@ def create_challenge(
     return row
 
 
-def open_challenge(env: Env, session: Session, *, org: str, nonce: str) -> Challenge:
+def open_challenge(env: Runtime, session: Session, *, org: str, nonce: str) -> Challenge:
     """The caller's own unexpired, unused challenge for `nonce` (read, not yet consumed)."""
     row = session.get(Challenge, nonce)
     # Verify the nonce is this verifier's, unexpired and unused
@@ -423,7 +423,7 @@ def open_challenge(env: Env, session: Session, *, org: str, nonce: str) -> Chall
     return row
 
 
-def consume_challenge(env: Env, session: Session, *, challenge: Challenge, digest: str) -> None:
+def consume_challenge(env: Runtime, session: Session, *, challenge: Challenge, digest: str) -> None:
     """Mark the nonce used, once: only a verification that ran to its report consumes it.
 
     The conditional update is the single-use guarantee under concurrency: of two requests
@@ -476,7 +476,13 @@ def _utc(moment: datetime) -> datetime:
 
 
 def verify_presentation(
-    env: Env, session: Session, *, org: str, presentation: str, nonce: str, include_proofs: bool
+    env: Runtime,
+    session: Session,
+    *,
+    org: str,
+    presentation: str,
+    nonce: str,
+    include_proofs: bool,
 ) -> dict[str, Any]:
     """Verify an SD-JWT+KB or a vp+jwt for a challenge this service issued to `org`."""
     text = presentation.strip()
@@ -506,7 +512,7 @@ def verify_presentation(
 
 
 def _verify_vp_jwt(
-    env: Env, session: Session, text: str, binding: Binding, checks: dict[str, dict[str, str]],
+    env: Runtime, session: Session, text: str, binding: Binding, checks: dict[str, dict[str, str]],
     include_proofs: bool,
 ) -> tuple[str | None, list[Report]]:  # fmt: skip
     try:
@@ -552,7 +558,7 @@ def _verify_vp_jwt(
 
 
 def verify_zk(
-    env: Env, session: Session, *, org: str, credential: str, predicate: str,
+    env: Runtime, session: Session, *, org: str, credential: str, predicate: str,
     min_age_years: int | None, reference_date: date | None, city_code: int | None,
     proof: dict[str, Any], nonce: str, include_proofs: bool,
 ) -> dict[str, Any]:  # fmt: skip

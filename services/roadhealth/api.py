@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from chain.auth import Caller
 from chain.encoding import parse_json
 from chain.errors import EncodingError
+from services.common.auth import require_role
 from services.common.db import committed_before_response
 from services.common.openapi import REQUEST_CHECKS, error_responses
 from services.roadhealth import ingest, service
@@ -62,21 +63,6 @@ def _geojson(model: type[Feature | FeatureCollection], what: str) -> dict[str, A
         "response_class": GeoJsonResponse,
         "responses": {200: {"model": model, "description": what}},
     }
-
-
-def require_role(authenticate: Callable[[Request], Caller], *roles: str) -> Callable[..., Caller]:
-    """Authenticate, then refuse (403) a caller whose organisation lacks all of `roles`.
-
-    services.common.auth.require_role declares its parameter under postponed annotations, so
-    FastAPI cannot resolve `Depends(authenticate)` and asks for a `caller` query parameter
-    instead; this module is evaluated eagerly, which avoids that.
-    """
-
-    def check(caller: Annotated[Caller, Depends(authenticate)]) -> Caller:
-        caller.require(*roles)
-        return caller
-
-    return check
 
 
 async def read_body(request: Request) -> bytes:

@@ -18,7 +18,6 @@ from services.roadhealth.analysis import (
 )
 from services.roadhealth.clustering import cluster_positions
 from services.roadhealth.condition import Decision, Pending, Seen, decide_condition
-from services.roadhealth.errors import ChainRefused
 from services.roadhealth.models import (
     RhAlert,
     RhConditionWatch,
@@ -350,9 +349,4 @@ def raise_alert(
 
 def _attest(rt: Runtime, method: str, args: dict[str, Any]) -> dict[str, Any]:
     """A fact the service attests with its operator key; a refusal is reported, not hidden."""
-    receipt = rt.ctx.relay("roadhealth", method, args)
-    if receipt["status"] != "ok":
-        raise ChainRefused(
-            f"the chain refused roadhealth.{method}: {receipt['error']}", code=receipt["code"]
-        )
-    return receipt
+    return rt.chain.attest(method, args)

@@ -9,12 +9,15 @@ RoadHealthError (ServiceError, 400)
 ├── AnchorNotCommitted    409 anchor_not_committed
 ├── BatchConflict         409 batch_conflict / batch_in_progress
 ├── BadDeviceTx           422 bad_device_tx (a registration tx the service will not relay)
-├── ChainRefused          409 the chain failed the transaction (its own code)
 └── OutOfRange            422 out_of_range
+
+ChainRefused (409, the chain failed the transaction: its own code) is the services' shared one
+(services.common.errors), re-exported here.
 """
 
 from __future__ import annotations
 
+from services.common.errors import ChainRefused as ChainRefused  # shared, re-exported
 from services.common.errors import Conflict, NotFound, ServiceError, Unprocessable
 
 
@@ -52,10 +55,6 @@ class BatchConflict(RoadHealthError, Conflict):
 
 class BadDeviceTx(RoadHealthError, Unprocessable):
     code = "bad_device_tx"
-
-
-class ChainRefused(RoadHealthError, Conflict):
-    code = "chain_refused"
 
 
 class OutOfRange(RoadHealthError, Unprocessable):

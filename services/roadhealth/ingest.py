@@ -129,15 +129,13 @@ def _check_integrity(request: IngestRequest) -> list[str]:
 
 
 def _check_anchor(rt: Runtime, *, caller_org: str, root: str, tx: str, count: int) -> None:
-    ledger = rt.ctx.ledger
     # Verify the caller's organisation anchored exactly this root, count, in this transaction
-    anchored_by_caller = ledger.read("anchors", f"root:{caller_org}:{root}")
-    if anchored_by_caller == tx:
-        record = ledger.read("anchors", f"batch:{tx}")
+    if rt.chain.anchored_root(caller_org, root) == tx:
+        record = rt.chain.anchor_record(tx)
         if record is None or record.get("count") != count:
             raise BadBatch(f"anchor {tx} claims another count", code="anchor_mismatch")
         return
-    bundle = ledger.tx_proof(tx)
+    bundle = rt.chain.tx_proof(tx)
     if bundle is None:
         raise AnchorNotCommitted(f"anchor transaction {tx} is not committed (yet); retry")
     raise BadBatch(
@@ -167,9 +165,7 @@ def _check_messages(
             reject("topic_mismatch", "topic is not city/{c}/road/{s}/sensor/{device}/telemetry")
             continue
         if telemetry.device not in devices:
-            devices[telemetry.device] = rt.ctx.ledger.read(
-                "roadhealth", f"device:{telemetry.device}"
-            )
+            devices[telemetry.device] = rt.chain.device(telemetry.device)
         record = devices[telemetry.device]
         if record is None:
             reject("unknown_device", f"device {telemetry.device} is not registered")

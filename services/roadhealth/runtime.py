@@ -10,7 +10,9 @@ from typing import Any
 
 from chain.secretfile import mqtt_url_from_env
 from services.common.context import ServiceContext
+from services.common.runtime import ServiceRuntime
 from services.roadhealth.analysis import LiveClassifier, Thresholds, default_classifier
+from services.roadhealth.chain import RoadHealthChain
 from services.roadhealth.condition import ChangeRules
 from services.roadhealth.geo import Segment
 from services.roadhealth.matching import SegmentIndex
@@ -62,14 +64,19 @@ class Settings:
 
 
 @dataclass
-class Runtime:
-    ctx: ServiceContext
+class Runtime(ServiceRuntime):
+    """What the domain needs besides the session: settings, chain, segment index, classifier."""
+
     settings: Settings
     index: SegmentIndex = field(default_factory=lambda: SegmentIndex([]))
     # The surface classifier that judges each detected event (the shipped one by default)
     classifier: LiveClassifier | None = field(default_factory=default_classifier)
     kick_alerts: Callable[[], None] = lambda: None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    chain: RoadHealthChain = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.chain = RoadHealthChain(self.ctx)
 
     def reindex(self, segments: Sequence[Segment]) -> None:
         self.index = SegmentIndex(segments)

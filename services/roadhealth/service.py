@@ -16,7 +16,6 @@ from chain.errors import TxRejected
 from chain.tx import tx_from_json
 from services.roadhealth.errors import (
     BadDeviceTx,
-    ChainRefused,
     OutOfRange,
     UnknownDevice,
     UnknownReading,
@@ -56,8 +55,7 @@ def import_segments(
     tx = None
     for start in range(0, len(segments), SEGMENTS_PER_TX):
         chunk = segments[start : start + SEGMENTS_PER_TX]
-        receipt = rt.ctx.relay(
-            "roadhealth",
+        receipt = rt.chain.attest(
             "register_segments",
             {
                 "segments": [
@@ -70,15 +68,12 @@ def import_segments(
                 ],
                 "requested_by": requested_by,
             },
+            what="the segments",
             wait=wait,
         )
         if not wait:
             tx = receipt["hash"]
             continue
-        if receipt["status"] != "ok":
-            raise ChainRefused(
-                f"the chain refused the segments: {receipt['error']}", code=receipt["code"]
-            )
         tx = receipt["tx"]
     for seg in segments:
         row = session.get(RhSegment, seg.id)
@@ -409,11 +404,11 @@ def submit_device_tx(
         raise BadDeviceTx(f"the transaction is for chain {tx.chain_id!r}")
     if not tx.has_valid_signature():
         raise BadDeviceTx("the transaction's signature does not verify")
-    receipt = rt.ctx.ledger.submit(tx)
-    if receipt["status"] != "ok":
-        raise ChainRefused(receipt["error"] or "refused", code=receipt["code"])
+    receipt = rt.chain.submit_signed(tx)
     device = str(tx.args["device"])
-    record = rt.ctx.ledger.read("roadhealth", f"device:{device}")
+    record = rt.chain.device(device)
+    if record is None:  # cannot be: the transaction that registered or changed it committed
+        raise UnknownDevice(f"device {device!r} is not on the chain")
     row = session.get(RhDevice, device)
     if row is None:
         row = RhDevice(id=device)
@@ -429,7 +424,7 @@ def submit_device_tx(
 
 
 def get_device(rt: Runtime, *, device: str) -> dict[str, Any]:
-    record = rt.ctx.ledger.read("roadhealth", f"device:{device}")
+    record = rt.chain.device(device)
     if record is None:
         raise UnknownDevice(f"no device {device!r} is registered on the chain")
     return _device_view(device, record)
@@ -475,7 +470,7 @@ def reading_proof(rt: Runtime, session: Session, *, device: str, seq: int) -> di
     from services.roadhealth.models import RhBatch
 
     batch = session.get(RhBatch, window.anchor_tx)
-    tx_bundle = rt.ctx.ledger.tx_proof(window.anchor_tx)
+    tx_bundle = rt.chain.tx_proof(window.anchor_tx)
     if batch is None or tx_bundle is None:
         raise UnknownReading(f"the anchor of reading {seq} of {device!r} is not available")
     payload = json.loads(window.payload)
@@ -489,7 +484,7 @@ def reading_proof(rt: Runtime, session: Session, *, device: str, seq: int) -> di
             "path": audit_path(batch.leaves, window.leaf_index),
         },
     }
-    device_bundle = rt.ctx.ledger.state_proof("roadhealth", f"device:{device}")
+    device_bundle = rt.chain.device_proof(device)
     record = device_bundle.get("value")
     if record is None:
         raise UnknownDevice(f"device {device!r} is no longer registered")

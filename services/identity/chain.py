@@ -1,4 +1,4 @@
-"""The identity service's view of the chain: reads, proofs, and writes signed as the acting org.
+"""The identity service's chain access: reads, proofs, and writes signed as the acting org.
 
 Writes are self-signed: the service signs a transaction with the acting organisation's own
 chain key, which it holds only in demo mode (the suite folder's `orgs/<org>/key.jwk`, as made
@@ -15,14 +15,15 @@ from typing import Any
 from chain.crypto import SigningKey, load_key
 from chain.errors import ChainError, TxRejected
 from chain.tx import Tx, sign_tx
+from services.common.chain import ServiceChain
 from services.common.context import ServiceContext
+from services.common.errors import ServiceError
 from services.common.ledger import DEFAULT_TTL_BLOCKS
 from services.identity import contract as c
 from services.identity.errors import (
     AlreadyExists,
     ChainRefused,
     DidDeactivated,
-    IdentityError,
     NoCustody,
     NotAuthorisedIssuer,
     NotController,
@@ -31,7 +32,7 @@ from services.identity.errors import (
 )
 
 # Contract error codes -> the service error a caller gets.
-_REFUSALS: dict[str, type[IdentityError]] = {
+_REFUSALS: dict[str, type[ServiceError]] = {
     "not_issuer": NotAuthorisedIssuer,
     "forbidden": NotController,
     "did_exists": AlreadyExists,
@@ -43,26 +44,16 @@ _REFUSALS: dict[str, type[IdentityError]] = {
 }
 
 
-class ChainGateway:
+class IdentityChain(ServiceChain):
     """Reads identity state (with proofs) and submits identity calls as an organisation."""
 
+    namespace = c.NAMESPACE
+    refusals = _REFUSALS
+
     def __init__(self, ctx: ServiceContext) -> None:
-        self.ctx = ctx
-        self.ledger = ctx.ledger
+        super().__init__(ctx)
         self._keys: dict[str, SigningKey] = {}
         self._lock = threading.Lock()
-
-    # -- reads -----------------------------------------------------------------------------------
-
-    def read(self, key: str) -> Any:
-        return self.ledger.read(c.NAMESPACE, key)
-
-    def proof(self, key: str) -> dict[str, Any]:
-        """A state bundle for an identity key (its value, or its absence)."""
-        return self.ledger.state_proof(c.NAMESPACE, key)
-
-    def height(self) -> int:
-        return self.ledger.height()
 
     # -- writes ----------------------------------------------------------------------------------
 
@@ -110,9 +101,4 @@ class ChainGateway:
             raise ChainRefused(
                 f"the chain is unavailable: {exc}", code="chain_unavailable"
             ) from exc
-        for receipt in receipts:
-            if receipt.get("status") != "ok":
-                code = str(receipt.get("code") or "failed")
-                error = _REFUSALS.get(code, ChainRefused)
-                raise error(str(receipt.get("error") or code), code=code)
-        return receipts
+        return [self.require_ok(receipt) for receipt in receipts]

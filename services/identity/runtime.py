@@ -1,0 +1,44 @@
+"""What the identity service holds while running: its chain access, vault, URL, clock, caches."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import jsonschema
+from jwcrypto import jwk
+
+from services.common.runtime import ServiceRuntime
+from services.identity._vault import Vault
+from services.identity.chain import IdentityChain
+
+
+@dataclass(frozen=True)
+class TypeRecord:
+    """A registered credential type as verification reads it (a type never changes)."""
+
+    name: str
+    schema_json: dict[str, Any]
+    schema_hash: str
+
+
+@dataclass
+class Runtime(ServiceRuntime):
+    """What the domain functions share: the chain, the vault, URLs, a clock and caches."""
+
+    vault: Vault
+    base_url: str
+    clock: Callable[[], float] = time.time
+    signing_keys: dict[str, jwk.JWK] = field(default_factory=dict)
+    types: dict[str, TypeRecord] = field(default_factory=dict)
+    validators: dict[str, jsonschema.protocols.Validator] = field(default_factory=dict)
+    chain: IdentityChain = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.chain = IdentityChain(self.ctx)
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), tz=UTC)

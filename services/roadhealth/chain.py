@@ -1,0 +1,47 @@
+"""The road-health service's chain access: its registry (segments, devices), anchors, proofs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.common.chain import ServiceChain
+from services.common.errors import ChainRefused
+
+
+class RoadHealthChain(ServiceChain):
+    """Reads and writes of the roadhealth contract, and the anchors of telemetry batches."""
+
+    namespace = "roadhealth"
+
+    def attest(
+        self, method: str, args: dict[str, Any], *, what: str | None = None, wait: bool = True
+    ) -> dict[str, Any]:
+        """A fact the service attests with its operator key; a refusal is reported, not hidden.
+
+        Without `wait` the transaction is only admitted and its receipt is not checked.
+        """
+        receipt = self.ctx.relay(self.namespace, method, args, wait=wait)
+        if wait and receipt["status"] != "ok":
+            refused = what or f"roadhealth.{method}"
+            raise ChainRefused(
+                f"the chain refused {refused}: {receipt['error']}", code=receipt["code"]
+            )
+        return receipt
+
+    def device(self, device: str) -> dict[str, Any] | None:
+        """A device's registry record, None when it was never registered."""
+        record: dict[str, Any] | None = self.read(f"device:{device}")
+        return record
+
+    def device_proof(self, device: str) -> dict[str, Any]:
+        """A state bundle for a device's registry record (or its absence)."""
+        return self.proof(f"device:{device}")
+
+    def anchored_root(self, org: str, root: str) -> Any:
+        """The transaction in which `org` anchored the batch root `root`, if it did."""
+        return self.read(f"root:{org}:{root}", namespace="anchors")
+
+    def anchor_record(self, tx: str) -> dict[str, Any] | None:
+        """The anchors contract's record of the batch anchored by transaction `tx`."""
+        record: dict[str, Any] | None = self.read(f"batch:{tx}", namespace="anchors")
+        return record
