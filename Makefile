@@ -33,6 +33,7 @@ lint: $(SYNCED)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports  # the import contracts in pyproject.toml [tool.importlinter]
 
 fmt: $(SYNCED)
 	$(VENV)/bin/ruff format .

@@ -18,8 +18,8 @@ import pytest
 from iot_gateway.simulator import Fleet as SimFleet
 from services.roadhealth.analysis import Thresholds
 from services.roadhealth.condition import ChangeRules, Seen, decide_condition
-from services.roadhealth.testing import running
 from smartcity.iot import demo_network
+from smartcity.roadhealth_harness import running
 
 T0 = 1_770_000_000.0
 # Four segments and four vehicles at one window per 1.4 s: each segment sees a pass about every

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, settings
 
 from chain.auth import mint_token
 from chain.home import SuiteHome
-from services.roadhealth.testing import Harness, running
+from smartcity.roadhealth_harness import Harness, running
 
 
 def _database_url(tmp: Path) -> tuple[str, Any]:

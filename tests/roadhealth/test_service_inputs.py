@@ -9,8 +9,8 @@ from typing import Any
 from chain.auth import mint_token
 from chain.crypto import SigningKey
 from services.roadhealth.fleet import Fleet, Vehicle, anchor_batch, build_batch, ingest_body
-from services.roadhealth.testing import Harness, running
 from services.roadhealth.wire import batch_root, message_hash, sign_payload
+from smartcity.roadhealth_harness import Harness, running
 
 T0 = 1_770_000_000.0
 

@@ -11,9 +11,9 @@ from click.testing import CliRunner
 
 from chain.light import verify_bundle
 from services.roadhealth.fleet import Fleet
-from services.roadhealth.testing import Harness, running
 from services.roadhealth.wire import has_valid_signature
 from smartcity.cli import main as smartcity_cli
+from smartcity.roadhealth_harness import Harness, running
 
 from ..conftest import AlertReceiver
 

@@ -21,9 +21,9 @@ from services.roadhealth.analytics.profile import (
     generate_road_profile,
 )
 from services.roadhealth.fleet import Fleet, SegmentTruth, Vehicle
-from services.roadhealth.testing import replay_simulator, running, score_potholes
 from services.roadhealth.wire import sign_payload
 from smartcity.iot import demo_network, planted_potholes
+from smartcity.roadhealth_harness import replay_simulator, running, score_potholes
 
 TOLERANCE_M = 5.0
 T0 = 1_770_000_000.0
