@@ -47,6 +47,7 @@ from chain.types import BlockHash, Height, PublicKey, Round
 
 log = logging.getLogger(__name__)
 LAST_SIGNED = "consensus_last_signed"
+SAME_AS_LOCKED = "locked_value"  # a persisted valid_value that is the locked block
 SYNC_BATCH = 50
 MAX_INBOX = 100_000
 MAX_GOSSIP_BATCHES = 256  # gossiped tx batches waiting; beyond, new gossip is dropped
@@ -272,15 +273,17 @@ class Engine:
         def value(v: Any) -> Candidate | None:
             return None if v is None else Candidate.from_json(v)
 
+        locked = value(data["locked_value"])
+        valid = locked if data["valid_value"] == SAME_AS_LOCKED else value(data["valid_value"])
         return SignedState(
             data["height"],
             data["round"],
             data["step"],
             data["block_hash"],
             data["locked_round"],
-            value(data["locked_value"]),
+            locked,
             data["valid_round"],
-            value(data["valid_value"]),
+            valid,
             # Saved since the restart re-send (older state has none: only the last vote re-sent)
             tuple((int(r), int(st), h) for r, st, h in data.get("votes", [])),
         )
@@ -466,6 +469,11 @@ def _state_json(state: SignedState) -> dict[str, Any]:
         "locked_round": state.locked_round,
         "locked_value": value(state.locked_value),
         "valid_round": state.valid_round,
-        "valid_value": value(state.valid_value),
+        # Usually the locked block itself (a block's transactions are most of the bytes)
+        "valid_value": (
+            SAME_AS_LOCKED
+            if state.valid_value is not None and state.valid_value is state.locked_value
+            else value(state.valid_value)
+        ),
         "votes": [list(v) for v in state.votes],
     }

@@ -272,3 +272,42 @@ def test_an_observer_restarted_with_pending_transactions_gossips_them(
     observer.start()  # as after a restart: its mempool holds acknowledged transactions
     for tx in held:
         assert v0.wait(tx.hash, 30) is not None
+
+
+def test_a_persisted_lock_keeps_its_block_once_and_restores_lock_and_valid_value(
+    backend: str, cluster: tuple[Cluster, Genesis, SigningKey]
+) -> None:
+    """The signed state a validator persists before each vote holds the locked block's
+    transactions; when the valid block is the locked one it is written once, and both come
+    back after a restart."""
+    import json
+
+    from chain.consensus.candidate import Candidate
+    from chain.consensus.engine import LAST_SIGNED, _state_json
+    from chain.consensus.machine import SignedState
+
+    running, genesis, key = cluster
+    v0, observer = running.nodes["validator-0"], running.nodes["observer-0"]
+    txs = anchors(genesis, key, 40, 7)
+    v0.submit(txs)
+    for tx in txs:
+        assert v0.wait(tx.hash, 30) is not None
+    wait_for(lambda: observer.ledger.height >= v0.ledger.height)
+    height = v0.ledger.store.tx(txs[0].hash)[0]  # type: ignore[index]
+    header, _ = observer.ledger.block(height)  # type: ignore[misc]
+    block = Candidate(header, tuple(observer.engine._txs_of(height)))
+    state = SignedState(height + 1, 2, 1, block.hash, 1, block, 1, block)
+    text = json.dumps(_state_json(state))
+    # Each transaction's canonical text (with its "sig" member) is in the persisted JSON once
+    assert text.count('\\"sig\\"') == len(block.txs)
+    # The observer never signs, so its store is free for the round trip
+    observer.ledger.store.put_meta(LAST_SIGNED, text)
+    restored = observer.engine._restored()
+    assert restored is not None and restored.locked_value is not None
+    assert restored.locked_value.hash == block.hash
+    assert restored.valid_value is restored.locked_value
+    assert [t.hash for t in restored.locked_value.txs] == [t.hash for t in block.txs]
+    # A valid block other than the lock is kept in full beside it
+    other = SignedState(height + 1, 2, 1, None, 1, block, 1, Candidate(header, block.txs))
+    again = json.loads(json.dumps(_state_json(other)))
+    assert again["valid_value"]["header"] == again["locked_value"]["header"]
