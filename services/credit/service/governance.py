@@ -1,0 +1,102 @@
+"""Model versions: registered on the chain, voted by the committee; chain parameters."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from chain.auth import Caller
+from services.common.chain import parse_signed
+from services.credit import contract, schemas
+from services.credit._modelstore import chain_registration
+from services.credit._service_errors import (
+    BadInput,
+    ModelNotFound,
+)
+from services.credit.runtime import Runtime
+
+
+def ensure_models_registered(rt: Runtime, *, wait: bool = True) -> None:
+    """Register every installed model version on the chain (once) with its metrics."""
+    for sha, version in rt.models.versions.items():
+        if sha in rt.registered:
+            continue
+        if rt.ctx.ledger.read(contract.NAMESPACE, contract.model_key(sha)) is None:
+            args = chain_registration(version)
+            if wait:
+                receipt = rt.ctx.relay(contract.NAMESPACE, "register_model", args)
+                if receipt["status"] != "ok" and receipt["code"] != "model_exists":
+                    raise rt.chain.refusal(receipt)
+                rt.chain.settle(receipt)
+            else:
+                rt.ctx.relay(contract.NAMESPACE, "register_model", args, wait=False)
+                continue
+        rt.registered.add(sha)
+
+
+def list_models(*, rt: Runtime) -> schemas.ModelList:
+    ensure_models_registered(rt)
+    chosen = rt.models.active(rt.ctx.ledger)
+    active = chosen[0] if chosen else None
+    models = [_model_out(rt, sha, active) for sha in sorted(rt.models.versions)]
+    return schemas.ModelList(active=active, models=models)
+
+
+def get_model(*, rt: Runtime, sha256: str) -> schemas.ModelDetail:
+    ensure_models_registered(rt)
+    chosen = rt.models.active(rt.ctx.ledger)
+    out = _model_out(rt, sha256.lower(), chosen[0] if chosen else None)
+    if out.chain is None and not out.installed:
+        raise ModelNotFound(f"model {sha256} is neither registered nor installed")
+    proof = rt.ctx.ledger.state_proof(contract.NAMESPACE, contract.model_key(sha256.lower()))
+    return schemas.ModelDetail(**out.model_dump(), proof=proof)
+
+
+def _model_out(rt: Runtime, sha: str, active: str | None) -> schemas.ModelOut:
+    record = rt.ctx.ledger.read(contract.NAMESPACE, contract.model_key(sha))
+    return schemas.ModelOut(
+        sha256=sha,
+        installed=sha in rt.models.versions,
+        active=sha == active,
+        status=record["status"] if record else "unregistered",
+        data_sha256=record["data_sha256"] if record else None,
+        metrics=record["metrics"] if record else None,
+        chain=record,
+    )
+
+
+def submit_governance(
+    *, rt: Runtime, caller: Caller, sha256: str, raw_tx: dict[str, Any]
+) -> schemas.GovernanceOut:
+    """Forward a committee member's own signed proposal or vote about a model version."""
+    tx = parse_signed(
+        raw_tx, signer=caller.key, contract_name="governance", methods={"propose", "vote"}
+    )
+    if tx.method == "propose":
+        params = tx.args.get("params", {})
+        # Verify the proposal is about this model's approval or retirement
+        if (
+            tx.args.get("action") != "invoke"
+            or params.get("contract") != contract.NAMESPACE
+            or params.get("method") not in ("approve_model", "retire_model")
+            or params.get("args", {}).get("sha256") != sha256.lower()
+        ):
+            raise BadInput(
+                f"a proposal here invokes credit.approve_model or credit.retire_model for {sha256}",
+                code="wrong_proposal",
+            )
+    receipt = rt.chain.submit_signed(tx)
+    chosen = rt.models.active(rt.ctx.ledger)
+    return schemas.GovernanceOut(
+        tx=receipt["tx"],
+        height=receipt["height"],
+        status=receipt["status"],
+        events=receipt["events"],
+        model=_model_out(rt, sha256.lower(), chosen[0] if chosen else None),
+    )
+
+
+def chain_params(*, rt: Runtime) -> schemas.ChainParams:
+    height = rt.ctx.ledger.height()
+    return schemas.ChainParams(
+        chain_id=rt.ctx.genesis.chain_id, height=height, expiry_height=height + 1000
+    )

@@ -1,0 +1,246 @@
+"""Issuance: checked claims, a status list entry, the credential signed and anchored."""
+
+from __future__ import annotations
+
+import secrets
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+from jwcrypto import jwk
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from services.identity import _vcdm, sd_jwt, status_list, vc_cose, vc_jose, zkp
+from services.identity import contract as c
+from services.identity.errors import (
+    BadRequest,
+    NotAuthorisedIssuer,
+    SchemaViolation,
+)
+from services.identity.models import CredentialType, IssuedCredential
+from services.identity.runtime import Runtime
+from services.identity.schemas import IssueIn
+from services.identity.service.common import digest_sri, iso, token_hash
+from services.identity.service.credential_types import get_type, schema_problems, validator_for
+from services.identity.service.dids import active_did, issuer_record, require_active_issuer
+from services.identity.service.issuer_keys import signing_key
+
+COMMITMENTS = "zkCommitments"
+LIST_FILL = c.LIST_ENTRIES // 2  # open a new list at half full: random indexes stay cheap
+
+
+@dataclass
+class Prepared:
+    """A signed credential waiting for its anchor."""
+
+    request: IssueIn
+    id: str
+    token: str
+    hash: str
+    list_no: int
+    index: int
+    openings: dict[str, dict[str, Any]] | None
+
+
+def issue(
+    env: Runtime, session: Session, *, org: str, items: list[IssueIn]
+) -> tuple[list[tuple[Prepared, dict[str, Any]]], list[str]]:
+    """Validate, sign, anchor (in batches) and record credentials; returns them with receipts."""
+    height = env.chain.height()
+    authorised = issuer_record(env, org)
+    types: dict[str, CredentialType] = {}
+    holders: dict[str, dict[str, Any]] = {}
+    # Verify the issuer's own DID is active: a deactivated DID issues nothing
+    require_active_issuer(env, org, "issue credentials")
+    for number, item in enumerate(items):
+        where = f"items[{number}]: " if len(items) > 1 else ""
+        if item.type not in types:
+            types[item.type] = get_type(env, session, name=item.type)[0]
+        # Verify the caller may issue the type now, the holder DID is active, the claims fit
+        if not c.is_authorised(authorised, item.type, height + 1):
+            raise NotAuthorisedIssuer(
+                f"{where}{org} is not admitted by governance as an issuer of {item.type}"
+            )
+        if item.subject not in holders:
+            holders[item.subject] = active_did(env, item.subject)
+        _check_claims(env, types[item.type], item, where)
+    entries = _allocate_entries(env, session, org=org, count=len(items))
+    keys = {alg: signing_key(env, session, org=org, alg=alg) for alg in {i.alg for i in items}}
+    prepared = [
+        _sign(
+            env,
+            org=org,
+            item=item,
+            holder=holders[item.subject],
+            entry=entry,
+            key=keys[item.alg],
+            type_row=types[item.type],
+        )
+        for item, entry in zip(items, entries, strict=True)
+    ]
+    chunks = [
+        prepared[i : i + c.MAX_ANCHORS_PER_TX]
+        for i in range(0, len(prepared), c.MAX_ANCHORS_PER_TX)
+    ]
+    txs = [
+        env.chain.sign(org, "anchor_credentials", {"items": [
+            {"hash": p.hash, "type": p.request.type, "list": p.list_no, "index": p.index}
+            for p in chunk
+        ]})
+        for chunk in chunks
+    ]  # fmt: skip
+    receipts = env.chain.submit_all(txs)
+    issued_at = env.now()
+    results = []
+    for chunk, receipt in zip(chunks, receipts, strict=True):
+        anchor = {"tx": receipt["tx"], "height": receipt["height"]}
+        for p in chunk:
+            session.add(_row(env, org=org, prepared=p, anchor=anchor, issued_at=issued_at))
+            results.append((p, anchor))
+    return results, [str(r["tx"]) for r in receipts]
+
+
+def _check_claims(env: Runtime, row: CredentialType, item: IssueIn, where: str) -> None:
+    if "id" in item.claims or COMMITMENTS in item.claims:
+        raise SchemaViolation(f"{where}claims must not set id or {COMMITMENTS}: the service does")
+    problems = schema_problems(validator_for(env, row, partial=False), item.claims)
+    if problems:
+        first = problems[0]
+        raise SchemaViolation(
+            f"{where}claims violate the {row.name} schema at {first['where']}: {first['problem']}",
+            details=problems,
+        )
+    if item.valid_from and item.valid_until and item.valid_until <= item.valid_from:
+        raise BadRequest(f"{where}valid_until must be after valid_from")
+    unknown = set(item.disclose or []) - set(item.claims)
+    if unknown:
+        raise BadRequest(f"{where}disclose names claims that are not present: {sorted(unknown)}")
+    if item.zk is not None:
+        _zk_values(item)
+
+
+def _zk_values(item: IssueIn) -> dict[str, int]:
+    """The integers to commit to: birth date as days since 1970, city code as is."""
+    values: dict[str, int] = {}
+    if item.zk is None:
+        return values
+    if item.zk.age is not None:
+        raw = item.claims.get(item.zk.age)
+        try:
+            values["age"] = zkp.days_since_epoch(date.fromisoformat(str(raw)))
+        except ValueError as exc:
+            raise BadRequest(
+                f"zk.age names {item.zk.age!r}, which is not a YYYY-MM-DD date"
+            ) from exc
+    if item.zk.residency is not None:
+        raw = item.claims.get(item.zk.residency)
+        if not isinstance(raw, int) or isinstance(raw, bool) or raw < 0:
+            raise BadRequest(f"zk.residency names {item.zk.residency!r}, not a city code integer")
+        values["residency"] = raw
+    return values
+
+
+def _allocate_entries(
+    env: Runtime, session: Session, *, org: str, count: int
+) -> list[tuple[int, int]]:
+    """Random free status list entries (herd privacy), free both here and on the chain."""
+    issued = session.scalar(select(func.count()).where(IssuedCredential.org == org)) or 0
+    list_no = issued // LIST_FILL
+    chosen: set[int] = set()
+    while len(chosen) < count:
+        candidates = {
+            secrets.randbelow(c.LIST_ENTRIES) for _ in range(2 * (count - len(chosen)) + 4)
+        }
+        candidates -= chosen
+        taken = set(session.scalars(select(IssuedCredential.list_index).where(
+            IssuedCredential.org == org, IssuedCredential.list_no == list_no,
+            IssuedCredential.list_index.in_(candidates))))  # fmt: skip
+        for index in sorted(candidates - taken):
+            if len(chosen) < count and env.chain.read(c.entry_key(org, list_no, index)) is None:
+                chosen.add(index)
+    return [(list_no, index) for index in chosen]
+
+
+def status_list_url(env: Runtime, org: str, list_no: int, purpose: str) -> str:
+    return f"{env.base_url}/status-lists/{org}/{list_no}/{purpose}"
+
+
+def _sign(
+    env: Runtime, *, org: str, item: IssueIn, holder: dict[str, Any], entry: tuple[int, int],
+    key: tuple[str, jwk.JWK], type_row: CredentialType,
+) -> Prepared:  # fmt: skip
+    list_no, index = entry
+    kid, signer = key
+    subject: dict[str, Any] = {"id": item.subject, **item.claims}
+    openings = None
+    if item.zk is not None:
+        commitments, openings = {}, {}
+        for predicate, value in _zk_values(item).items():
+            commitment, opening = zkp.commit(value)
+            commitments[predicate] = commitment
+            openings[predicate] = {"value": opening.value, "blinding": hex(opening.blinding)}
+        subject[COMMITMENTS] = commitments
+    credential_id = f"urn:uuid:{uuid.uuid4()}"
+    document: dict[str, Any] = {
+        "@context": [_vcdm.VC_CONTEXT_V2],
+        "id": credential_id,
+        "type": ["VerifiableCredential", item.type],
+        "issuer": c.did_of(org),
+        "validFrom": iso(item.valid_from or env.now()),
+        "credentialSchema": {"id": f"{env.base_url}/schemas/{item.type}", "type": "JsonSchema",
+                             "digestSRI": digest_sri(type_row.schema_hash)},
+        "credentialStatus": [
+            status_list.status_entry(list_credential=status_list_url(env, org, list_no, p),
+                                     index=index, purpose=p)
+            for p in c.PURPOSES
+        ],
+        "credentialSubject": subject,
+    }  # fmt: skip
+    if item.valid_until is not None:
+        document["validUntil"] = iso(item.valid_until)
+    issued_at = int(env.clock())
+    if item.format == "vc+jwt":
+        token = vc_jose.issue_credential(document, signer, kid=kid, issued_at=issued_at)
+    elif item.format == "vc+cose":
+        token = vc_cose.issue_credential(document, signer, kid=kid)
+    else:
+        holder_key = _holder_key(holder) if item.holder_binding else None
+        paths = item.disclose if item.disclose is not None else sorted(item.claims)
+        token = sd_jwt.issue_sd_credential(
+            document, signer, disclose=[f"credentialSubject.{p}" for p in paths], kid=kid,
+            holder_key=holder_key, issued_at=issued_at,
+        )  # fmt: skip
+    return Prepared(item, credential_id, token, token_hash(token), list_no, index, openings)
+
+
+def _holder_key(holder: dict[str, Any]) -> dict[str, Any]:
+    """The holder DID's first authentication key, for the credential's `cnf`."""
+    by_id = {vm["id"]: vm["publicKeyJwk"] for vm in holder["verificationMethod"]}
+    for fragment in holder["authentication"]:
+        return dict(by_id[fragment])
+    raise BadRequest(f"{holder['id']} has no authentication key to bind the credential to")
+
+
+def _row(
+    env: Runtime,
+    *,
+    org: str,
+    prepared: Prepared,
+    anchor: dict[str, Any],
+    issued_at: datetime,
+) -> IssuedCredential:
+    item = prepared.request
+    return IssuedCredential(
+        id=prepared.id, org=org, type=item.type, subject_did=item.subject, format=item.format,
+        hash=prepared.hash, list_no=prepared.list_no, list_index=prepared.index,
+        revoked=False, suspended=False,
+        sealed_claims=env.vault.seal(item.claims, f"credential_claims:{prepared.id}"),
+        issued_at=issued_at, anchor_tx=anchor["tx"], anchor_height=anchor["height"],
+    )  # fmt: skip
+
+
+def status_entries(prepared: Prepared) -> list[dict[str, Any]]:
+    return [{"purpose": p, "list": prepared.list_no, "index": prepared.index, "value": 0}
+            for p in c.PURPOSES]  # fmt: skip
