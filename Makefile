@@ -7,7 +7,7 @@ VENV := .venv
 SYNCED := $(VENV)/.synced
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: up test bench lint fmt install clean
+.PHONY: up test test-fast bench lint fmt install clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -25,6 +25,11 @@ up: $(SYNCED)
 test: $(SYNCED)
 	bash .ci/browser-deps
 	$(VENV)/bin/pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+# The suite without the slow tests (real processes, clusters, the end-to-end stories) and without
+# the browser tests: a few minutes, for the edit-test loop. `make test` before pushing.
+test-fast: $(SYNCED)
+	$(VENV)/bin/pytest -n 2 --dist loadgroup -m "not slow" --ignore=tests/browser $(PYTEST_ARGS)
 
 bench: $(SYNCED)
 	$(VENV)/bin/python -m bench $(BENCH_ARGS)
