@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeAlias
@@ -13,6 +10,9 @@ from typing import Any, TypeAlias
 from jwcrypto import jwk, jws
 from jwcrypto.common import JWException
 
+from services.identity._b64 import b64url_decode as b64url_decode
+from services.identity._b64 import b64url_encode as b64url_encode
+from services.identity._keys import verifier_for
 from services.identity.errors import (
     InvalidKey,
     InvalidSignature,
@@ -25,22 +25,6 @@ KeyLike: TypeAlias = "jwk.JWK | Mapping[str, Any]"
 
 # Curve -> the one JWS algorithm we sign and accept with it (no RSA, no "none").
 ALG_BY_CURVE = {"P-256": "ES256", "P-384": "ES384", "P-521": "ES512", "Ed25519": "EdDSA"}
-_B64URL = re.compile(r"^[A-Za-z0-9_-]*$")
-
-
-def b64url_encode(data: bytes) -> str:
-    """Base64url without padding, as JOSE and SD-JWT require."""
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def b64url_decode(text: str) -> bytes:
-    """Strict base64url decoding: only the URL-safe alphabet, no padding."""
-    if not _B64URL.match(text) or len(text) % 4 == 1:
-        raise MalformedToken("not base64url")
-    try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
-    except (binascii.Error, ValueError) as exc:
-        raise MalformedToken("not base64url") from exc
 
 
 def json_bytes(value: Any) -> bytes:
@@ -173,8 +157,6 @@ def verify_compact(token: str, key: KeyLike) -> Compact:
 
 def verify_parsed(parsed: Compact, key: KeyLike) -> Compact:
     """verify_compact for a token parse_compact already parsed."""
-    from services.identity._keys import verifier_for  # _keys reads base64url from here
-
     public = key.export_public(as_dict=True) if isinstance(key, jwk.JWK) else key
     if not isinstance(public, Mapping):
         raise InvalidKey("a verification key is a JWK")
