@@ -197,6 +197,8 @@ class Tendermint:
     def start(self) -> list[Effect]:
         self._start_round(self.round)
         self._resume_signed()
+        if self.decided is None:
+            self._progress()
         return self._flush()
 
     def on_message(self, message: Message, *, sender: str | None = None) -> list[Effect]:
@@ -263,6 +265,9 @@ class Tendermint:
         self.valid_round, self.valid_value = -1, None
         self._h = _Height()
         self._start_round(0)
+        # Our own proposal counts at once: a lone validator has no peer whose message would
+        # otherwise prompt it, and waited a propose timeout every height
+        self._progress()
         pending, self._future = self._future, []
         for message in pending:
             if message.height == self.height and self.decided is None and self._accept(message):

@@ -228,3 +228,16 @@ def test_gossip_resends_the_precommits_of_earlier_rounds() -> None:
     assert m.round == 1
     gossip = [e.message for e in m.on_timeout(GOSSIP, 1, 1) if isinstance(e, Broadcast)]
     assert set(precommits) <= set(gossip)
+
+
+def test_a_lone_validator_decides_each_height_without_waiting_for_a_timeout() -> None:
+    """With no peer to prompt it, its own proposal and votes are enough (it used to wait out
+    the propose timeout at every height, 3-4 s a block)."""
+    alone = ValidatorSet.of({KEYS[0].public_hex: 1})
+    m = Tendermint(
+        chain_id=CHAIN, validators=alone, height=1, app=FixedApp(), verify=verify, signer=KEYS[0]
+    )
+    decided = [e for e in m.start() if isinstance(e, Decide)]
+    assert [(d.height, d.round) for d in decided] == [(1, 0)]
+    decided = [e for e in m.advance(alone) if isinstance(e, Decide)]
+    assert [(d.height, d.round) for d in decided] == [(2, 0)]
