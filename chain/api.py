@@ -328,7 +328,7 @@ def _admit_batch(node: Node, items: list[Any]) -> BatchResult:
         good.append((len(results), tx))
         results.append(BatchItem(hash=tx.hash, status="pending"))
     if good:
-        node.check_admission(len(good))
+        node.check_admission()
         admitted = node.mempool.add([tx for _, tx in good])
         for (index, _), adm in zip(good, admitted, strict=True):
             if adm.duplicate:
