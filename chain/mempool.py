@@ -86,7 +86,8 @@ class Mempool:
                 )
             if gossip:
                 # A client's copy of one a peer gossiped: acknowledged only once it is durable
-                held = [self._txs[tx.hash] for tx in txs if tx.hash in self._volatile]
+                asked = dict.fromkeys(tx.hash for tx in txs)  # each once, in order
+                held = [self._txs[h] for h in asked if h in self._volatile]
                 entries = []
                 for tx in [*new, *held]:
                     self._seq += 1

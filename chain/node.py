@@ -115,9 +115,10 @@ class Node:
         future: Future[dict[str, Any]] = Future()
         with self._waiters_lock:
             self._waiters[tx_hash].append(future)
-        if tx_hash in self.mempool:
+        if tx_hash in self.mempool and tx_hash not in self.ledger.live_txs:
             # Still pending now that the waiter is registered: its commit (after_commit removes
-            # it from the mempool, then resolves the waiters) will resolve this future
+            # it from the mempool, then resolves the waiters) will resolve this future. A copy
+            # admitted just after its block committed is not: that one is found in the store.
             return future
         found = self.ledger.store.tx(tx_hash)
         # Resolve now only if the ledger has applied that block: a receipt must never arrive

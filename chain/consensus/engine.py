@@ -453,8 +453,9 @@ class Engine:
             self.ledger.flush()  # an observer never signs: bound its backlog of writes here
         self.app.forget()
         self._fetched.clear()
+        # The run loop starts the next height (_maybe_advance): starting it from here recursed a
+        # level per block where advancing decides at once (a lone validator with a backlog)
         self._waiting_since = time.monotonic()
-        self._maybe_advance()
 
 
 def _state_json(state: SignedState) -> dict[str, Any]:

@@ -311,3 +311,33 @@ def test_a_persisted_lock_keeps_its_block_once_and_restores_lock_and_valid_value
     other = SignedState(height + 1, 2, 1, None, 1, block, 1, Candidate(header, block.txs))
     again = json.loads(json.dumps(_state_json(other)))
     assert again["valid_value"]["header"] == again["locked_value"]["header"]
+
+
+def test_a_lone_validator_works_off_a_long_backlog_of_full_blocks(
+    backend: str, tmp_path: Path
+) -> None:
+    """Deciding its own proposal at once, a lone validator must start each next height from its
+    run loop: starting it from the commit recursed a level per block and the engine died of
+    RecursionError after about 200 full blocks."""
+    genesis = init_suite(tmp_path / "lone", validators=1, observers=0)
+    url, drop = fresh_database_url(backend, tmp_path)
+    running = open_cluster(
+        tmp_path / "lone",
+        database_urls={"validator-0": url},
+        timeouts=FAST,
+        empty_block_interval_ms=60_000,
+        min_block_interval_ms=0,
+    )
+    node = running.nodes["validator-0"]
+    node.engine.max_proposal_txs = node.engine.app.max_block_txs = 1  # every block is full
+    txs = anchors(genesis, SuiteHome(tmp_path / "lone").org_key("city-agency"), 400, 3)
+    node.submit(txs)
+    running.start()
+    try:
+        wait_for(lambda: node.ledger.height >= 400 or node.engine.fatal is not None, 120)
+        assert node.engine.fatal is None
+        assert all(node.ledger.store.tx(tx.hash) is not None for tx in txs)
+    finally:
+        running.stop()
+        node.ledger.store.engine.dispose()
+        drop()

@@ -51,3 +51,14 @@ def test_gossiped_copies_stay_in_memory_and_a_clients_copy_is_persisted_before_i
     assert len(store.pending()) == 3
     mempool.remove([tx.hash for tx in gossiped])
     assert mempool.reap(10, lambda tx: True) == submitted
+
+
+def test_a_client_batch_listing_a_gossiped_transaction_twice_persists_it_once(
+    db_url: str, keys: SimpleNamespace
+) -> None:
+    store = BlockStore(make_engine(db_url))
+    mempool = Mempool(store)
+    (tx,) = _txs(keys, 1)
+    mempool.add([tx], gossip=False)
+    assert [a.duplicate for a in mempool.add([tx, tx])] == [True, True]
+    assert len(store.pending()) == 1

@@ -195,3 +195,22 @@ def test_small_order_keys_can_never_sign_or_be_registered(
     node.submit([sign(keys.bank, "membership", "add_key", {"pub_key": identity})])
     receipt = node.produce_block()
     assert receipt is not None and receipt.receipts[0].code == "bad_key"
+
+
+def test_a_waiter_for_a_committed_transaction_still_in_the_mempool_gets_its_receipt(
+    ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]
+) -> None:
+    """A copy can reach the mempool just after its block committed (the door checked it just
+    before): waiting on it must find the receipt in the store, not wait for a commit to come."""
+    from chain.node import NodeOptions
+
+    node = Node(ledger, key=keys.validator, options=NodeOptions(block_interval_ms=0))
+    node.produce_block(allow_empty=True)
+    tx = sign(keys.agency, "anchors", "anchor", anchor_args())
+    ledger.check_tx(tx)  # the door's check passes ...
+    node.mempool.add([tx], gossip=False)
+    node.produce_block()  # ... the block with it commits ...
+    node.mempool.add([tx])  # ... and then the door's copy lands
+    assert tx.hash in node.mempool
+    receipt = node.wait(tx.hash, 1.0)
+    assert receipt is not None and receipt["status"] == "ok"
