@@ -38,6 +38,21 @@ def canonical(value: Any) -> bytes:
         raise EncodingError(f"value cannot be canonicalised: {exc}") from exc
 
 
+def canonical_value(value: Any) -> tuple[bytes, Any]:
+    """The canonical bytes of a JSON value and the value as those bytes decode: the value
+    itself when encoding normalised nothing in it, else the decoded bytes (an integral float
+    such as 2.0 is written 2 and reads back as the integer, -0.0 as 0). What a node keeps in
+    memory must be what it reads back after a restart."""
+    plain = _plain(value)
+    if plain is value:
+        try:
+            return _dumps(plain).encode(), value
+        except UnicodeEncodeError:
+            pass  # a lone surrogate: canonical() refuses it with rfc8785's message
+    encoded = canonical(value)
+    return encoded, json.loads(encoded)
+
+
 _NOT_PLAIN = object()
 
 

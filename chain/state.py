@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chain.encoding import canonical
+from chain.encoding import canonical, canonical_value
 from chain.errors import ContractError
 from chain.smt import StateProof, Tree
 
@@ -133,7 +133,7 @@ class StateView:
             raise ContractError("bad_key", f"state key must be 1-{MAX_KEY_CHARS} printable chars")
         if value is None:
             raise ContractError("bad_value", "use delete() to remove a key")
-        encoded = canonical(value)
+        encoded, value = canonical_value(value)
         if len(encoded) > MAX_VALUE_BYTES:
             raise ContractError("value_too_large", f"state value over {MAX_VALUE_BYTES} bytes")
         self._overlay.set(self.namespace, key, value, encoded)

@@ -168,3 +168,17 @@ def test_fast_canonical_path_matches_rfc8785(value: object) -> None:
 def test_canonical_keys_beyond_the_bmp_sort_by_utf16_units() -> None:
     value = {"\U0001f600": 1, "\ufb01": 2}
     assert canonical(value) == '{"\U0001f600":1,"\ufb01":2}'.encode()
+
+
+def test_a_state_value_is_kept_in_memory_as_it_reads_back_after_a_restart() -> None:
+    """The store keeps a value's canonical text, where 2.0 is written 2: a running node must
+    hold the integer too, or a contract formatting it would run differently after a restart."""
+    import json
+
+    from chain.state import CommittedState, Overlay, StateView
+
+    overlay = Overlay(CommittedState.empty())
+    StateView(overlay, "ns").put("k", {"n": 2.0, "f": 1.5, "z": -0.0})
+    kept = overlay.get("ns", "k")
+    assert repr(kept) == repr(json.loads(overlay.encoded[("ns", "k")]))
+    assert (type(kept["n"]), type(kept["f"]), kept["z"]) == (int, float, 0)
