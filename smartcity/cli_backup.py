@@ -32,7 +32,14 @@ def backup_command(node_home: Path, out: Path, with_key: bool) -> None:
 
     try:
         home = load_node_home(node_home)
-        info = create_backup(home, out, database_url=database_url_from_env(), with_key=with_key)
+        url = database_url_from_env()
+        data = node_home.resolve().parent.parent
+        if node_home.resolve().parent.name == "nodes" and (data / "genesis.json").exists():
+            # A node of a suite `up` runs: on a shared PostgreSQL it has a schema of its own
+            from smartcity.suite import shared_database_url
+
+            url = shared_database_url(data, home.settings.name, url) or url
+        info = create_backup(home, out, database_url=url, with_key=with_key)
     except ChainError as exc:
         fail(str(exc))
     m = info.manifest

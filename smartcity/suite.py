@@ -52,13 +52,20 @@ def _import(path: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
+def shared_database_url(data: Path, name: str, base: str | None) -> str | None:
+    """Where `up` keeps node or service NAME of the suite in DATA on the shared PostgreSQL
+    `base`: a schema of its own named after the chain (so one server hosts several suites,
+    stable across restarts). None when `base` is not PostgreSQL."""
+    if base and base.startswith("postgresql"):
+        return node_database_url(base, f"{SuiteHome(data).genesis().hash[:12]}_{name}")
+    return None
+
+
 def service_database_url(data: Path, name: str) -> str:
     """The service's database: in a shared PostgreSQL, a schema of its own named after the
     chain (so one server hosts several suites); else its own SQLite file in the data folder."""
     base = os.environ.get("SMARTCITY_DATABASE_URL")
-    if base and base.startswith("postgresql"):
-        return node_database_url(base, f"{SuiteHome(data).genesis().hash[:12]}_{name}")
-    return base or sqlite_url(data / f"{name}.db")
+    return shared_database_url(data, name, base) or base or sqlite_url(data / f"{name}.db")
 
 
 def open_suite(
@@ -87,14 +94,8 @@ def open_suite(
         base = database_url or os.environ.get("SMARTCITY_DATABASE_URL")
         names = [p.name for p in sorted((data / "nodes").iterdir())]
         # Nodes share a PostgreSQL as one schema each; on SQLite each keeps a file in its home
-        shared = base is not None and base.startswith("postgresql")
-        # One schema set per chain (named by its genesis), stable across restarts
-        chain_tag = SuiteHome(data).genesis().hash[:12]
-        urls = (
-            {n: node_database_url(base, f"{chain_tag}_{n}") for n in names}
-            if shared and base
-            else None
-        )
+        found = {n: shared_database_url(data, n, base) for n in names}
+        urls = {n: url for n, url in found.items() if url is not None} or None
         cluster = open_cluster(data, database_urls=urls)
         app = FastAPI(title="smartcity suite", version="1")
         suite = Suite(app=app, cluster=cluster, data=data, created=created)
