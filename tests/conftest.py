@@ -177,7 +177,9 @@ _port_lock = threading.Lock()
 
 def free_port() -> int:
     worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw")
-    first = _PORT_BASE + (int(worker) % 8 if worker.isdigit() else 0) * _PORT_BLOCK
+    # A block per worker; the process id spreads concurrent pytest sessions over the blocks
+    index = int(worker) if worker.isdigit() else 0
+    first = _PORT_BASE + (index + os.getppid()) % 8 * _PORT_BLOCK
     with _port_lock:
         for _ in range(_PORT_BLOCK):
             port = first + (os.getpid() * 7 + _next_port[0]) % _PORT_BLOCK
