@@ -73,17 +73,19 @@ def database_url_from_env() -> str | None:
         raise StorageError(str(exc)) from exc
 
 
-def node_database_url(base: str, node_name: str) -> str:
-    """A node's own database inside a shared PostgreSQL: a schema named after the node."""
+def node_database_url(base: str, node_name: str, *, create: bool = True) -> str:
+    """A node's own database inside a shared PostgreSQL: a schema named after the node
+    (created unless `create` is False, for a reader of an existing one)."""
     from sqlalchemy import text
 
     schema = "chain_" + "".join(c if c.isalnum() else "_" for c in node_name.lower())
-    engine = create_engine(base)
-    try:
-        with engine.begin() as conn:
-            conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
-    finally:
-        engine.dispose()
+    if create:
+        engine = create_engine(base)
+        try:
+            with engine.begin() as conn:
+                conn.execute(text(f"CREATE SCHEMA IF NOT EXISTS {schema}"))
+        finally:
+            engine.dispose()
     return (
         make_url(base)
         .update_query_dict({"options": f"-csearch_path={schema}"})

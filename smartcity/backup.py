@@ -92,6 +92,12 @@ def create_backup(
     try:
         with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as zf:
             manifest = _write_snapshot(zf, url)
+            genesis = home.genesis().hash
+            if manifest["genesis_hash"] != genesis:
+                raise BackupError(
+                    f"the database holds another chain (genesis"
+                    f" {str(manifest['genesis_hash'])[:16]}…), not this node's ({genesis[:16]}…)"
+                )
             _write_home(zf, home, manifest, with_key=with_key)
             zf.writestr(MANIFEST, json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         os.replace(partial, out)

@@ -33,13 +33,23 @@ def backup_command(node_home: Path, out: Path, with_key: bool) -> None:
     try:
         home = load_node_home(node_home)
         url = database_url_from_env()
-        data = node_home.resolve().parent.parent
-        if node_home.resolve().parent.name == "nodes" and (data / "genesis.json").exists():
-            # A node of a suite `up` runs: on a shared PostgreSQL it has a schema of its own
+        try:
+            info = create_backup(home, out, database_url=url, with_key=with_key)
+        except ChainError as first:
+            # A node of a suite `up` runs on a shared PostgreSQL keeps its data in a schema of
+            # its own inside that server's URL: read it there before giving up
+            data = node_home.resolve().parent.parent
+            if node_home.resolve().parent.name != "nodes" or not (data / "genesis.json").exists():
+                raise
             from smartcity.suite import shared_database_url
 
-            url = shared_database_url(data, home.settings.name, url) or url
-        info = create_backup(home, out, database_url=url, with_key=with_key)
+            shared = shared_database_url(data, home.settings.name, url, create=False)
+            if shared is None:
+                raise
+            try:
+                info = create_backup(home, out, database_url=shared, with_key=with_key)
+            except ChainError:
+                raise first from None
     except ChainError as exc:
         fail(str(exc))
     m = info.manifest

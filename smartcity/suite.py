@@ -52,12 +52,15 @@ def _import(path: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-def shared_database_url(data: Path, name: str, base: str | None) -> str | None:
+def shared_database_url(
+    data: Path, name: str, base: str | None, *, create: bool = True
+) -> str | None:
     """Where `up` keeps node or service NAME of the suite in DATA on the shared PostgreSQL
     `base`: a schema of its own named after the chain (so one server hosts several suites,
     stable across restarts). None when `base` is not PostgreSQL."""
     if base and base.startswith("postgresql"):
-        return node_database_url(base, f"{SuiteHome(data).genesis().hash[:12]}_{name}")
+        tag = SuiteHome(data).genesis().hash[:12]
+        return node_database_url(base, f"{tag}_{name}", create=create)
     return None
 
 

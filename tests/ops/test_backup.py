@@ -215,3 +215,18 @@ def rewrite(
         for name, body in files.items():
             zf.writestr(name, body)
     return out
+
+
+def test_a_backup_of_a_database_holding_another_chain_is_refused(
+    source: Source, tmp_path: Path
+) -> None:
+    """A home of one chain pointed at another chain's database writes no backup."""
+    other = tmp_path / "other"
+    init_suite(other, validators=1)
+    out = tmp_path / "wrong.backup"
+    env = {"SMARTCITY_DATABASE_URL": source.database_url}
+    home = str(other / "nodes" / "validator-0")
+    result = run("backup", "--home", home, "--out", str(out), env=env)
+    assert result.exit_code != 0
+    assert "the database holds another chain" in result.output
+    assert not out.exists() and not out.with_name(out.name + ".partial").exists()
