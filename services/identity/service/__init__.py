@@ -4,7 +4,7 @@ issuance, status (revocation and suspension) and listing.
 Every function takes the service runtime and, where it needs one, the request's DB session, and
 raises the package's errors. Chain writes come first (signed as the acting org, see chain.py), DB
 rows after, in the request's one transaction: a refusal anywhere leaves nothing half-written.
-Verification lives in `verification.py`.
+Verification lives in `verification/`.
 
     common            hashes and times every feature writes the same way
     dids              did:smartcity DIDs: create, update keys, deactivate, resolve

@@ -1,0 +1,71 @@
+"""Verify a zero-knowledge predicate (age at least, residency) against the signed commitment."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from services.identity import zkp
+from services.identity._jose import json_bytes as canonical_json
+from services.identity.errors import IdentityError, ProofError
+from services.identity.runtime import Runtime
+from services.identity.service import COMMITMENTS
+from services.identity.verification.challenges import (
+    check_bound_to,
+    consume_challenge,
+    open_challenge,
+)
+from services.identity.verification.credentials import verify_credential
+from services.identity.verification.report import REQUIRED
+
+
+def verify_zk(
+    env: Runtime, session: Session, *, org: str, credential: str, predicate: str,
+    min_age_years: int | None, reference_date: date | None, city_code: int | None,
+    proof: dict[str, Any], nonce: str, include_proofs: bool,
+) -> dict[str, Any]:  # fmt: skip
+    """Check a predicate proof against the commitment the issuer signed, and the credential."""
+    challenge = open_challenge(env, session, org=org, nonce=nonce)
+    check_bound_to(proof, challenge, "proof")
+    report = verify_credential(env, session, token=credential, include_proofs=include_proofs)
+    subject = report.claims.get("credentialSubject") or {}
+    commitments = subject.get(COMMITMENTS) if isinstance(subject, dict) else None
+    key = "age" if predicate == "age_at_least" else "residency"
+    commitment = commitments.get(key) if isinstance(commitments, dict) else None
+    statement: dict[str, Any]
+    checks = {n: report.checks[n] for n in REQUIRED}
+    try:
+        if commitment is None:
+            raise ProofError(f"the credential carries no signed {key} commitment")
+        if predicate == "age_at_least":
+            reference = reference_date or env.now().date()
+            statement = {"min_age_years": min_age_years, "reference_date": reference.isoformat()}
+            if min_age_years is None:
+                raise ProofError("age_at_least needs min_age_years")
+            zkp.verify_age_at_least(
+                proof, commitment=commitment, min_age_years=min_age_years, reference=reference,
+                nonce=nonce, context=challenge.audience,
+            )  # fmt: skip
+        else:
+            statement = {"city_code": city_code}
+            if city_code is None:
+                raise ProofError("residency needs city_code")
+            zkp.verify_residency(proof, commitment=commitment, city_code=city_code, nonce=nonce,
+                                 context=challenge.audience)  # fmt: skip
+        checks["proof"] = {
+            "status": "passed",
+            "message": "the proof holds for the signed commitment and this nonce",
+        }
+    except (ProofError, ValueError, TypeError, KeyError) as exc:
+        statement = {"min_age_years": min_age_years, "city_code": city_code}
+        code = exc.code if isinstance(exc, IdentityError) else "invalid_proof"
+        checks["proof"] = {"status": "failed", "message": f"{code}: {exc}"}
+    verified = all(v["status"] == "passed" for v in checks.values())
+    consume_challenge(env, session, challenge=challenge,
+                      digest=hashlib.sha256(canonical_json(proof)).hexdigest())  # fmt: skip
+    return {"verified": verified, "predicate": predicate, "statement": statement, "checks": checks,
+            "issuer": report.issuer, "type": report.type,
+            "proofs": report.proofs}  # fmt: skip
