@@ -53,6 +53,12 @@ def _make_engine(url: str) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
+        # A chain's indexes are keyed by hashes, so each block's inserts land on pages all over
+        # them: checkpoint the log less often (at ~64 MB instead of ~4 MB, so a page a later
+        # block touches again is written back once) and cache more of them per connection.
+        # Committing a block of anchors on one ledger at 60,000 transactions: 58 -> 43 us/tx.
+        cursor.execute("PRAGMA wal_autocheckpoint=16000")
+        cursor.execute("PRAGMA cache_size=-32768")
         cursor.close()
 
     return engine
