@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import random
+
 import pytest
 
+from services.credit.contract import uscc_check_character
 from services.credit.errors import CreditError, InvalidUSCC
 from services.credit.uscc import (
+    CHARSET,
     compute_check_character,
     is_valid_uscc,
     make_uscc,
@@ -95,3 +99,14 @@ def test_single_digit_change_is_always_caught() -> None:
         for digit in "0123456789":
             if digit != code[i]:
                 assert not is_valid_uscc(code[:i] + digit + code[i + 1 :])
+
+
+def test_the_contract_computes_the_same_check_character() -> None:
+    # The contract keeps its own copy: the chain registers it by the hash of contract.py alone,
+    # so it cannot import uscc.py's. Pin the two to agree on every prefix the contract accepts.
+    rng = random.Random(32100)
+    prefixes = [
+        code[:i] + ch + code[i + 1 : 17] for code in REAL for i in range(17) for ch in CHARSET
+    ] + ["".join(rng.choice(CHARSET) for _ in range(17)) for _ in range(5000)]
+    for prefix in prefixes:
+        assert uscc_check_character(prefix) == compute_check_character(prefix), prefix
