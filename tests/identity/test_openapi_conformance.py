@@ -13,7 +13,9 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
+from hypothesis import settings
+
+from tests._conformance import EXCUSED, conformance
 
 ORG = "city-agency"
 
@@ -54,20 +56,10 @@ def bearer(running_identity: Any) -> dict[str, str]:
 
 
 schema = schemathesis.pytest.from_fixture("identity_schema")
-# positive_data_acceptance expects every schema-valid body to be accepted, but the service
-# validates what JSON Schema cannot say (a point on its curve, a JSON Schema that is itself
-# valid, valid_until after valid_from, a did:smartcity DID for the DIF resolver's 400) and
-# answers those with the documented 4xx naming the problem, as issue 13 requires.
-EXCUSED = [schemathesis.checks.positive_data_acceptance]
 
 
 @schema.parametrize()
-@settings(
-    max_examples=12,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                           HealthCheck.filter_too_much],
-)  # fmt: skip
+@settings(conformance, max_examples=12)
 def test_every_identity_operation_answers_as_its_openapi_says(case: Any, bearer: Any) -> None:
     response = case.call(headers=bearer)
     case.validate_response(response, excluded_checks=EXCUSED)

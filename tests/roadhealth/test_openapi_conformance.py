@@ -15,11 +15,10 @@ from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
 
-from chain.auth import mint_token
 from chain.home import SuiteHome
 from smartcity.roadhealth_harness import Harness, running
+from tests._conformance import EXCUSED, bearer, conformance
 
 
 def _database_url(tmp: Path) -> tuple[str, Any]:
@@ -51,27 +50,16 @@ def roadhealth_schema(harness: Harness) -> Any:
 def tokens(harness: Harness) -> dict[str, dict[str, str]]:
     home = SuiteHome(harness.data)
     return {
-        org: {"Authorization": "Bearer " + mint_token(home.org_key(org), org=org,
-                                                      audience="roadhealth", ttl_s=3600)}
+        org: bearer(home.org_key(org), org=org, audience="roadhealth")
         for org in ("bsn-operator", "road-authority")
-    }  # fmt: skip
+    }
 
 
 schema = schemathesis.pytest.from_fixture("roadhealth_schema")
-# positive_data_acceptance expects every schema-valid body to be accepted, but the service
-# checks what JSON Schema cannot say (a batch root over its messages, an anchor committed on
-# the chain, a device transaction signed by the road authority, GeoJSON geometry) and answers
-# those with the documented 4xx naming the problem.
-EXCUSED = [schemathesis.checks.positive_data_acceptance]
 
 
 @schema.parametrize()
-@settings(
-    max_examples=int(os.environ.get("OPENAPI_EXAMPLES", "10")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                           HealthCheck.filter_too_much],
-)  # fmt: skip
+@conformance
 def test_every_roadhealth_operation_answers_as_its_openapi_says(
     case: Any, tokens: dict[str, dict[str, str]]
 ) -> None:

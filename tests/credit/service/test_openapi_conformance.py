@@ -8,15 +8,13 @@ when SMARTCITY_DATABASE_URL names one, else SQLite), with its model approved and
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import pytest
 import schemathesis
-from hypothesis import HealthCheck, settings
 
-from chain.auth import mint_token
 from services.credit._demo import statement_csv
+from tests._conformance import EXCUSED, bearer, conformance
 from tests.credit.service.conftest import CreditEnv
 
 SME = "sme-demo"
@@ -54,27 +52,14 @@ def credit_schema(rated: CreditEnv) -> Any:
 @pytest.fixture(scope="module")
 def tokens(rated: CreditEnv) -> dict[str, dict[str, str]]:
     orgs = {"city-agency", *CALLER.values()}
-    return {
-        org: {"Authorization": "Bearer " + mint_token(rated.key(org), org=org, audience="credit",
-                                                      ttl_s=3600)}
-        for org in orgs
-    }  # fmt: skip
+    return {org: bearer(rated.key(org), org=org, audience="credit") for org in orgs}
 
 
 schema = schemathesis.pytest.from_fixture("credit_schema")
-# positive_data_acceptance expects every schema-valid body to be accepted, but the service
-# checks what JSON Schema cannot say (a USCC's check character, statement rows, a transaction
-# signed by the caller, a consent on the chain) and answers those with the documented 4xx.
-EXCUSED = [schemathesis.checks.positive_data_acceptance]
 
 
 @schema.parametrize()
-@settings(
-    max_examples=int(os.environ.get("OPENAPI_EXAMPLES", "10")),
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                           HealthCheck.filter_too_much],
-)  # fmt: skip
+@conformance
 def test_every_credit_operation_answers_as_its_openapi_says(
     case: Any, tokens: dict[str, dict[str, str]]
 ) -> None:
