@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from chain.consensus.effects import Timeouts
 from chain.consensus.engine import Engine
 from chain.consensus.local import LocalHub
-from chain.consensus.machine import Timeouts
 from chain.db import make_engine
 from chain.home import load_node_home
 from chain.ledger import Ledger

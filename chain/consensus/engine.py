@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from chain.block import Certificate, CommitSig
 from chain.consensus.candidate import Candidate, CompactBlock, LedgerApp
-from chain.consensus.machine import (
+from chain.consensus.effects import (
     Broadcast,
     Decide,
     Effect,
@@ -34,9 +34,9 @@ from chain.consensus.machine import (
     RequestSync,
     ScheduleTimeout,
     SignedState,
-    Tendermint,
     Timeouts,
 )
+from chain.consensus.machine import Tendermint
 from chain.consensus.messages import Message, Proposal, ValidatorSet, Vote
 from chain.consensus.wire import Commit
 from chain.crypto import verify

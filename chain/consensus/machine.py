@@ -8,13 +8,28 @@ records, so a validator that restarts never signs two different values for one s
 
 from __future__ import annotations
 
-from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from chain.block import PRECOMMIT
-from chain.consensus.evidence import ConflictingProposal, DuplicateVote, Evidence
+from chain.consensus.effects import (
+    GOSSIP,
+    NIL,
+    PROPOSE,
+    VOTE_KINDS,
+    App,
+    Broadcast,
+    Decide,
+    Effect,
+    FoundEvidence,
+    Persist,
+    RequestSync,
+    ScheduleTimeout,
+    SignedState,
+    SignedVote,
+    Timeouts,
+)
+from chain.consensus.evidence import ConflictingProposal, DuplicateVote
 from chain.consensus.messages import (
     PREVOTE,
     STEPS,
@@ -28,126 +43,7 @@ from chain.consensus.messages import (
     sign_proposal,
     sign_vote,
 )
-
-PROPOSE = "propose"
-GOSSIP = "gossip"  # not in the paper: the heartbeat that re-sends what a lossy network may drop
-NIL = None
-
-
-class App(Protocol):
-    """What consensus asks of the application: a value to propose and whether one is valid."""
-
-    def propose(self, height: int, round_: int) -> Value: ...
-
-    def is_valid(self, value: Value, *, certified: bool = False) -> bool:
-        """Whether to vote for `value`; `certified` values already carry 2f+1 precommits, so
-        only the deterministic checks apply (not, say, the local clock)."""
-        ...
-
-
-@dataclass(frozen=True)
-class Timeouts:
-    """Timeouts grow linearly with the round, so rounds eventually outlast any delay."""
-
-    propose_ms: int = 1000
-    prevote_ms: int = 500
-    precommit_ms: int = 500
-    delta_ms: int = 500
-
-    def of(self, kind: str, round_: int) -> int:
-        base = {
-            PROPOSE: self.propose_ms,
-            PREVOTE: self.prevote_ms,
-            PRECOMMIT: self.precommit_ms,
-            GOSSIP: self.prevote_ms,
-        }[kind]
-        return base + round_ * self.delta_ms
-
-
-SignedVote = tuple[int, int, str | None]  # round, step (STEPS), block hash (None: nil)
-VOTE_KINDS = {STEPS[PREVOTE]: PREVOTE, STEPS[PRECOMMIT]: PRECOMMIT}
-
-
-@dataclass(frozen=True)
-class SignedState:
-    """What a validator persists before it signs: the last step signed and its locks.
-
-    `votes` lists (round, step, block hash) of every vote signed at this height, the last step
-    included if it is a vote, so that a restarted validator can send them again (see
-    `Tendermint._resume_signed`); a store that does not keep it loses only those re-sends.
-    """
-
-    height: int
-    round: int
-    step: int
-    block_hash: str | None
-    locked_round: int = -1
-    locked_value: Any = None
-    valid_round: int = -1
-    valid_value: Any = None
-    votes: tuple[SignedVote, ...] = ()
-
-
-# -- effects --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Broadcast:
-    message: Message
-
-
-@dataclass(frozen=True)
-class ScheduleTimeout:
-    kind: str
-    height: int
-    round: int
-    after_ms: int
-
-
-@dataclass(frozen=True)
-class Persist:
-    state: SignedState
-
-
-@dataclass(frozen=True)
-class Decide:
-    height: int
-    round: int
-    value: Any
-    precommits: tuple[Vote, ...]
-
-
-@dataclass(frozen=True)
-class FoundEvidence:
-    evidence: Evidence
-
-
-@dataclass(frozen=True)
-class RequestSync:
-    height: int
-    peer: str
-
-
-Effect = Broadcast | ScheduleTimeout | Persist | Decide | FoundEvidence | RequestSync
-
-
-@dataclass
-class _Height:
-    """Everything received for the current height."""
-
-    proposals: dict[int, Proposal] = field(default_factory=dict)
-    # round -> validator -> block hash (None for nil) -> vote. A validator that signs two values
-    # counts towards each: two quorums still share more than f validators, so they cannot both
-    # form unless more than f are Byzantine, and honest peers need such votes as proof of lock.
-    prevotes: dict[int, dict[str, dict[str | None, Vote]]] = field(
-        default_factory=lambda: defaultdict(dict)
-    )
-    precommits: dict[int, dict[str, dict[str | None, Vote]]] = field(
-        default_factory=lambda: defaultdict(dict)
-    )
-    senders: dict[int, set[str]] = field(default_factory=lambda: defaultdict(set))
-    fired: set[tuple[str, int]] = field(default_factory=set)
-    validity: dict[str, bool] = field(default_factory=dict)
+from chain.consensus.received import Received, power_any, power_for
 
 
 class Tendermint:
@@ -180,7 +76,7 @@ class Tendermint:
         self.valid_round, self.valid_value = -1, None
         self.last_signed: SignedState | None = None
         self.decided: Any = None
-        self._h = _Height()
+        self._h = Received()
         self._future: list[Message] = []
         self._sync_asked: set[str] = set()
         self._out: list[Effect] = []
@@ -263,7 +159,7 @@ class Tendermint:
         self.round, self.step, self.decided = 0, PROPOSE, None
         self.locked_round, self.locked_value = -1, None
         self.valid_round, self.valid_value = -1, None
-        self._h = _Height()
+        self._h = Received()
         self._start_round(0)
         # Our own proposal counts at once: a lone validator has no peer whose message would
         # otherwise prompt it, and waited a propose timeout every height
@@ -358,14 +254,6 @@ class Tendermint:
         self._h.senders[message.round].add(message.validator)
         return True
 
-    def _power_any(self, votes: dict[str, dict[str | None, Vote]]) -> int:
-        """Voting power of the validators that voted at all."""
-        return sum(self.validators.power(v) for v in votes)
-
-    def _power_for(self, votes: dict[str, dict[str | None, Vote]], block_hash: str | None) -> int:
-        """Voting power of the validators that voted for `block_hash` (None: nil)."""
-        return sum(self.validators.power(v) for v, cast in votes.items() if block_hash in cast)
-
     def _locked_hash(self) -> str | None:
         return None if self.locked_value is None else str(self.locked_value.hash)
 
@@ -374,15 +262,6 @@ class Tendermint:
         if cached is None:
             cached = self._h.validity[value.hash] = bool(self.app.is_valid(value))
         return cached
-
-    def _once(self, rule: str, round_: int) -> bool:
-        key = (rule, round_)
-        if key in self._h.fired:
-            return False
-        self._h.fired.add(key)
-        return True
-
-    # -- signing, guarded by what was persisted ------------------------------------------
 
     def _may_sign(self, round_: int, step: str, block_hash: str | None) -> bool:
         last = self.last_signed
@@ -519,7 +398,7 @@ class Tendermint:
             return False
         vr = proposal.valid_round
         if not self.validators.has_quorum(
-            self._power_for(self._h.prevotes[vr], proposal.block_hash)
+            power_for(self.validators, self._h.prevotes[vr], proposal.block_hash)
         ):
             return False
         value = proposal.value
@@ -533,10 +412,10 @@ class Tendermint:
     def _on_any_prevotes(self) -> bool:
         """Lines 34-35: 2f+1 prevotes of any kind start the prevote timeout."""
         if self.step != PREVOTE or not self.validators.has_quorum(
-            self._power_any(self._h.prevotes[self.round])
+            power_any(self.validators, self._h.prevotes[self.round])
         ):
             return False
-        if not self._once("prevote-timeout", self.round):
+        if not self._h.once("prevote-timeout", self.round):
             return False
         self._out.append(
             ScheduleTimeout(PREVOTE, self.height, self.round, self.timeouts.of(PREVOTE, self.round))
@@ -549,10 +428,10 @@ class Tendermint:
         if proposal is None or self.step == PROPOSE:
             return False
         if not self.validators.has_quorum(
-            self._power_for(self._h.prevotes[self.round], proposal.block_hash)
+            power_for(self.validators, self._h.prevotes[self.round], proposal.block_hash)
         ):
             return False
-        if not self._is_valid(proposal.value) or not self._once("polka", self.round):
+        if not self._is_valid(proposal.value) or not self._h.once("polka", self.round):
             return False
         if self.step == PREVOTE:
             self.locked_value, self.locked_round = proposal.value, self.round
@@ -564,7 +443,7 @@ class Tendermint:
     def _on_nil_polka(self) -> bool:
         """Lines 44-46: 2f+1 nil prevotes: precommit nil."""
         if self.step != PREVOTE or not self.validators.has_quorum(
-            self._power_for(self._h.prevotes[self.round], NIL)
+            power_for(self.validators, self._h.prevotes[self.round], NIL)
         ):
             return False
         self._vote(PRECOMMIT, NIL)
@@ -573,9 +452,11 @@ class Tendermint:
 
     def _on_any_precommits(self) -> bool:
         """Lines 47-48: 2f+1 precommits of any kind start the precommit timeout."""
-        if not self.validators.has_quorum(self._power_any(self._h.precommits[self.round])):
+        if not self.validators.has_quorum(
+            power_any(self.validators, self._h.precommits[self.round])
+        ):
             return False
-        if not self._once("precommit-timeout", self.round):
+        if not self._h.once("precommit-timeout", self.round):
             return False
         self._out.append(
             ScheduleTimeout(
@@ -589,7 +470,7 @@ class Tendermint:
         for round_, proposal in list(self._h.proposals.items()):
             votes = self._h.precommits[round_]
             if self.validators.has_quorum(
-                self._power_for(votes, proposal.block_hash)
+                power_for(self.validators, votes, proposal.block_hash)
             ) and self._is_valid(proposal.value):
                 chosen = tuple(
                     cast[proposal.block_hash]

@@ -15,8 +15,7 @@ from functools import cache
 from typing import Any
 
 from chain.block import PRECOMMIT
-from chain.consensus.evidence import Evidence
-from chain.consensus.machine import (
+from chain.consensus.effects import (
     Broadcast,
     Decide,
     Effect,
@@ -25,9 +24,10 @@ from chain.consensus.machine import (
     RequestSync,
     ScheduleTimeout,
     SignedState,
-    Tendermint,
     Timeouts,
 )
+from chain.consensus.evidence import Evidence
+from chain.consensus.machine import Tendermint
 from chain.consensus.messages import (
     Message,
     Proposal,

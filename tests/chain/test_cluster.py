@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from chain.cluster import Cluster, open_cluster
-from chain.consensus.machine import Timeouts
+from chain.consensus.effects import Timeouts
 from chain.crypto import SigningKey
 from chain.genesis import Genesis
 from chain.home import SuiteHome, init_suite
@@ -283,8 +283,8 @@ def test_a_persisted_lock_keeps_its_block_once_and_restores_lock_and_valid_value
     import json
 
     from chain.consensus.candidate import Candidate
+    from chain.consensus.effects import SignedState
     from chain.consensus.engine import LAST_SIGNED, _state_json
-    from chain.consensus.machine import SignedState
 
     running, genesis, key = cluster
     v0, observer = running.nodes["validator-0"], running.nodes["observer-0"]

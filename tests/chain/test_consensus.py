@@ -7,8 +7,7 @@ from typing import Any
 import pytest
 
 from chain.block import PRECOMMIT
-from chain.consensus.evidence import ConflictingProposal, DuplicateVote
-from chain.consensus.machine import (
+from chain.consensus.effects import (
     GOSSIP,
     PROPOSE,
     Broadcast,
@@ -16,9 +15,10 @@ from chain.consensus.machine import (
     FoundEvidence,
     Persist,
     SignedState,
-    Tendermint,
     Timeouts,
 )
+from chain.consensus.evidence import ConflictingProposal, DuplicateVote
+from chain.consensus.machine import Tendermint
 from chain.consensus.messages import (
     PREVOTE,
     STEPS,
