@@ -30,7 +30,6 @@ from chain.tx import tx_from_json
 
 BUNDLE_VERSION = 1
 NAMESPACE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # a contract name (governance.RegisterContract)
-MAX_BUNDLE_DEPTH = 64
 DEFAULT_TRUSTING_PERIOD_MS = 7 * 24 * 3600 * 1000
 MAX_CLOCK_DRIFT_MS = 10 * 1000
 _HEADER_INTS = ("height", "time_ms", "tx_count")
@@ -100,59 +99,6 @@ def parse_trust(text: str) -> tuple[int, str]:
     if int(height) < 1:
         raise ValueError("the trusted height is at least 1")
     return int(height), digest
-
-
-def parse_bundle(text: str | bytes) -> Any:
-    """Read a bundle's JSON strictly, so that every reader sees the same document.
-
-    Refused: duplicate members (readers disagree on which one counts), numbers with an integral
-    value written as a fraction or exponent (`5.0`, `5e0`: never canonical, and a reader may
-    see a float where the spec has an integer), NaN/Infinity, nesting deeper than 64.
-    """
-    try:
-        document = json.loads(
-            text, object_pairs_hook=_unique_members, parse_float=_non_integral,
-            parse_constant=_no_constant,
-        )  # fmt: skip
-    except RecursionError as exc:
-        raise ProofError("the bundle nests too deeply") from exc
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
-        raise ProofError(f"the bundle is not strict JSON: {exc}") from exc
-    if _depth(document) > MAX_BUNDLE_DEPTH:
-        raise ProofError(f"the bundle nests deeper than {MAX_BUNDLE_DEPTH} levels")
-    return document
-
-
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    members: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in members:
-            raise ValueError(f"duplicate member {name!r}")
-        members[name] = value
-    return members
-
-
-def _non_integral(text: str) -> float:
-    value = float(text)
-    if value.is_integer():
-        raise ValueError(f"{text} is an integer written as a float")
-    return value
-
-
-def _no_constant(text: str) -> Any:
-    raise ValueError(f"{text} is not a JSON number")
-
-
-def _depth(value: Any) -> int:
-    deepest, stack = 0, [(value, 0)]
-    while stack:
-        node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        children = (
-            node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
-        )
-        stack.extend((child, depth + 1) for child in children)
-    return deepest
 
 
 def verify_bundle(bundle: Any, genesis: Genesis, trust: Trust | None = None) -> Proven:

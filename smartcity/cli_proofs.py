@@ -22,6 +22,7 @@ from chain.client import ChainClient, Identity
 from chain.errors import ChainError
 from chain.genesis import load_genesis
 from chain.light import verify_bundle
+from chain.strict_json import parse_bundle
 from chain.tx import sign_tx
 from smartcity.proofs import Explained, explain
 
@@ -181,7 +182,7 @@ def verify_proof(
         _fail(printable(str(exc)), 2)
     anchor = _trust_anchor(trust, checkpoint, trusting_period_h)
     try:
-        document = light.parse_bundle(bundle.read_bytes())
+        document = parse_bundle(bundle.read_bytes())
     except (OSError, ChainError) as exc:
         _fail(printable(f"INVALID: {bundle} is not a JSON proof bundle: {exc}"))
     try:
@@ -255,7 +256,7 @@ def _trust_anchor(
     header = certificate = None
     if checkpoint is not None:
         try:
-            block: Any = light.parse_bundle(checkpoint.read_bytes())
+            block: Any = parse_bundle(checkpoint.read_bytes())
             header, certificate = block["header"], block["certificate"]
         except (OSError, ChainError, KeyError, TypeError) as exc:
             _fail(printable(f"{checkpoint} is not a block (GET /v1/blocks/{{height}}): {exc}"), 2)
