@@ -13,6 +13,7 @@ from chain.errors import EncodingError
 from services.common.auth import require_role
 from services.common.db import committed_before_response
 from services.common.openapi import REQUEST_CHECKS, error_responses
+from services.roadhealth import devices as registry
 from services.roadhealth import ingest, service
 from services.roadhealth.errors import BadGeoJson
 from services.roadhealth.runtime import Runtime
@@ -159,16 +160,16 @@ def build_router(
     @router.post("/devices/tx", response_model=ReceiptResponse, tags=["devices"])
     def device_tx(body: SignedTxRequest, caller: Authority, session: SessionDep) -> dict[str, Any]:
         """Submit a register/suspend/reinstate transaction the road authority signed itself."""
-        return service.submit_device_tx(rt, session, caller_key=caller.key, tx_json=body.tx)
+        return registry.submit_device_tx(rt, session, caller_key=caller.key, tx_json=body.tx)
 
     @router.get("/devices", response_model=list[DeviceView], tags=["devices"])
     def devices(_c: Reader, session: SessionDep) -> list[dict[str, Any]]:
-        return service.list_devices(session)
+        return registry.list_devices(session)
 
     @router.get("/devices/{device}", response_model=DeviceView, tags=["devices"])
     def device(device: str, _c: Reader) -> dict[str, Any]:
         """The device's record as the chain holds it."""
-        return service.get_device(rt, device=device)
+        return registry.get_device(rt, device=device)
 
     @router.get("/readings/{device}/{seq}/proof", response_model=ReadingProof, tags=["proofs"])
     def proof(

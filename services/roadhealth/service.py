@@ -1,4 +1,5 @@
-"""Road-health domain: segments, devices, condition views, priorities, alerts and proofs."""
+"""Road-health domain: segments, condition views, priorities, alerts and proofs (devices in
+services.roadhealth.devices)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,8 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from chain.errors import TxRejected
-from chain.tx import tx_from_json
+from services.roadhealth.devices import device_view
 from services.roadhealth.errors import (
-    BadDeviceTx,
     OutOfRange,
     UnknownDevice,
     UnknownReading,
@@ -24,7 +23,6 @@ from services.roadhealth.errors import (
 from services.roadhealth.geo import Segment, parse_feature_collection
 from services.roadhealth.models import (
     RhAlert,
-    RhDevice,
     RhPothole,
     RhPotholeReport,
     RhSegment,
@@ -35,7 +33,6 @@ from services.roadhealth.runtime import Runtime
 from services.roadhealth.wire import MAX_SEQ, audit_path, has_valid_signature
 
 DEMO_NETWORK = Path(__file__).with_name("demo") / "network.geojson"
-DEVICE_METHODS = frozenset({"register_device", "suspend_device", "reinstate_device"})
 SEGMENTS_PER_TX = 200
 DAY_S = 86_400.0
 
@@ -384,76 +381,6 @@ def list_webhooks(session: Session) -> list[dict[str, Any]]:
     ]
 
 
-# -- devices --------------------------------------------------------------------------------
-
-
-def submit_device_tx(
-    rt: Runtime, session: Session, *, caller_key: str, tx_json: dict[str, Any]
-) -> dict[str, Any]:
-    """Forward a device registry transaction the road authority signed itself."""
-    try:
-        tx = tx_from_json(tx_json)
-    except TxRejected as exc:
-        raise BadDeviceTx(f"not a transaction: {exc.message}") from exc
-    # Verify the transaction is the caller's own, for the device registry, and signed
-    if tx.sender != caller_key:
-        raise BadDeviceTx("the transaction must be signed by the key of the bearer token")
-    if tx.contract != "roadhealth" or tx.method not in DEVICE_METHODS:
-        raise BadDeviceTx(f"only roadhealth.{sorted(DEVICE_METHODS)} are accepted here")
-    if tx.chain_id != rt.ctx.genesis.chain_id:
-        raise BadDeviceTx(f"the transaction is for chain {tx.chain_id!r}")
-    if not tx.has_valid_signature():
-        raise BadDeviceTx("the transaction's signature does not verify")
-    receipt = rt.chain.submit_signed(tx)
-    device = str(tx.args["device"])
-    record = rt.chain.device(device)
-    if record is None:  # cannot be: the transaction that registered or changed it committed
-        raise UnknownDevice(f"device {device!r} is not on the chain")
-    row = session.get(RhDevice, device)
-    if row is None:
-        row = RhDevice(id=device)
-        session.add(row)
-    row.pub_key, row.vehicle_class = record["pub_key"], record["vehicle_class"]
-    row.status, row.home_segment, row.last_tx = record["status"], record["home_segment"], tx.hash
-    return {
-        "tx": receipt["tx"],
-        "height": receipt["height"],
-        "status": receipt["status"],
-        "events": receipt["events"],
-    }
-
-
-def get_device(rt: Runtime, *, device: str) -> dict[str, Any]:
-    record = rt.chain.device(device)
-    if record is None:
-        raise UnknownDevice(f"no device {device!r} is registered on the chain")
-    return _device_view(device, record)
-
-
-def list_devices(session: Session) -> list[dict[str, Any]]:
-    return [
-        {
-            "device": d.id,
-            "pub_key": d.pub_key,
-            "status": d.status,
-            "vehicle_class": d.vehicle_class,
-            "home_segment": d.home_segment,
-        }
-        for d in session.scalars(select(RhDevice).order_by(RhDevice.id))
-    ]
-
-
-def _device_view(device: str, record: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "device": device,
-        "pub_key": record["pub_key"],
-        "status": record["status"],
-        "vehicle_class": record["vehicle_class"],
-        "home_segment": record.get("home_segment"),
-        "since": record.get("since"),
-    }
-
-
 # -- proofs ---------------------------------------------------------------------------------
 
 
@@ -491,7 +418,7 @@ def reading_proof(rt: Runtime, session: Session, *, device: str, seq: int) -> di
     return {
         "payload": payload,
         "message_hash": window.hash,
-        "device": _device_view(device, record),
+        "device": device_view(device, record),
         "signature_valid": has_valid_signature(payload, record["pub_key"]),
         "anchor": {
             "tx": window.anchor_tx,

@@ -1,0 +1,88 @@
+"""The device registry as the road authority runs it: transactions it signs itself, forwarded
+to the chain and mirrored in the service's database, and the registry's views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from chain.errors import TxRejected
+from chain.tx import tx_from_json
+from services.roadhealth.errors import BadDeviceTx, UnknownDevice
+from services.roadhealth.models import RhDevice
+from services.roadhealth.runtime import Runtime
+
+DEVICE_METHODS = frozenset({"register_device", "suspend_device", "reinstate_device"})
+
+
+# -- devices --------------------------------------------------------------------------------
+
+
+def submit_device_tx(
+    rt: Runtime, session: Session, *, caller_key: str, tx_json: dict[str, Any]
+) -> dict[str, Any]:
+    """Forward a device registry transaction the road authority signed itself."""
+    try:
+        tx = tx_from_json(tx_json)
+    except TxRejected as exc:
+        raise BadDeviceTx(f"not a transaction: {exc.message}") from exc
+    # Verify the transaction is the caller's own, for the device registry, and signed
+    if tx.sender != caller_key:
+        raise BadDeviceTx("the transaction must be signed by the key of the bearer token")
+    if tx.contract != "roadhealth" or tx.method not in DEVICE_METHODS:
+        raise BadDeviceTx(f"only roadhealth.{sorted(DEVICE_METHODS)} are accepted here")
+    if tx.chain_id != rt.ctx.genesis.chain_id:
+        raise BadDeviceTx(f"the transaction is for chain {tx.chain_id!r}")
+    if not tx.has_valid_signature():
+        raise BadDeviceTx("the transaction's signature does not verify")
+    receipt = rt.chain.submit_signed(tx)
+    device = str(tx.args["device"])
+    record = rt.chain.device(device)
+    if record is None:  # cannot be: the transaction that registered or changed it committed
+        raise UnknownDevice(f"device {device!r} is not on the chain")
+    row = session.get(RhDevice, device)
+    if row is None:
+        row = RhDevice(id=device)
+        session.add(row)
+    row.pub_key, row.vehicle_class = record["pub_key"], record["vehicle_class"]
+    row.status, row.home_segment, row.last_tx = record["status"], record["home_segment"], tx.hash
+    return {
+        "tx": receipt["tx"],
+        "height": receipt["height"],
+        "status": receipt["status"],
+        "events": receipt["events"],
+    }
+
+
+def get_device(rt: Runtime, *, device: str) -> dict[str, Any]:
+    record = rt.chain.device(device)
+    if record is None:
+        raise UnknownDevice(f"no device {device!r} is registered on the chain")
+    return device_view(device, record)
+
+
+def list_devices(session: Session) -> list[dict[str, Any]]:
+    return [
+        {
+            "device": d.id,
+            "pub_key": d.pub_key,
+            "status": d.status,
+            "vehicle_class": d.vehicle_class,
+            "home_segment": d.home_segment,
+        }
+        for d in session.scalars(select(RhDevice).order_by(RhDevice.id))
+    ]
+
+
+def device_view(device: str, record: dict[str, Any]) -> dict[str, Any]:
+    """A device as the chain records it."""
+    return {
+        "device": device,
+        "pub_key": record["pub_key"],
+        "status": record["status"],
+        "vehicle_class": record["vehicle_class"],
+        "home_segment": record.get("home_segment"),
+        "since": record.get("since"),
+    }
