@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import schemathesis
 from hypothesis import HealthCheck, settings
@@ -30,3 +31,26 @@ EXCUSED = [schemathesis.checks.positive_data_acceptance]
 def bearer(key: SigningKey, *, org: str, audience: str) -> dict[str, str]:
     """An Authorization header for ORG's key, valid for an hour."""
     return {"Authorization": "Bearer " + mint_token(key, org=org, audience=audience, ttl_s=3600)}
+
+
+def check_case(case: Any, headers: dict[str, str]) -> None:
+    """Call one generated case as the given caller and hold the answer to the document."""
+    response = case.call(headers=headers)
+    case.validate_response(response, excluded_checks=EXCUSED)
+
+
+def assert_bearer_and_errors(
+    document: dict[str, Any], *, declared: set[str], with_error_model: set[str]
+) -> None:
+    """Every operation declares bearer auth, the `declared` statuses, and the service's error
+    body for each of `with_error_model`."""
+    assert document["components"]["securitySchemes"]["bearerAuth"]["scheme"] == "bearer"
+    assert document["security"] == [{"bearerAuth": []}]
+    error_ref = {"$ref": "#/components/schemas/ErrorOut"}
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            responses = operation["responses"]
+            assert declared <= set(responses), (method, path)
+            for status in sorted(with_error_model):
+                body = responses[status]["content"]["application/json"]["schema"]
+                assert body == error_ref, (method, path, status)
