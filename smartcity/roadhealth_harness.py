@@ -123,11 +123,8 @@ def score_potholes(
     )
 
 
-def replay_simulator(h: Harness, network: Any, *, batch: int = 50, t0: float = 1.77e9) -> int:
-    """Register the simulator's vehicles and ingest what they send while each drives every
-    segment once (iot_gateway.simulator, as `smartcity up --simulate` runs it, minus MQTT)."""
-    from iot_gateway.simulator import Fleet as SimFleet
-
+def register_devices(h: Harness, network: Any) -> None:
+    """Register every vehicle of a simulator network through the road authority's API."""
     for device in network.devices:
         answer = h.device_tx(
             "register_device",
@@ -138,6 +135,14 @@ def replay_simulator(h: Harness, network: Any, *, batch: int = 50, t0: float = 1
             },
         )
         assert answer.status_code == 200, answer.text
+
+
+def replay_simulator(h: Harness, network: Any, *, batch: int = 50, t0: float = 1.77e9) -> int:
+    """Register the simulator's vehicles and ingest what they send while each drives every
+    segment once (iot_gateway.simulator, as `smartcity up --simulate` runs it, minus MQTT)."""
+    from iot_gateway.simulator import Fleet as SimFleet
+
+    register_devices(h, network)
     fleet = SimFleet(network, seed=network.seed, window_s=4.0)
     payloads: list[dict[str, Any]] = []
     while not all(s.segments_driven >= len(network.segments) for s in fleet.streams):

@@ -19,7 +19,7 @@ from iot_gateway.simulator import Fleet as SimFleet
 from services.roadhealth.analysis import Thresholds
 from services.roadhealth.condition import ChangeRules, Seen, decide_condition
 from smartcity.iot import demo_network
-from smartcity.roadhealth_harness import running
+from smartcity.roadhealth_harness import register_devices, running
 
 T0 = 1_770_000_000.0
 # Four segments and four vehicles at one window per 1.4 s: each segment sees a pass about every
@@ -39,16 +39,7 @@ def test_calm_segments_do_not_flap_and_a_roughened_segment_alerts_in_time(
     assert abs(truth["central-ave-1"] / 2.68 - 1) < 0.02  # hovers at the fair/poor line
     assert truth[ROUGHENED] < 1.5
     with running(tmp_path, db_url) as h:
-        for device in network.devices:
-            answer = h.device_tx(
-                "register_device",
-                {
-                    "device": device.id,
-                    "pub_key": device.key.public_hex,
-                    "vehicle_class": device.vehicle_class,
-                },
-            )
-            assert answer.status_code == 200, answer.text
+        register_devices(h, network)
         fleet = SimFleet(network, seed=network.seed, window_s=4.0)
         payloads = []
         for i in range(BEFORE + AFTER):
