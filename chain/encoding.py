@@ -23,19 +23,7 @@ _dumps = json.JSONEncoder(
 
 def canonical(value: Any) -> bytes:
     """RFC 8785 canonical JSON bytes of a JSON value (sorted keys, no whitespace, UTF-8)."""
-    plain = _plain(value)
-    if plain is not _NOT_PLAIN:
-        # For values whose floats _plain made safe and whose keys sort the same by code point
-        # as by UTF-16 unit, the C encoder writes exactly the RFC 8785 bytes (a property test
-        # holds it to that); rfc8785 formats floats in Python, 20x slower on telemetry.
-        try:
-            return _dumps(plain).encode()
-        except UnicodeEncodeError:
-            pass  # a lone surrogate: let rfc8785 refuse it with its own message
-    try:
-        return rfc8785.dumps(value)
-    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
-        raise EncodingError(f"value cannot be canonicalised: {exc}") from exc
+    return _canonical(value)[0]
 
 
 def canonical_value(value: Any) -> tuple[bytes, Any]:
@@ -43,14 +31,25 @@ def canonical_value(value: Any) -> tuple[bytes, Any]:
     itself when encoding normalised nothing in it, else the decoded bytes (an integral float
     such as 2.0 is written 2 and reads back as the integer, -0.0 as 0). What a node keeps in
     memory must be what it reads back after a restart."""
+    encoded, unchanged = _canonical(value)
+    return encoded, value if unchanged else json.loads(encoded)
+
+
+def _canonical(value: Any) -> tuple[bytes, bool]:
+    """The canonical bytes, and whether they decode to `value` unchanged."""
     plain = _plain(value)
-    if plain is value:
+    if plain is not _NOT_PLAIN:
+        # For values whose floats _plain made safe and whose keys sort the same by code point
+        # as by UTF-16 unit, the C encoder writes exactly the RFC 8785 bytes (a property test
+        # holds it to that); rfc8785 formats floats in Python, 20x slower on telemetry.
         try:
-            return _dumps(plain).encode(), value
+            return _dumps(plain).encode(), plain is value
         except UnicodeEncodeError:
-            pass  # a lone surrogate: canonical() refuses it with rfc8785's message
-    encoded = canonical(value)
-    return encoded, json.loads(encoded)
+            pass  # a lone surrogate: let rfc8785 refuse it with its own message
+    try:
+        return rfc8785.dumps(value), False
+    except (rfc8785.CanonicalizationError, TypeError, ValueError) as exc:
+        raise EncodingError(f"value cannot be canonicalised: {exc}") from exc
 
 
 _NOT_PLAIN = object()
