@@ -6,16 +6,24 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 from fastapi import Depends
-from sqlalchemy import Engine, MetaData
+from sqlalchemy import Engine, MetaData, func, select
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 from chain.db import make_engine
+
+# A PostgreSQL advisory lock is named by a signed 64-bit integer: b"smartcty" as one
+CREATE_TABLES_LOCK = 0x736D617274637479
 
 
 def make_session_factory(url: str, metadata: MetaData) -> tuple[Engine, sessionmaker[Session]]:
     """Create the service's tables if missing and return its engine and session factory."""
     engine = make_engine(url)
-    metadata.create_all(engine)
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            # Several processes of a service may start at once on a new database (replicas):
+            # one creates the tables while the others wait, then find them
+            conn.execute(select(func.pg_advisory_xact_lock(CREATE_TABLES_LOCK)))
+        metadata.create_all(conn)
     return engine, sessionmaker(engine, expire_on_commit=False)
 
 

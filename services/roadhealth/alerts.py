@@ -86,11 +86,14 @@ class AlertDispatcher:
         now = time.time()
         delivered = 0
         with self.factory() as session, session.begin():
+            # Every road-health process runs a dispatcher: each takes the alerts no other one
+            # holds, so an alert is sent once per attempt however many processes there are
             due = session.scalars(
                 select(RhAlert)
                 .where(RhAlert.pending == 1, RhAlert.next_attempt_at <= now)
                 .order_by(RhAlert.id)
                 .limit(100)
+                .with_for_update(skip_locked=True)
             ).all()
             targets = list(self.settings.webhooks) + list(
                 session.scalars(select(RhWebhook.url)).all()

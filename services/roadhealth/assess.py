@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from chain.encoding import hash_json
@@ -41,7 +41,7 @@ def refresh_segments(rt: Runtime, session: Session, segments: Iterable[str]) -> 
 
 
 def _refresh_segment(rt: Runtime, session: Session, segment: RhSegment) -> None:
-    rows = session.execute(
+    query = (
         select(
             RhWindow.t0,
             RhWindow.device,
@@ -51,9 +51,19 @@ def _refresh_segment(rt: Runtime, session: Session, segment: RhSegment) -> None:
             RhWindow.speed_mps,
             RhWindow.samples,
             RhWindow.rate_hz,
-        ).where(RhWindow.segment == segment.id, RhWindow.iri.is_not(None))
-    ).all()
+        )
+        .where(RhWindow.segment == segment.id, RhWindow.iri.is_not(None))
+        # Newest first, ties by hash: the same windows in the same order whichever process
+        # stored which first (recent_windows keeps at most the newest settings.recent_windows)
+        .order_by(RhWindow.t0.desc(), RhWindow.hash.desc())
+    )
+    if rt.settings.recent_windows > 0:
+        query = query.limit(rt.settings.recent_windows)
+    rows = session.execute(query).all()[::-1]
     if not rows:
+        if segment.windows:  # its windows were all matched elsewhere since: no estimate left
+            segment.iri = segment.iri_lower = segment.iri_upper = None
+            segment.windows, segment.updated_at = 0, time.time()
         return
     watch = session.get(RhConditionWatch, segment.id)
     judged = judge_segment(
@@ -176,18 +186,20 @@ def file_report(
     rt: Runtime,
     session: Session,
     *,
-    window: RhWindow,
+    segment: str,
+    window_id: int,
+    device: str,
+    message_hash: str,
+    t0: float,
     chainage_m: float,
     peak_mps2: float,
 ) -> None:
-    """Store a pothole report as a candidate of its own; regroup_segment then decides which
-    pothole it belongs to, with every other open report of its segment."""
-    if window.segment is None:
-        raise ValueError("a pothole report needs a matched window")
-    lat, lon = rt.index.position_at(window.segment, chainage_m)
+    """Store a pothole report of a matched window as a candidate of its own; regroup_segment
+    then decides which pothole it belongs to, with every other open report of its segment."""
+    lat, lon = rt.index.position_at(segment, chainage_m)
     pothole = RhPothole(
-        id=f"{window.segment}:{round(chainage_m * 10)}:{window.hash[:8]}",
-        segment=window.segment,
+        id=f"{segment}:{round(chainage_m * 10)}:{message_hash[:8]}",
+        segment=segment,
         chainage_m=chainage_m,
         lat=lat,
         lon=lon,
@@ -195,21 +207,48 @@ def file_report(
         vehicles=0,
         confidence=0.0,
         status="candidate",
-        first_seen=window.t0,
-        last_seen=window.t0,
+        first_seen=t0,
+        last_seen=t0,
     )
     session.add(pothole)
     session.add(
         RhPotholeReport(
-            window_id=window.id,
+            window_id=window_id,
             pothole=pothole.id,
-            device=window.device,
+            device=device,
             chainage_m=chainage_m,
             peak_mps2=peak_mps2,
-            message_hash=window.hash,
-            t0=window.t0,
+            message_hash=message_hash,
+            t0=t0,
         )
     )
+
+
+def withdraw_reports(session: Session, window_ids: Sequence[int]) -> dict[str, str]:
+    """Delete the pothole reports of these windows (matched again, they report anew); a
+    candidate left without reports goes too. Returns the potholes that lost reports and
+    remain, with their segments."""
+    if not window_ids:
+        return {}
+    rows = session.execute(
+        select(RhPotholeReport.id, RhPotholeReport.pothole).where(
+            RhPotholeReport.window_id.in_(window_ids)
+        )
+    ).all()
+    if not rows:
+        return {}
+    session.execute(delete(RhPotholeReport).where(RhPotholeReport.id.in_([r.id for r in rows])))
+    ids = sorted({r.pothole for r in rows})
+    still = set(
+        session.scalars(select(RhPotholeReport.pothole).where(RhPotholeReport.pothole.in_(ids)))
+    )
+    remaining = {}
+    for pothole in session.scalars(select(RhPothole).where(RhPothole.id.in_(ids))):
+        if pothole.id not in still and pothole.status == "candidate":
+            session.delete(pothole)
+        else:
+            remaining[pothole.id] = pothole.segment
+    return remaining
 
 
 def regroup_segment(rt: Runtime, session: Session, segment: str) -> set[str]:
@@ -287,6 +326,8 @@ def refresh_potholes(rt: Runtime, session: Session, pothole_ids: Iterable[str]) 
         pothole.confidence = pothole_confidence(len(devices), len(reports) - len(devices))
         if pothole.vehicles < rt.settings.pothole_min_vehicles or not grew:
             continue
+        if pothole.status == "confirmed" and _attested_reports(rt, pothole.id) > pothole.reports:
+            continue  # a report it lost (its window matched again elsewhere): the chain's stays
         receipt = _attest(
             rt,
             "confirm_pothole",
@@ -320,6 +361,12 @@ def refresh_potholes(rt: Runtime, session: Session, pothole_ids: Iterable[str]) 
                     "confidence": pothole.confidence,
                 },
             )
+
+
+def _attested_reports(rt: Runtime, pothole_id: str) -> int:
+    """How many reports the chain's record of a confirmed pothole counts."""
+    record = rt.chain.read(f"pothole:{pothole_id}")
+    return 0 if record is None else int(record["reports"])
 
 
 def raise_alert(

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from chain.errors import TxRejected
 from chain.tx import tx_from_json
 from services.roadhealth.errors import BadDeviceTx, UnknownDevice
+from services.roadhealth.locks import insert_ignoring_existing
 from services.roadhealth.models import RhDevice
 from services.roadhealth.runtime import Runtime
 
@@ -39,13 +40,22 @@ def submit_device_tx(
         raise BadDeviceTx("the transaction's signature does not verify")
     receipt = rt.chain.submit_signed(tx)
     device = str(tx.args["device"])
+    # Hold the mirror's row (created empty when new) before reading the chain: of two
+    # processes mirroring changes of one device, the one that commits last read it last
+    session.execute(
+        insert_ignoring_existing(session, RhDevice).values(
+            id=device, pub_key="", vehicle_class="", status="", last_tx=""
+        )
+    )
+    row = session.scalars(
+        select(RhDevice)
+        .where(RhDevice.id == device)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).one()
     record = rt.chain.device(device)
     if record is None:  # cannot be: the transaction that registered or changed it committed
         raise UnknownDevice(f"device {device!r} is not on the chain")
-    row = session.get(RhDevice, device)
-    if row is None:
-        row = RhDevice(id=device)
-        session.add(row)
     row.pub_key, row.vehicle_class = record["pub_key"], record["vehicle_class"]
     row.status, row.home_segment, row.last_tx = record["status"], record["home_segment"], tx.hash
     return {

@@ -40,6 +40,26 @@ class RhConditionWatch(Base):
     since_t0: Mapped[float] = mapped_column(Float)
 
 
+class RhNetwork(Base):
+    """The road network's version (one row, id 1): an import bumps it, so every process that
+    shares the database reloads its segment index before it matches another window."""
+
+    __tablename__ = "roadhealth_network"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class RhDeviceLock(Base):
+    """A row per device that sent windows, locked by each batch holding windows of it (locks.py):
+    batches with windows of one device are stored one after the other, whichever process
+    takes them, because deduplication and headings read what the device's earlier ones stored."""
+
+    __tablename__ = "roadhealth_device_locks"
+
+    device: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
 class RhDevice(Base):
     """A mirror of the on-chain registry for listing; the chain stays the authority."""
 

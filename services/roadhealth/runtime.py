@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -72,11 +71,14 @@ class Runtime(ServiceRuntime):
     # The surface classifier that judges each detected event (the shipped one by default)
     classifier: LiveClassifier | None = field(default_factory=default_classifier)
     kick_alerts: Callable[[], None] = lambda: None
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    # The network version (RhNetwork) the index was built from; ingestion rebuilds the index
+    # when the database holds another one (a segment import by another process)
+    index_version: int = -1
     chain: RoadHealthChain = field(init=False)
 
     def __post_init__(self) -> None:
         self.chain = RoadHealthChain(self.ctx)
 
-    def reindex(self, segments: Sequence[Segment]) -> None:
+    def reindex(self, segments: Sequence[Segment], *, version: int) -> None:
         self.index = SegmentIndex(segments)
+        self.index_version = version

@@ -21,6 +21,7 @@ from services.roadhealth.errors import (
     UnknownSegment,
 )
 from services.roadhealth.geo import Segment, parse_feature_collection
+from services.roadhealth.locks import lock_network, lock_segments, network_version
 from services.roadhealth.models import (
     RhAlert,
     RhPothole,
@@ -49,6 +50,7 @@ def import_segments(
     transaction is only admitted to the node's persistent mempool and commits once blocks flow.
     """
     segments = parse_feature_collection(doc)
+    network = lock_network(session)  # one import at a time, whichever process runs it
     tx = None
     for start in range(0, len(segments), SEGMENTS_PER_TX):
         chunk = segments[start : start + SEGMENTS_PER_TX]
@@ -72,20 +74,24 @@ def import_segments(
             tx = receipt["hash"]
             continue
         tx = receipt["tx"]
+    existing = {row.id: row for row in lock_segments(session, (s.id for s in segments))}
     for seg in segments:
-        row = session.get(RhSegment, seg.id)
+        row = existing.get(seg.id)
         if row is None:
             row = RhSegment(id=seg.id, windows=0)
             session.add(row)
         row.name, row.geometry, row.properties = seg.name, seg.geometry, seg.properties
         row.length_m, row.geometry_hash, row.registered_tx = seg.length_m, seg.geometry_hash, tx
+    network.version += 1  # every process reloads its index before it matches again
     session.flush()
     reload_index(rt, session)
     return {"segments": len(segments), "registered_tx": tx, "ids": [s.id for s in segments]}
 
 
 def load_demo_network(rt: Runtime, session: Session) -> bool:
-    """On first run (no segments yet), import the demo network shipped with the suite."""
+    """On first run (no segments yet), import the demo network shipped with the suite; of
+    several processes starting at once on a new database, the first does."""
+    lock_network(session)
     if session.scalars(select(RhSegment.id).limit(1)).first() is not None:
         return False
     doc = json.loads(DEMO_NETWORK.read_text(encoding="utf-8"))
@@ -94,7 +100,9 @@ def load_demo_network(rt: Runtime, session: Session) -> bool:
 
 
 def reload_index(rt: Runtime, session: Session) -> None:
-    rows = session.scalars(select(RhSegment)).all()
+    """Build the segment index from the segments stored, noting the network's version."""
+    version = network_version(session)
+    rows = session.scalars(select(RhSegment).order_by(RhSegment.id)).all()
     rt.reindex(
         [
             Segment(
@@ -104,7 +112,8 @@ def reload_index(rt: Runtime, session: Session) -> None:
                 dict(r.properties),
             )
             for r in rows
-        ]
+        ],
+        version=version,
     )
 
 

@@ -1,0 +1,225 @@
+"""Where a batch's windows lie: stored with their headings among their device's neighbours,
+matched to a segment, and the stored neighbours whose heading a new window changes matched
+again (headings.py). Runs with the batch's devices locked (locks.py), so the neighbours read
+are all a device has stored.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Any
+
+from sqlalchemy import Row, insert, select, tuple_, update
+from sqlalchemy.orm import Session
+
+from services.roadhealth.analysis import WindowAnalysis, window_length_m
+from services.roadhealth.headings import Fix, heading_of
+from services.roadhealth.matching import Match
+from services.roadhealth.models import RhWindow
+from services.roadhealth.runtime import Runtime
+from services.roadhealth.schemas import BatchRef, MessageResult
+from services.roadhealth.wire import Telemetry
+
+NEIGHBOURS = (-2, -1, 0, 1, 2)  # the seqs around a window whose headings it may change
+KEYS_PER_QUERY = 500
+
+
+@dataclass
+class Accepted:
+    """A message that passed every check, with its window's analysis."""
+
+    leaf_index: int
+    telemetry: Telemetry
+    payload: str  # canonical JSON, exactly what was hashed
+    hash: str
+    topic: str
+    vehicle_class: str
+    analysis: WindowAnalysis
+
+
+@dataclass
+class Placed:
+    """A stored window as assessment needs it: where it lies and what it detected."""
+
+    id: int
+    device: str
+    hash: str
+    t0: float
+    segment: str | None
+    chainage_m: float | None
+    direction: int
+    anomalies: list[dict[str, Any]]
+    was_on: str | None = None  # the segment a window matched again lay on before
+
+
+def stored_near(session: Session, accepted: list[Accepted]) -> dict[tuple[str, int], Row[Any]]:
+    """The stored windows with the seqs of the batch's windows and of their neighbours (read
+    with the devices held, so nothing of theirs is being stored meanwhile)."""
+    keys = sorted({(a.telemetry.device, a.telemetry.seq + k) for a in accepted for k in NEIGHBOURS})
+    found: dict[tuple[str, int], Row[Any]] = {}
+    for start in range(0, len(keys), KEYS_PER_QUERY):
+        rows = session.execute(
+            select(
+                RhWindow.id,
+                RhWindow.device,
+                RhWindow.seq,
+                RhWindow.hash,
+                RhWindow.t0,
+                RhWindow.lat,
+                RhWindow.lon,
+                RhWindow.speed_mps,
+                RhWindow.samples,
+                RhWindow.rate_hz,
+                RhWindow.heading_deg,
+                RhWindow.segment,
+                RhWindow.chainage_m,
+                RhWindow.direction,
+                RhWindow.anomalies,
+            ).where(tuple_(RhWindow.device, RhWindow.seq).in_(keys[start : start + KEYS_PER_QUERY]))
+        ).all()
+        found.update({(r.device, r.seq): r for r in rows})
+    return found
+
+
+def starts_by_device(
+    new: list[Accepted], nearby: dict[tuple[str, int], Row[Any]]
+) -> dict[str, dict[int, Fix]]:
+    """Each device's window starts known around the batch: stored ones and the batch's own."""
+    starts: dict[str, dict[int, Fix]] = {}
+    for (device, seq), r in nearby.items():
+        travel = window_length_m(r.speed_mps, r.samples, r.rate_hz)
+        starts.setdefault(device, {})[seq] = Fix(seq, float(r.t0), r.lat, r.lon, travel)
+    for a in new:
+        t = a.telemetry
+        travel = window_length_m(t.speed_mps, len(t.acc_z), t.rate_hz)
+        starts.setdefault(t.device, {})[t.seq] = Fix(t.seq, t.t0, t.lat, t.lon, travel)
+    return starts
+
+
+def store_windows(
+    rt: Runtime,
+    session: Session,
+    batch: BatchRef,
+    new: list[Accepted],
+    fixes: dict[str, dict[int, Fix]],
+    results: dict[int, MessageResult],
+) -> list[Placed]:
+    """Insert the new windows, each matched with its heading among its neighbours."""
+    if not new:
+        return []
+    rows: list[dict[str, Any]] = []
+    for a in new:
+        t, analysis = a.telemetry, a.analysis
+        fix = fixes[t.device][t.seq]
+        heading = heading_of(fixes[t.device], t.seq)
+        match = match_start(rt, t.lat, t.lon, fix.travel_m, heading)
+        rows.append(
+            {
+                "device": t.device,
+                "seq": t.seq,
+                "hash": a.hash,
+                "payload": a.payload,
+                "topic": a.topic,
+                "t0": t.t0,
+                "rate_hz": t.rate_hz,
+                "lat": t.lat,
+                "lon": t.lon,
+                "speed_mps": t.speed_mps,
+                "samples": len(t.acc_z),
+                "vehicle_class": a.vehicle_class,
+                "anchor_tx": batch.anchor_tx,
+                "leaf_index": a.leaf_index,
+                "root": batch.root,
+                "segment": None if match is None else match.segment,
+                "chainage_m": None if match is None else match.chainage_m,
+                "direction": 0 if match is None else match.direction,
+                "heading_deg": heading,
+                "iri": analysis.iri,
+                "iri_log_std": analysis.iri_log_std,
+                "anomalies": [e.as_json() for e in analysis.events],
+            }
+        )
+    ids = session.scalars(
+        insert(RhWindow).returning(RhWindow.id, sort_by_parameter_order=True), rows
+    ).all()
+    placed = []
+    for a, row, window_id in zip(new, rows, ids, strict=True):
+        results[a.leaf_index] = MessageResult(
+            leaf_index=a.leaf_index, status="stored", segment=row["segment"]
+        )
+        placed.append(
+            Placed(
+                window_id,
+                row["device"],
+                row["hash"],
+                row["t0"],
+                row["segment"],
+                row["chainage_m"],
+                row["direction"],
+                row["anomalies"],
+            )
+        )
+    return placed
+
+
+def revisit_neighbours(
+    rt: Runtime,
+    session: Session,
+    new: list[Accepted],
+    nearby: dict[tuple[str, int], Row[Any]],
+    fixes: dict[str, dict[int, Fix]],
+) -> list[Placed]:
+    """Work out again the heading of each stored window next to a new one (its successor or
+    its predecessor came later) and match it again where the heading changed."""
+    beside = {(a.telemetry.device, a.telemetry.seq + k) for a in new for k in (-1, 1)}
+    touched = sorted(beside & nearby.keys())
+    revisited, changes = [], []
+    for device, seq in touched:
+        row = nearby[(device, seq)]
+        heading = heading_of(fixes[device], seq)
+        if heading == row.heading_deg:
+            continue
+        match = match_start(rt, row.lat, row.lon, fixes[device][seq].travel_m, heading)
+        change = {
+            "id": row.id,
+            "heading_deg": heading,
+            "segment": None if match is None else match.segment,
+            "chainage_m": None if match is None else match.chainage_m,
+            "direction": 0 if match is None else match.direction,
+        }
+        changes.append(change)
+        revisited.append(
+            Placed(
+                row.id,
+                device,
+                row.hash,
+                float(row.t0),
+                change["segment"],
+                change["chainage_m"],
+                change["direction"],
+                row.anomalies,
+                was_on=row.segment,
+            )
+        )
+    if changes:
+        session.execute(update(RhWindow), changes)
+    return revisited
+
+
+def match_start(
+    rt: Runtime, lat: float, lon: float, travel_m: float, heading: float | None
+) -> Match | None:
+    """Match a window by its middle, not its first sample: a window that starts at a junction
+    mostly covers the road it drives into. The chainage kept is still the window's start.
+    Without a heading the start alone is matched and the direction stays unknown (0)."""
+    if heading is None:
+        return rt.index.match(lat, lon, None)
+    half_m = travel_m / 2
+    north, east = half_m * math.cos(math.radians(heading)), half_m * math.sin(math.radians(heading))
+    mid_lat = lat + north / 111_195.0
+    mid_lon = lon + east / (111_195.0 * math.cos(math.radians(lat)))
+    middle = rt.index.match(mid_lat, mid_lon, heading)
+    if middle is None:
+        return rt.index.match(lat, lon, heading)
+    return replace(middle, chainage_m=middle.chainage_m - middle.direction * half_m)
