@@ -8,19 +8,28 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 from starlette.testclient import TestClient
 
 from chain.auth import mint_token
+from chain.client import ChainClient, Identity
 from chain.crypto import SigningKey
-from chain.home import SuiteHome
+from chain.errors import ChainError
+from chain.home import SuiteHome, init_suite
 from chain.tx import sign_tx
-from services.roadhealth.fleet import Vehicle, ingest_body
+from services.common.ledger import DEFAULT_TTL_BLOCKS, LedgerPort, RemoteLedger
+from services.roadhealth.fleet import Vehicle, build_batch, ingest_body
 from smartcity.registry import ServiceEntry
 from smartcity.suite import Suite, open_suite
 
@@ -169,3 +178,184 @@ def running(tmp_path: Path, db_url: str) -> Iterator[Harness]:
     with TestClient(suite.app) as client:
         yield Harness(client, suite, data)
     suite.services["roadhealth"].state.dispatcher.stop()
+
+
+def register_on_chain(
+    ledger: LedgerPort, road_key: SigningKey, network: Any, *, timeout_s: float = 60.0
+) -> None:
+    """The road authority registers a simulator network's vehicles on the chain directly (one
+    batch of transactions, not one request per device) and waits until the chain has them."""
+    expiry = ledger.height() + DEFAULT_TTL_BLOCKS
+    txs = [
+        sign_tx(
+            road_key,
+            chain_id=ledger.genesis.chain_id,
+            contract="roadhealth",
+            method="register_device",
+            args={"device": d.id, "pub_key": d.key.public_hex, "vehicle_class": d.vehicle_class},
+            expiry_height=expiry,
+        )
+        for d in network.devices
+    ]
+    ledger.submit_many(txs)
+    _wait_committed(ledger, [tx.hash for tx in txs], timeout_s)
+
+
+def anchored_bodies(
+    ledger: LedgerPort, operator_key: SigningKey, batches: Sequence[Sequence[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """Ingest bodies for batches of payloads, anchored as a gateway anchors them (all anchor
+    transactions submitted at once, returned once every one is committed)."""
+    built = [build_batch(payloads) for payloads in batches]
+    expiry = ledger.height() + DEFAULT_TTL_BLOCKS
+    txs = [
+        sign_tx(
+            operator_key,
+            chain_id=ledger.genesis.chain_id,
+            contract="anchors",
+            method="anchor",
+            args={"root": root, "count": len(messages), "label": "iot-gateway", "metadata": {}},
+            expiry_height=expiry,
+        )
+        for root, messages in built
+    ]
+    ledger.submit_many(txs)
+    _wait_committed(ledger, [tx.hash for tx in txs], 60.0)
+    return [
+        {
+            "batch": {"root": root, "anchor_tx": tx.hash, "count": len(messages)},
+            "messages": messages,
+        }
+        for (root, messages), tx in zip(built, txs, strict=True)
+    ]
+
+
+def _wait_committed(ledger: LedgerPort, hashes: list[str], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    waiting = list(hashes)
+    while waiting:
+        waiting = [h for h in waiting if ledger.tx_proof(h) is None]
+        if waiting and time.monotonic() > deadline:
+            raise TimeoutError(f"{len(waiting)} transactions not committed in {timeout_s}s")
+        if waiting:
+            time.sleep(0.1)
+
+
+def _any_free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class ProcessStack:
+    """A one-validator chain and road-health replicas as processes of their own (`smartcity
+    node`, `smartcity service roadhealth`), as compose.yaml runs them; logs in `folder`."""
+
+    folder: Path
+    free_port: Callable[[], int] = _any_free_port
+    procs: dict[str, subprocess.Popen[bytes]] = field(default_factory=dict)
+    node_url: str = ""
+
+    @property
+    def suite(self) -> Path:
+        return self.folder / "suite"
+
+    @property
+    def home(self) -> SuiteHome:
+        return SuiteHome(self.suite)
+
+    def start_node(self, *, wait: bool = True) -> str:
+        """Create the suite (one validator, the roadhealth contract) and run its node."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        init_suite(self.suite, contracts=[(ENTRY.name, ENTRY.contract or "")])
+        path = self.suite / "nodes" / "validator-0" / "node.json"
+        config = json.loads(path.read_text())
+        config["port"], config["p2p_port"] = self.free_port(), self.free_port()
+        path.write_text(json.dumps(config))
+        self.spawn("node", ["node", "--home", str(path.parent)])
+        self.node_url = f"http://127.0.0.1:{config['port']}"
+        if wait:
+            self.wait_node()
+        return self.node_url
+
+    def wait_node(self, timeout_s: float = 120.0) -> None:
+        with self.chain_client("regulator") as client:
+            self._wait(lambda: bool(client.status()), "node", timeout_s)
+
+    def chain_client(self, org: str) -> ChainClient:
+        return ChainClient(self.node_url, identity=Identity(org, self.home.org_key(org)))
+
+    def ledger(self, org: str) -> RemoteLedger:
+        return RemoteLedger(self.chain_client(org), self.home.genesis())
+
+    def start_roadhealth(self, name: str, database_url: str) -> str:
+        """Start one road-health replica (not waiting for it); returns its base URL."""
+        port = self.free_port()
+        args = ["service", "roadhealth", "--home", str(self.suite), "--node", self.node_url]
+        self.spawn(name, [*args, "--port", str(port)], env={"SMARTCITY_DATABASE_URL": database_url})
+        return f"http://127.0.0.1:{port}"
+
+    def wait_ready(self, name: str, url: str, timeout_s: float = 120.0) -> None:
+        """Wait until a process answers 200 on /readyz."""
+
+        def ready() -> bool:
+            try:
+                return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        self._wait(ready, name, timeout_s)
+
+    def spawn(
+        self,
+        name: str,
+        args: list[str],
+        *,
+        module: str = "smartcity",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        log = (self.folder / f"{name}.log").open("ab")
+        # A process gets a database only when given one (the node keeps a SQLite file)
+        inherited = {k: v for k, v in os.environ.items() if k != "SMARTCITY_DATABASE_URL"}
+        self.procs[name] = subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            stdout=log,
+            stderr=log,
+            env={**inherited, **(env or {})},
+        )
+
+    def cpu_s(self, name: str) -> float:
+        """CPU seconds (user + system) the process has used so far (Linux /proc)."""
+        stat = Path(f"/proc/{self.procs[name].pid}/stat").read_text()
+        fields = stat.rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def log_tail(self, name: str, chars: int = 3000) -> str:
+        return (self.folder / f"{name}.log").read_text(errors="replace")[-chars:]
+
+    def _wait(self, check: Callable[[], bool], name: str, timeout_s: float) -> None:
+        deadline = time.monotonic() + timeout_s
+        while True:
+            try:
+                if check():
+                    return
+            except ChainError:
+                pass
+            process = self.procs[name]
+            if process.poll() is not None:
+                raise RuntimeError(f"{name} exited {process.returncode}:\n{self.log_tail(name)}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} not ready in {timeout_s}s:\n{self.log_tail(name)}")
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        for process in self.procs.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+        for process in self.procs.values():
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=10)
