@@ -78,6 +78,22 @@ class Forwarder:
         self.http = http or httpx.Client(timeout=settings.http_timeout_s)
         self._token: tuple[float, str] | None = None
         self.stop_event = threading.Event()
+        # What spares the idle loops their queries (each costs far more in SQLAlchemy than
+        # in the database): open batches exist only after a seal, a failed anchor or a
+        # restart; anchored ones only after an anchor; a young batch is not due before
+        # `_due_at` unless the intake has stored batch_max messages since the last seal.
+        self._may_have_open = True
+        self._anchored = 0  # batches this process anchored (a restart starts by looking)
+        self._forward_checked: int | None = None  # _anchored when none was left to forward
+        self._due_at: float | None = None
+        self._nothing_pending = False  # the last look found no pending message
+        self._stored_since_seal = 0
+        self._stored_lock = threading.Lock()
+
+    def note_stored(self, count: int) -> None:
+        """The intake stored `count` new messages (called after its outbox commit)."""
+        with self._stored_lock:
+            self._stored_since_seal += count
 
     def run(self) -> None:
         """Anchor in this thread and forward in another, so a slow road-health never delays
@@ -111,19 +127,29 @@ class Forwarder:
 
     def step_anchor(self) -> bool:
         """Anchor the oldest sealed batch, or seal a new one when due; False if idle."""
-        batch = self.outbox.next_open_batch("open", with_messages=False) or self._seal_if_due()
+        batch = None
+        if self._may_have_open:
+            batch = self.outbox.next_open_batch("open", with_messages=False)
+            self._may_have_open = batch is not None
+        batch = batch or self._seal_if_due()
         if batch is None:
             return False
+        self._may_have_open = True  # until a pass finds none: this one, or one left earlier
         tx = self.anchor(batch)
         self.outbox.mark_anchored(batch.id, tx)
+        self._anchored += 1
         self.metrics.inc("batches_anchored_total")
         self.metrics.inc("messages_anchored_total", batch.count)
         return True
 
     def step_forward(self) -> bool:
         """Forward the oldest anchored batch to road-health; False if there is none."""
+        anchored = self._anchored  # read before the query: an anchor after it is seen next pass
+        if self._forward_checked == anchored:
+            return False
         batch = self.outbox.next_open_batch("anchored")
         if batch is None:
+            self._forward_checked = anchored
             return False
         try:
             self.forward(batch)
@@ -141,12 +167,25 @@ class Forwarder:
         return True
 
     def _seal_if_due(self) -> Batch | None:
+        now = time.time()
+        with self._stored_lock:
+            stored = self._stored_since_seal
+        if self._nothing_pending and stored == 0:
+            return None  # nothing was pending and the intake stored nothing since
+        if self._due_at is not None and now < self._due_at and stored < self.settings.batch_max:
+            return None  # the oldest pending message is young and the intake stored too few
         oldest = self.outbox.oldest_pending_at()
+        self._nothing_pending = oldest is None
         if oldest is None:
+            self._due_at = None
             return None
-        young = time.time() - oldest < self.settings.batch_wait_s
-        if young and self.outbox.pending_count() < self.settings.batch_max:
+        young = now - oldest < self.settings.batch_wait_s
+        if young and not self.outbox.pending_at_least(self.settings.batch_max):
+            self._due_at = oldest + self.settings.batch_wait_s
             return None
+        self._due_at = None
+        with self._stored_lock:
+            self._stored_since_seal = 0  # what stays pending is found by the next look
         return self.outbox.seal_batch(max_count=self.settings.batch_max)
 
     def anchor(self, batch: Batch) -> str:

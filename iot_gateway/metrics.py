@@ -43,6 +43,13 @@ class Metrics:
         with self._lock:
             self.histograms.setdefault(name, Histogram()).observe(seconds)
 
+    def observe_many(self, name: str, values: list[float]) -> None:
+        """Several observations under one lock (a group of messages at a time)."""
+        with self._lock:
+            histogram = self.histograms.setdefault(name, Histogram())
+            for seconds in values:
+                histogram.observe(seconds)
+
     def gauge(self, name: str, read: Callable[[], float], help_text: str) -> None:
         self.gauges[name] = read
         self.help[name] = help_text

@@ -203,26 +203,24 @@ class Outbox:
             raise OutboxError(f"outbox write failed: {exc}") from exc
 
     def _store(self, conn: Connection, rows: list[dict[str, Any]]) -> StoreResult:
-        keys = list({(r["device"], r["seq"]) for r in rows})
-        known = _hashes_of(conn, keys)
+        # Insert first: nearly every message is new, so the keys already stored (a
+        # redelivery, a replayed seq, another gateway's) are read back only when the insert
+        # skipped some, instead of looking every key up before
         fresh: dict[tuple[str, int], dict[str, Any]] = {}
         for row in rows:
-            key = (row["device"], row["seq"])
-            if key not in known and key not in fresh:
-                fresh[key] = row
-        inserted: set[tuple[str, int]] = set()
-        if fresh:
-            statement = (
-                _insert(conn, messages)
-                .on_conflict_do_nothing()
-                .returning(messages.c.device, messages.c.seq)
-            )
-            returned = conn.execute(statement, list(fresh.values()))
-            inserted = {(r.device, int(r.seq)) for r in returned}
-            if len(inserted) < len(fresh):
-                # Another gateway won a race for some keys: read back what it stored
-                known.update(_hashes_of(conn, [k for k in fresh if k not in inserted]))
-            known.update({key: fresh[key]["hash"] for key in inserted})
+            fresh.setdefault((row["device"], row["seq"]), row)
+        if not fresh:
+            return StoreResult()
+        statement = (
+            _insert(conn, messages)
+            .on_conflict_do_nothing()
+            .returning(messages.c.device, messages.c.seq)
+        )
+        returned = conn.execute(statement, list(fresh.values()))
+        inserted = {(r.device, int(r.seq)) for r in returned}
+        known = {key: fresh[key]["hash"] for key in inserted}
+        if len(inserted) < len(fresh):
+            known.update(_hashes_of(conn, [k for k in fresh if k not in inserted]))
         result = StoreResult()
         new_keys: list[tuple[str, int]] = []
         for row in rows:
@@ -280,14 +278,29 @@ class Outbox:
                 ).scalar_one()
             )
 
+    def pending_at_least(self, n: int) -> bool:
+        """Whether this owner has at least n messages not yet in a batch (reads at most n
+        index entries, where counting them all would read the whole backlog)."""
+        with self.engine.connect() as conn:
+            found = conn.execute(
+                select(messages.c.id)
+                .where(messages.c.owner == self.owner, messages.c.batch_id.is_(None))
+                .order_by(messages.c.id)
+                .limit(1)
+                .offset(max(n - 1, 0))
+            ).first()
+        return found is not None
+
     def oldest_pending_at(self) -> float | None:
-        """When the oldest message not yet in a batch was stored."""
+        """When the oldest message not yet in a batch was stored: the first to arrive, found
+        through the pending index (the forwarder asks this in every idle pass)."""
         with self.engine.connect() as conn:
             value = conn.execute(
-                select(func.min(messages.c.stored_at)).where(
-                    messages.c.owner == self.owner, messages.c.batch_id.is_(None)
-                )
-            ).scalar_one()
+                select(messages.c.stored_at)
+                .where(messages.c.owner == self.owner, messages.c.batch_id.is_(None))
+                .order_by(messages.c.id)
+                .limit(1)
+            ).scalar_one_or_none()
         return None if value is None else float(value)
 
     def seal_batch(self, *, max_count: int, now_s: float | None = None) -> Batch | None:

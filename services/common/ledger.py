@@ -7,6 +7,7 @@ transaction's proof bundle, and resolve a key to its organisation and roles for 
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any, Protocol
 
 from chain.client import ChainClient
@@ -128,6 +129,10 @@ class RemoteLedger:
 
     def read(self, namespace: str, key: str) -> Any:
         return self.client.state(namespace, key)
+
+    def events(self, from_height: int | None = None) -> Iterator[dict[str, Any]]:
+        """Committed blocks with their contract events, from `from_height` (else the next)."""
+        return self.client.events(from_height)
 
     def state_proof(self, namespace: str, key: str) -> dict[str, Any]:
         return self.client.state_bundle(namespace, key)

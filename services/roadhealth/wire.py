@@ -117,8 +117,27 @@ canonical_json = canonical
 
 def canonical_pair(payload: dict[str, Any]) -> tuple[bytes, bytes]:
     """Canonical JSON of the payload without `sig` (what is signed) and with it (what is
-    hashed, stored and forwarded)."""
-    return canonical({k: v for k, v in payload.items() if k != "sig"}), canonical(payload)
+    hashed, stored and forwarded).
+
+    The payload is encoded once: in canonical JSON the members of an object are written in
+    key order, each nested value in its own canonical form, so removing the `"sig":...` member
+    (and one comma) from the whole gives exactly the canonical form of the rest. When the
+    member's bytes occur more than once (a nested object with the same `sig`), both are
+    encoded in full."""
+    body = canonical(payload)
+    if "sig" not in payload:
+        return body, body
+    member = b'"sig":' + canonical(payload["sig"])
+    at = body.find(member)
+    if at > 0 and body.count(member) == 1:
+        end = at + len(member)
+        if body[at - 1 : at] == b"{" and body[end : end + 1] == b"}":
+            return b"{}", body
+        if body[at - 1 : at] == b",":
+            return body[: at - 1] + body[end:], body
+        if body[end : end + 1] == b",":
+            return body[:at] + body[end + 1 :], body
+    return canonical({k: v for k, v in payload.items() if k != "sig"}), body
 
 
 def signing_bytes(payload: dict[str, Any]) -> bytes:

@@ -12,10 +12,12 @@ import httpx
 
 from chain import merkle
 from chain.auth import mint_token
+from chain.client import ChainClient, Identity
 from chain.encoding import canonical, sha256
 from iot_gateway.publisher import connect_publisher, publish_fleet
 from iot_gateway.simulator import BAD_KINDS, Fleet, build_network
 from iot_gateway.wire import encode_cbor, sign_payload, telemetry_topic
+from services.common.ledger import RemoteLedger
 
 
 def test_good_and_bad_messages_end_in_road_health_and_the_dead_letter_topic(
@@ -231,3 +233,38 @@ def test_a_cbor_message_is_stored_as_its_json_twin_and_malformed_cbor_is_dead_le
     )
     assert proof.status_code == 200, proof.text
     assert proof.json()["payload"] == signed
+
+
+def test_over_http_the_gateway_sees_a_suspension_by_the_chains_events_not_by_polling(
+    suite: Any,
+    mqtt_url: str,
+    city: str,
+    tmp_path: Path,
+    start_gateway: Any,
+    collect: Any,
+    gw: Any,
+) -> None:
+    network = build_network(city=city, n_devices=2, n_segments=1, seed=9)
+    suite.register(network)
+    client = ChainClient(
+        f"{suite.url}/chain", identity=Identity("bsn-operator", suite.operator_key)
+    )
+    ledger = RemoteLedger(client, suite.ledger.genesis)
+    # An hour's ttl: only the event stream can tell the gateway of the suspension in time
+    settings = gw.settings(suite, mqtt_url, city, tmp_path / "o.db", registry_ttl_s=3600.0)
+    gateway = start_gateway(settings, ledger)
+    dlq = collect(f"city/{city}/dlq/#")
+    publisher = connect_publisher(mqtt_url, f"pub-{city}")
+    publisher.publish(*_signed(network, 0, 1), qos=1).wait_for_publish(5)
+    gw.wait_until(lambda: gateway.metrics.total("accepted_total") == 1)
+    gw.wait_until(gateway.registry.following.is_set, what="the registry to follow the chain")
+    suite.suspend(network.devices[0].id)
+    # the block with the suspension reaches the gateway over the event stream (a moment after
+    # its commit); with an hour's ttl nothing else could make the cached answer change
+    seen = gateway.registry.lookup
+    gw.wait_until(lambda: not seen(network.devices[0].id).active, what="the suspension event")
+    publisher.publish(*_signed(network, 0, 2), qos=1).wait_for_publish(5)
+    publisher.publish(*_signed(network, 1, 1), qos=1).wait_for_publish(5)
+    letters = dlq.wait_for(1)
+    assert [letter["reason"] for letter in letters] == ["device_suspended"]
+    gw.wait_until(lambda: gateway.metrics.total("accepted_total") == 2)  # device 1 unaffected

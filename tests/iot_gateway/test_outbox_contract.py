@@ -101,6 +101,8 @@ def test_batches_are_sealed_in_arrival_order_per_owner_and_move_through_their_st
     mine.store([message("d3", seq) for seq in (3, 1, 2)])
     theirs.store([message("d4", 1)])
     assert mine.pending_count() == 3 and mine.oldest_pending_at() is not None
+    assert mine.pending_at_least(3) and not mine.pending_at_least(4)
+    assert theirs.pending_at_least(1) and not theirs.pending_at_least(2)
     sealed = mine.seal_batch(max_count=2)
     assert sealed is not None and sealed.count == 2 and sealed.messages == ()
     batch = mine.next_open_batch("open")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import iot_gateway.wire as gateway_wire
 import services.roadhealth.wire as road_wire
@@ -148,3 +150,34 @@ def test_what_the_gateway_refuses_road_health_refuses_too(
     assert refused.value.code == gateway_code
     with pytest.raises(road_wire.PayloadInvalid):
         road_wire.parse_payload(payload)
+
+
+_leaves = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.text(max_size=8)
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+_values = st.recursive(
+    _leaves,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(st.sampled_from(["sig", "a", "z", "é", ""]), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), _values, max_size=5), _values)
+def test_the_signed_bytes_cut_from_the_whole_are_the_canonical_bytes_without_sig(
+    rest: dict[str, object], sig: object
+) -> None:
+    # canonical_pair encodes once and cuts the `sig` member out; whatever the payload (nested
+    # objects with their own `sig`, keys sorting around it, strings quoting it), the cut must
+    # be what encoding the payload without `sig` gives
+    payload = {**{k: v for k, v in rest.items() if k != "sig"}, "sig": sig}
+    unsigned, body = road_wire.canonical_pair(payload)
+    assert body == canonical(payload)
+    assert unsigned == canonical({k: v for k, v in payload.items() if k != "sig"})
