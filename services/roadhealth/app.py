@@ -31,6 +31,9 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     dispatcher = AlertDispatcher(factory, settings)
     dispatcher.start()
     rt.kick_alerts = dispatcher.kick
+    stream = rt.chain.block_stream()
+    if stream is not None:
+        rt.device_records.follow(stream)
     app = FastAPI(
         title="smartcity road health",
         version="1",

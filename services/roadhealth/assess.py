@@ -32,12 +32,10 @@ DAY_S = 86_400.0
 OPEN_STATUSES = ("candidate", "confirmed")
 
 
-def refresh_segments(rt: Runtime, session: Session, segments: Iterable[str]) -> None:
+def refresh_segments(rt: Runtime, session: Session, segments: Sequence[RhSegment]) -> None:
     """Recompute each segment's IRI and class; attest and alert when the class changes."""
-    for segment_id in sorted(set(segments)):
-        segment = session.get(RhSegment, segment_id)
-        if segment is not None:
-            _refresh_segment(rt, session, segment)
+    for segment in sorted(segments, key=lambda s: s.id):
+        _refresh_segment(rt, session, segment)
 
 
 def _refresh_segment(rt: Runtime, session: Session, segment: RhSegment) -> None:
@@ -308,13 +306,15 @@ def _heirs(
 
 def refresh_potholes(rt: Runtime, session: Session, pothole_ids: Iterable[str]) -> None:
     """Recount reports; confirm (on chain, with an alert) once enough vehicles saw the pothole."""
-    for pothole_id in sorted(set(pothole_ids)):
-        pothole = session.get(RhPothole, pothole_id)
-        if pothole is None:
-            continue
-        reports = session.scalars(
-            select(RhPotholeReport).where(RhPotholeReport.pothole == pothole_id)
-        ).all()
+    ids = sorted(set(pothole_ids))
+    potholes = session.scalars(select(RhPothole).where(RhPothole.id.in_(ids))).all()
+    filed: dict[str, list[RhPotholeReport]] = {}
+    for report in session.scalars(
+        select(RhPotholeReport).where(RhPotholeReport.pothole.in_(ids))
+    ):  # in one order whatever the ids (so sums come out the same in every process)
+        filed.setdefault(report.pothole, []).append(report)
+    for pothole in sorted(potholes, key=lambda p: p.id):
+        reports = sorted(filed.get(pothole.id, []), key=lambda r: (r.message_hash, r.chainage_m))
         if not reports:
             continue  # its reports went to a neighbouring confirmed pothole: keep it as it was
         devices = {r.device for r in reports}

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from services.common.chain import ServiceChain
 from services.common.errors import ChainRefused
+from services.common.ledger import RemoteLedger
 
 
 class RoadHealthChain(ServiceChain):
@@ -32,6 +34,12 @@ class RoadHealthChain(ServiceChain):
         """A device's registry record, None when it was never registered."""
         record: dict[str, Any] | None = self.read(f"device:{device}")
         return record
+
+    def block_stream(self) -> Callable[[int | None], Iterator[dict[str, Any]]] | None:
+        """The node's committed blocks with their events (from a height), when the chain is a
+        remote node; None for an embedded one."""
+        ledger = self.ledger
+        return ledger.client.events if isinstance(ledger, RemoteLedger) else None
 
     def device_proof(self, device: str) -> dict[str, Any]:
         """A state bundle for a device's registry record (or its absence)."""

@@ -40,6 +40,7 @@ def submit_device_tx(
         raise BadDeviceTx("the transaction's signature does not verify")
     receipt = rt.chain.submit_signed(tx)
     device = str(tx.args["device"])
+    rt.device_records.forget(device)  # the other processes learn it from the chain's events
     # Hold the mirror's row (created empty when new) before reading the chain: of two
     # processes mirroring changes of one device, the one that commits last read it last
     session.execute(

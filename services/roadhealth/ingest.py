@@ -27,7 +27,7 @@ from services.roadhealth.locks import (
     network_version,
 )
 from services.roadhealth.models import RhBatch
-from services.roadhealth.placement import Accepted, Placed
+from services.roadhealth.placement import Accepted, Placed, is_reported
 from services.roadhealth.runtime import Runtime
 from services.roadhealth.schemas import IngestRequest, MessageResult
 from services.roadhealth.service import reload_index
@@ -206,7 +206,7 @@ def _check_messages(
             reject("topic_mismatch", "topic is not city/{c}/road/{s}/sensor/{device}/telemetry")
             continue
         if telemetry.device not in devices:
-            devices[telemetry.device] = rt.chain.device(telemetry.device)
+            devices[telemetry.device] = rt.device_records.get(telemetry.device)
         record = devices[telemetry.device]
         if record is None:
             reject("unknown_device", f"device {telemetry.device} is not registered")
@@ -266,16 +266,16 @@ def _assess(rt: Runtime, session: Session, placed: list[Placed], revisited: list
     windows = placed + revisited
     left = {w.was_on for w in revisited if w.was_on is not None}
     segments = {w.segment for w in windows if w.segment is not None} | left
-    lock_segments(session, segments)
+    held = lock_segments(session, segments)
     # A window matched again reports from where it now lies
-    withdrawn = assess.withdraw_reports(session, [w.id for w in revisited])
+    withdrawn = assess.withdraw_reports(session, [w.id for w in revisited if w.id is not None])
     reported = set(withdrawn.values())
     for window in windows:
         reported |= _file_reports(rt, session, window)
     potholes = set(withdrawn)
     for segment in sorted(reported):
         potholes |= assess.regroup_segment(rt, session, segment)
-    assess.refresh_segments(rt, session, segments)
+    assess.refresh_segments(rt, session, held)
     assess.refresh_potholes(rt, session, potholes)
     rt.kick_alerts()
 
@@ -289,7 +289,7 @@ def _file_reports(rt: Runtime, session: Session, window: Placed) -> set[str]:
     length = rt.index.lengths_m.get(window.segment, 0.0)
     filed = set()
     for event in window.anomalies:
-        if not event.get("reported", event["kind"] == "pothole"):
+        if not is_reported(event) or window.id is None:
             continue  # a bump, or the classifier calls its surroundings plain road
         chainage = window.chainage_m + window.direction * float(event["offset_m"])
         if not 0.0 <= chainage <= length:

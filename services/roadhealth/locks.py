@@ -16,11 +16,21 @@ from typing import Any
 
 from sqlalchemy import Insert, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, load_only
 
 from services.roadhealth.models import RhDeviceLock, RhNetwork, RhSegment
 
 NETWORK_ROW = 1
+STATE_COLUMNS = (
+    RhSegment.name,
+    RhSegment.condition,
+    RhSegment.iri,
+    RhSegment.iri_lower,
+    RhSegment.iri_upper,
+    RhSegment.windows,
+    RhSegment.condition_tx,
+    RhSegment.updated_at,
+)
 
 
 def insert_ignoring_existing(session: Session, model: Any) -> Insert:
@@ -46,21 +56,19 @@ def lock_devices(session: Session, devices: Iterable[str]) -> None:
 
 
 def lock_segments(session: Session, segments: Iterable[str]) -> Sequence[RhSegment]:
-    """The segments, held until the commit and read after their last holder committed."""
+    """The segments, held until the commit and read after their last holder committed (their
+    state, not their geometry: the index has it)."""
     ids = sorted(set(segments))
     if not ids:
         return []
-    return (
-        session.scalars(
-            select(RhSegment)
-            .where(RhSegment.id.in_(ids))
-            .order_by(RhSegment.id)
-            .with_for_update()
-            .execution_options(populate_existing=True)
-        )
-        .unique()
-        .all()
-    )
+    return session.scalars(
+        select(RhSegment)
+        .options(load_only(*STATE_COLUMNS))
+        .where(RhSegment.id.in_(ids))
+        .order_by(RhSegment.id)
+        .with_for_update()
+        .execution_options(populate_existing=True)
+    ).all()
 
 
 def lock_network(session: Session) -> RhNetwork:

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Row, insert, select, tuple_, update
+from sqlalchemy import Row, Table, bindparam, insert, select, tuple_, update
 from sqlalchemy.orm import Session
 
 from services.roadhealth.analysis import WindowAnalysis, window_length_m
@@ -23,6 +23,7 @@ from services.roadhealth.wire import Telemetry
 
 NEIGHBOURS = (-2, -1, 0, 1, 2)  # the seqs around a window whose headings it may change
 KEYS_PER_QUERY = 500
+WINDOWS = cast(Table, RhWindow.__table__)
 
 
 @dataclass
@@ -42,7 +43,7 @@ class Accepted:
 class Placed:
     """A stored window as assessment needs it: where it lies and what it detected."""
 
-    id: int
+    id: int | None  # read back only when it files pothole reports
     device: str
     hash: str
     t0: float
@@ -140,17 +141,21 @@ def store_windows(
                 "anomalies": [e.as_json() for e in analysis.events],
             }
         )
-    ids = session.scalars(
-        insert(RhWindow).returning(RhWindow.id, sort_by_parameter_order=True), rows
-    ).all()
+    # Core executemany without RETURNING: a quarter of the ORM's cost per row; the ids are
+    # read back only for the windows that will file pothole reports
+    session.execute(insert(WINDOWS), rows)
+    reporting = [
+        (r["device"], r["seq"]) for r in rows if r["direction"] and reports(r["anomalies"])
+    ]
+    ids = _ids(session, reporting)
     placed = []
-    for a, row, window_id in zip(new, rows, ids, strict=True):
+    for a, row in zip(new, rows, strict=True):
         results[a.leaf_index] = MessageResult(
             leaf_index=a.leaf_index, status="stored", segment=row["segment"]
         )
         placed.append(
             Placed(
-                window_id,
+                ids.get((row["device"], row["seq"])),
                 row["device"],
                 row["hash"],
                 row["t0"],
@@ -181,30 +186,62 @@ def revisit_neighbours(
         if heading == row.heading_deg:
             continue
         match = match_start(rt, row.lat, row.lon, fixes[device][seq].travel_m, heading)
-        change = {
-            "id": row.id,
-            "heading_deg": heading,
-            "segment": None if match is None else match.segment,
-            "chainage_m": None if match is None else match.chainage_m,
-            "direction": 0 if match is None else match.direction,
-        }
-        changes.append(change)
-        revisited.append(
-            Placed(
-                row.id,
-                device,
-                row.hash,
-                float(row.t0),
-                change["segment"],
-                change["chainage_m"],
-                change["direction"],
-                row.anomalies,
-                was_on=row.segment,
-            )
+        placed = Placed(
+            row.id,
+            device,
+            row.hash,
+            float(row.t0),
+            None if match is None else match.segment,
+            None if match is None else match.chainage_m,
+            0 if match is None else match.direction,
+            row.anomalies,
+            was_on=row.segment,
+        )
+        revisited.append(placed)
+        changes.append(
+            {
+                "window_id": row.id,
+                "heading": heading,
+                "on": placed.segment,
+                "at_m": placed.chainage_m,
+                "way": placed.direction,
+            }
         )
     if changes:
-        session.execute(update(RhWindow), changes)
+        session.execute(
+            update(WINDOWS)
+            .where(WINDOWS.c.id == bindparam("window_id"))
+            .values(
+                heading_deg=bindparam("heading"),
+                segment=bindparam("on"),
+                chainage_m=bindparam("at_m"),
+                direction=bindparam("way"),
+            ),
+            changes,
+        )
     return revisited
+
+
+def reports(anomalies: list[dict[str, Any]]) -> bool:
+    """Whether a window's events include one to file as a pothole report (from a matched
+    window with a direction of travel)."""
+    return any(is_reported(e) for e in anomalies)
+
+
+def is_reported(event: dict[str, Any]) -> bool:
+    """A pothole the classifier confirms (not a bump, nor one it calls plain road)."""
+    return bool(event.get("reported", event["kind"] == "pothole"))
+
+
+def _ids(session: Session, keys: list[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    if not keys:
+        return {}
+    rows = session.execute(
+        select(RhWindow.device, RhWindow.seq, RhWindow.id).where(
+            tuple_(RhWindow.device, RhWindow.seq).in_(keys)
+        )
+    ).all()
+    return {(r.device, r.seq): r.id for r in rows}
 
 
 def match_start(

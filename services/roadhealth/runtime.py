@@ -13,6 +13,7 @@ from services.common.runtime import ServiceRuntime
 from services.roadhealth.analysis import LiveClassifier, Thresholds, default_classifier
 from services.roadhealth.chain import RoadHealthChain
 from services.roadhealth.condition import ChangeRules
+from services.roadhealth.device_records import DeviceRecords
 from services.roadhealth.geo import Segment
 from services.roadhealth.matching import SegmentIndex
 
@@ -75,9 +76,11 @@ class Runtime(ServiceRuntime):
     # when the database holds another one (a segment import by another process)
     index_version: int = -1
     chain: RoadHealthChain = field(init=False)
+    device_records: DeviceRecords = field(init=False)
 
     def __post_init__(self) -> None:
         self.chain = RoadHealthChain(self.ctx)
+        self.device_records = DeviceRecords(self.chain.device)
 
     def reindex(self, segments: Sequence[Segment], *, version: int) -> None:
         self.index = SegmentIndex(segments)

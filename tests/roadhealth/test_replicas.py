@@ -26,6 +26,8 @@ from chain.auth import mint_token
 from iot_gateway.publisher import connect_publisher
 from iot_gateway.simulator import Fleet
 from iot_gateway.source import BrokerAddress
+from services.common.ledger import call
+from services.roadhealth.wire import sign_payload
 from smartcity.iot import demo_network
 from smartcity.roadhealth_harness import ProcessStack, anchored_bodies, register_on_chain
 
@@ -186,6 +188,31 @@ def test_two_replicas_behind_two_gateways_store_each_reading_once_as_one_replica
     assert reference["segments"] == replicas["segments"]
     assert reference["windows"] == replicas["windows"]
     assert reference["reports"] == replicas["reports"]
+
+    # A device suspended on the chain (not through road-health) is refused by the replicas,
+    # which keep device records while the chain's events leave them unchanged
+    device = network.devices[0]
+    ledger = stack.ledger("road-authority")
+    receipt = call(
+        ledger,
+        stack.home.org_key("road-authority"),
+        "roadhealth",
+        "suspend_device",
+        {"device": device.id},
+    )
+    assert receipt["status"] == "ok", receipt
+    last = max((p for p in payloads if p["device"] == device.id), key=lambda p: p["seq"])
+    codes = []
+    for seq in range(last["seq"] + 1, last["seq"] + 21):
+        unsigned = {k: v for k, v in last.items() if k != "sig"}
+        reading = sign_payload(device.key, {**unsigned, "seq": seq})
+        (body,) = anchored_bodies(ledger, stack.home.org_key("bsn-operator"), [[reading]])
+        answer = httpx.post(f"{urls[1]}/v1/ingest", json=body, headers=headers, timeout=60)
+        codes.append(answer.json()["results"][0]["code"])
+        if codes[-1] == "device_suspended":
+            break
+    ledger.client.close()
+    assert codes[-1] == "device_suspended", codes
 
 
 def _bearer(stack: ProcessStack) -> dict[str, str]:
