@@ -5,7 +5,9 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import os
 import queue
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,6 +29,11 @@ from services.common.ledger import LedgerPort, RemoteLedger
 
 log = logging.getLogger(__name__)
 MIN_CHECK_SLICE = 32  # below this a slice costs more to hand over than to check
+# Fault injection for the recovery tests (tests/iot_gateway/test_faults.py), never set in a
+# deployment: with SMARTCITY_TEST_FAULT=kill-after-store the process SIGKILLs itself after
+# its first outbox commit, before the broker hears any acknowledgement of those messages
+FAULT_VARIABLE = "SMARTCITY_TEST_FAULT"
+KILL_AFTER_STORE = "kill-after-store"
 
 
 @dataclass(frozen=True)
@@ -84,6 +91,7 @@ class Gateway:
         self._threads: list[threading.Thread] = []
         self.health: HealthServer | None = None
         self._backlog_cache = (0.0, 0)
+        self._kill_after_store = os.environ.get(FAULT_VARIABLE) == KILL_AFTER_STORE
         self._register_gauges()
 
     def start(self) -> None:
@@ -180,6 +188,11 @@ class Gateway:
                     rejected.append(
                         (delivery, Rejected(outcome, "seq already accepted with other content"))
                     )
+            if self._kill_after_store and latencies:
+                log.warning(
+                    "%s=%s: killing the process before the acks", FAULT_VARIABLE, KILL_AFTER_STORE
+                )
+                os.kill(os.getpid(), signal.SIGKILL)
             self.forwarder.note_stored(len(latencies))
             # counted per group, not per message: each update takes the metrics' lock
             self.metrics.inc("accepted_total", len(latencies))

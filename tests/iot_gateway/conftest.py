@@ -17,8 +17,10 @@ from typing import Any
 import httpx
 import paho.mqtt.client as mqtt
 import pytest
+from sqlalchemy import create_engine, text
 
 from chain.crypto import SigningKey
+from chain.db import node_database_url
 from chain.home import SuiteHome
 from iot_gateway.broker import AmqttBroker, LocalBroker, MosquittoProcess
 from iot_gateway.forwarder import ForwardSettings
@@ -46,6 +48,26 @@ def start_private_broker(folder: Path) -> LocalBroker:
         broker = AmqttBroker()
     broker.start()
     return broker
+
+
+BACKENDS = ["sqlite"] + (
+    ["postgresql"] if os.environ.get("SMARTCITY_DATABASE_URL", "").startswith("postgresql") else []
+)
+
+
+@pytest.fixture(params=BACKENDS)
+def outbox_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh outbox database: a SQLite file, or a PostgreSQL schema of its own."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'outbox.db'}"
+        return
+    base = os.environ["SMARTCITY_DATABASE_URL"]
+    name = f"gw_{uuid.uuid4().hex[:10]}"
+    yield node_database_url(base, name)
+    engine = create_engine(base)
+    with engine.begin() as conn:
+        conn.execute(text(f"DROP SCHEMA IF EXISTS chain_{name} CASCADE"))
+    engine.dispose()
 
 
 @pytest.fixture(scope="session")
@@ -233,6 +255,7 @@ def spawn_gateway(
     outbox_url: str,
     ready: Path,
     instance: str | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
     """A gateway process (`python -m iot_gateway gateway run`) of the test's city."""
     ready.unlink(missing_ok=True)
@@ -256,6 +279,7 @@ def spawn_gateway(
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
+        env={**os.environ, **(env or {})},
     )
 
 

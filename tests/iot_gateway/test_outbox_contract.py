@@ -2,39 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import threading
-import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
-import pytest
-from sqlalchemy import create_engine, text
-
 from chain import merkle
-from chain.db import node_database_url
 from chain.encoding import canonical, sha256
 from iot_gateway.outbox import Incoming, Outbox
-
-BACKENDS = ["sqlite"] + (
-    ["postgresql"] if os.environ.get("SMARTCITY_DATABASE_URL", "").startswith("postgresql") else []
-)
-
-
-@pytest.fixture(params=BACKENDS)
-def outbox_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh outbox database: a SQLite file, or a PostgreSQL schema of its own."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'outbox.db'}"
-        return
-    base = os.environ["SMARTCITY_DATABASE_URL"]
-    name = f"gw_{uuid.uuid4().hex[:10]}"
-    yield node_database_url(base, name)
-    engine = create_engine(base)
-    with engine.begin() as conn:
-        conn.execute(text(f"DROP SCHEMA IF EXISTS chain_{name} CASCADE"))
-    engine.dispose()
 
 
 def message(device: str, seq: int, speed: float = 12.5) -> Incoming:
