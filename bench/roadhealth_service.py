@@ -9,15 +9,21 @@ ceiling of signature checking.
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import tempfile
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+import httpx
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
 
 from bench._ceiling import ed25519_verifications_per_s
+from chain.auth import mint_token
 from iot_gateway.simulator import Fleet as SimFleet
 from services.common.db import Base, make_session_factory
 from services.roadhealth.analysis import analyse_window
@@ -34,6 +40,7 @@ from services.roadhealth.fleet import Fleet, build_batch, ingest_body
 from services.roadhealth.models import RhWindow
 from services.roadhealth.testing import Harness, replay_simulator, running, score_potholes
 from smartcity.iot import demo_network, planted_potholes
+from smartcity.roadhealth_harness import ProcessStack, anchored_bodies, register_on_chain
 
 Result = dict[str, Any]
 T0 = 1_770_000_000.0
@@ -154,6 +161,7 @@ def run() -> list[Result]:
             "tolerance_m": 5.0,
             "vehicles_to_confirm": 3,
         },
+        bench_ingest_cpu(),
         *[bench_simulator(seed) for seed in SIM_SEEDS],
         *[r for seed in LONG_RUN_SEEDS for r in bench_long_run(seed)],
         *bench_gates_on_phone_rides(),
@@ -317,3 +325,95 @@ def bench_gates_on_phone_rides() -> list[Result]:
                 for r in bench_long_run(seed, cabin=cabin, models=("shipped", str(model))):
                     out.append({**r, "cabin": name})
     return out
+
+
+INGEST_DEVICES = int(os.environ.get("BENCH_ROADHEALTH_DEVICES", "200"))
+INGEST_BATCHES = int(os.environ.get("BENCH_ROADHEALTH_BATCHES", "20"))
+
+
+def bench_ingest_cpu(*, devices: int = INGEST_DEVICES, batches: int = INGEST_BATCHES) -> Result:
+    """Road-health ingestion's own CPU per message: a `smartcity service roadhealth` process
+    (PostgreSQL when SMARTCITY_DATABASE_URL names one, else SQLite) against a node process
+    ingests anchored batches shaped like a live city's (the gateway seals a batch a second:
+    one 1 s window of every vehicle each), posted one after another; the CPU is that process's
+    own (user + system from /proc), after one warm-up batch."""
+    network = demo_network(city="bench", seed=0, n_devices=devices)
+    fleet = SimFleet(network, seed=0)
+    payloads = [
+        [json.loads(fleet.next_message(T0 + b).payload) for _ in range(devices)]
+        for b in range(batches + 1)
+    ]
+    with tempfile.TemporaryDirectory() as tmp:
+        stack = ProcessStack(Path(tmp))
+        database, drop = _service_database(Path(tmp))
+        try:
+            stack.start_node()
+            service = stack.start_roadhealth("roadhealth", database)
+            stack.wait_ready("roadhealth", service)
+            home = stack.home
+            ledger = stack.ledger("road-authority")
+            register_on_chain(ledger, home.org_key("road-authority"), network)
+            bodies = anchored_bodies(ledger, home.org_key("bsn-operator"), payloads)
+            ledger.client.close()
+            token = mint_token(
+                home.org_key("bsn-operator"), org="bsn-operator", audience="roadhealth"
+            )
+            with httpx.Client(
+                base_url=service, headers={"authorization": f"Bearer {token}"}, timeout=120
+            ) as http:
+
+                def post(body: dict[str, Any]) -> None:
+                    answer = http.post("/v1/ingest", json=body)
+                    assert answer.status_code == 200, answer.text
+                    assert answer.json()["stored"] == len(body["messages"]), answer.text
+
+                post(bodies[0])
+                before, started = stack.cpu_s("roadhealth"), time.perf_counter()
+                for body in bodies[1:]:
+                    post(body)
+                used = stack.cpu_s("roadhealth") - before
+                elapsed = time.perf_counter() - started
+        finally:
+            stack.stop()
+            drop()
+    messages = devices * batches
+    # The part no database or protocol work can remove: each window's analysis, here alone
+    windows = [p for batch in payloads[1:] for p in batch]
+    started_cpu = time.thread_time()
+    for p in windows:
+        analyse_window(
+            p["acc_z"], rate_hz=p["rate_hz"], speed_mps=p["speed_mps"], vehicle_class="car"
+        )
+    analysis_s = time.thread_time() - started_cpu
+    return {
+        "name": "ingest_cpu_ms_per_message",
+        "value": round(1000 * used / messages, 3),
+        "unit": "ms CPU/message",
+        "analysis_ms_per_message": round(1000 * analysis_s / len(windows), 3),
+        "database": make_url(database).get_backend_name(),
+        "messages": messages,
+        "batch": devices,
+        "windows_per_s_one_client": round(messages / elapsed, 1),
+        "note": "the road-health process's own CPU (/proc) per stored window; batches of one"
+        " 1 s window per vehicle, as a gateway seals them every second; analysis measured"
+        " alone in the bench process",
+    }
+
+
+def _service_database(folder: Path) -> tuple[str, Callable[[], None]]:
+    """A fresh schema of the PostgreSQL that SMARTCITY_DATABASE_URL names, else a SQLite file."""
+    base = os.environ.get("SMARTCITY_DATABASE_URL", "")
+    if not base.startswith("postgresql"):
+        return f"sqlite:///{folder / 'roadhealth.db'}", lambda: None
+    schema = f"bench_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(base)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+
+    def drop() -> None:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        admin.dispose()
+
+    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
+    return url.render_as_string(hide_password=False), drop
