@@ -14,8 +14,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Insert, select
+from sqlalchemy import Insert, String, bindparam, func, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session, load_only
 
 from services.roadhealth.models import RhDeviceLock, RhNetwork, RhSegment
@@ -46,12 +47,22 @@ def lock_devices(session: Session, devices: Iterable[str]) -> None:
     ids = sorted(set(devices))
     if not ids:
         return
-    session.execute(insert_ignoring_existing(session, RhDeviceLock), [{"device": d} for d in ids])
+    if session.get_bind().dialect.name == "postgresql":
+        # One statement text whatever the number of devices (parsed and planned once)
+        listed = bindparam("ids", ids, type_=ARRAY(String))
+        session.execute(
+            insert_ignoring_existing(session, RhDeviceLock).from_select(
+                ["device"], select(func.unnest(listed))
+            )
+        )
+        where = RhDeviceLock.device == func.any_(listed)
+    else:
+        session.execute(
+            insert_ignoring_existing(session, RhDeviceLock), [{"device": d} for d in ids]
+        )
+        where = RhDeviceLock.device.in_(ids)
     session.execute(
-        select(RhDeviceLock.device)
-        .where(RhDeviceLock.device.in_(ids))
-        .order_by(RhDeviceLock.device)
-        .with_for_update()
+        select(RhDeviceLock.device).where(where).order_by(RhDeviceLock.device).with_for_update()
     ).all()
 
 
