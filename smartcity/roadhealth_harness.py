@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
 
 from chain.auth import mint_token
@@ -31,7 +33,7 @@ from chain.tx import sign_tx
 from services.common.ledger import DEFAULT_TTL_BLOCKS, LedgerPort, RemoteLedger
 from services.roadhealth.fleet import Vehicle, build_batch, ingest_body
 from smartcity.registry import ServiceEntry
-from smartcity.suite import Suite, open_suite
+from smartcity.suite import Suite, open_suite, shared_database_url
 
 ENTRY = ServiceEntry(
     "roadhealth",
@@ -178,6 +180,23 @@ def running(tmp_path: Path, db_url: str) -> Iterator[Harness]:
     with TestClient(suite.app) as client:
         yield Harness(client, suite, data)
     suite.services["roadhealth"].state.dispatcher.stop()
+    if shared is not None:
+        _drop_node_schemas(data, shared)
+
+
+def _drop_node_schemas(data: Path, base: str) -> None:
+    """The schemas the suite's nodes made in a shared PostgreSQL (the suite has stopped)."""
+    schemas = []
+    for node in sorted(p.name for p in (data / "nodes").iterdir()):
+        url = shared_database_url(data, node, base, create=False) or ""
+        schemas.append(str(make_url(url).query["options"]).rpartition("search_path=")[2])
+    engine = create_engine(base)
+    try:
+        with engine.begin() as conn:
+            for schema in schemas:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    finally:
+        engine.dispose()
 
 
 def register_on_chain(
