@@ -8,6 +8,7 @@ segments' rows while their condition and potholes are worked out again.
 
 from __future__ import annotations
 
+import logging
 import time
 from hashlib import sha256
 from typing import Any
@@ -39,6 +40,7 @@ from services.roadhealth.wire import (
     topic_device,
 )
 
+log = logging.getLogger(__name__)
 # PostgreSQL's deadlock_detected, serialization_failure, lock_not_available
 RETRY_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
 
@@ -54,6 +56,9 @@ def ingest_batch(
         # write from elsewhere), the batch is stored by nothing and the gateway retries it
         if isinstance(exc, OperationalError) and _sqlstate(exc) not in RETRY_SQLSTATES:
             raise
+        # Said in the log (the answer names no table or row): a conflict that repeats for
+        # one batch is a defect to find, not a race
+        log.warning("ingest of %s conflicted: %s", request.batch.anchor_tx, exc.orig)
         raise BatchConflict(
             "a concurrent write conflicted with this batch; nothing was stored, retry",
             code="batch_in_progress",
