@@ -312,8 +312,11 @@ class Engine:
     def _wait_s(self) -> float:
         deadline = self._timers[0][0] if self._timers else time.monotonic() + 0.5
         if self._waiting_since is not None:
-            after = self.min_block_interval_s if len(self.node.mempool) else None
-            deadline = min(deadline, self._waiting_since + (after or self.empty_block_interval_s))
+            # With work pending the next height is due after min_block_interval_s (0 included:
+            # at once), else after empty_block_interval_s
+            pending = len(self.node.mempool) > 0
+            after = self.min_block_interval_s if pending else self.empty_block_interval_s
+            deadline = min(deadline, self._waiting_since + after)
         return max(0.0, min(0.5, deadline - time.monotonic()))
 
     def _handle(self, kind: str, payload: Any) -> None:
