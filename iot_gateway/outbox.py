@@ -282,26 +282,24 @@ class Outbox:
         """Whether this owner has at least n messages not yet in a batch (reads at most n
         index entries, where counting them all would read the whole backlog)."""
         with self.engine.connect() as conn:
-            found = conn.execute(
-                select(messages.c.id)
-                .where(messages.c.owner == self.owner, messages.c.batch_id.is_(None))
-                .order_by(messages.c.id)
-                .limit(1)
-                .offset(max(n - 1, 0))
-            ).first()
-        return found is not None
+            found = conn.execute(self._pending_in_order(messages.c.id).offset(max(n - 1, 0)))
+            return found.first() is not None
 
     def oldest_pending_at(self) -> float | None:
         """When the oldest message not yet in a batch was stored: the first to arrive, found
         through the pending index (the forwarder asks this in every idle pass)."""
         with self.engine.connect() as conn:
-            value = conn.execute(
-                select(messages.c.stored_at)
-                .where(messages.c.owner == self.owner, messages.c.batch_id.is_(None))
-                .order_by(messages.c.id)
-                .limit(1)
-            ).scalar_one_or_none()
+            value = conn.execute(self._pending_in_order(messages.c.stored_at)).scalar_one_or_none()
         return None if value is None else float(value)
+
+    def _pending_in_order(self, column: Any) -> Any:
+        """The first of this owner's unbatched messages in arrival order (the pending index)."""
+        return (
+            select(column)
+            .where(messages.c.owner == self.owner, messages.c.batch_id.is_(None))
+            .order_by(messages.c.id)
+            .limit(1)
+        )
 
     def seal_batch(self, *, max_count: int, now_s: float | None = None) -> Batch | None:
         """Gather up to max_count pending messages, in arrival order, into a new batch."""
