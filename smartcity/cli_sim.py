@@ -7,7 +7,7 @@ import sys
 
 import click
 
-from chain.sim.world import BEHAVIOURS, FAULTS, Failure, Scenario, run_scenario
+from chain.sim import BEHAVIOURS, FAULTS, Failure, Scenario, run_scenario
 
 
 @click.command()

@@ -1,5 +1,6 @@
 """Deterministic simulation of the consensus under faults, from one seed."""
 
-from chain.sim.world import Failure, Scenario, SimResult, run_scenario
+from chain.sim.scenario import BEHAVIOURS, FAULTS, Failure, Scenario, SimResult
+from chain.sim.world import run_scenario
 
-__all__ = ["Failure", "Scenario", "SimResult", "run_scenario"]
+__all__ = ["BEHAVIOURS", "FAULTS", "Failure", "Scenario", "SimResult", "run_scenario"]

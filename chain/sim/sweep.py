@@ -10,7 +10,7 @@ import argparse
 import json
 import time
 
-from chain.sim.world import BEHAVIOURS, FAULTS, Failure, Scenario, run_scenario
+from chain.sim import BEHAVIOURS, FAULTS, Failure, Scenario, run_scenario
 
 CRASH_MIX = ("loss", "partition", "crash")
 

@@ -28,64 +28,11 @@ from chain.consensus.effects import (
 )
 from chain.consensus.evidence import Evidence
 from chain.consensus.machine import Tendermint
-from chain.consensus.messages import (
-    Message,
-    Proposal,
-    ValidatorSet,
-    Vote,
-    sign_proposal,
-    sign_vote,
-)
+from chain.consensus.messages import Message, Proposal, ValidatorSet, Vote
 from chain.crypto import SigningKey, verify
-from chain.sim.app import SimApp, SimBlock, tx_is_signed, tx_pool
-
-CHAIN_ID = "sim-chain"
-BEHAVIOURS = ("equivocate", "double_vote", "phantom", "bad_sig", "replay", "silent", "twins")
-FAULTS = ("delay", "loss", "duplicate", "reorder", "partition", "crash", "skew")
-
-
-class Failure(AssertionError):
-    """An invariant broke; the message ends with the command that replays the run."""
-
-
-@dataclass(frozen=True)
-class Scenario:
-    seed: int
-    validators: int = 4
-    byzantine: int = 0
-    behaviour: str | None = None  # one of BEHAVIOURS for every Byzantine validator; None: by seed
-    faults: tuple[str, ...] | None = None  # None: a seeded choice
-    observers: int = 0
-    heights: int = 4
-    heal_ms: int = 6_000
-    latency_ms: tuple[int, int] = (5, 60)
-    liveness_rounds: int = 12
-
-    def replay_command(self) -> str:
-        parts = [
-            f"smartcity sim --seed {self.seed} --validators {self.validators}"
-            f" --byzantine {self.byzantine}"
-        ]
-        if self.behaviour:
-            parts.append(f"--behaviour {self.behaviour}")
-        if self.faults is not None:
-            parts.append("--faults " + (",".join(self.faults) or "none"))
-        if self.observers:
-            parts.append(f"--observers {self.observers}")
-        parts.append(f"--heights {self.heights}")
-        return " ".join(parts)
-
-
-@dataclass
-class SimResult:
-    scenario: Scenario
-    committed_heights: int
-    virtual_ms: int
-    messages: int
-    evidence: list[dict[str, Any]]
-    max_round: int
-    commit_latency_ms: list[int] = field(default_factory=list)
-    txs_committed: int = 0
+from chain.sim.app import SimApp, SimBlock, tx_is_signed
+from chain.sim.byzantine import corrupt, other_proposal, resign
+from chain.sim.scenario import BEHAVIOURS, CHAIN_ID, FAULTS, Failure, Scenario, SimResult
 
 
 @cache
@@ -343,10 +290,10 @@ class World:
         elif behaviour == "phantom":
             self._send(
                 node,
-                self._resign(node, message, "ff" * 32) if isinstance(message, Vote) else message,
+                resign(node.key, message, "ff" * 32) if isinstance(message, Vote) else message,
             )
         elif behaviour == "bad_sig":
-            self._send(node, _corrupt(message))
+            self._send(node, corrupt(message))
             self._send(node, message, to_half=True)
 
     def _send(
@@ -389,18 +336,7 @@ class World:
             self._send(node, message)
             return
         first, second = self._split(node)
-        value = message.value
-        other = SimBlock(
-            value.height,
-            value.prev,
-            value.proposer,
-            value.time_ms,
-            tuple(reversed(value.txs)) + tx_pool()[-1:],
-            salt=self.rng.randint(1, 10**9),
-        )
-        forged = sign_proposal(
-            node.key, CHAIN_ID, message.height, message.round, other, message.valid_round
-        )
+        forged = other_proposal(node.key, message, salt=self.rng.randint(1, 10**9))
         self._send(node, message, targets=first)
         self._send(node, forged, targets=second)
 
@@ -411,12 +347,7 @@ class World:
         first, second = self._split(node)
         other_hash = None if message.block_hash is not None else "ee" * 32
         self._send(node, message, targets=first)
-        self._send(node, self._resign(node, message, other_hash), targets=second)
-
-    @staticmethod
-    def _resign(node: SimNode, vote: Message, block_hash: str | None) -> Vote:
-        assert isinstance(vote, Vote)
-        return sign_vote(node.key, CHAIN_ID, vote.kind, vote.height, vote.round, block_hash)
+        self._send(node, resign(node.key, message, other_hash), targets=second)
 
     # -- invariants -----------------------------------------------------------------------
 
@@ -496,23 +427,6 @@ class World:
         return SimResult(
             self.s, heights, self.now, self.messages, evidence, self.max_round, latencies, txs
         )
-
-
-def _corrupt(message: Message) -> Message:
-    sig = ("0" if message.sig[0] != "0" else "1") + message.sig[1:]
-    if isinstance(message, Vote):
-        return Vote(
-            message.kind, message.height, message.round, message.block_hash, message.validator, sig
-        )
-    return Proposal(
-        message.height,
-        message.round,
-        message.valid_round,
-        message.block_hash,
-        message.proposer,
-        sig,
-        message.value,
-    )
 
 
 def run_scenario(scenario: Scenario) -> SimResult:

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import pytest
 
-from chain.sim import Scenario, run_scenario
-from chain.sim.world import BEHAVIOURS, FAULTS
+from chain.sim import BEHAVIOURS, FAULTS, Scenario, run_scenario
 
 RANDOM_RUNS = [(seed, n) for n in range(4, 11) for seed in range(27)]
 BEHAVIOUR_RUNS = [
