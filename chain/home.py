@@ -67,6 +67,9 @@ class NodeSettings(BaseModel):
     public_reads: bool = False
     p2p_host: str = "127.0.0.1"
     p2p_port: int = Field(default=BASE_P2P_PORT, ge=1, le=65535)
+    # Links to peers are TLS 1.3 by node keys; true speaks unencrypted TCP instead, which
+    # every node of the chain must then do too: a laptop demo on loopback only
+    p2p_plaintext: bool = False
     peers: list[PeerSettings] = Field(default_factory=list)
 
 
@@ -112,8 +115,11 @@ def init_suite(
     api_url: str = "http://127.0.0.1:8000/chain",
     contracts: Sequence[tuple[str, str]] = (),
     container_network: bool = False,
+    p2p_plaintext: bool = False,
 ) -> Genesis:
     """Create keys, genesis and node homes for a new chain with the demo organisations."""
+    if p2p_plaintext and container_network:
+        raise ChainError("plaintext node links are for one machine, not a container network")
     if (out / "genesis.json").exists():
         raise ChainError(
             f"{out} already holds a chain (genesis.json exists); choose another folder"
@@ -151,6 +157,7 @@ def init_suite(
             port=BASE_API_PORT if container_network else BASE_API_PORT + index,
             p2p_host="0.0.0.0" if container_network else "127.0.0.1",
             p2p_port=BASE_P2P_PORT if container_network else BASE_P2P_PORT + index,
+            p2p_plaintext=p2p_plaintext,
             peers=peers if len(names) > 1 else [],
         )
         (home / "node.json").write_text(

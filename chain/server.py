@@ -2,20 +2,26 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
 from chain.api import create_app
 from chain.db import make_engine
+from chain.errors import ChainError
 from chain.home import NodeHome
 from chain.ledger import Ledger
 from chain.node import Node, NodeOptions
 from chain.observability import NodeCollector, instrument, node_checks
 from chain.store import BlockStore
+
+if TYPE_CHECKING:
+    from chain.consensus.tls import Links
+    from chain.crypto import SigningKey
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +88,38 @@ class NodeKeys:
             return True
         return any(v["pub_key"] == key for v in self._ledger.validators())
 
+    def __iter__(self) -> Iterator[str]:
+        yield from self._genesis
+        yield from (str(v["pub_key"]) for v in self._ledger.validators())
+
+
+def _links(home: NodeHome, node_key: SigningKey, allowed: NodeKeys) -> Links:
+    """TLS 1.3 by node keys, or plaintext where the settings allow it (loopback only)."""
+    from chain.consensus.tls import PlaintextLinks, TlsLinks
+
+    if not home.settings.p2p_plaintext:
+        return TlsLinks(node_key, allowed, allowed)
+    hosts = [home.settings.p2p_host, *(p.host for p in home.settings.peers)]
+    if not all(_is_loopback(h) for h in hosts):
+        raise ChainError(
+            f"{home.path / 'node.json'}: p2p_plaintext is for a demo on one machine; its"
+            " p2p_host and peers must be loopback addresses (or set p2p_plaintext false)"
+        )
+    log.warning("node links are plaintext (p2p_plaintext): for a demo on one machine only")
+    return PlaintextLinks()
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
 
 def _connect(home: NodeHome, node: Node, node_key: Any) -> Any:
-    """Attach a consensus engine speaking to the home's peers over authenticated TCP."""
+    """Attach a consensus engine speaking to the home's peers over TLS (or demo plaintext)."""
     from chain.consensus.engine import Engine
     from chain.consensus.tcp import Peer, TcpTransport
 
@@ -96,6 +131,7 @@ def _connect(home: NodeHome, node: Node, node_key: Any) -> Any:
         listen=(home.settings.p2p_host, home.settings.p2p_port),
         peers=[Peer(p.pub_key, p.host, p.port) for p in home.settings.peers],
         allowed=allowed,
+        links=_links(home, node_key, allowed),
     )
     engine = Engine(node, transport)
 

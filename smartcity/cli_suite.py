@@ -45,8 +45,18 @@ def _start_process(data: Path | None, *, demo: bool | None = None, access_log: b
     is_flag=True,
     help="Address peers by node name and listen on all interfaces (compose.yaml).",
 )
+@click.option(
+    "--p2p-plaintext",
+    is_flag=True,
+    help="Unencrypted node links instead of TLS: a demo on one machine only (loopback).",
+)
 def init(
-    out: Path, validators: int, observers: int, chain_id: str | None, container_network: bool
+    out: Path,
+    validators: int,
+    observers: int,
+    chain_id: str | None,
+    container_network: bool,
+    p2p_plaintext: bool,
 ) -> None:
     """Create keys, genesis and node homes, with the demo organisations of the applications."""
     from chain.home import init_suite
@@ -60,6 +70,7 @@ def init(
             chain_id=chain_id or demo_chain_id(),
             contracts=[(e.name, e.contract) for e in SERVICES if e.contract],
             container_network=container_network,
+            p2p_plaintext=p2p_plaintext,
         )
     except ChainError as exc:
         fail(str(exc))

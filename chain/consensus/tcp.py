@@ -1,15 +1,18 @@
-"""Authenticated TCP between nodes: each peer proves it holds a node key, then CBOR frames.
+"""Links between nodes: TLS 1.3 by node keys, a handshake bound to it, then CBOR frames.
 
-Handshake (both sides sign the other's fresh nonce, bound to the chain id):
+`links` opens each connection (chain.consensus.tls: TLS 1.3 whose certificates are the node
+keys, or plaintext when a demo's settings allow it). Then the handshake, over the channel
+(both sides sign the other's fresh nonce, bound to the chain id and the TLS channel):
     dialer   -> {"type": "hello", "chain_id", "pub_key", "nonce"}
     listener -> {"type": "challenge", "pub_key", "nonce", "sig": sign(tag | dialer nonce)}
     dialer   -> {"type": "auth", "sig": sign(tag | listener nonce)}
 Only node keys are accepted (`allowed`: the genesis validators and observers, and validators
-added by governance since); a dialer also checks that the listener is the peer it meant to
-reach. Frames are a 4-byte big-endian length and a CBOR map (chain.consensus.wire; the frame
-kinds are in docs/protocol.md §17). Each node sends on the connections it dials and receives
-on those it accepts. Consensus frames go out before gossip: each peer has two send queues, and
-gossip, bounded, is dropped when a peer cannot keep up (never votes, proposals or sync).
+added by governance since), and only the key the TLS certificate carries; a dialer also checks
+that the listener is the peer it meant to reach. Frames are a 4-byte big-endian length and a
+CBOR map (chain.consensus.wire; the frame kinds are in docs/protocol.md §17), unchanged inside
+TLS. Each node sends on the connections it dials and receives on those it accepts. Consensus
+frames go out before gossip: each peer has two send queues, and gossip, bounded, is dropped
+when a peer cannot keep up (never votes, proposals or sync).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chain.consensus.messages import Message
+from chain.consensus.tls import Channel, Links
 from chain.consensus.wire import (
     commit_from_wire,
     commit_to_wire,
@@ -45,7 +49,8 @@ from chain.tx import Tx
 
 log = logging.getLogger(__name__)
 MAX_FRAME = 64 * 1024 * 1024
-HANDSHAKE_TAG = b"smartcity/p2p/v2\n"
+HANDSHAKE_TAG = b"smartcity/p2p/v3\n"  # over TLS: signs the channel binding too
+PLAINTEXT_HANDSHAKE_TAG = b"smartcity/p2p/v2\n"  # over plaintext: the v2 handshake as it was
 CONSENSUS_QUEUE = 20_000  # frames; a peer this far behind is down, and gossip re-sends
 GOSSIP_QUEUE = 64  # tx batches per peer; beyond, gossip to that peer is dropped
 
@@ -86,8 +91,11 @@ def _recv_frame(sock: socket.socket) -> dict[str, Any]:
         raise ConnectionError(str(exc)) from exc
 
 
-def _challenge_bytes(chain_id: str, nonce: str) -> bytes:
-    return HANDSHAKE_TAG + canonical({"chain_id": chain_id, "nonce": nonce})
+def _challenge_bytes(chain_id: str, nonce: str, binding: bytes) -> bytes:
+    """What each side signs over the other's nonce: bound to the TLS channel when there is one."""
+    if not binding:
+        return PLAINTEXT_HANDSHAKE_TAG + canonical({"chain_id": chain_id, "nonce": nonce})
+    return HANDSHAKE_TAG + canonical({"chain_id": chain_id, "nonce": nonce, "tls": binding.hex()})
 
 
 class TcpTransport:
@@ -101,9 +109,11 @@ class TcpTransport:
         listen: tuple[str, int],
         peers: list[Peer],
         allowed: Container[str],
+        links: Links,
         handler: Callable[[str, Any, str], None] | None = None,
     ) -> None:
         self.chain_id = chain_id
+        self.links = links
         self.key = key
         self.listen = listen
         self.peers = {p.pub_key: p for p in peers if p.pub_key != key.public_hex}
@@ -197,17 +207,20 @@ class TcpTransport:
         peer = self.peers[pub]
         while not self._stop.is_set():
             try:
-                with socket.create_connection((peer.host, peer.port), timeout=2) as sock:
-                    sock.settimeout(5)
-                    self._dial_handshake(sock, pub)
-                    sock.settimeout(None)
-                    log.info("connected to peer %s at %s:%s", pub[:16], peer.host, peer.port)
-                    self._send_loop(sock, pub)
+                with socket.create_connection((peer.host, peer.port), timeout=2) as raw:
+                    raw.settimeout(5)
+                    channel = self.links.dial(raw, pub)
+                    with channel.sock as sock:
+                        self._dial_handshake(channel, pub)
+                        sock.settimeout(None)
+                        log.info("connected to peer %s at %s:%s", pub[:16], peer.host, peer.port)
+                        self._send_loop(sock, pub)
             except (OSError, ConnectionError, ValueError, ChainError) as exc:
                 log.debug("peer %s unreachable: %s", pub[:16], exc)
             self._stop.wait(0.5)
 
-    def _dial_handshake(self, sock: socket.socket, pub: str) -> None:
+    def _dial_handshake(self, channel: Channel, pub: str) -> None:
+        sock, binding = channel.sock, channel.binding
         nonce = secrets.token_hex(16)
         _send_frame(
             sock,
@@ -222,11 +235,10 @@ class TcpTransport:
         # Verify the listener is the peer we dialled and proves it holds that key
         if reply.get("type") != "challenge" or reply.get("pub_key") != pub:
             raise ConnectionError("the listener is not the expected peer")
-        if not verify(
-            pub, _challenge_bytes(self.chain_id, nonce), bytes.fromhex(str(reply.get("sig", "")))
-        ):
+        signed = _challenge_bytes(self.chain_id, nonce, binding)
+        if not verify(pub, signed, bytes.fromhex(str(reply.get("sig", "")))):
             raise ConnectionError("the listener failed to prove its key")
-        sig = self.key.sign(_challenge_bytes(self.chain_id, str(reply["nonce"]))).hex()
+        sig = self.key.sign(_challenge_bytes(self.chain_id, str(reply["nonce"]), binding)).hex()
         _send_frame(sock, {"type": "auth", "sig": sig})
 
     def _send_loop(self, sock: socket.socket, pub: str) -> None:
@@ -260,22 +272,25 @@ class TcpTransport:
                 continue
             self._spawn(functools.partial(self._serve, sock), "p2p-in")
 
-    def _serve(self, sock: socket.socket) -> None:
-        with sock:
+    def _serve(self, raw: socket.socket) -> None:
+        with raw:
             try:
-                sock.settimeout(5)
-                sender = self._accept_handshake(sock)
-                sock.settimeout(None)
-                self.connected.add(sender)
-                try:
-                    while not self._stop.is_set():
-                        self._receive(_recv_frame(sock), sender)
-                finally:
-                    self.connected.discard(sender)
+                raw.settimeout(5)
+                channel = self.links.accept(raw)
+                with channel.sock as sock:
+                    sender = self._accept_handshake(channel)
+                    sock.settimeout(None)
+                    self.connected.add(sender)
+                    try:
+                        while not self._stop.is_set():
+                            self._receive(_recv_frame(sock), sender)
+                    finally:
+                        self.connected.discard(sender)
             except (OSError, ConnectionError, ValueError, ChainError) as exc:
                 log.debug("inbound connection closed: %s", exc)
 
-    def _accept_handshake(self, sock: socket.socket) -> str:
+    def _accept_handshake(self, channel: Channel) -> str:
+        sock, binding = channel.sock, channel.binding
         hello = _recv_frame(sock)
         pub = str(hello.get("pub_key", ""))
         # Verify the dialer names this chain and a key of one of its nodes
@@ -283,15 +298,23 @@ class TcpTransport:
             raise ConnectionError("hello for another chain")
         if pub not in self.allowed:
             raise ConnectionError(f"key {pub[:16]} is not a node of this chain")
+        # Verify it is the key the TLS channel authenticated
+        if channel.peer_key is not None and pub != channel.peer_key:
+            raise ConnectionError(f"key {pub[:16]} is not the one its TLS certificate carries")
         nonce = secrets.token_hex(16)
-        sig = self.key.sign(_challenge_bytes(self.chain_id, str(hello.get("nonce", "")))).hex()
+        signed = _challenge_bytes(self.chain_id, str(hello.get("nonce", "")), binding)
         _send_frame(
-            sock, {"type": "challenge", "pub_key": self.key.public_hex, "nonce": nonce, "sig": sig}
+            sock,
+            {
+                "type": "challenge",
+                "pub_key": self.key.public_hex,
+                "nonce": nonce,
+                "sig": self.key.sign(signed).hex(),
+            },
         )
         auth = _recv_frame(sock)
-        if not verify(
-            pub, _challenge_bytes(self.chain_id, nonce), bytes.fromhex(str(auth.get("sig", "")))
-        ):
+        expected = _challenge_bytes(self.chain_id, nonce, binding)
+        if not verify(pub, expected, bytes.fromhex(str(auth.get("sig", "")))):
             raise ConnectionError(f"peer {pub[:16]} failed to prove its key")
         return pub
 

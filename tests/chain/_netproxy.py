@@ -8,8 +8,10 @@ forwards to the peer's own P2P port, so a test points each node's peer addresses
 are aborted (bytes in flight are lost), and connections opened while the link is down are
 accepted but never forwarded, so the dialer's handshake times out as across a dead route.
 `heal(a, b)` closes those black-holed connections, so the dialer redials at once and gets
-through. Everything runs on one asyncio loop in a daemon thread; connections per link and
-bytes per read are bounded, and only 127.0.0.1 is ever bound or dialled.
+through. With `capture_bytes`, the proxy keeps the first bytes each connection carries each way
+(`captures`), so a test can look at what crosses the wire. Everything runs on one asyncio loop
+in a daemon thread; connections per link and bytes per read are bounded, and only 127.0.0.1 is
+ever bound or dialled.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class _Link:
     down: bool = False
     forwarded_bytes: int = 0
     live: set[asyncio.StreamWriter] = field(default_factory=set)
+    captures: list[tuple[bytearray, bytearray]] = field(default_factory=list)
     held: set[asyncio.StreamWriter] = field(default_factory=set)
     server: asyncio.Server | None = None
 
@@ -48,7 +51,8 @@ class _Link:
 class NetProxy:
     """Directed, cuttable TCP links between named nodes on loopback."""
 
-    def __init__(self) -> None:
+    def __init__(self, capture_bytes: int = 0) -> None:
+        self.capture_bytes = capture_bytes
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="netproxy", daemon=True)
         self._links: dict[tuple[str, str], _Link] = {}
@@ -85,6 +89,14 @@ class NetProxy:
     def forwarded_bytes(self, dialer: str, peer: str) -> int:
         """Bytes carried from DIALER to PEER so far (proof the nodes talk through the proxy)."""
         return self._links[(dialer, peer)].forwarded_bytes
+
+    def captures(self, dialer: str, peer: str) -> list[tuple[bytes, bytes]]:
+        """Per connection from DIALER to PEER: the first bytes (up to `capture_bytes`) the
+        dialer sent, and the first the peer sent back."""
+        return self._call(self._captures(self._links[(dialer, peer)]))
+
+    async def _captures(self, link: _Link) -> list[tuple[bytes, bytes]]:
+        return [(bytes(out), bytes(back)) for out, back in link.captures]
 
     def close(self) -> None:
         if not self._loop.is_running():
@@ -144,9 +156,12 @@ class NetProxy:
             link.held.add(writer)
             return
         link.live.update((writer, up_writer))
+        out, back = bytearray(), bytearray()
+        if self.capture_bytes:
+            link.captures.append((out, back))
         pumps = [
-            asyncio.ensure_future(self._pump(link, reader, up_writer, count=True)),
-            asyncio.ensure_future(self._pump(link, up_reader, writer, count=False)),
+            asyncio.ensure_future(self._pump(link, reader, up_writer, out, count=True)),
+            asyncio.ensure_future(self._pump(link, up_reader, writer, back, count=False)),
         ]
         try:
             await asyncio.wait(pumps, return_when=asyncio.FIRST_COMPLETED)
@@ -157,12 +172,19 @@ class NetProxy:
                 link.live.discard(end)
                 end.transport.abort()
 
-    @staticmethod
     async def _pump(
-        link: _Link, source: asyncio.StreamReader, sink: asyncio.StreamWriter, *, count: bool
+        self,
+        link: _Link,
+        source: asyncio.StreamReader,
+        sink: asyncio.StreamWriter,
+        capture: bytearray,
+        *,
+        count: bool,
     ) -> None:
         with contextlib.suppress(OSError, ConnectionError):
             while data := await source.read(CHUNK_BYTES):
+                if len(capture) < self.capture_bytes:
+                    capture += data[: self.capture_bytes - len(capture)]
                 sink.write(data)
                 await sink.drain()
                 if count:

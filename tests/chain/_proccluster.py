@@ -109,13 +109,14 @@ class Cluster:
         backend: str,
         validators: int = 4,
         mempool_capacity: dict[str, int] | None = None,
+        capture_bytes: int = 0,
     ) -> None:
         self.root = root
         self.suite = root / "suite"
         self.genesis: Genesis = init_suite(self.suite, validators=validators)
         self.key = SuiteHome(self.suite).org_key(ORG)
         self.names = sorted(p.name for p in (self.suite / "nodes").iterdir())
-        self.proxy = NetProxy()
+        self.proxy = NetProxy(capture_bytes)
         self.api = {name: free_port() for name in self.names}
         self._route_peers_through_proxy(mempool_capacity or {})
         self.urls: dict[str, str] = {}
