@@ -9,7 +9,9 @@ transaction once; in one process the validators share one verification).
 The process runs share one 4-process network, load spread over its validators: a warm-up at the
 ceiling (reported, so the measured runs see a chain of about the same size), saturation (offered
 at the ceiling), twice the saturating offered rate (overload: throughput must hold, refusals are
-429s at the door, not a collapse), then half the saturated rate (the latency figure).
+429s at the door, not a collapse), then half the saturated rate (the latency figure). Their node
+links are TLS 1.3 as deployed (`p2p` says so); BENCH_CONSENSUS_P2P=plaintext runs them over a
+demo's plaintext links instead, to measure what encryption costs.
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ TICK_S = 0.05
 IN_PROCESS_OFFER = 6_000.0  # tx/s offered to the in-process validators (aim: 3,000 committed)
 RECORD_RATE = 20  # records per second: a demo fleet's telemetry
 STORAGE_SECONDS = float(os.environ.get("BENCH_STORAGE_SECONDS", "20"))
+# The process runs' node links: TLS 1.3 as deployed, or `plaintext` (a demo's setting) to
+# measure what encryption costs
+P2P = os.environ.get("BENCH_CONSENSUS_P2P", "tls")
 
 
 def _txs(key: SigningKey, chain_id: str, count: int, salt: int) -> list[Tx]:
@@ -201,7 +206,7 @@ class ProcessNetwork:
     during a run is sending bytes: its CPU is reported beside the nodes'."""
 
     def __init__(self, folder: Path) -> None:
-        self.genesis = init_suite(folder, validators=VALIDATORS)
+        self.genesis = init_suite(folder, validators=VALIDATORS, p2p_plaintext=P2P == "plaintext")
         homes = sorted((folder / "nodes").iterdir())
         self.procs = [
             subprocess.Popen(
@@ -317,7 +322,7 @@ def processes(folder: Path, ceiling: float) -> list[dict[str, Any]]:
     finally:
         network.close()
     sat = max(saturated["tx_per_s"], 1e-9)
-    common = {"validators": VALIDATORS, "ceiling_tx_per_s": round(ceiling, 1)}
+    common = {"validators": VALIDATORS, "p2p": P2P, "ceiling_tx_per_s": round(ceiling, 1)}
     return [
         {"bench": "consensus_processes_warm_up", **common, **warm},
         {
