@@ -1,4 +1,4 @@
-"""Assemble a node from its home and serve its API; with peers, it runs consensus over TCP."""
+"""Assemble a node from its home and serve its API; with peers, it runs consensus over TLS links."""
 
 from __future__ import annotations
 
