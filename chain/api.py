@@ -1,36 +1,41 @@
 """The node's HTTP API (FastAPI): submit transactions, read blocks, receipts, state and proofs."""
 
 import json
+import re
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from chain.api_doc import (
+    BATCH_ERRORS,
+    BATCH_SCHEMA,
+    BUNDLE,
+    MAX_BATCH,
+    MAX_BATCH_BYTES,
+    STATE_ERRORS,
+    TOKEN_ERRORS,
+    TX_ERRORS,
+    TX_SCHEMA,
+    errors,
+    install_document,
+    json_body,
+)
 from chain.auth import AUDIENCE_CHAIN as AUDIENCE
 from chain.auth import AuthError, Caller, verify_token
 from chain.block import Receipt
 from chain.encoding import parse_json
 from chain.errors import ChainError, EncodingError, ProofError, StorageError, TxRejected
+from chain.light import NAMESPACE
 from chain.node import Node, block_message
+from chain.state import MAX_KEY_CHARS
 from chain.tx import MAX_TX_BYTES, Tx, decode_tx, tx_from_json, verify_signatures
-
-MAX_BATCH = 10_000
-MAX_BATCH_BYTES = 32 * 1024 * 1024
-
-
-class ErrorDetail(BaseModel):
-    code: str
-    message: str
-
-
-class ErrorBody(BaseModel):
-    """Every 4xx/5xx answer of the node: {"error": {"code", "message"}} (docs/protocol.md §4)."""
-
-    error: ErrorDetail
 
 
 class Submitted(BaseModel):
@@ -116,6 +121,19 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
             response.headers["WWW-Authenticate"] = "Bearer"
         return response
 
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": ("request",), "msg": "invalid"}
+        where = ".".join(str(part) for part in first["loc"])
+        return error_response(422, "invalid_request", f"{where}: {first['msg']}")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        response = error_response(exc.status_code, code, str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
+
     def reader(request: Request) -> Caller | None:
         if public_reads:
             return None
@@ -132,11 +150,13 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
         status_code=202,
         response_model=Submitted,
         responses={
-            400: {"model": ErrorBody},
-            409: {"model": ErrorBody},
-            429: {"model": ErrorBody},
-            503: {"model": ErrorBody},
+            200: {
+                "model": Submitted,
+                "description": "with `wait=true`: committed, with its receipt",
+            },
+            **errors(TX_ERRORS),
         },
+        openapi_extra=json_body(TX_SCHEMA),
     )
     async def submit(
         request: Request,
@@ -161,7 +181,12 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
             status_code=200,
         )
 
-    @app.post("/v1/txs/batch", response_model=BatchResult)
+    @app.post(
+        "/v1/txs/batch",
+        response_model=BatchResult,
+        responses=errors(BATCH_ERRORS),
+        openapi_extra=json_body(BATCH_SCHEMA),
+    )
     async def submit_batch(request: Request) -> BatchResult:
         """Admit many transactions; each gets its own result, a bad one does not stop the rest."""
         node.check_admission()
@@ -179,14 +204,18 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
             )
         return await run_in_threadpool(_admit_batch, node, items)
 
-    @app.get("/v1/txs/{tx_hash}", response_model=TxInfo, responses={404: {"model": ErrorBody}})
+    @app.get(
+        "/v1/txs/{tx_hash}",
+        response_model=TxInfo,
+        responses=errors({**TOKEN_ERRORS, 404: "no such transaction committed or pending"}),
+    )
     def get_tx(tx_hash: str, _caller: Reader) -> Any:
         """A transaction's status and, once committed, its receipt."""
         # The mempool first: a block is written before its transactions leave the mempool, so
         # a transaction missing from both was never admitted (store first, a commit between
         # the two reads made an acknowledged transaction look unknown)
         pending = tx_hash in node.mempool
-        found = ledger.store.tx(tx_hash)
+        found = ledger.store.tx(tx_hash) if TX_HASH.fullmatch(tx_hash) else None
         if found is not None:
             return TxInfo(
                 hash=tx_hash, status="committed", height=found[0], tx=found[1], receipt=found[2]
@@ -195,17 +224,33 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
             return TxInfo(hash=tx_hash, status="pending")
         return error_response(404, "unknown_tx", f"no transaction {tx_hash} committed or pending")
 
-    @app.get("/v1/txs/{tx_hash}/proof", responses={404: {"model": ErrorBody}})
+    @app.get(
+        "/v1/txs/{tx_hash}/proof",
+        responses={
+            200: {"content": {"application/json": {"schema": BUNDLE}}, "description": "the bundle"},
+            **errors(
+                {
+                    **TOKEN_ERRORS,
+                    404: "no such transaction committed or pending",
+                    409: "the transaction is pending, not committed yet (`pending`)",
+                }
+            ),
+        },
+    )
     def get_tx_proof(tx_hash: str, _caller: Reader) -> Any:
         """A committed transaction's proof bundle (check it with `smartcity verify-proof`)."""
-        bundle = ledger.tx_proof(tx_hash)
+        bundle = ledger.tx_proof(tx_hash) if TX_HASH.fullmatch(tx_hash) else None
         if bundle is None:
             if tx_hash in node.mempool:
                 return error_response(409, "pending", f"{tx_hash} is not committed yet")
             return error_response(404, "unknown_tx", f"no committed transaction {tx_hash}")
         return bundle
 
-    @app.get("/v1/blocks/{height}", response_model=BlockInfo, responses={404: {"model": ErrorBody}})
+    @app.get(
+        "/v1/blocks/{height}",
+        response_model=BlockInfo,
+        responses=errors({**TOKEN_ERRORS, 404: "no block at that height (`unknown_block`)"}),
+    )
     def get_block(height: str, _caller: Reader) -> Any:
         """A block's header, commit certificate and transaction hashes (`latest` for the newest)."""
         number = ledger.height if height == "latest" else _parse_height(height)
@@ -220,12 +265,19 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
         hashes = [r["tx"] for _, r in ledger.store.block_txs(number)]  # type: ignore[arg-type]
         return BlockInfo(hash=cert["block_hash"], header=header, certificate=cert, txs=hashes)
 
-    @app.get("/v1/state/{namespace}/{key:path}")
+    @app.get(
+        "/v1/state/{namespace}/{key:state_key}",
+        responses={
+            200: {"content": {"application/json": {"schema": BUNDLE}}, "description": "the bundle"},
+            **errors({**TOKEN_ERRORS, **STATE_ERRORS}),
+        },
+    )
     def get_state(namespace: str, key: str, _caller: Reader) -> Any:
         """A state value with its proof, or a proof that the key is absent."""
+        check_state_key(namespace, key)
         return ledger.state_proof(namespace, key)
 
-    @app.get("/v1/status", response_model=Status)
+    @app.get("/v1/status", response_model=Status, responses=errors(TOKEN_ERRORS))
     def status(_caller: Reader) -> Status:
         header = ledger.last_header
         return Status(
@@ -241,18 +293,28 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
             healthy=node.fatal is None,
         )
 
-    @app.get("/v1/evidence")
+    @app.get("/v1/evidence", responses=errors(TOKEN_ERRORS))
     def evidence(
         _caller: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 100
     ) -> dict[str, Any]:
         """Misbehaviour this node has seen: double votes and conflicting proposals."""
         return {"evidence": ledger.store.evidence(limit)}
 
-    @app.get("/v1/validators")
+    @app.get("/v1/validators", responses=errors(TOKEN_ERRORS))
     def validators(_caller: Reader) -> dict[str, Any]:
         return {"height": ledger.height, "validators": ledger.validators()}
 
-    @app.get("/v1/events")
+    @app.get(
+        "/v1/events",
+        response_class=EventSourceResponse,
+        responses={
+            200: {
+                "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                "description": "`block` events, then `overflow` if the reader falls behind",
+            },
+            **errors(TOKEN_ERRORS),
+        },
+    )
     async def events(
         _caller: Reader, from_height: Annotated[int | None, Query(ge=1)] = None
     ) -> EventSourceResponse:
@@ -290,7 +352,22 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
 
         return EventSourceResponse(stream(), ping=15)
 
+    install_document(app, reader=None if public_reads else reader)
     return app
+
+
+# What a transaction hash looks like: anything else names none (and is not sent to the database,
+# where a NUL in it answered 503 storage_unavailable on PostgreSQL)
+TX_HASH = re.compile("[0-9a-f]{64}")
+
+
+def check_state_key(namespace: str, key: str) -> None:
+    """Refuse a key no contract can write (docs/protocol.md §7): `smartcity verify-proof`
+    refuses a bundle for one, so the node does not hand one out."""
+    if not NAMESPACE.match(namespace):
+        raise TxRejected("bad_key", f"namespace is not a contract name ({NAMESPACE.pattern})")
+    if not 1 <= len(key) <= MAX_KEY_CHARS or not key.isprintable():
+        raise TxRejected("bad_key", f"a state key is 1-{MAX_KEY_CHARS} printable characters")
 
 
 def _parse_height(text: str) -> int | None:
