@@ -39,6 +39,7 @@ lint: $(SYNCED)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports  # the import contracts in pyproject.toml [tool.importlinter]
+	$(VENV)/bin/python .ci/module_sizes.py  # [tool.smartcity.module-sizes] in pyproject.toml
 
 fmt: $(SYNCED)
 	$(VENV)/bin/ruff format .

@@ -25,6 +25,7 @@ from sqlalchemy.engine import make_url
 from bench._ceiling import ed25519_verifications_per_s
 from chain.auth import mint_token
 from iot_gateway.simulator import Fleet as SimFleet
+from iot_gateway.simulator import PassFleet, build_batch, ingest_body
 from services.common.db import Base, make_session_factory
 from services.roadhealth.analysis import analyse_window
 from services.roadhealth.analytics.dataset import read_window_folder
@@ -36,7 +37,6 @@ from services.roadhealth.analytics.ensemble import (
 from services.roadhealth.analytics.response import CABIN, CabinResponse
 from services.roadhealth.analytics.synthetic import SURFACE_CLASSES
 from services.roadhealth.clustering import resolvable_separation_m
-from services.roadhealth.fleet import Fleet, build_batch, ingest_body
 from services.roadhealth.models import RhWindow
 from services.roadhealth.testing import Harness, replay_simulator, running, score_potholes
 from smartcity.iot import demo_network, planted_potholes
@@ -48,9 +48,9 @@ CLASSES = ("car", "van", "bus", "car")
 SIM_SEEDS = (0, 1, 2)
 
 
-def _drive(h: Harness, passes: int) -> tuple[Fleet, list[list[dict[str, Any]]]]:
+def _drive(h: Harness, passes: int) -> tuple[PassFleet, list[list[dict[str, Any]]]]:
     vehicles = [h.register(f"veh-{i}", c, 40 + i) for i, c in enumerate(CLASSES)]
-    fleet = Fleet(h.runtime.index)
+    fleet = PassFleet(h.runtime.index)
     segments = sorted(h.runtime.index.lengths_m)
     for j, segment in enumerate(segments):
         fleet.plan(

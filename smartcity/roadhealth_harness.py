@@ -30,8 +30,8 @@ from chain.crypto import SigningKey
 from chain.errors import ChainError
 from chain.home import SuiteHome, init_suite
 from chain.tx import sign_tx
+from iot_gateway.simulator import Vehicle, build_batch, ingest_body
 from services.common.ledger import DEFAULT_TTL_BLOCKS, LedgerPort, RemoteLedger
-from services.roadhealth.fleet import Vehicle, build_batch, ingest_body
 from smartcity.registry import ServiceEntry
 from smartcity.suite import Suite, open_suite, shared_database_url
 

@@ -28,10 +28,10 @@ from chain.consensus.messages import PREVOTE, sign_vote
 from chain.crypto import SigningKey
 from chain.home import SuiteHome, load_node_home
 from chain.tx import sign_tx
+from iot_gateway.simulator import PassFleet, Vehicle, ingest_body
 from services.common.ledger import EmbeddedLedger
 from services.credit import sdk
 from services.credit._demo import demo_uscc, statement_csv, synthetic_statements
-from services.roadhealth.fleet import Fleet, Vehicle, ingest_body
 from smartcity.dashboard import mount_dashboard
 from smartcity.suite import Suite, open_suite
 
@@ -178,7 +178,7 @@ def seed_roads(s: Seeder) -> dict[str, Any]:
     """Three vehicles drive three segments on two days; each day's windows are anchored and
     ingested as the gateway does. The first segment is rough and has a pothole."""
     runtime = s.suite.services["roadhealth"].state.runtime
-    fleet = Fleet(runtime.index)
+    fleet = PassFleet(runtime.index)
     segments = sorted(runtime.index.lengths_m)[:3]
     for j, segment in enumerate(segments):
         fleet.plan(segment, base_iri=(4.0, 1.0, 2.2)[j], seed=j, potholes=1 if j == 0 else 0)

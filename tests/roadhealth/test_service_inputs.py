@@ -8,7 +8,7 @@ from typing import Any
 
 from chain.auth import mint_token
 from chain.crypto import SigningKey
-from services.roadhealth.fleet import Fleet, Vehicle, anchor_batch, build_batch, ingest_body
+from iot_gateway.simulator import PassFleet, Vehicle, anchor_batch, build_batch, ingest_body
 from services.roadhealth.wire import batch_root, message_hash, sign_payload
 from smartcity.roadhealth_harness import Harness, running
 
@@ -23,7 +23,7 @@ def _error(answer: Any, status: int, code: str) -> str:
 
 
 def _payloads(h: Harness, vehicle: Vehicle, n: int = 6) -> list[dict[str, Any]]:
-    fleet = Fleet(h.runtime.index)
+    fleet = PassFleet(h.runtime.index)
     fleet.plan("harbour-rd-2", base_iri=2.0, seed=1)
     return fleet.drive(vehicle, "harbour-rd-2", speed_mps=12.0, t0=T0)[:n]
 

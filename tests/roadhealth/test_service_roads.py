@@ -10,7 +10,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from chain.light import verify_bundle
-from services.roadhealth.fleet import Fleet
+from iot_gateway.simulator import PassFleet
 from services.roadhealth.wire import has_valid_signature
 from smartcity.cli import main as smartcity_cli
 from smartcity.roadhealth_harness import Harness, running
@@ -21,7 +21,7 @@ IRI_TOLERANCE = 0.25  # relative error of a segment's IRI against the simulator'
 T0 = 1_770_000_000.0
 
 
-def drive_fleet(h: Harness) -> tuple[Fleet, list[str]]:
+def drive_fleet(h: Harness) -> tuple[PassFleet, list[str]]:
     """Four vehicles of three classes drive every demo segment; a third have a pothole."""
     vehicles = [
         h.register("car-1", "car", 11),
@@ -29,7 +29,7 @@ def drive_fleet(h: Harness) -> tuple[Fleet, list[str]]:
         h.register("bus-1", "bus", 13),
         h.register("car-2", "car", 14),
     ]
-    fleet = Fleet(h.runtime.index)
+    fleet = PassFleet(h.runtime.index)
     segments = sorted(h.runtime.index.lengths_m)
     for j, segment in enumerate(segments):
         fleet.plan(
@@ -121,7 +121,7 @@ def test_fleet_on_the_demo_network(tmp_path: Path, db_url: str) -> None:
 def test_reading_proof_verifies_offline(tmp_path: Path, db_url: str) -> None:
     with running(tmp_path, db_url) as h:
         vehicle = h.register("car-9", "car", 21)
-        fleet = Fleet(h.runtime.index)
+        fleet = PassFleet(h.runtime.index)
         fleet.plan("park-rd-2", base_iri=2.0, seed=3)
         payloads = fleet.drive(vehicle, "park-rd-2", speed_mps=12.0, t0=T0)
         body, answer = h.ingest(payloads)

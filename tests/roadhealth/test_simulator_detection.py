@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from iot_gateway.simulator import PassFleet, SegmentTruth, Vehicle
 from services.roadhealth.analysis import DEFAULT_CLASSIFIER
 from services.roadhealth.analytics.anomaly import load_classifier
 from services.roadhealth.analytics.profile import (
@@ -20,7 +21,6 @@ from services.roadhealth.analytics.profile import (
     estimate_gd_n0_for_iri,
     generate_road_profile,
 )
-from services.roadhealth.fleet import Fleet, SegmentTruth, Vehicle
 from services.roadhealth.wire import sign_payload
 from smartcity.iot import demo_network, planted_potholes
 from smartcity.roadhealth_harness import replay_simulator, running, score_potholes
@@ -67,7 +67,7 @@ def test_a_window_starting_at_a_junction_without_a_heading_reports_on_its_own_st
     the window gets its heading when the next batch brings its successor."""
     with running(tmp_path, db_url) as h:
         vehicles = [h.register(f"car-{i}", "car", 60 + i) for i in range(3)]
-        fleet = Fleet(h.runtime.index)
+        fleet = PassFleet(h.runtime.index)
         fleet.truth["central-ave-1"] = SegmentTruth(
             "central-ave-1",
             generate_road_profile(

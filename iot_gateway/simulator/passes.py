@@ -1,15 +1,15 @@
-"""A simulated fleet on the road network: signed windows, anchored batches, and the ground truth.
+"""Planned passes: chosen vehicles drive chosen road-health segments, and their batches are
+anchored as the gateway anchors them.
 
-Each segment gets an ISO 8608 profile with planted potholes and bumps (the analytics library's
-generators); vehicles of several classes drive it at their speeds through the quarter-car model
-(optionally with potholes and bumps as a cabin-mounted phone records them,
-analytics/response.py), and their windows carry the GPS position of their first sample with
-jitter. Tests and benches use it to score the service against the truth.
+Where `Fleet` drives a `Network`'s devices round and round for MQTT, `PassFleet` gives each
+segment of a road-health `SegmentIndex` a surface (`plan`) and returns the signed windows of
+one pass (`drive`), optionally in reverse; `ingest_body` anchors them and wraps them as the
+gateway forwards them (POST /roadhealth/v1/ingest). Tests and benches score the service against
+the planned truth.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,14 +17,9 @@ from typing import Any
 import numpy as np
 
 from chain.crypto import SigningKey
+from iot_gateway.simulator.roads import jittered, ride_windows, road_profile
 from services.common.ledger import LedgerPort, call
-from services.roadhealth.analytics.profile import (
-    Anomaly,
-    RoadProfile,
-    draw_anomalies,
-    estimate_gd_n0_for_iri,
-    generate_road_profile,
-)
+from services.roadhealth.analytics.profile import Anomaly, RoadProfile, draw_anomalies
 from services.roadhealth.analytics.quartercar import get_vehicle
 from services.roadhealth.analytics.response import CabinResponse, simulate_phone_ride
 from services.roadhealth.matching import SegmentIndex
@@ -53,7 +48,9 @@ class SegmentTruth:
 
 
 @dataclass
-class Fleet:
+class PassFleet:
+    """Vehicles driven pass by pass over planned segments of a road-health index."""
+
     index: SegmentIndex
     truth: dict[str, SegmentTruth] = field(default_factory=dict)
     next_seq: dict[str, int] = field(default_factory=dict)
@@ -83,11 +80,8 @@ class Fleet:
                 margin_m=30.0,
                 min_gap_m=40.0,
             )
-        profile = generate_road_profile(
-            length_m=length,
-            seed=seed,
-            gd_n0_m3=estimate_gd_n0_for_iri(base_iri),
-            anomalies=anomalies,
+        profile = road_profile(
+            length_m=length, iri_m_per_km=base_iri, seed=seed, anomalies=anomalies
         )
         self.truth[segment] = SegmentTruth(segment, profile)
         return self.truth[segment]
@@ -106,7 +100,7 @@ class Fleet:
         noise_std_mps2: float = 0.08,
         seed: int = 0,
     ) -> list[dict[str, Any]]:
-        """Signed payloads of one pass over a planned segment, windows back to back."""
+        """Signed payloads of one pass over a planned segment, whole windows back to back."""
         truth = self.truth[segment]
         ride = simulate_phone_ride(
             truth.profile,
@@ -122,11 +116,11 @@ class Fleet:
         length = self.index.lengths_m[segment]
         per_window = int(window_s * rate_hz)
         payloads = []
-        for start in range(0, ride.acc_z_mps2.size - per_window + 1, per_window):
+        for start, acc_z in ride_windows(ride, per_window=per_window, min_samples=per_window):
             along = float(ride.distance_m[start])
             chainage = length - along if reverse else along
             lat, lon = self.index.position_at(segment, chainage)
-            lat, lon = _jitter(lat, lon, gps_jitter_m, rng)
+            lat, lon = jittered(lat, lon, gps_jitter_m, rng)
             seq = self.next_seq.get(vehicle.device, 0)
             self.next_seq[vehicle.device] = seq + 1
             payload = {
@@ -137,20 +131,10 @@ class Fleet:
                 "lat": round(lat, 7),
                 "lon": round(lon, 7),
                 "speed_mps": round(speed_mps, 3),
-                "acc_z": [round(float(v), 4) for v in ride.acc_z_mps2[start : start + per_window]],
+                "acc_z": acc_z,
             }
             payloads.append(sign_payload(vehicle.key, payload))
         return payloads
-
-
-def _jitter(
-    lat: float, lon: float, sigma_m: float, rng: np.random.Generator
-) -> tuple[float, float]:
-    dn, de = rng.normal(0.0, sigma_m, size=2)
-    return (
-        lat + float(dn) / 111_195.0,
-        lon + float(de) / (111_195.0 * math.cos(math.radians(lat))),
-    )
 
 
 def topic(payload: dict[str, Any], *, city: str = "smartcity", segment: str = "unknown") -> str:
