@@ -15,6 +15,7 @@ import hashlib
 from bisect import bisect_left
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from chain.errors import ProofError
 
@@ -22,6 +23,7 @@ _sha256 = hashlib.sha256
 HASH_BYTES = 32
 EMPTY_HASH = bytes(HASH_BYTES)
 KEY_BITS = 256
+_EMPTY_LEFT = b"\x01" + EMPTY_HASH
 
 
 def bit(key_hash: bytes, depth: int) -> int:
@@ -30,7 +32,7 @@ def bit(key_hash: bytes, depth: int) -> int:
 
 
 class Leaf:
-    """A key's value hash at the end of its path; its node hash is computed once, when made."""
+    """A key's value hash at the end of its path, as a proof carries it."""
 
     __slots__ = ("hash", "key_hash", "value_hash")
     key_hash: bytes
@@ -56,38 +58,41 @@ class Leaf:
         return f"Leaf({self.key_hash.hex()[:16]}…, {self.value_hash.hex()[:16]}…)"
 
 
-class Internal:
-    """Two subtrees; hashed when made (an update builds each new node once and hashes it)."""
+# Inside a tree a node is a plain tuple whose first item is its hash, made once when the node is:
+#   leaf     (hash, key_hash, value_hash)      internal (hash, left, right)
+# Tuples holding only bytes, None and such tuples are untracked by the garbage collector at its
+# first pass over them, so a tree of any size costs the collector nothing afterwards (slotted
+# objects were re-scanned by every full collection, more often as the chain grew).
+Node = tuple[bytes, Any, Any] | None
 
-    __slots__ = ("hash", "left", "right")
-    left: Node
-    right: Node
-    hash: bytes
 
-    def __init__(self, left: Node, right: Node) -> None:
-        self.left = left
-        self.right = right
-        self.hash = _sha256(
+def _leaf(key_hash: bytes, value_hash: bytes) -> Node:
+    return (_sha256(b"\x00" + key_hash + value_hash).digest(), key_hash, value_hash)
+
+
+def _internal(left: Node, right: Node) -> Node:
+    return (
+        _sha256(
             b"\x01"
-            + (EMPTY_HASH if left is None else left.hash)
-            + (EMPTY_HASH if right is None else right.hash)
-        ).digest()
-
-
-Node = Leaf | Internal | None
+            + (EMPTY_HASH if left is None else left[0])
+            + (EMPTY_HASH if right is None else right[0])
+        ).digest(),
+        left,
+        right,
+    )
 
 
 def node_hash(node: Node) -> bytes:
-    return EMPTY_HASH if node is None else node.hash
+    return EMPTY_HASH if node is None else node[0]
 
 
 def _join(left: Node, right: Node) -> Node:
     """A parent of two subtrees, collapsing a lone leaf upwards."""
-    if left is None and (right is None or type(right) is Leaf):
+    if left is None and (right is None or type(right[1]) is bytes):
         return right
-    if right is None and type(left) is Leaf:
+    if right is None and type(left[1]) is bytes:  # type: ignore[index]
         return left
-    return Internal(left, right)
+    return _internal(left, right)
 
 
 def _split(depth: int, items: Sequence[tuple[bytes, bytes | None]]) -> int:
@@ -108,7 +113,7 @@ def _build(depth: int, entries: Sequence[tuple[bytes, bytes]]) -> Node:
     if not entries:
         return None
     if len(entries) == 1:
-        return Leaf(*entries[0])
+        return _leaf(*entries[0])
     if depth >= KEY_BITS:
         raise ValueError("duplicate key hash")
     split = _split(depth, entries)
@@ -119,47 +124,57 @@ def _update(node: Node, depth: int, items: Sequence[tuple[bytes, bytes | None]])
     """Apply sorted (key_hash, value_hash or None to delete) items below `node`."""
     if not items:
         return node
-    if type(node) is not Internal:
+    if node is None or type(node[1]) is bytes:
         merged = dict(items)
-        if isinstance(node, Leaf):
-            merged.setdefault(node.key_hash, node.value_hash)
+        if node is not None:
+            merged.setdefault(node[1], node[2])
         live = sorted((k, v) for k, v in merged.items() if v is not None)
         return _build(depth, live)
     if len(items) == 1:
         return _update_one(node, depth, items[0])
     split = _split(depth, items)
     return _join(
-        _update(node.left, depth + 1, items[:split]),
-        _update(node.right, depth + 1, items[split:]),
+        _update(node[1], depth + 1, items[:split]),
+        _update(node[2], depth + 1, items[split:]),
     )
 
 
-def _update_one(node: Internal, depth: int, item: tuple[bytes, bytes | None]) -> Node:
+def _update_one(node: Node, depth: int, item: tuple[bytes, bytes | None]) -> Node:
     """_update for a single item, as a loop: most of a block's keys are alone in their subtree
     below the top levels. Walk down the key's path to where it ends, update there, and
     rebuild the path upwards (joining as _update does, so a deletion collapses the same way)."""
     key = item[0]
-    path: list[tuple[Internal, int]] = []
+    path: list[tuple[Any, int]] = []
     below: Node = node
-    while type(below) is Internal:
+    while below is not None and type(below[1]) is not bytes:
         right = (key[depth >> 3] >> (7 - (depth & 7))) & 1
         path.append((below, right))
-        below = below.right if right else below.left
+        below = below[2] if right else below[1]
         depth += 1
     sub = _update(below, depth, (item,))
-    # _join inlined: on the way up the other side is the parent's, and a lone leaf (or
-    # nothing) with an empty sibling rises unchanged
+    # _join and _internal inlined: on the way up the other side is the parent's, and a lone
+    # leaf (or nothing) with an empty sibling rises unchanged
     for parent, right in reversed(path):
         if right:
-            other = parent.left
-            if other is None and (sub is None or type(sub) is Leaf):
-                continue
-            sub = other if sub is None and type(other) is Leaf else Internal(other, sub)
+            other = parent[1]
+            if other is None:
+                if sub is None or type(sub[1]) is bytes:
+                    continue
+                sub = (_sha256(_EMPTY_LEFT + sub[0]).digest(), None, sub)
+            elif sub is None and type(other[1]) is bytes:
+                sub = other
+            else:
+                sub = (_sha256(b"\x01" + other[0] + node_hash(sub)).digest(), other, sub)
         else:
-            other = parent.right
-            if other is None and (sub is None or type(sub) is Leaf):
-                continue
-            sub = other if sub is None and type(other) is Leaf else Internal(sub, other)
+            other = parent[2]
+            if other is None:
+                if sub is None or type(sub[1]) is bytes:
+                    continue
+                sub = (_sha256(b"\x01" + sub[0] + EMPTY_HASH).digest(), sub, None)
+            elif sub is None and type(other[1]) is bytes:
+                sub = other
+            else:
+                sub = (_sha256(b"\x01" + node_hash(sub) + other[0]).digest(), sub, other)
     return sub
 
 
@@ -187,15 +202,15 @@ class Tree:
         siblings: list[bytes] = []
         node = self.root
         depth = 0
-        while isinstance(node, Internal):
+        while node is not None and type(node[1]) is not bytes:
             if bit(key_hash, depth):
-                siblings.append(node_hash(node.left))
-                node = node.right
+                siblings.append(node_hash(node[1]))
+                node = node[2]
             else:
-                siblings.append(node_hash(node.right))
-                node = node.left
+                siblings.append(node_hash(node[2]))
+                node = node[1]
             depth += 1
-        return StateProof(siblings=siblings, leaf=node)
+        return StateProof(siblings=siblings, leaf=None if node is None else Leaf(node[1], node[2]))
 
 
 @dataclass(frozen=True)
@@ -220,7 +235,7 @@ def compute_root(key_hash: bytes, proof: StateProof) -> bytes:
         for d in range(depth):
             if bit(proof.leaf.key_hash, d) != bit(key_hash, d):
                 raise ProofError("the terminal leaf does not lie on the key's path")
-    node = node_hash(proof.leaf)
+    node = EMPTY_HASH if proof.leaf is None else proof.leaf.hash
     for d in range(depth - 1, -1, -1):
         sibling = proof.siblings[d]
         if bit(key_hash, d):
