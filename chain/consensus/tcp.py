@@ -23,6 +23,7 @@ import logging
 import queue
 import secrets
 import socket
+import ssl
 import struct
 import threading
 from collections.abc import Callable, Container
@@ -30,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chain.consensus.messages import Message
-from chain.consensus.tls import Channel, Links
+from chain.consensus.tls import Channel, LinkRefused, Links
 from chain.consensus.wire import (
     commit_from_wire,
     commit_to_wire,
@@ -205,6 +206,7 @@ class TcpTransport:
 
     def _dial_loop(self, pub: str) -> None:
         peer = self.peers[pub]
+        refused = ""  # why the peer last refused the link, said once per streak
         while not self._stop.is_set():
             try:
                 with socket.create_connection((peer.host, peer.port), timeout=2) as raw:
@@ -213,10 +215,19 @@ class TcpTransport:
                     with channel.sock as sock:
                         self._dial_handshake(channel, pub)
                         sock.settimeout(None)
-                        log.info("connected to peer %s at %s:%s", pub[:16], peer.host, peer.port)
+                        link = "TLS" if self.links.encrypted else "plaintext"
+                        where = f"{peer.host}:{peer.port}"
+                        log.info("connected to peer %s at %s over %s", pub[:16], where, link)
+                        refused = ""
                         self._send_loop(sock, pub)
             except (OSError, ConnectionError, ValueError, ChainError) as exc:
-                log.debug("peer %s unreachable: %s", pub[:16], exc)
+                # A peer down is routine; one refusing our key (or not the key we dialled) is
+                # a configuration to fix: say so once
+                if isinstance(exc, ssl.SSLError | LinkRefused) and str(exc) != refused:
+                    refused = str(exc)
+                    log.warning("peer %s refused the link: %s", pub[:16], exc)
+                else:
+                    log.debug("peer %s unreachable: %s", pub[:16], exc)
             self._stop.wait(0.5)
 
     def _dial_handshake(self, channel: Channel, pub: str) -> None:

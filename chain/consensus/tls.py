@@ -55,6 +55,10 @@ ANCHOR_SIGNER = Ed25519PrivateKey.from_private_bytes(
 )
 
 
+class LinkRefused(ConnectionError):
+    """The other end's certificate is not of the key expected (or of no node of the chain)."""
+
+
 @dataclass(frozen=True)
 class Channel:
     """An opened link: what to read and write, who is at the other end, what to sign."""
@@ -133,7 +137,7 @@ def peer_certificate(tls: ssl.SSLSocket) -> tuple[bytes, str]:
     public = x509.load_der_x509_certificate(der).public_key() if der else None
     if der is None or not isinstance(public, Ed25519PublicKey):
         tls.close()
-        raise ConnectionError("the peer presented no certificate of an Ed25519 key")
+        raise LinkRefused("the peer presented no certificate of an Ed25519 key")
     return der, public.public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
 
 
@@ -195,7 +199,7 @@ class TlsLinks:
         # Verify the listener is the node we dialled
         if listener != peer_key:
             tls.close()
-            raise ConnectionError("the listener's certificate is not of the peer dialled")
+            raise LinkRefused("the listener's certificate is not of the peer dialled")
         return Channel(tls, peer_key, channel_binding(self.certificate_der, listener_der))
 
     def accept(self, sock: socket.socket) -> Channel:
@@ -205,5 +209,5 @@ class TlsLinks:
         # Verify the dialer's key is a node of this chain now
         if dialer not in self.allowed:
             tls.close()
-            raise ConnectionError(f"key {dialer[:16]} is not a node of this chain")
+            raise LinkRefused(f"key {dialer[:16]} is not a node of this chain")
         return Channel(tls, dialer, channel_binding(dialer_der, self.certificate_der))
