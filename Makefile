@@ -7,7 +7,7 @@ VENV := .venv
 SYNCED := $(VENV)/.synced
 export UV_PROJECT_ENVIRONMENT := $(VENV)
 
-.PHONY: up test test-fast bench lint fmt install clean
+.PHONY: up test test-fast bench lint fmt install clean w3c-vc-suite
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -33,6 +33,11 @@ test-fast: $(SYNCED)
 
 bench: $(SYNCED)
 	$(VENV)/bin/python -m bench $(BENCH_ARGS)
+
+# The W3C vc-jose-cose-test-suite against `smartcity vc`, without Docker (Node 20+ and npm;
+# W3C_VC_SUITE=a checkout to use instead of GitHub's). docs/identity.md has the last results.
+w3c-vc-suite: $(SYNCED)
+	bash .ci/w3c-vc-suite $(W3C_VC_SUITE)
 
 lint: $(SYNCED)
 	$(VENV)/bin/ruff check .
