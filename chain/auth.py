@@ -2,27 +2,36 @@
 
 A caller signs a token with its organisation's registered key; a service verifies it against the
 chain's membership registry. No shared secrets and no password tables.
+
+A token's signature depends on nothing but the token (its `kid` is the public key itself), so a
+`VerifiedTokens` cache lets a service check it once; the key's registration on the chain, the
+organisation, the lifetime and the audience are checked again on every call.
 """
 
 from __future__ import annotations
 
 import json
 import secrets
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from jwcrypto import jwk, jws
-from jwcrypto.common import JWException
 
-from chain.crypto import SigningKey, is_usable_public_key
-from chain.encoding import b64url, from_b64url, parse_json
+from chain.crypto import SigningKey, is_usable_public_key, verify
+from chain.encoding import from_b64url, parse_json
 from chain.errors import ChainError, EncodingError
 
 MAX_TTL_S = 3600
 DEFAULT_TTL_S = 300
 AUDIENCE_CHAIN = "chain"
 LEEWAY_S = 30
+VERIFIED_TOKENS = 4096  # signatures a service remembers; a token lives an hour at most
+# Header parameters that change how a JWS is verified (RFC 7515 §4.1.11, RFC 7797): refused
+UNSUPPORTED_HEADERS = ("crit", "b64")
+
+Parts = tuple[dict[str, object], dict[str, object]]
 
 
 class AuthError(ChainError):
@@ -79,16 +88,44 @@ def mint_token(
     return str(token.serialize(compact=True))
 
 
+class VerifiedTokens:
+    """Tokens whose signature verified, with their header and claims (oldest dropped first).
+
+    Only a token whose signature verified is kept, under its whole text (signature included),
+    so a forged or altered token is never found here.
+    """
+
+    def __init__(self, capacity: int = VERIFIED_TOKENS) -> None:
+        self.capacity = capacity
+        self._parts: dict[str, Parts] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token: str) -> Parts | None:
+        return self._parts.get(token)
+
+    def add(self, token: str, parts: Parts) -> None:
+        with self._lock:
+            if len(self._parts) >= self.capacity:
+                self._parts.pop(next(iter(self._parts)))
+            self._parts[token] = parts
+
+
 def verify_token(
     token: str,
     *,
     audience: str,
     resolve: Callable[[str], tuple[str, frozenset[str]] | None],
     now: float | None = None,
+    verified: VerifiedTokens | None = None,
 ) -> Caller:
-    """Check a bearer token's signature, lifetime, audience and on-chain key; return the caller."""
+    """Check a bearer token's signature, lifetime, audience and on-chain key; return the caller.
+
+    With `verified`, a token whose signature verified before is not verified again; every other
+    check runs on every call.
+    """
     current = time.time() if now is None else now
-    header, claims = _unverified_parts(token)
+    known = verified.get(token) if verified is not None else None
+    header, claims = known or _unverified_parts(token)
     kid = header.get("kid")
     # Verify the algorithm and that the token names the key that signed it
     if header.get("alg") != "EdDSA":
@@ -99,15 +136,10 @@ def verify_token(
     if registered is None:
         raise AuthError(f"key {kid[:16]}… is not an active key registered on the chain")
     # Verify the signature before trusting any claim
-    if not is_usable_public_key(kid):
-        raise AuthError("token kid is not a usable Ed25519 public key")
-    try:
-        public = jwk.JWK(kty="OKP", crv="Ed25519", x=b64url(bytes.fromhex(kid)))
-        verifier = jws.JWS()
-        verifier.deserialize(token)
-        verifier.verify(public, alg="EdDSA")
-    except (JWException, ValueError) as exc:
-        raise AuthError("token signature does not verify") from exc
+    if known is None:
+        _verify_signature(token, header, kid)
+        if verified is not None:
+            verified.add(token, (header, claims))
     org, roles = registered
     if claims.get("iss") != org:
         raise AuthError(
@@ -130,9 +162,24 @@ def verify_token(
     return Caller(org=org, key=kid, roles=roles)
 
 
-def _unverified_parts(token: str) -> tuple[dict[str, object], dict[str, object]]:
+def _verify_signature(token: str, header: dict[str, object], kid: str) -> None:
+    """The compact JWS's Ed25519 signature over `header.payload` by the key `kid` names."""
+    if not is_usable_public_key(kid):
+        raise AuthError("token kid is not a usable Ed25519 public key")
+    if any(name in header for name in UNSUPPORTED_HEADERS):
+        raise AuthError(f"token header must not carry {' or '.join(UNSUPPORTED_HEADERS)}")
+    signing_input, _, signature = token.rpartition(".")
+    try:
+        raw = from_b64url(signature, field="signature")
+    except EncodingError as exc:
+        raise AuthError("token signature does not verify") from exc
+    if not verify(kid, signing_input.encode("ascii"), raw):
+        raise AuthError("token signature does not verify")
+
+
+def _unverified_parts(token: str) -> Parts:
     parts = token.split(".")
-    if len(parts) != 3:
+    if len(parts) != 3 or not token.isascii():
         raise AuthError("bearer token is not a compact JWS (header.payload.signature)")
     try:
         header = parse_json(from_b64url(parts[0], field="header"))

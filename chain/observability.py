@@ -15,6 +15,7 @@ ledger and mempool, a service's tables) at scrape time, so nothing is counted tw
 
 from __future__ import annotations
 
+import functools
 import platform
 import re
 import time
@@ -69,7 +70,9 @@ class NotReady(ChainError):
     """A readiness check failed; the message says why."""
 
 
+@functools.cache
 def build_version() -> str:
+    """The installed version (read once: /healthz answers it on every probe)."""
     try:
         return metadata.version("smartcity")
     except metadata.PackageNotFoundError:

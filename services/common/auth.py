@@ -1,17 +1,21 @@
 """Authenticate API callers against the chain's trust registry: bearer JWTs and roles.
 
 No `from __future__ import annotations` in this module: FastAPI reads `require_role`'s
-`Annotated[Caller, Depends(authenticate)]` at run time, and a postponed annotation would name a
+`Annotated[Caller, Depends(source)]` at run time, and a postponed annotation would name a
 closure variable it cannot resolve (tests/common/test_shared_pieces.py checks it).
+
+A request's bearer check costs no thread hop when the chain runs in this process: every check
+then reads memory, so `Authenticator.dependency` runs on the event loop. Against a remote node
+resolving a key may ask the node, so it runs in the thread pool.
 """
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
 
-from chain.auth import AuthError, Caller, verify_token
-from services.common.ledger import LedgerPort
+from chain.auth import AuthError, Caller, VerifiedTokens, verify_token
+from services.common.ledger import LedgerPort, run_reading
 
 
 def bearer_token(request: Request) -> str:
@@ -24,19 +28,55 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
-def authenticator(ledger: LedgerPort, audience: str) -> Callable[[Request], Caller]:
+class Authenticator:
+    """The authenticated caller of a request for one audience, checked against the chain.
+
+    A token's signature is verified once (`chain.auth.VerifiedTokens`); its key's registration
+    and roles are resolved on the chain on every request, so a key or role the chain revokes
+    stops working with the block that revokes it (through a remote node: within the node
+    port's key cache, `services.common.ledger.KEY_CACHE_S`).
+    """
+
+    def __init__(self, ledger: LedgerPort, audience: str) -> None:
+        self.ledger = ledger
+        self.audience = audience
+        self.verified = VerifiedTokens()
+
+    def __call__(self, request: Request) -> Caller:
+        return verify_token(
+            bearer_token(request),
+            audience=self.audience,
+            resolve=self.ledger.resolve_key,
+            verified=self.verified,
+        )
+
+    async def dependency(self, request: Request) -> Caller:
+        """The same check as a FastAPI dependency: on the event loop when it reads memory only."""
+        return await run_reading(self.ledger, self, request)
+
+
+def authenticator(ledger: LedgerPort, audience: str) -> Authenticator:
     """A FastAPI dependency returning the authenticated caller for `audience`."""
+    return Authenticator(ledger, audience)
 
-    def authenticate(request: Request) -> Caller:
-        return verify_token(bearer_token(request), audience=audience, resolve=ledger.resolve_key)
 
+def caller_dependency(
+    authenticate: Callable[[Request], Caller],
+) -> Callable[[Request], Caller | Awaitable[Caller]]:
+    """What a route depends on for its caller: an Authenticator's event-loop dependency, or
+    any other authenticate function as it is."""
+    if isinstance(authenticate, Authenticator):
+        return authenticate.dependency
     return authenticate
 
 
-def require_role(authenticate: Callable[[Request], Caller], *roles: str) -> Callable[..., Caller]:
+def require_role(
+    authenticate: Callable[[Request], Caller], *roles: str
+) -> Callable[..., Awaitable[Caller]]:
     """A dependency that also refuses (403) callers whose organisation lacks all of `roles`."""
+    source = caller_dependency(authenticate)
 
-    def check(caller: Annotated[Caller, Depends(authenticate)]) -> Caller:
+    async def check(caller: Annotated[Caller, Depends(source)]) -> Caller:
         caller.require(*roles)
         return caller
 

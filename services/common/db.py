@@ -1,13 +1,20 @@
-"""A service's own database (off-chain data): engine, and one transaction per request."""
+"""A service's own database (off-chain data): engine, and one transaction per request.
+
+A request's session begins its transaction at its first statement (SQLAlchemy's autobegin), so
+a request that never touches the database (a verification whose reads are all cached) costs no
+connection and no thread hop; the commit or rollback of one that did runs in the thread pool,
+off the event loop.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from fastapi import Depends
 from sqlalchemy import Engine, MetaData, func, select
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from starlette.concurrency import run_in_threadpool
 
 from chain.db import make_engine
 
@@ -27,14 +34,48 @@ def make_session_factory(url: str, metadata: MetaData) -> tuple[Engine, sessionm
     return engine, sessionmaker(engine, expire_on_commit=False)
 
 
-def session_dependency(factory: sessionmaker[Session]) -> Callable[[], Iterator[Session]]:
-    """One session per request; it commits when the handler returns and rolls back on error."""
+class SessionScope:
+    """One session per request; it commits when the handler returns and rolls back on error.
 
-    def get_session() -> Iterator[Session]:
-        with factory() as session, session.begin():
+    Called, it is a plain generator of the session (any thread); `scoped` is the same as an
+    async FastAPI dependency, which `committed_before_response` uses.
+    """
+
+    def __init__(self, factory: sessionmaker[Session]) -> None:
+        self.factory = factory
+
+    def __call__(self) -> Iterator[Session]:
+        with self.factory() as session, session.begin():
             yield session
 
-    return get_session
+    async def scoped(self) -> AsyncIterator[Session]:
+        session = self.factory()
+        try:
+            yield session
+        except BaseException:
+            await _end(session, commit=False)
+            raise
+        await _end(session, commit=True)
+
+
+async def _end(session: Session, *, commit: bool) -> None:
+    if not session.in_transaction():
+        session.close()  # no statement ran: nothing to send to the database
+        return
+    await run_in_threadpool(_finish, session, commit)
+
+
+def _finish(session: Session, commit: bool) -> None:
+    with session:
+        if commit:
+            session.commit()
+        else:
+            session.rollback()
+
+
+def session_dependency(factory: sessionmaker[Session]) -> SessionScope:
+    """One session per request; it commits when the handler returns and rolls back on error."""
+    return SessionScope(factory)
 
 
 def committed_before_response(get_session: Callable[[], Iterator[Session]]) -> Any:
@@ -43,7 +84,8 @@ def committed_before_response(get_session: Callable[[], Iterator[Session]]) -> A
     FastAPI runs the exit of a yield dependency after the response by default: a client could
     be told 201 for a write whose commit then fails, or read again before the write is visible.
     """
-    return Depends(get_session, scope="function")
+    scoped = get_session.scoped if isinstance(get_session, SessionScope) else get_session
+    return Depends(scoped, scope="function")
 
 
 class Base(DeclarativeBase):

@@ -3,12 +3,21 @@
 Both implementations honour one contract (tests/common/test_ledger_port.py runs against each):
 submit a call as an organisation and get its receipt, read state with or without proof, fetch a
 transaction's proof bundle, and resolve a key to its organisation and roles for authentication.
+
+A remote node answers key resolutions from a short cache (`KEY_CACHE_S`): a bearer check would
+otherwise cost two round trips to the node per request. A key revoked, an organisation suspended
+or a role removed on the chain therefore stops authenticating through a remote node within
+`KEY_CACHE_S` of its block; through the embedded chain, with the block itself.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any, Protocol
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, ParamSpec, Protocol, TypeVar
+
+from starlette.concurrency import run_in_threadpool
 
 from chain.client import ChainClient
 from chain.crypto import SigningKey
@@ -18,6 +27,11 @@ from chain.node import Node
 from chain.tx import Tx, sign_tx
 
 DEFAULT_TTL_BLOCKS = 1000
+KEY_CACHE_S = 1.0  # how long a remote node's answer about a key is reused
+KEYS_CACHED = 4096  # keys a remote port remembers at most (the cache empties when full)
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 class LedgerPort(Protocol):
@@ -63,6 +77,22 @@ def call(
     return port.submit(tx, wait=wait)
 
 
+def reads_memory(port: LedgerPort) -> bool:
+    """Whether reading state and resolving keys through `port` only reads this process's memory
+    (the embedded chain), never waiting on a node."""
+    return isinstance(port, EmbeddedLedger)
+
+
+async def run_reading(
+    port: LedgerPort, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+) -> T:
+    """Run `fn`, which reads the chain through `port`: on the event loop when that reads memory
+    (no thread hop), in the thread pool when it may wait on a remote node."""
+    if reads_memory(port):
+        return fn(*args, **kwargs)
+    return await run_in_threadpool(fn, *args, **kwargs)
+
+
 class EmbeddedLedger:
     """The chain running in this process."""
 
@@ -101,9 +131,20 @@ class EmbeddedLedger:
 class RemoteLedger:
     """A node reached over HTTP through the SDK; errors come back as the chain's own errors."""
 
-    def __init__(self, client: ChainClient, genesis: Genesis) -> None:
+    def __init__(
+        self,
+        client: ChainClient,
+        genesis: Genesis,
+        *,
+        key_cache_s: float = KEY_CACHE_S,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.client = client
         self._genesis = genesis
+        self.key_cache_s = key_cache_s
+        self._clock = clock
+        self._keys: dict[str, tuple[float, tuple[str, frozenset[str]] | None]] = {}
+        self._keys_lock = threading.Lock()
 
     @property
     def genesis(self) -> Genesis:
@@ -146,6 +187,19 @@ class RemoteLedger:
             raise
 
     def resolve_key(self, pub_key: str) -> tuple[str, frozenset[str]] | None:
+        """The key's organisation and roles as the node answered within `key_cache_s`."""
+        now = self._clock()
+        cached = self._keys.get(pub_key)
+        if cached is not None and now - cached[0] < self.key_cache_s:
+            return cached[1]
+        resolved = self._resolve_on_node(pub_key)
+        with self._keys_lock:
+            if len(self._keys) >= KEYS_CACHED:
+                self._keys.clear()
+            self._keys[pub_key] = (now, resolved)
+        return resolved
+
+    def _resolve_on_node(self, pub_key: str) -> tuple[str, frozenset[str]] | None:
         record = self.client.state("membership", f"key:{pub_key}")
         if record is None or record["status"] != "active":
             return None
