@@ -8,6 +8,7 @@ many) decides *which* block to commit; the ledger decides what a block means.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
@@ -37,6 +38,7 @@ from chain.tx import Tx, tx_from_json
 from chain.writer import BlockWriter
 
 log = logging.getLogger(__name__)
+PROOF_FRAMES = 16  # heights whose proof frame (header, certificate, transitions) is kept
 
 
 class InvalidBlock(ChainError):
@@ -101,6 +103,7 @@ class Ledger:
         self.live_txs = self.store.live_tx_hashes(self.height + 1)
         self._install_registered_contracts()
         self._block_writer: BlockWriter[BlockResult] | None = None
+        self._frames: dict[int, str] = {}
         log.info("ledger at height %d, state root %s", self.height, self.state.root.hex()[:16])
 
     def _install_registered_contracts(self) -> None:
@@ -403,10 +406,6 @@ class Ledger:
         if found is None:
             return None
         height = found[0]
-        block = self.block(height)
-        if block is None:
-            raise GenesisError(f"block {height} of tx {tx_hash} is missing")
-        header, cert = block
         rows = self.store.block_txs(height)
         bodies = [tx_from_json(body) for body, _ in rows]
         index = next(i for i, t in enumerate(bodies) if t.hash == tx_hash)
@@ -421,9 +420,7 @@ class Ledger:
             "tx_proof": _path_json(tx_leaves, index),
             "receipt": receipts[index].to_json(),
             "receipt_proof": _path_json(receipt_leaves, index),
-            "header": header.to_json(),
-            "certificate": cert.to_json(),
-            "validator_transitions": self.validator_transitions(height),
+            **self.proof_frame(height),
         }
 
     def validator_transitions(self, height: int) -> list[dict[str, Any]]:
@@ -447,15 +444,12 @@ class Ledger:
     def state_proof(self, namespace: str, key: str) -> dict[str, Any]:
         """The proof bundle of a state key's value (or absence) at the committed height."""
         with self.lock:
-            self.flush()  # the header and transitions this proof cites must be on disk
             value, proof = self.prove_state(namespace, key)
             height = self.height
+            if height not in self._frames:
+                self.flush()  # the header and transitions this proof cites must be on disk
         if height == 0:
             raise ProofError("no block committed yet: state proofs start at height 1")
-        block = self.block(height)
-        if block is None:
-            raise GenesisError(f"block {height} is missing")
-        header, cert = block
         return {
             "version": 1,
             "kind": "state",
@@ -464,10 +458,27 @@ class Ledger:
             "key": key,
             "value": value,
             "state_proof": proof.to_json(),
-            "header": header.to_json(),
-            "certificate": cert.to_json(),
-            "validator_transitions": self.validator_transitions(height),
+            **self.proof_frame(height),
         }
+
+    def proof_frame(self, height: int) -> dict[str, Any]:
+        """What proofs at `height` cite (header, certificate, transitions): immutable, so kept."""
+        encoded = self._frames.get(height)
+        if encoded is None:
+            block = self.block(height)
+            if block is None:
+                raise GenesisError(f"block {height} is missing")
+            frame: dict[str, Any] = {
+                "header": block[0].to_json(),
+                "certificate": block[1].to_json(),
+            }
+            frame["validator_transitions"] = self.validator_transitions(height)
+            encoded = json.dumps(frame)
+            with self.lock:
+                while len(self._frames) >= PROOF_FRAMES:
+                    self._frames.pop(next(iter(self._frames)))
+                self._frames[height] = encoded
+        return dict(json.loads(encoded))
 
 
 def _path_json(leaves: list[bytes], index: int) -> dict[str, Any]:
