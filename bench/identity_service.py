@@ -1,9 +1,12 @@
 """Identity service benchmarks: credentials issued and anchored per second (batch anchoring),
 verifications per second through the library and over HTTP, on the real embedded chain.
 
-`run()` returns one JSON-able dict per result; the machine's Ed25519 verification ceiling is
-measured in the same run. BENCH_SECONDS (default 1.0) scales durations; BENCH_BATCH (default
-1000) sets the issuance batch size; BENCH_ISSUANCE=0 skips issuance (verification only).
+`run()` returns one JSON-able dict per result; the machine's Ed25519 verification ceiling and
+the library's own verification rate are measured in the same run, so each HTTP figure comes with
+its share of both. Over HTTP the suite runs in a process of its own and the load comes from wrk
+(or Python client processes), each timed by its CPU (bench/_identity_http.py). BENCH_SECONDS
+(default 1.0) scales durations; BENCH_BATCH (default 1000) sets the issuance batch size;
+BENCH_ISSUANCE=0 skips issuance (verification only).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import uvicorn
 from jwcrypto import jwk
 
 from bench._ceiling import ed25519_verifications_per_s
+from bench._identity_http import identity_server, measure
 from chain.auth import mint_token
 from chain.home import SuiteHome
 from services.common.ledger import call
@@ -71,7 +75,7 @@ class _Server:
         self.thread.join(timeout=10)
 
 
-def _setup(suite: Suite, http: httpx.Client) -> str:
+def setup_issuer(suite: Suite, http: httpx.Client) -> str:
     """Type, keys, governance admission and one holder DID; returns the holder's DID."""
     home = SuiteHome(suite.data)
     ledger = suite.services["identity"].state.env.chain.ledger
@@ -135,9 +139,8 @@ def _issuance(suite: Suite, http: httpx.Client, did: str, batch: int) -> list[di
 def _verification(
     suite: Suite, http: httpx.Client, did: str, seconds: float, ceiling: float
 ) -> list[dict[str, Any]]:
-    """Verifications per second of one vc+jwt (the bank's case) and one vc+sd-jwt, in the
-    library and over HTTP (one client, one request at a time), without and with the 6 state
-    proofs; each with its share of the Ed25519 ceiling measured in the same run."""
+    """Verifications per second of one vc+jwt (the bank's case) and one vc+sd-jwt in the
+    library, without and with the 6 state proofs, each with its share of the Ed25519 ceiling."""
     app_state = suite.services["identity"].state
     tokens = {
         fmt: http.post("/credentials", json={"type": "ResidenceCredential", "subject": did,
@@ -156,32 +159,51 @@ def _verification(
 
         return once
 
-    def over_http(token: str, proofs: bool) -> Callable[[], object]:
-        def once() -> object:
-            answer = http.post("/credentials/verify",
-                               json={"credential": token, "include_proofs": proofs})  # fmt: skip
-            assert answer.json()["verified"]
-            return answer
-
-        return once
-
-    # The HTTP floor of this stack in this run: the cheapest authenticated read, same client
-    floor = _rate("http_floor_get_type", lambda: http.get("/types/ResidenceCredential"), seconds)
-    results = [floor]
+    results = []
     for fmt, token in tokens.items():
         name = fmt.replace("+", "_").replace("-", "_")
-        for where, make in (("library", library), ("http", over_http)):
+        for proofs in (False, True):
+            suffix = "with_state_proofs" if proofs else "no_proofs"
+            extra = {"proofs": 6} if proofs else {}
+            result = _rate(f"verify_library_{name}_{suffix}", library(token, proofs), seconds,
+                           **extra)  # fmt: skip
+            result["share_of_ed25519_ceiling"] = round(result["per_second"] / ceiling, 4)
+            results.append(result)
+    return results
+
+
+def _verification_http(
+    seconds: float, ceiling: float, library: dict[str, float]
+) -> list[dict[str, Any]]:
+    """The same verifications over HTTP (distinct credentials in turn, several connections),
+    beside the cheapest answers of the same server: /healthz, a 401, an authenticated GET."""
+    duration = max(2.0, 2 * seconds)
+    results = []
+    with tempfile.TemporaryDirectory() as tmp, identity_server(Path(tmp)) as (pid, facts):
+        base, token = facts["base"], facts["token"]
+        root = base.removesuffix("/identity")
+        floors = (("http_floor_healthz", f"{root}/healthz", False),
+                  ("http_floor_unauthenticated_401", f"{base}/types/ResidenceCredential", False),
+                  ("http_floor_get_type", f"{base}/types/ResidenceCredential", True))  # fmt: skip
+        for name, url, authenticated in floors:
+            measured = measure(pid, url, token, None, duration, authenticated=authenticated)
+            results.append({"bench": "identity_service", "name": name, **measured})
+        for fmt, credentials in facts["credentials"].items():
+            label = fmt.replace("+", "_").replace("-", "_")
             for proofs in (False, True):
                 suffix = "with_state_proofs" if proofs else "no_proofs"
-                extra = {"proofs": 6} if proofs else {}
-                result = _rate(f"verify_{where}_{name}_{suffix}", make(token, proofs), seconds,
-                               **extra)  # fmt: skip
-                result["share_of_ed25519_ceiling"] = round(result["per_second"] / ceiling, 4)
-                if where == "http":
-                    result["share_of_http_floor"] = round(
-                        result["per_second"] / floor["per_second"], 3
-                    )
-                results.append(result)
+                bodies = [json.dumps({"credential": c, "include_proofs": proofs})
+                          for c in credentials]  # fmt: skip
+                measured = measure(pid, f"{base}/credentials/verify", token, bodies, duration)
+                name = f"verify_http_{label}_{suffix}"
+                own = library.get(f"verify_library_{label}_{suffix}")
+                results.append({
+                    "bench": "identity_service", "name": name, **measured,
+                    "distinct_credentials": len(credentials), **({"proofs": 6} if proofs else {}),
+                    "share_of_ed25519_ceiling": round(measured["per_second"] / ceiling, 4),
+                    "library_per_second": own,
+                    "share_of_library": round(measured["per_second"] / own, 3) if own else None,
+                })  # fmt: skip
     return results
 
 
@@ -189,7 +211,7 @@ def run() -> list[dict[str, Any]]:
     seconds = float(os.environ.get("BENCH_SECONDS", "1.0"))
     batch = int(os.environ.get("BENCH_BATCH", "1000"))
     ceiling = ed25519_verifications_per_s(seconds)
-    results = [{"bench": "identity_service", "name": "ceiling_ed25519_verify",
+    results: list[dict[str, Any]] = [{"bench": "identity_service", "name": "ceiling_ed25519_verify",
                 "per_second": round(ceiling, 1)}]  # fmt: skip
     with tempfile.TemporaryDirectory() as tmp:
         suite = open_suite(Path(tmp) / "data", services=[ENTRY])
@@ -200,12 +222,14 @@ def run() -> list[dict[str, Any]]:
                 token = mint_token(key, org="city-agency", audience="identity", ttl_s=3600)
                 headers = {"Authorization": f"Bearer {token}"}
                 with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
-                    did = _setup(suite, http)
+                    did = setup_issuer(suite, http)
                     if os.environ.get("BENCH_ISSUANCE", "1") != "0":
                         results += _issuance(suite, http, did, batch)
                     results += _verification(suite, http, did, seconds, ceiling)
         finally:
             suite.node.stop()
+    library = {r["name"]: r["per_second"] for r in results if "per_second" in r}
+    results += _verification_http(seconds, ceiling, library)
     return results
 
 
