@@ -6,8 +6,8 @@ that keeps the first bytes of every connection each way (tests/chain/_netproxy.p
 chain has committed a load of transactions, every connection between two validators opens with
 a TLS handshake record in both directions, and none of the bytes carries a transaction, a
 transaction or block hash (raw or hex) or the chain id: no plaintext block data crossed. A fifth
-process, an observer with a key of its own dialling every validator directly, stays at height 0
-and counts in no validator's peers.
+process, an observer with a key of its own dialling every validator directly, stays at height 0,
+counts in no validator's peers, and logs that the validators refuse its link.
 """
 
 from __future__ import annotations
@@ -135,7 +135,10 @@ def test_validators_link_over_tls_only_and_a_rogue_key_gets_no_link(cluster: Clu
             client.wait_until_ready(timeout_s=120)
             time.sleep(2.0)  # a few more redials (every 0.5 s)
             assert client.status()["height"] == 0 < cluster.height("validator-0")
-        assert rogue.poll() is None, (cluster.root / "rogue.log").read_text()[-2000:]
+        rogue_log = (cluster.root / "rogue.log").read_text()
+        assert rogue.poll() is None, rogue_log[-2000:]
+        # ...and its operator is told why
+        assert "refused the link" in rogue_log and "UNKNOWN_CA" in rogue_log, rogue_log[-2000:]
         peers = {n: g.get("p2p_peers") for n, g in cluster.consensus().items()}
         assert all(count == len(cluster.names) - 1 for count in peers.values()), peers
     finally:
