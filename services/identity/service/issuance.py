@@ -9,7 +9,7 @@ from datetime import date, datetime
 from typing import Any
 
 from jwcrypto import jwk
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.orm import Session
 
 from services.identity import _vcdm, sd_jwt, status_list, vc_cose, vc_jose, zkp
@@ -93,12 +93,14 @@ def issue(
     ]  # fmt: skip
     receipts = env.chain.submit_all(txs)
     issued_at = env.now()
-    results = []
+    results, rows = [], []
     for chunk, receipt in zip(chunks, receipts, strict=True):
         anchor = {"tx": receipt["tx"], "height": receipt["height"]}
         for p in chunk:
-            session.add(_row(env, org=org, prepared=p, anchor=anchor, issued_at=issued_at))
+            rows.append(_row(env, org=org, prepared=p, anchor=anchor, issued_at=issued_at))
             results.append((p, anchor))
+    # One multi-row insert (the ORM's unit of work cost ~1 ms a credential in a batch of 1,000)
+    session.execute(insert(IssuedCredential), rows)
     return results, [str(r["tx"]) for r in receipts]
 
 
@@ -230,15 +232,16 @@ def _row(
     prepared: Prepared,
     anchor: dict[str, Any],
     issued_at: datetime,
-) -> IssuedCredential:
+) -> dict[str, Any]:
+    """The credential's row (an IssuedCredential) as the values to insert."""
     item = prepared.request
-    return IssuedCredential(
-        id=prepared.id, org=org, type=item.type, subject_did=item.subject, format=item.format,
-        hash=prepared.hash, list_no=prepared.list_no, list_index=prepared.index,
-        revoked=False, suspended=False,
-        sealed_claims=env.vault.seal(item.claims, f"credential_claims:{prepared.id}"),
-        issued_at=issued_at, anchor_tx=anchor["tx"], anchor_height=anchor["height"],
-    )  # fmt: skip
+    return {
+        "id": prepared.id, "org": org, "type": item.type, "subject_did": item.subject,
+        "format": item.format, "hash": prepared.hash, "list_no": prepared.list_no,
+        "list_index": prepared.index, "revoked": False, "suspended": False,
+        "sealed_claims": env.vault.seal(item.claims, f"credential_claims:{prepared.id}"),
+        "issued_at": issued_at, "anchor_tx": anchor["tx"], "anchor_height": anchor["height"],
+    }  # fmt: skip
 
 
 def status_entries(prepared: Prepared) -> list[dict[str, Any]]:
