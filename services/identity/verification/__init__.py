@@ -22,6 +22,9 @@ from services.identity.verification.challenges import consume_challenge as consu
 from services.identity.verification.challenges import create_challenge as create_challenge
 from services.identity.verification.challenges import open_challenge as open_challenge
 from services.identity.verification.credentials import verify_credential as verify_credential
+from services.identity.verification.credentials import (
+    verify_credential_async as verify_credential_async,
+)
 from services.identity.verification.predicates import verify_zk as verify_zk
 from services.identity.verification.presentations import (
     PRESENTATION_MAX_AGE_S as PRESENTATION_MAX_AGE_S,

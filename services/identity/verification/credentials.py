@@ -6,7 +6,9 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy.orm import Session
+from starlette.concurrency import run_in_threadpool
 
+from services.common.ledger import run_reading
 from services.identity import _vcdm, sd_jwt, vc_cose, vc_jose
 from services.identity import contract as c
 from services.identity._jose import Compact, parse_compact, parse_json_object, verify_parsed
@@ -46,6 +48,21 @@ def verify_credential(
     except IdentityError as exc:
         raise MalformedToken(f"the credential is not a JWS / SD-JWT: {exc}") from exc
     return _verify_checks(env, session, report, token, compact, include_proofs, binding)
+
+
+async def verify_credential_async(
+    env: Runtime, session: Session, *, token: str, include_proofs: bool
+) -> Report:
+    """`verify_credential` for an async route. Without proofs it reads chain state and the
+    cached type (the database once per type and process), so with the chain in this process it
+    runs on the event loop; proofs read the node's block store, in the thread pool."""
+    if include_proofs:
+        return await run_in_threadpool(
+            verify_credential, env, session, token=token, include_proofs=True
+        )
+    return await run_reading(
+        env.ctx.ledger, verify_credential, env, session, token=token, include_proofs=False
+    )
 
 
 def _verify_checks(
