@@ -1,28 +1,35 @@
-"""What each service's OpenAPI document declares beyond its routes: bearer auth, the error model.
+"""What each service's OpenAPI document declares beyond its routes: bearer auth, the error model,
+and the error statuses each operation can answer.
 
 Every route of a service needs a bearer JWT (services.common.auth) and every refusal is rendered
 as `{"error": {"code", "message", "details"}}` (services.common.errors); the documents say so,
 so that a generated client or a schema-driven tester (schemathesis) expects exactly what each
 service answers. Times in answers are RFC 3339 with an offset (`UtcDatetime`), never naive.
+
+An operation's error statuses come from two places: what its dependencies refuse, read from the
+route itself (`route_answers`: the request checks, authentication, a role, parameters or a body),
+and the domain errors its code raises, which the route declares (`responses=raises(...)`) and
+tests/common/test_openapi_statuses.py holds to the errors its code can really raise.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import AfterValidator, BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from services.common.errors import ServiceError, Unprocessable, error_body
+from services.common.chain import ServiceChain
+from services.common.errors import ChainRefused, ServiceError, Unprocessable, error_body
 
 BEARER = "bearerAuth"
 NUL_CODE = "nul_character"
@@ -49,22 +56,157 @@ class ErrorOut(BaseModel):
     error: ErrorDetail
 
 
-# What every service may answer on any operation, whatever its domain
-COMMON_ERRORS: Mapping[int, str] = {
-    401: "missing, malformed, expired, forged or wrong-audience bearer token",
-    403: "the caller's organisation lacks the role for this operation",
-    404: "no such resource, or no such path",
-    405: "method not allowed on this path",
-    422: "input that does not parse or breaks the request schema",
-    503: "the chain is unavailable",
+ERROR_REF = {"$ref": "#/components/schemas/ErrorOut"}
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An error status an operation answers for a reason no service error class names."""
+
+    status: int
+    description: str
+
+
+# What a route declares it raises: a service error class, or an answer no class names
+Cause = type[ServiceError] | Answer
+# What an operation that writes to the chain can meet at the chain's door (chain.errors.TxRejected)
+CHAIN_WRITE: tuple[Cause, ...] = (
+    Answer(413, "`tx_too_large`: the transaction is over the chain's size limit"),
+    Answer(429, "`mempool_full`: the chain is busy; retry after `Retry-After`"),
+)
+# What an operation's dependencies refuse (route_answers)
+UNKNOWN_QUERY = "`unknown_query_parameter`: a query parameter the operation does not take"
+UNAUTHENTICATED = (
+    "`unauthorized`: a missing, malformed, expired, forged or wrong-audience bearer token"
+)
+NO_ROLE = "`forbidden`: the caller's organisation lacks the role this operation needs"
+INVALID = (
+    "`invalid_request`: input that does not parse or breaks the request schema;"
+    " `nul_character`: a NUL character in a parameter or a JSON string"
+)
+CHAIN_DOWN = (
+    "`chain_unavailable`: the chain cannot be reached (every call resolves the caller's key on it)"
+)
+
+
+def chain_refusals(chain: type[ServiceChain]) -> tuple[type[ServiceError], ...]:
+    """The errors a write through a service's chain access can end in: the contract refusals it
+    maps to its own errors, and ChainRefused for the others."""
+    return (ChainRefused, *dict.fromkeys(chain.refusals.values()))
+
+
+def raises(*causes: Cause) -> dict[int | str, dict[str, Any]]:
+    """FastAPI `responses` for the errors a route's own code raises: each status with the error
+    model, described by what each cause means (an error class's code and docstring)."""
+    reasons: dict[int, list[str]] = {}
+    for cause in causes:
+        status, reason = (
+            (cause.status, cause.description)
+            if isinstance(cause, Answer)
+            else (cause.status, _describe(cause))
+        )
+        if reason not in reasons.setdefault(status, []):
+            reasons[status].append(reason)
+    return {status: _error(reasons[status]) for status in sorted(reasons)}
+
+
+def route_answers(route: APIRoute) -> dict[int, str]:
+    """The error statuses a route's dependencies answer, read from the route: the request
+    checks (an unknown query parameter), bearer authentication (401, and 503 since the caller's
+    key is resolved on the chain), a role (403), parameters or a body that can break their
+    schema (422)."""
+    calls = _dependency_calls(route.dependant)
+    answers: dict[int, str] = {}
+    if known_query_parameters in calls:
+        answers[400] = UNKNOWN_QUERY
+    authenticates = [c for c in calls if getattr(c, "__module__", "") == _AUTH_MODULE]
+    if authenticates:
+        answers[401] = UNAUTHENTICATED
+        answers[503] = CHAIN_DOWN
+    if any(getattr(c, "__qualname__", "").startswith(_ROLE_CHECK) for c in authenticates):
+        answers[403] = NO_ROLE
+    if route.body_field is not None or _has_parameters(route.dependant):
+        answers[422] = INVALID
+    return answers
+
+
+# How an error class without a docstring of its own is described, by its status
+_BY_STATUS = {
+    400: "a request that cannot be done",
+    403: "not allowed for this caller",
+    404: "no such resource",
+    409: "conflicts with what is stored or on the chain",
+    422: "input the service refuses",
+    503: "a dependency is unavailable",
 }
 
 
-def error_responses(descriptions: Mapping[int, str]) -> dict[int | str, dict[str, Any]]:
-    """FastAPI `responses` declaring each status with the error model: the common statuses,
-    with `descriptions` adding statuses or saying more about one."""
-    merged = {**COMMON_ERRORS, **descriptions}
-    return {status: {"model": ErrorOut, "description": merged[status]} for status in sorted(merged)}
+def _describe(error: type[ServiceError]) -> str:
+    own = error.__dict__.get("__doc__")
+    lines = (own or "").strip().splitlines()
+    reason = lines[0].rstrip(".") if lines else _BY_STATUS.get(error.status, error.__name__)
+    if reason[1:2].islower():  # a sentence, not an acronym such as "JWK"
+        reason = reason[0].lower() + reason[1:]
+    return f"`{error.code}`: {reason}"
+
+
+def _error(reasons: list[str]) -> dict[str, Any]:
+    return {
+        "description": "; ".join(reasons),
+        "content": {"application/json": {"schema": ERROR_REF}},
+    }
+
+
+_AUTH_MODULE = "services.common.auth"
+_ROLE_CHECK = "require_role."
+
+
+def _dependency_calls(dependant: Dependant) -> list[Any]:
+    calls, stack = [], [dependant]
+    while stack:
+        current = stack.pop()
+        calls.append(current.call)
+        stack.extend(current.dependencies)
+    return calls
+
+
+def _has_parameters(dependant: Dependant) -> bool:
+    stack = [dependant]
+    while stack:
+        current = stack.pop()
+        if current.path_params or current.query_params or current.header_params:
+            return True
+        if current.cookie_params or current.body_params:
+            return True
+        stack.extend(current.dependencies)
+    return False
+
+
+def _document_errors(app: FastAPI, document: dict[str, Any]) -> None:
+    """Add each operation's dependency answers to the statuses its route declares."""
+    paths = document.get("paths", {})
+    for context in iter_route_contexts(app.routes):
+        if not isinstance(context.original_route, APIRoute):
+            continue
+        answers = route_answers(cast(APIRoute, context))
+        for method in context.methods or ():
+            operation = paths.get(context.path_format, {}).get(method.lower())
+            if operation is None:
+                continue
+            responses = operation.setdefault("responses", {})
+            for status, reason in sorted(answers.items()):
+                declared = responses.get(str(status))
+                if declared is None:
+                    responses[str(status)] = _error([reason])
+                elif reason not in declared.get("description", ""):
+                    declared["description"] = f"{reason}; {declared.get('description', '')}"
+            for status in [s for s in responses if s.isdigit() and int(s) >= 400]:
+                if status == "422" and "HTTPValidationError" in str(responses[status]):
+                    responses[status] = _error([answers.get(422, INVALID)])
+            operation["responses"] = dict(sorted(responses.items()))
+    if "HTTPValidationError" not in json.dumps(paths):
+        for name in ("HTTPValidationError", "ValidationError"):
+            document.get("components", {}).get("schemas", {}).pop(name, None)
 
 
 def allowed_methods(app: FastAPI, scope: Any) -> list[str]:
@@ -76,7 +218,7 @@ def allowed_methods(app: FastAPI, scope: Any) -> list[str]:
     return sorted(methods)
 
 
-def known_query_parameters(request: Request) -> None:
+async def known_query_parameters(request: Request) -> None:
     """Refuse query parameters the operation does not declare (`?stauts=` is a typo, not
     a request for everything)."""
     route = request.scope.get("route")
@@ -179,6 +321,11 @@ def install_openapi(app: FastAPI, *, audience: str) -> None:
                 f" audience `{audience}` (`smartcity token --as ORG --audience {audience}`)",
             }
             document["security"] = [{BEARER: []}]
+            _document_errors(app, document)
+            schemas = components.setdefault("schemas", {})
+            error_schema = ErrorOut.model_json_schema(ref_template="#/components/schemas/{model}")
+            schemas.update(error_schema.pop("$defs", {}))
+            schemas["ErrorOut"] = error_schema
             _errors_as_json(document)
             app.openapi_schema = document
         return app.openapi_schema

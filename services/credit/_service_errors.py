@@ -37,34 +37,50 @@ from services.credit.errors import (
 
 
 class SmeNotFound(CreditError, NotFound):
+    """No SME registered with this USCC."""
+
     code = "unknown_sme"
 
 
 class RatingNotFound(CreditError, NotFound):
+    """The SME has not been rated yet."""
+
     code = "not_rated"
 
 
 class ModelNotFound(CreditError, NotFound):
+    """No model with this SHA-256 is registered or installed."""
+
     code = "unknown_model"
 
 
 class ConsentRequired(CreditError, Forbidden):
+    """No live consent of the SME for this bank and purpose."""
+
     code = "no_consent"
 
 
 class NotYourSme(CreditError, Forbidden):
+    """The caller is neither this SME nor an agency acting for it."""
+
     code = "not_your_sme"
 
 
 class BadInput(CreditError, Unprocessable):
+    """Input that breaks a rule: a USCC's check character, statement rows, features, purpose."""
+
     code = "invalid_input"
 
 
 class TooLarge(CreditError, ServiceError):
+    """An upload over the size limit."""
+
     status, code = 413, "too_large"
 
 
 class ModelUnavailable(CreditError, Upstream):
+    """The scoring model is not usable yet (not installed or not approved on the chain)."""
+
     code = "model_unavailable"
 
 

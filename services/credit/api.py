@@ -13,12 +13,24 @@ from sqlalchemy.orm import Session
 from chain.auth import Caller
 from services.common.auth import require_role
 from services.common.db import committed_before_response
-from services.common.openapi import REQUEST_CHECKS, error_responses
+from services.common.openapi import CHAIN_WRITE, REQUEST_CHECKS, Cause, chain_refusals, raises
 from services.credit import schemas, service
-from services.credit._service_errors import BadInput
+from services.credit._service_errors import (
+    BadInput,
+    ConsentRequired,
+    ModelNotFound,
+    ModelUnavailable,
+    NotYourSme,
+    RatingNotFound,
+    SmeNotFound,
+    TooLarge,
+)
 from services.credit._upload import UploadedFile, read_upload
+from services.credit.chain import CreditChain
 from services.credit.runtime import Runtime
 
+# What a write to the chain can end in (services/credit/chain.py)
+WRITE: tuple[Cause, ...] = (*chain_refusals(CreditChain), *CHAIN_WRITE)
 EVERYONE = ("bank", "sme", "agency", "regulator", "operator", "committee")
 # A page offset the databases can take (PostgreSQL's OFFSET is a bigint) and JSON can carry
 MAX_OFFSET = 2**53 - 1
@@ -34,19 +46,6 @@ STATEMENTS_BODY = {
         "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": {"schema": _FILE},
     },
 }
-ERROR_RESPONSES = error_responses(
-    {
-        400: "an unknown query parameter; a transaction the chain finds malformed",
-        403: "the caller's organisation lacks the role, it is not this SME, or no live consent",
-        404: "unknown SME, rating, model or path",
-        409: "already registered, or a write the chain's contract refused",
-        413: "an upload or a transaction over the size limit",
-        422: "input that does not parse or breaks a rule: USCC check character, statement rows,"
-        " features, purpose",
-        429: "the chain's mempool is full: retry after Retry-After",
-        503: "the chain is unavailable, or the scoring model is not usable yet",
-    }
-)
 
 
 def build_router(
@@ -57,7 +56,6 @@ def build_router(
 ) -> APIRouter:
     """Every credit endpoint, bound to this service's runtime, authenticator and database."""
     router = APIRouter(
-        responses=ERROR_RESPONSES,
         dependencies=REQUEST_CHECKS,
     )
     SessionDep = Annotated[Session, committed_before_response(get_session)]
@@ -83,7 +81,12 @@ def build_router(
 
     # -- SMEs and statements ---------------------------------------------------------------
 
-    @router.post("/smes", status_code=status.HTTP_201_CREATED, tags=["smes"])
+    @router.post(
+        "/smes",
+        status_code=status.HTTP_201_CREATED,
+        tags=["smes"],
+        responses=raises(BadInput, NotYourSme, *WRITE),
+    )
     def register_sme(
         body: schemas.SmeRegistration, caller: AgencyOrSme, session: SessionDep
     ) -> schemas.SmeOut:
@@ -91,7 +94,12 @@ def build_router(
         row = service.register_sme(rt=rt, session=session, caller=caller, entry=body)
         return schemas.SmeOut.model_validate(row, from_attributes=True)
 
-    @router.post("/smes/batch", status_code=status.HTTP_201_CREATED, tags=["smes"])
+    @router.post(
+        "/smes/batch",
+        status_code=status.HTTP_201_CREATED,
+        tags=["smes"],
+        responses=raises(BadInput, NotYourSme, *WRITE),
+    )
     def register_smes(
         body: schemas.SmeBatch, caller: Agency, session: SessionDep
     ) -> schemas.SmeList:
@@ -107,7 +115,7 @@ def build_router(
         return schemas.SmeList(smes=[schemas.SmeOut.model_validate(r, from_attributes=True)
                                      for r in rows])  # fmt: skip
 
-    @router.get("/smes/{uscc}", tags=["smes"])
+    @router.get("/smes/{uscc}", tags=["smes"], responses=raises(SmeNotFound))
     def get_sme(uscc: str, _caller: Anyone, session: SessionDep) -> schemas.SmeOut:
         """An SME's registration (public facts: USCC, organisation, key, DID)."""
         row = service.get_sme(rt=rt, session=session, uscc=uscc)
@@ -118,6 +126,7 @@ def build_router(
         status_code=status.HTTP_201_CREATED,
         tags=["smes"],
         openapi_extra={"requestBody": STATEMENTS_BODY},
+        responses=raises(BadInput, NotYourSme, SmeNotFound, TooLarge),
     )
     def upload_statements(
         uscc: str, upload: Upload, caller: AgencyOrSme, session: SessionDep
@@ -127,7 +136,7 @@ def build_router(
             rt=rt, session=session, caller=caller, uscc=uscc, upload=upload
         )
 
-    @router.get("/smes/{uscc}/statements", tags=["smes"])
+    @router.get("/smes/{uscc}/statements", tags=["smes"], responses=raises(NotYourSme, SmeNotFound))
     def list_statements(
         uscc: str, caller: AgencyOrSme, session: SessionDep
     ) -> schemas.StatementList:
@@ -136,12 +145,17 @@ def build_router(
 
     # -- ratings ---------------------------------------------------------------------------
 
-    @router.post("/smes/{uscc}/ratings", status_code=status.HTTP_201_CREATED, tags=["ratings"])
+    @router.post(
+        "/smes/{uscc}/ratings",
+        status_code=status.HTTP_201_CREATED,
+        tags=["ratings"],
+        responses=raises(BadInput, NotYourSme, SmeNotFound, ModelUnavailable, *WRITE),
+    )
     def rate_sme(uscc: str, caller: AgencyOrSme, session: SessionDep) -> schemas.RatingOut:
         """Rate an SME on its latest statements and write the rating to the chain."""
         return service.rate_sme(rt=rt, session=session, caller=caller, uscc=uscc)
 
-    @router.post("/ratings/batch", tags=["ratings"])
+    @router.post("/ratings/batch", tags=["ratings"], responses=raises(ModelUnavailable, *WRITE))
     def rate_batch(
         body: schemas.RatingBatch, caller: Agency, session: SessionDep
     ) -> schemas.BatchOut:
@@ -150,7 +164,18 @@ def build_router(
             rt=rt, session=session, caller=caller, usccs=body.usccs, anchored=body.anchor
         )
 
-    @router.get("/smes/{uscc}/rating", tags=["ratings"])
+    @router.get(
+        "/smes/{uscc}/rating",
+        tags=["ratings"],
+        responses=raises(
+            BadInput,
+            ConsentRequired,
+            NotYourSme,
+            SmeNotFound,
+            RatingNotFound,
+            *chain_refusals(CreditChain),
+        ),
+    )
     def read_rating(
         uscc: str,
         caller: BankOrSme,
@@ -169,7 +194,11 @@ def build_router(
             )
         return service.own_rating(rt=rt, session=session, caller=caller, uscc=uscc)
 
-    @router.get("/smes/{uscc}/ratings", tags=["ratings"])
+    @router.get(
+        "/smes/{uscc}/ratings",
+        tags=["ratings"],
+        responses=raises(NotYourSme, SmeNotFound, RatingNotFound),
+    )
     def rating_history(
         uscc: str, caller: SmeOrRegulator, session: SessionDep
     ) -> schemas.RatingHistory:
@@ -178,7 +207,12 @@ def build_router(
 
     # -- consents and inquiries ------------------------------------------------------------
 
-    @router.post("/consents", status_code=status.HTTP_201_CREATED, tags=["consents"])
+    @router.post(
+        "/consents",
+        status_code=status.HTTP_201_CREATED,
+        tags=["consents"],
+        responses=raises(BadInput, NotYourSme, SmeNotFound, *WRITE),
+    )
     def grant_consent(
         body: schemas.SignedTx, caller: Sme, session: SessionDep
     ) -> schemas.ConsentOut:
@@ -187,7 +221,11 @@ def build_router(
             rt=rt, session=session, caller=caller, raw_tx=body.tx, grant=True
         )
 
-    @router.post("/consents/revocations", tags=["consents"])
+    @router.post(
+        "/consents/revocations",
+        tags=["consents"],
+        responses=raises(BadInput, NotYourSme, SmeNotFound, *WRITE),
+    )
     def revoke_consent(
         body: schemas.SignedTx, caller: Sme, session: SessionDep
     ) -> schemas.ConsentOut:
@@ -201,7 +239,9 @@ def build_router(
         """Consents an SME granted, or those granted to the calling bank."""
         return service.list_consents(rt=rt, session=session, caller=caller)
 
-    @router.get("/smes/{uscc}/inquiries", tags=["inquiries"])
+    @router.get(
+        "/smes/{uscc}/inquiries", tags=["inquiries"], responses=raises(NotYourSme, SmeNotFound)
+    )
     def sme_inquiries(
         uscc: str, caller: SmeOrRegulator, session: SessionDep
     ) -> schemas.InquiryList:
@@ -236,17 +276,17 @@ def build_router(
 
     # -- model registry --------------------------------------------------------------------
 
-    @router.get("/models", tags=["models"])
+    @router.get("/models", tags=["models"], responses=raises(*WRITE))
     def list_models(_caller: Anyone) -> schemas.ModelList:
         """Installed model versions with their on-chain status and validation metrics."""
         return service.list_models(rt=rt)
 
-    @router.get("/models/{sha256}", tags=["models"])
+    @router.get("/models/{sha256}", tags=["models"], responses=raises(ModelNotFound, *WRITE))
     def get_model(sha256: str, _caller: Anyone) -> schemas.ModelDetail:
         """One model version's chain record with its state proof."""
         return service.get_model(rt=rt, sha256=sha256)
 
-    @router.post("/models/{sha256}/governance", tags=["models"])
+    @router.post("/models/{sha256}/governance", tags=["models"], responses=raises(BadInput, *WRITE))
     def model_governance(
         sha256: str, body: schemas.SignedTx, caller: Committee
     ) -> schemas.GovernanceOut:

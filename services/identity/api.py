@@ -10,11 +10,44 @@ from sqlalchemy.orm import Session
 from chain.auth import Caller
 from services.common.auth import require_role
 from services.common.db import committed_before_response
-from services.common.openapi import REQUEST_CHECKS, ErrorOut, error_responses
+from services.common.openapi import (
+    CHAIN_WRITE,
+    REQUEST_CHECKS,
+    Cause,
+    ErrorOut,
+    chain_refusals,
+    raises,
+)
 from services.identity import contract as c
 from services.identity import service as svc
 from services.identity import verification as ver
-from services.identity.errors import DidDeactivated, UnknownDid
+from services.identity.chain import IdentityChain
+from services.identity.errors import (
+    BadRequest,
+    BadSchema,
+    ChallengeUsed,
+    CredentialError,
+    DidDeactivated,
+    DisclosureError,
+    InvalidClaims,
+    InvalidDisclosure,
+    InvalidKey,
+    IssuerStillAuthorised,
+    KeyBindingError,
+    MalformedToken,
+    NoCustody,
+    NotController,
+    ProofError,
+    SchemaViolation,
+    StatusListError,
+    UndisclosableClaim,
+    UnknownChallenge,
+    UnknownCredential,
+    UnknownCredentialProperty,
+    UnknownDid,
+    UnknownType,
+    UnsupportedAlgorithm,
+)
 from services.identity.runtime import Runtime
 from services.identity.schemas import (
     ChallengeIn,
@@ -47,17 +80,23 @@ from services.identity.schemas import (
 AGENCY = "agency"
 REGULATOR = "regulator"
 STATUSES: list[Any] = list(svc.CREDENTIAL_STATUSES)  # documented; the domain answers 400 others
-ERROR_RESPONSES = error_responses(
-    {
-        400: "a request that cannot be done (bad cursor, no signing key, unknown query parameter)",
-        403: "the caller's organisation lacks the role, or is not the controller/issuer",
-        404: "unknown DID, type, credential, challenge or path",
-        409: "duplicate, replay, or a state the chain refuses",
-        410: "the DID is deactivated",
-        422: "input that does not parse, or breaks a schema, a key or a data model rule",
-        503: "the chain is unavailable, or the service holds no key for the organisation",
-    }
+# What a write signed as the acting organisation can end in (services/identity/chain.py)
+WRITE: tuple[Cause, ...] = (*chain_refusals(IdentityChain), NoCustody, *CHAIN_WRITE)
+# What a credential can be refused for when it is made (schema, data model, keys, disclosures)
+ISSUANCE: tuple[Cause, ...] = (
+    BadRequest,
+    SchemaViolation,
+    InvalidClaims,
+    UnknownCredentialProperty,
+    UndisclosableClaim,
+    InvalidDisclosure,
+    InvalidKey,
+    MalformedToken,
+    UnsupportedAlgorithm,
+    StatusListError,
 )
+# What a presentation is refused for: its code says which (signature, times, nonce, audience, ...)
+PRESENTATION: tuple[Cause, ...] = (CredentialError, DisclosureError, KeyBindingError)
 RESOLUTION_CONTEXT = "https://w3id.org/did-resolution/v1"
 RESOLUTION_MEDIA = 'application/ld+json;profile="https://w3id.org/did-resolution"'
 _RESOLUTION = {"content": {RESOLUTION_MEDIA: {"schema": ResolutionOut.model_json_schema()}}}
@@ -66,14 +105,17 @@ RESOLUTION_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {
         **_RESOLUTION,
         "model": ErrorOut,
-        "description": "not a did:smartcity DID (invalidDid); an unknown query parameter",
+        "description": "`invalidDid`: not a did:smartcity DID",
     },
     404: {
         **_RESOLUTION,
         "model": ErrorOut,
-        "description": "no such DID on the chain (notFound), or no such path",
+        "description": "`notFound`: no such DID on the chain",
     },
-    410: {**_RESOLUTION, "description": "the DID is deactivated (empty document)"},
+    410: {
+        **_RESOLUTION,
+        "description": "`deactivated`: the DID is deactivated (an empty document)",
+    },
 }
 
 
@@ -84,7 +126,6 @@ def build_router(
 ) -> APIRouter:
     """All identity routes, bound to one environment, authenticator and session factory."""
     router = APIRouter(
-        responses=ERROR_RESPONSES,
         dependencies=REQUEST_CHECKS,
     )
     AnyCaller = Annotated[Caller, Depends(authenticate)]
@@ -99,17 +140,24 @@ def build_router(
 
     # -- DIDs ------------------------------------------------------------------------------------
 
-    @router.post("/dids", status_code=201, tags=["dids"])
+    @router.post(
+        "/dids",
+        status_code=201,
+        tags=["dids"],
+        responses=raises(InvalidKey, MalformedToken, *WRITE),
+    )
     def create_did(body: CreateDid, caller: Agency) -> DidOut:
         """Register a holder's DID (its id derived from its first key); the agency controls it."""
         record, tx = svc.create_holder_did(env, org=caller.org, keys=body.keys)
         return did_out(record, tx)
 
-    @router.get("/dids/{did}", tags=["dids"])
+    @router.get("/dids/{did}", tags=["dids"], responses=raises(UnknownDid))
     def get_did(did: str, caller: AnyCaller) -> DidOut:
         return did_out(svc.did_record(env, did))
 
-    @router.put("/dids/{did}/keys", tags=["dids"])
+    @router.put(
+        "/dids/{did}/keys", tags=["dids"], responses=raises(InvalidKey, MalformedToken, *WRITE)
+    )
     def rotate_keys(did: str, body: UpdateDid, caller: AnyCaller) -> DidOut:
         """Replace a DID's keys (rotation); only its controlling organisation may."""
         record, tx = svc.update_did_keys(
@@ -117,7 +165,7 @@ def build_router(
         )
         return did_out(record, tx)
 
-    @router.delete("/dids/{did}", tags=["dids"])
+    @router.delete("/dids/{did}", tags=["dids"], responses=raises(IssuerStillAuthorised, *WRITE))
     def deactivate(did: str, caller: AnyCaller) -> DidOut:
         record, tx = svc.deactivate_did(env, org=caller.org, did=did)
         return did_out(record, tx)
@@ -132,7 +180,12 @@ def build_router(
 
     # -- issuers and types -----------------------------------------------------------------------
 
-    @router.post("/issuers/me/keys", status_code=201, tags=["issuers"])
+    @router.post(
+        "/issuers/me/keys",
+        status_code=201,
+        tags=["issuers"],
+        responses=raises(InvalidKey, MalformedToken, *WRITE),
+    )
     def issuer_keys(body: IssuerKeysIn, caller: Agency, session: Db) -> DidOut:
         """Create or rotate the agency's signing keys, published in did:smartcity:<org>."""
         record, tx = svc.setup_issuer_keys(env, session, org=caller.org, algs=list(body.algs))
@@ -146,7 +199,7 @@ def build_router(
         return IssuerOut(org=org, did=c.did_of(org), types=record["types"], authorised_now=now,
                          proof=env.chain.proof(c.issuer_key(org)))  # fmt: skip
 
-    @router.post("/types", status_code=201, tags=["types"])
+    @router.post("/types", status_code=201, tags=["types"], responses=raises(BadSchema, *WRITE))
     def register_type(body: TypeIn, caller: Agency, session: Db) -> TypeOut:
         row, height, tx = svc.register_type(
             env, session, org=caller.org, name=body.name, schema=body.json_schema
@@ -154,25 +207,32 @@ def build_router(
         return TypeOut(name=row.name, schema_hash=row.schema_hash, json_schema=row.schema_json,
                        org=row.org, height=height, tx=tx)  # fmt: skip
 
-    @router.get("/types/{name}", tags=["types"])
+    @router.get("/types/{name}", tags=["types"], responses=raises(UnknownType))
     def get_type(name: str, caller: AnyCaller, session: Db) -> TypeOut:
         row, on_chain = svc.get_type(env, session, name=name)
         return TypeOut(name=row.name, schema_hash=row.schema_hash, json_schema=row.schema_json,
                        org=row.org, height=on_chain["height"])  # fmt: skip
 
-    @router.get("/schemas/{name}", tags=["types"])
+    @router.get("/schemas/{name}", tags=["types"], responses=raises(UnknownType))
     def get_schema(name: str, caller: AnyCaller, session: Db) -> dict[str, Any]:
         return svc.get_type(env, session, name=name)[0].schema_json
 
     # -- credentials -----------------------------------------------------------------------------
 
-    @router.post("/credentials", status_code=201, tags=["credentials"])
+    @router.post(
+        "/credentials", status_code=201, tags=["credentials"], responses=raises(*ISSUANCE, *WRITE)
+    )
     def issue(body: IssueIn, caller: Agency, session: Db) -> IssueOut:
         """Issue one credential: schema-checked, signed, anchored, with a status entry."""
         results, _ = svc.issue(env, session, org=caller.org, items=[body])
         return _issue_out(results[0], caller.org)
 
-    @router.post("/credentials/batch", status_code=201, tags=["credentials"])
+    @router.post(
+        "/credentials/batch",
+        status_code=201,
+        tags=["credentials"],
+        responses=raises(*ISSUANCE, *WRITE),
+    )
     def issue_batch(body: IssueBatchIn, caller: Agency, session: Db) -> IssueBatchOut:
         """Issue many credentials, anchored together (256 per transaction)."""
         results, txs = svc.issue(env, session, org=caller.org, items=body.items)
@@ -187,7 +247,11 @@ def build_router(
         )
         return VerifyOut.model_validate(report.as_json())
 
-    @router.get("/credentials", tags=["credentials"])
+    @router.get(
+        "/credentials",
+        tags=["credentials"],
+        responses=raises(BadRequest, NotController, UnknownType),
+    )
     def list_credentials(
         caller: Auditor,
         session: Db,
@@ -206,7 +270,11 @@ def build_router(
         )  # fmt: skip
         return CredentialListOut(credentials=[_summary(x) for x in listed], next_cursor=next_cursor)
 
-    @router.get("/credentials/{credential_id}", tags=["credentials"])
+    @router.get(
+        "/credentials/{credential_id}",
+        tags=["credentials"],
+        responses=raises(NotController, UnknownCredential),
+    )
     def get_credential(credential_id: str, caller: Agency, session: Db) -> CredentialOut:
         row = svc.own_credential(env, session, org=caller.org, credential_id=credential_id)
         return CredentialOut(
@@ -237,9 +305,12 @@ def build_router(
         router.add_api_route(
             f"/credentials/{{credential_id}}/{action}", status_route(purpose, value),
             methods=["POST"], tags=["credentials"], summary=f"{action} a credential",
+            responses=raises(UnknownCredential, *WRITE),
         )  # fmt: skip
 
-    @router.get("/status-lists/{org}/{list_no}/{purpose}", tags=["credentials"])
+    @router.get(
+        "/status-lists/{org}/{list_no}/{purpose}", tags=["credentials"], responses=raises(*ISSUANCE)
+    )
     def status_list(
         org: str, list_no: Annotated[int, Path(ge=0, lt=c.MAX_LISTS)],
         purpose: Literal["revocation", "suspension"], caller: AnyCaller, session: Db,
@@ -259,7 +330,11 @@ def build_router(
                                    ttl_s=body.ttl_s)  # fmt: skip
         return ChallengeOut(nonce=row.nonce, audience=row.audience, expires_at=row.expires_at)
 
-    @router.post("/presentations/verify", tags=["verify"])
+    @router.post(
+        "/presentations/verify",
+        tags=["verify"],
+        responses=raises(UnknownChallenge, ChallengeUsed, *PRESENTATION),
+    )
     def verify_presentation(
         body: PresentationIn, caller: AnyCaller, session: Db
     ) -> PresentationOut:
@@ -269,7 +344,11 @@ def build_router(
         )  # fmt: skip
         return PresentationOut.model_validate(result)
 
-    @router.post("/zk/verify", tags=["verify"])
+    @router.post(
+        "/zk/verify",
+        tags=["verify"],
+        responses=raises(UnknownChallenge, ChallengeUsed, ProofError, *PRESENTATION),
+    )
     def verify_zk(body: ZkVerifyIn, caller: AnyCaller, session: Db) -> ZkVerifyOut:
         """Verify an age-at-least or residency proof against the credential's signed commitment."""
         result = ver.verify_zk(

@@ -72,6 +72,6 @@ def test_the_document_declares_bearer_auth_errors_and_aware_times(identity_schem
     for path, operations in document["paths"].items():
         for method, operation in operations.items():
             statuses = set(operation["responses"])
-            assert {"401", "404", "422"} <= statuses, (method, path, statuses)
+            assert {"400", "401", "503"} <= statuses, (method, path, statuses)
     error = document["components"]["schemas"]["ErrorOut"]
     assert error["properties"]["error"]["$ref"].endswith("/ErrorDetail")
