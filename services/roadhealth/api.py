@@ -27,7 +27,6 @@ from services.roadhealth.errors import (
     UnknownDevice,
     UnknownReading,
     UnknownSegment,
-    WireError,
 )
 from services.roadhealth.runtime import Runtime
 from services.roadhealth.schemas import (
@@ -98,7 +97,7 @@ def build_router(
         response_model=IngestResponse,
         tags=["gateway"],
         responses=raises(
-            BadBatch, WireError, AnchorNotCommitted, BatchConflict, *chain_refusals(RoadHealthChain)
+            BadBatch, AnchorNotCommitted, BatchConflict, *chain_refusals(RoadHealthChain)
         ),
     )
     def ingest_batch(body: IngestRequest, caller: Operator, session: SessionDep) -> dict[str, Any]:
