@@ -20,7 +20,7 @@ from services.roadhealth.analytics.anomaly import (
 )
 from services.roadhealth.analytics.dataset import read_window_folder
 from services.roadhealth.analytics.detectors import DETECTORS, locate_events, score_events
-from services.roadhealth.analytics.ensemble import train_ensemble
+from services.roadhealth.analytics.ensemble import train_ensemble, train_gate_ensemble
 from services.roadhealth.analytics.iri import classify_condition, compute_iri
 from services.roadhealth.analytics.kernels import draw_kernels, kernel_features
 from services.roadhealth.analytics.profile import (
@@ -203,60 +203,78 @@ def bench_detection(length_m: float = 2000.0) -> list[Result]:
 
 
 def bench_live_gate_real(speed_mps: float = 10.0) -> list[Result]:
-    """Pothole reports on real windows: classic detector alone vs detector + classifier.
-
-    The classifier judging each window was trained on the other four folds (stratified 5-fold),
-    so no window judges itself. Real windows carry no speed; `speed_mps` only sets the distance
-    scale of event merging.
-    """
+    """Pothole reports on real windows by each live rule (analysis.py), the detector alone and
+    with its gate: the shipped rule (classic 3 m/s^2 detectors, v1 model, a downward event it
+    does not call plain road) and the version-2 gate (shocks 1.5 m/s^2 from the median, the
+    ensemble trained on the gate's pieces, its label decides). Each gate was trained on the
+    other four folds (stratified 5-fold), so no window judges itself. Real windows carry no
+    speed; `speed_mps` only sets the distance scale of merging flagged samples."""
     if not SHARED_DATA.is_dir():
         return [{"bench": "live_pothole_reports_gonzalez2017", "value": None, "note": "absent"}]
     windows, labels = read_window_folder(SHARED_DATA, known_classes=SURFACE_CLASSES)
     y = np.array(labels)
-    events = [locate_window_events(w, rate_hz=50, speed_mps=speed_mps) for w in windows]
-    detector = np.array([any(e.kind == "pothole" for e in ev) for ev in events])
-    combined = np.zeros(len(windows), dtype=bool)
-    for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(windows, y):
-        model = train_classifier([windows[i] for i in train], list(y[train]))
-        for i in test:
-            if events[i]:
-                judged = judge_events(model, windows[i], events[i], rate_hz=50, speed_mps=speed_mps)
-                combined[i] = any(e.reported for e in judged)
+    folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(windows, y))
     out: list[Result] = []
-    for name, flags in (("detector", detector), ("detector+classifier", combined)):
-        share = {c: round(float(flags[y == c].mean()), 3) for c in SURFACE_CLASSES}
-        anomaly = np.isin(y, ["potholes", "asphalt_bumps", "metal_bumps"])
-        out.append(
-            {
-                "bench": "live_pothole_reports_gonzalez2017",
-                "rule": name,
-                "reported_share_by_class": share,
-                "pothole_recall": share["potholes"],
-                "precision_any_anomaly": round(float((flags & anomaly).sum() / flags.sum()), 3),
-                "unit": "ratio",
-                "n": len(labels),
-            }
-        )
+    for rule, classic, train in (
+        ("shipped_v1", True, train_classifier),
+        ("v2_gate", False, train_gate_ensemble),
+    ):
+        events = [
+            locate_window_events(w, rate_hz=50, speed_mps=speed_mps, classic=classic)
+            for w in windows
+        ]
+        detector = np.array([any(e.reported for e in ev) for ev in events])
+        combined = np.zeros(len(windows), dtype=bool)
+        for train_part, test in folds:
+            model = train([windows[i] for i in train_part], list(y[train_part]))
+            for i in test:
+                if events[i]:
+                    judged = judge_events(
+                        model, windows[i], events[i], rate_hz=50, speed_mps=speed_mps
+                    )
+                    combined[i] = any(e.reported for e in judged)
+        for name, flags in (("detector", detector), ("detector+classifier", combined)):
+            out.append(_report_shares(flags, y, rule=rule, stage=name))
     return out
 
 
-LIVE_GATE_THRESHOLDS_MPS2 = (3.0, 2.5, 2.0)
+def _report_shares(flags: NDArray[np.bool_], y: NDArray[Any], *, rule: str, stage: str) -> Result:
+    share = {c: round(float(flags[y == c].mean()), 3) for c in SURFACE_CLASSES}
+    anomaly = np.isin(y, ["potholes", "asphalt_bumps", "metal_bumps"])
+    return {
+        "bench": "live_pothole_reports_gonzalez2017",
+        "live_rule": rule,
+        "rule": stage,
+        "reported_share_by_class": share,
+        "pothole_recall": share["potholes"],
+        "precision_any_anomaly": round(float((flags & anomaly).sum() / max(1, flags.sum())), 3),
+        "precision_potholes": round(
+            float((flags & (y == "potholes")).sum() / max(1, flags.sum())), 3
+        ),
+        "unit": "ratio",
+        "n": int(y.size),
+    }
+
+
+LIVE_GATE_THRESHOLDS_MPS2 = (2.5, 2.0, 1.5)
 
 
 def bench_live_gate_thresholds(speed_mps: float = 10.0) -> list[Result]:
-    """Pothole reports on the real windows by detector threshold and gate (v1 logistic
-    regression, v2 ensemble), each window judged by models trained on the other folds: would
-    a more sensitive detector with a gate be better on real phones?"""
+    """Pothole reports on the real windows by shock threshold (from each window's median) and
+    gate: v1 logistic regression and the version-2 ensemble trained on whole windows or on the
+    gate's 2 s pieces (the live one), each window judged by models trained on the other folds;
+    a report is the gate's label "potholes" (analysis.py)."""
     if not SHARED_DATA.is_dir():
         return []
     windows, labels = read_window_folder(SHARED_DATA, known_classes=SURFACE_CLASSES)
     y = np.array(labels)
     folds = list(StratifiedKFold(5, shuffle=True, random_state=0).split(windows, y))
-    gates: dict[str, list[Any]] = {"v1": [], "v2": []}
+    gates: dict[str, list[Any]] = {"v1": [], "v2_whole_windows": [], "v2_gate_pieces": []}
     for train, _test in folds:
         part, part_labels = [windows[i] for i in train], list(y[train])
         gates["v1"].append(train_classifier(part, part_labels))
-        gates["v2"].append(train_ensemble(part, part_labels, rate_hz=50.0))
+        gates["v2_whole_windows"].append(train_ensemble(part, part_labels, rate_hz=50.0))
+        gates["v2_gate_pieces"].append(train_gate_ensemble(part, part_labels, rate_hz=50.0))
     out: list[Result] = []
     for threshold in LIVE_GATE_THRESHOLDS_MPS2:
         events = [

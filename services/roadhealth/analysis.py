@@ -1,14 +1,22 @@
 """Per-window and per-segment analytics on top of the analytics library.
 
-A window gets an IRI estimate (per-vehicle-class calibration) and its located events (classic
-Z-THRESH / Z-DIFF detectors; a pothole's first excursion is downwards as the wheel drops, a
-bump's is upwards). The learned surface classifier then judges the two seconds around each
-event: a pothole is reported only when the detector located a downward event and the
-classifier gives the surroundings at least even odds of holding a discrete anomaly (pothole,
-asphalt or metal bump) rather than plain rough or smooth road. Its label, that probability and
-the model's id are kept with the event. A segment's IRI is the mean of its windows' log
-estimates, with a 90% interval that combines the calibration's residual, the spread between
-windows and a floor.
+A window gets an IRI estimate (per-vehicle-class calibration) and its located events, each at
+its onset (analytics/shocks.py: the middle of the flagged samples trailed the pothole by the
+cabin's ringing). The learned surface classifier then judges the 2 s piece of the window around
+each event. Two rules, by the model:
+
+- a version-2 gate model (the ensemble trained on the gate's pieces of real windows,
+  `GATE_CLASSIFIER`): shocks that leave the window's median by 1.5 m/s^2, and the label
+  decides: a pothole is reported when the most likely class of the piece is "potholes" (the
+  direction of the first excursion is kept as `kind` but does not decide: on real phones it is
+  downwards for 71% of asphalt bumps and only about half of potholes);
+- a version-1 model (the shipped default, `DEFAULT_CLASSIFIER`): the classic Z-THRESH / Z-DIFF
+  detectors at 3 m/s^2, and a pothole is a downward event whose piece the classifier gives at
+  least even odds of a discrete anomaly (pothole, asphalt or metal bump).
+
+The label, the probability of any discrete anomaly and the model's id are kept with the event.
+A segment's IRI is the mean of its windows' log estimates, with a 90% interval that combines the
+calibration's residual, the spread between windows and a floor.
 """
 
 from __future__ import annotations
@@ -24,27 +32,33 @@ import numpy as np
 from numpy.typing import NDArray
 
 from services.roadhealth.analytics.anomaly import ClassifierError
-from services.roadhealth.analytics.detectors import detect_z_diff, detect_z_thresh, locate_events
-from services.roadhealth.analytics.ensemble import load_any_classifier
+from services.roadhealth.analytics.ensemble import EnsembleClassifier, load_any_classifier
 from services.roadhealth.analytics.roughness import (
     CalibrationError,
     IriCalibration,
     estimate_iri,
     load_default_calibration,
 )
+from services.roadhealth.analytics.shocks import (
+    SHOCK_THRESHOLD_MPS2,
+    find_classic_shocks,
+    find_shocks,
+    gate_piece,
+)
 
 FloatArray = NDArray[np.float64]
 Z_90 = 1.6449
-EVENT_THRESHOLD_MPS2 = 3.0
-EVENT_HALF_SPAN_S = 0.4
+EVENT_THRESHOLD_MPS2 = SHOCK_THRESHOLD_MPS2  # with a gate model (from the window's median)
+CLASSIC_THRESHOLD_MPS2 = 3.0  # with a version-1 model (Z-THRESH from 1 g, Z-DIFF)
 MIN_SPEED_FOR_IRI_MPS = 4.0
 MIN_SPEED_FOR_EVENTS_MPS = 2.0
 SYSTEMATIC_LOG_STD = 0.05  # calibration bias the windows of one segment share
-DEFAULT_CLASSIFIER = (
-    Path(__file__).parent / "analytics" / "models" / "surface_gonzalez2017_50hz.json"
-)
+MODELS = Path(__file__).parent / "analytics" / "models"
+DEFAULT_CLASSIFIER = MODELS / "surface_gonzalez2017_50hz.json"
+# `smartcity road train-classifier --pieces` on the Gonzalez et al. 2017 windows
+GATE_CLASSIFIER = MODELS / "surface_gonzalez2017_50hz_gate_v2.json"
 ANOMALY_CLASSES = frozenset({"asphalt_bumps", "metal_bumps", "potholes"})
-EVENT_CONTEXT_S = 1.0  # each side of an event: about the length of a labelled pothole window
+POTHOLE_CLASS = "potholes"
 MIN_ANOMALY_PROBABILITY = 0.5
 
 
@@ -66,19 +80,24 @@ class Event:
     """A located anomaly in a window: metres from the window's start, kind and peak size, and
     the classifier's view of its surroundings (None without a classifier)."""
 
-    offset_m: float
-    kind: str  # pothole | bump
+    offset_m: float  # of its onset
+    kind: str  # pothole | bump: the direction of the first excursion (down | up)
     peak_mps2: float
     surface: str | None = None  # the classifier's most likely class
     p_anomaly: float | None = None  # its probability of a pothole or bump class
     model: str | None = None  # the classifier's model id
+    label_decides: bool = False  # judged by a gate model (module docstring)
 
     @property
     def reported(self) -> bool:
-        """A pothole report: a downward event the classifier does not call plain road."""
-        if self.kind != "pothole":
-            return False
-        return self.p_anomaly is None or self.p_anomaly >= MIN_ANOMALY_PROBABILITY
+        """A pothole report (module docstring): by a gate model, its label is "potholes"; by a
+        version-1 model, a downward event it does not call plain road; without a classifier,
+        a downward event."""
+        if self.surface is None or self.p_anomaly is None:
+            return self.kind == "pothole"
+        if self.label_decides:
+            return self.surface == POTHOLE_CLASS
+        return self.kind == "pothole" and self.p_anomaly >= MIN_ANOMALY_PROBABILITY
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -144,8 +163,10 @@ def analyse_window(
     iri, log_std = estimate_window_iri(
         acc, rate_hz=rate_hz, speed_mps=speed_mps, vehicle_class=vehicle_class
     )
-    events = locate_window_events(acc, rate_hz=rate_hz, speed_mps=speed_mps)
     judge = classifier or default_classifier()
+    events = locate_window_events(
+        acc, rate_hz=rate_hz, speed_mps=speed_mps, classic=not is_gate_model(judge)
+    )
     if judge is not None and events:
         events = judge_events(judge, acc, events, rate_hz=rate_hz, speed_mps=speed_mps)
     return WindowAnalysis(iri, log_std, events)
@@ -168,6 +189,11 @@ def estimate_window_iri(
     return estimate.iri_m_per_km, calibration.residual_std_log
 
 
+def is_gate_model(classifier: LiveClassifier | None) -> bool:
+    """Whether a classifier's label decides a report (a version-2 model; module docstring)."""
+    return isinstance(classifier, EnsembleClassifier)
+
+
 def judge_events(
     classifier: LiveClassifier,
     acc: FloatArray,
@@ -176,13 +202,11 @@ def judge_events(
     rate_hz: int,
     speed_mps: float,
 ) -> tuple[Event, ...]:
-    """Each event with the classifier's label and anomaly probability of its surroundings."""
-    half = round(EVENT_CONTEXT_S * rate_hz)
-    pieces = []
-    for event in events:
-        centre = round(event.offset_m / speed_mps * rate_hz)
-        start = max(0, min(centre - half, acc.size - 2 * half))
-        pieces.append(acc[start : start + 2 * half])
+    """Each event with the classifier's label and anomaly probability of its surroundings
+    (the 2 s piece around its onset, analytics/shocks.py)."""
+    pieces = [
+        gate_piece(acc, round(e.offset_m / speed_mps * rate_hz), rate_hz=rate_hz) for e in events
+    ]
     prob = classifier.predict_proba(pieces, rate_hz=float(rate_hz))
     anomalous = [i for i, c in enumerate(classifier.classes) if c in ANOMALY_CLASSES]
     return tuple(
@@ -193,6 +217,7 @@ def judge_events(
             classifier.classes[int(np.argmax(p))],
             float(p[anomalous].sum()),
             classifier.model_id,
+            is_gate_model(classifier),
         )
         for e, p in zip(events, prob, strict=True)
     )
@@ -203,28 +228,23 @@ def locate_window_events(
     *,
     rate_hz: int,
     speed_mps: float,
-    threshold_mps2: float = EVENT_THRESHOLD_MPS2,
+    threshold_mps2: float | None = None,
+    classic: bool = False,
 ) -> tuple[Event, ...]:
-    """Potholes and bumps in a window, each at its distance from the window's first sample
-    (`threshold_mps2`: the detectors' threshold; benches compare others with the live one)."""
+    """Shocks in a window, each at its onset's distance from the window's first sample: from
+    the window's median, or with `classic` the Z-THRESH / Z-DIFF flags (`threshold_mps2`: the
+    rule's own unless given; benches compare others)."""
     if speed_mps < MIN_SPEED_FOR_EVENTS_MPS:
         return ()
-    flags = detect_z_thresh(acc, threshold_mps2=threshold_mps2) | detect_z_diff(
-        acc, threshold_mps2=threshold_mps2
+    find = find_classic_shocks if classic else find_shocks
+    default = CLASSIC_THRESHOLD_MPS2 if classic else EVENT_THRESHOLD_MPS2
+    shocks = find(
+        acc, rate_hz=rate_hz, speed_mps=speed_mps, threshold_mps2=threshold_mps2 or default
     )
-    distance = np.arange(acc.size, dtype=np.float64) / rate_hz * speed_mps
-    merge_m = max(3.0, 0.6 * speed_mps)
-    level = float(np.median(acc))
-    half = max(1, int(EVENT_HALF_SPAN_S * rate_hz))
-    out = []
-    for position in locate_events(flags, distance_m=distance, merge_within_m=merge_m):
-        centre = round(position / speed_mps * rate_hz)
-        dev = acc[max(0, centre - half) : min(acc.size, centre + half)] - level
-        peak = float(np.abs(dev).max())
-        first = int(np.flatnonzero(np.abs(dev) >= 0.5 * peak)[0])
-        kind = "pothole" if dev[first] < 0 else "bump"
-        out.append(Event(float(position), kind, peak))
-    return tuple(out)
+    return tuple(
+        Event(s.onset / rate_hz * speed_mps, "pothole" if s.downward else "bump", s.peak_mps2)
+        for s in shocks
+    )
 
 
 @dataclass(frozen=True)

@@ -67,17 +67,27 @@ def iri_command(profile_path: Path) -> None:
 @click.option("--data", "data_dir", required=True, type=click.Path(path_type=Path))
 @click.option("--out", "out_path", required=True, type=click.Path(path_type=Path))
 @click.option("--rate-hz", default=50.0, show_default=True, type=click.FloatRange(min=1.0))
-def train_command(data_dir: Path, out_path: Path, rate_hz: float) -> None:
+@click.option(
+    "--pieces",
+    is_flag=True,
+    help="Train on the 2 s piece of each window the live gate judges (the version-2 gate model).",
+)
+def train_command(data_dir: Path, out_path: Path, rate_hz: float, pieces: bool) -> None:
     """Train the surface classifier (the version 2 ridge ensemble) on DIR/<class>/*.csv windows
     and write the model."""
     from services.roadhealth.analytics.anomaly import ClassifierError
     from services.roadhealth.analytics.dataset import DatasetError, read_window_folder
-    from services.roadhealth.analytics.ensemble import save_ensemble, train_ensemble
+    from services.roadhealth.analytics.ensemble import (
+        save_ensemble,
+        train_ensemble,
+        train_gate_ensemble,
+    )
     from services.roadhealth.analytics.synthetic import SURFACE_CLASSES
 
     try:
         windows, labels = read_window_folder(data_dir, known_classes=SURFACE_CLASSES)
-        classifier = train_ensemble(windows, labels, rate_hz=rate_hz)
+        train = train_gate_ensemble if pieces else train_ensemble
+        classifier = train(windows, labels, rate_hz=rate_hz)
     except (DatasetError, ClassifierError) as exc:
         raise click.UsageError(str(exc)) from exc
     save_ensemble(classifier, out_path)

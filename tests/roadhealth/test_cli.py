@@ -8,10 +8,16 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
+from services.roadhealth.analysis import analyse_window, is_gate_model
 from services.roadhealth.analytics.anomaly import save_classifier, train_classifier
 from services.roadhealth.analytics.dataset import read_window_folder
+from services.roadhealth.analytics.ensemble import load_any_classifier
 from services.roadhealth.analytics.profile import generate_road_profile
-from services.roadhealth.analytics.synthetic import SURFACE_CLASSES, write_window_folder
+from services.roadhealth.analytics.synthetic import (
+    SURFACE_CLASSES,
+    simulate_labelled_window,
+    write_window_folder,
+)
 from services.roadhealth.cli import road
 
 
@@ -70,6 +76,24 @@ def test_train_then_evaluate_prints_scores(data_dir: Path, tmp_path: Path) -> No
     scores = json.loads(result.output)
     assert set(scores) == {"accuracy", "macro_f1", "pothole_f1", "n"}
     assert scores["n"] == 40 and scores["accuracy"] > 0.9
+
+
+def test_train_with_pieces_writes_a_gate_model_the_live_analysis_uses(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    model = tmp_path / "gate.json"
+    trained = CliRunner().invoke(
+        road, ["train-classifier", "--pieces", "--data", str(data_dir), "--out", str(model)]
+    )
+    assert trained.exit_code == 0, trained.output
+    gate = load_any_classifier(model)
+    assert json.loads(model.read_text())["version"] == 2 and is_gate_model(gate)
+    window = simulate_labelled_window("potholes", seed=3)
+    analysis = analyse_window(
+        list(window), rate_hz=50, speed_mps=10.0, vehicle_class="car", classifier=gate
+    )
+    assert analysis.events and all(e.label_decides for e in analysis.events)
+    assert any(e.model == gate.model_id and e.reported for e in analysis.events)
 
 
 def test_evaluate_still_reads_a_version_1_model(data_dir: Path, tmp_path: Path) -> None:

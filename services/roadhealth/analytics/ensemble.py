@@ -5,8 +5,9 @@ features of 2,000 random convolution kernels (kernels.py), each on standardised 
 penalty chosen by leave-one-out on the training windows alone, average their class scores; a
 softmax temperature fitted on the leave-one-out scores turns them into probabilities. Saved as
 model format version 2. It scores 0.943 under nested CV on the Gonzalez et al. 2017 windows
-against 0.887 for version 1, but the live gate keeps version 1 (anomaly.py, docs/roadhealth.md:
-the ensemble calls some simulated potholes plain road).
+against 0.887 for version 1. The version-2 gate (analysis.GATE_CLASSIFIER) is this ensemble
+trained on the pieces of labelled windows that the gate judges (`train_gate_ensemble`,
+shocks.py); the live default is still version 1 (docs/roadhealth.md says why).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from services.roadhealth.analytics.kernels import (
     draw_kernels,
     kernel_features,
 )
+from services.roadhealth.analytics.shocks import training_piece
 
 FloatArray = NDArray[np.float64]
 MODEL_VERSION = 2  # 1 is anomaly.py's logistic regression on hand-made features alone
@@ -199,6 +201,16 @@ def train_ensemble(
     truth = np.searchsorted(classes, labels)
     temperature = _fit_temperature(0.5 * (hand_loo + kernel_loo), truth)
     return EnsembleClassifier(tuple(classes), rate_hz, kernels, hand, kernel, temperature)
+
+
+def train_gate_ensemble(
+    windows: Sequence[FloatArray], labels: Sequence[str], *, rate_hz: float = 50.0
+) -> EnsembleClassifier:
+    """The version-2 gate's model: the ensemble trained on the 2 s piece of each labelled window the
+    gate would judge (around its largest excursion's onset, shocks.py), so a gate that judges
+    pieces of plain road does not meet them for the first time."""
+    pieces = [training_piece(np.asarray(w, dtype=np.float64), rate_hz=rate_hz) for w in windows]
+    return train_ensemble(pieces, labels, rate_hz=rate_hz)
 
 
 def evaluate_any(

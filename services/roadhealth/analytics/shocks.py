@@ -1,0 +1,103 @@
+"""Shocks in a window, located at their onset, and the piece of the window a classifier judges.
+
+A shock is a run of samples that leave the window's own level (its median, not 1 g: phones are
+not calibrated to gravity) by more than a threshold; samples closer than a few metres of travel
+belong to one shock. It is located at its **first** flagged sample: a cabin-mounted phone rings
+for a second after the wheel's hit, so the middle of the flagged samples lies 2-3 m past the
+pothole along the direction of travel, and passes in opposite directions fell 5-7 m apart.
+
+The piece judged is 2 s starting 0.7 s before the onset (clamped to the window): about the
+length of a labelled pothole window of Gonzalez et al. 2017, with the shock and its ringing in
+it. A classifier is trained on the same pieces of labelled windows (`training_piece`: around the
+onset of each window's largest excursion), so it judges what it learned from.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from services.roadhealth.analytics.detectors import detect_z_diff, detect_z_thresh
+
+FloatArray = NDArray[np.float64]
+SHOCK_THRESHOLD_MPS2 = 1.5
+PIECE_S = 2.0
+PIECE_LEAD_S = 0.7
+MIN_MERGE_M = 3.0
+MERGE_S = 0.6  # flagged samples closer than this much travel (at least MIN_MERGE_M) are one shock
+ONSET_SEARCH_S = 1.0
+
+
+@dataclass(frozen=True)
+class Shock:
+    """A located shock: its first flagged sample, its largest deviation and whether that
+    deviation's first half-peak excursion was downwards (a pothole's, on a linear car)."""
+
+    onset: int
+    peak_mps2: float
+    downward: bool
+
+
+def find_shocks(
+    acc: FloatArray, *, rate_hz: float, speed_mps: float, threshold_mps2: float
+) -> list[Shock]:
+    """The window's shocks in order, each at its onset sample: samples that leave the window's
+    median by more than the threshold."""
+    dev = acc - float(np.median(acc))
+    return _group(np.abs(dev) > threshold_mps2, dev, rate_hz=rate_hz, speed_mps=speed_mps)
+
+
+def find_classic_shocks(
+    acc: FloatArray, *, rate_hz: float, speed_mps: float, threshold_mps2: float
+) -> list[Shock]:
+    """As find_shocks, with the classic detectors' flags (Z-THRESH from 1 g, Z-DIFF between
+    samples; Mednis et al. 2011)."""
+    flags = detect_z_thresh(acc, threshold_mps2=threshold_mps2) | detect_z_diff(
+        acc, threshold_mps2=threshold_mps2
+    )
+    dev = acc - float(np.median(acc))
+    return _group(flags, dev, rate_hz=rate_hz, speed_mps=speed_mps)
+
+
+def _group(
+    flags: NDArray[np.bool_], dev: FloatArray, *, rate_hz: float, speed_mps: float
+) -> list[Shock]:
+    """Flagged samples closer than a few metres of travel as one shock each, at the first."""
+    flagged = np.flatnonzero(flags)
+    if flagged.size == 0:
+        return []
+    merge = max(MIN_MERGE_M, MERGE_S * speed_mps) / max(speed_mps, 1e-9) * rate_hz
+    breaks = np.flatnonzero(np.diff(flagged) > merge)
+    out = []
+    for run in np.split(flagged, breaks + 1):
+        part = dev[run[0] : run[-1] + 1]
+        peak = float(np.abs(part).max())
+        first = int(np.flatnonzero(np.abs(part) >= 0.5 * peak)[0])
+        out.append(Shock(int(run[0]), peak, bool(part[first] < 0)))
+    return out
+
+
+def gate_piece(acc: FloatArray, onset: int, *, rate_hz: float) -> FloatArray:
+    """The 2 s a classifier judges around a shock starting at `onset` (the whole window when
+    shorter)."""
+    size = round(PIECE_S * rate_hz)
+    start = max(0, min(onset - round(PIECE_LEAD_S * rate_hz), acc.size - size))
+    return np.asarray(acc[start : start + size], dtype=np.float64)
+
+
+def largest_onset(acc: FloatArray, *, rate_hz: float) -> int:
+    """Onset of a window's largest excursion: its first sample above half the peak in the
+    second before the peak."""
+    dev = np.abs(acc - float(np.median(acc)))
+    peak = int(np.argmax(dev))
+    low = max(0, peak - round(ONSET_SEARCH_S * rate_hz))
+    return low + int(np.flatnonzero(dev[low : peak + 1] >= 0.5 * dev[peak])[0])
+
+
+def training_piece(acc: FloatArray, *, rate_hz: float) -> FloatArray:
+    """The piece of a labelled window that the live gate would judge: around its largest
+    excursion's onset."""
+    window = np.asarray(acc, dtype=np.float64)
+    return gate_piece(window, largest_onset(window, rate_hz=rate_hz), rate_hz=rate_hz)
