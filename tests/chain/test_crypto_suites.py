@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from chain import crypto
 from chain.errors import EncodingError
-from chain.suites import CryptoSuite, CryptoSuiteError, SuiteUnavailable, suite_for
+from chain.suites import CryptoSuite, CryptoSuiteError, SuiteUnavailable, sm2_openssl, suite_for
 from chain.suites.sm2_curve import N, P, encode_public, public_point, sm3, z_value
 from chain.suites.sm2_sm3 import rs_to_der
 
@@ -138,6 +138,15 @@ def test_sm2_refuses_malformed_public_keys() -> None:
         assert not sm2.is_usable_public_key(public_hex), why
         assert not sm2.verify(public_hex, ANNEX_M, ANNEX_R + ANNEX_S), why
     assert sm2.is_usable_public_key(ANNEX_HEX)
+
+
+def test_openssl_failures_are_suite_errors_that_leave_no_queued_error() -> None:
+    # OpenSSL itself, handed an off-curve key the suite never passes it
+    lib = sm2_openssl.load()
+    off_curve = ANNEX_PUBLIC[:-1] + bytes([ANNEX_PUBLIC[-1] ^ 1])
+    with pytest.raises(CryptoSuiteError, match="OpenSSL d2i_PUBKEY of an SM2 key failed: error:"):
+        sm2_openssl.public_handle(lib, off_curve)
+    assert lib.fn.ERR_get_error() == 0
 
 
 def _jwk(d: int) -> dict[str, str]:
