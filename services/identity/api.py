@@ -8,7 +8,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from chain.auth import Caller
-from services.common.auth import require_role
+from services.common.auth import caller_dependency, require_role
 from services.common.db import committed_before_response
 from services.common.openapi import (
     CHAIN_WRITE,
@@ -128,7 +128,7 @@ def build_router(
     router = APIRouter(
         dependencies=REQUEST_CHECKS,
     )
-    AnyCaller = Annotated[Caller, Depends(authenticate)]
+    AnyCaller = Annotated[Caller, Depends(caller_dependency(authenticate))]
 
     Agency = Annotated[Caller, Depends(require_role(authenticate, AGENCY))]
     Auditor = Annotated[Caller, Depends(require_role(authenticate, AGENCY, REGULATOR))]
@@ -240,9 +240,9 @@ def build_router(
                              transactions=txs)  # fmt: skip
 
     @router.post("/credentials/verify", tags=["verify"])
-    def verify(body: VerifyIn, caller: AnyCaller, session: Db) -> VerifyOut:
+    async def verify(body: VerifyIn, caller: AnyCaller, session: Db) -> VerifyOut:
         """Verify a credential against the chain; each check reported, with its proofs."""
-        report = ver.verify_credential(
+        report = await ver.verify_credential_async(
             env, session, token=body.credential, include_proofs=body.include_proofs
         )
         return VerifyOut.model_validate(report.as_json())
