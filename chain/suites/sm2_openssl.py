@@ -20,7 +20,14 @@ from types import SimpleNamespace
 from typing import Any
 
 from chain.suites.errors import CryptoSuiteError, SuiteUnavailable
-from chain.suites.sm2_curve import DEFAULT_ID, PUBLIC_KEY_BYTES, SCALAR_BYTES
+from chain.suites.sm2_curve import (
+    DEFAULT_ID,
+    GX,
+    GY,
+    PUBLIC_KEY_BYTES,
+    SCALAR_BYTES,
+    encode_public,
+)
 
 _LIBRARY_NAMES = ("libcrypto.so.3", "libcrypto.3.dylib")
 _INSTALL_HINT = (
@@ -89,7 +96,13 @@ def load() -> _Lib:
     global _loaded
     with _lock:
         if _loaded is None:
-            _loaded = _Lib(_open_cdll())
+            lib = _Lib(_open_cdll())
+            # Verify this build knows SM2 keys (some distributions leave SM2 out)
+            try:
+                public_handle(lib, encode_public((GX, GY)))
+            except CryptoSuiteError as exc:
+                raise SuiteUnavailable(f"{_INSTALL_HINT} (cannot load an SM2 key: {exc})") from exc
+            _loaded = lib
         return _loaded
 
 
