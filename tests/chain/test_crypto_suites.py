@@ -112,6 +112,13 @@ def test_sm2_refuses_a_tampered_message_and_another_id() -> None:
     assert not sm2.verify(ANNEX_HEX, ANNEX_M, signed_as_alice)
 
 
+def test_sm2_has_no_ecdsa_style_twin_signature() -> None:
+    # Replay protection is by the hash of the signed transaction: nobody without the key may
+    # derive a second valid signature of the same body, as (r, n - s) is for ECDSA
+    s = int.from_bytes(ANNEX_S, "big")
+    assert not sm2.verify(ANNEX_HEX, ANNEX_M, ANNEX_R + (N - s).to_bytes(32, "big"))
+
+
 @pytest.mark.parametrize(
     ("r", "s"),
     [(0, 1), (1, 0), (N, 1), (1, N), (2**256 - 1, 1), (int.from_bytes(ANNEX_R, "big") + N, 1)],
