@@ -30,7 +30,7 @@ _NAMES = {AES_GCM_VERSION: "AES-256-GCM", SM4_GCM_VERSION: "SM4-GCM"}
 def _check_key(key: bytes, size: int, version: bytes) -> None:
     # Verify the key is the cipher's length
     if len(key) != size:
-        raise CryptoSuiteError(f"a {_NAMES[version]} key is {size} bytes, got {len(key)}")
+        raise CryptoSuiteError(f"{_NAMES[version]} takes a {size}-byte key, got {len(key)}")
 
 
 def _split(sealed: bytes, version: bytes) -> tuple[bytes, bytes]:
