@@ -298,7 +298,7 @@ def test_sign_then_verify_round_trips(suite: CryptoSuite, message: bytes, flip: 
     assert not suite.verify(key.public_hex, message + b"\x00", signature)
 
 
-def test_sm2_verifies_on_several_threads_at_once() -> None:
+def test_sm2_signs_and_verifies_on_several_threads_at_once() -> None:
     keys = [sm2.generate() for _ in range(4)]
     signed = [
         (k.public_hex, bytes([i]) * 50, sm2.sign(k, bytes([i]) * 50)) for i, k in enumerate(keys)
@@ -306,6 +306,10 @@ def test_sm2_verifies_on_several_threads_at_once() -> None:
     wrong: list[str] = []
 
     def work() -> None:
+        for i in range(10):  # one key signing on every thread at once
+            message = os.urandom(i)
+            if not sm2.verify(keys[0].public_hex, message, sm2.sign(keys[0], message)):
+                wrong.append("own signature refused")
         for _ in range(40):
             for public_hex, message, signature in signed:
                 if not sm2.verify(public_hex, message, signature):
