@@ -212,9 +212,11 @@ def _document_errors(app: FastAPI, document: dict[str, Any]) -> None:
 def allowed_methods(app: FastAPI, scope: Any) -> list[str]:
     """The methods of every route whose path matches the request's."""
     methods: set[str] = set()
-    for route in app.router.routes:
-        if isinstance(route, APIRoute) and route.matches(scope)[0] != Match.NONE:
-            methods |= set(route.methods or ())
+    # Routes included from a router sit in FastAPI's include contexts, not in app.router.routes
+    for context in iter_route_contexts(app.routes):
+        route = context.original_route
+        if isinstance(route, APIRoute) and context.matches(scope)[0] != Match.NONE:
+            methods |= set(context.methods or ())
     return sorted(methods)
 
 

@@ -177,3 +177,21 @@ def test_the_check_flags_impossible_and_undeclared_statuses() -> None:
         "declares-too-little: declared but impossible [], possible but undeclared [404]"
         in (found[1])
     )
+
+
+def test_a_405_names_every_method_of_the_path_in_allow() -> None:
+    # With the router's routes inside FastAPI's include contexts, Allow came back empty
+    from fastapi.testclient import TestClient
+
+    from services.common.errors import install_error_handlers
+
+    app = FastAPI()
+    install_error_handlers(app)
+    install_openapi(app, audience="identity")
+    app.include_router(SERVICES["identity"])
+    client = TestClient(app)
+    for path, allowed in [("/dids/did:smartcity:x", "DELETE, GET"), ("/types", "POST")]:
+        answer = client.patch(path)
+        assert answer.status_code == 405, path
+        assert answer.headers["allow"] == allowed, path
+        assert answer.json()["error"]["code"] == "method_not_allowed"
