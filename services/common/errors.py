@@ -17,14 +17,16 @@ HTTPException); `install_error_handlers` renders every one as
 
 from __future__ import annotations
 
-from typing import Any
-
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from typing import TYPE_CHECKING, Any
 
 from chain.auth import AuthError
 from chain.errors import ChainError, TxRejected
+
+if TYPE_CHECKING:
+    # FastAPI is imported where a response is made, not here: the error classes are raised by
+    # pure code too (road health's analytics and wire format) that must stay light to import
+    from fastapi import FastAPI, Request
+    from fastapi.responses import JSONResponse
 
 
 class ServiceError(Exception):
@@ -72,6 +74,8 @@ class Upstream(ServiceError):
 
 
 def error_body(status: int, code: str, message: str, details: Any = None) -> JSONResponse:
+    from fastapi.responses import JSONResponse
+
     body: dict[str, Any] = {"code": code, "message": message}
     if details is not None:
         body["details"] = details
@@ -80,6 +84,7 @@ def error_body(status: int, code: str, message: str, details: Any = None) -> JSO
 
 def install_error_handlers(app: FastAPI) -> None:
     """Map the service, auth, chain and validation errors to one JSON shape."""
+    from fastapi.exceptions import RequestValidationError
 
     @app.exception_handler(ServiceError)
     async def service_error(_r: Request, exc: ServiceError) -> JSONResponse:

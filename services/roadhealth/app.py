@@ -26,7 +26,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     # Sub-app startup hooks do not run when mounted, so set up here
     with factory() as session, session.begin():
         if settings.load_demo:
-            service.load_demo_network(rt, session)
+            service.load_demo_network(rt=rt, session=session)
         service.reload_index(rt, session)
     dispatcher = AlertDispatcher(factory, settings)
     dispatcher.start()

@@ -20,6 +20,8 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
+from services.roadhealth.errors import AnalyticsError
+
 FloatArray = NDArray[np.float64]
 GRID_M = 0.25
 KERNEL_HALF_WIDTH_SIGMAS = 4.0
@@ -28,7 +30,7 @@ MERGE_Z = 4.0
 MIN_MODE_REPORTS = 0.5  # a mode must carry at least half a report's peak density
 
 
-class ClusteringError(ValueError):
+class ClusteringError(AnalyticsError):
     """Inputs the clustering cannot use (no bandwidth, positions not finite)."""
 
 

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 
 from chain.errors import TxRejected
 from chain.tx import tx_from_json
+from services.roadhealth import schemas
 from services.roadhealth.errors import BadDeviceTx, UnknownDevice
 from services.roadhealth.locks import insert_ignoring_existing
 from services.roadhealth.models import RhDevice
@@ -22,8 +23,8 @@ DEVICE_METHODS = frozenset({"register_device", "suspend_device", "reinstate_devi
 
 
 def submit_device_tx(
-    rt: Runtime, session: Session, *, caller_key: str, tx_json: dict[str, Any]
-) -> dict[str, Any]:
+    *, rt: Runtime, session: Session, caller_key: str, tx_json: dict[str, Any]
+) -> schemas.ReceiptResponse:
     """Forward a device registry transaction the road authority signed itself."""
     try:
         tx = tx_from_json(tx_json)
@@ -59,41 +60,41 @@ def submit_device_tx(
         raise UnknownDevice(f"device {device!r} is not on the chain")
     row.pub_key, row.vehicle_class = record["pub_key"], record["vehicle_class"]
     row.status, row.home_segment, row.last_tx = record["status"], record["home_segment"], tx.hash
-    return {
-        "tx": receipt["tx"],
-        "height": receipt["height"],
-        "status": receipt["status"],
-        "events": receipt["events"],
-    }
+    return schemas.ReceiptResponse(
+        tx=receipt["tx"],
+        height=receipt["height"],
+        status=receipt["status"],
+        events=receipt["events"],
+    )
 
 
-def get_device(rt: Runtime, *, device: str) -> dict[str, Any]:
+def get_device(*, rt: Runtime, device: str) -> schemas.DeviceView:
     record = rt.chain.device(device)
     if record is None:
         raise UnknownDevice(f"no device {device!r} is registered on the chain")
     return device_view(device, record)
 
 
-def list_devices(session: Session) -> list[dict[str, Any]]:
+def list_devices(*, session: Session) -> list[schemas.DeviceView]:
     return [
-        {
-            "device": d.id,
-            "pub_key": d.pub_key,
-            "status": d.status,
-            "vehicle_class": d.vehicle_class,
-            "home_segment": d.home_segment,
-        }
+        schemas.DeviceView(
+            device=d.id,
+            pub_key=d.pub_key,
+            status=d.status,
+            vehicle_class=d.vehicle_class,
+            home_segment=d.home_segment,
+        )
         for d in session.scalars(select(RhDevice).order_by(RhDevice.id))
     ]
 
 
-def device_view(device: str, record: dict[str, Any]) -> dict[str, Any]:
+def device_view(device: str, record: dict[str, Any]) -> schemas.DeviceView:
     """A device as the chain records it."""
-    return {
-        "device": device,
-        "pub_key": record["pub_key"],
-        "status": record["status"],
-        "vehicle_class": record["vehicle_class"],
-        "home_segment": record.get("home_segment"),
-        "since": record.get("since"),
-    }
+    return schemas.DeviceView(
+        device=device,
+        pub_key=record["pub_key"],
+        status=record["status"],
+        vehicle_class=record["vehicle_class"],
+        home_segment=record.get("home_segment"),
+        since=record.get("since"),
+    )

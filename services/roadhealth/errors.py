@@ -1,4 +1,4 @@
-"""The road-health service's errors, all under one root.
+"""The road-health package's errors, all under one root.
 
 RoadHealthError (ServiceError, 400)
 ├── BadGeoJson            422 malformed_geojson
@@ -9,7 +9,24 @@ RoadHealthError (ServiceError, 400)
 ├── AnchorNotCommitted    409 anchor_not_committed
 ├── BatchConflict         409 batch_conflict / batch_in_progress
 ├── BadDeviceTx           422 bad_device_tx (a registration tx the service will not relay)
-└── OutOfRange            422 out_of_range
+├── OutOfRange            422 out_of_range
+├── WireError             422 a message outside the telemetry wire format (wire.py)
+│   ├── PayloadInvalid        its `code` is the reason the sender sees (dead letter, reject)
+│   └── CborInvalid           bytes that are not one well-formed CBOR item
+└── AnalyticsError        500 analytics_error: input the pure algorithms cannot use; the
+    │                     service checks what it passes them, so one reaching HTTP is a defect
+    ├── ProfileError          analytics/profile.py: a road profile cannot be generated
+    ├── ProfileInputError     analytics/iri.py: no IRI from this profile
+    ├── UnknownVehicleClass   analytics/quartercar.py
+    ├── WindowError           analytics/features.py: a window too short or not finite
+    ├── KernelError           analytics/kernels.py
+    ├── ClassifierError       analytics/anomaly.py: a classifier unusable or mis-trained
+    ├── CalibrationError      analytics/roughness.py
+    ├── DatasetError          analytics/dataset.py: a window folder that cannot be read
+    └── ClusteringError       clustering.py
+
+Each error is defined beside the code that raises it and imported from there; the wire and
+analytics errors are also `ValueError`s, as they were before they joined the root.
 
 ChainRefused (409, the chain failed the transaction: its own code) is the services' shared one
 (services.common.errors), re-exported here.
@@ -22,7 +39,7 @@ from services.common.errors import Conflict, NotFound, ServiceError, Unprocessab
 
 
 class RoadHealthError(ServiceError):
-    """Root of the service's errors."""
+    """Root of the package's errors."""
 
 
 class BadGeoJson(RoadHealthError, Unprocessable):
@@ -59,3 +76,15 @@ class BadDeviceTx(RoadHealthError, Unprocessable):
 
 class OutOfRange(RoadHealthError, Unprocessable):
     code = "out_of_range"
+
+
+class WireError(RoadHealthError, Unprocessable, ValueError):
+    """A message outside the telemetry wire format (services/roadhealth/wire.py)."""
+
+    code = "malformed_payload"
+
+
+class AnalyticsError(RoadHealthError, ValueError):
+    """Input the pure algorithms (analytics/, clustering.py) cannot use."""
+
+    status, code = 500, "analytics_error"

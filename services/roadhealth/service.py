@@ -13,6 +13,7 @@ import numpy as np
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from services.roadhealth import schemas
 from services.roadhealth.devices import device_view
 from services.roadhealth.errors import (
     OutOfRange,
@@ -42,8 +43,8 @@ DAY_S = 86_400.0
 
 
 def import_segments(
-    rt: Runtime, session: Session, *, doc: Any, requested_by: str, wait: bool = True
-) -> dict[str, Any]:
+    *, rt: Runtime, session: Session, doc: Any, requested_by: str, wait: bool = True
+) -> schemas.ImportResult:
     """Register a FeatureCollection's segments on the chain (relayed) and store them.
 
     Without `wait` (the demo network, loaded before the suite's block producer runs) the
@@ -85,17 +86,19 @@ def import_segments(
     network.version += 1  # every process reloads its index before it matches again
     session.flush()
     reload_index(rt, session)
-    return {"segments": len(segments), "registered_tx": tx, "ids": [s.id for s in segments]}
+    return schemas.ImportResult(
+        segments=len(segments), registered_tx=tx, ids=[s.id for s in segments]
+    )
 
 
-def load_demo_network(rt: Runtime, session: Session) -> bool:
+def load_demo_network(*, rt: Runtime, session: Session) -> bool:
     """On first run (no segments yet), import the demo network shipped with the suite; of
     several processes starting at once on a new database, the first does."""
     lock_network(session)
     if session.scalars(select(RhSegment.id).limit(1)).first() is not None:
         return False
     doc = json.loads(DEMO_NETWORK.read_text(encoding="utf-8"))
-    import_segments(rt, session, doc=doc, requested_by=rt.ctx.operator_org, wait=False)
+    import_segments(rt=rt, session=session, doc=doc, requested_by=rt.ctx.operator_org, wait=False)
     return True
 
 
@@ -166,7 +169,7 @@ def _segment_feature(
     }
 
 
-def segments_geojson(session: Session, *, include_candidates: bool = False) -> dict[str, Any]:
+def segments_geojson(*, session: Session, include_candidates: bool = False) -> dict[str, Any]:
     """Every segment with its condition and its potholes, as a FeatureCollection."""
     potholes = _potholes_by_segment(session, include_candidates)
     models = _report_models(session, potholes)
@@ -177,13 +180,13 @@ def segments_geojson(session: Session, *, include_candidates: bool = False) -> d
     }
 
 
-def segment_geojson(session: Session, *, segment_id: str) -> dict[str, Any]:
+def segment_geojson(*, session: Session, segment_id: str) -> dict[str, Any]:
     row = _segment(session, segment_id)
     potholes = _potholes_by_segment(session, True).get(row.id, [])
     return _segment_feature(row, potholes, _report_models(session, {row.id: potholes}))
 
 
-def potholes_geojson(session: Session, *, include_candidates: bool) -> dict[str, Any]:
+def potholes_geojson(*, session: Session, include_candidates: bool) -> dict[str, Any]:
     found = _potholes_by_segment(session, include_candidates)
     models = _report_models(session, found)
     return {
@@ -219,8 +222,8 @@ def _potholes_by_segment(session: Session, include_candidates: bool) -> dict[str
 
 
 def segment_series(
-    session: Session, *, segment_id: str, bucket_s: int, since: float | None, until: float | None
-) -> dict[str, Any]:
+    *, session: Session, segment_id: str, bucket_s: int, since: float | None, until: float | None
+) -> schemas.SeriesResponse:
     """IRI per time bucket (geometric mean of windows, 90% interval) and pothole reports."""
     _segment(session, segment_id)
     if not 60 <= bucket_s <= 366 * DAY_S:
@@ -266,22 +269,22 @@ def segment_series(
             [window_length_m(g.speed_mps, g.samples, g.rate_hz) for g in with_iri],
         )
         points.append(
-            {
-                "start": float(key * bucket_s),
-                "windows": len(group),
-                "iri": None if est is None else round(est.iri, 3),
-                "iri_lower": None if est is None else round(est.lower, 3),
-                "iri_upper": None if est is None else round(est.upper, 3),
-                "pothole_reports": sum(1 for g in group if g.id in reported),
-            }
+            schemas.SeriesPoint(
+                start=float(key * bucket_s),
+                windows=len(group),
+                iri=None if est is None else round(est.iri, 3),
+                iri_lower=None if est is None else round(est.lower, 3),
+                iri_upper=None if est is None else round(est.upper, 3),
+                pothole_reports=sum(1 for g in group if g.id in reported),
+            )
         )
-    return {"segment": segment_id, "bucket_s": bucket_s, "points": points}
+    return schemas.SeriesResponse(segment=segment_id, bucket_s=bucket_s, points=points)
 
 
 # -- priorities -----------------------------------------------------------------------------
 
 
-def priorities(rt: Runtime, session: Session, *, limit: int) -> list[dict[str, Any]]:
+def priorities(*, rt: Runtime, session: Session, limit: int) -> list[schemas.PriorityItem]:
     """Segments ranked for repair: roughness, worsening trend, confirmed potholes, traffic.
 
     score = 40 * IRI / poor_threshold (capped at 3x) + 20 * max(0, trend in m/km per 30 days)
@@ -330,7 +333,7 @@ def priorities(rt: Runtime, session: Session, *, limit: int) -> list[dict[str, A
             }
         )
     items.sort(key=lambda i: (-float(i["score"]), str(i["segment"])))
-    return [{"rank": n + 1, **item} for n, item in enumerate(items[:limit])]
+    return [schemas.PriorityItem(rank=n + 1, **item) for n, item in enumerate(items[:limit])]
 
 
 def _trend(session: Session, segment_id: str) -> float | None:
@@ -353,7 +356,7 @@ def _trend(session: Session, segment_id: str) -> float | None:
 # -- alerts and webhooks --------------------------------------------------------------------
 
 
-def list_alerts(session: Session, *, segment: str | None, limit: int) -> list[dict[str, Any]]:
+def list_alerts(*, session: Session, segment: str | None, limit: int) -> list[schemas.AlertView]:
     if not 1 <= limit <= 1000:
         raise OutOfRange("limit must be 1..1000")
     query = select(RhAlert).order_by(RhAlert.id.desc()).limit(limit)
@@ -361,39 +364,40 @@ def list_alerts(session: Session, *, segment: str | None, limit: int) -> list[di
         _segment(session, segment)
         query = query.where(RhAlert.segment == segment)
     return [
-        {
-            "id": a.id,
-            "kind": a.kind,
-            "segment": a.segment,
-            "data": a.data,
-            "chain_tx": a.chain_tx,
-            "created_at": a.created_at,
-            "delivered": a.delivered,
-            "attempts": a.attempts,
-            "last_error": a.last_error,
-        }
+        schemas.AlertView(
+            id=a.id,
+            kind=a.kind,
+            segment=a.segment,
+            data=a.data,
+            chain_tx=a.chain_tx,
+            created_at=a.created_at,
+            delivered=a.delivered,
+            attempts=a.attempts,
+            last_error=a.last_error,
+        )
         for a in session.scalars(query)
     ]
 
 
-def add_webhook(session: Session, *, url: str, created_by: str) -> dict[str, Any]:
+def add_webhook(*, session: Session, url: str, created_by: str) -> schemas.WebhookView:
     row = RhWebhook(url=url, created_by=created_by, created_at=time.time())
     session.add(row)
     session.flush()
-    return {"id": row.id, "url": row.url, "created_by": row.created_by}
+    return _webhook_view(row)
 
 
-def list_webhooks(session: Session) -> list[dict[str, Any]]:
-    return [
-        {"id": w.id, "url": w.url, "created_by": w.created_by}
-        for w in session.scalars(select(RhWebhook).order_by(RhWebhook.id))
-    ]
+def list_webhooks(*, session: Session) -> list[schemas.WebhookView]:
+    return [_webhook_view(w) for w in session.scalars(select(RhWebhook).order_by(RhWebhook.id))]
+
+
+def _webhook_view(row: RhWebhook) -> schemas.WebhookView:
+    return schemas.WebhookView(id=row.id, url=row.url, created_by=row.created_by)
 
 
 # -- proofs ---------------------------------------------------------------------------------
 
 
-def reading_proof(rt: Runtime, session: Session, *, device: str, seq: int) -> dict[str, Any]:
+def reading_proof(*, rt: Runtime, session: Session, device: str, seq: int) -> schemas.ReadingProof:
     """A reading from its device signature to a committed block, checkable offline."""
     # Verify the number can be a reading's at all (the database cannot hold a larger one)
     if not 0 <= seq <= MAX_SEQ:
@@ -424,17 +428,17 @@ def reading_proof(rt: Runtime, session: Session, *, device: str, seq: int) -> di
     record = device_bundle.get("value")
     if record is None:
         raise UnknownDevice(f"device {device!r} is no longer registered")
-    return {
-        "payload": payload,
-        "message_hash": window.hash,
-        "device": device_view(device, record),
-        "signature_valid": has_valid_signature(payload, record["pub_key"]),
-        "anchor": {
+    return schemas.ReadingProof(
+        payload=payload,
+        message_hash=window.hash,
+        device=device_view(device, record),
+        signature_valid=has_valid_signature(payload, record["pub_key"]),
+        anchor={
             "tx": window.anchor_tx,
             "root": window.root,
             "leaf_index": window.leaf_index,
             "count": batch.count,
         },
-        "bundle": bundle,
-        "device_bundle": device_bundle,
-    }
+        bundle=bundle,
+        device_bundle=device_bundle,
+    )

@@ -32,6 +32,7 @@ from chain import merkle
 from chain.crypto import SigningKey, verify
 from chain.encoding import b64url, canonical, from_b64url, sha256
 from chain.errors import EncodingError
+from services.roadhealth.errors import WireError
 
 TELEMETRY_QOS = 1
 # `telemetry/#` matches `.../telemetry` itself and the encoding suffix `.../telemetry/cbor`
@@ -182,13 +183,11 @@ def audit_path(hashes: Sequence[str], index: int) -> list[str]:
 # --- the payload's fields and ranges ------------------------------------------------------------
 
 
-class PayloadInvalid(ValueError):
+class PayloadInvalid(WireError):
     """A payload outside the wire contract; `code` is the reason code the sender sees."""
 
     def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+        super().__init__(message, code=code)
 
 
 @dataclass(frozen=True)
@@ -264,7 +263,7 @@ def _number(payload: dict[str, Any], name: str, lo: float, hi: float) -> float:
 # --- CBOR ---------------------------------------------------------------------------------------
 
 
-class CborInvalid(ValueError):
+class CborInvalid(WireError):
     """Bytes that are not one well-formed CBOR item of JSON-compatible values."""
 
 

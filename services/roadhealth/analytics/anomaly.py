@@ -28,6 +28,7 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
 from services.roadhealth.analytics.features import FEATURE_NAMES, compute_window_features
+from services.roadhealth.errors import AnalyticsError
 
 FloatArray = NDArray[np.float64]
 MODEL_FORMAT = "smartcity.roadhealth.anomaly-classifier"
@@ -40,7 +41,7 @@ REGULARISATION_GRID = (0.1, 0.3, 1.0)
 INNER_FOLDS = 5
 
 
-class ClassifierError(ValueError):
+class ClassifierError(AnalyticsError):
     """Training data or a model file the classifier cannot use."""
 
 

@@ -9,12 +9,13 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from services.roadhealth.analytics.features import MIN_WINDOW_SAMPLES
+from services.roadhealth.errors import AnalyticsError
 
 FloatArray = NDArray[np.float64]
 ACC_COLUMN = "acc_z"
 
 
-class DatasetError(ValueError):
+class DatasetError(AnalyticsError):
     """A window folder or file that is not of the expected shape."""
 
 

@@ -8,6 +8,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import signal, stats
 
+from services.roadhealth.errors import AnalyticsError
+
 FloatArray = NDArray[np.float64]
 BAND_EDGES_HZ = (0.0, 1.0, 2.0, 4.0, 6.0, 8.0, 11.0, 15.0, 20.0, 25.0)
 MIN_WINDOW_SAMPLES = 16
@@ -17,7 +19,7 @@ WELCH_RATE_HZ = 50.0
 WELCH_FREQS_HZ = tuple(float(f) for f in np.fft.rfftfreq(WELCH_SEGMENT, d=1.0 / WELCH_RATE_HZ))
 
 
-class WindowError(ValueError):
+class WindowError(AnalyticsError):
     """A window that features cannot be computed from (too short, not finite)."""
 
 

@@ -6,6 +6,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from services.roadhealth.analytics.quartercar import GOLDEN_CAR, discretise, filter_state_space
+from services.roadhealth.errors import AnalyticsError
 
 IRI_SPEED_MPS = 80.0 / 3.6
 IRI_BASELENGTH_M = 0.25
@@ -17,7 +18,7 @@ RS_TO_M_PER_KM = 1000.0
 FloatArray = NDArray[np.float64]
 
 
-class ProfileInputError(ValueError):
+class ProfileInputError(AnalyticsError):
     """A profile that IRI cannot be computed from (too short, uneven or not finite)."""
 
 

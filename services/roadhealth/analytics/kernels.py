@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from services.roadhealth.errors import AnalyticsError
+
 FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 KERNEL_LENGTHS = (7, 9, 11)
@@ -22,7 +24,7 @@ MAX_KERNEL_LENGTH = max(KERNEL_LENGTHS)
 BATCH_WINDOWS = 64  # bounds the memory of one batch's convolutions
 
 
-class KernelError(ValueError):
+class KernelError(AnalyticsError):
     """Kernel parameters that do not describe a usable transform."""
 
 

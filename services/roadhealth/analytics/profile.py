@@ -10,6 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from services.roadhealth.analytics.iri import compute_iri
+from services.roadhealth.errors import AnalyticsError
 
 AnomalyKind = Literal["pothole", "bump"]
 
@@ -23,7 +24,7 @@ EDGE_LENGTH_M = 0.05
 CLASS_A_IRI_M_PER_KM = 2.19  # mean IRI of class A profiles generated here, 0.05 m spacing
 
 
-class ProfileError(ValueError):
+class ProfileError(AnalyticsError):
     """A road profile request that cannot be met (unknown class, bad length or spacing)."""
 
 

@@ -8,6 +8,8 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import linalg, signal
 
+from services.roadhealth.errors import AnalyticsError
+
 GRAVITY_MPS2 = 9.81
 INTERNAL_OVERSAMPLE = 10
 
@@ -36,7 +38,7 @@ VEHICLE_CLASSES: dict[str, QuarterCar] = {
 }
 
 
-class UnknownVehicleClass(ValueError):
+class UnknownVehicleClass(AnalyticsError):
     """A vehicle class name that has no parameters."""
 
 

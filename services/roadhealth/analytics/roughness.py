@@ -17,6 +17,7 @@ from services.roadhealth.analytics.iri import (
 )
 from services.roadhealth.analytics.profile import draw_anomalies, generate_road_profile
 from services.roadhealth.analytics.quartercar import get_vehicle, simulate_ride
+from services.roadhealth.errors import AnalyticsError
 
 FloatArray = NDArray[np.float64]
 CALIBRATION_FORMAT = "smartcity.roadhealth.iri-calibration"
@@ -28,7 +29,7 @@ LEAD_IN_M = 20.0
 MIN_WINDOW_S = 2.0
 
 
-class CalibrationError(ValueError):
+class CalibrationError(AnalyticsError):
     """A calibration file or estimation input that cannot be used."""
 
 
