@@ -12,10 +12,22 @@ from chain.encoding import parse_json
 from chain.errors import EncodingError
 from services.common.auth import require_role
 from services.common.db import committed_before_response
-from services.common.openapi import REQUEST_CHECKS, error_responses
+from services.common.errors import ServiceError
+from services.common.openapi import CHAIN_WRITE, REQUEST_CHECKS, chain_refusals, raises
 from services.roadhealth import devices as registry
 from services.roadhealth import ingest, service
-from services.roadhealth.errors import BadGeoJson
+from services.roadhealth.chain import RoadHealthChain
+from services.roadhealth.errors import (
+    AnchorNotCommitted,
+    BadBatch,
+    BadDeviceTx,
+    BadGeoJson,
+    BatchConflict,
+    OutOfRange,
+    UnknownDevice,
+    UnknownReading,
+    UnknownSegment,
+)
 from services.roadhealth.runtime import Runtime
 from services.roadhealth.schemas import (
     SEGMENTS_IMPORT_BODY,
@@ -40,29 +52,20 @@ AUTHORITY = "road_authority"
 READERS = ("road_authority", "agency", "regulator")
 GEOJSON = "application/geo+json"
 MAX_IMPORT_BYTES = 16 * 1024 * 1024
-ERROR_RESPONSES = error_responses(
-    {
-        400: "an unknown query parameter; a transaction the chain finds malformed",
-        404: "unknown segment, device, reading or path",
-        409: "a batch whose anchor is not committed, or conflicts with one stored; a"
-        " transaction the chain's contract refused",
-        413: "a transaction over the chain's size limit",
-        422: "input that does not parse or breaks a rule: GeoJSON, batch hashes, device tx,"
-        " a value out of range",
-        429: "the chain's mempool is full: retry after Retry-After",
-    }
-)
 
 
 class GeoJsonResponse(JSONResponse):
     media_type = GEOJSON
 
 
-def _geojson(model: type[Feature | FeatureCollection], what: str) -> dict[str, Any]:
-    """The route options declaring a GeoJSON answer (RFC 7946's media type) with its schema."""
+def _geojson(
+    model: type[Feature | FeatureCollection], what: str, *errors: type[ServiceError]
+) -> dict[str, Any]:
+    """The route options declaring a GeoJSON answer (RFC 7946's media type) with its schema,
+    and the errors the route raises."""
     return {
         "response_class": GeoJsonResponse,
-        "responses": {200: {"model": model, "description": what}},
+        "responses": {200: {"model": model, "description": what}, **raises(*errors)},
     }
 
 
@@ -81,7 +84,6 @@ def build_router(
 ) -> APIRouter:
     router = APIRouter(
         prefix="/v1",
-        responses=ERROR_RESPONSES,
         dependencies=REQUEST_CHECKS,
     )
     SessionDep = Annotated[Session, committed_before_response(get_session)]
@@ -90,7 +92,14 @@ def build_router(
     Operator = Annotated[Caller, Depends(require_role(authenticate, "operator"))]
     RawBody = Annotated[bytes, Depends(read_body)]
 
-    @router.post("/ingest", response_model=IngestResponse, tags=["gateway"])
+    @router.post(
+        "/ingest",
+        response_model=IngestResponse,
+        tags=["gateway"],
+        responses=raises(
+            BadBatch, AnchorNotCommitted, BatchConflict, *chain_refusals(RoadHealthChain)
+        ),
+    )
     def ingest_batch(body: IngestRequest, caller: Operator, session: SessionDep) -> IngestResponse:
         """Store an anchored batch of signed telemetry (docs/roadhealth-ingest.md)."""
         answer = ingest.ingest_batch(rt, session, caller_org=caller.org, request=body)
@@ -107,6 +116,7 @@ def build_router(
         response_model=ImportResult,
         tags=["segments"],
         openapi_extra={"requestBody": SEGMENTS_IMPORT_BODY},
+        responses=raises(BadGeoJson, *chain_refusals(RoadHealthChain)),
     )
     def import_segments(body: RawBody, caller: Authority, session: SessionDep) -> ImportResult:
         """Import a GeoJSON FeatureCollection of LineStrings, registering each on the chain."""
@@ -116,11 +126,20 @@ def build_router(
             raise BadGeoJson(f"not JSON: {exc}") from exc
         return service.import_segments(rt=rt, session=session, doc=doc, requested_by=caller.org)
 
-    @router.get("/segments/{segment_id}", tags=["segments"], **_geojson(Feature, "the segment"))
+    @router.get(
+        "/segments/{segment_id}",
+        tags=["segments"],
+        **_geojson(Feature, "the segment", UnknownSegment),
+    )
     def segment(segment_id: str, _c: Reader, session: SessionDep) -> GeoJsonResponse:
         return GeoJsonResponse(service.segment_geojson(session=session, segment_id=segment_id))
 
-    @router.get("/segments/{segment_id}/series", response_model=SeriesResponse, tags=["segments"])
+    @router.get(
+        "/segments/{segment_id}/series",
+        response_model=SeriesResponse,
+        tags=["segments"],
+        responses=raises(UnknownSegment, OutOfRange),
+    )
     def series(
         segment_id: str,
         _c: Reader,
@@ -139,12 +158,22 @@ def build_router(
         found = service.potholes_geojson(session=session, include_candidates=candidates)
         return GeoJsonResponse(found)
 
-    @router.get("/priorities", response_model=list[PriorityItem], tags=["maintenance"])
+    @router.get(
+        "/priorities",
+        response_model=list[PriorityItem],
+        tags=["maintenance"],
+        responses=raises(OutOfRange),
+    )
     def priorities(_c: Reader, session: SessionDep, limit: int = 50) -> list[PriorityItem]:
         """Segments ranked for repair, with the reasons."""
         return service.priorities(rt=rt, session=session, limit=limit)
 
-    @router.get("/alerts", response_model=list[AlertView], tags=["maintenance"])
+    @router.get(
+        "/alerts",
+        response_model=list[AlertView],
+        tags=["maintenance"],
+        responses=raises(UnknownSegment, OutOfRange),
+    )
     def alerts(
         _c: Reader, session: SessionDep, segment: str | None = None, limit: int = 100
     ) -> list[AlertView]:
@@ -159,7 +188,14 @@ def build_router(
     def webhooks(_c: Authority, session: SessionDep) -> list[WebhookView]:
         return service.list_webhooks(session=session)
 
-    @router.post("/devices/tx", response_model=ReceiptResponse, tags=["devices"])
+    @router.post(
+        "/devices/tx",
+        response_model=ReceiptResponse,
+        tags=["devices"],
+        responses=raises(
+            BadDeviceTx, UnknownDevice, *chain_refusals(RoadHealthChain), *CHAIN_WRITE
+        ),
+    )
     def device_tx(body: SignedTxRequest, caller: Authority, session: SessionDep) -> ReceiptResponse:
         """Submit a register/suspend/reinstate transaction the road authority signed itself."""
         return registry.submit_device_tx(
@@ -170,12 +206,22 @@ def build_router(
     def devices(_c: Reader, session: SessionDep) -> list[DeviceView]:
         return registry.list_devices(session=session)
 
-    @router.get("/devices/{device}", response_model=DeviceView, tags=["devices"])
+    @router.get(
+        "/devices/{device}",
+        response_model=DeviceView,
+        tags=["devices"],
+        responses=raises(UnknownDevice),
+    )
     def device(device: str, _c: Reader) -> DeviceView:
         """The device's record as the chain holds it."""
         return registry.get_device(rt=rt, device=device)
 
-    @router.get("/readings/{device}/{seq}/proof", response_model=ReadingProof, tags=["proofs"])
+    @router.get(
+        "/readings/{device}/{seq}/proof",
+        response_model=ReadingProof,
+        tags=["proofs"],
+        responses=raises(UnknownDevice, UnknownReading),
+    )
     def proof(
         device: str,
         seq: Annotated[int, Path(ge=0, le=MAX_SEQ)],
