@@ -35,11 +35,16 @@ from bench._ceiling import ed25519_verifications_per_s
 from chain.auth import mint_token
 from chain.home import SuiteHome
 from services.common.db import make_session_factory
-from services.credit import sdk
-from services.credit._demo import latest_features, statement_csv, synthetic_statements
-from services.credit._history import features_hash, period_sort_key
-from services.credit._modelstore import SHIPPED_MODEL_DIR
-from services.credit._vectors import pack
+from services.credit import (
+    SHIPPED_MODEL_DIR,
+    features_hash,
+    latest_features,
+    pack,
+    period_sort_key,
+    sdk,
+    statement_csv,
+    synthetic_statements,
+)
 from services.credit.artefact import load_model, save_model
 from services.credit.dataset import labelled_from_frame, read_labelled_csv
 from services.credit.models import FeatureRow, FeatureVectorRow
@@ -76,7 +81,7 @@ def _install_model(data: Path) -> tuple[str, str]:
     """The model directory the service will find, and where it came from."""
     if (SHIPPED_MODEL_DIR / "metadata.json").is_file():
         return load_model(SHIPPED_MODEL_DIR).sha256, "shipped default model"
-    from services.credit._demo import training_frame
+    from services.credit import training_frame
     from services.credit.training import TrainingConfig, train
 
     config = TrainingConfig(cv_folds=0)

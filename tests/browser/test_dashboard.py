@@ -30,8 +30,7 @@ from chain.home import SuiteHome, load_node_home
 from chain.tx import sign_tx
 from iot_gateway.simulator import PassFleet, Vehicle, ingest_body
 from services.common.ledger import EmbeddedLedger
-from services.credit import sdk
-from services.credit._demo import demo_uscc, statement_csv, synthetic_statements
+from services.credit import demo_uscc, sdk, statement_csv, synthetic_statements
 from smartcity.dashboard import mount_dashboard
 from smartcity.suite import Suite, open_suite
 

@@ -14,8 +14,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from services.identity import sd_jwt, vc_jose
-from services.identity._jose import sign_compact
+from services.identity import sd_jwt, sign_compact, vc_jose
 from services.identity.cli import vc
 
 HOLDER = "https://identity.city.example/agencies/civil-registry"  # the suite presents as issuer

@@ -15,10 +15,14 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.identity import sd_jwt, vc_jose
-from services.identity._disclosures import make_disclosable
-from services.identity._jose import sign_compact
-from services.identity._vcdm import VC_CONTEXT_V2, envelope
+from services.identity import (
+    VC_CONTEXT_V2,
+    envelope,
+    make_disclosable,
+    sd_jwt,
+    sign_compact,
+    vc_jose,
+)
 
 BASE_URL = "http://127.0.0.1:8000/identity"
 SRI = "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="

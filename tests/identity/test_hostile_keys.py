@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jwcrypto import jwk
 
-from services.identity._jose import b64url_decode, b64url_encode
+from services.identity import b64url_decode, b64url_encode
 
 # The eight Ed25519 points of small order (RFC 8032 curve, canonical encodings).
 SMALL_ORDER = [

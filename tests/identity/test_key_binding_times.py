@@ -9,8 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.identity import sd_jwt
-from services.identity._jose import sign_compact
+from services.identity import sd_jwt, sign_compact
 from services.identity.errors import KeyBindingError
 
 NOW = 1_800_000_000

@@ -10,9 +10,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from services.identity import sd_jwt, vc_jose, zkp
-from services.identity._jose import b64url_decode, parse_json_object
-from services.identity._vcdm import VC_CONTEXT_V2, envelope
+from services.identity import (
+    VC_CONTEXT_V2,
+    b64url_decode,
+    envelope,
+    parse_json_object,
+    sd_jwt,
+    vc_jose,
+    zkp,
+)
 
 CLAIMS = {"givenName": "Mei", "familyName": "Chen", "birthDate": "1990-04-02"}
 

@@ -8,9 +8,15 @@ from typing import Any
 
 import pytest
 
-from services.identity import errors, sd_jwt
-from services.identity._disclosures import digest_of, make_disclosure
-from services.identity._jose import b64url_encode, parse_compact, sign_compact
+from services.identity import (
+    b64url_encode,
+    digest_of,
+    errors,
+    make_disclosure,
+    parse_compact,
+    sd_jwt,
+    sign_compact,
+)
 from services.identity.vc_jose import envelope
 
 NOW = time.time()

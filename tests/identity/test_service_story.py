@@ -8,8 +8,7 @@ from typing import Any
 from jwcrypto import jwk
 
 from chain.light import verify_bundle
-from services.identity import sd_jwt, vc_jose
-from services.identity._vcdm import VC_CONTEXT_V2, envelope
+from services.identity import VC_CONTEXT_V2, envelope, sd_jwt, vc_jose
 
 CLAIMS = {
     "givenName": "Mei",

@@ -16,8 +16,7 @@ import cbor2
 import pytest
 from click.testing import CliRunner
 
-from services.identity import vc_cose
-from services.identity._vcdm import envelope
+from services.identity import envelope, vc_cose
 from services.identity.cli import vc
 
 # From w3c/vc-jose-cose-test-suite tests/input: credential-minimal-cose-signed.json, verified

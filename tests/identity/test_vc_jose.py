@@ -7,8 +7,7 @@ from typing import Any
 
 import pytest
 
-from services.identity import errors, vc_jose
-from services.identity._jose import b64url_decode, parse_compact, sign_compact
+from services.identity import b64url_decode, errors, parse_compact, sign_compact, vc_jose
 
 NOW = time.time()
 

@@ -7,7 +7,7 @@ from datetime import date
 
 import pytest
 
-from services.identity import _bn254 as ec
+from services.identity import bn254 as ec
 from services.identity import errors, zkp
 
 TODAY = date(2025, 6, 1)

@@ -21,8 +21,7 @@ from chain.genesis import Genesis
 from chain.home import SuiteHome
 from chain.tx import Tx
 from services.common.ledger import EmbeddedLedger, LedgerPort, call
-from services.credit import sdk
-from services.credit._demo import synthetic_statements, training_frame
+from services.credit import sdk, synthetic_statements, training_frame
 from services.credit.artefact import save_model
 from services.credit.dataset import labelled_from_frame
 from services.credit.training import TrainingConfig, train

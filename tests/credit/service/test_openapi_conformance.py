@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import schemathesis
 
-from services.credit._demo import statement_csv
+from services.credit import statement_csv
 from tests._conformance import assert_bearer_and_errors, bearer, check_case, conformance
 from tests.credit.service.conftest import CreditEnv
 

@@ -13,8 +13,7 @@ from click.testing import CliRunner
 
 from chain.encoding import canonical
 from chain.errors import ProofError
-from services.credit import sdk
-from services.credit._demo import statement_csv
+from services.credit import sdk, statement_csv
 from smartcity.cli import main as smartcity
 
 DAY_MS = 24 * 3600 * 1000
@@ -146,7 +145,7 @@ def test_the_newest_rating_is_the_one_read(credit_env: Any, batch: dict) -> None
 
 
 def test_the_chain_refuses_stale_or_altered_batch_ratings(credit_env: Any, batch: dict) -> None:
-    from services.credit import _batch
+    from services.credit import inquiry_proof_args
     from services.credit.models import BatchRatingRow
 
     uscc = batch["codes"][0]
@@ -155,7 +154,7 @@ def test_the_chain_refuses_stale_or_altered_batch_ratings(credit_env: Any, batch
     key = credit_env.key("bank-a")
     with rt_session(credit_env) as session:
         row = session.query(BatchRatingRow).filter_by(uscc=uscc, root=batch["root"]).one()
-        proof = _batch.inquiry_proof_args(session, row)
+        proof = inquiry_proof_args(session, row)
     args = {
         "uscc": uscc,
         "bank": "bank-a",
@@ -183,7 +182,7 @@ def rt_session(env: Any) -> Any:
 
 
 def test_the_service_hashes_rating_records_as_the_contract_does() -> None:
-    from services.credit import _batch, contract
+    from services.credit import batch_record_hash, contract
 
     entry = {
         "uscc": "911101080000000194",
@@ -195,8 +194,8 @@ def test_the_service_hashes_rating_records_as_the_contract_does() -> None:
         "period": "2023-Q4",
     }
     record = contract.rating_record(entry, "cd" * 32)
-    assert _batch._record_hash(record) == contract.record_hash(record)
-    assert _batch._record_hash({**record, "grade": "B"}) != contract.record_hash(record)
+    assert batch_record_hash(record) == contract.record_hash(record)
+    assert batch_record_hash({**record, "grade": "B"}) != contract.record_hash(record)
 
 
 def test_features_stored_before_packed_vectors_rate_the_same(credit_env: Any) -> None:

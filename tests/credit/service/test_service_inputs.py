@@ -10,8 +10,7 @@ import pandas as pd
 import pytest
 
 from chain.crypto import SigningKey
-from services.credit import sdk
-from services.credit._demo import statement_csv
+from services.credit import sdk, statement_csv
 from services.credit.uscc import make_uscc
 
 DAY_MS = 24 * 3600 * 1000

@@ -10,8 +10,7 @@ from typing import Any
 from click.testing import CliRunner
 
 from chain.light import verify_bundle
-from services.credit import sdk
-from services.credit._demo import statement_csv
+from services.credit import sdk, statement_csv
 from smartcity.cli import main as smartcity
 
 
