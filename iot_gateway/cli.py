@@ -1,26 +1,21 @@
-"""Click groups: `simulate` (sensor simulator) and `gateway` (run a gateway process)."""
+"""`python -m iot_gateway simulate`: the sensor simulator's commands.
+
+A gateway process runs as `smartcity gateway run` (smartcity/cli_gateway.py): it validates the
+suite's settings and sets up logs like every smartcity process, which live above this package.
+"""
 
 from __future__ import annotations
 
 import json
-import signal
-import threading
 import uuid
 from pathlib import Path
 from typing import Any
 
 import click
 
-from chain.client import ChainClient, Identity
-from chain.home import SuiteHome
 from iot_gateway.errors import GatewayError
-from iot_gateway.forwarder import ForwardSettings
-from iot_gateway.source import BrokerAddress
-from iot_gateway.wire import TOPIC_PATTERN
-from services.common.ledger import RemoteLedger
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
-OPERATOR_ORG = "bsn-operator"
 
 
 def _network_options(fn: click.decorators.FC) -> click.decorators.FC:
@@ -166,113 +161,6 @@ def run_cmd(
     click.echo(json.dumps(report.as_dict()))
 
 
-@click.group("gateway")
-def gateway() -> None:
-    """The IoT gateway: MQTT in, checked, stored, anchored, forwarded to road-health."""
-
-
-@gateway.command("run")
-@click.option(
-    "--data",
-    type=click.Path(path_type=Path, file_okay=False),
-    required=True,
-    help="suite folder (genesis, suite.json, orgs/bsn-operator/key.jwk)",
-)
-@click.option("--broker", default=DEFAULT_BROKER, show_default=True, envvar="SMARTCITY_MQTT_URL")
-@click.option(
-    "--roadhealth",
-    "roadhealth_url",
-    required=True,
-    help="road-health base URL, e.g. http://127.0.0.1:8000/roadhealth",
-)
-@click.option("--chain", "chain_url", help="node API URL (default: the suite's)")
-@click.option("--outbox", "outbox_url", help="outbox database URL (default: DATA/gateway.db)")
-@click.option(
-    "--instance",
-    default="gateway-0",
-    show_default=True,
-    help="client id and outbox owner; keep it across restarts",
-)
-@click.option("--group", default="iot-gateway", show_default=True)
-@click.option("--topic", default=TOPIC_PATTERN, show_default=True, help="topic filter")
-@click.option(
-    "--session-expiry",
-    type=int,
-    default=24 * 3600,
-    show_default=True,
-    help="seconds the broker keeps the session (and its queue) while we are down",
-)
-@click.option("--protocol", type=click.Choice(["auto", "5", "3.1.1"]), default="auto")
-@click.option("--health-port", type=int, default=0, show_default=True)
-@click.option(
-    "--batch-max", type=int, default=1000, show_default=True, help="messages per anchored batch"
-)
-@click.option(
-    "--batch-wait",
-    type=float,
-    default=1.0,
-    show_default=True,
-    help="seconds before a non-full batch is sealed and anchored (the anchoring window)",
-)
-@click.option("--ready-file", type=click.Path(path_type=Path), help="write health URL when up")
-def run_gateway_cmd(
-    data: Path,
-    broker: str,
-    roadhealth_url: str,
-    chain_url: str | None,
-    outbox_url: str | None,
-    instance: str,
-    group: str,
-    topic: str,
-    session_expiry: int,
-    protocol: str,
-    health_port: int,
-    batch_max: int,
-    batch_wait: float,
-    ready_file: Path | None,
-) -> None:
-    """Run one gateway process until SIGTERM or SIGINT."""
-    from iot_gateway.gateway import Gateway, GatewaySettings
-    from smartcity.ops import start_process
-    from smartcity.settings import ConfigError
-
-    try:  # validated settings and JSON/text logs, as every smartcity process (docs/operations.md)
-        start_process(data)
-    except ConfigError as exc:
-        click.echo(f"error: {exc}", err=True)
-        raise SystemExit(2) from None
-    home = SuiteHome(data)
-    key = home.org_key(OPERATOR_ORG)
-    client = ChainClient(chain_url or home.api_url(), identity=Identity(OPERATOR_ORG, key))
-    settings = GatewaySettings(
-        broker_url=broker,
-        outbox_url=outbox_url or f"sqlite:///{data / 'gateway.db'}",
-        instance=instance,
-        group=group,
-        topic=topic,
-        session_expiry_s=session_expiry,
-        protocol=protocol,  # type: ignore[arg-type]
-        health_port=health_port,
-        forward=ForwardSettings(
-            roadhealth_url=roadhealth_url,
-            operator_org=OPERATOR_ORG,
-            operator_key=key,
-            batch_max=batch_max,
-            batch_wait_s=batch_wait,
-        ),
-    )
-    BrokerAddress.parse(broker)
-    running = Gateway(settings, ledger=RemoteLedger(client, home.genesis()))
-    done = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: done.set())
-    signal.signal(signal.SIGINT, lambda *_: done.set())
-    running.start()
-    if ready_file is not None and running.health is not None:
-        ready_file.write_text(running.health.url)
-    done.wait()
-    running.stop()
-
-
 def main() -> None:
-    cli = click.Group("iot_gateway", commands={"simulate": simulate, "gateway": gateway})
+    cli = click.Group("iot_gateway", commands={"simulate": simulate})
     cli()

@@ -40,6 +40,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
         "smartcity.devices:device",
         "Road sensors on the chain: register, suspend, reinstate (signed by the road authority).",
     ),
+    "gateway": (
+        "smartcity.cli_gateway:gateway",
+        "The IoT gateway: MQTT in, checked, stored, anchored, forwarded to road-health.",
+    ),
     "gov": (
         "smartcity.gov:gov",
         "Governance: the committee admits organisations, validators, contracts and issuers.",

@@ -1,6 +1,6 @@
 """Process configuration: SMARTCITY_* environment variables and a TOML settings file, validated.
 
-Every process of the suite (`smartcity node|service|up`, `python -m iot_gateway gateway run`)
+Every process of the suite (`smartcity node|service|up`, `smartcity gateway run`)
 calls `load_settings` before it opens anything. Precedence: environment > settings file >
 defaults. The file is `--config FILE` (or SMARTCITY_CONFIG), else `DATA/smartcity.toml` when it
 exists; its keys are the variable names without the prefix, in lower case:

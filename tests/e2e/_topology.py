@@ -107,7 +107,7 @@ class Topology:
         self.spawn(service, [*args, "--port", str(self.api[service])], env=env)
 
     def start_gateway(self, *, node: str, broker_url: str, city: str, tag: str) -> Path:
-        """`python -m iot_gateway gateway run` for CITY's telemetry; returns its ready file."""
+        """`smartcity gateway run` for CITY's telemetry; returns its ready file."""
         ready = self.gateway_ready
         outbox, drop = fresh_database_url(self.backend, self.root)
         self.drops.append(drop)
@@ -137,7 +137,7 @@ class Topology:
             "--ready-file",
             str(ready),
         ]
-        self.spawn("gateway", args, module="iot_gateway")
+        self.spawn("gateway", args)
         return ready
 
     def kill(self, name: str) -> int:

@@ -257,7 +257,7 @@ def spawn_gateway(
     instance: str | None = None,
     env: dict[str, str] | None = None,
 ) -> subprocess.Popen[bytes]:
-    """A gateway process (`python -m iot_gateway gateway run`) of the test's city."""
+    """A gateway process (`smartcity gateway run`) of the test's city."""
     ready.unlink(missing_ok=True)
     options = {
         "--data": str(suite.data),
@@ -274,7 +274,7 @@ def spawn_gateway(
         "--ready-file": str(ready),
     }
     return subprocess.Popen(
-        [sys.executable, "-m", "iot_gateway", "gateway", "run"]
+        [sys.executable, "-m", "smartcity", "gateway", "run"]
         + [part for pair in options.items() for part in pair],
         cwd=REPO,
         stdout=subprocess.DEVNULL,
