@@ -63,10 +63,11 @@ class Leaf:
 # Tuples holding only bytes, None and such tuples are untracked by the garbage collector at its
 # first pass over them, so a tree of any size costs the collector nothing afterwards (slotted
 # objects were re-scanned by every full collection, more often as the chain grew).
-Node = tuple[bytes, Any, Any] | None
+Made = tuple[bytes, Any, Any]
+Node = Made | None
 
 
-def _leaf(key_hash: bytes, value_hash: bytes) -> Node:
+def _leaf(key_hash: bytes, value_hash: bytes) -> Made:
     return (_sha256(b"\x00" + key_hash + value_hash).digest(), key_hash, value_hash)
 
 
@@ -120,30 +121,64 @@ def _build(depth: int, entries: Sequence[tuple[bytes, bytes]]) -> Node:
     return _join(_build(depth + 1, entries[:split]), _build(depth + 1, entries[split:]))
 
 
-def _update(node: Node, depth: int, items: Sequence[tuple[bytes, bytes | None]]) -> Node:
-    """Apply sorted (key_hash, value_hash or None to delete) items below `node`."""
-    if not items:
+def _update(
+    node: Node, depth: int, keys: list[bytes], values: list[bytes | None], lo: int, hi: int
+) -> Node:
+    """Apply the sorted keys[lo:hi] (their value hashes, None to delete) below `node`."""
+    if lo == hi:
         return node
     if node is None or type(node[1]) is bytes:
-        merged = dict(items)
+        if hi - lo == 1:
+            return _update_end(node, depth, keys[lo], values[lo])
+        merged = dict(zip(keys[lo:hi], values[lo:hi], strict=True))
         if node is not None:
             merged.setdefault(node[1], node[2])
         live = sorted((k, v) for k, v in merged.items() if v is not None)
         return _build(depth, live)
-    if len(items) == 1:
-        return _update_one(node, depth, items[0])
-    split = _split(depth, items)
+    if hi - lo == 1:
+        return _update_one(node, depth, keys[lo], values[lo])
+    # Where the keys turn from bit 0 to bit 1 at this depth: the smallest possible key on the
+    # right is the shared prefix, a 1, then zeros
+    shift = KEY_BITS - 1 - depth
+    right = (((int.from_bytes(keys[lo]) >> shift) | 1) << shift).to_bytes(HASH_BYTES)
+    split = bisect_left(keys, right, lo, hi)
     return _join(
-        _update(node[1], depth + 1, items[:split]),
-        _update(node[2], depth + 1, items[split:]),
+        _update(node[1], depth + 1, keys, values, lo, split),
+        _update(node[2], depth + 1, keys, values, split, hi),
     )
 
 
-def _update_one(node: Node, depth: int, item: tuple[bytes, bytes | None]) -> Node:
-    """_update for a single item, as a loop: most of a block's keys are alone in their subtree
+def _update_end(node: Node, depth: int, key: bytes, value: bytes | None) -> Node:
+    """One key set or deleted where its path ends: at nothing or at a leaf (its own or
+    another key's, which then shares a subtree with it)."""
+    if node is None:
+        return None if value is None else _leaf(key, value)
+    other = node[1]
+    if other == key:
+        return None if value is None else _leaf(key, value)
+    if value is None:
+        return node
+    # Two leaves below the first bit where their keys differ, and above that a node with an
+    # empty side for each bit they share below `depth` (as _build makes it)
+    differ = KEY_BITS - (int.from_bytes(key) ^ int.from_bytes(other)).bit_length()
+    leaf = _leaf(key, value)
+    sub: Made
+    if (key[differ >> 3] >> (7 - (differ & 7))) & 1:
+        sub = (_sha256(b"\x01" + node[0] + leaf[0]).digest(), node, leaf)
+    else:
+        sub = (_sha256(b"\x01" + leaf[0] + node[0]).digest(), leaf, node)
+    for d in range(differ - 1, depth - 1, -1):
+        if (key[d >> 3] >> (7 - (d & 7))) & 1:
+            sub = (_sha256(_EMPTY_LEFT + sub[0]).digest(), None, sub)
+        else:
+            sub = (_sha256(b"\x01" + sub[0] + EMPTY_HASH).digest(), sub, None)
+    return sub
+
+
+def _update_one(node: Node, depth: int, key: bytes, value: bytes | None) -> Node:
+    """_update for a single key, as a loop: most of a block's keys are alone in their subtree
     below the top levels. Walk down the key's path to where it ends, update there, and
     rebuild the path upwards (joining as _update does, so a deletion collapses the same way)."""
-    key = item[0]
     path: list[tuple[Any, int]] = []
     below: Node = node
     while below is not None and type(below[1]) is not bytes:
@@ -151,7 +186,7 @@ def _update_one(node: Node, depth: int, item: tuple[bytes, bytes | None]) -> Nod
         path.append((below, right))
         below = below[2] if right else below[1]
         depth += 1
-    sub = _update(below, depth, (item,))
+    sub = _update_end(below, depth, key, value)
     # _join and _internal inlined: on the way up the other side is the parent's, and a lone
     # leaf (or nothing) with an empty sibling rises unchanged
     for parent, right in reversed(path):
@@ -194,8 +229,10 @@ class Tree:
 
     def update(self, changes: Iterable[tuple[bytes, bytes | None]]) -> Tree:
         """Set (value hash) or delete (None) many keys at once."""
-        items = sorted(dict(changes).items())
-        return Tree(_update(self.root, 0, items))
+        latest = dict(changes)
+        keys = sorted(latest)
+        values = [latest[k] for k in keys]
+        return Tree(_update(self.root, 0, keys, values, 0, len(keys)))
 
     def prove(self, key_hash: bytes) -> StateProof:
         """Siblings from the root down to where the key's path ends, and what it ends at."""
