@@ -60,6 +60,7 @@ GATE_CLASSIFIER = MODELS / "surface_gonzalez2017_50hz_gate_v2.json"
 ANOMALY_CLASSES = frozenset({"asphalt_bumps", "metal_bumps", "potholes"})
 POTHOLE_CLASS = "potholes"
 MIN_ANOMALY_PROBABILITY = 0.5
+V1_CONTEXT_S = 1.0  # each side of an event's middle, for a version-1 model
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class Event:
     p_anomaly: float | None = None  # its probability of a pothole or bump class
     model: str | None = None  # the classifier's model id
     label_decides: bool = False  # judged by a gate model (module docstring)
+    middle_m: float | None = None  # of its flagged samples: the centre a version-1 model judges
 
     @property
     def reported(self) -> bool:
@@ -202,11 +204,21 @@ def judge_events(
     rate_hz: int,
     speed_mps: float,
 ) -> tuple[Event, ...]:
-    """Each event with the classifier's label and anomaly probability of its surroundings
-    (the 2 s piece around its onset, analytics/shocks.py)."""
-    pieces = [
-        gate_piece(acc, round(e.offset_m / speed_mps * rate_hz), rate_hz=rate_hz) for e in events
-    ]
+    """Each event with the classifier's label and anomaly probability of its surroundings:
+    for a gate model the 2 s from just before its onset (analytics/shocks.py), for a version-1
+    model the 2 s centred on the middle of its flagged samples (what it was always shown)."""
+    if is_gate_model(classifier):
+        pieces = [
+            gate_piece(acc, round(e.offset_m / speed_mps * rate_hz), rate_hz=rate_hz)
+            for e in events
+        ]
+    else:
+        half = round(V1_CONTEXT_S * rate_hz)
+        pieces = []
+        for e in events:
+            centre = round((e.offset_m if e.middle_m is None else e.middle_m) / speed_mps * rate_hz)
+            start = max(0, min(centre - half, acc.size - 2 * half))
+            pieces.append(acc[start : start + 2 * half])
     prob = classifier.predict_proba(pieces, rate_hz=float(rate_hz))
     anomalous = [i for i, c in enumerate(classifier.classes) if c in ANOMALY_CLASSES]
     return tuple(
@@ -218,6 +230,7 @@ def judge_events(
             float(p[anomalous].sum()),
             classifier.model_id,
             is_gate_model(classifier),
+            e.middle_m,
         )
         for e, p in zip(events, prob, strict=True)
     )
@@ -241,8 +254,14 @@ def locate_window_events(
     shocks = find(
         acc, rate_hz=rate_hz, speed_mps=speed_mps, threshold_mps2=threshold_mps2 or default
     )
+    metres = speed_mps / rate_hz
     return tuple(
-        Event(s.onset / rate_hz * speed_mps, "pothole" if s.downward else "bump", s.peak_mps2)
+        Event(
+            s.onset * metres,
+            "pothole" if s.downward else "bump",
+            s.peak_mps2,
+            middle_m=s.middle * metres,
+        )
         for s in shocks
     )
 

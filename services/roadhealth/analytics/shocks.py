@@ -28,14 +28,17 @@ PIECE_LEAD_S = 0.7
 MIN_MERGE_M = 3.0
 MERGE_S = 0.6  # flagged samples closer than this much travel (at least MIN_MERGE_M) are one shock
 ONSET_SEARCH_S = 1.0
+CLASSIC_HALF_SPAN_S = 0.4
 
 
 @dataclass(frozen=True)
 class Shock:
-    """A located shock: its first flagged sample, its largest deviation and whether that
-    deviation's first half-peak excursion was downwards (a pothole's, on a linear car)."""
+    """A located shock: its first flagged sample, the middle of its flagged samples, its
+    largest deviation and whether its first half-peak excursion was downwards (a pothole's,
+    on a linear car)."""
 
     onset: int
+    middle: int
     peak_mps2: float
     downward: bool
 
@@ -43,40 +46,48 @@ class Shock:
 def find_shocks(
     acc: FloatArray, *, rate_hz: float, speed_mps: float, threshold_mps2: float
 ) -> list[Shock]:
-    """The window's shocks in order, each at its onset sample: samples that leave the window's
-    median by more than the threshold."""
+    """The window's shocks in order: samples that leave the window's median by more than the
+    threshold; size and direction from the flagged samples themselves."""
     dev = acc - float(np.median(acc))
-    return _group(np.abs(dev) > threshold_mps2, dev, rate_hz=rate_hz, speed_mps=speed_mps)
+    out = []
+    for run in _runs(np.abs(dev) > threshold_mps2, rate_hz=rate_hz, speed_mps=speed_mps):
+        part = dev[run[0] : run[-1] + 1]
+        peak = float(np.abs(part).max())
+        first = int(np.flatnonzero(np.abs(part) >= 0.5 * peak)[0])
+        out.append(
+            Shock(int(run[0]), (int(run[0]) + int(run[-1])) // 2, peak, bool(part[first] < 0))
+        )
+    return out
 
 
 def find_classic_shocks(
     acc: FloatArray, *, rate_hz: float, speed_mps: float, threshold_mps2: float
 ) -> list[Shock]:
     """As find_shocks, with the classic detectors' flags (Z-THRESH from 1 g, Z-DIFF between
-    samples; Mednis et al. 2011)."""
+    samples; Mednis et al. 2011), size and direction from 0.4 s either side of the flagged
+    samples' middle (as the shipped rule always judged them)."""
     flags = detect_z_thresh(acc, threshold_mps2=threshold_mps2) | detect_z_diff(
         acc, threshold_mps2=threshold_mps2
     )
-    dev = acc - float(np.median(acc))
-    return _group(flags, dev, rate_hz=rate_hz, speed_mps=speed_mps)
+    level = float(np.median(acc))
+    half = max(1, round(CLASSIC_HALF_SPAN_S * rate_hz))
+    out = []
+    for run in _runs(flags, rate_hz=rate_hz, speed_mps=speed_mps):
+        middle = round(0.5 * (float(run[0]) + float(run[-1])))
+        dev = acc[max(0, middle - half) : min(acc.size, middle + half)] - level
+        peak = float(np.abs(dev).max())
+        first = int(np.flatnonzero(np.abs(dev) >= 0.5 * peak)[0])
+        out.append(Shock(int(run[0]), middle, peak, bool(dev[first] < 0)))
+    return out
 
 
-def _group(
-    flags: NDArray[np.bool_], dev: FloatArray, *, rate_hz: float, speed_mps: float
-) -> list[Shock]:
-    """Flagged samples closer than a few metres of travel as one shock each, at the first."""
+def _runs(flags: NDArray[np.bool_], *, rate_hz: float, speed_mps: float) -> list[NDArray[np.intp]]:
+    """Flagged samples closer than a few metres of travel, one array of indices per shock."""
     flagged = np.flatnonzero(flags)
     if flagged.size == 0:
         return []
     merge = max(MIN_MERGE_M, MERGE_S * speed_mps) / max(speed_mps, 1e-9) * rate_hz
-    breaks = np.flatnonzero(np.diff(flagged) > merge)
-    out = []
-    for run in np.split(flagged, breaks + 1):
-        part = dev[run[0] : run[-1] + 1]
-        peak = float(np.abs(part).max())
-        first = int(np.flatnonzero(np.abs(part) >= 0.5 * peak)[0])
-        out.append(Shock(int(run[0]), peak, bool(part[first] < 0)))
-    return out
+    return list(np.split(flagged, np.flatnonzero(np.diff(flagged) > merge) + 1))
 
 
 def gate_piece(acc: FloatArray, onset: int, *, rate_hz: float) -> FloatArray:
