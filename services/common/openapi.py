@@ -210,14 +210,19 @@ def _document_errors(app: FastAPI, document: dict[str, Any]) -> None:
 
 
 def allowed_methods(app: FastAPI, scope: Any) -> list[str]:
-    """The methods of every route whose path matches the request's."""
-    methods: set[str] = set()
+    """The methods of the request's path item: of the routes whose path matches it, those with
+    the fewest parameters (a literal segment is its own path item in the document)."""
     # Routes included from a router sit in FastAPI's include contexts, not in app.router.routes
+    by_path: dict[str, set[str]] = {}
     for context in iter_route_contexts(app.routes):
         route = context.original_route
         if isinstance(route, APIRoute) and context.matches(scope)[0] != Match.NONE:
-            methods |= set(context.methods or ())
-    return sorted(methods)
+            by_path.setdefault(route.path_format, set()).update(context.methods or ())
+    if not by_path:
+        return []
+    # The document's path item for the request: `/smes/batch` itself, not `/smes/{uscc}`
+    fewest = min(path.count("{") for path in by_path)
+    return sorted(set().union(*(m for p, m in by_path.items() if p.count("{") == fewest)))
 
 
 async def known_query_parameters(request: Request) -> None:
