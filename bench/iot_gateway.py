@@ -214,7 +214,7 @@ class Stack:
         ready.unlink(missing_ok=True)
         self.procs.python(
             instance,
-            "iot_gateway",
+            "smartcity",
             [
                 "gateway",
                 "run",

@@ -239,7 +239,7 @@ def _spawn_gateway(stack: ProcessStack, i: int, roadhealth: str, broker: str, ci
         "--ready-file": str(folder / f"gateway-{i}.ready"),
     }
     args = ["gateway", "run", *(part for pair in options.items() for part in pair)]
-    stack.spawn(f"gateway-{i}", args, module="iot_gateway")
+    stack.spawn(f"gateway-{i}", args)  # smartcity gateway run
 
 
 def _ready_url(stack: ProcessStack, i: int, timeout_s: float = 60) -> str:
