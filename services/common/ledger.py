@@ -4,10 +4,11 @@ Both implementations honour one contract (tests/common/test_ledger_port.py runs 
 submit a call as an organisation and get its receipt, read state with or without proof, fetch a
 transaction's proof bundle, and resolve a key to its organisation and roles for authentication.
 
-A remote node answers key resolutions from a short cache (`KEY_CACHE_S`): a bearer check would
-otherwise cost two round trips to the node per request. A key revoked, an organisation suspended
-or a role removed on the chain therefore stops authenticating through a remote node within
-`KEY_CACHE_S` of its block; through the embedded chain, with the block itself.
+A remote node's answers about registered keys are reused for a short while (`KEY_CACHE_S`): a
+bearer check would otherwise cost two round trips to the node per request. A key revoked, an
+organisation suspended or a role changed on the chain therefore takes effect through a remote
+node within `KEY_CACHE_S` of its block (through the embedded chain, with the block itself); a key
+the node does not know is asked about again every time, so a newly registered key works at once.
 """
 
 from __future__ import annotations
@@ -143,7 +144,7 @@ class RemoteLedger:
         self._genesis = genesis
         self.key_cache_s = key_cache_s
         self._clock = clock
-        self._keys: dict[str, tuple[float, tuple[str, frozenset[str]] | None]] = {}
+        self._keys: dict[str, tuple[float, tuple[str, frozenset[str]]]] = {}
         self._keys_lock = threading.Lock()
 
     @property
@@ -193,10 +194,11 @@ class RemoteLedger:
         if cached is not None and now - cached[0] < self.key_cache_s:
             return cached[1]
         resolved = self._resolve_on_node(pub_key)
-        with self._keys_lock:
-            if len(self._keys) >= KEYS_CACHED:
-                self._keys.clear()
-            self._keys[pub_key] = (now, resolved)
+        if resolved is not None:
+            with self._keys_lock:
+                if len(self._keys) >= KEYS_CACHED:
+                    self._keys.clear()
+                self._keys[pub_key] = (now, resolved)
         return resolved
 
     def _resolve_on_node(self, pub_key: str) -> tuple[str, frozenset[str]] | None:

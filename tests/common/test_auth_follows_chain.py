@@ -61,7 +61,7 @@ def test_a_revoked_key_or_removed_role_stops_at_once_on_the_embedded_chain(
         assert forbidden.status_code == 403 and "lacks role bank" in forbidden.text
 
 
-def test_a_remote_node_s_answer_about_a_key_is_reused_for_key_cache_s_only(
+def test_a_remote_node_s_answer_about_a_known_key_is_reused_for_key_cache_s_only(
     node: Node, keys: SimpleNamespace, live_server: Callable[[Any], Any]
 ) -> None:
     now = [1000.0]
@@ -71,8 +71,12 @@ def test_a_remote_node_s_answer_about_a_key_is_reused_for_key_cache_s_only(
     ):
         ledger = RemoteLedger(chain, node.ledger.genesis, clock=lambda: now[0])
         headers = _as(keys.bank)
+        second = SigningKey.from_seed(b"another bank key".ljust(32, b"\0"))
         with TestClient(_bank_app(ledger)) as client:
             assert client.get("/bank-only", headers=headers).status_code == 200
+            assert client.get("/bank-only", headers=_as(second)).status_code == 401
+            call(ledger, keys.bank, "membership", "add_key", {"pub_key": second.public_hex})
+            assert client.get("/bank-only", headers=_as(second)).status_code == 200  # at once
             _set_roles(ledger, keys, ["sme"])
             now[0] += KEY_CACHE_S / 2  # the node's earlier answer still stands
             assert client.get("/bank-only", headers=headers).status_code == 200
