@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -136,7 +136,7 @@ def batch_throughput(model: CreditModel) -> dict[str, Any]:
 def single_latency(model: CreditModel) -> dict[str, Any]:
     """Latency of rating one SME in-process (features to rating with reasons)."""
     rows = polish_attributes(synthetic_statements(SINGLE_RUNS, seed=2), by="sme")
-    records = rows.to_dict(orient="records")
+    records = cast("list[dict[str, float | None]]", rows.to_dict(orient="records"))
     model.rate(records[0])
     times = []
     for record in records:

@@ -11,6 +11,7 @@ import os
 import time
 from collections.abc import Callable
 from datetime import date
+from functools import partial
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -73,14 +74,14 @@ def _credentials(seconds: float) -> list[dict[str, Any]]:
         results.append(
             _rate(
                 f"vc_jwt_issue_{alg}",
-                lambda k=key: vc_jose.issue_credential(CREDENTIAL, k),
+                partial(vc_jose.issue_credential, CREDENTIAL, key),
                 seconds,
             )
         )
         results.append(
             _rate(
                 f"vc_jwt_verify_{alg}",
-                lambda t=token, p=public: vc_jose.verify_credential(t, p),
+                partial(vc_jose.verify_credential, token, public),
                 seconds,
             )
         )
@@ -88,7 +89,7 @@ def _credentials(seconds: float) -> list[dict[str, Any]]:
         results.append(
             _rate(
                 f"sd_jwt_issue_{alg}",
-                lambda k=key: sd_jwt.issue_sd_credential(CREDENTIAL, k, disclose=SD_PATHS),
+                partial(sd_jwt.issue_sd_credential, CREDENTIAL, key, disclose=SD_PATHS),
                 seconds,
                 disclosures=len(SD_PATHS),
             )
@@ -96,7 +97,7 @@ def _credentials(seconds: float) -> list[dict[str, Any]]:
         results.append(
             _rate(
                 f"sd_jwt_verify_{alg}",
-                lambda t=sd, p=public: sd_jwt.verify_sd_credential(t, p),
+                partial(sd_jwt.verify_sd_credential, sd, public),
                 seconds,
             )
         )

@@ -112,7 +112,7 @@ def genesis(keys: SimpleNamespace) -> Genesis:
 
 
 @pytest.fixture
-def make_ledger(db_url: str, genesis: Genesis) -> Callable[..., Ledger]:
+def make_ledger(db_url: str, genesis: Genesis) -> Iterator[Callable[..., Ledger]]:
     engines = []
 
     def make(custom: Genesis | None = None) -> Ledger:

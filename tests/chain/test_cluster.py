@@ -102,7 +102,9 @@ def test_all_nodes_commit_the_same_chain_and_the_observer_proves_it(
     assert observer.ledger.state.root == v0.ledger.state.root
     bundle = observer.ledger.tx_proof(txs[0].hash)
     assert bundle is not None and verify_bundle(bundle, genesis).facts["status"] == "ok"
-    cert = observer.ledger.block(top)[1]
+    block = observer.ledger.block(top)
+    assert block is not None
+    cert = block[1]
     assert len(cert.signatures) >= 3 and observer.key is None
 
 
@@ -233,7 +235,9 @@ def test_governance_changes_the_validator_set_at_a_height_boundary(
         {"pub_key": removed},
     )
     changed_at = int(executed["height"])  # type: ignore[call-overload]
-    header = v0.ledger.block(changed_at)[0]
+    changed = v0.ledger.block(changed_at)
+    assert changed is not None
+    header = changed[0]
     assert header.next_validators_hash != header.validators_hash
     assert removed not in v0.ledger.validator_powers()
     # the chain keeps committing with three validators, and validator-3 no longer signs
@@ -242,7 +246,9 @@ def test_governance_changes_the_validator_set_at_a_height_boundary(
     for tx in later:
         assert v0.wait(tx.hash, 30) is not None
     top = v0.ledger.height
-    signers = {s.validator for s in v0.ledger.block(top)[1].signatures}
+    last = v0.ledger.block(top)
+    assert last is not None
+    signers = {s.validator for s in last[1].signatures}
     assert removed not in signers and len(signers) == 3
     # a proof of a later block verifies from the genesis alone, through the certified change
     bundle = v0.ledger.tx_proof(later[-1].hash)

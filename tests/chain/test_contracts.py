@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -181,7 +181,7 @@ class Counter(Contract):
 
 
 @pytest.fixture
-def counter_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def counter_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     name = f"counter_{tmp_path.name.replace('-', '_')}"
     (tmp_path / f"{name}.py").write_text(textwrap.dedent(CONTRACT_SOURCE))
     monkeypatch.syspath_prepend(str(tmp_path))

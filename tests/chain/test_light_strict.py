@@ -121,6 +121,7 @@ def test_a_truncated_transitions_list_is_caught_by_the_checkpoint(history, genes
     cert = history.ledger.block(history.trusted.height)[1].to_json()
     anchored = trust(history.trusted, header=history.trusted.to_json(), certificate=cert)
     assert light.verify_bundle(real, genesis, anchored).facts["present"] is True
+    kept: list[Any]
     for kept in ([], real["validator_transitions"][:1]):
         with pytest.raises(ProofError):
             light.verify_bundle({**real, "validator_transitions": kept}, genesis, anchored)

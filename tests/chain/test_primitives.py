@@ -6,6 +6,7 @@ import contextlib
 import hashlib
 import os
 import stat
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -153,7 +154,7 @@ json_values = st.recursive(
 
 @settings(max_examples=400, deadline=None)
 @given(json_values)
-def test_fast_canonical_path_matches_rfc8785(value: object) -> None:
+def test_fast_canonical_path_matches_rfc8785(value: Any) -> None:
     import rfc8785
 
     try:

@@ -132,7 +132,7 @@ def build_example() -> dict[str, str]:
         f"{ns}/{key} = {rfc8785.dumps(value).decode()}"
         for (ns, key), value in sorted(initial_state(genesis).items())
     ]
-    vote = {"chain_id": CHAIN_ID, "kind": "precommit", "height": 1, "round_": 0}
+    vote: dict[str, Any] = {"chain_id": CHAIN_ID, "kind": "precommit", "height": 1, "round_": 0}
     return {
         "keys": "\n".join(
             [
@@ -179,8 +179,8 @@ def bearer_token(key: SigningKey, org: str) -> str:
     def b64(data: bytes) -> str:
         return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
-    header = {"alg": "EdDSA", "typ": "JWT", "kid": key.public_hex}
-    claims = {
+    header: dict[str, Any] = {"alg": "EdDSA", "typ": "JWT", "kid": key.public_hex}
+    claims: dict[str, Any] = {
         "iss": org,
         "sub": key.public_hex,
         "aud": "chain",

@@ -55,7 +55,7 @@ def _routers() -> Iterator[tuple[str, APIRouter]]:
         "identity",
         identity(
             object.__new__(IdentityRuntime),
-            authenticator(None, "identity"),
+            authenticator(None, "identity"),  # type: ignore[arg-type]
             _no_session,  # type: ignore[arg-type]
         ),
     )
@@ -71,7 +71,7 @@ def _routers() -> Iterator[tuple[str, APIRouter]]:
         "roadhealth",
         roadhealth(
             object.__new__(RoadRuntime),
-            authenticator(None, "roadhealth"),
+            authenticator(None, "roadhealth"),  # type: ignore[arg-type]
             _no_session,  # type: ignore[arg-type]
         ),
     )
@@ -109,7 +109,7 @@ def mismatches(name: str, router: APIRouter) -> list[str]:
     paths = _document(name, router)["paths"]
     found = []
     for route in [r for r in router.routes if isinstance(r, APIRoute)]:
-        for method in sorted(route.methods):
+        for method in sorted(route.methods or ()):
             operation = paths[route.path_format][method.lower()]
             declared = {int(s) for s in operation["responses"] if int(s) >= 400}
             possible = set(route_answers(route)) | raised_statuses(route)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -80,7 +81,7 @@ def test_single_rating_path_matches_the_batch_path(default_model: CreditModel) -
     assert default_model.compiled is not None
     batch = default_model.rate_many(features)
     for i, record in enumerate(features.head(20).to_dict(orient="records")):
-        single = default_model.rate(record)
+        single = default_model.rate(cast("dict[str, float | None]", record))
         assert single.probability_of_default == pytest.approx(
             batch[i].probability_of_default, rel=1e-9, abs=1e-12
         )

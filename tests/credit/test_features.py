@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import pytest
 
@@ -44,9 +45,9 @@ def test_ratio_values(statements) -> None:  # type: ignore[no-untyped-def]
 
 def test_missing_inputs_and_zero_denominators_are_missing(statements) -> None:  # type: ignore[no-untyped-def]
     a = polish_attributes(statements)
-    assert math.isnan(a.loc["2021", "Attr21"])  # no previous year
-    assert math.isnan(a.loc["2021", "Attr27"])  # interest expense is zero
-    assert math.isnan(a.loc["2022", "Attr56"])  # cost of products sold not given
+    assert math.isnan(cast(float, a.loc["2021", "Attr21"]))  # no previous year
+    assert math.isnan(cast(float, a.loc["2021", "Attr27"]))  # interest expense is zero
+    assert math.isnan(cast(float, a.loc["2022", "Attr56"]))  # cost of products sold not given
 
 
 def test_standard_ratios_by_familiar_name(statements) -> None:  # type: ignore[no-untyped-def]
@@ -74,4 +75,4 @@ def test_profit_lines_reported_under_one_name_fill_the_others() -> None:
         b"total_liabilities,equity,sales,net_profit\n"
         b"2022,CNY,thousands,1000,600,300,500,500,1200,50\n"
     )
-    assert math.isnan(polish_attributes(bare).loc["2022"]["Attr27"])
+    assert math.isnan(cast(float, polish_attributes(bare).loc["2022"]["Attr27"]))

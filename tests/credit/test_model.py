@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import pytest
@@ -87,7 +88,7 @@ def test_a_batch_of_10000_matches_single_ratings(model: CreditModel) -> None:
     frame = synthetic_frame(10_000, seed=3).drop(columns="class")
     ratings = model.rate_many(frame)
     assert len(ratings) == 10_000
-    single = model.rate(frame.iloc[5].to_dict())
+    single = model.rate(cast("dict[str, float | None]", frame.iloc[5].to_dict()))
     assert single.probability_of_default == pytest.approx(ratings[5].probability_of_default)
 
 

@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -98,7 +99,7 @@ class Topology:
             self.spawn(name, ["node", "--home", str(self.suite / "nodes" / name)])
         for name in self.nodes:
             # Generous: a live process on a loaded host may take a minute to import and bind
-            self.wait(lambda n=name: self.status(n), f"{name}'s API to answer", timeout_s=120)
+            self.wait(partial(self.status, name), f"{name}'s API to answer", timeout_s=120)
 
     def start_service(self, service: str, node: str, *, env: dict[str, str] | None = None) -> None:
         """`smartcity service NAME` against one node, on a port of its own."""

@@ -17,7 +17,7 @@ SIGMA_M = 3.0
 def test_reports_of_one_pothole_scattered_by_gps_jitter_stay_one_pothole() -> None:
     rng = np.random.default_rng(3)
     whole = sum(
-        len(set(cluster_positions(rng.normal(120.0, SIGMA_M, n), sigma_m=SIGMA_M))) == 1
+        len(set(cluster_positions(rng.normal(120.0, SIGMA_M, n).tolist(), sigma_m=SIGMA_M))) == 1
         for n in (3, 6, 12)
         for _ in range(100)
     )

@@ -17,7 +17,8 @@ from services.roadhealth.analytics.quartercar import GOLDEN_CAR, compute_state_s
 
 def test_flat_and_uniformly_sloped_roads_have_zero_iri() -> None:
     assert compute_iri(np.zeros(2000), 0.05) == pytest.approx(0.0, abs=1e-12)
-    assert compute_iri(0.03 * np.arange(2000) * 0.05, 0.05) == pytest.approx(0.0, abs=1e-9)
+    sloped = (0.03 * np.arange(2000) * 0.05).astype(np.float64)
+    assert compute_iri(sloped, 0.05) == pytest.approx(0.0, abs=1e-9)
 
 
 def _iri_by_ode(elevation_m: np.ndarray, spacing_m: float) -> float:
