@@ -38,9 +38,16 @@ from services.roadhealth.analytics.response import CABIN, CabinResponse
 from services.roadhealth.analytics.synthetic import SURFACE_CLASSES
 from services.roadhealth.clustering import resolvable_separation_m
 from services.roadhealth.models import RhWindow
-from services.roadhealth.testing import Harness, replay_simulator, running, score_potholes
 from smartcity.iot import demo_network, planted_potholes
-from smartcity.roadhealth_harness import ProcessStack, anchored_bodies, register_on_chain
+from smartcity.roadhealth_harness import (
+    Harness,
+    ProcessStack,
+    anchored_bodies,
+    register_on_chain,
+    replay_simulator,
+    running,
+    score_potholes,
+)
 
 Result = dict[str, Any]
 T0 = 1_770_000_000.0
