@@ -23,6 +23,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,7 @@ from iot_gateway.publisher import connect_publisher, publish_fleet
 from iot_gateway.simulator import Fleet, Network, build_network, default_geojson_path
 from iot_gateway.source import BrokerAddress
 from services.common.ledger import RemoteLedger
-from services.credit import sdk
-from services.credit._demo import demo_uscc, statement_csv, synthetic_statements
+from services.credit import demo_uscc, sdk, statement_csv, synthetic_statements
 from services.identity import sd_jwt
 from smartcity.cli import main as smartcity
 from smartcity.iot import register_devices
@@ -459,13 +459,13 @@ def potholes(topo: Topology, broker_url: str, city: str, webhook: AlertReceiver,
     health = topo.wait(lambda: ready.exists() and ready.read_text(), "the gateway to start")
     topo.wait(lambda: httpx.get(f"{health}/healthz").json()["mqtt"]["connected"], "MQTT")
     fleet = Fleet(network, seed=SIM_SEED, window_s=4.0)
-    client = connect_publisher(broker_url, f"story-sim-{city}")
+    publisher = connect_publisher(broker_url, f"story-sim-{city}")
     try:
         while not all(s.segments_driven >= 1 for s in fleet.streams):
-            publish_fleet(client, fleet, count=len(fleet.streams))
+            publish_fleet(publisher, fleet, count=len(fleet.streams))
     finally:
-        client.loop_stop()
-        client.disconnect()
+        publisher.loop_stop()
+        publisher.disconnect()
     sent = len(fleet.sent_good)
     report = topo.wait(lambda: gateway_accepted(health, sent), f"the gateway to accept {sent}")
     assert report["rejected"] == {}, report
@@ -507,13 +507,18 @@ def gateway_accepted(health: str, sent: int) -> dict[str, Any] | None:
     return report if report["accepted"] >= sent else None
 
 
+def reached(topo: Topology, name: str, height: int) -> bool:
+    """Whether node NAME has committed HEIGHT."""
+    return topo.height(name) >= height
+
+
 def observer_agrees(topo: Topology, after: int, confirm_tx: str) -> None:
     """8. The observer reaches the validators' height with the same hash at every height and
     the same state root; blocks from height AFTER on carry the three survivors' signatures."""
     survivors = [n for n in topo.nodes if n.startswith("validator") and n != KILLED]
     top = topo.height("validator-0")
     for name in [*survivors, "observer-0"]:
-        topo.wait(lambda n=name: topo.height(n) >= top, f"{name} to reach height {top}", 30)
+        topo.wait(partial(reached, topo, name, top), f"{name} to reach height {top}", 30)
     clients = {name: topo.client(name) for name in [*survivors, "observer-0"]}
     try:
         chains = {name: [c.block(h) for h in range(1, top + 1)] for name, c in clients.items()}
