@@ -2,10 +2,14 @@
 
 python -m bench                 all modules
 python -m bench chain_core      only the named modules
+python -m bench --help          this text and the modules, each with what it measures
+
+Results also go to bench/results/latest.jsonl; progress and timings go to stderr.
 """
 
 from __future__ import annotations
 
+import ast
 import importlib
 import json
 import pkgutil
@@ -17,14 +21,31 @@ from pathlib import Path
 import bench
 
 
+def summary(name: str) -> str:
+    """The first line of a bench module's docstring, read without importing it."""
+    source = (Path(bench.__path__[0]) / f"{name}.py").read_text(encoding="utf-8")
+    doc = ast.get_docstring(ast.parse(source)) or ""
+    return doc.strip().splitlines()[0] if doc.strip() else ""
+
+
 def main(argv: list[str]) -> int:
-    wanted = set(argv)
     names = sorted(
         m.name for m in pkgutil.iter_modules(bench.__path__) if not m.name.startswith("_")
     )
+    if {"-h", "--help"} & set(argv):
+        print((__doc__ or "").strip() + "\n\nmodules:")
+        width = max(map(len, names))
+        for name in names:
+            print(f"  {name:<{width}}  {summary(name)}")
+        return 0
+    wanted = set(argv)
     unknown = wanted - set(names)
     if unknown:
-        print(f"unknown benchmark modules {sorted(unknown)}; have {names}", file=sys.stderr)
+        print(
+            f"unknown benchmark modules {sorted(unknown)}; have {', '.join(names)}"
+            " (python -m bench --help)",
+            file=sys.stderr,
+        )
         return 2
     results = []
     for name in names:
