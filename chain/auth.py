@@ -28,6 +28,12 @@ DEFAULT_TTL_S = 300
 AUDIENCE_CHAIN = "chain"
 LEEWAY_S = 30
 VERIFIED_TOKENS = 4096  # signatures a service remembers; a token lives an hour at most
+# A token this suite mints is ~400 bytes; a larger one is refused before it is parsed, so a
+# caller cannot make a service parse (or remember) megabytes of JSON per request
+MAX_TOKEN_BYTES = 4096
+# What a remembered token keeps: the fields every call checks again, scalars once it passed
+KEPT_HEADER = ("alg", "kid")
+KEPT_CLAIMS = ("iss", "sub", "aud", "iat", "exp")
 # Header parameters that change how a JWS is verified (RFC 7515 §4.1.11, RFC 7797): refused
 UNSUPPORTED_HEADERS = ("crit", "b64")
 
@@ -91,8 +97,10 @@ def mint_token(
 class VerifiedTokens:
     """Tokens whose signature verified, with their header and claims (oldest dropped first).
 
-    Only a token whose signature verified is kept, under its whole text (signature included),
-    so a forged or altered token is never found here.
+    Only a token whose signature verified and which passed every check once is kept, under its
+    whole text (signature included), so a forged or altered token is never found here; it keeps
+    only the header and claim fields `verify_token` reads (`KEPT_HEADER`, `KEPT_CLAIMS`), so an
+    entry is a few hundred bytes whatever else the token carried.
     """
 
     def __init__(self, capacity: int = VERIFIED_TOKENS) -> None:
@@ -104,6 +112,11 @@ class VerifiedTokens:
         return self._parts.get(token)
 
     def add(self, token: str, parts: Parts) -> None:
+        header, claims = parts
+        parts = (
+            {name: header[name] for name in KEPT_HEADER if name in header},
+            {name: claims[name] for name in KEPT_CLAIMS if name in claims},
+        )
         with self._lock:
             if len(self._parts) >= self.capacity:
                 self._parts.pop(next(iter(self._parts)))
@@ -138,8 +151,6 @@ def verify_token(
     # Verify the signature before trusting any claim
     if known is None:
         _verify_signature(token, header, kid)
-        if verified is not None:
-            verified.add(token, (header, claims))
     org, roles = registered
     if claims.get("iss") != org:
         raise AuthError(
@@ -159,6 +170,9 @@ def verify_token(
         raise AuthError(
             f"token is for audience {claims.get('aud')!r}, this is {audience!r}", status=401
         )
+    if known is None and verified is not None:
+        # Remembered once it passed every check: a token refused for any reason takes no slot
+        verified.add(token, (header, claims))
     return Caller(org=org, key=kid, roles=roles)
 
 
@@ -178,6 +192,10 @@ def _verify_signature(token: str, header: dict[str, object], kid: str) -> None:
 
 
 def _unverified_parts(token: str) -> Parts:
+    if len(token) > MAX_TOKEN_BYTES:
+        raise AuthError(
+            f"bearer token is {len(token)} bytes, over the {MAX_TOKEN_BYTES}-byte limit"
+        )
     parts = token.split(".")
     if len(parts) != 3 or not token.isascii():
         raise AuthError("bearer token is not a compact JWS (header.payload.signature)")

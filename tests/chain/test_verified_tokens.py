@@ -87,3 +87,48 @@ def test_the_cache_keeps_at_most_its_capacity_dropping_the_oldest(
     for token in tokens:
         verify_token(token, audience="credit", resolve=registry.get, now=NOW, verified=verified)
     assert [verified.get(t) is not None for t in tokens] == [False, True, True]
+
+
+def signed(key: object, claims: dict[str, object]) -> str:
+    """A compact EdDSA JWS over `claims`, signed by `key` (a chain SigningKey)."""
+    import json
+
+    public_hex = key.public_hex  # type: ignore[attr-defined]
+    head = b64url(json.dumps({"alg": "EdDSA", "typ": "JWT", "kid": public_hex}).encode())
+    body = b64url(json.dumps(claims).encode())
+    return f"{head}.{body}.{b64url(key.sign(f'{head}.{body}'.encode()))}"  # type: ignore[attr-defined]
+
+
+def test_an_oversized_token_is_refused_before_it_is_parsed_and_takes_no_slot(
+    keys: SimpleNamespace, registry: dict[str, tuple[str, frozenset[str]]]
+) -> None:
+    verified = VerifiedTokens()
+    claims = {"iss": "bank-a", "sub": keys.bank.public_hex, "aud": "credit",
+              "iat": NOW, "exp": NOW + 60, "padding": [[]] * 3000}  # fmt: skip
+    token = signed(keys.bank, claims)
+    with pytest.raises(AuthError, match="over the 4096-byte limit"):
+        verify_token(token, audience="credit", resolve=registry.get, now=NOW, verified=verified)
+    assert verified.get(token) is None
+
+
+def test_a_genuine_token_refused_by_a_later_check_takes_no_slot_and_a_kept_one_keeps_scalars(
+    keys: SimpleNamespace, registry: dict[str, tuple[str, frozenset[str]]]
+) -> None:
+    verified = VerifiedTokens()
+    base = {"iss": "bank-a", "sub": keys.bank.public_hex, "iat": NOW, "exp": NOW + 60}
+    for refused in (
+        {**base, "aud": "identity"},  # another service's
+        {**base, "aud": "credit", "iss": "bank-b"},  # another organisation's
+        {**base, "aud": "credit", "exp": NOW - 600},  # expired
+    ):
+        token = signed(keys.bank, refused)
+        with pytest.raises(AuthError):
+            verify_token(token, audience="credit", resolve=registry.get, now=NOW,
+                         verified=verified)  # fmt: skip
+        assert verified.get(token) is None
+    token = signed(keys.bank, {**base, "aud": "credit", "note": {"nested": ["x"] * 100}})
+    verify_token(token, audience="credit", resolve=registry.get, now=NOW, verified=verified)
+    kept = verified.get(token)
+    assert kept is not None
+    header, claims = kept
+    assert set(header) == {"alg", "kid"} and set(claims) == {"iss", "sub", "aud", "iat", "exp"}
