@@ -249,7 +249,11 @@ class TcpTransport:
         signed = _challenge_bytes(self.chain_id, nonce, binding)
         if not verify(pub, signed, bytes.fromhex(str(reply.get("sig", "")))):
             raise ConnectionError("the listener failed to prove its key")
-        sig = self.key.sign(_challenge_bytes(self.chain_id, str(reply["nonce"]), binding)).hex()
+        challenge = reply.get("nonce")
+        if not isinstance(challenge, str) or not challenge:
+            # A peer leaving it out must not end this dialling thread (a KeyError was uncaught)
+            raise ConnectionError("the listener's challenge carries no nonce")
+        sig = self.key.sign(_challenge_bytes(self.chain_id, challenge, binding)).hex()
         _send_frame(sock, {"type": "auth", "sig": sig})
 
     def _send_loop(self, sock: socket.socket, pub: str) -> None:

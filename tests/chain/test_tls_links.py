@@ -281,3 +281,26 @@ def test_a_node_refuses_plaintext_links_off_loopback(tmp_path: Path) -> None:
     path.write_text(json.dumps({**_settings(tmp_path / "s", "validator-0"), "p2p_host": "0.0.0.0"}))
     with pytest.raises(ChainError, match="p2p_plaintext is for a demo on one machine"):
         open_node(load_node_home(path.parent), database_url=f"sqlite:///{tmp_path / 'v0.db'}")
+
+
+def test_a_listener_whose_challenge_lacks_its_nonce_does_not_end_the_dialling(
+    make_node: Callable[..., Node],
+) -> None:
+    """A peer that proves its key but sends no nonce of its own is refused, and the dialer goes
+    on trying that peer (an uncaught KeyError used to end its dialling thread for good)."""
+    from chain.consensus.tcp import _challenge_bytes, _recv_frame, _send_frame
+
+    a, b = SigningKey.generate(), SigningKey.generate()
+    allowed = {a.public_hex, b.public_hex}
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    port = listener.getsockname()[1]
+    make_node(a, allowed=allowed, peers=[Peer(b.public_hex, "127.0.0.1", port)],
+              links=PlaintextLinks())  # fmt: skip
+    with listener:
+        for _ in range(2):  # the second connection shows the dialling survived the first
+            conn, _ = listener.accept()
+            with conn:
+                hello = _recv_frame(conn)
+                proof = b.sign(_challenge_bytes(CHAIN, str(hello["nonce"]), b"")).hex()
+                _send_frame(conn, {"type": "challenge", "pub_key": b.public_hex, "sig": proof})
