@@ -26,6 +26,7 @@ from __future__ import annotations
 import datetime
 import hashlib
 import os
+import secrets
 import socket
 import ssl
 import tempfile
@@ -38,8 +39,8 @@ from typing import Protocol
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import (
+    BestAvailableEncryption,
     Encoding,
-    NoEncryption,
     PrivateFormat,
     PublicFormat,
 )
@@ -167,7 +168,10 @@ class TlsLinks:
         context.minimum_version = ssl.TLSVersion.TLSv1_3
         context.check_hostname = False  # a node is named by its key, not a host name
         context.verify_mode = ssl.CERT_REQUIRED
-        # ssl loads a certificate and key only from files: a private folder, emptied at once
+        # ssl loads a certificate and key only from files: a private folder, emptied at once,
+        # and the key in it encrypted under a password that lives only in this process (a
+        # kill before the folder goes, or the disk's deleted blocks, leave no usable key)
+        password = secrets.token_bytes(32)
         with tempfile.TemporaryDirectory(prefix="smartcity-tls-") as folder:
             cert_path, key_path = Path(folder) / "cert.pem", Path(folder) / "key.pem"
             cert_path.write_bytes(certificate.public_bytes(Encoding.PEM))
@@ -175,10 +179,10 @@ class TlsLinks:
             with os.fdopen(fd, "wb") as handle:
                 handle.write(
                     self.key.private.private_bytes(
-                        Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()
+                        Encoding.PEM, PrivateFormat.PKCS8, BestAvailableEncryption(password)
                     )
                 )
-            context.load_cert_chain(cert_path, key_path)
+            context.load_cert_chain(cert_path, key_path, password=password)
         return context
 
     def _trust_node_keys(self) -> None:
