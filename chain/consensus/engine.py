@@ -416,7 +416,7 @@ class Engine:
                 # in the background is on disk before anything of the next height is signed
                 if effect.state.height > self.ledger.store_height():
                     self.ledger.flush()
-                self.ledger.store.put_meta(LAST_SIGNED, json.dumps(_state_json(effect.state)))
+                self.ledger.store.put_meta(LAST_SIGNED, json.dumps(signed_state_json(effect.state)))
             elif isinstance(effect, Broadcast):
                 self.transport.broadcast(effect.message)
             elif isinstance(effect, ScheduleTimeout):
@@ -461,7 +461,10 @@ class Engine:
         self._waiting_since = time.monotonic()
 
 
-def _state_json(state: SignedState) -> dict[str, Any]:
+def signed_state_json(state: SignedState) -> dict[str, Any]:
+    """The JSON a validator persists (LAST_SIGNED) before each vote; a valid block that is the
+    locked one is written once."""
+
     def value(v: Any) -> Any:
         return None if v is None else v.to_json()
 

@@ -290,7 +290,7 @@ def test_a_persisted_lock_keeps_its_block_once_and_restores_lock_and_valid_value
 
     from chain.consensus.candidate import Candidate
     from chain.consensus.effects import SignedState
-    from chain.consensus.engine import LAST_SIGNED, _state_json
+    from chain.consensus.engine import LAST_SIGNED, signed_state_json
 
     running, genesis, key = cluster
     v0, observer = running.nodes["validator-0"], running.nodes["observer-0"]
@@ -303,7 +303,7 @@ def test_a_persisted_lock_keeps_its_block_once_and_restores_lock_and_valid_value
     header, _ = observer.ledger.block(height)  # type: ignore[misc]
     block = Candidate(header, tuple(observer.engine._txs_of(height)))
     state = SignedState(height + 1, 2, 1, block.hash, 1, block, 1, block)
-    text = json.dumps(_state_json(state))
+    text = json.dumps(signed_state_json(state))
     # Each transaction's canonical text (with its "sig" member) is in the persisted JSON once
     assert text.count('\\"sig\\"') == len(block.txs)
     # The observer never signs, so its store is free for the round trip
@@ -315,7 +315,7 @@ def test_a_persisted_lock_keeps_its_block_once_and_restores_lock_and_valid_value
     assert [t.hash for t in restored.locked_value.txs] == [t.hash for t in block.txs]
     # A valid block other than the lock is kept in full beside it
     other = SignedState(height + 1, 2, 1, None, 1, block, 1, Candidate(header, block.txs))
-    again = json.loads(json.dumps(_state_json(other)))
+    again = json.loads(json.dumps(signed_state_json(other)))
     assert again["valid_value"]["header"] == again["locked_value"]["header"]
 
 
