@@ -164,16 +164,23 @@ def prove_age_at_least(
     if not 0 <= gap < 1 << AGE_BITS:
         raise PredicateNotSatisfied(f"the holder is not at least {min_age_years} on {reference}")
     bits = [(gap >> i) & 1 for i in range(AGE_BITS)]
-    return _prove_bits(
-        point, opening, bits, _age_statement(min_age_years, reference), nonce, context
-    )
+    statement = _age_statement(min_age_years, reference)
+    return prove_bits(point, opening, bits=bits, statement=statement, nonce=nonce, context=context)
 
 
-def _prove_bits(
-    point: Point, opening: Opening, bits: list[int], statement: dict[str, Any], nonce: str,
+def prove_bits(
+    point: Point,
+    opening: Opening,
+    *,
+    bits: list[int],
+    statement: dict[str, Any],
+    nonce: str,
     context: str,
-) -> dict[str, Any]:  # fmt: skip
-    """Commit to each bit of the gap and prove each is 0 or 1 (a cheating caller's bits fail)."""
+) -> dict[str, Any]:
+    """Commit to each bit of the gap and prove each is 0 or 1 (a cheating caller's bits fail).
+
+    `prove_age_at_least` is the way to prove an age; this step is public so a test can play
+    a cheating prover that hands in bits which do not add up."""
     n = len(bits)
     blindings = [ec.random_scalar() for _ in range(n - 1)]
     # D = cutoff*G - C has blinding -r, so the bit blindings must sum (weighted) to -r.

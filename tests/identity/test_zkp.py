@@ -80,7 +80,8 @@ def test_cheating_prover_with_a_negative_gap_fails(birth):
     assert gap < 0
     bits = [(gap % ec.Q >> i) & 1 for i in range(zkp.AGE_BITS)]
     statement = {"min_age_years": 21, "reference_date": TODAY.isoformat(), "bits": zkp.AGE_BITS}
-    forged = zkp._prove_bits(ec.decode_point(commitment), opening, bits, statement, "n", "")
+    point = ec.decode_point(commitment)
+    forged = zkp.prove_bits(point, opening, bits=bits, statement=statement, nonce="n", context="")
     with pytest.raises(errors.InvalidProof, match="add up"):
         _verify_age(forged, commitment, years=21, nonce="n", context="")
 
