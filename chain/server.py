@@ -74,22 +74,21 @@ def open_node(home: NodeHome, *, database_url: str | None = None) -> RunningNode
 
 
 class NodeKeys:
-    """Keys admitted at the transport: the genesis nodes and the validators governance added."""
+    """Keys admitted at the transport: the live validator set (the genesis's, as the committed
+    blocks' governance changed it) and the genesis observers. A genesis validator that governance
+    removed is no longer admitted, and one added back is admitted again."""
 
     def __init__(self, node: Node) -> None:
-        genesis = node.ledger.genesis
-        self._genesis = {v.pub_key for v in genesis.validators} | {
-            o.pub_key for o in genesis.observers
-        }
+        self._observers = frozenset(o.pub_key for o in node.ledger.genesis.observers)
         self._ledger = node.ledger
 
     def __contains__(self, key: object) -> bool:
-        if key in self._genesis:
+        if key in self._observers:
             return True
         return any(v["pub_key"] == key for v in self._ledger.validators())
 
     def __iter__(self) -> Iterator[str]:
-        yield from self._genesis
+        yield from self._observers
         yield from (str(v["pub_key"]) for v in self._ledger.validators())
 
 

@@ -6,13 +6,15 @@ keys, or plaintext when a demo's settings allow it). Then the handshake, over th
     dialer   -> {"type": "hello", "chain_id", "pub_key", "nonce"}
     listener -> {"type": "challenge", "pub_key", "nonce", "sig": sign(tag | dialer nonce)}
     dialer   -> {"type": "auth", "sig": sign(tag | listener nonce)}
-Only node keys are accepted (`allowed`: the genesis validators and observers, and validators
-added by governance since), and only the key the TLS certificate carries; a dialer also checks
-that the listener is the peer it meant to reach. Frames are a 4-byte big-endian length and a
-CBOR map (chain.consensus.wire; the frame kinds are in docs/protocol.md §17), unchanged inside
-TLS. Each node sends on the connections it dials and receives on those it accepts. Consensus
-frames go out before gossip: each peer has two send queues, and gossip, bounded, is dropped
-when a peer cannot keep up (never votes, proposals or sync).
+Only node keys are accepted (`allowed`: the live set, the validators as the committed blocks
+left them and the genesis observers), and only the key the TLS certificate carries; a dialer
+also checks that the listener is the peer it meant to reach, and dials no peer outside the
+set; a link whose key leaves the set is closed within LINK_CHECK_S. Frames are a 4-byte
+big-endian length and a CBOR map (chain.consensus.wire; the frame kinds are in
+docs/protocol.md §17), unchanged inside TLS. Each node sends on the connections it dials and
+receives on those it accepts. Consensus frames go out before gossip: each peer has two send
+queues, and gossip, bounded, is dropped when a peer cannot keep up (never votes, proposals or
+sync).
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ import socket
 import ssl
 import struct
 import threading
-from collections.abc import Callable, Container
+import time
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +57,7 @@ HANDSHAKE_TAG = b"smartcity/p2p/v3\n"  # over TLS: signs the channel binding too
 PLAINTEXT_HANDSHAKE_TAG = b"smartcity/p2p/v2\n"  # over plaintext: the v2 handshake as it was
 CONSENSUS_QUEUE = 20_000  # frames; a peer this far behind is down, and gossip re-sends
 GOSSIP_QUEUE = 64  # tx batches per peer; beyond, gossip to that peer is dropped
+LINK_CHECK_S = 0.5  # how often the open links are checked against the live node set
 
 
 @dataclass(frozen=True)
@@ -132,6 +136,8 @@ class TcpTransport:
         self._server: socket.socket | None = None
         self._threads: list[threading.Thread] = []
         self.connected: set[str] = set()  # peers whose authenticated inbound session is open
+        self._links_lock = threading.Lock()
+        self._open: dict[socket.socket, str] = {}  # authenticated links (both ways), by socket
 
     # -- the engine's Transport ----------------------------------------------------------
 
@@ -208,11 +214,18 @@ class TcpTransport:
         peer = self.peers[pub]
         refused = ""  # why the peer last refused the link, said once per streak
         while not self._stop.is_set():
+            # Verify the peer is still a node of the chain (governance may have removed it)
+            if pub not in self.allowed:
+                if refused != "removed":
+                    refused = "removed"
+                    log.warning("peer %s is not a node of this chain now: not dialled", pub[:16])
+                self._stop.wait(0.5)
+                continue
             try:
                 with socket.create_connection((peer.host, peer.port), timeout=2) as raw:
                     raw.settimeout(5)
                     channel = self.links.dial(raw, pub)
-                    with channel.sock as sock:
+                    with channel.sock as sock, self._tracked(sock, pub):
                         self._dial_handshake(channel, pub)
                         sock.settimeout(None)
                         link = "TLS" if self.links.encrypted else "plaintext"
@@ -280,12 +293,42 @@ class TcpTransport:
 
     def _accept_loop(self) -> None:
         assert self._server is not None
+        next_check = 0.0
         while not self._stop.is_set():
             try:
                 sock, _ = self._server.accept()
             except (TimeoutError, OSError):
-                continue
-            self._spawn(functools.partial(self._serve, sock), "p2p-in")
+                pass
+            else:
+                self._spawn(functools.partial(self._serve, sock), "p2p-in")
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + LINK_CHECK_S
+                self._close_removed()
+
+    @contextlib.contextmanager
+    def _tracked(self, sock: socket.socket, pub: str) -> Iterator[None]:
+        """Hold `sock` as an open link of `pub`'s while inside (the caller closes it after)."""
+        with self._links_lock:
+            self._open[sock] = pub
+        try:
+            yield
+        finally:
+            with self._links_lock:
+                self._open.pop(sock, None)
+
+    def _close_removed(self) -> None:
+        """Cut every open link whose peer is no longer a node of the chain (a committed block
+        removed its key); its threads see the link end, and it is neither accepted nor dialled
+        again unless governance adds it back."""
+        with self._links_lock:
+            removed = [(sock, pub) for sock, pub in self._open.items() if pub not in self.allowed]
+            for sock, pub in removed:
+                del self._open[sock]
+                log.warning("closing the link of %s: not a node of this chain now", pub[:16])
+                # The socket's own shutdown, not TLS's: the thread using it sees the link end
+                with contextlib.suppress(OSError):
+                    socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
     def _serve(self, raw: socket.socket) -> None:
         with raw:
@@ -297,8 +340,9 @@ class TcpTransport:
                     sock.settimeout(None)
                     self.connected.add(sender)
                     try:
-                        while not self._stop.is_set():
-                            self._receive(_recv_frame(sock), sender)
+                        with self._tracked(sock, sender):
+                            while not self._stop.is_set():
+                                self._receive(_recv_frame(sock), sender)
                     finally:
                         self.connected.discard(sender)
             except (OSError, ConnectionError, ValueError, ChainError) as exc:

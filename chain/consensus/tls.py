@@ -10,8 +10,8 @@ anyone can make them from the public keys alone) confer nothing: OpenSSL never c
 anchor's signature, only the peer's certificate against the anchor's key, and TLS 1.3's
 CertificateVerify proves the peer holds that key. After the handshake, before any protocol
 byte, the channel's key is checked again against the live set (`allowed`: a validator that
-governance removed keeps its anchor until restart, not its admission) and, by a dialer,
-against the peer it meant to reach.
+governance removed keeps its anchor until restart, not its admission), by both sides, and by
+a dialer against the peer it meant to reach.
 
 A `Channel` hands the transport the socket, the authenticated key and the **binding** the
 application handshake signs: SHA-256 of the dialer's then the listener's certificate (both
@@ -204,6 +204,10 @@ class TlsLinks:
         if listener != peer_key:
             tls.close()
             raise LinkRefused("the listener's certificate is not of the peer dialled")
+        # Verify it is a node of this chain now (governance may have removed it)
+        if listener not in self.allowed:
+            tls.close()
+            raise LinkRefused(f"key {listener[:16]} is not a node of this chain")
         return Channel(tls, peer_key, channel_binding(self.certificate_der, listener_der))
 
     def accept(self, sock: socket.socket) -> Channel:

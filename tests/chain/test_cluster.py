@@ -220,6 +220,7 @@ def test_governance_changes_the_validator_set_at_a_height_boundary(
     import copy
 
     from chain.errors import ProofError
+    from chain.server import NodeKeys
 
     running, genesis, agency = cluster
     v0, v3 = running.nodes["validator-0"], running.nodes["validator-3"]
@@ -240,6 +241,8 @@ def test_governance_changes_the_validator_set_at_a_height_boundary(
     header = changed[0]
     assert header.next_validators_hash != header.validators_hash
     assert removed not in v0.ledger.validator_powers()
+    # ...nor a node the links admit (its genesis entry no longer counts)
+    assert removed not in NodeKeys(v0) and genesis.observers[0].pub_key in NodeKeys(v0)
     # the chain keeps committing with three validators, and validator-3 no longer signs
     later = anchors(genesis, agency, 5, 7)
     v0.submit(later)
