@@ -6,14 +6,22 @@ import json
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from chain.block import validators_hash
 from chain.contracts import governance, membership
-from chain.crypto import is_usable_public_key
-from chain.encoding import hash_json
+from chain.encoding import canonical
 from chain.errors import GenesisError
 from chain.state import CommittedState, Overlay, StateView
+from chain.suites import DEFAULT_SUITE, SUITE_NAMES, CryptoSuite, suite_for
+
+# A node key of either suite: 64 hex digits (Ed25519) or 130 (SM2, 04 || X || Y); which one a
+# chain accepts is its genesis's `crypto` (checked in Genesis.distinct)
+NODE_KEY = r"^[0-9a-f]{64}(?:[0-9a-f]{66})?$"
+_KEY_SHAPES = {
+    "ed25519-sha256": "Ed25519 public key (ed25519-sha256 suite: 64 hex digits)",
+    "sm2-sm3": "SM2 public key (sm2-sm3 suite: 130 hex digits, 04 || X || Y on the curve)",
+}
 
 
 class _Model(BaseModel):
@@ -22,13 +30,13 @@ class _Model(BaseModel):
 
 class ValidatorEntry(_Model):
     name: str = Field(min_length=1, max_length=64)
-    pub_key: str = Field(pattern=membership.PUB_KEY)
+    pub_key: str = Field(pattern=NODE_KEY)
     power: int = Field(default=1, ge=1, le=1000)
 
 
 class ObserverEntry(_Model):
     name: str = Field(min_length=1, max_length=64)
-    pub_key: str = Field(pattern=membership.PUB_KEY)
+    pub_key: str = Field(pattern=NODE_KEY)
 
 
 class OrgEntry(_Model):
@@ -63,13 +71,25 @@ class Genesis(_Model):
     governance: Threshold = Field(default_factory=Threshold)
     contracts: list[ContractEntry] = Field(default_factory=list)
     params: Params = Field(default_factory=Params)
+    crypto: str = DEFAULT_SUITE
+
+    @field_validator("crypto")
+    @classmethod
+    def known_suite(cls, name: str) -> str:
+        if name not in SUITE_NAMES:
+            raise ValueError(
+                f"unknown crypto suite {name!r}: a genesis names one of {', '.join(SUITE_NAMES)}"
+            )
+        return name
 
     @model_validator(mode="after")
     def distinct(self) -> Genesis:
+        suite = self.suite
         keys = [v.pub_key for v in self.validators] + [o.pub_key for o in self.observers]
         for pub in keys + [k for o in self.organisations for k in o.keys]:
-            if not is_usable_public_key(pub):
-                raise ValueError(f"{pub[:16]}… is not a usable Ed25519 public key")
+            # Verify every key is one of the chain's suite
+            if not suite.is_usable_public_key(pub):
+                raise ValueError(f"{pub[:16]}… is not a usable {_KEY_SHAPES[suite.name]}")
         if len(set(keys)) != len(keys):
             raise ValueError("validators and observers must have distinct keys")
         if len({o.id for o in self.organisations}) != len(self.organisations):
@@ -79,12 +99,22 @@ class Genesis(_Model):
         return self
 
     @property
+    def suite(self) -> CryptoSuite:
+        """The chain's one hash and signature scheme (SuiteUnavailable if it cannot run here)."""
+        return suite_for(self.crypto)
+
+    @property
     def hash(self) -> str:
-        """SHA-256 of the canonical genesis document: block 1's prev_hash."""
-        return hash_json(self.to_json())
+        """The suite's hash of the canonical genesis document: block 1's prev_hash."""
+        return self.suite.hash(canonical(self.to_json())).hex()
 
     def to_json(self) -> dict[str, Any]:
-        return self.model_dump(mode="json")
+        """The document; `crypto` is left out when it is the default, so a genesis written
+        before suites existed keeps its bytes and its hash."""
+        value = self.model_dump(mode="json")
+        if value["crypto"] == DEFAULT_SUITE:
+            del value["crypto"]
+        return value
 
     def validator_powers(self) -> dict[str, int]:
         return {v.pub_key: v.power for v in self.validators}
