@@ -9,12 +9,14 @@ keys, or plaintext when a demo's settings allow it). Then the handshake, over th
 Only node keys are accepted (`allowed`: the live set, the validators as the committed blocks
 left them and the genesis observers), and only the key the TLS certificate carries; a dialer
 also checks that the listener is the peer it meant to reach, and dials no peer outside the
-set; a link whose key leaves the set is closed within LINK_CHECK_S. Frames are a 4-byte
-big-endian length and a CBOR map (chain.consensus.wire; the frame kinds are in
-docs/protocol.md §17), unchanged inside TLS. Each node sends on the connections it dials and
-receives on those it accepts. Consensus frames go out before gossip: each peer has two send
-queues, and gossip, bounded, is dropped when a peer cannot keep up (never votes, proposals or
-sync).
+set; a link whose key leaves the set is closed within LINK_CHECK_S. An inbound connection has
+HANDSHAKE_DEADLINE_S for its TLS and application handshakes together, and beyond
+MAX_PENDING_INBOUND unauthenticated ones (MAX_PENDING_PER_HOST from one address) a new one is
+closed at once. Frames are a 4-byte big-endian length and a CBOR map (chain.consensus.wire;
+the frame kinds are in docs/protocol.md §17), unchanged inside TLS. Each node sends on the
+connections it dials and receives on those it accepts. Consensus frames go out before gossip:
+each peer has two send queues, and gossip, bounded, is dropped when a peer cannot keep up
+(never votes, proposals or sync).
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ PLAINTEXT_HANDSHAKE_TAG = b"smartcity/p2p/v2\n"  # over plaintext: the v2 handsh
 CONSENSUS_QUEUE = 20_000  # frames; a peer this far behind is down, and gossip re-sends
 GOSSIP_QUEUE = 64  # tx batches per peer; beyond, gossip to that peer is dropped
 LINK_CHECK_S = 0.5  # how often the open links are checked against the live node set
+HANDSHAKE_DEADLINE_S = 5.0  # an inbound link's TLS and application handshakes, together
+MAX_PENDING_INBOUND = 32  # inbound connections not yet authenticated; beyond, refused at once
+MAX_PENDING_PER_HOST = 8  # of those, from one address
 
 
 @dataclass(frozen=True)
@@ -116,6 +121,7 @@ class TcpTransport:
         allowed: Container[str],
         links: Links,
         handler: Callable[[str, Any, str], None] | None = None,
+        handshake_deadline_s: float = HANDSHAKE_DEADLINE_S,
     ) -> None:
         self.chain_id = chain_id
         self.links = links
@@ -138,6 +144,10 @@ class TcpTransport:
         self.connected: set[str] = set()  # peers whose authenticated inbound session is open
         self._links_lock = threading.Lock()
         self._open: dict[socket.socket, str] = {}  # authenticated links (both ways), by socket
+        # Inbound connections still in their handshakes: a duplicate of each socket (to cut it
+        # from the accept thread) with its deadline and the address it came from
+        self._pending: dict[socket.socket, tuple[float, str]] = {}
+        self.handshake_deadline_s = handshake_deadline_s
 
     # -- the engine's Transport ----------------------------------------------------------
 
@@ -205,6 +215,7 @@ class TcpTransport:
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
+        self._threads = [t for t in self._threads if t.is_alive()]  # ended links' threads go
         self._threads.append(thread)
         thread.start()
 
@@ -296,15 +307,52 @@ class TcpTransport:
         next_check = 0.0
         while not self._stop.is_set():
             try:
-                sock, _ = self._server.accept()
+                sock, address = self._server.accept()
             except (TimeoutError, OSError):
                 pass
             else:
-                self._spawn(functools.partial(self._serve, sock), "p2p-in")
+                watch = self._admit(sock, str(address[0]))
+                if watch is not None:
+                    self._spawn(functools.partial(self._serve, sock, watch), "p2p-in")
             now = time.monotonic()
             if now >= next_check:
                 next_check = now + LINK_CHECK_S
                 self._close_removed()
+                self._close_late(now)
+
+    def _admit(self, sock: socket.socket, host: str) -> socket.socket | None:
+        """Start the handshake deadline of a new inbound connection, or close it at once when
+        too many are unauthenticated (in all, or from its address): each holds a thread."""
+        with self._links_lock:
+            from_host = sum(1 for _, h in self._pending.values() if h == host)
+            if len(self._pending) < MAX_PENDING_INBOUND and from_host < MAX_PENDING_PER_HOST:
+                try:
+                    watch = sock.dup()
+                except OSError:
+                    watch = None
+                if watch is not None:
+                    self._pending[watch] = (time.monotonic() + self.handshake_deadline_s, host)
+                    return watch
+        log.debug("refused an inbound connection from %s: too many in their handshakes", host)
+        sock.close()
+        return None
+
+    def _settled(self, watch: socket.socket) -> None:
+        """The connection's handshakes ended (authenticated or not): its deadline no longer runs."""
+        with self._links_lock:
+            self._pending.pop(watch, None)
+        watch.close()
+
+    def _close_late(self, now: float) -> None:
+        """Cut each inbound connection whose handshakes outlived their deadline (a slow
+        sender resets the per-read timeout with every byte; the deadline counts from accept)."""
+        with self._links_lock:
+            late = [w for w, (deadline, _) in self._pending.items() if now > deadline]
+            for watch in late:
+                host = self._pending.pop(watch)[1]
+                log.debug("closing an inbound connection from %s: handshake too slow", host)
+                with contextlib.suppress(OSError):
+                    watch.shutdown(socket.SHUT_RDWR)
 
     @contextlib.contextmanager
     def _tracked(self, sock: socket.socket, pub: str) -> Iterator[None]:
@@ -330,13 +378,14 @@ class TcpTransport:
                 with contextlib.suppress(OSError):
                     socket.socket.shutdown(sock, socket.SHUT_RDWR)
 
-    def _serve(self, raw: socket.socket) -> None:
-        with raw:
+    def _serve(self, raw: socket.socket, watch: socket.socket) -> None:
+        with raw, watch:
             try:
-                raw.settimeout(5)
+                raw.settimeout(min(5.0, self.handshake_deadline_s))
                 channel = self.links.accept(raw)
                 with channel.sock as sock:
                     sender = self._accept_handshake(channel)
+                    self._settled(watch)
                     sock.settimeout(None)
                     self.connected.add(sender)
                     try:
@@ -347,6 +396,8 @@ class TcpTransport:
                         self.connected.discard(sender)
             except (OSError, ConnectionError, ValueError, ChainError) as exc:
                 log.debug("inbound connection closed: %s", exc)
+            finally:
+                self._settled(watch)
 
     def _accept_handshake(self, channel: Channel) -> str:
         sock, binding = channel.sock, channel.binding

@@ -73,7 +73,7 @@ def test_a_removed_dialer_loses_its_open_link_and_links_again_once_added_back(
     a, b = SigningKey.generate(), SigningKey.generate()
     live_b = {a.public_hex, b.public_hex}
     node_b, port = start(transports, b, live_b)
-    start(transports, a, {a.public_hex, b.public_hex}, [Peer(b.public_hex, "127.0.0.1", port)])
+    start(transports, a, {a.public_hex, b.public_hex}, (Peer(b.public_hex, "127.0.0.1", port),))
     wait_until(lambda: a.public_hex in node_b.connected)
     live_b.discard(a.public_hex)  # a committed block removes A: B closes the link A opened
     wait_until(lambda: a.public_hex not in node_b.connected, timeout_s=2)
@@ -88,7 +88,7 @@ def test_a_dialer_drops_its_link_to_a_removed_listener_and_redials_it_once_added
     a, b = SigningKey.generate(), SigningKey.generate()
     node_b, port = start(transports, b, {a.public_hex, b.public_hex})
     live_a = {a.public_hex, b.public_hex}
-    start(transports, a, live_a, [Peer(b.public_hex, "127.0.0.1", port)])
+    start(transports, a, live_a, (Peer(b.public_hex, "127.0.0.1", port),))
     wait_until(lambda: a.public_hex in node_b.connected)
     live_a.discard(b.public_hex)  # A's chain removed B: A stops sending to B and does not redial
     wait_until(lambda: a.public_hex not in node_b.connected, timeout_s=2)
