@@ -34,6 +34,7 @@ class Runtime(ServiceRuntime):
     clock: Callable[[], float] = time.time
     signing_keys: dict[str, jwk.JWK] = field(default_factory=dict)
     types: dict[str, TypeRecord] = field(default_factory=dict)
+    missing_types: dict[str, float] = field(default_factory=dict)  # name -> read again after
     validators: dict[str, jsonschema.protocols.Validator] = field(default_factory=dict)
     chain: IdentityChain = field(init=False)
 

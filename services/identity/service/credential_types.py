@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import jsonschema
@@ -16,6 +17,9 @@ from services.identity.errors import (
 from services.identity.models import CredentialType
 from services.identity.runtime import Runtime, TypeRecord
 from services.identity.service.common import schema_hash
+
+MISSING_FOR_S = 1.0  # how long a type this service does not hold is remembered as missing
+MISSING_KEPT = 1024  # names remembered as missing at most (beyond, the memory starts afresh)
 
 
 def register_type(
@@ -51,12 +55,22 @@ def get_type(env: Runtime, session: Session, *, name: str) -> tuple[CredentialTy
 
 def type_record(env: Runtime, session: Session, name: str) -> TypeRecord | None:
     """The type's schema as this service holds it, cached: a schema never changes under a name
-    (the contract refuses to register a name twice), so one read per type and process."""
-    if name not in env.types:
-        row = session.get(CredentialType, name)
-        if row is None:
-            return None
-        env.types[name] = TypeRecord(row.name, row.schema_json, row.schema_hash)
+    (the contract refuses to register a name twice), so one read per type and process. A name
+    it does not hold is read again after MISSING_FOR_S at the soonest: verification runs on the
+    event loop with the chain in this process, and a flood of such names must not read the
+    database each time (the caller asks only for names the chain holds)."""
+    if name in env.types:
+        return env.types[name]
+    now = time.monotonic()
+    if env.missing_types.get(name, 0.0) > now:
+        return None
+    row = session.get(CredentialType, name)
+    if row is None:
+        if len(env.missing_types) >= MISSING_KEPT:
+            env.missing_types.clear()
+        env.missing_types[name] = now + MISSING_FOR_S
+        return None
+    env.types[name] = TypeRecord(row.name, row.schema_json, row.schema_hash)
     return env.types[name]
 
 

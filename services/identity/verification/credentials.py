@@ -54,8 +54,10 @@ async def verify_credential_async(
     env: Runtime, session: Session, *, token: str, include_proofs: bool
 ) -> Report:
     """`verify_credential` for an async route. Without proofs it reads chain state and the
-    cached type (the database once per type and process), so with the chain in this process it
-    runs on the event loop; proofs read the node's block store, in the thread pool."""
+    cached type (the database once per type and process; never for a name the chain does not
+    hold, once a second at most for one it holds and this service does not), so with the chain
+    in this process it runs on the event loop; proofs read the node's block store, in the
+    thread pool."""
     if include_proofs:
         return await run_in_threadpool(
             verify_credential, env, session, token=token, include_proofs=True
