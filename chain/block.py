@@ -7,13 +7,18 @@ from dataclasses import asdict, dataclass, field
 from functools import cached_property
 from typing import Any
 
-from chain.crypto import SIGNATURE_BYTES, SigningKey, verify
+from chain.crypto import SIGNATURE_BYTES, verify
 from chain.encoding import canonical, from_hex
 from chain.errors import EncodingError, ProofError
+from chain.suites.base import Hasher, SuiteKey, Verifier
+from chain.suites.sm2_curve import sm3_hasher
 from chain.types import BlockHash, Height, PublicKey, Round
 
 VOTE_DOMAIN = b"smartcity/vote/v1\n"
 PRECOMMIT = "precommit"
+# A header is hashed under its chain's suite, which its proposer's key names (64 hex digits
+# Ed25519: SHA-256; 130, SM2: SM3); the chain's certificate binds signers of that suite only
+_HEADER_HASHERS: dict[int, Hasher] = {64: hashlib.sha256, 130: sm3_hasher}
 
 
 @dataclass(frozen=True)
@@ -35,7 +40,9 @@ class Header:
 
     @property
     def hash(self) -> BlockHash:
-        return BlockHash(hashlib.sha256(canonical(self.to_json())).hexdigest())
+        size = len(self.proposer) if type(self.proposer) is str else 0
+        hasher = _HEADER_HASHERS.get(size, hashlib.sha256)
+        return BlockHash(hasher(canonical(self.to_json())).hexdigest())
 
     @classmethod
     def from_json(cls, value: Any) -> Header:
@@ -104,7 +111,7 @@ class Certificate:
 
 
 def sign_precommit(
-    key: SigningKey, *, chain_id: str, height: int, round_: int, block_hash: str
+    key: SuiteKey, *, chain_id: str, height: int, round_: int, block_hash: str
 ) -> CommitSig:
     sig = key.sign(
         vote_bytes(
@@ -119,8 +126,11 @@ def quorum_power(total_power: int) -> int:
     return total_power * 2 // 3 + 1
 
 
-def verify_certificate(cert: Certificate, header: Header, validators: dict[str, int]) -> list[str]:
-    """Check a certificate commits `header` with more than 2/3 of `validators`' power.
+def verify_certificate(
+    cert: Certificate, header: Header, validators: dict[str, int], verify: Verifier = verify
+) -> list[str]:
+    """Check a certificate commits `header` with more than 2/3 of `validators`' power, each
+    signature checked by `verify`: the chain's suite's (chain.suites), Ed25519 by default.
 
     Returns the validators whose signatures counted.
     """
@@ -160,13 +170,14 @@ def verify_certificate(cert: Certificate, header: Header, validators: dict[str, 
     return signers
 
 
-def validators_hash(validators: list[dict[str, Any]]) -> str:
-    """Hash of a validator set: canonical JSON of [{pub_key, power}] sorted by key."""
+def validators_hash(validators: list[dict[str, Any]], hasher: Hasher = hashlib.sha256) -> str:
+    """Hash of a validator set: canonical JSON of [{pub_key, power}] sorted by key, under the
+    chain's suite's hash (`hasher`, SHA-256 by default)."""
     entries = sorted(
         ({"pub_key": v["pub_key"], "power": v["power"]} for v in validators),
         key=lambda v: str(v["pub_key"]),
     )
-    return hashlib.sha256(canonical(entries)).hexdigest()
+    return hasher(canonical(entries)).hexdigest()
 
 
 @dataclass(frozen=True)

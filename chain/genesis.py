@@ -15,14 +15,6 @@ from chain.errors import GenesisError
 from chain.state import CommittedState, Overlay, StateView
 from chain.suites import DEFAULT_SUITE, SUITE_NAMES, CryptoSuite, suite_for
 
-# A node key of either suite: 64 hex digits (Ed25519) or 130 (SM2, 04 || X || Y); which one a
-# chain accepts is its genesis's `crypto` (checked in Genesis.distinct)
-NODE_KEY = r"^[0-9a-f]{64}(?:[0-9a-f]{66})?$"
-_KEY_SHAPES = {
-    "ed25519-sha256": "Ed25519 public key (ed25519-sha256 suite: 64 hex digits)",
-    "sm2-sm3": "SM2 public key (sm2-sm3 suite: 130 hex digits, 04 || X || Y on the curve)",
-}
-
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
@@ -30,13 +22,13 @@ class _Model(BaseModel):
 
 class ValidatorEntry(_Model):
     name: str = Field(min_length=1, max_length=64)
-    pub_key: str = Field(pattern=NODE_KEY)
+    pub_key: str = Field(pattern=membership.PUB_KEY)
     power: int = Field(default=1, ge=1, le=1000)
 
 
 class ObserverEntry(_Model):
     name: str = Field(min_length=1, max_length=64)
-    pub_key: str = Field(pattern=NODE_KEY)
+    pub_key: str = Field(pattern=membership.PUB_KEY)
 
 
 class OrgEntry(_Model):
@@ -89,7 +81,7 @@ class Genesis(_Model):
         for pub in keys + [k for o in self.organisations for k in o.keys]:
             # Verify every key is one of the chain's suite
             if not suite.is_usable_public_key(pub):
-                raise ValueError(f"{pub[:16]}… is not a usable {_KEY_SHAPES[suite.name]}")
+                raise ValueError(f"{pub[:16]}… is not a usable {membership.KEY_SHAPES[suite.name]}")
         if len(set(keys)) != len(keys):
             raise ValueError("validators and observers must have distinct keys")
         if len({o.id for o in self.organisations}) != len(self.organisations):
@@ -121,7 +113,7 @@ class Genesis(_Model):
 
     @property
     def validators_hash(self) -> str:
-        return validators_hash([v.model_dump() for v in self.validators])
+        return validators_hash([v.model_dump() for v in self.validators], self.suite.hasher)
 
 
 def load_genesis(path: Path) -> Genesis:
@@ -148,6 +140,8 @@ def initial_state(genesis: Genesis) -> dict[tuple[str, str], Any]:
     gov = StateView(overlay, governance.NAMESPACE, privileged=True)
     members = gov.other(membership.NAMESPACE)
     gov.put("config", {"num": genesis.governance.num, "den": genesis.governance.den})
+    if genesis.crypto != DEFAULT_SUITE:  # the default chain's state stays as it was
+        gov.put(membership.SUITE_KEY[1], genesis.crypto)
     gov.put("committee", [])
     gov.put(
         "validators",

@@ -7,7 +7,6 @@ many) decides *which* block to commit; the ledger decides what a block means.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -32,9 +31,11 @@ from chain.errors import (
 )
 from chain.genesis import Genesis, initial_state
 from chain.smt import StateProof, Tree
-from chain.state import CommittedState, Overlay, StateKey, StateView, key_hash
+from chain.state import CommittedState, Overlay, StateKey, StateView, key_hash, stored_value
 from chain.store import BlockStore, TxRow
-from chain.tx import Tx, tx_from_json
+from chain.suites.base import Hasher
+from chain.suites.hashing import trees_for
+from chain.tx import Tx, tx_from_json, wrong_suite
 from chain.writer import BlockWriter
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,7 @@ class Ledger:
 
     def __init__(self, genesis: Genesis, store: BlockStore) -> None:
         self.genesis = genesis
+        self.trees = trees_for(genesis.suite)  # the chain's suite, bound once: hash and trees
         self.store = store
         self.lock = threading.RLock()
         self.registry = ContractRegistry()
@@ -79,14 +81,14 @@ class Ledger:
         self.store.init_genesis(
             self.genesis.hash,
             self.genesis.chain_id,
-            {k: _stored(v) for k, v in genesis_writes.items()},
+            {k: stored_value(v, self.trees.hasher) for k, v in genesis_writes.items()},
         )
-        rows = list(self.store.state())
+        rows, hasher = list(self.store.state()), self.trees.hasher
         values = {(r.namespace, r.key): r.value for r in rows}
-        tree = Tree.from_entries(
-            (key_hash(r.namespace, r.key), bytes.fromhex(r.value_hash)) for r in rows
+        tree = self.trees.Tree.from_entries(
+            (key_hash(r.namespace, r.key, hasher), bytes.fromhex(r.value_hash)) for r in rows
         )
-        self.state = CommittedState(values=values, tree=tree)
+        self.state = CommittedState(values=values, tree=tree, hasher=hasher)
         self.height = self.store.latest_height()
         self.last_header: Header | None = None
         if self.height:
@@ -174,7 +176,9 @@ class Ledger:
             raise TxRejected(
                 "tx_replayed", f"transaction {tx.hash} is already committed", status=409
             )
-        # Verify the signature, then that the signer is a registered, active key
+        # Verify it is signed under the chain's suite, validly, by a registered, active key
+        if tx.suite != self.genesis.crypto:
+            raise TxRejected("wrong_suite", wrong_suite(tx, self.genesis.crypto), status=401)
         if verify_signature and not tx.has_valid_signature():
             raise TxRejected(
                 "bad_signature", "signature does not verify for sender and body", status=401
@@ -207,7 +211,8 @@ class Ledger:
                 raise InvalidBlock(
                     f"{len(txs)} transactions exceed {self.genesis.params.max_block_txs}"
                 )
-            current_validators = validators_hash(self.validators())
+            hasher = self.trees.hasher
+            current_validators = validators_hash(self.validators(), hasher)
             block = Overlay(self.state)
             receipts: list[Receipt] = []
             seen: set[str] = set()
@@ -228,12 +233,12 @@ class Ledger:
                 prev_hash=self.prev_hash,
                 time_ms=time_ms,
                 proposer=proposer,
-                txs_root=merkle.root([tx.encode() for tx in txs]).hex(),
+                txs_root=merkle.root([tx.encode() for tx in txs], hasher).hex(),
                 tx_count=len(txs),
-                receipts_root=merkle.root([r.encode() for r in receipts]).hex(),
+                receipts_root=merkle.root([r.encode() for r in receipts], hasher).hex(),
                 state_root=tree.root_hash.hex(),
                 validators_hash=current_validators,
-                next_validators_hash=validators_hash(next_validators),
+                next_validators_hash=validators_hash(next_validators, hasher),
             )
             stored = {
                 k: None if h is None else (encoded[k].decode(), h.hex())
@@ -250,6 +255,8 @@ class Ledger:
             raise InvalidBlock(f"tx {digest} expired at {tx.expiry_height}")
         if digest in seen or digest in self.live_txs:
             raise InvalidBlock(f"tx {digest} is included twice")
+        if tx.suite != self.genesis.crypto:
+            raise InvalidBlock(f"tx {digest}: {wrong_suite(tx, self.genesis.crypto)}")
         # A transaction this process admitted was verified then: this is a set look-up
         if not tx.has_valid_signature():
             raise InvalidBlock(f"tx {digest} has a bad signature")
@@ -331,7 +338,7 @@ class Ledger:
             if header.height != self.height + 1 or header.prev_hash != self.prev_hash:
                 raise InvalidBlock(f"block {header.height} does not extend height {self.height}")
             try:
-                verify_certificate(certificate, header, self.validator_powers())
+                verify_certificate(certificate, header, self.validator_powers(), self.trees.verify)
             except ProofError as exc:
                 raise InvalidBlock(
                     f"certificate does not commit block {header.height}: {exc}"
@@ -409,17 +416,18 @@ class Ledger:
         rows = self.store.block_txs(height)
         bodies = [tx_from_json(body) for body, _ in rows]
         index = next(i for i, t in enumerate(bodies) if t.hash == tx_hash)
-        tx_leaves = [merkle.leaf_hash(t.encode()) for t in bodies]
+        hasher = self.trees.hasher
+        tx_leaves = [merkle.leaf_hash(t.encode(), hasher) for t in bodies]
         receipts = [Receipt.from_json(r) for _, r in rows]
-        receipt_leaves = [merkle.leaf_hash(r.encode()) for r in receipts]
+        receipt_leaves = [merkle.leaf_hash(r.encode(), hasher) for r in receipts]
         return {
             "version": 1,
             "kind": "tx",
             "chain_id": self.chain_id,
             "tx": bodies[index].to_json(),
-            "tx_proof": _path_json(tx_leaves, index),
+            "tx_proof": _path_json(tx_leaves, index, hasher),
             "receipt": receipts[index].to_json(),
-            "receipt_proof": _path_json(receipt_leaves, index),
+            "receipt_proof": _path_json(receipt_leaves, index, hasher),
             **self.proof_frame(height),
         }
 
@@ -481,19 +489,10 @@ class Ledger:
         return dict(json.loads(encoded))
 
 
-def _path_json(leaves: list[bytes], index: int) -> dict[str, Any]:
-    return {
-        "index": index,
-        "size": len(leaves),
-        "path": [p.hex() for p in merkle.audit_path(leaves, index)],
-    }
+def _path_json(leaves: list[bytes], index: int, hasher: Hasher) -> dict[str, Any]:
+    path = merkle.audit_path(leaves, index, hasher)
+    return {"index": index, "size": len(leaves), "path": [p.hex() for p in path]}
 
 
 def event_list(receipts: Sequence[Receipt]) -> list[Event]:
     return [e for r in receipts for e in r.events]
-
-
-def _stored(value: Any) -> tuple[str, str]:
-    """A state value as the store keeps it: canonical JSON text and its value hash."""
-    text = canonical(value)
-    return text.decode(), hashlib.sha256(text).hexdigest()

@@ -26,13 +26,17 @@ from chain.encoding import canonical, from_hex
 from chain.errors import ChainError, ProofError
 from chain.genesis import Genesis
 from chain.state import MAX_KEY_CHARS, key_hash, value_hash
-from chain.tx import tx_from_json
+from chain.suites.base import Hasher
+from chain.suites.hashing import ChainTrees, trees_for
+from chain.tx import tx_from_json, wrong_suite
 
 BUNDLE_VERSION = 1
 NAMESPACE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")  # a contract name (governance.RegisterContract)
 DEFAULT_TRUSTING_PERIOD_MS = 7 * 24 * 3600 * 1000
 MAX_CLOCK_DRIFT_MS = 10 * 1000
 _HEADER_INTS = ("height", "time_ms", "tx_count")
+# A bundle's suite, as its block's proposer key names it (hex length)
+_KEY_SUITES = {64: ("ed25519-sha256", "Ed25519"), 130: ("sm2-sm3", "SM2")}
 _TX_FIELDS = {
     "version",
     "kind",
@@ -122,15 +126,30 @@ def _verify(bundle: Any, genesis: Genesis, trust: Trust | None) -> Proven:
         raise ProofError(f"a {kind} bundle has exactly the fields {sorted(_FIELDS[kind])}")
     if type(bundle["version"]) is not int or bundle["version"] != BUNDLE_VERSION:
         raise ProofError(f"unsupported bundle version {bundle['version']!r}")
+    _check_suite(bundle["header"], genesis)
     if bundle["chain_id"] != genesis.chain_id:
         raise ProofError(
             f"this bundle is from another chain (genesis {genesis.hash[:16]}… is chain"
             f" {genesis.chain_id!r}, the bundle's chain is {shown(bundle['chain_id'], quote=True)})"
         )
     header = _verified_header(bundle, genesis, trust)
+    trees = trees_for(genesis.suite)
     if kind == "state":
-        return _verify_state(bundle, header)
-    return _verify_tx(bundle, header, record=kind == "record")
+        return _verify_state(bundle, header, trees)
+    return _verify_tx(bundle, header, trees, record=kind == "record")
+
+
+def _check_suite(header: Any, genesis: Genesis) -> None:
+    """Refuse, naming both suites, a bundle whose block was proposed under another suite."""
+    proposer = header.get("proposer") if isinstance(header, dict) else None
+    named = _KEY_SUITES.get(len(proposer)) if isinstance(proposer, str) else None
+    # Verify the block's suite is the genesis's
+    if named is not None and named[0] != genesis.crypto:
+        raise ProofError(
+            f"this bundle is from a chain of the {named[0]} suite (its block's proposer is an"
+            f" {named[1]} key), but the genesis names the {genesis.crypto} suite: verify it"
+            " against its own chain's genesis"
+        )
 
 
 def _verified_header(bundle: dict[str, Any], genesis: Genesis, trust: Trust | None) -> Header:
@@ -144,17 +163,21 @@ def _verified_header(bundle: dict[str, Any], genesis: Genesis, trust: Trust | No
         trusted_height=trust.height if trust else None,
     )  # fmt: skip
     # Verify the header names the validator set reached from genesis, and that set signed it
-    if header.validators_hash != _set_hash(powers):
+    if header.validators_hash != _set_hash(powers, genesis.suite.hasher):
         raise ProofError("the header's validator set is not the one the transitions lead to")
     certificate = _certificate(bundle["certificate"])
-    verify_certificate(certificate, header, powers)
+    verify_certificate(certificate, header, powers, genesis.suite.verify)
     if trust is not None:
-        _check_trust(trust, header, seen, at_trusted)
+        _check_trust(trust, header, seen, at_trusted, genesis)
     return header
 
 
 def _check_trust(
-    trust: Trust, proven: Header, seen: dict[int, Header], at_trusted: dict[str, int] | None
+    trust: Trust,
+    proven: Header,
+    seen: dict[int, Header],
+    at_trusted: dict[str, int] | None,
+    genesis: Genesis,
 ) -> None:
     """The bundle's history passes through the trusted header, which is recent enough."""
     # Verify the proven block is not older than the trusted header: nothing links back to it
@@ -167,14 +190,18 @@ def _check_trust(
     if pinned is None and trust.header is not None:
         pinned = _header(trust.header)
         # Verify the checkpoint is certified by the set the transitions lead to at its height
-        if at_trusted is None or pinned.validators_hash != _set_hash(at_trusted):
+        if at_trusted is None or pinned.validators_hash != _set_hash(
+            at_trusted, genesis.suite.hasher
+        ):
             raise ProofError(
                 f"the bundle's validator transitions do not lead to the set of the trusted"
                 f" header at {trust.height}: a truncated or forged history"
             )
         if trust.certificate is None:
             raise ProofError("the trusted header needs its certificate")
-        verify_certificate(_certificate(trust.certificate), pinned, at_trusted)
+        verify_certificate(
+            _certificate(trust.certificate), pinned, at_trusted, genesis.suite.verify
+        )
     if pinned is None:
         raise ProofError(
             f"the bundle has no header at the trusted height {trust.height}; give that header"
@@ -228,6 +255,7 @@ def _follow_transitions(
     if not isinstance(transitions, list):
         raise ProofError("validator_transitions must be a list")
     powers = genesis.validator_powers()
+    hasher, verify = genesis.suite.hasher, genesis.suite.verify
     at_trusted = powers if trusted_height is not None else None
     last = 0
     for step in transitions:
@@ -240,13 +268,13 @@ def _follow_transitions(
                 "validator transitions must be of this chain, ascending, before the block"
             )
         # Verify the set in force signed it, and it commits to the next set it announces
-        if header.validators_hash != _set_hash(powers):
+        if header.validators_hash != _set_hash(powers, hasher):
             raise ProofError(f"transition at {header.height} is not signed by the set in force")
-        verify_certificate(_certificate(step["certificate"]), header, powers)
+        verify_certificate(_certificate(step["certificate"]), header, powers, verify)
         validators = step["validators"]
         if (
             not isinstance(validators, list)
-            or validators_hash(validators) != header.next_validators_hash
+            or validators_hash(validators, hasher) != header.next_validators_hash
         ):
             raise ProofError(f"transition at {header.height} announces another validator set")
         seen[header.height] = header
@@ -273,16 +301,25 @@ def _powers(validators: list[Any], height: int) -> dict[str, int]:
     return powers
 
 
-def _set_hash(powers: dict[str, int]) -> str:
-    return validators_hash([{"pub_key": k, "power": p} for k, p in powers.items()])
+def _set_hash(powers: dict[str, int], hasher: Hasher) -> str:
+    return validators_hash([{"pub_key": k, "power": p} for k, p in powers.items()], hasher)
 
 
-def _verify_tx(bundle: dict[str, Any], header: Header, *, record: bool) -> Proven:
+def _verify_tx(
+    bundle: dict[str, Any], header: Header, trees: ChainTrees, *, record: bool
+) -> Proven:
     tx_json, receipt_json = bundle["tx"], bundle["receipt"]
     tx = tx_from_json(tx_json)
-    # Verify the transaction is in the block, signed by its sender
+    # Verify the transaction is of the chain's suite, in the block, signed by its sender
+    if tx.suite != trees.suite:
+        raise ProofError(f"the transaction is refused: {wrong_suite(tx, trees.suite)}")
     _check_path(
-        canonical(tx_json), bundle["tx_proof"], header.txs_root, header.tx_count, "transaction"
+        canonical(tx_json),
+        bundle["tx_proof"],
+        header.txs_root,
+        header.tx_count,
+        "transaction",
+        trees.hasher,
     )
     if not tx.has_valid_signature():
         raise ProofError("the transaction's signature does not verify")
@@ -293,6 +330,7 @@ def _verify_tx(bundle: dict[str, Any], header: Header, *, record: bool) -> Prove
         header.receipts_root,
         header.tx_count,
         "receipt",
+        trees.hasher,
     )
     _require_int(receipt_json["height"], "receipt height")
     _require_int(receipt_json["index"], "receipt index")
@@ -349,7 +387,7 @@ def _verify_record(
     }
 
 
-def _verify_state(bundle: dict[str, Any], header: Header) -> Proven:
+def _verify_state(bundle: dict[str, Any], header: Header, trees: ChainTrees) -> Proven:
     namespace, key, value = bundle["namespace"], bundle["key"], bundle["value"]
     if not isinstance(namespace, str) or not isinstance(key, str):
         raise ProofError("namespace and key must be strings")
@@ -375,12 +413,12 @@ def _verify_state(bundle: dict[str, Any], header: Header) -> Proven:
     if leaf_json is not None:
         if set(leaf_json) != {"key_hash", "value_hash"}:
             raise ProofError("state leaf must have key_hash and value_hash")
-        leaf = smt.Leaf(
+        leaf = trees.Leaf(
             from_hex(leaf_json["key_hash"], 32, field="key_hash"),
             from_hex(leaf_json["value_hash"], 32, field="value_hash"),
         )
-    path = key_hash(namespace, key)
-    root = smt.compute_root(path, smt.StateProof(siblings, leaf))
+    path = key_hash(namespace, key, trees.hasher)
+    root = trees.compute_root(path, trees.StateProof(siblings, leaf))
     # Verify the proof reaches the header's state root
     if root.hex() != header.state_root:
         raise ProofError("the state proof does not reach the header's state root")
@@ -388,7 +426,9 @@ def _verify_state(bundle: dict[str, Any], header: Header) -> Proven:
     # Verify the claimed value matches what the proof shows
     if value is None and present:
         raise ProofError("the bundle claims absence but the key is present")
-    if value is not None and (not present or leaf is None or leaf.value_hash != value_hash(value)):
+    if value is not None and (
+        not present or leaf is None or leaf.value_hash != value_hash(value, trees.hasher)
+    ):
         raise ProofError("the bundle's value is not the proven value")
     where = f"{namespace}/{shown(key)}"
     summary = (
@@ -406,7 +446,16 @@ def _verify_state(bundle: dict[str, Any], header: Header) -> Proven:
     return Proven("state", header.height, header.hash, summary, facts)
 
 
-def _check_path(leaf_data: bytes, proof: Any, root_hex: str, size: int, what: str) -> None:
+def _check_path(
+    leaf_data: bytes,
+    proof: Any,
+    root_hex: str,
+    size: int,
+    what: str,
+    hasher: Hasher = hashlib.sha256,
+) -> None:
+    """`leaf_data` is at `proof`'s place in the tree of `root_hex`, hashed with `hasher` (the
+    chain's suite's for transactions and receipts, SHA-256 for applications' record batches)."""
     if (
         not isinstance(proof, dict)
         or set(proof) - {"hash"} != {"index", "size", "path"}
@@ -424,7 +473,7 @@ def _check_path(leaf_data: bytes, proof: Any, root_hex: str, size: int, what: st
     if not isinstance(proof["path"], list):
         raise ProofError(f"{what} proof path must be a list")
     path = [from_hex(p, 32, field=f"{what} path") for p in proof["path"]]
-    computed = merkle.root_from_path(merkle.leaf_hash(leaf_data), index, size, path)
+    computed = merkle.root_from_path(merkle.leaf_hash(leaf_data, hasher), index, size, path, hasher)
     if computed != from_hex(root_hex, 32, field=f"{what} root"):
         raise ProofError(f"the {what} is not in the committed Merkle tree")
 

@@ -17,10 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from chain.block import Certificate, Receipt, sign_precommit
-from chain.crypto import SigningKey
 from chain.errors import ChainError, TxRejected
 from chain.ledger import BlockResult, Ledger
 from chain.mempool import Admitted, Mempool
+from chain.suites import SuiteKey
 from chain.tx import Tx, verify_signatures
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ class Node:
     """One validator's view of the chain: admit, order, execute, certify, commit, notify."""
 
     def __init__(
-        self, ledger: Ledger, *, key: SigningKey | None, options: NodeOptions | None = None
+        self, ledger: Ledger, *, key: SuiteKey | None, options: NodeOptions | None = None
     ) -> None:
         self.ledger = ledger
         self.key = key
@@ -210,6 +210,7 @@ class Node:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
+            self.ledger.flush()  # blocks produced before the stop reach the disk
 
     def _run(self) -> None:
         interval_s = self.options.block_interval_ms / 1000
@@ -217,7 +218,7 @@ class Node:
             if not self.mempool.wait(0.5):
                 continue
             try:
-                self.produce_block()
+                self.produce_block(pipelined=True)
             except Exception as exc:  # storage gone or code mismatch: stop rather than diverge
                 log.exception("block production stopped")
                 self.fatal = exc
@@ -225,8 +226,16 @@ class Node:
             if interval_s:
                 self._stop.wait(interval_s)
 
-    def produce_block(self, *, allow_empty: bool = False) -> BlockResult | None:
-        """Execute pending transactions as the next block, certify it and commit it."""
+    def produce_block(
+        self, *, allow_empty: bool = False, pipelined: bool = False
+    ) -> BlockResult | None:
+        """Execute pending transactions as the next block, certify it and commit it.
+
+        `pipelined` (the producer thread) commits the block in memory and leaves its write to
+        the ledger's writer thread, which overlaps it with the next block's execution (SQLite
+        works without the GIL); waiters hear of the block once it is on disk, and the next
+        block is signed only after this one is stored (persist-before-sign). Without it the
+        block is on disk and its waiters told when this returns."""
         if self.key is None:
             raise ChainError("an observer does not produce blocks")
         ledger = self.ledger
@@ -246,11 +255,21 @@ class Node:
             proposer=self.key.public_hex,
         )
         block_hash = result.header.hash
+        # Verify the previous block is on disk before this one is signed: what a validator
+        # signed never runs ahead of what it stored
+        ledger.flush()
         sig = sign_precommit(
             self.key, chain_id=ledger.chain_id, height=height, round_=0, block_hash=block_hash
         )
-        ledger.commit(result, Certificate(result.header.height, 0, block_hash, [sig]))  # type: ignore[arg-type]
-        self.after_commit(result)
+        certificate = Certificate(result.header.height, 0, block_hash, [sig])  # type: ignore[arg-type]
+        if not pipelined:
+            ledger.commit(result, certificate)
+            self.after_commit(result)
+            return result
+        ledger.commit(result, certificate, background=True, on_durable=self.after_commit)
+        # Out of the mempool now, not once stored: the next block's reap would otherwise take
+        # them for stale copies and delete their pending rows in a write of its own
+        self.mempool.remove([tx.hash for tx in result.txs])
         return result
 
     def after_commit(self, result: BlockResult) -> None:

@@ -7,6 +7,10 @@ and shares every untouched subtree, which lets a proposer execute a block specul
     empty    = 32 zero bytes
     leaf     = H(0x00 || key_hash || value_hash)
     internal = H(0x01 || left || right)
+
+H is the module's `_sha256` and nothing else, looked up at each call: chain.suites.hashing
+loads a second instance of this module whose `_sha256` is SM3, for chains of the sm2-sm3 suite
+(the default chain's code path is untouched by it).
 """
 
 from __future__ import annotations
@@ -276,7 +280,7 @@ def compute_root(key_hash: bytes, proof: StateProof) -> bytes:
     for d in range(depth - 1, -1, -1):
         sibling = proof.siblings[d]
         if bit(key_hash, d):
-            node = hashlib.sha256(b"\x01" + sibling + node).digest()
+            node = _sha256(b"\x01" + sibling + node).digest()
         else:
-            node = hashlib.sha256(b"\x01" + node + sibling).digest()
+            node = _sha256(b"\x01" + node + sibling).digest()
     return node

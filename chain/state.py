@@ -10,6 +10,7 @@ from typing import Any
 from chain.encoding import canonical, canonical_value
 from chain.errors import ContractError
 from chain.smt import StateProof, Tree
+from chain.suites.base import Hasher
 
 MAX_KEY_CHARS = 256
 MAX_VALUE_BYTES = 64 * 1024
@@ -17,22 +18,30 @@ StateKey = tuple[str, str]
 _DELETED = object()
 
 
-def key_hash(namespace: str, key: str) -> bytes:
-    """Path of a state key in the tree: SHA-256(namespace || 0x00 || key)."""
-    return hashlib.sha256(namespace.encode() + b"\x00" + key.encode()).digest()
+def key_hash(namespace: str, key: str, hasher: Hasher = hashlib.sha256) -> bytes:
+    """Path of a state key in the tree: H(namespace || 0x00 || key), H the chain's suite's."""
+    return hasher(namespace.encode() + b"\x00" + key.encode()).digest()
 
 
-def value_hash(value: Any) -> bytes:
-    """SHA-256 of a value's canonical JSON."""
-    return hashlib.sha256(canonical(value)).digest()
+def value_hash(value: Any, hasher: Hasher = hashlib.sha256) -> bytes:
+    """H of a value's canonical JSON (SHA-256, or the chain's suite's)."""
+    return hasher(canonical(value)).digest()
+
+
+def stored_value(value: Any, hasher: Hasher = hashlib.sha256) -> tuple[str, str]:
+    """A state value as the store keeps it: canonical JSON text and its value hash."""
+    text = canonical(value)
+    return text.decode(), hasher(text).hexdigest()
 
 
 @dataclass
 class CommittedState:
-    """The state after the last committed block: values and their tree."""
+    """The state after the last committed block: values and their tree, hashed with `hasher`
+    (the chain's suite's; its tree must be of the same suite, chain.suites.hashing)."""
 
     values: dict[StateKey, Any]
     tree: Tree
+    hasher: Hasher = hashlib.sha256
 
     @classmethod
     def empty(cls) -> CommittedState:
@@ -46,7 +55,7 @@ class CommittedState:
         return self.values.get((namespace, key))
 
     def prove(self, namespace: str, key: str) -> StateProof:
-        return self.tree.prove(key_hash(namespace, key))
+        return self.tree.prove(key_hash(namespace, key, self.hasher))
 
     def apply(
         self, changes: Mapping[StateKey, Any], encoded: Mapping[StateKey, bytes] | None = None
@@ -55,13 +64,14 @@ class CommittedState:
         holds canonical encodings already made (by StateView.put) so they are not redone."""
         known = encoded or {}
         hashed = []
+        hasher = self.hasher
         for skey, v in changes.items():
             if v is None:
                 digest = None
             else:
                 text = known.get(skey)
-                digest = hashlib.sha256(text).digest() if text is not None else value_hash(v)
-            hashed.append((key_hash(*skey), digest))
+                digest = hasher(text if text is not None else canonical(v)).digest()
+            hashed.append((key_hash(*skey, hasher), digest))
         return self.tree.update(hashed), hashed
 
     def commit(self, changes: Mapping[StateKey, Any], tree: Tree) -> None:

@@ -12,11 +12,13 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, ClassVar
 
-from chain.crypto import SIGNATURE_BYTES, SigningKey, verify
+from chain.crypto import SIGNATURE_BYTES, verify
 from chain.encoding import canonical, from_hex, parse_json
 from chain.errors import EncodingError, TxRejected
+from chain.suites import SuiteKey, SuiteName, SuiteUnavailable, suite_for
+from chain.suites.sm2_curve import sm3_hasher
 from chain.types import PublicKey, TxHash
 
 TX_DOMAIN = b"smartcity/tx/v1\n"
@@ -30,6 +32,17 @@ _SIG_TAIL_BYTES = len(b',"sig":""}') + 2 * SIGNATURE_BYTES
 
 @dataclass(frozen=True, eq=False)
 class Tx:
+    """A signed transaction of the default suite: SHA-256 id, Ed25519 signature.
+
+    A transaction's suite is named by its sender key (32 bytes Ed25519, 65 bytes SM2): the
+    decoders below make an SmTx for an SM2 sender, and a ledger refuses either kind on a
+    chain of the other suite. Each class binds its hash and verifier once: no dispatch per call.
+    """
+
+    suite: ClassVar[SuiteName] = "ed25519-sha256"
+    _hasher: ClassVar[Any] = staticmethod(hashlib.sha256)
+    _verify: ClassVar[Any] = staticmethod(verify)
+
     chain_id: str
     sender: PublicKey
     contract: str
@@ -64,7 +77,7 @@ class Tx:
 
     @cached_property
     def hash(self) -> TxHash:
-        return TxHash(hashlib.sha256(self._encoded).hexdigest())
+        return TxHash(self._hasher(self._encoded).hexdigest())
 
     def signed_bytes(self) -> bytes:
         """TX_DOMAIN + canonical(body): cut from the encoded tx rather than encoded again."""
@@ -76,10 +89,40 @@ class Tx:
         digest = self.hash
         if digest in VERIFIED:
             return True
-        good = verify(self.sender, self.signed_bytes(), bytes.fromhex(self.sig))
+        good: bool = self._verify(self.sender, self.signed_bytes(), bytes.fromhex(self.sig))
         if good:
             VERIFIED.add(digest)
         return good
+
+
+def _sm2_verify(public_hex: str, message: bytes, signature: bytes) -> bool:
+    try:
+        suite = suite_for("sm2-sm3")
+    except SuiteUnavailable:  # no OpenSSL 3 here: no SM2 signature can be shown valid
+        return False
+    return suite.verify(public_hex, message, signature)
+
+
+@dataclass(frozen=True, eq=False)
+class SmTx(Tx):
+    """A transaction of the sm2-sm3 suite: SM3 id, SM2 signature (sender 04 || X || Y)."""
+
+    suite: ClassVar[SuiteName] = "sm2-sm3"
+    _hasher: ClassVar[Any] = staticmethod(sm3_hasher)
+    _verify: ClassVar[Any] = staticmethod(_sm2_verify)
+
+
+# A sender key's hex length names its transaction's suite
+_KINDS: dict[int, type[Tx]] = {64: Tx, 130: SmTx}
+_KEY_NAMES = {"ed25519-sha256": "an Ed25519 key", "sm2-sm3": "an SM2 key"}
+
+
+def wrong_suite(tx: Tx, chain_suite: str) -> str:
+    """Why a chain of `chain_suite` refuses `tx`, naming both suites."""
+    return (
+        f"the sender is {_KEY_NAMES[tx.suite]} (suite {tx.suite}); this chain's genesis"
+        f" names the {chain_suite} suite"
+    )
 
 
 class SignatureCache:
@@ -148,7 +191,7 @@ def signing_bytes(body: dict[str, Any]) -> bytes:
 
 
 def sign_tx(
-    key: SigningKey,
+    key: SuiteKey,
     *,
     chain_id: str,
     contract: str,
@@ -185,12 +228,12 @@ def decode_tx(raw: bytes) -> Tx:
 
 def tx_from_json(value: Any) -> Tx:
     """A transaction from its JSON object, refusing any field of the wrong shape."""
-    _check_shape(value)
+    kind = _check_shape(value)
     try:
         # The canonical form is what everyone signs and hashes; execute exactly that (so 3.0
         # and 3, which canonicalise alike, can never run differently on two nodes).
         args = json.loads(canonical(value["args"]))
-        tx = Tx(**{**value, "args": args})
+        tx = kind(**{**value, "args": args})
         encoded = tx.encode()
     except EncodingError as exc:
         raise TxRejected("tx_malformed", str(exc)) from exc
@@ -209,8 +252,7 @@ def tx_from_canonical(raw: bytes) -> Tx:
         value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise TxRejected("tx_malformed", f"invalid JSON: {exc}") from exc
-    _check_shape(value)
-    tx = Tx(**value)
+    tx = _check_shape(value)(**value)
     try:
         canonical_form = tx.encode()
     except EncodingError as exc:
@@ -220,7 +262,8 @@ def tx_from_canonical(raw: bytes) -> Tx:
     return tx
 
 
-def _check_shape(value: Any) -> None:
+def _check_shape(value: Any) -> type[Tx]:
+    """The kind of transaction `value` is, or TxRejected for any field of the wrong shape."""
     if not isinstance(value, dict):
         raise TxRejected("tx_malformed", "a transaction is a JSON object")
     missing, extra = _FIELDS - value.keys(), value.keys() - _FIELDS
@@ -240,8 +283,16 @@ def _check_shape(value: Any) -> None:
     for name in ("contract", "method"):
         if not _NAME.fullmatch(value[name]):
             raise TxRejected("tx_malformed", f"{name} must match {_NAME.pattern}")
+    kind = _KINDS.get(len(value["sender"]))
     try:
-        from_hex(value["sender"], 32, field="sender")
+        from_hex(value["sender"], field="sender")
         from_hex(value["sig"], SIGNATURE_BYTES, field="sig")
     except EncodingError as exc:
         raise TxRejected("tx_malformed", str(exc)) from exc
+    if kind is None:
+        raise TxRejected(
+            "tx_malformed",
+            f"sender must be 32 bytes (Ed25519) or 65 bytes (SM2, 04 || X || Y),"
+            f" got {len(value['sender']) // 2}",
+        )
+    return kind

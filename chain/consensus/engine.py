@@ -39,7 +39,6 @@ from chain.consensus.effects import (
 from chain.consensus.machine import Tendermint
 from chain.consensus.messages import Message, Proposal, ValidatorSet, Vote
 from chain.consensus.wire import Commit
-from chain.crypto import verify
 from chain.errors import ChainError
 from chain.node import Node
 from chain.tx import Tx, verify_signatures
@@ -237,7 +236,7 @@ class Engine:
             validators=self._validator_set(),
             height=self.ledger.height + 1,
             app=self.app,
-            verify=verify,
+            verify=self.ledger.trees.verify,  # the chain's suite (chain/suites)
             signer=self.node.key,
             timeouts=self.timeouts,
             restored=restored,

@@ -206,6 +206,7 @@ class Governance(Contract):
             status = "suspended" if action == "suspend_org" else "active"
             membership.update_org(members, parsed.id, status=status)
         elif isinstance(parsed, AddValidator):
+            membership.require_usable_key(state, parsed.pub_key)
             self._set_validators(
                 state,
                 parsed.pub_key,

@@ -7,13 +7,20 @@ from typing import Any
 from pydantic import Field
 
 from chain.contracts.framework import Args, Context, Contract, method
-from chain.crypto import is_usable_public_key
 from chain.errors import ContractError
 from chain.state import StateView
+from chain.suites import DEFAULT_SUITE, suite_for
 
 NAMESPACE = "membership"
 ORG_ID = r"^[a-z0-9][a-z0-9-]{1,62}$"
-PUB_KEY = r"^[0-9a-f]{64}$"
+# A key of either suite, Ed25519 (64 hex digits) or SM2 (130): require_usable_key checks it is
+# one of the chain's suite, which genesis records in governance's state unless it is the default
+PUB_KEY = r"^[0-9a-f]{64}(?:[0-9a-f]{66})?$"
+SUITE_KEY = ("governance", "crypto")
+KEY_SHAPES = {
+    "ed25519-sha256": "Ed25519 public key (ed25519-sha256 suite: 64 hex digits)",
+    "sm2-sm3": "SM2 public key (sm2-sm3 suite: 130 hex digits, 04 || X || Y on the curve)",
+}
 ROLE = r"^[a-z][a-z_]{1,31}$"
 
 
@@ -29,9 +36,17 @@ class KeyArgs(Args):
     pub_key: str = Field(pattern=PUB_KEY)
 
 
-def require_usable_key(pub_key: str) -> None:
-    if not is_usable_public_key(pub_key):
-        raise ContractError("bad_key", f"{pub_key[:16]}… is not a usable Ed25519 public key")
+def chain_suite(state: StateView) -> str:
+    """The chain's crypto suite, as its genesis recorded it."""
+    name: str = state.read(*SUITE_KEY) or DEFAULT_SUITE
+    return name
+
+
+def require_usable_key(state: StateView, pub_key: str) -> None:
+    suite = chain_suite(state)
+    # Verify the key is one the chain's suite verifies against (not weak, on the curve)
+    if not suite_for(suite).is_usable_public_key(pub_key):
+        raise ContractError("bad_key", f"{pub_key[:16]}… is not a usable {KEY_SHAPES[suite]}")
 
 
 def get_org(state: StateView, org_id: str) -> dict[str, Any] | None:
@@ -56,7 +71,7 @@ def admit_org(
     """Register an organisation with its keys (genesis and governance only)."""
     # Verify every key is usable and neither the organisation nor any key exists yet
     for pub in keys:
-        require_usable_key(pub)
+        require_usable_key(view, pub)
     if view.get(org_key(org_id)) is not None:
         raise ContractError("org_exists", f"organisation {org_id} already exists")
     for pub in keys:
@@ -95,7 +110,7 @@ class Membership(Contract):
     @method(KeyArgs)
     def add_key(self, ctx: Context, state: StateView, args: KeyArgs) -> None:
         # Verify the key is usable and new
-        require_usable_key(args.pub_key)
+        require_usable_key(state, args.pub_key)
         if state.get(key_key(args.pub_key)) is not None:
             raise ContractError("key_exists", f"key {args.pub_key[:16]}… is already registered")
         org = state.get(org_key(ctx.sender_org))

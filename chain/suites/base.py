@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -10,6 +11,24 @@ SUITE_NAMES: tuple[SuiteName, ...] = ("ed25519-sha256", "sm2-sm3")
 DEFAULT_SUITE: SuiteName = "ed25519-sha256"
 HASH_BYTES = 32
 SIGNATURE_BYTES = 64
+
+
+class Digest(Protocol):
+    """A running hash, as hashlib makes them."""
+
+    def digest(self) -> bytes: ...
+
+    def hexdigest(self) -> str: ...
+
+
+Hasher = Callable[[bytes], Digest]
+"""A hash constructor as hashlib's (`hashlib.sha256`): hot loops call it directly."""
+
+
+class Verifier(Protocol):
+    """A suite's signature check, as chain.consensus and chain.block take it."""
+
+    def __call__(self, public_hex: str, message: bytes, signature: bytes) -> bool: ...
 
 
 class SuiteKey(Protocol):
@@ -48,6 +67,11 @@ class CryptoSuite(Protocol):
     @property
     def seal_key_bytes(self) -> int:
         """Length of a key for `seal` and `open`."""
+        ...
+
+    @property
+    def hasher(self) -> Hasher:
+        """The suite's hash as a hashlib-style constructor: `hasher(data).digest()`."""
         ...
 
     def hash(self, data: bytes) -> bytes:

@@ -9,6 +9,9 @@ signature nonce.
 
 from __future__ import annotations
 
+import hashlib
+from typing import Any
+
 from cryptography.hazmat.primitives import hashes
 
 P = 0xFFFFFFFEFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF00000000FFFFFFFFFFFFFFFF
@@ -98,6 +101,34 @@ def _add(q: _Jacobian, r: _Jacobian) -> _Jacobian:
     return x3, (rr * (v - x3) - s1 * hhh) % P, h * z1 * z2 % P
 
 
+def sm3_hasher(data: bytes = b"") -> Any:
+    """SM3 as a hashlib constructor (`sm3_hasher(data).digest()`): the system OpenSSL's through
+    hashlib where it has SM3, else `cryptography`'s behind the same two methods."""
+    if _SM3_EMPTY is None:
+        return _CryptographySm3(data)
+    running = _SM3_EMPTY.copy()
+    running.update(data)
+    return running
+
+
+class _CryptographySm3:
+    def __init__(self, data: bytes) -> None:
+        self._digest = sm3(data)
+
+    def digest(self) -> bytes:
+        return self._digest
+
+    def hexdigest(self) -> str:
+        return self._digest.hex()
+
+
+def _hashlib_sm3() -> Any:
+    try:
+        return hashlib.new("sm3")
+    except ValueError:  # an OpenSSL built without SM3
+        return None
+
+
 def sm3(data: bytes) -> bytes:
     digest = hashes.Hash(hashes.SM3())
     digest.update(data)
@@ -112,3 +143,6 @@ def z_value(public: Point, identifier: bytes = DEFAULT_ID) -> bytes:
         + identifier
         + b"".join(v.to_bytes(SCALAR_BYTES, "big") for v in fields)
     )
+
+
+_SM3_EMPTY = _hashlib_sm3()

@@ -34,6 +34,7 @@ from chain.suites.sm2_curve import (
     is_usable_private,
     public_point,
     sm3,
+    sm3_hasher,
 )
 
 PUBLIC_KEY_CACHE = 4096  # verification keys kept loaded in OpenSSL (validators, devices, orgs)
@@ -129,6 +130,7 @@ class Sm2Sm3:
     public_key_bytes = PUBLIC_KEY_BYTES
     jws_alg = "SM2SM3"
     seal_key_bytes = sealing.SM4_KEY_BYTES
+    hasher = staticmethod(sm3_hasher)
 
     def __init__(self) -> None:
         sm2_openssl.load()  # SuiteUnavailable now, not at the first signature

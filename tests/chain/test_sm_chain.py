@@ -4,17 +4,28 @@ signature of the chain goes through it."""
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from chain import merkle
+from chain.block import vote_bytes
+from chain.contracts import membership
 from chain.crypto import SigningKey
+from chain.db import make_engine
 from chain.encoding import canonical
-from chain.errors import GenesisError
-from chain.genesis import parse_genesis
+from chain.errors import GenesisError, ProofError, TxRejected
+from chain.genesis import Genesis, parse_genesis
+from chain.ledger import Ledger
+from chain.light import verify_bundle
+from chain.node import Node
+from chain.store import BlockStore
 from chain.suites import SUITE_NAMES, suite_for
+from chain.tx import SmTx, Tx, sign_tx, tx_from_json
 
 SM = suite_for("sm2-sm3")
 SM_KEYS = [SM.key_from_seed(bytes([i + 1]) * 32) for i in range(4)]
@@ -89,3 +100,126 @@ def test_an_sm2_key_off_the_curve_is_refused(at: int, digit: str) -> None:
 class _key:
     def __init__(self, public_hex: str) -> None:
         self.public_hex = public_hex
+
+
+ROOT = "ab" * 32
+
+
+def sm_genesis() -> Genesis:
+    value = genesis_json(SM_KEYS[:1], "sm2-sm3")
+    value["organisations"] = [
+        {
+            "id": "city-agency",
+            "name": "Agency",
+            "roles": ["agency"],
+            "keys": [SM_KEYS[1].public_hex],
+        }
+    ]
+    return parse_genesis(value)
+
+
+def anchor(key: Any, chain_id: str = "sm-chain") -> Tx:
+    args = {"root": ROOT, "count": 1, "label": "sm"}
+    return sign_tx(key, chain_id=chain_id, contract="anchors", method="anchor", args=args,
+                   expiry_height=100)  # fmt: skip
+
+
+@pytest.fixture
+def sm_ledger(make_ledger: Callable[..., Ledger]) -> Ledger:
+    return make_ledger(sm_genesis())
+
+
+def test_an_sm_chain_hashes_and_signs_every_part_with_sm3_and_sm2(sm_ledger: Ledger) -> None:
+    node = Node(sm_ledger, key=SM_KEYS[0])
+    tx = anchor(SM_KEYS[1])
+    node.submit([tx])
+    result = node.produce_block()
+    assert result is not None and result.receipts[0].ok
+    header = result.header
+    # Verify each hash is SM3 of the bytes the default suite would SHA-256
+    assert isinstance(tx, SmTx) and tx.hash == SM.hash(tx.encode()).hex()
+    assert header.hash == SM.hash(canonical(header.to_json())).hex()
+    assert header.prev_hash == sm_ledger.genesis.hash
+    assert (
+        header.txs_root
+        == merkle.root([tx.encode()], SM.hasher).hex()
+        != merkle.root([tx.encode()]).hex()
+    )
+    assert header.validators_hash == sm_ledger.genesis.validators_hash
+    block = sm_ledger.block(1)
+    assert block is not None
+    [commit] = block[1].signatures
+    vote = vote_bytes(
+        chain_id="sm-chain", kind="precommit", height=1, round_=0, block_hash=header.hash
+    )
+    assert SM.verify(commit.validator, vote, bytes.fromhex(commit.sig))
+    # Verify a tx bundle and a state bundle verify offline against the SM genesis
+    proven = verify_bundle(sm_ledger.tx_proof(tx.hash), sm_ledger.genesis)
+    assert proven.facts["tx"] == tx.hash and proven.block_hash == header.hash
+    state = sm_ledger.state_proof("membership", membership.org_key("city-agency"))
+    assert verify_bundle(state, sm_ledger.genesis).facts["present"] is True
+
+
+def test_a_bundle_checked_against_the_other_suites_genesis_is_refused_naming_both(
+    sm_ledger: Ledger, tmp_path: Path
+) -> None:
+    node = Node(sm_ledger, key=SM_KEYS[0])
+    node.submit([anchor(SM_KEYS[1])])
+    node.produce_block()
+    sm_bundle = sm_ledger.state_proof("membership", membership.org_key("city-agency"))
+    ed_value = genesis_json(ED_KEYS[:1])
+    ed_value["organisations"] = [
+        {
+            "id": "city-agency",
+            "name": "Agency",
+            "roles": ["agency"],
+            "keys": [ED_KEYS[1].public_hex],
+        }
+    ]
+    engine = make_engine(f"sqlite:///{tmp_path / 'ed.sqlite'}")
+    ed_ledger = Ledger(parse_genesis(ed_value), BlockStore(engine))
+    ed_node = Node(ed_ledger, key=ED_KEYS[0])
+    ed_node.submit([anchor(ED_KEYS[1])])
+    ed_node.produce_block()
+    ed_bundle = ed_ledger.state_proof("membership", membership.org_key("city-agency"))
+    with pytest.raises(ProofError) as caught:
+        verify_bundle(ed_bundle, sm_ledger.genesis)
+    assert str(caught.value) == (
+        "this bundle is from a chain of the ed25519-sha256 suite (its block's proposer is an"
+        " Ed25519 key), but the genesis names the sm2-sm3 suite: verify it against its own"
+        " chain's genesis"
+    )
+    with pytest.raises(ProofError) as caught:
+        verify_bundle(sm_bundle, ed_ledger.genesis)
+    assert str(caught.value) == (
+        "this bundle is from a chain of the sm2-sm3 suite (its block's proposer is an"
+        " SM2 key), but the genesis names the ed25519-sha256 suite: verify it against its own"
+        " chain's genesis"
+    )
+    engine.dispose()
+
+
+def test_a_transaction_of_the_other_suite_is_refused_naming_both(sm_ledger: Ledger) -> None:
+    with pytest.raises(TxRejected) as caught:
+        Node(sm_ledger, key=SM_KEYS[0]).submit([anchor(ED_KEYS[1])])
+    assert caught.value.code == "wrong_suite"
+    assert str(caught.value.message) == (
+        "the sender is an Ed25519 key (suite ed25519-sha256); this chain's genesis names the"
+        " sm2-sm3 suite"
+    )
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(0, 300))
+def test_an_sm_transaction_with_any_sender_length_but_64_or_130_hex_is_malformed(
+    size: int,
+) -> None:
+    body = anchor(SM_KEYS[1]).to_json()
+    body["sender"] = ("0" * size) if size not in (64, 130) else "zz" * (size // 2)
+    with pytest.raises(TxRejected) as caught:
+        tx_from_json(body)
+    assert caught.value.code == "tx_malformed"
+    if size % 2 == 0 and size not in (64, 130):
+        assert str(caught.value.message) == (
+            f"sender must be 32 bytes (Ed25519) or 65 bytes (SM2, 04 || X || Y), got {size // 2}"
+        )
