@@ -270,7 +270,7 @@ class BlockStore:
                         for r in tx_rows
                     ],
                 )
-                conn.execute(delete(pending).where(pending.c.hash.in_([r.hash for r in tx_rows])))
+                _delete_many(conn, pending, "hash", [(r.hash,) for r in tx_rows])
             self._write_state(conn, changes)
             if next_validators is not None:
                 conn.execute(
@@ -365,6 +365,16 @@ def _insert_many(
         f" VALUES ({', '.join([mark] * len(columns))}){suffix}"
     )
     conn.exec_driver_sql(sql, list(rows))
+
+
+def _delete_many(
+    conn: Connection, table: Table, column: str, keys: Sequence[tuple[Any, ...]]
+) -> None:
+    """DELETE rows by one column through the driver's executemany: one IN list of a block's
+    thousands of hashes cost SQLAlchemy a cache key and a bound parameter per hash."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    # The table and column are this module's own constants, never input
+    conn.exec_driver_sql(f"DELETE FROM {table.name} WHERE {column} = {mark}", list(keys))  # noqa: S608
 
 
 class _Guard:
