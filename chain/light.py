@@ -37,33 +37,13 @@ MAX_CLOCK_DRIFT_MS = 10 * 1000
 _HEADER_INTS = ("height", "time_ms", "tx_count")
 # A bundle's suite, as its block's proposer key names it (hex length)
 _KEY_SUITES = {64: ("ed25519-sha256", "Ed25519"), 130: ("sm2-sm3", "SM2")}
-_TX_FIELDS = {
-    "version",
-    "kind",
-    "chain_id",
-    "tx",
-    "tx_proof",
-    "receipt",
-    "receipt_proof",
-    "header",
-    "certificate",
-    "validator_transitions",
-}
+# Every bundle's fields, then each kind's own
+_COMMON_FIELDS = {"version", "kind", "chain_id", "header", "certificate", "validator_transitions"}
+_TX_FIELDS = _COMMON_FIELDS | {"tx", "tx_proof", "receipt", "receipt_proof"}
 _FIELDS = {
     "tx": _TX_FIELDS,
     "record": _TX_FIELDS | {"record"},
-    "state": {
-        "version",
-        "kind",
-        "chain_id",
-        "namespace",
-        "key",
-        "value",
-        "state_proof",
-        "header",
-        "certificate",
-        "validator_transitions",
-    },
+    "state": _COMMON_FIELDS | {"namespace", "key", "value", "state_proof"},
 }
 
 
@@ -158,10 +138,10 @@ def _verified_header(bundle: dict[str, Any], genesis: Genesis, trust: Trust | No
     if header.chain_id != genesis.chain_id:
         raise ProofError(f"the header is from another chain ({shown(header.chain_id, quote=True)})")
     seen: dict[int, Header] = {header.height: header}
+    transitions, trusted = bundle["validator_transitions"], trust.height if trust else None
     powers, at_trusted = _follow_transitions(
-        bundle["validator_transitions"], genesis, before=header.height, seen=seen,
-        trusted_height=trust.height if trust else None,
-    )  # fmt: skip
+        transitions, genesis, before=header.height, seen=seen, trusted_height=trusted
+    )
     # Verify the header names the validator set reached from genesis, and that set signed it
     if header.validators_hash != _set_hash(powers, genesis.suite.hasher):
         raise ProofError("the header's validator set is not the one the transitions lead to")
@@ -245,9 +225,13 @@ def _require_int(value: Any, what: str) -> None:
 
 
 def _follow_transitions(
-    transitions: Any, genesis: Genesis, *, before: int, seen: dict[int, Header],
+    transitions: Any,
+    genesis: Genesis,
+    *,
+    before: int,
+    seen: dict[int, Header],
     trusted_height: int | None,
-) -> tuple[dict[str, int], dict[str, int] | None]:  # fmt: skip
+) -> tuple[dict[str, int], dict[str, int] | None]:
     """Walk certified validator-set changes from the genesis set.
 
     Returns the set in force at the proven block, and the set in force at `trusted_height`.

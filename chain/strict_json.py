@@ -19,9 +19,11 @@ def parse_bundle(text: str | bytes) -> Any:
     """
     try:
         document = json.loads(
-            text, object_pairs_hook=_unique_members, parse_float=_non_integral,
+            text,
+            object_pairs_hook=_unique_members,
+            parse_float=_non_integral,
             parse_constant=_no_constant,
-        )  # fmt: skip
+        )
     except RecursionError as exc:
         raise ProofError("the bundle nests too deeply") from exc
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors

@@ -261,9 +261,13 @@ def _trust_anchor(
         except (OSError, ChainError, KeyError, TypeError) as exc:
             _fail(printable(f"{checkpoint} is not a block (GET /v1/blocks/{{height}}): {exc}"), 2)
     return light.Trust(
-        height=height, hash=digest, now_ms=int(time.time() * 1000),
-        trusting_period_ms=trusting_period_h * 3_600_000, header=header, certificate=certificate,
-    )  # fmt: skip
+        height=height,
+        hash=digest,
+        now_ms=int(time.time() * 1000),
+        trusting_period_ms=trusting_period_h * 3_600_000,
+        header=header,
+        certificate=certificate,
+    )
 
 
 def printable(text: str) -> str:

@@ -316,9 +316,11 @@ def install_openapi(app: FastAPI, *, audience: str) -> None:
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             document = get_openapi(
-                title=app.title, version=app.version, description=app.description,
+                title=app.title,
+                version=app.version,
+                description=app.description,
                 routes=app.routes,
-            )  # fmt: skip
+            )
             components = document.setdefault("components", {})
             components.setdefault("securitySchemes", {})[BEARER] = {
                 "type": "http",

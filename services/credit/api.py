@@ -105,15 +105,17 @@ def build_router(
     ) -> schemas.SmeList:
         """Register many SMEs at once (agencies); any invalid entry refuses the whole batch."""
         rows = service.register_smes(rt=rt, session=session, caller=caller, entries=body.smes)
-        return schemas.SmeList(smes=[schemas.SmeOut.model_validate(r, from_attributes=True)
-                                     for r in rows])  # fmt: skip
+        return schemas.SmeList(
+            smes=[schemas.SmeOut.model_validate(r, from_attributes=True) for r in rows]
+        )
 
     @router.get("/smes", tags=["smes"])
     def list_smes(caller: Anyone, session: SessionDep) -> schemas.SmeList:
         """SMEs known to this service (an SME sees its own)."""
         rows = service.list_smes(session=session, caller=caller)
-        return schemas.SmeList(smes=[schemas.SmeOut.model_validate(r, from_attributes=True)
-                                     for r in rows])  # fmt: skip
+        return schemas.SmeList(
+            smes=[schemas.SmeOut.model_validate(r, from_attributes=True) for r in rows]
+        )
 
     @router.get("/smes/{uscc}", tags=["smes"], responses=raises(SmeNotFound))
     def get_sme(uscc: str, _caller: Anyone, session: SessionDep) -> schemas.SmeOut:

@@ -45,8 +45,14 @@ def grant_consent_tx(
     args: dict[str, Any] = {"uscc": uscc, "bank": bank, "purpose": purpose, "end_ms": end_ms}
     if start_ms is not None:
         args["start_ms"] = start_ms
-    return sign_tx(key, chain_id=chain_id, contract=NAMESPACE, method="grant_consent",
-                   args=args, expiry_height=expiry_height)  # fmt: skip
+    return sign_tx(
+        key,
+        chain_id=chain_id,
+        contract=NAMESPACE,
+        method="grant_consent",
+        args=args,
+        expiry_height=expiry_height,
+    )
 
 
 def revoke_consent_tx(
@@ -54,8 +60,14 @@ def revoke_consent_tx(
 ) -> Tx:
     """The SME's signed revocation of a consent it granted."""
     args = {"uscc": uscc, "bank": bank, "purpose": purpose}
-    return sign_tx(key, chain_id=chain_id, contract=NAMESPACE, method="revoke_consent",
-                   args=args, expiry_height=expiry_height)  # fmt: skip
+    return sign_tx(
+        key,
+        chain_id=chain_id,
+        contract=NAMESPACE,
+        method="revoke_consent",
+        args=args,
+        expiry_height=expiry_height,
+    )
 
 
 def model_proposal_tx(
@@ -70,17 +82,28 @@ def model_proposal_tx(
     """A committee member's governance proposal to approve (or retire) a model version."""
     params = {"contract": NAMESPACE, "method": action, "args": {"sha256": sha256}}
     args = {"action": "invoke", "params": params, "ttl_blocks": ttl_blocks}
-    return sign_tx(key, chain_id=chain_id, contract="governance", method="propose", args=args,
-                   expiry_height=expiry_height)  # fmt: skip
+    return sign_tx(
+        key,
+        chain_id=chain_id,
+        contract="governance",
+        method="propose",
+        args=args,
+        expiry_height=expiry_height,
+    )
 
 
 def vote_tx(
     key: SigningKey, *, chain_id: str, expiry_height: int, proposal: str, approve: bool = True
 ) -> Tx:
     """A committee member's vote on a governance proposal (the proposing tx's hash)."""
-    return sign_tx(key, chain_id=chain_id, contract="governance", method="vote",
-                   args={"proposal": proposal, "approve": approve},
-                   expiry_height=expiry_height)  # fmt: skip
+    return sign_tx(
+        key,
+        chain_id=chain_id,
+        contract="governance",
+        method="vote",
+        args={"proposal": proposal, "approve": approve},
+        expiry_height=expiry_height,
+    )
 
 
 @dataclass(frozen=True)

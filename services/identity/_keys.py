@@ -200,9 +200,10 @@ def _cached_verifier(public: tuple[tuple[str, Any], ...]) -> tuple[str, Verifier
         return alg, verify_ed25519
     size = CURVES[crv][1]
     ec_key = ec.EllipticCurvePublicNumbers(
-        int.from_bytes(x, "big"), int.from_bytes(b64url_decode(members["y"]), "big"),
+        int.from_bytes(x, "big"),
+        int.from_bytes(b64url_decode(members["y"]), "big"),
         _EC_CURVES[crv],
-    ).public_key()  # fmt: skip
+    ).public_key()
     digest = _EC_HASHES[crv]
 
     def verify_ecdsa(signature: bytes, signing_input: bytes) -> bool:

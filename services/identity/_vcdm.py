@@ -30,15 +30,37 @@ ENVELOPED_VC_TYPE = "EnvelopedVerifiableCredential"
 # Members VCDM 2.0 defines (or reserves) at the top of a credential / presentation.
 CREDENTIAL_PROPERTIES = frozenset(
     {
-        "@context", "id", "type", "name", "description", "issuer", "credentialSubject",
-        "validFrom", "validUntil", "credentialStatus", "credentialSchema", "refreshService",
-        "termsOfUse", "evidence", "relatedResource", "renderMethod", "confidenceMethod",
+        "@context",
+        "id",
+        "type",
+        "name",
+        "description",
+        "issuer",
+        "credentialSubject",
+        "validFrom",
+        "validUntil",
+        "credentialStatus",
+        "credentialSchema",
+        "refreshService",
+        "termsOfUse",
+        "evidence",
+        "relatedResource",
+        "renderMethod",
+        "confidenceMethod",
     }
-)  # fmt: skip
+)
 PRESENTATION_PROPERTIES = frozenset(
-    {"@context", "id", "type", "holder", "verifiableCredential", "termsOfUse", "name",
-     "description"}
-)  # fmt: skip
+    {
+        "@context",
+        "id",
+        "type",
+        "holder",
+        "verifiableCredential",
+        "termsOfUse",
+        "name",
+        "description",
+    }
+)
 # JWT and SD-JWT claims a securing format adds on top of the data model.
 SECURING_CLAIMS = frozenset(
     {"iss", "sub", "aud", "iat", "nbf", "exp", "jti", "cnf", "nonce", "_sd", "_sd_alg", "status"}
@@ -47,10 +69,14 @@ SECURING_CLAIMS = frozenset(
 MAX_NUMERIC_DATE = 253_402_300_799
 ENVELOPE_MEDIA_TYPES = frozenset(
     {
-        "application/vc+jwt", "application/vc+sd-jwt", "application/dc+sd-jwt",
-        "application/vc+cose", "application/vp+jwt", "application/vp+sd-jwt",
+        "application/vc+jwt",
+        "application/vc+sd-jwt",
+        "application/dc+sd-jwt",
+        "application/vc+cose",
+        "application/vp+jwt",
+        "application/vp+sd-jwt",
     }
-)  # fmt: skip
+)
 
 
 def _as_list(value: Any) -> list[Any]:
@@ -138,8 +164,14 @@ def check_credential(document: Mapping[str, Any], *, strict: bool) -> None:
         _check_string_member(entry, "type", "credentialSchema")
         if "digestSRI" in entry:
             _check_string_member(entry, "digestSRI", "credentialSchema")
-    for name in ("evidence", "termsOfUse", "refreshService", "renderMethod", "relatedResource",
-                 "confidenceMethod"):  # fmt: skip
+    for name in (
+        "evidence",
+        "termsOfUse",
+        "refreshService",
+        "renderMethod",
+        "relatedResource",
+        "confidenceMethod",
+    ):
         _objects(document, name, min_items=0)
     check_jwt_claims(document)
     if strict:

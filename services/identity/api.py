@@ -170,8 +170,9 @@ def build_router(
         record, tx = svc.deactivate_did(env, org=caller.org, did=did)
         return did_out(record, tx)
 
-    @router.get("/1.0/identifiers/{did}", tags=["dids"], response_model=None,
-                responses=RESOLUTION_RESPONSES)  # fmt: skip
+    @router.get(
+        "/1.0/identifiers/{did}", tags=["dids"], response_model=None, responses=RESOLUTION_RESPONSES
+    )
     def resolve(
         did: str, caller: AnyCaller, proof: Annotated[bool, Query()] = False
     ) -> JSONResponse:
@@ -196,22 +197,38 @@ def build_router(
         record = svc.issuer_record(env, org)
         height = env.chain.height()
         now = [t for t in record["types"] if c.is_authorised(record, t, height)]
-        return IssuerOut(org=org, did=c.did_of(org), types=record["types"], authorised_now=now,
-                         proof=env.chain.proof(c.issuer_key(org)))  # fmt: skip
+        return IssuerOut(
+            org=org,
+            did=c.did_of(org),
+            types=record["types"],
+            authorised_now=now,
+            proof=env.chain.proof(c.issuer_key(org)),
+        )
 
     @router.post("/types", status_code=201, tags=["types"], responses=raises(BadSchema, *WRITE))
     def register_type(body: TypeIn, caller: Agency, session: Db) -> TypeOut:
         row, height, tx = svc.register_type(
             env, session, org=caller.org, name=body.name, schema=body.json_schema
         )
-        return TypeOut(name=row.name, schema_hash=row.schema_hash, json_schema=row.schema_json,
-                       org=row.org, height=height, tx=tx)  # fmt: skip
+        return TypeOut(
+            name=row.name,
+            schema_hash=row.schema_hash,
+            json_schema=row.schema_json,
+            org=row.org,
+            height=height,
+            tx=tx,
+        )
 
     @router.get("/types/{name}", tags=["types"], responses=raises(UnknownType))
     def get_type(name: str, caller: AnyCaller, session: Db) -> TypeOut:
         row, on_chain = svc.get_type(env, session, name=name)
-        return TypeOut(name=row.name, schema_hash=row.schema_hash, json_schema=row.schema_json,
-                       org=row.org, height=on_chain["height"])  # fmt: skip
+        return TypeOut(
+            name=row.name,
+            schema_hash=row.schema_hash,
+            json_schema=row.schema_json,
+            org=row.org,
+            height=on_chain["height"],
+        )
 
     @router.get("/schemas/{name}", tags=["types"], responses=raises(UnknownType))
     def get_schema(name: str, caller: AnyCaller, session: Db) -> dict[str, Any]:
@@ -236,8 +253,9 @@ def build_router(
     def issue_batch(body: IssueBatchIn, caller: Agency, session: Db) -> IssueBatchOut:
         """Issue many credentials, anchored together (256 per transaction)."""
         results, txs = svc.issue(env, session, org=caller.org, items=body.items)
-        return IssueBatchOut(credentials=[_issue_out(r, caller.org) for r in results],
-                             transactions=txs)  # fmt: skip
+        return IssueBatchOut(
+            credentials=[_issue_out(r, caller.org) for r in results], transactions=txs
+        )
 
     @router.post("/credentials/verify", tags=["verify"])
     async def verify(body: VerifyIn, caller: AnyCaller, session: Db) -> VerifyOut:
@@ -265,9 +283,16 @@ def build_router(
     ) -> CredentialListOut:
         """Issued credentials' metadata, newest first: an agency's own, or any (a regulator)."""
         listed, next_cursor = svc.list_credentials(
-            env, session, org=caller.org, roles=caller.roles, issuer=issuer, status=status,
-            type_name=type_name, limit=limit, cursor=cursor,
-        )  # fmt: skip
+            env,
+            session,
+            org=caller.org,
+            roles=caller.roles,
+            issuer=issuer,
+            status=status,
+            type_name=type_name,
+            limit=limit,
+            cursor=cursor,
+        )
         return CredentialListOut(credentials=[_summary(x) for x in listed], next_cursor=next_cursor)
 
     @router.get(
@@ -278,11 +303,18 @@ def build_router(
     def get_credential(credential_id: str, caller: Agency, session: Db) -> CredentialOut:
         row = svc.own_credential(env, session, org=caller.org, credential_id=credential_id)
         return CredentialOut(
-            id=row.id, type=row.type, format=row.format, subject=row.subject_did, hash=row.hash,
-            claims=svc.credential_claims(env, row), revoked=row.revoked, suspended=row.suspended,
-            list=row.list_no, index=row.list_index,
+            id=row.id,
+            type=row.type,
+            format=row.format,
+            subject=row.subject_did,
+            hash=row.hash,
+            claims=svc.credential_claims(env, row),
+            revoked=row.revoked,
+            suspended=row.suspended,
+            list=row.list_no,
+            index=row.list_index,
             anchor={"tx": row.anchor_tx, "height": row.anchor_height},
-        )  # fmt: skip
+        )
 
     def status_route(purpose: str, value: int) -> Callable[..., StatusChangeOut]:
         def change(
@@ -290,31 +322,50 @@ def build_router(
         ) -> StatusChangeOut:
             reason = body.reason if body else ""
             row, receipt = svc.change_status(
-                env, session, org=caller.org, credential_id=credential_id, purpose=purpose,
-                value=value, reason=reason,
-            )  # fmt: skip
+                env,
+                session,
+                org=caller.org,
+                credential_id=credential_id,
+                purpose=purpose,
+                value=value,
+                reason=reason,
+            )
             return StatusChangeOut(
-                id=row.id, purpose=purpose, value=value, tx=receipt["tx"],
-                height=receipt["height"], revoked=row.revoked, suspended=row.suspended,
-            )  # fmt: skip
+                id=row.id,
+                purpose=purpose,
+                value=value,
+                tx=receipt["tx"],
+                height=receipt["height"],
+                revoked=row.revoked,
+                suspended=row.suspended,
+            )
 
         return change
 
-    for action, purpose, value in (("revoke", "revocation", 1), ("suspend", "suspension", 1),
-                                   ("reinstate", "suspension", 0)):  # fmt: skip
+    for action, purpose, value in (
+        ("revoke", "revocation", 1),
+        ("suspend", "suspension", 1),
+        ("reinstate", "suspension", 0),
+    ):
         router.add_api_route(
-            f"/credentials/{{credential_id}}/{action}", status_route(purpose, value),
-            methods=["POST"], tags=["credentials"], summary=f"{action} a credential",
+            f"/credentials/{{credential_id}}/{action}",
+            status_route(purpose, value),
+            methods=["POST"],
+            tags=["credentials"],
+            summary=f"{action} a credential",
             responses=raises(UnknownCredential, *WRITE),
-        )  # fmt: skip
+        )
 
     @router.get(
         "/status-lists/{org}/{list_no}/{purpose}", tags=["credentials"], responses=raises(*ISSUANCE)
     )
     def status_list(
-        org: str, list_no: Annotated[int, Path(ge=0, lt=c.MAX_LISTS)],
-        purpose: Literal["revocation", "suspension"], caller: AnyCaller, session: Db,
-    ) -> dict[str, Any]:  # fmt: skip
+        org: str,
+        list_no: Annotated[int, Path(ge=0, lt=c.MAX_LISTS)],
+        purpose: Literal["revocation", "suspension"],
+        caller: AnyCaller,
+        session: Db,
+    ) -> dict[str, Any]:
         """The W3C BitstringStatusListCredential, rebuilt from the chain's status keys."""
         document, token = svc.status_list_document(
             env, session, org=org, list_no=list_no, purpose=purpose
@@ -326,8 +377,9 @@ def build_router(
     @router.post("/challenges", status_code=201, tags=["verify"])
     def challenge(body: ChallengeIn, caller: AnyCaller, session: Db) -> ChallengeOut:
         """A nonce (and audience) for a holder's presentation or proof; it is accepted once."""
-        row = ver.create_challenge(env, session, org=caller.org, audience=body.audience,
-                                   ttl_s=body.ttl_s)  # fmt: skip
+        row = ver.create_challenge(
+            env, session, org=caller.org, audience=body.audience, ttl_s=body.ttl_s
+        )
         return ChallengeOut(nonce=row.nonce, audience=row.audience, expires_at=row.expires_at)
 
     @router.post(
@@ -339,9 +391,13 @@ def build_router(
         body: PresentationIn, caller: AnyCaller, session: Db
     ) -> PresentationOut:
         result = ver.verify_presentation(
-            env, session, org=caller.org, presentation=body.presentation, nonce=body.nonce,
+            env,
+            session,
+            org=caller.org,
+            presentation=body.presentation,
+            nonce=body.nonce,
             include_proofs=body.include_proofs,
-        )  # fmt: skip
+        )
         return PresentationOut.model_validate(result)
 
     @router.post(
@@ -352,11 +408,18 @@ def build_router(
     def verify_zk(body: ZkVerifyIn, caller: AnyCaller, session: Db) -> ZkVerifyOut:
         """Verify an age-at-least or residency proof against the credential's signed commitment."""
         result = ver.verify_zk(
-            env, session, org=caller.org, credential=body.credential, predicate=body.predicate,
-            min_age_years=body.min_age_years, reference_date=body.reference_date,
-            city_code=body.city_code, proof=body.proof, nonce=body.nonce,
+            env,
+            session,
+            org=caller.org,
+            credential=body.credential,
+            predicate=body.predicate,
+            min_age_years=body.min_age_years,
+            reference_date=body.reference_date,
+            city_code=body.city_code,
+            proof=body.proof,
+            nonce=body.nonce,
             include_proofs=body.include_proofs,
-        )  # fmt: skip
+        )
         return ZkVerifyOut.model_validate(result)
 
     return router
@@ -365,22 +428,36 @@ def build_router(
 def _issue_out(result: tuple[svc.Prepared, dict[str, Any]], org: str) -> IssueOut:
     prepared, anchor = result
     return IssueOut(
-        id=prepared.id, type=prepared.request.type, format=prepared.request.format,
-        issuer=c.did_of(org), subject=prepared.request.subject, credential=prepared.token,
-        hash=prepared.hash, status=svc.status_entries(prepared), anchor=anchor,
+        id=prepared.id,
+        type=prepared.request.type,
+        format=prepared.request.format,
+        issuer=c.did_of(org),
+        subject=prepared.request.subject,
+        credential=prepared.token,
+        hash=prepared.hash,
+        status=svc.status_entries(prepared),
+        anchor=anchor,
         zk_openings=prepared.openings,
-    )  # fmt: skip
+    )
 
 
 def _summary(listed: svc.ListedCredential) -> CredentialSummary:
     row = listed.row
     return CredentialSummary(
-        id=row.id, type=row.type, format=row.format, issuer=c.did_of(row.org), issuer_org=row.org,
-        subject=row.subject_did if listed.show_subject else None, hash=row.hash,
-        status=listed.status, status_height=listed.status_height, issued_at=row.issued_at,
-        anchor={"tx": row.anchor_tx, "height": row.anchor_height}, list=row.list_no,
+        id=row.id,
+        type=row.type,
+        format=row.format,
+        issuer=c.did_of(row.org),
+        issuer_org=row.org,
+        subject=row.subject_did if listed.show_subject else None,
+        hash=row.hash,
+        status=listed.status,
+        status_height=listed.status_height,
+        issued_at=row.issued_at,
+        anchor={"tx": row.anchor_tx, "height": row.anchor_height},
+        list=row.list_no,
         index=row.list_index,
-    )  # fmt: skip
+    )
 
 
 def _resolution(env: Runtime, did: str, with_proof: bool) -> JSONResponse:

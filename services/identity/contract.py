@@ -271,9 +271,14 @@ class IdentityContract(Contract):
             self._retire_key(ctx, state, args.msid, old["id"])
         state.put(
             did_key(args.msid),
-            {**record, "deactivated": True, "updated_ms": ctx.time_ms, "updated_height": ctx.height,
-             "versionId": record["versionId"] + 1},
-        )  # fmt: skip
+            {
+                **record,
+                "deactivated": True,
+                "updated_ms": ctx.time_ms,
+                "updated_height": ctx.height,
+                "versionId": record["versionId"] + 1,
+            },
+        )
         ctx.emit("did_deactivated", did=did_of(args.msid))
 
     @method(TypeArgs)
@@ -284,9 +289,13 @@ class IdentityContract(Contract):
             raise ContractError("type_exists", f"credential type {args.name} is registered")
         state.put(
             type_key(args.name),
-            {"name": args.name, "schema_hash": args.schema_hash, "org": ctx.sender_org,
-             "height": ctx.height},
-        )  # fmt: skip
+            {
+                "name": args.name,
+                "schema_hash": args.schema_hash,
+                "org": ctx.sender_org,
+                "height": ctx.height,
+            },
+        )
         ctx.emit("type_registered", type=args.name, schema_hash=args.schema_hash)
 
     @method(IssuerArgs)
@@ -342,9 +351,15 @@ class IdentityContract(Contract):
                 )
             state.put(
                 cred_key(item.hash),
-                {"org": org, "type": item.type, "height": ctx.height, "time_ms": ctx.time_ms,
-                 "list": item.list, "index": item.index},
-            )  # fmt: skip
+                {
+                    "org": org,
+                    "type": item.type,
+                    "height": ctx.height,
+                    "time_ms": ctx.time_ms,
+                    "list": item.list,
+                    "index": item.index,
+                },
+            )
             state.put(entry_key(org, item.list, item.index), item.hash)
         ctx.emit("credentials_anchored", org=org, count=len(args.items))
 
@@ -366,9 +381,14 @@ class IdentityContract(Contract):
             raise ContractError("unchanged", f"the {args.purpose} bit is already {args.value}")
         state.put(key, {"value": args.value, "height": ctx.height, "reason": args.reason})
         ctx.emit(
-            "status_changed", org=org, list=args.list, index=args.index, purpose=args.purpose,
-            value=args.value, credential=digest,
-        )  # fmt: skip
+            "status_changed",
+            org=org,
+            list=args.list,
+            index=args.index,
+            purpose=args.purpose,
+            value=args.value,
+            credential=digest,
+        )
 
     # -- helpers ---------------------------------------------------------------------------------
 

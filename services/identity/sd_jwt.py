@@ -226,9 +226,14 @@ def verify_sd_jwt(
     payload = parse_json_object(compact.payload, "SD-JWT payload")
     claims, used = apply_disclosures(payload, parsed.disclosures)
     key_bound = _check_key_binding(
-        text, parsed, claims, require=require_key_binding, now=now, max_age_s=kb_max_age_s,
+        text,
+        parsed,
+        claims,
+        require=require_key_binding,
+        now=now,
+        max_age_s=kb_max_age_s,
         leeway_s=leeway_s,
-    )  # fmt: skip
+    )
     if parsed.key_binding_jwt is None:
         # Without key binding nothing signed the challenge: refuse if the verifier set one.
         if nonce is not None or audience is not None:
@@ -307,9 +312,15 @@ def issue_sd_credential(
     claims = {**document, "iss": _vcdm.id_of(document["issuer"])}
     claims["iat"] = int(time.time()) if issued_at is None else issued_at
     return issue_sd_jwt(
-        claims, key, disclose=disclose, typ=VC_SD_JWT_TYP, cty="vc", kid=kid,
-        holder_key=holder_key, decoys=decoys,
-    )  # fmt: skip
+        claims,
+        key,
+        disclose=disclose,
+        typ=VC_SD_JWT_TYP,
+        cty="vc",
+        kid=kid,
+        holder_key=holder_key,
+        decoys=decoys,
+    )
 
 
 def verify_sd_credential(text: str, key: KeyLike, **options: Any) -> VerifiedSdJwt:
@@ -382,9 +393,14 @@ def issue_sd_jwt_vc(
     _check_sd_jwt_vc_claims(claims)
     body = {**claims, "iat": int(time.time()) if issued_at is None else issued_at}
     return issue_sd_jwt(
-        body, key, disclose=disclose, typ=SD_JWT_VC_TYP, kid=kid, holder_key=holder_key,
+        body,
+        key,
+        disclose=disclose,
+        typ=SD_JWT_VC_TYP,
+        kid=kid,
+        holder_key=holder_key,
         decoys=decoys,
-    )  # fmt: skip
+    )
 
 
 def verify_sd_jwt_vc(text: str, key: KeyLike, **options: Any) -> VerifiedSdJwt:

@@ -120,8 +120,10 @@ def _raw_signature(private: Any, crv: str, data: bytes) -> bytes:
     if not isinstance(private, ec.EllipticCurvePrivateKey):
         raise InvalidKey("COSE signing needs an Ed25519 or NIST EC private key")
     digests: dict[str, hashes.HashAlgorithm] = {
-        "P-256": hashes.SHA256(), "P-384": hashes.SHA384(), "P-521": hashes.SHA512()
-    }  # fmt: skip
+        "P-256": hashes.SHA256(),
+        "P-384": hashes.SHA384(),
+        "P-521": hashes.SHA512(),
+    }
     r, s = decode_dss_signature(private.sign(data, ec.ECDSA(digests[crv])))
     size = CURVES[crv][1]
     return r.to_bytes(size, "big") + s.to_bytes(size, "big")
@@ -167,9 +169,14 @@ def _parse(text: str) -> tuple[bytes, dict[int, Any], bytes, bytes]:
         message = message.value
     # Verify the COSE_Sign1 structure: [protected bstr, unprotected map, payload bstr, sig bstr]
     # (cbor2 gives a tagged array as a tuple and its maps as frozendicts)
-    if not (isinstance(message, list | tuple) and len(message) == 4
-            and isinstance(message[0], bytes) and isinstance(message[1], Mapping)
-            and isinstance(message[2], bytes) and isinstance(message[3], bytes)):  # fmt: skip
+    if not (
+        isinstance(message, list | tuple)
+        and len(message) == 4
+        and isinstance(message[0], bytes)
+        and isinstance(message[1], Mapping)
+        and isinstance(message[2], bytes)
+        and isinstance(message[3], bytes)
+    ):
         raise MalformedToken("not a COSE_Sign1 [protected, unprotected, payload, signature]")
     protected_bytes, _unprotected, payload, signature = message
     try:

@@ -76,9 +76,13 @@ def _statement_bytes(kind: str, statement: Mapping[str, Any]) -> bytes:
 
 
 def _check_binding(
-    proof: Mapping[str, Any], kind: str, statement: Mapping[str, Any], commitment: str, nonce: str,
+    proof: Mapping[str, Any],
+    kind: str,
+    statement: Mapping[str, Any],
+    commitment: str,
+    nonce: str,
     context: str,
-) -> None:  # fmt: skip
+) -> None:
     """Verify the proof claims this verifier's statement, commitment and challenge."""
     if proof.get("type") != kind:
         raise StatementMismatch(f"expected a {kind}, got {proof.get('type')!r}")
@@ -106,9 +110,14 @@ def prove_residency(
     c = _residency_challenge(statement, point, t, nonce, context)
     s = (k + c * opening.blinding) % ec.Q
     return {
-        "type": RESIDENCY_PROOF, "statement": statement, "commitment": commitment,
-        "nonce": nonce, "context": context, "t": ec.encode_point(t), "s": ec.encode_scalar(s),
-    }  # fmt: skip
+        "type": RESIDENCY_PROOF,
+        "statement": statement,
+        "commitment": commitment,
+        "nonce": nonce,
+        "context": context,
+        "t": ec.encode_point(t),
+        "s": ec.encode_scalar(s),
+    }
 
 
 def verify_residency(
@@ -203,10 +212,15 @@ def prove_bits(
         c0, s0, s1 = (c_real, s_real, s_fake) if bit == 0 else (c_fake, s_fake, s_real)
         responses.append([ec.encode_scalar(c0), ec.encode_scalar(s0), ec.encode_scalar(s1)])
     return {
-        "type": AGE_PROOF, "statement": statement, "commitment": ec.encode_point(point),
-        "nonce": nonce, "context": context, "challenge": ec.encode_scalar(c),
-        "bit_commitments": [ec.encode_point(p) for p in bit_points], "responses": responses,
-    }  # fmt: skip
+        "type": AGE_PROOF,
+        "statement": statement,
+        "commitment": ec.encode_point(point),
+        "nonce": nonce,
+        "context": context,
+        "challenge": ec.encode_scalar(c),
+        "bit_commitments": [ec.encode_point(p) for p in bit_points],
+        "responses": responses,
+    }
 
 
 def verify_age_at_least(
@@ -256,9 +270,13 @@ def _decode_bits(proof: Mapping[str, Any]) -> tuple[list[Point], list[tuple[int,
 
 
 def _age_challenge(
-    statement: Mapping[str, Any], point: Point, bit_points: list[Point],
-    firsts: list[tuple[Point, Point]], nonce: str, context: str,
-) -> int:  # fmt: skip
+    statement: Mapping[str, Any],
+    point: Point,
+    bit_points: list[Point],
+    firsts: list[tuple[Point, Point]],
+    nonce: str,
+    context: str,
+) -> int:
     points = [ec.G, ec.H, point, *bit_points, *(t for pair in firsts for t in pair)]
     return ec.challenge(
         _statement_bytes(AGE_PROOF, statement),
@@ -276,11 +294,15 @@ def prove_opening(
     t = ec.commit(a, b)
     c = _opening_challenge(point, t, nonce, context)
     return {
-        "type": "OpeningProof", "statement": {}, "commitment": commitment, "nonce": nonce,
-        "context": context, "t": ec.encode_point(t),
+        "type": "OpeningProof",
+        "statement": {},
+        "commitment": commitment,
+        "nonce": nonce,
+        "context": context,
+        "t": ec.encode_point(t),
         "s_value": ec.encode_scalar(a + c * opening.value),
         "s_blinding": ec.encode_scalar(b + c * opening.blinding),
-    }  # fmt: skip
+    }
 
 
 def verify_opening(

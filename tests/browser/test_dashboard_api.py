@@ -123,16 +123,23 @@ def test_the_explorer_finds_anchors_blocks_and_transactions_by_hash(demo: TestCl
 
     listed = demo.get("/dashboard/api/anchors", headers=auth).json()["anchors"]
     assert listed[0] == {
-        "tx": receipt["tx"], "height": receipt["height"], "org": "bsn-operator", "root": root,
-        "count": 3, "label": "demo", "metadata": {},
-    }  # fmt: skip
+        "tx": receipt["tx"],
+        "height": receipt["height"],
+        "org": "bsn-operator",
+        "root": root,
+        "count": 3,
+        "label": "demo",
+        "metadata": {},
+    }
     assert demo.get("/dashboard/api/anchors?org=bank-a", headers=auth).json()["anchors"] == []
 
     found = demo.get(f"/dashboard/api/lookup/{root}", headers=auth).json()
     assert found["kind"] == "anchor" and found["tx"] == receipt["tx"]
     assert demo.get(f"/dashboard/api/lookup/{receipt['tx']}", headers=auth).json() == {
-        "kind": "tx", "tx": receipt["tx"], "height": receipt["height"],
-    }  # fmt: skip
+        "kind": "tx",
+        "tx": receipt["tx"],
+        "height": receipt["height"],
+    }
     block = demo.get(f"/chain/v1/blocks/{receipt['height']}", headers=auth).json()
     by_hash = demo.get(f"/dashboard/api/lookup/{block['hash']}", headers=auth).json()
     assert by_hash == {"kind": "block", "height": receipt["height"]}
@@ -149,14 +156,39 @@ def test_the_explorer_finds_anchors_blocks_and_transactions_by_hash(demo: TestCl
 
 
 TOKEN = "/dashboard/api/token?org=regulator&audience=chain"
-TRUSTED = ["127.0.0.1", "127.0.0.1:8000", "localhost", "LocalHost:65535", "[::1]",
-           "[::1]:8000", "[0:0:0:0:0:0:0:1]:1"]  # fmt: skip
+TRUSTED = [
+    "127.0.0.1",
+    "127.0.0.1:8000",
+    "localhost",
+    "LocalHost:65535",
+    "[::1]",
+    "[::1]:8000",
+    "[0:0:0:0:0:0:0:1]:1",
+]
 # A Host naming another site (its name rebound to 127.0.0.1), or not a host at all
-HOSTILE = ["testserver", "evil.example", "127.0.0.1.evil.example", "localhost.evil.example",
-           "evil.example:8000", "localhost.", "127.0.0.2", "127.1", "0x7f.0.0.1", "[::2]",
-           "[::ffff:127.0.0.1]", "::1", "127.0.0.1:", "127.0.0.1:99999", "127.0.0.1:8000:1",
-           "127.0.0.1@evil.example", "evil.example#127.0.0.1", "127.0.0.1 evil.example",
-           "127.0.0.1/evil", "", " localhost"]  # fmt: skip
+HOSTILE = [
+    "testserver",
+    "evil.example",
+    "127.0.0.1.evil.example",
+    "localhost.evil.example",
+    "evil.example:8000",
+    "localhost.",
+    "127.0.0.2",
+    "127.1",
+    "0x7f.0.0.1",
+    "[::2]",
+    "[::ffff:127.0.0.1]",
+    "::1",
+    "127.0.0.1:",
+    "127.0.0.1:99999",
+    "127.0.0.1:8000:1",
+    "127.0.0.1@evil.example",
+    "evil.example#127.0.0.1",
+    "127.0.0.1 evil.example",
+    "127.0.0.1/evil",
+    "",
+    " localhost",
+]
 
 
 def test_demo_tokens_only_for_loopback_hosts(demo: TestClient) -> None:
@@ -190,13 +222,17 @@ def hostile_hosts(draw: st.DrawFn) -> str:
 
 def _is_loopback(host: str) -> bool:
     """An independent statement of the rule: one of the three loopback names, any port."""
-    m = re.fullmatch(r"(localhost|127\.0\.0\.1|\[(?:::1|(?:0+:){7}0*1)\])(?::([0-9]{1,5}))?",
-                     host, flags=re.IGNORECASE)  # fmt: skip
+    m = re.fullmatch(
+        r"(localhost|127\.0\.0\.1|\[(?:::1|(?:0+:){7}0*1)\])(?::([0-9]{1,5}))?",
+        host,
+        flags=re.IGNORECASE,
+    )
     return m is not None and (m[2] is None or int(m[2]) <= 65535)
 
 
-@settings(max_examples=150, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(host=hostile_hosts())
 def test_no_demo_token_for_a_generated_hostile_host(demo: TestClient, host: str) -> None:
     r = demo.get(TOKEN, headers={"host": host})

@@ -74,11 +74,15 @@ def test_sm4_gives_the_gbt_32907_example() -> None:
 
 def test_sm4_gcm_opens_the_rfc_8998_example() -> None:
     key, nonce = H("0123456789ABCDEFFEDCBA9876543210"), H("00001234567800000000ABCD")
-    plaintext = H("AAAAAAAAAAAAAAAABBBBBBBBBBBBBBBBCCCCCCCCCCCCCCCCDDDDDDDDDDDDDDDD"
-                  "EEEEEEEEEEEEEEEEFFFFFFFFFFFFFFFFEEEEEEEEEEEEEEEEAAAAAAAAAAAAAAAA")  # fmt: skip
+    plaintext = H(
+        "AAAAAAAAAAAAAAAABBBBBBBBBBBBBBBBCCCCCCCCCCCCCCCCDDDDDDDDDDDDDDDD"
+        "EEEEEEEEEEEEEEEEFFFFFFFFFFFFFFFFEEEEEEEEEEEEEEEEAAAAAAAAAAAAAAAA"
+    )
     associated = H("FEEDFACEDEADBEEFFEEDFACEDEADBEEFABADDAD2")
-    ciphertext = H("17F399F08C67D5EE19D0DC9969C4BB7D5FD46FD3756489069157B282BB200735"
-                   "D82710CA5C22F0CCFA7CBF93D496AC15A56834CBCF98C397B4024A2691233B8D")  # fmt: skip
+    ciphertext = H(
+        "17F399F08C67D5EE19D0DC9969C4BB7D5FD46FD3756489069157B282BB200735"
+        "D82710CA5C22F0CCFA7CBF93D496AC15A56834CBCF98C397B4024A2691233B8D"
+    )
     tag = H("83DE3541E4C2B58177E065A9BF7B62EC")
     sealed = b"\x02" + nonce + ciphertext + tag
     assert sm2.open(key, sealed, associated) == plaintext
@@ -161,8 +165,13 @@ def _jwk(d: int) -> dict[str, str]:
         return base64.urlsafe_b64encode(value).rstrip(b"=").decode()
 
     public = encode_public(public_point(d)) if 1 <= d <= N - 2 else ANNEX_PUBLIC
-    return {"kty": "EC", "crv": "SM2", "d": b64(d.to_bytes(32, "big")),
-            "x": b64(public[1:33]), "y": b64(public[33:])}  # fmt: skip
+    return {
+        "kty": "EC",
+        "crv": "SM2",
+        "d": b64(d.to_bytes(32, "big")),
+        "x": b64(public[1:33]),
+        "y": b64(public[33:]),
+    }
 
 
 @pytest.mark.parametrize("d", [0, N - 1, N, 2**256 - 1], ids=["0", "n-1", "n", "max"])
@@ -398,8 +407,15 @@ def _pem(label: str, der: bytes) -> str:
 
 def _write_keys(tmp_path: Path, d: int) -> tuple[Path, Path]:
     public = encode_public(public_point(d))
-    sec1 = (H("307702010104") + bytes([32]) + d.to_bytes(32, "big") + H("a00a") + SM2_OID
-            + H("a144034200") + public)  # fmt: skip
+    sec1 = (
+        H("307702010104")
+        + bytes([32])
+        + d.to_bytes(32, "big")
+        + H("a00a")
+        + SM2_OID
+        + H("a144034200")
+        + public
+    )
     spki = H("3059301306072a8648ce3d0201") + SM2_OID + H("034200") + public
     private_pem, public_pem = tmp_path / "key.pem", tmp_path / "pub.pem"
     private_pem.write_text(_pem("EC PRIVATE KEY", sec1))
@@ -418,12 +434,33 @@ def test_the_suite_verifies_what_the_openssl_cli_signs(tmp_path: Path) -> None:
     message = tmp_path / "msg"
     message.write_bytes(b"block header 7")
     dgst, pkeyutl = tmp_path / "dgst.der", tmp_path / "pkeyutl.der"
-    done = _openssl("dgst", "-sm3", "-sign", str(private_pem), "-sigopt",
-                    "distid:1234567812345678", "-out", str(dgst), str(message))  # fmt: skip
+    done = _openssl(
+        "dgst",
+        "-sm3",
+        "-sign",
+        str(private_pem),
+        "-sigopt",
+        "distid:1234567812345678",
+        "-out",
+        str(dgst),
+        str(message),
+    )
     assert done.returncode == 0, done.stderr
-    done = _openssl("pkeyutl", "-sign", "-inkey", str(private_pem), "-rawin", "-digest", "sm3",
-                    "-pkeyopt", "distid:1234567812345678",
-                    "-in", str(message), "-out", str(pkeyutl))  # fmt: skip
+    done = _openssl(
+        "pkeyutl",
+        "-sign",
+        "-inkey",
+        str(private_pem),
+        "-rawin",
+        "-digest",
+        "sm3",
+        "-pkeyopt",
+        "distid:1234567812345678",
+        "-in",
+        str(message),
+        "-out",
+        str(pkeyutl),
+    )
     assert done.returncode == 0, done.stderr
     for der in (dgst.read_bytes(), pkeyutl.read_bytes()):
         r_s = _der_to_rs(der)
@@ -441,8 +478,17 @@ def test_the_openssl_cli_verifies_what_the_suite_signs(tmp_path: Path) -> None:
     signature.write_bytes(rs_to_der(sm2.sign(key, b"vote 3/1")))
 
     def cli_verifies(distid: str) -> bool:
-        done = _openssl("dgst", "-sm3", "-verify", str(public_pem), "-sigopt", f"distid:{distid}",
-                        "-signature", str(signature), str(message))  # fmt: skip
+        done = _openssl(
+            "dgst",
+            "-sm3",
+            "-verify",
+            str(public_pem),
+            "-sigopt",
+            f"distid:{distid}",
+            "-signature",
+            str(signature),
+            str(message),
+        )
         return done.returncode == 0 and "Verified OK" in done.stdout
 
     assert cli_verifies("1234567812345678")
@@ -456,9 +502,17 @@ def test_a_signature_under_another_id_is_valid_there_but_refused_here(tmp_path: 
     message.write_bytes(ANNEX_M)
     signed_as_alice = _sign_with_nonce(ANNEX_D, ANNEX_K, ANNEX_M, ALICE)
     signature.write_bytes(rs_to_der(signed_as_alice))
-    done = _openssl("dgst", "-sm3", "-verify", str(public_pem),
-                    "-sigopt", f"distid:{ALICE.decode()}",
-                    "-signature", str(signature), str(message))  # fmt: skip
+    done = _openssl(
+        "dgst",
+        "-sm3",
+        "-verify",
+        str(public_pem),
+        "-sigopt",
+        f"distid:{ALICE.decode()}",
+        "-signature",
+        str(signature),
+        str(message),
+    )
     assert "Verified OK" in done.stdout, done.stderr
     assert not sm2.verify(ANNEX_HEX, ANNEX_M, signed_as_alice)
 

@@ -41,10 +41,11 @@ def commit(ledger: Ledger, signers: list[SigningKey], txs: list[Tx]) -> Header:
         txs, height=height, time_ms=NOW_MS + height, proposer=signers[0].public_hex
     )
     sigs = [
-        sign_precommit(k, chain_id=ledger.chain_id, height=height, round_=0,
-                       block_hash=result.header.hash)
+        sign_precommit(
+            k, chain_id=ledger.chain_id, height=height, round_=0, block_hash=result.header.hash
+        )
         for k in signers
-    ]  # fmt: skip
+    ]
     ledger.commit(result, Certificate(result.header.height, 0, result.header.hash, sigs))  # type: ignore[arg-type]
     return result.header
 
@@ -60,8 +61,9 @@ def history(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]) -> S
         vote = sign(keys.road, "governance", "vote", {"proposal": proposal.hash, "approve": True})
         commit(ledger, signers, [vote])
 
-    decide(old, "add_validator", {"name": "validator-1", "pub_key": NEWCOMER.public_hex,
-                                  "power": 1})  # fmt: skip
+    decide(
+        old, "add_validator", {"name": "validator-1", "pub_key": NEWCOMER.public_hex, "power": 1}
+    )
     decide(new, "remove_validator", {"pub_key": keys.validator.public_hex})
     trusted = commit(ledger, [NEWCOMER], [])
     for _ in range(2):
@@ -72,30 +74,47 @@ def history(ledger: Ledger, keys: SimpleNamespace, sign: Callable[..., Tx]) -> S
 
 
 def trust(pinned: Header, **kw: Any) -> light.Trust:
-    return light.Trust(height=pinned.height, hash=pinned.hash, now_ms=pinned.time_ms + HOUR_MS,
-                       **kw)  # fmt: skip
+    return light.Trust(
+        height=pinned.height, hash=pinned.hash, now_ms=pinned.time_ms + HOUR_MS, **kw
+    )
 
 
 def long_range_forgery(genesis: Genesis, retired: SigningKey, height: int) -> dict[str, Any]:
     """A bundle 'proving' the real anchor absent, signed by the retired genesis set alone."""
     genesis_set = [{"pub_key": v.pub_key, "power": v.power} for v in genesis.validators]
     header = Header(
-        chain_id=genesis.chain_id, height=height, prev_hash="00" * 32,
-        time_ms=NOW_MS + height, proposer=retired.public_hex, txs_root="00" * 32,
-        tx_count=0, receipts_root="00" * 32, state_root="00" * 32,
+        chain_id=genesis.chain_id,
+        height=height,
+        prev_hash="00" * 32,
+        time_ms=NOW_MS + height,
+        proposer=retired.public_hex,
+        txs_root="00" * 32,
+        tx_count=0,
+        receipts_root="00" * 32,
+        state_root="00" * 32,
         validators_hash=validators_hash(genesis_set),
         next_validators_hash=validators_hash(genesis_set),
-    )  # fmt: skip
-    sig = sign_precommit(retired, chain_id=genesis.chain_id, height=height, round_=0,
-                         block_hash=header.hash)  # fmt: skip
+    )
+    sig = sign_precommit(
+        retired, chain_id=genesis.chain_id, height=height, round_=0, block_hash=header.hash
+    )
     return {
-        "version": 1, "kind": "state", "chain_id": genesis.chain_id, "namespace": "anchors",
-        "key": f"root:city-agency:{'ab' * 32}", "value": None,
-        "state_proof": {"siblings": [], "leaf": None}, "header": header.to_json(),
-        "certificate": {"height": height, "round": 0, "block_hash": header.hash,
-                        "signatures": [{"validator": sig.validator, "sig": sig.sig}]},
+        "version": 1,
+        "kind": "state",
+        "chain_id": genesis.chain_id,
+        "namespace": "anchors",
+        "key": f"root:city-agency:{'ab' * 32}",
+        "value": None,
+        "state_proof": {"siblings": [], "leaf": None},
+        "header": header.to_json(),
+        "certificate": {
+            "height": height,
+            "round": 0,
+            "block_hash": header.hash,
+            "signatures": [{"validator": sig.validator, "sig": sig.sig}],
+        },
         "validator_transitions": [],
-    }  # fmt: skip
+    }
 
 
 def test_a_long_range_forgery_fools_genesis_alone_but_not_a_trust_anchor(history, genesis):
@@ -131,12 +150,22 @@ def test_the_trust_anchor_must_match_be_recent_and_not_newer_than_the_proof(hist
     ledger, pinned = history.ledger, history.trusted
     real = ledger.state_proof("anchors", f"root:city-agency:{'ab' * 32}")
     cert = ledger.block(pinned.height)[1].to_json()
-    fork = light.Trust(height=pinned.height, hash="cd" * 32, now_ms=pinned.time_ms,
-                       header=pinned.to_json(), certificate=cert)  # fmt: skip
+    fork = light.Trust(
+        height=pinned.height,
+        hash="cd" * 32,
+        now_ms=pinned.time_ms,
+        header=pinned.to_json(),
+        certificate=cert,
+    )
     with pytest.raises(ProofError, match="fork or forgery"):
         light.verify_bundle(real, genesis, fork)
-    stale = light.Trust(height=pinned.height, hash=pinned.hash, now_ms=pinned.time_ms + 8 * 24
-                        * HOUR_MS, header=pinned.to_json(), certificate=cert)  # fmt: skip
+    stale = light.Trust(
+        height=pinned.height,
+        hash=pinned.hash,
+        now_ms=pinned.time_ms + 8 * 24 * HOUR_MS,
+        header=pinned.to_json(),
+        certificate=cert,
+    )
     with pytest.raises(ProofError, match="beyond the trusting period"):
         light.verify_bundle(real, genesis, stale)
     newest = ledger.block(ledger.height)[0]
@@ -227,8 +256,16 @@ def test_the_cli_checks_a_trust_anchor_with_a_checkpoint(history, genesis, tmp_p
     real = json.dumps(ledger.state_proof("anchors", f"root:city-agency:{'ab' * 32}"))
     header, cert = ledger.block(pinned.height)
     block = tmp_path / "block.json"
-    block.write_text(json.dumps({"hash": header.hash, "header": header.to_json(),
-                                 "certificate": cert.to_json(), "txs": []}))  # fmt: skip
+    block.write_text(
+        json.dumps(
+            {
+                "hash": header.hash,
+                "header": header.to_json(),
+                "certificate": cert.to_json(),
+                "txs": [],
+            }
+        )
+    )
     anchor = f"{pinned.height}:{pinned.hash}"
     ok = run_cli(tmp_path, genesis, real, "--trust", anchor, "--checkpoint", str(block))
     assert ok.exit_code == 0, ok.output

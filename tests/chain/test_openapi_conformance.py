@@ -67,8 +67,13 @@ def test_a_state_key_no_contract_can_write_is_refused_with_its_reason(
 ) -> None:
     # These were served a bundle that verify-proof then refused, or (a line break) the route's
     # bare 404
-    for namespace, key in [("anchors", "a%0Ab"), ("anchors", "a%09b"), ("anchors", "a%00b"),
-                           ("Anchors", "x"), ("anchors", "k" * 257)]:  # fmt: skip
+    for namespace, key in [
+        ("anchors", "a%0Ab"),
+        ("anchors", "a%09b"),
+        ("anchors", "a%00b"),
+        ("Anchors", "x"),
+        ("anchors", "k" * 257),
+    ]:
         answer = api.get(f"/v1/state/{namespace}/{key}", headers=token)
         assert answer.status_code == 400, (namespace, key, answer.text)
         assert answer.json()["error"]["code"] == "bad_key"
@@ -78,8 +83,12 @@ def test_a_state_key_no_contract_can_write_is_refused_with_its_reason(
 
 def test_every_refusal_is_the_error_envelope(api: TestClient, token: dict[str, str]) -> None:
     # FastAPI's own validation and Starlette's 404/405 answered {"detail": ...}
-    refused = [("POST", "/v1/txs?timeout_s=0", 422), ("GET", "/v1/evidence?limit=0", 422),
-               ("GET", "/v1/nowhere", 404), ("DELETE", "/v1/status", 405)]  # fmt: skip
+    refused = [
+        ("POST", "/v1/txs?timeout_s=0", 422),
+        ("GET", "/v1/evidence?limit=0", 422),
+        ("GET", "/v1/nowhere", 404),
+        ("DELETE", "/v1/status", 405),
+    ]
     for method, path, status in refused:
         answer = api.request(method, path, headers=token, content=b"{}")
         assert answer.status_code == status, (path, answer.text)

@@ -18,8 +18,9 @@ def test_bundles_at_one_height_verify_and_do_not_share_their_parts(
     node: Node, keys: SimpleNamespace, genesis: Genesis
 ) -> None:
     ledger = EmbeddedLedger(node)
-    receipt = call(ledger, keys.agency, "anchors", "anchor",
-                   {"root": "ef" * 32, "count": 1, "label": "x"})  # fmt: skip
+    receipt = call(
+        ledger, keys.agency, "anchors", "anchor", {"root": "ef" * 32, "count": 1, "label": "x"}
+    )
     key = f"root:city-agency:{'ef' * 32}"
     first = node.ledger.state_proof("anchors", key)
     first["header"]["state_root"] = "00" * 32  # a caller tampering with its own copy

@@ -120,8 +120,9 @@ def sm_genesis() -> Genesis:
 
 def anchor(key: Any, chain_id: str = "sm-chain") -> Tx:
     args = {"root": ROOT, "count": 1, "label": "sm"}
-    return sign_tx(key, chain_id=chain_id, contract="anchors", method="anchor", args=args,
-                   expiry_height=100)  # fmt: skip
+    return sign_tx(
+        key, chain_id=chain_id, contract="anchors", method="anchor", args=args, expiry_height=100
+    )
 
 
 @pytest.fixture

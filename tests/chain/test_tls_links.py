@@ -295,8 +295,9 @@ def test_a_listener_whose_challenge_lacks_its_nonce_does_not_end_the_dialling(
     listener = socket.create_server(("127.0.0.1", 0))
     listener.settimeout(10)
     port = listener.getsockname()[1]
-    make_node(a, allowed=allowed, peers=[Peer(b.public_hex, "127.0.0.1", port)],
-              links=PlaintextLinks())  # fmt: skip
+    make_node(
+        a, allowed=allowed, peers=[Peer(b.public_hex, "127.0.0.1", port)], links=PlaintextLinks()
+    )
     with listener:
         for _ in range(2):  # the second connection shows the dialling survived the first
             conn, _ = listener.accept()

@@ -39,8 +39,9 @@ def test_a_known_token_follows_its_roles_lifetime_and_audience(
     again = verify_token(token, audience="credit", resolve=registry.get, now=NOW, verified=verified)
     assert again.roles == frozenset({"sme"})
     with pytest.raises(AuthError, match="expired"):
-        verify_token(token, audience="credit", resolve=registry.get, now=NOW + 600,
-                     verified=verified)  # fmt: skip
+        verify_token(
+            token, audience="credit", resolve=registry.get, now=NOW + 600, verified=verified
+        )
     with pytest.raises(AuthError, match="audience"):
         verify_token(token, audience="identity", resolve=registry.get, now=NOW, verified=verified)
     registry[keys.bank.public_hex] = ("bank-b", frozenset({"bank"}))  # the key moved org
@@ -58,8 +59,9 @@ def test_a_forged_signature_is_refused_every_time_and_never_remembered(
     for forged in (f"{head}.{payload}.{b64url(bytes(64))}", f"{head}.{payload}.", token + "A"):
         for _ in range(2):
             with pytest.raises(AuthError):
-                verify_token(forged, audience="credit", resolve=registry.get, now=NOW,
-                             verified=verified)  # fmt: skip
+                verify_token(
+                    forged, audience="credit", resolve=registry.get, now=NOW, verified=verified
+                )
         assert verified.get(forged) is None
 
 
@@ -75,8 +77,9 @@ def test_headers_that_change_how_a_jws_is_verified_are_refused(
         head = b64url(json.dumps(header).encode())
         signature = b64url(keys.bank.sign(f"{head}.{payload}".encode()))
         with pytest.raises(AuthError, match="must not carry crit or b64"):
-            verify_token(f"{head}.{payload}.{signature}", audience="credit",
-                         resolve=registry.get, now=NOW)  # fmt: skip
+            verify_token(
+                f"{head}.{payload}.{signature}", audience="credit", resolve=registry.get, now=NOW
+            )
 
 
 def test_the_cache_keeps_at_most_its_capacity_dropping_the_oldest(
@@ -103,8 +106,14 @@ def test_an_oversized_token_is_refused_before_it_is_parsed_and_takes_no_slot(
     keys: SimpleNamespace, registry: dict[str, tuple[str, frozenset[str]]]
 ) -> None:
     verified = VerifiedTokens()
-    claims = {"iss": "bank-a", "sub": keys.bank.public_hex, "aud": "credit",
-              "iat": NOW, "exp": NOW + 60, "padding": [[]] * 3000}  # fmt: skip
+    claims = {
+        "iss": "bank-a",
+        "sub": keys.bank.public_hex,
+        "aud": "credit",
+        "iat": NOW,
+        "exp": NOW + 60,
+        "padding": [[]] * 3000,
+    }
     token = signed(keys.bank, claims)
     with pytest.raises(AuthError, match="over the 4096-byte limit"):
         verify_token(token, audience="credit", resolve=registry.get, now=NOW, verified=verified)
@@ -123,8 +132,7 @@ def test_a_genuine_token_refused_by_a_later_check_takes_no_slot_and_a_kept_one_k
     ):
         token = signed(keys.bank, refused)
         with pytest.raises(AuthError):
-            verify_token(token, audience="credit", resolve=registry.get, now=NOW,
-                         verified=verified)  # fmt: skip
+            verify_token(token, audience="credit", resolve=registry.get, now=NOW, verified=verified)
         assert verified.get(token) is None
     token = signed(keys.bank, {**base, "aud": "credit", "note": {"nested": ["x"] * 100}})
     verify_token(token, audience="credit", resolve=registry.get, now=NOW, verified=verified)

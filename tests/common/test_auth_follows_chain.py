@@ -37,8 +37,9 @@ def _as(key: SigningKey) -> dict[str, str]:
 
 def _set_roles(ledger: LedgerPort, keys: SimpleNamespace, roles: list[str]) -> None:
     params = {"id": "bank-a", "roles": roles}
-    proposal = call(ledger, keys.agency, "governance", "propose",
-                    {"action": "set_roles", "params": params})  # fmt: skip
+    proposal = call(
+        ledger, keys.agency, "governance", "propose", {"action": "set_roles", "params": params}
+    )
     vote = {"proposal": proposal["tx"], "approve": True}
     assert call(ledger, keys.road, "governance", "vote", vote)["status"] == "ok"
 

@@ -191,8 +191,11 @@ def test_a_405_names_every_method_of_the_path_in_allow() -> None:
     app.include_router(SERVICES["identity"])
     client = TestClient(app)
     # /credentials/batch is its own path item, though /credentials/{credential_id} matches it
-    cases = [("/dids/did:smartcity:x", "DELETE, GET"), ("/types", "POST"),
-             ("/credentials/batch", "POST")]  # fmt: skip
+    cases = [
+        ("/dids/did:smartcity:x", "DELETE, GET"),
+        ("/types", "POST"),
+        ("/credentials/batch", "POST"),
+    ]
     for path, allowed in cases:
         answer = client.patch(path)
         assert answer.status_code == 405, path

@@ -30,9 +30,11 @@ def test_a_naive_validity_time_is_refused_with_its_name(issuer: Any, holder: Any
     base = {"type": "ResidenceCredential", "subject": holder.did, "claims": CLAIMS}
     for times, field in [
         ({"valid_from": "2024-01-01T00:00:00"}, "valid_from"),
-        ({"valid_from": "2024-01-01T00:00:00Z", "valid_until": "2030-01-01T00:00:00"},
-         "valid_until"),
-    ]:  # fmt: skip
+        (
+            {"valid_from": "2024-01-01T00:00:00Z", "valid_until": "2030-01-01T00:00:00"},
+            "valid_until",
+        ),
+    ]:
         answer = issuer.call("city-agency", "POST", "/credentials", json={**base, **times})
         assert answer.status_code == 422, answer.text
         error = answer.json()["error"]

@@ -30,8 +30,17 @@ def contract(tmp_path: Path, vm) -> Any:
         key_file = tmp_path / f"vm-{key}.json"
         key_file.write_text(json.dumps(vm(key)))
         out = tmp_path / "out.json"
-        args = [fn, "--input", str(source), "--key", str(key_file), "--feature", feature,
-                "--output", str(out)]  # fmt: skip
+        args = [
+            fn,
+            "--input",
+            str(source),
+            "--key",
+            str(key_file),
+            "--feature",
+            feature,
+            "--output",
+            str(out),
+        ]
         if sd is not None:
             args += ["--sd", json.dumps(sd)]
         outcome = CliRunner().invoke(vc, args)
@@ -56,40 +65,61 @@ def _raw(claims: dict[str, Any], vm_: dict[str, Any], **header: Any) -> str:
 
 
 def _presentation(*entries: dict[str, Any]) -> dict[str, Any]:
-    return {"@context": ["https://www.w3.org/ns/credentials/v2",
-                         "https://www.w3.org/ns/credentials/examples/v2"],
-            "id": "urn:uuid:3978344f-0000-4c3a-a978-8fcaba3903c5",
-            "type": ["VerifiablePresentation"], "holder": HOLDER,
-            "verifiableCredential": list(entries)}  # fmt: skip
+    return {
+        "@context": [
+            "https://www.w3.org/ns/credentials/v2",
+            "https://www.w3.org/ns/credentials/examples/v2",
+        ],
+        "id": "urn:uuid:3978344f-0000-4c3a-a978-8fcaba3903c5",
+        "type": ["VerifiablePresentation"],
+        "holder": HOLDER,
+        "verifiableCredential": list(entries),
+    }
 
 
 @pytest.fixture
 def full_credential(credential) -> dict[str, Any]:
     """credential-full.json: every optional VCDM member."""
-    return {**credential, "validUntil": "2030-01-01T00:00:00Z",
-            "credentialStatus": {"id": "https://identity.city.example/status/3#94567",
-                                 "type": "BitstringStatusListEntry",
-                                 "statusPurpose": "revocation", "statusListIndex": "94567",
-                                 "statusListCredential": "https://identity.city.example/status/3"},
-            "evidence": [{"id": "https://identity.city.example/evidence/1",
-                          "type": ["DocumentVerification"]}],
-            "termsOfUse": [{"id": "https://identity.city.example/terms/1",
-                            "type": "https://identity.city.example/terms/v1"}],
-            "refreshService": {"id": "https://identity.city.example/refresh/1",
-                               "type": "ManualRefreshService2018"},
-            "relatedResource": [{"id": "https://identity.city.example/logo.png",
-                                 "digestSRI": "sha384-abc"}]}  # fmt: skip
+    return {
+        **credential,
+        "validUntil": "2030-01-01T00:00:00Z",
+        "credentialStatus": {
+            "id": "https://identity.city.example/status/3#94567",
+            "type": "BitstringStatusListEntry",
+            "statusPurpose": "revocation",
+            "statusListIndex": "94567",
+            "statusListCredential": "https://identity.city.example/status/3",
+        },
+        "evidence": [
+            {"id": "https://identity.city.example/evidence/1", "type": ["DocumentVerification"]}
+        ],
+        "termsOfUse": [
+            {
+                "id": "https://identity.city.example/terms/1",
+                "type": "https://identity.city.example/terms/v1",
+            }
+        ],
+        "refreshService": {
+            "id": "https://identity.city.example/refresh/1",
+            "type": "ManualRefreshService2018",
+        },
+        "relatedResource": [
+            {"id": "https://identity.city.example/logo.png", "digestSRI": "sha384-abc"}
+        ],
+    }
 
 
 @pytest.fixture
 def multiple(contract, credential, selective_credential) -> dict[str, Any]:
     """presentation-multiple.json: vc+jwt, vc+sd-jwt and vc+cose enveloped credentials."""
     jose = _issue(contract, "credential_jose", credential, "p256")
-    sd = _issue(contract, "credential_sdjwt", selective_credential, "p384",
-                ["credentialSubject.firstName"])  # fmt: skip
+    sd = _issue(
+        contract, "credential_sdjwt", selective_credential, "p384", ["credentialSubject.firstName"]
+    )
     cose = vc_jose.envelope("0oRYVqQBJgNuYXBwbGljYXRpb24vdmM", "application/vc+cose")
-    return _presentation(vc_jose.envelope(jose), vc_jose.envelope(sd, "application/vc+sd-jwt"),
-                         cose)  # fmt: skip
+    return _presentation(
+        vc_jose.envelope(jose), vc_jose.envelope(sd, "application/vc+sd-jwt"), cose
+    )
 
 
 # -- JOSE issuance (cases 1-5) -----------------------------------------------------------------
@@ -141,12 +171,17 @@ def test_07_presentation_verification(contract, multiple):
 
 def test_08_issuer_match_verification(contract, credential, vm):
     # As in the suite's fixture: iss = issuer, jti = id, and an RFC 3339 (non-numeric) iat.
-    claims = {**credential, "iss": credential["issuer"], "jti": credential["id"],
-              "iat": "2010-01-01T19:23:24Z"}  # fmt: skip
+    claims = {
+        **credential,
+        "iss": credential["issuer"],
+        "jti": credential["id"],
+        "iat": "2010-01-01T19:23:24Z",
+    }
     token = _raw(claims, vm("ed25519"), typ="vc+jwt", cty="vc", kid="key-4")
     assert _verify(contract, "credential_jose", token, "ed25519") == "success"
-    mismatched = _raw({**claims, "iss": "https://impostor.example"}, vm("ed25519"),
-                      typ="vc+jwt", cty="vc")  # fmt: skip
+    mismatched = _raw(
+        {**claims, "iss": "https://impostor.example"}, vm("ed25519"), typ="vc+jwt", cty="vc"
+    )
     assert _verify(contract, "credential_jose", mismatched, "ed25519") == "failure"
 
 
@@ -190,14 +225,22 @@ def test_15_credential_with_vc_and_vp_claims(contract, credential, vm):
 
 
 def test_16_presentation_with_invalid_credential(contract, vm):
-    bad = {"@context": "https://www.w3.org/ns/credentials/v2", "id": "not-a-credential",
-           "type": "EnvelopedVerifiableCredential"}  # fmt: skip
+    bad = {
+        "@context": "https://www.w3.org/ns/credentials/v2",
+        "id": "not-a-credential",
+        "type": "EnvelopedVerifiableCredential",
+    }
     # Signed correctly and with the right media type: only the credential is wrong.
-    token = _raw({**_presentation(bad), "iss": HOLDER, "exp": 1734310020}, vm("ed25519"),
-                 typ="vp+jwt", cty="vp")  # fmt: skip
+    token = _raw(
+        {**_presentation(bad), "iss": HOLDER, "exp": 1734310020},
+        vm("ed25519"),
+        typ="vp+jwt",
+        cty="vp",
+    )
     assert _verify(contract, "presentation_jose", token, "ed25519") == "failure"
-    good = _raw({**_presentation(), "iss": HOLDER, "exp": 1734310020}, vm("ed25519"),
-                typ="vp+jwt", cty="vp")  # fmt: skip
+    good = _raw(
+        {**_presentation(), "iss": HOLDER, "exp": 1734310020}, vm("ed25519"), typ="vp+jwt", cty="vp"
+    )
     assert _verify(contract, "presentation_jose", good, "ed25519") == "success"  # no clock
 
 
@@ -212,19 +255,24 @@ def test_17_basic_sd_jwt_credential_issuance(contract, selective_credential):
 
 
 def test_18_complex_sd_jwt_credential_issuance(contract, selective_credential):
-    paths = ["credentialSubject.address.street", "credentialSubject.address.city",
-             "credentialSubject.phoneNumbers[0]"]  # fmt: skip
+    paths = [
+        "credentialSubject.address.street",
+        "credentialSubject.address.city",
+        "credentialSubject.phoneNumbers[0]",
+    ]
     token = _issue(contract, "credential_sdjwt", selective_credential, "p521", paths)
     assert set(sd_jwt.disclosable_paths(token)) == set(paths)
     assert _verify(contract, "credential_sdjwt", token, "p521") == "success"
 
 
 def test_19_sd_jwt_presentation_issuance(contract, selective_credential):
-    inner = _issue(contract, "credential_sdjwt", selective_credential, "p384",
-                   ["credentialSubject.firstName"])  # fmt: skip
+    inner = _issue(
+        contract, "credential_sdjwt", selective_credential, "p384", ["credentialSubject.firstName"]
+    )
     document = _presentation(vc_jose.envelope(inner, "application/vc+sd-jwt"))
-    token = _issue(contract, "presentation_sdjwt", document, "p384",
-                   ["holder", "verifiableCredential[0]"])  # fmt: skip
+    token = _issue(
+        contract, "presentation_sdjwt", document, "p384", ["holder", "verifiableCredential[0]"]
+    )
     assert set(sd_jwt.disclosable_paths(token)) == {"holder", "verifiableCredential[0]"}
 
 
@@ -232,8 +280,13 @@ def test_19_sd_jwt_presentation_issuance(contract, selective_credential):
 
 
 def test_20_basic_sd_jwt_credential_verification(contract, selective_credential):
-    token = _issue(contract, "credential_sdjwt", selective_credential, "p384",
-                   ["credentialSubject.firstName", "credentialSubject.lastName"])  # fmt: skip
+    token = _issue(
+        contract,
+        "credential_sdjwt",
+        selective_credential,
+        "p384",
+        ["credentialSubject.firstName", "credentialSubject.lastName"],
+    )
     partial = sd_jwt.present(token, disclose=["credentialSubject.firstName"])
     result, _ = contract("verify", "credential_sdjwt", partial, "p384")
     assert result["result"] == "success"
@@ -243,9 +296,17 @@ def test_20_basic_sd_jwt_credential_verification(contract, selective_credential)
 
 
 def test_21_complex_sd_jwt_credential_verification(contract, selective_credential):
-    token = _issue(contract, "credential_sdjwt", selective_credential, "p521",
-                   ["credentialSubject.address.street", "credentialSubject.address",
-                    "credentialSubject.phoneNumbers[0]"])  # fmt: skip
+    token = _issue(
+        contract,
+        "credential_sdjwt",
+        selective_credential,
+        "p521",
+        [
+            "credentialSubject.address.street",
+            "credentialSubject.address",
+            "credentialSubject.phoneNumbers[0]",
+        ],
+    )
     assert _verify(contract, "credential_sdjwt", token, "p521") == "success"
 
 
@@ -257,8 +318,9 @@ def test_22_sd_jwt_presentation_verification(contract, credential):
 
 
 def test_23_sd_jwt_credential_with_invalid_signature(contract, selective_credential):
-    token = _issue(contract, "credential_sdjwt", selective_credential, "p384",
-                   ["credentialSubject.firstName"])  # fmt: skip
+    token = _issue(
+        contract, "credential_sdjwt", selective_credential, "p384", ["credentialSubject.firstName"]
+    )
     jwt, rest = token.split("~", 1)
     head, body, sig = jwt.split(".")
     broken = f"{head}.{body}.{sig[32:]}{sig[:32]}~{rest}"
@@ -277,8 +339,11 @@ def test_25_sd_jwt_presentation_with_invalid_media_type(contract, vm):
 
 
 def test_26_sd_jwt_presentation_with_invalid_credential(contract, vm):
-    bad = {"@context": "https://www.w3.org/ns/credentials/v2", "id": "bad-credential",
-           "type": "EnvelopedVerifiableCredential"}  # fmt: skip
+    bad = {
+        "@context": "https://www.w3.org/ns/credentials/v2",
+        "id": "bad-credential",
+        "type": "EnvelopedVerifiableCredential",
+    }
     token = _raw({**_presentation(bad), "iss": HOLDER}, vm("p521"), typ="vp+sd-jwt", cty="vp")
     assert _verify(contract, "presentation_sdjwt", token + "~", "p521") == "failure"
 
@@ -292,8 +357,20 @@ def test_unknown_feature_and_unusable_key_file_are_errors(contract, credential, 
     source, out = tmp_path / "c.json", tmp_path / "o.json"
     source.write_text(json.dumps(credential))
     (tmp_path / "vm.json").write_text('{"id": "x"}')
-    CliRunner().invoke(vc, ["issue", "--input", str(source), "--key", str(tmp_path / "vm.json"),
-                            "--feature", "credential_jose", "--output", str(out)])  # fmt: skip
+    CliRunner().invoke(
+        vc,
+        [
+            "issue",
+            "--input",
+            str(source),
+            "--key",
+            str(tmp_path / "vm.json"),
+            "--feature",
+            "credential_jose",
+            "--output",
+            str(out),
+        ],
+    )
     assert json.loads(out.read_text())["result"] == "error"
     result, _ = contract("issue", "credential_sdjwt", credential, "p256", sd=None)
     assert result["result"] == "success"  # no --sd: nothing hidden
@@ -303,7 +380,18 @@ def test_bad_sd_argument_is_an_error(tmp_path, vm, credential):
     source, key, out = tmp_path / "c.json", tmp_path / "vm.json", tmp_path / "o.json"
     source.write_text(json.dumps(credential))
     key.write_text(json.dumps(vm("p256")))
-    args = ["issue", "--input", str(source), "--key", str(key), "--feature", "credential_sdjwt",
-            "--output", str(out), "--sd", '{"a": 1}']  # fmt: skip
+    args = [
+        "issue",
+        "--input",
+        str(source),
+        "--key",
+        str(key),
+        "--feature",
+        "credential_sdjwt",
+        "--output",
+        str(out),
+        "--sd",
+        '{"a": 1}',
+    ]
     CliRunner().invoke(vc, args)
     assert json.loads(out.read_text())["result"] == "error"

@@ -31,10 +31,15 @@ def ids(answer: Any) -> list[str]:
 
 def make_second_agency(idn: Any) -> None:
     """Governance gives road-authority the agency role and admits it as a residence issuer."""
-    proposal = idn.chain_call("city-agency", "governance", "propose", {
-        "action": "set_roles",
-        "params": {"id": "road-authority", "roles": ["road_authority", "committee", "agency"]},
-    })  # fmt: skip
+    proposal = idn.chain_call(
+        "city-agency",
+        "governance",
+        "propose",
+        {
+            "action": "set_roles",
+            "params": {"id": "road-authority", "roles": ["road_authority", "committee", "agency"]},
+        },
+    )
     assert proposal["status"] == "ok", proposal
     vote = idn.chain_call(
         "regulator", "governance", "vote", {"proposal": proposal["tx"], "approve": True}

@@ -36,8 +36,9 @@ def test_an_issuer_cannot_deactivate_its_own_did_while_governance_lists_it(issue
     # The DID stays active and the agency goes on issuing credentials that verify
     made = issue(idn, holder.did)
     assert made.status_code == 201, made.text
-    checked = idn.call("bank-a", "POST", "/credentials/verify",
-                       json={"credential": made.json()["credential"]})  # fmt: skip
+    checked = idn.call(
+        "bank-a", "POST", "/credentials/verify", json={"credential": made.json()["credential"]}
+    )
     assert checked.json()["verified"] is True, checked.json()
 
 
@@ -71,30 +72,44 @@ def test_after_removal_and_deactivation_nothing_is_issued_registered_or_changed(
     # The contract refuses the same writes sent straight to the chain
     entry = before.json()["status"][0]
     for method, args in [
-        ("anchor_credentials", {"items": [{"hash": "ab" * 32, "type": "ResidenceCredential",
-                                           "list": 0, "index": 1}]}),
-        ("set_status", {"list": entry["list"], "index": entry["index"],
-                        "purpose": "revocation", "value": 1}),
-    ]:  # fmt: skip
+        (
+            "anchor_credentials",
+            {"items": [{"hash": "ab" * 32, "type": "ResidenceCredential", "list": 0, "index": 1}]},
+        ),
+        (
+            "set_status",
+            {"list": entry["list"], "index": entry["index"], "purpose": "revocation", "value": 1},
+        ),
+    ]:
         receipt = idn.chain_call("city-agency", "identity", method, args)
         assert receipt["status"] == "failed" and receipt["code"] == "did_deactivated", receipt
 
     # What it issued while authorised still verifies: keys and authorisation at that height
-    checked = idn.call("bank-a", "POST", "/credentials/verify",
-                       json={"credential": before.json()["credential"]})  # fmt: skip
+    checked = idn.call(
+        "bank-a", "POST", "/credentials/verify", json={"credential": before.json()["credential"]}
+    )
     assert checked.json()["verified"] is True, checked.json()
 
 
 def test_governance_may_deactivate_an_issuers_did_once_it_is_removed(issuer):
     idn = issuer
     # Still an issuer: the governance proposal to deactivate fails in the contract
-    proposal = idn.chain_call("city-agency", "governance", "propose", {
-        "action": "invoke",
-        "params": {"contract": "identity", "method": "deactivate_did",
-                   "args": {"msid": "city-agency"}},
-    })  # fmt: skip
-    vote = idn.chain_call("regulator", "governance", "vote",
-                          {"proposal": proposal["tx"], "approve": True})  # fmt: skip
+    proposal = idn.chain_call(
+        "city-agency",
+        "governance",
+        "propose",
+        {
+            "action": "invoke",
+            "params": {
+                "contract": "identity",
+                "method": "deactivate_did",
+                "args": {"msid": "city-agency"},
+            },
+        },
+    )
+    vote = idn.chain_call(
+        "regulator", "governance", "vote", {"proposal": proposal["tx"], "approve": True}
+    )
     assert vote["status"] == "failed" and vote["code"] == "issuer_active", vote
 
     remove_issuer(idn)

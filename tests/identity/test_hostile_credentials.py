@@ -31,11 +31,15 @@ SRI = "sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
 def credential_for(holder_did: str) -> dict[str, Any]:
     """A well-shaped VCDM 2.0 credential the holder signs about itself, as the service issues."""
     status = [
-        {"id": f"{BASE_URL}/status-lists/city-agency/0/{p}#7", "type": "BitstringStatusListEntry",
-         "statusPurpose": p, "statusListIndex": "7",
-         "statusListCredential": f"{BASE_URL}/status-lists/city-agency/0/{p}"}
+        {
+            "id": f"{BASE_URL}/status-lists/city-agency/0/{p}#7",
+            "type": "BitstringStatusListEntry",
+            "statusPurpose": p,
+            "statusListIndex": "7",
+            "statusListCredential": f"{BASE_URL}/status-lists/city-agency/0/{p}",
+        }
         for p in ("revocation", "suspension")
-    ]  # fmt: skip
+    ]
     return {
         "@context": [VC_CONTEXT_V2],
         "id": "urn:uuid:6f1c7c1e-0000-4000-8000-000000000001",
@@ -44,28 +48,65 @@ def credential_for(holder_did: str) -> dict[str, Any]:
         "name": "Residence",
         "validFrom": "2024-01-01T00:00:00Z",
         "validUntil": "2099-01-01T00:00:00Z",
-        "credentialSchema": {"id": f"{BASE_URL}/schemas/ResidenceCredential",
-                             "type": "JsonSchema", "digestSRI": SRI},
+        "credentialSchema": {
+            "id": f"{BASE_URL}/schemas/ResidenceCredential",
+            "type": "JsonSchema",
+            "digestSRI": SRI,
+        },
         "credentialStatus": status,
-        "credentialSubject": {"id": holder_did, "givenName": "Mei", "familyName": "Chen",
-                              "birthDate": "1990-04-02",
-                              "zkCommitments": {"age": "00", "residency": "00"}},
+        "credentialSubject": {
+            "id": holder_did,
+            "givenName": "Mei",
+            "familyName": "Chen",
+            "birthDate": "1990-04-02",
+            "zkCommitments": {"age": "00", "residency": "00"},
+        },
         "iss": holder_did,
         "iat": 1_700_000_000,
-    }  # fmt: skip
+    }
 
 
 # Every place a value is read: top-level members, members of nested objects, list items.
 PATHS = (
-    "@context", "@context.0", "id", "type", "type.0", "type.1", "issuer", "name", "description",
-    "validFrom", "validUntil", "credentialSchema", "credentialSchema.digestSRI",
-    "credentialSchema.id", "credentialStatus", "credentialStatus.0",
-    "credentialStatus.0.statusListIndex", "credentialStatus.0.statusListCredential",
-    "credentialStatus.0.statusPurpose", "credentialStatus.0.type", "credentialSubject",
-    "credentialSubject.id", "credentialSubject.givenName", "credentialSubject.zkCommitments",
-    "credentialSubject.zkCommitments.age", "evidence", "termsOfUse", "iss", "iat", "nbf", "exp",
-    "cnf", "cnf.jwk", "_sd", "_sd_alg", "sub", "aud", "jti",
-)  # fmt: skip
+    "@context",
+    "@context.0",
+    "id",
+    "type",
+    "type.0",
+    "type.1",
+    "issuer",
+    "name",
+    "description",
+    "validFrom",
+    "validUntil",
+    "credentialSchema",
+    "credentialSchema.digestSRI",
+    "credentialSchema.id",
+    "credentialStatus",
+    "credentialStatus.0",
+    "credentialStatus.0.statusListIndex",
+    "credentialStatus.0.statusListCredential",
+    "credentialStatus.0.statusPurpose",
+    "credentialStatus.0.type",
+    "credentialSubject",
+    "credentialSubject.id",
+    "credentialSubject.givenName",
+    "credentialSubject.zkCommitments",
+    "credentialSubject.zkCommitments.age",
+    "evidence",
+    "termsOfUse",
+    "iss",
+    "iat",
+    "nbf",
+    "exp",
+    "cnf",
+    "cnf.jwk",
+    "_sd",
+    "_sd_alg",
+    "sub",
+    "aud",
+    "jti",
+)
 
 scalars = (
     st.none()
@@ -175,21 +216,32 @@ def present(idn: Any, holder: Any, token: str) -> Any:
     ch = challenge(idn)
     if "~" in token:
         shown = token + sign_compact(
-            {"iat": int(time.time()), "nonce": ch["nonce"], "aud": ch["audience"],
-             "sd_hash": sd_jwt._sd_hash(token)},
-            holder.key, {"typ": "kb+jwt"},
-        )  # fmt: skip
+            {
+                "iat": int(time.time()),
+                "nonce": ch["nonce"],
+                "aud": ch["audience"],
+                "sd_hash": sd_jwt._sd_hash(token),
+            },
+            holder.key,
+            {"typ": "kb+jwt"},
+        )
     else:
         entry = envelope(token, media_type(token))
-        vp = {"@context": [VC_CONTEXT_V2], "type": ["VerifiablePresentation"],
-              "holder": holder.did, "verifiableCredential": [entry]}  # fmt: skip
+        vp = {
+            "@context": [VC_CONTEXT_V2],
+            "type": ["VerifiablePresentation"],
+            "holder": holder.did,
+            "verifiableCredential": [entry],
+        }
         shown = vc_jose.issue_presentation(
             vp, holder.key, kid=kid(holder), nonce=ch["nonce"], audience=ch["audience"]
         )
     return idn.call(
-        "bank-a", "POST", "/presentations/verify", json={"presentation": shown,
-                                                         "nonce": ch["nonce"]},
-    )  # fmt: skip
+        "bank-a",
+        "POST",
+        "/presentations/verify",
+        json={"presentation": shown, "nonce": ch["nonce"]},
+    )
 
 
 HYPOTHESIS = settings(
@@ -228,8 +280,7 @@ def test_a_list_of_subjects_is_read_not_refused(identity, holder):
         {"id": "did:smartcity:0123456789abcdef0123456789abcdef", "givenName": "Lin"},
     ]
     for token in (vc_jwt(holder, payload), vc_sd_jwt(holder, payload)):
-        answer = identity.call("bank-a", "POST", "/credentials/verify",
-                               json={"credential": token})  # fmt: skip
+        answer = identity.call("bank-a", "POST", "/credentials/verify", json={"credential": token})
         assert answer.status_code == 200, answer.text
         report = answer.json()
         assert report["checks"]["signature"]["status"] == "passed", report
@@ -253,8 +304,9 @@ def test_malformed_fields_name_the_field_in_the_report(identity, holder):
     for path, value, named in cases:
         payload = put(credential_for(holder.did), path, value)
         for token in (vc_jwt(holder, payload), vc_sd_jwt(holder, payload)):
-            answer = identity.call("bank-a", "POST", "/credentials/verify",
-                                   json={"credential": token})  # fmt: skip
+            answer = identity.call(
+                "bank-a", "POST", "/credentials/verify", json={"credential": token}
+            )
             assert_refused_or_unverified(answer)
             text = answer.text
             assert named in text, (path, value, text)
@@ -267,12 +319,14 @@ def test_the_credential_jwts_exp_and_nbf_limit_its_validity(identity, holder):
     for times, named in cases:
         payload = {**credential_for(holder.did), **times}
         for token in (vc_jwt(holder, payload), vc_sd_jwt(holder, payload)):
-            answer = identity.call("bank-a", "POST", "/credentials/verify",
-                                   json={"credential": token})  # fmt: skip
+            answer = identity.call(
+                "bank-a", "POST", "/credentials/verify", json={"credential": token}
+            )
             assert answer.status_code == 200, answer.text
             check = answer.json()["checks"]["validity_period"]
             assert check["status"] == "failed" and named in check["message"], (times, check)
     payload = {**credential_for(holder.did), "exp": now + 3600, "nbf": now - 5}
-    answer = identity.call("bank-a", "POST", "/credentials/verify",
-                           json={"credential": vc_jwt(holder, payload)})  # fmt: skip
+    answer = identity.call(
+        "bank-a", "POST", "/credentials/verify", json={"credential": vc_jwt(holder, payload)}
+    )
     assert answer.json()["checks"]["validity_period"]["status"] == "passed", answer.json()

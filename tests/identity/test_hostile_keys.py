@@ -119,9 +119,11 @@ def test_registering_any_bad_key_is_a_422_naming_the_problem(identity, key):
 def test_rotating_to_any_bad_key_is_a_422_naming_the_problem(identity, holder, key):
     version = int(holder.doc["didDocumentMetadata"]["versionId"])
     answer = identity.call(
-        "city-agency", "PUT", f"/dids/{holder.did}/keys",
+        "city-agency",
+        "PUT",
+        f"/dids/{holder.did}/keys",
         json={"keys": [{"id": "key-2", "publicKeyJwk": key}], "version": version},
-    )  # fmt: skip
+    )
     assert_named_422(answer)
 
 
@@ -151,8 +153,10 @@ def test_a_p256_point_off_the_curve_is_refused(identity):
 def test_a_private_key_is_refused_and_the_error_names_the_key(identity):
     secret = dict(jwk.JWK.generate(kty="OKP", crv="Ed25519").export_private(as_dict=True))
     answer = identity.call(
-        "city-agency", "POST", "/dids",
+        "city-agency",
+        "POST",
+        "/dids",
         json={"keys": [{"publicKeyJwk": good_key("ed25519")}, {"publicKeyJwk": secret}]},
-    )  # fmt: skip
+    )
     message = assert_named_422(answer)
     assert "keys[1].publicKeyJwk" in message and "private" in message

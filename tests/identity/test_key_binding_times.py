@@ -20,20 +20,34 @@ def kb_presentation(vm: Any, credential: dict[str, Any], holder: Any, **times: A
     """A holder-bound SD-JWT presented with a KB-JWT carrying the given time claims."""
     issuer = vm("p256")
     token = sd_jwt.issue_sd_credential(
-        credential, issuer["secretKeyJwk"], disclose=["credentialSubject.residence"],
-        kid=issuer["id"], holder_key=holder["publicKeyJwk"], issued_at=NOW,
-    )  # fmt: skip
+        credential,
+        issuer["secretKeyJwk"],
+        disclose=["credentialSubject.residence"],
+        kid=issuer["id"],
+        holder_key=holder["publicKeyJwk"],
+        issued_at=NOW,
+    )
     shown = sd_jwt.present(token, disclose=["credentialSubject.residence"])
-    claims = {"iat": NOW, "nonce": "n-1", "aud": "https://bank.example",
-              "sd_hash": sd_jwt._sd_hash(shown), **times}  # fmt: skip
+    claims = {
+        "iat": NOW,
+        "nonce": "n-1",
+        "aud": "https://bank.example",
+        "sd_hash": sd_jwt._sd_hash(shown),
+        **times,
+    }
     return shown + sign_compact(claims, holder["secretKeyJwk"], {"typ": "kb+jwt"})
 
 
 def verify(vm: Any, presentation: str) -> Any:
     return sd_jwt.verify_sd_credential(
-        presentation, vm("p256")["publicKeyJwk"], require_key_binding=True, nonce="n-1",
-        audience="https://bank.example", now=NOW, leeway_s=LEEWAY_S,
-    )  # fmt: skip
+        presentation,
+        vm("p256")["publicKeyJwk"],
+        require_key_binding=True,
+        nonce="n-1",
+        audience="https://bank.example",
+        now=NOW,
+        leeway_s=LEEWAY_S,
+    )
 
 
 @settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -70,18 +84,31 @@ CLAIMS = {"givenName": "Mei", "familyName": "Chen", "birthDate": "1990-04-02"}
 
 def test_an_expired_or_premature_kb_jwt_fails_the_presentation_over_http(issuer, holder):
     idn = issuer
-    made = idn.call("city-agency", "POST", "/credentials", json={
-        "type": "ResidenceCredential", "subject": holder.did, "claims": CLAIMS})  # fmt: skip
+    made = idn.call(
+        "city-agency",
+        "POST",
+        "/credentials",
+        json={"type": "ResidenceCredential", "subject": holder.did, "claims": CLAIMS},
+    )
     token = made.json()["credential"]
     now = int(time.time())
     for times, named in [({"exp": now - 120}, "exp"), ({"nbf": now + 600}, "nbf"), ({}, "")]:
         ch = idn.call("bank-a", "POST", "/challenges", json={}).json()
         shown = sd_jwt.present(token, disclose=["credentialSubject.givenName"])
-        kb = {"iat": now, "nonce": ch["nonce"], "aud": ch["audience"],
-              "sd_hash": sd_jwt._sd_hash(shown), **times}  # fmt: skip
+        kb = {
+            "iat": now,
+            "nonce": ch["nonce"],
+            "aud": ch["audience"],
+            "sd_hash": sd_jwt._sd_hash(shown),
+            **times,
+        }
         presentation = shown + sign_compact(kb, holder.key, {"typ": "kb+jwt"})
-        answer = idn.call("bank-a", "POST", "/presentations/verify",
-                          json={"presentation": presentation, "nonce": ch["nonce"]})  # fmt: skip
+        answer = idn.call(
+            "bank-a",
+            "POST",
+            "/presentations/verify",
+            json={"presentation": presentation, "nonce": ch["nonce"]},
+        )
         assert answer.status_code == 200, answer.text
         result = answer.json()
         if not times:

@@ -34,8 +34,9 @@ def running_identity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         "services.identity.app:create_app",
         "services.identity.contract:IdentityContract",
     )
-    suite = open_suite(data / "data", database_url=f"sqlite:///{data / 'db.sqlite'}",
-                       services=[entry])  # fmt: skip
+    suite = open_suite(
+        data / "data", database_url=f"sqlite:///{data / 'db.sqlite'}", services=[entry]
+    )
     with TestClient(suite.app):
         yield suite
 

@@ -72,10 +72,12 @@ def test_a_presentation_replayed_under_a_fresh_nonce_is_refused_and_spends_nothi
 
     # Under a fresh nonce of the same bank, and of a second bank: signed for another nonce
     fresh, other = challenge(idn, "bank-a"), challenge(idn, "bank-b")
-    refused(verify(idn, "bank-a", presentation, fresh["nonce"]), 422, "nonce_mismatch",
-            "another nonce")  # fmt: skip
-    refused(verify(idn, "bank-b", presentation, other["nonce"]), 422, "nonce_mismatch",
-            "another nonce")  # fmt: skip
+    refused(
+        verify(idn, "bank-a", presentation, fresh["nonce"]), 422, "nonce_mismatch", "another nonce"
+    )
+    refused(
+        verify(idn, "bank-b", presentation, other["nonce"]), 422, "nonce_mismatch", "another nonce"
+    )
 
     # Neither refusal consumed the nonce: each bank's own holder presentation still verifies
     accepted(verify(idn, "bank-a", shown(holder, token, fresh), fresh["nonce"]))
@@ -88,20 +90,36 @@ def test_another_verifiers_nonce_or_audience_is_refused_with_the_reason(issuer, 
     bank_a = challenge(idn, "bank-a")
 
     # bank-b submits bank-a's presentation with bank-a's nonce: not its challenge
-    refused(verify(idn, "bank-b", shown(holder, token, bank_a), bank_a["nonce"]), 404,
-            "foreign_challenge", "another organisation")  # fmt: skip
+    refused(
+        verify(idn, "bank-b", shown(holder, token, bank_a), bank_a["nonce"]),
+        404,
+        "foreign_challenge",
+        "another organisation",
+    )
 
     # The right nonce but signed for another audience
     wrong_audience = shown(holder, token, bank_a, audience="https://bank-b")
-    refused(verify(idn, "bank-a", wrong_audience, bank_a["nonce"]), 422, "audience_mismatch",
-            "https://bank-a")  # fmt: skip
+    refused(
+        verify(idn, "bank-a", wrong_audience, bank_a["nonce"]),
+        422,
+        "audience_mismatch",
+        "https://bank-a",
+    )
 
     # A presentation without key binding, and garbage: refused, nonce untouched
     unbound = sd_jwt.present(token, disclose=["credentialSubject.givenName"])
-    refused(verify(idn, "bank-a", unbound, bank_a["nonce"]), 422, "invalid_key_binding",
-            "key binding JWT")  # fmt: skip
-    refused(verify(idn, "bank-a", "not~a~presentation", bank_a["nonce"]), 422, "malformed_token",
-            "neither")  # fmt: skip
+    refused(
+        verify(idn, "bank-a", unbound, bank_a["nonce"]),
+        422,
+        "invalid_key_binding",
+        "key binding JWT",
+    )
+    refused(
+        verify(idn, "bank-a", "not~a~presentation", bank_a["nonce"]),
+        422,
+        "malformed_token",
+        "neither",
+    )
 
     accepted(verify(idn, "bank-a", shown(holder, token, bank_a), bank_a["nonce"]))
 
@@ -112,10 +130,19 @@ def test_vp_jwt_bound_to_another_nonce_is_refused_and_the_bank_can_still_verify(
     old, new = challenge(idn, "bank-a"), challenge(idn, "bank-a")
 
     def vp(ch: dict[str, Any]) -> str:
-        document = {"@context": [VC_CONTEXT_V2], "type": ["VerifiablePresentation"],
-                    "holder": holder.did, "verifiableCredential": [envelope(token)]}  # fmt: skip
-        return vc_jose.issue_presentation(document, holder.key, kid=f"{holder.did}#key-1",
-                                          nonce=ch["nonce"], audience=ch["audience"])  # fmt: skip
+        document = {
+            "@context": [VC_CONTEXT_V2],
+            "type": ["VerifiablePresentation"],
+            "holder": holder.did,
+            "verifiableCredential": [envelope(token)],
+        }
+        return vc_jose.issue_presentation(
+            document,
+            holder.key,
+            kid=f"{holder.did}#key-1",
+            nonce=ch["nonce"],
+            audience=ch["audience"],
+        )
 
     refused(verify(idn, "bank-a", vp(old), new["nonce"]), 422, "nonce_mismatch", "another nonce")
     accepted(verify(idn, "bank-a", vp(new), new["nonce"]))
@@ -134,15 +161,28 @@ def test_a_zk_proof_replayed_under_a_new_nonce_is_refused_without_a_500(issuer, 
 
     def prove(ch: dict[str, Any]) -> dict[str, Any]:
         return zkp.prove_age_at_least(
-            commitment, zkp.Opening(opening["value"], int(opening["blinding"], 16)),
-            min_age_years=18, reference=today, nonce=ch["nonce"], context=ch["audience"],
-        )  # fmt: skip
+            commitment,
+            zkp.Opening(opening["value"], int(opening["blinding"], 16)),
+            min_age_years=18,
+            reference=today,
+            nonce=ch["nonce"],
+            context=ch["audience"],
+        )
 
     def ask(org: str, proof: dict[str, Any], nonce: str) -> Any:
-        return idn.call(org, "POST", "/zk/verify", json={
-            "credential": token, "predicate": "age_at_least", "min_age_years": 18,
-            "reference_date": today.isoformat(), "proof": proof, "nonce": nonce,
-        })  # fmt: skip
+        return idn.call(
+            org,
+            "POST",
+            "/zk/verify",
+            json={
+                "credential": token,
+                "predicate": "age_at_least",
+                "min_age_years": 18,
+                "reference_date": today.isoformat(),
+                "proof": proof,
+                "nonce": nonce,
+            },
+        )
 
     first = challenge(idn, "bank-a")
     proof = prove(first)

@@ -34,9 +34,13 @@ PATHS = [
 def issued(vm, selective_credential) -> tuple[str, dict[str, Any], dict[str, Any]]:
     issuer, holder = vm("p256"), vm("ed25519", "did:example:citizen-42")
     token = sd_jwt.issue_sd_credential(
-        selective_credential, issuer["secretKeyJwk"], disclose=PATHS, kid=issuer["id"],
-        holder_key=holder["publicKeyJwk"], decoys=2,
-    )  # fmt: skip
+        selective_credential,
+        issuer["secretKeyJwk"],
+        disclose=PATHS,
+        kid=issuer["id"],
+        holder_key=holder["publicKeyJwk"],
+        decoys=2,
+    )
     return token, issuer, holder
 
 
@@ -70,18 +74,29 @@ def test_full_sd_jwt_rebuilds_the_credential(issued, selective_credential):
 def test_holder_discloses_only_what_it_chooses_with_key_binding(issued):
     token, issuer, holder = issued
     assert set(sd_jwt.disclosable_paths(token)) == set(PATHS)
-    shown = sd_jwt.present(token, disclose={"credentialSubject.firstName",
-                                            "credentialSubject.address.street"},
-                           issued_at=int(NOW), holder_key=holder["secretKeyJwk"], nonce="n-1",
-                           audience="https://bank.example")  # fmt: skip
+    shown = sd_jwt.present(
+        token,
+        disclose={"credentialSubject.firstName", "credentialSubject.address.street"},
+        issued_at=int(NOW),
+        holder_key=holder["secretKeyJwk"],
+        nonce="n-1",
+        audience="https://bank.example",
+    )
     verified = sd_jwt.verify_sd_credential(
-        shown, issuer["publicKeyJwk"], require_key_binding=True, nonce="n-1",
-        audience="https://bank.example", now=NOW,
-    )  # fmt: skip
+        shown,
+        issuer["publicKeyJwk"],
+        require_key_binding=True,
+        nonce="n-1",
+        audience="https://bank.example",
+        now=NOW,
+    )
     subject = verified.claims["credentialSubject"]
     assert subject["firstName"] == "Mei"
-    assert subject["address"] == {"street": "1 Harbour Rd", "city": "Metropolis",
-                                  "postalCode": "518000"}  # fmt: skip
+    assert subject["address"] == {
+        "street": "1 Harbour Rd",
+        "city": "Metropolis",
+        "postalCode": "518000",
+    }
     assert {"lastName", "birthDate"}.isdisjoint(subject)
     assert subject["phoneNumbers"] == [{"number": "+86-755-0000-0002", "type": "mobile"}]
     assert verified.key_bound
@@ -96,15 +111,23 @@ def test_holder_can_select_with_a_predicate(issued):
     assert verified.disclosed == ("credentialSubject.firstName", "credentialSubject.lastName")
 
 
-@pytest.mark.parametrize(("kwargs", "error"), [
-    ({"nonce": "other"}, errors.NonceMismatch),
-    ({"audience": "https://other.example"}, errors.AudienceMismatch),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("kwargs", "error"),
+    [
+        ({"nonce": "other"}, errors.NonceMismatch),
+        ({"audience": "https://other.example"}, errors.AudienceMismatch),
+    ],
+)
 def test_key_binding_is_for_one_verifier_challenge(issued, kwargs, error):
     token, issuer, holder = issued
-    shown = sd_jwt.present(token, disclose=[], issued_at=int(NOW),
-                           holder_key=holder["secretKeyJwk"], nonce="n-1",
-                           audience="https://bank.example")  # fmt: skip
+    shown = sd_jwt.present(
+        token,
+        disclose=[],
+        issued_at=int(NOW),
+        holder_key=holder["secretKeyJwk"],
+        nonce="n-1",
+        audience="https://bank.example",
+    )
     with pytest.raises(error):
         sd_jwt.verify_sd_credential(shown, issuer["publicKeyJwk"], **kwargs)
 
@@ -125,9 +148,13 @@ def test_key_binding_by_another_key_or_over_other_disclosures_fails(issued, vm):
     )
     with pytest.raises(errors.KeyBindingError, match="does not verify"):
         sd_jwt.verify_sd_credential(thief, issuer["publicKeyJwk"], nonce="n")
-    shown = sd_jwt.present(token, disclose=["credentialSubject.firstName"],
-                           issued_at=int(NOW),
-                           holder_key=holder["secretKeyJwk"], nonce="n")  # fmt: skip
+    shown = sd_jwt.present(
+        token,
+        disclose=["credentialSubject.firstName"],
+        issued_at=int(NOW),
+        holder_key=holder["secretKeyJwk"],
+        nonce="n",
+    )
     base, kb = shown.rsplit("~", 1)
     extra = sd_jwt.disclosable_paths(token)["credentialSubject.lastName"].encoded
     with pytest.raises(errors.KeyBindingError, match="sd_hash"):
@@ -136,8 +163,9 @@ def test_key_binding_by_another_key_or_over_other_disclosures_fails(issued, vm):
 
 def test_stale_key_binding_is_refused(issued):
     token, issuer, holder = issued
-    shown = sd_jwt.present(token, disclose=[], holder_key=holder["secretKeyJwk"], nonce="n",
-                           issued_at=int(NOW) - 3600)  # fmt: skip
+    shown = sd_jwt.present(
+        token, disclose=[], holder_key=holder["secretKeyJwk"], nonce="n", issued_at=int(NOW) - 3600
+    )
     with pytest.raises(errors.KeyBindingError, match="stale"):
         sd_jwt.verify_sd_credential(shown, issuer["publicKeyJwk"], nonce="n", now=NOW)
 
@@ -152,8 +180,13 @@ def test_key_binding_without_cnf_is_refused(vm, selective_credential):
         sd_jwt.verify_sd_credential(shown, issuer["publicKeyJwk"])
 
 
-def _resign(token: str, issuer: dict[str, Any], payload: dict[str, Any], disclosures: list[str],
-            typ: str = "vc+sd-jwt") -> str:  # fmt: skip
+def _resign(
+    token: str,
+    issuer: dict[str, Any],
+    payload: dict[str, Any],
+    disclosures: list[str],
+    typ: str = "vc+sd-jwt",
+) -> str:
     jwt = sign_compact(payload, issuer["secretKeyJwk"], {"typ": typ, "cty": "vc"})
     return "~".join([jwt, *disclosures]) + "~"
 
@@ -182,13 +215,16 @@ def test_duplicate_digest_in_payload_is_refused(issued):
         sd_jwt.verify_sd_credential(forged, issuer["publicKeyJwk"])
 
 
-@pytest.mark.parametrize("bad", [
-    b64url_encode(b"not json"),
-    b64url_encode(b'{"an": "object"}'),
-    b64url_encode(b'["salt", "_sd", 1]'),
-    b64url_encode(b'[1, "name", 1]'),
-    "***",
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad",
+    [
+        b64url_encode(b"not json"),
+        b64url_encode(b'{"an": "object"}'),
+        b64url_encode(b'["salt", "_sd", 1]'),
+        b64url_encode(b'[1, "name", 1]'),
+        "***",
+    ],
+)
 def test_malformed_disclosure_is_refused(issued, bad):
     token, issuer, _ = issued
     with pytest.raises(errors.InvalidDisclosure):
@@ -228,24 +264,34 @@ def test_tampered_disclosure_value_is_unreferenced(issued):
 @pytest.mark.parametrize("path", ["@context", "type", "iss", "cnf"])
 def test_claims_that_must_stay_visible_cannot_be_hidden(vm, selective_credential, path):
     with pytest.raises(errors.UndisclosableClaim):
-        sd_jwt.issue_sd_credential(selective_credential, vm("p256")["secretKeyJwk"],
-                                   disclose=[path])  # fmt: skip
+        sd_jwt.issue_sd_credential(
+            selective_credential, vm("p256")["secretKeyJwk"], disclose=[path]
+        )
 
 
-@pytest.mark.parametrize("path", ["credentialSubject.nothing", "credentialSubject.phoneNumbers[9]",
-                                  "credentialSubject..x", "credentialSubject._sd"])  # fmt: skip
+@pytest.mark.parametrize(
+    "path",
+    [
+        "credentialSubject.nothing",
+        "credentialSubject.phoneNumbers[9]",
+        "credentialSubject..x",
+        "credentialSubject._sd",
+    ],
+)
 def test_bad_disclosure_paths_are_refused(vm, selective_credential, path):
     with pytest.raises(errors.DisclosureError):
-        sd_jwt.issue_sd_credential(selective_credential, vm("p256")["secretKeyJwk"],
-                                   disclose=[path])  # fmt: skip
+        sd_jwt.issue_sd_credential(
+            selective_credential, vm("p256")["secretKeyJwk"], disclose=[path]
+        )
 
 
 def test_bad_media_type_and_signature_are_refused(issued, vm):
     token, issuer, _ = issued
     payload = _payload(token)
     with pytest.raises(errors.InvalidMediaType):
-        sd_jwt.verify_sd_credential(_resign(token, issuer, payload, [], typ="bad+typ"),
-                                    issuer["publicKeyJwk"])  # fmt: skip
+        sd_jwt.verify_sd_credential(
+            _resign(token, issuer, payload, [], typ="bad+typ"), issuer["publicKeyJwk"]
+        )
     with pytest.raises(errors.InvalidMediaType):
         sd_jwt.verify_sd_jwt_vc(token, issuer["publicKeyJwk"])
     with pytest.raises(errors.UnsupportedAlgorithm):
@@ -266,19 +312,36 @@ def test_malformed_sd_jwt_is_refused(issued, text):
 
 def test_sd_jwt_vc_profile_uses_dc_sd_jwt_and_vct(vm):
     issuer, holder = vm("ed25519"), vm("p256")
-    claims = {"iss": "https://identity.city.example", "vct": "https://identity.city.example/pid",
-              "given_name": "Mei", "age_over_18": True, "nationalities": ["CN", "SG"]}  # fmt: skip
-    token = sd_jwt.issue_sd_jwt_vc(claims, issuer["secretKeyJwk"],
-                                   disclose=["given_name", "age_over_18", "nationalities[1]"],
-                                   holder_key=holder["publicKeyJwk"])  # fmt: skip
+    claims = {
+        "iss": "https://identity.city.example",
+        "vct": "https://identity.city.example/pid",
+        "given_name": "Mei",
+        "age_over_18": True,
+        "nationalities": ["CN", "SG"],
+    }
+    token = sd_jwt.issue_sd_jwt_vc(
+        claims,
+        issuer["secretKeyJwk"],
+        disclose=["given_name", "age_over_18", "nationalities[1]"],
+        holder_key=holder["publicKeyJwk"],
+    )
     assert parse_compact(token.split("~")[0]).header["typ"] == "dc+sd-jwt"
-    shown = sd_jwt.present(token, disclose=["age_over_18"], issued_at=int(NOW),
-                           holder_key=holder["secretKeyJwk"],
-                           nonce="n", audience="https://shop.example")  # fmt: skip
+    shown = sd_jwt.present(
+        token,
+        disclose=["age_over_18"],
+        issued_at=int(NOW),
+        holder_key=holder["secretKeyJwk"],
+        nonce="n",
+        audience="https://shop.example",
+    )
     verified = sd_jwt.verify_sd_jwt_vc(
-        shown, issuer["publicKeyJwk"], require_key_binding=True, nonce="n",
-        audience="https://shop.example", now=NOW,
-    )  # fmt: skip
+        shown,
+        issuer["publicKeyJwk"],
+        require_key_binding=True,
+        nonce="n",
+        audience="https://shop.example",
+        now=NOW,
+    )
     assert verified.claims["age_over_18"] is True
     assert verified.claims["nationalities"] == ["CN"]
     assert "given_name" not in verified.claims
@@ -294,13 +357,18 @@ def test_sd_presentation_hides_enveloped_credentials(vm, issued, presentation):
     token, _, _ = issued
     holder = vm("p384", "did:example:citizen-42")
     document = presentation(envelope(token, "application/vc+sd-jwt"))
-    vp = sd_jwt.issue_sd_presentation(document, holder["secretKeyJwk"], kid=holder["id"],
-                                      disclose=["holder", "verifiableCredential[0]"])  # fmt: skip
+    vp = sd_jwt.issue_sd_presentation(
+        document,
+        holder["secretKeyJwk"],
+        kid=holder["id"],
+        disclose=["holder", "verifiableCredential[0]"],
+    )
     assert parse_compact(vp.split("~")[0]).header["typ"] == "vp+sd-jwt"
     _, credentials = sd_jwt.verify_sd_presentation(vp, holder["publicKeyJwk"])
     assert credentials[0].media_type == "application/vc+sd-jwt"
     assert credentials[0].token == token
-    hidden, none = sd_jwt.verify_sd_presentation(sd_jwt.present(vp, disclose=[]),
-                                                 holder["publicKeyJwk"])  # fmt: skip
+    hidden, none = sd_jwt.verify_sd_presentation(
+        sd_jwt.present(vp, disclose=[]), holder["publicKeyJwk"]
+    )
     assert none == ()
     assert "holder" not in hidden.claims

@@ -20,9 +20,13 @@ LIST_URL = "https://identity.city.example/status/1"
 
 
 def _published(status_list: StatusList, purpose: str = "revocation") -> dict:
-    return status_list_credential(list_id=LIST_URL, issuer="https://identity.city.example",
-                                  purpose=purpose, status_list=status_list,
-                                  valid_from="2025-01-01T00:00:00Z")  # fmt: skip
+    return status_list_credential(
+        list_id=LIST_URL,
+        issuer="https://identity.city.example",
+        purpose=purpose,
+        status_list=status_list,
+        valid_from="2025-01-01T00:00:00Z",
+    )
 
 
 def test_encoded_list_is_multibase_gzip_of_msb_first_bits():
@@ -43,8 +47,10 @@ def test_revoke_and_suspend_are_read_back_by_verifiers():
     revocations.set(94567)
     suspensions.set(12)
     suspensions.set(12, 0)  # suspension lifted
-    revoked = check_status(status_entry(list_credential=LIST_URL, index=94567,
-                                        purpose="revocation"), _published(revocations))  # fmt: skip
+    revoked = check_status(
+        status_entry(list_credential=LIST_URL, index=94567, purpose="revocation"),
+        _published(revocations),
+    )
     assert revoked.is_set
     assert revoked.purpose == "revocation"
     entry = status_entry(list_credential=LIST_URL, index=12, purpose="suspension")
@@ -73,22 +79,31 @@ def test_purpose_mismatch_and_wrong_list_are_refused():
     entry = status_entry(list_credential=LIST_URL, index=1, purpose="suspension")
     with pytest.raises(errors.StatusListError, match="statusPurpose"):
         check_status(entry, published)
-    other = status_entry(list_credential="https://elsewhere.example/1", index=1,
-                         purpose="revocation")  # fmt: skip
+    other = status_entry(
+        list_credential="https://elsewhere.example/1", index=1, purpose="revocation"
+    )
     with pytest.raises(errors.StatusListError, match="not the one"):
         check_status(other, published)
     with pytest.raises(errors.StatusListError, match="digits"):
-        check_status({**status_entry(list_credential=LIST_URL, index=1, purpose="revocation"),
-                      "statusListIndex": 1}, published)  # fmt: skip
+        check_status(
+            {
+                **status_entry(list_credential=LIST_URL, index=1, purpose="revocation"),
+                "statusListIndex": 1,
+            },
+            published,
+        )
 
 
-@pytest.mark.parametrize("encoded", [
-    "H4sI",  # no multibase prefix
-    "u!!!",  # not base64url
-    "u" + base64.urlsafe_b64encode(b"plain, not gzip").decode().rstrip("="),
-    # too short
-    "u" + base64.urlsafe_b64encode(gzip.compress(bytes(1024), mtime=0)).decode().rstrip("="),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "encoded",
+    [
+        "H4sI",  # no multibase prefix
+        "u!!!",  # not base64url
+        "u" + base64.urlsafe_b64encode(b"plain, not gzip").decode().rstrip("="),
+        # too short
+        "u" + base64.urlsafe_b64encode(gzip.compress(bytes(1024), mtime=0)).decode().rstrip("="),
+    ],
+)
 def test_malformed_or_short_lists_are_refused(encoded):
     with pytest.raises(errors.StatusListError):
         StatusList.decode(encoded)

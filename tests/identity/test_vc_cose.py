@@ -36,11 +36,15 @@ SUITE_SIGNED = (
 SUITE_P256 = {
     "id": "https://example.issuer/6c427e8392ab4057b93356fbb9022ecb#key-1",
     "type": "JsonWebKey",
-    "publicKeyJwk": {"alg": "ES256", "crv": "P-256", "kty": "EC",
-                     "kid": "73voMXFNmNlOEpuYCSJlh8eN0dscykoO6gBukgRS1uU",
-                     "x": "WfTi93YuhsQxKbD0ftnjOXJndqhnJ5kgDV-ZDGyrhBQ",
-                     "y": "qUd_55EjX0mjKZ6W6mF4UXVYTQ41K6jfdnYFwN5uPyk"},
-}  # fmt: skip
+    "publicKeyJwk": {
+        "alg": "ES256",
+        "crv": "P-256",
+        "kty": "EC",
+        "kid": "73voMXFNmNlOEpuYCSJlh8eN0dscykoO6gBukgRS1uU",
+        "x": "WfTi93YuhsQxKbD0ftnjOXJndqhnJ5kgDV-ZDGyrhBQ",
+        "y": "qUd_55EjX0mjKZ6W6mF4UXVYTQ41K6jfdnYFwN5uPyk",
+    },
+}
 
 
 @pytest.fixture
@@ -53,8 +57,20 @@ def contract(tmp_path: Path, vm: Any) -> Any:
         key_file = tmp_path / "vm.json"
         key_file.write_text(json.dumps(vm(key) if isinstance(key, str) else key))
         out = tmp_path / "out.json"
-        outcome = CliRunner().invoke(vc, [fn, "--input", str(source), "--key", str(key_file),
-                                          "--feature", feature, "--output", str(out)])  # fmt: skip
+        outcome = CliRunner().invoke(
+            vc,
+            [
+                fn,
+                "--input",
+                str(source),
+                "--key",
+                str(key_file),
+                "--feature",
+                feature,
+                "--output",
+                str(out),
+            ],
+        )
         return json.loads(out.read_text()), outcome.exit_code
 
     return call
@@ -113,8 +129,9 @@ def test_30_a_credential_that_is_not_base64_fails(contract, credential, vm):
     assert (result["result"], code) == ("failure", 1), result
 
 
-def test_31_presentation_with_several_cose_credentials_verifies(contract, credential, presentation,
-                                                                 vm):  # fmt: skip
+def test_31_presentation_with_several_cose_credentials_verifies(
+    contract, credential, presentation, vm
+):
     entries = [envelope(signed(vm, k, credential), "application/vc+cose") for k in ("p256", "p384")]
     token = signed(vm, "p384", presentation(*entries), presentation=True)
     result, code = contract("verify", "presentation_cose", token, "p384")
@@ -126,8 +143,9 @@ def test_32_an_invalid_signature_fails(contract, credential, vm):
     message = cbor2.loads(base64.b64decode(token))
     protected, unprotected, payload, signature = message.value
     forged = bytes([signature[0] ^ 1]) + signature[1:]
-    bad = base64.b64encode(cbor2.dumps(cbor2.CBORTag(18, [protected, dict(unprotected), payload,
-                                                          forged]))).decode()  # fmt: skip
+    bad = base64.b64encode(
+        cbor2.dumps(cbor2.CBORTag(18, [protected, dict(unprotected), payload, forged]))
+    ).decode()
     result, code = contract("verify", "credential_cose", bad, "p384")
     assert (result["result"], code) == ("failure", 1) and "invalid_signature" in result["data"]
     raw = base64.b64decode(SUITE_SIGNED + "=" * (-len(SUITE_SIGNED) % 4))
@@ -151,10 +169,13 @@ def test_33_34_bad_media_types_fail(contract, credential, presentation, vm):
 def test_35_presentation_with_unsecured_or_unenveloped_credentials_fails(
     contract, credential, presentation, vm
 ):
-    for entries in ([credential], [{"id": "data:application/vc+cose;base64,AAAA",
-                                    "type": "EnvelopedVerifiableCredential"}]):  # fmt: skip
-        token = vc_cose._sign(presentation(*entries), vm("p384")["secretKeyJwk"], None,
-                              vc_cose.PRESENTATION)  # fmt: skip
+    for entries in (
+        [credential],
+        [{"id": "data:application/vc+cose;base64,AAAA", "type": "EnvelopedVerifiableCredential"}],
+    ):
+        token = vc_cose._sign(
+            presentation(*entries), vm("p384")["secretKeyJwk"], None, vc_cose.PRESENTATION
+        )
         result, code = contract("verify", "presentation_cose", token, "p384")
         assert (result["result"], code) == ("failure", 1), (entries, result)
 
@@ -171,9 +192,18 @@ CLAIMS = {"givenName": "Mei", "familyName": "Chen", "birthDate": "1990-04-02"}
 
 
 def issue_cose(idn: Any, subject: str) -> dict[str, Any]:
-    made = idn.call("city-agency", "POST", "/credentials", json={
-        "type": "ResidenceCredential", "subject": subject, "claims": CLAIMS, "format": "vc+cose",
-        "alg": "ES256"})  # fmt: skip
+    made = idn.call(
+        "city-agency",
+        "POST",
+        "/credentials",
+        json={
+            "type": "ResidenceCredential",
+            "subject": subject,
+            "claims": CLAIMS,
+            "format": "vc+cose",
+            "alg": "ES256",
+        },
+    )
     assert made.status_code == 201, made.text
     return dict(made.json())
 
@@ -204,10 +234,15 @@ def test_the_service_issues_and_verifies_vc_cose_against_the_chain(issuer, holde
         "holder": holder.did,
         "verifiableCredential": [envelope(issued["credential"], "application/vc+cose")],
     }
-    shown = vc_jose.issue_presentation(vp, holder.key, kid=f"{holder.did}#key-1",
-                                       nonce=ch["nonce"], audience=ch["audience"])  # fmt: skip
-    answer = idn.call("bank-a", "POST", "/presentations/verify",
-                      json={"presentation": shown, "nonce": ch["nonce"]})  # fmt: skip
+    shown = vc_jose.issue_presentation(
+        vp, holder.key, kid=f"{holder.did}#key-1", nonce=ch["nonce"], audience=ch["audience"]
+    )
+    answer = idn.call(
+        "bank-a",
+        "POST",
+        "/presentations/verify",
+        json={"presentation": shown, "nonce": ch["nonce"]},
+    )
     assert answer.status_code == 200 and answer.json()["verified"] is True, answer.text
 
     # a flipped signature bit, then revocation: each fails with its reason
@@ -224,10 +259,17 @@ def test_the_service_issues_and_verifies_vc_cose_against_the_chain(issuer, holde
 
 
 @pytest.mark.parametrize(
-    "token", ["AAAA", "0oQ", "2BKEQEBAQA", base64.b64encode(b"\xd2\x84" + b"\x9f" * 5000).decode(),
-              base64.b64encode(cbor2.dumps([1, 2, 3, 4])).decode(), "@@@@"],
+    "token",
+    [
+        "AAAA",
+        "0oQ",
+        "2BKEQEBAQA",
+        base64.b64encode(b"\xd2\x84" + b"\x9f" * 5000).decode(),
+        base64.b64encode(cbor2.dumps([1, 2, 3, 4])).decode(),
+        "@@@@",
+    ],
     ids=["short", "truncated", "not-cose", "deep-indefinite", "untagged-ints", "not-base64"],
-)  # fmt: skip
+)
 def test_malformed_cose_is_a_4xx_not_a_500(identity, token):
     answer = identity.call("bank-a", "POST", "/credentials/verify", json={"credential": token})
     assert answer.status_code == 422 and answer.json()["error"]["code"] == "malformed_token"

@@ -51,11 +51,14 @@ def _signed(claims: dict[str, Any], method: dict[str, Any], **header: Any) -> st
     return sign_compact(claims, method["secretKeyJwk"], {"typ": "vc+jwt", "cty": "vc", **header})
 
 
-@pytest.mark.parametrize(("header", "error"), [
-    ({"typ": "bad+typ"}, errors.InvalidMediaType),
-    ({"cty": "bad+cty"}, errors.InvalidMediaType),
-    ({"typ": "vp+jwt"}, errors.InvalidMediaType),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("header", "error"),
+    [
+        ({"typ": "bad+typ"}, errors.InvalidMediaType),
+        ({"cty": "bad+cty"}, errors.InvalidMediaType),
+        ({"typ": "vp+jwt"}, errors.InvalidMediaType),
+    ],
+)
 def test_bad_media_type_is_refused(vm, credential, header, error):
     method = vm("ed25519")
     token = _signed({**credential, "iss": credential["issuer"]}, method, **header)
@@ -90,8 +93,9 @@ def test_without_iss_kid_must_be_an_absolute_url(vm, credential):
     method = vm("ed25519")
     with pytest.raises(errors.InvalidKeyId):
         vc_jose.verify_credential(_signed(credential, method, kid="key-1"), method["publicKeyJwk"])
-    verified = vc_jose.verify_credential(_signed(credential, method, kid=method["id"]),
-                                         method["publicKeyJwk"])  # fmt: skip
+    verified = vc_jose.verify_credential(
+        _signed(credential, method, kid=method["id"]), method["publicKeyJwk"]
+    )
     assert verified.kid == method["id"]
 
 
@@ -103,14 +107,17 @@ def test_unknown_top_level_members_are_refused_at_issuance_but_ignored_on_verify
     assert "badExtension" in vc_jose.verify_credential(token, method["publicKeyJwk"]).claims
 
 
-@pytest.mark.parametrize(("change", "message"), [
-    ({"@context": ["https://www.w3.org/2018/credentials/v1"]}, "@context"),
-    ({"type": ["SomethingElse"]}, "type"),
-    ({"issuer": 42}, "issuer"),
-    ({"credentialSubject": {}}, "credentialSubject"),
-    ({"validFrom": "yesterday"}, "validFrom"),
-    ({"validFrom": "2024-01-01T00:00:00"}, "time zone"),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"@context": ["https://www.w3.org/2018/credentials/v1"]}, "@context"),
+        ({"type": ["SomethingElse"]}, "type"),
+        ({"issuer": 42}, "issuer"),
+        ({"credentialSubject": {}}, "credentialSubject"),
+        ({"validFrom": "yesterday"}, "validFrom"),
+        ({"validFrom": "2024-01-01T00:00:00"}, "time zone"),
+    ],
+)
 def test_data_model_violations_are_refused(vm, credential, change, message):
     with pytest.raises(errors.InvalidClaims, match=message):
         vc_jose.issue_credential({**credential, **change}, vm("p256")["secretKeyJwk"])
@@ -153,11 +160,17 @@ def test_presentation_binds_nonce_and_audience(vm, credential, presentation):
     issuer, holder = vm("p256"), _holder_vm(vm)
     vc_token = vc_jose.issue_credential(credential, issuer["secretKeyJwk"], kid=issuer["id"])
     document = presentation(vc_jose.envelope(vc_token))
-    vp = vc_jose.issue_presentation(document, holder["secretKeyJwk"], kid=holder["id"],
-                                    nonce="n-123", audience="https://bank.example")  # fmt: skip
+    vp = vc_jose.issue_presentation(
+        document,
+        holder["secretKeyJwk"],
+        kid=holder["id"],
+        nonce="n-123",
+        audience="https://bank.example",
+    )
     assert parse_compact(vp).header["typ"] == "vp+jwt"
-    result = vc_jose.verify_presentation(vp, holder["publicKeyJwk"], nonce="n-123",
-                                         audience="https://bank.example", now=NOW)  # fmt: skip
+    result = vc_jose.verify_presentation(
+        vp, holder["publicKeyJwk"], nonce="n-123", audience="https://bank.example", now=NOW
+    )
     assert (result.nonce, result.claims["iss"]) == ("n-123", document["holder"])
     [enveloped] = result.credentials
     assert (enveloped.media_type, enveloped.token) == ("application/vc+jwt", vc_token)
@@ -182,26 +195,44 @@ def test_replayed_presentation_has_the_same_replay_key(vm, credential, presentat
 
 def test_stale_or_expired_presentation_is_refused(vm, presentation):
     holder = _holder_vm(vm)
-    vp = vc_jose.issue_presentation(presentation(), holder["secretKeyJwk"],
-                                    issued_at=int(NOW) - 600, ttl_s=300)  # fmt: skip
+    vp = vc_jose.issue_presentation(
+        presentation(), holder["secretKeyJwk"], issued_at=int(NOW) - 600, ttl_s=300
+    )
     with pytest.raises(errors.TokenExpired):
         vc_jose.verify_presentation(vp, holder["publicKeyJwk"], now=NOW)
-    young = vc_jose.issue_presentation(presentation(), holder["secretKeyJwk"],
-                                       issued_at=int(NOW) - 200, ttl_s=3600)  # fmt: skip
+    young = vc_jose.issue_presentation(
+        presentation(), holder["secretKeyJwk"], issued_at=int(NOW) - 200, ttl_s=3600
+    )
     with pytest.raises(errors.TokenExpired, match="older"):
         vc_jose.verify_presentation(young, holder["publicKeyJwk"], now=NOW, max_age_s=120)
 
 
-@pytest.mark.parametrize("entry", [
-    {"@context": "https://www.w3.org/ns/credentials/v2", "id": "not-a-credential",
-     "type": "EnvelopedVerifiableCredential"},
-    {"@context": "https://www.w3.org/ns/credentials/v2", "id": "data:application/vc+jwt,xyz",
-     "type": "EnvelopedVerifiableCredential"},
-    {"@context": "https://www.w3.org/ns/credentials/v2", "id": "data:text/plain,hello",
-     "type": "EnvelopedVerifiableCredential"},
-    {"@context": ["https://www.w3.org/ns/credentials/v2"], "type": ["VerifiableCredential"],
-     "issuer": "https://x.example", "credentialSubject": {"id": "did:example:1"}},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {
+            "@context": "https://www.w3.org/ns/credentials/v2",
+            "id": "not-a-credential",
+            "type": "EnvelopedVerifiableCredential",
+        },
+        {
+            "@context": "https://www.w3.org/ns/credentials/v2",
+            "id": "data:application/vc+jwt,xyz",
+            "type": "EnvelopedVerifiableCredential",
+        },
+        {
+            "@context": "https://www.w3.org/ns/credentials/v2",
+            "id": "data:text/plain,hello",
+            "type": "EnvelopedVerifiableCredential",
+        },
+        {
+            "@context": ["https://www.w3.org/ns/credentials/v2"],
+            "type": ["VerifiableCredential"],
+            "issuer": "https://x.example",
+            "credentialSubject": {"id": "did:example:1"},
+        },
+    ],
+)
 def test_presentation_with_unsecured_credential_is_refused(vm, presentation, entry):
     holder = _holder_vm(vm)
     claims = {**presentation(entry), "iss": "did:example:citizen-42"}
@@ -214,8 +245,9 @@ def test_presentation_without_holder_needs_url_kid(vm, presentation):
     holder = _holder_vm(vm)
     with pytest.raises(errors.InvalidKeyId):
         vc_jose.issue_presentation(presentation(holder=None), holder["secretKeyJwk"], kid="k1")
-    vp = vc_jose.issue_presentation(presentation(holder=None), holder["secretKeyJwk"],
-                                    kid=holder["id"])  # fmt: skip
+    vp = vc_jose.issue_presentation(
+        presentation(holder=None), holder["secretKeyJwk"], kid=holder["id"]
+    )
     assert "iss" not in vc_jose.verify_presentation(vp, holder["publicKeyJwk"]).claims
 
 

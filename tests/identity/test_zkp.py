@@ -23,13 +23,25 @@ def birth() -> tuple[str, zkp.Opening]:
 @pytest.fixture(scope="module")
 def age_proof(birth) -> dict:
     commitment, opening = birth
-    return zkp.prove_age_at_least(commitment, opening, min_age_years=18, reference=TODAY,
-                                  nonce="nonce-1", context="bank.example/kyc")  # fmt: skip
+    return zkp.prove_age_at_least(
+        commitment,
+        opening,
+        min_age_years=18,
+        reference=TODAY,
+        nonce="nonce-1",
+        context="bank.example/kyc",
+    )
 
 
 def _verify_age(proof, commitment, *, years=18, nonce="nonce-1", context="bank.example/kyc"):
-    zkp.verify_age_at_least(proof, commitment=commitment, min_age_years=years, reference=TODAY,
-                            nonce=nonce, context=context)  # fmt: skip
+    zkp.verify_age_at_least(
+        proof,
+        commitment=commitment,
+        min_age_years=years,
+        reference=TODAY,
+        nonce=nonce,
+        context=context,
+    )
 
 
 def test_generators_are_independent_curve_points():
@@ -48,8 +60,9 @@ def _leaves(value: object) -> list[object]:
 
 def test_an_honest_age_proof_verifies_and_carries_no_birth_date(birth):
     commitment, opening = birth
-    proof = zkp.prove_age_at_least(commitment, opening, min_age_years=18, reference=TODAY,
-                                   nonce="n", context="")  # fmt: skip
+    proof = zkp.prove_age_at_least(
+        commitment, opening, min_age_years=18, reference=TODAY, nonce="n", context=""
+    )
     _verify_age(proof, commitment, nonce="n", context="")
     # Verify no field of the proof is the birth date, in days or as a date (timings: the bench)
     days = zkp.days_since_epoch(BORN_19_YEARS_AGO)
@@ -119,13 +132,16 @@ def test_forged_proof_fields_fail(birth, age_proof, field):
         _verify_age(forged, commitment)
 
 
-@pytest.mark.parametrize("bad", [
-    {"bit_commitments": ["00" * 63 + "01"] * zkp.AGE_BITS},  # not on the curve
-    {"bit_commitments": []},
-    {"responses": [["zz", "00", "00"]] * zkp.AGE_BITS},
-    {"challenge": "ff" * 32},  # not reduced mod the group order
-    {"responses": None},
-])  # fmt: skip
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"bit_commitments": ["00" * 63 + "01"] * zkp.AGE_BITS},  # not on the curve
+        {"bit_commitments": []},
+        {"responses": [["zz", "00", "00"]] * zkp.AGE_BITS},
+        {"challenge": "ff" * 32},  # not reduced mod the group order
+        {"responses": None},
+    ],
+)
 def test_malformed_proofs_are_invalid(birth, age_proof, bad):
     commitment, _ = birth
     with pytest.raises(errors.InvalidProof):
@@ -135,13 +151,16 @@ def test_malformed_proofs_are_invalid(birth, age_proof, bad):
 def test_boundary_birthdays_and_leap_days():
     assert zkp.age_cutoff(date(2024, 2, 29), 18) == date(2006, 2, 28)
     commitment, opening = zkp.commit(zkp.days_since_epoch(date(2006, 2, 28)))
-    proof = zkp.prove_age_at_least(commitment, opening, min_age_years=18,
-                                   reference=date(2024, 2, 28), nonce="n")  # fmt: skip
-    zkp.verify_age_at_least(proof, commitment=commitment, min_age_years=18,
-                            reference=date(2024, 2, 28), nonce="n")  # fmt: skip
+    proof = zkp.prove_age_at_least(
+        commitment, opening, min_age_years=18, reference=date(2024, 2, 28), nonce="n"
+    )
+    zkp.verify_age_at_least(
+        proof, commitment=commitment, min_age_years=18, reference=date(2024, 2, 28), nonce="n"
+    )
     with pytest.raises(errors.PredicateNotSatisfied):
-        zkp.prove_age_at_least(commitment, opening, min_age_years=18,
-                               reference=date(2024, 2, 27), nonce="n")  # fmt: skip
+        zkp.prove_age_at_least(
+            commitment, opening, min_age_years=18, reference=date(2024, 2, 27), nonce="n"
+        )
 
 
 def test_residency_proof_shows_the_city_and_nothing_else():
@@ -151,17 +170,28 @@ def test_residency_proof_shows_the_city_and_nothing_else():
     with pytest.raises(errors.StatementMismatch):
         zkp.verify_residency(proof, commitment=commitment, city_code=110000, nonce="n", context="c")
     with pytest.raises(errors.ProofNonceMismatch):
-        zkp.verify_residency(proof, commitment=commitment, city_code=METROPOLIS, nonce="m",
-                             context="c")  # fmt: skip
+        zkp.verify_residency(
+            proof, commitment=commitment, city_code=METROPOLIS, nonce="m", context="c"
+        )
     with pytest.raises(errors.InvalidProof):
-        zkp.verify_residency({**proof, "statement": {"city_code": 110000}}, commitment=commitment,
-                             city_code=110000, nonce="n", context="c")  # fmt: skip
+        zkp.verify_residency(
+            {**proof, "statement": {"city_code": 110000}},
+            commitment=commitment,
+            city_code=110000,
+            nonce="n",
+            context="c",
+        )
     other, _ = zkp.commit(METROPOLIS)
     with pytest.raises(errors.CommitmentMismatch):
         zkp.verify_residency(proof, commitment=other, city_code=METROPOLIS, nonce="n", context="c")
     with pytest.raises(errors.InvalidProof):
-        zkp.verify_residency({**proof, "commitment": other}, commitment=other,
-                             city_code=METROPOLIS, nonce="n", context="c")  # fmt: skip
+        zkp.verify_residency(
+            {**proof, "commitment": other},
+            commitment=other,
+            city_code=METROPOLIS,
+            nonce="n",
+            context="c",
+        )
 
 
 def test_non_resident_cannot_prove_residency():
@@ -173,8 +203,12 @@ def test_non_resident_cannot_prove_residency():
     forged_commitment = ec.encode_point(ec.commit(fake.value, fake.blinding))
     proof = zkp.prove_residency(forged_commitment, fake, city_code=METROPOLIS, nonce="n")
     with pytest.raises(errors.InvalidProof):
-        zkp.verify_residency({**proof, "commitment": commitment}, commitment=commitment,
-                             city_code=METROPOLIS, nonce="n")  # fmt: skip
+        zkp.verify_residency(
+            {**proof, "commitment": commitment},
+            commitment=commitment,
+            city_code=METROPOLIS,
+            nonce="n",
+        )
 
 
 def test_opening_proof():
@@ -182,5 +216,6 @@ def test_opening_proof():
     proof = zkp.prove_opening(commitment, opening, nonce="n")
     zkp.verify_opening(proof, commitment=commitment, nonce="n")
     with pytest.raises(errors.InvalidProof):
-        zkp.verify_opening({**proof, "s_value": ec.encode_scalar(1)}, commitment=commitment,
-                           nonce="n")  # fmt: skip
+        zkp.verify_opening(
+            {**proof, "s_value": ec.encode_scalar(1)}, commitment=commitment, nonce="n"
+        )

@@ -76,8 +76,13 @@ def test_a_nul_character_anywhere_is_a_422_not_a_database_error(
 ) -> None:
     # PostgreSQL cannot hold NUL in text: each of these answered 500 there
     auth = tokens["road-authority"]
-    for path in ["/segments/a%00b", "/segments/a%00b/series", "/alerts?segment=%00",
-                 "/readings/%00/1/proof", "/devices/%00"]:  # fmt: skip
+    for path in [
+        "/segments/a%00b",
+        "/segments/a%00b/series",
+        "/alerts?segment=%00",
+        "/readings/%00/1/proof",
+        "/devices/%00",
+    ]:
         answer = harness.client.get(f"/roadhealth/v1{path}", headers=auth)
         assert answer.status_code == 422, (path, answer.text)
         assert answer.json()["error"]["code"] == "nul_character", answer.text

@@ -294,11 +294,19 @@ def rating_history(
 
 def _rating_from_row(row: RatingRow) -> schemas.RatingOut:
     return schemas.RatingOut(
-        uscc=row.uscc, seq=row.seq, pd=row.pd, score=row.score, grade=row.grade,
-        period=row.period, model=row.model, features_hash=row.features_hash,
-        reasons=[schemas.ReasonOut(**r) for r in row.reasons], tx=row.tx, height=row.height,
+        uscc=row.uscc,
+        seq=row.seq,
+        pd=row.pd,
+        score=row.score,
+        grade=row.grade,
+        period=row.period,
+        model=row.model,
+        features_hash=row.features_hash,
+        reasons=[schemas.ReasonOut(**r) for r in row.reasons],
+        tx=row.tx,
+        height=row.height,
         time_ms=row.time_ms,
-    )  # fmt: skip
+    )
 
 
 def _without_values(rating: schemas.RatingOut, *, keep: bool) -> schemas.RatingOut:

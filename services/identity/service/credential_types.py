@@ -36,8 +36,9 @@ def register_type(
         raise AlreadyExists(f"credential type {name} is already registered", code="type_exists")
     digest = schema_hash(schema)
     receipt = env.chain.submit(org, "register_type", {"name": name, "schema_hash": digest})
-    row = CredentialType(name=name, schema_json=schema, schema_hash=digest, org=org,
-                         created_at=env.now())  # fmt: skip
+    row = CredentialType(
+        name=name, schema_json=schema, schema_hash=digest, org=org, created_at=env.now()
+    )
     session.add(row)
     return row, int(receipt["height"]), str(receipt["tx"])
 

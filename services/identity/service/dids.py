@@ -59,10 +59,14 @@ def did_document(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     """The W3C DID Core document and its document metadata, from the on-chain record."""
     did = record["id"]
     methods = [
-        {"id": f"{did}#{vm['id']}", "type": "JsonWebKey", "controller": did,
-         "publicKeyJwk": vm["publicKeyJwk"]}
+        {
+            "id": f"{did}#{vm['id']}",
+            "type": "JsonWebKey",
+            "controller": did,
+            "publicKeyJwk": vm["publicKeyJwk"],
+        }
         for vm in record["verificationMethod"]
-    ]  # fmt: skip
+    ]
     document: dict[str, Any] = {"@context": [DID_CONTEXT, JWK_CONTEXT], "id": did}
     if not record["deactivated"]:
         document["verificationMethod"] = methods
@@ -74,10 +78,13 @@ def did_document(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
         "versionId": str(record["versionId"]),
         "deactivated": record["deactivated"],
         "controllerOrg": record["controller"],
-        "chain": {"namespace": c.NAMESPACE, "key": c.did_key(did.split(":", 2)[2]),
-                  "createdHeight": record["created_height"],
-                  "updatedHeight": record["updated_height"]},
-    }  # fmt: skip
+        "chain": {
+            "namespace": c.NAMESPACE,
+            "key": c.did_key(did.split(":", 2)[2]),
+            "createdHeight": record["created_height"],
+            "updatedHeight": record["updated_height"],
+        },
+    }
     return document, metadata
 
 
@@ -102,8 +109,12 @@ def _document_args(msid: str, keys: list[KeyIn]) -> dict[str, Any]:
     fragments = [m["id"] for m in methods]
     if len(set(fragments)) != len(fragments):
         raise InvalidKey("keys: each key needs a distinct id", code="duplicate_key_id")
-    return {"msid": msid, "verification_methods": methods, "authentication": auth,
-            "assertion": assertion}  # fmt: skip
+    return {
+        "msid": msid,
+        "verification_methods": methods,
+        "authentication": auth,
+        "assertion": assertion,
+    }
 
 
 def create_holder_did(env: Runtime, *, org: str, keys: list[KeyIn]) -> tuple[dict[str, Any], str]:

@@ -85,12 +85,18 @@ def issue(
         for i in range(0, len(prepared), c.MAX_ANCHORS_PER_TX)
     ]
     txs = [
-        env.chain.sign(org, "anchor_credentials", {"items": [
-            {"hash": p.hash, "type": p.request.type, "list": p.list_no, "index": p.index}
-            for p in chunk
-        ]})
+        env.chain.sign(
+            org,
+            "anchor_credentials",
+            {
+                "items": [
+                    {"hash": p.hash, "type": p.request.type, "list": p.list_no, "index": p.index}
+                    for p in chunk
+                ]
+            },
+        )
         for chunk in chunks
-    ]  # fmt: skip
+    ]
     receipts = env.chain.submit_all(txs)
     issued_at = env.now()
     results, rows = [], []
@@ -156,9 +162,15 @@ def _allocate_entries(
             secrets.randbelow(c.LIST_ENTRIES) for _ in range(2 * (count - len(chosen)) + 4)
         }
         candidates -= chosen
-        taken = set(session.scalars(select(IssuedCredential.list_index).where(
-            IssuedCredential.org == org, IssuedCredential.list_no == list_no,
-            IssuedCredential.list_index.in_(candidates))))  # fmt: skip
+        taken = set(
+            session.scalars(
+                select(IssuedCredential.list_index).where(
+                    IssuedCredential.org == org,
+                    IssuedCredential.list_no == list_no,
+                    IssuedCredential.list_index.in_(candidates),
+                )
+            )
+        )
         for index in sorted(candidates - taken):
             if len(chosen) < count and env.chain.read(c.entry_key(org, list_no, index)) is None:
                 chosen.add(index)
@@ -170,9 +182,15 @@ def status_list_url(env: Runtime, org: str, list_no: int, purpose: str) -> str:
 
 
 def _sign(
-    env: Runtime, *, org: str, item: IssueIn, holder: dict[str, Any], entry: tuple[int, int],
-    key: tuple[str, jwk.JWK], type_row: CredentialType,
-) -> Prepared:  # fmt: skip
+    env: Runtime,
+    *,
+    org: str,
+    item: IssueIn,
+    holder: dict[str, Any],
+    entry: tuple[int, int],
+    key: tuple[str, jwk.JWK],
+    type_row: CredentialType,
+) -> Prepared:
     list_no, index = entry
     kid, signer = key
     subject: dict[str, Any] = {"id": item.subject, **item.claims}
@@ -191,15 +209,19 @@ def _sign(
         "type": ["VerifiableCredential", item.type],
         "issuer": c.did_of(org),
         "validFrom": iso(item.valid_from or env.now()),
-        "credentialSchema": {"id": f"{env.base_url}/schemas/{item.type}", "type": "JsonSchema",
-                             "digestSRI": digest_sri(type_row.schema_hash)},
+        "credentialSchema": {
+            "id": f"{env.base_url}/schemas/{item.type}",
+            "type": "JsonSchema",
+            "digestSRI": digest_sri(type_row.schema_hash),
+        },
         "credentialStatus": [
-            status_list.status_entry(list_credential=status_list_url(env, org, list_no, p),
-                                     index=index, purpose=p)
+            status_list.status_entry(
+                list_credential=status_list_url(env, org, list_no, p), index=index, purpose=p
+            )
             for p in c.PURPOSES
         ],
         "credentialSubject": subject,
-    }  # fmt: skip
+    }
     if item.valid_until is not None:
         document["validUntil"] = iso(item.valid_until)
     issued_at = int(env.clock())
@@ -211,9 +233,13 @@ def _sign(
         holder_key = _holder_key(holder) if item.holder_binding else None
         paths = item.disclose if item.disclose is not None else sorted(item.claims)
         token = sd_jwt.issue_sd_credential(
-            document, signer, disclose=[f"credentialSubject.{p}" for p in paths], kid=kid,
-            holder_key=holder_key, issued_at=issued_at,
-        )  # fmt: skip
+            document,
+            signer,
+            disclose=[f"credentialSubject.{p}" for p in paths],
+            kid=kid,
+            holder_key=holder_key,
+            issued_at=issued_at,
+        )
     return Prepared(item, credential_id, token, token_hash(token), list_no, index, openings)
 
 
@@ -236,14 +262,25 @@ def _row(
     """The credential's row (an IssuedCredential) as the values to insert."""
     item = prepared.request
     return {
-        "id": prepared.id, "org": org, "type": item.type, "subject_did": item.subject,
-        "format": item.format, "hash": prepared.hash, "list_no": prepared.list_no,
-        "list_index": prepared.index, "revoked": False, "suspended": False,
+        "id": prepared.id,
+        "org": org,
+        "type": item.type,
+        "subject_did": item.subject,
+        "format": item.format,
+        "hash": prepared.hash,
+        "list_no": prepared.list_no,
+        "list_index": prepared.index,
+        "revoked": False,
+        "suspended": False,
         "sealed_claims": env.vault.seal(item.claims, f"credential_claims:{prepared.id}"),
-        "issued_at": issued_at, "anchor_tx": anchor["tx"], "anchor_height": anchor["height"],
-    }  # fmt: skip
+        "issued_at": issued_at,
+        "anchor_tx": anchor["tx"],
+        "anchor_height": anchor["height"],
+    }
 
 
 def status_entries(prepared: Prepared) -> list[dict[str, Any]]:
-    return [{"purpose": p, "list": prepared.list_no, "index": prepared.index, "value": 0}
-            for p in c.PURPOSES]  # fmt: skip
+    return [
+        {"purpose": p, "list": prepared.list_no, "index": prepared.index, "value": 0}
+        for p in c.PURPOSES
+    ]

@@ -49,8 +49,12 @@ def setup_issuer_keys(
         *kept,
         *({"id": f, "publicKeyJwk": public_key_args(public_jwk(k))} for f, k in methods.values()),
     ]
-    args: dict[str, Any] = {"msid": org, "verification_methods": vms, "authentication": [],
-                            "assertion": [vm["id"] for vm in vms]}  # fmt: skip
+    args: dict[str, Any] = {
+        "msid": org,
+        "verification_methods": vms,
+        "authentication": [],
+        "assertion": [vm["id"] for vm in vms],
+    }
     if record is None:
         receipt = env.chain.submit(org, "create_did", args)
     else:
@@ -61,10 +65,17 @@ def setup_issuer_keys(
     for alg, (fragment, key) in methods.items():
         kid = f"{did}#{fragment}"
         sealed = env.vault.seal(key.export_private(as_dict=True), f"issuer_key:{kid}")
-        session.add(IssuerKey(
-            kid=kid, org=org, alg=alg, public_jwk=public_key_args(public_jwk(key)),
-            sealed_private_jwk=sealed, active=True, created_at=env.now(),
-        ))  # fmt: skip
+        session.add(
+            IssuerKey(
+                kid=kid,
+                org=org,
+                alg=alg,
+                public_jwk=public_key_args(public_jwk(key)),
+                sealed_private_jwk=sealed,
+                active=True,
+                created_at=env.now(),
+            )
+        )
         env.signing_keys[kid] = key
     return did_record(env, did), str(receipt["tx"])
 

@@ -38,9 +38,17 @@ def credential_status(row: IssuedCredential) -> str:
 
 
 def list_credentials(
-    env: Runtime, session: Session, *, org: str, roles: frozenset[str], issuer: str | None,
-    status: str | None, type_name: str | None, limit: int, cursor: str | None,
-) -> tuple[list[ListedCredential], str | None]:  # fmt: skip
+    env: Runtime,
+    session: Session,
+    *,
+    org: str,
+    roles: frozenset[str],
+    issuer: str | None,
+    status: str | None,
+    type_name: str | None,
+    limit: int,
+    cursor: str | None,
+) -> tuple[list[ListedCredential], str | None]:
     """Credentials newest first (anchor height, then id), one page after `cursor`.
 
     An agency lists what it issued; a regulator may list every issuer's, without subjects

@@ -40,9 +40,15 @@ def credential_claims(env: Runtime, row: IssuedCredential) -> dict[str, Any]:
 
 
 def change_status(
-    env: Runtime, session: Session, *, org: str, credential_id: str, purpose: str, value: int,
+    env: Runtime,
+    session: Session,
+    *,
+    org: str,
+    credential_id: str,
+    purpose: str,
+    value: int,
     reason: str,
-) -> tuple[IssuedCredential, dict[str, Any]]:  # fmt: skip
+) -> tuple[IssuedCredential, dict[str, Any]]:
     """Revoke (final), suspend or reinstate a credential: one auditable chain transaction."""
     row = own_credential(env, session, org=org, credential_id=credential_id)
     require_active_issuer(env, org, "change a credential's status")
@@ -54,10 +60,17 @@ def change_status(
     if purpose == "suspension" and row.suspended == bool(value):
         state = "suspended" if value else "not suspended"
         raise AlreadyExists(f"credential {credential_id} is already {state}", code="unchanged")
-    receipt = env.chain.submit(org, "set_status", {
-        "list": row.list_no, "index": row.list_index, "purpose": purpose, "value": value,
-        "reason": reason,
-    })  # fmt: skip
+    receipt = env.chain.submit(
+        org,
+        "set_status",
+        {
+            "list": row.list_no,
+            "index": row.list_index,
+            "purpose": purpose,
+            "value": value,
+            "reason": reason,
+        },
+    )
     if purpose == "revocation":
         row.revoked = True
     else:
@@ -73,16 +86,22 @@ def status_list_document(
     Signed (vc+jwt) with the org's EdDSA key when this service holds one.
     """
     bits = status_list.StatusList()
-    indexes = session.scalars(select(IssuedCredential.list_index).where(
-        IssuedCredential.org == org, IssuedCredential.list_no == list_no))  # fmt: skip
+    indexes = session.scalars(
+        select(IssuedCredential.list_index).where(
+            IssuedCredential.org == org, IssuedCredential.list_no == list_no
+        )
+    )
     for index in indexes:
         entry = env.chain.read(c.status_key(org, list_no, purpose, index))
         if entry is not None and entry["value"]:
             bits.set(index)
     document = status_list.status_list_credential(
-        list_id=status_list_url(env, org, list_no, purpose), issuer=c.did_of(org),
-        purpose=purpose, status_list=bits, valid_from=iso(env.now()),
-    )  # fmt: skip
+        list_id=status_list_url(env, org, list_no, purpose),
+        issuer=c.did_of(org),
+        purpose=purpose,
+        status_list=bits,
+        valid_from=iso(env.now()),
+    )
     try:
         kid, key = signing_key(env, session, org=org, alg="EdDSA")
     except IdentityError:

@@ -70,9 +70,10 @@ def check_anchor(
 def check_key_window(report: Report, vm: Any, anchor: dict[str, Any] | None) -> None:
     if anchor is not None and not c.key_valid_at(vm, anchor["height"]):
         report.set(
-            "signature", False,
+            "signature",
+            False,
             f"the signing key was not in the issuer's DID document at height {anchor['height']}",
-        )  # fmt: skip
+        )
 
 
 def check_authorisation(
@@ -84,13 +85,18 @@ def check_authorisation(
     if anchor is None:
         report.set("issuer_authorised", False, "no anchor, so the issuance height is unknown")
     elif c.is_authorised(record, anchor["type"], anchor["height"]):
-        report.set("issuer_authorised", True,
-                   f"{org} was admitted by governance to issue {anchor['type']} at height"
-                   f" {anchor['height']}")  # fmt: skip
+        report.set(
+            "issuer_authorised",
+            True,
+            f"{org} was admitted by governance to issue {anchor['type']} at height"
+            f" {anchor['height']}",
+        )
     else:
-        report.set("issuer_authorised", False,
-                   f"{org} was not an authorised issuer of {anchor['type']} at height"
-                   f" {anchor['height']}")  # fmt: skip
+        report.set(
+            "issuer_authorised",
+            False,
+            f"{org} was not an authorised issuer of {anchor['type']} at height {anchor['height']}",
+        )
 
 
 def check_status(

@@ -27,8 +27,12 @@ def create_challenge(
     env: Runtime, session: Session, *, org: str, audience: str | None, ttl_s: int
 ) -> Challenge:
     """A fresh nonce for a verifier; the holder signs it (and the audience) in the presentation."""
-    row = Challenge(nonce=secrets.token_urlsafe(24), org=org, audience=audience or c.did_of(org),
-                    expires_at=env.now() + timedelta(seconds=ttl_s))  # fmt: skip
+    row = Challenge(
+        nonce=secrets.token_urlsafe(24),
+        org=org,
+        audience=audience or c.did_of(org),
+        expires_at=env.now() + timedelta(seconds=ttl_s),
+    )
     session.add(row)
     return row
 
@@ -60,9 +64,10 @@ def consume_challenge(env: Runtime, session: Session, *, challenge: Challenge, d
     racing with one nonce, exactly one changes the row.
     """
     done = session.execute(
-        update(Challenge).where(Challenge.nonce == challenge.nonce, Challenge.used_at.is_(None))
+        update(Challenge)
+        .where(Challenge.nonce == challenge.nonce, Challenge.used_at.is_(None))
         .values(used_at=env.now(), replay_key=digest)
-    )  # fmt: skip
+    )
     if getattr(done, "rowcount", 1) != 1:
         raise ChallengeUsed("the nonce was already used: a presentation is accepted once")
 

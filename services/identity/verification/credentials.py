@@ -34,14 +34,19 @@ from services.identity.verification.report import Binding, Report, as_list
 
 
 def verify_credential(
-    env: Runtime, session: Session, *, token: str, include_proofs: bool = True,
+    env: Runtime,
+    session: Session,
+    *,
+    token: str,
+    include_proofs: bool = True,
     binding: Binding | None = None,
-) -> Report:  # fmt: skip
+) -> Report:
     """Check a vc+jwt, vc+cose or (presented) vc+sd-jwt against the chain; each check reported."""
     token = token.strip()
     if vc_cose.looks_like_cose(token):
-        return _verify_checks(env, session, Report(format="vc+cose"), token, None, include_proofs,
-                              binding)  # fmt: skip
+        return _verify_checks(
+            env, session, Report(format="vc+cose"), token, None, include_proofs, binding
+        )
     report = Report(format="vc+sd-jwt" if "~" in token else "vc+jwt")
     try:
         compact = parse_compact(token.split("~", 1)[0])
@@ -68,9 +73,14 @@ async def verify_credential_async(
 
 
 def _verify_checks(
-    env: Runtime, session: Session, report: Report, token: str, compact: Compact | None,
-    include_proofs: bool, binding: Binding | None,
-) -> Report:  # fmt: skip
+    env: Runtime,
+    session: Session,
+    report: Report,
+    token: str,
+    compact: Compact | None,
+    include_proofs: bool,
+    binding: Binding | None,
+) -> Report:
     try:
         if compact is None:
             header, unverified = vc_cose.parse_unverified(token)
@@ -147,9 +157,13 @@ def _check_validity(env: Runtime, report: Report) -> None:
         return
     until = report.claims.get("validUntil")
     exp = report.jwt_times.get("exp")
-    report.set("validity_period", True, f"valid from {report.claims.get('validFrom')}"
-               + (f" until {until}" if until else " with no end")
-               + (f", JWT exp {exp}" if exp is not None else ""))  # fmt: skip
+    report.set(
+        "validity_period",
+        True,
+        f"valid from {report.claims.get('validFrom')}"
+        + (f" until {until}" if until else " with no end")
+        + (f", JWT exp {exp}" if exp is not None else ""),
+    )
 
 
 def _check_binding(env: Runtime, report: Report, token: str, binding: Binding) -> None:
@@ -167,9 +181,13 @@ def _check_binding(env: Runtime, report: Report, token: str, binding: Binding) -
         return
     try:
         sd_jwt.verify_sd_credential(
-            token, key, require_key_binding=True, nonce=binding.nonce, audience=binding.audience,
+            token,
+            key,
+            require_key_binding=True,
+            nonce=binding.nonce,
+            audience=binding.audience,
             now=env.clock(),
-        )  # fmt: skip
+        )
     except (KeyBindingError, NonceMismatch, AudienceMismatch) as exc:
         report.set("holder_binding", False, f"{exc.code}: {exc}")
         return

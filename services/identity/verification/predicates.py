@@ -23,10 +23,19 @@ from services.identity.verification.report import REQUIRED
 
 
 def verify_zk(
-    env: Runtime, session: Session, *, org: str, credential: str, predicate: str,
-    min_age_years: int | None, reference_date: date | None, city_code: int | None,
-    proof: dict[str, Any], nonce: str, include_proofs: bool,
-) -> dict[str, Any]:  # fmt: skip
+    env: Runtime,
+    session: Session,
+    *,
+    org: str,
+    credential: str,
+    predicate: str,
+    min_age_years: int | None,
+    reference_date: date | None,
+    city_code: int | None,
+    proof: dict[str, Any],
+    nonce: str,
+    include_proofs: bool,
+) -> dict[str, Any]:
     """Check a predicate proof against the commitment the issuer signed, and the credential."""
     challenge = open_challenge(env, session, org=org, nonce=nonce)
     check_bound_to(proof, challenge, "proof")
@@ -46,15 +55,24 @@ def verify_zk(
             if min_age_years is None:
                 raise ProofError("age_at_least needs min_age_years")
             zkp.verify_age_at_least(
-                proof, commitment=commitment, min_age_years=min_age_years, reference=reference,
-                nonce=nonce, context=challenge.audience,
-            )  # fmt: skip
+                proof,
+                commitment=commitment,
+                min_age_years=min_age_years,
+                reference=reference,
+                nonce=nonce,
+                context=challenge.audience,
+            )
         else:
             statement = {"city_code": city_code}
             if city_code is None:
                 raise ProofError("residency needs city_code")
-            zkp.verify_residency(proof, commitment=commitment, city_code=city_code, nonce=nonce,
-                                 context=challenge.audience)  # fmt: skip
+            zkp.verify_residency(
+                proof,
+                commitment=commitment,
+                city_code=city_code,
+                nonce=nonce,
+                context=challenge.audience,
+            )
         checks["proof"] = {
             "status": "passed",
             "message": "the proof holds for the signed commitment and this nonce",
@@ -64,8 +82,15 @@ def verify_zk(
         code = exc.code if isinstance(exc, IdentityError) else "invalid_proof"
         checks["proof"] = {"status": "failed", "message": f"{code}: {exc}"}
     verified = all(v["status"] == "passed" for v in checks.values())
-    consume_challenge(env, session, challenge=challenge,
-                      digest=hashlib.sha256(canonical_json(proof)).hexdigest())  # fmt: skip
-    return {"verified": verified, "predicate": predicate, "statement": statement, "checks": checks,
-            "issuer": report.issuer, "type": report.type,
-            "proofs": report.proofs}  # fmt: skip
+    consume_challenge(
+        env, session, challenge=challenge, digest=hashlib.sha256(canonical_json(proof)).hexdigest()
+    )
+    return {
+        "verified": verified,
+        "predicate": predicate,
+        "statement": statement,
+        "checks": checks,
+        "issuer": report.issuer,
+        "type": report.type,
+        "proofs": report.proofs,
+    }

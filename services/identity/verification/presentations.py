@@ -64,8 +64,9 @@ def verify_presentation(
     binding = Binding(nonce=nonce, audience=challenge.audience)
     if "~" in text:
         binding.require_key_binding = True
-        report = verify_credential(env, session, token=text, include_proofs=include_proofs,
-                                   binding=binding)  # fmt: skip
+        report = verify_credential(
+            env, session, token=text, include_proofs=include_proofs, binding=binding
+        )
         holder, reports = report.subject, [report]
         checks["holder_signature"] = report.checks["holder_binding"]
     else:
@@ -75,16 +76,27 @@ def verify_presentation(
         and bool(reports)
         and all(r.verified and r.checks["holder_binding"]["status"] == "passed" for r in reports)
     )
-    consume_challenge(env, session, challenge=challenge,
-                      digest=hashlib.sha256(text.encode()).hexdigest())  # fmt: skip
-    return {"verified": verified, "nonce": nonce, "audience": challenge.audience, "holder": holder,
-            "checks": checks, "credentials": [r.as_json() for r in reports]}  # fmt: skip
+    consume_challenge(
+        env, session, challenge=challenge, digest=hashlib.sha256(text.encode()).hexdigest()
+    )
+    return {
+        "verified": verified,
+        "nonce": nonce,
+        "audience": challenge.audience,
+        "holder": holder,
+        "checks": checks,
+        "credentials": [r.as_json() for r in reports],
+    }
 
 
 def _verify_vp_jwt(
-    env: Runtime, session: Session, text: str, binding: Binding, checks: dict[str, dict[str, str]],
+    env: Runtime,
+    session: Session,
+    text: str,
+    binding: Binding,
+    checks: dict[str, dict[str, str]],
     include_proofs: bool,
-) -> tuple[str | None, list[Report]]:  # fmt: skip
+) -> tuple[str | None, list[Report]]:
     try:
         header = parse_compact(text).header
     except IdentityError as exc:
@@ -105,9 +117,13 @@ def _verify_vp_jwt(
         return holder, []
     try:
         verified = vc_jose.verify_presentation(
-            text, record["publicKeyJwk"], nonce=binding.nonce, audience=binding.audience,
-            now=env.clock(), max_age_s=PRESENTATION_MAX_AGE_S,
-        )  # fmt: skip
+            text,
+            record["publicKeyJwk"],
+            nonce=binding.nonce,
+            audience=binding.audience,
+            now=env.clock(),
+            max_age_s=PRESENTATION_MAX_AGE_S,
+        )
     except CredentialError as exc:
         checks["holder_signature"] = {"status": "failed", "message": f"{exc.code}: {exc}"}
         return holder, []
@@ -117,8 +133,9 @@ def _verify_vp_jwt(
     }
     binding = Binding(holder=holder)
     reports = [
-        verify_credential(env, session, token=e.token, include_proofs=include_proofs,
-                          binding=binding)
+        verify_credential(
+            env, session, token=e.token, include_proofs=include_proofs, binding=binding
+        )
         for e in verified.credentials
-    ]  # fmt: skip
+    ]
     return holder, reports

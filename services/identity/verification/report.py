@@ -5,8 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-CHECKS = ("signature", "issuer_authorised", "validity_period", "status", "anchor", "schema",
-          "holder_binding", "disclosures")  # fmt: skip
+CHECKS = (
+    "signature",
+    "issuer_authorised",
+    "validity_period",
+    "status",
+    "anchor",
+    "schema",
+    "holder_binding",
+    "disclosures",
+)
 REQUIRED = ("signature", "issuer_authorised", "validity_period", "status", "anchor", "schema")
 
 

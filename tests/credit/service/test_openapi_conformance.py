@@ -75,13 +75,16 @@ def test_a_nul_character_or_a_huge_offset_is_a_422_not_a_database_error(
     rated: CreditEnv, tokens: dict[str, dict[str, str]]
 ) -> None:
     # PostgreSQL cannot hold NUL in text nor an OFFSET beyond a bigint: these answered 500 there
-    for path, org in [("/inquiries?bank=%00", "regulator"),
-                      ("/inquiries?offset=9223372036854775808", "regulator"),
-                      ("/smes/%00", "city-agency")]:  # fmt: skip
+    for path, org in [
+        ("/inquiries?bank=%00", "regulator"),
+        ("/inquiries?offset=9223372036854775808", "regulator"),
+        ("/smes/%00", "city-agency"),
+    ]:
         answer = rated.client.get(f"/credit{path}", headers=tokens[org])
         assert answer.status_code == 422, (path, answer.text)
     answer = rated.client.post(
-        "/credit/smes", headers=tokens["city-agency"],
+        "/credit/smes",
+        headers=tokens["city-agency"],
         json={"uscc": "91110108000000000X", "name": "a\u0000b"},
-    )  # fmt: skip
+    )
     assert answer.status_code == 422 and answer.json()["error"]["code"] == "nul_character"
