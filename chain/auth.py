@@ -1,5 +1,11 @@
 """Short-lived bearer JWTs signed by a key registered on the chain (EdDSA, RFC 8037).
 
+On an sm2-sm3 chain the keys are SM2 and the JWS `alg` is `SM2SM3`: SM2 (GB/T 32918.2, default
+ID, e = SM3(Z || signing input)) over the JWS signing input, the signature 64 bytes r || s as
+ES256's is (RFC 7518 3.4). No SM2 algorithm is registered with IANA for JOSE; the name says
+both the curve's signature and its hash, as `EdDSA` does not need to, and it is the suite's
+`jws_alg` (chain/suites; docs/sm-suite-evaluation.md). A token's alg must be its key's suite's.
+
 A caller signs a token with its organisation's registered key; a service verifies it against the
 chain's membership registry. No shared secrets and no password tables.
 
@@ -19,9 +25,10 @@ from dataclasses import dataclass
 
 from jwcrypto import jwk, jws
 
-from chain.crypto import SigningKey, is_usable_public_key, verify
-from chain.encoding import from_b64url, parse_json
+from chain.crypto import SigningKey
+from chain.encoding import b64url, from_b64url, parse_json
 from chain.errors import ChainError, EncodingError
+from chain.suites import CryptoSuite, SuiteKey, SuiteUnavailable, suite_for
 
 MAX_TTL_S = 3600
 DEFAULT_TTL_S = 300
@@ -36,6 +43,8 @@ KEPT_HEADER = ("alg", "kid")
 KEPT_CLAIMS = ("iss", "sub", "aud", "iat", "exp")
 # Header parameters that change how a JWS is verified (RFC 7515 §4.1.11, RFC 7797): refused
 UNSUPPORTED_HEADERS = ("crit", "b64")
+# The JWS algorithms accepted, each its suite and its keys' name
+ALGS = {"EdDSA": ("ed25519-sha256", "Ed25519"), "SM2SM3": ("sm2-sm3", "SM2")}
 
 Parts = tuple[dict[str, object], dict[str, object]]
 
@@ -66,14 +75,15 @@ class Caller:
 
 
 def mint_token(
-    key: SigningKey,
+    key: SuiteKey,
     *,
     org: str,
     audience: str,
     ttl_s: int = DEFAULT_TTL_S,
     now: float | None = None,
 ) -> str:
-    """A compact JWS (EdDSA) naming the organisation, the key and the audience."""
+    """A compact JWS (EdDSA, or SM2SM3 for an SM2 key) naming the organisation, the key and
+    the audience."""
     if not 0 < ttl_s <= MAX_TTL_S:
         raise AuthError(f"token lifetime must be 1..{MAX_TTL_S} seconds")
     issued = int(time.time() if now is None else now)
@@ -85,6 +95,8 @@ def mint_token(
         "exp": issued + ttl_s,
         "jti": secrets.token_hex(8),
     }
+    if not isinstance(key, SigningKey):
+        return _sm2_token(key, claims)
     token = jws.JWS(json.dumps(claims, separators=(",", ":")).encode())
     token.add_signature(
         jwk.JWK(**key.to_jwk()),
@@ -92,6 +104,15 @@ def mint_token(
         protected=json.dumps({"alg": "EdDSA", "typ": "JWT", "kid": key.public_hex}),
     )
     return str(token.serialize(compact=True))
+
+
+def _sm2_token(key: SuiteKey, claims: dict[str, object]) -> str:
+    """The compact JWS of `claims` signed by an SM2 key (jwcrypto has no SM2)."""
+    header = {"alg": "SM2SM3", "typ": "JWT", "kid": key.public_hex}
+    signing_input = ".".join(
+        b64url(json.dumps(part, separators=(",", ":")).encode()) for part in (header, claims)
+    )
+    return f"{signing_input}.{b64url(suite_for('sm2-sm3').sign(key, signing_input.encode()))}"
 
 
 class VerifiedTokens:
@@ -141,8 +162,9 @@ def verify_token(
     header, claims = known or _unverified_parts(token)
     kid = header.get("kid")
     # Verify the algorithm and that the token names the key that signed it
-    if header.get("alg") != "EdDSA":
-        raise AuthError("token must be signed with EdDSA (Ed25519)")
+    alg = header.get("alg")
+    if not isinstance(alg, str) or alg not in ALGS:
+        raise AuthError("token must be signed with EdDSA (Ed25519) or SM2SM3 (SM2 with SM3)")
     if not isinstance(kid, str) or kid != claims.get("sub"):
         raise AuthError("token kid must equal its sub (the signing key)")
     registered = resolve(kid)
@@ -150,7 +172,11 @@ def verify_token(
         raise AuthError(f"key {kid[:16]}… is not an active key registered on the chain")
     # Verify the signature before trusting any claim
     if known is None:
-        _verify_signature(token, header, kid)
+        try:
+            suite = suite_for(ALGS[alg][0])
+        except SuiteUnavailable as exc:  # SM2 with no OpenSSL 3 here
+            raise AuthError(f"token cannot be verified here: {exc}") from exc
+        _verify_signature(token, header, kid, suite)
     org, roles = registered
     if claims.get("iss") != org:
         raise AuthError(
@@ -176,10 +202,10 @@ def verify_token(
     return Caller(org=org, key=kid, roles=roles)
 
 
-def _verify_signature(token: str, header: dict[str, object], kid: str) -> None:
-    """The compact JWS's Ed25519 signature over `header.payload` by the key `kid` names."""
-    if not is_usable_public_key(kid):
-        raise AuthError("token kid is not a usable Ed25519 public key")
+def _verify_signature(token: str, header: dict[str, object], kid: str, suite: CryptoSuite) -> None:
+    """The compact JWS's signature (its alg's suite) over `header.payload` by the key `kid`."""
+    if not suite.is_usable_public_key(kid):
+        raise AuthError(f"token kid is not a usable {ALGS[suite.jws_alg][1]} public key")
     if any(name in header for name in UNSUPPORTED_HEADERS):
         raise AuthError(f"token header must not carry {' or '.join(UNSUPPORTED_HEADERS)}")
     signing_input, _, signature = token.rpartition(".")
@@ -187,7 +213,7 @@ def _verify_signature(token: str, header: dict[str, object], kid: str) -> None:
         raw = from_b64url(signature, field="signature")
     except EncodingError as exc:
         raise AuthError("token signature does not verify") from exc
-    if not verify(kid, signing_input.encode("ascii"), raw):
+    if not suite.verify(kid, signing_input.encode("ascii"), raw):
         raise AuthError("token signature does not verify")
 
 

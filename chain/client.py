@@ -17,10 +17,10 @@ from urllib.parse import quote
 import httpx
 
 from chain.auth import AUDIENCE_CHAIN, mint_token
-from chain.crypto import SigningKey
 from chain.errors import ClientError
 from chain.genesis import Genesis
 from chain.light import Proven, verify_bundle
+from chain.suites import SuiteKey
 from chain.tx import Tx
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -31,7 +31,7 @@ class Identity:
     """Who the client is: an organisation and one of its registered keys (mints read tokens)."""
 
     org: str
-    key: SigningKey
+    key: SuiteKey
 
 
 @dataclass(frozen=True)

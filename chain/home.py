@@ -19,10 +19,11 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chain.contracts.framework import code_hash, load_contract
-from chain.crypto import SigningKey, load_key, save_key
+from chain.crypto import SigningKey, load_key
 from chain.db import sqlite_url
 from chain.errors import ChainError, GenesisError
 from chain.genesis import Genesis, load_genesis, parse_genesis
+from chain.suites import DEFAULT_SUITE, SuiteKey, load_any_key, suite_for
 
 DEMO_ORGS: list[dict[str, Any]] = [
     {"id": "city-agency", "name": "City Civil Affairs Bureau", "roles": ["agency", "committee"]},
@@ -86,8 +87,8 @@ class NodeHome:
     def database_url(self) -> str:
         return self.settings.database_url or sqlite_url(self.path / "chain.db")
 
-    def key(self) -> SigningKey:
-        return load_key(self.path / "node_key.jwk")
+    def key(self) -> SuiteKey:
+        return load_any_key(self.path / "node_key.jwk")
 
     def genesis(self) -> Genesis:
         return load_genesis(self.genesis_path)
@@ -116,8 +117,10 @@ def init_suite(
     contracts: Sequence[tuple[str, str]] = (),
     container_network: bool = False,
     p2p_plaintext: bool = False,
+    crypto: str = DEFAULT_SUITE,
 ) -> Genesis:
-    """Create keys, genesis and node homes for a new chain with the demo organisations."""
+    """Create keys, genesis and node homes for a new chain with the demo organisations, every
+    key of the `crypto` suite (chain.suites)."""
     if p2p_plaintext and container_network:
         raise ChainError("plaintext node links are for one machine, not a container network")
     if (out / "genesis.json").exists():
@@ -126,18 +129,19 @@ def init_suite(
         )
     if not 1 <= validators <= 100 or not 0 <= observers <= 100:
         raise ChainError("use 1..100 validators and 0..100 observers")
+    suite = suite_for(crypto)  # SuiteUnavailable (a ChainError) names the known suites
     out.mkdir(parents=True, exist_ok=True)
     nodes = [("validator", i) for i in range(validators)] + [
         ("observer", i) for i in range(observers)
     ]
-    node_keys: dict[str, SigningKey] = {}
+    node_keys: dict[str, SuiteKey] = {}
     for role, i in nodes:
-        node_keys[f"{role}-{i}"] = SigningKey.generate()
+        node_keys[f"{role}-{i}"] = suite.generate()
     names = list(node_keys)
     for index, name in enumerate(names):
         key = node_keys[name]
         home = out / "nodes" / name
-        save_key(key, home / "node_key.jwk")
+        suite.save_key(key, home / "node_key.jwk")
         # On one host every node has its own ports; in containers every node is its own host
         # (named after the node), listening on all interfaces with the same ports.
         peers = [
@@ -165,8 +169,8 @@ def init_suite(
         )
     orgs = []
     for org in DEMO_ORGS:
-        key = SigningKey.generate()
-        save_key(key, out / "orgs" / org["id"] / "key.jwk")
+        key = suite.generate()
+        suite.save_key(key, out / "orgs" / org["id"] / "key.jwk")
         orgs.append({**org, "keys": [key.public_hex]})
     genesis = parse_genesis(
         {
@@ -187,6 +191,7 @@ def init_suite(
                 {"name": name, "path": path, "code_hash": code_hash(load_contract(path))}
                 for name, path in contracts
             ],
+            "crypto": crypto,
         }
     )
     (out / "genesis.json").write_text(json.dumps(genesis.to_json(), indent=2) + "\n")
@@ -225,4 +230,4 @@ class SuiteHome:
                 f"no key for organisation {org!r} in {self.path / 'orgs'};"
                 f" known: {', '.join(known) or 'none'}"
             )
-        return load_key(path)
+        return load_key(path)  # Ed25519: the services' tokens and devices are (issue 16)

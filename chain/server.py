@@ -21,7 +21,6 @@ from chain.store import BlockStore
 
 if TYPE_CHECKING:
     from chain.consensus.tls import Links
-    from chain.crypto import SigningKey
 
 log = logging.getLogger(__name__)
 
@@ -92,12 +91,13 @@ class NodeKeys:
         yield from (str(v["pub_key"]) for v in self._ledger.validators())
 
 
-def _links(home: NodeHome, node_key: SigningKey, allowed: NodeKeys) -> Links:
-    """TLS 1.3 by node keys, or plaintext where the settings allow it (loopback only)."""
-    from chain.consensus.tls import PlaintextLinks, TlsLinks
+def _links(home: NodeHome, node_key: Any, allowed: NodeKeys, suite: str) -> Links:
+    """TLS 1.3 by node keys (SM2 node keys: by link keys they sign), or plaintext where the
+    settings allow it (loopback only)."""
+    from chain.consensus.tls import BoundTlsLinks, PlaintextLinks, TlsLinks
 
     if not home.settings.p2p_plaintext:
-        return TlsLinks(node_key, allowed, allowed)
+        return BoundTlsLinks() if suite == "sm2-sm3" else TlsLinks(node_key, allowed, allowed)
     hosts = [home.settings.p2p_host, *(p.host for p in home.settings.peers)]
     if not all(_is_loopback(h) for h in hosts):
         raise ChainError(
@@ -130,7 +130,8 @@ def _connect(home: NodeHome, node: Node, node_key: Any) -> Any:
         listen=(home.settings.p2p_host, home.settings.p2p_port),
         peers=[Peer(p.pub_key, p.host, p.port) for p in home.settings.peers],
         allowed=allowed,
-        links=_links(home, node_key, allowed),
+        links=_links(home, node_key, allowed, genesis.crypto),
+        verify=node.ledger.trees.verify,
     )
     engine = Engine(node, transport)
 

@@ -48,9 +48,11 @@ from chain.consensus.wire import (
     txs_from_wire,
     txs_to_wire,
 )
-from chain.crypto import SigningKey, verify
+from chain.crypto import verify
 from chain.encoding import canonical
 from chain.errors import ChainError, EncodingError
+from chain.suites import SuiteKey
+from chain.suites.base import Verifier
 from chain.tx import Tx
 
 log = logging.getLogger(__name__)
@@ -115,15 +117,17 @@ class TcpTransport:
         self,
         *,
         chain_id: str,
-        key: SigningKey,
+        key: SuiteKey,
         listen: tuple[str, int],
         peers: list[Peer],
         allowed: Container[str],
         links: Links,
         handler: Callable[[str, Any, str], None] | None = None,
         handshake_deadline_s: float = HANDSHAKE_DEADLINE_S,
+        verify: Verifier = verify,  # the chain's suite's (chain.suites): SM2 on an SM chain
     ) -> None:
         self.chain_id = chain_id
+        self.verify = verify
         self.links = links
         self.key = key
         self.listen = listen
@@ -271,7 +275,7 @@ class TcpTransport:
         if reply.get("type") != "challenge" or reply.get("pub_key") != pub:
             raise ConnectionError("the listener is not the expected peer")
         signed = _challenge_bytes(self.chain_id, nonce, binding)
-        if not verify(pub, signed, bytes.fromhex(str(reply.get("sig", "")))):
+        if not self.verify(pub, signed, bytes.fromhex(str(reply.get("sig", "")))):
             raise ConnectionError("the listener failed to prove its key")
         challenge = reply.get("nonce")
         if not isinstance(challenge, str) or not challenge:
@@ -424,7 +428,7 @@ class TcpTransport:
         )
         auth = _recv_frame(sock)
         expected = _challenge_bytes(self.chain_id, nonce, binding)
-        if not verify(pub, expected, bytes.fromhex(str(auth.get("sig", "")))):
+        if not self.verify(pub, expected, bytes.fromhex(str(auth.get("sig", "")))):
             raise ConnectionError(f"peer {pub[:16]} failed to prove its key")
         return pub
 

@@ -19,6 +19,16 @@ DER), so its signatures are valid on this pair of TLS endpoints only (docs/proto
 Python's `ssl` (3.11 to 3.13) does not export keying material, so RFC 9266's `tls-exporter`
 is out of reach here; a `Links` implementation on a TLS stack that has it (or on TLCP, for the
 SM suite) can bind to it instead.
+
+On an sm2-sm3 chain (`BoundTlsLinks`) the node keys are SM2, which neither `cryptography` nor
+Python's `ssl` can put in an X.509 certificate here. Each node then makes a fresh Ed25519
+**link key** at start and presents its certificate, issued by a fixed issuer whose private key
+is public (`LINK_ISSUER`): TLS 1.3 still encrypts and proves that each end holds its link key,
+but says nothing about which node it is. That is said by the application handshake: each side's
+node key signs (SM2) the other's nonce together with the binding of both certificates, so the
+signature vouches for exactly this pair of link keys, and a man in the middle (two TLS
+sessions, two different pairs of certificates) cannot pass one side's signature to the other.
+Admission is then the handshake's: a key not in the live set never gets past `hello`.
 """
 
 from __future__ import annotations
@@ -53,6 +63,12 @@ NOT_AFTER = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)
 # Signs the anchors; its signature is never checked (see the module docstring)
 ANCHOR_SIGNER = Ed25519PrivateKey.from_private_bytes(
     hashlib.sha256(b"smartcity/p2p/anchor").digest()
+)
+
+
+# Issues every link certificate on an sm2-sm3 chain; public by design (module docstring)
+LINK_ISSUER = Ed25519PrivateKey.from_private_bytes(
+    hashlib.sha256(b"smartcity/p2p/sm2-link-issuer").digest()
 )
 
 
@@ -146,6 +162,32 @@ def channel_binding(dialer_der: bytes, listener_der: bytes) -> bytes:
     return hashlib.sha256(dialer_der + listener_der).digest()
 
 
+def _tls_context(
+    protocol: int, certificate: x509.Certificate, private: Ed25519PrivateKey
+) -> ssl.SSLContext:
+    """TLS 1.3 only, a peer certificate required, presenting `certificate` with `private`."""
+    context = ssl.SSLContext(protocol)
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    context.check_hostname = False  # a node is named by its key, not a host name
+    context.verify_mode = ssl.CERT_REQUIRED
+    # ssl loads a certificate and key only from files: a private folder, emptied at once, and
+    # the key in it encrypted under a password that lives only in this process (a kill before
+    # the folder goes, or the disk's deleted blocks, leave no usable key)
+    password = secrets.token_bytes(32)
+    with tempfile.TemporaryDirectory(prefix="smartcity-tls-") as folder:
+        cert_path, key_path = Path(folder) / "cert.pem", Path(folder) / "key.pem"
+        cert_path.write_bytes(certificate.public_bytes(Encoding.PEM))
+        fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(
+                private.private_bytes(
+                    Encoding.PEM, PrivateFormat.PKCS8, BestAvailableEncryption(password)
+                )
+            )
+        context.load_cert_chain(cert_path, key_path, password=password)
+    return context
+
+
 class TlsLinks:
     """TLS 1.3 links between the chain's node keys (the module docstring says how)."""
 
@@ -159,31 +201,9 @@ class TlsLinks:
         self._lock = threading.Lock()
         certificate = node_certificate(key)
         self.certificate_der = certificate.public_bytes(Encoding.DER)
-        self._client = self._context(ssl.PROTOCOL_TLS_CLIENT, certificate)
-        self._server = self._context(ssl.PROTOCOL_TLS_SERVER, certificate)
+        self._client = _tls_context(ssl.PROTOCOL_TLS_CLIENT, certificate, key.private)
+        self._server = _tls_context(ssl.PROTOCOL_TLS_SERVER, certificate, key.private)
         self._server.num_tickets = 0  # no resumption: every link is a full handshake
-
-    def _context(self, protocol: int, certificate: x509.Certificate) -> ssl.SSLContext:
-        context = ssl.SSLContext(protocol)
-        context.minimum_version = ssl.TLSVersion.TLSv1_3
-        context.check_hostname = False  # a node is named by its key, not a host name
-        context.verify_mode = ssl.CERT_REQUIRED
-        # ssl loads a certificate and key only from files: a private folder, emptied at once,
-        # and the key in it encrypted under a password that lives only in this process (a
-        # kill before the folder goes, or the disk's deleted blocks, leave no usable key)
-        password = secrets.token_bytes(32)
-        with tempfile.TemporaryDirectory(prefix="smartcity-tls-") as folder:
-            cert_path, key_path = Path(folder) / "cert.pem", Path(folder) / "key.pem"
-            cert_path.write_bytes(certificate.public_bytes(Encoding.PEM))
-            fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(
-                    self.key.private.private_bytes(
-                        Encoding.PEM, PrivateFormat.PKCS8, BestAvailableEncryption(password)
-                    )
-                )
-            context.load_cert_chain(cert_path, key_path, password=password)
-        return context
 
     def _trust_node_keys(self) -> None:
         """Anchor every node key not yet anchored (governance may have added validators)."""
@@ -219,3 +239,34 @@ class TlsLinks:
             tls.close()
             raise LinkRefused(f"key {dialer[:16]} is not a node of this chain")
         return Channel(tls, dialer, channel_binding(dialer_der, self.certificate_der))
+
+
+class BoundTlsLinks:
+    """TLS 1.3 links by fresh Ed25519 link keys, bound to the SM2 node keys by the application
+    handshake (the module docstring says how): the links of an sm2-sm3 chain."""
+
+    encrypted = True
+
+    def __init__(self) -> None:
+        link = Ed25519PrivateKey.generate()
+        issuer_hex = LINK_ISSUER.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+        link_hex = link.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw).hex()
+        subject, issuer = _name("link", link_hex), _name("node key", issuer_hex)
+        certificate = _builder(subject, issuer, link.public_key()).sign(LINK_ISSUER, None)
+        self.certificate_der = certificate.public_bytes(Encoding.DER)
+        anchor = anchor_certificate(issuer_hex).public_bytes(Encoding.PEM).decode()
+        self._client = _tls_context(ssl.PROTOCOL_TLS_CLIENT, certificate, link)
+        self._server = _tls_context(ssl.PROTOCOL_TLS_SERVER, certificate, link)
+        self._server.num_tickets = 0
+        for context in (self._client, self._server):
+            context.load_verify_locations(cadata=anchor)
+
+    def dial(self, sock: socket.socket, peer_key: str) -> Channel:
+        tls = self._client.wrap_socket(sock)
+        listener_der, _ = peer_certificate(tls)
+        return Channel(tls, None, channel_binding(self.certificate_der, listener_der))
+
+    def accept(self, sock: socket.socket) -> Channel:
+        tls = self._server.wrap_socket(sock, server_side=True)
+        dialer_der, _ = peer_certificate(tls)
+        return Channel(tls, None, channel_binding(dialer_der, self.certificate_der))

@@ -16,6 +16,7 @@ malformed key material is chain.errors.EncodingError, as in chain/crypto.py.
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 from chain.suites.base import (
     DEFAULT_SUITE,
@@ -28,6 +29,7 @@ from chain.suites.base import (
 )
 from chain.suites.ed25519_sha256 import Ed25519Sha256
 from chain.suites.errors import CryptoSuiteError, SuiteUnavailable
+from chain.suites.keyfile import read_private_jwk
 
 __all__ = [
     "DEFAULT_SUITE",
@@ -39,6 +41,7 @@ __all__ = [
     "SuiteKey",
     "SuiteName",
     "SuiteUnavailable",
+    "load_any_key",
     "suite_for",
 ]
 
@@ -65,3 +68,18 @@ def _make(name: str) -> CryptoSuite:
     raise SuiteUnavailable(
         f"unknown crypto suite {name!r}: a genesis names one of {', '.join(SUITE_NAMES)}"
     )
+
+
+def load_any_key(path: Path) -> SuiteKey:
+    """A private key file of either suite, told apart by its JWK curve (Ed25519 or SM2).
+
+    The file rules are each suite's (owner-only, JWK checked); EncodingError for anything else.
+    """
+    from chain.errors import EncodingError
+
+    curve = read_private_jwk(path).get("crv")
+    if curve == "SM2":
+        return suite_for("sm2-sm3").load_key(path)
+    if curve == "Ed25519":
+        return suite_for("ed25519-sha256").load_key(path)
+    raise EncodingError(f"{path} is neither an Ed25519 nor an SM2 private JWK (crv {curve!r})")

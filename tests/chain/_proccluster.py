@@ -32,7 +32,8 @@ from chain.auth import AUDIENCE_CHAIN, mint_token
 from chain.client import ChainClient, Identity
 from chain.errors import ClientError
 from chain.genesis import Genesis
-from chain.home import SuiteHome, init_suite
+from chain.home import init_suite
+from chain.suites import load_any_key
 from chain.tx import Tx, sign_tx
 
 from ..conftest import free_port, fresh_database_url
@@ -110,11 +111,12 @@ class Cluster:
         validators: int = 4,
         mempool_capacity: dict[str, int] | None = None,
         capture_bytes: int = 0,
+        crypto: str = "ed25519-sha256",
     ) -> None:
         self.root = root
         self.suite = root / "suite"
-        self.genesis: Genesis = init_suite(self.suite, validators=validators)
-        self.key = SuiteHome(self.suite).org_key(ORG)
+        self.genesis: Genesis = init_suite(self.suite, validators=validators, crypto=crypto)
+        self.key = load_any_key(self.suite / "orgs" / ORG / "key.jwk")
         self.names = sorted(p.name for p in (self.suite / "nodes").iterdir())
         self.proxy = NetProxy(capture_bytes)
         self.api = {name: free_port() for name in self.names}

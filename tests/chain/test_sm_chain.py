@@ -4,6 +4,7 @@ signature of the chain goes through it."""
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,11 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chain import merkle
+from chain.auth import AuthError, mint_token, verify_token
 from chain.block import vote_bytes
 from chain.contracts import membership
 from chain.crypto import SigningKey
 from chain.db import make_engine
-from chain.encoding import canonical
+from chain.encoding import b64url, canonical, from_b64url
 from chain.errors import GenesisError, ProofError, TxRejected
 from chain.genesis import Genesis, parse_genesis
 from chain.ledger import Ledger
@@ -224,3 +226,25 @@ def test_an_sm_transaction_with_any_sender_length_but_64_or_130_hex_is_malformed
         assert str(caught.value.message) == (
             f"sender must be 32 bytes (Ed25519) or 65 bytes (SM2, 04 || X || Y), got {size // 2}"
         )
+
+
+def test_an_sm2_bearer_token_is_sm2sm3_and_verifies_against_the_registry() -> None:
+    key = SM_KEYS[1]
+    token = mint_token(key, org="city-agency", audience="chain", now=1_000)
+    header = json.loads(from_b64url(token.split(".")[0]))
+    assert header == {"alg": "SM2SM3", "typ": "JWT", "kid": key.public_hex}
+    resolve = {key.public_hex: ("city-agency", frozenset({"agency"}))}.get
+    caller = verify_token(token, audience="chain", resolve=resolve, now=1_010)
+    assert (caller.org, caller.key) == ("city-agency", key.public_hex)
+    # Verify the signature covers the token, and the alg must be the key's suite's
+    head, claims, sig = token.split(".")
+    longer = {**json.loads(from_b64url(claims)), "exp": 1_000 + 3_600}
+    forged = f"{head}.{b64url(json.dumps(longer).encode())}.{sig}"
+    as_eddsa = b64url(json.dumps({**header, "alg": "EdDSA"}).encode())
+    for bad, message in (
+        (forged, "token signature does not verify"),
+        (f"{as_eddsa}.{claims}.{sig}", "token kid is not a usable Ed25519 public key"),
+    ):
+        with pytest.raises(AuthError) as caught:
+            verify_token(bad, audience="chain", resolve=resolve, now=1_010)
+        assert caught.value.message == message
