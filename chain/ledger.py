@@ -40,6 +40,7 @@ from chain.writer import BlockWriter
 
 log = logging.getLogger(__name__)
 PROOF_FRAMES = 16  # heights whose proof frame (header, certificate, transitions) is kept
+RESOLVED_KEYS = 4096  # senders and token keys whose organisation and roles are remembered
 
 
 class InvalidBlock(ChainError):
@@ -106,6 +107,8 @@ class Ledger:
         self._install_registered_contracts()
         self._block_writer: BlockWriter[BlockResult] | None = None
         self._frames: dict[int, str] = {}
+        # pub key -> (height it was resolved at, resolve_key's answer then)
+        self._resolved: dict[str, tuple[int, tuple[str, frozenset[str]] | None]] = {}
         log.info("ledger at height %d, state root %s", self.height, self.state.root.hex()[:16])
 
     def _install_registered_contracts(self) -> None:
@@ -138,10 +141,20 @@ class Ledger:
         return {v["pub_key"]: v["power"] for v in self.validators()}
 
     def resolve_key(self, pub_key: str) -> tuple[str, frozenset[str]] | None:
-        """The active organisation and roles of an active registered key."""
-        return membership.resolve_key(
+        """The active organisation and roles of an active registered key, remembered until
+        the next commit (the door checks every transaction's sender and every token's key,
+        mostly the same few, against a state that changes only when a block commits)."""
+        height = self.height
+        known = self._resolved.get(pub_key)
+        if known is not None and known[0] == height:
+            return known[1]
+        found = membership.resolve_key(
             self._view(Overlay(self.state), membership.NAMESPACE), pub_key
         )
+        if len(self._resolved) >= RESOLVED_KEYS:
+            self._resolved.clear()  # unregistered keys asked about cannot grow it
+        self._resolved[pub_key] = (height, found)
+        return found
 
     def read(self, namespace: str, key: str) -> Any:
         return self.state.get(namespace, key)

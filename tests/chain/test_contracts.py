@@ -116,6 +116,8 @@ def test_governance_rejection_and_bad_proposals(
 def test_suspended_organisation_loses_its_keys(
     run: Callable[..., list[dict[str, Any]]], keys: SimpleNamespace, ledger: Ledger
 ) -> None:
+    # Resolved (and remembered) before the suspension: the commit that suspends forgets it
+    assert ledger.resolve_key(keys.bank.public_hex) is not None
     pid = run(
         (
             keys.agency,
@@ -124,6 +126,7 @@ def test_suspended_organisation_loses_its_keys(
             {"action": "suspend_org", "params": {"id": "bank-a"}},
         )
     )[0]["tx"]
+    assert ledger.resolve_key(keys.bank.public_hex) is not None
     run((keys.road, "governance", "vote", {"proposal": pid, "approve": True}))
     assert ledger.resolve_key(keys.bank.public_hex) is None
     receipt = run((keys.bank, "anchors", "anchor", {"root": ROOT, "count": 1, "label": "x"}))[0]
