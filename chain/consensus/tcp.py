@@ -214,13 +214,17 @@ class TcpTransport:
         self._stop.set()
         if self._server is not None:
             self._server.close()
-        for thread in self._threads:
+        with self._links_lock:
+            threads = list(self._threads)
+        for thread in threads:
             thread.join(timeout=5)
 
     def _spawn(self, target: Callable[[], None], name: str) -> None:
         thread = threading.Thread(target=target, name=name, daemon=True)
-        self._threads = [t for t in self._threads if t.is_alive()]  # ended links' threads go
-        self._threads.append(thread)
+        # start() and the accept loop both spawn: one list, pruned of ended links' threads
+        with self._links_lock:
+            self._threads = [t for t in self._threads if t.is_alive()]
+            self._threads.append(thread)
         thread.start()
 
     # -- outbound: dial, prove who we are, then send --------------------------------------
