@@ -12,6 +12,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from chain import merkle
@@ -58,6 +59,15 @@ class BlockResult:
     tree: Tree
     # Each written key's canonical value text and value hash (None where the key is deleted)
     stored: dict[StateKey, tuple[str, str] | None]
+
+    @cached_property
+    def tx_rows(self) -> list[TxRow]:
+        """The block's transaction rows as the store keeps them (the canonical encodings made
+        for the Merkle roots): made once, for every ledger of the process that stores it."""
+        return [
+            TxRow(tx.hash, i, tx.expiry_height, tx.encode().decode(), r.encode().decode())
+            for i, (tx, r) in enumerate(zip(self.txs, self.receipts, strict=True))
+        ]
 
 
 class Ledger:
@@ -376,11 +386,6 @@ class Ledger:
 
     def _write(self, result: BlockResult, certificate: Certificate) -> None:
         header = result.header
-        # The canonical encodings computed for the Merkle roots are what the store keeps
-        rows = [
-            TxRow(tx.hash, i, tx.expiry_height, tx.encode().decode(), r.encode().decode())
-            for i, (tx, r) in enumerate(zip(result.txs, result.receipts, strict=True))
-        ]
         changed_set = header.next_validators_hash != header.validators_hash
         next_validators = (
             result.changes.get((governance.NAMESPACE, "validators")) if changed_set else None
@@ -390,7 +395,7 @@ class Ledger:
             block_hash=header.hash,
             header=header.to_json(),
             certificate=certificate.to_json(),
-            tx_rows=rows,
+            tx_rows=result.tx_rows,
             changes=result.stored,
             next_validators=next_validators,
         )
