@@ -148,15 +148,19 @@ def register_devices(h: Harness, network: Any) -> None:
         assert answer.status_code == 200, answer.text
 
 
-def replay_simulator(h: Harness, network: Any, *, batch: int = 50, t0: float = 1.77e9) -> int:
+def replay_simulator(
+    h: Harness, network: Any, *, batch: int = 50, t0: float = 1.77e9, laps: int = 1
+) -> int:
     """Register the simulator's vehicles and ingest what they send while each drives every
-    segment once (iot_gateway.simulator, as `smartcity up --simulate` runs it, minus MQTT)."""
+    segment `laps` times (iot_gateway.simulator, as `smartcity up --simulate` runs it, minus
+    MQTT)."""
     from iot_gateway.simulator import Fleet as SimFleet
 
     register_devices(h, network)
     fleet = SimFleet(network, seed=network.seed, window_s=4.0)
     payloads: list[dict[str, Any]] = []
-    while not all(s.segments_driven >= len(network.segments) for s in fleet.streams):
+    driven = laps * len(network.segments)
+    while not all(s.segments_driven >= driven for s in fleet.streams):
         payloads.append(json.loads(fleet.next_message(t0 + 0.25 * len(payloads)).payload))
     for start in range(0, len(payloads), batch):
         _body, answer = h.ingest(payloads[start : start + batch])
