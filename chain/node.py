@@ -210,7 +210,10 @@ class Node:
         if self._thread is not None:
             self._thread.join(timeout=10)
             self._thread = None
-            self.ledger.flush()  # blocks produced before the stop reach the disk
+            try:
+                self.ledger.flush()  # blocks produced before the stop reach the disk
+            except ChainError as exc:  # the producer stopped on it already (self.fatal)
+                log.warning("blocks left unwritten at stop: %s", exc)
 
     def _run(self) -> None:
         interval_s = self.options.block_interval_ms / 1000

@@ -1,0 +1,111 @@
+"""A lone validator's block producer: blocks are written behind the next block's execution,
+and nobody hears of a block before it is on disk."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from chain.db import make_engine
+from chain.errors import StorageError
+from chain.genesis import Genesis
+from chain.ledger import Ledger
+from chain.node import Node, NodeOptions
+from chain.store import BlockStore
+from chain.tx import Tx
+
+
+class GatedStore(BlockStore):
+    """Block writes wait for the test to open the gate; from `fail_from` on they fail."""
+
+    def __init__(self, *args: Any, fail_from: int | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.gate = threading.Event()
+        self.fail_from = fail_from
+
+    def commit_block(self, **kwargs: Any) -> None:
+        self.gate.wait(10)
+        if self.fail_from is not None and kwargs["height"] >= self.fail_from:
+            raise StorageError("disk gone")
+        super().commit_block(**kwargs)
+
+
+@pytest.fixture
+def gated(db_url: str, genesis: Genesis) -> Iterator[Callable[..., Ledger]]:
+    engines = []
+
+    def make(fail_from: int | None = None) -> Ledger:
+        engines.append(make_engine(db_url))
+        store = GatedStore(engines[-1], fail_from=fail_from)
+        store.gate.set()  # genesis and the first block go through
+        return Ledger(genesis, store)
+
+    yield make
+    for engine in engines:
+        engine.dispose()
+
+
+def anchors(sign: Callable[..., Tx], key: Any, count: int) -> list[Tx]:
+    return [
+        sign(key, "anchors", "anchor", {"root": f"{i:064x}", "count": 1, "label": "t"})
+        for i in range(1, count + 1)
+    ]
+
+
+def test_a_receipt_arrives_only_once_its_block_is_on_disk(
+    gated: Callable[..., Ledger], keys: SimpleNamespace, sign: Callable[..., Tx]
+) -> None:
+    ledger = gated()
+    store = ledger.store
+    assert isinstance(store, GatedStore)
+    node = Node(ledger, key=keys.validator, options=NodeOptions(block_interval_ms=0))
+    node.start()
+    try:
+        store.gate.clear()
+        tx = anchors(sign, keys.agency, 1)[0]
+        node.submit([tx])
+        future = node.wait_future(tx.hash)
+        deadline = time.monotonic() + 5
+        while ledger.height < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # Committed in memory, its write held at the gate: nobody has heard of it yet
+        assert ledger.height == 2
+        assert not future.done()
+        assert ledger.store_height() == 1
+        store.gate.set()
+        receipt = future.result(timeout=5)
+        assert receipt["status"] == "ok"
+        assert store.tx(tx.hash) is not None
+    finally:
+        node.stop()
+    # Whatever the producer committed is on disk once it has stopped
+    assert store.latest_height() == ledger.height
+
+
+def test_a_failed_block_write_stops_the_producer_and_its_waiters_hear_nothing(
+    gated: Callable[..., Ledger], keys: SimpleNamespace, sign: Callable[..., Tx]
+) -> None:
+    ledger = gated(fail_from=2)
+    node = Node(ledger, key=keys.validator, options=NodeOptions(block_interval_ms=0))
+    node.start()
+    first, second = anchors(sign, keys.agency, 2)
+    node.submit([first])
+    future = node.wait_future(first.hash)
+    deadline = time.monotonic() + 5
+    while ledger.height < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    node.submit([second])  # the next block flushes the failed write before it signs
+    deadline = time.monotonic() + 5
+    while node.fatal is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    node.stop()  # does not raise: the producer already stopped on the error
+    assert isinstance(node.fatal, StorageError)
+    assert "disk gone" in str(node.fatal)
+    assert not future.done()
+    assert ledger.height == 2  # the second block was never signed or committed
+    assert ledger.store.latest_height() == 1
