@@ -45,7 +45,6 @@ from chain.encoding import canonical
 from chain.errors import ChainError, EncodingError
 from chain.genesis import parse_genesis
 from chain.home import NodeHome, NodeSettings
-from chain.smt import Tree
 from chain.state import key_hash, value_hash
 from chain.store import (
     BlockStore,
@@ -57,6 +56,7 @@ from chain.store import (
     txs,
     validator_sets,
 )
+from chain.suites.hashing import ChainTrees, trees_for
 from chain.tx import tx_from_json
 
 FORMAT = "smartcity-node-backup"
@@ -261,7 +261,7 @@ def verify_backup(zf: zipfile.ZipFile) -> dict[str, Any]:
             f"home/genesis.json has hash {genesis.hash[:16]}…, the chain's genesis is"
             f" {str(manifest['genesis_hash'])[:16]}…"
         )
-    _verify_chain(zf, manifest, genesis.hash)
+    _verify_chain(zf, manifest, genesis.hash, trees_for(genesis.suite))
     return manifest
 
 
@@ -322,7 +322,10 @@ def _rows(zf: zipfile.ZipFile, table: Table) -> Iterator[dict[str, Any]]:
             yield row
 
 
-def _verify_chain(zf: zipfile.ZipFile, manifest: dict[str, Any], genesis_hash: str) -> None:
+def _verify_chain(
+    zf: zipfile.ZipFile, manifest: dict[str, Any], genesis_hash: str, trees: ChainTrees
+) -> None:
+    """The blocks and state, hashed under the chain's suite (`trees`, chain.suites.hashing)."""
     meta_rows = {r["name"]: r["value"] for r in _rows(zf, meta)}
     if meta_rows.get("genesis_hash") != genesis_hash:
         raise BackupError("the database's recorded genesis is not the backup's genesis")
@@ -331,7 +334,7 @@ def _verify_chain(zf: zipfile.ZipFile, manifest: dict[str, Any], genesis_hash: s
         block_txs.setdefault(int(row["height"]), []).append(row)
     prev_hash, header = genesis_hash, None
     for expected, row in enumerate(_rows(zf, blocks), 1):
-        header = _verify_block(row, expected, prev_hash, block_txs.get(expected, []))
+        header = _verify_block(row, expected, prev_hash, block_txs.get(expected, []), trees)
         prev_hash = header.hash
     height = header.height if header else 0
     if height != manifest.get("height") or (header and header.hash != manifest.get("block_hash")):
@@ -340,11 +343,15 @@ def _verify_chain(zf: zipfile.ZipFile, manifest: dict[str, Any], genesis_hash: s
         )
     if set(block_txs) - set(range(1, height + 1)):
         raise BackupError("transactions recorded for blocks the backup does not hold")
-    _verify_state(zf, header)
+    _verify_state(zf, header, trees)
 
 
 def _verify_block(
-    row: dict[str, Any], expected: int, prev_hash: str, tx_rows: list[dict[str, Any]]
+    row: dict[str, Any],
+    expected: int,
+    prev_hash: str,
+    tx_rows: list[dict[str, Any]],
+    trees: ChainTrees,
 ) -> Header:
     try:
         header = Header.from_json(json.loads(row["header"]))
@@ -364,22 +371,26 @@ def _verify_block(
     if header.hash != row["hash"] or certificate.block_hash != header.hash:
         raise BackupError(f"block {expected}'s header does not hash to its recorded hash")
     # Verify the block's transactions and receipts are the ones its header commits to
-    if len(tx_bytes) != header.tx_count or merkle.root(tx_bytes).hex() != header.txs_root:
+    if (
+        len(tx_bytes) != header.tx_count
+        or merkle.root(tx_bytes, trees.hasher).hex() != header.txs_root
+    ):
         raise BackupError(f"block {expected}'s transactions do not match its header")
-    if merkle.root(receipt_bytes).hex() != header.receipts_root:
+    if merkle.root(receipt_bytes, trees.hasher).hex() != header.receipts_root:
         raise BackupError(f"block {expected}'s receipts do not match its header")
     return header
 
 
-def _verify_state(zf: zipfile.ZipFile, tip: Header | None) -> None:
-    entries = []
+def _verify_state(zf: zipfile.ZipFile, tip: Header | None, trees: ChainTrees) -> None:
+    entries, hasher = [], trees.hasher
     for row in _rows(zf, state_rows):
         value = json.loads(row["value"])
         # Verify each value is the one its hash (a leaf of the state tree) stands for
-        if value_hash(value).hex() != row["value_hash"]:
+        if value_hash(value, hasher).hex() != row["value_hash"]:
             raise BackupError(f"state {row['namespace']}/{row['key']} does not match its hash")
-        entries.append((key_hash(row["namespace"], row["key"]), bytes.fromhex(row["value_hash"])))
-    root = Tree.from_entries(entries).root_hash.hex()
+        path = key_hash(row["namespace"], row["key"], hasher)
+        entries.append((path, bytes.fromhex(row["value_hash"])))
+    root = trees.Tree.from_entries(entries).root_hash.hex()
     if tip is not None and root != tip.state_root:
         raise BackupError(
             f"state root recomputed from the backup, {root[:16]}…, is not block {tip.height}'s"
