@@ -28,6 +28,65 @@ from chain.store import BlockStore
 from chain.tx import Tx, sign_tx
 
 CHAIN_ID = "test-chain"
+DURATIONS_KEY = "smartcity/test-seconds"  # in .pytest_cache: each test's time when last run
+
+
+# -- xdist: the longest modules first, so both workers finish together -------------------------
+#
+# `--dist loadgroup` hands tests out in collection order, a few at a time, to whichever worker
+# asks; a long test handed out last keeps one worker busy while the other idles. So under xdist
+# the modules with `slow` tests go first, then the others, each class longest first by the time
+# its tests took when they last ran (kept in .pytest_cache; without it, collection order). A
+# module's tests stay together and in order, so its module-scoped fixtures are made once.
+
+
+def _test_id(nodeid: str) -> str:
+    """The node id without the `@group` suffix xdist's loadgroup adds."""
+    head, _, tail = nodeid.rpartition("@")
+    return head if head and "]" not in tail and "::" not in tail else nodeid
+
+
+def _module_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if "PYTEST_XDIST_WORKER" not in os.environ or config.cache is None:
+        return
+    seconds: dict[str, float] = config.cache.get(DURATIONS_KEY, {})
+    slow: set[str] = set()
+    module_s: dict[str, float] = {}
+    for item in items:
+        module = _module_of(item.nodeid)
+        module_s[module] = module_s.get(module, 0.0) + seconds.get(_test_id(item.nodeid), 0.0)
+        if item.get_closest_marker("slow"):
+            slow.add(module)
+    rank = {module: n for n, module in enumerate(module_s)}
+
+    def order(item: pytest.Item) -> tuple[bool, float, int]:
+        module = _module_of(item.nodeid)
+        return module not in slow, -module_s[module], rank[module]
+
+    items.sort(key=order)  # stable: a module's tests keep their order
+
+
+_test_seconds: dict[str, float] = {}
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Add up each test's setup, call and teardown (on the xdist controller: every worker's)."""
+    if "PYTEST_XDIST_WORKER" not in os.environ:
+        nodeid = _test_id(report.nodeid)
+        _test_seconds[nodeid] = _test_seconds.get(nodeid, 0.0) + report.duration
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Keep the times of the tests this run ran, and the others' from earlier runs."""
+    cache = session.config.cache
+    if "PYTEST_XDIST_WORKER" in os.environ or cache is None or not _test_seconds:
+        return
+    ran = {nodeid: round(spent, 2) for nodeid, spent in _test_seconds.items()}
+    cache.set(DURATIONS_KEY, {**cache.get(DURATIONS_KEY, {}), **ran})
 
 
 def _backends() -> list[str]:
