@@ -69,4 +69,6 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     )
     app.state.env = env
     app.state.sessions = factory
+    if env.chain.cache is not None:
+        app.router.on_shutdown.append(env.chain.cache.stop)
     return app

@@ -18,8 +18,9 @@ from chain.tx import Tx, sign_tx
 from services.common.chain import ServiceChain
 from services.common.context import ServiceContext
 from services.common.errors import ServiceError
-from services.common.ledger import DEFAULT_TTL_BLOCKS
+from services.common.ledger import DEFAULT_TTL_BLOCKS, RemoteLedger
 from services.identity import contract as c
+from services.identity._block_cache import BlockCache
 from services.identity.errors import (
     AlreadyExists,
     ChainRefused,
@@ -54,6 +55,30 @@ class IdentityChain(ServiceChain):
         super().__init__(ctx)
         self._keys: dict[str, SigningKey] = {}
         self._lock = threading.Lock()
+        # On a remote node reads are kept until its next block (the embedded chain reads memory)
+        ledger = ctx.ledger
+        self.cache = (
+            BlockCache(ledger.events, ledger.height) if isinstance(ledger, RemoteLedger) else None
+        )
+
+    # -- reads -----------------------------------------------------------------------------------
+
+    def read(self, key: str, *, namespace: str | None = None) -> Any:
+        if self.cache is None:
+            return super().read(key, namespace=namespace)
+        self.cache.start()
+        where = namespace or self.namespace
+        return self.cache.get(("read", where, key), lambda: self.ledger.read(where, key))
+
+    def proof(self, key: str, *, namespace: str | None = None) -> dict[str, Any]:
+        if self.cache is None:
+            return super().proof(key, namespace=namespace)
+        self.cache.start()
+        where = namespace or self.namespace
+        bundle: dict[str, Any] = self.cache.get(
+            ("proof", where, key), lambda: self.ledger.state_proof(where, key)
+        )
+        return bundle
 
     # -- writes ----------------------------------------------------------------------------------
 
@@ -101,4 +126,7 @@ class IdentityChain(ServiceChain):
             raise ChainRefused(
                 f"the chain is unavailable: {exc}", code="chain_unavailable"
             ) from exc
+        finally:
+            if self.cache is not None:  # read what was just written, not the block before
+                self.cache.forget()
         return [self.require_ok(receipt) for receipt in receipts]

@@ -3,7 +3,7 @@ checks against the chain's state in `chain_checks`, the proofs attached last."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
@@ -11,6 +11,7 @@ from starlette.concurrency import run_in_threadpool
 from services.common.ledger import run_reading
 from services.identity import _vcdm, sd_jwt, vc_cose, vc_jose
 from services.identity import contract as c
+from services.identity._block_cache import NoSession, NotKept, memory_only
 from services.identity._jose import Compact, parse_compact, parse_json_object, verify_parsed
 from services.identity.errors import (
     AudienceMismatch,
@@ -62,7 +63,17 @@ async def verify_credential_async(
     cached type (the database once per type and process; never for a name the chain does not
     hold, once a second at most for one it holds and this service does not), so with the chain
     in this process it runs on the event loop; proofs read the node's block store, in the
-    thread pool."""
+    thread pool. On a remote node it runs on the loop when every read is kept from the last
+    block (no thread hop), else again in the thread pool."""
+    cache = env.chain.cache
+    if cache is not None and not include_proofs:
+        try:
+            with memory_only():
+                return verify_credential(
+                    env, cast(Session, NoSession()), token=token, include_proofs=False
+                )
+        except NotKept:
+            pass
     if include_proofs:
         return await run_in_threadpool(
             verify_credential, env, session, token=token, include_proofs=True

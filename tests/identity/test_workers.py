@@ -1,0 +1,89 @@
+"""Two workers of the identity service (`smartcity service identity --workers 2`): each its own
+app on a remote node, keeping chain reads until the next block, sharing only the database and
+the chain. A nonce spent through one is spent for the other, and a revocation through one is
+what the other reports."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+
+from tests.identity.test_replay import accepted, challenge, issue, refused, shown
+
+
+class Worker:
+    """One worker as a client reaches it: the identity app on a RemoteLedger, over HTTP."""
+
+    def __init__(self, client: Any, home: Any) -> None:
+        self.client, self.home = client, home
+
+    def call(self, org: str, method: str, path: str, **kw: Any) -> Any:
+        from chain.auth import mint_token
+
+        token = mint_token(self.home.org_key(org), org=org, audience="identity")
+        return self.client.request(method, path, headers={"Authorization": f"Bearer {token}"},
+                                   **kw)  # fmt: skip
+
+
+@pytest.fixture
+def workers(issuer: Any, db_url: str, live_server: Callable[[Any], Any]) -> Iterator[list[Worker]]:
+    from fastapi.testclient import TestClient
+
+    from chain.api import create_app as node_api
+    from chain.client import ChainClient, Identity
+    from services.common.context import ServiceContext
+    from services.common.ledger import RemoteLedger
+    from services.identity.app import create_app
+    from smartcity.suite import OPERATOR_ORG
+
+    home, key = issuer.home, issuer.home.org_key(OPERATOR_ORG)
+    with ExitStack() as stack:
+        node = stack.enter_context(live_server(node_api(issuer.suite.node)))
+        found = []
+        for _ in range(2):
+            client = stack.enter_context(
+                ChainClient(node.url, identity=Identity(OPERATOR_ORG, key))
+            )
+            ctx = ServiceContext(
+                name="identity", ledger=RemoteLedger(client, home.genesis()),
+                database_url=db_url, data_dir=issuer.suite.data, operator_org=OPERATOR_ORG,
+                operator_key=key,
+            )  # fmt: skip
+            found.append(Worker(stack.enter_context(TestClient(create_app(ctx))), home))
+        yield found
+
+
+def test_two_workers_share_spent_nonces_and_revocations(workers: list[Worker], holder: Any) -> None:
+    one, two = workers
+    token = issue(one, holder.did)["credential"]
+    ch = challenge(one, "bank-a")
+    body = {"presentation": shown(holder, token, ch), "nonce": ch["nonce"]}
+
+    # A nonce spent through one worker is spent for the other
+    accepted(two.call("bank-a", "POST", "/presentations/verify", json=body))
+    for worker in (one, two):
+        again = worker.call("bank-a", "POST", "/presentations/verify", json=body)
+        refused(again, 409, "replayed", "already used")
+
+    # The other worker has read (and kept) a credential's state as valid
+    issued = issue(one, holder.did, format="vc+jwt")
+    body = {"credential": issued["credential"], "include_proofs": False}
+    first = two.call("bank-a", "POST", "/credentials/verify", json=body)
+    assert first.status_code == 200 and first.json()["verified"] is True, first.text
+
+    # A revocation through one is reported by the other once it hears of the block from the
+    # node's event stream: within milliseconds, 2 s at most here
+    revoked = one.call("city-agency", "POST", f"/credentials/{issued['id']}/revoke", json={})
+    assert revoked.status_code == 200, revoked.text
+    deadline = time.monotonic() + 2.0
+    while (answer := two.call("bank-a", "POST", "/credentials/verify", json=body)).json()[
+        "verified"
+    ] and time.monotonic() < deadline:
+        time.sleep(0.01)
+    status = answer.json()["checks"]["status"]
+    assert answer.status_code == 200 and answer.json()["verified"] is False, answer.text
+    assert status["status"] == "failed" and "revoked" in status["message"]
