@@ -51,9 +51,10 @@ def _module_of(nodeid: str) -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    if "PYTEST_XDIST_WORKER" not in os.environ or config.cache is None:
+    cache = getattr(config, "cache", None)  # None under `-p no:cacheprovider`
+    if "PYTEST_XDIST_WORKER" not in os.environ or cache is None:
         return
-    seconds: dict[str, float] = config.cache.get(DURATIONS_KEY, {})
+    seconds: dict[str, float] = cache.get(DURATIONS_KEY, {})
     slow: set[str] = set()
     module_s: dict[str, float] = {}
     for item in items:
@@ -82,7 +83,7 @@ def pytest_runtest_logreport(report: pytest.TestReport) -> None:
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     """Keep the times of the tests this run ran, and the others' from earlier runs."""
-    cache = session.config.cache
+    cache = getattr(session.config, "cache", None)
     if "PYTEST_XDIST_WORKER" in os.environ or cache is None or not _test_seconds:
         return
     ran = {nodeid: round(spent, 2) for nodeid, spent in _test_seconds.items()}
