@@ -26,10 +26,10 @@ from typing import Any
 
 from iot_gateway.simulator import Fleet as SimFleet
 from iot_gateway.simulator import Network
-from services.roadhealth.analysis import estimate_window_iri
-from services.roadhealth.assess import judge_segment
-from services.roadhealth.condition import ChangeRules, Pending
+from services.roadhealth.assessment.condition import ChangeRules, Pending
+from services.roadhealth.assessment.windows import estimate_window_iri
 from services.roadhealth.runtime import Settings
+from services.roadhealth.service.conditions import judge_segment
 from smartcity.iot import SIM_DEVICES, SIM_RATE_PER_S, SIM_WINDOW_S, demo_network
 
 Result = dict[str, Any]

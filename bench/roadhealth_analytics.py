@@ -12,7 +12,6 @@ from sklearn.linear_model import RidgeClassifierCV
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
-from services.roadhealth.analysis import judge_events, locate_window_events
 from services.roadhealth.analytics.anomaly import (
     compute_feature_matrix,
     cross_validate_classifier,
@@ -35,6 +34,7 @@ from services.roadhealth.analytics.roughness import (
     simulate_segment,
 )
 from services.roadhealth.analytics.synthetic import SURFACE_CLASSES
+from services.roadhealth.assessment.windows import judge_events, locate_window_events
 
 SHARED_DATA = Path("/work/shared/data/road/gonzalez2017")
 Result = dict[str, Any]

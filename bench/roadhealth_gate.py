@@ -21,8 +21,8 @@ import os
 from typing import Any
 
 from bench.roadhealth_service import bench_long_run
-from services.roadhealth.analysis import GATE_CLASSIFIER
 from services.roadhealth.analytics.response import CABIN, CLASSIFIER_FIT_CABIN, CabinResponse
+from services.roadhealth.assessment.windows import GATE_CLASSIFIER
 
 Result = dict[str, Any]
 SEEDS = tuple(int(s) for s in os.environ.get("BENCH_GATE_SEEDS", "0,1,2").split(","))

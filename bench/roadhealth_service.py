@@ -27,7 +27,6 @@ from chain.auth import mint_token
 from iot_gateway.simulator import Fleet as SimFleet
 from iot_gateway.simulator import PassFleet, build_batch, ingest_body
 from services.common.db import Base, make_session_factory
-from services.roadhealth.analysis import analyse_window
 from services.roadhealth.analytics.dataset import read_window_folder
 from services.roadhealth.analytics.ensemble import (
     load_any_classifier,
@@ -36,7 +35,8 @@ from services.roadhealth.analytics.ensemble import (
 )
 from services.roadhealth.analytics.response import CABIN, CabinResponse
 from services.roadhealth.analytics.synthetic import SURFACE_CLASSES
-from services.roadhealth.clustering import resolvable_separation_m
+from services.roadhealth.assessment.clustering import resolvable_separation_m
+from services.roadhealth.assessment.windows import analyse_window
 from services.roadhealth.models import RhWindow
 from smartcity.iot import demo_network, planted_potholes
 from smartcity.roadhealth_harness import (

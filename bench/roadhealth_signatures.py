@@ -32,7 +32,6 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import signal
 
-from services.roadhealth.analysis import ANOMALY_CLASSES, default_classifier, locate_window_events
 from services.roadhealth.analytics.dataset import read_window_csv, read_window_folder
 from services.roadhealth.analytics.ensemble import train_ensemble
 from services.roadhealth.analytics.profile import (
@@ -48,6 +47,11 @@ from services.roadhealth.analytics.response import (
     plain_elevation,
 )
 from services.roadhealth.analytics.synthetic import SURFACE_CLASSES
+from services.roadhealth.assessment.windows import (
+    ANOMALY_CLASSES,
+    default_classifier,
+    locate_window_events,
+)
 
 FloatArray = NDArray[np.float64]
 Result = dict[str, Any]

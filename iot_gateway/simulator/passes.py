@@ -22,7 +22,7 @@ from services.common.ledger import LedgerPort, call
 from services.roadhealth.analytics.profile import Anomaly, RoadProfile, draw_anomalies
 from services.roadhealth.analytics.quartercar import get_vehicle
 from services.roadhealth.analytics.response import CabinResponse, simulate_phone_ride
-from services.roadhealth.matching import SegmentIndex
+from services.roadhealth.network.matching import SegmentIndex
 from services.roadhealth.wire import batch_root, message_hash, sign_payload
 
 

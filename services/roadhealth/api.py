@@ -14,8 +14,7 @@ from services.common.auth import require_role
 from services.common.db import committed_before_response
 from services.common.errors import ServiceError
 from services.common.openapi import CHAIN_WRITE, REQUEST_CHECKS, chain_refusals, raises
-from services.roadhealth import devices as registry
-from services.roadhealth import ingest, service
+from services.roadhealth import service
 from services.roadhealth.chain import RoadHealthChain
 from services.roadhealth.errors import (
     AnchorNotCommitted,
@@ -102,7 +101,7 @@ def build_router(
     )
     def ingest_batch(body: IngestRequest, caller: Operator, session: SessionDep) -> IngestResponse:
         """Store an anchored batch of signed telemetry (docs/roadhealth-ingest.md)."""
-        answer = ingest.ingest_batch(rt, session, caller_org=caller.org, request=body)
+        answer = service.ingest_batch(rt, session, caller_org=caller.org, request=body)
         return IngestResponse.model_validate(answer)
 
     @router.get("/segments", tags=["segments"], **_geojson(FeatureCollection, "the segments"))
@@ -198,13 +197,13 @@ def build_router(
     )
     def device_tx(body: SignedTxRequest, caller: Authority, session: SessionDep) -> ReceiptResponse:
         """Submit a register/suspend/reinstate transaction the road authority signed itself."""
-        return registry.submit_device_tx(
+        return service.submit_device_tx(
             rt=rt, session=session, caller_key=caller.key, tx_json=body.tx
         )
 
     @router.get("/devices", response_model=list[DeviceView], tags=["devices"])
     def devices(_c: Reader, session: SessionDep) -> list[DeviceView]:
-        return registry.list_devices(session=session)
+        return service.list_devices(session=session)
 
     @router.get(
         "/devices/{device}",
@@ -214,7 +213,7 @@ def build_router(
     )
     def device(device: str, _c: Reader) -> DeviceView:
         """The device's record as the chain holds it."""
-        return registry.get_device(rt=rt, device=device)
+        return service.get_device(rt=rt, device=device)
 
     @router.get(
         "/readings/{device}/{seq}/proof",

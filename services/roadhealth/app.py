@@ -13,7 +13,6 @@ from services.roadhealth import (
     models,  # noqa: F401  (registers the tables on Base.metadata)
     service,
 )
-from services.roadhealth.alerts import AlertDispatcher
 from services.roadhealth.api import build_router
 from services.roadhealth.runtime import Runtime, Settings
 
@@ -28,7 +27,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         if settings.load_demo:
             service.load_demo_network(rt=rt, session=session)
         service.reload_index(rt, session)
-    dispatcher = AlertDispatcher(factory, settings)
+    dispatcher = service.AlertDispatcher(factory, settings)
     dispatcher.start()
     rt.kick_alerts = dispatcher.kick
     stream = rt.chain.block_stream()

@@ -10,12 +10,12 @@ from typing import Any
 from chain.secretfile import mqtt_url_from_env
 from services.common.context import ServiceContext
 from services.common.runtime import ServiceRuntime
-from services.roadhealth.analysis import LiveClassifier, Thresholds, default_classifier
+from services.roadhealth.assessment.condition import ChangeRules
+from services.roadhealth.assessment.windows import LiveClassifier, Thresholds, default_classifier
 from services.roadhealth.chain import RoadHealthChain
-from services.roadhealth.condition import ChangeRules
 from services.roadhealth.device_records import DeviceRecords
-from services.roadhealth.geo import Segment
-from services.roadhealth.matching import SegmentIndex
+from services.roadhealth.network.geo import Segment
+from services.roadhealth.network.matching import SegmentIndex
 
 
 @dataclass(frozen=True)

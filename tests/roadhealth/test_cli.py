@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from services.roadhealth.analysis import analyse_window, is_gate_model
 from services.roadhealth.analytics.anomaly import save_classifier, train_classifier
 from services.roadhealth.analytics.dataset import read_window_folder
 from services.roadhealth.analytics.ensemble import load_any_classifier
@@ -18,6 +17,7 @@ from services.roadhealth.analytics.synthetic import (
     simulate_labelled_window,
     write_window_folder,
 )
+from services.roadhealth.assessment.windows import analyse_window, is_gate_model
 from services.roadhealth.cli import road
 
 

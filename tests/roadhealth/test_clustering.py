@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from services.roadhealth.clustering import (
+from services.roadhealth.assessment.clustering import (
     ClusteringError,
     cluster_positions,
     resolvable_separation_m,

@@ -1,11 +1,12 @@
 """Condition alerts are calm and still timely (issue 15).
 
-A segment's class changes only on a sustained change (services/roadhealth/condition.py): its IRI
-estimate must pass a threshold by a margin and stay past it for several windows, vehicles and
-minutes. The simulator's vehicles drive four demo segments, one of them within 2% of the
-fair/poor line, at the demo's traffic per segment (a pass every half minute or so); half-way, a
-good segment is roughened to poor. The calm segments must not flap, and the roughened one must
-alert within the stated ten minutes of window time.
+A segment's class changes only on a sustained change
+(services/roadhealth/assessment/condition.py): its IRI estimate must pass a threshold by a
+margin and stay past it for several windows, vehicles and minutes. The simulator's vehicles
+drive four demo segments, one of them within 2% of the fair/poor line, at the demo's traffic per
+segment (a pass every half minute or so); half-way, a good segment is roughened to poor. The
+calm segments must not flap, and the roughened one must alert within the stated ten minutes of
+window time.
 """
 
 from __future__ import annotations
@@ -16,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from iot_gateway.simulator import Fleet as SimFleet
-from services.roadhealth.analysis import Thresholds
-from services.roadhealth.condition import ChangeRules, Seen, decide_condition
+from services.roadhealth.assessment.condition import ChangeRules, Seen, decide_condition
+from services.roadhealth.assessment.windows import Thresholds
 from smartcity.iot import demo_network
 from smartcity.roadhealth_harness import register_devices, running
 

@@ -8,12 +8,6 @@ from dataclasses import replace
 
 import numpy as np
 
-from services.roadhealth.analysis import (
-    DEFAULT_CLASSIFIER,
-    GATE_CLASSIFIER,
-    analyse_window,
-    default_classifier,
-)
 from services.roadhealth.analytics.anomaly import load_classifier, resample, train_classifier
 from services.roadhealth.analytics.ensemble import load_any_classifier
 from services.roadhealth.analytics.profile import (
@@ -24,6 +18,12 @@ from services.roadhealth.analytics.profile import (
 from services.roadhealth.analytics.quartercar import get_vehicle
 from services.roadhealth.analytics.response import CLASSIFIER_FIT_CABIN, simulate_phone_ride
 from services.roadhealth.analytics.synthetic import simulate_labelled_window
+from services.roadhealth.assessment.windows import (
+    DEFAULT_CLASSIFIER,
+    GATE_CLASSIFIER,
+    analyse_window,
+    default_classifier,
+)
 
 RATE_HZ = 50
 

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from iot_gateway.simulator import PassFleet, SegmentTruth, Vehicle
-from services.roadhealth.analysis import DEFAULT_CLASSIFIER
 from services.roadhealth.analytics.anomaly import load_classifier
 from services.roadhealth.analytics.profile import (
     Anomaly,
     estimate_gd_n0_for_iri,
     generate_road_profile,
 )
+from services.roadhealth.assessment.windows import DEFAULT_CLASSIFIER
 from services.roadhealth.wire import sign_payload
 from smartcity.iot import demo_network, planted_potholes
 from smartcity.roadhealth_harness import replay_simulator, running, score_potholes

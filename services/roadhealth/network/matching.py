@@ -7,7 +7,7 @@ import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from services.roadhealth.geo import LocalFrame, Segment
+from services.roadhealth.network.geo import LocalFrame, Segment
 
 MAX_OFFSET_M = 25.0  # farther from every road than this: not on the network
 MAX_HEADING_DIFF_DEG = 45.0  # along the road either way, give or take a lane change

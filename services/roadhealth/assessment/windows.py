@@ -53,7 +53,7 @@ CLASSIC_THRESHOLD_MPS2 = 3.0  # with a version-1 model (Z-THRESH from 1 g, Z-DIF
 MIN_SPEED_FOR_IRI_MPS = 4.0
 MIN_SPEED_FOR_EVENTS_MPS = 2.0
 SYSTEMATIC_LOG_STD = 0.05  # calibration bias the windows of one segment share
-MODELS = Path(__file__).parent / "analytics" / "models"
+MODELS = Path(__file__).parent.parent / "analytics" / "models"
 DEFAULT_CLASSIFIER = MODELS / "surface_gonzalez2017_50hz.json"
 # `smartcity road train-classifier --pieces` on the Gonzalez et al. 2017 windows
 GATE_CLASSIFIER = MODELS / "surface_gonzalez2017_50hz_gate_v2.json"

@@ -1,4 +1,5 @@
-"""Alert delivery: webhook POSTs with retries and backoff, and an MQTT topic, from the alerts table.
+"""Alerts: raised with the data that caused them, listed, and delivered to webhooks (POSTs with
+retries and backoff) and an MQTT topic from the alerts table.
 
 Alerts are rows written in the same transaction as the data that raised them, so a rolled-back
 request raises none and a crash loses none: a background thread delivers pending rows, retrying
@@ -20,8 +21,11 @@ from paho.mqtt import publish
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from services.roadhealth import schemas
+from services.roadhealth.errors import OutOfRange
 from services.roadhealth.models import RhAlert, RhWebhook
-from services.roadhealth.runtime import Settings
+from services.roadhealth.runtime import Runtime, Settings
+from services.roadhealth.service.common import segment_row
 
 log = logging.getLogger(__name__)
 IDLE_POLL_S = 2.0
@@ -153,3 +157,66 @@ class AlertDispatcher:
             )
         except (OSError, ValueError) as exc:
             log.warning("alert %s not published to MQTT: %s", document["id"], exc)
+
+
+def raise_alert(
+    rt: Runtime,
+    session: Session,
+    *,
+    kind: str,
+    segment: str,
+    chain_tx: str | None,
+    data: dict[str, Any],
+) -> None:
+    """Store an alert; the dispatcher delivers it (webhooks, MQTT) once the request commits."""
+    session.add(
+        RhAlert(
+            kind=kind,
+            segment=segment,
+            data=data,
+            chain_tx=chain_tx,
+            created_at=time.time(),
+            delivered=0,
+            attempts=0,
+            next_attempt_at=0.0,
+            pending=1,
+        )
+    )
+
+
+def list_alerts(*, session: Session, segment: str | None, limit: int) -> list[schemas.AlertView]:
+    if not 1 <= limit <= 1000:
+        raise OutOfRange("limit must be 1..1000")
+    query = select(RhAlert).order_by(RhAlert.id.desc()).limit(limit)
+    if segment is not None:
+        segment_row(session, segment)
+        query = query.where(RhAlert.segment == segment)
+    return [
+        schemas.AlertView(
+            id=a.id,
+            kind=a.kind,
+            segment=a.segment,
+            data=a.data,
+            chain_tx=a.chain_tx,
+            created_at=a.created_at,
+            delivered=a.delivered,
+            attempts=a.attempts,
+            last_error=a.last_error,
+        )
+        for a in session.scalars(query)
+    ]
+
+
+def add_webhook(*, session: Session, url: str, created_by: str) -> schemas.WebhookView:
+    row = RhWebhook(url=url, created_by=created_by, created_at=time.time())
+    session.add(row)
+    session.flush()
+    return _webhook_view(row)
+
+
+def list_webhooks(*, session: Session) -> list[schemas.WebhookView]:
+    return [_webhook_view(w) for w in session.scalars(select(RhWebhook).order_by(RhWebhook.id))]
+
+
+def _webhook_view(row: RhWebhook) -> schemas.WebhookView:
+    return schemas.WebhookView(id=row.id, url=row.url, created_by=row.created_by)

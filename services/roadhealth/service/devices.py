@@ -12,9 +12,9 @@ from chain.errors import TxRejected
 from chain.tx import tx_from_json
 from services.roadhealth import schemas
 from services.roadhealth.errors import BadDeviceTx, UnknownDevice
-from services.roadhealth.locks import insert_ignoring_existing
 from services.roadhealth.models import RhDevice
 from services.roadhealth.runtime import Runtime
+from services.roadhealth.service.locks import insert_ignoring_existing
 
 DEVICE_METHODS = frozenset({"register_device", "suspend_device", "reinstate_device"})
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from services.roadhealth.geo import bearing_deg, distance_m
+from services.roadhealth.network.geo import bearing_deg, distance_m
 
 HEADING_MAX_GAP_S = 60.0
 HEADING_MIN_MOVE_M = 3.0

@@ -18,20 +18,20 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from chain.encoding import canonical
-from services.roadhealth import assess, placement
-from services.roadhealth.analysis import analyse_window
+from services.roadhealth.assessment.windows import analyse_window
 from services.roadhealth.errors import AnchorNotCommitted, BadBatch, BatchConflict
-from services.roadhealth.locks import (
+from services.roadhealth.models import RhBatch
+from services.roadhealth.runtime import Runtime
+from services.roadhealth.schemas import IngestRequest, MessageResult
+from services.roadhealth.service import conditions, placement, potholes
+from services.roadhealth.service.locks import (
     insert_ignoring_existing,
     lock_devices,
     lock_segments,
     network_version,
 )
-from services.roadhealth.models import RhBatch
-from services.roadhealth.placement import Accepted, Placed, is_reported
-from services.roadhealth.runtime import Runtime
-from services.roadhealth.schemas import IngestRequest, MessageResult
-from services.roadhealth.service import reload_index
+from services.roadhealth.service.placement import Accepted, Placed, is_reported
+from services.roadhealth.service.segments import reload_index
 from services.roadhealth.wire import (
     PayloadInvalid,
     batch_root,
@@ -273,15 +273,15 @@ def _assess(rt: Runtime, session: Session, placed: list[Placed], revisited: list
     segments = {w.segment for w in windows if w.segment is not None} | left
     held = lock_segments(session, segments)
     # A window matched again reports from where it now lies
-    withdrawn = assess.withdraw_reports(session, [w.id for w in revisited if w.id is not None])
+    withdrawn = potholes.withdraw_reports(session, [w.id for w in revisited if w.id is not None])
     reported = set(withdrawn.values())
     for window in windows:
         reported |= _file_reports(rt, session, window)
-    potholes = set(withdrawn)
+    changed = set(withdrawn)
     for segment in sorted(reported):
-        potholes |= assess.regroup_segment(rt, session, segment)
-    assess.refresh_segments(rt, session, held)
-    assess.refresh_potholes(rt, session, potholes)
+        changed |= potholes.regroup_segment(rt, session, segment)
+    conditions.refresh_segments(rt, session, held)
+    potholes.refresh_potholes(rt, session, changed)
     rt.kick_alerts()
 
 
@@ -299,7 +299,7 @@ def _file_reports(rt: Runtime, session: Session, window: Placed) -> set[str]:
         chainage = window.chainage_m + window.direction * float(event["offset_m"])
         if not 0.0 <= chainage <= length:
             continue  # past the segment's end: another segment's business
-        assess.file_report(
+        potholes.file_report(
             rt,
             session,
             segment=window.segment,

@@ -26,10 +26,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from services.roadhealth.analysis import WindowAnalysis, window_length_m
-from services.roadhealth.headings import Fix, heading_of
-from services.roadhealth.matching import Match
+from services.roadhealth.assessment.windows import WindowAnalysis, window_length_m
 from services.roadhealth.models import RhWindow
+from services.roadhealth.network.headings import Fix, heading_of
+from services.roadhealth.network.matching import Match
 from services.roadhealth.runtime import Runtime
 from services.roadhealth.schemas import BatchRef, MessageResult
 from services.roadhealth.wire import Telemetry

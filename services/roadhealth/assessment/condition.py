@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from services.roadhealth.analysis import Thresholds
+from services.roadhealth.assessment.windows import Thresholds
 
 RANK = {"good": 0, "fair": 1, "poor": 2}
 

@@ -1,0 +1,170 @@
+"""Segment condition: a segment's IRI from its recent windows, and its class, which changes
+only on a sustained change (assessment/condition.py), attested on the chain with an alert."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from chain.encoding import hash_json
+from services.roadhealth.assessment.condition import Decision, Pending, Seen, decide_condition
+from services.roadhealth.assessment.windows import (
+    SegmentEstimate,
+    combine_window_estimates,
+    window_length_m,
+)
+from services.roadhealth.models import RhConditionWatch, RhSegment, RhWindow
+from services.roadhealth.runtime import Runtime, Settings
+from services.roadhealth.service.alerts import raise_alert
+from services.roadhealth.service.common import DAY_S
+
+
+def refresh_segments(rt: Runtime, session: Session, segments: Sequence[RhSegment]) -> None:
+    """Recompute each segment's IRI and class; attest and alert when the class changes."""
+    for segment in sorted(segments, key=lambda s: s.id):
+        _refresh_segment(rt, session, segment)
+
+
+def _refresh_segment(rt: Runtime, session: Session, segment: RhSegment) -> None:
+    query = (
+        select(
+            RhWindow.t0,
+            RhWindow.device,
+            RhWindow.iri,
+            RhWindow.iri_log_std,
+            RhWindow.hash,
+            RhWindow.speed_mps,
+            RhWindow.samples,
+            RhWindow.rate_hz,
+        )
+        .where(RhWindow.segment == segment.id, RhWindow.iri.is_not(None))
+        # Newest first, ties by hash: the same windows in the same order whichever process
+        # stored which first (recent_windows keeps at most the newest settings.recent_windows)
+        .order_by(RhWindow.t0.desc(), RhWindow.hash.desc())
+    )
+    if rt.settings.recent_windows > 0:
+        query = query.limit(rt.settings.recent_windows)
+    rows = session.execute(query).all()[::-1]
+    if not rows:
+        if segment.windows:  # its windows were all matched elsewhere since: no estimate left
+            segment.iri = segment.iri_lower = segment.iri_upper = None
+            segment.windows, segment.updated_at = 0, time.time()
+        return
+    watch = session.get(RhConditionWatch, segment.id)
+    judged = judge_segment(
+        rt.settings,
+        current=segment.condition,
+        pending=None if watch is None else Pending(watch.candidate, watch.since_t0),
+        rows=rows,
+    )
+    if judged is None:
+        return
+    estimate, decision, recent = judged
+    segment.iri, segment.iri_lower, segment.iri_upper = estimate.iri, estimate.lower, estimate.upper
+    segment.windows, segment.updated_at = estimate.windows, time.time()
+    _keep_pending(session, segment.id, watch, decision.pending)
+    before = segment.condition
+    condition = decision.change_to
+    if condition is None:
+        return
+    evidence = hash_json(sorted(r.hash for r in recent))
+    receipt = rt.chain.attest(
+        "record_condition",
+        {
+            "segment": segment.id,
+            "condition": condition,
+            "iri_milli": round(estimate.iri * 1000),
+            "lower_milli": min(round(estimate.lower * 1000), round(estimate.iri * 1000)),
+            "upper_milli": max(round(estimate.upper * 1000), round(estimate.iri * 1000)),
+            "windows": estimate.windows,
+            "evidence": evidence,
+        },
+    )
+    segment.condition, segment.condition_tx = condition, receipt["tx"]
+    if before is not None or condition == "poor":
+        raise_alert(
+            rt,
+            session,
+            kind="condition_changed",
+            segment=segment.id,
+            chain_tx=receipt["tx"],
+            data={
+                "segment": segment.id,
+                "name": segment.name,
+                "before": before,
+                "after": condition,
+                "iri_m_per_km": round(estimate.iri, 3),
+                "iri_90": [round(estimate.lower, 3), round(estimate.upper, 3)],
+                "windows": estimate.windows,
+                # What made the change sustained (condition.py); times are the windows' own
+                "windows_since_change": decision.windows_since,
+                "vehicles_since_change": decision.vehicles_since,
+                "as_of_t0": max(float(r.t0) for r in recent),
+            },
+        )
+
+
+def judge_segment(
+    settings: Settings, *, current: str | None, pending: Pending | None, rows: Sequence[Any]
+) -> tuple[SegmentEstimate, Decision, list[Any]] | None:
+    """A segment's estimate from its windows, and whether its class changes now (the first
+    class from `settings.change.min_windows` windows of `min_vehicles` vehicles on, later ones
+    by `settings.change`); also the windows used. Rows carry t0, device, iri, iri_log_std,
+    speed_mps, samples and rate_hz."""
+    if not rows:
+        return None
+    recent = recent_windows(
+        rows, horizon_s=settings.horizon_days * DAY_S, limit=settings.recent_windows
+    )
+    estimate = combine_window_estimates(
+        [float(r.iri) for r in recent],
+        [float(r.iri_log_std or 0.0) for r in recent],
+        [window_length_m(r.speed_mps, r.samples, r.rate_hz) for r in recent],
+    )
+    if estimate is None:
+        return None
+    if estimate.windows < settings.min_windows:
+        return estimate, Decision(None, pending), recent
+    if current is None:
+        # A first class from as much evidence as a change needs, so it is rarely corrected
+        vehicles = len({r.device for r in recent})
+        if (
+            estimate.windows < settings.change.min_windows
+            or vehicles < settings.change.min_vehicles
+        ):
+            return estimate, Decision(None, None), recent
+        return estimate, Decision(settings.thresholds.classify(estimate.iri), None), recent
+    decision = decide_condition(
+        settings.change,
+        settings.thresholds,
+        current=current,
+        iri=estimate.iri,
+        pending=pending,
+        windows=[Seen(float(r.t0), str(r.device)) for r in recent],
+    )
+    return estimate, decision, recent
+
+
+def recent_windows(rows: Sequence[Any], *, horizon_s: float, limit: int) -> list[Any]:
+    """A segment's windows an estimate uses: within the horizon of its newest, at most the
+    newest `limit` of them (0: no limit), oldest first."""
+    ordered = sorted(rows, key=lambda r: float(r.t0))
+    newest = float(ordered[-1].t0)
+    inside = [r for r in ordered if float(r.t0) >= newest - horizon_s]
+    return inside[-limit:] if limit > 0 else inside
+
+
+def _keep_pending(
+    session: Session, segment: str, watch: RhConditionWatch | None, pending: Pending | None
+) -> None:
+    if pending is None:
+        if watch is not None:
+            session.delete(watch)
+    elif watch is None:
+        session.add(RhConditionWatch(segment=segment, **vars(pending)))
+    else:
+        watch.candidate, watch.since_t0 = pending.candidate, pending.since_t0

@@ -1,0 +1,96 @@
+"""The map: segments with their condition and potholes, and the potholes, as GeoJSON."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from services.roadhealth.models import RhPothole, RhPotholeReport, RhSegment, RhWindow
+from services.roadhealth.service.common import potholes_by_segment, segment_row
+
+
+def _pothole_feature(p: RhPothole, models: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    return {
+        "type": "Feature",
+        "id": p.id,
+        "geometry": {"type": "Point", "coordinates": [round(p.lon, 7), round(p.lat, 7)]},
+        "properties": {
+            "segment": p.segment,
+            "status": p.status,
+            "chainage_m": round(p.chainage_m, 1),
+            "reports": p.reports,
+            "vehicles": p.vehicles,
+            "confidence": p.confidence,
+            "confirmed_tx": p.confirmed_tx,
+            "models": (models or {}).get(p.id, []),
+        },
+    }
+
+
+def _segment_feature(
+    row: RhSegment, potholes: list[RhPothole], models: dict[str, list[str]] | None = None
+) -> dict[str, Any]:
+    return {
+        "type": "Feature",
+        "id": row.id,
+        "geometry": row.geometry,
+        "properties": {
+            **row.properties,
+            "name": row.name,
+            "length_m": round(row.length_m, 1),
+            "geometry_hash": row.geometry_hash,
+            "condition": row.condition,
+            "iri_m_per_km": None if row.iri is None else round(row.iri, 3),
+            "iri_90": None
+            if row.iri_lower is None or row.iri_upper is None
+            else [round(row.iri_lower, 3), round(row.iri_upper, 3)],
+            "windows": row.windows,
+            "condition_tx": row.condition_tx,
+            "potholes": [_pothole_feature(p, models) for p in potholes],
+        },
+    }
+
+
+def segments_geojson(*, session: Session, include_candidates: bool = False) -> dict[str, Any]:
+    """Every segment with its condition and its potholes, as a FeatureCollection."""
+    potholes = potholes_by_segment(session, include_candidates)
+    models = _report_models(session, potholes)
+    rows = session.scalars(select(RhSegment).order_by(RhSegment.id)).all()
+    return {
+        "type": "FeatureCollection",
+        "features": [_segment_feature(r, potholes.get(r.id, []), models) for r in rows],
+    }
+
+
+def segment_geojson(*, session: Session, segment_id: str) -> dict[str, Any]:
+    row = segment_row(session, segment_id)
+    potholes = potholes_by_segment(session, True).get(row.id, [])
+    return _segment_feature(row, potholes, _report_models(session, {row.id: potholes}))
+
+
+def potholes_geojson(*, session: Session, include_candidates: bool) -> dict[str, Any]:
+    found = potholes_by_segment(session, include_candidates)
+    models = _report_models(session, found)
+    return {
+        "type": "FeatureCollection",
+        "features": [_pothole_feature(p, models) for group in found.values() for p in group],
+    }
+
+
+def _report_models(session: Session, potholes: dict[str, list[RhPothole]]) -> dict[str, list[str]]:
+    """Ids of the classifier models that judged the listed potholes' reports
+    (assessment/windows.py)."""
+    ids = [p.id for group in potholes.values() for p in group]
+    found: dict[str, set[str]] = {}
+    for start in range(0, len(ids), 500):
+        rows = session.execute(
+            select(RhPotholeReport.pothole, RhWindow.anomalies)
+            .join(RhWindow, RhWindow.id == RhPotholeReport.window_id)
+            .where(RhPotholeReport.pothole.in_(ids[start : start + 500]))
+        )
+        for pothole, events in rows:
+            models = {str(e["model"]) for e in events if e.get("reported") and e.get("model")}
+            found.setdefault(pothole, set()).update(models)
+    return {k: sorted(v) for k, v in found.items()}
