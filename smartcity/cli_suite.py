@@ -7,12 +7,18 @@ so that `smartcity COMMAND --help` answers at once.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from chain.errors import ChainError
 from smartcity.cli import DATA, HOME_OPTION, fail
 from smartcity.registry import SERVICES
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
+
+    from services.common.context import ServiceContext
 
 
 def _start_process(data: Path | None, *, demo: bool | None = None, access_log: bool = True) -> None:
@@ -50,6 +56,14 @@ def _start_process(data: Path | None, *, demo: bool | None = None, access_log: b
     is_flag=True,
     help="Unencrypted node links instead of TLS: a demo on one machine only (loopback).",
 )
+@click.option(
+    "--crypto",
+    type=click.Choice(["ed25519-sha256", "sm2-sm3"]),
+    default="ed25519-sha256",
+    show_default=True,
+    help="The chain's crypto suite: sm2-sm3 is China's national suite (SM2, SM3), for its"
+    " chain and nodes; the services and gateway run on ed25519-sha256 only for now.",
+)
 def init(
     out: Path,
     validators: int,
@@ -57,6 +71,7 @@ def init(
     chain_id: str | None,
     container_network: bool,
     p2p_plaintext: bool,
+    crypto: str,
 ) -> None:
     """Create keys, genesis and node homes, with the demo organisations of the applications."""
     from chain.home import init_suite
@@ -71,10 +86,14 @@ def init(
             contracts=[(e.name, e.contract) for e in SERVICES if e.contract],
             container_network=container_network,
             p2p_plaintext=p2p_plaintext,
+            crypto=crypto,
         )
     except ChainError as exc:
         fail(str(exc))
-    click.echo(f"chain {genesis.chain_id}: genesis {genesis.hash[:16]}… in {out / 'genesis.json'}")
+    click.echo(
+        f"chain {genesis.chain_id} ({genesis.crypto}): genesis {genesis.hash[:16]}…"
+        f" in {out / 'genesis.json'}"
+    )
     for node in sorted((out / "nodes").iterdir()):
         click.echo(f"  node home   {node}")
     for org in genesis.organisations:
@@ -202,39 +221,91 @@ def up(data: Path, host: str, port: int, validators: int, simulate: bool) -> Non
 @click.option("--node", "node_url", required=True, help="The chain node API this service uses.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=click.IntRange(1, 65535), required=True)
-def service(name: str, home: Path, node_url: str, host: str, port: int) -> None:
+@click.option(
+    "--workers",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Identity only: worker processes sharing the port (one per core); they share only the"
+    " database and the chain.",
+)
+def service(name: str, home: Path, node_url: str, host: str, port: int, workers: int) -> None:
     """Run one application service as its own process, against a remote chain node."""
     import uvicorn
 
+    from smartcity.logs import uvicorn_options
+    from smartcity.ops import settle_heap
+
+    if workers > 1 and name != "identity":
+        # Only identity's per-process state is known safe to split (docs/operations.md)
+        fail(f"--workers is for the identity service; run {name} as replicas instead", 2)
+    _start_process(home)
+    if workers == 1:
+        app = _service_app(name, home, node_url)
+        click.echo(f"{name} service on http://{host}:{port}, chain at {node_url}", err=True)
+        settle_heap()
+        uvicorn.run(app, host=host, port=port, **uvicorn_options())
+        return
+    from smartcity.workers import serve_workers
+
+    # Built once here first: a bad setting fails once, and the tables and keys a service
+    # creates on first start are made before the workers race to make them
+    _service_app(name, home, node_url)
+    click.echo(
+        f"{name} service on http://{host}:{port} ({workers} workers), chain at {node_url}",
+        err=True,
+    )
+    code = serve_workers(service_worker_app, (name, home, node_url), host=host, port=port,
+                         workers=workers)  # fmt: skip
+    if code:
+        fail(f"a worker of the {name} service exited with {code}", code)
+
+
+def service_worker_app(name: str, home: Path, node_url: str) -> FastAPI:
+    """One worker of `smartcity service NAME --workers N` (in a spawned process)."""
+    from smartcity.ops import settle_heap
+
+    _start_process(home)
+    app = _service_app(name, home, node_url)
+    settle_heap()
+    return app
+
+
+def _service_context(name: str, home: Path, node_url: str) -> ServiceContext:
     from chain.client import ChainClient, Identity
     from chain.db import database_url_from_env, sqlite_url
     from chain.home import SuiteHome
     from services.common.context import ServiceContext
     from services.common.ledger import RemoteLedger
-    from smartcity.logs import uvicorn_options
-    from smartcity.ops import instrument_service, settle_heap
-    from smartcity.suite import OPERATOR_ORG, _import
+    from smartcity.suite import OPERATOR_ORG
 
-    entry = next(e for e in SERVICES if e.name == name)
-    _start_process(home)
     suite = SuiteHome(home)
     try:
         genesis, key = suite.genesis(), suite.org_key(OPERATOR_ORG)
         client = ChainClient(node_url, identity=Identity(OPERATOR_ORG, key))
         client.status()
-        context = ServiceContext(
-            name=name,
-            ledger=RemoteLedger(client, genesis),
-            database_url=database_url_from_env() or sqlite_url(home / f"{name}.db"),
-            data_dir=home,
-            operator_org=OPERATOR_ORG,
-            operator_key=key,
-            demo=True,
-        )
-        app = _import(entry.app)(context)
+    except ChainError as exc:
+        fail(str(exc))
+    return ServiceContext(
+        name=name,
+        ledger=RemoteLedger(client, genesis),
+        database_url=database_url_from_env() or sqlite_url(home / f"{name}.db"),
+        data_dir=home,
+        operator_org=OPERATOR_ORG,
+        operator_key=key,
+        demo=True,
+    )
+
+
+def _service_app(name: str, home: Path, node_url: str) -> FastAPI:
+    from smartcity.ops import instrument_service
+    from smartcity.suite import _import
+
+    entry = next(e for e in SERVICES if e.name == name)
+    context = _service_context(name, home, node_url)
+    try:
+        app: FastAPI = _import(entry.app)(context)
         instrument_service(app, context)
     except ChainError as exc:
         fail(str(exc))
-    click.echo(f"{name} service on http://{host}:{port}, chain at {node_url}", err=True)
-    settle_heap()
-    uvicorn.run(app, host=host, port=port, **uvicorn_options())
+    return app

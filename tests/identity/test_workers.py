@@ -87,3 +87,50 @@ def test_two_workers_share_spent_nonces_and_revocations(workers: list[Worker], h
     status = answer.json()["checks"]["status"]
     assert answer.status_code == 200 and answer.json()["verified"] is False, answer.text
     assert status["status"] == "failed" and "revoked" in status["message"]
+
+
+def pid_app() -> Any:
+    """A worker's app for the test below: it answers its process id."""
+    import os
+
+    from fastapi import FastAPI
+
+    app = FastAPI()
+    app.get("/pid")(lambda: os.getpid())
+    return app
+
+
+@pytest.mark.slow
+def test_workers_share_one_port_and_stop_together(tmp_path: Any) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    import httpx
+
+    from tests.conftest import free_port
+
+    port = free_port()
+    code = (
+        "import sys; from smartcity.workers import serve_workers;"
+        "from tests.identity.test_workers import pid_app;"
+        f"sys.exit(serve_workers(pid_app, (), host='127.0.0.1', port={port}, workers=2))"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", code], env={**os.environ, "PYTHONPATH": "."})
+    try:
+        pids: set[int] = set()
+        deadline = time.monotonic() + 30
+        # New connections spread over both workers (16 in a row all to one: 1 in 32,768)
+        while len(pids) < 2 and time.monotonic() < deadline:
+            try:
+                pids |= {httpx.get(f"http://127.0.0.1:{port}/pid").json() for _ in range(16)}
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        assert len(pids) == 2 and parent.pid not in pids
+        # One worker dies: the other is stopped and the command exits non-zero for its supervisor
+        os.kill(pids.pop(), signal.SIGKILL)
+        assert parent.wait(20) == 1
+        assert not os.path.exists(f"/proc/{pids.pop()}")
+    finally:
+        parent.kill()
