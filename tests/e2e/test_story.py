@@ -1,8 +1,10 @@
 """The product's story end to end, as separate processes on loopback (issue 8, "End to end").
 
 `smartcity init` makes a chain of 4 validators and the regulator's observer; each runs as its own
-process, as do the identity, credit and road-health services and the IoT gateway. Then: a new
-agency is admitted by governance and becomes an issuer; a citizen and an SME get credentials;
+process, as do the identity, credit and road-health services and the IoT gateway. Each service
+answers an authenticated caller through its own validator and refuses an anonymous one, and what
+they write reaches the observer (the compose topology on loopback). Then: a new agency is
+admitted by governance and becomes an issuer; a citizen and an SME get credentials;
 the SME is rated; a bank is refused without consent, gets it, reads the rating and verifies
 its proof offline; a validator is killed with SIGKILL, after which everything the story still
 commits needs all three remaining validators; simulated vehicles find a planted pothole through
@@ -51,7 +53,7 @@ from ..conftest import AlertReceiver, free_port
 from ._topology import Topology, backend_from_env
 
 # One topology at a time (see the `topology_slot` fixture); the time limit leaves room to wait
-# for test_distributed's topology on a loaded machine
+# for test_perturbation's cluster on a loaded machine
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.xdist_group("e2e-topology"),
@@ -215,6 +217,44 @@ def genesis(root: Path, launched: list[Topology], broker_url: str, city: str) ->
         lambda: min(topo.height(n) for n in topo.nodes) >= 1, "every node to commit a first block"
     )
     return topo
+
+
+def services_answer(topo: Topology) -> None:
+    """1b. Each service answers an authenticated caller and refuses an anonymous one; the model
+    credit registered through validator-1 is proven on the observer; all five nodes agree."""
+    segments = topo.wait(
+        lambda: answer(topo.get("roadhealth", "/v1/segments", "road-authority")),
+        "road-health to load its demo network",
+    )
+    assert segments["type"] == "FeatureCollection" and len(segments["features"]) >= 10
+    models = topo.wait(
+        lambda: (answer(topo.get("credit", "/models", "regulator")) or {}).get("models"),
+        "credit to register its model",
+    )
+    assert models[0]["sha256"]
+    topo.wait(
+        lambda: topo.get("identity", "/openapi.json", "city-agency").status_code == 200,
+        "identity to start",
+    )
+    assert topo.call("GET", "credit", "/models", None).status_code == 401
+    model_key = f"model:{models[0]['sha256']}"
+    with topo.client("observer-0") as observer:
+        topo.wait(
+            lambda: observer.state("credit", model_key) is not None, "the model on the observer"
+        )
+        bundle = observer.state_bundle("credit", model_key)
+    assert verify_bundle(bundle, topo.genesis).facts["present"]
+    top = min(topo.height(n) for n in topo.nodes)
+    hashes = set()
+    for name in topo.nodes:
+        with topo.client(name) as client:
+            hashes.add(client.block(top)["hash"])
+    assert len(hashes) == 1, f"the nodes differ at height {top}"
+
+
+def answer(response: httpx.Response) -> Any:
+    """The JSON of a 200 answer, else None (a service still starting)."""
+    return response.json() if response.status_code == 200 else None
 
 
 def admit_agency(topo: Topology) -> None:
@@ -562,6 +602,8 @@ def test_the_story_of_the_suite(
     uscc = demo_uscc(2)
     with step("1 genesis: init, nodes and services start, the chain advances", timings):
         topo = genesis(tmp_path, launched, broker_url, city)
+    with step("1b each service answers through its validator, the observer proves it", timings):
+        services_answer(topo)
     with step("2 governance admits a new agency as credential issuer", timings):
         admit_agency(topo)
     with step("3 a citizen and an SME get credentials, a bank verifies them", timings):
