@@ -22,7 +22,7 @@ from chain.crypto import SigningKey
 from chain.db import make_engine
 from chain.encoding import b64url, canonical, from_b64url
 from chain.errors import GenesisError, ProofError, TxRejected
-from chain.genesis import Genesis, parse_genesis
+from chain.genesis import Genesis, load_genesis, parse_genesis
 from chain.home import init_suite, load_node_home
 from chain.ledger import Ledger
 from chain.light import verify_bundle
@@ -276,3 +276,21 @@ def test_a_backup_of_an_sm_node_verifies_and_restores(tmp_path: Path, db_url: st
         main, ["restore", str(out), "--home", str(tmp_path / "restored"), "--database-url", url]
     )
     assert restored.exit_code == 0 and "verified and restored" in restored.output, restored.output
+
+
+def test_smartcity_init_crypto_makes_an_sm_chain_whose_every_key_is_sm2(tmp_path: Path) -> None:
+    out = tmp_path / "sm"
+    args = ["init", "--out", str(out), "--validators", "4", "--crypto", "sm2-sm3"]
+    made = CliRunner().invoke(main, args)
+    assert made.exit_code == 0, made.output
+    assert made.output.startswith("chain smartcity-demo-") and " (sm2-sm3): genesis " in made.output
+    genesis = load_genesis(out / "genesis.json")
+    assert genesis.crypto == "sm2-sm3"
+    keys = {v.name: v.pub_key for v in genesis.validators}
+    for name, pub in keys.items():
+        assert load_any_key(out / "nodes" / name / "node_key.jwk").public_hex == pub
+        assert len(pub) == 130 and SM.is_usable_public_key(pub)
+    for org in genesis.organisations:
+        assert load_any_key(out / "orgs" / org.id / "key.jwk").public_hex == org.keys[0]
+    refused = CliRunner().invoke(main, ["init", "--out", str(tmp_path / "x"), "--crypto", "rsa"])
+    assert refused.exit_code == 2 and "Invalid value for '--crypto'" in refused.output
