@@ -30,11 +30,15 @@ from typing import Any
 
 import httpx
 
-from bench._processes import REPO, cpu_s, free_port, wait_for
+from bench._processes import REPO, Processes, cpu_s, free_port, start_node, wait_for
+from chain.auth import mint_token
+from chain.home import SuiteHome, init_suite
+from services.common.ledger import LedgerPort, RemoteLedger
 
 CREDENTIALS = 256  # distinct credentials per format, each anchored, the load cycles through
 CONNECTIONS = 8
 PYTHON_CLIENTS = 4  # client processes when wrk is not installed
+IDENTITY_CONTRACT = "services.identity.contract:IdentityContract"
 
 
 @contextmanager
@@ -66,20 +70,23 @@ def identity_server(folder: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def measure(
-    pid: int, url: str, token: str, bodies: list[str] | None, seconds: float, *,
-    authenticated: bool = True,
+    pid: int | list[int], url: str, token: str, bodies: list[str] | None, seconds: float, *,
+    authenticated: bool = True, node_pid: int | None = None,
 ) -> dict[str, Any]:  # fmt: skip
     """Requests per second against `url` (POST cycling through `bodies`, else GET), with the
-    server's CPU per request and the load generator's CPU share of the same interval."""
+    server's CPU per request (all its processes: `pid` a list) and the load generator's CPU
+    share of the same interval (and the chain node's, when it runs apart)."""
+    pids = pid if isinstance(pid, list) else [pid]
     headers = {"Authorization": f"Bearer {token}"} if authenticated else {}
-    server_before, started = cpu_s(pid), time.perf_counter()
+    server_before, started = sum(map(cpu_s, pids)), time.perf_counter()
+    node_before = cpu_s(node_pid) if node_pid else 0.0
     children_before = _children_cpu_s()
     if shutil.which("wrk"):
         result = _wrk(url, headers, bodies, seconds)
     else:
         result = _python_clients(url, headers, bodies, seconds)
     elapsed = time.perf_counter() - started
-    server_cpu = cpu_s(pid) - server_before
+    server_cpu = sum(map(cpu_s, pids)) - server_before
     requests = int(result["requests"])
     result.update(
         per_second=round(requests / result.pop("seconds"), 1),
@@ -87,6 +94,8 @@ def measure(
         server_cpu_share=round(server_cpu / elapsed, 2),
         generator_cpu_share=round((_children_cpu_s() - children_before) / elapsed, 2),
     )
+    if node_pid:
+        result["node_cpu_share"] = round((cpu_s(node_pid) - node_before) / elapsed, 2)
     return result
 
 
@@ -174,6 +183,74 @@ def _client_loop(
     return done, failed, elapsed
 
 
+def prepare_issuer(base: str, home: SuiteHome, ledger: LedgerPort) -> dict[str, Any]:
+    """Admit city-agency as issuer and issue `CREDENTIALS` credentials of each format through
+    the service at `base`: what a client needs (token, URLs, credentials)."""
+    from bench.identity_service import CLAIMS, setup_issuer
+
+    key = home.org_key("city-agency")
+    token = mint_token(key, org="city-agency", audience="identity", ttl_s=3600)
+    auth = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base, headers=auth, timeout=300) as http:
+        did = setup_issuer(home, ledger, http)
+        credentials = {}
+        for fmt in ("vc+jwt", "vc+sd-jwt"):
+            item = {"type": "ResidenceCredential", "subject": did, "claims": CLAIMS,
+                    "format": fmt}  # fmt: skip
+            made = http.post("/credentials/batch", json={"items": [item] * CREDENTIALS})
+            made.raise_for_status()
+            credentials[fmt] = [c["credential"] for c in made.json()["credentials"]]
+    return {"base": base, "token": token, "credentials": credentials, "did": did}
+
+
+@contextmanager
+def identity_workers(folder: Path, workers: int) -> Iterator[tuple[list[int], int, dict[str, Any]]]:
+    """A deployment's shape: one chain node, and `smartcity service identity --workers N`
+    against it on SQLite, each in processes of their own: (the service's pids, the node's pid,
+    what a client needs)."""
+    from chain.client import ChainClient, Identity
+
+    suite = folder / "suite"
+    init_suite(suite, validators=1, contracts=[("identity", IDENTITY_CONTRACT)])
+    procs = Processes(folder)
+    try:
+        node = start_node(procs, suite)
+        port = free_port()
+        argv = ["service", "identity", "--home", str(suite), "--node", node, "--port", str(port),
+                "--workers", str(workers)]  # fmt: skip
+        db = {"SMARTCITY_DATABASE_URL": f"sqlite:///{folder / 'identity.db'}"}
+        procs.python("identity", "smartcity", argv, env=db)
+        base = f"http://127.0.0.1:{port}"  # the service alone: its routes at the root
+
+        def answers() -> bool:
+            procs.check_alive("identity")
+            try:
+                return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_for(answers, "the identity workers", 120, 0.2)
+        home = SuiteHome(suite)
+        key = home.org_key("city-agency")
+        client = ChainClient(node, identity=Identity("city-agency", key))
+        facts = prepare_issuer(base, home, RemoteLedger(client, home.genesis()))
+        parent = procs.pid("identity")
+        pids = [parent, *_children(parent)]  # one worker: the command serves in its own process
+        if len(pids) != (1 if workers == 1 else workers + 1):
+            raise RuntimeError(f"expected {workers} workers under {parent}, found {pids[1:]}")
+        yield pids, procs.pid("validator-0"), facts
+    finally:
+        procs.stop_all()
+
+
+def _children(pid: int) -> list[int]:
+    """The worker processes uvicorn spawned (not multiprocessing's resource tracker)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found += [int(p) for p in (task / "children").read_text().split()]
+    return [p for p in found if b"spawn_main" in Path(f"/proc/{p}/cmdline").read_bytes()]
+
+
 # -- the server process --------------------------------------------------------------------
 
 
@@ -181,9 +258,7 @@ def serve(data: Path, port: int, out: Path) -> None:
     """Serve the suite with the identity service on `port`; write the client's facts to `out`."""
     import uvicorn
 
-    from bench.identity_service import CLAIMS, ENTRY, setup_issuer
-    from chain.auth import mint_token
-    from chain.home import SuiteHome
+    from bench.identity_service import ENTRY
     from smartcity.suite import open_suite
 
     suite = open_suite(data, services=[ENTRY])
@@ -194,20 +269,8 @@ def serve(data: Path, port: int, out: Path) -> None:
 
     def prepare() -> None:
         wait_for(lambda: server.started, "uvicorn", 120, 0.05)
-        base = f"http://127.0.0.1:{port}/identity"
-        key = SuiteHome(suite.data).org_key("city-agency")
-        token = mint_token(key, org="city-agency", audience="identity", ttl_s=3600)
-        auth = {"Authorization": f"Bearer {token}"}
-        with httpx.Client(base_url=base, headers=auth, timeout=300) as http:
-            did = setup_issuer(suite, http)
-            credentials = {}
-            for fmt in ("vc+jwt", "vc+sd-jwt"):
-                item = {"type": "ResidenceCredential", "subject": did, "claims": CLAIMS,
-                        "format": fmt}  # fmt: skip
-                made = http.post("/credentials/batch", json={"items": [item] * CREDENTIALS})
-                made.raise_for_status()
-                credentials[fmt] = [c["credential"] for c in made.json()["credentials"]]
-        facts = {"base": base, "token": token, "credentials": credentials}
+        ledger = suite.services["identity"].state.env.chain.ledger
+        facts = prepare_issuer(f"http://127.0.0.1:{port}/identity", SuiteHome(suite.data), ledger)
         out.with_suffix(".tmp").write_text(json.dumps(facts))
         out.with_suffix(".tmp").rename(out)
 

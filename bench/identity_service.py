@@ -6,7 +6,8 @@ the library's own verification rate are measured in the same run, so each HTTP f
 its share of both. Over HTTP the suite runs in a process of its own and the load comes from wrk
 (or Python client processes), each timed by its CPU (bench/_identity_http.py). BENCH_SECONDS
 (default 1.0) scales durations; BENCH_BATCH (default 1000) sets the issuance batch size;
-BENCH_ISSUANCE=0 skips issuance (verification only).
+BENCH_ISSUANCE=0 skips issuance (verification only); BENCH_WORKERS=0 skips the deployment's
+shape (a node and `smartcity service identity --workers 1|2` as processes).
 """
 
 from __future__ import annotations
@@ -26,10 +27,10 @@ import uvicorn
 from jwcrypto import jwk
 
 from bench._ceiling import ed25519_verifications_per_s
-from bench._identity_http import identity_server, measure
+from bench._identity_http import identity_server, identity_workers, measure
 from chain.auth import mint_token
 from chain.home import SuiteHome
-from services.common.ledger import call
+from services.common.ledger import LedgerPort, call
 from services.identity import verification
 from services.identity.schemas import IssueIn
 from services.identity.service import issue
@@ -75,10 +76,8 @@ class _Server:
         self.thread.join(timeout=10)
 
 
-def setup_issuer(suite: Suite, http: httpx.Client) -> str:
+def setup_issuer(home: SuiteHome, ledger: LedgerPort, http: httpx.Client) -> str:
     """Type, keys, governance admission and one holder DID; returns the holder's DID."""
-    home = SuiteHome(suite.data)
-    ledger = suite.services["identity"].state.env.chain.ledger
     http.post("/types", json={"name": "ResidenceCredential", "schema": SCHEMA}).raise_for_status()
     http.post("/issuers/me/keys", json={}).raise_for_status()
     invoke = {"contract": "identity", "method": "admit_issuer",
@@ -207,6 +206,37 @@ def _verification_http(
     return results
 
 
+def _verification_workers(seconds: float, ceiling: float) -> list[dict[str, Any]]:
+    """vc+jwt verified over HTTP as deployed: a chain node and `smartcity service identity
+    --workers N` (N = 1, 2) in processes of their own on SQLite, after a warm-up pass (each
+    worker's reads kept until the next block with transactions). CPU is reported for the
+    workers, the node and wrk, which share the machine's cores."""
+    duration = max(2.0, 2 * seconds)
+    results = []
+    for workers in (1, 2):
+        with (
+            tempfile.TemporaryDirectory() as tmp,
+            identity_workers(Path(tmp), workers) as (
+                pids,
+                node,
+                facts,
+            ),
+        ):
+            url = f"{facts['base']}/credentials/verify"
+            for proofs in (False, True):
+                bodies = [json.dumps({"credential": c, "include_proofs": proofs})
+                          for c in facts["credentials"]["vc+jwt"]]  # fmt: skip
+                measure(pids, url, facts["token"], bodies, 1.0)  # warm-up: fill the caches
+                measured = measure(pids, url, facts["token"], bodies, duration, node_pid=node)
+                suffix = "with_state_proofs" if proofs else "no_proofs"
+                results.append({
+                    "bench": "identity_service", "name": f"verify_http_workers_vc_jwt_{suffix}",
+                    "workers": workers, **measured, **({"proofs": 6} if proofs else {}),
+                    "share_of_ed25519_ceiling": round(measured["per_second"] / ceiling, 4),
+                })  # fmt: skip
+    return results
+
+
 def run() -> list[dict[str, Any]]:
     seconds = float(os.environ.get("BENCH_SECONDS", "1.0"))
     batch = int(os.environ.get("BENCH_BATCH", "1000"))
@@ -222,7 +252,8 @@ def run() -> list[dict[str, Any]]:
                 token = mint_token(key, org="city-agency", audience="identity", ttl_s=3600)
                 headers = {"Authorization": f"Bearer {token}"}
                 with httpx.Client(base_url=base, headers=headers, timeout=60) as http:
-                    did = setup_issuer(suite, http)
+                    ledger = suite.services["identity"].state.env.chain.ledger
+                    did = setup_issuer(SuiteHome(suite.data), ledger, http)
                     if os.environ.get("BENCH_ISSUANCE", "1") != "0":
                         results += _issuance(suite, http, did, batch)
                     results += _verification(suite, http, did, seconds, ceiling)
@@ -230,6 +261,8 @@ def run() -> list[dict[str, Any]]:
             suite.node.stop()
     library = {r["name"]: r["per_second"] for r in results if "per_second" in r}
     results += _verification_http(seconds, ceiling, library)
+    if os.environ.get("BENCH_WORKERS", "1") != "0":
+        results += _verification_workers(seconds, ceiling)
     return results
 
 
