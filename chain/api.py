@@ -3,12 +3,12 @@
 import json
 import re
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, JsonValue
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -29,7 +29,7 @@ from chain.api_doc import (
 )
 from chain.auth import AUDIENCE_CHAIN as AUDIENCE
 from chain.auth import AuthError, Caller, verify_token
-from chain.block import Receipt
+from chain.block import Certificate, Header, Receipt
 from chain.encoding import parse_json
 from chain.errors import ChainError, EncodingError, ProofError, StorageError, TxRejected
 from chain.light import NAMESPACE
@@ -37,11 +37,46 @@ from chain.node import Node, block_message
 from chain.state import MAX_KEY_CHARS
 from chain.tx import MAX_TX_BYTES, Tx, decode_tx, tx_from_json, verify_signatures
 
+# A JSON object whose members the node does not interpret: contract arguments, event data, and
+# proof bundles (their format is docs/protocol.md's, checked by chain.light)
+JsonObject = dict[str, JsonValue]
+
+
+class EventJson(BaseModel):
+    contract: str
+    name: str
+    data: JsonObject
+
+
+class ReceiptJson(BaseModel):
+    """A transaction's outcome in its block (chain.block.Receipt)."""
+
+    tx: str
+    height: int
+    index: int
+    status: Literal["ok", "failed"]
+    code: str | None
+    error: str | None
+    events: list[EventJson]
+
+
+class TxJson(BaseModel):
+    """A signed transaction as submitted (chain.tx.Tx)."""
+
+    chain_id: str
+    sender: str
+    contract: str
+    method: str
+    args: JsonObject
+    nonce: int
+    expiry_height: int
+    sig: str
+
 
 class Submitted(BaseModel):
     hash: str
     status: str
-    receipt: dict[str, Any] | None = None
+    receipt: ReceiptJson | None = None
 
 
 class BatchItem(BaseModel):
@@ -61,15 +96,24 @@ class TxInfo(BaseModel):
     hash: str
     status: str
     height: int | None = None
-    tx: dict[str, Any] | None = None
-    receipt: dict[str, Any] | None = None
+    tx: TxJson | None = None
+    receipt: ReceiptJson | None = None
 
 
 class BlockInfo(BaseModel):
     hash: str
-    header: dict[str, Any]
-    certificate: dict[str, Any]
+    header: Header  # its canonical JSON is what the block hash covers
+    certificate: Certificate
     txs: list[str]
+
+
+class EvidenceList(BaseModel):
+    evidence: list[JsonObject]  # newest first (chain.consensus.evidence)
+
+
+class ValidatorsInfo(BaseModel):
+    height: int
+    validators: list[JsonObject]  # the governance contract's validator records
 
 
 class Status(BaseModel):
@@ -162,7 +206,7 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
         request: Request,
         wait: bool = False,
         timeout_s: Annotated[float, Query(gt=0, le=120)] = 30,
-    ) -> Any:
+    ) -> Submitted | JSONResponse:
         """Admit a signed transaction; with `wait=true`, answer when it commits."""
         node.check_admission()
         raw = await request.body()
@@ -177,7 +221,9 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
                 504, "commit_timeout", f"{tx.hash} not committed within {timeout_s}s; still pending"
             )
         return JSONResponse(
-            Submitted(hash=tx.hash, status="committed", receipt=receipt).model_dump(),
+            Submitted.model_validate(
+                {"hash": tx.hash, "status": "committed", "receipt": receipt}
+            ).model_dump(),
             status_code=200,
         )
 
@@ -209,7 +255,7 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
         response_model=TxInfo,
         responses=errors({**TOKEN_ERRORS, 404: "no such transaction committed or pending"}),
     )
-    def get_tx(tx_hash: str, _caller: Reader) -> Any:
+    def get_tx(tx_hash: str, _caller: Reader) -> TxInfo | JSONResponse:
         """A transaction's status and, once committed, its receipt."""
         # The mempool first: a block is written before its transactions leave the mempool, so
         # a transaction missing from both was never admitted (store first, a commit between
@@ -217,15 +263,16 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
         pending = tx_hash in node.mempool
         found = ledger.store.tx(tx_hash) if TX_HASH.fullmatch(tx_hash) else None
         if found is not None:
-            return TxInfo(
-                hash=tx_hash, status="committed", height=found[0], tx=found[1], receipt=found[2]
-            )
+            height, tx, receipt = found
+            committed = {"status": "committed", "height": height, "tx": tx, "receipt": receipt}
+            return TxInfo.model_validate({"hash": tx_hash, **committed})
         if pending:
             return TxInfo(hash=tx_hash, status="pending")
         return error_response(404, "unknown_tx", f"no transaction {tx_hash} committed or pending")
 
     @app.get(
         "/v1/txs/{tx_hash}/proof",
+        response_model=None,  # the bundle is passed through as the ledger built it
         responses={
             200: {"content": {"application/json": {"schema": BUNDLE}}, "description": "the bundle"},
             **errors(
@@ -237,7 +284,7 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
             ),
         },
     )
-    def get_tx_proof(tx_hash: str, _caller: Reader) -> Any:
+    def get_tx_proof(tx_hash: str, _caller: Reader) -> JsonObject | JSONResponse:
         """A committed transaction's proof bundle (check it with `smartcity verify-proof`)."""
         bundle = ledger.tx_proof(tx_hash) if TX_HASH.fullmatch(tx_hash) else None
         if bundle is None:
@@ -251,7 +298,7 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
         response_model=BlockInfo,
         responses=errors({**TOKEN_ERRORS, 404: "no block at that height (`unknown_block`)"}),
     )
-    def get_block(height: str, _caller: Reader) -> Any:
+    def get_block(height: str, _caller: Reader) -> BlockInfo | JSONResponse:
         """A block's header, commit certificate and transaction hashes (`latest` for the newest)."""
         number = ledger.height if height == "latest" else _parse_height(height)
         if number is not None and ledger.store_height() < number <= ledger.height:
@@ -263,16 +310,19 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
             )
         header, cert = found
         hashes = [r["tx"] for _, r in ledger.store.block_txs(number)]  # type: ignore[arg-type]
-        return BlockInfo(hash=cert["block_hash"], header=header, certificate=cert, txs=hashes)
+        return BlockInfo.model_validate(
+            {"hash": cert["block_hash"], "header": header, "certificate": cert, "txs": hashes}
+        )
 
     @app.get(
         "/v1/state/{namespace}/{key:state_key}",
+        response_model=None,  # the bundle is passed through as the ledger built it
         responses={
             200: {"content": {"application/json": {"schema": BUNDLE}}, "description": "the bundle"},
             **errors({**TOKEN_ERRORS, **STATE_ERRORS}),
         },
     )
-    def get_state(namespace: str, key: str, _caller: Reader) -> Any:
+    def get_state(namespace: str, key: str, _caller: Reader) -> JsonObject:
         """A state value with its proof, or a proof that the key is absent."""
         check_state_key(namespace, key)
         return ledger.state_proof(namespace, key)
@@ -296,13 +346,15 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
     @app.get("/v1/evidence", responses=errors(TOKEN_ERRORS))
     def evidence(
         _caller: Reader, limit: Annotated[int, Query(ge=1, le=1000)] = 100
-    ) -> dict[str, Any]:
+    ) -> EvidenceList:
         """Misbehaviour this node has seen: double votes and conflicting proposals."""
-        return {"evidence": ledger.store.evidence(limit)}
+        return EvidenceList.model_validate({"evidence": ledger.store.evidence(limit)})
 
     @app.get("/v1/validators", responses=errors(TOKEN_ERRORS))
-    def validators(_caller: Reader) -> dict[str, Any]:
-        return {"height": ledger.height, "validators": ledger.validators()}
+    def validators(_caller: Reader) -> ValidatorsInfo:
+        return ValidatorsInfo.model_validate(
+            {"height": ledger.height, "validators": ledger.validators()}
+        )
 
     @app.get(
         "/v1/events",
