@@ -32,14 +32,15 @@ from services.roadhealth.schemas import (
     SEGMENTS_IMPORT_BODY,
     AlertView,
     DeviceView,
-    Feature,
-    FeatureCollection,
     ImportResult,
     IngestRequest,
     IngestResponse,
+    PotholeCollection,
     PriorityItem,
     ReadingProof,
     ReceiptResponse,
+    SegmentCollection,
+    SegmentFeature,
     SeriesResponse,
     SignedTxRequest,
     WebhookRequest,
@@ -56,9 +57,15 @@ MAX_IMPORT_BYTES = 16 * 1024 * 1024
 class GeoJsonResponse(JSONResponse):
     media_type = GEOJSON
 
+    @classmethod
+    def of(cls, doc: SegmentCollection | SegmentFeature | PotholeCollection) -> "GeoJsonResponse":
+        return cls(doc.model_dump(mode="json"))
+
 
 def _geojson(
-    model: type[Feature | FeatureCollection], what: str, *errors: type[ServiceError]
+    model: type[SegmentCollection | SegmentFeature | PotholeCollection],
+    what: str,
+    *errors: type[ServiceError],
 ) -> dict[str, Any]:
     """The route options declaring a GeoJSON answer (RFC 7946's media type) with its schema,
     and the errors the route raises."""
@@ -104,11 +111,11 @@ def build_router(
         answer = service.ingest_batch(rt, session, caller_org=caller.org, request=body)
         return IngestResponse.model_validate(answer)
 
-    @router.get("/segments", tags=["segments"], **_geojson(FeatureCollection, "the segments"))
+    @router.get("/segments", tags=["segments"], **_geojson(SegmentCollection, "the segments"))
     def segments(_c: Reader, session: SessionDep, candidates: bool = False) -> GeoJsonResponse:
         """Every segment with condition, IRI and potholes (GeoJSON FeatureCollection)."""
         doc = service.segments_geojson(session=session, include_candidates=candidates)
-        return GeoJsonResponse(doc)
+        return GeoJsonResponse.of(doc)
 
     @router.post(
         "/segments",
@@ -128,10 +135,10 @@ def build_router(
     @router.get(
         "/segments/{segment_id}",
         tags=["segments"],
-        **_geojson(Feature, "the segment", UnknownSegment),
+        **_geojson(SegmentFeature, "the segment", UnknownSegment),
     )
     def segment(segment_id: str, _c: Reader, session: SessionDep) -> GeoJsonResponse:
-        return GeoJsonResponse(service.segment_geojson(session=session, segment_id=segment_id))
+        return GeoJsonResponse.of(service.segment_geojson(session=session, segment_id=segment_id))
 
     @router.get(
         "/segments/{segment_id}/series",
@@ -152,10 +159,10 @@ def build_router(
             session=session, segment_id=segment_id, bucket_s=bucket_s, since=since, until=until
         )
 
-    @router.get("/potholes", tags=["segments"], **_geojson(FeatureCollection, "the potholes"))
+    @router.get("/potholes", tags=["segments"], **_geojson(PotholeCollection, "the potholes"))
     def potholes(_c: Reader, session: SessionDep, candidates: bool = False) -> GeoJsonResponse:
         found = service.potholes_geojson(session=session, include_candidates=candidates)
-        return GeoJsonResponse(found)
+        return GeoJsonResponse.of(found)
 
     @router.get(
         "/priorities",

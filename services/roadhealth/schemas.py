@@ -129,23 +129,74 @@ class WebhookView(BaseModel):
     created_by: str
 
 
-class Geometry(BaseModel):
-    type: Literal["LineString", "Point"]
-    coordinates: list[Any]
+# GeoJSON (RFC 7946) as the map routes answer it: positions are [longitude, latitude]
+Position = tuple[float, float]
 
 
-class Feature(BaseModel):
-    """A segment (LineString) or a pothole (Point) with what the service knows of it."""
-
-    type: Literal["Feature"]
-    id: str | int
-    geometry: Geometry
-    properties: dict[str, Any]
+class PointGeometry(BaseModel):
+    type: Literal["Point"]
+    coordinates: Position
 
 
-class FeatureCollection(BaseModel):
-    type: Literal["FeatureCollection"]
-    features: list[Feature]
+class LineStringGeometry(BaseModel):
+    type: Literal["LineString"]
+    coordinates: list[Position]
+
+
+class PotholeProperties(BaseModel):
+    segment: str
+    status: Literal["candidate", "confirmed"]
+    chainage_m: float  # along its segment, from its first vertex
+    reports: int
+    vehicles: int
+    confidence: float
+    confirmed_tx: str | None  # the chain transaction that confirmed it
+    models: list[str]  # ids of the classifier models that judged its reports
+
+
+class PotholeFeature(BaseModel):
+    """A pothole: where it is and how sure the service is of it."""
+
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: PointGeometry
+    properties: PotholeProperties
+
+
+class SegmentProperties(BaseModel):
+    """What the service knows of a segment, after the properties it was imported with."""
+
+    # Besides these, the properties the segment's feature was imported with (minus its id)
+    model_config = ConfigDict(extra="allow")
+
+    name: str
+    length_m: float
+    geometry_hash: str  # what the chain records for the segment
+    condition: Literal["good", "fair", "poor"] | None
+    iri_m_per_km: float | None
+    iri_90: tuple[float, float] | None  # the 90% interval of iri_m_per_km
+    windows: int
+    condition_tx: str | None  # the chain transaction that recorded the condition
+    potholes: list[PotholeFeature]
+
+
+class SegmentFeature(BaseModel):
+    """A road segment (LineString) with its condition and its potholes."""
+
+    type: Literal["Feature"] = "Feature"
+    id: str
+    geometry: LineStringGeometry
+    properties: SegmentProperties
+
+
+class SegmentCollection(BaseModel):
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[SegmentFeature]
+
+
+class PotholeCollection(BaseModel):
+    type: Literal["FeatureCollection"] = "FeatureCollection"
+    features: list[PotholeFeature]
 
 
 # The body of POST /v1/segments as the document declares it (read raw: the domain checks the

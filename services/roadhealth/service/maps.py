@@ -2,81 +2,89 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal, cast
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.roadhealth.models import RhPothole, RhPotholeReport, RhSegment, RhWindow
+from services.roadhealth.schemas import (
+    LineStringGeometry,
+    PointGeometry,
+    PotholeCollection,
+    PotholeFeature,
+    PotholeProperties,
+    SegmentCollection,
+    SegmentFeature,
+    SegmentProperties,
+)
 from services.roadhealth.service.common import potholes_by_segment, segment_row
 
 
-def _pothole_feature(p: RhPothole, models: dict[str, list[str]] | None = None) -> dict[str, Any]:
-    return {
-        "type": "Feature",
-        "id": p.id,
-        "geometry": {"type": "Point", "coordinates": [round(p.lon, 7), round(p.lat, 7)]},
-        "properties": {
-            "segment": p.segment,
-            "status": p.status,
-            "chainage_m": round(p.chainage_m, 1),
-            "reports": p.reports,
-            "vehicles": p.vehicles,
-            "confidence": p.confidence,
-            "confirmed_tx": p.confirmed_tx,
-            "models": (models or {}).get(p.id, []),
-        },
-    }
+def _pothole_feature(p: RhPothole, models: dict[str, list[str]]) -> PotholeFeature:
+    return PotholeFeature(
+        id=p.id,
+        geometry=PointGeometry(type="Point", coordinates=(round(p.lon, 7), round(p.lat, 7))),
+        properties=PotholeProperties(
+            segment=p.segment,
+            status=cast(Literal["candidate", "confirmed"], p.status),
+            chainage_m=round(p.chainage_m, 1),
+            reports=p.reports,
+            vehicles=p.vehicles,
+            confidence=p.confidence,
+            confirmed_tx=p.confirmed_tx,
+            models=models.get(p.id, []),
+        ),
+    )
 
 
 def _segment_feature(
-    row: RhSegment, potholes: list[RhPothole], models: dict[str, list[str]] | None = None
-) -> dict[str, Any]:
-    return {
-        "type": "Feature",
-        "id": row.id,
-        "geometry": row.geometry,
-        "properties": {
-            **row.properties,
-            "name": row.name,
-            "length_m": round(row.length_m, 1),
-            "geometry_hash": row.geometry_hash,
-            "condition": row.condition,
-            "iri_m_per_km": None if row.iri is None else round(row.iri, 3),
-            "iri_90": None
-            if row.iri_lower is None or row.iri_upper is None
-            else [round(row.iri_lower, 3), round(row.iri_upper, 3)],
-            "windows": row.windows,
-            "condition_tx": row.condition_tx,
-            "potholes": [_pothole_feature(p, models) for p in potholes],
-        },
+    row: RhSegment, potholes: list[RhPothole], models: dict[str, list[str]]
+) -> SegmentFeature:
+    known: dict[str, Any] = {
+        "name": row.name,
+        "length_m": round(row.length_m, 1),
+        "geometry_hash": row.geometry_hash,
+        "condition": row.condition,
+        "iri_m_per_km": None if row.iri is None else round(row.iri, 3),
+        "iri_90": None
+        if row.iri_lower is None or row.iri_upper is None
+        else (round(row.iri_lower, 3), round(row.iri_upper, 3)),
+        "windows": row.windows,
+        "condition_tx": row.condition_tx,
+        "potholes": [_pothole_feature(p, models) for p in potholes],
     }
+    return SegmentFeature(
+        id=row.id,
+        geometry=LineStringGeometry.model_validate(row.geometry),
+        properties=SegmentProperties.model_validate({**row.properties, **known}),
+    )
 
 
-def segments_geojson(*, session: Session, include_candidates: bool = False) -> dict[str, Any]:
+def segments_geojson(*, session: Session, include_candidates: bool = False) -> SegmentCollection:
     """Every segment with its condition and its potholes, as a FeatureCollection."""
     potholes = potholes_by_segment(session, include_candidates)
     models = _report_models(session, potholes)
     rows = session.scalars(select(RhSegment).order_by(RhSegment.id)).all()
-    return {
-        "type": "FeatureCollection",
-        "features": [_segment_feature(r, potholes.get(r.id, []), models) for r in rows],
-    }
+    return SegmentCollection(
+        features=[_segment_feature(r, potholes.get(r.id, []), models) for r in rows]
+    )
 
 
-def segment_geojson(*, session: Session, segment_id: str) -> dict[str, Any]:
+def segment_geojson(*, session: Session, segment_id: str) -> SegmentFeature:
+    """One segment with its condition and all its open potholes (candidates too)."""
     row = segment_row(session, segment_id)
     potholes = potholes_by_segment(session, True).get(row.id, [])
     return _segment_feature(row, potholes, _report_models(session, {row.id: potholes}))
 
 
-def potholes_geojson(*, session: Session, include_candidates: bool) -> dict[str, Any]:
+def potholes_geojson(*, session: Session, include_candidates: bool) -> PotholeCollection:
+    """The confirmed potholes (and the candidates when asked), as a FeatureCollection."""
     found = potholes_by_segment(session, include_candidates)
     models = _report_models(session, found)
-    return {
-        "type": "FeatureCollection",
-        "features": [_pothole_feature(p, models) for group in found.values() for p in group],
-    }
+    return PotholeCollection(
+        features=[_pothole_feature(p, models) for group in found.values() for p in group]
+    )
 
 
 def _report_models(session: Session, potholes: dict[str, list[RhPothole]]) -> dict[str, list[str]]:
