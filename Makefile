@@ -20,7 +20,7 @@ $(SYNCED): pyproject.toml uv.lock | $(UV)
 install: $(SYNCED)
 
 up: $(SYNCED)
-	$(VENV)/bin/smartcity up $(if $(SIMULATE),--simulate,)
+	$(VENV)/bin/smartcity up $(if $(SIMULATE),--simulate,) $(if $(CRYPTO),--crypto $(CRYPTO),)
 
 test: $(SYNCED)
 	bash .ci/browser-deps

@@ -19,7 +19,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chain.contracts.framework import code_hash, load_contract
-from chain.crypto import SigningKey, load_key
 from chain.db import sqlite_url
 from chain.errors import ChainError, GenesisError
 from chain.genesis import Genesis, load_genesis, parse_genesis
@@ -218,7 +217,7 @@ class SuiteHome:
             )
         return str(json.loads(suite.read_text())["api_url"])
 
-    def org_key(self, org: str) -> SigningKey:
+    def org_key(self, org: str) -> SuiteKey:
         path = self.path / "orgs" / org / "key.jwk"
         if not path.is_file():
             known = (
@@ -230,4 +229,4 @@ class SuiteHome:
                 f"no key for organisation {org!r} in {self.path / 'orgs'};"
                 f" known: {', '.join(known) or 'none'}"
             )
-        return load_key(path)  # Ed25519: the services' tokens and devices are (issue 16)
+        return load_any_key(path)

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 import httpx
 
 from chain.auth import mint_token
-from chain.crypto import SigningKey
 from chain.errors import ChainError
+from chain.suites import SuiteKey
 from iot_gateway.errors import ForwardError
 from iot_gateway.metrics import Metrics
 from iot_gateway.outbox import Batch, Outbox, OutboxError
@@ -48,7 +48,7 @@ JSON = "application/json"
 class ForwardSettings:
     roadhealth_url: str  # e.g. http://127.0.0.1:8000/roadhealth
     operator_org: str
-    operator_key: SigningKey
+    operator_key: SuiteKey
     # The anchoring window: a batch is sealed (one anchor transaction) when it holds batch_max
     # messages or its oldest is batch_wait_s old, so the chain grows with records, not messages
     batch_max: int = 1000

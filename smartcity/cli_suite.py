@@ -156,7 +156,14 @@ def node(node_home: Path, host: str | None, port: int | None) -> None:
     help="Validators to create on first run (all run in this process).",
 )
 @click.option("--simulate", is_flag=True, help="Also run simulated road sensors feeding the suite.")
-def up(data: Path, host: str, port: int, validators: int, simulate: bool) -> None:
+@click.option(
+    "--crypto",
+    type=click.Choice(["ed25519-sha256", "sm2-sm3"]),
+    default="ed25519-sha256",
+    show_default=True,
+    help="The crypto suite of a chain created on first run (an existing DATA keeps its own).",
+)
+def up(data: Path, host: str, port: int, validators: int, simulate: bool, crypto: str) -> None:
     """Run the whole suite in one process (initialising DATA on first run)."""
     import uvicorn
 
@@ -175,7 +182,7 @@ def up(data: Path, host: str, port: int, validators: int, simulate: bool) -> Non
         data, demo=is_demo(data) or not (data / "genesis.json").exists(), access_log=False
     )
     try:
-        suite = open_suite(data, host=host, port=port, validators=validators)
+        suite = open_suite(data, host=host, port=port, validators=validators, crypto=crypto)
     except ChainError as exc:
         fail(str(exc))
     genesis = suite.node.ledger.genesis

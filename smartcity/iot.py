@@ -24,8 +24,8 @@ from pathlib import Path
 import httpx
 
 from chain.auth import mint_token
-from chain.crypto import SigningKey
 from chain.home import SuiteHome
+from chain.suites import SuiteKey
 from chain.tx import sign_tx
 from iot_gateway.broker import AmqttBroker, free_port, start_embedded_broker
 from iot_gateway.forwarder import ForwardSettings
@@ -79,7 +79,7 @@ def _broker() -> tuple[str, AmqttBroker | None]:
 
 def register_devices(
     ledger: LedgerPort,
-    road_key: SigningKey,
+    road_key: SuiteKey,
     network: Network,
     roadhealth_url: str,
     *,
@@ -137,7 +137,7 @@ class Simulator:
     network: Network
     broker_url: str
     ledger: LedgerPort
-    road_key: SigningKey
+    road_key: SuiteKey
     gateway: Gateway
     state_path: Path
     roadhealth_url: str

@@ -26,9 +26,10 @@ from starlette.testclient import TestClient
 
 from chain.auth import mint_token
 from chain.client import ChainClient, Identity
-from chain.crypto import SigningKey
+from chain.crypto import SigningKey, load_key
 from chain.errors import ChainError
 from chain.home import SuiteHome, init_suite
+from chain.suites import SuiteKey
 from chain.tx import sign_tx
 from iot_gateway.simulator import Vehicle, build_batch, ingest_body
 from services.common.ledger import DEFAULT_TTL_BLOCKS, LedgerPort, RemoteLedger
@@ -49,7 +50,7 @@ class Harness:
     data: Path
 
     def key(self, org: str) -> SigningKey:
-        return SuiteHome(self.data).org_key(org)
+        return load_key(self.data / "orgs" / org / "key.jwk")  # the harness's chains are Ed25519
 
     def auth(self, org: str, audience: str = "roadhealth") -> dict[str, str]:
         return {"authorization": "Bearer " + mint_token(self.key(org), org=org, audience=audience)}
@@ -204,7 +205,7 @@ def _drop_node_schemas(data: Path, base: str) -> None:
 
 
 def register_on_chain(
-    ledger: LedgerPort, road_key: SigningKey, network: Any, *, timeout_s: float = 60.0
+    ledger: LedgerPort, road_key: SuiteKey, network: Any, *, timeout_s: float = 60.0
 ) -> None:
     """The road authority registers a simulator network's vehicles on the chain directly (one
     batch of transactions, not one request per device) and waits until the chain has them."""

@@ -80,6 +80,7 @@ def open_suite(
     observers: int = 1,
     database_url: str | None = None,
     services: list[ServiceEntry] | None = None,
+    crypto: str = "ed25519-sha256",
 ) -> Suite:
     """Initialise `data` on first run, open its nodes, and mount the chain and the services."""
     with collect_engines() as engines:
@@ -93,6 +94,7 @@ def open_suite(
                 chain_id=demo_chain_id(),
                 api_url=f"http://{host}:{port}/chain",
                 contracts=[(e.name, e.contract) for e in entries if e.contract],
+                crypto=crypto,
             )
         base = database_url or os.environ.get("SMARTCITY_DATABASE_URL")
         names = [p.name for p in sorted((data / "nodes").iterdir())]

@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from chain.crypto import SigningKey
 from chain.genesis import Genesis
+from chain.suites import SuiteKey
 from services.common.ledger import LedgerPort, call
 
 
@@ -27,7 +27,7 @@ class ServiceContext:
     database_url: str
     data_dir: Path
     operator_org: str
-    operator_key: SigningKey
+    operator_key: SuiteKey
     demo: bool = True
     options: dict[str, Any] = field(default_factory=dict)
 

@@ -21,10 +21,10 @@ from typing import Any, ParamSpec, Protocol, TypeVar
 from starlette.concurrency import run_in_threadpool
 
 from chain.client import ChainClient
-from chain.crypto import SigningKey
 from chain.errors import ClientError, TxRejected
 from chain.genesis import Genesis
 from chain.node import Node
+from chain.suites import SuiteKey
 from chain.tx import Tx, sign_tx
 
 DEFAULT_TTL_BLOCKS = 1000
@@ -58,7 +58,7 @@ class LedgerPort(Protocol):
 
 def call(
     port: LedgerPort,
-    key: SigningKey,
+    key: SuiteKey,
     contract: str,
     method: str,
     args: dict[str, Any],

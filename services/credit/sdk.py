@@ -17,11 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from chain.crypto import SigningKey
 from chain.encoding import canonical, sha256
 from chain.errors import ProofError
 from chain.genesis import Genesis
 from chain.light import Proven, verify_bundle
+from chain.suites import SuiteKey
 from chain.tx import Tx, sign_tx
 
 NAMESPACE = "credit"
@@ -31,7 +31,7 @@ _RECORD_FIELDS = ("uscc", "pd", "score", "grade", "reasons", "features_hash", "p
 
 
 def grant_consent_tx(
-    key: SigningKey,
+    key: SuiteKey,
     *,
     chain_id: str,
     expiry_height: int,
@@ -56,7 +56,7 @@ def grant_consent_tx(
 
 
 def revoke_consent_tx(
-    key: SigningKey, *, chain_id: str, expiry_height: int, uscc: str, bank: str, purpose: Purpose
+    key: SuiteKey, *, chain_id: str, expiry_height: int, uscc: str, bank: str, purpose: Purpose
 ) -> Tx:
     """The SME's signed revocation of a consent it granted."""
     args = {"uscc": uscc, "bank": bank, "purpose": purpose}
@@ -71,7 +71,7 @@ def revoke_consent_tx(
 
 
 def model_proposal_tx(
-    key: SigningKey,
+    key: SuiteKey,
     *,
     chain_id: str,
     expiry_height: int,
@@ -93,7 +93,7 @@ def model_proposal_tx(
 
 
 def vote_tx(
-    key: SigningKey, *, chain_id: str, expiry_height: int, proposal: str, approve: bool = True
+    key: SuiteKey, *, chain_id: str, expiry_height: int, proposal: str, approve: bool = True
 ) -> Tx:
     """A committee member's vote on a governance proposal (the proposing tx's hash)."""
     return sign_tx(

@@ -23,7 +23,7 @@ from chain.db import make_engine
 from chain.encoding import b64url, canonical, from_b64url
 from chain.errors import GenesisError, ProofError, TxRejected
 from chain.genesis import Genesis, load_genesis, parse_genesis
-from chain.home import init_suite, load_node_home
+from chain.home import SuiteHome, init_suite, load_node_home
 from chain.ledger import Ledger
 from chain.light import verify_bundle
 from chain.node import Node
@@ -294,3 +294,19 @@ def test_smartcity_init_crypto_makes_an_sm_chain_whose_every_key_is_sm2(tmp_path
         assert load_any_key(out / "orgs" / org.id / "key.jwk").public_hex == org.keys[0]
     refused = CliRunner().invoke(main, ["init", "--out", str(tmp_path / "x"), "--crypto", "rsa"])
     assert refused.exit_code == 2 and "Invalid value for '--crypto'" in refused.output
+
+
+def test_the_one_process_suite_opens_a_new_chain_on_the_suite_asked_for(tmp_path: Path) -> None:
+    from smartcity.suite import open_suite
+
+    suite = open_suite(tmp_path / "data", crypto="sm2-sm3", services=[], validators=4)
+    try:
+        ledger = suite.node.ledger
+        assert ledger.genesis.crypto == "sm2-sm3" and suite.created
+        assert all(
+            n.key is not None and len(n.key.public_hex) == 130 for n in suite.cluster.validators()
+        )
+        operator = SuiteHome(tmp_path / "data").org_key("bsn-operator")
+        assert SM.is_usable_public_key(operator.public_hex)
+    finally:
+        suite.cluster.stop()
