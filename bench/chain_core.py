@@ -21,12 +21,13 @@ from chain.home import SuiteHome, init_suite
 from chain.ledger import Ledger
 from chain.node import Node, NodeOptions
 from chain.store import BlockStore
+from chain.suites import SuiteKey
 from chain.tx import Tx, sign_tx
 
 TXS = int(os.environ.get("BENCH_CHAIN_TXS", "20000"))
 
 
-def _anchor_txs(key: SigningKey, chain_id: str, count: int, salt: int = 0) -> list[Tx]:
+def _anchor_txs(key: SuiteKey, chain_id: str, count: int, salt: int = 0) -> list[Tx]:
     return [
         sign_tx(
             key,

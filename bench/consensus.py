@@ -39,12 +39,13 @@ from bench._ceiling import ed25519_verifications_per_s
 from chain.auth import AUDIENCE_CHAIN, mint_token
 from chain.client import ChainClient, Identity
 from chain.cluster import open_cluster
-from chain.crypto import SigningKey, verify_with_openssl
+from chain.crypto import verify_with_openssl
 from chain.errors import ClientError, TxRejected
 from chain.home import SuiteHome, init_suite, load_node_home
 from chain.node import Node
 from chain.server import open_node
 from chain.sim import Scenario, run_scenario
+from chain.suites import SuiteKey
 from chain.tx import Tx, sign_tx
 from smartcity.ops import settle_heap
 
@@ -62,7 +63,7 @@ GROWTH_ONLY = os.environ.get("BENCH_CONSENSUS_GROWTH_ONLY", "") == "1"
 P2P = os.environ.get("BENCH_CONSENSUS_P2P", "tls")
 
 
-def _txs(key: SigningKey, chain_id: str, count: int, salt: int) -> list[Tx]:
+def _txs(key: SuiteKey, chain_id: str, count: int, salt: int) -> list[Tx]:
     txs = [
         sign_tx(
             key,

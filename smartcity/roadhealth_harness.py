@@ -226,7 +226,7 @@ def register_on_chain(
 
 
 def anchored_bodies(
-    ledger: LedgerPort, operator_key: SigningKey, batches: Sequence[Sequence[dict[str, Any]]]
+    ledger: LedgerPort, operator_key: SuiteKey, batches: Sequence[Sequence[dict[str, Any]]]
 ) -> list[dict[str, Any]]:
     """Ingest bodies for batches of payloads, anchored as a gateway anchors them (all anchor
     transactions submitted at once, returned once every one is committed)."""

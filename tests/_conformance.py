@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.core.parameters import ParameterLocation
 
 from chain.auth import mint_token
-from chain.crypto import SigningKey
+from chain.suites import SuiteKey
 
 # Generated cases per operation (OPENAPI_EXAMPLES raises it for a deeper search)
 conformance = settings(
@@ -29,7 +29,7 @@ conformance = settings(
 EXCUSED = [schemathesis.checks.positive_data_acceptance]
 
 
-def bearer(key: SigningKey, *, org: str, audience: str) -> dict[str, str]:
+def bearer(key: SuiteKey, *, org: str, audience: str) -> dict[str, str]:
     """An Authorization header for ORG's key, valid for an hour."""
     return {"Authorization": "Bearer " + mint_token(key, org=org, audience=audience, ttl_s=3600)}
 

@@ -212,7 +212,9 @@ def seed_roads(s: Seeder) -> dict[str, Any]:
                 seed=10 * j + i + day,
             )
         ]
-        body = ingest_body(ledger, s.home.org_key("bsn-operator"), payloads)
+        operator = s.home.org_key("bsn-operator")
+        assert isinstance(operator, SigningKey)  # this suite is ed25519-sha256
+        body = ingest_body(ledger, operator, payloads)
         s.call("bsn-operator", "roadhealth", "POST", "/v1/ingest", json=body)
         roots.append(body["batch"]["root"])
     return {"segment": segments[0], "root": roots[-1]}

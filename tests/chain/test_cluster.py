@@ -14,6 +14,7 @@ from chain.crypto import SigningKey
 from chain.genesis import Genesis
 from chain.home import SuiteHome, init_suite
 from chain.light import verify_bundle
+from chain.suites import SuiteKey
 from chain.tx import Tx, sign_tx
 
 from ..conftest import fresh_database_url
@@ -24,7 +25,7 @@ FAST = Timeouts(propose_ms=400, prevote_ms=200, precommit_ms=200, delta_ms=100)
 @pytest.fixture
 def cluster(
     tmp_path: Path, request: pytest.FixtureRequest
-) -> Iterator[tuple[Cluster, Genesis, SigningKey]]:
+) -> Iterator[tuple[Cluster, Genesis, SuiteKey]]:
     genesis = init_suite(tmp_path / "suite", validators=4, observers=1)
     urls, drops = {}, []
     for name in [p.name for p in (tmp_path / "suite" / "nodes").iterdir()]:
@@ -57,7 +58,7 @@ def _backends() -> list[str]:
 pytestmark = [pytest.mark.slow, pytest.mark.parametrize("backend", _backends())]
 
 
-def anchors(genesis: Genesis, key: SigningKey, count: int, salt: int) -> list[Tx]:
+def anchors(genesis: Genesis, key: SuiteKey, count: int, salt: int) -> list[Tx]:
     return [
         sign_tx(
             key,
@@ -85,7 +86,7 @@ def same_chain(nodes: list, height: int) -> bool:  # type: ignore[type-arg]
 
 
 def test_all_nodes_commit_the_same_chain_and_the_observer_proves_it(
-    backend: str, cluster: tuple[Cluster, Genesis, SigningKey]
+    backend: str, cluster: tuple[Cluster, Genesis, SuiteKey]
 ) -> None:
     running, genesis, key = cluster
     v0, observer = running.nodes["validator-0"], running.nodes["observer-0"]
@@ -109,7 +110,7 @@ def test_all_nodes_commit_the_same_chain_and_the_observer_proves_it(
 
 
 def test_one_validator_down_the_rest_commit_and_it_catches_up(
-    backend: str, cluster: tuple[Cluster, Genesis, SigningKey]
+    backend: str, cluster: tuple[Cluster, Genesis, SuiteKey]
 ) -> None:
     running, genesis, key = cluster
     v0, v3 = running.nodes["validator-0"], running.nodes["validator-3"]
@@ -132,7 +133,7 @@ def test_one_validator_down_the_rest_commit_and_it_catches_up(
 
 
 def test_two_of_four_down_halts_without_forking_then_resumes(
-    backend: str, cluster: tuple[Cluster, Genesis, SigningKey]
+    backend: str, cluster: tuple[Cluster, Genesis, SuiteKey]
 ) -> None:
     running, genesis, key = cluster
     v0, v1, v2, v3 = (running.nodes[f"validator-{i}"] for i in range(4))
@@ -159,7 +160,7 @@ def test_two_of_four_down_halts_without_forking_then_resumes(
 
 
 def _governance(
-    running: Cluster, genesis: Genesis, key: SigningKey, method: str, args: dict[str, object]
+    running: Cluster, genesis: Genesis, key: SuiteKey, method: str, args: dict[str, object]
 ) -> dict[str, object]:
     """Submit a governance transaction through validator-0 and return its committed receipt."""
     v0 = running.nodes["validator-0"]
@@ -180,8 +181,8 @@ def _governance(
 def _decide(
     running: Cluster,
     genesis: Genesis,
-    proposer: SigningKey,
-    voter: SigningKey,
+    proposer: SuiteKey,
+    voter: SuiteKey,
     action: str,
     params: dict[str, object],
 ) -> dict[str, object]:
@@ -195,7 +196,7 @@ def _decide(
 
 
 def test_a_validator_added_by_governance_is_admitted_by_the_node_transport(
-    backend: str, cluster: tuple[Cluster, Genesis, SigningKey], tmp_path: Path
+    backend: str, cluster: tuple[Cluster, Genesis, SuiteKey], tmp_path: Path
 ) -> None:
     from chain.server import NodeKeys
 
@@ -215,7 +216,7 @@ def test_a_validator_added_by_governance_is_admitted_by_the_node_transport(
 
 
 def test_governance_changes_the_validator_set_at_a_height_boundary(
-    backend: str, cluster: tuple[Cluster, Genesis, SigningKey], tmp_path: Path
+    backend: str, cluster: tuple[Cluster, Genesis, SuiteKey], tmp_path: Path
 ) -> None:
     import copy
 
@@ -268,7 +269,7 @@ def test_governance_changes_the_validator_set_at_a_height_boundary(
 
 
 def test_an_observer_restarted_with_pending_transactions_gossips_them(
-    backend: str, cluster: tuple[Cluster, Genesis, SigningKey]
+    backend: str, cluster: tuple[Cluster, Genesis, SuiteKey]
 ) -> None:
     """Acknowledged by a node that never proposes, then that node restarts: still committed."""
     running, genesis, key = cluster
@@ -284,7 +285,7 @@ def test_an_observer_restarted_with_pending_transactions_gossips_them(
 
 
 def test_a_persisted_lock_keeps_its_block_once_and_restores_lock_and_valid_value(
-    backend: str, cluster: tuple[Cluster, Genesis, SigningKey]
+    backend: str, cluster: tuple[Cluster, Genesis, SuiteKey]
 ) -> None:
     """The signed state a validator persists before each vote holds the locked block's
     transactions; when the valid block is the locked one it is written once, and both come

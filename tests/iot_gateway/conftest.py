@@ -19,9 +19,9 @@ import paho.mqtt.client as mqtt
 import pytest
 from sqlalchemy import create_engine, text
 
-from chain.crypto import SigningKey
 from chain.db import node_database_url
 from chain.home import SuiteHome
+from chain.suites import SuiteKey
 from iot_gateway.broker import AmqttBroker, LocalBroker, MosquittoProcess
 from iot_gateway.forwarder import ForwardSettings
 from iot_gateway.gateway import Gateway, GatewaySettings
@@ -101,8 +101,8 @@ class SuiteUnderTest:
     data: Path
     url: str
     ledger: EmbeddedLedger
-    road_key: SigningKey
-    operator_key: SigningKey
+    road_key: SuiteKey
+    operator_key: SuiteKey
 
     @property
     def roadhealth_url(self) -> str:

@@ -19,6 +19,7 @@ from chain.auth import mint_token
 from chain.crypto import SigningKey
 from chain.genesis import Genesis
 from chain.home import SuiteHome
+from chain.suites import SuiteKey
 from chain.tx import Tx
 from services.common.ledger import EmbeddedLedger, LedgerPort, call
 from services.credit import sdk, synthetic_statements, training_frame
@@ -62,7 +63,7 @@ class CreditEnv:
     def ledger(self) -> LedgerPort:
         return EmbeddedLedger(self.suite.node)
 
-    def key(self, org: str) -> SigningKey:
+    def key(self, org: str) -> SuiteKey:
         return self.home.org_key(org)
 
     def auth(self, org: str, audience: str = "credit") -> dict[str, str]:
