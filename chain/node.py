@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 import threading
 import time
 from collections import defaultdict
@@ -32,6 +33,13 @@ class Subscriber:
     queue: asyncio.Queue[dict[str, Any] | None]
 
 
+# Each signature check on the verification pool releases the GIL and must win it back; beside
+# a thread running Python (execution, consensus, the HTTP door) that took up to the default
+# 5 ms switch interval per check: 2,000 fresh signatures beside one busy thread verified at
+# 2,785-3,049/s, 7,020-10,975/s with 0.5 ms (0.2-2 ms alike)
+GIL_SWITCH_INTERVAL_S = 0.0005
+
+
 @dataclass
 class NodeOptions:
     block_interval_ms: int = 20
@@ -42,6 +50,9 @@ class NodeOptions:
     admit_floor: int = 1_000
     max_block_txs: int | None = None
     clock_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
+    # How long a thread holds the GIL before one waiting for it is let in (the process's, set
+    # by start; None leaves the interpreter's 5 ms)
+    gil_switch_interval_s: float | None = GIL_SWITCH_INTERVAL_S
 
 
 class Node:
@@ -190,6 +201,8 @@ class Node:
     # -- block production ----------------------------------------------------------------
 
     def start(self) -> None:
+        if self.options.gil_switch_interval_s is not None:
+            sys.setswitchinterval(self.options.gil_switch_interval_s)
         if self.engine is not None:
             self.engine.start()
             return

@@ -3,6 +3,7 @@ and nobody hears of a block before it is on disk."""
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -15,7 +16,7 @@ from chain.db import make_engine
 from chain.errors import StorageError
 from chain.genesis import Genesis
 from chain.ledger import Ledger
-from chain.node import Node, NodeOptions
+from chain.node import GIL_SWITCH_INTERVAL_S, Node, NodeOptions
 from chain.store import BlockStore
 from chain.tx import Tx
 
@@ -109,3 +110,19 @@ def test_a_failed_block_write_stops_the_producer_and_its_waiters_hear_nothing(
     assert not future.done()
     assert ledger.height == 2  # the second block was never signed or committed
     assert ledger.store.latest_height() == 1
+
+
+def test_a_started_node_lets_threads_waiting_for_the_gil_in_sooner(
+    ledger: Ledger, keys: SimpleNamespace
+) -> None:
+    before = sys.getswitchinterval()
+    try:
+        sys.setswitchinterval(0.005)
+        Node(ledger, key=None, options=NodeOptions(gil_switch_interval_s=None)).start()
+        assert sys.getswitchinterval() == pytest.approx(0.005)
+        node = Node(ledger, key=keys.validator, options=NodeOptions(block_interval_ms=0))
+        node.start()
+        node.stop()
+        assert sys.getswitchinterval() == pytest.approx(GIL_SWITCH_INTERVAL_S)
+    finally:
+        sys.setswitchinterval(before)
