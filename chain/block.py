@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
-from typing import Any
+from typing import Any, Final
 
 from chain.crypto import SIGNATURE_BYTES, verify
 from chain.encoding import canonical, from_hex
@@ -15,7 +15,7 @@ from chain.suites.sm2_curve import sm3_hasher
 from chain.types import BlockHash, Height, PublicKey, Round
 
 VOTE_DOMAIN = b"smartcity/vote/v1\n"
-PRECOMMIT = "precommit"
+PRECOMMIT: Final = "precommit"
 # A header is hashed under its chain's suite, which its proposer's key names (64 hex digits
 # Ed25519: SHA-256; 130, SM2: SM3); the chain's certificate binds signers of that suite only
 _HEADER_HASHERS: dict[int, Hasher] = {64: hashlib.sha256, 130: sm3_hasher}

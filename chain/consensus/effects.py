@@ -9,14 +9,16 @@ order: `Persist` the `SignedState` before the `Broadcast` of what it records, sc
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from chain.block import PRECOMMIT
 from chain.consensus.evidence import Evidence
 from chain.consensus.messages import PREVOTE, STEPS, Message, Value, Vote
+from chain.types import TimeoutKind, VoteKind
 
-PROPOSE = "propose"
-GOSSIP = "gossip"  # not in the paper: the heartbeat that re-sends what a lossy network may drop
+PROPOSE: Final = "propose"
+# Not in the paper: the heartbeat that re-sends what a lossy network may drop
+GOSSIP: Final = "gossip"
 NIL = None
 
 
@@ -40,7 +42,7 @@ class Timeouts:
     precommit_ms: int = 500
     delta_ms: int = 500
 
-    def of(self, kind: str, round_: int) -> int:
+    def of(self, kind: TimeoutKind, round_: int) -> int:
         base = {
             PROPOSE: self.propose_ms,
             PREVOTE: self.prevote_ms,
@@ -51,7 +53,7 @@ class Timeouts:
 
 
 SignedVote = tuple[int, int, str | None]  # round, step (STEPS), block hash (None: nil)
-VOTE_KINDS = {STEPS[PREVOTE]: PREVOTE, STEPS[PRECOMMIT]: PRECOMMIT}
+VOTE_KINDS: dict[int, VoteKind] = {STEPS[PREVOTE]: PREVOTE, STEPS[PRECOMMIT]: PRECOMMIT}
 
 
 @dataclass(frozen=True)
@@ -84,7 +86,7 @@ class Broadcast:
 
 @dataclass(frozen=True)
 class ScheduleTimeout:
-    kind: str
+    kind: TimeoutKind
     height: int
     round: int
     after_ms: int

@@ -44,6 +44,10 @@ from chain.consensus.messages import (
     sign_vote,
 )
 from chain.consensus.received import Received, power_any, power_for
+from chain.types import Height, Round, Step, TimeoutKind, VoteKind
+
+FIRST_ROUND = Round(0)
+NO_ROUND = Round(-1)  # no lock, no valid value
 
 
 class Tendermint:
@@ -64,16 +68,16 @@ class Tendermint:
     ) -> None:
         self.chain_id = chain_id
         self.validators = validators
-        self.height = height
+        self.height = Height(height)
         self.app = app
         self.verify = verify
         self.signer = signer
         self.timeouts = timeouts or Timeouts()
         self.max_future = max_future_heights
-        self.round = 0
-        self.step = PROPOSE
-        self.locked_round, self.locked_value = -1, None
-        self.valid_round, self.valid_value = -1, None
+        self.round = FIRST_ROUND
+        self.step: Step = PROPOSE
+        self.locked_round, self.locked_value = NO_ROUND, None
+        self.valid_round, self.valid_value = NO_ROUND, None
         self.last_signed: SignedState | None = None
         self.decided: Any = None
         self._h = Received()
@@ -81,9 +85,10 @@ class Tendermint:
         self._sync_asked: set[str] = set()
         self._out: list[Effect] = []
         if restored is not None and restored.height == height:
-            self.round = restored.round
-            self.locked_round, self.locked_value = restored.locked_round, restored.locked_value
-            self.valid_round, self.valid_value = restored.valid_round, restored.valid_value
+            self.round = Round(restored.round)
+            self.locked_round = Round(restored.locked_round)
+            self.valid_round = Round(restored.valid_round)
+            self.locked_value, self.valid_value = restored.locked_value, restored.valid_value
             self.last_signed = restored
         elif restored is not None and restored.height > height:
             self.last_signed = restored  # never sign below what was signed before the crash
@@ -108,7 +113,7 @@ class Tendermint:
             self._progress()
         return self._flush()
 
-    def on_timeout(self, kind: str, height: int, round_: int) -> list[Effect]:
+    def on_timeout(self, kind: TimeoutKind, height: int, round_: int) -> list[Effect]:
         if height != self.height or round_ != self.round or self.decided is not None:
             return []
         if kind == GOSSIP:
@@ -125,7 +130,7 @@ class Tendermint:
             self._vote(PRECOMMIT, NIL)
             self.step = PRECOMMIT
         elif kind == PRECOMMIT:
-            self._start_round(round_ + 1)
+            self._start_round(Round(round_ + 1))
         self._progress()
         return self._flush()
 
@@ -154,13 +159,13 @@ class Tendermint:
 
     def advance(self, validators: ValidatorSet) -> list[Effect]:
         """After the driver committed the decision: start the next height with its validators."""
-        self.height += 1
+        self.height = Height(self.height + 1)
         self.validators = validators
-        self.round, self.step, self.decided = 0, PROPOSE, None
-        self.locked_round, self.locked_value = -1, None
-        self.valid_round, self.valid_value = -1, None
+        self.round, self.step, self.decided = FIRST_ROUND, PROPOSE, None
+        self.locked_round, self.locked_value = NO_ROUND, None
+        self.valid_round, self.valid_value = NO_ROUND, None
         self._h = Received()
-        self._start_round(0)
+        self._start_round(FIRST_ROUND)
         # Our own proposal counts at once: a lone validator has no peer whose message would
         # otherwise prompt it, and waited a propose timeout every height
         self._progress()
@@ -191,9 +196,9 @@ class Tendermint:
                 self._out.append(Broadcast(proposal))
             for box in (self._h.prevotes[round_], self._h.precommits[round_]):
                 self._out.extend(Broadcast(vote) for cast in box.values() for vote in cast.values())
-        for round_ in sorted(r for r in list(self._h.precommits) if r < self.round):
-            if round_ not in rounds:
-                box = self._h.precommits[round_]
+        for earlier in sorted(r for r in list(self._h.precommits) if r < self.round):
+            if earlier not in rounds:
+                box = self._h.precommits[earlier]
                 self._out.extend(Broadcast(vote) for cast in box.values() for vote in cast.values())
 
     def _flush(self) -> list[Effect]:
@@ -263,7 +268,7 @@ class Tendermint:
             cached = self._h.validity[value.hash] = bool(self.app.is_valid(value))
         return cached
 
-    def _may_sign(self, round_: int, step: str, block_hash: str | None) -> bool:
+    def _may_sign(self, round_: Round, step: Step, block_hash: str | None) -> bool:
         last = self.last_signed
         if self.signer is None or self.signer.public_hex not in self.validators:
             return False
@@ -275,7 +280,7 @@ class Tendermint:
             return False
         return not (mine == before and last.block_hash != block_hash)
 
-    def _record(self, round_: int, step: str, block_hash: str | None) -> None:
+    def _record(self, round_: Round, step: Step, block_hash: str | None) -> None:
         last = self.last_signed
         votes = last.votes if last is not None and last.height == self.height else ()
         signed: SignedVote = (round_, STEPS[step], block_hash)
@@ -294,7 +299,7 @@ class Tendermint:
         )
         self._out.append(Persist(self.last_signed))
 
-    def _vote(self, kind: str, block_hash: str | None) -> None:
+    def _vote(self, kind: VoteKind, block_hash: str | None) -> None:
         signer = self.signer
         if signer is None or not self._may_sign(self.round, kind, block_hash):
             return
@@ -346,7 +351,7 @@ class Tendermint:
 
     # -- the algorithm --------------------------------------------------------------------
 
-    def _start_round(self, round_: int) -> None:
+    def _start_round(self, round_: Round) -> None:
         self.round, self.step = round_, PROPOSE
         me = self.signer.public_hex if self.signer else None
         if me is not None and me == self.validators.proposer(self.height, round_):
@@ -486,7 +491,7 @@ class Tendermint:
         for round_ in sorted(r for r in self._h.senders if r > self.round):
             power = sum(self.validators.power(v) for v in self._h.senders[round_])
             if self.validators.has_one_honest(power):
-                self._start_round(round_)
+                self._start_round(Round(round_))
                 return True
         return False
 

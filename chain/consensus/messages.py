@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 from chain.block import PRECOMMIT, vote_bytes
 from chain.encoding import canonical
+from chain.types import Step
 
-PREVOTE = "prevote"
+PREVOTE: Final = "prevote"
 PROPOSAL_DOMAIN = b"smartcity/proposal/v1\n"
-STEPS = {"propose": 0, PREVOTE: 1, PRECOMMIT: 2}
+STEPS: dict[Step, int] = {"propose": 0, PREVOTE: 1, PRECOMMIT: 2}
 
 
 class Value(Protocol):
