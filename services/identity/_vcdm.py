@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import time
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -252,6 +254,30 @@ def is_numeric_date(value: Any) -> bool:
     if isinstance(value, bool) or not isinstance(value, int | float):
         return False
     return -MAX_NUMERIC_DATE <= value <= MAX_NUMERIC_DATE
+
+
+def presentation_claims(
+    presentation: Mapping[str, Any],
+    *,
+    issued_at: int | None,
+    ttl_s: int,
+    strict: bool,
+    with_jti: bool = False,
+) -> JsonObject:
+    """The claims a presentation is signed with (vp+jwt, vp+sd-jwt): the checked document, its
+    `iat` and `exp`, its id as `jti` when asked (a generated URN without one), the holder as
+    `iss`."""
+    document = dict(presentation)
+    check_no_vc_vp_claims(document)
+    check_presentation(document, strict=strict)
+    iat = int(time.time()) if issued_at is None else issued_at
+    claims: JsonObject = {**document, "iat": iat, "exp": iat + ttl_s}
+    if with_jti:
+        claims["jti"] = document.get("id") or f"urn:uuid:{uuid.uuid4()}"
+    holder = id_of(document.get("holder"))
+    if holder is not None:
+        claims["iss"] = holder
+    return claims
 
 
 def check_presentation(document: Mapping[str, Any], *, strict: bool) -> None:

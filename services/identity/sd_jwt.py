@@ -345,14 +345,9 @@ def issue_sd_presentation(
     strict: bool = True,
 ) -> str:
     """Sign a VCDM 2.0 presentation as `vp+sd-jwt` (its enveloped credentials may be hidden)."""
-    document = dict(presentation)
-    _vcdm.check_no_vc_vp_claims(document)
-    _vcdm.check_presentation(document, strict=strict)
-    iat = int(time.time()) if issued_at is None else issued_at
-    claims: JsonObject = {**document, "iat": iat, "exp": iat + ttl_s}
-    holder = _vcdm.id_of(document.get("holder"))
-    if holder is not None:
-        claims["iss"] = holder
+    claims = _vcdm.presentation_claims(
+        presentation, issued_at=issued_at, ttl_s=ttl_s, strict=strict
+    )
     return issue_sd_jwt(claims, key, disclose=disclose, typ=VP_SD_JWT_TYP, cty="vp", kid=kid)
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -139,15 +138,9 @@ def issue_presentation(
     strict: bool = True,
 ) -> str:
     """Sign a presentation as `vp+jwt`, bound to the verifier's nonce and audience."""
-    document = dict(presentation)
-    _vcdm.check_no_vc_vp_claims(document)
-    _vcdm.check_presentation(document, strict=strict)
-    iat = int(time.time()) if issued_at is None else issued_at
-    claims: JsonObject = {**document, "iat": iat, "exp": iat + ttl_s}
-    claims["jti"] = document.get("id") or f"urn:uuid:{uuid.uuid4()}"
-    holder = _vcdm.id_of(document.get("holder"))
-    if holder is not None:
-        claims["iss"] = holder
+    claims = _vcdm.presentation_claims(
+        presentation, issued_at=issued_at, ttl_s=ttl_s, strict=strict, with_jti=True
+    )
     if nonce is not None:
         claims["nonce"] = nonce
     if audience is not None:
