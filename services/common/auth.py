@@ -28,6 +28,10 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
+# A key's organisation and roles on the chain, None when it is not an active member's key
+Resolve = Callable[[str], tuple[str, frozenset[str]] | None]
+
+
 class Authenticator:
     """The authenticated caller of a request for one audience, checked against the chain.
 
@@ -37,27 +41,52 @@ class Authenticator:
     port's key cache, `services.common.ledger.KEY_CACHE_S`).
     """
 
-    def __init__(self, ledger: LedgerPort, audience: str) -> None:
+    def __init__(
+        self,
+        ledger: LedgerPort,
+        audience: str,
+        *,
+        resolve: Resolve | None = None,
+        resolve_kept: Resolve | None = None,
+    ) -> None:
         self.ledger = ledger
         self.audience = audience
         self.verified = VerifiedTokens()
+        self.resolve = resolve  # else the ledger's
+        # Answers from memory only, raising LookupError where it would wait on the node
+        self.resolve_kept = resolve_kept
 
     def __call__(self, request: Request) -> Caller:
         return verify_token(
             bearer_token(request),
             audience=self.audience,
-            resolve=self.ledger.resolve_key,
+            resolve=self.resolve or self.ledger.resolve_key,
             verified=self.verified,
         )
 
     async def dependency(self, request: Request) -> Caller:
-        """The same check as a FastAPI dependency: on the event loop when it reads memory only."""
+        """The same check as a FastAPI dependency: on the event loop when it reads memory only
+        (the embedded chain, or a key `resolve_kept` holds), else in the thread pool."""
+        if self.resolve_kept is not None:
+            try:
+                return verify_token(
+                    bearer_token(request),
+                    audience=self.audience,
+                    resolve=self.resolve_kept,
+                    verified=self.verified,
+                )
+            except LookupError:
+                pass
         return await run_reading(self.ledger, self, request)
 
 
-def authenticator(ledger: LedgerPort, audience: str) -> Authenticator:
-    """A FastAPI dependency returning the authenticated caller for `audience`."""
-    return Authenticator(ledger, audience)
+def authenticator(
+    ledger: LedgerPort, audience: str, *, resolve: Resolve | None = None,
+    resolve_kept: Resolve | None = None,
+) -> Authenticator:  # fmt: skip
+    """A FastAPI dependency returning the authenticated caller for `audience`; `resolve`
+    replaces the ledger's key resolution, `resolve_kept` is tried first on the event loop."""
+    return Authenticator(ledger, audience, resolve=resolve, resolve_kept=resolve_kept)
 
 
 def caller_dependency(

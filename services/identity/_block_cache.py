@@ -30,7 +30,7 @@ Follow = Callable[[int | None], Iterator[dict[str, Any]]]
 _MEMORY_ONLY: ContextVar[bool] = ContextVar("memory_only", default=False)
 
 
-class NotKept(Exception):
+class NotKept(LookupError):
     """A read in memory_only() needed the node or the database: do it again where it may wait."""
 
 

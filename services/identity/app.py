@@ -64,9 +64,16 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     )
     install_error_handlers(app)
     install_openapi(app, audience=ctx.name)
-    app.include_router(
-        build_router(env, authenticator(ctx.ledger, ctx.name), session_dependency(factory))
+    # On a remote node bearer keys resolve through the chain reads kept until the next block
+    chain = env.chain
+    auth = (
+        authenticator(ctx.ledger, ctx.name)
+        if chain.cache is None
+        else authenticator(
+            ctx.ledger, ctx.name, resolve=chain.resolve_key, resolve_kept=chain.resolve_kept_key
+        )
     )
+    app.include_router(build_router(env, auth, session_dependency(factory)))
     app.state.env = env
     app.state.sessions = factory
     if env.chain.cache is not None:

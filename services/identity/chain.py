@@ -20,7 +20,7 @@ from services.common.context import ServiceContext
 from services.common.errors import ServiceError
 from services.common.ledger import DEFAULT_TTL_BLOCKS, RemoteLedger
 from services.identity import contract as c
-from services.identity._block_cache import BlockCache
+from services.identity._block_cache import BlockCache, memory_only
 from services.identity.errors import (
     AlreadyExists,
     ChainRefused,
@@ -79,6 +79,22 @@ class IdentityChain(ServiceChain):
             ("proof", where, key), lambda: self.ledger.state_proof(where, key)
         )
         return bundle
+
+    def resolve_key(self, pub_key: str) -> tuple[str, frozenset[str]] | None:
+        """A bearer key's organisation and roles, from membership state read through the cache
+        (so a key or role the chain revokes stops working with its block); None: not active."""
+        record = self.read(f"key:{pub_key}", namespace="membership")
+        if record is None or record["status"] != "active":
+            return None
+        org = self.read(f"org:{record['org']}", namespace="membership")
+        if org is None or org["status"] != "active":
+            return None
+        return str(record["org"]), frozenset(org["roles"])
+
+    def resolve_kept_key(self, pub_key: str) -> tuple[str, frozenset[str]] | None:
+        """`resolve_key` from kept reads only; NotKept (a LookupError) where it needs the node."""
+        with memory_only():
+            return self.resolve_key(pub_key)
 
     # -- writes ----------------------------------------------------------------------------------
 

@@ -57,7 +57,9 @@ def workers(issuer: Any, db_url: str, live_server: Callable[[Any], Any]) -> Iter
         yield found
 
 
-def test_two_workers_share_spent_nonces_and_revocations(workers: list[Worker], holder: Any) -> None:
+def test_two_workers_share_spent_nonces_revocations_and_revoked_keys(
+    workers: list[Worker], holder: Any, issuer: Any
+) -> None:
     one, two = workers
     token = issue(one, holder.did)["credential"]
     ch = challenge(one, "bank-a")
@@ -87,6 +89,34 @@ def test_two_workers_share_spent_nonces_and_revocations(workers: list[Worker], h
     status = answer.json()["checks"]["status"]
     assert answer.status_code == 200 and answer.json()["verified"] is False, answer.text
     assert status["status"] == "failed" and "revoked" in status["message"]
+
+    # A bearer key the chain revokes stops working at each worker with its block
+    _a_bearer_key_revoked_on_the_chain_stops_working_at_each_worker_with_its_block(workers, issuer)
+
+
+def _a_bearer_key_revoked_on_the_chain_stops_working_at_each_worker_with_its_block(
+    workers: list[Worker], issuer: Any
+) -> None:
+    from chain.auth import mint_token
+    from chain.crypto import SigningKey
+
+    one, two = workers
+    second = SigningKey.from_seed(b"bank-a's second key".ljust(32, b"\0"))
+    issuer.chain_call("bank-a", "membership", "add_key", {"pub_key": second.public_hex})
+    token = mint_token(second, org="bank-a", audience="identity")
+    headers = {"Authorization": f"Bearer {token}"}
+    for worker in (one, two):  # each has resolved (and kept) the key as bank-a's
+        assert worker.client.get("/types/ResidenceCredential", headers=headers).status_code == 200
+
+    issuer.chain_call("bank-a", "membership", "revoke_key", {"pub_key": second.public_hex})
+    for worker in (one, two):
+        deadline = time.monotonic() + 2.0
+        while (
+            answer := worker.client.get("/types/ResidenceCredential", headers=headers)
+        ).status_code == 200:
+            assert time.monotonic() < deadline, "the revoked key still works after 2 s"
+            time.sleep(0.01)
+        assert answer.status_code == 401 and "not an active key" in answer.text, answer.text
 
 
 def pid_app() -> Any:
