@@ -12,8 +12,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from chain.crypto import SigningKey, load_key
 from chain.errors import ChainError, TxRejected
+from chain.suites import SuiteKey, load_any_key
 from chain.tx import Tx, sign_tx
 from services.common.chain import ServiceChain
 from services.common.context import ServiceContext
@@ -53,7 +53,7 @@ class IdentityChain(ServiceChain):
 
     def __init__(self, ctx: ServiceContext) -> None:
         super().__init__(ctx)
-        self._keys: dict[str, SigningKey] = {}
+        self._keys: dict[str, SuiteKey] = {}
         self._lock = threading.Lock()
         # On a remote node reads are kept until its next block (the embedded chain reads memory)
         ledger = ctx.ledger
@@ -98,7 +98,7 @@ class IdentityChain(ServiceChain):
 
     # -- writes ----------------------------------------------------------------------------------
 
-    def signer(self, org: str) -> SigningKey:
+    def signer(self, org: str) -> SuiteKey:
         """The org's own chain key, when the service holds it (demo mode)."""
         with self._lock:
             if org in self._keys:
@@ -109,7 +109,7 @@ class IdentityChain(ServiceChain):
                     f"this service does not hold {org}'s chain key: submit the identity"
                     " contract call yourself with the SDK"
                 )
-            key = load_key(path)
+            key = load_any_key(path)
             registered = self.ledger.resolve_key(key.public_hex)
             if registered is None or registered[0] != org:
                 raise NoCustody(f"the key on file for {org} is not its active chain key")
