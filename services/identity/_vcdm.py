@@ -256,6 +256,19 @@ def is_numeric_date(value: Any) -> bool:
     return -MAX_NUMERIC_DATE <= value <= MAX_NUMERIC_DATE
 
 
+def credential_claims(
+    credential: Mapping[str, Any], *, issued_at: int | None, strict: bool
+) -> JsonObject:
+    """The claims a credential is signed with (vc+jwt, vc+sd-jwt): the checked document, its
+    issuer as `iss`, and `iat`."""
+    document = dict(credential)
+    check_no_vc_vp_claims(document)
+    check_credential(document, strict=strict)
+    claims: JsonObject = {**document, "iss": id_of(document["issuer"])}
+    claims["iat"] = int(time.time()) if issued_at is None else issued_at
+    return claims
+
+
 def presentation_claims(
     presentation: Mapping[str, Any],
     *,

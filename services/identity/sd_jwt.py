@@ -306,11 +306,7 @@ def issue_sd_credential(
     strict: bool = True,
 ) -> str:
     """Issue a VCDM 2.0 credential as `vc+sd-jwt` with the claims at `disclose` paths hidden."""
-    document = dict(credential)
-    _vcdm.check_no_vc_vp_claims(document)
-    _vcdm.check_credential(document, strict=strict)
-    claims = {**document, "iss": _vcdm.id_of(document["issuer"])}
-    claims["iat"] = int(time.time()) if issued_at is None else issued_at
+    claims = _vcdm.credential_claims(credential, issued_at=issued_at, strict=strict)
     return issue_sd_jwt(
         claims,
         key,

@@ -8,7 +8,6 @@ JWT claims set, `typ` is `vc+jwt`/`vp+jwt`, `cty` is `vc`/`vp`, `iss` mirrors `i
 from __future__ import annotations
 
 import hashlib
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -97,11 +96,7 @@ def issue_credential(
     strict: bool = True,
 ) -> str:
     """Sign a credential as `vc+jwt`; `kid` should be the verification method's URL."""
-    document = dict(credential)
-    _vcdm.check_no_vc_vp_claims(document)
-    _vcdm.check_credential(document, strict=strict)
-    claims = {**document, "iss": _vcdm.id_of(document["issuer"])}
-    claims["iat"] = int(time.time()) if issued_at is None else issued_at
+    claims = _vcdm.credential_claims(credential, issued_at=issued_at, strict=strict)
     return sign_compact(claims, key, _header(CREDENTIAL_TYP, "vc", _kid_for(key, kid)))
 
 
