@@ -93,7 +93,7 @@ def _wait_until_serving(base: str, process: subprocess.Popen[bytes], log: Path) 
                 return
         except httpx.HTTPError:
             pass
-        time.sleep(0.5)
+        time.sleep(0.1)
     pytest.fail(f"the suite did not answer within 300 s:\n{log.read_text()[-3000:]}")
 
 
