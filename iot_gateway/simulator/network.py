@@ -31,7 +31,7 @@ from services.roadhealth.analytics.profile import (
     estimate_gd_n0_for_iri,
     generate_iso8608_elevation,
 )
-from services.roadhealth.analytics.response import CabinResponse
+from services.roadhealth.analytics.response import CABIN, CabinResponse
 
 VEHICLE_CLASSES = ("car", "van", "bus")
 # Target roughness of the demo network: good, fair and poor roads
@@ -57,8 +57,9 @@ class Network:
     seed: int
 
     changes: list[dict[str, Any]] = field(default_factory=list)
-    # Potholes and bumps as a cabin-mounted phone records them (None: the quarter-car's spike)
-    cabin: CabinResponse | None = None
+    # Potholes and bumps as a cabin-mounted phone records them (None: the quarter-car's spike,
+    # which real phones do not record)
+    cabin: CabinResponse | None = CABIN
 
     def roughen(self, segment_id: str, *, iri_m_per_km: float, seed: int = 0) -> Segment:
         """Let a segment deteriorate: added ISO 8608 roughness (the PSD levels add) brings its

@@ -21,7 +21,7 @@ from iot_gateway.simulator.roads import jittered, ride_windows, road_profile
 from services.common.ledger import LedgerPort, call
 from services.roadhealth.analytics.profile import Anomaly, RoadProfile, draw_anomalies
 from services.roadhealth.analytics.quartercar import get_vehicle
-from services.roadhealth.analytics.response import CabinResponse, simulate_phone_ride
+from services.roadhealth.analytics.response import CABIN, CabinResponse, simulate_phone_ride
 from services.roadhealth.network.matching import SegmentIndex
 from services.roadhealth.wire import batch_root, message_hash, sign_payload
 
@@ -56,7 +56,7 @@ class PassFleet:
     next_seq: dict[str, int] = field(default_factory=dict)
     # Potholes and bumps as a cabin-mounted phone records them (analytics/response.py); None:
     # the linear quarter-car's own spike, which real phones do not record
-    cabin: CabinResponse | None = None
+    cabin: CabinResponse | None = CABIN
 
     def plan(
         self,

@@ -72,7 +72,16 @@ def iri_command(profile_path: Path) -> None:
     is_flag=True,
     help="Train on the 2 s piece of each window the live gate judges (the version-2 gate model).",
 )
-def train_command(data_dir: Path, out_path: Path, rate_hz: float, pieces: bool) -> None:
+@click.option(
+    "--simulated-passes",
+    default=60,
+    show_default=True,
+    type=click.IntRange(min=0),
+    help="With --pieces: simulated passes per kind (pothole, bump, plain) trained beside them.",
+)
+def train_command(
+    data_dir: Path, out_path: Path, rate_hz: float, pieces: bool, simulated_passes: int
+) -> None:
     """Train the surface classifier (the version 2 ridge ensemble) on DIR/<class>/*.csv windows
     and write the model."""
     from services.roadhealth.analytics.anomaly import ClassifierError
@@ -86,8 +95,13 @@ def train_command(data_dir: Path, out_path: Path, rate_hz: float, pieces: bool) 
 
     try:
         windows, labels = read_window_folder(data_dir, known_classes=SURFACE_CLASSES)
-        train = train_gate_ensemble if pieces else train_ensemble
-        classifier = train(windows, labels, rate_hz=rate_hz)
+        classifier = (
+            train_gate_ensemble(
+                windows, labels, rate_hz=rate_hz, simulated_per_kind=simulated_passes
+            )
+            if pieces
+            else train_ensemble(windows, labels, rate_hz=rate_hz)
+        )
     except (DatasetError, ClassifierError) as exc:
         raise click.UsageError(str(exc)) from exc
     save_ensemble(classifier, out_path)

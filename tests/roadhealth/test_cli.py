@@ -83,7 +83,17 @@ def test_train_with_pieces_writes_a_gate_model_the_live_analysis_uses(
 ) -> None:
     model = tmp_path / "gate.json"
     trained = CliRunner().invoke(
-        road, ["train-classifier", "--pieces", "--data", str(data_dir), "--out", str(model)]
+        road,
+        [
+            "train-classifier",
+            "--pieces",
+            "--simulated-passes",
+            "2",
+            "--data",
+            str(data_dir),
+            "--out",
+            str(model),
+        ],
     )
     assert trained.exit_code == 0, trained.output
     gate = load_any_classifier(model)

@@ -9,18 +9,18 @@ from dataclasses import replace
 import numpy as np
 
 from services.roadhealth.analytics.anomaly import load_classifier, resample, train_classifier
-from services.roadhealth.analytics.ensemble import load_any_classifier
+from services.roadhealth.analytics.ensemble import EnsembleClassifier, load_any_classifier
 from services.roadhealth.analytics.profile import (
     Anomaly,
     estimate_gd_n0_for_iri,
     generate_road_profile,
 )
 from services.roadhealth.analytics.quartercar import get_vehicle
-from services.roadhealth.analytics.response import CLASSIFIER_FIT_CABIN, simulate_phone_ride
+from services.roadhealth.analytics.response import CABIN, simulate_phone_ride
 from services.roadhealth.analytics.synthetic import simulate_labelled_window
 from services.roadhealth.assessment.windows import (
-    DEFAULT_CLASSIFIER,
     GATE_CLASSIFIER,
+    V1_CLASSIFIER,
     analyse_window,
     default_classifier,
 )
@@ -32,26 +32,23 @@ def _pothole_window(seed: int, rate_hz: int = RATE_HZ) -> list[float]:
     return [float(v) for v in simulate_labelled_window("potholes", seed=seed, rate_hz=rate_hz)]
 
 
-def test_the_shipped_model_judges_each_event_and_is_named_in_it() -> None:
-    shipped = load_classifier(DEFAULT_CLASSIFIER)
-    assert set(shipped.classes) == {
-        "asphalt_bumps",
-        "metal_bumps",
-        "potholes",
-        "regular_road",
-        "worn_out_road",
-    }
-    assert len(shipped.model_id) == 16 and default_classifier() is not None
+SURFACES = {"asphalt_bumps", "metal_bumps", "potholes", "regular_road", "worn_out_road"}
+
+
+def test_the_live_model_is_the_gate_and_names_itself_in_each_event_it_judges() -> None:
+    live = default_classifier()
+    gate = load_any_classifier(GATE_CLASSIFIER)
+    assert isinstance(live, EnsembleClassifier) and live.model_id == gate.model_id
+    assert set(gate.classes) == SURFACES and len(gate.model_id) == 16
+    # The previous live model stays loadable, for comparison
+    assert set(load_classifier(V1_CLASSIFIER).classes) == SURFACES
     analysis = analyse_window(
-        _pothole_window(3), rate_hz=RATE_HZ, speed_mps=10.0, vehicle_class="car"
+        _phone_pothole_window(0), rate_hz=RATE_HZ, speed_mps=10.0, vehicle_class="car"
     )
-    potholes = [e for e in analysis.events if e.kind == "pothole"]
-    assert potholes
-    for event in potholes:
-        assert event.model == shipped.model_id
-        assert event.surface in shipped.classes
-        assert event.p_anomaly is not None and event.p_anomaly >= 0.5
-        assert event.reported and event.as_json()["reported"] is True
+    (event,) = analysis.events
+    assert event.model == gate.model_id and event.surface == "potholes"
+    assert event.p_anomaly is not None and event.p_anomaly >= 0.5
+    assert event.reported and event.as_json()["reported"] is True
 
 
 def test_a_classifier_that_sees_plain_road_vetoes_the_pothole_report() -> None:
@@ -80,21 +77,22 @@ def test_a_classifier_that_sees_plain_road_vetoes_the_pothole_report() -> None:
 
 
 def test_a_100_hz_sensor_is_judged_by_the_50_hz_model_after_resampling() -> None:
-    shipped = load_classifier(DEFAULT_CLASSIFIER)
-    fast = [np.asarray(_pothole_window(s, rate_hz=100)) for s in range(6)]
-    slow = [resample(w, from_hz=100.0, to_hz=50.0) for w in fast]
-    assert [w.size for w in slow] == [(w.size + 1) // 2 for w in fast]
-    direct = shipped.predict_proba(fast, rate_hz=100.0)
-    assert np.allclose(direct, shipped.predict_proba(slow))
+    gate = load_any_classifier(GATE_CLASSIFIER)
+    for model in (gate, load_classifier(V1_CLASSIFIER)):
+        fast = [np.asarray(_pothole_window(s, rate_hz=100)) for s in range(3)]
+        slow = [resample(w, from_hz=100.0, to_hz=50.0) for w in fast]
+        assert [w.size for w in slow] == [(w.size + 1) // 2 for w in fast]
+        direct = model.predict_proba(fast, rate_hz=100.0)
+        assert np.allclose(direct, model.predict_proba(slow))
     analysis = analyse_window(
-        [float(v) for v in fast[0]], rate_hz=100, speed_mps=10.0, vehicle_class="car"
+        _phone_pothole_window(0, rate_hz=100), rate_hz=100, speed_mps=10.0, vehicle_class="car"
     )
-    assert any(e.reported and e.model == shipped.model_id for e in analysis.events)
+    assert any(e.reported and e.model == gate.model_id for e in analysis.events)
 
 
 def _phone_pothole_window(seed: int, rate_hz: int = RATE_HZ) -> list[float]:
-    """4 s of a phone ride at 10 m/s over a 6 cm pothole 30 m in (with the cabin response whose
-    potholes look most like real ones to a model trained on real windows)."""
+    """4 s of a phone ride at 10 m/s over a 6 cm pothole 30 m in (the simulators' cabin
+    response)."""
     profile = generate_road_profile(
         length_m=60.0,
         seed=seed,
@@ -108,7 +106,7 @@ def _phone_pothole_window(seed: int, rate_hz: int = RATE_HZ) -> list[float]:
         car=get_vehicle("car"),
         noise_std_mps2=0.05,
         seed=seed,
-        cabin=CLASSIFIER_FIT_CABIN,
+        cabin=CABIN,
     )
     return [float(v) for v in ride.acc_z_mps2[: 4 * rate_hz]]
 
@@ -134,7 +132,7 @@ def test_the_gate_model_calls_a_phone_recorded_pothole_a_pothole_and_its_label_d
 def test_an_event_is_placed_where_the_wheel_meets_the_pothole_not_where_the_ringing_ends() -> None:
     """A phone rings for about a second after a pothole: the middle of the flagged samples lay
     2-3 m past it, the onset is at it (the pothole spans 29.6-30.4 m)."""
-    for classifier in (None, load_any_classifier(GATE_CLASSIFIER)):
+    for classifier in (None, load_any_classifier(V1_CLASSIFIER)):
         analysis = analyse_window(
             _phone_pothole_window(0),
             rate_hz=RATE_HZ,

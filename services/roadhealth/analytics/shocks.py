@@ -2,9 +2,13 @@
 
 A shock is a run of samples that leave the window's own level (its median, not 1 g: phones are
 not calibrated to gravity) by more than a threshold; samples closer than a few metres of travel
-belong to one shock. It is located at its **first** flagged sample: a cabin-mounted phone rings
-for a second after the wheel's hit, so the middle of the flagged samples lies 2-3 m past the
-pothole along the direction of travel, and passes in opposite directions fell 5-7 m apart.
+belong to one shock. It is located at the **onset** of its largest excursion, not the middle of
+its flagged samples: a cabin-mounted phone rings for a second after the wheel's hit, so the
+middle lies 2-3 m past the pothole along the direction of travel, and passes in opposite
+directions fell 5-7 m apart. (Its first flagged sample, used before, could be a rough-road shock
+20 m before the pothole on a poor road at speed, where flagged samples join into long runs.) Of
+shocks that share a piece, only the largest is kept. The classic detectors' shocks
+(`find_classic_shocks`, the version-1 rule) are placed at their first flagged sample.
 
 The piece judged is 2 s starting 0.7 s before the onset (clamped to the window): about the
 length of a labelled pothole window of Gonzalez et al. 2017, with the shock and its ringing in
@@ -47,17 +51,40 @@ def find_shocks(
     acc: FloatArray, *, rate_hz: float, speed_mps: float, threshold_mps2: float
 ) -> list[Shock]:
     """The window's shocks in order: samples that leave the window's median by more than the
-    threshold; size and direction from the flagged samples themselves."""
+    threshold; each located at the onset of its largest excursion (its first sample above half
+    the peak in the second before it, as `largest_onset` cuts the training pieces): on a rough
+    road at speed the flagged samples of several metres of road join into one run, whose first
+    flagged sample may lie 20 m before the pothole that made its peak."""
     dev = acc - float(np.median(acc))
     out = []
     for run in _runs(np.abs(dev) > threshold_mps2, rate_hz=rate_hz, speed_mps=speed_mps):
         part = dev[run[0] : run[-1] + 1]
-        peak = float(np.abs(part).max())
-        first = int(np.flatnonzero(np.abs(part) >= 0.5 * peak)[0])
+        at = int(np.argmax(np.abs(part)))
+        peak = float(abs(part[at]))
+        low = max(0, at - round(ONSET_SEARCH_S * rate_hz))
+        onset = low + int(np.flatnonzero(np.abs(part[low : at + 1]) >= 0.5 * peak)[0])
         out.append(
-            Shock(int(run[0]), (int(run[0]) + int(run[-1])) // 2, peak, bool(part[first] < 0))
+            Shock(
+                int(run[0]) + onset,
+                (int(run[0]) + int(run[-1])) // 2,
+                peak,
+                bool(part[onset] < 0),
+            )
         )
-    return out
+    return _largest_in_each_piece(out, rate_hz=rate_hz)
+
+
+def _largest_in_each_piece(shocks: list[Shock], *, rate_hz: float) -> list[Shock]:
+    """The shocks no larger one shares a piece with: a rough-road shock 0.7 s before a pothole
+    has the pothole in its piece, so the classifier's "potholes" would be filed 10 m early."""
+    before, after = round(PIECE_LEAD_S * rate_hz), round((PIECE_S - PIECE_LEAD_S) * rate_hz)
+    return [
+        s
+        for s in shocks
+        if not any(
+            o.peak_mps2 > s.peak_mps2 and -before <= o.onset - s.onset <= after for o in shocks
+        )
+    ]
 
 
 def find_classic_shocks(

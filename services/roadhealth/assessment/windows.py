@@ -5,14 +5,15 @@ its onset (analytics/shocks.py: the middle of the flagged samples trailed the po
 cabin's ringing). The learned surface classifier then judges the 2 s piece of the window around
 each event. Two rules, by the model:
 
-- a version-2 gate model (the ensemble trained on the gate's pieces of real windows,
-  `GATE_CLASSIFIER`): shocks that leave the window's median by 1.5 m/s^2, and the label
-  decides: a pothole is reported when the most likely class of the piece is "potholes" (the
-  direction of the first excursion is kept as `kind` but does not decide: on real phones it is
-  downwards for 71% of asphalt bumps and only about half of potholes);
-- a version-1 model (the shipped default, `DEFAULT_CLASSIFIER`): the classic Z-THRESH / Z-DIFF
-  detectors at 3 m/s^2, and a pothole is a downward event whose piece the classifier gives at
-  least even odds of a discrete anomaly (pothole, asphalt or metal bump).
+- a version-2 gate model (the live default, `GATE_CLASSIFIER`: the ensemble trained on the
+  gate's pieces of real windows and of the simulator's passes, analytics/ensemble.py): shocks
+  that leave the window's median by 1.5 m/s^2, and the label decides: a pothole is reported
+  when the most likely class of the piece is "potholes" (the direction of the first excursion
+  is kept as `kind` but does not decide: on real phones it is downwards for 71% of asphalt
+  bumps and only about half of potholes);
+- a version-1 model (the live default until issue 15, `V1_CLASSIFIER`): the classic Z-THRESH /
+  Z-DIFF detectors at 3 m/s^2, and a pothole is a downward event whose piece the classifier
+  gives at least even odds of a discrete anomaly (pothole, asphalt or metal bump).
 
 The label, the probability of any discrete anomaly and the model's id are kept with the event.
 A segment's IRI is the mean of its windows' log estimates, with a 90% interval that combines the
@@ -54,9 +55,10 @@ MIN_SPEED_FOR_IRI_MPS = 4.0
 MIN_SPEED_FOR_EVENTS_MPS = 2.0
 SYSTEMATIC_LOG_STD = 0.05  # calibration bias the windows of one segment share
 MODELS = Path(__file__).parent.parent / "analytics" / "models"
-DEFAULT_CLASSIFIER = MODELS / "surface_gonzalez2017_50hz.json"
+V1_CLASSIFIER = MODELS / "surface_gonzalez2017_50hz.json"
 # `smartcity road train-classifier --pieces` on the Gonzalez et al. 2017 windows
 GATE_CLASSIFIER = MODELS / "surface_gonzalez2017_50hz_gate_v2.json"
+DEFAULT_CLASSIFIER = GATE_CLASSIFIER
 ANOMALY_CLASSES = frozenset({"asphalt_bumps", "metal_bumps", "potholes"})
 POTHOLE_CLASS = "potholes"
 MIN_ANOMALY_PROBABILITY = 0.5
@@ -136,7 +138,7 @@ class LiveClassifier(Protocol):
 
 @lru_cache(maxsize=1)
 def default_classifier() -> LiveClassifier | None:
-    """The shipped surface classifier (trained on Gonzalez et al. 2017), None if unreadable."""
+    """The live surface classifier (the version-2 gate), None if unreadable."""
     try:
         return load_any_classifier(DEFAULT_CLASSIFIER)
     except ClassifierError:
