@@ -203,12 +203,14 @@ def bench_detection(length_m: float = 2000.0) -> list[Result]:
 
 
 def bench_live_gate_real(speed_mps: float = 10.0) -> list[Result]:
-    """Pothole reports on real windows by each live rule (analysis.py), the detector alone and
-    with its gate: the shipped rule (classic 3 m/s^2 detectors, v1 model, a downward event it
-    does not call plain road) and the version-2 gate (shocks 1.5 m/s^2 from the median, the
-    ensemble trained on the gate's pieces, its label decides). Each gate was trained on the
-    other four folds (stratified 5-fold), so no window judges itself. Real windows carry no
-    speed; `speed_mps` only sets the distance scale of merging flagged samples."""
+    """Pothole reports on real windows by each live rule (assessment/windows.py), the detector
+    alone and with its gate: the version-1 rule (classic 3 m/s^2 detectors, v1 model, a
+    downward event it does not call plain road; live before issue 15) and the live version-2
+    gate (shocks 1.5 m/s^2 from the median, the ensemble trained on the gate's pieces and the
+    simulator's labelled pieces, its label decides). Each gate was trained on the other four
+    folds (stratified 5-fold; the simulated pieces in every training part), so no real window
+    judges itself. Real windows carry no speed; `speed_mps` only sets the distance scale of
+    merging flagged samples."""
     if not SHARED_DATA.is_dir():
         return [{"bench": "live_pothole_reports_gonzalez2017", "value": None, "note": "absent"}]
     windows, labels = read_window_folder(SHARED_DATA, known_classes=SURFACE_CLASSES)

@@ -7,23 +7,24 @@ van / bus at 8-20 m/s): the peak deviation from the window's median, how long th
 above 30% of that peak, the Welch spectral centroid, and the share of windows in which the live
 detector finds an event. Percentiles 10/50/90. Simulators: the linear quarter-car alone, the
 phone ride with the cabin response of the first attempt (3.5 Hz, damping 0.15, gain 1, set by
-hand from the real centroid), and the phone ride with the response `fit_cabin` derives from the
-real windows (analytics/response.py's CABIN is that fit).
+hand from the real centroid), the simulators' default since issue 15 (analytics/response.py
+`CABIN`: the first attempt at 0.75 gain), and the phone ride with the response `fit_cabin`
+derives from the real windows.
 
 `fit_cabin` searches a fixed grid of natural frequency, damping and gain for the response whose
 simulated pothole and bump windows are nearest the real ones: the mean absolute log ratio of
 the 10th, 50th and 90th percentiles of peak, duration and centroid, both kinds. It sees only
-the real windows' statistics, never a detection or fleet result. As a second, independent check
-of realism, the classifiers trained on the real windows (v1, shipped; the version-2 ensemble,
-trained here) label each simulated 2 s pothole window: the share they call "potholes" and the
-share they give even odds of a discrete anomaly (what the live gate asks).
+the real windows' statistics, never a detection or fleet result. Then the live rules judge
+each simulator's passes (`live_reports`): the share of pothole, bump and plain passes that the
+version-1 rule and the live version-2 gate report as a pothole, in 4 s windows laid at a
+random phase. The passes (analytics/signatures.py, seed 2017) are not the draws the gate's
+model was trained on.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -32,24 +33,18 @@ import numpy as np
 from numpy.typing import NDArray
 from scipy import signal
 
-from services.roadhealth.analytics.dataset import read_window_csv, read_window_folder
-from services.roadhealth.analytics.ensemble import train_ensemble
-from services.roadhealth.analytics.profile import (
-    draw_anomalies,
-    estimate_gd_n0_for_iri,
-    generate_road_profile,
+from services.roadhealth.analytics.dataset import read_window_csv
+from services.roadhealth.analytics.ensemble import load_any_classifier
+from services.roadhealth.analytics.response import CABIN, CabinResponse
+from services.roadhealth.analytics.signatures import (
+    LIVE_WINDOW_S,
+    SimulatedPass,
+    simulate_passes,
 )
-from services.roadhealth.analytics.quartercar import get_vehicle, simulate_ride
-from services.roadhealth.analytics.response import (
-    CABIN,
-    WHEELBASE_M,
-    CabinResponse,
-    plain_elevation,
-)
-from services.roadhealth.analytics.synthetic import SURFACE_CLASSES
 from services.roadhealth.assessment.windows import (
-    ANOMALY_CLASSES,
-    default_classifier,
+    GATE_CLASSIFIER,
+    V1_CLASSIFIER,
+    analyse_window,
     locate_window_events,
 )
 
@@ -100,51 +95,16 @@ def summarise(rows: Sequence[Signature]) -> Result:
     }
 
 
-@dataclass(frozen=True)
-class Pass:
-    """One simulated pass over a planted anomaly: the ride over plain road, the linear
-    quarter-car's response to the anomaly alone, the rear axle's lag and the window's centre."""
-
-    plain: FloatArray
-    shock: FloatArray
-    lag: int
-    centre: int
-
-    def window(self, cabin: CabinResponse | None) -> FloatArray:
-        acc = self.plain + (
-            self.shock
-            if cabin is None
-            else cabin.filter(self.shock, rate_hz=RATE_HZ, lag_samples=self.lag)
-        )
-        return acc[self.centre - RATE_HZ : self.centre + RATE_HZ]
-
-
 @lru_cache(maxsize=3)
-def simulated_passes(kind: str) -> tuple[Pass, ...]:
-    """Passes centred on one planted anomaly each (or on plain road), the same draws for every
-    cabin response."""
-    rng = np.random.default_rng(2017)
-    out = []
-    for k in range(SIMULATED):
-        holes, bumps = (1, 0) if kind == "pothole" else (0, 1) if kind == "bump" else (0, 0)
-        anomalies = draw_anomalies(
-            length_m=100, n_potholes=holes, n_bumps=bumps, rng=rng, margin_m=45, min_gap_m=10
-        )
-        iri, speed = rng.uniform(1.0, 5.5), rng.uniform(8.0, 20.0)
-        profile = generate_road_profile(
-            length_m=100, seed=k, gd_n0_m3=estimate_gd_n0_for_iri(iri), anomalies=anomalies
-        )
-        car = get_vehicle(("car", "van", "bus")[k % 3])
-        rides = [
-            simulate_ride(
-                elevation, spacing_m=profile.spacing_m, speed_mps=speed, car=car, seed=k
-            ).acc_z_mps2
-            for elevation in (plain_elevation(profile), profile.elevation_m)
-        ]
-        centre = round((anomalies[0].position_m if anomalies else 50.0) / speed * RATE_HZ)
-        lag = round(WHEELBASE_M.get(car.name, 2.7) / speed * RATE_HZ)
-        out.append(Pass(rides[0], rides[1] - rides[0], lag, centre))
-    return tuple(out)
+def simulated_passes(kind: str) -> tuple[SimulatedPass, ...]:
+    """Passes over one planted anomaly each (or plain road), the same draws for every cabin
+    response (seed 2017: not the draws the live gate's model was trained on)."""
+    return simulate_passes(kind, count=SIMULATED, seed=2017, rate_hz=RATE_HZ)
+
+
+def window(p: SimulatedPass, cabin: CabinResponse | None) -> FloatArray:
+    """The 2 s centred on the pass's anomaly."""
+    return p.around(cabin, 1.0)
 
 
 def real_windows(kind: str) -> list[FloatArray]:
@@ -171,7 +131,7 @@ def distance(cabin: CabinResponse | None, real: dict[str, FloatArray]) -> float:
     """Mean absolute log ratio of simulated to real percentiles, potholes and bumps."""
     gaps = [
         np.abs(
-            np.log(percentiles([_shape(p.window(cabin)) for p in simulated_passes(kind)]) / target)
+            np.log(percentiles([_shape(window(p, cabin)) for p in simulated_passes(kind)]) / target)
         )
         for kind, target in real.items()
     ]
@@ -210,39 +170,56 @@ def run() -> list[Result]:
             "distance_mean_abs_log_ratio": {
                 "quarter_car": round(distance(None, real), 3),
                 "first_attempt": round(distance(FIRST_ATTEMPT, real), 3),
+                "shipped": round(distance(CABIN, real), 3),
                 "fitted": round(fit_distance, 3),
             },
         }
     ]
-    simulators = {"quarter_car": None, "phone_first_attempt": FIRST_ATTEMPT, "phone_fitted": fitted}
-    out.append(classifier_labels(simulators))
+    simulators = {
+        "quarter_car": None,
+        "phone_first_attempt": FIRST_ATTEMPT,
+        "phone_shipped": CABIN,
+        "phone_fitted": fitted,
+    }
+    out.append(live_reports(simulators))
     for kind in REAL_CLASSES:
         row: Result = {"name": "anomaly_signature", "kind": kind}
         row["real_gonzalez2017"] = summarise([signature(w) for w in real_windows(kind)])
         for name, cabin in simulators.items():
-            windows = [p.window(cabin) for p in simulated_passes(kind)]
+            windows = [window(p, cabin) for p in simulated_passes(kind)]
             row[f"simulated_{name}"] = summarise([signature(w) for w in windows])
         out.append(row)
     return out
 
 
-def classifier_labels(simulators: dict[str, CabinResponse | None]) -> Result:
-    """How the classifiers trained on the real windows label each simulator's pothole windows."""
-    windows, labels = read_window_folder(GONZALEZ, known_classes=SURFACE_CLASSES)
-    models = {"v1": default_classifier(), "v2": train_ensemble(windows, labels, rate_hz=RATE_HZ)}
-    row: Result = {"name": "simulated_potholes_by_real_classifiers"}
+def live_reports(simulators: dict[str, CabinResponse | None]) -> Result:
+    """The share of each simulator's passes the live rules report as a pothole: a 4 s telemetry
+    window laid at a random phase over the anomaly (or plain road) at the pass's speed, through
+    the live analysis with the version-1 model and with the version-2 gate (trained on the real
+    windows and on simulated passes of other draws, with the shipped `CABIN`)."""
+    rules = {
+        "v1": load_any_classifier(V1_CLASSIFIER),
+        "v2_gate": load_any_classifier(GATE_CLASSIFIER),
+    }
+    size = LIVE_WINDOW_S * RATE_HZ
+    row: Result = {"name": "simulated_passes_reported_by_live_rules"}
     for name, cabin in simulators.items():
-        pieces = [p.window(cabin) for p in simulated_passes("pothole")]
-        for gate, model in models.items():
-            if model is None:
-                continue
-            prob = model.predict_proba(pieces, rate_hz=float(RATE_HZ))
-            anomalous = [i for i, c in enumerate(model.classes) if c in ANOMALY_CLASSES]
-            hole = model.classes.index("potholes")
-            row[f"{name}_{gate}"] = {
-                "labelled_potholes": round(float(np.mean(prob.argmax(axis=1) == hole)), 2),
-                "p_anomaly_at_least_half": round(
-                    float(np.mean(prob[:, anomalous].sum(axis=1) >= 0.5)), 2
-                ),
-            }
+        for rule, model in rules.items():
+            shares = {}
+            for kind in REAL_CLASSES:
+                rng = np.random.default_rng(15)
+                reported = []
+                for p in simulated_passes(kind):
+                    acc = p.acc(cabin)
+                    start = max(0, min(p.centre - int(rng.integers(0, size)), acc.size - size))
+                    analysis = analyse_window(
+                        acc[start : start + size].tolist(),
+                        rate_hz=RATE_HZ,
+                        speed_mps=p.speed_mps,
+                        vehicle_class="car",
+                        classifier=model,
+                    )
+                    reported.append(any(e.reported for e in analysis.events))
+                shares[kind] = round(float(np.mean(reported)), 2)
+            row[f"{name}_{rule}"] = shares
     return row

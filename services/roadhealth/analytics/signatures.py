@@ -36,7 +36,7 @@ PASS_VEHICLES = ("car", "van", "bus")
 # The surface class a simulated pass's piece is labelled with, by what was planted
 PIECE_LABELS = {"pothole": "potholes", "bump": "asphalt_bumps", "plain": "regular_road"}
 PIECE_CONTEXT_S = 2.0  # each side of the anomaly: the stretch the gate's piece is cut from
-LIVE_WINDOW_S = 4.0  # a telemetry window as `make up` sends them
+LIVE_WINDOW_S = 4  # a telemetry window as `make up` sends them, s
 
 
 @dataclass(frozen=True)
