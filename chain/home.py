@@ -19,7 +19,6 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from chain.contracts.framework import code_hash, load_contract
-from chain.db import sqlite_url
 from chain.errors import ChainError, GenesisError
 from chain.genesis import Genesis, load_genesis, parse_genesis
 from chain.suites import DEFAULT_SUITE, SuiteKey, load_any_key, suite_for
@@ -84,6 +83,10 @@ class NodeHome:
 
     @property
     def database_url(self) -> str:
+        # Imported here: chain.db loads SQLAlchemy, which `smartcity token` (a key and a
+        # genesis read from the home) does not need
+        from chain.db import sqlite_url
+
         return self.settings.database_url or sqlite_url(self.path / "chain.db")
 
     def key(self) -> SuiteKey:
