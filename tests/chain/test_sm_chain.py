@@ -310,3 +310,15 @@ def test_the_one_process_suite_opens_a_new_chain_on_the_suite_asked_for(tmp_path
         assert SM.is_usable_public_key(operator.public_hex)
     finally:
         suite.cluster.stop()
+
+
+def test_an_sm_ledger_reopened_on_its_database_recovers_its_state_root(
+    sm_ledger: Ledger,
+) -> None:
+    node = Node(sm_ledger, key=SM_KEYS[0])
+    node.submit([anchor(SM_KEYS[1])])
+    node.produce_block()
+    reopened = Ledger(sm_ledger.genesis, BlockStore(sm_ledger.store.engine))
+    assert reopened.height == sm_ledger.height == 1
+    assert reopened.state.root == sm_ledger.state.root
+    assert reopened.last_header == sm_ledger.last_header
