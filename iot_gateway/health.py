@@ -10,24 +10,45 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 from sqlalchemy.exc import SQLAlchemyError
 
 from chain.observability import Check, NotReady, liveness, readiness, render
+from iot_gateway.metrics import Metrics
 from iot_gateway.outbox import Outbox
 from iot_gateway.prometheus import gateway_registry
+from iot_gateway.source import MqttSource
 
-if TYPE_CHECKING:
-    from iot_gateway.gateway import Gateway
+
+class Instance(Protocol):
+    @property
+    def instance(self) -> str: ...
+
+
+class Observed(Protocol):
+    """What the health endpoint reads of a running gateway (iot_gateway.gateway.Gateway,
+    which starts the endpoint: naming that class here made an import cycle)."""
+
+    @property
+    def metrics(self) -> Metrics: ...
+    @property
+    def settings(self) -> Instance: ...
+    @property
+    def source(self) -> MqttSource: ...
+    @property
+    def outbox(self) -> Outbox: ...
+    def is_healthy(self) -> bool: ...
+    def backlog(self) -> int: ...
+    def anchor_lag_s(self) -> float: ...
 
 
 class HealthServer:
     """A small HTTP server in a background thread; `port` is the one actually bound."""
 
-    def __init__(self, gateway: Gateway, *, host: str, port: int) -> None:
+    def __init__(self, gateway: Observed, *, host: str, port: int) -> None:
         handler = _handler_for(gateway)
         self.server = ThreadingHTTPServer((host, port), handler)
         self.server.daemon_threads = True
@@ -43,7 +64,7 @@ class HealthServer:
         self.server.server_close()
 
 
-def health_report(gateway: Gateway) -> dict[str, object]:
+def health_report(gateway: Observed) -> dict[str, object]:
     m = gateway.metrics
     return {
         "status": "ok" if gateway.is_healthy() else "degraded",
@@ -63,7 +84,7 @@ def health_report(gateway: Gateway) -> dict[str, object]:
     }
 
 
-def readiness_checks(gateway: Gateway) -> dict[str, Check]:
+def readiness_checks(gateway: Observed) -> dict[str, Check]:
     def broker() -> None:
         if not gateway.source.connected.is_set():
             raise NotReady("not connected to the MQTT broker")
@@ -94,7 +115,7 @@ def outbox_writable(outbox: Outbox) -> Check:
     return check
 
 
-def _handler_for(gateway: Gateway) -> type[BaseHTTPRequestHandler]:
+def _handler_for(gateway: Observed) -> type[BaseHTTPRequestHandler]:
     registry = gateway_registry(gateway)
     checks = readiness_checks(gateway)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import (
@@ -23,8 +23,12 @@ from prometheus_client.registry import Collector
 from chain.observability import new_registry
 from iot_gateway.metrics import LATENCY_BUCKETS_S, PREFIX, Metrics
 
-if TYPE_CHECKING:
-    from iot_gateway.gateway import Gateway
+
+class Observed(Protocol):
+    """What a gateway registry reads of a running gateway (iot_gateway.gateway.Gateway)."""
+
+    @property
+    def metrics(self) -> Metrics: ...
 
 
 class GatewayCollector(Collector):
@@ -59,7 +63,7 @@ class GatewayCollector(Collector):
             yield histogram
 
 
-def gateway_registry(gateway: Gateway) -> CollectorRegistry:
+def gateway_registry(gateway: Observed) -> CollectorRegistry:
     """A registry of the gateway's own: build info, process and the gateway's metrics."""
     registry = new_registry("gateway")
     registry.register(GatewayCollector(gateway.metrics))
