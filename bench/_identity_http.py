@@ -47,8 +47,15 @@ def identity_server(folder: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     out, port = folder / "server.json", free_port()
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     log = (folder / "server.log").open("ab")
-    argv = [sys.executable, "-m", "bench._identity_http", "serve", str(folder / "data"),
-            str(port), str(out)]  # fmt: skip
+    argv = [
+        sys.executable,
+        "-m",
+        "bench._identity_http",
+        "serve",
+        str(folder / "data"),
+        str(port),
+        str(out),
+    ]
     process = subprocess.Popen(argv, cwd=REPO, env=env, stdout=log, stderr=log)
     try:
 
@@ -70,9 +77,15 @@ def identity_server(folder: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 
 def measure(
-    pid: int | list[int], url: str, token: str, bodies: list[str] | None, seconds: float, *,
-    authenticated: bool = True, node_pid: int | None = None,
-) -> dict[str, Any]:  # fmt: skip
+    pid: int | list[int],
+    url: str,
+    token: str,
+    bodies: list[str] | None,
+    seconds: float,
+    *,
+    authenticated: bool = True,
+    node_pid: int | None = None,
+) -> dict[str, Any]:
     """Requests per second against `url` (POST cycling through `bodies`, else GET), with the
     server's CPU per request (all its processes: `pid` a list) and the load generator's CPU
     share of the same interval (and the chain node's, when it runs apart)."""
@@ -122,8 +135,16 @@ def _wrk(
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write("\n".join(lines) + "\n")
     try:
-        argv = ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{max(1, round(seconds))}s", "--latency",
-                "-s", script.name, url]  # fmt: skip
+        argv = [
+            "wrk",
+            "-t1",
+            f"-c{CONNECTIONS}",
+            f"-d{max(1, round(seconds))}s",
+            "--latency",
+            "-s",
+            script.name,
+            url,
+        ]
         text = subprocess.run(argv, capture_output=True, text=True, check=True).stdout
     finally:
         os.unlink(script.name)
@@ -195,8 +216,7 @@ def prepare_issuer(base: str, home: SuiteHome, ledger: LedgerPort) -> dict[str, 
         did = setup_issuer(home, ledger, http)
         credentials = {}
         for fmt in ("vc+jwt", "vc+sd-jwt"):
-            item = {"type": "ResidenceCredential", "subject": did, "claims": CLAIMS,
-                    "format": fmt}  # fmt: skip
+            item = {"type": "ResidenceCredential", "subject": did, "claims": CLAIMS, "format": fmt}
             made = http.post("/credentials/batch", json={"items": [item] * CREDENTIALS})
             made.raise_for_status()
             credentials[fmt] = [c["credential"] for c in made.json()["credentials"]]
@@ -216,8 +236,18 @@ def identity_workers(folder: Path, workers: int) -> Iterator[tuple[list[int], in
     try:
         node = start_node(procs, suite)
         port = free_port()
-        argv = ["service", "identity", "--home", str(suite), "--node", node, "--port", str(port),
-                "--workers", str(workers)]  # fmt: skip
+        argv = [
+            "service",
+            "identity",
+            "--home",
+            str(suite),
+            "--node",
+            node,
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ]
         db = {"SMARTCITY_DATABASE_URL": f"sqlite:///{folder / 'identity.db'}"}
         procs.python("identity", "smartcity", argv, env=db)
         base = f"http://127.0.0.1:{port}"  # the service alone: its routes at the root

@@ -80,12 +80,25 @@ def setup_issuer(home: SuiteHome, ledger: LedgerPort, http: httpx.Client) -> str
     """Type, keys, governance admission and one holder DID; returns the holder's DID."""
     http.post("/types", json={"name": "ResidenceCredential", "schema": SCHEMA}).raise_for_status()
     http.post("/issuers/me/keys", json={}).raise_for_status()
-    invoke = {"contract": "identity", "method": "admit_issuer",
-              "args": {"org": "city-agency", "types": ["ResidenceCredential"]}}  # fmt: skip
-    proposal = call(ledger, home.org_key("city-agency"), "governance", "propose",
-                    {"action": "invoke", "params": invoke})  # fmt: skip
-    call(ledger, home.org_key("regulator"), "governance", "vote",
-         {"proposal": proposal["tx"], "approve": True})  # fmt: skip
+    invoke = {
+        "contract": "identity",
+        "method": "admit_issuer",
+        "args": {"org": "city-agency", "types": ["ResidenceCredential"]},
+    }
+    proposal = call(
+        ledger,
+        home.org_key("city-agency"),
+        "governance",
+        "propose",
+        {"action": "invoke", "params": invoke},
+    )
+    call(
+        ledger,
+        home.org_key("regulator"),
+        "governance",
+        "vote",
+        {"proposal": proposal["tx"], "approve": True},
+    )
     holder = jwk.JWK.generate(kty="OKP", crv="Ed25519").export_public(as_dict=True)
     made = http.post("/dids", json={"keys": [{"publicKeyJwk": holder}]})
     made.raise_for_status()
@@ -93,8 +106,14 @@ def setup_issuer(home: SuiteHome, ledger: LedgerPort, http: httpx.Client) -> str
 
 
 def _result(name: str, ops: int, seconds: float, **extra: Any) -> dict[str, Any]:
-    return {"bench": "identity_service", "name": name, "ops": ops, "seconds": round(seconds, 3),
-            "per_second": round(ops / seconds, 1), **extra}  # fmt: skip
+    return {
+        "bench": "identity_service",
+        "name": name,
+        "ops": ops,
+        "seconds": round(seconds, 3),
+        "per_second": round(ops / seconds, 1),
+        **extra,
+    }
 
 
 def _rate(name: str, fn: Callable[[], object], seconds: float, **extra: Any) -> dict[str, Any]:
@@ -110,8 +129,10 @@ def _issuance(suite: Suite, http: httpx.Client, did: str, batch: int) -> list[di
     app_state = suite.services["identity"].state
     results = []
     for fmt, alg in (("vc+sd-jwt", "EdDSA"), ("vc+jwt", "ES256")):
-        items = [IssueIn(type="ResidenceCredential", subject=did, claims=CLAIMS, format=fmt,
-                         alg=alg) for _ in range(batch)]  # fmt: skip
+        items = [
+            IssueIn(type="ResidenceCredential", subject=did, claims=CLAIMS, format=fmt, alg=alg)
+            for _ in range(batch)
+        ]
         start = time.perf_counter()
         with app_state.sessions() as session, session.begin():
             issued, txs = issue(app_state.env, session, org="city-agency", items=items)
@@ -122,8 +143,14 @@ def _issuance(suite: Suite, http: httpx.Client, did: str, batch: int) -> list[di
     start = time.perf_counter()
     answer = http.post("/credentials/batch", json=body, timeout=300)
     answer.raise_for_status()
-    results.append(_result("issue_anchor_http_batch_vc+sd-jwt_EdDSA", batch,
-                           time.perf_counter() - start, batch=batch))  # fmt: skip
+    results.append(
+        _result(
+            "issue_anchor_http_batch_vc+sd-jwt_EdDSA",
+            batch,
+            time.perf_counter() - start,
+            batch=batch,
+        )
+    )
     singles, start = 0, time.perf_counter()
     while time.perf_counter() - start < 1.0:
         one = {"type": "ResidenceCredential", "subject": did, "claims": CLAIMS}
@@ -142,10 +169,12 @@ def _verification(
     library, without and with the 6 state proofs, each with its share of the Ed25519 ceiling."""
     app_state = suite.services["identity"].state
     tokens = {
-        fmt: http.post("/credentials", json={"type": "ResidenceCredential", "subject": did,
-                                             "claims": CLAIMS, "format": fmt}).json()["credential"]
+        fmt: http.post(
+            "/credentials",
+            json={"type": "ResidenceCredential", "subject": did, "claims": CLAIMS, "format": fmt},
+        ).json()["credential"]
         for fmt in ("vc+jwt", "vc+sd-jwt")
-    }  # fmt: skip
+    }
 
     def library(token: str, proofs: bool) -> Callable[[], object]:
         def once() -> object:
@@ -164,8 +193,9 @@ def _verification(
         for proofs in (False, True):
             suffix = "with_state_proofs" if proofs else "no_proofs"
             extra = {"proofs": 6} if proofs else {}
-            result = _rate(f"verify_library_{name}_{suffix}", library(token, proofs), seconds,
-                           **extra)  # fmt: skip
+            result = _rate(
+                f"verify_library_{name}_{suffix}", library(token, proofs), seconds, **extra
+            )
             result["share_of_ed25519_ceiling"] = round(result["per_second"] / ceiling, 4)
             results.append(result)
     return results
@@ -181,9 +211,11 @@ def _verification_http(
     with tempfile.TemporaryDirectory() as tmp, identity_server(Path(tmp)) as (pid, facts):
         base, token = facts["base"], facts["token"]
         root = base.removesuffix("/identity")
-        floors = (("http_floor_healthz", f"{root}/healthz", False),
-                  ("http_floor_unauthenticated_401", f"{base}/types/ResidenceCredential", False),
-                  ("http_floor_get_type", f"{base}/types/ResidenceCredential", True))  # fmt: skip
+        floors = (
+            ("http_floor_healthz", f"{root}/healthz", False),
+            ("http_floor_unauthenticated_401", f"{base}/types/ResidenceCredential", False),
+            ("http_floor_get_type", f"{base}/types/ResidenceCredential", True),
+        )
         for name, url, authenticated in floors:
             measured = measure(pid, url, token, None, duration, authenticated=authenticated)
             results.append({"bench": "identity_service", "name": name, **measured})
@@ -191,18 +223,24 @@ def _verification_http(
             label = fmt.replace("+", "_").replace("-", "_")
             for proofs in (False, True):
                 suffix = "with_state_proofs" if proofs else "no_proofs"
-                bodies = [json.dumps({"credential": c, "include_proofs": proofs})
-                          for c in credentials]  # fmt: skip
+                bodies = [
+                    json.dumps({"credential": c, "include_proofs": proofs}) for c in credentials
+                ]
                 measured = measure(pid, f"{base}/credentials/verify", token, bodies, duration)
                 name = f"verify_http_{label}_{suffix}"
                 own = library.get(f"verify_library_{label}_{suffix}")
-                results.append({
-                    "bench": "identity_service", "name": name, **measured,
-                    "distinct_credentials": len(credentials), **({"proofs": 6} if proofs else {}),
-                    "share_of_ed25519_ceiling": round(measured["per_second"] / ceiling, 4),
-                    "library_per_second": own,
-                    "share_of_library": round(measured["per_second"] / own, 3) if own else None,
-                })  # fmt: skip
+                results.append(
+                    {
+                        "bench": "identity_service",
+                        "name": name,
+                        **measured,
+                        "distinct_credentials": len(credentials),
+                        **({"proofs": 6} if proofs else {}),
+                        "share_of_ed25519_ceiling": round(measured["per_second"] / ceiling, 4),
+                        "library_per_second": own,
+                        "share_of_library": round(measured["per_second"] / own, 3) if own else None,
+                    }
+                )
     return results
 
 
@@ -238,17 +276,24 @@ def _verification_workers(seconds: float, ceiling: float) -> list[dict[str, Any]
         ):
             url = f"{facts['base']}/credentials/verify"
             for proofs in (False, True):
-                bodies = [json.dumps({"credential": c, "include_proofs": proofs})
-                          for c in facts["credentials"]["vc+jwt"]]  # fmt: skip
+                bodies = [
+                    json.dumps({"credential": c, "include_proofs": proofs})
+                    for c in facts["credentials"]["vc+jwt"]
+                ]
                 warm_up_s = _warm_up(pids, url, facts["token"], bodies)
                 measured = measure(pids, url, facts["token"], bodies, duration, node_pid=node)
                 suffix = "with_state_proofs" if proofs else "no_proofs"
-                results.append({
-                    "bench": "identity_service", "name": f"verify_http_workers_vc_jwt_{suffix}",
-                    "workers": workers, **measured, **({"proofs": 6} if proofs else {}),
-                    "warm_up_s": warm_up_s,
-                    "share_of_ed25519_ceiling": round(measured["per_second"] / ceiling, 4),
-                })  # fmt: skip
+                results.append(
+                    {
+                        "bench": "identity_service",
+                        "name": f"verify_http_workers_vc_jwt_{suffix}",
+                        "workers": workers,
+                        **measured,
+                        **({"proofs": 6} if proofs else {}),
+                        "warm_up_s": warm_up_s,
+                        "share_of_ed25519_ceiling": round(measured["per_second"] / ceiling, 4),
+                    }
+                )
     return results
 
 
@@ -256,8 +301,13 @@ def run() -> list[dict[str, Any]]:
     seconds = float(os.environ.get("BENCH_SECONDS", "1.0"))
     batch = int(os.environ.get("BENCH_BATCH", "1000"))
     ceiling = ed25519_verifications_per_s(seconds)
-    results: list[dict[str, Any]] = [{"bench": "identity_service", "name": "ceiling_ed25519_verify",
-                "per_second": round(ceiling, 1)}]  # fmt: skip
+    results: list[dict[str, Any]] = [
+        {
+            "bench": "identity_service",
+            "name": "ceiling_ed25519_verify",
+            "per_second": round(ceiling, 1),
+        }
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         suite = open_suite(Path(tmp) / "data", services=[ENTRY])
         suite.node.start()

@@ -262,8 +262,9 @@ def service(name: str, home: Path, node_url: str, host: str, port: int, workers:
         f"{name} service on http://{host}:{port} ({workers} workers), chain at {node_url}",
         err=True,
     )
-    code = serve_workers(service_worker_app, (name, home, node_url), host=host, port=port,
-                         workers=workers)  # fmt: skip
+    code = serve_workers(
+        service_worker_app, (name, home, node_url), host=host, port=port, workers=workers
+    )
     if code:
         fail(f"a worker of the {name} service exited with {code}", code)
 

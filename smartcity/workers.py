@@ -36,8 +36,9 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve_workers(build: Callable[..., FastAPI], args: tuple[Any, ...], *, host: str, port: int,
-                  workers: int) -> int:  # fmt: skip
+def serve_workers(
+    build: Callable[..., FastAPI], args: tuple[Any, ...], *, host: str, port: int, workers: int
+) -> int:
     """Run `build(*args)`'s app in `workers` spawned processes on one port until stopped;
     returns the exit code: 0 when stopped by a signal, else the first worker's to end (1 when it
     was killed or ended with 0)."""

@@ -81,9 +81,12 @@ class Authenticator:
 
 
 def authenticator(
-    ledger: LedgerPort, audience: str, *, resolve: Resolve | None = None,
+    ledger: LedgerPort,
+    audience: str,
+    *,
+    resolve: Resolve | None = None,
     resolve_kept: Resolve | None = None,
-) -> Authenticator:  # fmt: skip
+) -> Authenticator:
     """A FastAPI dependency returning the authenticated caller for `audience`; `resolve`
     replaces the ledger's key resolution, `resolve_kept` is tried first on the event loop."""
     return Authenticator(ledger, audience, resolve=resolve, resolve_kept=resolve_kept)

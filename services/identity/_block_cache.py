@@ -56,8 +56,14 @@ class BlockCache:
     item says what they hold: "proof" entries go at every block, the others at blocks with
     transactions (an empty block changes no state)."""
 
-    def __init__(self, follow: Follow, height: Callable[[], int], *,
-                 max_entries: int = MAX_ENTRIES, retry_s: float = RETRY_S) -> None:  # fmt: skip
+    def __init__(
+        self,
+        follow: Follow,
+        height: Callable[[], int],
+        *,
+        max_entries: int = MAX_ENTRIES,
+        retry_s: float = RETRY_S,
+    ) -> None:
         self._follow, self._height = follow, height
         self.max_entries, self.retry_s = max_entries, retry_s
         self._lock = threading.Lock()

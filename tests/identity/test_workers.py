@@ -25,8 +25,7 @@ class Worker:
         from chain.auth import mint_token
 
         token = mint_token(self.home.org_key(org), org=org, audience="identity")
-        return self.client.request(method, path, headers={"Authorization": f"Bearer {token}"},
-                                   **kw)  # fmt: skip
+        return self.client.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kw)
 
 
 @pytest.fixture
@@ -49,10 +48,13 @@ def workers(issuer: Any, db_url: str, live_server: Callable[[Any], Any]) -> Iter
                 ChainClient(node.url, identity=Identity(OPERATOR_ORG, key))
             )
             ctx = ServiceContext(
-                name="identity", ledger=RemoteLedger(client, home.genesis()),
-                database_url=db_url, data_dir=issuer.suite.data, operator_org=OPERATOR_ORG,
+                name="identity",
+                ledger=RemoteLedger(client, home.genesis()),
+                database_url=db_url,
+                data_dir=issuer.suite.data,
+                operator_org=OPERATOR_ORG,
                 operator_key=key,
-            )  # fmt: skip
+            )
             found.append(Worker(stack.enter_context(TestClient(create_app(ctx))), home))
         yield found
 
