@@ -30,7 +30,7 @@ from chain.node import Node
 from chain.server import open_node
 from chain.store import BlockStore
 from chain.suites import SUITE_NAMES, load_any_key, suite_for
-from chain.tx import SmTx, Tx, sign_tx, tx_from_json
+from chain.tx import VERIFIED, SmTx, Tx, sign_tx, tx_from_json
 from smartcity.cli import main
 
 SM = suite_for("sm2-sm3")
@@ -322,3 +322,14 @@ def test_an_sm_ledger_reopened_on_its_database_recovers_its_state_root(
     assert reopened.height == sm_ledger.height == 1
     assert reopened.state.root == sm_ledger.state.root
     assert reopened.last_header == sm_ledger.last_header
+
+
+def test_a_node_refuses_the_other_suites_transaction_before_verifying_it(
+    make_ledger: Callable[..., Ledger],
+) -> None:
+    ed_value = genesis_json(ED_KEYS[:1])
+    ledger = make_ledger(parse_genesis(ed_value))
+    tx = anchor(SM_KEYS[1])
+    with pytest.raises(TxRejected) as caught:
+        Node(ledger, key=ED_KEYS[0]).submit([tx])
+    assert caught.value.code == "wrong_suite" and tx.hash not in VERIFIED
