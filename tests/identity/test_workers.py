@@ -80,10 +80,10 @@ def test_two_workers_share_spent_nonces_revocations_and_revoked_keys(
     assert first.status_code == 200 and first.json()["verified"] is True, first.text
 
     # A revocation through one is reported by the other once it hears of the block from the
-    # node's event stream: within milliseconds, 2 s at most here
+    # node's event stream: within milliseconds, 5 s at most here (a loaded CI machine)
     revoked = one.call("city-agency", "POST", f"/credentials/{issued['id']}/revoke", json={})
     assert revoked.status_code == 200, revoked.text
-    deadline = time.monotonic() + 2.0
+    deadline = time.monotonic() + 5.0
     while (answer := two.call("bank-a", "POST", "/credentials/verify", json=body)).json()[
         "verified"
     ] and time.monotonic() < deadline:
@@ -112,11 +112,11 @@ def _a_bearer_key_revoked_on_the_chain_stops_working_at_each_worker_with_its_blo
 
     issuer.chain_call("bank-a", "membership", "revoke_key", {"pub_key": second.public_hex})
     for worker in (one, two):
-        deadline = time.monotonic() + 2.0
+        deadline = time.monotonic() + 5.0
         while (
             answer := worker.client.get("/types/ResidenceCredential", headers=headers)
         ).status_code == 200:
-            assert time.monotonic() < deadline, "the revoked key still works after 2 s"
+            assert time.monotonic() < deadline, "the revoked key still works after 5 s"
             time.sleep(0.01)
         assert answer.status_code == 401 and "not an active key" in answer.text, answer.text
 
