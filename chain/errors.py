@@ -7,7 +7,18 @@ ChainError
 ├── ProofError              a proof bundle does not verify
 ├── StorageError            the block store failed or is inconsistent
 ├── GenesisError            the genesis file is invalid or does not match installed code
-└── ClientError             the SDK could not complete a call (transport or API error)
+├── ClientError             the SDK could not complete a call (transport or API error)
+├── AuthError               a bearer token is refused (chain.auth)
+├── InvalidBlock            a proposed block breaks a rule every honest node enforces (chain.ledger)
+├── NotReady                a readiness check failed (chain.observability)
+├── SecretError             a password file is not named or cannot be read (chain.secretfile)
+├── CryptoSuiteError        a crypto suite's operation failed (chain.suites.errors)
+│   └── SuiteUnavailable    the named suite does not exist or cannot run here
+└── LinkRefused             a peer's link certificate is not of the key expected
+                            (chain.consensus.tls; a ConnectionError too)
+
+Defined beside the code that raises them, they are all ChainErrors; the simulator's `Failure`
+(chain.sim) is a test verdict, an AssertionError, not an error of the chain.
 """
 
 from __future__ import annotations

@@ -57,6 +57,7 @@ from cryptography.hazmat.primitives.serialization import (
 from cryptography.x509.oid import NameOID
 
 from chain.crypto import SigningKey, is_usable_public_key
+from chain.errors import ChainError
 
 NOT_BEFORE = datetime.datetime(2000, 1, 1, tzinfo=datetime.UTC)
 NOT_AFTER = datetime.datetime(9999, 12, 31, 23, 59, 59, tzinfo=datetime.UTC)
@@ -72,8 +73,9 @@ LINK_ISSUER = Ed25519PrivateKey.from_private_bytes(
 )
 
 
-class LinkRefused(ConnectionError):
-    """The other end's certificate is not of the key expected (or of no node of the chain)."""
+class LinkRefused(ChainError, ConnectionError):
+    """The other end's certificate is not of the key expected (or of no node of the chain); a
+    ConnectionError too, so the transport drops the link as for any other failed connection."""
 
 
 @dataclass(frozen=True)
