@@ -50,11 +50,24 @@ def _module_of(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def _last_times(config: pytest.Config) -> dict[str, float]:
     cache = getattr(config, "cache", None)  # None under `-p no:cacheprovider`
-    if "PYTEST_XDIST_WORKER" not in os.environ or cache is None:
+    return dict(cache.get(DURATIONS_KEY, {})) if cache is not None else {}
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """The controller reads the times once for every worker: each worker reading the cache
+    itself could see another session's update in between, and xdist aborts a run whose
+    workers collected the tests in different orders."""
+    node.workerinput[DURATIONS_KEY] = _last_times(node.config)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    workerinput = getattr(config, "workerinput", None)  # on an xdist worker only
+    if workerinput is None:
         return
-    seconds: dict[str, float] = cache.get(DURATIONS_KEY, {})
+    seconds: dict[str, float] = workerinput.get(DURATIONS_KEY, {})
     slow: set[str] = set()
     module_s: dict[str, float] = {}
     for item in items:
@@ -87,7 +100,7 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     if "PYTEST_XDIST_WORKER" in os.environ or cache is None or not _test_seconds:
         return
     ran = {nodeid: round(spent, 2) for nodeid, spent in _test_seconds.items()}
-    cache.set(DURATIONS_KEY, {**cache.get(DURATIONS_KEY, {}), **ran})
+    cache.set(DURATIONS_KEY, {**_last_times(session.config), **ran})
 
 
 def _backends() -> list[str]:
