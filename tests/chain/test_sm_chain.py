@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from chain import merkle
+from chain import merkle, smt
 from chain.auth import AuthError, mint_token, verify_token
 from chain.block import vote_bytes
 from chain.contracts import membership
@@ -30,6 +30,7 @@ from chain.node import Node
 from chain.server import open_node
 from chain.store import BlockStore
 from chain.suites import SUITE_NAMES, load_any_key, suite_for
+from chain.suites.hashing import _check_tree, trees_for
 from chain.tx import VERIFIED, SmTx, Tx, sign_tx, tx_from_json
 from smartcity.cli import main
 
@@ -333,3 +334,13 @@ def test_a_node_refuses_the_other_suites_transaction_before_verifying_it(
     with pytest.raises(TxRejected) as caught:
         Node(ledger, key=ED_KEYS[0]).submit([tx])
     assert caught.value.code == "wrong_suite" and tx.hash not in VERIFIED
+
+
+def test_the_sm_sparse_merkle_tree_hashes_with_sm3_only_and_a_mixed_one_is_refused() -> None:
+    trees = trees_for(SM)
+    key, value = bytes(32), b"\x02" * 32
+    root = trees.Tree.from_entries([(key, value)]).root_hash
+    assert root == SM.hash(b"\x00" + key + value) != smt.Tree.from_entries([(key, value)]).root_hash
+    # An instance that hashed anything with SHA-256 would be refused when made
+    with pytest.raises(ImportError, match="does not hash with its suite's hash only"):
+        _check_tree(smt, SM.hasher)
