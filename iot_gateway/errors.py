@@ -4,7 +4,8 @@ GatewayError
  ├── Rejected        a message refused by a check; carries a reason code for the dead-letter topic
  ├── ConfigError     settings the gateway cannot run with
  ├── BrokerError     the MQTT broker refused or could not be reached (paho errors end here)
- └── ForwardError    road-health or the chain refused a batch (httpx and chain errors end here)
+ ├── ForwardError    road-health or the chain refused a batch (httpx and chain errors end here)
+ └── OutboxError     the outbox database failed (iot_gateway.outbox; SQLAlchemy errors end here)
 """
 
 from __future__ import annotations

@@ -7,7 +7,12 @@ CreditError
 ├── FeatureMismatchError   the features offered do not match the model's features
 ├── ModelError             a model artefact is missing, unreadable or inconsistent
 │   └── ModelIntegrityError   the artefact's SHA-256 is not the one recorded or expected
-└── DriftError             population-stability input is unusable
+├── DriftError             population-stability input is unusable
+└── the service's refusals (services.credit._service_errors, each a ServiceError too)
+    ├── SmeNotFound, RatingNotFound, ModelNotFound [404]
+    ├── ConsentRequired, NotYourSme [403]
+    ├── BadInput [422], TooLarge [413]
+    └── ModelUnavailable [503]
 """
 
 from __future__ import annotations

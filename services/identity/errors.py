@@ -23,6 +23,7 @@ IdentityError                       every identity failure; `code` is stable for
 │   └── UndisclosableClaim          an issuer asked to hide a claim that must stay visible
 ├── KeyBindingError                 the holder's key binding JWT is missing or wrong
 ├── StatusListError                 a Bitstring Status List is malformed or misused
+├── VaultError                      a sealed key cannot be opened (services.identity._vault)
 ├── ProofError                      a zero-knowledge proof does not verify
 │   ├── InvalidProof                the proof's equations do not hold or it is malformed
 │   ├── StatementMismatch           the proof is for a different statement
@@ -38,6 +39,8 @@ IdentityError                       every identity failure; `code` is stable for
 
 Shared with the other services (services.common.errors, re-exported here): AlreadyExists [409]
 (a DID, type or key that exists) and ChainRefused [409] (the chain refused a transaction).
+The conformance CLI's CommandError (services.identity.cli) is its `error` result, caught
+inside the command and never raised out of it.
 """
 
 from __future__ import annotations
