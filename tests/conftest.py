@@ -18,6 +18,7 @@ import pytest
 import uvicorn
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from chain.crypto import SigningKey
 from chain.db import make_engine
@@ -115,7 +116,9 @@ def fresh_database_url(backend: str, tmp_path: Path) -> tuple[str, Callable[[], 
         return f"sqlite:///{tmp_path / f'db-{uuid.uuid4().hex[:8]}.sqlite'}", lambda: None
     base = os.environ["SMARTCITY_DATABASE_URL"]
     schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
+    # No pooled connection idles while the test runs: many tests (and test sessions) share one
+    # PostgreSQL, whose default limit is 100 connections
+    admin = create_engine(base, poolclass=NullPool)
     with admin.begin() as conn:
         conn.execute(text(f"CREATE SCHEMA {schema}"))
     url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
