@@ -42,7 +42,7 @@ from chain import merkle
 from chain.block import Certificate, Header, Receipt
 from chain.db import make_engine, sqlite_url
 from chain.encoding import canonical
-from chain.errors import ChainError, EncodingError
+from chain.errors import EncodingError
 from chain.genesis import parse_genesis
 from chain.home import NodeHome, NodeSettings
 from chain.state import key_hash, value_hash
@@ -58,6 +58,7 @@ from chain.store import (
 )
 from chain.suites.hashing import ChainTrees, trees_for
 from chain.tx import tx_from_json
+from smartcity.errors import SmartcityError
 
 FORMAT = "smartcity-node-backup"
 VERSION = 1
@@ -66,7 +67,7 @@ TABLES: tuple[Table, ...] = (meta, blocks, txs, state_rows, validator_sets, evid
 KEY_FILE = "node_key.jwk"
 
 
-class BackupError(ChainError):
+class BackupError(SmartcityError):
     """A backup cannot be made, or a backup file cannot be trusted or restored."""
 
 

@@ -37,7 +37,7 @@ from pydantic_settings import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
-from chain.errors import ChainError
+from smartcity.errors import SmartcityError
 
 ENV_PREFIX = "SMARTCITY_"
 SETTINGS_FILE = "smartcity.toml"
@@ -65,7 +65,7 @@ DEFAULT_PASSWORDS = frozenset(
 )
 
 
-class ConfigError(ChainError):
+class ConfigError(SmartcityError):
     """The configuration is invalid; the message names the variable or key and the value."""
 
 
