@@ -4,9 +4,11 @@ Against a remote node each state read was an HTTP round trip (five per verificat
 worker's CPU and a third of the node's, 37 verifications/s). State changes only with a block,
 so a read is kept until the node's event stream announces a block with transactions, or this
 process commits a write of its own; a proof (against the header of its height) until any next
-block. While the stream is down nothing is kept (every read goes to the
-node), so a read never answers state older than the last block this process heard of: at most
-the stream's delay (milliseconds) behind the node.
+block. Only the hot paths (a verification, a bearer key that is active) answer from what is
+kept, inside memory_only(); every other read goes to the node and refreshes what is kept, so a
+client that wrote through the node and asks at once sees its write there. While the stream is
+down nothing is kept, so a kept read never answers state older than the last block this
+process heard of: at most the stream's delay (milliseconds) behind the node.
 """
 
 from __future__ import annotations
@@ -86,13 +88,16 @@ class BlockCache:
         self._set_live(False)
 
     def get(self, key: tuple[str, ...], load: Callable[[], Any]) -> Any:
-        """The value kept for `key` at this block, else `load()` (kept if no block came since)."""
+        """In memory_only(): the value kept for `key`, else NotKept. Otherwise always `load()`,
+        kept for memory_only() readers if no block came meanwhile: a route that reads outside
+        memory_only() sees what the node has now (a client that wrote through the node and asks
+        at once gets its write), only the hot paths accept the stream's delay."""
         with self._lock:
             generation, live = self._generation, self._live
-            if live and key in self._values:
-                return self._values[key]
-        if _MEMORY_ONLY.get():
-            raise NotKept(f"the node ({key[0]} {key[-1]})")
+            if _MEMORY_ONLY.get():
+                if live and key in self._values:
+                    return self._values[key]
+                raise NotKept(f"the node ({key[0]} {key[-1]})")
         value = load()
         with self._lock:
             # A block (or a write) while loading: the value may be older than the new block

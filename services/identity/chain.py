@@ -20,7 +20,7 @@ from services.common.context import ServiceContext
 from services.common.errors import ServiceError
 from services.common.ledger import DEFAULT_TTL_BLOCKS, RemoteLedger
 from services.identity import contract as c
-from services.identity._block_cache import BlockCache, memory_only
+from services.identity._block_cache import BlockCache, NotKept, memory_only
 from services.identity.errors import (
     AlreadyExists,
     ChainRefused,
@@ -91,10 +91,14 @@ class IdentityChain(ServiceChain):
             return None
         return str(record["org"]), frozenset(org["roles"])
 
-    def resolve_kept_key(self, pub_key: str) -> tuple[str, frozenset[str]] | None:
-        """`resolve_key` from kept reads only; NotKept (a LookupError) where it needs the node."""
+    def resolve_kept_key(self, pub_key: str) -> tuple[str, frozenset[str]]:
+        """`resolve_key` from kept reads only; NotKept (a LookupError) where it needs the node,
+        and for a key kept as not active: one registered a moment ago is asked of the node."""
         with memory_only():
-            return self.resolve_key(pub_key)
+            resolved = self.resolve_key(pub_key)
+        if resolved is None:
+            raise NotKept(f"the node (key {pub_key[:16]}…, kept as not active)")
+        return resolved
 
     # -- writes ----------------------------------------------------------------------------------
 

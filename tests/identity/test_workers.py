@@ -18,8 +18,18 @@ from tests.identity.test_replay import accepted, challenge, issue, refused, show
 class Worker:
     """One worker as a client reaches it: the identity app on a RemoteLedger, over HTTP."""
 
-    def __init__(self, client: Any, home: Any) -> None:
-        self.client, self.home = client, home
+    def __init__(self, client: Any, home: Any, ledger: Any) -> None:
+        self.client, self.home, self.ledger = client, home, ledger
+        self.node_reads = 0  # state reads and proofs asked of the node
+        for name in ("read", "state_proof"):
+            setattr(ledger, name, self._counted(getattr(ledger, name)))
+
+    def _counted(self, read: Any) -> Any:
+        def counted(*args: Any) -> Any:
+            self.node_reads += 1
+            return read(*args)
+
+        return counted
 
     def call(self, org: str, method: str, path: str, **kw: Any) -> Any:
         from chain.auth import mint_token
@@ -55,7 +65,8 @@ def workers(issuer: Any, db_url: str, live_server: Callable[[Any], Any]) -> Iter
                 operator_org=OPERATOR_ORG,
                 operator_key=key,
             )
-            found.append(Worker(stack.enter_context(TestClient(create_app(ctx))), home))
+            app = stack.enter_context(TestClient(create_app(ctx)))
+            found.append(Worker(app, home, ctx.ledger))
         yield found
 
 
@@ -78,6 +89,14 @@ def test_two_workers_share_spent_nonces_revocations_and_revoked_keys(
     body = {"credential": issued["credential"], "include_proofs": False}
     first = two.call("bank-a", "POST", "/credentials/verify", json=body)
     assert first.status_code == 200 and first.json()["verified"] is True, first.text
+    # Verified again, with and without proofs: from what it kept, no read of the node
+    proven = {**body, "include_proofs": True}
+    assert two.call("bank-a", "POST", "/credentials/verify", json=proven).status_code == 200
+    reads = two.node_reads
+    for again in (body, proven):
+        answer = two.call("bank-a", "POST", "/credentials/verify", json=again)
+        assert answer.status_code == 200 and answer.json()["verified"] is True, answer.text
+    assert two.node_reads == reads
 
     # A revocation through one is reported by the other once it hears of the block from the
     # node's event stream: within milliseconds, 5 s at most here (a loaded CI machine)

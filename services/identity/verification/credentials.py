@@ -63,14 +63,13 @@ async def verify_credential_async(
     cached type (the database once per type and process; never for a name the chain does not
     hold, once a second at most for one it holds and this service does not), so with the chain
     in this process it runs on the event loop; proofs read the node's block store, in the
-    thread pool. On a remote node it runs on the loop when every read is kept from the last
-    block (no thread hop), else again in the thread pool."""
-    cache = env.chain.cache
-    if cache is not None and not include_proofs:
+    thread pool. On a remote node it runs on the loop when every read (and proof) is kept from
+    the last block (no thread hop), else again in the thread pool, reading the node."""
+    if env.chain.cache is not None:
         try:
             with memory_only():
                 return verify_credential(
-                    env, cast(Session, NoSession()), token=token, include_proofs=False
+                    env, cast(Session, NoSession()), token=token, include_proofs=include_proofs
                 )
         except NotKept:
             pass
