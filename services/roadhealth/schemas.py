@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, JsonValue
 
 HEX32 = r"^[0-9a-f]{64}$"
+# A JSON object answered as it is kept: a telemetry payload as its device signed it, an alert's
+# data, a chain event's data, a proof bundle (docs/protocol.md, checked by chain.light)
+JsonObject = dict[str, JsonValue]
 MAX_BATCH = 5000
 
 
@@ -57,11 +60,17 @@ class SignedTxRequest(Strict):
     tx: dict[str, Any]
 
 
+class ChainEvent(BaseModel):
+    contract: str
+    name: str
+    data: JsonObject
+
+
 class ReceiptResponse(BaseModel):
     tx: str
     height: int
-    status: str
-    events: list[dict[str, Any]]
+    status: Literal["ok", "failed"]
+    events: list[ChainEvent]
 
 
 class DeviceView(BaseModel):
@@ -111,7 +120,7 @@ class AlertView(BaseModel):
     id: int
     kind: str
     segment: str
-    data: dict[str, Any]
+    data: JsonObject
     chain_tx: str | None
     created_at: float
     delivered: int
@@ -219,13 +228,22 @@ SEGMENTS_IMPORT_BODY: dict[str, Any] = {
 }
 
 
+class ReadingAnchor(BaseModel):
+    """The batch a reading was anchored in: its transaction, Merkle root and the reading's leaf."""
+
+    tx: str
+    root: str
+    leaf_index: int
+    count: int
+
+
 class ReadingProof(BaseModel):
     """A reading from the device's signature to a committed block."""
 
-    payload: dict[str, Any]
+    payload: JsonObject
     message_hash: str
     device: DeviceView
     signature_valid: bool
-    anchor: dict[str, Any]
-    bundle: dict[str, Any]
-    device_bundle: dict[str, Any]
+    anchor: ReadingAnchor
+    bundle: JsonObject  # the anchor transaction's bundle with the record's audit path
+    device_bundle: JsonObject  # the device's registry record with its state proof

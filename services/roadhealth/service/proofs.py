@@ -49,12 +49,9 @@ def reading_proof(*, rt: Runtime, session: Session, device: str, seq: int) -> sc
         message_hash=window.hash,
         device=device_view(device, record),
         signature_valid=has_valid_signature(payload, record["pub_key"]),
-        anchor={
-            "tx": window.anchor_tx,
-            "root": window.root,
-            "leaf_index": window.leaf_index,
-            "count": batch.count,
-        },
+        anchor=schemas.ReadingAnchor(
+            tx=window.anchor_tx, root=window.root, leaf_index=window.leaf_index, count=batch.count
+        ),
         bundle=bundle,
         device_bundle=device_bundle,
     )
