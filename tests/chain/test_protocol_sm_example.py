@@ -176,9 +176,14 @@ def test_the_sm_example_verifies_from_the_doc_alone_and_with_the_chain() -> None
 if __name__ == "__main__" and sys.argv[1:] == ["--write"]:
     key = suite_for("sm2-sm3").key_from_seed(SEED)
     fresh = sign_tx(
-        key, chain_id=CHAIN_ID, contract="anchors", method="anchor", args=ARGS,
-        expiry_height=100, nonce=7,
-    )  # fmt: skip
+        key,
+        chain_id=CHAIN_ID,
+        contract="anchors",
+        method="anchor",
+        args=ARGS,
+        expiry_height=100,
+        nonce=7,
+    )
     text = DOC.read_text(encoding="utf-8")
     block = build(bytes.fromhex(fresh.sig))
     DOC.write_text(MARKER.sub(lambda m: m.group(1) + block + m.group(3), text), encoding="utf-8")
