@@ -28,6 +28,25 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def free_node_ports(homes: list[Path]) -> None:
+    """Give the nodes ports nothing else holds: on a shared machine another engineer's cluster
+    may sit on the suite's fixed ones, and a node that cannot bind exits at once."""
+    sockets = [socket.socket() for _ in range(2 * len(homes))]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    p2p = {h.name: ports[len(homes) + i] for i, h in enumerate(homes)}
+    for i, home in enumerate(homes):
+        path = home / "node.json"
+        settings = json.loads(path.read_text())
+        settings["port"], settings["p2p_port"] = ports[i], p2p[home.name]
+        for peer in settings["peers"]:
+            peer["port"] = p2p[peer["name"]]
+        path.write_text(json.dumps(settings, indent=2) + "\n")
+
+
 def cpu_s(pid: int) -> float:
     """CPU seconds (user + system) a process has used so far (Linux /proc; 0 elsewhere)."""
     try:

@@ -11,8 +11,6 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import cached_property
 from typing import Any
 
 from chain import merkle
@@ -30,10 +28,11 @@ from chain.errors import (
     ProofError,
     TxRejected,
 )
+from chain.executed import BlockResult as BlockResult  # where callers have found it
 from chain.genesis import Genesis, initial_state
-from chain.smt import StateProof, Tree
-from chain.state import CommittedState, Overlay, StateKey, StateView, key_hash, stored_value
-from chain.store import BlockStore, TxRow
+from chain.smt import StateProof
+from chain.state import CommittedState, Overlay, StateView, key_hash, stored_value
+from chain.store import BlockStore
 from chain.suites.base import Hasher
 from chain.suites.hashing import trees_for
 from chain.tx import Tx, tx_from_json, wrong_suite
@@ -46,28 +45,6 @@ RESOLVED_KEYS = 4096  # senders and token keys whose organisation and roles are 
 
 class InvalidBlock(ChainError):
     """A proposed block breaks a rule every honest node enforces."""
-
-
-@dataclass
-class BlockResult:
-    """A block executed on top of the committed state, ready to be certified and committed."""
-
-    header: Header
-    txs: list[Tx]
-    receipts: list[Receipt]
-    changes: dict[StateKey, Any]
-    tree: Tree
-    # Each written key's canonical value text and value hash (None where the key is deleted)
-    stored: dict[StateKey, tuple[str, str] | None]
-
-    @cached_property
-    def tx_rows(self) -> list[TxRow]:
-        """The block's transaction rows as the store keeps them (the canonical encodings made
-        for the Merkle roots): made once, for every ledger of the process that stores it."""
-        return [
-            TxRow(tx.hash, i, tx.expiry_height, tx.encode().decode(), r.encode().decode())
-            for i, (tx, r) in enumerate(zip(self.txs, self.receipts, strict=True))
-        ]
 
 
 class Ledger:
