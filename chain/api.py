@@ -266,7 +266,10 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
             height, tx, receipt = found
             committed = {"status": "committed", "height": height, "tx": tx, "receipt": receipt}
             return TxInfo.model_validate({"hash": tx_hash, **committed})
-        if pending:
+        # Committed in memory, its block still being written: nobody has been told of it yet
+        # (receipts wait for the disk), and the next proposal has already taken it out of the
+        # mempool, so without this it read as unknown for the length of one block write
+        if pending or tx_hash in ledger.live_txs:
             return TxInfo(hash=tx_hash, status="pending")
         return error_response(404, "unknown_tx", f"no transaction {tx_hash} committed or pending")
 

@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from chain.api import create_app
+from chain.client import ChainClient, Identity
 from chain.db import make_engine
 from chain.errors import StorageError
 from chain.genesis import Genesis
@@ -86,6 +88,43 @@ def test_a_receipt_arrives_only_once_its_block_is_on_disk(
         node.stop()
     # Whatever the producer committed is on disk once it has stopped
     assert store.latest_height() == ledger.height
+
+
+def test_a_transaction_whose_block_is_being_written_reads_pending_not_unknown(
+    gated: Callable[..., Ledger],
+    keys: SimpleNamespace,
+    sign: Callable[..., Tx],
+    live_server: Callable[[Any], Any],
+) -> None:
+    # An acknowledged transaction answered 404 unknown_tx for as long as its block's write was
+    # in flight (out of the mempool already, not yet in the store)
+    ledger = gated()
+    store = ledger.store
+    assert isinstance(store, GatedStore)
+    node = Node(ledger, key=keys.validator, options=NodeOptions(block_interval_ms=0))
+    node.start()
+    try:
+        with (
+            live_server(create_app(node)) as server,
+            ChainClient(server.url, identity=Identity("regulator", keys.regulator)) as client,
+        ):
+            store.gate.clear()
+            tx = anchors(sign, keys.agency, 1)[0]
+            assert client.submit(tx) == tx.hash
+            deadline = time.monotonic() + 5
+            while tx.hash not in ledger.live_txs and time.monotonic() < deadline:
+                time.sleep(0.01)
+            # Committed in memory, its block's write held at the gate
+            assert tx.hash in ledger.live_txs and store.tx(tx.hash) is None
+            node.mempool.remove([tx.hash])  # as the next proposal's reap does
+            assert client.tx(tx.hash)["status"] == "pending"
+            store.gate.set()
+            receipt = node.wait_future(tx.hash).result(timeout=5)
+            info = client.tx(tx.hash)
+            assert info["status"] == "committed" and info["height"] == receipt["height"]
+    finally:
+        store.gate.set()
+        node.stop()
 
 
 def test_a_failed_block_write_stops_the_producer_and_its_waiters_hear_nothing(
