@@ -86,7 +86,7 @@ def test_fleet_on_the_demo_network(tmp_path: Path, db_url: str) -> None:
         # 1 - 0.5^3, more with repeat passes), none else. At most one missed: a phone-like shock
         # is reported on about 80% of passes (docs/roadhealth.md; the quarter-car's spike was on
         # every one), and a short pothole on a very rough road is lost in its roughness (here
-        # west-st-1's 0.33 m one on 5.6 m/km, which the version-1 rule misses too)
+        # west-st-1's 0.33 m one on 5.6 m/km, which the version-1 rule misses too on these laps)
         planted = {(s, p) for s, t in fleet.truth.items() for p in t.potholes_m}
         found = [
             (f["id"], p["properties"]["chainage_m"], p["properties"]["confidence"])
