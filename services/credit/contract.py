@@ -43,6 +43,7 @@ from pydantic import Field, field_validator
 
 from chain import merkle
 from chain.contracts.framework import Args, Context, Contract, method
+from chain.contracts.membership import KEY_SHAPES, PUB_KEY, chain_suite
 from chain.encoding import canonical, sha256
 from chain.errors import ContractError, EncodingError, ProofError
 from chain.state import StateView
@@ -59,7 +60,10 @@ MAX_METRICS_BYTES = 16_384
 USCC_CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 SHA256 = r"^[0-9a-f]{64}$"
 ORG = r"^[a-z0-9][a-z0-9-]{1,62}$"
-KEY = r"^[0-9a-f]{64}$"
+# A key of either suite (Ed25519's 64 hex digits, SM2's 130): _require_suite_key checks it is
+# the shape of the chain's suite, recorded by an SM genesis in governance's state
+KEY = PUB_KEY
+KEY_HEX_DIGITS = {"ed25519-sha256": 64, "sm2-sm3": 130}
 USCC = r"^[0-9A-HJ-NP-RTUWXY]{18}$"
 DID = r"^did:[a-z0-9]+:[A-Za-z0-9._:%-]{1,200}$"
 
@@ -422,6 +426,7 @@ class CreditContract(Contract):
         ctx.require_role(OPERATOR_ROLE)
         # Verify the reading key is the bank's and the SME's consent is live now
         _require_bank(state, args.bank)
+        _require_suite_key(state, args.bank_key)
         key_record = state.read("membership", f"key:{args.bank_key}")
         if key_record is None or key_record["org"] != args.bank:
             raise ContractError("unknown_key", f"key {args.bank_key[:16]}… is not {args.bank}'s")
@@ -557,6 +562,7 @@ def _require_sme_org_key(state: StateView, org_id: str, key: str | None) -> str:
         raise ContractError("not_sme", f"organisation {org_id} lacks role sme")
     if key is None:
         return str(org["keys"][0])
+    _require_suite_key(state, key)
     if key not in org["keys"]:
         raise ContractError("unknown_key", f"key {key[:16]}… is not one of {org_id}'s keys")
     return key
@@ -566,3 +572,10 @@ def _require_bank(state: StateView, bank: str) -> None:
     org = state.read("membership", f"org:{bank}")
     if org is None or org["status"] != "active" or "bank" not in org["roles"]:
         raise ContractError("unknown_bank", f"{bank} is not an active organisation with role bank")
+
+
+def _require_suite_key(state: StateView, key: str) -> None:
+    suite = chain_suite(state)
+    # Verify the key has the shape of the chain's suite's public keys
+    if len(key) != KEY_HEX_DIGITS[suite]:
+        raise ContractError("bad_key", f"{key[:16]}… is not an {KEY_SHAPES[suite]}")
