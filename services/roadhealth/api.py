@@ -108,7 +108,7 @@ def build_router(
     )
     def ingest_batch(body: IngestRequest, caller: Operator, session: SessionDep) -> IngestResponse:
         """Store an anchored batch of signed telemetry (docs/roadhealth-ingest.md)."""
-        answer = service.ingest_batch(rt, session, caller_org=caller.org, request=body)
+        answer = service.ingest_batch(rt=rt, session=session, caller_org=caller.org, request=body)
         return IngestResponse.model_validate(answer)
 
     @router.get("/segments", tags=["segments"], **_geojson(SegmentCollection, "the segments"))

@@ -26,7 +26,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     with factory() as session, session.begin():
         if settings.load_demo:
             service.load_demo_network(rt=rt, session=session)
-        service.reload_index(rt, session)
+        service.reload_index(rt=rt, session=session)
     dispatcher = service.AlertDispatcher(factory, settings)
     dispatcher.start()
     rt.kick_alerts = dispatcher.kick

@@ -160,9 +160,9 @@ class AlertDispatcher:
 
 
 def raise_alert(
+    *,
     rt: Runtime,
     session: Session,
-    *,
     kind: str,
     segment: str,
     chain_tx: str | None,

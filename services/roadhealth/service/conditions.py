@@ -23,7 +23,7 @@ from services.roadhealth.service.alerts import raise_alert
 from services.roadhealth.service.common import DAY_S
 
 
-def refresh_segments(rt: Runtime, session: Session, segments: Sequence[RhSegment]) -> None:
+def refresh_segments(*, rt: Runtime, session: Session, segments: Sequence[RhSegment]) -> None:
     """Recompute each segment's IRI and class; attest and alert when the class changes."""
     for segment in sorted(segments, key=lambda s: s.id):
         _refresh_segment(rt, session, segment)
@@ -87,8 +87,8 @@ def _refresh_segment(rt: Runtime, session: Session, segment: RhSegment) -> None:
     segment.condition, segment.condition_tx = condition, receipt["tx"]
     if before is not None or condition == "poor":
         raise_alert(
-            rt,
-            session,
+            rt=rt,
+            session=session,
             kind="condition_changed",
             segment=segment.id,
             chain_tx=receipt["tx"],

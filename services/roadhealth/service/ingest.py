@@ -46,7 +46,7 @@ RETRY_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
 
 
 def ingest_batch(
-    rt: Runtime, session: Session, *, caller_org: str, request: IngestRequest
+    *, rt: Runtime, session: Session, caller_org: str, request: IngestRequest
 ) -> dict[str, Any]:
     """Check and store an anchored batch; the same batch again answers the first answer."""
     try:
@@ -184,7 +184,7 @@ def _claim_batch(
 def _follow_network(rt: Runtime, session: Session) -> None:
     """Match against the network as committed: another process may have imported segments."""
     if network_version(session) != rt.index_version:
-        reload_index(rt, session)
+        reload_index(rt=rt, session=session)
 
 
 def _check_messages(
@@ -273,15 +273,16 @@ def _assess(rt: Runtime, session: Session, placed: list[Placed], revisited: list
     segments = {w.segment for w in windows if w.segment is not None} | left
     held = lock_segments(session, segments)
     # A window matched again reports from where it now lies
-    withdrawn = potholes.withdraw_reports(session, [w.id for w in revisited if w.id is not None])
+    moved = [w.id for w in revisited if w.id is not None]
+    withdrawn = potholes.withdraw_reports(session=session, window_ids=moved)
     reported = set(withdrawn.values())
     for window in windows:
         reported |= _file_reports(rt, session, window)
     changed = set(withdrawn)
     for segment in sorted(reported):
-        changed |= potholes.regroup_segment(rt, session, segment)
-    conditions.refresh_segments(rt, session, held)
-    potholes.refresh_potholes(rt, session, changed)
+        changed |= potholes.regroup_segment(rt=rt, session=session, segment=segment)
+    conditions.refresh_segments(rt=rt, session=session, segments=held)
+    potholes.refresh_potholes(rt=rt, session=session, pothole_ids=changed)
     rt.kick_alerts()
 
 
@@ -300,8 +301,8 @@ def _file_reports(rt: Runtime, session: Session, window: Placed) -> set[str]:
         if not 0.0 <= chainage <= length:
             continue  # past the segment's end: another segment's business
         potholes.file_report(
-            rt,
-            session,
+            rt=rt,
+            session=session,
             segment=window.segment,
             window_id=window.id,
             device=window.device,

@@ -19,9 +19,9 @@ OPEN_STATUSES = ("candidate", "confirmed")
 
 
 def file_report(
+    *,
     rt: Runtime,
     session: Session,
-    *,
     segment: str,
     window_id: int,
     device: str,
@@ -60,7 +60,7 @@ def file_report(
     )
 
 
-def withdraw_reports(session: Session, window_ids: Sequence[int]) -> dict[str, str]:
+def withdraw_reports(*, session: Session, window_ids: Sequence[int]) -> dict[str, str]:
     """Delete the pothole reports of these windows (matched again, they report anew); a
     candidate left without reports goes too. Returns the potholes that lost reports and
     remain, with their segments."""
@@ -87,7 +87,7 @@ def withdraw_reports(session: Session, window_ids: Sequence[int]) -> dict[str, s
     return remaining
 
 
-def regroup_segment(rt: Runtime, session: Session, segment: str) -> set[str]:
+def regroup_segment(*, rt: Runtime, session: Session, segment: str) -> set[str]:
     """Cluster the open reports of a segment into potholes (assessment/clustering.py) and return the
     potholes whose reports changed. A confirmed pothole keeps its id (the chain knows it):
     the group holding it is filed under it, and a group holding two is split between them;
@@ -142,7 +142,7 @@ def _heirs(
     return [(potholes[heir], members)]
 
 
-def refresh_potholes(rt: Runtime, session: Session, pothole_ids: Iterable[str]) -> None:
+def refresh_potholes(*, rt: Runtime, session: Session, pothole_ids: Iterable[str]) -> None:
     """Recount reports; confirm (on chain, with an alert) once enough vehicles saw the pothole."""
     ids = sorted(set(pothole_ids))
     potholes = session.scalars(select(RhPothole).where(RhPothole.id.in_(ids))).all()
@@ -182,8 +182,8 @@ def refresh_potholes(rt: Runtime, session: Session, pothole_ids: Iterable[str]) 
         pothole.status, pothole.confirmed_tx = "confirmed", receipt["tx"]
         if first:
             raise_alert(
-                rt,
-                session,
+                rt=rt,
+                session=session,
                 kind="pothole_confirmed",
                 segment=pothole.segment,
                 chain_tx=receipt["tx"],

@@ -67,7 +67,7 @@ def import_segments(
         row.length_m, row.geometry_hash, row.registered_tx = seg.length_m, seg.geometry_hash, tx
     network.version += 1  # every process reloads its index before it matches again
     session.flush()
-    reload_index(rt, session)
+    reload_index(rt=rt, session=session)
     return schemas.ImportResult(
         segments=len(segments), registered_tx=tx, ids=[s.id for s in segments]
     )
@@ -84,7 +84,7 @@ def load_demo_network(*, rt: Runtime, session: Session) -> bool:
     return True
 
 
-def reload_index(rt: Runtime, session: Session) -> None:
+def reload_index(*, rt: Runtime, session: Session) -> None:
     """Build the segment index from the segments stored, noting the network's version."""
     version = network_version(session)
     rows = session.scalars(select(RhSegment).order_by(RhSegment.id)).all()
