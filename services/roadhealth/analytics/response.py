@@ -59,10 +59,11 @@ class CabinResponse:
 # 2.5 m bump no longer rings its segment's IRI estimate 31% over the truth (16%)
 CABIN = CabinResponse(gain=0.75)
 # Among responses near the real windows in amplitude, duration and spectrum (distance 0.28 in
-# bench/roadhealth_signatures.py, the hand-set CABIN 0.28, the nearest 0.19), one whose potholes
-# the live gate's model (trained on real windows only) calls potholes most often and whose bumps
-# it rarely does (27 and 3 of 60; the nearest, 6 and 1). Not the default: its shock is shorter
-# than real ones (0.3 s above 30% of the peak in test_phone_ride's ride; real: 0.9-1.7 s)
+# bench/roadhealth_signatures.py, the hand-set response 0.28, the nearest 0.19), one whose
+# potholes a gate model trained on real windows only (issue 15's third session) calls potholes
+# most often and whose bumps it rarely does (27 and 3 of 60; the nearest, 6 and 1). Not the
+# default: its shock is shorter than real ones (0.3 s above 30% of the peak in
+# test_phone_ride's ride; real: 0.9-1.7 s)
 CLASSIFIER_FIT_CABIN = CabinResponse(
     natural_hz=2.5, damping_ratio=0.2, gain=1.5, rear_axle_gain=0.35
 )
