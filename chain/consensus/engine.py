@@ -184,7 +184,7 @@ class Engine:
             if block is None:
                 break
             header, cert = block
-            txs = tuple(self._txs_of(h))
+            txs = tuple(self.block_txs(h))
             votes = tuple(
                 Vote("precommit", cert.height, cert.round, cert.block_hash, s.validator, s.sig)
                 for s in cert.signatures
@@ -192,7 +192,8 @@ class Engine:
             commits.append(Commit(Candidate(header, txs), votes))
         return commits
 
-    def _txs_of(self, height: int) -> list[Tx]:
+    def block_txs(self, height: int) -> list[Tx]:
+        """The transactions of the committed block at `height`, in block order."""
         from chain.tx import tx_from_json
 
         return [tx_from_json(body) for body, _ in self.ledger.store.block_txs(height)]
@@ -230,7 +231,7 @@ class Engine:
         self._timers.clear()
         self._waiting_since = None
         self.app.forget()
-        restored = self._restored()
+        restored = self.persisted_state()
         self.machine = Tendermint(
             chain_id=self.ledger.chain_id,
             validators=self._validator_set(),
@@ -263,7 +264,8 @@ class Engine:
     def _validator_set(self) -> ValidatorSet:
         return ValidatorSet.of(self.ledger.validator_powers())
 
-    def _restored(self) -> SignedState | None:
+    def persisted_state(self) -> SignedState | None:
+        """The signed state last persisted before a vote (what a restart resumes), if any."""
         raw = self.ledger.store.get_meta(LAST_SIGNED)
         if raw is None:
             return None

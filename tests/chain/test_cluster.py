@@ -305,14 +305,14 @@ def test_a_persisted_lock_keeps_its_block_once_and_restores_lock_and_valid_value
     wait_for(lambda: observer.ledger.height >= v0.ledger.height)
     height = v0.ledger.store.tx(txs[0].hash)[0]  # type: ignore[index]
     header, _ = observer.ledger.block(height)  # type: ignore[misc]
-    block = Candidate(header, tuple(observer.engine._txs_of(height)))
+    block = Candidate(header, tuple(observer.engine.block_txs(height)))
     state = SignedState(height + 1, 2, 1, block.hash, 1, block, 1, block)
     text = json.dumps(signed_state_json(state))
     # Each transaction's canonical text (with its "sig" member) is in the persisted JSON once
     assert text.count('\\"sig\\"') == len(block.txs)
     # The observer never signs, so its store is free for the round trip
     observer.ledger.store.put_meta(LAST_SIGNED, text)
-    restored = observer.engine._restored()
+    restored = observer.engine.persisted_state()
     assert restored is not None and restored.locked_value is not None
     assert restored.locked_value.hash == block.hash
     assert restored.valid_value is restored.locked_value
