@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from chain.crypto import verify
 from chain.encoding import from_b64url, parse_json, sha256
 from chain.errors import EncodingError
 from iot_gateway.errors import Rejected
@@ -27,8 +26,10 @@ from services.roadhealth.wire import (
     T0_RANGE,
     CborInvalid,
     TelemetryTopic,
+    Verify,
     canonical_pair,
     decode_cbor,
+    device_verifier,
     is_number,
     parse_topic,
 )
@@ -59,6 +60,14 @@ class Device:
     device: str
     pub_key: str
     active: bool
+    # The key's suite (Ed25519, or SM2 on an sm2-sm3 chain) and its verify, bound once here
+    suite: str = field(init=False, repr=False, compare=False)
+    verify: Verify = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        suite, verify = device_verifier(self.pub_key)
+        object.__setattr__(self, "suite", suite)
+        object.__setattr__(self, "verify", verify)
 
 
 @dataclass(frozen=True)
@@ -151,8 +160,11 @@ def check_device_signature(payload: dict[str, Any], unsigned: bytes, device: Dev
         signature = from_b64url(payload["sig"], field="sig")
     except EncodingError as exc:
         raise Rejected("bad_signature", str(exc)) from exc
-    if not verify(device.pub_key, unsigned, signature):
-        raise Rejected("bad_signature", "signature does not verify with the registered key")
+    if not device.verify(device.pub_key, unsigned, signature):
+        raise Rejected(
+            "bad_signature",
+            f"signature does not verify with the registered key ({device.suite})",
+        )
 
 
 def check_time(payload: dict[str, Any], now_s: float, limits: Limits) -> None:

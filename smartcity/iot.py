@@ -38,6 +38,7 @@ from iot_gateway.simulator import (
     default_geojson_path,
     write_truth,
 )
+from iot_gateway.simulator.messages import with_suite_keys
 from iot_gateway.source import BrokerAddress
 from services.common.ledger import DEFAULT_TTL_BLOCKS, EmbeddedLedger, LedgerPort
 from smartcity.logs import redact
@@ -309,6 +310,7 @@ def start_iot(
     )
     if simulate:
         network = demo_network(city=city, seed=SIM_SEED, n_devices=sim_devices)
+        network = with_suite_keys(network, ledger.genesis.crypto)
         write_truth(network, folder / TRUTH_FILE)
         handle.simulator = Simulator(
             network=network,

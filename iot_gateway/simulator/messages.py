@@ -6,16 +6,38 @@ must dead-letter with that reason; the fleet counts what it sent of each.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+import hashlib
+from dataclasses import dataclass, replace
+from typing import Any, cast
 
 import numpy as np
 
+from chain.crypto import SigningKey
+from chain.suites import DEFAULT_SUITE, suite_for
 from iot_gateway.simulator.network import Network, device_key
 from iot_gateway.simulator.streams import DeviceStream
 from iot_gateway.wire import ENCODINGS, Encoding, canonical_json, encode_cbor, sign_payload
 
 BAD_KINDS = ("bad_signature", "unknown_device", "replayed_seq", "malformed")
+
+
+def with_suite_keys(network: Network, crypto: str) -> Network:
+    """The network with each device's key of the chain's suite, from the same seed as
+    network.device_key (an sm2-sm3 chain registers only SM2 device keys); unchanged for the
+    default suite."""
+    if crypto == DEFAULT_SUITE:
+        return network
+    suite = suite_for(crypto)
+    devices = [
+        # SimDevice.key is typed SigningKey; an SM2 key has the same public_hex and sign
+        replace(d, key=cast(SigningKey, suite.key_from_seed(_seed(network.seed, d.id))))
+        for d in network.devices
+    ]
+    return replace(network, devices=devices)
+
+
+def _seed(seed: int, device: str) -> bytes:
+    return hashlib.sha256(f"sim:{seed}:{device}".encode()).digest()
 
 
 @dataclass(frozen=True)

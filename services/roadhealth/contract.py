@@ -23,9 +23,10 @@ from typing import Literal
 from pydantic import Field
 
 from chain.contracts.framework import Args, Context, Contract, method
-from chain.crypto import is_usable_public_key
+from chain.contracts.membership import KEY_SHAPES, PUB_KEY, chain_suite
 from chain.errors import ContractError
 from chain.state import StateView
+from chain.suites import suite_for
 
 NAMESPACE = "roadhealth"
 DEVICE_ID = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -53,7 +54,7 @@ def segment_key(segment: str) -> str:
 
 class RegisterDeviceArgs(Args):
     device: str = Field(pattern=DEVICE_ID)
-    pub_key: str = Field(pattern=HEX32)
+    pub_key: str = Field(pattern=PUB_KEY)  # either suite's shape; the chain's is checked
     vehicle_class: VehicleClass
     home_segment: str | None = Field(default=None, pattern=SEGMENT_ID)
 
@@ -113,8 +114,9 @@ class RoadHealthContract(Contract):
     def register_device(self, ctx: Context, state: StateView, args: RegisterDeviceArgs) -> None:
         ctx.require_role(AUTHORITY)
         # Verify the key is usable and neither the device nor the key is registered
-        if not is_usable_public_key(args.pub_key):
-            raise ContractError("bad_key", "pub_key is not a usable Ed25519 public key")
+        suite = chain_suite(state)
+        if not suite_for(suite).is_usable_public_key(args.pub_key):
+            raise ContractError("bad_key", f"pub_key is not a usable {KEY_SHAPES[suite]}")
         if state.get(device_key(args.device)) is not None:
             raise ContractError("device_exists", f"device {args.device} is already registered")
         holder = state.get(f"devkey:{args.pub_key}")

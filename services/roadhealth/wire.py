@@ -22,16 +22,17 @@ from __future__ import annotations
 import io
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import cbor2
 
 from chain import merkle
-from chain.crypto import SigningKey, verify
+from chain.crypto import verify
 from chain.encoding import b64url, canonical, from_b64url, sha256
 from chain.errors import EncodingError
+from chain.suites import SuiteKey, suite_for
 from services.roadhealth.errors import WireError
 
 TELEMETRY_QOS = 1
@@ -146,14 +147,35 @@ def signing_bytes(payload: dict[str, Any]) -> bytes:
     return canonical_json({k: v for k, v in payload.items() if k != "sig"})
 
 
-def sign_payload(key: SigningKey, payload: dict[str, Any]) -> dict[str, Any]:
-    """The payload with `sig` set to the base64url Ed25519 signature of its signing bytes."""
+def sign_payload(key: SuiteKey, payload: dict[str, Any]) -> dict[str, Any]:
+    """The payload with `sig` set to the base64url signature of its signing bytes: Ed25519,
+    or SM2 (r || s, default ID) for a device of an sm2-sm3 chain; 64 bytes either way."""
     body = {k: v for k, v in payload.items() if k != "sig"}
     return {**body, "sig": b64url(key.sign(canonical_json(body)))}
 
 
+Verify = Callable[[str, bytes, bytes], bool]
+# A device key's shape names its suite (the road-health contract takes only the chain's)
+KEY_SUITES = {64: "Ed25519", 130: "SM2"}
+
+
+def _verify_nothing(public_hex: str, message: bytes, signature: bytes) -> bool:
+    return False
+
+
+def device_verifier(pub_key: str) -> tuple[str, Verify]:
+    """The suite of a registered device key and its verify function, bound once per device
+    (Ed25519's is chain.crypto.verify itself, so that path costs what it did)."""
+    kind = KEY_SUITES.get(len(pub_key), "unusable")
+    if kind == "Ed25519":
+        return kind, verify
+    if kind == "SM2":
+        return kind, suite_for("sm2-sm3").verify
+    return kind, _verify_nothing
+
+
 def has_valid_signature(payload: dict[str, Any], pub_key: str) -> bool:
-    """True when `sig` verifies over the unsigned payload with the device's key."""
+    """True when `sig` verifies over the unsigned payload with the device's key (its suite's)."""
     sig = payload.get("sig")
     if not isinstance(sig, str):
         return False
@@ -161,7 +183,7 @@ def has_valid_signature(payload: dict[str, Any], pub_key: str) -> bool:
         raw = from_b64url(sig, field="sig")
     except EncodingError:
         return False
-    return len(raw) == 64 and verify(pub_key, signing_bytes(payload), raw)
+    return len(raw) == 64 and device_verifier(pub_key)[1](pub_key, signing_bytes(payload), raw)
 
 
 def message_hash(payload: dict[str, Any]) -> str:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from chain.contracts.framework import Context, code_hash
 from chain.crypto import SigningKey
+from chain.encoding import canonical, from_b64url
 from chain.errors import ContractError
 from chain.genesis import Genesis, initial_state, parse_genesis
 from chain.ledger import Ledger
@@ -22,7 +23,14 @@ from chain.node import Node
 from chain.state import CommittedState, Overlay, StateView
 from chain.suites import suite_for
 from chain.tx import sign_tx
+from iot_gateway.errors import Rejected
+from iot_gateway.simulator import build_network
+from iot_gateway.simulator.messages import with_suite_keys
+from iot_gateway.validate import Device, Limits, check_message
+from iot_gateway.wire import sign_payload, telemetry_topic
 from services.credit.contract import CreditContract
+from services.roadhealth import wire as road_wire
+from services.roadhealth.contract import RoadHealthContract
 
 SM = suite_for("sm2-sm3")
 SM_KEYS = [SM.key_from_seed(bytes([i + 1]) * 32) for i in range(4)]
@@ -65,11 +73,11 @@ GENESES = {
 }
 
 
-def genesis_view(crypto: str) -> StateView:
-    """The credit namespace of a chain of `crypto` just after its genesis."""
+def genesis_view(crypto: str, namespace: str = "credit") -> StateView:
+    """A contract's namespace on a chain of `crypto` just after its genesis."""
     base = Overlay(CommittedState.empty())
     base.writes.update(initial_state(GENESES[crypto]))
-    return StateView(Overlay(base), "credit")
+    return StateView(Overlay(base), namespace)
 
 
 def operator_call(crypto: str, method: str, args: dict[str, Any]) -> None:
@@ -83,6 +91,23 @@ def operator_call(crypto: str, method: str, args: dict[str, Any]) -> None:
         contract="credit",
     )
     CreditContract().execute(ctx, genesis_view(crypto), method, args)
+
+
+def register_device(crypto: str, pub_key: str) -> StateView:
+    """The road authority registers device veh-1 with `pub_key` on a chain of `crypto`."""
+    ctx = Context(
+        sender="00" * 32,
+        sender_org="roads",
+        sender_roles=frozenset({"road_authority"}),
+        height=1,
+        time_ms=0,
+        tx_hash="11" * 32,
+        contract="roadhealth",
+    )
+    view = genesis_view(crypto, "roadhealth")
+    args = {"device": "veh-1", "pub_key": pub_key, "vehicle_class": "car"}
+    RoadHealthContract().execute(ctx, view, "register_device", args)
+    return view
 
 
 # -- credit ----------------------------------------------------------------------------------
@@ -108,7 +133,7 @@ def test_an_sm_chain_registers_an_sme_bound_to_its_sm2_key(
     assert ledger.state.get("credit", f"sme:{USCC}")["key"] == SM_KEYS[2].public_hex
 
 
-@settings(max_examples=30, deadline=None)
+@settings(max_examples=10, deadline=None)
 @given(
     crypto=st.sampled_from(sorted(GENESES)),
     key=st.sampled_from([64, 130]).flatmap(
@@ -138,3 +163,79 @@ def test_a_key_of_the_other_suites_shape_is_refused_saying_which_key_the_chain_t
         "bad_key",
         f"{key[:16]}… is not an {KEY_SHAPES[crypto]}",
     )
+
+
+# -- device telemetry ------------------------------------------------------------------------
+
+T0 = 1_767_225_600.0
+WINDOW = {
+    "device": "veh-1",
+    "seq": 7,
+    "t0": T0,
+    "rate_hz": 50,
+    "lat": 52.52,
+    "lon": 13.4,
+    "speed_mps": 12.5,
+    "acc_z": [9.81 + 0.01 * i for i in range(32)],
+}
+
+
+def check(payload: dict[str, Any], registered: str) -> Any:
+    return check_message(
+        telemetry_topic("c", "s", "veh-1"),
+        canonical(payload),
+        now_s=T0,
+        lookup=lambda device: Device(device, registered, True),
+        limits=Limits(),
+    )
+
+
+def test_an_sm_chain_registers_sm2_devices_whose_sm2_signed_telemetry_passes() -> None:
+    network = build_network(n_segments=1, n_devices=2, seed=3)
+    assert with_suite_keys(network, "ed25519-sha256") is network
+    device = with_suite_keys(network, "sm2-sm3").devices[0].key
+    assert len(device.public_hex) == 130 and SM.is_usable_public_key(device.public_hex)
+    view = register_device("sm2-sm3", device.public_hex)
+    assert view.get("device:veh-1")["pub_key"] == device.public_hex
+    payload = sign_payload(device, WINDOW)
+    checked = check(payload, device.public_hex)
+    assert SM.verify(device.public_hex, road_wire.signing_bytes(payload), _sig(payload))
+    assert checked.payload == payload and road_wire.has_valid_signature(payload, device.public_hex)
+
+
+@pytest.mark.parametrize(
+    ("crypto", "key"),
+    [("sm2-sm3", ED_KEYS[3].public_hex), ("ed25519-sha256", SM_KEYS[3].public_hex)],
+    ids=["ed25519-key-on-sm", "sm2-key-on-ed25519"],
+)
+def test_a_device_key_of_the_other_suite_is_refused_naming_the_chains(
+    crypto: str, key: str
+) -> None:
+    with pytest.raises(ContractError) as caught:
+        register_device(crypto, key)
+    assert (caught.value.code, caught.value.message) == (
+        "bad_key",
+        f"pub_key is not a usable {KEY_SHAPES[crypto]}",
+    )
+
+
+def _sig(payload: dict[str, Any]) -> bytes:
+    return from_b64url(payload["sig"], field="sig")
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.binary(min_size=32, max_size=32), sm_device=st.booleans())
+def test_telemetry_signed_in_the_other_suite_is_dead_lettered_naming_the_devices(
+    seed: bytes, sm_device: bool
+) -> None:
+    sm_key, ed_key = SM.key_from_seed(seed), SigningKey.from_seed(seed)
+    registered, signer = (sm_key, ed_key) if sm_device else (ed_key, sm_key)
+    payload = sign_payload(signer, WINDOW)
+    with pytest.raises(Rejected) as caught:
+        check(payload, registered.public_hex)
+    suite = "SM2" if sm_device else "Ed25519"
+    assert (caught.value.code, caught.value.detail) == (
+        "bad_signature",
+        f"signature does not verify with the registered key ({suite})",
+    )
+    assert not road_wire.has_valid_signature(payload, registered.public_hex)
