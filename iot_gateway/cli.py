@@ -9,11 +9,14 @@ from __future__ import annotations
 import json
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from iot_gateway.errors import GatewayError
+
+if TYPE_CHECKING:
+    from iot_gateway.simulator import Network
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
 
@@ -53,6 +56,29 @@ def _read_network(path: str | None) -> dict[str, Any] | None:
     return doc
 
 
+def _build_network(
+    city: str,
+    seed: int,
+    segments: int,
+    devices: int,
+    segment_length: float,
+    rate_hz: int,
+    network_path: str | None,
+) -> Network:
+    """The network that _network_options describe."""
+    from iot_gateway.simulator import build_network
+
+    return build_network(
+        city=city,
+        seed=seed,
+        n_segments=segments,
+        n_devices=devices,
+        segment_length_m=segment_length,
+        rate_hz=rate_hz,
+        geojson=_read_network(network_path),
+    )
+
+
 @click.group("simulate")
 def simulate() -> None:
     """Simulated road sensors: vehicles over known roads publishing signed telemetry."""
@@ -74,17 +100,7 @@ def truth_cmd(
     geojson: Path | None,
 ) -> None:
     """Write the ground truth (segment IRI and class, anomalies, device keys) for scoring."""
-    from iot_gateway.simulator import build_network
-
-    network = build_network(
-        city=city,
-        seed=seed,
-        n_segments=segments,
-        n_devices=devices,
-        segment_length_m=segment_length,
-        rate_hz=rate_hz,
-        geojson=_read_network(network_path),
-    )
+    network = _build_network(city, seed, segments, devices, segment_length, rate_hz, network_path)
     out.write_text(json.dumps(network.truth(), indent=2) + "\n")
     if geojson is not None:
         geojson.write_text(json.dumps(network.geojson(), indent=2) + "\n")
@@ -128,19 +144,11 @@ def run_cmd(
 ) -> None:
     """Publish signed telemetry (one window per message) at --rate, some bad if asked."""
     from iot_gateway.publisher import connect_publisher, publish_fleet
-    from iot_gateway.simulator import Fleet, build_network
+    from iot_gateway.simulator import Fleet
 
     if count is None and duration is None:
         raise click.UsageError("give --count or --duration")
-    network = build_network(
-        city=city,
-        seed=seed,
-        n_segments=segments,
-        n_devices=devices,
-        segment_length_m=segment_length,
-        rate_hz=rate_hz,
-        geojson=_read_network(network_path),
-    )
+    network = _build_network(city, seed, segments, devices, segment_length, rate_hz, network_path)
     if truth is not None:
         truth.write_text(json.dumps(network.truth(), indent=2) + "\n")
     kinds = tuple(k for k in bad_kinds.split(",") if k)
