@@ -12,7 +12,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from services.identity import _vcdm
 from services.identity._disclosures import (
@@ -321,13 +321,7 @@ def issue_sd_credential(
 
 def verify_sd_credential(text: str, key: KeyLike, **options: Any) -> VerifiedSdJwt:
     """Verify a `vc+sd-jwt`; options as for verify_sd_jwt (nonce, audience, now, ...)."""
-    verified = verify_sd_jwt(text, key, typ=VC_SD_JWT_TYP, **options)
-    _check_cty(verified.header, "vc")
-    _vcdm.check_no_vc_vp_claims(verified.claims)
-    _vcdm.check_credential(verified.claims, strict=False)
-    _vcdm.check_iss(verified.claims, "issuer")
-    _vcdm.check_kid(verified.header, verified.claims)
-    return verified
+    return _verify_vcdm(text, key, VC_SD_JWT_TYP, "vc", _vcdm.check_credential, "issuer", options)
 
 
 def issue_sd_presentation(
@@ -351,15 +345,35 @@ def verify_sd_presentation(
     text: str, key: KeyLike, **options: Any
 ) -> tuple[VerifiedSdJwt, tuple[_vcdm.EnvelopedCredential, ...]]:
     """Verify a `vp+sd-jwt` and check each disclosed credential in it is enveloped and secured."""
-    verified = verify_sd_jwt(text, key, typ=VP_SD_JWT_TYP, **options)
-    _check_cty(verified.header, "vp")
-    _vcdm.check_no_vc_vp_claims(verified.claims)
-    _vcdm.check_presentation(verified.claims, strict=False)
-    _vcdm.check_iss(verified.claims, "holder")
-    _vcdm.check_kid(verified.header, verified.claims)
+    verified = _verify_vcdm(
+        text, key, VP_SD_JWT_TYP, "vp", _vcdm.check_presentation, "holder", options
+    )
     entries = verified.claims.get("verifiableCredential", [])
     items = entries if isinstance(entries, list) else [entries]
     return verified, tuple(_vcdm.open_envelope(e) for e in items)
+
+
+class _DocumentCheck(Protocol):
+    def __call__(self, document: Mapping[str, Any], *, strict: bool) -> None: ...
+
+
+def _verify_vcdm(
+    text: str,
+    key: KeyLike,
+    typ: str,
+    cty: str,
+    check: _DocumentCheck,
+    iss_member: str,
+    options: dict[str, Any],
+) -> VerifiedSdJwt:
+    """An SD-JWT secured VCDM 2.0 document: its media types, then `check` and its iss and kid."""
+    verified = verify_sd_jwt(text, key, typ=typ, **options)
+    _check_cty(verified.header, cty)
+    _vcdm.check_no_vc_vp_claims(verified.claims)
+    check(verified.claims, strict=False)
+    _vcdm.check_iss(verified.claims, iss_member)
+    _vcdm.check_kid(verified.header, verified.claims)
+    return verified
 
 
 def _check_cty(header: Mapping[str, Any], cty: str) -> None:
