@@ -53,6 +53,24 @@ def _headers(identity: Identity | None) -> dict[str, str]:
     return headers
 
 
+def _request(
+    http: httpx.Client | httpx.AsyncClient, call: Call, identity: Identity | None
+) -> httpx.Request:
+    """The HTTP request of a call (building one does no I/O, so both clients share it)."""
+    return http.build_request(
+        call.method,
+        call.path,
+        params=call.params,
+        content=call.body,
+        headers=_headers(identity),
+        timeout=call.timeout_s or httpx.USE_CLIENT_DEFAULT,
+    )
+
+
+def _unreachable(http: httpx.Client | httpx.AsyncClient, exc: httpx.HTTPError) -> ClientError:
+    return ClientError(f"cannot reach the node at {http.base_url}: {exc}")
+
+
 def _result(call: Call, response: httpx.Response) -> Any:
     """The JSON of a successful answer, or a ClientError carrying the node's code and message."""
     if response.status_code < 300 or response.status_code in call.allow:
@@ -138,16 +156,9 @@ class ChainClient:
 
     def _send(self, call: Call) -> httpx.Response:
         try:
-            return self._http.request(
-                call.method,
-                call.path,
-                params=call.params,
-                content=call.body,
-                headers=_headers(self.identity),
-                timeout=call.timeout_s or httpx.USE_CLIENT_DEFAULT,
-            )
+            return self._http.send(_request(self._http, call, self.identity))
         except httpx.HTTPError as exc:
-            raise ClientError(f"cannot reach the node at {self._http.base_url}: {exc}") from exc
+            raise _unreachable(self._http, exc) from exc
 
     def status(self) -> dict[str, Any]:
         return dict(self._do(Call("GET", "/v1/status")))
@@ -257,16 +268,9 @@ class AsyncChainClient:
 
     async def _send(self, call: Call) -> httpx.Response:
         try:
-            return await self._http.request(
-                call.method,
-                call.path,
-                params=call.params,
-                content=call.body,
-                headers=_headers(self.identity),
-                timeout=call.timeout_s or httpx.USE_CLIENT_DEFAULT,
-            )
+            return await self._http.send(_request(self._http, call, self.identity))
         except httpx.HTTPError as exc:
-            raise ClientError(f"cannot reach the node at {self._http.base_url}: {exc}") from exc
+            raise _unreachable(self._http, exc) from exc
 
     async def status(self) -> dict[str, Any]:
         return dict(await self._do(Call("GET", "/v1/status")))
