@@ -44,7 +44,7 @@ def public_base_url(ctx: ServiceContext) -> str:
 def build_env(ctx: ServiceContext) -> Runtime:
     return Runtime(
         ctx=ctx,
-        vault=Vault(load_or_create_key(vault_key_path(ctx.data_dir))),
+        vault=Vault(load_or_create_key(vault_key_path(ctx.data_dir)), ctx.ledger.genesis.crypto),
         base_url=public_base_url(ctx),
     )
 

@@ -6,6 +6,8 @@ few hundred milliseconds, the paths where the SM suite differs from it."""
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +31,7 @@ from iot_gateway.simulator.messages import with_suite_keys
 from iot_gateway.validate import Device, Limits, check_message
 from iot_gateway.wire import sign_payload, telemetry_topic
 from services.credit.contract import CreditContract
+from services.identity._vault import Vault, VaultError, sm4_key
 from services.roadhealth import wire as road_wire
 from services.roadhealth.contract import RoadHealthContract
 
@@ -239,3 +242,45 @@ def test_telemetry_signed_in_the_other_suite_is_dead_lettered_naming_the_devices
         f"signature does not verify with the registered key ({suite})",
     )
     assert not road_wire.has_valid_signature(payload, registered.public_hex)
+
+
+# -- identity's personal fields at rest ------------------------------------------------------
+
+VAULT_KEY = bytes(range(32))
+SM_VAULT = Vault(VAULT_KEY, "sm2-sm3")
+ED_VAULT = Vault(VAULT_KEY)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**53), 2**53) | st.text(max_size=20),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(value=JSON, label=st.text(min_size=1, max_size=30), flip=st.integers(0, 10_000))
+def test_an_sm_chains_vault_seals_with_sm4_gcm_under_the_derived_key_and_refuses_changes(
+    value: Any, label: str, flip: int
+) -> None:
+    sealed = SM_VAULT.seal(value, label)
+    # Verify it is SM4-GCM under HKDF-SM3 of the key file, opened by the suite itself
+    assert sealed[:1] == b"\x02" and len(sm4_key(VAULT_KEY)) == 16
+    assert (
+        SM.open(sm4_key(VAULT_KEY), sealed, label.encode())
+        == json.dumps(value, separators=(",", ":")).encode()
+    )
+    assert SM_VAULT.open(sealed, label) == value
+    # Verify a changed byte, another label or the other suite's vault does not open it
+    at = flip % len(sealed)
+    changed = sealed[:at] + bytes([sealed[at] ^ 1]) + sealed[at + 1 :]
+    for vault, blob, where in ((SM_VAULT, changed, label), (SM_VAULT, sealed, label + "x")):
+        with pytest.raises(VaultError, match=f"^sealed value for {re.escape(where)} does not open"):
+            vault.open(blob, where)
+    with pytest.raises(VaultError) as refused:
+        ED_VAULT.open(sealed, label)
+    assert str(refused.value) == "unknown sealed value version"
+    with pytest.raises(VaultError) as caught:
+        SM_VAULT.open(ED_VAULT.seal(value, label), label)
+    assert str(caught.value) == (
+        f"sealed value for {label} does not open:"
+        " sealed value is AES-256-GCM, this suite opens SM4-GCM"
+    )
