@@ -11,7 +11,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from chain.light import verify_bundle
-from iot_gateway.simulator import PassFleet
+from iot_gateway.simulator import PassFleet, SegmentTruth
+from services.roadhealth.analytics.profile import Anomaly
 from services.roadhealth.wire import has_valid_signature
 from smartcity.cli import main as smartcity_cli
 from smartcity.roadhealth_harness import Harness, running
@@ -21,6 +22,10 @@ from ..conftest import AlertReceiver
 IRI_TOLERANCE = 0.25  # relative error of a segment's IRI against the simulator's truth
 LAPS = 2  # each vehicle drives every segment twice: a pothole is reported on ~80% of passes
 T0 = 1_770_000_000.0
+
+
+def potholes(truth: SegmentTruth) -> list[Anomaly]:
+    return [a for a in truth.profile.anomalies if a.kind == "pothole"]
 
 
 def drive_fleet(h: Harness) -> tuple[PassFleet, list[str]]:
@@ -83,24 +88,31 @@ def test_fleet_on_the_demo_network(tmp_path: Path, db_url: str) -> None:
                 assert props["condition"] == expected, feature["id"]
 
         # Planted potholes confirmed within 5 m by at least 3 of the 4 vehicles (confidence
-        # 1 - 0.5^3, more with repeat passes), none else. At most one missed: a phone-like shock
-        # is reported on about 80% of passes (docs/roadhealth.md; the quarter-car's spike was on
-        # every one), and a short pothole on a very rough road is lost in its roughness (here
-        # west-st-1's 0.33 m one on 5.6 m/km, which the version-1 rule misses too on these laps)
-        planted = {(s, p) for s, t in fleet.truth.items() for p in t.potholes_m}
+        # 1 - 0.5^3, more with repeat passes), none else. Every pothole a phone can feel must be
+        # found; a short one (< 0.4 m) on a very rough road (> 5 m/km) is lost in the roughness
+        # (docs/roadhealth.md; here west-st-1's 0.33 m one on 5.6 m/km, which the version-1
+        # rule misses too) and may be, but need not be, found
+        planted = {(s, a.position_m) for s, t in fleet.truth.items() for a in potholes(t)}
+        feelable = {
+            (s, a.position_m)
+            for s, t in fleet.truth.items()
+            for a in potholes(t)
+            if a.length_m >= 0.4 or t.iri <= 5.0
+        }
         found = [
             (f["id"], p["properties"]["chainage_m"], p["properties"]["confidence"])
             for f in features
             for p in f["properties"]["potholes"]
         ]
-        assert len(planted) == 6
+        assert len(planted) == 6 and len(feelable) >= 5
         hits = 0
         for segment, position in planted:
             near = [c for s, ch, c in found if s == segment and abs(ch - position) <= 5.0]
             assert len(near) <= 1, (segment, position, found)
-            hits += bool(near)
+            assert near or (segment, position) not in feelable, (segment, position, found)
             assert all(c >= 0.875 for c in near)
-        assert hits >= len(planted) - 1 and len(found) == hits, (found, planted)
+            hits += bool(near)
+        assert len(found) == hits, (found, planted)  # nothing found where none was planted
 
         # Priorities: the worst segments with confirmed potholes come first
         ranking = h.client.get("/roadhealth/v1/priorities?limit=5", headers=reader).json()
