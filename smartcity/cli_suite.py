@@ -61,8 +61,8 @@ def _start_process(data: Path | None, *, demo: bool | None = None, access_log: b
     type=click.Choice(["ed25519-sha256", "sm2-sm3"]),
     default="ed25519-sha256",
     show_default=True,
-    help="The chain's crypto suite: sm2-sm3 is China's national suite (SM2, SM3), for its"
-    " chain and nodes; the services and gateway run on ed25519-sha256 only for now.",
+    help="The chain's crypto suite: sm2-sm3 is China's national suite (SM2, SM3, SM4) for the"
+    " chain, its nodes, the services' keys, road devices and identity's sealed fields.",
 )
 def init(
     out: Path,
