@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, JsonValue
+from pydantic import BaseModel
 from sse_starlette.sse import EventSourceResponse
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -32,14 +32,11 @@ from chain.auth import AuthError, Caller, verify_token
 from chain.block import Certificate, Header, Receipt
 from chain.encoding import parse_json
 from chain.errors import ChainError, EncodingError, ProofError, StorageError, TxRejected
+from chain.json_types import JsonObject
 from chain.light import NAMESPACE
 from chain.node import Node, block_message
 from chain.state import MAX_KEY_CHARS
 from chain.tx import MAX_TX_BYTES, Tx, decode_tx, tx_from_json, verify_signatures
-
-# A JSON object whose members the node does not interpret: contract arguments, event data, and
-# proof bundles (their format is docs/protocol.md's, checked by chain.light)
-JsonObject = dict[str, JsonValue]
 
 
 class EventJson(BaseModel):

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from chain.json_types import JsonObjectAsIs
 from services.credit.rating import reason_text
 
 Purpose = Literal["loan_application", "monitoring"]
@@ -40,7 +41,7 @@ class RatingBatch(Body):
 
 
 class SignedTx(Body):
-    tx: dict[str, Any] = Field(description="a transaction signed by the caller (see sdk.py)")
+    tx: JsonObjectAsIs = Field(description="a transaction signed by the caller (see sdk.py)")
 
 
 # -- responses -----------------------------------------------------------------------------
@@ -168,13 +169,13 @@ class InquiryList(BaseModel):
 
 class BankAnswer(BaseModel):
     rating: RatingOut
-    proof: dict[str, Any] = Field(description="state bundle of credit/rating:{uscc}")
+    proof: JsonObjectAsIs = Field(description="state bundle of credit/rating:{uscc}")
     inquiry: InquiryOut
-    inquiry_proof: dict[str, Any] = Field(description="tx bundle of the inquiry record")
-    rating_record: dict[str, Any] | None = Field(
+    inquiry_proof: JsonObjectAsIs = Field(description="tx bundle of the inquiry record")
+    rating_record: JsonObjectAsIs | None = Field(
         default=None, description="a batch rating's record, as anchored (canonical JSON hashed)"
     )
-    record_proof: dict[str, Any] | None = Field(
+    record_proof: JsonObjectAsIs | None = Field(
         default=None, description="record bundle: the rating record in its anchored batch"
     )
     verify: str
@@ -202,8 +203,8 @@ class ModelOut(BaseModel):
     active: bool
     status: str
     data_sha256: str | None
-    metrics: dict[str, Any] | None
-    chain: dict[str, Any] | None
+    metrics: JsonObjectAsIs | None
+    chain: JsonObjectAsIs | None
 
 
 class ModelList(BaseModel):
@@ -212,12 +213,12 @@ class ModelList(BaseModel):
 
 
 class ModelDetail(ModelOut):
-    proof: dict[str, Any] | None
+    proof: JsonObjectAsIs | None
 
 
 class GovernanceOut(BaseModel):
     tx: str
     height: int
     status: str
-    events: list[dict[str, Any]]
+    events: list[JsonObjectAsIs]
     model: ModelOut

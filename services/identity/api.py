@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from chain.auth import Caller
+from chain.json_types import JsonObject
 from services.common.auth import caller_dependency, require_role
 from services.common.db import committed_before_response
 from services.common.openapi import (
@@ -68,6 +69,7 @@ from services.identity.schemas import (
     ResolutionOut,
     StatusChangeIn,
     StatusChangeOut,
+    StatusListOut,
     TypeIn,
     TypeOut,
     UpdateDid,
@@ -75,6 +77,7 @@ from services.identity.schemas import (
     VerifyOut,
     ZkVerifyIn,
     ZkVerifyOut,
+    inlined_schema,
 )
 
 AGENCY = "agency"
@@ -99,7 +102,7 @@ ISSUANCE: tuple[Cause, ...] = (
 PRESENTATION: tuple[Cause, ...] = (CredentialError, DisclosureError, KeyBindingError)
 RESOLUTION_CONTEXT = "https://w3id.org/did-resolution/v1"
 RESOLUTION_MEDIA = 'application/ld+json;profile="https://w3id.org/did-resolution"'
-_RESOLUTION = {"content": {RESOLUTION_MEDIA: {"schema": ResolutionOut.model_json_schema()}}}
+_RESOLUTION = {"content": {RESOLUTION_MEDIA: {"schema": inlined_schema(ResolutionOut)}}}
 RESOLUTION_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {**_RESOLUTION, "description": "the DID document and its metadata"},
     400: {
@@ -231,7 +234,7 @@ def build_router(
         )
 
     @router.get("/schemas/{name}", tags=["types"], responses=raises(UnknownType))
-    def get_schema(name: str, caller: AnyCaller, session: Db) -> dict[str, Any]:
+    def get_schema(name: str, caller: AnyCaller, session: Db) -> JsonObject:
         return svc.get_type(env, session, name=name)[0].schema_json
 
     # -- credentials -----------------------------------------------------------------------------
@@ -365,12 +368,12 @@ def build_router(
         purpose: Literal["revocation", "suspension"],
         caller: AnyCaller,
         session: Db,
-    ) -> dict[str, Any]:
+    ) -> StatusListOut:
         """The W3C BitstringStatusListCredential, rebuilt from the chain's status keys."""
         document, token = svc.status_list_document(
             env, session, org=org, list_no=list_no, purpose=purpose
         )
-        return {"document": document, "credential": token}
+        return StatusListOut(document=document, credential=token)
 
     # -- presentations and zero-knowledge predicates -----------------------------------------------
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, NotRequired
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from typing_extensions import TypedDict
 
+from chain.json_types import JsonObjectAsIs
 from services.common.openapi import UtcDatetime
 from services.identity.contract import FRAGMENT, TYPE_NAME
 
@@ -24,7 +26,7 @@ class Body(BaseModel):
 
 class KeyIn(Body):
     id: str | None = Field(default=None, pattern=FRAGMENT, description="key fragment, e.g. key-1")
-    publicKeyJwk: dict[str, Any]
+    publicKeyJwk: JsonObjectAsIs
     purposes: list[Purpose] = Field(default=["authentication", "assertionMethod"], min_length=1)
 
 
@@ -41,19 +43,83 @@ class IssuerKeysIn(Body):
     algs: list[Literal["EdDSA", "ES256"]] = Field(default=["EdDSA", "ES256"], min_length=1)
 
 
+class VerificationMethod(TypedDict):
+    id: str  # did#fragment
+    type: Literal["JsonWebKey"]
+    controller: str
+    publicKeyJwk: JsonObjectAsIs
+
+
+# W3C DID Core; a deactivated DID's document keeps only @context and id
+DidDocument = TypedDict(
+    "DidDocument",
+    {
+        "@context": list[str],
+        "id": str,
+        "verificationMethod": NotRequired[list[VerificationMethod]],
+        "authentication": NotRequired[list[str]],
+        "assertionMethod": NotRequired[list[str]],
+    },
+)
+
+
+class DidChainRef(TypedDict):
+    namespace: str
+    key: str
+    createdHeight: int
+    updatedHeight: int
+
+
+class DidMetadata(TypedDict):
+    created: str
+    updated: str
+    versionId: str
+    deactivated: bool
+    controllerOrg: str
+    chain: DidChainRef
+
+
+class NoMetadata(TypedDict):
+    """{}: an unknown DID's document metadata."""
+
+
+class ResolutionMetadata(TypedDict):
+    contentType: NotRequired[str]
+    error: NotRequired[Literal["invalidDid", "notFound"]]
+    errorMessage: NotRequired[str]
+    chainProof: NotRequired[JsonObjectAsIs]
+
+
 class ResolutionOut(BaseModel):
     """A DID Resolution result (W3C DID Resolution), as the Universal Resolver drivers answer."""
 
     context: str = Field(alias="@context")
-    didDocument: dict[str, Any] | None
-    didResolutionMetadata: dict[str, Any]
-    didDocumentMetadata: dict[str, Any]
+    didDocument: DidDocument | None
+    didResolutionMetadata: ResolutionMetadata
+    didDocumentMetadata: DidMetadata | NoMetadata
+
+
+def inlined_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """A model's JSON Schema with its `$defs` written in place (none of them recursive), for a
+    response content FastAPI does not collect into the document's components."""
+    schema = model.model_json_schema()
+    defs = schema.pop("$defs", {})
+
+    def walk(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return walk(defs[ref.removeprefix("#/$defs/")])
+            return {k: walk(v) for k, v in node.items()}
+        return [walk(v) for v in node] if isinstance(node, list) else node
+
+    return walk(schema)  # type: ignore[no-any-return]
 
 
 class DidOut(BaseModel):
     did: str
-    didDocument: dict[str, Any]
-    didDocumentMetadata: dict[str, Any]
+    didDocument: DidDocument
+    didDocumentMetadata: DidMetadata
     tx: str | None = None
 
 
@@ -62,7 +128,7 @@ class DidOut(BaseModel):
 
 class TypeIn(Body):
     name: str = Field(pattern=TYPE_NAME)
-    json_schema: dict[str, Any] = Field(alias="schema")
+    json_schema: JsonObjectAsIs = Field(alias="schema")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -70,7 +136,7 @@ class TypeIn(Body):
 class TypeOut(BaseModel):
     name: str
     schema_hash: str
-    json_schema: dict[str, Any] = Field(serialization_alias="schema")
+    json_schema: JsonObjectAsIs = Field(serialization_alias="schema")
     org: str
     height: int
     tx: str | None = None
@@ -81,7 +147,7 @@ class IssuerOut(BaseModel):
     did: str
     types: dict[str, list[list[int | None]]]
     authorised_now: list[str]
-    proof: dict[str, Any] | None = None
+    proof: JsonObjectAsIs | None = None
 
 
 # -- credentials -----------------------------------------------------------------------------------
@@ -95,7 +161,7 @@ class ZkIn(Body):
 class IssueIn(Body):
     type: str = Field(pattern=TYPE_NAME)
     subject: str = Field(min_length=1, max_length=128, description="the holder's DID")
-    claims: dict[str, Any]
+    claims: JsonObjectAsIs
     format: Literal["vc+jwt", "vc+sd-jwt", "vc+cose"] = "vc+sd-jwt"
     alg: Literal["EdDSA", "ES256"] = "EdDSA"
     disclose: list[str] | None = Field(
@@ -113,11 +179,25 @@ class IssueBatchIn(Body):
     items: list[IssueIn] = Field(min_length=1, max_length=2000)
 
 
-class StatusEntryOut(BaseModel):
+class StatusEntryOut(TypedDict):
     purpose: str
     list: int
     index: int
     value: int
+
+
+class AnchorOut(TypedDict):
+    """The transaction (and its block) that anchored a credential's hash."""
+
+    tx: str
+    height: int
+
+
+class ZkOpening(TypedDict):
+    """What the holder needs to prove a predicate over a committed claim."""
+
+    value: int
+    blinding: str  # 0x-prefixed hex
 
 
 class IssueOut(BaseModel):
@@ -128,9 +208,9 @@ class IssueOut(BaseModel):
     subject: str
     credential: str
     hash: str
-    status: list[dict[str, Any]]
-    anchor: dict[str, Any]
-    zk_openings: dict[str, dict[str, Any]] | None = None
+    status: list[StatusEntryOut]
+    anchor: AnchorOut
+    zk_openings: dict[str, ZkOpening] | None = None
 
 
 class IssueBatchOut(BaseModel):
@@ -148,12 +228,12 @@ class CredentialOut(BaseModel):
     format: str
     subject: str
     hash: str
-    claims: dict[str, Any]
+    claims: JsonObjectAsIs
     revoked: bool
     suspended: bool
     list: int
     index: int
-    anchor: dict[str, Any]
+    anchor: AnchorOut
 
 
 class CredentialSummary(BaseModel):
@@ -169,7 +249,7 @@ class CredentialSummary(BaseModel):
     status: Literal["issued", "suspended", "revoked"]
     status_height: int | None = Field(description="block of the revocation or suspension")
     issued_at: UtcDatetime
-    anchor: dict[str, Any]
+    anchor: AnchorOut
     list: int
     index: int
 
@@ -210,9 +290,9 @@ class VerifyOut(BaseModel):
     subject: str | None = Field(description="the first subject's id")
     subjects: list[str] = Field(description="every subject's id (VCDM 2.0 allows several)")
     checks: dict[str, CheckOut]
-    claims: dict[str, Any]
+    claims: JsonObjectAsIs
     disclosed: list[str]
-    proofs: dict[str, Any]
+    proofs: JsonObjectAsIs
 
 
 class ChallengeIn(Body):
@@ -247,7 +327,7 @@ class ZkVerifyIn(Body):
     min_age_years: int | None = Field(default=None, ge=0, le=150)
     reference_date: date | None = None
     city_code: int | None = Field(default=None, ge=0, lt=2**40)
-    proof: dict[str, Any]
+    proof: JsonObjectAsIs
     nonce: str = Field(min_length=1, max_length=64)
     include_proofs: bool = True
 
@@ -255,8 +335,13 @@ class ZkVerifyIn(Body):
 class ZkVerifyOut(BaseModel):
     verified: bool
     predicate: str
-    statement: dict[str, Any]
+    statement: JsonObjectAsIs
     checks: dict[str, CheckOut]
     issuer: str | None
     type: str | None
-    proofs: dict[str, Any]
+    proofs: JsonObjectAsIs
+
+
+class StatusListOut(BaseModel):
+    document: JsonObjectAsIs = Field(description="the BitstringStatusListCredential")
+    credential: str | None = Field(description="the same document, signed")
