@@ -202,6 +202,8 @@ def refused(response: httpx.Response, status: int, code: str) -> str:
 def genesis(root: Path, launched: list[Topology], broker_url: str, city: str) -> Topology:
     """1. `smartcity init` (4 validators + observer); every process starts, the chain advances."""
     args = ["init", "--out", str(root / "suite"), "--validators", "4", "--observers", "1"]
+    # SMARTCITY_STORY_CRYPTO=sm2-sm3 tells the same story on the national suite (CONTRIBUTING.md)
+    args += ["--crypto", os.environ.get("SMARTCITY_STORY_CRYPTO", "ed25519-sha256")]
     made = CliRunner().invoke(smartcity, [*args, "--chain-id", f"story-{uuid.uuid4().hex[:8]}"])
     assert made.exit_code == 0, made.output
     assert "genesis" in made.output and "observer-0" in made.output, made.output
