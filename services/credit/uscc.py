@@ -15,12 +15,12 @@ county-level GB/T 2260 table is not shipped.
 
 from __future__ import annotations
 
+from services.credit.contract import USCC_CHARSET, uscc_check_character
 from services.credit.errors import InvalidUSCC
 
 USCC_LENGTH = 18
-CHARSET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+CHARSET = USCC_CHARSET  # the contract checks codes on the chain: one alphabet, one routine
 _VALUE = {c: i for i, c in enumerate(CHARSET)}
-_WEIGHTS = tuple(pow(3, i, 31) for i in range(USCC_LENGTH - 1))
 _EXCLUDED = "IOZSV"
 
 # Registration authority (position 1) -> organisation types allowed at position 2.
@@ -83,8 +83,7 @@ def compute_check_character(first17: str) -> str:
     bad = next((i for i, c in enumerate(first17) if c not in _VALUE), None)
     if bad is not None:
         raise InvalidUSCC(first17, bad + 1, f"{first17[bad]!r} is not in the USCC character set")
-    total = sum(_VALUE[c] * w for c, w in zip(first17, _WEIGHTS, strict=True))
-    return CHARSET[(31 - total % 31) % 31]
+    return uscc_check_character(first17)
 
 
 def compute_organisation_check(body8: str) -> str:
