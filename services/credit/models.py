@@ -28,7 +28,7 @@ class SmeRow(Base):
 
     uscc: Mapped[str] = mapped_column(String(18), primary_key=True)
     org: Mapped[str] = mapped_column(String(64), index=True)
-    key: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(130))  # a chain key: 64 hex (Ed25519) or 130 (SM2)
     did: Mapped[str | None] = mapped_column(String(256))
     name: Mapped[str | None] = mapped_column(String(256))
     registered_by: Mapped[str] = mapped_column(String(64))
@@ -158,7 +158,7 @@ class InquiryRow(Base):
     uscc: Mapped[str] = mapped_column(String(18), index=True)
     n: Mapped[int] = mapped_column(Integer)
     bank: Mapped[str] = mapped_column(String(64), index=True)
-    bank_key: Mapped[str] = mapped_column(String(64))
+    bank_key: Mapped[str] = mapped_column(String(130))  # a chain key: 64 hex (Ed25519) or 130 (SM2)
     purpose: Mapped[str] = mapped_column(String(32))
     rating_seq: Mapped[int] = mapped_column(Integer)
     rating_tx: Mapped[str] = mapped_column(String(64))

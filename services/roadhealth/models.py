@@ -66,7 +66,7 @@ class RhDevice(Base):
     __tablename__ = "roadhealth_devices"
 
     id: Mapped[str] = mapped_column(String(64), primary_key=True)
-    pub_key: Mapped[str] = mapped_column(String(64))
+    pub_key: Mapped[str] = mapped_column(String(130))  # a chain key: 64 hex (Ed25519) or 130 (SM2)
     vehicle_class: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16))
     home_segment: Mapped[str | None] = mapped_column(String(64))

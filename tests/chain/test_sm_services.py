@@ -284,3 +284,59 @@ def test_an_sm_chains_vault_seals_with_sm4_gcm_under_the_derived_key_and_refuses
         f"sealed value for {label} does not open:"
         " sealed value is AES-256-GCM, this suite opens SM4-GCM"
     )
+
+
+def test_the_services_tables_keep_an_sm2_key_on_every_backend(db_url: str) -> None:
+    # The story on an SM chain and PostgreSQL answered 500: credit_smes.key was VARCHAR(64),
+    # which SQLite never enforces and an SM2 key (130 hex digits) overflows
+    from sqlalchemy.orm import Session
+
+    from chain.db import make_engine
+    from services.common.db import Base
+    from services.credit.models import InquiryRow, SmeRow
+    from services.roadhealth.models import RhDevice
+
+    key = suite_for("sm2-sm3").generate().public_hex
+    assert len(key) == 130
+    engine = make_engine(db_url)
+    try:
+        Base.metadata.create_all(engine)
+        tx = "ab" * 32
+        with Session(engine) as session:
+            session.add(
+                SmeRow(
+                    uscc="91110108000000027Y",
+                    org="sme",
+                    key=key,
+                    registered_by="op",
+                    tx=tx,
+                    height=1,
+                )
+            )
+            session.add(
+                InquiryRow(
+                    seq=1,
+                    uscc="91110108000000027Y",
+                    n=1,
+                    bank="bank-a",
+                    bank_key=key,
+                    purpose="loan",
+                    rating_seq=1,
+                    rating_tx=tx,
+                    model=tx,
+                    consent_tx=tx,
+                    tx=tx,
+                    height=1,
+                    time_ms=1,
+                )
+            )
+            session.add(
+                RhDevice(id="bus-1", pub_key=key, vehicle_class="bus", status="active", last_tx=tx)
+            )
+            session.commit()
+        with Session(engine) as session:
+            assert session.get(SmeRow, "91110108000000027Y").key == key  # type: ignore[union-attr]
+            assert session.get(InquiryRow, 1).bank_key == key  # type: ignore[union-attr]
+            assert session.get(RhDevice, "bus-1").pub_key == key  # type: ignore[union-attr]
+    finally:
+        engine.dispose()

@@ -35,13 +35,14 @@ from click.testing import CliRunner
 from jwcrypto import jwk
 
 from chain.client import ChainClient
-from chain.crypto import SigningKey, save_key
 from chain.errors import ProofError
 from chain.light import verify_bundle
+from chain.suites import suite_for
 from chain.tx import sign_tx
 from iot_gateway.broker import start_embedded_broker
 from iot_gateway.publisher import connect_publisher, publish_fleet
 from iot_gateway.simulator import Fleet, Network, build_network, default_geojson_path
+from iot_gateway.simulator.messages import with_suite_keys
 from iot_gateway.source import BrokerAddress
 from services.common.ledger import RemoteLedger
 from services.credit import demo_uscc, sdk, statement_csv, synthetic_statements
@@ -261,9 +262,10 @@ def answer(response: httpx.Response) -> Any:
 
 def admit_agency(topo: Topology) -> None:
     """2. A new agency is admitted by governance; issuing is refused until it is an issuer."""
-    key = SigningKey.generate()
+    suite = suite_for(topo.genesis.crypto)  # the chain's suite: an SM chain takes SM2 keys only
+    key = suite.generate()
     # Demo custody: the identity service signs the agency's own calls with this key file
-    save_key(key, topo.suite / "orgs" / AGENCY / "key.jwk")
+    suite.save_key(key, topo.suite / "orgs" / AGENCY / "key.jwk")
     topo.wait(lambda: topo.get("identity", "/openapi.json", AGENCY).status_code == 200, "identity")
     early = {"name": "ResidenceCredential", "schema": RESIDENCE_SCHEMA}
     said = refused(topo.post("identity", "/types", AGENCY, json=early), 401, "unauthorized")
@@ -488,7 +490,7 @@ def potholes(topo: Topology, broker_url: str, city: str, webhook: AlertReceiver,
     expect(
         topo.post("roadhealth", "/v1/webhooks", "road-authority", json={"url": webhook.url}), 200
     )
-    network = road_network(city)
+    network = with_suite_keys(road_network(city), topo.genesis.crypto)  # the chain's device keys
     (planted,) = [a["position_m"] for a in network.segments[0].truth()["anomalies"]]
     road_key = topo.home.org_key("road-authority")
     with topo.client(SERVICE_NODE["roadhealth"], "road-authority") as client:
