@@ -79,6 +79,9 @@ class Contract:
     name: ClassVar[str]
     system: ClassVar[bool] = False
     methods: ClassVar[dict[str, Method]]
+    # Modules besides the class's own whose source is part of the contract (its argument
+    # models, state keys, checks), in order: the code hash covers them too (`code_hash`)
+    code_modules: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls) -> None:
         super().__init_subclass__()
@@ -115,11 +118,17 @@ class Contract:
 
 
 def code_hash(cls: type[Contract]) -> str:
-    """SHA-256 of the source of the module that defines a contract class."""
+    """SHA-256 of the source of the module that defines a contract class; with `code_modules`,
+    of that source followed, for each of them in order, by a NUL, its name, a NUL and its
+    source (a contract in one module hashes as it always did)."""
     module = inspect.getmodule(cls)
     if module is None:
         raise GenesisError(f"cannot find the module of {cls!r}")
-    return hashlib.sha256(inspect.getsource(module).encode()).hexdigest()
+    digest = hashlib.sha256(inspect.getsource(module).encode())
+    for name in cls.code_modules:
+        source = inspect.getsource(importlib.import_module(name))
+        digest.update(b"\0" + name.encode() + b"\0" + source.encode())
+    return digest.hexdigest()
 
 
 def load_contract(path: str) -> type[Contract]:

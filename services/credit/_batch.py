@@ -1,8 +1,8 @@
 """Anchored rating batches: many ratings committed by one Merkle root instead of one entry each.
 
-A batch's ratings are canonical records (`contract.rating_record`); the SHA-256 of each is a leaf
-of an RFC 6962 tree whose root the service anchors (`anchors.anchor`) and registers as a rating
-batch (`credit.record_rating_batch`): two transactions for any number of SMEs. Each rating's
+A batch's ratings are canonical records (`contract_terms.rating_record`); the SHA-256 of each is
+a leaf of an RFC 6962 tree whose root the service anchors (`anchors.anchor`) and registers as a
+rating batch (`credit.record_rating_batch`): two transactions for any number of SMEs. Each rating's
 audit path is what a bank's `record` bundle carries and what `credit.record_inquiry` checks when
 a bank first reads a batch-rated SME, which makes the rating the SME's `rating:{uscc}` entry.
 """
@@ -21,7 +21,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from chain import merkle
-from services.credit import contract
+from services.credit import contract_terms
 from services.credit._service_errors import ChainRefused
 from services.credit.models import BatchRatingRow, RatingBatchRow, RatingRow
 from services.credit.runtime import Runtime
@@ -63,11 +63,13 @@ def anchor_ratings(
     details: dict[str, dict[str, Any]],
 ) -> RatingBatchRow:
     """Anchor the ratings' root, register the batch on the chain, store its rows; return it."""
-    leaves = [merkle.leaf_hash(_record_hash(contract.rating_record(e, model_sha))) for e in entries]
+    leaves = [
+        merkle.leaf_hash(_record_hash(contract_terms.rating_record(e, model_sha))) for e in entries
+    ]
     root = merkle.root_from_leaf_hashes(leaves).hex()
     anchor_tx = _anchor(rt, root, len(entries), model_sha)
     receipt = rt.ctx.relay(
-        contract.NAMESPACE,
+        contract_terms.NAMESPACE,
         "record_rating_batch",
         {"model": model_sha, "root": root, "count": len(entries)},
     )
@@ -75,7 +77,7 @@ def anchor_ratings(
     if receipt["status"] != "ok" and receipt.get("code") != "batch_exists":
         raise rt.chain.refusal(receipt)
     rt.chain.settle(receipt)
-    record = rt.ctx.ledger.read(contract.NAMESPACE, contract.rating_batch_key(root))
+    record = rt.ctx.ledger.read(contract_terms.NAMESPACE, contract_terms.rating_batch_key(root))
     if record is None or record["anchor_tx"] != anchor_tx:
         raise ChainRefused(f"rating batch {root} is not on the chain after its transaction")
     batch = session.get(RatingBatchRow, root)
@@ -100,7 +102,7 @@ def _anchor(rt: Runtime, root: str, count: int, model_sha: str) -> str:
 
 
 def _record_hash(record: dict[str, Any]) -> bytes:
-    """`contract.record_hash` of a record of strings and lists of strings."""
+    """`contract_terms.record_hash` of a record of strings and lists of strings."""
     return hashlib.sha256(_canonical_strings(record).encode()).digest()
 
 
@@ -194,9 +196,9 @@ def record_bundle(
     if batch is None or row is None:
         return None
     bundle = rt.chain.committed_proof(batch.anchor_tx)
-    record = contract.rating_record(chain_entry(row), batch.model)
+    record = contract_terms.rating_record(chain_entry(row), batch.model)
     proof = {
-        "hash": contract.record_hash(record).hex(),
+        "hash": contract_terms.record_hash(record).hex(),
         "index": row.index,
         "size": batch.count,
         "path": [p.hex() for p in _path(batch, row.index)],

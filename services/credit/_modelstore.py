@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from services.common.ledger import LedgerPort
-from services.credit import contract
+from services.credit import contract_terms
 from services.credit.artefact import artefact_sha256, load_model, read_metadata
 from services.credit.errors import ModelError
 from services.credit.model import CreditModel
@@ -75,7 +75,7 @@ class ModelStore:
         """The installed model most recently approved on the chain, with its chain record."""
         best: tuple[str, dict[str, Any]] | None = None
         for sha in self.versions:
-            record = ledger.read(contract.NAMESPACE, contract.model_key(sha))
+            record = ledger.read(contract_terms.NAMESPACE, contract_terms.model_key(sha))
             if record is None or record["status"] != "approved":
                 continue
             if best is None or record["approved_height"] > best[1]["approved_height"]:

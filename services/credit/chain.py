@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from services.common.chain import ServiceChain
 from services.common.errors import Forbidden, NotFound, ServiceError, Unprocessable
-from services.credit import contract
+from services.credit import contract_terms
 from services.credit._service_errors import AlreadyExists, ConsentRequired
 
 _FORBIDDEN = {"no_consent", "consent_revoked", "consent_expired", "consent_not_started"}
@@ -33,6 +33,6 @@ _REFUSALS: dict[str, type[ServiceError]] = {
 class CreditChain(ServiceChain):
     """Reads and writes of the credit contract; a refusal's details name its tx and height."""
 
-    namespace = contract.NAMESPACE
+    namespace = contract_terms.NAMESPACE
     refusals = _REFUSALS
     refusal_details = True

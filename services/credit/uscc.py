@@ -15,7 +15,7 @@ county-level GB/T 2260 table is not shipped.
 
 from __future__ import annotations
 
-from services.credit.contract import USCC_CHARSET, uscc_check_character
+from services.credit.contract_terms import USCC_CHARSET, uscc_check_character
 from services.credit.errors import InvalidUSCC
 
 USCC_LENGTH = 18

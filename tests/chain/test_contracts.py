@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from chain.block import Certificate, sign_precommit
+from chain.contracts.framework import code_hash, load_contract
 from chain.crypto import SigningKey
 from chain.errors import GenesisError
 from chain.ledger import BlockResult, InvalidBlock, Ledger
@@ -253,3 +254,36 @@ def test_invalid_blocks_are_refused(
     with pytest.raises(InvalidBlock, match="not a validator"):
         ledger.commit(result, Certificate(1, 0, result.header.hash, [forged]))  # type: ignore[arg-type]
     assert ledger.height == 0
+
+
+def test_a_contract_in_two_modules_is_pinned_by_both(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # protocol.md section 9: the class's module, then for each of code_modules a NUL, its name,
+    # a NUL and its source; a change to the terms module is a change to the contract
+    stem = f"split_{tmp_path.name.replace('-', '_')}"
+    terms, main = f"{stem}_terms", f"{stem}_main"
+    terms_source = "LIMIT = 5\n"
+    main_source = textwrap.dedent(f"""
+        from chain.contracts.framework import Contract
+        from {terms} import LIMIT
+
+        class Split(Contract):
+            name = "split"
+            code_modules = ("{terms}",)
+        """)
+    (tmp_path / f"{terms}.py").write_text(terms_source)
+    (tmp_path / f"{main}.py").write_text(main_source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    try:
+        cls = load_contract(f"{main}:Split")
+        expected = hashlib.sha256(
+            main_source.encode() + b"\0" + terms.encode() + b"\0" + terms_source.encode()
+        ).hexdigest()
+        assert code_hash(cls) == expected
+        (tmp_path / f"{terms}.py").write_text("LIMIT = 6\n")  # the terms change, the class not
+        sys.modules.pop(terms)
+        assert code_hash(cls) != expected
+    finally:
+        sys.modules.pop(terms, None)
+        sys.modules.pop(main, None)

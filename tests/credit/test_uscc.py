@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from services.credit.contract import uscc_check_character
+from services.credit.contract_terms import uscc_check_character
 from services.credit.errors import CreditError, InvalidUSCC
 from services.credit.uscc import (
     CHARSET,

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from chain.auth import Caller
-from services.credit import _batch, contract, schemas
+from services.credit import _batch, contract_terms, schemas
 from services.credit._service_errors import (
     ConsentRequired,
     RatingNotFound,
@@ -27,8 +27,10 @@ def bank_read_rating(
     """A bank reads a rating under a live consent; the read is recorded on the chain first."""
     sme = get_sme(rt=rt, session=session, uscc=uscc)
     ledger = rt.ctx.ledger
-    consent = ledger.read(contract.NAMESPACE, contract.consent_key(sme.uscc, caller.org, purpose))
-    problem = contract.consent_problem(consent, now_ms())
+    consent = ledger.read(
+        contract_terms.NAMESPACE, contract_terms.consent_key(sme.uscc, caller.org, purpose)
+    )
+    problem = contract_terms.consent_problem(consent, now_ms())
     # Verify the SME consented to this bank, for this purpose, now
     if problem is not None:
         raise ConsentRequired(
@@ -36,7 +38,7 @@ def bank_read_rating(
             f" the SME ({sme.org}) grants consent by signing credit.grant_consent",
             code=problem[0],
         )
-    current = ledger.read(contract.NAMESPACE, contract.rating_key(sme.uscc))
+    current = ledger.read(contract_terms.NAMESPACE, contract_terms.rating_key(sme.uscc))
     pending = _batch.pending(session, sme.uscc, current)
     if current is None and pending is None:
         raise RatingNotFound(f"SME {sme.uscc} has not been rated yet")
@@ -53,9 +55,11 @@ def bank_read_rating(
         args["batch"] = _batch.inquiry_proof_args(session, pending)
     receipt = rt.chain.relay("record_inquiry", args)
     event = next(e["data"] for e in receipt["events"] if e["name"] == "inquiry")
-    inquiry = ledger.read(contract.NAMESPACE, contract.inquiry_key(sme.uscc, event["n"]))
+    inquiry = ledger.read(
+        contract_terms.NAMESPACE, contract_terms.inquiry_key(sme.uscc, event["n"])
+    )
     session.merge(InquiryRow(**inquiry_columns(inquiry)))
-    proof = ledger.state_proof(contract.NAMESPACE, contract.rating_key(sme.uscc))
+    proof = ledger.state_proof(contract_terms.NAMESPACE, contract_terms.rating_key(sme.uscc))
     if pending is not None:
         _batch.mirror_current(session, pending, proof["value"])
     anchored = (

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from chain.auth import Caller
 from services.common.chain import parse_signed
-from services.credit import contract, schemas
+from services.credit import contract_terms, schemas
 from services.credit._service_errors import (
     BadInput,
 )
@@ -27,15 +27,17 @@ def submit_consent(
 ) -> schemas.ConsentOut:
     """Submit the SME's own signed grant or revocation and mirror the consent."""
     method = "grant_consent" if grant else "revoke_consent"
-    tx = parse_signed(raw_tx, signer=caller.key, contract_name=contract.NAMESPACE, methods={method})
+    tx = parse_signed(
+        raw_tx, signer=caller.key, contract_name=contract_terms.NAMESPACE, methods={method}
+    )
     uscc = tx.args.get("uscc")
     if not isinstance(uscc, str):
         raise BadInput("the transaction's args name no uscc", code="bad_args")
     owned(rt, session, caller, uscc)
     rt.chain.submit_signed(tx)
     record = rt.ctx.ledger.read(
-        contract.NAMESPACE,
-        contract.consent_key(tx.args["uscc"], tx.args["bank"], tx.args["purpose"]),
+        contract_terms.NAMESPACE,
+        contract_terms.consent_key(tx.args["uscc"], tx.args["bank"], tx.args["purpose"]),
     )
     row = _mirror_consent(session, record)
     return _consent_out(row)
@@ -66,7 +68,7 @@ def _consent_out(row: ConsentRow) -> schemas.ConsentOut:
         status=row.status,
         granted_tx=row.granted_tx,
         revoked_tx=row.revoked_tx,
-        live=contract.consent_problem(record, now_ms()) is None,
+        live=contract_terms.consent_problem(record, now_ms()) is None,
     )
 
 
@@ -81,7 +83,7 @@ def list_consents(*, rt: Runtime, session: Session, caller: Caller) -> schemas.C
     out = []
     for row in session.scalars(query.order_by(ConsentRow.uscc, ConsentRow.bank)):
         record = rt.ctx.ledger.read(
-            contract.NAMESPACE, contract.consent_key(row.uscc, row.bank, row.purpose)
+            contract_terms.NAMESPACE, contract_terms.consent_key(row.uscc, row.bank, row.purpose)
         )
         out.append(_consent_out(_mirror_consent(session, record) if record else row))
     return schemas.ConsentList(consents=out)

@@ -6,7 +6,7 @@ from typing import Any
 
 from chain.auth import Caller
 from services.common.chain import parse_signed
-from services.credit import contract, schemas
+from services.credit import contract_terms, schemas
 from services.credit._modelstore import chain_registration
 from services.credit._service_errors import (
     BadInput,
@@ -20,15 +20,15 @@ def ensure_models_registered(rt: Runtime, *, wait: bool = True) -> None:
     for sha, version in rt.models.versions.items():
         if sha in rt.registered:
             continue
-        if rt.ctx.ledger.read(contract.NAMESPACE, contract.model_key(sha)) is None:
+        if rt.ctx.ledger.read(contract_terms.NAMESPACE, contract_terms.model_key(sha)) is None:
             args = chain_registration(version)
             if wait:
-                receipt = rt.ctx.relay(contract.NAMESPACE, "register_model", args)
+                receipt = rt.ctx.relay(contract_terms.NAMESPACE, "register_model", args)
                 if receipt["status"] != "ok" and receipt["code"] != "model_exists":
                     raise rt.chain.refusal(receipt)
                 rt.chain.settle(receipt)
             else:
-                rt.ctx.relay(contract.NAMESPACE, "register_model", args, wait=False)
+                rt.ctx.relay(contract_terms.NAMESPACE, "register_model", args, wait=False)
                 continue
         rt.registered.add(sha)
 
@@ -47,12 +47,14 @@ def get_model(*, rt: Runtime, sha256: str) -> schemas.ModelDetail:
     out = _model_out(rt, sha256.lower(), chosen[0] if chosen else None)
     if out.chain is None and not out.installed:
         raise ModelNotFound(f"model {sha256} is neither registered nor installed")
-    proof = rt.ctx.ledger.state_proof(contract.NAMESPACE, contract.model_key(sha256.lower()))
+    proof = rt.ctx.ledger.state_proof(
+        contract_terms.NAMESPACE, contract_terms.model_key(sha256.lower())
+    )
     return schemas.ModelDetail(**out.model_dump(), proof=proof)
 
 
 def _model_out(rt: Runtime, sha: str, active: str | None) -> schemas.ModelOut:
-    record = rt.ctx.ledger.read(contract.NAMESPACE, contract.model_key(sha))
+    record = rt.ctx.ledger.read(contract_terms.NAMESPACE, contract_terms.model_key(sha))
     return schemas.ModelOut(
         sha256=sha,
         installed=sha in rt.models.versions,
@@ -76,7 +78,7 @@ def submit_governance(
         # Verify the proposal is about this model's approval or retirement
         if (
             tx.args.get("action") != "invoke"
-            or params.get("contract") != contract.NAMESPACE
+            or params.get("contract") != contract_terms.NAMESPACE
             or params.get("method") not in ("approve_model", "retire_model")
             or params.get("args", {}).get("sha256") != sha256.lower()
         ):

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from chain.auth import Caller
-from services.credit import contract, schemas
+from services.credit import contract_terms, schemas
 from services.credit.models import (
     InquiryRow,
 )
@@ -22,11 +22,13 @@ def sme_inquiries(
     """Who read this SME's rating: the SME itself or a regulator asks; the chain is the truth."""
     sme = owned(rt, session, caller, uscc, "regulator")
     ledger = rt.ctx.ledger
-    total = int(ledger.read(contract.NAMESPACE, contract.inquiry_count_key(sme.uscc)) or 0)
+    total = int(
+        ledger.read(contract_terms.NAMESPACE, contract_terms.inquiry_count_key(sme.uscc)) or 0
+    )
     have = set(session.scalars(select(InquiryRow.n).where(InquiryRow.uscc == sme.uscc)))
     for n in range(1, total + 1):
         if n not in have:
-            record = ledger.read(contract.NAMESPACE, contract.inquiry_key(sme.uscc, n))
+            record = ledger.read(contract_terms.NAMESPACE, contract_terms.inquiry_key(sme.uscc, n))
             session.merge(InquiryRow(**inquiry_columns(record)))
     rows = session.scalars(
         select(InquiryRow).where(InquiryRow.uscc == sme.uscc).order_by(InquiryRow.n.desc())
@@ -45,15 +47,16 @@ def all_inquiries(
 ) -> schemas.InquiryList:
     """Every inquiry on the chain (the regulator's audit), newest first, optionally filtered."""
     ledger = rt.ctx.ledger
-    total = int(ledger.read(contract.NAMESPACE, contract.TOTAL_INQUIRIES) or 0)
+    total = int(ledger.read(contract_terms.NAMESPACE, contract_terms.TOTAL_INQUIRIES) or 0)
     count = session.scalar(select(func.count()).select_from(InquiryRow)) or 0
     if count < total:
         have = set(session.scalars(select(InquiryRow.seq)))
         for seq in range(1, total + 1):
             if seq not in have:
-                pointer = ledger.read(contract.NAMESPACE, contract.inquiry_log_key(seq))
+                pointer = ledger.read(contract_terms.NAMESPACE, contract_terms.inquiry_log_key(seq))
                 record = ledger.read(
-                    contract.NAMESPACE, contract.inquiry_key(pointer["uscc"], pointer["n"])
+                    contract_terms.NAMESPACE,
+                    contract_terms.inquiry_key(pointer["uscc"], pointer["n"]),
                 )
                 session.merge(InquiryRow(**inquiry_columns(record)))
         session.flush()

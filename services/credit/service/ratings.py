@@ -12,7 +12,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from chain.auth import Caller
-from services.credit import _batch, _vectors, contract, schemas
+from services.credit import _batch, _vectors, contract_terms, schemas
 from services.credit._service_errors import (
     BadInput,
     ChainRefused,
@@ -240,7 +240,7 @@ def _mirror_ratings(
 ) -> list[dict[str, Any]]:
     rows = []
     for code in codes:
-        record = rt.ctx.ledger.read(contract.NAMESPACE, contract.rating_key(code))
+        record = rt.ctx.ledger.read(contract_terms.NAMESPACE, contract_terms.rating_key(code))
         if record is None or record["tx"] not in txs:
             continue  # superseded by a concurrent rating: that request mirrors its own
         rows.append(
@@ -260,7 +260,7 @@ def _mirror_ratings(
 def own_rating(*, rt: Runtime, session: Session, caller: Caller, uscc: str) -> schemas.RatingOut:
     """The SME's current rating as the SME sees it (with its own feature values)."""
     sme = owned(rt, session, caller, uscc)
-    record = rt.ctx.ledger.read(contract.NAMESPACE, contract.rating_key(sme.uscc))
+    record = rt.ctx.ledger.read(contract_terms.NAMESPACE, contract_terms.rating_key(sme.uscc))
     pending = _batch.pending(session, sme.uscc, record)
     if pending is not None:
         return _rating_from_batch(session, pending)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from chain.auth import Caller
-from services.credit import contract, schemas
+from services.credit import contract_terms, schemas
 from services.credit._service_errors import (
     AlreadyExists,
     BadInput,
@@ -23,9 +23,9 @@ from services.credit.models import (
 from services.credit.runtime import Runtime
 from services.credit.uscc import validate_uscc
 
-SMES_PER_TX = contract.MAX_BATCH
-_ORG = re.compile(contract.ORG)
-_DID = re.compile(contract.DID)
+SMES_PER_TX = contract_terms.MAX_BATCH
+_ORG = re.compile(contract_terms.ORG)
+_DID = re.compile(contract_terms.DID)
 
 
 def register_sme(
@@ -49,7 +49,9 @@ def register_smes(
         raise BadInput("the same USCC is listed twice", code="duplicate_uscc")
     todo = []
     for args in prepared:
-        on_chain = rt.ctx.ledger.read(contract.NAMESPACE, contract.sme_key(args["uscc"]))
+        on_chain = rt.ctx.ledger.read(
+            contract_terms.NAMESPACE, contract_terms.sme_key(args["uscc"])
+        )
         # Verify a retry names the same organisation; then it only completes the mirror
         if on_chain is not None and on_chain["org"] != args["org"]:
             raise AlreadyExists(
@@ -99,7 +101,7 @@ def _prepare_registration(
 
 
 def _mirror_sme(rt: Runtime, session: Session, uscc: str, name: str | None) -> SmeRow:
-    record = rt.ctx.ledger.read(contract.NAMESPACE, contract.sme_key(uscc))
+    record = rt.ctx.ledger.read(contract_terms.NAMESPACE, contract_terms.sme_key(uscc))
     row = session.get(SmeRow, uscc) or SmeRow(uscc=uscc)
     row.org, row.key, row.did = record["org"], record["key"], record["did"]
     row.registered_by, row.tx, row.height = record["registered_by"], record["tx"], record["height"]
@@ -114,7 +116,7 @@ def get_sme(*, rt: Runtime, session: Session, uscc: str) -> SmeRow:
     row = session.get(SmeRow, code)
     if row is not None:
         return row
-    if rt.ctx.ledger.read(contract.NAMESPACE, contract.sme_key(code)) is None:
+    if rt.ctx.ledger.read(contract_terms.NAMESPACE, contract_terms.sme_key(code)) is None:
         raise SmeNotFound(f"SME {code} is not registered")
     return _mirror_sme(rt, session, code, None)
 

@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from chain.encoding import canonical
 from chain.errors import ProofError
-from services.credit import sdk, statement_csv
+from services.credit import contract_terms, sdk, statement_csv
 from smartcity.cli import main as smartcity
 
 DAY_MS = 24 * 3600 * 1000
@@ -182,7 +182,7 @@ def rt_session(env: Any) -> Any:
 
 
 def test_the_service_hashes_rating_records_as_the_contract_does() -> None:
-    from services.credit import batch_record_hash, contract
+    from services.credit import batch_record_hash
 
     entry = {
         "uscc": "911101080000000194",
@@ -193,9 +193,9 @@ def test_the_service_hashes_rating_records_as_the_contract_does() -> None:
         "features_hash": "ab" * 32,
         "period": "2023-Q4",
     }
-    record = contract.rating_record(entry, "cd" * 32)
-    assert batch_record_hash(record) == contract.record_hash(record)
-    assert batch_record_hash({**record, "grade": "B"}) != contract.record_hash(record)
+    record = contract_terms.rating_record(entry, "cd" * 32)
+    assert batch_record_hash(record) == contract_terms.record_hash(record)
+    assert batch_record_hash({**record, "grade": "B"}) != contract_terms.record_hash(record)
 
 
 def test_features_stored_before_packed_vectors_rate_the_same(credit_env: Any) -> None:
