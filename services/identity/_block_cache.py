@@ -7,8 +7,8 @@ process commits a write of its own; a proof (against the header of its height) u
 PROOF_KEEP_S, whichever comes first. Only the hot paths (a verification, a bearer key that is
 active) answer from what is kept, inside memory_only(); every other read goes to the node and
 refreshes what is kept, so a client that wrote through the node and asks at once sees its write
-there. While the stream is down nothing is kept, so a kept read never answers state older than the last block this
-process heard of: at most the stream's delay (milliseconds) behind the node.
+there. While the stream is down nothing is kept, so a kept read never answers state older than
+the last block this process heard of: at most the stream's delay (milliseconds) behind the node.
 """
 
 from __future__ import annotations
