@@ -15,13 +15,13 @@ from sklearn.metrics import brier_score_loss, roc_auc_score
 from sklearn.model_selection import RepeatedStratifiedKFold, train_test_split
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-from services.credit.artefact import load_model
-from services.credit.dataset import read_labelled_csv
-from services.credit.features import polish_attributes
-from services.credit.metrics import discrimination
-from services.credit.model import CreditModel
-from services.credit.synthetic import synthetic_statements
-from services.credit.training import TrainingConfig, make_gbm
+from services.credit.scoring.artefact import load_model
+from services.credit.scoring.dataset import read_labelled_csv
+from services.credit.scoring.features import polish_attributes
+from services.credit.scoring.metrics import discrimination
+from services.credit.scoring.model import CreditModel
+from services.credit.scoring.synthetic import synthetic_statements
+from services.credit.scoring.training import TrainingConfig, make_gbm
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_MODEL = REPO / "services" / "credit" / "default_model"

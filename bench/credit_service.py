@@ -45,9 +45,9 @@ from services.credit import (
     statement_csv,
     synthetic_statements,
 )
-from services.credit.artefact import load_model, save_model
-from services.credit.dataset import labelled_from_frame, read_labelled_csv
 from services.credit.models import FeatureRow, FeatureVectorRow
+from services.credit.scoring.artefact import load_model, save_model
+from services.credit.scoring.dataset import labelled_from_frame, read_labelled_csv
 from smartcity.ops import settle_heap
 from smartcity.registry import ServiceEntry
 from smartcity.suite import open_suite
@@ -82,7 +82,7 @@ def _install_model(data: Path) -> tuple[str, str]:
     if (SHIPPED_MODEL_DIR / "metadata.json").is_file():
         return load_model(SHIPPED_MODEL_DIR).sha256, "shipped default model"
     from services.credit import training_frame
-    from services.credit.training import TrainingConfig, train
+    from services.credit.scoring.training import TrainingConfig, train
 
     config = TrainingConfig(cv_folds=0)
     model = save_model(
@@ -332,7 +332,7 @@ def _holdout_auc() -> list[dict[str, Any]]:
         ]
     from sklearn.model_selection import train_test_split
 
-    from services.credit.metrics import discrimination
+    from services.credit.scoring.metrics import discrimination
 
     model = load_model(SHIPPED_MODEL_DIR)
     meta = model.metadata

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from services.credit.features import POLISH_FEATURES, polish_attributes
+from services.credit.scoring.features import POLISH_FEATURES, polish_attributes
 from services.credit.statements import AMOUNT_COLUMNS
 from services.credit.uscc import make_uscc
 

@@ -13,7 +13,7 @@ import pandas as pd
 
 from chain.encoding import hash_json
 from services.credit.errors import Problem, StatementError
-from services.credit.features import polish_attributes
+from services.credit.scoring.features import polish_attributes
 from services.credit.statements import AMOUNT_COLUMNS
 
 _PERIOD = re.compile(r"^(\d{4})(?:-Q([1-4]))?$")

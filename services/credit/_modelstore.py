@@ -17,9 +17,9 @@ from typing import Any
 
 from services.common.ledger import LedgerPort
 from services.credit import contract_terms
-from services.credit.artefact import artefact_sha256, load_model, read_metadata
 from services.credit.errors import ModelError
-from services.credit.model import CreditModel
+from services.credit.scoring.artefact import artefact_sha256, load_model, read_metadata
+from services.credit.scoring.model import CreditModel
 
 log = logging.getLogger(__name__)
 SHIPPED_MODEL_DIR = Path(__file__).parent / "default_model"

@@ -17,8 +17,8 @@ import numpy.typing as npt
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.credit.features import POLISH_FEATURES
 from services.credit.models import FeatureRow, FeatureVectorRow
+from services.credit.scoring.features import POLISH_FEATURES
 
 FloatArray = npt.NDArray[np.float64]
 _DTYPE = np.dtype("<f8")

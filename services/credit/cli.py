@@ -11,7 +11,7 @@ import click
 from services.credit.errors import CreditError
 
 # The training seed, duplicated here so that `smartcity credit --help` does not import
-# scikit-learn; tests/credit/test_cli.py checks it against services.credit.training.DEFAULT_SEED
+# scikit-learn; tests/credit/test_cli.py checks it against scoring.training.DEFAULT_SEED
 DEFAULT_SEED = 20160365
 
 
@@ -31,9 +31,9 @@ def train_command(
     data_path: Path, out_dir: Path, label: str, seed: int, cv_folds: int, test_size: float
 ) -> None:
     """Train the calibrated gradient-boosted model and scorecard; write MODEL_DIR."""
-    from services.credit.artefact import save_model
-    from services.credit.dataset import read_labelled_csv
-    from services.credit.training import TrainingConfig, train
+    from services.credit.scoring.artefact import save_model
+    from services.credit.scoring.dataset import read_labelled_csv
+    from services.credit.scoring.training import TrainingConfig, train
 
     config = TrainingConfig(seed=seed, label=label, cv_folds=cv_folds, test_size=test_size)
     try:
@@ -54,8 +54,8 @@ def train_command(
 @click.option("--json", "as_json", is_flag=True, help="Print only the JSON metrics.")
 def evaluate_command(model_dir: Path, data_path: Path, label: str | None, as_json: bool) -> None:
     """Evaluate MODEL_DIR on a labelled CSV: AUC, Gini, KS, Brier and n."""
-    from services.credit.artefact import load_model
-    from services.credit.dataset import read_labelled_csv, require_both_classes
+    from services.credit.scoring.artefact import load_model
+    from services.credit.scoring.dataset import read_labelled_csv, require_both_classes
 
     try:
         model = load_model(model_dir)

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
 from chain.json_types import JsonObjectAsIs
-from services.credit.rating import reason_text
+from services.credit.scoring.rating import reason_text
 
 Purpose = Literal["loan_application", "monitoring"]
 

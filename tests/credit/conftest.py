@@ -6,11 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from services.credit.artefact import save_model
-from services.credit.dataset import read_labelled_csv
-from services.credit.model import CreditModel
-from services.credit.synthetic import synthetic_frame
-from services.credit.training import TrainingConfig, train
+from services.credit.scoring.artefact import save_model
+from services.credit.scoring.dataset import read_labelled_csv
+from services.credit.scoring.model import CreditModel
+from services.credit.scoring.synthetic import synthetic_frame
+from services.credit.scoring.training import TrainingConfig, train
 
 FAST = TrainingConfig(seed=7, cv_folds=2, calibration_folds=3, max_iter=40)
 
@@ -36,6 +36,6 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory, data_csv: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def model(model_dir: Path) -> CreditModel:
-    from services.credit.artefact import load_model
+    from services.credit.scoring.artefact import load_model
 
     return load_model(model_dir)

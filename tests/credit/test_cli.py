@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from services.credit.cli import credit
-from services.credit.synthetic import synthetic_frame
+from services.credit.scoring.synthetic import synthetic_frame
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -105,6 +105,6 @@ def test_evaluate_missing_model(tmp_path: Path) -> None:
 def test_train_seed_default_is_the_training_default() -> None:
     # services.credit.cli keeps its own copy so that `credit --help` does not import sklearn
     from services.credit import cli
-    from services.credit.training import DEFAULT_SEED
+    from services.credit.scoring.training import DEFAULT_SEED
 
     assert cli.DEFAULT_SEED == DEFAULT_SEED

@@ -8,11 +8,11 @@ from typing import cast
 import numpy as np
 import pytest
 
-from services.credit.artefact import load_model, read_metadata
-from services.credit.features import POLISH_FEATURES, polish_attributes
-from services.credit.model import CreditModel
+from services.credit.scoring.artefact import load_model, read_metadata
+from services.credit.scoring.features import POLISH_FEATURES, polish_attributes
+from services.credit.scoring.model import CreditModel
+from services.credit.scoring.synthetic import synthetic_statements
 from services.credit.statements import load_statements
-from services.credit.synthetic import synthetic_statements
 
 DEFAULT = Path(__file__).resolve().parents[2] / "services" / "credit" / "default_model"
 

@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from services.credit.drift import drift_report, drift_status, population_stability
 from services.credit.errors import DriftError
+from services.credit.scoring.drift import drift_report, drift_status, population_stability
 
 
 def test_status_thresholds() -> None:

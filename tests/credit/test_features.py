@@ -7,7 +7,7 @@ from typing import cast
 
 import pytest
 
-from services.credit.features import POLISH_FEATURES, polish_attributes, standard_ratios
+from services.credit.scoring.features import POLISH_FEATURES, polish_attributes, standard_ratios
 from services.credit.statements import load_statements
 
 CSV = (

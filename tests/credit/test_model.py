@@ -9,18 +9,18 @@ from typing import cast
 import numpy as np
 import pytest
 
-from services.credit.artefact import METADATA_FILE, MODEL_FILE, load_model, save_model
-from services.credit.dataset import labelled_from_frame, read_labelled_csv
 from services.credit.errors import (
     FeatureMismatchError,
     ModelError,
     ModelIntegrityError,
     TrainingDataError,
 )
-from services.credit.model import CreditModel
-from services.credit.rating import GRADES, ScoreScale, grades
-from services.credit.synthetic import synthetic_frame
-from services.credit.training import TrainingConfig, train
+from services.credit.scoring.artefact import METADATA_FILE, MODEL_FILE, load_model, save_model
+from services.credit.scoring.dataset import labelled_from_frame, read_labelled_csv
+from services.credit.scoring.model import CreditModel
+from services.credit.scoring.rating import GRADES, ScoreScale, grades
+from services.credit.scoring.synthetic import synthetic_frame
+from services.credit.scoring.training import TrainingConfig, train
 
 
 def test_metadata_records_data_hash_seed_versions_and_metrics(

@@ -20,7 +20,6 @@ from services.credit._service_errors import (
     RatingNotFound,
 )
 from services.credit.errors import CreditError
-from services.credit.features import describe_feature
 from services.credit.models import (
     BatchRatingRow,
     RatingBatchRow,
@@ -28,6 +27,7 @@ from services.credit.models import (
     SmeRow,
 )
 from services.credit.runtime import Runtime
+from services.credit.scoring.features import describe_feature
 from services.credit.service.governance import ensure_models_registered
 from services.credit.service.registry import owned
 from services.credit.uscc import validate_uscc

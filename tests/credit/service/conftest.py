@@ -23,9 +23,9 @@ from chain.suites import SuiteKey
 from chain.tx import Tx
 from services.common.ledger import EmbeddedLedger, LedgerPort, call
 from services.credit import sdk, synthetic_statements, training_frame
-from services.credit.artefact import save_model
-from services.credit.dataset import labelled_from_frame
-from services.credit.training import TrainingConfig, train
+from services.credit.scoring.artefact import save_model
+from services.credit.scoring.dataset import labelled_from_frame
+from services.credit.scoring.training import TrainingConfig, train
 from smartcity.registry import ServiceEntry
 from smartcity.suite import Suite, open_suite
 

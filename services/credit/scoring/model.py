@@ -18,12 +18,12 @@ import numpy.typing as npt
 import pandas as pd
 from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
 
-from services.credit import features as feature_table
-from services.credit.compiled import CompiledGbm, compile_gbm
 from services.credit.errors import FeatureMismatchError
-from services.credit.metrics import validation_report
-from services.credit.rating import Rating, ReasonCode, ScoreScale, grades
-from services.credit.scorecard import contributions
+from services.credit.scoring import features as feature_table
+from services.credit.scoring.compiled import CompiledGbm, compile_gbm
+from services.credit.scoring.metrics import validation_report
+from services.credit.scoring.rating import Rating, ReasonCode, ScoreScale, grades
+from services.credit.scoring.scorecard import contributions
 
 FloatArray = npt.NDArray[np.float64]
 TOP_REASONS = 4

@@ -16,7 +16,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 
-from services.credit.impute import RareMissingImputer
+from services.credit.scoring.impute import RareMissingImputer
 
 FloatArray = npt.NDArray[np.float64]
 SMOOTHING = 0.5

@@ -3,6 +3,11 @@
 The chain registers a model version by the SHA-256 of `model.joblib`. Loading hashes the file
 first and refuses it (before unpickling anything) unless the hash equals the one recorded in
 `metadata.json` and, when given, the one the caller expects (e.g. read from the chain).
+
+A pickle names the classes it holds by module path. Artefacts saved before the scoring code
+moved into `services/credit/scoring/` name `services.credit.scorecard.WoeBinner` and
+`services.credit.impute.RareMissingImputer`; loading maps those paths to the new ones, so an
+operator's model saved then still loads, with the hash the chain approved it under.
 """
 
 from __future__ import annotations
@@ -13,15 +18,34 @@ from pathlib import Path
 from typing import Any
 
 import joblib
+from joblib.numpy_pickle import NumpyUnpickler, _validate_fileobject_and_memmap
 
-from services.credit.dataset import sha256_file
 from services.credit.errors import ModelError, ModelIntegrityError
-from services.credit.model import CreditModel
-from services.credit.rating import ScoreScale
+from services.credit.scoring.dataset import sha256_file
+from services.credit.scoring.model import CreditModel
+from services.credit.scoring.rating import ScoreScale
 
 MODEL_FILE = "model.joblib"
 METADATA_FILE = "metadata.json"
 COMPRESSION = ("zlib", 6)
+# The modules that moved into scoring/, by their old path (what older pickles name)
+MOVED_MODULES = {
+    f"services.credit.{name}": f"services.credit.scoring.{name}"
+    for name in (
+        "artefact",
+        "compiled",
+        "dataset",
+        "drift",
+        "features",
+        "impute",
+        "metrics",
+        "model",
+        "rating",
+        "scorecard",
+        "synthetic",
+        "training",
+    )
+}
 
 
 def save_model(bundle: dict[str, Any], out_dir: str | Path) -> CreditModel:
@@ -76,9 +100,24 @@ def artefact_sha256(model_dir: str | Path) -> str:
     return hashlib.sha256((Path(model_dir) / MODEL_FILE).read_bytes()).hexdigest()
 
 
+class _ArtefactUnpickler(NumpyUnpickler):  # type: ignore[misc]
+    """joblib's unpickler, reading a class of a moved module from where it lives now."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        return super().find_class(MOVED_MODULES.get(module, module), name)
+
+
 def _unpickle(path: Path) -> dict[str, Any]:
     try:
-        bundle: dict[str, Any] = joblib.load(path)
+        with (
+            path.open("rb") as raw,
+            _validate_fileobject_and_memmap(raw, str(path), None) as (fobj, _),
+        ):
+            if isinstance(fobj, str):  # joblib < 0.10 kept arrays in side files
+                raise ModelError(f"{str(path)!r} was written by a joblib older than 0.10")
+            bundle: dict[str, Any] = _ArtefactUnpickler(str(path), fobj, True).load()
+    except ModelError:
+        raise
     except Exception as exc:  # joblib/pickle raise many types on a corrupt file
         raise ModelError(f"cannot load model artefact {str(path)!r}: {exc}") from exc
     if not isinstance(bundle, dict) or not {"gbm", "scorecard", "metadata"} <= set(bundle):

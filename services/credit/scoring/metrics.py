@@ -8,7 +8,7 @@ import numpy as np
 import numpy.typing as npt
 from sklearn.metrics import brier_score_loss, roc_auc_score, roc_curve
 
-from services.credit.rating import GRADES, grades
+from services.credit.scoring.rating import GRADES, grades
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int_]

@@ -23,11 +23,11 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from sklearn.pipeline import Pipeline
 from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
 
-from services.credit.dataset import LabelledData, require_both_classes
-from services.credit.impute import RareMissingImputer
-from services.credit.metrics import discrimination, validation_report
-from services.credit.rating import GRADE_BANDS
-from services.credit.scorecard import make_scorecard
+from services.credit.scoring.dataset import LabelledData, require_both_classes
+from services.credit.scoring.impute import RareMissingImputer
+from services.credit.scoring.metrics import discrimination, validation_report
+from services.credit.scoring.rating import GRADE_BANDS
+from services.credit.scoring.scorecard import make_scorecard
 
 FORMAT_VERSION = 1
 DEFAULT_SEED = 20160365

@@ -22,7 +22,7 @@ import numpy.typing as npt
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
 
-from services.credit.impute import RareMissingImputer
+from services.credit.scoring.impute import RareMissingImputer
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.intp]
