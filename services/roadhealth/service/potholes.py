@@ -32,25 +32,31 @@ def file_report(
 ) -> None:
     """Store a pothole report of a matched window as a candidate of its own; regroup_segment
     then decides which pothole it belongs to, with every other open report of its segment."""
-    lat, lon = rt.index.position_at(segment, chainage_m)
-    pothole = RhPothole(
-        id=f"{segment}:{round(chainage_m * 10)}:{message_hash[:8]}",
-        segment=segment,
-        chainage_m=chainage_m,
-        lat=lat,
-        lon=lon,
-        reports=0,
-        vehicles=0,
-        confidence=0.0,
-        status="candidate",
-        first_seen=t0,
-        last_seen=t0,
-    )
-    session.add(pothole)
+    pothole_id = f"{segment}:{round(chainage_m * 10)}:{message_hash[:8]}"
+    # A window matched again where it lay before files the same id: the pothole it named then
+    # may live on, holding other vehicles' reports (withdraw_reports keeps it); file under it
+    existing = session.get(RhPothole, pothole_id)
+    if existing is None or existing in session.deleted:
+        lat, lon = rt.index.position_at(segment, chainage_m)
+        session.add(
+            RhPothole(
+                id=pothole_id,
+                segment=segment,
+                chainage_m=chainage_m,
+                lat=lat,
+                lon=lon,
+                reports=0,
+                vehicles=0,
+                confidence=0.0,
+                status="candidate",
+                first_seen=t0,
+                last_seen=t0,
+            )
+        )
     session.add(
         RhPotholeReport(
             window_id=window_id,
-            pothole=pothole.id,
+            pothole=pothole_id,
             device=device,
             chainage_m=chainage_m,
             peak_mps2=peak_mps2,
