@@ -41,6 +41,7 @@ from services.identity.errors import (
     ProofError,
     SchemaViolation,
     StatusListError,
+    StatusListsFull,
     UndisclosableClaim,
     UnknownChallenge,
     UnknownCredential,
@@ -240,7 +241,10 @@ def build_router(
     # -- credentials -----------------------------------------------------------------------------
 
     @router.post(
-        "/credentials", status_code=201, tags=["credentials"], responses=raises(*ISSUANCE, *WRITE)
+        "/credentials",
+        status_code=201,
+        tags=["credentials"],
+        responses=raises(*ISSUANCE, StatusListsFull, *WRITE),
     )
     def issue(body: IssueIn, caller: Agency, session: Db) -> IssueOut:
         """Issue one credential: schema-checked, signed, anchored, with a status entry."""
@@ -251,7 +255,7 @@ def build_router(
         "/credentials/batch",
         status_code=201,
         tags=["credentials"],
-        responses=raises(*ISSUANCE, *WRITE),
+        responses=raises(*ISSUANCE, StatusListsFull, *WRITE),
     )
     def issue_batch(body: IssueBatchIn, caller: Agency, session: Db) -> IssueBatchOut:
         """Issue many credentials, anchored together (256 per transaction)."""

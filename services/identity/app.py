@@ -19,8 +19,15 @@ from services.identity import models
 from services.identity._vault import Vault, load_or_create_key
 from services.identity.api import build_router
 from services.identity.runtime import Runtime
+from services.identity.service.entries import entry_order_key
 
-TABLES = (models.IssuerKey, models.CredentialType, models.IssuedCredential, models.Challenge)
+TABLES = (
+    models.IssuerKey,
+    models.CredentialType,
+    models.IssuedCredential,
+    models.EntryCounter,
+    models.Challenge,
+)
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/identity"
 
 
@@ -42,10 +49,12 @@ def public_base_url(ctx: ServiceContext) -> str:
 
 
 def build_env(ctx: ServiceContext) -> Runtime:
+    key = load_or_create_key(vault_key_path(ctx.data_dir))
     return Runtime(
         ctx=ctx,
-        vault=Vault(load_or_create_key(vault_key_path(ctx.data_dir)), ctx.ledger.genesis.crypto),
+        vault=Vault(key, ctx.ledger.genesis.crypto),
         base_url=public_base_url(ctx),
+        entry_order_key=entry_order_key(key),
     )
 
 

@@ -34,7 +34,7 @@ IdentityError                       every identity failure; `code` is stable for
     ├── UnknownDid [404], UnknownType [404], UnknownCredential [404], UnknownChallenge [404]
     ├── NotAuthorisedIssuer [403], NotController [403], NoCustody [503]
     ├── DidDeactivated [410]
-    ├── ChallengeUsed [409], IssuerStillAuthorised [409]
+    ├── ChallengeUsed [409], IssuerStillAuthorised [409], StatusListsFull [409]
     └── SchemaViolation [422], BadSchema [422], BadRequest [400]
 
 Shared with the other services (services.common.errors, re-exported here): AlreadyExists [409]
@@ -292,6 +292,12 @@ class ChallengeUsed(IdentityError):
     """The nonce was already used, or the same presentation was already submitted: a replay."""
 
     status, code = 409, "replayed"
+
+
+class StatusListsFull(IdentityError):
+    """The issuer has used every status list entry the contract accepts."""
+
+    status, code = 409, "status_lists_full"
 
 
 class SchemaViolation(IdentityError):

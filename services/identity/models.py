@@ -5,7 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Integer, LargeBinary, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from services.common.db import Base
@@ -57,6 +66,15 @@ class IssuedCredential(Base):
     issued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     anchor_tx: Mapped[str] = mapped_column(String(64))
     anchor_height: Mapped[int] = mapped_column(Integer)
+
+
+class EntryCounter(Base):
+    """An issuer's next status list position (service/entries.py maps it to a list and index)."""
+
+    __tablename__ = "identity_entry_counters"
+
+    org: Mapped[str] = mapped_column(String(64), primary_key=True)
+    next_position: Mapped[int] = mapped_column(BigInteger)
 
 
 class Challenge(Base):

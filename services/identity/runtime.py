@@ -31,6 +31,7 @@ class Runtime(ServiceRuntime):
 
     vault: Vault
     base_url: str
+    entry_order_key: bytes = field(repr=False)  # orders status list entries (service/entries)
     clock: Callable[[], float] = time.time
     signing_keys: dict[str, jwk.JWK] = field(default_factory=dict)
     types: dict[str, TypeRecord] = field(default_factory=dict)

@@ -11,6 +11,7 @@ Verification lives in `verification/`.
     issuer_keys       an issuer's signing keys (sealed in the vault) and their DID
     credential_types  registered types: their JSON Schema here, its hash on the chain
     issuance          issue credentials (vc+jwt, SD-JWT, vc+cose), anchored on the chain
+    entries           status list entries: a per-issuer counter, secretly permuted indexes
     status            suspend, reinstate and revoke; the Bitstring Status List credential
     listing           an issuer's credentials, filtered and paged
 """
@@ -40,7 +41,6 @@ from services.identity.service.dids import public_key_args as public_key_args
 from services.identity.service.dids import require_active_issuer as require_active_issuer
 from services.identity.service.dids import update_did_keys as update_did_keys
 from services.identity.service.issuance import COMMITMENTS as COMMITMENTS
-from services.identity.service.issuance import LIST_FILL as LIST_FILL
 from services.identity.service.issuance import Prepared as Prepared
 from services.identity.service.issuance import issue as issue
 from services.identity.service.issuance import status_entries as status_entries

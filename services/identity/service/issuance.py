@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from jwcrypto import jwk
-from sqlalchemy import func, insert, select
+from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
 from services.identity import _vcdm, sd_jwt, status_list, vc_cose, vc_jose, zkp
@@ -18,6 +17,7 @@ from services.identity.errors import (
     BadRequest,
     NotAuthorisedIssuer,
     SchemaViolation,
+    UnknownType,
 )
 from services.identity.models import CredentialType, IssuedCredential
 from services.identity.runtime import Runtime
@@ -25,10 +25,10 @@ from services.identity.schemas import IssueIn
 from services.identity.service.common import digest_sri, iso, token_hash
 from services.identity.service.credential_types import get_type, schema_problems, validator_for
 from services.identity.service.dids import active_did, issuer_record, require_active_issuer
+from services.identity.service.entries import reserve_entries
 from services.identity.service.issuer_keys import signing_key
 
 COMMITMENTS = "zkCommitments"
-LIST_FILL = c.LIST_ENTRIES // 2  # open a new list at half full: random indexes stay cheap
 
 
 @dataclass
@@ -50,23 +50,32 @@ def issue(
     """Validate, sign, anchor (in batches) and record credentials; returns them with receipts."""
     height = env.chain.height()
     authorised = issuer_record(env, org)
-    types: dict[str, CredentialType] = {}
     holders: dict[str, dict[str, Any]] = {}
+    on_chain: set[str] = set()
     # Verify the issuer's own DID is active: a deactivated DID issues nothing
     require_active_issuer(env, org, "issue credentials")
     for number, item in enumerate(items):
-        where = f"items[{number}]: " if len(items) > 1 else ""
-        if item.type not in types:
-            types[item.type] = get_type(env, session, name=item.type)[0]
-        # Verify the caller may issue the type now, the holder DID is active, the claims fit
+        where = _where(number, items)
+        # Verify the type exists, the caller may issue it now, the holder DID is active
+        if item.type not in on_chain and env.chain.read(c.type_key(item.type)) is None:
+            raise UnknownType(f"credential type {item.type!r} is not registered")
+        on_chain.add(item.type)
         if not c.is_authorised(authorised, item.type, height + 1):
             raise NotAuthorisedIssuer(
                 f"{where}{org} is not admitted by governance as an issuer of {item.type}"
             )
         if item.subject not in holders:
             holders[item.subject] = active_did(env, item.subject)
-        _check_claims(env, types[item.type], item, where)
-    entries = _allocate_entries(env, session, org=org, count=len(items))
+        _check_request(item, where)
+    # Reserved before the request's session reads: one connection at a time, no stale snapshot
+    entries = reserve_entries(
+        session.get_bind().engine, env.entry_order_key, org=org, count=len(items)
+    )
+    types: dict[str, CredentialType] = {}
+    for number, item in enumerate(items):
+        if item.type not in types:
+            types[item.type] = get_type(env, session, name=item.type)[0]
+        _check_schema(env, types[item.type], item, _where(number, items))
     keys = {alg: signing_key(env, session, org=org, alg=alg) for alg in {i.alg for i in items}}
     prepared = [
         _sign(
@@ -110,16 +119,14 @@ def issue(
     return results, [str(r["tx"]) for r in receipts]
 
 
-def _check_claims(env: Runtime, row: CredentialType, item: IssueIn, where: str) -> None:
+def _where(number: int, items: list[IssueIn]) -> str:
+    return f"items[{number}]: " if len(items) > 1 else ""
+
+
+def _check_request(item: IssueIn, where: str) -> None:
+    """The checks that need no schema: reserved names, validity period, disclosures, zk."""
     if "id" in item.claims or COMMITMENTS in item.claims:
         raise SchemaViolation(f"{where}claims must not set id or {COMMITMENTS}: the service does")
-    problems = schema_problems(validator_for(env, row, partial=False), item.claims)
-    if problems:
-        first = problems[0]
-        raise SchemaViolation(
-            f"{where}claims violate the {row.name} schema at {first['where']}: {first['problem']}",
-            details=problems,
-        )
     if item.valid_from and item.valid_until and item.valid_until <= item.valid_from:
         raise BadRequest(f"{where}valid_until must be after valid_from")
     unknown = set(item.disclose or []) - set(item.claims)
@@ -127,6 +134,16 @@ def _check_claims(env: Runtime, row: CredentialType, item: IssueIn, where: str) 
         raise BadRequest(f"{where}disclose names claims that are not present: {sorted(unknown)}")
     if item.zk is not None:
         _zk_values(item)
+
+
+def _check_schema(env: Runtime, row: CredentialType, item: IssueIn, where: str) -> None:
+    problems = schema_problems(validator_for(env, row, partial=False), item.claims)
+    if problems:
+        first = problems[0]
+        raise SchemaViolation(
+            f"{where}claims violate the {row.name} schema at {first['where']}: {first['problem']}",
+            details=problems,
+        )
 
 
 def _zk_values(item: IssueIn) -> dict[str, int]:
@@ -148,33 +165,6 @@ def _zk_values(item: IssueIn) -> dict[str, int]:
             raise BadRequest(f"zk.residency names {item.zk.residency!r}, not a city code integer")
         values["residency"] = raw
     return values
-
-
-def _allocate_entries(
-    env: Runtime, session: Session, *, org: str, count: int
-) -> list[tuple[int, int]]:
-    """Random free status list entries (herd privacy), free both here and on the chain."""
-    issued = session.scalar(select(func.count()).where(IssuedCredential.org == org)) or 0
-    list_no = issued // LIST_FILL
-    chosen: set[int] = set()
-    while len(chosen) < count:
-        candidates = {
-            secrets.randbelow(c.LIST_ENTRIES) for _ in range(2 * (count - len(chosen)) + 4)
-        }
-        candidates -= chosen
-        taken = set(
-            session.scalars(
-                select(IssuedCredential.list_index).where(
-                    IssuedCredential.org == org,
-                    IssuedCredential.list_no == list_no,
-                    IssuedCredential.list_index.in_(candidates),
-                )
-            )
-        )
-        for index in sorted(candidates - taken):
-            if len(chosen) < count and env.chain.read(c.entry_key(org, list_no, index)) is None:
-                chosen.add(index)
-    return [(list_no, index) for index in chosen]
 
 
 def status_list_url(env: Runtime, org: str, list_no: int, purpose: str) -> str:
