@@ -10,8 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chain.json_types import JsonObject
 from services.identity._jose import (
-    JsonObject,
     b64url_decode,
     b64url_encode,
     json_bytes,

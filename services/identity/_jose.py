@@ -18,6 +18,7 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from jwcrypto import jwk
 from jwcrypto.common import JWException
 
+from chain.json_types import JsonObject
 from services.identity._b64 import b64url_decode as b64url_decode
 from services.identity._b64 import b64url_encode as b64url_encode
 from services.identity._keys import verifier_for
@@ -28,7 +29,6 @@ from services.identity.errors import (
     UnsupportedAlgorithm,
 )
 
-JsonObject = dict[str, Any]
 KeyLike: TypeAlias = "jwk.JWK | Mapping[str, Any]"
 
 # Curve -> the one JWS algorithm we sign and accept with it (no RSA, no "none").
@@ -151,6 +151,12 @@ def _sign(key: jwk.JWK, signing_input: bytes) -> bytes:
     digest, size = _ECDSA[str(key.get("crv"))]
     r, s = decode_dss_signature(private.sign(signing_input, ec.ECDSA(digest())))
     return r.to_bytes(size, "big") + s.to_bytes(size, "big")
+
+
+def header_kid(header: JsonObject) -> str | None:
+    """The header's `kid` when it is a string (what `_vcdm.check_kid` asks of it), else None."""
+    kid = header.get("kid")
+    return kid if isinstance(kid, str) else None
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from services.identity._jose import JsonObject, parse_compact
+from chain.json_types import JsonObject
+from services.identity._jose import parse_compact
 from services.identity._keys import check_public_jwk
 from services.identity.errors import (
     IdentityError,

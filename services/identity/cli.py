@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-    from services.identity._jose import JsonObject
+    from chain.json_types import JsonObject
 
 # The securing formats (jwcrypto, FastAPI's error types) are imported when a command runs, so
 # that `smartcity vc --help` answers at once.
@@ -74,7 +74,8 @@ def _issue(feature: str, text: str, vm: JsonObject, sd: list[str]) -> str:
     key = vm.get("secretKeyJwk")
     if not isinstance(key, dict):
         raise CommandError("issuing needs a secretKeyJwk")
-    kid = vm.get("id") if isinstance(vm.get("id"), str) else None
+    named = vm.get("id")
+    kid = named if isinstance(named, str) else None
     issuers: dict[str, Callable[[], str]] = {
         "credential_jose": lambda: vc_jose.issue_credential(document, key, kid=kid),
         "presentation_jose": lambda: vc_jose.issue_presentation(document, key, kid=kid),
@@ -131,7 +132,7 @@ def run(action: str, feature: str, input_path: str, key_path: str, sd: str | Non
 
 def _write(output: str, result: JsonObject) -> None:
     Path(output).write_text(json.dumps(result), encoding="utf-8")
-    raise SystemExit(EXIT_BY_RESULT[result["result"]])
+    raise SystemExit(EXIT_BY_RESULT[str(result["result"])])
 
 
 @click.group(name="vc")

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from chain.json_types import JsonObject
 from services.identity import _vcdm
 from services.identity._disclosures import (
     SD_ALG,
@@ -27,7 +28,6 @@ from services.identity._disclosures import (
 )
 from services.identity._jose import (
     Compact,
-    JsonObject,
     KeyLike,
     b64url_encode,
     parse_compact,

@@ -21,8 +21,9 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
+from chain.json_types import JsonObject
 from services.identity import _vcdm
-from services.identity._jose import JsonObject, KeyLike, json_bytes, parse_json_object, to_jwk
+from services.identity._jose import KeyLike, json_bytes, parse_json_object, to_jwk
 from services.identity._keys import CURVES, verifier_for
 from services.identity.errors import (
     InvalidKey,

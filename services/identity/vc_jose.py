@@ -12,11 +12,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from chain.json_types import JsonObject
 from services.identity import _vcdm
 from services.identity._jose import (
     Compact,
-    JsonObject,
     KeyLike,
+    header_kid,
     parse_json_object,
     sign_compact,
     to_jwk,
@@ -118,7 +119,7 @@ def check_signed_credential(
     _vcdm.check_iss(claims, "issuer")
     _vcdm.check_kid(compact.header, claims)
     _vcdm.check_time(claims, now, leeway_s)
-    return VerifiedCredential(header=compact.header, claims=claims, kid=compact.header.get("kid"))
+    return VerifiedCredential(header=compact.header, claims=claims, kid=header_kid(compact.header))
 
 
 def issue_presentation(
@@ -178,7 +179,7 @@ def verify_presentation(
     return VerifiedPresentation(
         header=compact.header,
         claims=claims,
-        kid=compact.header.get("kid"),
+        kid=header_kid(compact.header),
         credentials=credentials,
         replay_key=hashlib.sha256(signing_input).hexdigest(),
     )

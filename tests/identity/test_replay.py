@@ -155,7 +155,7 @@ def test_a_zk_proof_replayed_under_a_new_nonce_is_refused_without_a_500(issuer, 
     token = sd_jwt.present(issued["credential"], disclose=[])
     opening = issued["zk_openings"]["age"]
     payload = sd_jwt.parse_sd_jwt(issued["credential"]).issuer_jwt.split(".")[1]
-    signed = parse_json_object(b64url_decode(payload), "payload")
+    signed: Any = parse_json_object(b64url_decode(payload), "payload")
     commitment = signed["credentialSubject"]["zkCommitments"]["age"]
     today = date.today()
 

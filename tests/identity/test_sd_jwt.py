@@ -90,7 +90,7 @@ def test_holder_discloses_only_what_it_chooses_with_key_binding(issued):
         audience="https://bank.example",
         now=NOW,
     )
-    subject = verified.claims["credentialSubject"]
+    subject: Any = verified.claims["credentialSubject"]
     assert subject["firstName"] == "Mei"
     assert subject["address"] == {
         "street": "1 Harbour Rd",

@@ -43,7 +43,7 @@ def commitment(issued: dict[str, Any], predicate: str) -> str:
     payload = sd_jwt.parse_sd_jwt(issued["credential"]).issuer_jwt.split(".")[1]
     from services.identity import b64url_decode, parse_json_object
 
-    claims = parse_json_object(b64url_decode(payload), "payload")
+    claims: Any = parse_json_object(b64url_decode(payload), "payload")
     return str(claims["credentialSubject"]["zkCommitments"][predicate])
 
 

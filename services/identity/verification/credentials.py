@@ -205,7 +205,7 @@ def _check_binding(env: Runtime, report: Report, token: str, binding: Binding) -
 
 
 def _vcdm_key(issuer: str | None, token: str, env: Runtime) -> dict[str, Any]:
-    kid = parse_compact(token.split("~", 1)[0]).header["kid"]
+    kid = str(parse_compact(token.split("~", 1)[0]).header["kid"])
     msid = c.msid_of(issuer or "") or ""
     record: dict[str, Any] = env.chain.read(c.vm_key(msid, kid.split("#", 1)[1]))
     return dict(record["publicKeyJwk"])
