@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
+from json.encoder import encode_basestring as _string
 from typing import Any, Final
 
 from chain.crypto import SIGNATURE_BYTES, verify
@@ -14,6 +15,7 @@ from chain.suites.base import Hasher, SuiteKey, Verifier
 from chain.suites.sm2_curve import sm3_hasher
 from chain.types import BlockHash, Height, PublicKey, Round
 
+_SAFE_INT = 2**53 - 1  # RFC 8785: integers beyond it are written by the general encoder
 VOTE_DOMAIN = b"smartcity/vote/v1\n"
 PRECOMMIT: Final = "precommit"
 # A header is hashed under its chain's suite, which its proposer's key names (64 hex digits
@@ -241,4 +243,46 @@ class Receipt:
 
     @cached_property
     def _encoded(self) -> bytes:
-        return canonical(self.to_json())
+        direct = _receipt_bytes(self)
+        # Something the direct form does not take (a lone surrogate, an integer beyond 2^53,
+        # a field of a peer's receipt of the wrong type) goes to the general encoder, which
+        # writes it or refuses it with its own message
+        return canonical(self.to_json()) if direct is None else direct
+
+
+def _receipt_bytes(receipt: Receipt) -> bytes | None:
+    """canonical(receipt.to_json()) written directly, or None where it cannot be: every node
+    encodes every receipt (the receipts root), and the general encoder walked and sorted the
+    whole nested value for what is, but for the events' data, one fixed shape. The members
+    in RFC 8785 order: code, error, events, height, index, status, tx."""
+    height, index, code, error = receipt.height, receipt.index, receipt.code, receipt.error
+    if not (
+        _is_plain_int(height)
+        and _is_plain_int(index)
+        and type(receipt.tx) is str
+        and (code is None or type(code) is str)
+        and (error is None or type(error) is str)
+        and all(type(e.contract) is str and type(e.name) is str for e in receipt.events)
+    ):
+        return None
+    try:
+        events = ",".join(
+            f'{{"contract":{_string(e.contract)},"data":{canonical(e.data).decode()},'
+            f'"name":{_string(e.name)}}}'
+            for e in receipt.events
+        )
+        return (
+            f'{{"code":{_nullable(code)},"error":{_nullable(error)},"events":[{events}],'
+            f'"height":{height},"index":{index},'
+            f'"status":"{"ok" if receipt.ok else "failed"}","tx":{_string(receipt.tx)}}}'
+        ).encode()
+    except (EncodingError, UnicodeEncodeError):
+        return None
+
+
+def _is_plain_int(value: object) -> bool:
+    return type(value) is int and -_SAFE_INT <= value <= _SAFE_INT
+
+
+def _nullable(value: str | None) -> str:
+    return "null" if value is None else _string(value)

@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chain import merkle, smt
+from chain.block import Event, Receipt
 from chain.crypto import SigningKey, load_key, save_key, verify
 from chain.encoding import canonical, from_hex, parse_json
 from chain.errors import EncodingError, ProofError
@@ -183,3 +184,39 @@ def test_a_state_value_is_kept_in_memory_as_it_reads_back_after_a_restart() -> N
     kept = overlay.get("ns", "k")
     assert repr(kept) == repr(json.loads(overlay.encoded[("ns", "k")]))
     assert (type(kept["n"]), type(kept["f"]), kept["z"]) == (int, float, 0)
+
+
+receipts = st.builds(
+    Receipt,
+    tx=st.text(max_size=8) | st.sampled_from(["ab" * 32]),
+    height=st.integers(0, 2**53 - 1) | st.sampled_from([2**53, -(2**60)]),
+    index=st.integers(0, 10_000),
+    ok=st.booleans(),
+    code=st.none() | st.text(max_size=8),
+    error=st.none() | st.text(max_size=12),
+    events=st.lists(
+        st.builds(
+            Event,
+            contract=st.text(max_size=6),
+            name=st.text(max_size=6),
+            data=st.dictionaries(st.text(max_size=6), json_values, max_size=4),
+        ),
+        max_size=3,
+    ).map(tuple),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(receipts)
+def test_a_receipt_is_encoded_as_the_canonical_form_of_its_json(receipt: Receipt) -> None:
+    """The receipts root and the stored receipt: the direct encoding of a receipt gives the
+    bytes rfc8785 gives its JSON, and what rfc8785 refuses is refused."""
+    import rfc8785
+
+    try:
+        expected = rfc8785.dumps(receipt.to_json())
+    except rfc8785.CanonicalizationError:
+        with pytest.raises(EncodingError):
+            receipt.encode()
+        return
+    assert receipt.encode() == expected
