@@ -25,9 +25,9 @@ from services.credit._service_errors import (
     SmeNotFound,
     TooLarge,
 )
-from services.credit._upload import UploadedFile, read_upload
 from services.credit.chain import CreditChain
 from services.credit.runtime import Runtime
+from services.credit.service.uploads import UploadedFile, read_upload
 
 # What a write to the chain can end in (services/credit/chain.py)
 WRITE: tuple[Cause, ...] = (*chain_refusals(CreditChain), *CHAIN_WRITE)

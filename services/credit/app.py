@@ -15,10 +15,10 @@ from services.common.db import Base, make_session_factory, session_dependency
 from services.common.errors import error_body, install_error_handlers
 from services.common.openapi import install_openapi
 from services.credit import models
-from services.credit._modelstore import ModelStore
 from services.credit._service_errors import as_service_error
 from services.credit.api import build_router
 from services.credit.errors import CreditError
+from services.credit.model_store import ModelStore
 from services.credit.runtime import Runtime
 from services.credit.service import ensure_models_registered
 

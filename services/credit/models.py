@@ -74,7 +74,7 @@ class FeatureRow(Base):
 
 
 class FeatureVectorRow(Base):
-    """The same features packed as float64 in `features.POLISH_FEATURES` order (see _vectors)."""
+    """The same features packed as float64 in POLISH_FEATURES order (service/vectors.py)."""
 
     __tablename__ = "credit_feature_vectors"
 

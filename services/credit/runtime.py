@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from services.common.runtime import ServiceRuntime
-from services.credit._modelstore import ModelStore
 from services.credit.chain import CreditChain
+from services.credit.model_store import ModelStore
 
 
 @dataclass

@@ -5,14 +5,20 @@ Keyword-only functions; each takes the request's session (one transaction per re
 authenticated caller, writes the chain first, then mirrors into the service database so a retry
 completes rather than duplicates. They raise the package's errors, never HTTPException.
 
-    common       the clock
-    registry     SME registration and lookup, the SME a caller may act on
-    uploads      financial statement uploads and their features
-    ratings      scoring SMEs, one or in batches, their history
-    bank_reads   a bank's consented, audited read of a rating
-    consents     consents the SMEs sign on the chain
-    inquiries    who read which rating, as the SME, the bank and the regulator see it
-    governance   model versions on the chain, committee votes, chain parameters
+    common         the clock
+    registry       SME registration and lookup, the SME a caller may act on
+    uploads        financial statement uploads (read from the request body) and their features
+    history        an SME's statement history: period order, continuity, features by period
+    vectors        features stored as packed float64 vectors for batch reads
+    ratings        scoring SMEs, one or in batches, their history
+    batch_ratings  ratings anchored by one Merkle root, their audit paths and records
+    bank_reads     a bank's consented, audited read of a rating
+    consents       consents the SMEs sign on the chain
+    inquiries      who read which rating, as the SME, the bank and the regulator see it
+    governance     model versions on the chain, committee votes, chain parameters
+
+The pure scoring code they call is `services.credit.scoring`; the runtime's model versions are
+`services.credit.model_store`.
 """
 
 from __future__ import annotations

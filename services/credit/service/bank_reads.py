@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from chain.auth import Caller
-from services.credit import _batch, contract_terms, schemas
+from services.credit import contract_terms, schemas
 from services.credit._service_errors import (
     ConsentRequired,
     RatingNotFound,
@@ -16,6 +16,7 @@ from services.credit.models import (
     InquiryRow,
 )
 from services.credit.runtime import Runtime
+from services.credit.service import batch_ratings
 from services.credit.service.common import now_ms
 from services.credit.service.ratings import rating_from_chain
 from services.credit.service.registry import get_sme
@@ -39,7 +40,7 @@ def bank_read_rating(
             code=problem[0],
         )
     current = ledger.read(contract_terms.NAMESPACE, contract_terms.rating_key(sme.uscc))
-    pending = _batch.pending(session, sme.uscc, current)
+    pending = batch_ratings.pending(session, sme.uscc, current)
     if current is None and pending is None:
         raise RatingNotFound(f"SME {sme.uscc} has not been rated yet")
     args: dict[str, Any] = {
@@ -52,7 +53,7 @@ def bank_read_rating(
     if pending is not None:
         # The read makes the batch rating current: the contract checks it against its root
         args["rating_seq"] = args["rating_seq"] + 1
-        args["batch"] = _batch.inquiry_proof_args(session, pending)
+        args["batch"] = batch_ratings.inquiry_proof_args(session, pending)
     receipt = rt.chain.relay("record_inquiry", args)
     event = next(e["data"] for e in receipt["events"] if e["name"] == "inquiry")
     inquiry = ledger.read(
@@ -61,9 +62,9 @@ def bank_read_rating(
     session.merge(InquiryRow(**inquiry_columns(inquiry)))
     proof = ledger.state_proof(contract_terms.NAMESPACE, contract_terms.rating_key(sme.uscc))
     if pending is not None:
-        _batch.mirror_current(session, pending, proof["value"])
+        batch_ratings.mirror_current(session, pending, proof["value"])
     anchored = (
-        _batch.record_bundle(rt, session, proof["value"]["batch"], sme.uscc)
+        batch_ratings.record_bundle(rt, session, proof["value"]["batch"], sme.uscc)
         if proof["value"].get("batch")
         else None
     )

@@ -7,11 +7,11 @@ from typing import Any
 from chain.auth import Caller
 from services.common.chain import parse_signed
 from services.credit import contract_terms, schemas
-from services.credit._modelstore import chain_registration
 from services.credit._service_errors import (
     BadInput,
     ModelNotFound,
 )
+from services.credit.model_store import chain_registration
 from services.credit.runtime import Runtime
 
 

@@ -12,7 +12,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from chain.auth import Caller
-from services.credit import _batch, _vectors, contract_terms, schemas
+from services.credit import contract_terms, schemas
 from services.credit._service_errors import (
     BadInput,
     ChainRefused,
@@ -28,6 +28,7 @@ from services.credit.models import (
 )
 from services.credit.runtime import Runtime
 from services.credit.scoring.features import describe_feature
+from services.credit.service import batch_ratings, vectors
 from services.credit.service.governance import ensure_models_registered
 from services.credit.service.registry import owned
 from services.credit.uscc import validate_uscc
@@ -66,7 +67,7 @@ def rate_smes(
     By default a batch is anchored when it would not fit in one transaction.
     """
     started = time.perf_counter()
-    with _batch.gc_paused(len(usccs) > RATINGS_PER_TX):
+    with batch_ratings.gc_paused(len(usccs) > RATINGS_PER_TX):
         result = _rate_smes(rt, session, caller, usccs, include_ratings, anchored)
     return result.model_copy(update={"seconds": round(time.perf_counter() - started, 3)})
 
@@ -85,7 +86,7 @@ def _rate_smes(
     codes = _valid_codes(usccs, failed)
     known = _known_smes(session, codes)
     names = rt.models.load(model_sha).feature_names
-    latest = _vectors.latest_features(session, [c for c in codes if c in known], names)
+    latest = vectors.latest_features(session, [c for c in codes if c in known], names)
     for code in codes:
         if code not in known:
             failed.append(
@@ -118,7 +119,7 @@ def _rate_smes(
         )
     entries, details = _score(rt, model_sha, todo, latest)
     if anchored or (anchored is None and len(entries) > RATINGS_PER_TX):
-        batch = _batch.anchor_ratings(rt, session, model_sha, entries, details)
+        batch = batch_ratings.anchor_ratings(rt, session, model_sha, entries, details)
         return schemas.BatchOut(
             model=model_sha,
             rated=len(todo),
@@ -188,7 +189,7 @@ def _known_smes(session: Session, codes: list[str]) -> dict[str, str]:
 
 
 def _score(
-    rt: Runtime, model_sha: str, codes: list[str], latest: dict[str, _vectors.Latest]
+    rt: Runtime, model_sha: str, codes: list[str], latest: dict[str, vectors.Latest]
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """Chain entries (no feature values) and off-chain details (reasons with values)."""
     model = rt.models.load(model_sha)
@@ -261,7 +262,7 @@ def own_rating(*, rt: Runtime, session: Session, caller: Caller, uscc: str) -> s
     """The SME's current rating as the SME sees it (with its own feature values)."""
     sme = owned(rt, session, caller, uscc)
     record = rt.ctx.ledger.read(contract_terms.NAMESPACE, contract_terms.rating_key(sme.uscc))
-    pending = _batch.pending(session, sme.uscc, record)
+    pending = batch_ratings.pending(session, sme.uscc, record)
     if pending is not None:
         return _rating_from_batch(session, pending)
     if record is None:

@@ -64,7 +64,7 @@ def anchor_ratings(
 ) -> RatingBatchRow:
     """Anchor the ratings' root, register the batch on the chain, store its rows; return it."""
     leaves = [
-        merkle.leaf_hash(_record_hash(contract_terms.rating_record(e, model_sha))) for e in entries
+        merkle.leaf_hash(record_hash(contract_terms.rating_record(e, model_sha))) for e in entries
     ]
     root = merkle.root_from_leaf_hashes(leaves).hex()
     anchor_tx = _anchor(rt, root, len(entries), model_sha)
@@ -101,7 +101,7 @@ def _anchor(rt: Runtime, root: str, count: int, model_sha: str) -> str:
     return str(anchor_tx)
 
 
-def _record_hash(record: dict[str, Any]) -> bytes:
+def record_hash(record: dict[str, Any]) -> bytes:
     """`contract_terms.record_hash` of a record of strings and lists of strings."""
     return hashlib.sha256(_canonical_strings(record).encode()).digest()
 
