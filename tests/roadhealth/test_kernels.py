@@ -70,6 +70,35 @@ def test_a_window_gets_the_same_features_alone_or_in_any_batch() -> None:
     assert np.allclose(together[:3], kernel_features(kernels, [w + 0.7 for w in windows[:3]]))
 
 
+def _nth(kernels: RandomKernels, k: int) -> RandomKernels:
+    return RandomKernels(
+        0,
+        kernels.lengths[k : k + 1],
+        kernels.weights[k : k + 1],
+        kernels.bias[k : k + 1],
+        kernels.dilation[k : k + 1],
+        kernels.padded[k : k + 1],
+    )
+
+
+def test_kernels_of_every_length_sharing_a_dilation_each_match_a_direct_convolution() -> None:
+    # One matrix product per dilation centres the 7- and 9-tap kernels in 11 taps: each
+    # kernel's features must still be its own convolution's, in windows of mixed lengths
+    # (some shorter than a kernel's span) and again for pieces of one length (cached masks)
+    kernels = draw_kernels(60, seed=3, max_span=40)
+    pairs = set(zip(kernels.lengths.tolist(), kernels.dilation.tolist(), strict=True))
+    assert len(pairs) > len(set(kernels.dilation.tolist()))
+    rng = np.random.default_rng(4)
+    for sizes in ([100, 23, 57, 100, 16], [100, 100, 100]):
+        windows = [rng.normal(9.8, 1.2, n) for n in sizes]
+        features = kernel_features(kernels, windows)
+        for w, window in enumerate(windows):
+            for k in range(kernels.lengths.size):
+                ppv, top = _oracle(window, _nth(kernels, k), bool(kernels.padded[k]))
+                assert features[w, 2 * k] == pytest.approx(ppv), (sizes, w, k)
+                assert features[w, 2 * k + 1] == pytest.approx(top), (sizes, w, k)
+
+
 def test_inconsistent_kernel_parameters_are_refused() -> None:
     good = draw_kernels(5, seed=0, max_span=100)
     with pytest.raises(KernelError, match="mismatched"):
