@@ -45,7 +45,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     try:
         # Sub-app startup hooks do not run when mounted, and the block producer may not run
         # yet: submit without waiting; the first request that needs a model completes it.
-        ensure_models_registered(rt, wait=False)
+        ensure_models_registered(rt=rt, wait=False)
     except ChainError as exc:
         log.warning("credit models not registered on the chain yet: %s", exc)
     app = FastAPI(

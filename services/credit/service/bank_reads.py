@@ -69,7 +69,7 @@ def bank_read_rating(
         else None
     )
     return schemas.BankAnswer(
-        rating=rating_from_chain(session, proof["value"], with_values=False),
+        rating=rating_from_chain(session=session, record=proof["value"], with_values=False),
         proof=proof,
         inquiry=schemas.InquiryOut(**inquiry_columns(inquiry)),
         inquiry_proof=rt.chain.committed_proof(str(receipt["tx"])),

@@ -33,7 +33,7 @@ def submit_consent(
     uscc = tx.args.get("uscc")
     if not isinstance(uscc, str):
         raise BadInput("the transaction's args name no uscc", code="bad_args")
-    owned(rt, session, caller, uscc)
+    owned(rt=rt, session=session, caller=caller, uscc=uscc)
     rt.chain.submit_signed(tx)
     record = rt.ctx.ledger.read(
         contract_terms.NAMESPACE,

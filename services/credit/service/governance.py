@@ -15,7 +15,7 @@ from services.credit.model_store import chain_registration
 from services.credit.runtime import Runtime
 
 
-def ensure_models_registered(rt: Runtime, *, wait: bool = True) -> None:
+def ensure_models_registered(*, rt: Runtime, wait: bool = True) -> None:
     """Register every installed model version on the chain (once) with its metrics."""
     for sha, version in rt.models.versions.items():
         if sha in rt.registered:
@@ -34,7 +34,7 @@ def ensure_models_registered(rt: Runtime, *, wait: bool = True) -> None:
 
 
 def list_models(*, rt: Runtime) -> schemas.ModelList:
-    ensure_models_registered(rt)
+    ensure_models_registered(rt=rt)
     chosen = rt.models.active(rt.ctx.ledger)
     active = chosen[0] if chosen else None
     models = [_model_out(rt, sha, active) for sha in sorted(rt.models.versions)]
@@ -42,7 +42,7 @@ def list_models(*, rt: Runtime) -> schemas.ModelList:
 
 
 def get_model(*, rt: Runtime, sha256: str) -> schemas.ModelDetail:
-    ensure_models_registered(rt)
+    ensure_models_registered(rt=rt)
     chosen = rt.models.active(rt.ctx.ledger)
     out = _model_out(rt, sha256.lower(), chosen[0] if chosen else None)
     if out.chain is None and not out.installed:

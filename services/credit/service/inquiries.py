@@ -20,7 +20,7 @@ def sme_inquiries(
     *, rt: Runtime, session: Session, caller: Caller, uscc: str
 ) -> schemas.InquiryList:
     """Who read this SME's rating: the SME itself or a regulator asks; the chain is the truth."""
-    sme = owned(rt, session, caller, uscc, "regulator")
+    sme = owned(rt=rt, session=session, caller=caller, uscc=uscc, also=("regulator",))
     ledger = rt.ctx.ledger
     total = int(
         ledger.read(contract_terms.NAMESPACE, contract_terms.inquiry_count_key(sme.uscc)) or 0

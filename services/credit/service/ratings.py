@@ -36,9 +36,9 @@ from services.credit.uscc import validate_uscc
 RATINGS_PER_TX = 200
 
 
-def active_model(rt: Runtime) -> str:
+def active_model(*, rt: Runtime) -> str:
     """The governance-approved model this service rates with, or a 503 saying how to get one."""
-    ensure_models_registered(rt)
+    ensure_models_registered(rt=rt)
     chosen = rt.models.active(rt.ctx.ledger)
     if chosen is None:
         installed = ", ".join(sorted(rt.models.versions)) or "none"
@@ -81,7 +81,7 @@ def _rate_smes(
     anchored: bool | None,
 ) -> schemas.BatchOut:
     started = time.perf_counter()
-    model_sha = active_model(rt)
+    model_sha = active_model(rt=rt)
     failed: list[schemas.BatchFailure] = []
     codes = _valid_codes(usccs, failed)
     known = _known_smes(session, codes)
@@ -147,7 +147,7 @@ def _rate_smes(
 
 def rate_sme(*, rt: Runtime, session: Session, caller: Caller, uscc: str) -> schemas.RatingOut:
     """Rate one SME; refusals come back as that SME's error."""
-    sme = owned(rt, session, caller, uscc, "agency")
+    sme = owned(rt=rt, session=session, caller=caller, uscc=uscc, also=("agency",))
     result = rate_smes(
         rt=rt,
         session=session,
@@ -260,14 +260,14 @@ def _mirror_ratings(
 
 def own_rating(*, rt: Runtime, session: Session, caller: Caller, uscc: str) -> schemas.RatingOut:
     """The SME's current rating as the SME sees it (with its own feature values)."""
-    sme = owned(rt, session, caller, uscc)
+    sme = owned(rt=rt, session=session, caller=caller, uscc=uscc)
     record = rt.ctx.ledger.read(contract_terms.NAMESPACE, contract_terms.rating_key(sme.uscc))
     pending = batch_ratings.pending(session, sme.uscc, record)
     if pending is not None:
         return _rating_from_batch(session, pending)
     if record is None:
         raise RatingNotFound(f"SME {sme.uscc} has not been rated yet")
-    return rating_from_chain(session, record, with_values=True)
+    return rating_from_chain(session=session, record=record, with_values=True)
 
 
 def rating_history(
@@ -278,7 +278,7 @@ def rating_history(
     Every rating that became its current rating on the chain, and every batch rating no bank
     read (anchored by its batch's root, `seq` null); a batch rating a bank read is listed once.
     """
-    sme = owned(rt, session, caller, uscc, "regulator")
+    sme = owned(rt=rt, session=session, caller=caller, uscc=uscc, also=("regulator",))
     rows = session.scalars(select(RatingRow).where(RatingRow.uscc == sme.uscc)).all()
     ratings = [_rating_from_row(row) for row in rows]
     made_current = {r.tx for r in rows}  # a batch rating made current keeps its batch's tx
@@ -340,7 +340,7 @@ def _rating_from_batch(session: Session, row: BatchRatingRow) -> schemas.RatingO
 
 
 def rating_from_chain(
-    session: Session, record: dict[str, Any], *, with_values: bool
+    *, session: Session, record: dict[str, Any], with_values: bool
 ) -> schemas.RatingOut:
     row = session.scalars(
         select(RatingRow).where(RatingRow.uscc == record["uscc"], RatingRow.seq == record["seq"])

@@ -128,7 +128,9 @@ def list_smes(*, session: Session, caller: Caller) -> list[SmeRow]:
     return list(session.scalars(query.limit(1000)))
 
 
-def owned(rt: Runtime, session: Session, caller: Caller, uscc: str, *also: str) -> SmeRow:
+def owned(
+    *, rt: Runtime, session: Session, caller: Caller, uscc: str, also: tuple[str, ...] = ()
+) -> SmeRow:
     """The SME, if the caller is its own organisation or holds one of `also` roles."""
     sme = get_sme(rt=rt, session=session, uscc=uscc)
     if sme.org != caller.org and not caller.roles.intersection(also):

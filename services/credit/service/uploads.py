@@ -105,7 +105,7 @@ def upload_statements(
     *, rt: Runtime, session: Session, caller: Caller, uscc: str, upload: UploadedFile
 ) -> schemas.UploadOut:
     """Validate a statement file; store it and its features, or store nothing and say why."""
-    sme = owned(rt, session, caller, uscc, "agency")
+    sme = owned(rt=rt, session=session, caller=caller, uscc=uscc, also=("agency",))
     frame = load_statements(upload.content, file_format=upload.file_format)
     stored = {
         r.period: r
@@ -169,7 +169,7 @@ def _store_features(session: Session, uscc: str, rows: list[StatementRow]) -> di
 def list_statements(
     *, rt: Runtime, session: Session, caller: Caller, uscc: str
 ) -> schemas.StatementList:
-    sme = owned(rt, session, caller, uscc, "agency")
+    sme = owned(rt=rt, session=session, caller=caller, uscc=uscc, also=("agency",))
     rows = session.scalars(select(StatementRow).where(StatementRow.uscc == sme.uscc))
     features = {
         f.period: f for f in session.scalars(select(FeatureRow).where(FeatureRow.uscc == sme.uscc))
