@@ -135,22 +135,28 @@ def live_piece(
 
 
 def labelled_gate_pieces(
-    cabin: CabinResponse | None, *, count: int, seed: int, rate_hz: float = 50.0
+    cabin: CabinResponse | None,
+    *,
+    count: int,
+    seed: int,
+    rate_hz: float = 50.0,
+    live_per_pass: int = 1,
 ) -> tuple[list[FloatArray], list[str]]:
-    """Two pieces of each of `count` passes of each kind, labelled potholes, asphalt_bumps and
+    """Pieces of each of `count` passes of each kind, labelled potholes, asphalt_bumps and
     regular_road: one cut as the gate cuts a labelled window (around its largest excursion's
-    onset), one as the live gate cuts a telemetry window laid at a random phase over the
-    anomaly (`live_piece`: the shock may sit anywhere in the window, or be cut by its edge)."""
+    onset), and `live_per_pass` as the live gate cuts a telemetry window laid at a random phase
+    over the anomaly (`live_piece`: the shock may sit anywhere in the window, or be cut by its
+    edge: in half of a 4 s window's phases the piece is clamped to the window's start or end)."""
     pieces: list[FloatArray] = []
     labels: list[str] = []
     rng = np.random.default_rng(seed)
     for i, (kind, label) in enumerate(PIECE_LABELS.items()):
         for p in simulate_passes(kind, count=count, seed=seed + i, rate_hz=rate_hz):
             pieces.append(training_piece(p.around(cabin, PIECE_CONTEXT_S), rate_hz=rate_hz))
-            pieces.append(
-                live_piece(
-                    p.acc(cabin), at=p.centre, rate_hz=rate_hz, speed_mps=p.speed_mps, rng=rng
-                )
-            )
-            labels += [label, label]
+            acc = p.acc(cabin)
+            pieces += [
+                live_piece(acc, at=p.centre, rate_hz=rate_hz, speed_mps=p.speed_mps, rng=rng)
+                for _ in range(live_per_pass)
+            ]
+            labels += [label] * (1 + live_per_pass)
     return pieces, labels
