@@ -15,6 +15,7 @@ from chain.errors import ChainError
 from chain.ledger import BlockResult, InvalidBlock, Ledger
 from chain.mempool import Mempool
 from chain.tx import Tx, tx_from_canonical, tx_from_json
+from chain.types import BlockHash
 
 MAX_CLOCK_SKEW_MS = 5_000
 
@@ -25,7 +26,7 @@ class Candidate:
     txs: tuple[Tx, ...]
 
     @cached_property
-    def hash(self) -> str:
+    def hash(self) -> BlockHash:
         return self.header.hash
 
     def to_json(self) -> dict[str, Any]:
@@ -51,7 +52,7 @@ class CompactBlock:
     tx_hashes: tuple[str, ...]
 
     @cached_property
-    def hash(self) -> str:
+    def hash(self) -> BlockHash:
         return self.header.hash
 
     def resolve(self, find: Callable[[str], Tx | None]) -> tuple[Candidate | None, list[str]]:

@@ -14,7 +14,7 @@ from typing import Any, Final, Protocol
 from chain.block import PRECOMMIT
 from chain.consensus.evidence import Evidence
 from chain.consensus.messages import PREVOTE, STEPS, Message, Value, Vote
-from chain.types import TimeoutKind, VoteKind
+from chain.types import BlockHash, Height, Round, TimeoutKind, VoteKind
 
 PROPOSE: Final = "propose"
 # Not in the paper: the heartbeat that re-sends what a lossy network may drop
@@ -52,7 +52,8 @@ class Timeouts:
         return base + round_ * self.delta_ms
 
 
-SignedVote = tuple[int, int, str | None]  # round, step (STEPS), block hash (None: nil)
+SignedVote = tuple[Round, int, BlockHash | None]  # round, step (STEPS), block hash (None: nil)
+NO_LOCK: Final = Round(-1)  # the round of no lock and of no valid value
 VOTE_KINDS: dict[int, VoteKind] = {STEPS[PREVOTE]: PREVOTE, STEPS[PRECOMMIT]: PRECOMMIT}
 
 
@@ -65,13 +66,13 @@ class SignedState:
     `Tendermint._resume_signed`); a store that does not keep it loses only those re-sends.
     """
 
-    height: int
-    round: int
+    height: Height
+    round: Round
     step: int
-    block_hash: str | None
-    locked_round: int = -1
+    block_hash: BlockHash | None
+    locked_round: Round = NO_LOCK
     locked_value: Any = None
-    valid_round: int = -1
+    valid_round: Round = NO_LOCK
     valid_value: Any = None
     votes: tuple[SignedVote, ...] = ()
 

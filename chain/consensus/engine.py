@@ -286,7 +286,7 @@ class Engine:
             data["valid_round"],
             valid,
             # Saved since the restart re-send (older state has none: only the last vote re-sent)
-            tuple((int(r), int(st), h) for r, st, h in data.get("votes", [])),
+            tuple((Round(int(r)), int(st), h) for r, st, h in data.get("votes", [])),
         )
 
     def _run(self) -> None:

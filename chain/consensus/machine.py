@@ -44,7 +44,7 @@ from chain.consensus.messages import (
     sign_vote,
 )
 from chain.consensus.received import Received, power_any, power_for
-from chain.types import Height, Round, Step, TimeoutKind, VoteKind
+from chain.types import BlockHash, Height, Round, Step, TimeoutKind, VoteKind
 
 FIRST_ROUND = Round(0)
 NO_ROUND = Round(-1)  # no lock, no valid value
@@ -259,8 +259,8 @@ class Tendermint:
         self._h.senders[message.round].add(message.validator)
         return True
 
-    def _locked_hash(self) -> str | None:
-        return None if self.locked_value is None else str(self.locked_value.hash)
+    def _locked_hash(self) -> BlockHash | None:
+        return None if self.locked_value is None else self.locked_value.hash
 
     def _is_valid(self, value: Value) -> bool:
         cached = self._h.validity.get(value.hash)
@@ -268,7 +268,7 @@ class Tendermint:
             cached = self._h.validity[value.hash] = bool(self.app.is_valid(value))
         return cached
 
-    def _may_sign(self, round_: Round, step: Step, block_hash: str | None) -> bool:
+    def _may_sign(self, round_: Round, step: Step, block_hash: BlockHash | None) -> bool:
         last = self.last_signed
         if self.signer is None or self.signer.public_hex not in self.validators:
             return False
@@ -280,7 +280,7 @@ class Tendermint:
             return False
         return not (mine == before and last.block_hash != block_hash)
 
-    def _record(self, round_: Round, step: Step, block_hash: str | None) -> None:
+    def _record(self, round_: Round, step: Step, block_hash: BlockHash | None) -> None:
         last = self.last_signed
         votes = last.votes if last is not None and last.height == self.height else ()
         signed: SignedVote = (round_, STEPS[step], block_hash)
@@ -299,7 +299,7 @@ class Tendermint:
         )
         self._out.append(Persist(self.last_signed))
 
-    def _vote(self, kind: VoteKind, block_hash: str | None) -> None:
+    def _vote(self, kind: VoteKind, block_hash: BlockHash | None) -> None:
         signer = self.signer
         if signer is None or not self._may_sign(self.round, kind, block_hash):
             return

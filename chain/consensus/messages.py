@@ -8,7 +8,7 @@ from typing import Any, Final, Protocol
 
 from chain.block import PRECOMMIT, vote_bytes
 from chain.encoding import canonical
-from chain.types import Step
+from chain.types import BlockHash, Height, PublicKey, Round, Step, VoteKind
 
 PREVOTE: Final = "prevote"
 PROPOSAL_DOMAIN = b"smartcity/proposal/v1\n"
@@ -19,7 +19,7 @@ class Value(Protocol):
     """A proposed block as consensus sees it: something with a hash."""
 
     @property
-    def hash(self) -> str: ...
+    def hash(self) -> BlockHash: ...
 
 
 class Signer(Protocol):
@@ -34,7 +34,7 @@ class Verifier(Protocol):
 
 
 def proposal_bytes(
-    chain_id: str, height: int, round_: int, block_hash: str, valid_round: int
+    chain_id: str, height: Height, round_: Round, block_hash: BlockHash, valid_round: Round
 ) -> bytes:
     body = {
         "chain_id": chain_id,
@@ -48,11 +48,11 @@ def proposal_bytes(
 
 @dataclass(frozen=True)
 class Vote:
-    kind: str  # prevote | precommit
-    height: int
-    round: int
-    block_hash: str | None  # None votes nil
-    validator: str
+    kind: VoteKind
+    height: Height
+    round: Round
+    block_hash: BlockHash | None  # None votes nil
+    validator: PublicKey
     sig: str
 
     def signed_bytes(self, chain_id: str) -> bytes:
@@ -78,11 +78,11 @@ class Vote:
 
 @dataclass(frozen=True)
 class Proposal:
-    height: int
-    round: int
-    valid_round: int
-    block_hash: str
-    proposer: str
+    height: Height
+    round: Round
+    valid_round: Round  # NO_ROUND (-1): no valid value to re-propose
+    block_hash: BlockHash
+    proposer: PublicKey
     sig: str
     value: Any = field(compare=False, repr=False)
 
@@ -105,21 +105,28 @@ Message = Vote | Proposal
 
 
 def sign_vote(
-    signer: Signer, chain_id: str, kind: str, height: int, round_: int, block_hash: str | None
+    signer: Signer,
+    chain_id: str,
+    kind: VoteKind,
+    height: Height,
+    round_: Round,
+    block_hash: BlockHash | None,
 ) -> Vote:
     sig = signer.sign(
         vote_bytes(
             chain_id=chain_id, kind=kind, height=height, round_=round_, block_hash=block_hash
         )
     )
-    return Vote(kind, height, round_, block_hash, signer.public_hex, sig.hex())
+    return Vote(kind, height, round_, block_hash, PublicKey(signer.public_hex), sig.hex())
 
 
 def sign_proposal(
-    signer: Signer, chain_id: str, height: int, round_: int, value: Value, valid_round: int
+    signer: Signer, chain_id: str, height: Height, round_: Round, value: Value, valid_round: Round
 ) -> Proposal:
     sig = signer.sign(proposal_bytes(chain_id, height, round_, value.hash, valid_round))
-    return Proposal(height, round_, valid_round, value.hash, signer.public_hex, sig.hex(), value)
+    return Proposal(
+        height, round_, valid_round, value.hash, PublicKey(signer.public_hex), sig.hex(), value
+    )
 
 
 @dataclass(frozen=True)

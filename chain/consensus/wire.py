@@ -10,7 +10,7 @@ them from what it holds and asks the peer for the rest. Block sync carries whole
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import cbor2
 
@@ -19,6 +19,7 @@ from chain.consensus.candidate import Candidate, CompactBlock
 from chain.consensus.messages import Message, Proposal, Vote
 from chain.errors import ChainError, EncodingError
 from chain.tx import Tx, tx_from_canonical
+from chain.types import BlockHash, Height, PublicKey, Round, VoteKind
 
 HASH_BYTES = 32
 
@@ -66,11 +67,11 @@ def message_from_wire(body: Any) -> Message:
         if body["type"] == "vote":
             block_hash = body["block_hash"]
             return Vote(
-                _str(body["kind"]),
-                _int(body["height"]),
-                _int(body["round"]),
-                None if block_hash is None else _str(block_hash),
-                _str(body["validator"]),
+                _vote_kind(body["kind"]),
+                Height(_int(body["height"])),
+                Round(_int(body["round"])),
+                None if block_hash is None else BlockHash(_str(block_hash)),
+                PublicKey(_str(body["validator"])),
                 _str(body["sig"]),
             )
         if body["type"] == "proposal":
@@ -84,11 +85,11 @@ def message_from_wire(body: Any) -> Message:
                 Header.from_json(block["header"]), tuple(h.hex() for h in hashes)
             )
             return Proposal(
-                _int(body["height"]),
-                _int(body["round"]),
-                _int(body["valid_round"]),
-                _str(body["block_hash"]),
-                _str(body["proposer"]),
+                Height(_int(body["height"])),
+                Round(_int(body["round"])),
+                Round(_int(body["valid_round"])),
+                BlockHash(_str(body["block_hash"])),
+                PublicKey(_str(body["proposer"])),
                 _str(body["sig"]),
                 compact,
             )
@@ -145,6 +146,12 @@ def _int(value: Any) -> int:
     if not isinstance(value, int) or isinstance(value, bool):
         raise EncodingError(f"expected an integer, got {type(value).__name__}")
     return value
+
+
+def _vote_kind(value: Any) -> VoteKind:
+    if value == "prevote" or value == "precommit":
+        return cast(VoteKind, value)
+    raise EncodingError(f"a vote is a prevote or a precommit, not {value!r}")
 
 
 def _str(value: Any) -> str:

@@ -9,6 +9,7 @@ from functools import cache, cached_property
 
 from chain.crypto import SigningKey, verify
 from chain.encoding import canonical
+from chain.types import BlockHash
 
 MAX_SKEW_MS = 2_000
 _CLIENT = SigningKey.from_seed(b"sim-client".ljust(32, b"\0"))
@@ -47,7 +48,7 @@ class SimBlock:
     salt: int = 0  # lets a Byzantine proposer make a different block at the same height
 
     @cached_property
-    def hash(self) -> str:
+    def hash(self) -> BlockHash:
         body = {
             "height": self.height,
             "prev": self.prev,
@@ -56,7 +57,7 @@ class SimBlock:
             "txs": [t.id for t in self.txs],
             "salt": self.salt,
         }
-        return hashlib.sha256(canonical(body)).hexdigest()
+        return BlockHash(hashlib.sha256(canonical(body)).hexdigest())
 
 
 class SimApp:

@@ -10,6 +10,7 @@ from chain.consensus.messages import Message, Proposal, Vote, sign_proposal, sig
 from chain.crypto import SigningKey
 from chain.sim.app import SimBlock, tx_pool
 from chain.sim.scenario import CHAIN_ID
+from chain.types import BlockHash
 
 
 def other_proposal(key: SigningKey, proposal: Proposal, *, salt: int) -> Proposal:
@@ -27,7 +28,7 @@ def other_proposal(key: SigningKey, proposal: Proposal, *, salt: int) -> Proposa
     return sign_proposal(key, CHAIN_ID, height, round_, other, valid_round)
 
 
-def resign(key: SigningKey, vote: Vote, block_hash: str | None) -> Vote:
+def resign(key: SigningKey, vote: Vote, block_hash: BlockHash | None) -> Vote:
     """The same vote, validly signed, for another block (or nil)."""
     return sign_vote(key, CHAIN_ID, vote.kind, vote.height, vote.round, block_hash)
 

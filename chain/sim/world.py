@@ -33,6 +33,7 @@ from chain.crypto import SigningKey, verify
 from chain.sim.app import SimApp, SimBlock, tx_is_signed
 from chain.sim.byzantine import corrupt, other_proposal, resign
 from chain.sim.scenario import BEHAVIOURS, CHAIN_ID, FAULTS, Failure, Scenario, SimResult
+from chain.types import BlockHash
 
 
 @cache
@@ -290,7 +291,9 @@ class World:
         elif behaviour == "phantom":
             self._send(
                 node,
-                resign(node.key, message, "ff" * 32) if isinstance(message, Vote) else message,
+                resign(node.key, message, BlockHash("ff" * 32))
+                if isinstance(message, Vote)
+                else message,
             )
         elif behaviour == "bad_sig":
             self._send(node, corrupt(message))
@@ -345,7 +348,7 @@ class World:
             self._send(node, message)
             return
         first, second = self._split(node)
-        other_hash = None if message.block_hash is not None else "ee" * 32
+        other_hash = None if message.block_hash is not None else BlockHash("ee" * 32)
         self._send(node, message, targets=first)
         self._send(node, resign(node.key, message, other_hash), targets=second)
 

@@ -16,6 +16,7 @@ from chain.home import SuiteHome, init_suite
 from chain.light import verify_bundle
 from chain.suites import SuiteKey
 from chain.tx import Tx, sign_tx
+from chain.types import Height, Round
 
 from ..conftest import fresh_database_url
 
@@ -306,7 +307,8 @@ def test_a_persisted_lock_keeps_its_block_once_and_restores_lock_and_valid_value
     height = v0.ledger.store.tx(txs[0].hash)[0]  # type: ignore[index]
     header, _ = observer.ledger.block(height)  # type: ignore[misc]
     block = Candidate(header, tuple(observer.engine.block_txs(height)))
-    state = SignedState(height + 1, 2, 1, block.hash, 1, block, 1, block)
+    next_height, r1, r2 = Height(height + 1), Round(1), Round(2)
+    state = SignedState(next_height, r2, 1, block.hash, r1, block, r1, block)
     text = json.dumps(signed_state_json(state))
     # Each transaction's canonical text (with its "sig" member) is in the persisted JSON once
     assert text.count('\\"sig\\"') == len(block.txs)
@@ -318,7 +320,7 @@ def test_a_persisted_lock_keeps_its_block_once_and_restores_lock_and_valid_value
     assert restored.valid_value is restored.locked_value
     assert [t.hash for t in restored.locked_value.txs] == [t.hash for t in block.txs]
     # A valid block other than the lock is kept in full beside it
-    other = SignedState(height + 1, 2, 1, None, 1, block, 1, Candidate(header, block.txs))
+    other = SignedState(next_height, r2, 1, None, r1, block, r1, Candidate(header, block.txs))
     again = json.loads(json.dumps(signed_state_json(other)))
     assert again["valid_value"]["header"] == again["locked_value"]["header"]
 

@@ -30,6 +30,7 @@ from chain.consensus.messages import (
 )
 from chain.crypto import SigningKey, verify
 from chain.sim.app import SimBlock
+from chain.types import BlockHash, Height, Round
 
 CHAIN = "unit-chain"
 KEYS = [SigningKey.from_seed(bytes([i + 1]) * 32) for i in range(4)]
@@ -134,15 +135,16 @@ def test_double_votes_and_conflicting_proposals_become_evidence() -> None:
     observer = machine(0)
     observer.start()
     liar = KEYS[1]
-    a = sign_vote(liar, CHAIN, PREVOTE, 1, 0, "aa" * 32)
-    b = sign_vote(liar, CHAIN, PREVOTE, 1, 0, "bb" * 32)
+    a = sign_vote(liar, CHAIN, PREVOTE, Height(1), Round(0), BlockHash("aa" * 32))
+    b = sign_vote(liar, CHAIN, PREVOTE, Height(1), Round(0), BlockHash("bb" * 32))
     observer.on_message(a)
     evidence = [e.evidence for e in observer.on_message(b) if isinstance(e, FoundEvidence)]
     assert isinstance(evidence[0], DuplicateVote) and evidence[0].offender == liar.public_hex
     assert evidence[0].to_json()["type"] == "duplicate_vote"
     proposer = key_of(VALIDATORS.proposer(1, 0))
-    p1 = sign_proposal(proposer, CHAIN, 1, 0, SimBlock(1, "genesis", "x", 1, ()), -1)
-    p2 = sign_proposal(proposer, CHAIN, 1, 0, SimBlock(1, "genesis", "x", 2, ()), -1)
+    h1, r0, none = Height(1), Round(0), Round(-1)
+    p1 = sign_proposal(proposer, CHAIN, h1, r0, SimBlock(1, "genesis", "x", 1, ()), none)
+    p2 = sign_proposal(proposer, CHAIN, h1, r0, SimBlock(1, "genesis", "x", 2, ()), none)
     fresh = machine(0 if proposer is not KEYS[0] else 1)
     fresh.on_message(p1)
     found = [e.evidence for e in fresh.on_message(p2) if isinstance(e, FoundEvidence)]
@@ -153,9 +155,10 @@ def test_messages_with_bad_signatures_or_from_strangers_are_ignored() -> None:
     m = machine(0)
     m.start()
     stranger = SigningKey.from_seed(b"s" * 32)
-    assert m.on_message(sign_vote(stranger, CHAIN, PREVOTE, 1, 0, "aa" * 32)) == []
-    vote = sign_vote(KEYS[1], CHAIN, PREVOTE, 1, 0, "aa" * 32)
-    forged = Vote(vote.kind, vote.height, vote.round, "bb" * 32, vote.validator, vote.sig)
+    aa, bb = BlockHash("aa" * 32), BlockHash("bb" * 32)
+    assert m.on_message(sign_vote(stranger, CHAIN, PREVOTE, Height(1), Round(0), aa)) == []
+    vote = sign_vote(KEYS[1], CHAIN, PREVOTE, Height(1), Round(0), aa)
+    forged = Vote(vote.kind, vote.height, vote.round, bb, vote.validator, vote.sig)
     assert m.on_message(forged) == []
     assert KEYS[1].public_hex not in m._h.prevotes[0]
 
@@ -199,12 +202,17 @@ def test_a_restarted_validator_resends_the_vote_it_signed_and_keeps_its_step() -
 
 def test_a_restarted_validator_resends_every_vote_it_signed_at_the_height() -> None:
     """Its precommit of an earlier round may be the one a peer still waits for."""
+    r0, r1 = Round(0), Round(1)
     persisted = SignedState(
-        1,
-        1,
+        Height(1),
+        r1,
         STEPS[PREVOTE],
         None,
-        votes=((0, STEPS[PREVOTE], None), (0, STEPS[PRECOMMIT], None), (1, STEPS[PREVOTE], None)),
+        votes=(
+            (r0, STEPS[PREVOTE], None),
+            (r0, STEPS[PRECOMMIT], None),
+            (r1, STEPS[PREVOTE], None),
+        ),
     )
     again = machine(2, restored=persisted)
     sent = [e.message for e in again.start() if isinstance(e, Broadcast)]
@@ -221,7 +229,7 @@ def test_gossip_resends_the_precommits_of_earlier_rounds() -> None:
     """A peer that missed one precommit of round 0 must still be able to leave round 0."""
     m = machine(0)
     m.start()
-    precommits = [sign_vote(k, CHAIN, PRECOMMIT, 1, 0, None) for k in KEYS[1:]]
+    precommits = [sign_vote(k, CHAIN, PRECOMMIT, Height(1), Round(0), None) for k in KEYS[1:]]
     for vote in precommits:
         m.on_message(vote)
     m.on_timeout(PRECOMMIT, 1, 0)
@@ -241,3 +249,16 @@ def test_a_lone_validator_decides_each_height_without_waiting_for_a_timeout() ->
     assert [(d.height, d.round) for d in decided] == [(1, 0)]
     decided = [e for e in m.advance(alone) if isinstance(e, Decide)]
     assert [(d.height, d.round) for d in decided] == [(2, 0)]
+
+
+def test_a_vote_from_the_wire_is_a_prevote_or_a_precommit() -> None:
+    """A peer's vote of another kind is refused as malformed when it is decoded, before the
+    state machine sees it; a good one round-trips with its typed fields."""
+    from chain.consensus.wire import dumps, loads, message_from_wire, message_to_wire
+    from chain.errors import EncodingError
+
+    vote = sign_vote(KEYS[1], CHAIN, PRECOMMIT, Height(3), Round(1), BlockHash("ab" * 32))
+    body = loads(dumps(message_to_wire(vote)))
+    assert message_from_wire(body) == vote
+    with pytest.raises(EncodingError, match="a vote is a prevote or a precommit, not 'commit'"):
+        message_from_wire({**body, "kind": "commit"})

@@ -20,6 +20,7 @@ from chain.consensus.messages import Vote
 from chain.consensus.tcp import MAX_PENDING_PER_HOST, Peer, TcpTransport
 from chain.consensus.tls import Links, PlaintextLinks, TlsLinks
 from chain.crypto import SigningKey
+from chain.types import BlockHash, Height, PublicKey, Round
 
 from ..conftest import free_port
 
@@ -73,9 +74,9 @@ def closed_by_peer(sock: socket.socket) -> bool:
 
 
 def _vote(key: SigningKey) -> Vote:
-    block_hash = "cd" * 32
+    block_hash = BlockHash("cd" * 32)
     signed = sign_precommit(key, chain_id=CHAIN, height=3, round_=0, block_hash=block_hash)
-    return Vote("precommit", 3, 0, block_hash, key.public_hex, signed.sig)
+    return Vote("precommit", Height(3), Round(0), block_hash, PublicKey(key.public_hex), signed.sig)
 
 
 def test_idle_connections_get_few_threads_and_the_validators_keep_talking(

@@ -23,6 +23,7 @@ from chain.consensus.tcp import Peer, TcpTransport, _challenge_bytes, _recv_fram
 from chain.consensus.tls import BoundTlsLinks, channel_binding
 from chain.suites import SuiteKey, suite_for
 from chain.tx import Tx, sign_tx
+from chain.types import BlockHash, Height, PublicKey, Round
 
 from ..conftest import free_port
 from ._netproxy import NetProxy
@@ -89,9 +90,12 @@ def test_sm_nodes_link_over_tls_and_no_frame_crosses_in_the_clear(
             args={"root": "ab" * 32, "count": 1, "label": "a-label-to-find-on-the-wire"},
             expiry_height=100,
         )
-        block_hash = SM.hash(b"a block").hex()
+        block_hash = BlockHash(SM.hash(b"a block").hex())
         commit = sign_precommit(a, chain_id=CHAIN, height=7, round_=0, block_hash=block_hash)
-        node_a.transport.broadcast(Vote("precommit", 7, 0, block_hash, a.public_hex, commit.sig))
+        vote = Vote(
+            "precommit", Height(7), Round(0), block_hash, PublicKey(a.public_hex), commit.sig
+        )
+        node_a.transport.broadcast(vote)
         node_a.transport.broadcast_txs([tx])
         kinds = {node_b.received.get(timeout=10)[0] for _ in range(2)}
         assert kinds == {"message", "txs"}

@@ -31,6 +31,7 @@ from chain.errors import ChainError
 from chain.home import init_suite, load_node_home
 from chain.server import open_node
 from chain.tx import Tx, sign_tx
+from chain.types import BlockHash, Height, PublicKey, Round
 from smartcity.cli import main
 
 from ..conftest import free_port
@@ -108,9 +109,9 @@ def _tx(key: SigningKey) -> Tx:
     )
 
 
-def _vote(key: SigningKey, block_hash: str) -> Vote:
+def _vote(key: SigningKey, block_hash: BlockHash) -> Vote:
     signed = sign_precommit(key, chain_id=CHAIN, height=7, round_=0, block_hash=block_hash)
-    return Vote("precommit", 7, 0, block_hash, key.public_hex, signed.sig)
+    return Vote("precommit", Height(7), Round(0), block_hash, PublicKey(key.public_hex), signed.sig)
 
 
 def _talk(make_node: Callable[..., Node], proxy: NetProxy, plaintext: bool) -> tuple[Tx, str]:
@@ -125,7 +126,7 @@ def _talk(make_node: Callable[..., Node], proxy: NetProxy, plaintext: bool) -> t
         a, allowed=allowed, peers=[Peer(b.public_hex, "127.0.0.1", port)], links=links_a
     )
     wait_until(lambda: a.public_hex in node_b.transport.connected)
-    tx, block_hash = _tx(a), SigningKey.generate().public_hex  # any 32 bytes will do
+    tx, block_hash = _tx(a), BlockHash(SigningKey.generate().public_hex)  # any 32 bytes
     node_a.transport.broadcast(_vote(a, block_hash))
     node_a.transport.broadcast_txs([tx])
     kinds = {node_b.next()[0]: None for _ in range(2)}
