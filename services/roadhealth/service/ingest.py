@@ -276,40 +276,40 @@ def _assess(rt: Runtime, session: Session, placed: list[Placed], revisited: list
     moved = [w.id for w in revisited if w.id is not None]
     withdrawn = potholes.withdraw_reports(session=session, window_ids=moved)
     reported = set(withdrawn.values())
-    for window in windows:
-        reported |= _file_reports(rt, session, window)
-    changed = set(withdrawn)
-    for segment in sorted(reported):
-        changed |= potholes.regroup_segment(rt=rt, session=session, segment=segment)
+    filed = [r for window in windows for r in _reports_of(rt, window)]
+    potholes.file_reports(rt=rt, session=session, reports=filed)
+    reported |= {r.segment for r in filed}
+    changed = set(withdrawn) | potholes.regroup_segments(rt=rt, session=session, segments=reported)
     conditions.refresh_segments(rt=rt, session=session, segments=held)
     potholes.refresh_potholes(rt=rt, session=session, pothole_ids=changed)
     rt.kick_alerts()
 
 
-def _file_reports(rt: Runtime, session: Session, window: Placed) -> set[str]:
+def _reports_of(rt: Runtime, window: Placed) -> list[potholes.Report]:
     # A report needs the direction of travel: without it an event `offset_m` into the
     # window may lie before or after its start, and a window starting at a junction may
     # be on either road (such a report once made a pothole on the wrong street)
     if window.segment is None or window.chainage_m is None or not window.direction:
-        return set()
+        return []
+    if window.id is None:  # read back only for windows with events to report
+        return []
     length = rt.index.lengths_m.get(window.segment, 0.0)
-    filed = set()
+    filed = []
     for event in window.anomalies:
-        if not is_reported(event) or window.id is None:
+        if not is_reported(event):
             continue  # a bump, or the classifier calls its surroundings plain road
         chainage = window.chainage_m + window.direction * float(event["offset_m"])
         if not 0.0 <= chainage <= length:
             continue  # past the segment's end: another segment's business
-        potholes.file_report(
-            rt=rt,
-            session=session,
-            segment=window.segment,
-            window_id=window.id,
-            device=window.device,
-            message_hash=window.hash,
-            t0=window.t0,
-            chainage_m=chainage,
-            peak_mps2=float(event["peak_mps2"]),
+        filed.append(
+            potholes.Report(
+                segment=window.segment,
+                window_id=window.id,
+                device=window.device,
+                message_hash=window.hash,
+                t0=window.t0,
+                chainage_m=chainage,
+                peak_mps2=float(event["peak_mps2"]),
+            )
         )
-        filed.add(window.segment)
     return filed
