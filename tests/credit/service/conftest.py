@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
-import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
 
 from chain.auth import mint_token
@@ -23,11 +20,13 @@ from chain.suites import SuiteKey
 from chain.tx import Tx
 from services.common.ledger import EmbeddedLedger, LedgerPort, call
 from services.credit import sdk, synthetic_statements, training_frame
-from services.credit.scoring.artefact import save_model
+from services.credit.scoring.artefact import read_metadata, save_model
 from services.credit.scoring.dataset import labelled_from_frame
 from services.credit.scoring.training import TrainingConfig, train
 from smartcity.registry import ServiceEntry
 from smartcity.suite import Suite, open_suite
+
+from ...conftest import fresh_database_url
 
 ENTRY = ServiceEntry(
     "credit", "services.credit.app:create_app", "services.credit.contract:CreditContract"
@@ -120,22 +119,11 @@ class CreditEnv:
         return key
 
 
-def _database_url(tmp: Path) -> tuple[str | None, Any]:
-    base = os.environ.get("SMARTCITY_DATABASE_URL", "")
-    if not base.startswith("postgresql"):
+def _database_url(tmp: Path) -> tuple[str | None, Callable[[], None]]:
+    """A fresh PostgreSQL schema when SMARTCITY_DATABASE_URL names one; else the suite's SQLite."""
+    if not os.environ.get("SMARTCITY_DATABASE_URL", "").startswith("postgresql"):
         return None, lambda: None
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-
-    def drop() -> None:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        admin.dispose()
-
-    return url.render_as_string(hide_password=False), drop
+    return fresh_database_url("postgresql", tmp)
 
 
 @pytest.fixture(scope="module")
@@ -147,11 +135,7 @@ def credit_env(
     shutil.copytree(polish_model_dir, data / "credit" / "models" / "test")
     url, drop = _database_url(tmp_path_factory.mktemp("db"))
     suite = open_suite(data, database_url=url, services=[ENTRY])
-    sha = str(
-        __import__("json").loads((polish_model_dir / "metadata.json").read_text())[
-            "artefact_sha256"
-        ]
-    )
+    sha = str(read_metadata(polish_model_dir)["artefact_sha256"])
     try:
         with TestClient(suite.app) as client:
             yield CreditEnv(client, suite, SuiteHome(data), sha, synthetic_statements(40, seed=3))
