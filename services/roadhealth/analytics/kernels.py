@@ -22,7 +22,8 @@ FloatArray = NDArray[np.float64]
 IntArray = NDArray[np.int64]
 KERNEL_LENGTHS = (7, 9, 11)
 MAX_KERNEL_LENGTH = max(KERNEL_LENGTHS)
-BATCH_WINDOWS = 64  # bounds the memory of one batch's convolutions
+BATCH_WINDOWS = 64
+CONV_BUDGET = 4_000_000  # outputs of one batch's convolutions (32 MB)
 MASK_CACHE_SIZE = 8
 
 
@@ -63,23 +64,25 @@ class RandomKernels:
         return tuple(out)
 
     @cached_property
-    def _masks(self) -> dict[tuple[int, ...], tuple[tuple[NDArray[np.bool_], IntArray], ...]]:
+    def order(self) -> IntArray:
+        """Kernel indices group after group: the order their outputs are worked out in."""
+        return np.concatenate([members for _step, members, _weights, _spans in self.groups])
+
+    @cached_property
+    def _masks(self) -> dict[tuple[int, ...], tuple[NDArray[np.bool_], IntArray]]:
         return {}
 
-    def valid_masks(self, sizes: tuple[int, ...]) -> tuple[tuple[NDArray[np.bool_], IntArray], ...]:
-        """Per group, where its outputs do not count (windows x kernels x positions) and how
-        many do, for windows of these sizes; kept for the last few size lists (the live gate
-        judges 2 s pieces: one size)."""
+    def valid_masks(self, sizes: tuple[int, ...]) -> tuple[NDArray[np.bool_], IntArray]:
+        """Where each kernel's outputs do not count (windows x kernels in `order` x positions)
+        and how many do, for windows of these sizes; kept for the last few size lists (the
+        live gate judges 2 s pieces: one size)."""
         key = sizes if len(set(sizes)) > 1 else sizes[:1]
         if key not in self._masks:
             if len(self._masks) >= MASK_CACHE_SIZE:
                 self._masks.pop(next(iter(self._masks)))
-            lengths = np.array(key, dtype=np.int64)
-            groups = []
-            for _step, _members, _weights, spans in self.groups:
-                valid = _valid_outputs(lengths, spans, self.padded[_members])
-                groups.append((~valid, valid.sum(axis=2)))
-            self._masks[key] = tuple(groups)
+            spans = np.concatenate([spans for _step, _members, _weights, spans in self.groups])
+            valid = _valid_outputs(np.array(key, dtype=np.int64), spans, self.padded[self.order])
+            self._masks[key] = (~valid, valid.sum(axis=2))
         return self._masks[key]
 
     def validate(self) -> None:
@@ -129,35 +132,40 @@ def _centred_matrix(windows: Sequence[FloatArray], margin: int) -> tuple[FloatAr
 def kernel_features(kernels: RandomKernels, windows: Sequence[FloatArray]) -> FloatArray:
     """Per window and kernel: proportion of positive outputs and the largest output."""
     out = np.empty((len(windows), kernels.n_features))
-    for start in range(0, len(windows), BATCH_WINDOWS):
-        out[start : start + BATCH_WINDOWS] = _batch_features(
-            kernels, windows[start : start + BATCH_WINDOWS]
-        )
+    if not windows:
+        return out
+    longest = max(w.size for w in windows)
+    batch = max(1, min(BATCH_WINDOWS, CONV_BUDGET // (kernels.lengths.size * longest)))
+    for start in range(0, len(windows), batch):
+        out[start : start + batch] = _batch_features(kernels, windows[start : start + batch])
     return out
 
 
 def _batch_features(kernels: RandomKernels, windows: Sequence[FloatArray]) -> FloatArray:
     """kernel_features of a few windows: the kernels of one dilation convolve at once, as one
-    matrix product over a strided view of the windows (no copies of the taps)."""
+    matrix product over a strided view of the windows (no copies of the taps), into one array
+    of every kernel's outputs that is then reduced in a few whole-array steps."""
     half_taps = MAX_KERNEL_LENGTH // 2
     margin = half_taps * int(kernels.dilation.max()) + 1
     data, sizes = _centred_matrix(windows, margin)
     width = int(sizes.max())
-    masks = kernels.valid_masks(tuple(sizes.tolist()))
-    out = np.empty((len(windows), kernels.n_features))
+    invalid, counts = kernels.valid_masks(tuple(sizes.tolist()))
+    order = kernels.order
+    conv = np.empty((len(windows), order.size, width))  # windows x kernels (in order) x positions
     row, column = data.strides
-    for (step, members, weights, _spans), (invalid, counts) in zip(
-        kernels.groups, masks, strict=True
-    ):
+    at = 0
+    for step, members, weights, _spans in kernels.groups:
         first = data[:, margin - half_taps * step :]
         taps = np.lib.stride_tricks.as_strided(
             first, (len(windows), MAX_KERNEL_LENGTH, width), (row, step * column, column)
         )
-        conv = np.matmul(weights, taps)  # windows x kernels x positions
-        conv += kernels.bias[members][None, :, None]
-        np.copyto(conv, -np.inf, where=invalid)
-        out[:, 2 * members] = np.count_nonzero(conv > 0, axis=2) / counts
-        out[:, 2 * members + 1] = conv.max(axis=2)
+        np.matmul(weights, taps, out=conv[:, at : at + members.size])
+        at += members.size
+    conv += kernels.bias[order][None, :, None]
+    np.copyto(conv, -np.inf, where=invalid)
+    out = np.empty((len(windows), kernels.n_features))
+    out[:, 2 * order] = np.count_nonzero(conv > 0, axis=2) / counts
+    out[:, 2 * order + 1] = conv.max(axis=2)
     return out
 
 
