@@ -163,6 +163,14 @@ class BlockStore:
             ).all()
         return [(json.loads(r.body), json.loads(r.receipt)) for r in rows]
 
+    def block_tx_hashes(self, height: int) -> list[str]:
+        """A block's transaction hashes in block order, without reading their bodies."""
+        with self._read() as conn:
+            rows = conn.execute(
+                select(txs.c.hash).where(txs.c.height == height).order_by(txs.c.idx)
+            ).scalars()
+            return list(rows)
+
     def tx(self, tx_hash: str) -> tuple[int, dict[str, Any], dict[str, Any]] | None:
         with self._read() as conn:
             # By the prefix alone: with `hash = ?` beside it SQLite substitutes the hash into

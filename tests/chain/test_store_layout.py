@@ -42,6 +42,9 @@ def test_a_committed_transaction_is_found_by_its_hash_and_no_other(
     # same first 16 hex digits, another hash: not found
     assert ledger.store.tx(txs[0].hash[:16] + "0" * 48) is None
     assert [body for body, _ in ledger.store.block_txs(1)] == [tx.to_json() for tx in txs]
+    # what GET /v1/blocks/{height} lists: the hashes alone, in block order
+    assert ledger.store.block_tx_hashes(1) == [tx.hash for tx in txs]
+    assert ledger.store.block_tx_hashes(2) == []
 
 
 def test_a_database_made_before_keeps_its_hash_keyed_table_and_finds_by_hash(
@@ -71,6 +74,7 @@ def test_a_database_made_before_keeps_its_hash_keyed_table_and_finds_by_hash(
         changes={},
     )
     assert store.tx("ef" * 32) == (2, {"c": 3}, {"d": 4})
+    assert store.block_tx_hashes(1) == ["ab" * 32] and store.block_tx_hashes(2) == ["ef" * 32]
     with engine.connect() as conn:
         plan = conn.exec_driver_sql(
             "EXPLAIN QUERY PLAN SELECT height FROM chain_txs WHERE substr(hash, 1, 16) = ?",
