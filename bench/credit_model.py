@@ -20,7 +20,7 @@ from services.credit.scoring.dataset import read_labelled_csv
 from services.credit.scoring.features import polish_attributes
 from services.credit.scoring.metrics import discrimination
 from services.credit.scoring.model import CreditModel
-from services.credit.scoring.synthetic import synthetic_statements
+from services.credit.scoring.synthetic import one_period_statements
 from services.credit.scoring.training import TrainingConfig, make_gbm
 
 REPO = Path(__file__).resolve().parents[1]
@@ -115,7 +115,7 @@ def _side_by_side(scores: dict[str, list[tuple[float, float]]]) -> dict[str, Any
 
 def batch_throughput(model: CreditModel) -> dict[str, Any]:
     """Rate 10,000 synthetic SMEs from statements; bare PD prediction is the ceiling."""
-    statements = synthetic_statements(BATCH, seed=1)
+    statements = one_period_statements(BATCH, seed=1)
     start = time.perf_counter()
     features = polish_attributes(statements, by="sme")
     ratings = model.rate_many(features)
@@ -135,7 +135,7 @@ def batch_throughput(model: CreditModel) -> dict[str, Any]:
 
 def single_latency(model: CreditModel) -> dict[str, Any]:
     """Latency of rating one SME in-process (features to rating with reasons)."""
-    rows = polish_attributes(synthetic_statements(SINGLE_RUNS, seed=2), by="sme")
+    rows = polish_attributes(one_period_statements(SINGLE_RUNS, seed=2), by="sme")
     records = cast("list[dict[str, float | None]]", rows.to_dict(orient="records"))
     model.rate(records[0])
     times = []

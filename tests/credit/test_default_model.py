@@ -11,7 +11,7 @@ import pytest
 from services.credit.scoring.artefact import load_model, read_metadata
 from services.credit.scoring.features import POLISH_FEATURES, polish_attributes
 from services.credit.scoring.model import CreditModel
-from services.credit.scoring.synthetic import synthetic_statements
+from services.credit.scoring.synthetic import one_period_statements
 from services.credit.statements import load_statements
 
 DEFAULT = Path(__file__).resolve().parents[2] / "services" / "credit" / "default_model"
@@ -69,7 +69,7 @@ def test_distressed_sme_rates_worse_with_loss_and_leverage_reasons(
 
 
 def test_batch_from_many_statements(default_model: CreditModel) -> None:
-    statements = synthetic_statements(500, seed=4)
+    statements = one_period_statements(500, seed=4)
     ratings = default_model.rate_many(polish_attributes(statements, by="sme"))
     assert len(ratings) == 500
     assert all(0 < r.probability_of_default < 1 for r in ratings)
@@ -77,7 +77,7 @@ def test_batch_from_many_statements(default_model: CreditModel) -> None:
 
 def test_single_rating_path_matches_the_batch_path(default_model: CreditModel) -> None:
     # A single rating walks the flattened trees; a batch goes through scikit-learn
-    features = polish_attributes(synthetic_statements(200, seed=5), by="sme")
+    features = polish_attributes(one_period_statements(200, seed=5), by="sme")
     assert default_model.compiled is not None
     batch = default_model.rate_many(features)
     for i, record in enumerate(features.head(20).to_dict(orient="records")):

@@ -26,8 +26,12 @@ def synthetic_frame(n: int = 600, seed: int = 0) -> pd.DataFrame:
     return frame
 
 
-def synthetic_statements(n: int, seed: int = 0, *, period: str = "2024") -> pd.DataFrame:
-    """Return one plausible annual statement per synthetic SME (amounts in CNY, `sme` column)."""
+def one_period_statements(n: int, seed: int = 0, *, period: str = "2024") -> pd.DataFrame:
+    """Return one plausible annual statement per synthetic SME (amounts in CNY, `sme` column).
+
+    No USCCs, periods or labels: for rating throughput. SMEs with USCCs, several periods and a
+    default label are `services.credit.demo.synthetic_statements`.
+    """
     rng = np.random.default_rng(seed)
     total_assets = rng.lognormal(np.log(20e6), 1.0, n)
     current_assets = total_assets * rng.uniform(0.2, 0.8, n)
