@@ -5,14 +5,15 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, cast
 
 from jwcrypto import jwk
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from services.identity import _vcdm, sd_jwt, status_list, vc_cose, vc_jose, zkp
 from services.identity import contract as c
+from services.identity._jose import to_jwk
 from services.identity.errors import (
     BadRequest,
     NotAuthorisedIssuer,
@@ -29,6 +30,7 @@ from services.identity.service.entries import reserve_entries
 from services.identity.service.issuer_keys import signing_key
 
 COMMITMENTS = "zkCommitments"
+CREDENTIALS = cast(Table, IssuedCredential.__table__)
 
 
 @dataclass
@@ -67,6 +69,11 @@ def issue(
         if item.subject not in holders:
             holders[item.subject] = active_did(env, item.subject)
         _check_request(item, where)
+    # Each holder's cnf key parsed once (a JWK from a dict costs ~60 us)
+    bound = {
+        subject: _holder_key(holders[subject])
+        for subject in {i.subject for i in items if i.format == "vc+sd-jwt" and i.holder_binding}
+    }
     # Reserved before the request's session reads: one connection at a time, no stale snapshot
     entries = reserve_entries(
         session.get_bind().engine, env.entry_order_key, org=org, count=len(items)
@@ -82,7 +89,7 @@ def issue(
             env,
             org=org,
             item=item,
-            holder=holders[item.subject],
+            holder_key=bound.get(item.subject) if item.holder_binding else None,
             entry=entry,
             key=keys[item.alg],
             type_row=types[item.type],
@@ -114,8 +121,9 @@ def issue(
         for p in chunk:
             rows.append(_row(env, org=org, prepared=p, anchor=anchor, issued_at=issued_at))
             results.append((p, anchor))
-    # One multi-row insert (the ORM's unit of work cost ~1 ms a credential in a batch of 1,000)
-    session.execute(insert(IssuedCredential), rows)
+    # One multi-row insert into the table itself: the ORM's unit of work cost ~1 ms a
+    # credential in a batch of 1,000, its bulk insert path 15 us a row (the table: 12 us)
+    session.execute(insert(CREDENTIALS), rows)
     return results, [str(r["tx"]) for r in receipts]
 
 
@@ -176,7 +184,7 @@ def _sign(
     *,
     org: str,
     item: IssueIn,
-    holder: dict[str, Any],
+    holder_key: jwk.JWK | None,
     entry: tuple[int, int],
     key: tuple[str, jwk.JWK],
     type_row: CredentialType,
@@ -220,7 +228,6 @@ def _sign(
     elif item.format == "vc+cose":
         token = vc_cose.issue_credential(document, signer, kid=kid)
     else:
-        holder_key = _holder_key(holder) if item.holder_binding else None
         paths = item.disclose if item.disclose is not None else sorted(item.claims)
         token = sd_jwt.issue_sd_credential(
             document,
@@ -233,11 +240,11 @@ def _sign(
     return Prepared(item, credential_id, token, token_hash(token), list_no, index, openings)
 
 
-def _holder_key(holder: dict[str, Any]) -> dict[str, Any]:
+def _holder_key(holder: dict[str, Any]) -> jwk.JWK:
     """The holder DID's first authentication key, for the credential's `cnf`."""
     by_id = {vm["id"]: vm["publicKeyJwk"] for vm in holder["verificationMethod"]}
     for fragment in holder["authentication"]:
-        return dict(by_id[fragment])
+        return to_jwk(by_id[fragment])
     raise BadRequest(f"{holder['id']} has no authentication key to bind the credential to")
 
 
