@@ -143,7 +143,7 @@ def kernel_features(kernels: RandomKernels, windows: Sequence[FloatArray]) -> Fl
 
 def _batch_features(kernels: RandomKernels, windows: Sequence[FloatArray]) -> FloatArray:
     """kernel_features of a few windows: the kernels of one dilation convolve at once, as one
-    matrix product over a strided view of the windows (no copies of the taps), into one array
+    matrix product over a view of the windows' shifts (no copies of the taps), into one array
     of every kernel's outputs that is then reduced in a few whole-array steps."""
     half_taps = MAX_KERNEL_LENGTH // 2
     margin = half_taps * int(kernels.dilation.max()) + 1
@@ -152,13 +152,12 @@ def _batch_features(kernels: RandomKernels, windows: Sequence[FloatArray]) -> Fl
     invalid, counts = kernels.valid_masks(tuple(sizes.tolist()))
     order = kernels.order
     conv = np.empty((len(windows), order.size, width))  # windows x kernels (in order) x positions
-    row, column = data.strides
+    # shifted[n, s, t] = data[n, s + t]: a dilation's taps are every step-th shift (a view)
+    shifted = np.lib.stride_tricks.sliding_window_view(data, width, axis=1)
     at = 0
     for step, members, weights, _spans in kernels.groups:
-        first = data[:, margin - half_taps * step :]
-        taps = np.lib.stride_tricks.as_strided(
-            first, (len(windows), MAX_KERNEL_LENGTH, width), (row, step * column, column)
-        )
+        first = margin - half_taps * step
+        taps = shifted[:, first : first + 2 * half_taps * step + 1 : step]
         np.matmul(weights, taps, out=conv[:, at : at + members.size])
         at += members.size
     conv += kernels.bias[order][None, :, None]
