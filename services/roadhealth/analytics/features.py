@@ -14,6 +14,7 @@ FloatArray = NDArray[np.float64]
 BAND_EDGES_HZ = (0.0, 1.0, 2.0, 4.0, 6.0, 8.0, 11.0, 15.0, 20.0, 25.0)
 MIN_WINDOW_SAMPLES = 16
 SHORT_WINDOW_S = 0.4
+PEAK_PROMINENCES_MPS2 = (2.0, 4.0, 1.0)  # in FEATURE_NAMES' order
 WELCH_SEGMENT = 32
 WELCH_RATE_HZ = 50.0
 WELCH_FREQS_HZ = tuple(float(f) for f in np.fft.rfftfreq(WELCH_SEGMENT, d=1.0 / WELCH_RATE_HZ))
@@ -97,9 +98,7 @@ def compute_window_features(acc_z_mps2: FloatArray, *, rate_hz: float) -> FloatA
             float(np.abs(diff).max()),
             float(np.abs(np.diff(acc, 2)).max() * rate_hz**2),
             float(np.mean(np.abs(dev) > 2 * std)),
-            _count_peaks(dev, 2.0) / duration_s,
-            _count_peaks(dev, 4.0) / duration_s,
-            _count_peaks(dev, 1.0) / duration_s,
+            *(n / duration_s for n in _count_peaks(dev, PEAK_PROMINENCES_MPS2)),
             *_burst_features(dev, rate_hz),
             *_main_event_features(dev, rate_hz),
             float(np.sum(np.diff(np.sign(dev - dev.mean())) != 0)) / duration_s,
@@ -119,11 +118,12 @@ def _shape_moments(dev: FloatArray) -> tuple[float, float]:
     return float(np.mean(centred**3)) / m2**1.5, float(np.mean(centred**4)) / m2**2 - 3.0
 
 
-def _count_peaks(dev: FloatArray, prominence_mps2: float) -> float:
-    """Number of up and down peaks standing out by at least prominence_mps2."""
-    up, _ = signal.find_peaks(dev, prominence=prominence_mps2)
-    down, _ = signal.find_peaks(-dev, prominence=prominence_mps2)
-    return float(up.size + down.size)
+def _count_peaks(dev: FloatArray, prominences_mps2: tuple[float, ...]) -> list[float]:
+    """Number of up and down peaks standing out by at least each prominence (each side's peaks
+    and their prominences found once, as find_peaks finds them for any one prominence)."""
+    found = [signal.find_peaks(side, prominence=0.0)[1]["prominences"] for side in (dev, -dev)]
+    standing = np.concatenate(found)
+    return [float(np.count_nonzero(standing >= p)) for p in prominences_mps2]
 
 
 def _burst_features(dev: FloatArray, rate_hz: float) -> list[float]:
