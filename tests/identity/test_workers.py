@@ -185,3 +185,41 @@ def test_workers_share_one_port_and_stop_together(tmp_path: Any) -> None:
         assert not os.path.exists(f"/proc/{pids.pop()}")
     finally:
         parent.kill()
+
+
+def test_two_workers_issue_concurrent_batches_of_one_org_with_distinct_entries(
+    workers: list[Worker], holder: Any
+) -> None:
+    from tests.identity.test_concurrent_issuance import post_batches
+
+    # Two batches through each worker at once: the workers share only the database and chain
+    answers = [
+        answer
+        for got in _concurrently(lambda w=w: post_batches(w, holder.did, 2, 200) for w in workers)
+        for answer in got
+    ]
+    for answer in answers:
+        assert answer.status_code == 201, answer.text
+    entries = {
+        (cred["status"][0]["list"], cred["status"][0]["index"])
+        for answer in answers
+        for cred in answer.json()["credentials"]
+    }
+    assert len(entries) == 4 * 200
+
+
+def _concurrently(calls: Any) -> list[Any]:
+    import threading
+
+    calls = list(calls)
+    results: list[Any] = [None] * len(calls)
+
+    def run(number: int) -> None:
+        results[number] = calls[number]()
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(180)
+    return results
