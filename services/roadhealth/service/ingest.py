@@ -18,11 +18,11 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from chain.encoding import canonical
-from services.roadhealth.assessment.windows import analyse_window
+from services.roadhealth.assessment.windows import WindowInput, analyse_windows
 from services.roadhealth.errors import AnchorNotCommitted, BadBatch, BatchConflict
 from services.roadhealth.models import RhBatch
 from services.roadhealth.runtime import Runtime
-from services.roadhealth.schemas import IngestRequest, MessageResult
+from services.roadhealth.schemas import IngestMessage, IngestRequest, MessageResult
 from services.roadhealth.service import conditions, placement, potholes
 from services.roadhealth.service.locks import (
     insert_ignoring_existing,
@@ -34,6 +34,7 @@ from services.roadhealth.service.placement import Accepted, Placed, is_reported
 from services.roadhealth.service.segments import reload_index
 from services.roadhealth.wire import (
     PayloadInvalid,
+    Telemetry,
     batch_root,
     has_valid_signature,
     parse_payload,
@@ -194,7 +195,7 @@ def _check_messages(
     results: dict[int, MessageResult],
 ) -> list[Accepted]:
     devices: dict[str, Any] = {}
-    accepted = []
+    passed: list[tuple[IngestMessage, Telemetry, str, str, str]] = []
     for m, (digest, raw) in zip(request.messages, encoded, strict=True):
 
         def reject(code: str, message: str, leaf: int = m.leaf_index) -> None:
@@ -220,25 +221,16 @@ def _check_messages(
         elif not has_valid_signature(m.payload, record["pub_key"]):
             reject("bad_signature", "sig does not verify with the device's registered key")
         else:
-            analysis = analyse_window(
-                telemetry.acc_z,
-                rate_hz=telemetry.rate_hz,
-                speed_mps=telemetry.speed_mps,
-                vehicle_class=record["vehicle_class"],
-                classifier=rt.classifier,
-            )
-            accepted.append(
-                Accepted(
-                    m.leaf_index,
-                    telemetry,
-                    raw,
-                    digest,
-                    m.topic,
-                    record["vehicle_class"],
-                    analysis,
-                )
-            )
-    return accepted
+            passed.append((m, telemetry, raw, digest, record["vehicle_class"]))
+    # Analysed together: the classifier judges the events of all the batch's windows at once
+    analyses = analyse_windows(
+        [WindowInput(t.acc_z, t.rate_hz, t.speed_mps, vc) for _m, t, _r, _d, vc in passed],
+        classifier=rt.classifier,
+    )
+    return [
+        Accepted(m.leaf_index, t, raw, digest, m.topic, vehicle_class, analysis)
+        for (m, t, raw, digest, vehicle_class), analysis in zip(passed, analyses, strict=True)
+    ]
 
 
 def _deduplicate(
