@@ -105,6 +105,10 @@ def test_reads_need_a_registered_members_token(server: Any, keys: SimpleNamespac
     forged = good[: good.rindex(".") + 1] + ("A" * 86)
     assert "signature" in status(forged).json()["error"]["message"]
     assert status(good).status_code == 200
+    # The node remembers the good token's signature, under the whole token: the forgery is
+    # still refused after it, and the good one still read with
+    assert "signature" in status(forged).json()["error"]["message"]
+    assert status(good).status_code == 200
 
 
 def test_batch_reports_each_transaction(
