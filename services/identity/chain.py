@@ -121,14 +121,23 @@ class IdentityChain(ServiceChain):
             return key
 
     def sign(self, org: str, method: str, args: dict[str, Any]) -> Tx:
-        return sign_tx(
-            self.signer(org),
-            chain_id=self.ledger.genesis.chain_id,
-            contract=c.NAMESPACE,
-            method=method,
-            args=args,
-            expiry_height=self.ledger.height() + DEFAULT_TTL_BLOCKS,
-        )
+        return self.sign_all(org, method, [args])[0]
+
+    def sign_all(self, org: str, method: str, calls: list[dict[str, Any]]) -> list[Tx]:
+        """One transaction per call's arguments, all expiring alike (one height read: on a
+        remote node each is an HTTP request)."""
+        expiry_height = self.ledger.height() + DEFAULT_TTL_BLOCKS
+        return [
+            sign_tx(
+                self.signer(org),
+                chain_id=self.ledger.genesis.chain_id,
+                contract=c.NAMESPACE,
+                method=method,
+                args=args,
+                expiry_height=expiry_height,
+            )
+            for args in calls
+        ]
 
     def submit(self, org: str, method: str, args: dict[str, Any]) -> dict[str, Any]:
         """Sign as `org`, submit, wait for the commit; a failed receipt raises its error."""

@@ -49,7 +49,10 @@ class Prepared:
 def issue(
     env: Runtime, session: Session, *, org: str, items: list[IssueIn]
 ) -> tuple[list[tuple[Prepared, dict[str, Any]]], list[str]]:
-    """Validate, sign, anchor (in batches) and record credentials; returns them with receipts."""
+    """Validate, sign, anchor (in batches) and record credentials; returns them with receipts.
+
+    The status entries are reserved in a transaction of their own (service/entries.py), before
+    `session` runs its first statement: call this before the session has written anything."""
     height = env.chain.height()
     authorised = issuer_record(env, org)
     holders: dict[str, dict[str, Any]] = {}
@@ -100,19 +103,19 @@ def issue(
         prepared[i : i + c.MAX_ANCHORS_PER_TX]
         for i in range(0, len(prepared), c.MAX_ANCHORS_PER_TX)
     ]
-    txs = [
-        env.chain.sign(
-            org,
-            "anchor_credentials",
+    txs = env.chain.sign_all(
+        org,
+        "anchor_credentials",
+        [
             {
                 "items": [
                     {"hash": p.hash, "type": p.request.type, "list": p.list_no, "index": p.index}
                     for p in chunk
                 ]
-            },
-        )
-        for chunk in chunks
-    ]
+            }
+            for chunk in chunks
+        ],
+    )
     receipts = env.chain.submit_all(txs)
     issued_at = env.now()
     results, rows = [], []
