@@ -28,6 +28,7 @@ from chain.consensus.messages import PREVOTE, sign_vote
 from chain.crypto import SigningKey
 from chain.home import SuiteHome, load_node_home
 from chain.tx import sign_tx
+from chain.types import BlockHash, Height, Round
 from iot_gateway.simulator import PassFleet, SegmentTruth, Vehicle, ingest_body
 from iot_gateway.simulator.roads import road_profile
 from services.common.ledger import EmbeddedLedger
@@ -265,9 +266,9 @@ def equivocate(suite: Suite) -> None:
     deadline = time.monotonic() + 30
     while not ledger.store.evidence(1):
         assert time.monotonic() < deadline, "no node recorded validator-3's double vote"
-        height = ledger.height + 1  # raced by a commit now and then: then try again
-        for block_hash in (None, "ee" * 32):
-            wires.broadcast(sign_vote(key, ledger.chain_id, PREVOTE, height, 0, block_hash))
+        height = Height(ledger.height + 1)  # raced by a commit now and then: then try again
+        for block_hash in (None, BlockHash("ee" * 32)):
+            wires.broadcast(sign_vote(key, ledger.chain_id, PREVOTE, height, Round(0), block_hash))
         time.sleep(0.5)
 
 
