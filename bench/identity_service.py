@@ -311,7 +311,8 @@ def _verification_workers(seconds: float, ceiling: float) -> list[dict[str, Any]
     return results
 
 
-ISSUING_CLIENTS = 4  # batch requests in flight at once: signing overlaps the anchors' blocks
+# Batch requests in flight at once (BENCH_IN_FLIGHT): signing overlaps the anchors' blocks
+ISSUING_CLIENTS = int(os.environ.get("BENCH_IN_FLIGHT", "4"))
 
 
 def _issuance_workers(batch: int, seconds: float) -> list[dict[str, Any]]:
@@ -367,6 +368,9 @@ def _issuance_workers(batch: int, seconds: float) -> list[dict[str, Any]]:
                 requests_in_flight=ISSUING_CLIENTS,
                 refused_requests=sum(refused),
                 server_cpu_ms_per_credential=round(server_ms, 4),
+                # Cores the scheduler gave: rate = share / CPU a credential
+                server_cpu_share=round(server_ms * count / 1000 / elapsed, 2),
+                node_cpu_share=round(node_ms * count / 1000 / elapsed, 2),
                 node_cpu_ms_per_credential=round(node_ms, 4),
                 client_cpu_ms_per_credential=round(1000 * (time.process_time() - own0) / count, 4),
                 # What the machine's 2 cores would give with nothing else running on them
