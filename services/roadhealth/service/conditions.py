@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from chain.encoding import hash_json
@@ -22,39 +22,67 @@ from services.roadhealth.runtime import Runtime, Settings
 from services.roadhealth.service.alerts import raise_alert
 from services.roadhealth.service.common import DAY_S
 
+WINDOW_COLUMNS = (
+    RhWindow.t0,
+    RhWindow.device,
+    RhWindow.iri,
+    RhWindow.iri_log_std,
+    RhWindow.hash,
+    RhWindow.speed_mps,
+    RhWindow.samples,
+    RhWindow.rate_hz,
+)
+
 
 def refresh_segments(*, rt: Runtime, session: Session, segments: Sequence[RhSegment]) -> None:
-    """Recompute each segment's IRI and class; attest and alert when the class changes."""
+    """Recompute each segment's IRI and class; attest and alert when the class changes. The
+    segments' windows and pending changes are read in one statement each, whatever their
+    number."""
+    ids = sorted({s.id for s in segments})
+    if not ids:
+        return
+    rows = recent_rows(session, ids, limit=rt.settings.recent_windows)
+    watches = {
+        w.segment: w
+        for w in session.scalars(select(RhConditionWatch).where(RhConditionWatch.segment.in_(ids)))
+    }
     for segment in sorted(segments, key=lambda s: s.id):
-        _refresh_segment(rt, session, segment)
+        _refresh_segment(rt, session, segment, rows.get(segment.id, []), watches.get(segment.id))
 
 
-def _refresh_segment(rt: Runtime, session: Session, segment: RhSegment) -> None:
-    query = (
-        select(
-            RhWindow.t0,
-            RhWindow.device,
-            RhWindow.iri,
-            RhWindow.iri_log_std,
-            RhWindow.hash,
-            RhWindow.speed_mps,
-            RhWindow.samples,
-            RhWindow.rate_hz,
-        )
-        .where(RhWindow.segment == segment.id, RhWindow.iri.is_not(None))
-        # Newest first, ties by hash: the same windows in the same order whichever process
-        # stored which first (recent_windows keeps at most the newest settings.recent_windows)
-        .order_by(RhWindow.t0.desc(), RhWindow.hash.desc())
-    )
-    if rt.settings.recent_windows > 0:
-        query = query.limit(rt.settings.recent_windows)
-    rows = session.execute(query).all()[::-1]
+def recent_rows(session: Session, ids: list[str], *, limit: int) -> dict[str, list[Any]]:
+    """The windows with an IRI of each segment, oldest first: the newest `limit` of them (0:
+    all), ties by hash, so the same windows in the same order whichever process stored which
+    first."""
+    ranked = select(
+        *WINDOW_COLUMNS,
+        RhWindow.segment,
+        func.row_number()
+        .over(partition_by=RhWindow.segment, order_by=(RhWindow.t0.desc(), RhWindow.hash.desc()))
+        .label("rank"),
+    ).where(RhWindow.segment.in_(ids), RhWindow.iri.is_not(None))
+    inner = ranked.subquery()
+    query = select(inner).order_by(inner.c.segment, inner.c.t0, inner.c.hash)
+    if limit > 0:
+        query = query.where(inner.c.rank <= limit)
+    out: dict[str, list[Any]] = {}
+    for row in session.execute(query):
+        out.setdefault(row.segment, []).append(row)
+    return out
+
+
+def _refresh_segment(
+    rt: Runtime,
+    session: Session,
+    segment: RhSegment,
+    rows: list[Any],
+    watch: RhConditionWatch | None,
+) -> None:
     if not rows:
         if segment.windows:  # its windows were all matched elsewhere since: no estimate left
             segment.iri = segment.iri_lower = segment.iri_upper = None
             segment.windows, segment.updated_at = 0, time.time()
         return
-    watch = session.get(RhConditionWatch, segment.id)
     judged = judge_segment(
         rt.settings,
         current=segment.condition,
