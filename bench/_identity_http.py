@@ -32,8 +32,9 @@ import httpx
 
 from bench._processes import REPO, Processes, cpu_s, free_port, start_node, wait_for
 from chain.auth import mint_token
-from chain.home import SuiteHome, init_suite
+from chain.home import SuiteHome
 from services.common.ledger import LedgerPort, RemoteLedger
+from smartcity.demo import init_suite
 
 CREDENTIALS = 256  # distinct credentials per format, each anchored, the load cycles through
 CONNECTIONS = 8

@@ -17,12 +17,13 @@ from chain.client import ChainClient, Identity
 from chain.crypto import SigningKey
 from chain.db import make_engine
 from chain.genesis import Genesis, parse_genesis
-from chain.home import SuiteHome, init_suite
+from chain.home import SuiteHome
 from chain.ledger import Ledger
 from chain.node import Node, NodeOptions
 from chain.store import BlockStore
 from chain.suites import SuiteKey
 from chain.tx import Tx, sign_tx
+from smartcity.demo import init_suite
 
 TXS = int(os.environ.get("BENCH_CHAIN_TXS", "20000"))
 

@@ -23,10 +23,10 @@ from typing import Any
 from bench.crypto_suites import MESSAGE, _cpu_rate
 from chain.cluster import open_cluster
 from chain.errors import TxRejected
-from chain.home import init_suite
 from chain.node import Node
 from chain.suites import SUITE_NAMES, SuiteUnavailable, load_any_key, suite_for
 from chain.tx import VERIFIED, Tx, sign_tx
+from smartcity.demo import init_suite
 
 TXS = int(os.environ.get("BENCH_CHAIN_SUITES_TXS", "1500"))
 BATCH = 250

@@ -41,12 +41,13 @@ from chain.client import ChainClient, Identity
 from chain.cluster import open_cluster
 from chain.crypto import verify_with_openssl
 from chain.errors import ClientError, TxRejected
-from chain.home import SuiteHome, init_suite, load_node_home
+from chain.home import SuiteHome, load_node_home
 from chain.node import Node
 from chain.server import open_node
 from chain.sim import Scenario, run_scenario
 from chain.suites import SuiteKey
 from chain.tx import Tx, sign_tx
+from smartcity.demo import init_suite
 from smartcity.ops import settle_heap
 
 VALIDATORS = 4

@@ -14,7 +14,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -23,21 +22,17 @@ from chain.errors import ChainError, GenesisError
 from chain.genesis import Genesis, load_genesis, parse_genesis
 from chain.suites import DEFAULT_SUITE, SuiteKey, load_any_key, suite_for
 
-DEMO_ORGS: list[dict[str, Any]] = [
-    {"id": "city-agency", "name": "City Civil Affairs Bureau", "roles": ["agency", "committee"]},
-    {
-        "id": "road-authority",
-        "name": "City Road Authority",
-        "roles": ["road_authority", "committee"],
-    },
-    {"id": "regulator", "name": "City Financial Regulator", "roles": ["regulator", "committee"]},
-    {"id": "bank-a", "name": "First City Bank", "roles": ["bank"]},
-    {"id": "bank-b", "name": "Harbour Commercial Bank", "roles": ["bank"]},
-    {"id": "sme-demo", "name": "Demo Precision Parts Co.", "roles": ["sme"]},
-    {"id": "bsn-operator", "name": "City BSN Operator", "roles": ["operator"]},
-]
 BASE_API_PORT = 8100
 BASE_P2P_PORT = 26600
+
+
+@dataclass(frozen=True)
+class Organisation:
+    """An organisation a new chain's genesis registers; `init_suite` makes its signing key."""
+
+    id: str
+    name: str
+    roles: tuple[str, ...]
 
 
 class PeerSettings(BaseModel):
@@ -112,6 +107,7 @@ def load_node_home(path: Path) -> NodeHome:
 def init_suite(
     out: Path,
     *,
+    organisations: Sequence[Organisation] = (),
     validators: int = 1,
     observers: int = 0,
     chain_id: str = "smartcity-demo",
@@ -121,8 +117,8 @@ def init_suite(
     p2p_plaintext: bool = False,
     crypto: str = DEFAULT_SUITE,
 ) -> Genesis:
-    """Create keys, genesis and node homes for a new chain with the demo organisations, every
-    key of the `crypto` suite (chain.suites)."""
+    """Create keys, genesis and node homes for a new chain that registers `organisations`, every
+    key of the `crypto` suite (chain.suites). The suite's demo city is `smartcity.demo`."""
     if p2p_plaintext and container_network:
         raise ChainError("plaintext node links are for one machine, not a container network")
     if (out / "genesis.json").exists():
@@ -170,10 +166,12 @@ def init_suite(
             settings.model_dump_json(indent=2, exclude_none=True) + "\n"
         )
     orgs = []
-    for org in DEMO_ORGS:
+    for org in organisations:
         key = suite.generate()
-        suite.save_key(key, out / "orgs" / org["id"] / "key.jwk")
-        orgs.append({**org, "keys": [key.public_hex]})
+        suite.save_key(key, out / "orgs" / org.id / "key.jwk")
+        orgs.append(
+            {"id": org.id, "name": org.name, "roles": list(org.roles), "keys": [key.public_hex]}
+        )
     genesis = parse_genesis(
         {
             "chain_id": chain_id,

@@ -16,7 +16,6 @@ import click
 from iot_gateway.wire import TOPIC_PATTERN
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
-OPERATOR_ORG = "bsn-operator"
 
 
 @click.group("gateway")
@@ -91,6 +90,7 @@ def run_gateway_cmd(
     from iot_gateway.gateway import Gateway, GatewaySettings
     from iot_gateway.source import BrokerAddress
     from services.common.ledger import RemoteLedger
+    from smartcity.demo import OPERATOR_ORG
     from smartcity.ops import start_process
     from smartcity.settings import ConfigError
 

@@ -74,7 +74,7 @@ def init(
     crypto: str,
 ) -> None:
     """Create keys, genesis and node homes, with the demo organisations of the applications."""
-    from chain.home import init_suite
+    from smartcity.demo import init_suite
     from smartcity.suite import demo_chain_id
 
     try:
@@ -285,7 +285,7 @@ def _service_context(name: str, home: Path, node_url: str) -> ServiceContext:
     from chain.home import SuiteHome
     from services.common.context import ServiceContext
     from services.common.ledger import RemoteLedger
-    from smartcity.suite import OPERATOR_ORG
+    from smartcity.demo import OPERATOR_ORG
 
     suite = SuiteHome(home)
     try:

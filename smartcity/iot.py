@@ -41,8 +41,9 @@ from iot_gateway.simulator import (
 from iot_gateway.simulator.messages import with_suite_keys
 from iot_gateway.source import BrokerAddress
 from services.common.ledger import DEFAULT_TTL_BLOCKS, EmbeddedLedger, LedgerPort
+from smartcity.demo import OPERATOR_ORG
 from smartcity.logs import redact
-from smartcity.suite import OPERATOR_ORG, Suite
+from smartcity.suite import Suite
 
 log = logging.getLogger(__name__)
 

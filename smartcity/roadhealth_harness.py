@@ -28,11 +28,12 @@ from chain.auth import mint_token
 from chain.client import ChainClient, Identity
 from chain.crypto import SigningKey, load_key
 from chain.errors import ChainError
-from chain.home import SuiteHome, init_suite
+from chain.home import SuiteHome
 from chain.suites import SuiteKey
 from chain.tx import sign_tx
 from iot_gateway.simulator import Vehicle, build_batch, ingest_body
 from services.common.ledger import DEFAULT_TTL_BLOCKS, LedgerPort, RemoteLedger
+from smartcity.demo import init_suite
 from smartcity.registry import ServiceEntry
 from smartcity.suite import Suite, open_suite, shared_database_url
 

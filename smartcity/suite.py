@@ -16,14 +16,15 @@ from fastapi import FastAPI
 from chain.api import create_app as chain_app
 from chain.cluster import Cluster, open_cluster
 from chain.db import collect_engines, node_database_url, sqlite_url
-from chain.home import SuiteHome, init_suite
+from chain.home import SuiteHome
 from chain.node import Node
 from services.common.context import ServiceContext
 from services.common.ledger import EmbeddedLedger
+from smartcity.demo import OPERATOR_ORG as OPERATOR_ORG
+from smartcity.demo import init_suite
 from smartcity.registry import SERVICES, ServiceEntry
 
 log = logging.getLogger(__name__)
-OPERATOR_ORG = "bsn-operator"
 DEMO_CHAIN_PREFIX = "smartcity-demo"
 
 

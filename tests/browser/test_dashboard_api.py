@@ -12,8 +12,8 @@ from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from chain.home import init_suite
 from smartcity.dashboard import DEMO_MARKER, mount_dashboard
+from smartcity.demo import init_suite
 from smartcity.suite import open_suite
 
 

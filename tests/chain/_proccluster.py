@@ -32,9 +32,9 @@ from chain.auth import AUDIENCE_CHAIN, mint_token
 from chain.client import ChainClient, Identity
 from chain.errors import ClientError
 from chain.genesis import Genesis
-from chain.home import init_suite
 from chain.suites import load_any_key
 from chain.tx import Tx, sign_tx
+from smartcity.demo import init_suite
 
 from ..conftest import free_port, fresh_database_url
 from ._netproxy import NetProxy

@@ -12,11 +12,12 @@ from chain.cluster import Cluster, open_cluster
 from chain.consensus.effects import Timeouts
 from chain.crypto import SigningKey
 from chain.genesis import Genesis
-from chain.home import SuiteHome, init_suite
+from chain.home import SuiteHome
 from chain.light import verify_bundle
 from chain.suites import SuiteKey
 from chain.tx import Tx, sign_tx
 from chain.types import Height, Round
+from smartcity.demo import init_suite
 
 from ..conftest import fresh_database_url
 

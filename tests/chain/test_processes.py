@@ -22,9 +22,10 @@ import pytest
 from chain.client import ChainClient, Identity
 from chain.errors import ClientError
 from chain.genesis import Genesis
-from chain.home import SuiteHome, init_suite
+from chain.home import SuiteHome
 from chain.light import verify_bundle
 from chain.tx import sign_tx
+from smartcity.demo import init_suite
 
 from ..conftest import free_port, fresh_database_url
 from ._blocks import wait_all_committed

@@ -14,8 +14,9 @@ import pytest
 
 from chain.client import ChainClient, Identity
 from chain.errors import ClientError
-from chain.home import SuiteHome, init_suite
+from chain.home import SuiteHome
 from chain.tx import sign_tx
+from smartcity.demo import init_suite
 
 from ..conftest import free_port
 from ._blocks import wait_all_committed

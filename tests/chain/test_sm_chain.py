@@ -23,7 +23,7 @@ from chain.db import make_engine
 from chain.encoding import b64url, canonical, from_b64url
 from chain.errors import GenesisError, ProofError, TxRejected
 from chain.genesis import Genesis, load_genesis, parse_genesis
-from chain.home import SuiteHome, init_suite, load_node_home
+from chain.home import SuiteHome, load_node_home
 from chain.ledger import Ledger
 from chain.light import verify_bundle
 from chain.node import Node
@@ -33,6 +33,7 @@ from chain.suites import SUITE_NAMES, load_any_key, suite_for
 from chain.suites.hashing import _check_tree, trees_for
 from chain.tx import VERIFIED, SmTx, Tx, sign_tx, tx_from_json
 from smartcity.cli import main
+from smartcity.demo import init_suite
 
 SM = suite_for("sm2-sm3")
 SM_KEYS = [SM.key_from_seed(bytes([i + 1]) * 32) for i in range(4)]

@@ -28,11 +28,12 @@ from chain.consensus.tcp import Peer, TcpTransport
 from chain.consensus.tls import Links, PlaintextLinks, TlsLinks
 from chain.crypto import SigningKey
 from chain.errors import ChainError
-from chain.home import init_suite, load_node_home
+from chain.home import load_node_home
 from chain.server import open_node
 from chain.tx import Tx, sign_tx
 from chain.types import BlockHash, Height, PublicKey, Round
 from smartcity.cli import main
+from smartcity.demo import init_suite
 
 from ..conftest import free_port
 from ._netproxy import NetProxy

@@ -16,12 +16,13 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from chain.home import SuiteHome, init_suite, load_node_home
+from chain.home import SuiteHome, load_node_home
 from chain.light import verify_bundle
 from chain.server import RunningNode, open_node
 from chain.tx import sign_tx
 from smartcity.backup import MANIFEST
 from smartcity.cli import main
+from smartcity.demo import init_suite
 
 from ..conftest import fresh_database_url
 

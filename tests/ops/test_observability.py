@@ -20,11 +20,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from chain.client import ChainClient, Identity
 from chain.crypto import SigningKey
 from chain.genesis import Genesis
-from chain.home import init_suite, load_node_home
+from chain.home import load_node_home
 from chain.node import Node
 from chain.server import RunningNode, open_node
 from services.common.context import ServiceContext
 from services.common.ledger import EmbeddedLedger, LedgerPort, RemoteLedger
+from smartcity.demo import init_suite
 from smartcity.logs import JsonFormatter, RedactingFilter, default_format
 from smartcity.ops import instrument_service
 

@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from chain.home import init_suite
 from smartcity.cli import main
+from smartcity.demo import init_suite
 from smartcity.settings import DEMO_MARKER, ConfigError, apply_to_environ, load_settings
 
 PG = "postgresql+psycopg://{user}:{password}@db.example:5432/city"
