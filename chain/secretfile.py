@@ -33,13 +33,3 @@ def fill_password(url: str, *, url_name: str, file_variable: str) -> str:
             f"cannot read the password file {path} ({file_variable}): {exc.strerror}"
         ) from exc
     return url.replace(PLACEHOLDER, quote(password, safe=""))
-
-
-def mqtt_url_from_env() -> str | None:
-    """SMARTCITY_MQTT_URL, with `{password}` filled from SMARTCITY_MQTT_PASSWORD_FILE."""
-    url = os.environ.get("SMARTCITY_MQTT_URL")
-    if not url:
-        return None
-    return fill_password(
-        url, url_name="SMARTCITY_MQTT_URL", file_variable="SMARTCITY_MQTT_PASSWORD_FILE"
-    )

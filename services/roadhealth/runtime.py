@@ -7,8 +7,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from chain.secretfile import mqtt_url_from_env
 from services.common.context import ServiceContext
+from services.common.mqtt import mqtt_url_from_env
 from services.common.runtime import ServiceRuntime
 from services.roadhealth.assessment.condition import ChangeRules
 from services.roadhealth.assessment.windows import LiveClassifier, Thresholds, default_classifier

@@ -101,9 +101,9 @@ def test_every_mqtt_client_in_compose_logs_in_with_its_own_password_file() -> No
 
 
 def test_broker_password_comes_from_a_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from chain.secretfile import mqtt_url_from_env
     from iot_gateway.errors import ConfigError
     from iot_gateway.source import BrokerAddress
+    from services.common.mqtt import mqtt_url_from_env
 
     secret = tmp_path / "pw"
     secret.write_text("s3cr@t\n")
