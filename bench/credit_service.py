@@ -49,12 +49,10 @@ from services.credit.models import FeatureRow, FeatureVectorRow
 from services.credit.scoring.artefact import load_model, save_model
 from services.credit.scoring.dataset import labelled_from_frame, read_labelled_csv
 from smartcity.ops import settle_heap
-from smartcity.registry import ServiceEntry
+from smartcity.registry import CREDIT
 from smartcity.suite import open_suite
 
-ENTRY = ServiceEntry(
-    "credit", "services.credit.app:create_app", "services.credit.contract:CreditContract"
-)
+ENTRY = CREDIT
 DEV_DATA = Path("/work/shared/data/credit/polish_bankruptcy_1year_dev.csv")
 N_BATCH = int(os.environ.get("CREDIT_BENCH_SMES", "10000"))
 N_SINGLE = 200

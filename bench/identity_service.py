@@ -37,12 +37,10 @@ from services.common.ledger import LedgerPort, call
 from services.identity import verification
 from services.identity.schemas import IssueIn
 from services.identity.service import issue
-from smartcity.registry import ServiceEntry
+from smartcity.registry import IDENTITY
 from smartcity.suite import Suite, open_suite
 
-ENTRY = ServiceEntry(
-    "identity", "services.identity.app:create_app", "services.identity.contract:IdentityContract"
-)
+ENTRY = IDENTITY
 SCHEMA = {
     "type": "object",
     "properties": {

@@ -2,103 +2,179 @@
 
 Every command lives in a module of its own, imported only when that command runs: `--help`
 (and each command's `--help`) answers without loading the node, the services, SQLAlchemy,
-FastAPI, pandas or scikit-learn. `COMMANDS` names each command's module and the one line that
-`smartcity --help` shows for it (a test checks that line against the command's own help).
+FastAPI, pandas or scikit-learn. `COMMANDS` holds, for each command, a function that imports
+and returns it (typed, so mypy sees every command) and the one line that `smartcity --help`
+shows for it (a test checks that line against the command's own help).
 """
 
 from __future__ import annotations
 
-import importlib
 import os
-import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import NamedTuple
 
 import click
 
-DATA = Path("data")
-HOME_OPTION = click.option(
-    "--home",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DATA,
-    show_default=True,
-    help="The suite folder made by `smartcity init` (or `smartcity up`).",
-)
 
-# name -> ("module:attribute", the first paragraph of the command's help)
-COMMANDS: dict[str, tuple[str, str]] = {
-    "anchor": (
-        "smartcity.cli_proofs:anchor",
-        "Anchor files' SHA-256 hashes on the chain and save each file's proof bundle.",
+class LazyCommand(NamedTuple):
+    """A command imported when it runs, and the line `smartcity --help` shows for it meanwhile."""
+
+    load: Callable[[], click.Command]  # imports the command's module and returns the command
+    summary: str  # the first paragraph of the command's own help (a test compares them)
+
+
+# Each loader imports one command's module when called; typed, so mypy checks every command
+def _anchor() -> click.Command:
+    from smartcity.cli_proofs import anchor
+
+    return anchor
+
+
+def _backup() -> click.Command:
+    from smartcity.cli_backup import backup_command
+
+    return backup_command
+
+
+def _credit() -> click.Command:
+    from services.credit.cli import credit
+
+    return credit
+
+
+def _device() -> click.Command:
+    from smartcity.devices import device
+
+    return device
+
+
+def _gateway() -> click.Command:
+    from smartcity.cli_gateway import gateway
+
+    return gateway
+
+
+def _gov() -> click.Command:
+    from smartcity.gov import gov
+
+    return gov
+
+
+def _init() -> click.Command:
+    from smartcity.cli_suite import init
+
+    return init
+
+
+def _node() -> click.Command:
+    from smartcity.cli_suite import node
+
+    return node
+
+
+def _restore() -> click.Command:
+    from smartcity.cli_backup import restore_command
+
+    return restore_command
+
+
+def _road() -> click.Command:
+    from services.roadhealth.cli import road
+
+    return road
+
+
+def _service() -> click.Command:
+    from smartcity.cli_suite import service
+
+    return service
+
+
+def _sim() -> click.Command:
+    from smartcity.cli_sim import sim
+
+    return sim
+
+
+def _token() -> click.Command:
+    from smartcity.cli_token import token
+
+    return token
+
+
+def _up() -> click.Command:
+    from smartcity.cli_suite import up
+
+    return up
+
+
+def _vc() -> click.Command:
+    from services.identity.cli import vc
+
+    return vc
+
+
+def _verify_proof() -> click.Command:
+    from smartcity.cli_proofs import verify_proof
+
+    return verify_proof
+
+
+COMMANDS: dict[str, LazyCommand] = {
+    "anchor": LazyCommand(
+        _anchor, "Anchor files' SHA-256 hashes on the chain and save each file's proof bundle."
     ),
-    "backup": (
-        "smartcity.cli_backup:backup_command",
-        "Write a consistent, verifiable snapshot of a node's data to one file.",
+    "backup": LazyCommand(
+        _backup, "Write a consistent, verifiable snapshot of a node's data to one file."
     ),
-    "credit": ("services.credit.cli:credit", "SME credit models: train and evaluate."),
-    "device": (
-        "smartcity.devices:device",
+    "credit": LazyCommand(_credit, "SME credit models: train and evaluate."),
+    "device": LazyCommand(
+        _device,
         "Road sensors on the chain: register, suspend, reinstate (signed by the road authority).",
     ),
-    "gateway": (
-        "smartcity.cli_gateway:gateway",
-        "The IoT gateway: MQTT in, checked, stored, anchored, forwarded to road-health.",
+    "gateway": LazyCommand(
+        _gateway, "The IoT gateway: MQTT in, checked, stored, anchored, forwarded to road-health."
     ),
-    "gov": (
-        "smartcity.gov:gov",
-        "Governance: the committee admits organisations, validators, contracts and issuers.",
+    "gov": LazyCommand(
+        _gov, "Governance: the committee admits organisations, validators, contracts and issuers."
     ),
-    "init": (
-        "smartcity.cli_suite:init",
+    "init": LazyCommand(
+        _init,
         "Create keys, genesis and node homes, with the demo organisations of the applications.",
     ),
-    "node": ("smartcity.cli_suite:node", "Run one node and its API."),
-    "restore": (
-        "smartcity.cli_backup:restore_command",
+    "node": LazyCommand(_node, "Run one node and its API."),
+    "restore": LazyCommand(
+        _restore,
         "Verify a backup (manifest, hashes, chain, state root) and restore it into a new home.",
     ),
-    "road": (
-        "services.roadhealth.cli:road",
-        "Road health analytics: roughness (IRI) and surface anomaly classification.",
+    "road": LazyCommand(
+        _road, "Road health analytics: roughness (IRI) and surface anomaly classification."
     ),
-    "service": (
-        "smartcity.cli_suite:service",
-        "Run one application service as its own process, against a remote chain node.",
+    "service": LazyCommand(
+        _service, "Run one application service as its own process, against a remote chain node."
     ),
-    "sim": (
-        "smartcity.cli_sim:sim",
+    "sim": LazyCommand(
+        _sim,
         "Run the consensus in the deterministic simulator; exit 1 with a replay line on failure.",
     ),
-    "token": (
-        "smartcity.cli_token:token",
-        "Print a short-lived bearer JWT signed with ORG's registered key.",
+    "token": LazyCommand(
+        _token, "Print a short-lived bearer JWT signed with ORG's registered key."
     ),
-    "up": (
-        "smartcity.cli_suite:up",
-        "Run the whole suite in one process (initialising DATA on first run).",
+    "up": LazyCommand(_up, "Run the whole suite in one process (initialising DATA on first run)."),
+    "vc": LazyCommand(
+        _vc, "Issue and verify VC-JOSE, SD-JWT and VC-COSE credentials (vc-jose-cose-test-suite)."
     ),
-    "vc": (
-        "services.identity.cli:vc",
-        "Issue and verify VC-JOSE, SD-JWT and VC-COSE credentials (vc-jose-cose-test-suite).",
-    ),
-    "verify-proof": (
-        "smartcity.cli_proofs:verify_proof",
+    "verify-proof": LazyCommand(
+        _verify_proof,
         "Verify a proof bundle offline; exit 0 and say what it proves, or exit 1 and say why not.",
     ),
 }
 
 
-def fail(message: str, code: int = 1) -> NoReturn:
-    """Print `error: MESSAGE` to stderr and exit with CODE."""
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
 def load_command(name: str) -> click.Command:
     """Import the module of command NAME and return the command."""
-    module_name, _, attr = COMMANDS[name][0].partition(":")
-    command: click.Command = getattr(importlib.import_module(module_name), attr)
-    return command
+    return COMMANDS[name].load()
 
 
 class LazyGroup(click.Group):
@@ -121,7 +197,7 @@ class LazyGroup(click.Group):
         rows = []
         for name in names:
             if name in COMMANDS:
-                stand_in = click.Command(name, help=COMMANDS[name][1])
+                stand_in = click.Command(name, help=COMMANDS[name].summary)
                 rows.append((name, stand_in.get_short_help_str(limit)))
             else:
                 command = super().get_command(ctx, name)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from chain.errors import ChainError
-from smartcity.cli import fail
+from smartcity.cli_common import fail
 
 
 @click.command("backup")

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sys
 import time
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 import click
 
@@ -24,27 +23,15 @@ from chain.genesis import load_genesis
 from chain.light import verify_bundle
 from chain.strict_json import parse_bundle
 from chain.tx import sign_tx
+from smartcity.cli_common import HOME_OPTION, fail
 from smartcity.proofs import Explained, explain
-
-DATA = Path("data")
-
-
-def _fail(message: str, code: int = 1) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
 
 
 @click.command()
 @click.argument(
     "files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path)
 )
-@click.option(
-    "--home",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DATA,
-    show_default=True,
-    help="The suite folder made by `smartcity init` (or `smartcity up`).",
-)
+@HOME_OPTION
 @click.option("--as", "org", required=True, help="Organisation that signs the anchor.")
 @click.option(
     "--label",
@@ -75,7 +62,7 @@ def anchor(
         key, genesis = suite.org_key(org), suite.genesis()
         url = node_url or suite.api_url()
     except ChainError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     records = []
     for path in files:
         records.append(file_hash(path))
@@ -99,14 +86,14 @@ def anchor(
             tx_hash = tx.hash
             if receipt["status"] != "ok":
                 if receipt["code"] != "already_anchored":
-                    _fail(f"anchor failed: {receipt['code']}: {receipt['error']}")
+                    fail(f"anchor failed: {receipt['code']}: {receipt['error']}")
                 tx_hash = client.state("anchors", f"root:{org}:{root}")
                 click.echo(
                     f"these files were already anchored by {tx_hash}; using that anchor", err=True
                 )
             bundle = client.proof(tx_hash)
         except ChainError as exc:
-            _fail(str(exc))
+            fail(str(exc))
     leaves = [merkle.leaf_hash(r) for r in records]
     for index, path in enumerate(files):
         record = {
@@ -179,16 +166,16 @@ def verify_proof(
     try:
         trusted = load_genesis(genesis)
     except ChainError as exc:
-        _fail(printable(str(exc)), 2)
+        fail(printable(str(exc)), 2)
     anchor = _trust_anchor(trust, checkpoint, trusting_period_h)
     try:
         document = parse_bundle(bundle.read_bytes())
     except (OSError, ChainError) as exc:
-        _fail(printable(f"INVALID: {bundle} is not a JSON proof bundle: {exc}"))
+        fail(printable(f"INVALID: {bundle} is not a JSON proof bundle: {exc}"))
     try:
         proven = verify_bundle(document, trusted, anchor)
     except ChainError as exc:
-        _fail(printable(f"INVALID: {exc}"))
+        fail(printable(f"INVALID: {exc}"))
     told = explain(document, proven, trusted)
     lines = [f"VALID: {told.sentence}"]
     if anchor is not None:
@@ -198,7 +185,7 @@ def verify_proof(
         digest = file_hash(file_).hex()
         # Verify the file is the proven record
         if proven.facts.get("record") != digest:
-            _fail(
+            fail(
                 f"INVALID: {file_} has sha256 {digest},"
                 f" the bundle proves {light.shown(proven.facts.get('record'))}"
             )
@@ -245,21 +232,21 @@ def _trust_anchor(
     """The --trust anchor, with the --checkpoint block's header and certificate if given."""
     if trust is None:
         if checkpoint is not None:
-            _fail(
+            fail(
                 "--checkpoint needs --trust HEIGHT:HASH (the checkpoint's hash is what pins it)", 2
             )
         return None
     try:
         height, digest = light.parse_trust(trust)
     except ValueError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     header = certificate = None
     if checkpoint is not None:
         try:
             block: Any = parse_bundle(checkpoint.read_bytes())
             header, certificate = block["header"], block["certificate"]
         except (OSError, ChainError, KeyError, TypeError) as exc:
-            _fail(printable(f"{checkpoint} is not a block (GET /v1/blocks/{{height}}): {exc}"), 2)
+            fail(printable(f"{checkpoint} is not a block (GET /v1/blocks/{{height}}): {exc}"), 2)
     return light.Trust(
         height=height,
         hash=digest,

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 import click
 
 from chain.errors import ChainError
-from smartcity.cli import DATA, HOME_OPTION, fail
-from smartcity.registry import SERVICES
+from smartcity.cli_common import DATA, HOME_OPTION, fail
+from smartcity.registry import SERVICES, genesis_contracts
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -83,7 +83,7 @@ def init(
             validators=validators,
             observers=observers,
             chain_id=chain_id or demo_chain_id(),
-            contracts=[(e.name, e.contract) for e in SERVICES if e.contract],
+            contracts=genesis_contracts(SERVICES),
             container_network=container_network,
             p2p_plaintext=p2p_plaintext,
             crypto=crypto,
@@ -307,12 +307,11 @@ def _service_context(name: str, home: Path, node_url: str) -> ServiceContext:
 
 def _service_app(name: str, home: Path, node_url: str) -> FastAPI:
     from smartcity.ops import instrument_service
-    from smartcity.suite import _import
 
     entry = next(e for e in SERVICES if e.name == name)
     context = _service_context(name, home, node_url)
     try:
-        app: FastAPI = _import(entry.app)(context)
+        app = entry.app()(context)
         instrument_service(app, context)
     except ChainError as exc:
         fail(str(exc))

@@ -8,7 +8,7 @@ import click
 
 from chain.auth import AUDIENCE_CHAIN, DEFAULT_TTL_S, MAX_TTL_S, AuthError, mint_token
 from chain.errors import ChainError
-from smartcity.cli import HOME_OPTION, fail
+from smartcity.cli_common import HOME_OPTION, fail
 from smartcity.registry import SERVICES
 
 # What a token may be for: a node's API and each service the suite mounts (smartcity.registry)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from smartcity.cli import HOME_OPTION
+from smartcity.cli_common import HOME_OPTION
 
 
 @click.group()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +13,9 @@ from chain.client import ChainClient, Identity
 from chain.contracts.governance import ACTIONS
 from chain.errors import ChainError
 from chain.tx import sign_tx
+from smartcity.cli_common import HOME_OPTION, fail
 
-DATA = Path("data")
 EXPIRY_BLOCKS = 100
-
-
-def _fail(message: str) -> None:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(1)
 
 
 def submit(
@@ -44,9 +38,9 @@ def submit(
             )
             receipt = client.submit_and_wait(tx)
     except ChainError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if receipt["status"] != "ok":
-        _fail(f"{contract}.{method} refused by the chain: {receipt['code']}: {receipt['error']}")
+        fail(f"{contract}.{method} refused by the chain: {receipt['code']}: {receipt['error']}")
     return receipt
 
 
@@ -59,9 +53,9 @@ def _read_proposal(home: Path, org: str, node_url: str | None, proposal: str) ->
         with ChainClient(node_url or suite.api_url(), identity=identity) as client:
             value = client.state("governance", f"proposal:{proposal}", verify_with=suite.genesis())
     except ChainError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if value is None:
-        _fail(f"no proposal {proposal} on the chain")
+        fail(f"no proposal {proposal} on the chain")
     return dict(value)
 
 
@@ -83,13 +77,6 @@ def _summary(pid: str, proposal: dict[str, Any]) -> str:
     )
 
 
-HOME = click.option(
-    "--home",
-    type=click.Path(file_okay=False, path_type=Path),
-    default=DATA,
-    show_default=True,
-    help="The suite folder made by `smartcity init` (or `smartcity up`).",
-)
 AS_ORG = click.option("--as", "org", required=True, help="Committee member that signs.")
 NODE = click.option("--node", "node_url", default=None, help="Node API URL (default: the suite's).")
 
@@ -103,7 +90,7 @@ def gov() -> None:
 @click.argument("action", type=click.Choice(sorted(ACTIONS)))
 @click.argument("params")
 @click.option("--ttl-blocks", type=click.IntRange(1), default=10_000, show_default=True)
-@HOME
+@HOME_OPTION
 @AS_ORG
 @NODE
 def propose(
@@ -119,9 +106,9 @@ def propose(
     try:
         parsed = json.loads(params)
     except json.JSONDecodeError as exc:
-        _fail(f"PARAMS is not JSON: {exc.msg} at character {exc.pos}")
+        fail(f"PARAMS is not JSON: {exc.msg} at character {exc.pos}")
     if not isinstance(parsed, dict):
-        _fail("PARAMS must be a JSON object")
+        fail("PARAMS must be a JSON object")
     args = {"action": action, "params": parsed, "ttl_blocks": ttl_blocks}
     receipt = submit(home, org, node_url, "governance", "propose", args)
     pid = str(receipt["tx"])
@@ -132,7 +119,7 @@ def propose(
 @gov.command()
 @click.argument("proposal", callback=_proposal_id)
 @click.option("--reject", is_flag=True, help="Vote against (default: approve).")
-@HOME
+@HOME_OPTION
 @AS_ORG
 @NODE
 def vote(proposal: str, reject: bool, home: Path, org: str, node_url: str | None) -> None:
@@ -140,14 +127,14 @@ def vote(proposal: str, reject: bool, home: Path, org: str, node_url: str | None
     # Verify the proposal exists and is still open: a closed one takes no more votes
     current = _read_proposal(home, org, node_url, proposal)
     if current["status"] != "open":
-        _fail(f"{_summary(proposal, current)}: it takes no more votes")
+        fail(f"{_summary(proposal, current)}: it takes no more votes")
     submit(home, org, node_url, "governance", "vote", {"proposal": proposal, "approve": not reject})
     click.echo(_summary(proposal, _read_proposal(home, org, node_url, proposal)))
 
 
 @gov.command()
 @click.argument("proposal", callback=_proposal_id)
-@HOME
+@HOME_OPTION
 @click.option("--as", "org", default="regulator", show_default=True, help="Who reads.")
 @NODE
 def show(proposal: str, home: Path, org: str, node_url: str | None) -> None:

@@ -36,7 +36,7 @@ from smartcity.settings import Settings, apply_to_environ, load_settings
 
 if TYPE_CHECKING:
     from iot_gateway.gateway import Gateway
-    from smartcity.suite import Suite
+    from smartcity.composition import Suite
 
 # Rows of a service's own tables worth watching, exposed as gauges: name -> (table, help)
 SERVICE_GAUGES: dict[str, dict[str, tuple[str, str]]] = {

@@ -34,14 +34,10 @@ from chain.tx import sign_tx
 from iot_gateway.simulator import Vehicle, build_batch, ingest_body
 from services.common.ledger import DEFAULT_TTL_BLOCKS, LedgerPort, RemoteLedger
 from smartcity.demo import init_suite
-from smartcity.registry import ServiceEntry
+from smartcity.registry import ROADHEALTH, genesis_contracts
 from smartcity.suite import Suite, open_suite, shared_database_url
 
-ENTRY = ServiceEntry(
-    "roadhealth",
-    "services.roadhealth.app:create_app",
-    "services.roadhealth.contract:RoadHealthContract",
-)
+ENTRY = ROADHEALTH
 
 
 @dataclass
@@ -293,7 +289,7 @@ class ProcessStack:
     def start_node(self, *, wait: bool = True) -> str:
         """Create the suite (one validator, the roadhealth contract) and run its node."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        init_suite(self.suite, contracts=[(ENTRY.name, ENTRY.contract or "")])
+        init_suite(self.suite, contracts=genesis_contracts([ENTRY]))
         path = self.suite / "nodes" / "validator-0" / "node.json"
         config = json.loads(path.read_text())
         config["port"], config["p2p_port"] = self.free_port(), self.free_port()

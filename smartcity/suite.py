@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import secrets
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from fastapi import FastAPI
 
 from chain.api import create_app as chain_app
-from chain.cluster import Cluster, open_cluster
+from chain.cluster import open_cluster
 from chain.db import collect_engines, node_database_url, sqlite_url
 from chain.home import SuiteHome
-from chain.node import Node
 from services.common.context import ServiceContext
 from services.common.ledger import EmbeddedLedger
+from smartcity.composition import Suite as Suite
+from smartcity.dashboard import mount_dashboard
 from smartcity.demo import OPERATOR_ORG as OPERATOR_ORG
 from smartcity.demo import init_suite
-from smartcity.registry import SERVICES, ServiceEntry
+from smartcity.ops import instrument_suite
+from smartcity.registry import SERVICES, ServiceEntry, genesis_contracts
 
 log = logging.getLogger(__name__)
 DEMO_CHAIN_PREFIX = "smartcity-demo"
@@ -32,25 +30,6 @@ def demo_chain_id() -> str:
     """A chain id of its own for each demo chain, so a bundle from another demo chain is told
     apart by its chain id before any signature is checked."""
     return f"{DEMO_CHAIN_PREFIX}-{secrets.token_hex(3)}"
-
-
-@dataclass
-class Suite:
-    app: FastAPI
-    cluster: Cluster
-    data: Path
-    created: bool
-    services: dict[str, FastAPI] = field(default_factory=dict)
-
-    @property
-    def node(self) -> Node:
-        """The validator the services and the /chain API use."""
-        return self.cluster.nodes["validator-0"]
-
-
-def _import(path: str) -> Any:
-    module, _, attr = path.partition(":")
-    return getattr(importlib.import_module(module), attr)
 
 
 def shared_database_url(
@@ -94,7 +73,7 @@ def open_suite(
                 observers=observers,
                 chain_id=demo_chain_id(),
                 api_url=f"http://{host}:{port}/chain",
-                contracts=[(e.name, e.contract) for e in entries if e.contract],
+                contracts=genesis_contracts(entries),
                 crypto=crypto,
             )
         base = database_url or os.environ.get("SMARTCITY_DATABASE_URL")
@@ -119,15 +98,14 @@ def open_suite(
                 operator_org=OPERATOR_ORG,
                 operator_key=operator_key,
             )
-            factory: Callable[[ServiceContext], FastAPI] = _import(entry.app)
-            service = factory(context)
+            service = entry.app()(context)
             suite.services[entry.name] = service
             app.mount(f"/{entry.name}", service)
             contexts[entry.name] = context
         # One /metrics, /healthz and /readyz for the whole process (docs/operations.md)
-        _import("smartcity.ops:instrument_suite")(suite, contexts)
+        instrument_suite(suite, contexts)
 
-    _import("smartcity.dashboard:mount_dashboard")(app, suite)
+    mount_dashboard(app, suite)
 
     def close() -> None:
         cluster.stop()

@@ -41,7 +41,7 @@ from smartcity.dashboard import explore
 from smartcity.proofs import explain
 
 if TYPE_CHECKING:
-    from smartcity.suite import Suite
+    from smartcity.composition import Suite
 
 STATIC = Path(__file__).parent / "static"
 DEMO_MARKER = Path("dashboard") / "demo-mode"

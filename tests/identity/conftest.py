@@ -190,15 +190,10 @@ def identity(tmp_path: Any, db_url: str) -> Any:
     """The suite (validator + identity service) on a fresh data dir, served by a TestClient."""
     from fastapi.testclient import TestClient
 
-    from smartcity.registry import ServiceEntry
+    from smartcity.registry import IDENTITY
     from smartcity.suite import open_suite
 
-    entry = ServiceEntry(
-        "identity",
-        "services.identity.app:create_app",
-        "services.identity.contract:IdentityContract",
-    )
-    suite = open_suite(tmp_path / "data", database_url=db_url, services=[entry])
+    suite = open_suite(tmp_path / "data", database_url=db_url, services=[IDENTITY])
     with TestClient(suite.app) as client:
         yield IdentityHarness(suite, client)
 

@@ -25,17 +25,12 @@ def running_identity(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """One suite for the module: schemathesis calls every operation against it."""
     from fastapi.testclient import TestClient
 
-    from smartcity.registry import ServiceEntry
+    from smartcity.registry import IDENTITY
     from smartcity.suite import open_suite
 
     data = Path(tmp_path_factory.mktemp("identity-openapi"))
-    entry = ServiceEntry(
-        "identity",
-        "services.identity.app:create_app",
-        "services.identity.contract:IdentityContract",
-    )
     suite = open_suite(
-        data / "data", database_url=f"sqlite:///{data / 'db.sqlite'}", services=[entry]
+        data / "data", database_url=f"sqlite:///{data / 'db.sqlite'}", services=[IDENTITY]
     )
     with TestClient(suite.app):
         yield suite

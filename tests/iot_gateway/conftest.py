@@ -28,14 +28,8 @@ from iot_gateway.gateway import Gateway, GatewaySettings
 from iot_gateway.simulator import Network
 from iot_gateway.source import BrokerAddress, new_client
 from services.common.ledger import EmbeddedLedger, call
-from smartcity.registry import ServiceEntry
+from smartcity.registry import ROADHEALTH
 from smartcity.suite import open_suite
-
-ROADHEALTH = ServiceEntry(
-    "roadhealth",
-    "services.roadhealth.app:create_app",
-    "services.roadhealth.contract:RoadHealthContract",
-)
 
 
 def start_private_broker(folder: Path) -> LocalBroker:

@@ -23,14 +23,12 @@ from services.credit import sdk, synthetic_statements, training_frame
 from services.credit.scoring.artefact import read_metadata, save_model
 from services.credit.scoring.dataset import labelled_from_frame
 from services.credit.scoring.training import TrainingConfig, train
-from smartcity.registry import ServiceEntry
+from smartcity.registry import CREDIT
 from smartcity.suite import Suite, open_suite
 
 from ...conftest import fresh_database_url
 
-ENTRY = ServiceEntry(
-    "credit", "services.credit.app:create_app", "services.credit.contract:CreditContract"
-)
+ENTRY = CREDIT
 FAST = TrainingConfig(seed=7, cv_folds=0, calibration_folds=3, max_iter=40)
 
 
