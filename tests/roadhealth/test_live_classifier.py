@@ -9,7 +9,12 @@ from dataclasses import replace
 import numpy as np
 
 from services.roadhealth.analytics.anomaly import load_classifier, resample, train_classifier
-from services.roadhealth.analytics.ensemble import EnsembleClassifier, load_any_classifier
+from services.roadhealth.analytics.ensemble import (
+    GATE_N_KERNELS,
+    EnsembleClassifier,
+    default_kernels,
+    load_any_classifier,
+)
 from services.roadhealth.analytics.profile import (
     Anomaly,
     estimate_gd_n0_for_iri,
@@ -49,6 +54,19 @@ def test_the_live_model_is_the_gate_and_names_itself_in_each_event_it_judges() -
     assert event.model == gate.model_id and event.surface == "potholes"
     assert event.p_anomaly is not None and event.p_anomaly >= 0.5
     assert event.reported and event.as_json()["reported"] is True
+
+
+def test_the_shipped_gate_model_holds_the_kernels_its_training_draws() -> None:
+    # The model file and the code that trains it agree (GATE_N_KERNELS changed without a
+    # retrained model would judge with other kernels than `train-classifier --pieces` draws)
+    gate = load_any_classifier(GATE_CLASSIFIER)
+    assert isinstance(gate, EnsembleClassifier)
+    drawn = default_kernels(gate.rate_hz, GATE_N_KERNELS)
+    assert gate.kernels.lengths.size == GATE_N_KERNELS == 1000
+    assert np.array_equal(gate.kernels.weights, drawn.weights)
+    assert np.array_equal(gate.kernels.dilation, drawn.dilation)
+    assert np.array_equal(gate.kernels.padded, drawn.padded)
+    assert gate.kernel.coef.shape == (len(gate.classes), 2 * GATE_N_KERNELS)
 
 
 def test_a_classifier_that_sees_plain_road_vetoes_the_pothole_report() -> None:
