@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue
+from pydantic import BaseModel, ConfigDict, Field
+
+from chain.json_types import JsonObject, JsonObjectAsIs
 
 HEX32 = r"^[0-9a-f]{64}$"
-# A JSON object answered as it is kept: a telemetry payload as its device signed it, an alert's
-# data, a chain event's data, a proof bundle (docs/protocol.md, checked by chain.light)
-JsonObject = dict[str, JsonValue]
+# JsonObject: a JSON object answered as it is kept: a telemetry payload as its device signed it,
+# an alert's data, a chain event's data, a proof bundle (docs/protocol.md, checked by chain.light)
 MAX_BATCH = 5000
 
 
@@ -26,7 +27,9 @@ class BatchRef(Strict):
 
 class IngestMessage(Strict):
     topic: str = Field(min_length=1, max_length=256)
-    payload: dict[str, Any]
+    # As the device signed it: checked to be an object here, its members by the domain (a
+    # JsonObjectAsIs, as checking each member here would cost every message of a batch)
+    payload: JsonObjectAsIs
     leaf_index: int = Field(ge=0, le=MAX_BATCH)
     hash: str = Field(pattern=HEX32)
 
@@ -57,7 +60,7 @@ class IngestResponse(BaseModel):
 class SignedTxRequest(Strict):
     """A transaction the road authority signed itself (see docs/roadhealth.md)."""
 
-    tx: dict[str, Any]
+    tx: JsonObjectAsIs  # chain.tx's wire form, checked by tx_from_json
 
 
 class ChainEvent(BaseModel):
@@ -210,7 +213,7 @@ class PotholeCollection(BaseModel):
 
 # The body of POST /v1/segments as the document declares it (read raw: the domain checks the
 # geometry and answers 422 malformed_geojson for what this cannot say)
-SEGMENTS_IMPORT_BODY: dict[str, Any] = {
+SEGMENTS_IMPORT_BODY: JsonObject = {
     "required": True,
     "content": {
         media: {
