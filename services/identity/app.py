@@ -16,10 +16,10 @@ from services.common.db import make_session_factory, session_dependency
 from services.common.errors import install_error_handlers
 from services.common.openapi import install_openapi
 from services.identity import models
-from services.identity._vault import Vault, load_or_create_key
 from services.identity.api import build_router
 from services.identity.runtime import Runtime
 from services.identity.service.entries import entry_order_key
+from services.identity.vault import Vault, load_or_create_key
 
 TABLES = (
     models.IssuerKey,

@@ -20,7 +20,7 @@ from services.common.context import ServiceContext
 from services.common.errors import ServiceError
 from services.common.ledger import DEFAULT_TTL_BLOCKS, RemoteLedger
 from services.identity import contract as c
-from services.identity._block_cache import BlockCache, NotKept, memory_only
+from services.identity.block_cache import BlockCache, NotKept, memory_only
 from services.identity.errors import (
     AlreadyExists,
     ChainRefused,

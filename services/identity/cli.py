@@ -67,8 +67,8 @@ def _parse_sd(value: str | None) -> list[str]:
 
 
 def _issue(feature: str, text: str, vm: JsonObject, sd: list[str]) -> str:
-    from services.identity import sd_jwt, vc_cose, vc_jose
-    from services.identity._jose import parse_json_object
+    from services.identity.credentials import sd_jwt, vc_cose, vc_jose
+    from services.identity.credentials.jose import parse_json_object
 
     document = parse_json_object(text.encode("utf-8"), "input")
     key = vm.get("secretKeyJwk")
@@ -90,7 +90,7 @@ def _issue(feature: str, text: str, vm: JsonObject, sd: list[str]) -> str:
 
 
 def _verify(feature: str, text: str, vm: JsonObject) -> str:
-    from services.identity import sd_jwt, vc_cose, vc_jose
+    from services.identity.credentials import sd_jwt, vc_cose, vc_jose
 
     key = vm["publicKeyJwk"]
     token = text.strip()

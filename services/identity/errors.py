@@ -23,7 +23,7 @@ IdentityError                       every identity failure; `code` is stable for
 │   └── UndisclosableClaim          an issuer asked to hide a claim that must stay visible
 ├── KeyBindingError                 the holder's key binding JWT is missing or wrong
 ├── StatusListError                 a Bitstring Status List is malformed or misused
-├── VaultError                      a sealed key cannot be opened (services.identity._vault)
+├── VaultError                      a sealed key cannot be opened (services.identity.vault)
 ├── ProofError                      a zero-knowledge proof does not verify
 │   ├── InvalidProof                the proof's equations do not hold or it is malformed
 │   ├── StatementMismatch           the proof is for a different statement

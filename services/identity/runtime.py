@@ -12,8 +12,8 @@ import jsonschema
 from jwcrypto import jwk
 
 from services.common.runtime import ServiceRuntime
-from services.identity._vault import Vault
 from services.identity.chain import IdentityChain
+from services.identity.vault import Vault
 
 
 @dataclass(frozen=True)

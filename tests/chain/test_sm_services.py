@@ -31,7 +31,7 @@ from iot_gateway.simulator.messages import with_suite_keys
 from iot_gateway.validate import Device, Limits, check_message
 from iot_gateway.wire import sign_payload, telemetry_topic
 from services.credit.contract import CreditContract
-from services.identity._vault import Vault, VaultError, sm4_key
+from services.identity.vault import Vault, VaultError, sm4_key
 from services.roadhealth import wire as road_wire
 from services.roadhealth.contract import RoadHealthContract
 

@@ -17,7 +17,7 @@ from services.identity import (
     sd_jwt,
     sign_compact,
 )
-from services.identity.vc_jose import envelope
+from services.identity.credentials.vc_jose import envelope
 
 NOW = time.time()
 PATHS = [

@@ -8,7 +8,7 @@ import gzip
 import pytest
 
 from services.identity import errors
-from services.identity.status_list import (
+from services.identity.credentials.status_list import (
     MIN_ENTRIES,
     StatusList,
     check_status,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from services.identity import contract as c
-from services.identity._keys import CURVES, check_public_jwk
+from services.identity.credentials.keys import CURVES, check_public_jwk
 from services.identity.errors import (
     AlreadyExists,
     DidDeactivated,

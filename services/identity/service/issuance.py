@@ -11,9 +11,9 @@ from jwcrypto import jwk
 from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
-from services.identity import _vcdm, sd_jwt, status_list, vc_cose, vc_jose, zkp
 from services.identity import contract as c
-from services.identity._jose import to_jwk
+from services.identity.credentials import sd_jwt, status_list, vc_cose, vc_jose, vcdm
+from services.identity.credentials.jose import to_jwk
 from services.identity.errors import (
     BadRequest,
     NotAuthorisedIssuer,
@@ -21,6 +21,7 @@ from services.identity.errors import (
     UnknownType,
 )
 from services.identity.models import CredentialType, IssuedCredential
+from services.identity.proofs import zkp
 from services.identity.runtime import Runtime
 from services.identity.schemas import IssueIn
 from services.identity.service.common import digest_sri, iso, token_hash
@@ -205,7 +206,7 @@ def _sign(
         subject[COMMITMENTS] = commitments
     credential_id = f"urn:uuid:{uuid.uuid4()}"
     document: dict[str, Any] = {
-        "@context": [_vcdm.VC_CONTEXT_V2],
+        "@context": [vcdm.VC_CONTEXT_V2],
         "id": credential_id,
         "type": ["VerifiableCredential", item.type],
         "issuer": c.did_of(org),

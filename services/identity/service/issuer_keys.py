@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.identity import contract as c
-from services.identity._jose import public_jwk
+from services.identity.credentials.jose import public_jwk
 from services.identity.errors import (
     BadRequest,
     DidDeactivated,

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from services.identity import contract as c
-from services.identity import status_list, vc_jose
+from services.identity.credentials import status_list, vc_jose
 from services.identity.errors import (
     AlreadyExists,
     IdentityError,

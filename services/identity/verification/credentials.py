@@ -9,10 +9,15 @@ from sqlalchemy.orm import Session
 from starlette.concurrency import run_in_threadpool
 
 from services.common.ledger import run_reading
-from services.identity import _vcdm, sd_jwt, vc_cose, vc_jose
 from services.identity import contract as c
-from services.identity._block_cache import NoSession, NotKept, memory_only
-from services.identity._jose import Compact, parse_compact, parse_json_object, verify_parsed
+from services.identity.block_cache import NoSession, NotKept, memory_only
+from services.identity.credentials import sd_jwt, vc_cose, vc_jose, vcdm
+from services.identity.credentials.jose import (
+    Compact,
+    parse_compact,
+    parse_json_object,
+    verify_parsed,
+)
 from services.identity.errors import (
     AudienceMismatch,
     CredentialError,
@@ -101,7 +106,7 @@ def _verify_checks(
             kid = compact.header.get("kid")
     except IdentityError as exc:
         raise MalformedToken(f"the credential is not a JWS / SD-JWT / COSE_Sign1: {exc}") from exc
-    report.issuer = _vcdm.id_of(unverified.get("issuer"))
+    report.issuer = vcdm.id_of(unverified.get("issuer"))
     proofs: dict[str, Any] = {}
     vm = read_issuer_key(env, report, kid, proofs)
     if vm is not None:
@@ -149,11 +154,11 @@ def _check_signature(
         report.set("signature", False, f"signature verifies but the credential is not valid: {exc}")
         return
     report.set("signature", True, "the issuer's signature verifies with its on-chain key")
-    report.claims = {k: v for k, v in verified.document.items() if k not in _vcdm.SECURING_CLAIMS}
+    report.claims = {k: v for k, v in verified.document.items() if k not in vcdm.SECURING_CLAIMS}
     signed = verified.document if parsed is None else verified.claims
     report.jwt_times = {k: signed[k] for k in ("exp", "nbf") if k in signed}
     # VCDM 2.0 allows several subjects; the first is the one reported, all are bound
-    report.subjects = _vcdm.subject_ids(report.claims)
+    report.subjects = vcdm.subject_ids(report.claims)
     report.subject = report.subjects[0] if report.subjects else None
     types = [t for t in as_list(report.claims.get("type")) if t != "VerifiableCredential"]
     report.type = types[0] if types else None
@@ -161,7 +166,7 @@ def _check_signature(
 
 def _check_validity(env: Runtime, report: Report) -> None:
     try:
-        _vcdm.check_time({**report.claims, **report.jwt_times}, env.clock(), leeway_s=0)
+        vcdm.check_time({**report.claims, **report.jwt_times}, env.clock(), leeway_s=0)
     except CredentialError as exc:
         report.set("validity_period", False, str(exc))
         return

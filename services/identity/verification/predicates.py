@@ -8,9 +8,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from services.identity import zkp
-from services.identity._jose import json_bytes as canonical_json
+from services.identity.credentials.jose import json_bytes as canonical_json
 from services.identity.errors import IdentityError, ProofError
+from services.identity.proofs import zkp
 from services.identity.runtime import Runtime
 from services.identity.service import COMMITMENTS
 from services.identity.verification.challenges import (

@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from services.identity import contract as c
-from services.identity import sd_jwt, vc_jose
-from services.identity._jose import parse_compact, parse_json_object
+from services.identity.credentials import sd_jwt, vc_jose
+from services.identity.credentials.jose import parse_compact, parse_json_object
 from services.identity.errors import (
     CredentialError,
     DisclosureError,

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from chain.json_types import JsonObject
-from services.identity import _vcdm
-from services.identity._jose import (
+from services.identity.credentials import vcdm
+from services.identity.credentials.jose import (
     Compact,
     KeyLike,
     header_kid,
@@ -23,7 +23,7 @@ from services.identity._jose import (
     to_jwk,
     verify_compact,
 )
-from services.identity._vcdm import EnvelopedCredential, envelope
+from services.identity.credentials.vcdm import EnvelopedCredential, envelope
 from services.identity.errors import AudienceMismatch, NonceMismatch, TokenExpired
 
 CREDENTIAL_TYP = "vc+jwt"
@@ -57,7 +57,7 @@ class VerifiedCredential:
     @property
     def document(self) -> JsonObject:
         """The VCDM document without the JWT claims the securing format added."""
-        return {k: v for k, v in self.claims.items() if k not in _vcdm.SECURING_CLAIMS}
+        return {k: v for k, v in self.claims.items() if k not in vcdm.SECURING_CLAIMS}
 
 
 @dataclass(frozen=True)
@@ -97,7 +97,7 @@ def issue_credential(
     strict: bool = True,
 ) -> str:
     """Sign a credential as `vc+jwt`; `kid` should be the verification method's URL."""
-    claims = _vcdm.credential_claims(credential, issued_at=issued_at, strict=strict)
+    claims = vcdm.credential_claims(credential, issued_at=issued_at, strict=strict)
     return sign_compact(claims, key, _header(CREDENTIAL_TYP, "vc", _kid_for(key, kid)))
 
 
@@ -112,13 +112,13 @@ def check_signed_credential(
     compact: Compact, *, now: float | None = None, leeway_s: float = DEFAULT_LEEWAY_S
 ) -> VerifiedCredential:
     """The checks of verify_credential after the signature: for a caller that verified it."""
-    _vcdm.check_media_type(compact.header, CREDENTIAL_TYP, "vc")
+    vcdm.check_media_type(compact.header, CREDENTIAL_TYP, "vc")
     claims = parse_json_object(compact.payload, "JWT claims set")
-    _vcdm.check_no_vc_vp_claims(claims)
-    _vcdm.check_credential(claims, strict=False)
-    _vcdm.check_iss(claims, "issuer")
-    _vcdm.check_kid(compact.header, claims)
-    _vcdm.check_time(claims, now, leeway_s)
+    vcdm.check_no_vc_vp_claims(claims)
+    vcdm.check_credential(claims, strict=False)
+    vcdm.check_iss(claims, "issuer")
+    vcdm.check_kid(compact.header, claims)
+    vcdm.check_time(claims, now, leeway_s)
     return VerifiedCredential(header=compact.header, claims=claims, kid=header_kid(compact.header))
 
 
@@ -134,7 +134,7 @@ def issue_presentation(
     strict: bool = True,
 ) -> str:
     """Sign a presentation as `vp+jwt`, bound to the verifier's nonce and audience."""
-    claims = _vcdm.presentation_claims(
+    claims = vcdm.presentation_claims(
         presentation, issued_at=issued_at, ttl_s=ttl_s, strict=strict, with_jti=True
     )
     if nonce is not None:
@@ -142,7 +142,7 @@ def issue_presentation(
     if audience is not None:
         claims["aud"] = audience
     resolved_kid = _kid_for(key, kid)
-    _vcdm.check_kid({"kid": resolved_kid}, claims)
+    vcdm.check_kid({"kid": resolved_kid}, claims)
     return sign_compact(claims, key, _header(PRESENTATION_TYP, "vp", resolved_kid))
 
 
@@ -162,18 +162,18 @@ def verify_presentation(
     or sd_jwt.verify_sd_credential); the caller refuses a replay by remembering `replay_key`.
     """
     compact = verify_compact(token, key)
-    _vcdm.check_media_type(compact.header, PRESENTATION_TYP, "vp")
+    vcdm.check_media_type(compact.header, PRESENTATION_TYP, "vp")
     claims = parse_json_object(compact.payload, "JWT claims set")
-    _vcdm.check_no_vc_vp_claims(claims)
-    _vcdm.check_presentation(claims, strict=False)
-    _vcdm.check_iss(claims, "holder")
-    _vcdm.check_kid(compact.header, claims)
+    vcdm.check_no_vc_vp_claims(claims)
+    vcdm.check_presentation(claims, strict=False)
+    vcdm.check_iss(claims, "holder")
+    vcdm.check_kid(compact.header, claims)
     check_challenge(claims, nonce=nonce, audience=audience)
-    _vcdm.check_time(claims, now, leeway_s)
+    vcdm.check_time(claims, now, leeway_s)
     check_age(claims, now=now, max_age_s=max_age_s)
     entries = claims.get("verifiableCredential", [])
     credentials = tuple(
-        _vcdm.open_envelope(e) for e in (entries if isinstance(entries, list) else [entries])
+        vcdm.open_envelope(e) for e in (entries if isinstance(entries, list) else [entries])
     )
     signing_input = compact.token.rsplit(".", 1)[0].encode("ascii")
     return VerifiedPresentation(

@@ -23,8 +23,6 @@ from typing import Any
 
 import rfc8785
 
-from services.identity import _bn254 as ec
-from services.identity._bn254 import Point
 from services.identity.errors import (
     CommitmentMismatch,
     InvalidProof,
@@ -32,6 +30,8 @@ from services.identity.errors import (
     ProofNonceMismatch,
     StatementMismatch,
 )
+from services.identity.proofs import bn254 as ec
+from services.identity.proofs.bn254 import Point
 
 EPOCH = date(1970, 1, 1)
 AGE_BITS = 16  # d < 65,536 days (179 years): enough for any human age gap

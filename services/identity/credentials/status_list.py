@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from services.identity._jose import b64url_decode, b64url_encode
+from services.identity.credentials.jose import b64url_decode, b64url_encode
 from services.identity.errors import MalformedToken, StatusListError
 
 MIN_ENTRIES = 131_072

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from chain.json_types import JsonObject
-from services.identity import _vcdm
-from services.identity._disclosures import (
+from services.identity.credentials import vcdm
+from services.identity.credentials.disclosures import (
     SD_ALG,
     Disclosure,
     PathPart,
@@ -26,7 +26,7 @@ from services.identity._disclosures import (
     make_disclosable,
     parse_path,
 )
-from services.identity._jose import (
+from services.identity.credentials.jose import (
     Compact,
     KeyLike,
     b64url_encode,
@@ -37,6 +37,7 @@ from services.identity._jose import (
     to_jwk,
     verify_compact,
 )
+from services.identity.credentials.vc_jose import check_challenge
 from services.identity.errors import (
     IdentityError,
     InvalidClaims,
@@ -44,7 +45,6 @@ from services.identity.errors import (
     KeyBindingError,
     MalformedToken,
 )
-from services.identity.vc_jose import check_challenge
 
 SD_JWT_VC_TYP = "dc+sd-jwt"
 VC_SD_JWT_TYP = "vc+sd-jwt"
@@ -100,7 +100,7 @@ class VerifiedSdJwt:
     @property
     def document(self) -> JsonObject:
         """The VCDM document without the claims the securing format added."""
-        return {k: v for k, v in self.claims.items() if k not in _vcdm.SECURING_CLAIMS}
+        return {k: v for k, v in self.claims.items() if k not in vcdm.SECURING_CLAIMS}
 
 
 def parse_sd_jwt(text: str) -> SdJwt:
@@ -219,7 +219,7 @@ def verify_sd_jwt(
     if compact.token != parsed.issuer_jwt:
         raise MalformedToken("the verified issuer JWT is not this SD-JWT's")
     typs = {typ} if isinstance(typ, str) else set(typ)
-    if _vcdm.strip_application(compact.header.get("typ")) not in typs:
+    if vcdm.strip_application(compact.header.get("typ")) not in typs:
         raise InvalidMediaType(
             f"typ must be one of {sorted(typs)}, got {compact.header.get('typ')!r}"
         )
@@ -241,7 +241,7 @@ def verify_sd_jwt(
     else:
         kb = parse_json_object(parse_compact(parsed.key_binding_jwt).payload, "KB-JWT")
         check_challenge(kb, nonce=nonce, audience=audience)
-    _vcdm.check_time(claims, now, leeway_s)
+    vcdm.check_time(claims, now, leeway_s)
     disclosed = tuple(sorted(format_path(p) for p in used.values()))
     return VerifiedSdJwt(compact.header, claims, disclosed, key_bound)
 
@@ -267,7 +267,7 @@ def _check_key_binding(
         kb = verify_compact(parsed.key_binding_jwt, cnf["jwk"])
     except IdentityError as exc:
         raise KeyBindingError(f"the key binding JWT does not verify: {exc}") from exc
-    if _vcdm.strip_application(kb.header.get("typ")) != KB_JWT_TYP:
+    if vcdm.strip_application(kb.header.get("typ")) != KB_JWT_TYP:
         raise KeyBindingError("the key binding JWT's typ must be kb+jwt")
     kb_claims = parse_json_object(kb.payload, "KB-JWT")
     _check_kb_time(kb_claims, now=now, leeway_s=leeway_s)
@@ -285,8 +285,8 @@ def _check_key_binding(
 def _check_kb_time(kb_claims: Mapping[str, Any], *, now: float | None, leeway_s: float) -> None:
     """RFC 7519 `exp`/`nbf` on the key binding JWT too (RFC 9901 §7.3, step 5)."""
     try:
-        _vcdm.check_jwt_claims(kb_claims)
-        _vcdm.check_time(kb_claims, now, leeway_s)
+        vcdm.check_jwt_claims(kb_claims)
+        vcdm.check_time(kb_claims, now, leeway_s)
     except IdentityError as exc:
         raise KeyBindingError(f"the key binding JWT is not valid now: {exc}") from exc
 
@@ -306,7 +306,7 @@ def issue_sd_credential(
     strict: bool = True,
 ) -> str:
     """Issue a VCDM 2.0 credential as `vc+sd-jwt` with the claims at `disclose` paths hidden."""
-    claims = _vcdm.credential_claims(credential, issued_at=issued_at, strict=strict)
+    claims = vcdm.credential_claims(credential, issued_at=issued_at, strict=strict)
     return issue_sd_jwt(
         claims,
         key,
@@ -321,7 +321,7 @@ def issue_sd_credential(
 
 def verify_sd_credential(text: str, key: KeyLike, **options: Any) -> VerifiedSdJwt:
     """Verify a `vc+sd-jwt`; options as for verify_sd_jwt (nonce, audience, now, ...)."""
-    return _verify_vcdm(text, key, VC_SD_JWT_TYP, "vc", _vcdm.check_credential, "issuer", options)
+    return _verify_vcdm(text, key, VC_SD_JWT_TYP, "vc", vcdm.check_credential, "issuer", options)
 
 
 def issue_sd_presentation(
@@ -335,22 +335,20 @@ def issue_sd_presentation(
     strict: bool = True,
 ) -> str:
     """Sign a VCDM 2.0 presentation as `vp+sd-jwt` (its enveloped credentials may be hidden)."""
-    claims = _vcdm.presentation_claims(
-        presentation, issued_at=issued_at, ttl_s=ttl_s, strict=strict
-    )
+    claims = vcdm.presentation_claims(presentation, issued_at=issued_at, ttl_s=ttl_s, strict=strict)
     return issue_sd_jwt(claims, key, disclose=disclose, typ=VP_SD_JWT_TYP, cty="vp", kid=kid)
 
 
 def verify_sd_presentation(
     text: str, key: KeyLike, **options: Any
-) -> tuple[VerifiedSdJwt, tuple[_vcdm.EnvelopedCredential, ...]]:
+) -> tuple[VerifiedSdJwt, tuple[vcdm.EnvelopedCredential, ...]]:
     """Verify a `vp+sd-jwt` and check each disclosed credential in it is enveloped and secured."""
     verified = _verify_vcdm(
-        text, key, VP_SD_JWT_TYP, "vp", _vcdm.check_presentation, "holder", options
+        text, key, VP_SD_JWT_TYP, "vp", vcdm.check_presentation, "holder", options
     )
     entries = verified.claims.get("verifiableCredential", [])
     items = entries if isinstance(entries, list) else [entries]
-    return verified, tuple(_vcdm.open_envelope(e) for e in items)
+    return verified, tuple(vcdm.open_envelope(e) for e in items)
 
 
 class _DocumentCheck(Protocol):
@@ -369,15 +367,15 @@ def _verify_vcdm(
     """An SD-JWT secured VCDM 2.0 document: its media types, then `check` and its iss and kid."""
     verified = verify_sd_jwt(text, key, typ=typ, **options)
     _check_cty(verified.header, cty)
-    _vcdm.check_no_vc_vp_claims(verified.claims)
+    vcdm.check_no_vc_vp_claims(verified.claims)
     check(verified.claims, strict=False)
-    _vcdm.check_iss(verified.claims, iss_member)
-    _vcdm.check_kid(verified.header, verified.claims)
+    vcdm.check_iss(verified.claims, iss_member)
+    vcdm.check_kid(verified.header, verified.claims)
     return verified
 
 
 def _check_cty(header: Mapping[str, Any], cty: str) -> None:
-    if "cty" in header and _vcdm.strip_application(header["cty"]) != cty:
+    if "cty" in header and vcdm.strip_application(header["cty"]) != cty:
         raise InvalidMediaType(f"cty must be {cty}, got {header['cty']!r}")
 
 

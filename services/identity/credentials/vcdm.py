@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from chain.json_types import JsonObject
-from services.identity._jose import parse_compact
-from services.identity._keys import check_public_jwk
+from services.identity.credentials.jose import parse_compact
+from services.identity.credentials.keys import check_public_jwk
 from services.identity.errors import (
     IdentityError,
     InvalidClaims,

@@ -19,9 +19,9 @@ from jwcrypto import jwk
 from jwcrypto.common import JWException
 
 from chain.json_types import JsonObject
-from services.identity._b64 import b64url_decode as b64url_decode
-from services.identity._b64 import b64url_encode as b64url_encode
-from services.identity._keys import verifier_for
+from services.identity.credentials.b64 import b64url_decode as b64url_decode
+from services.identity.credentials.b64 import b64url_encode as b64url_encode
+from services.identity.credentials.keys import verifier_for
 from services.identity.errors import (
     InvalidKey,
     InvalidSignature,
@@ -154,7 +154,7 @@ def _sign(key: jwk.JWK, signing_input: bytes) -> bytes:
 
 
 def header_kid(header: JsonObject) -> str | None:
-    """The header's `kid` when it is a string (what `_vcdm.check_kid` asks of it), else None."""
+    """The header's `kid` when it is a string (what `vcdm.check_kid` asks of it), else None."""
     kid = header.get("kid")
     return kid if isinstance(kid, str) else None
 

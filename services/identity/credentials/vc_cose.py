@@ -22,9 +22,9 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 from chain.json_types import JsonObject
-from services.identity import _vcdm
-from services.identity._jose import KeyLike, json_bytes, parse_json_object, to_jwk
-from services.identity._keys import CURVES, verifier_for
+from services.identity.credentials import vcdm
+from services.identity.credentials.jose import KeyLike, json_bytes, parse_json_object, to_jwk
+from services.identity.credentials.keys import CURVES, verifier_for
 from services.identity.errors import (
     InvalidKey,
     InvalidMediaType,
@@ -56,8 +56,8 @@ class VerifiedCose:
 def issue_credential(credential: Mapping[str, Any], key: KeyLike, *, kid: str | None = None) -> str:
     """Secure a credential as base64 COSE_Sign1 (`application/vc+cose`)."""
     document = dict(credential)
-    _vcdm.check_no_vc_vp_claims(document)
-    _vcdm.check_credential(document, strict=True)
+    vcdm.check_no_vc_vp_claims(document)
+    vcdm.check_credential(document, strict=True)
     return _sign(document, key, kid, CREDENTIAL)
 
 
@@ -66,29 +66,29 @@ def issue_presentation(
 ) -> str:
     """Secure a presentation as base64 COSE_Sign1 (`application/vp+cose`)."""
     document = dict(presentation)
-    _vcdm.check_no_vc_vp_claims(document)
-    _vcdm.check_presentation(document, strict=True)
+    vcdm.check_no_vc_vp_claims(document)
+    vcdm.check_presentation(document, strict=True)
     return _sign(document, key, kid, PRESENTATION)
 
 
 def verify_credential(text: str, key: KeyLike) -> VerifiedCose:
     """Verify an `application/vc+cose` credential: structure, media types, signature, data model."""
     protected, document = _verify(text, key, CREDENTIAL)
-    _vcdm.check_no_vc_vp_claims(document)
-    _vcdm.check_credential(document, strict=False)
+    vcdm.check_no_vc_vp_claims(document)
+    vcdm.check_credential(document, strict=False)
     return VerifiedCose(protected, document)
 
 
 def verify_presentation(
     text: str, key: KeyLike
-) -> tuple[VerifiedCose, tuple[_vcdm.EnvelopedCredential, ...]]:
+) -> tuple[VerifiedCose, tuple[vcdm.EnvelopedCredential, ...]]:
     """Verify an `application/vp+cose` presentation; its credentials must be enveloped, secured."""
     protected, document = _verify(text, key, PRESENTATION)
-    _vcdm.check_no_vc_vp_claims(document)
-    _vcdm.check_presentation(document, strict=False)
+    vcdm.check_no_vc_vp_claims(document)
+    vcdm.check_presentation(document, strict=False)
     entries = document.get("verifiableCredential", [])
     items = entries if isinstance(entries, list) else [entries]
-    return VerifiedCose(protected, document), tuple(_vcdm.open_envelope(e) for e in items)
+    return VerifiedCose(protected, document), tuple(vcdm.open_envelope(e) for e in items)
 
 
 def _sign(document: JsonObject, key: KeyLike, kid: str | None, media: tuple[str, str]) -> str:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chain.json_types import JsonObject
-from services.identity._jose import (
+from services.identity.credentials.jose import (
     b64url_decode,
     b64url_encode,
     json_bytes,

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 
-from services.identity._b64 import b64url_decode
+from services.identity.credentials.b64 import b64url_decode
 from services.identity.errors import InvalidKey, MalformedToken
 
 # crv -> (kty, coordinate length in bytes, JWS alg)
