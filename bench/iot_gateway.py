@@ -50,12 +50,13 @@ from bench._processes import (
     wait_for,
 )
 from chain.client import ChainClient, Identity
-from chain.home import SuiteHome, init_suite
+from chain.home import SuiteHome
 from iot_gateway.publisher import connect_publisher
 from iot_gateway.simulator import Fleet, Outgoing
 from iot_gateway.source import BrokerAddress, connect_properties, new_client
 from iot_gateway.wire import Encoding
 from services.common.ledger import RemoteLedger
+from smartcity.demo import init_suite
 from smartcity.iot import demo_network, register_devices
 
 MESSAGES = int(os.environ.get("BENCH_GATEWAY_MESSAGES", "20000"))
@@ -172,6 +173,17 @@ def drain_bare(broker: str, topic: str, messages: list[Outgoing]) -> dict[str, A
 # --- gateways -------------------------------------------------------------------------------
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process and its children (a gateway's check workers), Linux /proc."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            children += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            continue
+    return cpu_s(pid) + sum(tree_cpu_s(child) for child in children)
+
+
 class Stack:
     """The chain node, road-health and the gateways as separate processes."""
 
@@ -284,10 +296,10 @@ class Stack:
         readies = [self.spawn_gateway(i, group, topic) for i in instances]
         gateway_pids = [self.procs.pid(i) for i in instances]
         wait_for(lambda: all(r.exists() for r in readies), "the gateways to start", 120, 0.005)
-        started_cpu = sum(cpu_s(p) for p in gateway_pids)
+        started_cpu = sum(tree_cpu_s(p) for p in gateway_pids)
         wait_for(lambda: self.count(instances, STORED) >= n, "the drain", 600, 0.1)
         wait_for(lambda: self.count(instances, FORWARDED) >= n, "road-health", 900, 0.1)
-        gateway_cpu = sum(cpu_s(p) for p in gateway_pids) - started_cpu
+        gateway_cpu = sum(tree_cpu_s(p) for p in gateway_pids) - started_cpu
         used = {k: cpu_s(pid) - before[k] for k, pid in others.items()}
         for name in instances:
             self.procs.stop(name)

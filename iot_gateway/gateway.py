@@ -10,12 +10,16 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
+from typing import TypeVar
 
 from paho.mqtt.client import MQTTMessageInfo
 
 from chain.errors import ChainError
+from iot_gateway.checkpool import CheckPool, CheckPoolError, Job, Outcome, check_jobs, job_for
 from iot_gateway.errors import Rejected
 from iot_gateway.forwarder import Forwarder, ForwardSettings
 from iot_gateway.health import HealthServer
@@ -23,11 +27,12 @@ from iot_gateway.metrics import Metrics
 from iot_gateway.outbox import Incoming, Outbox, OutboxError
 from iot_gateway.registry import DeviceRegistry
 from iot_gateway.source import BrokerAddress, Delivery, MqttSource, Protocol
-from iot_gateway.validate import Checked, Limits, check_message
+from iot_gateway.validate import Device, Limits
 from iot_gateway.wire import TOPIC_PATTERN, dlq_topic, parse_topic
 from services.common.ledger import LedgerPort, RemoteLedger
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 MIN_CHECK_SLICE = 32  # below this a slice costs more to hand over than to check
 # Fault injection for the recovery tests (tests/iot_gateway/test_faults.py), never set in a
 # deployment: with SMARTCITY_TEST_FAULT=kill-after-store the process SIGKILLs itself after
@@ -54,7 +59,10 @@ class GatewaySettings:
     health_host: str = "127.0.0.1"
     health_port: int | None = 0  # 0 picks a free port; None serves nothing
     dlq_confirm_s: float = 5.0
-    check_threads: int = 2  # threads checking slices of a group (verification drops the GIL)
+    # Worker processes running the checks (iot_gateway.checkpool); 0 checks on threads in this
+    # process instead (check_threads of them: verification drops the GIL, the rest does not)
+    check_processes: int = 2
+    check_threads: int = 2
 
 
 class Gateway:
@@ -86,8 +94,16 @@ class Gateway:
         )
         self.stop_event = threading.Event()
         self._checkers = ThreadPoolExecutor(
-            max(1, settings.check_threads), thread_name_prefix="gateway-check"
+            max(1, settings.check_threads), thread_name_prefix="gateway-checker"
         )
+        self._pool = (
+            CheckPool(settings.check_processes, settings.limits)
+            if settings.check_processes > 0
+            else None
+        )
+        self._devices: dict[tuple[str, str, bool], Device] = {}
+        # One checked group waits here while the intake stores the one before
+        self._checked: queue.Queue[tuple[list[Delivery], list[Outcome]]] = queue.Queue(1)
         self._threads: list[threading.Thread] = []
         self.health: HealthServer | None = None
         self._backlog_cache = (0.0, 0)
@@ -95,9 +111,16 @@ class Gateway:
         self._register_gauges()
 
     def start(self) -> None:
+        if self._pool is not None:
+            self._pool.start()
         self.registry.start()
         self.source.start()
-        for name, target in (("intake", self._intake_loop), ("forward", self.forwarder.run)):
+        loops = (
+            ("check", self._check_loop),
+            ("intake", self._intake_loop),
+            ("forward", self.forwarder.run),
+        )
+        for name, target in loops:
             thread = threading.Thread(target=target, name=f"gateway-{name}", daemon=True)
             thread.start()
             self._threads.append(thread)
@@ -114,6 +137,8 @@ class Gateway:
         for thread in self._threads:
             thread.join(timeout=10)
         self._checkers.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.close()
         self.source.stop()
         if self.health is not None:
             self.health.stop()
@@ -124,29 +149,47 @@ class Gateway:
 
     # --- intake -----------------------------------------------------------------------------
 
+    def _check_loop(self) -> None:
+        """Take groups of deliveries and check them while the intake stores the previous one
+        (the checks run on the worker processes, the store in this one: they overlap)."""
+        while not self.stop_event.is_set():
+            if self.backlog() >= self.settings.max_backlog:
+                # Take nothing more: the broker's in-flight window fills and it holds the rest
+                self.stop_event.wait(0.05)
+                continue
+            group = self._take_group()
+            if not group:
+                continue
+            outcomes = self._retrying(partial(self._check_all, group))
+            while outcomes is not None and not self.stop_event.is_set():
+                try:
+                    self._checked.put((group, outcomes), timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
+
     def _intake_loop(self) -> None:
-        group: list[Delivery] = []
+        """Store each checked group, dead-letter its rejects, then acknowledge it."""
+        while not self.stop_event.is_set():
+            try:
+                group, outcomes = self._checked.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            self._retrying(partial(self.store_group, group, outcomes))
+
+    def _retrying(self, step: Callable[[], T]) -> T | None:
+        """The step's result, retried after a growing pause while the outbox, the chain or a
+        check worker fails (nothing is acknowledged before it succeeds); None when stopped."""
         delay = 0.1
         while not self.stop_event.is_set():
-            if not group:
-                if self.backlog() >= self.settings.max_backlog:
-                    # Take nothing more: the broker's in-flight window fills and it holds the rest
-                    self.stop_event.wait(0.05)
-                    continue
-                group = self._take_group()
-                if not group:
-                    continue
             try:
-                self.process_group(group)
-            except (OutboxError, ChainError) as exc:
-                # Nothing was acknowledged: keep the group and try again after a pause
+                return step()
+            except (OutboxError, ChainError, CheckPoolError) as exc:
                 log.warning("intake paused %.1fs: %s", delay, exc)
                 self.metrics.inc("intake_errors_total")
                 self.stop_event.wait(delay)
                 delay = min(delay * 2, 5.0)
-                continue
-            group = []
-            delay = 0.1
+        return None
 
     def _take_group(self) -> list[Delivery]:
         try:
@@ -163,17 +206,17 @@ class Gateway:
 
     def process_group(self, group: list[Delivery]) -> None:
         """Check every delivery, store the accepted, dead-letter the rest, then ack them all."""
+        self.store_group(group, self._check_all(group))
+
+    def store_group(self, group: list[Delivery], outcomes: list[Outcome]) -> None:
+        """Store a checked group's accepted messages, dead-letter the rest, then ack them all."""
         accepted: list[tuple[Delivery, Incoming]] = []
         rejected: list[tuple[Delivery, Rejected]] = []
-        for delivery, checked in zip(group, self._check_all(group), strict=True):
-            if isinstance(checked, Rejected):
-                rejected.append((delivery, checked))
-                continue
-            payload = checked.payload
-            incoming = Incoming(
-                str(checked.topic), payload["device"], payload["seq"], checked.body, checked.hash
-            )
-            accepted.append((delivery, incoming))
+        for delivery, checked in zip(group, outcomes, strict=True):
+            if isinstance(checked, Incoming):
+                accepted.append((delivery, checked))
+            else:
+                rejected.append((delivery, Rejected(*checked)))
         if accepted:
             result = self.outbox.store([item for _, item in accepted])
             now = time.time()
@@ -206,34 +249,23 @@ class Gateway:
         for delivery in group:
             self.source.ack(delivery)
 
-    def _check_all(self, group: list[Delivery]) -> list[Checked | Rejected]:
-        """Each delivery checked; large groups in slices on the checker threads, since
-        Ed25519 verification, the largest cost, runs without the GIL."""
+    def _check_all(self, group: list[Delivery]) -> list[Outcome]:
+        """Each delivery checked: on the worker processes, or in slices on the checker threads
+        (Ed25519 verification, the largest cost, runs without the GIL)."""
         now = time.time()
+        jobs = [job_for(d.topic, d.payload, self.registry.lookup) for d in group]
+        if self._pool is not None:
+            return self._pool.check(jobs, now)
         workers = self.settings.check_threads
-        if workers < 2 or len(group) < 2 * MIN_CHECK_SLICE:
-            return self._check_slice(group, now)
-        size = max(MIN_CHECK_SLICE, -(-len(group) // workers))
-        slices = [group[i : i + size] for i in range(0, len(group), size)]
+        if workers < 2 or len(jobs) < 2 * MIN_CHECK_SLICE:
+            return self._check_slice(jobs, now)
+        size = max(MIN_CHECK_SLICE, -(-len(jobs) // workers))
+        slices = [jobs[i : i + size] for i in range(0, len(jobs), size)]
         results = self._checkers.map(self._check_slice, slices, [now] * len(slices))
         return [checked for part in results for checked in part]
 
-    def _check_slice(self, deliveries: list[Delivery], now: float) -> list[Checked | Rejected]:
-        out: list[Checked | Rejected] = []
-        for delivery in deliveries:
-            try:
-                out.append(
-                    check_message(
-                        delivery.topic,
-                        delivery.payload,
-                        now_s=now,
-                        lookup=self.registry.lookup,
-                        limits=self.settings.limits,
-                    )
-                )
-            except Rejected as exc:
-                out.append(exc)
-        return out
+    def _check_slice(self, jobs: list[Job], now: float) -> list[Outcome]:
+        return check_jobs(jobs, now, self.settings.limits, self._devices)
 
     def _dead_letter(self, delivery: Delivery, exc: Rejected) -> MQTTMessageInfo:
         self.metrics.inc("rejected_total", reason=exc.code)

@@ -1,0 +1,110 @@
+"""The checks on worker processes answer as they do in process; a dead worker loses nothing;
+the buffered MQTT client cuts packets out of its reads intact."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+from typing import Any
+
+import pytest
+
+from iot_gateway.checkpool import CheckPool, CheckPoolError, check_jobs, job_for
+from iot_gateway.outbox import Incoming
+from iot_gateway.simulator import Fleet, build_network
+from iot_gateway.source import BrokerAddress, BufferedClient, new_client
+from iot_gateway.validate import Device, Limits
+
+
+def _jobs(bad_share: float, n: int) -> list[tuple[str, bytes, str | None, bool]]:
+    network = build_network(city="pool", n_devices=4, n_segments=2, seed=3)
+    fleet = Fleet(network, bad_share=bad_share, seed=4)
+    registered = {d.id: Device(d.id, d.key.public_hex, True) for d in network.devices}
+    now = time.time()
+    messages = [fleet.next_message(now - 60 + i * 0.1) for i in range(n)]
+    return [job_for(m.topic, m.payload, registered.get) for m in messages]
+
+
+def test_workers_answer_what_the_checks_answer_in_process() -> None:
+    jobs = _jobs(bad_share=0.4, n=120)
+    now = time.time()
+    pool = CheckPool(2, Limits())
+    try:
+        pool.start()
+        answers = pool.check(jobs, now)
+    finally:
+        pool.close()
+    assert answers == check_jobs(jobs, now, Limits(), {})
+    stored = [a for a in answers if isinstance(a, Incoming)]
+    reasons = {a[0] for a in answers if not isinstance(a, Incoming)}
+    # The fleet's bad kinds are refused for their reasons; the good ones become outbox rows
+    assert reasons >= {"bad_signature", "unknown_device"}
+    assert 40 < len(stored) < 110
+    assert all(len(row.hash) == 64 and row.body.startswith(b"{") for row in stored)
+
+
+def test_a_killed_worker_fails_the_group_and_the_next_check_starts_it_again() -> None:
+    jobs = _jobs(bad_share=0.0, n=40)
+    now = time.time()
+    pool = CheckPool(2, Limits())
+    try:
+        pool.start()
+        first = pool._workers[0]
+        assert first is not None
+        os.kill(first[0].pid or 0, signal.SIGKILL)
+        first[0].join(5)
+        with pytest.raises(CheckPoolError, match="a check worker died"):
+            pool.check(jobs, now)
+        # Nothing was answered for the group, so the gateway acknowledged none of it; the retry
+        # gets every message checked by a new worker
+        again = pool.check(jobs, now)
+    finally:
+        pool.close()
+    assert len(again) == 40 and all(isinstance(a, Incoming) for a in again)
+
+
+class TinyReads(BufferedClient):
+    # Every packet is cut across several reads (fewer than 100, after which paho leaves a packet
+    # it has read whole unhandled until the socket next has data, with or without a buffer)
+    READ_BYTES = 97
+
+
+@pytest.mark.parametrize("client_class", [BufferedClient, TinyReads])
+def test_buffered_client_receives_every_message_whole_and_in_order(
+    mqtt_url: str, city: str, client_class: type[BufferedClient]
+) -> None:
+    address = BrokerAddress.parse(mqtt_url)
+    topic = f"city/{city}/buffered"
+    got: list[bytes] = []
+    done = threading.Event()
+    subscribed = threading.Event()
+    sizes = [1 + (i * 37) % 3000 for i in range(300)]  # bodies of 1..3000 bytes
+    receiver = new_client(address, f"buf-{city}", "3.1.1", persistent=False)
+    receiver.__class__ = client_class
+
+    def on_message(_c: Any, _u: Any, message: Any) -> None:
+        got.append(bytes(message.payload))
+        if len(got) == len(sizes):
+            done.set()
+
+    receiver.on_message = on_message
+    receiver.on_subscribe = lambda *_: subscribed.set()
+    receiver.connect(address.host, address.port)
+    receiver.loop_start()
+    receiver.subscribe(topic, qos=1)
+    assert subscribed.wait(10)
+    sender = new_client(address, f"buf-pub-{city}", "3.1.1", persistent=False)
+    sender.connect(address.host, address.port)
+    sender.loop_start()
+    sent = [bytes([i % 251]) * size for i, size in enumerate(sizes)]
+    infos = [sender.publish(topic, body, qos=1) for body in sent]
+    for info in infos:
+        info.wait_for_publish(10)
+    assert done.wait(30), f"received {len(got)} of {len(sent)}"
+    sender.disconnect()
+    sender.loop_stop()
+    receiver.disconnect()
+    receiver.loop_stop()
+    assert got == sent
