@@ -136,7 +136,7 @@ def _issuance(suite: Suite, http: httpx.Client, did: str, batch: int) -> list[di
         ]
         start, thread_cpu = time.perf_counter(), time.thread_time()
         with app_state.sessions() as session, session.begin():
-            issued, txs = issue(app_state.env, session, org="city-agency", items=items)
+            issued, txs = issue(rt=app_state.env, session=session, org="city-agency", items=items)
         elapsed, thread_cpu = time.perf_counter() - start, time.thread_time() - thread_cpu
         name = f"issue_anchor_library_{fmt}_{alg}"
         # The calling thread's CPU: checks, signing, sealing, the insert (not the node's)

@@ -124,7 +124,7 @@ RESOLUTION_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 def build_router(
-    env: Runtime,
+    rt: Runtime,
     authenticate: Callable[[Request], Caller],
     get_session: Callable[[], Iterator[Session]],
 ) -> APIRouter:
@@ -152,12 +152,12 @@ def build_router(
     )
     def create_did(body: CreateDid, caller: Agency) -> DidOut:
         """Register a holder's DID (its id derived from its first key); the agency controls it."""
-        record, tx = svc.create_holder_did(env, org=caller.org, keys=body.keys)
+        record, tx = svc.create_holder_did(rt=rt, org=caller.org, keys=body.keys)
         return did_out(record, tx)
 
     @router.get("/dids/{did}", tags=["dids"], responses=raises(UnknownDid))
     def get_did(did: str, caller: AnyCaller) -> DidOut:
-        return did_out(svc.did_record(env, did))
+        return did_out(svc.did_record(rt=rt, did=did))
 
     @router.put(
         "/dids/{did}/keys", tags=["dids"], responses=raises(InvalidKey, MalformedToken, *WRITE)
@@ -165,13 +165,13 @@ def build_router(
     def rotate_keys(did: str, body: UpdateDid, caller: AnyCaller) -> DidOut:
         """Replace a DID's keys (rotation); only its controlling organisation may."""
         record, tx = svc.update_did_keys(
-            env, org=caller.org, did=did, keys=body.keys, version=body.version
+            rt=rt, org=caller.org, did=did, keys=body.keys, version=body.version
         )
         return did_out(record, tx)
 
     @router.delete("/dids/{did}", tags=["dids"], responses=raises(IssuerStillAuthorised, *WRITE))
     def deactivate(did: str, caller: AnyCaller) -> DidOut:
-        record, tx = svc.deactivate_did(env, org=caller.org, did=did)
+        record, tx = svc.deactivate_did(rt=rt, org=caller.org, did=did)
         return did_out(record, tx)
 
     @router.get(
@@ -181,7 +181,7 @@ def build_router(
         did: str, caller: AnyCaller, proof: Annotated[bool, Query()] = False
     ) -> JSONResponse:
         """DIF Universal Resolver driver interface; `?proof=true` adds the chain's state proof."""
-        return _resolution(env, did, proof)
+        return _resolution(rt, did, proof)
 
     # -- issuers and types -----------------------------------------------------------------------
 
@@ -193,26 +193,28 @@ def build_router(
     )
     def issuer_keys(body: IssuerKeysIn, caller: Agency, session: Db) -> DidOut:
         """Create or rotate the agency's signing keys, published in did:smartcity:<org>."""
-        record, tx = svc.setup_issuer_keys(env, session, org=caller.org, algs=list(body.algs))
+        record, tx = svc.setup_issuer_keys(
+            rt=rt, session=session, org=caller.org, algs=list(body.algs)
+        )
         return did_out(record, tx)
 
     @router.get("/issuers/{org}", tags=["issuers"])
     def issuer(org: str, caller: AnyCaller) -> IssuerOut:
-        record = svc.issuer_record(env, org)
-        height = env.chain.height()
+        record = svc.issuer_record(rt=rt, org=org)
+        height = rt.chain.height()
         now = [t for t in record["types"] if c.is_authorised(record, t, height)]
         return IssuerOut(
             org=org,
             did=c.did_of(org),
             types=record["types"],
             authorised_now=now,
-            proof=env.chain.proof(c.issuer_key(org)),
+            proof=rt.chain.proof(c.issuer_key(org)),
         )
 
     @router.post("/types", status_code=201, tags=["types"], responses=raises(BadSchema, *WRITE))
     def register_type(body: TypeIn, caller: Agency, session: Db) -> TypeOut:
         row, height, tx = svc.register_type(
-            env, session, org=caller.org, name=body.name, schema=body.json_schema
+            rt=rt, session=session, org=caller.org, name=body.name, schema=body.json_schema
         )
         return TypeOut(
             name=row.name,
@@ -225,7 +227,7 @@ def build_router(
 
     @router.get("/types/{name}", tags=["types"], responses=raises(UnknownType))
     def get_type(name: str, caller: AnyCaller, session: Db) -> TypeOut:
-        row, on_chain = svc.get_type(env, session, name=name)
+        row, on_chain = svc.get_type(rt=rt, session=session, name=name)
         return TypeOut(
             name=row.name,
             schema_hash=row.schema_hash,
@@ -236,7 +238,7 @@ def build_router(
 
     @router.get("/schemas/{name}", tags=["types"], responses=raises(UnknownType))
     def get_schema(name: str, caller: AnyCaller, session: Db) -> JsonObject:
-        return svc.get_type(env, session, name=name)[0].schema_json
+        return svc.get_type(rt=rt, session=session, name=name)[0].schema_json
 
     # -- credentials -----------------------------------------------------------------------------
 
@@ -248,7 +250,7 @@ def build_router(
     )
     def issue(body: IssueIn, caller: Agency, session: Db) -> IssueOut:
         """Issue one credential: schema-checked, signed, anchored, with a status entry."""
-        results, _ = svc.issue(env, session, org=caller.org, items=[body])
+        results, _ = svc.issue(rt=rt, session=session, org=caller.org, items=[body])
         return _issue_out(results[0], caller.org)
 
     @router.post(
@@ -259,7 +261,7 @@ def build_router(
     )
     def issue_batch(body: IssueBatchIn, caller: Agency, session: Db) -> IssueBatchOut:
         """Issue many credentials, anchored together (256 per transaction)."""
-        results, txs = svc.issue(env, session, org=caller.org, items=body.items)
+        results, txs = svc.issue(rt=rt, session=session, org=caller.org, items=body.items)
         return IssueBatchOut(
             credentials=[_issue_out(r, caller.org) for r in results], transactions=txs
         )
@@ -268,7 +270,7 @@ def build_router(
     async def verify(body: VerifyIn, caller: AnyCaller, session: Db) -> VerifyOut:
         """Verify a credential against the chain; each check reported, with its proofs."""
         report = await ver.verify_credential_async(
-            env, session, token=body.credential, include_proofs=body.include_proofs
+            rt, session, token=body.credential, include_proofs=body.include_proofs
         )
         return VerifyOut.model_validate(report.as_json())
 
@@ -290,8 +292,8 @@ def build_router(
     ) -> CredentialListOut:
         """Issued credentials' metadata, newest first: an agency's own, or any (a regulator)."""
         listed, next_cursor = svc.list_credentials(
-            env,
-            session,
+            rt=rt,
+            session=session,
             org=caller.org,
             roles=caller.roles,
             issuer=issuer,
@@ -308,14 +310,16 @@ def build_router(
         responses=raises(NotController, UnknownCredential),
     )
     def get_credential(credential_id: str, caller: Agency, session: Db) -> CredentialOut:
-        row = svc.own_credential(env, session, org=caller.org, credential_id=credential_id)
+        row = svc.own_credential(
+            rt=rt, session=session, org=caller.org, credential_id=credential_id
+        )
         return CredentialOut(
             id=row.id,
             type=row.type,
             format=row.format,
             subject=row.subject_did,
             hash=row.hash,
-            claims=svc.credential_claims(env, row),
+            claims=svc.credential_claims(rt=rt, row=row),
             revoked=row.revoked,
             suspended=row.suspended,
             list=row.list_no,
@@ -329,8 +333,8 @@ def build_router(
         ) -> StatusChangeOut:
             reason = body.reason if body else ""
             row, receipt = svc.change_status(
-                env,
-                session,
+                rt=rt,
+                session=session,
                 org=caller.org,
                 credential_id=credential_id,
                 purpose=purpose,
@@ -375,7 +379,7 @@ def build_router(
     ) -> StatusListOut:
         """The W3C BitstringStatusListCredential, rebuilt from the chain's status keys."""
         document, token = svc.status_list_document(
-            env, session, org=org, list_no=list_no, purpose=purpose
+            rt=rt, session=session, org=org, list_no=list_no, purpose=purpose
         )
         return StatusListOut(document=document, credential=token)
 
@@ -385,7 +389,7 @@ def build_router(
     def challenge(body: ChallengeIn, caller: AnyCaller, session: Db) -> ChallengeOut:
         """A nonce (and audience) for a holder's presentation or proof; it is accepted once."""
         row = ver.create_challenge(
-            env, session, org=caller.org, audience=body.audience, ttl_s=body.ttl_s
+            rt, session, org=caller.org, audience=body.audience, ttl_s=body.ttl_s
         )
         return ChallengeOut(nonce=row.nonce, audience=row.audience, expires_at=row.expires_at)
 
@@ -398,7 +402,7 @@ def build_router(
         body: PresentationIn, caller: AnyCaller, session: Db
     ) -> PresentationOut:
         result = ver.verify_presentation(
-            env,
+            rt,
             session,
             org=caller.org,
             presentation=body.presentation,
@@ -415,7 +419,7 @@ def build_router(
     def verify_zk(body: ZkVerifyIn, caller: AnyCaller, session: Db) -> ZkVerifyOut:
         """Verify an age-at-least or residency proof against the credential's signed commitment."""
         result = ver.verify_zk(
-            env,
+            rt,
             session,
             org=caller.org,
             credential=body.credential,
@@ -467,7 +471,7 @@ def _summary(listed: svc.ListedCredential) -> CredentialSummary:
     )
 
 
-def _resolution(env: Runtime, did: str, with_proof: bool) -> JSONResponse:
+def _resolution(rt: Runtime, did: str, with_proof: bool) -> JSONResponse:
     metadata: dict[str, Any] = {"contentType": "application/did+ld+json"}
     body: dict[str, Any] = {
         "@context": RESOLUTION_CONTEXT,
@@ -477,7 +481,7 @@ def _resolution(env: Runtime, did: str, with_proof: bool) -> JSONResponse:
     }
     status = 200
     try:
-        record = svc.did_record(env, did)
+        record = svc.did_record(rt=rt, did=did)
         document, doc_metadata = svc.did_document(record)
         body["didDocument"], body["didDocumentMetadata"] = document, doc_metadata
         if record["deactivated"]:
@@ -491,5 +495,5 @@ def _resolution(env: Runtime, did: str, with_proof: bool) -> JSONResponse:
         status = 410
     msid = c.msid_of(did)
     if with_proof and msid is not None:
-        metadata["chainProof"] = env.chain.proof(c.did_key(msid))
+        metadata["chainProof"] = rt.chain.proof(c.did_key(msid))
     return JSONResponse(body, status_code=status, media_type=RESOLUTION_MEDIA)

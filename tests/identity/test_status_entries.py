@@ -48,7 +48,7 @@ def test_entries_reserved_at_once_by_two_engines_are_all_distinct(engines: list[
     def reserve(engine: Engine) -> None:
         start.wait()
         for _ in range(10):
-            entries = reserve_entries(engine, KEY, org="city-agency", count=25)
+            entries = reserve_entries(engine=engine, key=KEY, org="city-agency", count=25)
             with lock:
                 got.append(entries)
 
@@ -62,11 +62,11 @@ def test_entries_reserved_at_once_by_two_engines_are_all_distinct(engines: list[
     assert len(set(every)) == 2000
     assert {list_no for list_no, _ in every} == {0}
     # Another organisation counts on its own
-    assert len(reserve_entries(engines[0], KEY, org="bank-a", count=3)) == 3
+    assert len(reserve_entries(engine=engines[0], key=KEY, org="bank-a", count=3)) == 3
 
 
 def test_a_list_is_a_secret_permutation_of_its_positions() -> None:
-    permute = index_permutation(KEY, "city-agency", 0)
+    permute = index_permutation(key=KEY, org="city-agency", list_no=0)
     indexes = [permute(p) for p in range(c.LIST_ENTRIES)]
     # Verify every position has its own index in the list
     assert sorted(indexes) == list(range(c.LIST_ENTRIES))
@@ -76,9 +76,9 @@ def test_a_list_is_a_secret_permutation_of_its_positions() -> None:
     assert first != sorted(first)
     # Verify another list, organisation or key orders them differently
     for other in (
-        index_permutation(KEY, "city-agency", 1),
-        index_permutation(KEY, "bank-a", 0),
-        index_permutation(entry_order_key(b"j" * 32), "city-agency", 0),
+        index_permutation(key=KEY, org="city-agency", list_no=1),
+        index_permutation(key=KEY, org="bank-a", list_no=0),
+        index_permutation(key=entry_order_key(b"j" * 32), org="city-agency", list_no=0),
     ):
         assert sum(other(p) == indexes[p] for p in range(1000)) < 5
 
@@ -104,7 +104,7 @@ def test_an_org_that_issued_randomly_starts_on_the_next_list(engines: list[Engin
     ]
     with Session(engines[0]) as session, session.begin():
         session.execute(insert(IssuedCredential), rows)
-    entries = reserve_entries(engines[0], KEY, org="city-agency", count=2)
+    entries = reserve_entries(engine=engines[0], key=KEY, org="city-agency", count=2)
     assert {list_no for list_no, _ in entries} == {1}
 
 
@@ -113,6 +113,7 @@ def test_the_last_list_the_contract_accepts_is_not_passed(engines: list[Engine])
     with engines[0].begin() as conn:
         last = c.MAX_LISTS * c.LIST_ENTRIES - 1
         conn.execute(insert(table).values(org="city-agency", next_position=last))
-    assert reserve_entries(engines[0], KEY, org="city-agency", count=1)[0][0] == c.MAX_LISTS - 1
+    first = reserve_entries(engine=engines[0], key=KEY, org="city-agency", count=1)[0]
+    assert first[0] == c.MAX_LISTS - 1
     with pytest.raises(StatusListsFull, match="used all 100000 status lists"):
-        reserve_entries(engines[0], KEY, org="city-agency", count=1)
+        reserve_entries(engine=engines[0], key=KEY, org="city-agency", count=1)

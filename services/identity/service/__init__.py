@@ -1,9 +1,11 @@
 """The identity domain, one module per feature: DIDs, issuer keys, credential types,
 issuance, status (revocation and suspension) and listing.
 
-Every function takes the service runtime and, where it needs one, the request's DB session, and
-raises the package's errors. Chain writes come first (signed as the acting org, see chain.py), DB
-rows after, in the request's one transaction: a refusal anywhere leaves nothing half-written.
+Keyword-only functions, as credit's: each takes the service runtime (`rt`) and, where it needs
+one, the request's DB session, and raises the package's errors (one-value helpers such as
+`iso(moment)` keep their one argument positional). Chain writes come first (signed as the
+acting org, see chain.py), DB rows after, in the request's one transaction: a refusal anywhere
+leaves nothing half-written.
 Verification lives in `verification/`.
 
     common            hashes and times every feature writes the same way

@@ -23,7 +23,7 @@ MISSING_KEPT = 1024  # names remembered as missing at most (beyond, the memory s
 
 
 def register_type(
-    env: Runtime, session: Session, *, org: str, name: str, schema: dict[str, Any]
+    *, rt: Runtime, session: Session, org: str, name: str, schema: dict[str, Any]
 ) -> tuple[CredentialType, int, str]:
     """Register a credential type: its JSON Schema here, the schema's hash on the chain."""
     try:
@@ -32,21 +32,21 @@ def register_type(
         raise BadSchema(f"not a valid JSON Schema (2020-12): {exc.message}") from exc
     if schema.get("type") != "object":
         raise BadSchema('a credential type\'s schema describes the claims object: "type": "object"')
-    if session.get(CredentialType, name) is not None or env.chain.read(c.type_key(name)):
+    if session.get(CredentialType, name) is not None or rt.chain.read(c.type_key(name)):
         raise AlreadyExists(f"credential type {name} is already registered", code="type_exists")
     digest = schema_hash(schema)
-    receipt = env.chain.submit(org, "register_type", {"name": name, "schema_hash": digest})
+    receipt = rt.chain.submit(org, "register_type", {"name": name, "schema_hash": digest})
     row = CredentialType(
-        name=name, schema_json=schema, schema_hash=digest, org=org, created_at=env.now()
+        name=name, schema_json=schema, schema_hash=digest, org=org, created_at=rt.now()
     )
     session.add(row)
     return row, int(receipt["height"]), str(receipt["tx"])
 
 
-def get_type(env: Runtime, session: Session, *, name: str) -> tuple[CredentialType, dict[str, Any]]:
+def get_type(*, rt: Runtime, session: Session, name: str) -> tuple[CredentialType, dict[str, Any]]:
     """The type's schema (from this service) and its on-chain record, which must agree."""
     row = session.get(CredentialType, name)
-    on_chain: dict[str, Any] | None = env.chain.read(c.type_key(name))
+    on_chain: dict[str, Any] | None = rt.chain.read(c.type_key(name))
     if row is None or on_chain is None:
         raise UnknownType(f"credential type {name!r} is not registered")
     if on_chain["schema_hash"] != row.schema_hash:
@@ -54,34 +54,34 @@ def get_type(env: Runtime, session: Session, *, name: str) -> tuple[CredentialTy
     return row, on_chain
 
 
-def type_record(env: Runtime, session: Session, name: str) -> TypeRecord | None:
+def type_record(*, rt: Runtime, session: Session, name: str) -> TypeRecord | None:
     """The type's schema as this service holds it, cached: a schema never changes under a name
     (the contract refuses to register a name twice), so one read per type and process. A name
     it does not hold is read again after MISSING_FOR_S at the soonest: verification runs on the
     event loop with the chain in this process, and a flood of such names must not read the
     database each time (the caller asks only for names the chain holds)."""
-    if name in env.types:
-        return env.types[name]
+    if name in rt.types:
+        return rt.types[name]
     now = time.monotonic()
-    if env.missing_types.get(name, 0.0) > now:
+    if rt.missing_types.get(name, 0.0) > now:
         return None
     row = session.get(CredentialType, name)
     if row is None:
-        if len(env.missing_types) >= MISSING_KEPT:
-            env.missing_types.clear()
-        env.missing_types[name] = now + MISSING_FOR_S
+        if len(rt.missing_types) >= MISSING_KEPT:
+            rt.missing_types.clear()
+        rt.missing_types[name] = now + MISSING_FOR_S
         return None
-    env.types[name] = TypeRecord(row.name, row.schema_json, row.schema_hash)
-    return env.types[name]
+    rt.types[name] = TypeRecord(row.name, row.schema_json, row.schema_hash)
+    return rt.types[name]
 
 
-def validator_for(env: Runtime, row: CredentialType | TypeRecord, *, partial: bool) -> Any:
+def validator_for(*, rt: Runtime, row: CredentialType | TypeRecord, partial: bool) -> Any:
     """A cached validator of the type's schema; `partial` drops `required` (for disclosures)."""
     key = f"{row.name}:{row.schema_hash}:{partial}"
-    if key not in env.validators:
+    if key not in rt.validators:
         schema = _without_required(row.schema_json) if partial else row.schema_json
-        env.validators[key] = jsonschema.Draft202012Validator(schema)
-    return env.validators[key]
+        rt.validators[key] = jsonschema.Draft202012Validator(schema)
+    return rt.validators[key]
 
 
 def _without_required(node: Any) -> Any:
@@ -92,7 +92,7 @@ def _without_required(node: Any) -> Any:
     return node
 
 
-def schema_problems(validator: Any, claims: dict[str, Any]) -> list[dict[str, str]]:
+def schema_problems(*, validator: Any, claims: dict[str, Any]) -> list[dict[str, str]]:
     return [
         {
             "where": "/".join(str(p) for p in error.absolute_path) or "claims",

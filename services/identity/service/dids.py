@@ -33,24 +33,24 @@ def parse_did(did: str) -> str:
     return msid
 
 
-def did_record(env: Runtime, did: str) -> dict[str, Any]:
+def did_record(*, rt: Runtime, did: str) -> dict[str, Any]:
     """The DID's on-chain record (deactivated ones included)."""
-    record: dict[str, Any] | None = env.chain.read(c.did_key(parse_did(did)))
+    record: dict[str, Any] | None = rt.chain.read(c.did_key(parse_did(did)))
     if record is None:
         raise UnknownDid(f"{did} is not registered on the chain")
     return record
 
 
-def active_did(env: Runtime, did: str) -> dict[str, Any]:
-    record = did_record(env, did)
+def active_did(*, rt: Runtime, did: str) -> dict[str, Any]:
+    record = did_record(rt=rt, did=did)
     if record["deactivated"]:
         raise DidDeactivated(f"{did} is deactivated")
     return record
 
 
-def require_active_issuer(env: Runtime, org: str, action: str) -> None:
+def require_active_issuer(*, rt: Runtime, org: str, action: str) -> None:
     """Refuse an action of an organisation whose did:smartcity:<org> is deactivated."""
-    record: dict[str, Any] | None = env.chain.read(c.did_key(org))
+    record: dict[str, Any] | None = rt.chain.read(c.did_key(org))
     if record is not None and record["deactivated"]:
         raise DidDeactivated(f"{c.did_of(org)} is deactivated: it cannot {action}")
 
@@ -88,7 +88,7 @@ def did_document(record: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]
     return document, metadata
 
 
-def public_key_args(key: KeyIn | dict[str, Any], where: str = "publicKeyJwk") -> dict[str, Any]:
+def public_key_args(key: KeyIn | dict[str, Any], *, where: str = "publicKeyJwk") -> dict[str, Any]:
     """A public JWK fully checked and reduced to the members the chain stores."""
     raw = key.publicKeyJwk if isinstance(key, KeyIn) else key
     members: dict[str, Any] = check_public_jwk(raw, where=where, curves=DID_CURVES)
@@ -101,7 +101,7 @@ def _document_args(msid: str, keys: list[KeyIn]) -> dict[str, Any]:
     for number, key in enumerate(keys, start=1):
         fragment = key.id or f"key-{number}"
         where = f"keys[{number - 1}].publicKeyJwk"
-        methods.append({"id": fragment, "publicKeyJwk": public_key_args(key, where)})
+        methods.append({"id": fragment, "publicKeyJwk": public_key_args(key, where=where)})
         if "authentication" in key.purposes:
             auth.append(fragment)
         if "assertionMethod" in key.purposes:
@@ -117,51 +117,51 @@ def _document_args(msid: str, keys: list[KeyIn]) -> dict[str, Any]:
     }
 
 
-def create_holder_did(env: Runtime, *, org: str, keys: list[KeyIn]) -> tuple[dict[str, Any], str]:
+def create_holder_did(*, rt: Runtime, org: str, keys: list[KeyIn]) -> tuple[dict[str, Any], str]:
     """Register a holder's DID (id derived from its first key); the agency controls it."""
-    require_active_issuer(env, org, "register keys")
+    require_active_issuer(rt=rt, org=org, action="register keys")
     args = _document_args("", keys)
     msid = c.derived_msid(args["verification_methods"][0]["publicKeyJwk"])
-    if env.chain.read(c.did_key(msid)) is not None:
+    if rt.chain.read(c.did_key(msid)) is not None:
         raise AlreadyExists(f"{c.did_of(msid)} is already registered", code="did_exists")
-    receipt = env.chain.submit(org, "create_did", {**args, "msid": msid})
-    return did_record(env, c.did_of(msid)), str(receipt["tx"])
+    receipt = rt.chain.submit(org, "create_did", {**args, "msid": msid})
+    return did_record(rt=rt, did=c.did_of(msid)), str(receipt["tx"])
 
 
 def update_did_keys(
-    env: Runtime, *, org: str, did: str, keys: list[KeyIn], version: int
+    *, rt: Runtime, org: str, did: str, keys: list[KeyIn], version: int
 ) -> tuple[dict[str, Any], str]:
     """Rotate a DID's keys (the controlling org only); old keys stay valid for the past."""
-    record = _controlled(env, org=org, did=did)
-    require_active_issuer(env, org, "register keys")
+    record = _controlled(rt, org=org, did=did)
+    require_active_issuer(rt=rt, org=org, action="register keys")
     args = {**_document_args(parse_did(did), keys), "version": version}
     del record
-    receipt = env.chain.submit(org, "update_did", args)
-    return did_record(env, did), str(receipt["tx"])
+    receipt = rt.chain.submit(org, "update_did", args)
+    return did_record(rt=rt, did=did), str(receipt["tx"])
 
 
-def deactivate_did(env: Runtime, *, org: str, did: str) -> tuple[dict[str, Any], str]:
+def deactivate_did(*, rt: Runtime, org: str, did: str) -> tuple[dict[str, Any], str]:
     """Deactivate a DID (final). An authorised issuer's own DID only after governance removed
     it as an issuer: until then verifiers rely on its keys for what it issues."""
-    _controlled(env, org=org, did=did)
+    _controlled(rt, org=org, did=did)
     msid = parse_did(did)
-    current = c.open_issuer_types(issuer_record(env, msid))
+    current = c.open_issuer_types(issuer_record(rt=rt, org=msid))
     if current:
         raise IssuerStillAuthorised(
             f"governance lists {msid} as an issuer of {', '.join(current)}: a governance"
             " proposal (identity remove_issuer) must end that before its DID is deactivated"
         )
-    receipt = env.chain.submit(org, "deactivate_did", {"msid": parse_did(did)})
-    return did_record(env, did), str(receipt["tx"])
+    receipt = rt.chain.submit(org, "deactivate_did", {"msid": parse_did(did)})
+    return did_record(rt=rt, did=did), str(receipt["tx"])
 
 
-def _controlled(env: Runtime, *, org: str, did: str) -> dict[str, Any]:
-    record = active_did(env, did)
+def _controlled(rt: Runtime, *, org: str, did: str) -> dict[str, Any]:
+    record = active_did(rt=rt, did=did)
     if record["controller"] != org:
         raise NotController(f"{did} is controlled by {record['controller']}, not {org}")
     return record
 
 
-def issuer_record(env: Runtime, org: str) -> dict[str, Any]:
-    record: dict[str, Any] | None = env.chain.read(c.issuer_key(org))
+def issuer_record(*, rt: Runtime, org: str) -> dict[str, Any]:
+    record: dict[str, Any] | None = rt.chain.read(c.issuer_key(org))
     return record or {"org": org, "types": {}}

@@ -44,7 +44,7 @@ def entry_order_key(vault_key: bytes) -> bytes:
 
 
 @functools.lru_cache(maxsize=64)
-def index_permutation(key: bytes, org: str, list_no: int) -> Callable[[int], int]:
+def index_permutation(*, key: bytes, org: str, list_no: int) -> Callable[[int], int]:
     """The bijection of 0 .. LIST_ENTRIES - 1 that orders `org`'s list `list_no`."""
     tweak = hashlib.blake2b(f"{org}:{list_no}".encode(), key=key, digest_size=16).digest()
     # Each round's function of a 9-bit half, tabled once per list (3,072 hashes, ~2 ms)
@@ -71,7 +71,7 @@ def _round_table(key: bytes, tweak: bytes, number: int) -> list[int]:
     return [value(half) for half in range(1 << HALF_BITS)]
 
 
-def reserve_entries(engine: Engine, key: bytes, *, org: str, count: int) -> list[Entry]:
+def reserve_entries(*, engine: Engine, key: bytes, org: str, count: int) -> list[Entry]:
     """`count` status list entries no other request of `org` gets, in their own transaction."""
     end = _advance(engine, org, count)
     first = end - count
@@ -81,7 +81,7 @@ def reserve_entries(engine: Engine, key: bytes, *, org: str, count: int) -> list
     entries = []
     for position in range(first, end):
         list_no, offset = divmod(position, c.LIST_ENTRIES)
-        entries.append((list_no, index_permutation(key, org, list_no)(offset)))
+        entries.append((list_no, index_permutation(key=key, org=org, list_no=list_no)(offset)))
     return entries
 
 

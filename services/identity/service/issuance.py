@@ -48,22 +48,22 @@ class Prepared:
 
 
 def issue(
-    env: Runtime, session: Session, *, org: str, items: list[IssueIn]
+    *, rt: Runtime, session: Session, org: str, items: list[IssueIn]
 ) -> tuple[list[tuple[Prepared, dict[str, Any]]], list[str]]:
     """Validate, sign, anchor (in batches) and record credentials; returns them with receipts.
 
     The status entries are reserved in a transaction of their own (service/entries.py), before
     `session` runs its first statement: call this before the session has written anything."""
-    height = env.chain.height()
-    authorised = issuer_record(env, org)
+    height = rt.chain.height()
+    authorised = issuer_record(rt=rt, org=org)
     holders: dict[str, dict[str, Any]] = {}
     on_chain: set[str] = set()
     # Verify the issuer's own DID is active: a deactivated DID issues nothing
-    require_active_issuer(env, org, "issue credentials")
+    require_active_issuer(rt=rt, org=org, action="issue credentials")
     for number, item in enumerate(items):
         where = _where(number, items)
         # Verify the type exists, the caller may issue it now, the holder DID is active
-        if item.type not in on_chain and env.chain.read(c.type_key(item.type)) is None:
+        if item.type not in on_chain and rt.chain.read(c.type_key(item.type)) is None:
             raise UnknownType(f"credential type {item.type!r} is not registered")
         on_chain.add(item.type)
         if not c.is_authorised(authorised, item.type, height + 1):
@@ -71,7 +71,7 @@ def issue(
                 f"{where}{org} is not admitted by governance as an issuer of {item.type}"
             )
         if item.subject not in holders:
-            holders[item.subject] = active_did(env, item.subject)
+            holders[item.subject] = active_did(rt=rt, did=item.subject)
         _check_request(item, where)
     # Each holder's cnf key parsed once (a JWK from a dict costs ~60 us)
     bound = {
@@ -80,17 +80,19 @@ def issue(
     }
     # Reserved before the request's session reads: one connection at a time, no stale snapshot
     entries = reserve_entries(
-        session.get_bind().engine, env.entry_order_key, org=org, count=len(items)
+        engine=session.get_bind().engine, key=rt.entry_order_key, org=org, count=len(items)
     )
     types: dict[str, CredentialType] = {}
     for number, item in enumerate(items):
         if item.type not in types:
-            types[item.type] = get_type(env, session, name=item.type)[0]
-        _check_schema(env, types[item.type], item, _where(number, items))
-    keys = {alg: signing_key(env, session, org=org, alg=alg) for alg in {i.alg for i in items}}
+            types[item.type] = get_type(rt=rt, session=session, name=item.type)[0]
+        _check_schema(rt, types[item.type], item, _where(number, items))
+    keys = {
+        alg: signing_key(rt=rt, session=session, org=org, alg=alg) for alg in {i.alg for i in items}
+    }
     prepared = [
         _sign(
-            env,
+            rt,
             org=org,
             item=item,
             holder_key=bound.get(item.subject) if item.holder_binding else None,
@@ -104,7 +106,7 @@ def issue(
         prepared[i : i + c.MAX_ANCHORS_PER_TX]
         for i in range(0, len(prepared), c.MAX_ANCHORS_PER_TX)
     ]
-    txs = env.chain.sign_all(
+    txs = rt.chain.sign_all(
         org,
         "anchor_credentials",
         [
@@ -117,13 +119,13 @@ def issue(
             for chunk in chunks
         ],
     )
-    receipts = env.chain.submit_all(txs)
-    issued_at = env.now()
+    receipts = rt.chain.submit_all(txs)
+    issued_at = rt.now()
     results, rows = [], []
     for chunk, receipt in zip(chunks, receipts, strict=True):
         anchor = {"tx": receipt["tx"], "height": receipt["height"]}
         for p in chunk:
-            rows.append(_row(env, org=org, prepared=p, anchor=anchor, issued_at=issued_at))
+            rows.append(_row(rt, org=org, prepared=p, anchor=anchor, issued_at=issued_at))
             results.append((p, anchor))
     # One multi-row insert into the table itself: the ORM's unit of work cost ~1 ms a
     # credential in a batch of 1,000, its bulk insert path 15 us a row (the table: 12 us)
@@ -148,8 +150,10 @@ def _check_request(item: IssueIn, where: str) -> None:
         _zk_values(item)
 
 
-def _check_schema(env: Runtime, row: CredentialType, item: IssueIn, where: str) -> None:
-    problems = schema_problems(validator_for(env, row, partial=False), item.claims)
+def _check_schema(rt: Runtime, row: CredentialType, item: IssueIn, where: str) -> None:
+    problems = schema_problems(
+        validator=validator_for(rt=rt, row=row, partial=False), claims=item.claims
+    )
     if problems:
         first = problems[0]
         raise SchemaViolation(
@@ -179,12 +183,12 @@ def _zk_values(item: IssueIn) -> dict[str, int]:
     return values
 
 
-def status_list_url(env: Runtime, org: str, list_no: int, purpose: str) -> str:
-    return f"{env.base_url}/status-lists/{org}/{list_no}/{purpose}"
+def status_list_url(*, rt: Runtime, org: str, list_no: int, purpose: str) -> str:
+    return f"{rt.base_url}/status-lists/{org}/{list_no}/{purpose}"
 
 
 def _sign(
-    env: Runtime,
+    rt: Runtime,
     *,
     org: str,
     item: IssueIn,
@@ -210,15 +214,17 @@ def _sign(
         "id": credential_id,
         "type": ["VerifiableCredential", item.type],
         "issuer": c.did_of(org),
-        "validFrom": iso(item.valid_from or env.now()),
+        "validFrom": iso(item.valid_from or rt.now()),
         "credentialSchema": {
-            "id": f"{env.base_url}/schemas/{item.type}",
+            "id": f"{rt.base_url}/schemas/{item.type}",
             "type": "JsonSchema",
             "digestSRI": digest_sri(type_row.schema_hash),
         },
         "credentialStatus": [
             status_list.status_entry(
-                list_credential=status_list_url(env, org, list_no, p), index=index, purpose=p
+                list_credential=status_list_url(rt=rt, org=org, list_no=list_no, purpose=p),
+                index=index,
+                purpose=p,
             )
             for p in c.PURPOSES
         ],
@@ -226,7 +232,7 @@ def _sign(
     }
     if item.valid_until is not None:
         document["validUntil"] = iso(item.valid_until)
-    issued_at = int(env.clock())
+    issued_at = int(rt.clock())
     if item.format == "vc+jwt":
         token = vc_jose.issue_credential(document, signer, kid=kid, issued_at=issued_at)
     elif item.format == "vc+cose":
@@ -253,7 +259,7 @@ def _holder_key(holder: dict[str, Any]) -> jwk.JWK:
 
 
 def _row(
-    env: Runtime,
+    rt: Runtime,
     *,
     org: str,
     prepared: Prepared,
@@ -273,7 +279,7 @@ def _row(
         "list_index": prepared.index,
         "revoked": False,
         "suspended": False,
-        "sealed_claims": env.vault.seal(item.claims, f"credential_claims:{prepared.id}"),
+        "sealed_claims": rt.vault.seal(item.claims, f"credential_claims:{prepared.id}"),
         "issued_at": issued_at,
         "anchor_tx": anchor["tx"],
         "anchor_height": anchor["height"],

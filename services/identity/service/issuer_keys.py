@@ -22,7 +22,7 @@ ALG_CURVES = {"EdDSA": ("OKP", "Ed25519"), "ES256": ("EC", "P-256")}
 
 
 def setup_issuer_keys(
-    env: Runtime, session: Session, *, org: str, algs: list[str]
+    *, rt: Runtime, session: Session, org: str, algs: list[str]
 ) -> tuple[dict[str, Any], str]:
     """Generate (or rotate) the org's signing keys and publish them in did:smartcity:<org>.
 
@@ -30,7 +30,7 @@ def setup_issuer_keys(
     halves are the DID's assertion methods on the chain, signed by the org's own chain key.
     """
     did = c.did_of(org)
-    record: dict[str, Any] | None = env.chain.read(c.did_key(org))
+    record: dict[str, Any] | None = rt.chain.read(c.did_key(org))
     wanted = sorted(set(algs))
     new_keys = {
         alg: jwk.JWK.generate(kty=ALG_CURVES[alg][0], crv=ALG_CURVES[alg][1]) for alg in wanted
@@ -56,15 +56,15 @@ def setup_issuer_keys(
         "assertion": [vm["id"] for vm in vms],
     }
     if record is None:
-        receipt = env.chain.submit(org, "create_did", args)
+        receipt = rt.chain.submit(org, "create_did", args)
     else:
-        receipt = env.chain.submit(org, "update_did", {**args, "version": record["versionId"]})
+        receipt = rt.chain.submit(org, "update_did", {**args, "version": record["versionId"]})
     for old in session.scalars(select(IssuerKey).where(IssuerKey.org == org, IssuerKey.active)):
         if old.alg in wanted:
             old.active = False
     for alg, (fragment, key) in methods.items():
         kid = f"{did}#{fragment}"
-        sealed = env.vault.seal(key.export_private(as_dict=True), f"issuer_key:{kid}")
+        sealed = rt.vault.seal(key.export_private(as_dict=True), f"issuer_key:{kid}")
         session.add(
             IssuerKey(
                 kid=kid,
@@ -73,14 +73,14 @@ def setup_issuer_keys(
                 public_jwk=public_key_args(public_jwk(key)),
                 sealed_private_jwk=sealed,
                 active=True,
-                created_at=env.now(),
+                created_at=rt.now(),
             )
         )
-        env.signing_keys[kid] = key
-    return did_record(env, did), str(receipt["tx"])
+        rt.signing_keys[kid] = key
+    return did_record(rt=rt, did=did), str(receipt["tx"])
 
 
-def signing_key(env: Runtime, session: Session, *, org: str, alg: str) -> tuple[str, jwk.JWK]:
+def signing_key(*, rt: Runtime, session: Session, org: str, alg: str) -> tuple[str, jwk.JWK]:
     """The org's active signing key for `alg`, unsealed (and cached)."""
     row = session.scalars(
         select(IssuerKey).where(IssuerKey.org == org, IssuerKey.alg == alg, IssuerKey.active)
@@ -90,7 +90,7 @@ def signing_key(env: Runtime, session: Session, *, org: str, alg: str) -> tuple[
             f"{org} has no {alg} signing key: POST /identity/issuers/me/keys first",
             code="no_signing_key",
         )
-    if row.kid not in env.signing_keys:
-        opened = env.vault.open(row.sealed_private_jwk, f"issuer_key:{row.kid}")
-        env.signing_keys[row.kid] = jwk.JWK(**opened)
-    return row.kid, env.signing_keys[row.kid]
+    if row.kid not in rt.signing_keys:
+        opened = rt.vault.open(row.sealed_private_jwk, f"issuer_key:{row.kid}")
+        rt.signing_keys[row.kid] = jwk.JWK(**opened)
+    return row.kid, rt.signing_keys[row.kid]

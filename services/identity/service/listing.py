@@ -38,9 +38,9 @@ def credential_status(row: IssuedCredential) -> str:
 
 
 def list_credentials(
-    env: Runtime,
-    session: Session,
     *,
+    rt: Runtime,
+    session: Session,
     org: str,
     roles: frozenset[str],
     issuer: str | None,
@@ -80,7 +80,7 @@ def list_credentials(
     rows = rows[:limit]
     listed = [
         ListedCredential(
-            row, credential_status(row), _status_height(env, row), show_subject=row.org == org
+            row, credential_status(row), _status_height(rt, row), show_subject=row.org == org
         )
         for row in rows
     ]
@@ -101,12 +101,12 @@ def _status_filter(query: Any, status: str | None) -> Any:
     return query.where(IssuedCredential.suspended.is_(status == "suspended"))
 
 
-def _status_height(env: Runtime, row: IssuedCredential) -> int | None:
+def _status_height(rt: Runtime, row: IssuedCredential) -> int | None:
     """The block height of the change that revoked or suspended the credential (the chain's)."""
     purpose = _CHANGE_PURPOSE.get(credential_status(row))
     if purpose is None:
         return None
-    entry = env.chain.read(c.status_key(row.org, row.list_no, purpose, row.list_index))
+    entry = rt.chain.read(c.status_key(row.org, row.list_no, purpose, row.list_index))
     return None if entry is None else int(entry["height"])
 
 

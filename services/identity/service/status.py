@@ -24,7 +24,7 @@ from services.identity.service.issuer_keys import signing_key
 
 
 def own_credential(
-    env: Runtime, session: Session, *, org: str, credential_id: str
+    *, rt: Runtime, session: Session, org: str, credential_id: str
 ) -> IssuedCredential:
     row = session.get(IssuedCredential, credential_id)
     if row is None:
@@ -34,15 +34,15 @@ def own_credential(
     return row
 
 
-def credential_claims(env: Runtime, row: IssuedCredential) -> dict[str, Any]:
-    claims: dict[str, Any] = env.vault.open(row.sealed_claims, f"credential_claims:{row.id}")
+def credential_claims(*, rt: Runtime, row: IssuedCredential) -> dict[str, Any]:
+    claims: dict[str, Any] = rt.vault.open(row.sealed_claims, f"credential_claims:{row.id}")
     return claims
 
 
 def change_status(
-    env: Runtime,
-    session: Session,
     *,
+    rt: Runtime,
+    session: Session,
     org: str,
     credential_id: str,
     purpose: str,
@@ -50,8 +50,8 @@ def change_status(
     reason: str,
 ) -> tuple[IssuedCredential, dict[str, Any]]:
     """Revoke (final), suspend or reinstate a credential: one auditable chain transaction."""
-    row = own_credential(env, session, org=org, credential_id=credential_id)
-    require_active_issuer(env, org, "change a credential's status")
+    row = own_credential(rt=rt, session=session, org=org, credential_id=credential_id)
+    require_active_issuer(rt=rt, org=org, action="change a credential's status")
     # Verify the change makes sense before asking the chain
     if row.revoked:
         raise AlreadyExists(
@@ -60,7 +60,7 @@ def change_status(
     if purpose == "suspension" and row.suspended == bool(value):
         state = "suspended" if value else "not suspended"
         raise AlreadyExists(f"credential {credential_id} is already {state}", code="unchanged")
-    receipt = env.chain.submit(
+    receipt = rt.chain.submit(
         org,
         "set_status",
         {
@@ -79,7 +79,7 @@ def change_status(
 
 
 def status_list_document(
-    env: Runtime, session: Session, *, org: str, list_no: int, purpose: str
+    *, rt: Runtime, session: Session, org: str, list_no: int, purpose: str
 ) -> tuple[dict[str, Any], str | None]:
     """The W3C BitstringStatusListCredential for a list, rebuilt from the chain's status keys.
 
@@ -92,18 +92,18 @@ def status_list_document(
         )
     )
     for index in indexes:
-        entry = env.chain.read(c.status_key(org, list_no, purpose, index))
+        entry = rt.chain.read(c.status_key(org, list_no, purpose, index))
         if entry is not None and entry["value"]:
             bits.set(index)
     document = status_list.status_list_credential(
-        list_id=status_list_url(env, org, list_no, purpose),
+        list_id=status_list_url(rt=rt, org=org, list_no=list_no, purpose=purpose),
         issuer=c.did_of(org),
         purpose=purpose,
         status_list=bits,
-        valid_from=iso(env.now()),
+        valid_from=iso(rt.now()),
     )
     try:
-        kid, key = signing_key(env, session, org=org, alg="EdDSA")
+        kid, key = signing_key(rt=rt, session=session, org=org, alg="EdDSA")
     except IdentityError:
         return document, None
-    return document, vc_jose.issue_credential(document, key, kid=kid, issued_at=int(env.clock()))
+    return document, vc_jose.issue_credential(document, key, kid=kid, issued_at=int(rt.clock()))

@@ -29,7 +29,7 @@ STATUS_URL = re.compile(r"/status-lists/([a-z0-9-]+)/(\d+)/(revocation|suspensio
 
 
 def read_issuer_key(
-    env: Runtime, report: Report, kid: Any, proofs: dict[str, Any]
+    rt: Runtime, report: Report, kid: Any, proofs: dict[str, Any]
 ) -> dict[str, Any] | None:
     issuer = report.issuer or ""
     msid = c.msid_of(issuer)
@@ -41,7 +41,7 @@ def read_issuer_key(
         report.set("signature", False, "kid must name a verification method of the issuer's DID")
         return None
     key = c.vm_key(msid, kid.split("#", 1)[1])
-    vm: dict[str, Any] | None = env.chain.read(key)
+    vm: dict[str, Any] | None = rt.chain.read(key)
     proofs["issuer_key"] = key
     if vm is None:
         report.set("signature", False, f"{kid} is not a key of {issuer} on the chain")
@@ -49,10 +49,10 @@ def read_issuer_key(
 
 
 def check_anchor(
-    env: Runtime, report: Report, token: str, proofs: dict[str, Any]
+    rt: Runtime, report: Report, token: str, proofs: dict[str, Any]
 ) -> dict[str, Any] | None:
     digest = token_hash(token)
-    anchor: dict[str, Any] | None = env.chain.read(c.cred_key(digest))
+    anchor: dict[str, Any] | None = rt.chain.read(c.cred_key(digest))
     proofs["anchor"] = c.cred_key(digest)
     issuer_org = c.msid_of(report.issuer or "")
     # Verify the credential's hash is anchored, by its issuer, for the type it claims
@@ -77,10 +77,10 @@ def check_key_window(report: Report, vm: Any, anchor: dict[str, Any] | None) -> 
 
 
 def check_authorisation(
-    env: Runtime, report: Report, anchor: dict[str, Any] | None, proofs: dict[str, Any]
+    rt: Runtime, report: Report, anchor: dict[str, Any] | None, proofs: dict[str, Any]
 ) -> None:
     org = c.msid_of(report.issuer or "") or ""
-    record = env.chain.read(c.issuer_key(org))
+    record = rt.chain.read(c.issuer_key(org))
     proofs["issuer_authorisation"] = c.issuer_key(org)
     if anchor is None:
         report.set("issuer_authorised", False, "no anchor, so the issuance height is unknown")
@@ -100,7 +100,7 @@ def check_authorisation(
 
 
 def check_status(
-    env: Runtime, report: Report, anchor: dict[str, Any] | None, proofs: dict[str, Any]
+    rt: Runtime, report: Report, anchor: dict[str, Any] | None, proofs: dict[str, Any]
 ) -> None:
     entries = as_list(report.claims.get("credentialStatus"))
     if not entries or anchor is None:
@@ -122,7 +122,7 @@ def check_status(
             continue
         purpose = found.group(3)
         key = c.status_key(anchor["org"], anchor["list"], purpose, anchor["index"])
-        bit = env.chain.read(key)
+        bit = rt.chain.read(key)
         proofs[f"status_{purpose}"] = key
         if bit is not None and bit["value"]:
             verb = "revoked" if purpose == "revocation" else "suspended"
@@ -136,15 +136,15 @@ def check_status(
         report.set("status", True, ", ".join(notes))
 
 
-def check_schema(env: Runtime, session: Session, report: Report, proofs: dict[str, Any]) -> None:
+def check_schema(rt: Runtime, session: Session, report: Report, proofs: dict[str, Any]) -> None:
     name = report.type
     if name is None:
         report.set("schema", False, "the credential names no type")
         return
-    on_chain: dict[str, Any] | None = env.chain.read(c.type_key(name))
+    on_chain: dict[str, Any] | None = rt.chain.read(c.type_key(name))
     proofs["type"] = c.type_key(name)
     # The database only for a type the chain holds: any name at all costs it no read
-    row = type_record(env, session, name) if on_chain is not None else None
+    row = type_record(rt=rt, session=session, name=name) if on_chain is not None else None
     digests = [s.get("digestSRI") for s in as_list(report.claims.get("credentialSchema"))]
     # Verify the credential names the schema whose hash the chain holds, and its claims fit it
     if on_chain is None or row is None or row.schema_hash != on_chain["schema_hash"]:
@@ -154,12 +154,13 @@ def check_schema(env: Runtime, session: Session, report: Report, proofs: dict[st
         report.set("schema", False, "credentialSchema does not carry the registered schema digest")
         return
     partial = report.format == "vc+sd-jwt"
-    validator = schema_validator(env, row, partial=partial)
+    validator = schema_validator(rt=rt, row=row, partial=partial)
     problems = [
         problem
         for subject in as_list(report.claims.get("credentialSubject"))
         for problem in schema_problems(
-            validator, {k: v for k, v in subject.items() if k not in ("id", COMMITMENTS)}
+            validator=validator,
+            claims={k: v for k, v in subject.items() if k not in ("id", COMMITMENTS)},
         )
     ]
     if problems:

@@ -24,20 +24,20 @@ from services.identity.verification.report import as_list
 
 
 def create_challenge(
-    env: Runtime, session: Session, *, org: str, audience: str | None, ttl_s: int
+    rt: Runtime, session: Session, *, org: str, audience: str | None, ttl_s: int
 ) -> Challenge:
     """A fresh nonce for a verifier; the holder signs it (and the audience) in the presentation."""
     row = Challenge(
         nonce=secrets.token_urlsafe(24),
         org=org,
         audience=audience or c.did_of(org),
-        expires_at=env.now() + timedelta(seconds=ttl_s),
+        expires_at=rt.now() + timedelta(seconds=ttl_s),
     )
     session.add(row)
     return row
 
 
-def open_challenge(env: Runtime, session: Session, *, org: str, nonce: str) -> Challenge:
+def open_challenge(rt: Runtime, session: Session, *, org: str, nonce: str) -> Challenge:
     """The caller's own unexpired, unused challenge for `nonce` (read, not yet consumed)."""
     row = session.get(Challenge, nonce)
     # Verify the nonce is this verifier's, unexpired and unused
@@ -48,7 +48,7 @@ def open_challenge(env: Runtime, session: Session, *, org: str, nonce: str) -> C
             "the nonce was issued to another organisation: a verifier uses its own challenge",
             code="foreign_challenge",
         )
-    if _utc(row.expires_at) < env.now():
+    if _utc(row.expires_at) < rt.now():
         raise UnknownChallenge(
             "the challenge has expired: ask for a new one", code="challenge_expired"
         )
@@ -57,7 +57,7 @@ def open_challenge(env: Runtime, session: Session, *, org: str, nonce: str) -> C
     return row
 
 
-def consume_challenge(env: Runtime, session: Session, *, challenge: Challenge, digest: str) -> None:
+def consume_challenge(rt: Runtime, session: Session, *, challenge: Challenge, digest: str) -> None:
     """Mark the nonce used, once: only a verification that ran to its report consumes it.
 
     The conditional update is the single-use guarantee under concurrency: of two requests
@@ -66,7 +66,7 @@ def consume_challenge(env: Runtime, session: Session, *, challenge: Challenge, d
     done = session.execute(
         update(Challenge)
         .where(Challenge.nonce == challenge.nonce, Challenge.used_at.is_(None))
-        .values(used_at=env.now(), replay_key=digest)
+        .values(used_at=rt.now(), replay_key=digest)
     )
     if getattr(done, "rowcount", 1) != 1:
         raise ChallengeUsed("the nonce was already used: a presentation is accepted once")

@@ -40,7 +40,7 @@ from services.identity.verification.report import Binding, Report, as_list
 
 
 def verify_credential(
-    env: Runtime,
+    rt: Runtime,
     session: Session,
     *,
     token: str,
@@ -51,18 +51,18 @@ def verify_credential(
     token = token.strip()
     if vc_cose.looks_like_cose(token):
         return _verify_checks(
-            env, session, Report(format="vc+cose"), token, None, include_proofs, binding
+            rt, session, Report(format="vc+cose"), token, None, include_proofs, binding
         )
     report = Report(format="vc+sd-jwt" if "~" in token else "vc+jwt")
     try:
         compact = parse_compact(token.split("~", 1)[0])
     except IdentityError as exc:
         raise MalformedToken(f"the credential is not a JWS / SD-JWT: {exc}") from exc
-    return _verify_checks(env, session, report, token, compact, include_proofs, binding)
+    return _verify_checks(rt, session, report, token, compact, include_proofs, binding)
 
 
 async def verify_credential_async(
-    env: Runtime, session: Session, *, token: str, include_proofs: bool
+    rt: Runtime, session: Session, *, token: str, include_proofs: bool
 ) -> Report:
     """`verify_credential` for an async route. Without proofs it reads chain state and the
     cached type (the database once per type and process; never for a name the chain does not
@@ -70,25 +70,25 @@ async def verify_credential_async(
     in this process it runs on the event loop; proofs read the node's block store, in the
     thread pool. On a remote node it runs on the loop when every read (and proof) is kept from
     the last block (no thread hop), else again in the thread pool, reading the node."""
-    if env.chain.cache is not None:
+    if rt.chain.cache is not None:
         try:
             with memory_only():
                 return verify_credential(
-                    env, cast(Session, NoSession()), token=token, include_proofs=include_proofs
+                    rt, cast(Session, NoSession()), token=token, include_proofs=include_proofs
                 )
         except NotKept:
             pass
     if include_proofs:
         return await run_in_threadpool(
-            verify_credential, env, session, token=token, include_proofs=True
+            verify_credential, rt, session, token=token, include_proofs=True
         )
     return await run_reading(
-        env.ctx.ledger, verify_credential, env, session, token=token, include_proofs=False
+        rt.ctx.ledger, verify_credential, rt, session, token=token, include_proofs=False
     )
 
 
 def _verify_checks(
-    env: Runtime,
+    rt: Runtime,
     session: Session,
     report: Report,
     token: str,
@@ -108,19 +108,19 @@ def _verify_checks(
         raise MalformedToken(f"the credential is not a JWS / SD-JWT / COSE_Sign1: {exc}") from exc
     report.issuer = vcdm.id_of(unverified.get("issuer"))
     proofs: dict[str, Any] = {}
-    vm = read_issuer_key(env, report, kid, proofs)
+    vm = read_issuer_key(rt, report, kid, proofs)
     if vm is not None:
         _check_signature(report, token, compact, vm["publicKeyJwk"])
     if report.checks["signature"]["status"] == "passed":
-        anchor = check_anchor(env, report, token, proofs)
+        anchor = check_anchor(rt, report, token, proofs)
         check_key_window(report, vm, anchor)
-        check_authorisation(env, report, anchor, proofs)
-        _check_validity(env, report)
-        check_status(env, report, anchor, proofs)
-        check_schema(env, session, report, proofs)
-        _check_binding(env, report, token, binding or Binding())
+        check_authorisation(rt, report, anchor, proofs)
+        _check_validity(rt, report)
+        check_status(rt, report, anchor, proofs)
+        check_schema(rt, session, report, proofs)
+        _check_binding(rt, report, token, binding or Binding())
     # Proofs are built last, from the state keys the checks read (a bundle each)
-    report.proofs = {n: env.chain.proof(k) for n, k in proofs.items()} if include_proofs else {}
+    report.proofs = {n: rt.chain.proof(k) for n, k in proofs.items()} if include_proofs else {}
     return report.finish()
 
 
@@ -164,9 +164,9 @@ def _check_signature(
     report.type = types[0] if types else None
 
 
-def _check_validity(env: Runtime, report: Report) -> None:
+def _check_validity(rt: Runtime, report: Report) -> None:
     try:
-        vcdm.check_time({**report.claims, **report.jwt_times}, env.clock(), leeway_s=0)
+        vcdm.check_time({**report.claims, **report.jwt_times}, rt.clock(), leeway_s=0)
     except CredentialError as exc:
         report.set("validity_period", False, str(exc))
         return
@@ -181,7 +181,7 @@ def _check_validity(env: Runtime, report: Report) -> None:
     )
 
 
-def _check_binding(env: Runtime, report: Report, token: str, binding: Binding) -> None:
+def _check_binding(rt: Runtime, report: Report, token: str, binding: Binding) -> None:
     if report.format in ("vc+jwt", "vc+cose"):
         if binding.holder is None:
             report.set("holder_binding", None, "no presentation: nothing binds a holder")
@@ -190,7 +190,7 @@ def _check_binding(env: Runtime, report: Report, token: str, binding: Binding) -
         else:
             report.set("holder_binding", False, "presented by someone other than its subject")
         return
-    key = _vcdm_key(report.issuer, token, env)
+    key = _vcdm_key(report.issuer, token, rt)
     if sd_jwt.parse_sd_jwt(token).key_binding_jwt is None and not binding.require_key_binding:
         report.set("holder_binding", None, "presented without a key binding JWT")
         return
@@ -201,7 +201,7 @@ def _check_binding(env: Runtime, report: Report, token: str, binding: Binding) -
             require_key_binding=True,
             nonce=binding.nonce,
             audience=binding.audience,
-            now=env.clock(),
+            now=rt.clock(),
         )
     except (KeyBindingError, NonceMismatch, AudienceMismatch) as exc:
         report.set("holder_binding", False, f"{exc.code}: {exc}")
@@ -209,8 +209,8 @@ def _check_binding(env: Runtime, report: Report, token: str, binding: Binding) -
     report.set("holder_binding", True, "key binding JWT signed by the cnf key for this challenge")
 
 
-def _vcdm_key(issuer: str | None, token: str, env: Runtime) -> dict[str, Any]:
+def _vcdm_key(issuer: str | None, token: str, rt: Runtime) -> dict[str, Any]:
     kid = str(parse_compact(token.split("~", 1)[0]).header["kid"])
     msid = c.msid_of(issuer or "") or ""
-    record: dict[str, Any] = env.chain.read(c.vm_key(msid, kid.split("#", 1)[1]))
+    record: dict[str, Any] = rt.chain.read(c.vm_key(msid, kid.split("#", 1)[1]))
     return dict(record["publicKeyJwk"])

@@ -23,7 +23,7 @@ from services.identity.verification.report import REQUIRED
 
 
 def verify_zk(
-    env: Runtime,
+    rt: Runtime,
     session: Session,
     *,
     org: str,
@@ -37,9 +37,9 @@ def verify_zk(
     include_proofs: bool,
 ) -> dict[str, Any]:
     """Check a predicate proof against the commitment the issuer signed, and the credential."""
-    challenge = open_challenge(env, session, org=org, nonce=nonce)
+    challenge = open_challenge(rt, session, org=org, nonce=nonce)
     check_bound_to(proof, challenge, "proof")
-    report = verify_credential(env, session, token=credential, include_proofs=include_proofs)
+    report = verify_credential(rt, session, token=credential, include_proofs=include_proofs)
     subject = report.claims.get("credentialSubject") or {}
     commitments = subject.get(COMMITMENTS) if isinstance(subject, dict) else None
     key = "age" if predicate == "age_at_least" else "residency"
@@ -50,7 +50,7 @@ def verify_zk(
         if commitment is None:
             raise ProofError(f"the credential carries no signed {key} commitment")
         if predicate == "age_at_least":
-            reference = reference_date or env.now().date()
+            reference = reference_date or rt.now().date()
             statement = {"min_age_years": min_age_years, "reference_date": reference.isoformat()}
             if min_age_years is None:
                 raise ProofError("age_at_least needs min_age_years")
@@ -83,7 +83,7 @@ def verify_zk(
         checks["proof"] = {"status": "failed", "message": f"{code}: {exc}"}
     verified = all(v["status"] == "passed" for v in checks.values())
     consume_challenge(
-        env, session, challenge=challenge, digest=hashlib.sha256(canonical_json(proof)).hexdigest()
+        rt, session, challenge=challenge, digest=hashlib.sha256(canonical_json(proof)).hexdigest()
     )
     return {
         "verified": verified,

@@ -46,7 +46,7 @@ def _presented_challenge(text: str) -> dict[str, Any]:
 
 
 def verify_presentation(
-    env: Runtime,
+    rt: Runtime,
     session: Session,
     *,
     org: str,
@@ -56,7 +56,7 @@ def verify_presentation(
 ) -> dict[str, Any]:
     """Verify an SD-JWT+KB or a vp+jwt for a challenge this service issued to `org`."""
     text = presentation.strip()
-    challenge = open_challenge(env, session, org=org, nonce=nonce)
+    challenge = open_challenge(rt, session, org=org, nonce=nonce)
     check_bound_to(_presented_challenge(text), challenge, "presentation")
     checks: dict[str, dict[str, str]] = {
         "challenge": {"status": "passed", "message": "nonce issued here, unexpired, first use"}
@@ -65,19 +65,19 @@ def verify_presentation(
     if "~" in text:
         binding.require_key_binding = True
         report = verify_credential(
-            env, session, token=text, include_proofs=include_proofs, binding=binding
+            rt, session, token=text, include_proofs=include_proofs, binding=binding
         )
         holder, reports = report.subject, [report]
         checks["holder_signature"] = report.checks["holder_binding"]
     else:
-        holder, reports = _verify_vp_jwt(env, session, text, binding, checks, include_proofs)
+        holder, reports = _verify_vp_jwt(rt, session, text, binding, checks, include_proofs)
     verified = (
         all(v["status"] == "passed" for v in checks.values())
         and bool(reports)
         and all(r.verified and r.checks["holder_binding"]["status"] == "passed" for r in reports)
     )
     consume_challenge(
-        env, session, challenge=challenge, digest=hashlib.sha256(text.encode()).hexdigest()
+        rt, session, challenge=challenge, digest=hashlib.sha256(text.encode()).hexdigest()
     )
     return {
         "verified": verified,
@@ -90,7 +90,7 @@ def verify_presentation(
 
 
 def _verify_vp_jwt(
-    env: Runtime,
+    rt: Runtime,
     session: Session,
     text: str,
     binding: Binding,
@@ -105,7 +105,7 @@ def _verify_vp_jwt(
     holder = kid.split("#", 1)[0] if isinstance(kid, str) else None
     msid = c.msid_of(holder or "")
     record = (
-        env.chain.read(c.vm_key(msid, str(kid).split("#", 1)[1]))
+        rt.chain.read(c.vm_key(msid, str(kid).split("#", 1)[1]))
         if msid and "#" in str(kid)
         else None
     )
@@ -121,7 +121,7 @@ def _verify_vp_jwt(
             record["publicKeyJwk"],
             nonce=binding.nonce,
             audience=binding.audience,
-            now=env.clock(),
+            now=rt.clock(),
             max_age_s=PRESENTATION_MAX_AGE_S,
         )
     except CredentialError as exc:
@@ -134,7 +134,7 @@ def _verify_vp_jwt(
     binding = Binding(holder=holder)
     reports = [
         verify_credential(
-            env, session, token=e.token, include_proofs=include_proofs, binding=binding
+            rt, session, token=e.token, include_proofs=include_proofs, binding=binding
         )
         for e in verified.credentials
     ]
