@@ -79,7 +79,7 @@ def _frame(body: dict[str, Any]) -> bytes:
     return struct.pack(">I", len(data)) + data
 
 
-def _send_frame(sock: socket.socket, body: dict[str, Any]) -> None:
+def send_frame(sock: socket.socket, body: dict[str, Any]) -> None:
     sock.sendall(_frame(body))
 
 
@@ -93,7 +93,7 @@ def _recv_exact(sock: socket.socket, size: int) -> bytes:
     return bytes(chunks)
 
 
-def _recv_frame(sock: socket.socket) -> dict[str, Any]:
+def recv_frame(sock: socket.socket) -> dict[str, Any]:
     (size,) = struct.unpack(">I", _recv_exact(sock, 4))
     if size > MAX_FRAME:
         raise ConnectionError(f"frame of {size} bytes exceeds {MAX_FRAME}")
@@ -103,7 +103,7 @@ def _recv_frame(sock: socket.socket) -> dict[str, Any]:
         raise ConnectionError(str(exc)) from exc
 
 
-def _challenge_bytes(chain_id: str, nonce: str, binding: bytes) -> bytes:
+def challenge_bytes(chain_id: str, nonce: str, binding: bytes) -> bytes:
     """What each side signs over the other's nonce: bound to the TLS channel when there is one."""
     if not binding:
         return PLAINTEXT_HANDSHAKE_TAG + canonical({"chain_id": chain_id, "nonce": nonce})
@@ -265,7 +265,7 @@ class TcpTransport:
     def _dial_handshake(self, channel: Channel, pub: str) -> None:
         sock, binding = channel.sock, channel.binding
         nonce = secrets.token_hex(16)
-        _send_frame(
+        send_frame(
             sock,
             {
                 "type": "hello",
@@ -274,19 +274,19 @@ class TcpTransport:
                 "nonce": nonce,
             },
         )
-        reply = _recv_frame(sock)
+        reply = recv_frame(sock)
         # Verify the listener is the peer we dialled and proves it holds that key
         if reply.get("type") != "challenge" or reply.get("pub_key") != pub:
             raise ConnectionError("the listener is not the expected peer")
-        signed = _challenge_bytes(self.chain_id, nonce, binding)
+        signed = challenge_bytes(self.chain_id, nonce, binding)
         if not self.verify(pub, signed, bytes.fromhex(str(reply.get("sig", "")))):
             raise ConnectionError("the listener failed to prove its key")
         challenge = reply.get("nonce")
         if not isinstance(challenge, str) or not challenge:
             # A peer leaving it out must not end this dialling thread (a KeyError was uncaught)
             raise ConnectionError("the listener's challenge carries no nonce")
-        sig = self.key.sign(_challenge_bytes(self.chain_id, challenge, binding)).hex()
-        _send_frame(sock, {"type": "auth", "sig": sig})
+        sig = self.key.sign(challenge_bytes(self.chain_id, challenge, binding)).hex()
+        send_frame(sock, {"type": "auth", "sig": sig})
 
     def _send_loop(self, sock: socket.socket, pub: str) -> None:
         """Send consensus frames first, then one gossip frame, coalescing into few writes."""
@@ -306,7 +306,7 @@ class TcpTransport:
                 sock.sendall(out)
                 continue
             if not ready.wait(0.5):
-                _send_frame(sock, {"kind": "ping"})
+                send_frame(sock, {"kind": "ping"})
 
     # -- inbound: accept only node keys, then receive ------------------------------------
 
@@ -399,7 +399,7 @@ class TcpTransport:
                     try:
                         with self._tracked(sock, sender):
                             while not self._stop.is_set():
-                                self._receive(_recv_frame(sock), sender)
+                                self._receive(recv_frame(sock), sender)
                     finally:
                         self.connected.discard(sender)
             except (OSError, ConnectionError, ValueError, ChainError) as exc:
@@ -409,7 +409,7 @@ class TcpTransport:
 
     def _accept_handshake(self, channel: Channel) -> str:
         sock, binding = channel.sock, channel.binding
-        hello = _recv_frame(sock)
+        hello = recv_frame(sock)
         pub = str(hello.get("pub_key", ""))
         # Verify the dialer names this chain and a key of one of its nodes
         if hello.get("type") != "hello" or hello.get("chain_id") != self.chain_id:
@@ -420,8 +420,8 @@ class TcpTransport:
         if channel.peer_key is not None and pub != channel.peer_key:
             raise ConnectionError(f"key {pub[:16]} is not the one its TLS certificate carries")
         nonce = secrets.token_hex(16)
-        signed = _challenge_bytes(self.chain_id, str(hello.get("nonce", "")), binding)
-        _send_frame(
+        signed = challenge_bytes(self.chain_id, str(hello.get("nonce", "")), binding)
+        send_frame(
             sock,
             {
                 "type": "challenge",
@@ -430,8 +430,8 @@ class TcpTransport:
                 "sig": self.key.sign(signed).hex(),
             },
         )
-        auth = _recv_frame(sock)
-        expected = _challenge_bytes(self.chain_id, nonce, binding)
+        auth = recv_frame(sock)
+        expected = challenge_bytes(self.chain_id, nonce, binding)
         if not self.verify(pub, expected, bytes.fromhex(str(auth.get("sig", "")))):
             raise ConnectionError(f"peer {pub[:16]} failed to prove its key")
         return pub

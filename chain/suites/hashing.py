@@ -73,11 +73,11 @@ def _smt_instance(suite: CryptoSuite) -> ModuleType:
     sys.modules[name] = module  # dataclasses resolve the module's annotations through it
     spec.loader.exec_module(module)
     module.__dict__["_sha256"] = suite.hasher
-    _check_tree(module, suite.hasher)
+    check_tree(module, suite.hasher)
     return module
 
 
-def _check_tree(module: ModuleType, hasher: Hasher) -> None:
+def check_tree(module: ModuleType, hasher: Hasher) -> None:
     """Refuse an instance that hashes with anything but `hasher` (say chain.smt one day
     computed a constant with SHA-256 at import): a two-leaf root recomputed by hand."""
     left, right, value = bytes(32), b"\x80" + bytes(31), b"\x01" * 32

@@ -30,7 +30,7 @@ from chain.node import Node
 from chain.server import open_node
 from chain.store import BlockStore
 from chain.suites import SUITE_NAMES, load_any_key, suite_for
-from chain.suites.hashing import _check_tree, trees_for
+from chain.suites.hashing import check_tree, trees_for
 from chain.tx import VERIFIED, SmTx, Tx, sign_tx, tx_from_json
 from smartcity.cli import main
 from smartcity.demo import init_suite
@@ -344,4 +344,4 @@ def test_the_sm_sparse_merkle_tree_hashes_with_sm3_only_and_a_mixed_one_is_refus
     assert root == SM.hash(b"\x00" + key + value) != smt.Tree.from_entries([(key, value)]).root_hash
     # An instance that hashed anything with SHA-256 would be refused when made
     with pytest.raises(ImportError, match="does not hash with its suite's hash only"):
-        _check_tree(smt, SM.hasher)
+        check_tree(smt, SM.hasher)

@@ -19,7 +19,7 @@ import pytest
 
 from chain.block import sign_precommit
 from chain.consensus.messages import Vote
-from chain.consensus.tcp import Peer, TcpTransport, _challenge_bytes, _recv_frame, _send_frame
+from chain.consensus.tcp import Peer, TcpTransport, challenge_bytes, recv_frame, send_frame
 from chain.consensus.tls import BoundTlsLinks, channel_binding
 from chain.suites import SuiteKey, suite_for
 from chain.tx import Tx, sign_tx
@@ -136,16 +136,16 @@ def test_a_relay_terminating_tls_cannot_pass_a_nodes_handshake_on(
     mitm = BoundTlsLinks()
     with socket.create_connection(("127.0.0.1", node_b.port), timeout=5) as raw:
         toward_b = mitm.dial(raw, b.public_hex)
-        _send_frame(
+        send_frame(
             toward_b.sock,
             {"type": "hello", "chain_id": CHAIN, "pub_key": a.public_hex, "nonce": "00" * 16},
         )
-        challenge = _recv_frame(toward_b.sock)
+        challenge = recv_frame(toward_b.sock)
     # The challenge is signed over the relay's TLS pair; the dialer (A) checks it over its own
     dialer_links = BoundTlsLinks()
     own_pair = channel_binding(dialer_links.certificate_der, mitm.certificate_der)
-    signed = _challenge_bytes(CHAIN, "00" * 16, own_pair)
+    signed = challenge_bytes(CHAIN, "00" * 16, own_pair)
     assert challenge["type"] == "challenge" and challenge["pub_key"] == b.public_hex
     assert not SM.verify(b.public_hex, signed, bytes.fromhex(challenge["sig"]))
-    relayed = _challenge_bytes(CHAIN, "00" * 16, toward_b.binding)
+    relayed = challenge_bytes(CHAIN, "00" * 16, toward_b.binding)
     assert SM.verify(b.public_hex, relayed, bytes.fromhex(challenge["sig"]))

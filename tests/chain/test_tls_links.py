@@ -290,7 +290,7 @@ def test_a_listener_whose_challenge_lacks_its_nonce_does_not_end_the_dialling(
 ) -> None:
     """A peer that proves its key but sends no nonce of its own is refused, and the dialer goes
     on trying that peer (an uncaught KeyError used to end its dialling thread for good)."""
-    from chain.consensus.tcp import _challenge_bytes, _recv_frame, _send_frame
+    from chain.consensus.tcp import challenge_bytes, recv_frame, send_frame
 
     a, b = SigningKey.generate(), SigningKey.generate()
     allowed = {a.public_hex, b.public_hex}
@@ -304,6 +304,6 @@ def test_a_listener_whose_challenge_lacks_its_nonce_does_not_end_the_dialling(
         for _ in range(2):  # the second connection shows the dialling survived the first
             conn, _ = listener.accept()
             with conn:
-                hello = _recv_frame(conn)
-                proof = b.sign(_challenge_bytes(CHAIN, str(hello["nonce"]), b"")).hex()
-                _send_frame(conn, {"type": "challenge", "pub_key": b.public_hex, "sig": proof})
+                hello = recv_frame(conn)
+                proof = b.sign(challenge_bytes(CHAIN, str(hello["nonce"]), b"")).hex()
+                send_frame(conn, {"type": "challenge", "pub_key": b.public_hex, "sig": proof})
