@@ -12,7 +12,7 @@ import hashlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, TypedDict, Unpack
 
 from chain.json_types import JsonObject
 from services.identity.credentials import vcdm
@@ -294,29 +294,26 @@ def _check_kb_time(kb_claims: Mapping[str, Any], *, now: float | None, leeway_s:
 # -- W3C VCDM 2.0 secured with SD-JWT -------------------------------------------------------------
 
 
+class IssueOptions(TypedDict, total=False):
+    """What an issuer of a credential profile may set beside its claims (as for issue_sd_jwt)."""
+
+    kid: str | None
+    holder_key: KeyLike | None
+    decoys: int
+
+
 def issue_sd_credential(
     credential: Mapping[str, Any],
     key: KeyLike,
     *,
     disclose: Iterable[str],
-    kid: str | None = None,
-    holder_key: KeyLike | None = None,
     issued_at: int | None = None,
-    decoys: int = 0,
     strict: bool = True,
+    **options: Unpack[IssueOptions],
 ) -> str:
     """Issue a VCDM 2.0 credential as `vc+sd-jwt` with the claims at `disclose` paths hidden."""
     claims = vcdm.credential_claims(credential, issued_at=issued_at, strict=strict)
-    return issue_sd_jwt(
-        claims,
-        key,
-        disclose=disclose,
-        typ=VC_SD_JWT_TYP,
-        cty="vc",
-        kid=kid,
-        holder_key=holder_key,
-        decoys=decoys,
-    )
+    return issue_sd_jwt(claims, key, disclose=disclose, typ=VC_SD_JWT_TYP, cty="vc", **options)
 
 
 def verify_sd_credential(text: str, key: KeyLike, **options: Any) -> VerifiedSdJwt:
@@ -351,26 +348,19 @@ def verify_sd_presentation(
     return verified, tuple(vcdm.open_envelope(e) for e in items)
 
 
-class _DocumentCheck(Protocol):
-    def __call__(self, document: Mapping[str, Any], *, strict: bool) -> None: ...
-
-
 def _verify_vcdm(
     text: str,
     key: KeyLike,
     typ: str,
     cty: str,
-    check: _DocumentCheck,
+    check: vcdm.DocumentCheck,
     iss_member: str,
     options: dict[str, Any],
 ) -> VerifiedSdJwt:
     """An SD-JWT secured VCDM 2.0 document: its media types, then `check` and its iss and kid."""
     verified = verify_sd_jwt(text, key, typ=typ, **options)
     _check_cty(verified.header, cty)
-    vcdm.check_no_vc_vp_claims(verified.claims)
-    check(verified.claims, strict=False)
-    vcdm.check_iss(verified.claims, iss_member)
-    vcdm.check_kid(verified.header, verified.claims)
+    vcdm.check_jose_document(verified.header, verified.claims, check=check, iss_member=iss_member)
     return verified
 
 
@@ -387,23 +377,13 @@ def issue_sd_jwt_vc(
     key: KeyLike,
     *,
     disclose: Iterable[str],
-    kid: str | None = None,
-    holder_key: KeyLike | None = None,
     issued_at: int | None = None,
-    decoys: int = 0,
+    **options: Unpack[IssueOptions],
 ) -> str:
     """Issue an SD-JWT VC (`dc+sd-jwt`); `claims` need `iss` and `vct`."""
     _check_sd_jwt_vc_claims(claims)
     body = {**claims, "iat": int(time.time()) if issued_at is None else issued_at}
-    return issue_sd_jwt(
-        body,
-        key,
-        disclose=disclose,
-        typ=SD_JWT_VC_TYP,
-        kid=kid,
-        holder_key=holder_key,
-        decoys=decoys,
-    )
+    return issue_sd_jwt(body, key, disclose=disclose, typ=SD_JWT_VC_TYP, **options)
 
 
 def verify_sd_jwt_vc(text: str, key: KeyLike, **options: Any) -> VerifiedSdJwt:

@@ -114,10 +114,9 @@ def check_signed_credential(
     """The checks of verify_credential after the signature: for a caller that verified it."""
     vcdm.check_media_type(compact.header, CREDENTIAL_TYP, "vc")
     claims = parse_json_object(compact.payload, "JWT claims set")
-    vcdm.check_no_vc_vp_claims(claims)
-    vcdm.check_credential(claims, strict=False)
-    vcdm.check_iss(claims, "issuer")
-    vcdm.check_kid(compact.header, claims)
+    vcdm.check_jose_document(
+        compact.header, claims, check=vcdm.check_credential, iss_member="issuer"
+    )
     vcdm.check_time(claims, now, leeway_s)
     return VerifiedCredential(header=compact.header, claims=claims, kid=header_kid(compact.header))
 
@@ -164,10 +163,9 @@ def verify_presentation(
     compact = verify_compact(token, key)
     vcdm.check_media_type(compact.header, PRESENTATION_TYP, "vp")
     claims = parse_json_object(compact.payload, "JWT claims set")
-    vcdm.check_no_vc_vp_claims(claims)
-    vcdm.check_presentation(claims, strict=False)
-    vcdm.check_iss(claims, "holder")
-    vcdm.check_kid(compact.header, claims)
+    vcdm.check_jose_document(
+        compact.header, claims, check=vcdm.check_presentation, iss_member="holder"
+    )
     check_challenge(claims, nonce=nonce, audience=audience)
     vcdm.check_time(claims, now, leeway_s)
     check_age(claims, now=now, max_age_s=max_age_s)

@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from chain.json_types import JsonObject
 from services.identity.credentials.jose import parse_compact
@@ -322,6 +322,23 @@ def check_kid(header: Mapping[str, Any], claims: Mapping[str, Any]) -> None:
         raise InvalidKeyId("kid must be a string")
     if "iss" not in claims and not is_absolute_url(kid):
         raise InvalidKeyId("without iss, kid must be an absolute URL of a verification method")
+
+
+class DocumentCheck(Protocol):
+    """check_credential or check_presentation: the data model of one kind of document."""
+
+    def __call__(self, document: Mapping[str, Any], *, strict: bool) -> None: ...
+
+
+def check_jose_document(
+    header: Mapping[str, Any], claims: Mapping[str, Any], *, check: DocumentCheck, iss_member: str
+) -> None:
+    """A JOSE-secured document's claims (vc+jwt, vp+jwt, SD-JWT): no `vc`/`vp` claim, the data
+    model `check` (unknown members allowed), `iss` against `iss_member` and the header's `kid`."""
+    check_no_vc_vp_claims(claims)
+    check(claims, strict=False)
+    check_iss(claims, iss_member)
+    check_kid(header, claims)
 
 
 def is_absolute_url(value: Any) -> bool:
