@@ -185,7 +185,12 @@ class ChainClient:
         except ClientError as exc:
             if exc.code != "tx_replayed":
                 raise
-        return dict(self.tx(tx.hash)["receipt"])
+        # Committed already: its receipt, once the block's write has landed (`pending` until then)
+        deadline, pause = time.monotonic() + timeout_s, 0.005
+        while (receipt := _committed_receipt(tx.hash, self.tx(tx.hash), deadline)) is None:
+            time.sleep(pause)
+            pause = min(pause * 2, 0.1)
+        return receipt
 
     def submit_batch(self, txs: list[Tx]) -> dict[str, Any]:
         return dict(self._do(_batch_call(txs)))
@@ -284,7 +289,11 @@ class AsyncChainClient:
         except ClientError as exc:
             if exc.code != "tx_replayed":
                 raise
-        return dict((await self.tx(tx.hash))["receipt"])
+        deadline, pause = time.monotonic() + timeout_s, 0.005
+        while (receipt := _committed_receipt(tx.hash, await self.tx(tx.hash), deadline)) is None:
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, 0.1)
+        return receipt
 
     async def submit_batch(self, txs: list[Tx]) -> dict[str, Any]:
         return dict(await self._do(_batch_call(txs)))
@@ -320,6 +329,23 @@ class AsyncChainClient:
                         yield message
         except httpx.HTTPError as exc:
             raise ClientError(f"event stream interrupted: {exc}") from exc
+
+
+def _committed_receipt(
+    tx_hash: str, info: dict[str, Any], deadline: float
+) -> dict[str, Any] | None:
+    """A replayed transaction's receipt, None while its block is being written (`pending`);
+    past the deadline a ClientError `commit_timeout`, as a submission that waited that long."""
+    receipt = info.get("receipt")
+    if info.get("status") == "committed" and isinstance(receipt, dict):
+        return dict(receipt)
+    if time.monotonic() >= deadline:
+        raise ClientError(
+            f"{tx_hash} is committed but its receipt was not written in time; still pending",
+            status=504,
+            code="commit_timeout",
+        )
+    return None
 
 
 def _sse(lines: Iterator[str]) -> Iterator[dict[str, Any]]:

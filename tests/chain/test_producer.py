@@ -3,6 +3,7 @@ and nobody hears of a block before it is on disk."""
 
 from __future__ import annotations
 
+import asyncio
 import sys
 import threading
 import time
@@ -13,9 +14,9 @@ from typing import Any
 import pytest
 
 from chain.api import create_app
-from chain.client import ChainClient, Identity
+from chain.client import AsyncChainClient, ChainClient, Identity
 from chain.db import make_engine
-from chain.errors import StorageError
+from chain.errors import ClientError, StorageError
 from chain.genesis import Genesis
 from chain.ledger import Ledger
 from chain.node import GIL_SWITCH_INTERVAL_S, Node, NodeOptions
@@ -122,6 +123,82 @@ def test_a_transaction_whose_block_is_being_written_reads_pending_not_unknown(
             receipt = node.wait_future(tx.hash).result(timeout=5)
             info = client.tx(tx.hash)
             assert info["status"] == "committed" and info["height"] == receipt["height"]
+    finally:
+        store.gate.set()
+        node.stop()
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_retry_of_a_transaction_whose_block_is_being_written_waits_for_its_receipt(
+    gated: Callable[..., Ledger],
+    keys: SimpleNamespace,
+    sign: Callable[..., Tx],
+    live_server: Callable[[Any], Any],
+    flavour: str,
+) -> None:
+    # A client retrying a committed transaction (409 tx_replayed) read its receipt at once; while
+    # the block's write was in flight the node answered `pending` with no receipt and the SDK
+    # raised TypeError, which a service turned into a 500
+    ledger = gated()
+    store = ledger.store
+    assert isinstance(store, GatedStore)
+    node = Node(ledger, key=keys.validator, options=NodeOptions(block_interval_ms=0))
+    node.start()
+    identity = Identity("regulator", keys.regulator)
+    try:
+        with (
+            live_server(create_app(node)) as server,
+            ChainClient(server.url, identity=identity) as client,
+        ):
+            store.gate.clear()
+            tx = anchors(sign, keys.agency, 1)[0]
+            assert client.submit(tx) == tx.hash
+            deadline = time.monotonic() + 5
+            while tx.hash not in ledger.live_txs and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert tx.hash in ledger.live_txs and store.tx(tx.hash) is None
+            threading.Timer(0.3, store.gate.set).start()  # the write lands while the retry waits
+
+            async def retry_async() -> dict[str, Any]:
+                async with AsyncChainClient(server.url, identity=identity) as aclient:
+                    return await aclient.submit_and_wait(tx, timeout_s=5)
+
+            if flavour == "sync":
+                receipt = client.submit_and_wait(tx, timeout_s=5)
+            else:
+                receipt = asyncio.run(retry_async())
+            assert receipt["tx"] == tx.hash and receipt["status"] == "ok"
+            assert receipt == node.wait_future(tx.hash).result(timeout=5)
+    finally:
+        store.gate.set()
+        node.stop()
+
+
+def test_a_retry_whose_receipt_never_lands_times_out_with_a_reason(
+    gated: Callable[..., Ledger],
+    keys: SimpleNamespace,
+    sign: Callable[..., Tx],
+    live_server: Callable[[Any], Any],
+) -> None:
+    ledger = gated()
+    store = ledger.store
+    assert isinstance(store, GatedStore)
+    node = Node(ledger, key=keys.validator, options=NodeOptions(block_interval_ms=0))
+    node.start()
+    try:
+        with (
+            live_server(create_app(node)) as server,
+            ChainClient(server.url, identity=Identity("regulator", keys.regulator)) as client,
+        ):
+            store.gate.clear()
+            tx = anchors(sign, keys.agency, 1)[0]
+            assert client.submit(tx) == tx.hash
+            deadline = time.monotonic() + 5
+            while tx.hash not in ledger.live_txs and time.monotonic() < deadline:
+                time.sleep(0.01)
+            with pytest.raises(ClientError) as refused:
+                client.submit_and_wait(tx, timeout_s=0.3)
+            assert refused.value.code == "commit_timeout" and "still pending" in str(refused.value)
     finally:
         store.gate.set()
         node.stop()
