@@ -192,7 +192,7 @@ def _verification(
         def once() -> object:
             with app_state.sessions() as session:
                 report = verification.verify_credential(
-                    app_state.env, session, token=token, include_proofs=proofs
+                    rt=app_state.env, session=session, token=token, include_proofs=proofs
                 )
             assert report.verified
             return report

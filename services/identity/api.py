@@ -270,7 +270,7 @@ def build_router(
     async def verify(body: VerifyIn, caller: AnyCaller, session: Db) -> VerifyOut:
         """Verify a credential against the chain; each check reported, with its proofs."""
         report = await ver.verify_credential_async(
-            rt, session, token=body.credential, include_proofs=body.include_proofs
+            rt=rt, session=session, token=body.credential, include_proofs=body.include_proofs
         )
         return VerifyOut.model_validate(report.as_json())
 
@@ -389,7 +389,7 @@ def build_router(
     def challenge(body: ChallengeIn, caller: AnyCaller, session: Db) -> ChallengeOut:
         """A nonce (and audience) for a holder's presentation or proof; it is accepted once."""
         row = ver.create_challenge(
-            rt, session, org=caller.org, audience=body.audience, ttl_s=body.ttl_s
+            rt=rt, session=session, org=caller.org, audience=body.audience, ttl_s=body.ttl_s
         )
         return ChallengeOut(nonce=row.nonce, audience=row.audience, expires_at=row.expires_at)
 
@@ -402,8 +402,8 @@ def build_router(
         body: PresentationIn, caller: AnyCaller, session: Db
     ) -> PresentationOut:
         result = ver.verify_presentation(
-            rt,
-            session,
+            rt=rt,
+            session=session,
             org=caller.org,
             presentation=body.presentation,
             nonce=body.nonce,
@@ -419,8 +419,8 @@ def build_router(
     def verify_zk(body: ZkVerifyIn, caller: AnyCaller, session: Db) -> ZkVerifyOut:
         """Verify an age-at-least or residency proof against the credential's signed commitment."""
         result = ver.verify_zk(
-            rt,
-            session,
+            rt=rt,
+            session=session,
             org=caller.org,
             credential=body.credential,
             predicate=body.predicate,

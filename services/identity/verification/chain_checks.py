@@ -29,7 +29,7 @@ STATUS_URL = re.compile(r"/status-lists/([a-z0-9-]+)/(\d+)/(revocation|suspensio
 
 
 def read_issuer_key(
-    rt: Runtime, report: Report, kid: Any, proofs: dict[str, Any]
+    *, rt: Runtime, report: Report, kid: Any, proofs: dict[str, Any]
 ) -> dict[str, Any] | None:
     issuer = report.issuer or ""
     msid = c.msid_of(issuer)
@@ -49,7 +49,7 @@ def read_issuer_key(
 
 
 def check_anchor(
-    rt: Runtime, report: Report, token: str, proofs: dict[str, Any]
+    *, rt: Runtime, report: Report, token: str, proofs: dict[str, Any]
 ) -> dict[str, Any] | None:
     digest = token_hash(token)
     anchor: dict[str, Any] | None = rt.chain.read(c.cred_key(digest))
@@ -67,7 +67,7 @@ def check_anchor(
     return anchor
 
 
-def check_key_window(report: Report, vm: Any, anchor: dict[str, Any] | None) -> None:
+def check_key_window(*, report: Report, vm: Any, anchor: dict[str, Any] | None) -> None:
     if anchor is not None and not c.key_valid_at(vm, anchor["height"]):
         report.set(
             "signature",
@@ -77,7 +77,7 @@ def check_key_window(report: Report, vm: Any, anchor: dict[str, Any] | None) -> 
 
 
 def check_authorisation(
-    rt: Runtime, report: Report, anchor: dict[str, Any] | None, proofs: dict[str, Any]
+    *, rt: Runtime, report: Report, anchor: dict[str, Any] | None, proofs: dict[str, Any]
 ) -> None:
     org = c.msid_of(report.issuer or "") or ""
     record = rt.chain.read(c.issuer_key(org))
@@ -100,7 +100,7 @@ def check_authorisation(
 
 
 def check_status(
-    rt: Runtime, report: Report, anchor: dict[str, Any] | None, proofs: dict[str, Any]
+    *, rt: Runtime, report: Report, anchor: dict[str, Any] | None, proofs: dict[str, Any]
 ) -> None:
     entries = as_list(report.claims.get("credentialStatus"))
     if not entries or anchor is None:
@@ -136,7 +136,7 @@ def check_status(
         report.set("status", True, ", ".join(notes))
 
 
-def check_schema(rt: Runtime, session: Session, report: Report, proofs: dict[str, Any]) -> None:
+def check_schema(*, rt: Runtime, session: Session, report: Report, proofs: dict[str, Any]) -> None:
     name = report.type
     if name is None:
         report.set("schema", False, "the credential names no type")

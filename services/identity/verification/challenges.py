@@ -24,7 +24,7 @@ from services.identity.verification.report import as_list
 
 
 def create_challenge(
-    rt: Runtime, session: Session, *, org: str, audience: str | None, ttl_s: int
+    *, rt: Runtime, session: Session, org: str, audience: str | None, ttl_s: int
 ) -> Challenge:
     """A fresh nonce for a verifier; the holder signs it (and the audience) in the presentation."""
     row = Challenge(
@@ -37,7 +37,7 @@ def create_challenge(
     return row
 
 
-def open_challenge(rt: Runtime, session: Session, *, org: str, nonce: str) -> Challenge:
+def open_challenge(*, rt: Runtime, session: Session, org: str, nonce: str) -> Challenge:
     """The caller's own unexpired, unused challenge for `nonce` (read, not yet consumed)."""
     row = session.get(Challenge, nonce)
     # Verify the nonce is this verifier's, unexpired and unused
@@ -57,7 +57,7 @@ def open_challenge(rt: Runtime, session: Session, *, org: str, nonce: str) -> Ch
     return row
 
 
-def consume_challenge(rt: Runtime, session: Session, *, challenge: Challenge, digest: str) -> None:
+def consume_challenge(*, rt: Runtime, session: Session, challenge: Challenge, digest: str) -> None:
     """Mark the nonce used, once: only a verification that ran to its report consumes it.
 
     The conditional update is the single-use guarantee under concurrency: of two requests

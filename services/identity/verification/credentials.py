@@ -40,9 +40,9 @@ from services.identity.verification.report import Binding, Report, as_list
 
 
 def verify_credential(
+    *,
     rt: Runtime,
     session: Session,
-    *,
     token: str,
     include_proofs: bool = True,
     binding: Binding | None = None,
@@ -62,7 +62,7 @@ def verify_credential(
 
 
 async def verify_credential_async(
-    rt: Runtime, session: Session, *, token: str, include_proofs: bool
+    *, rt: Runtime, session: Session, token: str, include_proofs: bool
 ) -> Report:
     """`verify_credential` for an async route. Without proofs it reads chain state and the
     cached type (the database once per type and process; never for a name the chain does not
@@ -74,16 +74,19 @@ async def verify_credential_async(
         try:
             with memory_only():
                 return verify_credential(
-                    rt, cast(Session, NoSession()), token=token, include_proofs=include_proofs
+                    rt=rt,
+                    session=cast(Session, NoSession()),
+                    token=token,
+                    include_proofs=include_proofs,
                 )
         except NotKept:
             pass
     if include_proofs:
         return await run_in_threadpool(
-            verify_credential, rt, session, token=token, include_proofs=True
+            verify_credential, rt=rt, session=session, token=token, include_proofs=True
         )
     return await run_reading(
-        rt.ctx.ledger, verify_credential, rt, session, token=token, include_proofs=False
+        rt.ctx.ledger, verify_credential, rt=rt, session=session, token=token, include_proofs=False
     )
 
 
@@ -108,16 +111,16 @@ def _verify_checks(
         raise MalformedToken(f"the credential is not a JWS / SD-JWT / COSE_Sign1: {exc}") from exc
     report.issuer = vcdm.id_of(unverified.get("issuer"))
     proofs: dict[str, Any] = {}
-    vm = read_issuer_key(rt, report, kid, proofs)
+    vm = read_issuer_key(rt=rt, report=report, kid=kid, proofs=proofs)
     if vm is not None:
         _check_signature(report, token, compact, vm["publicKeyJwk"])
     if report.checks["signature"]["status"] == "passed":
-        anchor = check_anchor(rt, report, token, proofs)
-        check_key_window(report, vm, anchor)
-        check_authorisation(rt, report, anchor, proofs)
+        anchor = check_anchor(rt=rt, report=report, token=token, proofs=proofs)
+        check_key_window(report=report, vm=vm, anchor=anchor)
+        check_authorisation(rt=rt, report=report, anchor=anchor, proofs=proofs)
         _check_validity(rt, report)
-        check_status(rt, report, anchor, proofs)
-        check_schema(rt, session, report, proofs)
+        check_status(rt=rt, report=report, anchor=anchor, proofs=proofs)
+        check_schema(rt=rt, session=session, report=report, proofs=proofs)
         _check_binding(rt, report, token, binding or Binding())
     # Proofs are built last, from the state keys the checks read (a bundle each)
     report.proofs = {n: rt.chain.proof(k) for n, k in proofs.items()} if include_proofs else {}

@@ -23,9 +23,9 @@ from services.identity.verification.report import REQUIRED
 
 
 def verify_zk(
+    *,
     rt: Runtime,
     session: Session,
-    *,
     org: str,
     credential: str,
     predicate: str,
@@ -37,9 +37,11 @@ def verify_zk(
     include_proofs: bool,
 ) -> dict[str, Any]:
     """Check a predicate proof against the commitment the issuer signed, and the credential."""
-    challenge = open_challenge(rt, session, org=org, nonce=nonce)
+    challenge = open_challenge(rt=rt, session=session, org=org, nonce=nonce)
     check_bound_to(proof, challenge, "proof")
-    report = verify_credential(rt, session, token=credential, include_proofs=include_proofs)
+    report = verify_credential(
+        rt=rt, session=session, token=credential, include_proofs=include_proofs
+    )
     subject = report.claims.get("credentialSubject") or {}
     commitments = subject.get(COMMITMENTS) if isinstance(subject, dict) else None
     key = "age" if predicate == "age_at_least" else "residency"
@@ -83,7 +85,10 @@ def verify_zk(
         checks["proof"] = {"status": "failed", "message": f"{code}: {exc}"}
     verified = all(v["status"] == "passed" for v in checks.values())
     consume_challenge(
-        rt, session, challenge=challenge, digest=hashlib.sha256(canonical_json(proof)).hexdigest()
+        rt=rt,
+        session=session,
+        challenge=challenge,
+        digest=hashlib.sha256(canonical_json(proof)).hexdigest(),
     )
     return {
         "verified": verified,

@@ -46,9 +46,9 @@ def _presented_challenge(text: str) -> dict[str, Any]:
 
 
 def verify_presentation(
+    *,
     rt: Runtime,
     session: Session,
-    *,
     org: str,
     presentation: str,
     nonce: str,
@@ -56,7 +56,7 @@ def verify_presentation(
 ) -> dict[str, Any]:
     """Verify an SD-JWT+KB or a vp+jwt for a challenge this service issued to `org`."""
     text = presentation.strip()
-    challenge = open_challenge(rt, session, org=org, nonce=nonce)
+    challenge = open_challenge(rt=rt, session=session, org=org, nonce=nonce)
     check_bound_to(_presented_challenge(text), challenge, "presentation")
     checks: dict[str, dict[str, str]] = {
         "challenge": {"status": "passed", "message": "nonce issued here, unexpired, first use"}
@@ -65,7 +65,7 @@ def verify_presentation(
     if "~" in text:
         binding.require_key_binding = True
         report = verify_credential(
-            rt, session, token=text, include_proofs=include_proofs, binding=binding
+            rt=rt, session=session, token=text, include_proofs=include_proofs, binding=binding
         )
         holder, reports = report.subject, [report]
         checks["holder_signature"] = report.checks["holder_binding"]
@@ -77,7 +77,10 @@ def verify_presentation(
         and all(r.verified and r.checks["holder_binding"]["status"] == "passed" for r in reports)
     )
     consume_challenge(
-        rt, session, challenge=challenge, digest=hashlib.sha256(text.encode()).hexdigest()
+        rt=rt,
+        session=session,
+        challenge=challenge,
+        digest=hashlib.sha256(text.encode()).hexdigest(),
     )
     return {
         "verified": verified,
@@ -134,7 +137,7 @@ def _verify_vp_jwt(
     binding = Binding(holder=holder)
     reports = [
         verify_credential(
-            rt, session, token=e.token, include_proofs=include_proofs, binding=binding
+            rt=rt, session=session, token=e.token, include_proofs=include_proofs, binding=binding
         )
         for e in verified.credentials
     ]
