@@ -66,6 +66,13 @@ def gateway() -> None:
     show_default=True,
     help="seconds before a non-full batch is sealed and anchored (the anchoring window)",
 )
+@click.option(
+    "--check-processes",
+    type=click.IntRange(0, 64),
+    default=2,
+    show_default=True,
+    help="worker processes checking messages (JSON, schema, signature); 0: the gateway's threads",
+)
 @click.option("--ready-file", type=click.Path(path_type=Path), help="write health URL when up")
 def run_gateway_cmd(
     data: Path,
@@ -81,6 +88,7 @@ def run_gateway_cmd(
     health_port: int,
     batch_max: int,
     batch_wait: float,
+    check_processes: int,
     ready_file: Path | None,
 ) -> None:
     """Run one gateway process until SIGTERM or SIGINT."""
@@ -111,6 +119,7 @@ def run_gateway_cmd(
         session_expiry_s=session_expiry,
         protocol=protocol,  # type: ignore[arg-type]
         health_port=health_port,
+        check_processes=check_processes,
         forward=ForwardSettings(
             roadhealth_url=roadhealth_url,
             operator_org=OPERATOR_ORG,

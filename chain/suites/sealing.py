@@ -3,7 +3,7 @@
 A sealed value is `version (1 byte) || nonce (12 random bytes) || ciphertext || tag (16)`,
 with the caller's label (table, column, row) as associated data, so a value copied elsewhere
 does not open. Version 0x01 is AES-256-GCM: the default suite's, byte for byte the identity
-vault's format (services/identity/_vault.py), so what is sealed today opens through the suite.
+vault's format (services/identity/vault.py), so what is sealed today opens through the suite.
 Version 0x02 is SM4-GCM (RFC 8998's mode; GB/T 32907 cipher, 128-bit key): the SM suite's.
 Random 96-bit nonces: rotate a key well before 2^32 values.
 """

@@ -387,7 +387,7 @@ def test_a_value_sealed_by_one_suite_is_named_by_the_other() -> None:
 
 
 def test_the_default_suite_opens_the_identity_vaults_format() -> None:
-    # services/identity/_vault.py: 0x01 || 12-byte nonce || AES-256-GCM(value, label)
+    # services/identity/vault.py: 0x01 || 12-byte nonce || AES-256-GCM(value, label)
     key, nonce = os.urandom(32), os.urandom(12)
     vault_sealed = b"\x01" + nonce + AESGCM(key).encrypt(nonce, b'{"a":1}', b"label")
     assert ed25519.open(key, vault_sealed, b"label") == b'{"a":1}'

@@ -9,7 +9,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -250,8 +250,9 @@ def spawn_gateway(
     ready: Path,
     instance: str | None = None,
     env: dict[str, str] | None = None,
+    extra: Sequence[str] = (),
 ) -> subprocess.Popen[bytes]:
-    """A gateway process (`smartcity gateway run`) of the test's city."""
+    """A gateway process (`smartcity gateway run`) of the test's city; `extra`: more options."""
     ready.unlink(missing_ok=True)
     options = {
         "--data": str(suite.data),
@@ -269,7 +270,8 @@ def spawn_gateway(
     }
     return subprocess.Popen(
         [sys.executable, "-m", "smartcity", "gateway", "run"]
-        + [part for pair in options.items() for part in pair],
+        + [part for pair in options.items() for part in pair]
+        + list(extra),
         cwd=REPO,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
