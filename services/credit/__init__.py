@@ -9,8 +9,9 @@ module of the package (e.g. its CLI for `--help`) still loads neither pandas nor
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from services.common.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from services.credit.demo import (
@@ -26,8 +27,8 @@ if TYPE_CHECKING:
     from services.credit.service.history import features_hash, period_sort_key
     from services.credit.service.vectors import pack
 
-# public name -> (module, its name there)
-_EXPORTS = {
+# public name -> (module, its name there); a name of None is the module itself
+_EXPORTS: dict[str, tuple[str, str | None]] = {
     "SHIPPED_MODEL_DIR": ("services.credit.model_store", "SHIPPED_MODEL_DIR"),
     "batch_record_hash": ("services.credit.service.batch_ratings", "record_hash"),
     "demo_uscc": ("services.credit.demo", "demo_uscc"),
@@ -56,10 +57,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, attr = _EXPORTS[name]
-    value = getattr(importlib.import_module(module), attr)
-    globals()[name] = value  # resolved once
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

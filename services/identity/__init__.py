@@ -20,8 +20,9 @@ load on first use (PEP 562), so importing any module of the package (e.g. its CL
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from services.common.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from services.identity.credentials import sd_jwt as sd_jwt
@@ -81,11 +82,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _EXPORTS:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    module, attr = _EXPORTS[name]
-    found = importlib.import_module(module)
-    value = found if attr is None else getattr(found, attr)
-    globals()[name] = value  # resolved once
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
