@@ -109,7 +109,10 @@ def judge(batches: list[list[Row]], settings: Settings) -> list[tuple[float, str
             rows[row.segment].append(row)
         for segment in sorted({r.segment for r in batch}):
             judged = judge_segment(
-                settings, current=condition[segment], pending=pending[segment], rows=rows[segment]
+                settings=settings,
+                current=condition[segment],
+                pending=pending[segment],
+                rows=rows[segment],
             )
             if judged is None:
                 continue

@@ -59,10 +59,10 @@ def test_each_segment_gets_its_own_newest_windows(tmp_path: Path, db_url: str) -
         session.add(_window("a", 99, 500.0, None, "f" * 64))  # no IRI: never used
         session.add(_window(None, 98, 600.0, 3.0, "e" * 64))  # unmatched
         session.flush()
-        rows = recent_rows(session, ["a", "b", "c", "d"], limit=3)
+        rows = recent_rows(session=session, ids=["a", "b", "c", "d"], limit=3)
         assert set(rows) == {"a", "b", "c"}
         for segment in ("a", "b", "c"):
             assert [(r.t0, r.hash) for r in rows[segment]] == _one_segment(session, segment, 3)
         assert len(rows["a"]) == 3 and len(rows["b"]) == 2
-        everything = recent_rows(session, ["a"], limit=0)
+        everything = recent_rows(session=session, ids=["a"], limit=0)
         assert [(r.t0, r.hash) for r in everything["a"]] == _one_segment(session, "a", 100)

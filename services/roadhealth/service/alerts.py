@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 IDLE_POLL_S = 2.0
 
 
-def alert_document(alert: RhAlert, city: str) -> dict[str, Any]:
+def alert_document(*, alert: RhAlert, city: str) -> dict[str, Any]:
     """What receivers get: the alert, its city and the chain transaction attesting it."""
     return {
         "id": alert.id,
@@ -107,7 +107,7 @@ class AlertDispatcher:
         return delivered
 
     def _attempt(self, alert: RhAlert, targets: list[str], now: float) -> int:
-        document = alert_document(alert, self.settings.city)
+        document = alert_document(alert=alert, city=self.settings.city)
         if alert.attempts == 0:
             self._publish_mqtt(document)
         alert.attempts += 1
@@ -189,7 +189,7 @@ def list_alerts(*, session: Session, segment: str | None, limit: int) -> list[sc
         raise OutOfRange("limit must be 1..1000")
     query = select(RhAlert).order_by(RhAlert.id.desc()).limit(limit)
     if segment is not None:
-        segment_row(session, segment)
+        segment_row(session=session, segment_id=segment)
         query = query.where(RhAlert.segment == segment)
     return [
         schemas.AlertView(

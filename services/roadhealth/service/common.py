@@ -11,7 +11,7 @@ from services.roadhealth.models import RhPothole, RhSegment
 DAY_S = 86_400.0
 
 
-def segment_row(session: Session, segment_id: str) -> RhSegment:
+def segment_row(*, session: Session, segment_id: str) -> RhSegment:
     """The stored segment, or UnknownSegment."""
     row = session.get(RhSegment, segment_id)
     if row is None:
@@ -19,7 +19,9 @@ def segment_row(session: Session, segment_id: str) -> RhSegment:
     return row
 
 
-def potholes_by_segment(session: Session, include_candidates: bool) -> dict[str, list[RhPothole]]:
+def potholes_by_segment(
+    *, session: Session, include_candidates: bool
+) -> dict[str, list[RhPothole]]:
     """The potholes (confirmed, or open too) of each segment, along the road."""
     query = select(RhPothole).order_by(RhPothole.segment, RhPothole.chainage_m)
     if not include_candidates:

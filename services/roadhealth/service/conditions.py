@@ -41,7 +41,7 @@ def refresh_segments(*, rt: Runtime, session: Session, segments: Sequence[RhSegm
     ids = sorted({s.id for s in segments})
     if not ids:
         return
-    rows = recent_rows(session, ids, limit=rt.settings.recent_windows)
+    rows = recent_rows(session=session, ids=ids, limit=rt.settings.recent_windows)
     watches = {
         w.segment: w
         for w in session.scalars(select(RhConditionWatch).where(RhConditionWatch.segment.in_(ids)))
@@ -50,7 +50,7 @@ def refresh_segments(*, rt: Runtime, session: Session, segments: Sequence[RhSegm
         _refresh_segment(rt, session, segment, rows.get(segment.id, []), watches.get(segment.id))
 
 
-def recent_rows(session: Session, ids: list[str], *, limit: int) -> dict[str, list[Any]]:
+def recent_rows(*, session: Session, ids: list[str], limit: int) -> dict[str, list[Any]]:
     """The windows with an IRI of each segment, oldest first: the newest `limit` of them (0:
     all), ties by hash, so the same windows in the same order whichever process stored which
     first."""
@@ -84,7 +84,7 @@ def _refresh_segment(
             segment.windows, segment.updated_at = 0, time.time()
         return
     judged = judge_segment(
-        rt.settings,
+        settings=rt.settings,
         current=segment.condition,
         pending=None if watch is None else Pending(watch.candidate, watch.since_t0),
         rows=rows,
@@ -137,7 +137,7 @@ def _refresh_segment(
 
 
 def judge_segment(
-    settings: Settings, *, current: str | None, pending: Pending | None, rows: Sequence[Any]
+    *, settings: Settings, current: str | None, pending: Pending | None, rows: Sequence[Any]
 ) -> tuple[SegmentEstimate, Decision, list[Any]] | None:
     """A segment's estimate from its windows, and whether its class changes now (the first
     class from `settings.change.min_windows` windows of `min_vehicles` vehicles on, later ones
@@ -146,7 +146,7 @@ def judge_segment(
     if not rows:
         return None
     recent = recent_windows(
-        rows, horizon_s=settings.horizon_days * DAY_S, limit=settings.recent_windows
+        rows=rows, horizon_s=settings.horizon_days * DAY_S, limit=settings.recent_windows
     )
     estimate = combine_window_estimates(
         [float(r.iri) for r in recent],
@@ -177,7 +177,7 @@ def judge_segment(
     return estimate, decision, recent
 
 
-def recent_windows(rows: Sequence[Any], *, horizon_s: float, limit: int) -> list[Any]:
+def recent_windows(*, rows: Sequence[Any], horizon_s: float, limit: int) -> list[Any]:
     """A segment's windows an estimate uses: within the horizon of its newest, at most the
     newest `limit` of them (0: no limit), oldest first."""
     ordered = sorted(rows, key=lambda r: float(r.t0))

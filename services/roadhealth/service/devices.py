@@ -45,7 +45,7 @@ def submit_device_tx(
     # Hold the mirror's row (created empty when new) before reading the chain: of two
     # processes mirroring changes of one device, the one that commits last read it last
     session.execute(
-        insert_ignoring_existing(session, RhDevice).values(
+        insert_ignoring_existing(session=session, model=RhDevice).values(
             id=device, pub_key="", vehicle_class="", status="", last_tx=""
         )
     )
@@ -72,7 +72,7 @@ def get_device(*, rt: Runtime, device: str) -> schemas.DeviceView:
     record = rt.chain.device(device)
     if record is None:
         raise UnknownDevice(f"no device {device!r} is registered on the chain")
-    return device_view(device, record)
+    return device_view(device=device, record=record)
 
 
 def list_devices(*, session: Session) -> list[schemas.DeviceView]:
@@ -88,7 +88,7 @@ def list_devices(*, session: Session) -> list[schemas.DeviceView]:
     ]
 
 
-def device_view(device: str, record: dict[str, Any]) -> schemas.DeviceView:
+def device_view(*, device: str, record: dict[str, Any]) -> schemas.DeviceView:
     """A device as the chain records it."""
     return schemas.DeviceView(
         device=device,

@@ -83,12 +83,16 @@ def _ingest(
     _follow_network(rt, session)
     results: dict[int, MessageResult] = {}
     accepted = _check_messages(rt, request, encoded, results)  # and analysed: before any lock
-    lock_devices(session, (a.telemetry.device for a in accepted))
-    nearby = placement.stored_near(session, accepted)
+    lock_devices(session=session, devices=(a.telemetry.device for a in accepted))
+    nearby = placement.stored_near(session=session, accepted=accepted)
     new = _deduplicate(accepted, nearby, results)
-    starts = placement.starts_by_device(new, nearby)
-    placed = placement.store_windows(rt, session, batch, new, starts, results)
-    revisited = placement.revisit_neighbours(rt, session, new, nearby, starts)
+    starts = placement.starts_by_device(new=new, nearby=nearby)
+    placed = placement.store_windows(
+        rt=rt, session=session, batch=batch, new=new, fixes=starts, results=results
+    )
+    revisited = placement.revisit_neighbours(
+        rt=rt, session=session, new=new, nearby=nearby, fixes=starts
+    )
     response = {
         "anchor_tx": batch.anchor_tx,
         "root": batch.root,
@@ -162,7 +166,7 @@ def _claim_batch(
     request storing the same batch right now is waited for, so each batch is applied once."""
     batch = request.batch
     claimed = session.execute(
-        insert_ignoring_existing(session, RhBatch)
+        insert_ignoring_existing(session=session, model=RhBatch)
         .values(
             anchor_tx=batch.anchor_tx,
             root=batch.root,
@@ -184,7 +188,7 @@ def _claim_batch(
 
 def _follow_network(rt: Runtime, session: Session) -> None:
     """Match against the network as committed: another process may have imported segments."""
-    if network_version(session) != rt.index_version:
+    if network_version(session=session) != rt.index_version:
         reload_index(rt=rt, session=session)
 
 
@@ -263,7 +267,7 @@ def _assess(rt: Runtime, session: Session, placed: list[Placed], revisited: list
     windows = placed + revisited
     left = {w.was_on for w in revisited if w.was_on is not None}
     segments = {w.segment for w in windows if w.segment is not None} | left
-    held = lock_segments(session, segments)
+    held = lock_segments(session=session, segments=segments)
     # A window matched again reports from where it now lies
     moved = [w.id for w in revisited if w.id is not None]
     withdrawn = potholes.withdraw_reports(session=session, window_ids=moved)

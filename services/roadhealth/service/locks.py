@@ -34,7 +34,7 @@ STATE_COLUMNS = (
 )
 
 
-def insert_ignoring_existing(session: Session, model: Any) -> Insert:
+def insert_ignoring_existing(*, session: Session, model: Any) -> Insert:
     """INSERT ... ON CONFLICT DO NOTHING: a row another transaction inserts meanwhile is waited
     for, then left as that one wrote it (no error, nothing returned for it)."""
     if session.get_bind().dialect.name == "postgresql":
@@ -42,7 +42,7 @@ def insert_ignoring_existing(session: Session, model: Any) -> Insert:
     return sqlite.insert(model).on_conflict_do_nothing()
 
 
-def lock_devices(session: Session, devices: Iterable[str]) -> None:
+def lock_devices(*, session: Session, devices: Iterable[str]) -> None:
     """Hold the rows of these devices until the commit (created when missing)."""
     ids = sorted(set(devices))
     if not ids:
@@ -51,14 +51,15 @@ def lock_devices(session: Session, devices: Iterable[str]) -> None:
         # One statement text whatever the number of devices (parsed and planned once)
         listed = bindparam("ids", ids, type_=ARRAY(String))
         session.execute(
-            insert_ignoring_existing(session, RhDeviceLock).from_select(
+            insert_ignoring_existing(session=session, model=RhDeviceLock).from_select(
                 ["device"], select(func.unnest(listed))
             )
         )
         where = RhDeviceLock.device == func.any_(listed)
     else:
         session.execute(
-            insert_ignoring_existing(session, RhDeviceLock), [{"device": d} for d in ids]
+            insert_ignoring_existing(session=session, model=RhDeviceLock),
+            [{"device": d} for d in ids],
         )
         where = RhDeviceLock.device.in_(ids)
     session.execute(
@@ -66,7 +67,7 @@ def lock_devices(session: Session, devices: Iterable[str]) -> None:
     ).all()
 
 
-def lock_segments(session: Session, segments: Iterable[str]) -> Sequence[RhSegment]:
+def lock_segments(*, session: Session, segments: Iterable[str]) -> Sequence[RhSegment]:
     """The segments, held until the commit and read after their last holder committed (their
     state, not their geometry: the index has it)."""
     ids = sorted(set(segments))
@@ -82,10 +83,12 @@ def lock_segments(session: Session, segments: Iterable[str]) -> Sequence[RhSegme
     ).all()
 
 
-def lock_network(session: Session) -> RhNetwork:
+def lock_network(*, session: Session) -> RhNetwork:
     """The network's version row, held until the commit: imports and the first-run demo
     network take it, so two processes never import at once."""
-    session.execute(insert_ignoring_existing(session, RhNetwork).values(id=NETWORK_ROW, version=0))
+    session.execute(
+        insert_ignoring_existing(session=session, model=RhNetwork).values(id=NETWORK_ROW, version=0)
+    )
     return session.scalars(
         select(RhNetwork)
         .where(RhNetwork.id == NETWORK_ROW)
@@ -94,7 +97,7 @@ def lock_network(session: Session) -> RhNetwork:
     ).one()
 
 
-def network_version(session: Session) -> int:
+def network_version(*, session: Session) -> int:
     """The network's version as committed (0 before the first import)."""
     version = session.scalar(select(RhNetwork.version).where(RhNetwork.id == NETWORK_ROW))
     return 0 if version is None else int(version)

@@ -63,7 +63,7 @@ def _segment_feature(
 
 def segments_geojson(*, session: Session, include_candidates: bool = False) -> SegmentCollection:
     """Every segment with its condition and its potholes, as a FeatureCollection."""
-    potholes = potholes_by_segment(session, include_candidates)
+    potholes = potholes_by_segment(session=session, include_candidates=include_candidates)
     models = _report_models(session, potholes)
     rows = session.scalars(select(RhSegment).order_by(RhSegment.id)).all()
     return SegmentCollection(
@@ -73,14 +73,14 @@ def segments_geojson(*, session: Session, include_candidates: bool = False) -> S
 
 def segment_geojson(*, session: Session, segment_id: str) -> SegmentFeature:
     """One segment with its condition and all its open potholes (candidates too)."""
-    row = segment_row(session, segment_id)
-    potholes = potholes_by_segment(session, True).get(row.id, [])
+    row = segment_row(session=session, segment_id=segment_id)
+    potholes = potholes_by_segment(session=session, include_candidates=True).get(row.id, [])
     return _segment_feature(row, potholes, _report_models(session, {row.id: potholes}))
 
 
 def potholes_geojson(*, session: Session, include_candidates: bool) -> PotholeCollection:
     """The confirmed potholes (and the candidates when asked), as a FeatureCollection."""
-    found = potholes_by_segment(session, include_candidates)
+    found = potholes_by_segment(session=session, include_candidates=include_candidates)
     models = _report_models(session, found)
     return PotholeCollection(
         features=[_pothole_feature(p, models) for group in found.values() for p in group]

@@ -84,7 +84,7 @@ class Placed:
     was_on: str | None = None  # the segment a window matched again lay on before
 
 
-def stored_near(session: Session, accepted: list[Accepted]) -> dict[tuple[str, int], Row[Any]]:
+def stored_near(*, session: Session, accepted: list[Accepted]) -> dict[tuple[str, int], Row[Any]]:
     """The stored windows with the seqs of the batch's windows and of their neighbours (read
     with the devices held, so nothing of theirs is being stored meanwhile)."""
     keys = sorted({(a.telemetry.device, a.telemetry.seq + k) for a in accepted for k in NEIGHBOURS})
@@ -125,7 +125,7 @@ def _windows_at(
 
 
 def starts_by_device(
-    new: list[Accepted], nearby: dict[tuple[str, int], Row[Any]]
+    *, new: list[Accepted], nearby: dict[tuple[str, int], Row[Any]]
 ) -> dict[str, dict[int, Fix]]:
     """Each device's window starts known around the batch: stored ones and the batch's own."""
     starts: dict[str, dict[int, Fix]] = {}
@@ -140,6 +140,7 @@ def starts_by_device(
 
 
 def store_windows(
+    *,
     rt: Runtime,
     session: Session,
     batch: BatchRef,
@@ -155,7 +156,7 @@ def store_windows(
         t, analysis = a.telemetry, a.analysis
         fix = fixes[t.device][t.seq]
         heading = heading_of(fixes[t.device], t.seq)
-        match = match_start(rt, t.lat, t.lon, fix.travel_m, heading)
+        match = match_start(rt=rt, lat=t.lat, lon=t.lon, travel_m=fix.travel_m, heading=heading)
         rows.append(
             {
                 "device": t.device,
@@ -210,6 +211,7 @@ def store_windows(
 
 
 def revisit_neighbours(
+    *,
     rt: Runtime,
     session: Session,
     new: list[Accepted],
@@ -226,7 +228,9 @@ def revisit_neighbours(
         heading = heading_of(fixes[device], seq)
         if heading == row.heading_deg:
             continue
-        match = match_start(rt, row.lat, row.lon, fixes[device][seq].travel_m, heading)
+        match = match_start(
+            rt=rt, lat=row.lat, lon=row.lon, travel_m=fixes[device][seq].travel_m, heading=heading
+        )
         placed = Placed(
             row.id,
             device,
@@ -280,7 +284,7 @@ def _ids(session: Session, keys: list[tuple[str, int]]) -> dict[tuple[str, int],
 
 
 def match_start(
-    rt: Runtime, lat: float, lon: float, travel_m: float, heading: float | None
+    *, rt: Runtime, lat: float, lon: float, travel_m: float, heading: float | None
 ) -> Match | None:
     """Match a window by its middle, not its first sample: a window that starts at a junction
     mostly covers the road it drives into. The chainage kept is still the window's start.

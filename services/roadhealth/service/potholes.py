@@ -69,7 +69,9 @@ def file_reports(*, rt: Runtime, session: Session, reports: Sequence[Report]) ->
         )
     # A window matched again where it lay before files the same id: the pothole it named then
     # may live on, holding other vehicles' reports (withdraw_reports keeps it); file under it
-    session.execute(insert_ignoring_existing(session, RhPothole), list(candidates.values()))
+    session.execute(
+        insert_ignoring_existing(session=session, model=RhPothole), list(candidates.values())
+    )
     session.execute(
         insert(REPORTS),
         [

@@ -26,7 +26,7 @@ def priorities(*, rt: Runtime, session: Session, limit: int) -> list[schemas.Pri
     if not 1 <= limit <= 1000:
         raise OutOfRange("limit must be 1..1000")
     poor = rt.settings.thresholds.poor_above
-    potholes = potholes_by_segment(session, False)
+    potholes = potholes_by_segment(session=session, include_candidates=False)
     items: list[dict[str, Any]] = []
     for row in session.scalars(select(RhSegment)):
         stats = session.execute(

@@ -47,7 +47,7 @@ def reading_proof(*, rt: Runtime, session: Session, device: str, seq: int) -> sc
     return schemas.ReadingProof(
         payload=payload,
         message_hash=window.hash,
-        device=device_view(device, record),
+        device=device_view(device=device, record=record),
         signature_valid=has_valid_signature(payload, record["pub_key"]),
         anchor=schemas.ReadingAnchor(
             tx=window.anchor_tx, root=window.root, leaf_index=window.leaf_index, count=batch.count

@@ -33,7 +33,7 @@ def import_segments(
     transaction is only admitted to the node's persistent mempool and commits once blocks flow.
     """
     segments = parse_feature_collection(doc)
-    network = lock_network(session)  # one import at a time, whichever process runs it
+    network = lock_network(session=session)  # one import at a time, whichever process runs it
     tx = None
     for start in range(0, len(segments), SEGMENTS_PER_TX):
         chunk = segments[start : start + SEGMENTS_PER_TX]
@@ -57,7 +57,9 @@ def import_segments(
             tx = receipt["hash"]
             continue
         tx = receipt["tx"]
-    existing = {row.id: row for row in lock_segments(session, (s.id for s in segments))}
+    existing = {
+        row.id: row for row in lock_segments(session=session, segments=(s.id for s in segments))
+    }
     for seg in segments:
         row = existing.get(seg.id)
         if row is None:
@@ -76,7 +78,7 @@ def import_segments(
 def load_demo_network(*, rt: Runtime, session: Session) -> bool:
     """On first run (no segments yet), import the demo network shipped with the suite; of
     several processes starting at once on a new database, the first does."""
-    lock_network(session)
+    lock_network(session=session)
     if session.scalars(select(RhSegment.id).limit(1)).first() is not None:
         return False
     doc = json.loads(DEMO_NETWORK.read_text(encoding="utf-8"))
@@ -86,7 +88,7 @@ def load_demo_network(*, rt: Runtime, session: Session) -> bool:
 
 def reload_index(*, rt: Runtime, session: Session) -> None:
     """Build the segment index from the segments stored, noting the network's version."""
-    version = network_version(session)
+    version = network_version(session=session)
     rows = session.scalars(select(RhSegment).order_by(RhSegment.id)).all()
     rt.reindex(
         [
@@ -106,7 +108,7 @@ def segment_series(
     *, session: Session, segment_id: str, bucket_s: int, since: float | None, until: float | None
 ) -> schemas.SeriesResponse:
     """IRI per time bucket (geometric mean of windows, 90% interval) and pothole reports."""
-    segment_row(session, segment_id)
+    segment_row(session=session, segment_id=segment_id)
     if not 60 <= bucket_s <= 366 * DAY_S:
         raise OutOfRange("bucket_s must be between 60 s and 366 days")
     if any(t is not None and not math.isfinite(t) for t in (since, until)):
