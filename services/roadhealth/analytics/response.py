@@ -91,35 +91,22 @@ def simulate_phone_ride(
     """A ride over a profile as a cabin-mounted phone records it (module docstring); with
     `cabin=None`, the linear quarter-car's own response to the whole profile."""
     full = profile.elevation_m[::-1] if reverse else profile.elevation_m
-    if cabin is None or not profile.anomalies:
+
+    def ride_over(elevation: FloatArray) -> Ride:
         return simulate_ride(
-            full,
+            elevation,
             spacing_m=profile.spacing_m,
             speed_mps=speed_mps,
             rate_hz=rate_hz,
             car=car,
             noise_std_mps2=noise_std_mps2,
-            seed=seed,
+            seed=seed,  # one seed: the plain ride's noise cancels out of the shock below
         )
-    plain = plain_elevation(profile)[::-1] if reverse else plain_elevation(profile)
-    ride = simulate_ride(
-        plain,
-        spacing_m=profile.spacing_m,
-        speed_mps=speed_mps,
-        rate_hz=rate_hz,
-        car=car,
-        noise_std_mps2=noise_std_mps2,
-        seed=seed,
-    )
-    bumped = simulate_ride(
-        full,
-        spacing_m=profile.spacing_m,
-        speed_mps=speed_mps,
-        rate_hz=rate_hz,
-        car=car,
-        noise_std_mps2=noise_std_mps2,
-        seed=seed,
-    )
+
+    if cabin is None or not profile.anomalies:
+        return ride_over(full)
+    ride = ride_over(plain_elevation(profile)[::-1] if reverse else plain_elevation(profile))
+    bumped = ride_over(full)
     lag = round(WHEELBASE_M.get(car.name, 2.7) / speed_mps * rate_hz)
     shock = cabin.filter(bumped.acc_z_mps2 - ride.acc_z_mps2, rate_hz=rate_hz, lag_samples=lag)
     return Ride(ride.t_s, ride.distance_m, ride.acc_z_mps2 + shock, ride.rate_hz, ride.speed_mps)
