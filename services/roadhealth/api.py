@@ -103,11 +103,7 @@ def build_router(
         response_model=IngestResponse,
         tags=["gateway"],
         responses=raises(
-            BadBatch,
-            AnchorNotCommitted,
-            BatchConflict,
-            *chain_refusals(RoadHealthChain),
-            *CHAIN_WRITE,  # a batch's pothole confirmations are submitted together
+            BadBatch, AnchorNotCommitted, BatchConflict, *chain_refusals(RoadHealthChain)
         ),
     )
     def ingest_batch(body: IngestRequest, caller: Operator, session: SessionDep) -> IngestResponse:
