@@ -221,8 +221,7 @@ def _heirs(members: list[_Open], potholes: dict[str, _Open]) -> list[tuple[str, 
 
 
 def refresh_potholes(*, rt: Runtime, session: Session, pothole_ids: Iterable[str]) -> None:
-    """Recount reports; confirm (on chain, with an alert) once enough vehicles saw the pothole.
-    The batch's confirmations are submitted together and waited for once."""
+    """Recount reports; confirm (on chain, with an alert) once enough vehicles saw the pothole."""
     ids = sorted(set(pothole_ids))
     potholes = session.scalars(select(RhPothole).where(RhPothole.id.in_(ids))).all()
     filed: dict[str, list[Row[str, str, float, str, float]]] = {}
@@ -236,40 +235,24 @@ def refresh_potholes(*, rt: Runtime, session: Session, pothole_ids: Iterable[str
         ).where(RhPotholeReport.pothole.in_(ids))
     ):  # rows, not objects: a confirmed pothole gathers hundreds of reports
         filed.setdefault(report.pothole, []).append(report)
-    confirming = []
     for pothole in sorted(potholes, key=lambda p: p.id):
         # In one order whatever the ids (so sums come out the same in every process)
         reports = sorted(filed.get(pothole.id, []), key=lambda r: (r.message_hash, r.chainage_m))
         if not reports:
             continue  # its reports went to a neighbouring confirmed pothole: keep it as it was
-        if _recount(rt, pothole, reports):
-            evidence = hash_json(sorted(r.message_hash for r in reports))
-            confirming.append((pothole, evidence))
-    if confirming:
-        _confirm(rt, session, confirming)
-
-
-def _recount(rt: Runtime, pothole: RhPothole, reports: Sequence[Any]) -> bool:
-    """Set a pothole's counts and place from its reports; whether the chain is to hear of it
-    (enough vehicles, one more than before, and no report lost that the chain counted)."""
-    devices = {r.device for r in reports}
-    grew = len(devices) > pothole.vehicles
-    pothole.reports, pothole.vehicles = len(reports), len(devices)
-    pothole.chainage_m = sum(r.chainage_m for r in reports) / len(reports)
-    pothole.lat, pothole.lon = rt.index.position_at(pothole.segment, pothole.chainage_m)
-    pothole.last_seen = max(r.t0 for r in reports)
-    pothole.confidence = pothole_confidence(len(devices), len(reports) - len(devices))
-    if pothole.vehicles < rt.settings.pothole_min_vehicles or not grew:
-        return False
-    # A report it lost (its window matched again elsewhere): the chain's count stays
-    return pothole.status != "confirmed" or _attested_reports(rt, pothole.id) <= pothole.reports
-
-
-def _confirm(rt: Runtime, session: Session, confirming: list[tuple[RhPothole, str]]) -> None:
-    """Attest the potholes on the chain (one submission, one wait); alert the new ones."""
-    txs = rt.chain.relay_many(
-        "confirm_pothole",
-        [
+        devices = {r.device for r in reports}
+        grew = len(devices) > pothole.vehicles
+        pothole.reports, pothole.vehicles = len(reports), len(devices)
+        pothole.chainage_m = sum(r.chainage_m for r in reports) / len(reports)
+        pothole.lat, pothole.lon = rt.index.position_at(pothole.segment, pothole.chainage_m)
+        pothole.last_seen = max(r.t0 for r in reports)
+        pothole.confidence = pothole_confidence(len(devices), len(reports) - len(devices))
+        if pothole.vehicles < rt.settings.pothole_min_vehicles or not grew:
+            continue
+        if pothole.status == "confirmed" and _attested_reports(rt, pothole.id) > pothole.reports:
+            continue  # a report it lost (its window matched again elsewhere): the chain's stays
+        receipt = rt.chain.attest(
+            "confirm_pothole",
             {
                 "pothole": pothole.id,
                 "segment": pothole.segment,
@@ -277,21 +260,18 @@ def _confirm(rt: Runtime, session: Session, confirming: list[tuple[RhPothole, st
                 "reports": pothole.reports,
                 "vehicles": pothole.vehicles,
                 "confidence_pct": int(pothole.confidence * 100),
-                "evidence": evidence,
-            }
-            for pothole, evidence in confirming
-        ],
-    )
-    for (pothole, _evidence), tx in zip(confirming, txs, strict=True):
+                "evidence": hash_json(sorted(r.message_hash for r in reports)),
+            },
+        )
         first = pothole.status == "candidate"
-        pothole.status, pothole.confirmed_tx = "confirmed", tx
+        pothole.status, pothole.confirmed_tx = "confirmed", receipt["tx"]
         if first:
             raise_alert(
                 rt=rt,
                 session=session,
                 kind="pothole_confirmed",
                 segment=pothole.segment,
-                chain_tx=tx,
+                chain_tx=receipt["tx"],
                 data={
                     "pothole": pothole.id,
                     "segment": pothole.segment,
