@@ -8,6 +8,8 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -91,54 +93,26 @@ def test_a_receipt_arrives_only_once_its_block_is_on_disk(
     assert store.latest_height() == ledger.height
 
 
-def test_a_transaction_whose_block_is_being_written_reads_pending_not_unknown(
+@dataclass
+class HeldWrite:
+    """A lone validator behind a live API whose transaction `tx` is committed in memory while
+    its block's write waits at the store's gate."""
+
+    node: Node
+    store: GatedStore
+    url: str
+    client: ChainClient
+    identity: Identity
+    tx: Tx
+
+
+@contextmanager
+def held_write(
     gated: Callable[..., Ledger],
     keys: SimpleNamespace,
     sign: Callable[..., Tx],
     live_server: Callable[[Any], Any],
-) -> None:
-    # An acknowledged transaction answered 404 unknown_tx for as long as its block's write was
-    # in flight (out of the mempool already, not yet in the store)
-    ledger = gated()
-    store = ledger.store
-    assert isinstance(store, GatedStore)
-    node = Node(ledger, key=keys.validator, options=NodeOptions(block_interval_ms=0))
-    node.start()
-    try:
-        with (
-            live_server(create_app(node)) as server,
-            ChainClient(server.url, identity=Identity("regulator", keys.regulator)) as client,
-        ):
-            store.gate.clear()
-            tx = anchors(sign, keys.agency, 1)[0]
-            assert client.submit(tx) == tx.hash
-            deadline = time.monotonic() + 5
-            while tx.hash not in ledger.live_txs and time.monotonic() < deadline:
-                time.sleep(0.01)
-            # Committed in memory, its block's write held at the gate
-            assert tx.hash in ledger.live_txs and store.tx(tx.hash) is None
-            node.mempool.remove([tx.hash])  # as the next proposal's reap does
-            assert client.tx(tx.hash)["status"] == "pending"
-            store.gate.set()
-            receipt = node.wait_future(tx.hash).result(timeout=5)
-            info = client.tx(tx.hash)
-            assert info["status"] == "committed" and info["height"] == receipt["height"]
-    finally:
-        store.gate.set()
-        node.stop()
-
-
-@pytest.mark.parametrize("flavour", ["sync", "async"])
-def test_a_retry_of_a_transaction_whose_block_is_being_written_waits_for_its_receipt(
-    gated: Callable[..., Ledger],
-    keys: SimpleNamespace,
-    sign: Callable[..., Tx],
-    live_server: Callable[[Any], Any],
-    flavour: str,
-) -> None:
-    # A client retrying a committed transaction (409 tx_replayed) read its receipt at once; while
-    # the block's write was in flight the node answered `pending` with no receipt and the SDK
-    # raised TypeError, which a service turned into a 500
+) -> Iterator[HeldWrite]:
     ledger = gated()
     store = ledger.store
     assert isinstance(store, GatedStore)
@@ -157,21 +131,53 @@ def test_a_retry_of_a_transaction_whose_block_is_being_written_waits_for_its_rec
             while tx.hash not in ledger.live_txs and time.monotonic() < deadline:
                 time.sleep(0.01)
             assert tx.hash in ledger.live_txs and store.tx(tx.hash) is None
-            threading.Timer(0.3, store.gate.set).start()  # the write lands while the retry waits
-
-            async def retry_async() -> dict[str, Any]:
-                async with AsyncChainClient(server.url, identity=identity) as aclient:
-                    return await aclient.submit_and_wait(tx, timeout_s=5)
-
-            if flavour == "sync":
-                receipt = client.submit_and_wait(tx, timeout_s=5)
-            else:
-                receipt = asyncio.run(retry_async())
-            assert receipt["tx"] == tx.hash and receipt["status"] == "ok"
-            assert receipt == node.wait_future(tx.hash).result(timeout=5)
+            yield HeldWrite(node, store, server.url, client, identity, tx)
     finally:
         store.gate.set()
         node.stop()
+
+
+def test_a_transaction_whose_block_is_being_written_reads_pending_not_unknown(
+    gated: Callable[..., Ledger],
+    keys: SimpleNamespace,
+    sign: Callable[..., Tx],
+    live_server: Callable[[Any], Any],
+) -> None:
+    # An acknowledged transaction answered 404 unknown_tx for as long as its block's write was
+    # in flight (out of the mempool already, not yet in the store)
+    with held_write(gated, keys, sign, live_server) as held:
+        held.node.mempool.remove([held.tx.hash])  # as the next proposal's reap does
+        assert held.client.tx(held.tx.hash)["status"] == "pending"
+        held.store.gate.set()
+        receipt = held.node.wait_future(held.tx.hash).result(timeout=5)
+        info = held.client.tx(held.tx.hash)
+        assert info["status"] == "committed" and info["height"] == receipt["height"]
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_retry_of_a_transaction_whose_block_is_being_written_waits_for_its_receipt(
+    gated: Callable[..., Ledger],
+    keys: SimpleNamespace,
+    sign: Callable[..., Tx],
+    live_server: Callable[[Any], Any],
+    flavour: str,
+) -> None:
+    # A client retrying a committed transaction (409 tx_replayed) read its receipt at once; while
+    # the block's write was in flight the node answered `pending` with no receipt and the SDK
+    # raised TypeError, which a service turned into a 500
+    with held_write(gated, keys, sign, live_server) as held:
+        threading.Timer(0.3, held.store.gate.set).start()  # the write lands while the retry waits
+
+        async def retry_async() -> dict[str, Any]:
+            async with AsyncChainClient(held.url, identity=held.identity) as client:
+                return await client.submit_and_wait(held.tx, timeout_s=5)
+
+        if flavour == "sync":
+            receipt = held.client.submit_and_wait(held.tx, timeout_s=5)
+        else:
+            receipt = asyncio.run(retry_async())
+        assert receipt["tx"] == held.tx.hash and receipt["status"] == "ok"
+        assert receipt == held.node.wait_future(held.tx.hash).result(timeout=5)
 
 
 def test_a_retry_whose_receipt_never_lands_times_out_with_a_reason(
@@ -180,28 +186,10 @@ def test_a_retry_whose_receipt_never_lands_times_out_with_a_reason(
     sign: Callable[..., Tx],
     live_server: Callable[[Any], Any],
 ) -> None:
-    ledger = gated()
-    store = ledger.store
-    assert isinstance(store, GatedStore)
-    node = Node(ledger, key=keys.validator, options=NodeOptions(block_interval_ms=0))
-    node.start()
-    try:
-        with (
-            live_server(create_app(node)) as server,
-            ChainClient(server.url, identity=Identity("regulator", keys.regulator)) as client,
-        ):
-            store.gate.clear()
-            tx = anchors(sign, keys.agency, 1)[0]
-            assert client.submit(tx) == tx.hash
-            deadline = time.monotonic() + 5
-            while tx.hash not in ledger.live_txs and time.monotonic() < deadline:
-                time.sleep(0.01)
-            with pytest.raises(ClientError) as refused:
-                client.submit_and_wait(tx, timeout_s=0.3)
-            assert refused.value.code == "commit_timeout" and "still pending" in str(refused.value)
-    finally:
-        store.gate.set()
-        node.stop()
+    with held_write(gated, keys, sign, live_server) as held:
+        with pytest.raises(ClientError) as refused:
+            held.client.submit_and_wait(held.tx, timeout_s=0.3)
+        assert refused.value.code == "commit_timeout" and "still pending" in str(refused.value)
 
 
 def test_a_failed_block_write_stops_the_producer_and_its_waiters_hear_nothing(
