@@ -11,6 +11,7 @@ from typing import Any
 import rfc8785
 
 from chain.errors import EncodingError
+from chain.strict_json import unique_members
 
 _HEX = re.compile(r"[0-9a-f]*")
 
@@ -146,14 +147,6 @@ def hash_json(value: Any) -> str:
 def parse_json(data: bytes | str) -> Any:
     """Parse JSON, refusing duplicate keys and non-finite numbers."""
 
-    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for key, value in pairs:
-            if key in out:
-                raise EncodingError(f"duplicate key {key!r}")
-            out[key] = value
-        return out
-
     def no_constants(name: str) -> Any:
         raise EncodingError(f"{name} is not valid JSON")
 
@@ -161,7 +154,7 @@ def parse_json(data: bytes | str) -> Any:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
         if text.startswith("\ufeff"):
             raise EncodingError("JSON must be UTF-8 without a byte order mark")
-        return json.loads(text, object_pairs_hook=no_duplicates, parse_constant=no_constants)
+        return json.loads(text, object_pairs_hook=unique_members, parse_constant=no_constants)
     except (ValueError, UnicodeDecodeError) as exc:
         raise EncodingError(f"invalid JSON: {exc}") from exc
 

@@ -20,7 +20,7 @@ def parse_bundle(text: str | bytes) -> Any:
     try:
         document = json.loads(
             text,
-            object_pairs_hook=_unique_members,
+            object_pairs_hook=unique_members,
             parse_float=_non_integral,
             parse_constant=_no_constant,
         )
@@ -28,12 +28,14 @@ def parse_bundle(text: str | bytes) -> Any:
         raise ProofError("the bundle nests too deeply") from exc
     except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise ProofError(f"the bundle is not strict JSON: {exc}") from exc
-    if _depth(document) > MAX_BUNDLE_DEPTH:
+    if json_depth(document) > MAX_BUNDLE_DEPTH:
         raise ProofError(f"the bundle nests deeper than {MAX_BUNDLE_DEPTH} levels")
     return document
 
 
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`json.loads`' object_pairs_hook refusing a member named twice (ValueError): readers
+    disagree on which one counts, so what was signed must not carry two."""
     members: dict[str, Any] = {}
     for name, value in pairs:
         if name in members:
@@ -53,7 +55,8 @@ def _no_constant(text: str) -> Any:
     raise ValueError(f"{text} is not a JSON number")
 
 
-def _depth(value: Any) -> int:
+def json_depth(value: Any) -> int:
+    """How deeply arrays and objects nest in a parsed JSON value (a scalar is 0), iteratively."""
     deepest, stack = 0, [(value, 0)]
     while stack:
         node, depth = stack.pop()

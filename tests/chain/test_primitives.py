@@ -29,7 +29,7 @@ def test_canonical_json_follows_rfc8785() -> None:
 
 
 def test_parse_json_refuses_duplicate_keys_and_nan() -> None:
-    with pytest.raises(EncodingError, match="duplicate key 'a'"):
+    with pytest.raises(EncodingError, match="duplicate member 'a'"):
         parse_json(b'{"a":1,"a":2}')
     with pytest.raises(EncodingError, match="NaN"):
         parse_json(b'{"a":NaN}')

@@ -19,6 +19,7 @@ from jwcrypto import jwk
 from jwcrypto.common import JWException
 
 from chain.json_types import JsonObject
+from chain.strict_json import json_depth, unique_members
 from services.identity.credentials.b64 import b64url_decode as b64url_decode
 from services.identity.credentials.b64 import b64url_encode as b64url_encode
 from services.identity.credentials.keys import verifier_for
@@ -49,15 +50,6 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not a JSON number")
 
 
-def _unique_members(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    members: dict[str, Any] = {}
-    for name, value in pairs:
-        if name in members:
-            raise ValueError(f"member {name!r} appears twice")
-        members[name] = value
-    return members
-
-
 def load_json(data: bytes | str, what: str) -> Any:
     """Strict RFC 8259 JSON: no NaN/Infinity, no duplicate members, nesting at most 32 deep.
 
@@ -65,7 +57,7 @@ def load_json(data: bytes | str, what: str) -> Any:
     refuse duplicate members), and nothing downstream should recurse without bound.
     """
     try:
-        value = json.loads(data, parse_constant=_no_constant, object_pairs_hook=_unique_members)
+        value = json.loads(data, parse_constant=_no_constant, object_pairs_hook=unique_members)
     except RecursionError as exc:
         raise MalformedToken(f"{what} nests deeper than {MAX_JSON_DEPTH} levels") from exc
     except (UnicodeDecodeError, ValueError) as exc:
@@ -76,19 +68,6 @@ def load_json(data: bytes | str, what: str) -> Any:
     if opened > MAX_JSON_DEPTH and json_depth(value) > MAX_JSON_DEPTH:
         raise MalformedToken(f"{what} nests deeper than {MAX_JSON_DEPTH} levels")
     return value
-
-
-def json_depth(value: Any) -> int:
-    """How deeply arrays and objects nest in a parsed JSON value (a scalar is 0), iteratively."""
-    deepest, stack = 0, [(value, 0)]
-    while stack:
-        node, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(node, dict):
-            stack.extend((v, depth + 1) for v in node.values())
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node)
-    return deepest
 
 
 def parse_json_object(data: bytes, what: str) -> JsonObject:
