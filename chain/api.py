@@ -339,14 +339,17 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
 
     @app.get("/v1/status", response_model=Status, responses=errors(TOKEN_ERRORS))
     async def status(_caller: Reader) -> Status:
-        header = ledger.last_header
+        # The newest block on disk: a block committed in memory while its write is in flight
+        # is not reported, so a height read here survives a crash (the receipts in that block
+        # are not given out before it lands either)
+        tip = ledger.durable
         return Status(
             chain_id=ledger.chain_id,
             genesis_hash=ledger.genesis.hash,
-            height=ledger.height,
-            latest_hash=header.hash if header else None,
-            latest_time_ms=header.time_ms if header else None,
-            state_root=ledger.state.root.hex(),
+            height=tip.height,
+            latest_hash=tip.block_hash,
+            latest_time_ms=tip.time_ms,
+            state_root=tip.state_root,
             mempool=len(node.mempool),
             role=node.role,
             node_key=node.key.public_hex if node.key else None,

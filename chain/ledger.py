@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from dataclasses import dataclass
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -45,6 +46,24 @@ RESOLVED_KEYS = 4096  # senders and token keys whose organisation and roles are 
 
 class InvalidBlock(ChainError):
     """A proposed block breaks a rule every honest node enforces."""
+
+
+@dataclass(frozen=True, slots=True)
+class DurableTip:
+    """The newest block on disk, as `/v1/status` reports it: with background writes a block is
+    committed in memory (and the next one proposed) before it is stored, and a crash then loses
+    it, so a height read from the node must never be one it can forget."""
+
+    height: int
+    block_hash: str | None
+    time_ms: int | None
+    state_root: str
+
+    @classmethod
+    def of(cls, header: Header | None, state_root: str) -> DurableTip:
+        if header is None:
+            return cls(0, None, None, state_root)
+        return cls(header.height, header.hash, header.time_ms, state_root)
 
 
 class Ledger:
@@ -90,6 +109,7 @@ class Ledger:
                     f"state root after recovery {self.state.root.hex()[:16]}… does not match block"
                     f" {self.height}'s {self.last_header.state_root[:16]}…: the database is corrupt"
                 )
+        self.durable = DurableTip.of(self.last_header, self.state.root.hex())
         self.live_txs = self.store.live_tx_hashes(self.height + 1)
         self._install_registered_contracts()
         self._block_writer: BlockWriter[BlockResult] | None = None
@@ -376,6 +396,7 @@ class Ledger:
             changes=result.stored,
             next_validators=next_validators,
         )
+        self.durable = DurableTip.of(header, header.state_root)  # one reference, swapped whole
 
     def _writer(self) -> BlockWriter[BlockResult]:
         if self._block_writer is None:
