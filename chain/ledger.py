@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from dataclasses import dataclass
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from chain import merkle
