@@ -45,7 +45,7 @@ from chain.home import SuiteHome, load_node_home
 from chain.node import Node
 from chain.server import open_node
 from chain.sim import Scenario, run_scenario
-from chain.suites import SuiteKey
+from chain.suites import DEFAULT_SUITE, SuiteKey
 from chain.tx import Tx, sign_tx
 from smartcity.demo import init_suite
 from smartcity.ops import settle_heap
@@ -212,10 +212,13 @@ class ProcessNetwork:
     validators in turn (as the city's organisations each submit to their own node), and a
     follower that records when each transaction commits by reading new blocks (not per-tx
     polls). Request bodies are encoded before the clock starts, so the generator's own work
-    during a run is sending bytes: its CPU is reported beside the nodes'."""
+    during a run is sending bytes: its CPU is reported beside the nodes'. `crypto` is the
+    chain's suite (chain/suites; bench/chain_suites.py runs each), its keys signing the load."""
 
-    def __init__(self, folder: Path) -> None:
-        self.genesis = init_suite(folder, validators=VALIDATORS, p2p_plaintext=P2P == "plaintext")
+    def __init__(self, folder: Path, *, crypto: str = DEFAULT_SUITE) -> None:
+        self.genesis = init_suite(
+            folder, validators=VALIDATORS, p2p_plaintext=P2P == "plaintext", crypto=crypto
+        )
         homes = sorted((folder / "nodes").iterdir())
         free_node_ports(homes)
         self.procs = [
