@@ -81,6 +81,8 @@ class BatchItem(BaseModel):
     status: str
     code: str | None = None
     message: str | None = None
+    # A rejected item's HTTP status, as `POST /v1/txs` would have answered it alone
+    http_status: int | None = None
 
 
 class BatchResult(BaseModel):
@@ -464,7 +466,13 @@ def _admit_batch(node: Node, items: list[Any]) -> BatchResult:
                 node.ledger.check_tx(tx)
         except TxRejected as exc:
             results.append(
-                BatchItem(hash=None, status="rejected", code=exc.code, message=exc.message)
+                BatchItem(
+                    hash=None,
+                    status="rejected",
+                    code=exc.code,
+                    message=exc.message,
+                    http_status=exc.status,
+                )
             )
             continue
         good.append((len(results), tx))

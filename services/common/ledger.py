@@ -163,10 +163,16 @@ class RemoteLedger:
             raise _as_rejection(exc) from exc
 
     def submit_many(self, txs: list[Tx]) -> list[str]:
-        result = self.client.submit_batch(txs)
+        """Admit transactions in one request; the first refused item raises with the status
+        the node gave it (400 from a node too old to say), a refused request with its own."""
+        try:
+            result = self.client.submit_batch(txs)
+        except ClientError as exc:
+            raise _as_rejection(exc) from exc
         for item in result["results"]:
             if item["status"] == "rejected":
-                raise TxRejected(item["code"], item["message"])
+                status = item.get("http_status") or 400
+                raise TxRejected(item["code"], item["message"], status=int(status))
         return [str(item["hash"]) for item in result["results"]]
 
     def read(self, namespace: str, key: str) -> Any:

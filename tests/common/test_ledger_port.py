@@ -7,6 +7,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 
 from chain.api import create_app
 from chain.client import ChainClient, Identity
@@ -14,7 +16,9 @@ from chain.errors import TxRejected
 from chain.genesis import Genesis
 from chain.light import verify_bundle
 from chain.node import Node
-from chain.tx import sign_tx
+from chain.suites import SuiteKey
+from chain.tx import Tx, sign_tx
+from services.common.errors import install_error_handlers
 from services.common.ledger import EmbeddedLedger, LedgerPort, RemoteLedger, call
 
 
@@ -78,3 +82,55 @@ def test_rejections_keep_their_code(port: LedgerPort, keys: SimpleNamespace) -> 
     hashes = port.submit_many([tx])
     assert hashes == [tx.hash]
     assert port.submit(tx, wait=True)["status"] == "ok"
+
+
+def test_a_refused_item_of_a_batch_keeps_its_status(
+    port: LedgerPort, keys: SimpleNamespace
+) -> None:
+    def anchor(key: SuiteKey, root: str) -> Tx:
+        args = {"root": root, "count": 1, "label": "x"}
+        return sign_tx(
+            key,
+            chain_id=port.genesis.chain_id,
+            contract="anchors",
+            method="anchor",
+            args=args,
+            expiry_height=port.height() + 10,
+        )
+
+    # An unregistered sender is 403 in a batch as alone (a 400 would read as a malformed call)
+    with pytest.raises(TxRejected) as caught:
+        port.submit_many([anchor(keys.agency, "34" * 32), anchor(keys.outsider, "56" * 32)])
+    assert (caught.value.code, caught.value.status) == ("unknown_sender", 403)
+
+
+def test_a_full_mempool_answers_429_with_retry_after_through_the_port(
+    port: LedgerPort, keys: SimpleNamespace, node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if isinstance(port, RemoteLedger):
+        port.client.busy_retry_s = 0  # raise the node's 429 at once instead of waiting it out
+
+    def full() -> None:
+        raise TxRejected("mempool_full", "1000 transactions pending: retry shortly", status=429)
+
+    monkeypatch.setattr(node, "check_admission", full)
+    tx = sign_tx(
+        keys.agency,
+        chain_id=port.genesis.chain_id,
+        contract="anchors",
+        method="anchor",
+        args={"root": "78" * 32, "count": 1, "label": "x"},
+        expiry_height=port.height() + 10,
+    )
+    app = FastAPI()
+    install_error_handlers(app)
+
+    @app.post("/submit")
+    def submit() -> list[str]:
+        return port.submit_many([tx])
+
+    answer = TestClient(app).post("/submit")
+    # A service passes the chain's push-back on: retry later, not "chain unavailable" (503)
+    assert answer.status_code == 429, answer.text
+    assert answer.json()["error"]["code"] == "mempool_full"
+    assert answer.headers["retry-after"] == "1"
