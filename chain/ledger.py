@@ -111,6 +111,9 @@ class Ledger:
                 )
         self.durable = DurableTip.of(self.last_header, self.state.root.hex())
         self.live_txs = self.store.live_tx_hashes(self.height + 1)
+        # Transactions of blocks committed in memory whose background write is in flight: their
+        # receipts are not on disk yet, and whoever waits for one hears of it once it is
+        self.unwritten: dict[str, None] = {}
         self._install_registered_contracts()
         self._block_writer: BlockWriter[BlockResult] | None = None
         self._frames: dict[int, str] = {}
@@ -370,6 +373,8 @@ class Ledger:
             self.last_header = header
             for tx in result.txs:
                 self.live_txs[tx.hash] = tx.expiry_height
+            if background:
+                self.unwritten.update(dict.fromkeys(tx.hash for tx in result.txs))
             if header.height % 1000 == 0:
                 self.live_txs = {h: e for h, e in self.live_txs.items() if e >= header.height}
             if any(
@@ -397,6 +402,8 @@ class Ledger:
             next_validators=next_validators,
         )
         self.durable = DurableTip.of(header, header.state_root)  # one reference, swapped whole
+        for tx in result.txs:  # before the block's waiters are told (on_durable)
+            self.unwritten.pop(tx.hash, None)
 
     def _writer(self) -> BlockWriter[BlockResult]:
         if self._block_writer is None:

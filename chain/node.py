@@ -129,15 +129,21 @@ class Node:
         future: Future[dict[str, Any]] = Future()
         with self._waiters_lock:
             self._waiters[tx_hash].append(future)
-        if tx_hash in self.mempool and tx_hash not in self.ledger.live_txs:
-            # Still pending now that the waiter is registered: its commit (after_commit removes
-            # it from the mempool, then resolves the waiters) will resolve this future. A copy
-            # admitted just after its block committed is not: that one is found in the store.
+        ledger = self.ledger
+        if tx_hash in ledger.unwritten or (
+            tx_hash in self.mempool and tx_hash not in ledger.live_txs
+        ):
+            # Still pending now that the waiter is registered (in the mempool, or in a block
+            # whose write is in flight): its commit (after_commit, once the block is on disk,
+            # resolves the waiters) will resolve this future. A copy admitted just after its
+            # block committed is not: that one is found in the store. Looking in the store
+            # for a transaction of a block still being written cost a database read per
+            # waiter and found nothing.
             return future
-        found = self.ledger.store.tx(tx_hash)
+        found = ledger.store.tx(tx_hash)
         # Resolve now only if the ledger has applied that block: a receipt must never arrive
         # before its state can be read (after_commit resolves the rest once it has)
-        if found is not None and found[0] <= self.ledger.height:
+        if found is not None and found[0] <= ledger.height:
             self._resolve(tx_hash, found[2])
         return future
 

@@ -178,6 +178,28 @@ def test_status_reports_the_block_on_disk_not_the_one_being_written(
         assert status["state_root"] == ledger.state.root.hex()
 
 
+def test_waiting_for_a_transaction_whose_block_is_being_written_reads_no_database(
+    gated: Callable[..., Ledger],
+    keys: SimpleNamespace,
+    sign: Callable[..., Tx],
+    live_server: Callable[[Any], Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Every waiter registered after the producer took its transaction out of the mempool read
+    # the store (a database query per waiter, found nothing): the in-process single-validator
+    # bench spent a third of its submitting thread there
+    with held_write(gated, keys, sign, live_server) as held:
+        held.node.mempool.remove([held.tx.hash])  # as the pipelined producer does at commit
+        reads: list[str] = []
+        read = held.store.tx
+        monkeypatch.setattr(held.store, "tx", lambda h: reads.append(h) or read(h))
+        future = held.node.wait_future(held.tx.hash)
+        assert not future.done() and reads == []
+        held.store.gate.set()
+        assert future.result(timeout=5)["tx"] == held.tx.hash
+        assert held.tx.hash not in held.node.ledger.unwritten
+
+
 @pytest.mark.parametrize("flavour", ["sync", "async"])
 def test_a_retry_of_a_transaction_whose_block_is_being_written_waits_for_its_receipt(
     gated: Callable[..., Ledger],
