@@ -192,7 +192,12 @@ def test_waiting_for_a_transaction_whose_block_is_being_written_reads_no_databas
         held.node.mempool.remove([held.tx.hash])  # as the pipelined producer does at commit
         reads: list[str] = []
         read = held.store.tx
-        monkeypatch.setattr(held.store, "tx", lambda h: reads.append(h) or read(h))
+
+        def counted(tx_hash: str) -> Any:
+            reads.append(tx_hash)
+            return read(tx_hash)
+
+        monkeypatch.setattr(held.store, "tx", counted)
         future = held.node.wait_future(held.tx.hash)
         assert not future.done() and reads == []
         held.store.gate.set()
