@@ -74,6 +74,12 @@ def _check_rows(
         except Rejected as exc:
             out.append((exc.code, exc.detail))
             continue
+        except Exception as exc:  # any other fault is the checks', not the sender's
+            # Retrying would fail the same way for ever and hold up the rest of the stream (a
+            # worker process that died on it was restarted and died again): the message goes
+            # to the dead-letter topic with the error named, and the rest of the group on
+            out.append(("check_failed", f"the checks raised {type(exc).__name__}: {exc}"[:500]))
+            continue
         payload = checked.payload
         out.append(
             (str(checked.topic), payload["device"], payload["seq"], checked.body, checked.hash)

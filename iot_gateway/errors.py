@@ -54,4 +54,5 @@ REASONS = (
     "clock_skew",
     "out_of_range",
     "replayed_seq",
+    "check_failed",  # a check raised an error of its own (a gateway bug): kept, not retried
 )

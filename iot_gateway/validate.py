@@ -122,6 +122,8 @@ def decode_payload(raw: bytes, topic: TelemetryTopic) -> Any:
         return parse_json(raw)
     except EncodingError as exc:
         raise Rejected("not_json", str(exc)) from exc
+    except RecursionError as exc:  # arrays or objects nested thousands deep
+        raise Rejected("not_json", "nested too deeply") from exc
 
 
 _NUMBER = (float, int)
