@@ -174,8 +174,11 @@ def device_verifier(pub_key: str) -> tuple[str, Verify]:
     return kind, _verify_nothing
 
 
-def has_valid_signature(payload: dict[str, Any], pub_key: str) -> bool:
-    """True when `sig` verifies over the unsigned payload with the device's key (its suite's)."""
+def has_valid_signature(
+    payload: dict[str, Any], pub_key: str, *, unsigned: bytes | None = None
+) -> bool:
+    """True when `sig` verifies over the unsigned payload with the device's key (its suite's).
+    `unsigned` is the payload's signing bytes when the caller has them (canonical_pair)."""
     sig = payload.get("sig")
     if not isinstance(sig, str):
         return False
@@ -183,7 +186,8 @@ def has_valid_signature(payload: dict[str, Any], pub_key: str) -> bool:
         raw = from_b64url(sig, field="sig")
     except EncodingError:
         return False
-    return len(raw) == 64 and device_verifier(pub_key)[1](pub_key, signing_bytes(payload), raw)
+    signed = signing_bytes(payload) if unsigned is None else unsigned
+    return len(raw) == 64 and device_verifier(pub_key)[1](pub_key, signed, raw)
 
 
 def message_hash(payload: dict[str, Any]) -> str:

@@ -17,7 +17,6 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from chain.encoding import canonical
 from services.roadhealth.assessment.windows import WindowInput, analyse_windows
 from services.roadhealth.errors import AnchorNotCommitted, BadBatch, BatchConflict
 from services.roadhealth.models import RhBatch
@@ -36,6 +35,7 @@ from services.roadhealth.wire import (
     PayloadInvalid,
     Telemetry,
     batch_root,
+    canonical_pair,
     has_valid_signature,
     parse_payload,
     topic_device,
@@ -77,7 +77,7 @@ def _ingest(
     encoded = _check_integrity(request)
     _check_anchor(rt, caller_org=caller_org, root=batch.root, tx=batch.anchor_tx, count=batch.count)
     # Verify this anchor was not ingested before (then answer as the first time)
-    previous = _claim_batch(session, request, caller_org, [h for h, _ in encoded])
+    previous = _claim_batch(session, request, caller_org, [h for h, _r, _u in encoded])
     if previous is not None:
         return previous
     _follow_network(rt, session)
@@ -109,8 +109,9 @@ def _ingest(
     return response
 
 
-def _check_integrity(request: IngestRequest) -> list[tuple[str, str]]:
-    """Each message's hash and canonical JSON, once the batch is whole and its root right."""
+def _check_integrity(request: IngestRequest) -> list[tuple[str, str, bytes]]:
+    """Each message's hash, canonical JSON and signing bytes, once the batch is whole and its
+    root right."""
     batch, messages = request.batch, request.messages
     # Verify the request carries the whole batch, leaves in order, each hash its payload's
     if len(messages) != batch.count:
@@ -124,7 +125,8 @@ def _check_integrity(request: IngestRequest) -> list[tuple[str, str]]:
     encoded = []
     for m in messages:
         try:
-            raw = canonical(m.payload)
+            # Encoded once: what is signed is the whole minus its `sig` member
+            unsigned, raw = canonical_pair(m.payload)
         except ValueError as exc:  # EncodingError: a value JSON cannot canonicalise
             raise BadBatch(f"leaf {m.leaf_index}: payload cannot be canonicalised: {exc}") from exc
         actual = sha256(raw).hexdigest()  # wire.message_hash, keeping the bytes to store
@@ -134,7 +136,7 @@ def _check_integrity(request: IngestRequest) -> list[tuple[str, str]]:
                 code="hash_mismatch",
                 details={"leaf_index": m.leaf_index, "expected": actual},
             )
-        encoded.append((actual, raw.decode()))
+        encoded.append((actual, raw.decode(), unsigned))
     # Verify the hashes make the claimed root
     if batch_root(hashes) != batch.root:
         raise BadBatch(
@@ -195,12 +197,12 @@ def _follow_network(rt: Runtime, session: Session) -> None:
 def _check_messages(
     rt: Runtime,
     request: IngestRequest,
-    encoded: list[tuple[str, str]],
+    encoded: list[tuple[str, str, bytes]],
     results: dict[int, MessageResult],
 ) -> list[Accepted]:
     devices: dict[str, Any] = {}
     passed: list[tuple[IngestMessage, Telemetry, str, str, str]] = []
-    for m, (digest, raw) in zip(request.messages, encoded, strict=True):
+    for m, (digest, raw, unsigned) in zip(request.messages, encoded, strict=True):
 
         def reject(code: str, message: str, leaf: int = m.leaf_index) -> None:
             results[leaf] = MessageResult(
@@ -222,7 +224,7 @@ def _check_messages(
             reject("unknown_device", f"device {telemetry.device} is not registered")
         elif record["status"] != "active":
             reject("device_suspended", f"device {telemetry.device} is suspended")
-        elif not has_valid_signature(m.payload, record["pub_key"]):
+        elif not has_valid_signature(m.payload, record["pub_key"], unsigned=unsigned):
             reject("bad_signature", "sig does not verify with the device's registered key")
         else:
             passed.append((m, telemetry, raw, digest, record["vehicle_class"]))
