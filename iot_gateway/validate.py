@@ -8,6 +8,7 @@ and the clock.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -93,22 +94,92 @@ def check_message(
     parsed_topic = parse_topic(topic)
     if parsed_topic is None:
         raise Rejected("bad_topic", "not city/{city}/road/{segment}/sensor/{device}/telemetry")
-    payload = decode_payload(raw, parsed_topic)
+    payload, pair = read_payload(raw, parsed_topic)
     check_schema(payload)
     # Verify the topic names the device that signed
     if payload["device"] != parsed_topic.device:
         raise Rejected(
             "topic_mismatch", f"payload device {payload['device']!r} on {parsed_topic.device!r}"
         )
-    try:
-        unsigned, body = canonical_pair(payload)
-    except EncodingError as exc:
-        # e.g. an integer beyond 2^53, which RFC 8785 (I-JSON) cannot represent exactly
-        raise Rejected("bad_schema", str(exc)) from exc
+    if pair is None:
+        try:
+            pair = canonical_pair(payload)
+        except EncodingError as exc:
+            # e.g. an integer beyond 2^53, which RFC 8785 (I-JSON) cannot represent exactly
+            raise Rejected("bad_schema", str(exc)) from exc
+    unsigned, body = pair
     check_device_signature(payload, unsigned, lookup(payload["device"]))
     check_time(payload, now_s, limits)
     check_ranges(payload, limits)
     return Checked(parsed_topic, payload, body, sha256(body).hex())
+
+
+def read_payload(raw: bytes, topic: TelemetryTopic) -> tuple[Any, tuple[bytes, bytes] | None]:
+    """The payload, with its signed bytes and whole canonical bytes when it arrived as its own
+    canonical JSON (devices sign canonical JSON and send it as signed): the bytes received are
+    then what is hashed and stored, and nothing is encoded again. Anything else is read
+    strictly and encoded by the caller."""
+    if topic.encoding == "json":
+        try:
+            payload = json.loads(raw)
+        except (ValueError, RecursionError):
+            payload = None  # decode_payload names the fault
+        else:
+            pair = as_received(raw, payload)
+            if pair is not None:
+                return payload, pair
+    return decode_payload(raw, topic), None
+
+
+# What the C encoder writes with RFC 8785's separators and key order (json's own escapes are
+# RFC 8785's); it writes numbers as RFC 8785 does too, except integral floats (9.0), floats
+# with an exponent (5e-05, 1e+16) and integers past 2^53 - 1 (which RFC 8785 refuses)
+_encode = json.JSONEncoder(
+    ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
+).encode
+_SAFE_INT = 2**53 - 1
+_ACC_START = b'{"acc_z":['  # the first member of a payload in canonical order
+_SCALARS = ("lat", "lon", "rate_hz", "seq", "speed_mps", "t0")
+
+
+def as_received(raw: bytes, payload: Any) -> tuple[bytes, bytes] | None:
+    """(payload without sig, whole payload) as canonical JSON cut from `raw`, when `raw` is the
+    canonical JSON of `payload`; None when it is not, or may not be. Exact for any payload the
+    schema accepts (what it refuses is refused whatever this answers).
+
+    Equal to the C encoder's bytes, `raw` has one member per key (no duplicates), sorted keys,
+    no whitespace and canonical strings; what remains is to find none of the numbers the C
+    encoder writes its own way. In `acc_z`, the list of numbers that opens the payload, they
+    are found in its bytes (no exponent, no `.0` at a number's end) and by its extremes."""
+    if type(payload) is not dict or type(payload.get("sig")) is not str:
+        return None
+    acc = payload.get("acc_z")
+    if type(acc) is not list or not raw.startswith(_ACC_START):
+        return None
+    try:
+        if _encode(payload).encode() != raw:
+            return None
+        numbers = raw[len(_ACC_START) : raw.index(b"]")]
+        if acc and (max(acc) > _SAFE_INT or min(acc) < -_SAFE_INT):
+            return None
+    except (ValueError, TypeError, UnicodeEncodeError):  # NaN, a lone surrogate, a string
+        return None
+    if b"e" in numbers or b"E" in numbers or b".0," in numbers or numbers.endswith(b".0"):
+        return None
+    if not all(_is_rfc8785_number(payload.get(name)) for name in _SCALARS):
+        return None
+    member = b',"sig":' + _encode(payload["sig"]).encode()
+    at = raw.find(member)
+    if at < 0 or raw.count(member) != 1:  # a nested sig (the schema refuses it)
+        return None
+    return raw[:at] + raw[at + len(member) :], raw
+
+
+def _is_rfc8785_number(value: Any) -> bool:
+    """False for a number the C encoder writes otherwise than RFC 8785 (True if no number)."""
+    if type(value) is float:
+        return 1e-4 <= abs(value) < 1e16 and not value.is_integer()
+    return type(value) is not int or -_SAFE_INT <= value <= _SAFE_INT
 
 
 def decode_payload(raw: bytes, topic: TelemetryTopic) -> Any:
