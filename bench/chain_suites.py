@@ -8,9 +8,10 @@ For each suite (ed25519-sha256, sm2-sm3; chain/suites), in one run:
 - 4 `smartcity node` processes on loopback over TLS 1.3 links (bench/consensus.py's
   ProcessNetwork on a genesis of that suite, its load signed with the suite's organisation key),
   offered open-loop at the suite's ceiling for BENCH_CONSENSUS_SECONDS (default 12): a warm-up,
-  then saturation (the reported figure). A 429 (mempool full) is counted as refused, not
-  retried, as the consensus bench does. Figures: committed tx/s, commit latency p50/p99, the
-  four nodes' CPU per committed transaction, the ratio to the ceiling;
+  then saturation (the reported figure), then half the saturated rate (the latency without a
+  queue). A 429 (mempool full) is counted as refused, not retried, as the consensus bench does.
+  Figures: committed tx/s, commit latency p50/p99, the four nodes' CPU per committed
+  transaction, the ratio to the ceiling;
 - 4 validators in one process (chain.cluster, the engine of `make up`) given a burst of
   BENCH_CHAIN_SUITES_TXS anchor transactions (default 1,500, signed before the clock starts),
   in batches of 250 at validator-0, retried on mempool_full; its ceiling is the verifications
@@ -56,11 +57,13 @@ def _verify_per_s_one_core(name: str) -> float:
 
 
 def _processes(name: str, folder: Path, ceiling: float) -> list[dict[str, Any]]:
-    """Warm-up then saturation of 4 node processes on the suite, both offered at its ceiling."""
+    """4 node processes on the suite: warm-up and saturation offered at its ceiling, then half
+    the saturated rate."""
     network = ProcessNetwork(folder, crypto=name)
     try:
         warm = network.run(ceiling, salt=1)
         saturated = network.run(ceiling, salt=2)
+        half = network.run(max(1.0, saturated["tx_per_s"] / 2), salt=3)
     finally:
         network.close()
     common = {
@@ -77,6 +80,7 @@ def _processes(name: str, folder: Path, ceiling: float) -> list[dict[str, Any]]:
             **saturated,
             "ratio_to_ceiling": round(saturated["tx_per_s"] / ceiling, 3),
         },
+        {"bench": "chain_suites_processes_half_load", **common, **half},
     ]
 
 
