@@ -11,7 +11,6 @@ import json
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from chain import merkle
@@ -37,7 +36,7 @@ from chain.store import BlockStore
 from chain.suites.base import Hasher
 from chain.suites.hashing import trees_for
 from chain.tx import Tx, tx_from_json, wrong_suite
-from chain.writer import BlockWriter
+from chain.writer import BlockWriter, DurableTip
 
 log = logging.getLogger(__name__)
 PROOF_FRAMES = 16  # heights whose proof frame (header, certificate, transitions) is kept
@@ -46,24 +45,6 @@ RESOLVED_KEYS = 4096  # senders and token keys whose organisation and roles are 
 
 class InvalidBlock(ChainError):
     """A proposed block breaks a rule every honest node enforces."""
-
-
-@dataclass(frozen=True, slots=True)
-class DurableTip:
-    """The newest block on disk, as `/v1/status` reports it: with background writes a block is
-    committed in memory (and the next one proposed) before it is stored, and a crash then loses
-    it, so a height read from the node must never be one it can forget."""
-
-    height: int
-    block_hash: str | None
-    time_ms: int | None
-    state_root: str
-
-    @classmethod
-    def of(cls, header: Header | None, state_root: str) -> DurableTip:
-        if header is None:
-            return cls(0, None, None, state_root)
-        return cls(header.height, header.hash, header.time_ms, state_root)
 
 
 class Ledger:
@@ -111,9 +92,7 @@ class Ledger:
                 )
         self.durable = DurableTip.of(self.last_header, self.state.root.hex())
         self.live_txs = self.store.live_tx_hashes(self.height + 1)
-        # Transactions of blocks committed in memory whose background write is in flight: their
-        # receipts are not on disk yet, and whoever waits for one hears of it once it is
-        self.unwritten: dict[str, None] = {}
+        self.unwritten: dict[str, None] = {}  # txs of blocks whose background write is pending
         self._install_registered_contracts()
         self._block_writer: BlockWriter[BlockResult] | None = None
         self._frames: dict[int, str] = {}

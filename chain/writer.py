@@ -7,6 +7,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from chain.block import Certificate, Header
@@ -84,3 +85,21 @@ class BlockWriter(Generic[BlockResult]):
                     on_durable(result)
             finally:
                 self._queue.task_done()
+
+
+@dataclass(frozen=True, slots=True)
+class DurableTip:
+    """The newest block on disk, as `/v1/status` reports it: with background writes a block is
+    committed in memory (and the next one proposed) before it is stored, and a crash then loses
+    it, so a height read from the node must never be one it can forget."""
+
+    height: int
+    block_hash: str | None
+    time_ms: int | None
+    state_root: str
+
+    @classmethod
+    def of(cls, header: Header | None, state_root: str) -> DurableTip:
+        if header is None:
+            return cls(0, None, None, state_root)
+        return cls(header.height, header.hash, header.time_ms, state_root)
