@@ -142,6 +142,27 @@ def node(node_home: Path, host: str | None, port: int | None) -> None:
     uvicorn.run(running.app, host=listen_host, port=listen_port, **uvicorn_options())
 
 
+def _check_suite_of(data: Path, crypto: str | None) -> None:
+    """Refuse `--crypto` naming another suite than an existing chain's: the genesis fixes it,
+    and `make up CRYPTO=sm2-sm3` over an Ed25519 ./data ran on Ed25519 without a word."""
+    genesis_path = data / "genesis.json"
+    if crypto is None or not genesis_path.exists():
+        return
+    from chain.genesis import load_genesis
+
+    try:
+        existing = load_genesis(genesis_path).crypto
+    except ChainError as exc:
+        fail(str(exc))
+    if existing != crypto:
+        fail(
+            f"{data}/ holds a chain of the {existing} suite, fixed in its genesis; --crypto"
+            f" {crypto} applies to a new chain only: leave it out to continue this one, or"
+            f" give another --data (or move {data}/ away) to start an {crypto} chain",
+            code=2,
+        )
+
+
 @click.command()
 @click.option(
     "--data", type=click.Path(file_okay=False, path_type=Path), default=DATA, show_default=True
@@ -159,20 +180,24 @@ def node(node_home: Path, host: str | None, port: int | None) -> None:
 @click.option(
     "--crypto",
     type=click.Choice(["ed25519-sha256", "sm2-sm3"]),
-    default="ed25519-sha256",
-    show_default=True,
-    help="The crypto suite of a chain created on first run (an existing DATA keeps its own).",
+    default=None,
+    help="The crypto suite of a chain created on first run [default: ed25519-sha256]; an"
+    " existing DATA keeps its own, and naming another suite for it is refused.",
 )
-def up(data: Path, host: str, port: int, validators: int, simulate: bool, crypto: str) -> None:
+def up(
+    data: Path, host: str, port: int, validators: int, simulate: bool, crypto: str | None
+) -> None:
     """Run the whole suite in one process (initialising DATA on first run)."""
     import uvicorn
 
+    from chain.suites import DEFAULT_SUITE
     from smartcity.console import announce, log_destination, port_problem
     from smartcity.logs import active_format, redact, uvicorn_options
     from smartcity.ops import settle_heap
     from smartcity.settings import is_demo
     from smartcity.suite import open_suite
 
+    _check_suite_of(data, crypto)
     # Verify the port is free before opening anything: one line, not a banner and a traceback
     problem = port_problem(host, port)
     if problem:
@@ -182,14 +207,21 @@ def up(data: Path, host: str, port: int, validators: int, simulate: bool, crypto
         data, demo=is_demo(data) or not (data / "genesis.json").exists(), access_log=False
     )
     try:
-        suite = open_suite(data, host=host, port=port, validators=validators, crypto=crypto)
+        suite = open_suite(
+            data,
+            host=host,
+            port=port,
+            validators=validators,
+            crypto=crypto or DEFAULT_SUITE,
+        )
     except ChainError as exc:
         fail(str(exc))
     genesis = suite.node.ledger.genesis
     base, proof = f"http://{host}:{port}", data / "README.md.proof.json"
     banner = [
         ("initialised" if suite.created else "continuing")
-        + f" chain {genesis.chain_id} in {data}/ at height {suite.node.ledger.height}",
+        + f" chain {genesis.chain_id} ({genesis.crypto}) in {data}/"
+        f" at height {suite.node.ledger.height}",
         f"  dashboard   {base}/",
         f"  chain API   {base}/chain   (OpenAPI: {base}/chain/docs)",
         f"  nodes       {', '.join(f'{base}/nodes/{n}' for n in suite.cluster.nodes)}",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -296,6 +297,23 @@ def test_smartcity_init_crypto_makes_an_sm_chain_whose_every_key_is_sm2(tmp_path
         assert load_any_key(out / "orgs" / org.id / "key.jwk").public_hex == org.keys[0]
     refused = CliRunner().invoke(main, ["init", "--out", str(tmp_path / "x"), "--crypto", "rsa"])
     assert refused.exit_code == 2 and "Invalid value for '--crypto'" in refused.output
+
+
+def test_up_refuses_a_crypto_suite_other_than_the_existing_chains(tmp_path: Path) -> None:
+    # `make up CRYPTO=sm2-sm3` over an Ed25519 ./data ran on Ed25519 without a word
+    data = tmp_path / "data"
+    init_suite(data, validators=1)  # the default suite
+    with socket.socket() as taken:  # checked before the port: the old code stopped there
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        args = ["up", "--data", str(data), "--port", port, "--crypto", "sm2-sm3"]
+        refused = CliRunner().invoke(main, args)
+    assert refused.exit_code == 2, refused.output
+    assert (
+        f"error: {data}/ holds a chain of the ed25519-sha256 suite, fixed in its genesis;"
+        " --crypto sm2-sm3 applies to a new chain only" in refused.output
+    )
 
 
 def test_the_one_process_suite_opens_a_new_chain_on_the_suite_asked_for(tmp_path: Path) -> None:
