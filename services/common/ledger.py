@@ -47,6 +47,8 @@ class LedgerPort(Protocol):
 
     def submit_many(self, txs: list[Tx]) -> list[str]: ...
 
+    def receipts(self, txs: list[Tx], *, timeout_s: float = 30) -> list[dict[str, Any]]: ...
+
     def read(self, namespace: str, key: str) -> Any: ...
 
     def state_proof(self, namespace: str, key: str) -> dict[str, Any]: ...
@@ -116,6 +118,10 @@ class EmbeddedLedger:
     def submit_many(self, txs: list[Tx]) -> list[str]:
         return [a.hash for a in self.node.submit(txs)]
 
+    def receipts(self, txs: list[Tx], *, timeout_s: float = 30) -> list[dict[str, Any]]:
+        """The receipts of admitted transactions, in order, once each has committed."""
+        return [self.submit(tx, wait=True, timeout_s=timeout_s) for tx in txs]
+
     def read(self, namespace: str, key: str) -> Any:
         return self.node.ledger.read(namespace, key)
 
@@ -174,6 +180,26 @@ class RemoteLedger:
                 status = item.get("http_status") or 400
                 raise TxRejected(item["code"], item["message"], status=int(status))
         return [str(item["hash"]) for item in result["results"]]
+
+    def receipts(self, txs: list[Tx], *, timeout_s: float = 30) -> list[dict[str, Any]]:
+        """The receipts of admitted transactions, in order, once each has committed: the last
+        one waited for, then one read each for the others (a node commits what it admitted in
+        arrival order, so they are in its block or an earlier one)."""
+        if not txs:
+            return []
+        last = self.submit(txs[-1], wait=True, timeout_s=timeout_s)
+        out = []
+        for tx in txs[:-1]:
+            try:
+                info = self.client.tx(tx.hash)
+            except ClientError as exc:
+                raise _as_rejection(exc) from exc
+            receipt = info.get("receipt")
+            if info.get("status") == "committed" and isinstance(receipt, dict):
+                out.append(receipt)
+            else:  # not in a block yet after all (another validator proposed the last one)
+                out.append(self.submit(tx, wait=True, timeout_s=timeout_s))
+        return [*out, last]
 
     def read(self, namespace: str, key: str) -> Any:
         return self.client.state(namespace, key)

@@ -103,7 +103,11 @@ def build_router(
         response_model=IngestResponse,
         tags=["gateway"],
         responses=raises(
-            BadBatch, AnchorNotCommitted, BatchConflict, *chain_refusals(RoadHealthChain)
+            BadBatch,
+            AnchorNotCommitted,
+            BatchConflict,
+            *chain_refusals(RoadHealthChain),
+            *CHAIN_WRITE,  # a batch's pothole confirmations are submitted together
         ),
     )
     def ingest_batch(body: IngestRequest, caller: Operator, session: SessionDep) -> IngestResponse:

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from chain.tx import sign_tx
 from services.common.chain import ServiceChain
 from services.common.errors import ChainRefused
-from services.common.ledger import RemoteLedger
+from services.common.ledger import DEFAULT_TTL_BLOCKS, RemoteLedger
 
 
 class RoadHealthChain(ServiceChain):
@@ -29,6 +30,25 @@ class RoadHealthChain(ServiceChain):
                 f"the chain refused {refused}: {receipt['error']}", code=receipt["code"]
             )
         return receipt
+
+    def attest_many(self, method: str, batch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Facts attested together: one submission of them all, then each one's receipt,
+        refused or not (the caller judges). A refusal at the chain's door raises TxRejected
+        with its status; the transactions admitted before it still commit."""
+        expiry = self.ledger.height() + DEFAULT_TTL_BLOCKS
+        txs = [
+            sign_tx(
+                self.ctx.operator_key,
+                chain_id=self.ctx.genesis.chain_id,
+                contract=self.namespace,
+                method=method,
+                args=args,
+                expiry_height=expiry,
+            )
+            for args in batch
+        ]
+        self.ledger.submit_many(txs)
+        return self.ledger.receipts(txs)
 
     def device(self, device: str) -> dict[str, Any] | None:
         """A device's registry record, None when it was never registered."""

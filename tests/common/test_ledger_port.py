@@ -134,3 +134,23 @@ def test_a_full_mempool_answers_429_with_retry_after_through_the_port(
     assert answer.status_code == 429, answer.text
     assert answer.json()["error"]["code"] == "mempool_full"
     assert answer.headers["retry-after"] == "1"
+
+
+def test_receipts_of_a_batch_come_in_order(port: LedgerPort, keys: SimpleNamespace) -> None:
+    expiry = port.height() + 10
+    txs = [
+        sign_tx(
+            keys.agency,
+            chain_id=port.genesis.chain_id,
+            contract="anchors",
+            method="anchor",
+            args={"root": f"{i:02x}" * 32, "count": 1, "label": "x"},
+            expiry_height=expiry,
+        )
+        for i in range(0x90, 0x95)
+    ]
+    port.submit_many(txs)
+    receipts = port.receipts(txs)
+    assert [r["tx"] for r in receipts] == [tx.hash for tx in txs]
+    assert all(r["status"] == "ok" for r in receipts)
+    assert port.receipts([]) == []

@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from chain.encoding import hash_json
 from services.roadhealth.assessment.clustering import cluster_positions
 from services.roadhealth.assessment.windows import pothole_confidence
+from services.roadhealth.errors import ChainRefused
 from services.roadhealth.models import RhPothole, RhPotholeReport
 from services.roadhealth.runtime import Runtime
 from services.roadhealth.service.alerts import raise_alert
@@ -235,6 +236,7 @@ def refresh_potholes(*, rt: Runtime, session: Session, pothole_ids: Iterable[str
         ).where(RhPotholeReport.pothole.in_(ids))
     ):  # rows, not objects: a confirmed pothole gathers hundreds of reports
         filed.setdefault(report.pothole, []).append(report)
+    due: list[tuple[RhPothole, dict[str, Any]]] = []
     for pothole in sorted(potholes, key=lambda p: p.id):
         # In one order whatever the ids (so sums come out the same in every process)
         reports = sorted(filed.get(pothole.id, []), key=lambda r: (r.message_hash, r.chainage_m))
@@ -247,22 +249,44 @@ def refresh_potholes(*, rt: Runtime, session: Session, pothole_ids: Iterable[str
         pothole.lat, pothole.lon = rt.index.position_at(pothole.segment, pothole.chainage_m)
         pothole.last_seen = max(r.t0 for r in reports)
         pothole.confidence = pothole_confidence(len(devices), len(reports) - len(devices))
-        if pothole.vehicles < rt.settings.pothole_min_vehicles or not grew:
+        if pothole.vehicles >= rt.settings.pothole_min_vehicles and grew:
+            due.append((pothole, _confirmation(pothole, reports)))
+    _confirm(rt, session, due)
+
+
+def _confirmation(
+    pothole: RhPothole, reports: list[Row[str, str, float, str, float]]
+) -> dict[str, Any]:
+    return {
+        "pothole": pothole.id,
+        "segment": pothole.segment,
+        "chainage_dm": max(0, round(pothole.chainage_m * 10)),
+        "reports": pothole.reports,
+        "vehicles": pothole.vehicles,
+        "confidence_pct": int(pothole.confidence * 100),
+        "evidence": hash_json(sorted(r.message_hash for r in reports)),
+    }
+
+
+def _confirm(rt: Runtime, session: Session, due: list[tuple[RhPothole, dict[str, Any]]]) -> None:
+    """Confirm potholes on the chain, all in one submission, and mark those it accepted.
+
+    The chain holds what it committed whatever becomes of this transaction: after a refusal
+    the batch is stored by nothing and retried, and its confirmations come again with the
+    same counts, which the contract accepts. One it refuses as `stale_pothole` holds fewer
+    reports than the chain's record of that pothole (a report lost when its window matched
+    again, or a confirmation committed for an attempt that was rolled back): the chain's
+    record stays, as it is, and the pothole is confirmed again once its count passes it.
+    """
+    if not due:
+        return
+    receipts = rt.chain.attest_many("confirm_pothole", [args for _, args in due])
+    refused = None
+    for (pothole, _), receipt in zip(due, receipts, strict=True):
+        if receipt["status"] != "ok":
+            if receipt["code"] != "stale_pothole":
+                refused = refused or receipt
             continue
-        if pothole.status == "confirmed" and _attested_reports(rt, pothole.id) > pothole.reports:
-            continue  # a report it lost (its window matched again elsewhere): the chain's stays
-        receipt = rt.chain.attest(
-            "confirm_pothole",
-            {
-                "pothole": pothole.id,
-                "segment": pothole.segment,
-                "chainage_dm": max(0, round(pothole.chainage_m * 10)),
-                "reports": pothole.reports,
-                "vehicles": pothole.vehicles,
-                "confidence_pct": int(pothole.confidence * 100),
-                "evidence": hash_json(sorted(r.message_hash for r in reports)),
-            },
-        )
         first = pothole.status == "candidate"
         pothole.status, pothole.confirmed_tx = "confirmed", receipt["tx"]
         if first:
@@ -283,9 +307,8 @@ def refresh_potholes(*, rt: Runtime, session: Session, pothole_ids: Iterable[str
                     "confidence": pothole.confidence,
                 },
             )
-
-
-def _attested_reports(rt: Runtime, pothole_id: str) -> int:
-    """How many reports the chain's record of a confirmed pothole counts."""
-    record = rt.chain.read(f"pothole:{pothole_id}")
-    return 0 if record is None else int(record["reports"])
+    if refused is not None:
+        raise ChainRefused(
+            f"the chain refused roadhealth.confirm_pothole: {refused['error']}",
+            code=refused["code"],
+        )
