@@ -65,6 +65,8 @@ def suite(tmp_path: Path) -> Iterator[tuple[Path, int, str]]:
     env = {**os.environ, "SMARTCITY_CITY": f"tour{secrets.token_hex(3)}"}
     log = (tmp_path / "suite.log").open("wb")
     command = [str(SMARTCITY), "up", "--data", str(tmp_path / "data"), "--port", str(port)]
+    # SMARTCITY_TOUR_CRYPTO=sm2-sm3 follows the tour on the national suite (CONTRIBUTING.md)
+    command += ["--crypto", os.environ.get("SMARTCITY_TOUR_CRYPTO", "ed25519-sha256")]
     process = subprocess.Popen(
         [*command, "--simulate"], cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT
     )
