@@ -246,8 +246,7 @@ class Gateway:
         for info in pending:
             # A reject is acknowledged once its dead letter is with the broker
             info.wait_for_publish(max(0.0, deadline - time.monotonic()))
-        for delivery in group:
-            self.source.ack(delivery)
+        self.source.ack(group)
 
     def _check_all(self, group: list[Delivery]) -> list[Outcome]:
         """Each delivery checked: on the worker processes, or in slices on the checker threads

@@ -4,17 +4,20 @@ the buffered MQTT client cuts packets out of its reads intact."""
 from __future__ import annotations
 
 import os
+import queue
 import signal
 import threading
 import time
 from typing import Any
 
 import pytest
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 
 from iot_gateway.checkpool import CheckPool, CheckPoolError, check_jobs, job_for
 from iot_gateway.outbox import Incoming
 from iot_gateway.simulator import Fleet, build_network
-from iot_gateway.source import BrokerAddress, BufferedClient, new_client
+from iot_gateway.source import BrokerAddress, BufferedClient, Delivery, MqttSource, new_client
 from iot_gateway.validate import Device, Limits
 
 
@@ -108,3 +111,84 @@ def test_buffered_client_receives_every_message_whole_and_in_order(
     receiver.disconnect()
     receiver.loop_stop()
     assert got == sent
+
+
+def _drain(source: MqttSource, n: int, timeout_s: float = 20) -> list[Delivery]:
+    got: list[Delivery] = []
+    deadline = time.monotonic() + timeout_s
+    while len(got) < n and time.monotonic() < deadline:
+        try:
+            got.append(source.deliveries.get(timeout=0.2))
+        except queue.Empty:
+            continue
+    return got
+
+
+def test_acknowledged_in_one_write_are_not_sent_again_and_the_rest_are(
+    mqtt_url: str, city: str
+) -> None:
+    address = BrokerAddress.parse(mqtt_url)
+    topic = f"city/{city}/acks"
+
+    def source() -> MqttSource:
+        made = MqttSource(address, client_id=f"acks-{city}", topic=topic, group=None)
+        made.start()
+        assert made.wait_connected(10)
+        return made
+
+    first = source()
+    time.sleep(0.5)  # the subscription reaches the broker
+    sender = new_client(address, f"acks-pub-{city}", "3.1.1", persistent=False)
+    sender.connect(address.host, address.port)
+    sender.loop_start()
+    for info in [sender.publish(topic, b"%d" % i, qos=1) for i in range(40)]:
+        info.wait_for_publish(10)
+    sender.disconnect()
+    sender.loop_stop()
+    got = _drain(first, 40)
+    assert sorted(int(d.payload) for d in got) == list(range(40))
+    first.ack([d for d in got if int(d.payload) < 30])
+    time.sleep(0.5)  # the acknowledgements reach the broker before the connection ends
+    first.stop()
+    # The same session again: the broker sends what was not acknowledged, and only that
+    again = source()
+    try:
+        resent = _drain(again, 10)
+        assert sorted(int(d.payload) for d in resent) == list(range(30, 40))
+        assert _drain(again, 1, timeout_s=1.5) == []
+        again.ack(resent)
+    finally:
+        again.stop()
+
+
+def test_the_gateways_source_hands_over_topic_and_payload_whole_with_mqtt5_properties(
+    mqtt_url: str, city: str
+) -> None:
+    address = BrokerAddress.parse(mqtt_url)
+    topic = f"city/{city}/props"
+    source = MqttSource(address, client_id=f"props-{city}", topic=f"{topic}/#", group=None)
+    source.start()
+    try:
+        assert source.wait_connected(10)
+        time.sleep(0.5)
+        protocol = source.protocol or "3.1.1"
+        sender = new_client(address, f"props-pub-{city}", protocol, persistent=False)
+        sender.connect(address.host, address.port)
+        sender.loop_start()
+        sent = [bytes([i]) * (1 + i * 40) for i in range(60)]
+        for i, body in enumerate(sent):
+            props = None
+            if protocol == "5":  # properties of several lengths ahead of the payload
+                props = Properties(PacketTypes.PUBLISH)  # type: ignore[no-untyped-call]
+                props.UserProperty = [("k", "v" * (i * 7))]
+                props.ContentType = "application/json"
+            sender.publish(f"{topic}/{i}", body, qos=1, properties=props).wait_for_publish(10)
+        sender.disconnect()
+        sender.loop_stop()
+        got = _drain(source, len(sent))
+        source.ack(got)
+    finally:
+        source.stop()
+    assert [(d.topic, d.payload, d.qos) for d in got] == [
+        (f"{topic}/{i}", body, 1) for i, body in enumerate(sent)
+    ]
