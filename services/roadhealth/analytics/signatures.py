@@ -22,7 +22,12 @@ from services.roadhealth.analytics.profile import (
     generate_road_profile,
 )
 from services.roadhealth.analytics.quartercar import get_vehicle, simulate_ride
-from services.roadhealth.analytics.response import WHEELBASE_M, CabinResponse, plain_elevation
+from services.roadhealth.analytics.response import (
+    WHEELBASE_M,
+    CabinResponse,
+    edge_strikes,
+    plain_elevation,
+)
 from services.roadhealth.analytics.shocks import (
     SHOCK_THRESHOLD_MPS2,
     find_shocks,
@@ -42,7 +47,8 @@ LIVE_WINDOW_S = 4  # a telemetry window as `make up` sends them, s
 @dataclass(frozen=True)
 class SimulatedPass:
     """One pass: the ride over plain road, the quarter-car's response to the anomaly alone, the
-    rear axle's lag and the sample at the anomaly (or the road's middle)."""
+    rear axle's lag, the sample at the anomaly (or the road's middle) and a pit's edge strike
+    (response.edge_strikes)."""
 
     plain: FloatArray
     shock: FloatArray
@@ -50,13 +56,16 @@ class SimulatedPass:
     centre: int
     rate_hz: float
     speed_mps: float
+    strikes: FloatArray | None = None
 
     def acc(self, cabin: CabinResponse | None) -> FloatArray:
         """The whole ride as the phone records it (`cabin=None`: the quarter-car's spike)."""
         return self.plain + (
             self.shock
             if cabin is None
-            else cabin.filter(self.shock, rate_hz=self.rate_hz, lag_samples=self.lag)
+            else cabin.filter(
+                self.shock, rate_hz=self.rate_hz, lag_samples=self.lag, strikes=self.strikes
+            )
         )
 
     def around(self, cabin: CabinResponse | None, half_s: float) -> FloatArray:
@@ -112,6 +121,9 @@ def simulate_passes(
                 round(at / speed * rate_hz),
                 rate_hz,
                 speed,
+                edge_strikes(
+                    profile, n_samples=plain.size, speed_mps=speed, rate_hz=rate_hz, car=car
+                ),
             )
         )
     return tuple(out)
