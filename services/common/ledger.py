@@ -193,11 +193,13 @@ class RemoteLedger:
             try:
                 info = self.client.tx(tx.hash)
             except ClientError as exc:
-                raise _as_rejection(exc) from exc
+                if exc.status != 404:
+                    raise _as_rejection(exc) from exc
+                info = {}  # unknown to the node after all: submitted again below
             receipt = info.get("receipt")
             if info.get("status") == "committed" and isinstance(receipt, dict):
                 out.append(receipt)
-            else:  # not in a block yet after all (another validator proposed the last one)
+            else:  # not in a block yet after all: wait for it as for the last one
                 out.append(self.submit(tx, wait=True, timeout_s=timeout_s))
         return [*out, last]
 

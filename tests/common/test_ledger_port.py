@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
 
+import httpx
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -154,3 +156,46 @@ def test_receipts_of_a_batch_come_in_order(port: LedgerPort, keys: SimpleNamespa
     assert [r["tx"] for r in receipts] == [tx.hash for tx in txs]
     assert all(r["status"] == "ok" for r in receipts)
     assert port.receipts([]) == []
+
+
+def test_remote_receipts_wait_for_one_not_yet_in_a_block(
+    keys: SimpleNamespace, genesis: Genesis
+) -> None:
+    txs = [
+        sign_tx(
+            keys.agency,
+            chain_id=genesis.chain_id,
+            contract="anchors",
+            method="anchor",
+            args={"root": f"{i:02x}" * 32, "count": 1, "label": "x"},
+            expiry_height=10,
+        )
+        for i in (0xA0, 0xA1, 0xA2, 0xA3)
+    ]
+    # The node has committed the first, holds the second pending, has lost the third
+    by_sig = {tx.sig: tx.hash for tx in txs}
+    waited: list[str] = []
+
+    def answer(tx_hash: str, height: int) -> httpx.Response:
+        receipt = {"tx": tx_hash, "status": "ok", "height": height}
+        return httpx.Response(
+            200, json={"hash": tx_hash, "status": "committed", "receipt": receipt}
+        )
+
+    def node(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":  # a submission that waits for its commit
+            waited.append(by_sig[json.loads(request.content)["sig"]])
+            return answer(waited[-1], 2)
+        tx_hash = request.url.path.rsplit("/", 1)[1]
+        if tx_hash == txs[0].hash:
+            return answer(tx_hash, 1)
+        if tx_hash == txs[1].hash:
+            return httpx.Response(200, json={"hash": tx_hash, "status": "pending"})
+        error = {"code": "unknown_tx", "message": "no such transaction"}
+        return httpx.Response(404, json={"error": error})
+
+    client = ChainClient("http://node", transport=httpx.MockTransport(node))
+    receipts = RemoteLedger(client, genesis).receipts(txs)
+    assert [r["tx"] for r in receipts] == [tx.hash for tx in txs]
+    # The last waited for, the first read as committed, the other two waited for as well
+    assert waited == [txs[3].hash, txs[1].hash, txs[2].hash]
