@@ -223,19 +223,25 @@ class Tendermint:
             self._sync_asked.add(peer)
             self._out.append(RequestSync(self.height, peer))
 
-    def _accept(self, message: Message) -> bool:
-        """Record a message from a validator if well-signed; report equivocation as evidence."""
+    def _accept(self, message: Message, *, own: bool = False) -> bool:
+        """Record a message from a validator if well-signed; report equivocation as evidence.
+
+        A copy of a message already recorded is dropped before its signature is checked (gossip
+        delivers each vote several times; the answer is False either way), and this node's own
+        messages (`own`, just signed here) are not checked at all."""
         if isinstance(message, Proposal):
             # Verify the proposal comes from this round's proposer and is signed by it
             if message.proposer != self.validators.proposer(message.height, message.round):
                 return False
+            first = self._h.proposals.get(message.round)
+            if first is not None and first.block_hash == message.block_hash:
+                return False
             if (
                 message.value is None
                 or message.value.hash != message.block_hash
-                or not self._signed(message)
+                or not (own or self._signed(message))
             ):
                 return False
-            first = self._h.proposals.get(message.round)
             if first is not None:
                 if first.block_hash != message.block_hash:
                     self._out.append(FoundEvidence(ConflictingProposal(first, message)))
@@ -246,12 +252,13 @@ class Tendermint:
         # Verify the voter is a validator and the vote is signed by it
         if message.validator not in self.validators or message.kind not in (PREVOTE, PRECOMMIT):
             return False
-        if not self._signed(message):
-            return False
         box = (self._h.prevotes if message.kind == PREVOTE else self._h.precommits)[message.round]
-        mine = box.setdefault(message.validator, {})
-        if message.block_hash in mine:
+        mine = box.get(message.validator)
+        if mine is not None and message.block_hash in mine:
             return False
+        if not (own or self._signed(message)):
+            return False
+        mine = box.setdefault(message.validator, {})
         if mine:
             first_vote = next(iter(mine.values()))
             self._out.append(FoundEvidence(DuplicateVote(first_vote, message)))
@@ -306,7 +313,7 @@ class Tendermint:
         self._record(self.round, kind, block_hash)
         vote = sign_vote(signer, self.chain_id, kind, self.height, self.round, block_hash)
         self._out.append(Broadcast(vote))
-        self._accept(vote)
+        self._accept(vote, own=True)
 
     def _propose(self, value: Value) -> None:
         signer = self.signer
@@ -317,7 +324,7 @@ class Tendermint:
             signer, self.chain_id, self.height, self.round, value, self.valid_round
         )
         self._out.append(Broadcast(proposal))
-        self._accept(proposal)
+        self._accept(proposal, own=True)
         if self.valid_round >= 0:
             # Send the proof of lock with a re-proposal: peers that missed those prevotes need them
             for cast in self._h.prevotes[self.valid_round].values():

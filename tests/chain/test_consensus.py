@@ -110,6 +110,47 @@ def test_four_validators_decide_and_persist_before_they_broadcast() -> None:
     assert all(len({v.validator for v in d.precommits}) >= 3 for d in decisions)
 
 
+def test_a_validator_checks_each_foreign_signature_once_and_never_its_own() -> None:
+    # Gossip delivers each vote several times, and each copy's signature was checked again (an
+    # SM2 check costs five Ed25519 ones); so was each message a validator had just signed
+    checked: list[list[tuple[str, bytes]]] = [[] for _ in range(4)]
+
+    def counting(index: int) -> Any:
+        def check(public_hex: str, message: bytes, signature: bytes) -> bool:
+            checked[index].append((public_hex, message))
+            return verify(public_hex, message, signature)
+
+        return check
+
+    machines = [
+        Tendermint(
+            chain_id=CHAIN,
+            validators=VALIDATORS,
+            height=1,
+            app=FixedApp(),
+            verify=counting(i),
+            signer=KEYS[i],
+        )
+        for i in range(4)
+    ]
+    inbox = [e.message for m in machines for e in m.start() if isinstance(e, Broadcast)]
+    decided = set()
+    while inbox:
+        message = inbox.pop(0)
+        for i, m in enumerate(machines):
+            for _ in range(3):  # every message arrives three times
+                for effect in m.on_message(message):
+                    if isinstance(effect, Broadcast):
+                        inbox.append(effect.message)
+                    elif isinstance(effect, Decide):
+                        decided.add(i)
+    assert decided == {0, 1, 2, 3}
+    for i, seen in enumerate(checked):
+        assert seen, "foreign messages are checked"
+        assert KEYS[i].public_hex not in {signer for signer, _ in seen}
+        assert len(seen) == len(set(seen)), f"validator {i} checked a signature twice"
+
+
 def test_a_restarted_validator_never_signs_a_different_value_for_a_step_it_signed() -> None:
     proposer_index = next(
         i for i, k in enumerate(KEYS) if k.public_hex == VALIDATORS.proposer(1, 0)
