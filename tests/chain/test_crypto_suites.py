@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
@@ -97,6 +98,86 @@ def test_sm2_annex_a_signature_is_recomputed_and_verifies() -> None:
     assert sm3(ANNEX_Z + ANNEX_M) == ANNEX_E
     assert _sign_with_nonce(ANNEX_D, ANNEX_K, ANNEX_M, b"1234567812345678") == ANNEX_R + ANNEX_S
     assert sm2.verify(ANNEX_HEX, ANNEX_M, ANNEX_R + ANNEX_S)
+
+
+# GB/T 32918.2-2016 Annex A.2 (GM/T 0003.2): the standard's own signature example, on its
+# 256-bit test curve (not the recommended one, so neither OpenSSL nor the suite can load it),
+# ID "ALICE123@YAHOO.COM", M = "message digest". Checked with general curve arithmetic here and
+# the project's SM3: the signature scheme as the suite implements it on the recommended curve.
+TEST_CURVE = {
+    "p": "8542D69E4C044F18E8B92435BF6FF7DE457283915C45517D722EDB8B08F1DFC3",
+    "a": "787968B4FA32C3FD2417842E73BBFEFF2F3C848B6831D7E0EC65228B3937E498",
+    "b": "63E4C6D3B23B0C849CF84241484BFE48F61D59A5B16BA06E6E12D1DA27C5249A",
+    "gx": "421DEBD61B62EAB6746434EBC3CC315E32220B3BADD50BDC4C4E6C147FEDD43D",
+    "gy": "0680512BCBB42C07D47349D2153B70C4E5D7FDFCBFA36EA1A85841B9E46E09A2",
+    "n": "8542D69E4C044F18E8B92435BF6FF7DD297720630485628D5AE74EE7C32E79B7",
+}
+ANNEX_2 = {
+    "d": "128B2FA8BD433C6C068C8D803DFF79792A519A55171B1B650C23661D15897263",
+    "xa": "0AE4C7798AA0F119471BEE11825BE46202BB79E2A5844495E97C04FF4DF2548A",
+    "ya": "7C0240F88F1CD4E16352A73C17B7F16F07353E53A176D684A9FE0C6BB798E857",
+    "z": "F4A38489E32B45B6F876E3AC2168CA392362DC8F23459C1D1146FC3DBFB7BC9A",
+    "e": "B524F552CD82B8B028476E005C377FB19A87E6FC682D48BB5D42E3D9B9EFFE76",
+    "r": "40F1EC59F793D9F49E09DCEF49130D4194F79FB1EED2CAA55BACDB49C4E755D1",
+    "s": "6FC6DAC32C5D5CF10C77DFB20F7C2EB667A457872FB09EC56327A67EC7DEEBE7",
+}
+
+
+def _affine(curve: dict[str, int]) -> Any:
+    """Point addition and scalar multiplication on y^2 = x^3 + ax + b over F_p (None is O)."""
+    p, a = curve["p"], curve["a"]
+
+    def add(q: Any, r: Any) -> Any:
+        if q is None or r is None:
+            return r if q is None else q
+        if q[0] == r[0] and (q[1] + r[1]) % p == 0:
+            return None
+        if q == r:
+            slope = (3 * q[0] * q[0] + a) * pow(2 * q[1], -1, p) % p
+        else:
+            slope = (r[1] - q[1]) * pow(r[0] - q[0], -1, p) % p
+        x = (slope * slope - q[0] - r[0]) % p
+        return (x, (slope * (q[0] - x) - q[1]) % p)
+
+    def mul(k: int, q: Any) -> Any:
+        total = None
+        while k:
+            if k & 1:
+                total = add(total, q)
+            q, k = add(q, q), k >> 1
+        return total
+
+    return add, mul
+
+
+def test_sm2_gbt_32918_2_annex_a_signature_verifies_on_its_test_curve() -> None:
+    curve = {k: int(v, 16) for k, v in TEST_CURVE.items()}
+    example = {k: int(v, 16) for k, v in ANNEX_2.items()}
+    add, mul = _affine(curve)
+    g = (curve["gx"], curve["gy"])
+    public = mul(example["d"], g)
+    assert public == (example["xa"], example["ya"])
+
+    def z_of(identifier: bytes) -> bytes:  # GB/T 32918.2 5.5: ENTL || ID || a || b || G || P
+        fields = [curve["a"], curve["b"], *g, *public]
+        entl = (8 * len(identifier)).to_bytes(2, "big")
+        return sm3(entl + identifier + b"".join(v.to_bytes(32, "big") for v in fields))
+
+    def verifies(message: bytes, r: int, s: int, identifier: bytes = ALICE) -> bool:  # 7.1
+        n = curve["n"]
+        if not (1 <= r < n and 1 <= s < n) or (r + s) % n == 0:
+            return False
+        e = int.from_bytes(sm3(z_of(identifier) + message), "big")
+        point = add(mul(s, g), mul((r + s) % n, public))
+        return point is not None and (e + point[0]) % n == r
+
+    assert z_of(ALICE) == example["z"].to_bytes(32, "big")
+    assert int.from_bytes(sm3(z_of(ALICE) + ANNEX_M), "big") == example["e"]
+    r, s = example["r"], example["s"]
+    assert verifies(ANNEX_M, r, s)
+    assert not verifies(b"message digesT", r, s)
+    assert not verifies(ANNEX_M, r, s + 1)
+    assert not verifies(ANNEX_M, r, s, identifier=b"1234567812345678")
 
 
 def test_the_annex_a_key_signs_what_it_verifies() -> None:
