@@ -224,11 +224,8 @@ class Tendermint:
             self._out.append(RequestSync(self.height, peer))
 
     def _accept(self, message: Message, *, own: bool = False) -> bool:
-        """Record a message from a validator if well-signed; report equivocation as evidence.
-
-        A copy of a message already recorded is dropped before its signature is checked (gossip
-        delivers each vote several times; the answer is False either way), and this node's own
-        messages (`own`, just signed here) are not checked at all."""
+        """Record a message from a validator if well-signed; report equivocation as evidence. A
+        copy of one recorded is dropped unchecked, and `own` (just signed here) is not checked."""
         if isinstance(message, Proposal):
             # Verify the proposal comes from this round's proposer and is signed by it
             if message.proposer != self.validators.proposer(message.height, message.round):
@@ -236,11 +233,9 @@ class Tendermint:
             first = self._h.proposals.get(message.round)
             if first is not None and first.block_hash == message.block_hash:
                 return False
-            if (
-                message.value is None
-                or message.value.hash != message.block_hash
-                or not (own or self._signed(message))
-            ):
+            if message.value is None or message.value.hash != message.block_hash:
+                return False
+            if not (own or self._signed(message)):
                 return False
             if first is not None:
                 if first.block_hash != message.block_hash:
@@ -253,16 +248,13 @@ class Tendermint:
         if message.validator not in self.validators or message.kind not in (PREVOTE, PRECOMMIT):
             return False
         box = (self._h.prevotes if message.kind == PREVOTE else self._h.precommits)[message.round]
-        mine = box.get(message.validator)
-        if mine is not None and message.block_hash in mine:
+        mine = box.get(message.validator, {})
+        if message.block_hash in mine or not (own or self._signed(message)):
             return False
-        if not (own or self._signed(message)):
-            return False
-        mine = box.setdefault(message.validator, {})
         if mine:
             first_vote = next(iter(mine.values()))
             self._out.append(FoundEvidence(DuplicateVote(first_vote, message)))
-        mine[message.block_hash] = message
+        box.setdefault(message.validator, mine)[message.block_hash] = message
         self._h.senders[message.round].add(message.validator)
         return True
 
