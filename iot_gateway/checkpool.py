@@ -17,6 +17,7 @@ worker again. A worker whose gateway dies reads end-of-file on its pipe and exit
 from __future__ import annotations
 
 import multiprocessing
+import signal
 import threading
 from functools import partial
 from multiprocessing.connection import Connection
@@ -101,7 +102,11 @@ def _registered(
 
 
 def _serve(conn: Connection, limits: Limits) -> None:
-    """A worker: answer each (now_s, jobs) request on the pipe until the gateway closes it."""
+    """A worker: answer each (now_s, jobs) request on the pipe until the gateway closes it.
+
+    Ctrl-C reaches every process of the terminal's group: the worker ignores it and ends when
+    its gateway, stopping in order, closes the pipe (or dies, which closes it too)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     devices: dict[tuple[str, str, bool], Device] = {}
     while True:
         try:

@@ -68,6 +68,27 @@ def test_a_killed_worker_fails_the_group_and_the_next_check_starts_it_again() ->
     assert len(again) == 40 and all(isinstance(a, Incoming) for a in again)
 
 
+def test_a_ctrl_c_leaves_the_workers_to_the_gateway(capfd: pytest.CaptureFixture[str]) -> None:
+    # Ctrl-C on `make up` reaches every process of the terminal's group: each check worker died
+    # printing a KeyboardInterrupt traceback, while the gateway was still closing in order
+    jobs = _jobs(bad_share=0.0, n=20)
+    now = time.time()
+    pool = CheckPool(1, Limits())
+    try:
+        pool.start()
+        worker = pool._workers[0]
+        assert worker is not None
+        os.kill(worker[0].pid or 0, signal.SIGINT)
+        time.sleep(0.5)
+        assert worker[0].is_alive()
+        answers = pool.check(jobs, now)  # still serving, until the gateway closes its pipe
+    finally:
+        pool.close()
+    assert len(answers) == 20 and all(isinstance(a, Incoming) for a in answers)
+    assert worker[0].exitcode == 0
+    assert "KeyboardInterrupt" not in capfd.readouterr().err
+
+
 class TinyReads(BufferedClient):
     # Every packet is cut across several reads (fewer than 100, after which paho leaves a packet
     # it has read whole unhandled until the socket next has data, with or without a buffer)
