@@ -246,4 +246,9 @@ class RemoteLedger:
 
 
 def _as_rejection(exc: ClientError) -> TxRejected:
-    return TxRejected(exc.code or "node_error", str(exc), status=exc.status or 502)
+    """A node's refusal as the chain's own error, with its status. A node out of reach or
+    failing (no answer, 500, 502, 503) is the chain being unavailable: 503 with Retry-After,
+    as every other chain call of a service answers then (it answered an undeclared 502)."""
+    if exc.status is None or exc.status in (500, 502, 503):
+        return TxRejected(exc.code or "chain_unavailable", str(exc), status=503)
+    return TxRejected(exc.code or "node_error", str(exc), status=exc.status)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
+import threading
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 from typing import Any
@@ -16,8 +19,9 @@ from chain.api import create_app
 from chain.client import ChainClient, Identity
 from chain.errors import TxRejected
 from chain.genesis import Genesis
+from chain.ledger import Ledger
 from chain.light import verify_bundle
-from chain.node import Node
+from chain.node import Node, NodeOptions
 from chain.suites import SuiteKey
 from chain.tx import Tx, sign_tx
 from services.common.errors import install_error_handlers
@@ -136,6 +140,76 @@ def test_a_full_mempool_answers_429_with_retry_after_through_the_port(
     assert answer.status_code == 429, answer.text
     assert answer.json()["error"]["code"] == "mempool_full"
     assert answer.headers["retry-after"] == "1"
+
+
+@pytest.mark.parametrize("kind", ["embedded", "remote"])
+def test_receipts_of_a_batch_that_filled_the_mempool_are_not_refused(
+    ledger: Ledger, keys: SimpleNamespace, live_server: Callable[[Any], Any], kind: str
+) -> None:
+    # The door admits a batch whole even when it carries the backlog past the limit; waiting for
+    # that batch's receipts submitted it again through the door, which answered 429 for
+    # transactions already admitted (road health's confirmations: the ingest rolled back)
+    node = Node(ledger, key=keys.validator, options=NodeOptions(block_interval_ms=0, admit_floor=3))
+    txs = [
+        sign_tx(
+            keys.agency,
+            chain_id=ledger.chain_id,
+            contract="anchors",
+            method="anchor",
+            args={"root": f"{i:02x}" * 32, "count": 1, "label": "x"},
+            expiry_height=ledger.height + 10,
+        )
+        for i in range(0xA0, 0xA5)
+    ]
+    with contextlib.ExitStack() as stack:
+        port: LedgerPort = EmbeddedLedger(node)
+        if kind == "remote":
+            server = stack.enter_context(live_server(create_app(node)))
+            client = ChainClient(
+                server.url, identity=Identity("regulator", keys.regulator), busy_retry_s=0
+            )
+            port = RemoteLedger(stack.enter_context(client), ledger.genesis)
+        port.submit_many(txs[:4])  # 0 pending: admitted whole, 4 pending over a limit of 3
+        with pytest.raises(TxRejected) as refused:
+            port.submit_many(txs[4:])  # a new transaction is refused
+        assert (refused.value.status, refused.value.code) == (429, "mempool_full")
+        block = threading.Timer(0.3, node.produce_block)  # the node is not started: by hand
+        block.start()
+        receipts = port.receipts(txs[:4], timeout_s=5)
+        block.join()
+    assert [r["tx"] for r in receipts] == [tx.hash for tx in txs[:4]]
+    assert all(r["status"] == "ok" for r in receipts)
+
+
+def test_a_node_out_of_reach_is_the_chain_unavailable_for_writes_as_for_reads(
+    genesis: Genesis, keys: SimpleNamespace
+) -> None:
+    # A write through an unreachable node answered an undeclared 502 node_error, a read 503
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        gone = probe.getsockname()[1]  # nothing listens once the probe closes
+    port = RemoteLedger(ChainClient(f"http://127.0.0.1:{gone}"), genesis)
+    tx = sign_tx(
+        keys.agency,
+        chain_id=genesis.chain_id,
+        contract="anchors",
+        method="anchor",
+        args={"root": "ab" * 32, "count": 1, "label": "x"},
+        expiry_height=5,
+    )
+    app = FastAPI()
+    install_error_handlers(app)
+    app.post("/many")(lambda: port.submit_many([tx]))
+    app.post("/one")(lambda: port.submit(tx))
+    app.post("/receipts")(lambda: port.receipts([tx], timeout_s=1))
+    app.get("/read")(lambda: port.read("anchors", "x"))
+    client = TestClient(app, raise_server_exceptions=False)
+    for answer in (client.post(p) for p in ("/many", "/one", "/receipts")):
+        assert answer.status_code == 503, answer.text
+        assert answer.json()["error"]["code"] == "chain_unavailable"
+        assert answer.headers["retry-after"] == "1"
+    read = client.get("/read")
+    assert (read.status_code, read.json()["error"]["code"]) == (503, "chain_unavailable")
 
 
 def test_receipts_of_a_batch_come_in_order(port: LedgerPort, keys: SimpleNamespace) -> None:
