@@ -103,10 +103,10 @@ class ServiceChain:
         self.settle(receipt)
         return receipt
 
-    def relay_many(self, method: str, batches: list[dict[str, Any]]) -> list[str]:
-        """Submit many operator transactions at once, wait for all, raise on the first refusal."""
+    def operator_txs(self, method: str, batches: list[dict[str, Any]]) -> list[Tx]:
+        """The operator's transactions calling `method` once per args, sharing one expiry."""
         expiry = self.ledger.height() + DEFAULT_TTL_BLOCKS
-        txs = [
+        return [
             sign_tx(
                 self.ctx.operator_key,
                 chain_id=self.ctx.genesis.chain_id,
@@ -117,8 +117,12 @@ class ServiceChain:
             )
             for args in batches
         ]
+
+    def relay_many(self, method: str, batches: list[dict[str, Any]]) -> list[str]:
+        """Submit many operator transactions at once, wait for all, raise on the first refusal."""
+        txs = self.operator_txs(method, batches)
         self.ledger.submit_many(txs)
-        receipts = [self.require_ok(self.ledger.submit(tx, wait=True)) for tx in txs]
+        receipts = [self.require_ok(r) for r in self.ledger.receipts(txs)]
         self.settle(max(receipts, key=lambda r: int(r["height"])))
         return [tx.hash for tx in txs]
 

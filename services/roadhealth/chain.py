@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from chain.tx import sign_tx
 from services.common.chain import ServiceChain
 from services.common.errors import ChainRefused
-from services.common.ledger import DEFAULT_TTL_BLOCKS, RemoteLedger
+from services.common.ledger import RemoteLedger
 
 
 class RoadHealthChain(ServiceChain):
@@ -35,18 +34,7 @@ class RoadHealthChain(ServiceChain):
         """Facts attested together: one submission of them all, then each one's receipt,
         refused or not (the caller judges). A refusal at the chain's door raises TxRejected
         with its status; the transactions admitted before it still commit."""
-        expiry = self.ledger.height() + DEFAULT_TTL_BLOCKS
-        txs = [
-            sign_tx(
-                self.ctx.operator_key,
-                chain_id=self.ctx.genesis.chain_id,
-                contract=self.namespace,
-                method=method,
-                args=args,
-                expiry_height=expiry,
-            )
-            for args in batch
-        ]
+        txs = self.operator_txs(method, batch)
         self.ledger.submit_many(txs)
         return self.ledger.receipts(txs)
 
