@@ -9,13 +9,12 @@ from json.encoder import encode_basestring as _string
 from typing import Any, Final
 
 from chain.crypto import SIGNATURE_BYTES, verify
-from chain.encoding import canonical, from_hex
+from chain.encoding import SAFE_INT, canonical, from_hex
 from chain.errors import EncodingError, ProofError
 from chain.suites.base import Hasher, SuiteKey, Verifier
 from chain.suites.sm2_curve import sm3_hasher
 from chain.types import BlockHash, Height, PublicKey, Round
 
-_SAFE_INT = 2**53 - 1  # RFC 8785: integers beyond it are written by the general encoder
 VOTE_DOMAIN = b"smartcity/vote/v1\n"
 PRECOMMIT: Final = "precommit"
 # A header is hashed under its chain's suite, which its proposer's key names (64 hex digits
@@ -281,7 +280,7 @@ def _receipt_bytes(receipt: Receipt) -> bytes | None:
 
 
 def _is_plain_int(value: object) -> bool:
-    return type(value) is int and -_SAFE_INT <= value <= _SAFE_INT
+    return type(value) is int and -SAFE_INT <= value <= SAFE_INT
 
 
 def _nullable(value: str | None) -> str:

@@ -16,10 +16,25 @@ from chain.strict_json import unique_members
 _HEX = re.compile(r"[0-9a-f]*")
 
 
-_SAFE_INT = 2**53 - 1
+SAFE_INT = 2**53 - 1
 _dumps = json.JSONEncoder(
     ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
 ).encode
+
+
+def c_encoded(value: Any) -> bytes:
+    """The C encoder's bytes with RFC 8785's separators and key order: the RFC 8785 bytes of
+    any value whose numbers all pass `writes_plainly` and whose keys sort alike by code point
+    and by UTF-16 unit (what `canonical` relies on)."""
+    return _dumps(value).encode()
+
+
+def writes_plainly(value: Any) -> bool:
+    """False for a number the C encoder writes otherwise than RFC 8785 (an integral float, one
+    it writes with an exponent, NaN, an integer past 2^53 - 1); True for anything else."""
+    if type(value) is float:
+        return _plain_float(value) is value
+    return type(value) is not int or -SAFE_INT <= value <= SAFE_INT
 
 
 def canonical(value: Any) -> bytes:
@@ -65,7 +80,7 @@ def _plain_float(value: float) -> Any:
     """
     if value.is_integer():
         # below 2^53 an integral float's shortest digits are the integer's own
-        return int(value) if -_SAFE_INT <= value <= _SAFE_INT else _NOT_PLAIN
+        return int(value) if -SAFE_INT <= value <= SAFE_INT else _NOT_PLAIN
     return value if 1e-4 <= abs(value) < 1e16 else _NOT_PLAIN  # also NaN and infinities
 
 
@@ -105,7 +120,7 @@ def _plain(value: Any) -> Any:
             return _NOT_PLAIN
         return value if all(a is b for a, b in zip(items, value, strict=True)) else items
     if kind is int:
-        return value if -_SAFE_INT <= value <= _SAFE_INT else _NOT_PLAIN
+        return value if -SAFE_INT <= value <= SAFE_INT else _NOT_PLAIN
     if kind is float:
         return _plain_float(value)
     return _plain_subclass(value)
@@ -116,7 +131,7 @@ def _plain_subclass(value: Any) -> Any:
     if isinstance(value, str):
         return value
     if isinstance(value, int):  # bool cannot be subclassed: these are int subclasses
-        return value if -_SAFE_INT <= value <= _SAFE_INT else _NOT_PLAIN
+        return value if -SAFE_INT <= value <= SAFE_INT else _NOT_PLAIN
     if isinstance(value, float):
         return _plain_float(value)
     if isinstance(value, dict):

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chain.encoding import from_b64url, parse_json, sha256
+from chain.encoding import SAFE_INT, c_encoded, from_b64url, parse_json, sha256, writes_plainly
 from chain.errors import EncodingError
 from iot_gateway.errors import Rejected
 from services.roadhealth.wire import (
@@ -131,13 +131,6 @@ def read_payload(raw: bytes, topic: TelemetryTopic) -> tuple[Any, tuple[bytes, b
     return decode_payload(raw, topic), None
 
 
-# What the C encoder writes with RFC 8785's separators and key order (json's own escapes are
-# RFC 8785's); it writes numbers as RFC 8785 does too, except integral floats (9.0), floats
-# with an exponent (5e-05, 1e+16) and integers past 2^53 - 1 (which RFC 8785 refuses)
-_encode = json.JSONEncoder(
-    ensure_ascii=False, separators=(",", ":"), sort_keys=True, allow_nan=False
-).encode
-_SAFE_INT = 2**53 - 1
 _ACC_START = b'{"acc_z":['  # the first member of a payload in canonical order
 _SCALARS = ("lat", "lon", "rate_hz", "seq", "speed_mps", "t0")
 
@@ -157,29 +150,22 @@ def as_received(raw: bytes, payload: Any) -> tuple[bytes, bytes] | None:
     if type(acc) is not list or not raw.startswith(_ACC_START):
         return None
     try:
-        if _encode(payload).encode() != raw:
+        if c_encoded(payload) != raw:  # RFC 8785's bytes but for some numbers (below)
             return None
         numbers = raw[len(_ACC_START) : raw.index(b"]")]
-        if acc and (max(acc) > _SAFE_INT or min(acc) < -_SAFE_INT):
+        if acc and (max(acc) > SAFE_INT or min(acc) < -SAFE_INT):
             return None
     except (ValueError, TypeError, UnicodeEncodeError):  # NaN, a lone surrogate, a string
         return None
     if b"e" in numbers or b"E" in numbers or b".0," in numbers or numbers.endswith(b".0"):
         return None
-    if not all(_is_rfc8785_number(payload.get(name)) for name in _SCALARS):
+    if not all(writes_plainly(payload.get(name)) for name in _SCALARS):
         return None
-    member = b',"sig":' + _encode(payload["sig"]).encode()
+    member = b',"sig":' + c_encoded(payload["sig"])
     at = raw.find(member)
     if at < 0 or raw.count(member) != 1:  # a nested sig (the schema refuses it)
         return None
     return raw[:at] + raw[at + len(member) :], raw
-
-
-def _is_rfc8785_number(value: Any) -> bool:
-    """False for a number the C encoder writes otherwise than RFC 8785 (True if no number)."""
-    if type(value) is float:
-        return 1e-4 <= abs(value) < 1e16 and not value.is_integer()
-    return type(value) is not int or -_SAFE_INT <= value <= _SAFE_INT
 
 
 def decode_payload(raw: bytes, topic: TelemetryTopic) -> Any:
