@@ -143,7 +143,7 @@ class CabinResponse:
 # (16%). Its pothole shock falls with speed (median peak 4.6 m/s^2 below 12 m/s, 2.4 above
 # 16 m/s): a linear tyre passes the pit's area in time to the body
 CABIN = CabinResponse(gain=0.75)
-# With the far edge's strike (issue 15, seventh session; not the default): the response nearest
+# With the far edge's strike (issue 15, sixth session; not the default): the response nearest
 # the real windows (distance 0.247) among those whose fast passes' median pothole peak is at
 # least the slow passes' (3.2 against 3.2 m/s^2), on a grid of 2.75-3.5 Hz, damping 0.075-0.2,
 # gain 0.625-0.875, strike share 0-0.6. Not the default: with its retrained gate the fleet test
