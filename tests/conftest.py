@@ -276,7 +276,16 @@ class LiveServer:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+            # In a thread uvicorn installs no signal handlers, so sse-starlette never learns of
+            # the shutdown and an event stream a client still follows (a service's block
+            # cache) would hold the join until its next block: cancel what is left after 1 s
+            uvicorn.Config(
+                app,
+                host="127.0.0.1",
+                port=self.port,
+                log_level="warning",
+                timeout_graceful_shutdown=1,
+            )
         )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
