@@ -8,13 +8,14 @@ and the clock.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chain.encoding import SAFE_INT, c_encoded, from_b64url, parse_json, sha256, writes_plainly
+import orjson
+
+from chain.encoding import SAFE_INT, from_b64url, parse_json, sha256, writes_plainly
 from chain.errors import EncodingError
 from iot_gateway.errors import Rejected
 from services.roadhealth.wire import (
@@ -121,9 +122,12 @@ def read_payload(raw: bytes, topic: TelemetryTopic) -> tuple[Any, tuple[bytes, b
     strictly and encoded by the caller."""
     if topic.encoding == "json":
         try:
-            payload = json.loads(raw)
-        except (ValueError, RecursionError):
-            payload = None  # decode_payload names the fault
+            # orjson, not json: a third of the cost. Its answer is only used when encoding it
+            # again gives back `raw` exactly (as_received); anything else, duplicate members
+            # included, is read again strictly by decode_payload, which names the fault
+            payload = orjson.loads(raw)
+        except orjson.JSONDecodeError:  # nesting past 1,024 levels included
+            payload = None
         else:
             pair = as_received(raw, payload)
             if pair is not None:
@@ -132,6 +136,13 @@ def read_payload(raw: bytes, topic: TelemetryTopic) -> tuple[Any, tuple[bytes, b
 
 
 _ACC_START = b'{"acc_z":['  # the first member of a payload in canonical order
+
+
+def _sorted(payload: dict[str, Any]) -> bytes:
+    """orjson's compact encoding with keys sorted (several times faster than the C encoder)."""
+    return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+
+
 _SCALARS = ("lat", "lon", "rate_hz", "seq", "speed_mps", "t0")
 
 
@@ -140,28 +151,32 @@ def as_received(raw: bytes, payload: Any) -> tuple[bytes, bytes] | None:
     canonical JSON of `payload`; None when it is not, or may not be. Exact for any payload the
     schema accepts (what it refuses is refused whatever this answers).
 
-    Equal to the C encoder's bytes, `raw` has one member per key (no duplicates), sorted keys,
-    no whitespace and canonical strings; what remains is to find none of the numbers the C
-    encoder writes its own way. In `acc_z`, the list of numbers that opens the payload, they
-    are found in its bytes (no exponent, no `.0` at a number's end) and by its extremes."""
+    Equal to orjson's sorted bytes (`_sorted`), `raw` has one member per key (no duplicates),
+    keys sorted by code point (as RFC 8785's UTF-16 order for the contract's ASCII names), no
+    whitespace and strings escaped as RFC 8785 escapes them; what remains is to find none of
+    the numbers orjson writes its own way (an exponent, an integral float's `.0`; its other
+    numbers are the shortest round-trip digits RFC 8785 writes, and an integer read past
+    2^64 comes back a float, so never equal). In `acc_z`, the list of numbers that opens the
+    payload, they are found in its bytes (no exponent, no `.0` at a number's end) and by its
+    extremes; the other numbers one by one (`writes_plainly`)."""
     if type(payload) is not dict or type(payload.get("sig")) is not str:
         return None
     acc = payload.get("acc_z")
     if type(acc) is not list or not raw.startswith(_ACC_START):
         return None
     try:
-        if c_encoded(payload) != raw:  # RFC 8785's bytes but for some numbers (below)
+        if _sorted(payload) != raw:  # RFC 8785's bytes but for some numbers (below)
             return None
         numbers = raw[len(_ACC_START) : raw.index(b"]")]
         if acc and (max(acc) > SAFE_INT or min(acc) < -SAFE_INT):
             return None
-    except (ValueError, TypeError, UnicodeEncodeError):  # NaN, a lone surrogate, a string
+    except (ValueError, TypeError):  # orjson's JSONEncodeError (a TypeError), a string in acc_z
         return None
     if b"e" in numbers or b"E" in numbers or b".0," in numbers or numbers.endswith(b".0"):
         return None
     if not all(writes_plainly(payload.get(name)) for name in _SCALARS):
         return None
-    member = b',"sig":' + c_encoded(payload["sig"])
+    member = b',"sig":' + orjson.dumps(payload["sig"])
     at = raw.find(member)
     if at < 0 or raw.count(member) != 1:  # a nested sig (the schema refuses it)
         return None

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -59,13 +60,21 @@ def _check(raw: bytes) -> tuple[str, bytes] | str:
     return checked.hash, checked.body
 
 
-def test_a_canonical_payload_is_taken_as_received() -> None:
-    raw = canonical(_payload())
+@pytest.mark.parametrize(
+    "acc_z",
+    [
+        [9.81, 9.7734, 10.02, -0.5] * 4,
+        # RFC 8785 writes these plainly (not 1e-05): canonical, so taken as received too
+        [0.00001, 9.81, 0.000123, -0.00001] * 4,
+    ],
+)
+def test_a_canonical_payload_is_taken_as_received(acc_z: list[float]) -> None:
+    raw = canonical(_payload(acc_z=acc_z))
     topic = parse_topic(TOPIC)
     assert topic is not None
     payload, pair = read_payload(raw, topic)
     assert pair is not None and pair[1] is raw
-    assert pair == canonical_pair(payload)
+    assert pair == canonical_pair(payload) == canonical_pair(parse_json(raw))
     assert _check(raw) == (sha256(raw).hex(), raw)
 
 
@@ -81,7 +90,8 @@ def test_a_canonical_payload_is_taken_as_received() -> None:
         (canonical(_payload()).replace(b'"rate_hz":50', b'"rate_hz":50.0'), "an integral float"),
         (canonical(_payload()).replace(b"[9.81", b"[9.0"), "an integral float in acc_z"),
         (canonical(_payload()).replace(b"-0.5]", b"1.0]"), "an integral float last"),
-        (canonical(_payload()).replace(b"[9.81", b"[0.00001"), "a small float written out"),
+        (canonical(_payload()).replace(b"[9.81", b"[0.000001"), "a small float written out"),
+        (canonical(_payload()).replace(b"[9.81", b"[1e-7"), "a smaller float's exponent"),
         (canonical(_payload()).replace(b'"seq":7', b'"seq":9007199254740992'), "seq past 2^53-1"),
         (canonical(_payload()).replace(b"[9.81", b"[9007199254740993"), "a big integer"),
         (canonical(_payload()).replace(b'"lat":22.5431', b'"lat":NaN'), "NaN"),
@@ -124,7 +134,7 @@ def test_taken_as_received_only_when_it_is_the_canonical_form_and_then_cut_alike
 ) -> None:
     payload = {"acc_z": acc, "lat": lat, "seq": seq, "device": "d", "sig": "AAEC", "t0": 1.5}
     raw = json.dumps(payload, sort_keys=True, indent=indent, separators=(",", ":")).encode()
-    pair = as_received(raw, json.loads(raw))
+    pair = as_received(raw, orjson.loads(raw))  # read as the gateway reads it
     try:
         expected = canonical_pair(parse_json(raw))
     except EncodingError:
@@ -133,8 +143,8 @@ def test_taken_as_received_only_when_it_is_the_canonical_form_and_then_cut_alike
     if pair is not None:
         assert pair == expected
     elif expected[1] == raw:
-        # Canonical, yet read the slow way: only for a number the C encoder might write
-        # otherwise (1e+21 is written alike, 1e+16 is not)
+        # Canonical, yet read the slow way: only for a number orjson might write otherwise
+        # (1e+21 is written alike, 1e+16 and 0.000001 are not)
         assert not all(map(_ordinary, [*acc, lat]))
 
 
