@@ -8,8 +8,9 @@ from functools import cached_property
 from typing import Any
 
 from chain.block import Header, Receipt
+from chain.contracts import membership
 from chain.smt import Tree
-from chain.state import StateKey
+from chain.state import Overlay, StateKey, StateView
 from chain.store import TxRow
 from chain.tx import Tx
 
@@ -34,3 +35,26 @@ class BlockResult:
             TxRow(tx.hash, i, tx.expiry_height, tx.encode().decode(), r.encode().decode())
             for i, (tx, r) in enumerate(zip(self.txs, self.receipts, strict=True))
         ]
+
+
+class Senders:
+    """Senders' organisations and roles as resolved within one block: a block's transactions
+    mostly come from a few keys, and their membership records change only if a transaction
+    of the block writes the membership namespace (then every sender is resolved afresh)."""
+
+    def __init__(self) -> None:
+        self._known: dict[str, tuple[str, frozenset[str]] | None] = {}
+
+    def resolve(self, overlay: Overlay, pub_key: str) -> tuple[str, frozenset[str]] | None:
+        """membership.resolve_key on the block's state as `overlay` holds it."""
+        known = self._known
+        if pub_key in known:
+            return known[pub_key]
+        found = membership.resolve_key(StateView(overlay, membership.NAMESPACE), pub_key)
+        known[pub_key] = found
+        return found
+
+    def written(self, overlay: Overlay) -> None:
+        """Forget every sender when a transaction's merged writes touch membership."""
+        if self._known and any(ns == membership.NAMESPACE for ns, _ in overlay.writes):
+            self._known.clear()

@@ -20,7 +20,6 @@ from chain.contracts.anchors import Anchors
 from chain.contracts.framework import Context, ContractRegistry
 from chain.contracts.governance import Governance, Invoke
 from chain.contracts.membership import Membership
-from chain.encoding import canonical
 from chain.errors import (
     ChainError,
     ContractError,
@@ -29,6 +28,7 @@ from chain.errors import (
     TxRejected,
 )
 from chain.executed import BlockResult as BlockResult  # where callers have found it
+from chain.executed import Senders
 from chain.genesis import Genesis, initial_state
 from chain.smt import StateProof
 from chain.state import CommittedState, Overlay, StateView, key_hash, stored_value
@@ -218,16 +218,16 @@ class Ledger:
             block = Overlay(self.state)
             receipts: list[Receipt] = []
             seen: set[str] = set()
+            senders = Senders()
             for index, tx in enumerate(txs):
                 self._check_in_block(tx, height, seen)
                 receipts.append(
-                    self._execute_tx(block, tx, height=height, time_ms=time_ms, index=index)
+                    self._execute_tx(
+                        block, tx, height=height, time_ms=time_ms, index=index, senders=senders
+                    )
                 )
             changes = dict(block.writes)
-            encoded = {
-                k: block.encoded.get(k) or canonical(v) for k, v in changes.items() if v is not None
-            }
-            tree, hashed = self.state.apply(changes, encoded)
+            tree, stored = self.state.apply_block(changes, block.encoded)
             next_validators = block.get(governance.NAMESPACE, "validators") or []
             header = Header(
                 chain_id=self.chain_id,
@@ -242,10 +242,6 @@ class Ledger:
                 validators_hash=current_validators,
                 next_validators_hash=validators_hash(next_validators, hasher),
             )
-            stored = {
-                k: None if h is None else (encoded[k].decode(), h.hex())
-                for k, (_, h) in zip(changes, hashed, strict=True)
-            }
             return BlockResult(header, list(txs), receipts, changes, tree, stored)
 
     def _check_in_block(self, tx: Tx, height: int, seen: set[str]) -> None:
@@ -265,12 +261,12 @@ class Ledger:
         seen.add(digest)
 
     def _execute_tx(
-        self, block: Overlay, tx: Tx, *, height: int, time_ms: int, index: int
+        self, block: Overlay, tx: Tx, *, height: int, time_ms: int, index: int, senders: Senders
     ) -> Receipt:
         scratch = Overlay(block)
         digest = tx.hash
         try:
-            sender = membership.resolve_key(self._view(scratch, membership.NAMESPACE), tx.sender)
+            sender = senders.resolve(scratch, tx.sender)
             if sender is None:
                 raise ContractError("unknown_sender", "sender is not an active registered key")
             contract = self.registry.get(tx.contract)
@@ -294,6 +290,7 @@ class Ledger:
                 digest, height, index, ok=False, code="contract_crashed", error=type(exc).__name__
             )
         scratch.merge()
+        senders.written(scratch)
         return Receipt(digest, height, index, ok=True, events=tuple(ctx.events))
 
     def _invoke_as_governance(self, ctx: Context, state: StateView, call: Invoke) -> None:

@@ -74,6 +74,26 @@ class CommittedState:
             hashed.append((key_hash(*skey, hasher), digest))
         return self.tree.update(hashed), hashed
 
+    def apply_block(
+        self, changes: Mapping[StateKey, Any], encoded: Mapping[StateKey, bytes]
+    ) -> tuple[Tree, dict[StateKey, tuple[str, str] | None]]:
+        """A block's tree (as `apply`) and each written key as the store keeps it (canonical
+        text and value hash, None where deleted), in one pass over the block's writes."""
+        hasher = self.hasher
+        hashed: list[tuple[bytes, bytes | None]] = []
+        stored: dict[StateKey, tuple[str, str] | None] = {}
+        for skey, v in changes.items():
+            path = hasher(skey[0].encode() + b"\x00" + skey[1].encode()).digest()
+            if v is None:
+                hashed.append((path, None))
+                stored[skey] = None
+                continue
+            text = encoded.get(skey) or canonical(v)
+            digest = hasher(text).digest()
+            hashed.append((path, digest))
+            stored[skey] = (text.decode(), digest.hex())
+        return self.tree.update(hashed), stored
+
     def commit(self, changes: Mapping[StateKey, Any], tree: Tree) -> None:
         for skey, value in changes.items():
             if value is None:
