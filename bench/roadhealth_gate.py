@@ -5,7 +5,9 @@ vehicles lap the 17 demo segments, each pothole driven over about 28 times), sco
 within 5 m against the planted potholes, for each signature and gate:
 
 - signatures: the phone ride with the simulators' cabin response (analytics/response.py
-  `CABIN`, the default since issue 15) and the quarter-car's own spike (the default before);
+  `CABIN`, the default since issue 15; a pothole's shock grows with speed since its seventh
+  session), and the quarter-car's own spike (the default before); `phone_linear_tyre`
+  (`LINEAR_CABIN`, the default of issue 15's fourth to sixth sessions) on request;
 - gates: the version-1 model (classic 3 m/s^2 detectors, a downward event it does not call
   plain road; `V1_CLASSIFIER`, the live default before issue 15) and the live version-2 gate
   (shocks 1.5 m/s^2 from the window's median, the model's label decides; `GATE_CLASSIFIER`),
@@ -44,7 +46,12 @@ from iot_gateway.simulator.roads import Segment, jittered, ride_windows
 from iot_gateway.simulator.streams import MIN_WINDOW_SAMPLES
 from services.roadhealth.analytics.ensemble import load_any_classifier
 from services.roadhealth.analytics.quartercar import Ride, get_vehicle
-from services.roadhealth.analytics.response import CABIN, CabinResponse, simulate_phone_ride
+from services.roadhealth.analytics.response import (
+    CABIN,
+    LINEAR_CABIN,
+    CabinResponse,
+    simulate_phone_ride,
+)
 from services.roadhealth.analytics.shocks import SHOCK_THRESHOLD_MPS2, find_shocks, gate_piece
 from services.roadhealth.assessment.windows import (
     GATE_CLASSIFIER,
@@ -56,8 +63,12 @@ from smartcity.iot import demo_network
 
 Result = dict[str, Any]
 SEEDS = tuple(int(s) for s in os.environ.get("BENCH_GATE_SEEDS", "0,1,2,3,4").split(","))
-SIGNATURES: dict[str, CabinResponse | None] = {"phone": CABIN, "quarter_car": None}
-CHOSEN = os.environ.get("BENCH_GATE_SIGNATURES", ",".join(SIGNATURES)).split(",")
+SIGNATURES: dict[str, CabinResponse | None] = {
+    "phone": CABIN,
+    "quarter_car": None,
+    "phone_linear_tyre": LINEAR_CABIN,  # the default before issue 15's seventh session
+}
+CHOSEN = os.environ.get("BENCH_GATE_SIGNATURES", "phone,quarter_car").split(",")
 GATES = {"v1": str(V1_CLASSIFIER), "v2_gate": str(GATE_CLASSIFIER)}
 CPU_FLEET_SECONDS = 800 * 4  # of driving by the 4 vehicles together
 

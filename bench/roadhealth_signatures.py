@@ -7,9 +7,11 @@ van / bus at 8-20 m/s): the peak deviation from the window's median, how long th
 above 30% of that peak, the Welch spectral centroid, and the share of windows in which the live
 detector finds an event. Percentiles 10/50/90. Simulators: the linear quarter-car alone, the
 phone ride with the cabin response of the first attempt (3.5 Hz, damping 0.15, gain 1, set by
-hand from the real centroid), the simulators' default since issue 15 (analytics/response.py
-`CABIN`: the first attempt at 0.75 gain), and the phone ride with the response `fit_cabin`
-derives from the real windows.
+hand from the real centroid), the simulators' default (analytics/response.py `CABIN`: the
+first attempt at 0.75 gain, a pothole's shock growing with speed since issue 15's seventh
+session; `LINEAR_CABIN` without that growth, the default before), and the phone ride with the
+response `fit_cabin` derives from the real windows. `speed_exponent_fit` shows how the
+pothole's speed exponent was chosen.
 
 `fit_cabin` searches a fixed grid of natural frequency, damping and gain for the response whose
 simulated pothole and bump windows are nearest the real ones: the mean absolute log ratio of
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -35,7 +38,12 @@ from scipy import signal
 
 from services.roadhealth.analytics.dataset import read_window_csv
 from services.roadhealth.analytics.ensemble import load_any_classifier
-from services.roadhealth.analytics.response import CABIN, STRIKE_CABIN, CabinResponse
+from services.roadhealth.analytics.response import (
+    CABIN,
+    LINEAR_CABIN,
+    STRIKE_CABIN,
+    CabinResponse,
+)
 from services.roadhealth.analytics.signatures import (
     LIVE_WINDOW_S,
     SimulatedPass,
@@ -64,6 +72,7 @@ GRID_HZ = (2.0, 2.5, 3.0, 3.5, 4.0, 4.5, 5.0)
 GRID_DAMPING = (0.025, 0.035, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3)
 GRID_GAIN = (0.5, 0.625, 0.75, 0.875, 1.0, 1.125, 1.25, 1.5)
 PERCENTILES = (10, 50, 90)
+SPEED_EXPONENTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75, 2.0)
 
 
 def signature(window: FloatArray) -> Signature:
@@ -171,6 +180,7 @@ def run() -> list[Result]:
                 "quarter_car": round(distance(None, real), 3),
                 "first_attempt": round(distance(FIRST_ATTEMPT, real), 3),
                 "shipped": round(distance(CABIN, real), 3),
+                "linear_tyre_before": round(distance(LINEAR_CABIN, real), 3),
                 "with_edge_strike": round(distance(STRIKE_CABIN, real), 3),
                 "fitted": round(fit_distance, 3),
             },
@@ -180,9 +190,11 @@ def run() -> list[Result]:
         "quarter_car": None,
         "phone_first_attempt": FIRST_ATTEMPT,
         "phone_shipped": CABIN,
+        "phone_linear_tyre_before": LINEAR_CABIN,
         "phone_edge_strike": STRIKE_CABIN,
         "phone_fitted": fitted,
     }
+    out.append(speed_exponent_fit(real))
     out.append(speed_trend(simulators))
     out.append(live_reports(simulators))
     for kind in REAL_CLASSES:
@@ -193,6 +205,25 @@ def run() -> list[Result]:
             row[f"simulated_{name}"] = summarise([signature(w) for w in windows])
         out.append(row)
     return out
+
+
+def speed_exponent_fit(real: dict[str, FloatArray]) -> Result:
+    """The shipped cabin with each pothole speed exponent (analytics/response.py
+    `pothole_speed_exponent`): distance to the real windows and the median pothole peak of the
+    passes below 12 and above 16 m/s. The shipped exponent is the smallest at which the fast
+    passes keep (within 1%) the slow passes' peak."""
+    passes = simulated_passes("pothole")
+    speed = np.array([p.speed_mps for p in passes])
+    row: Result = {"name": "pothole_speed_exponent_fit", "shipped": CABIN.pothole_speed_exponent}
+    for exponent in SPEED_EXPONENTS:
+        cabin = replace(CABIN, pothole_speed_exponent=exponent)
+        peak = np.array([_shape(window(p, cabin))[0] for p in passes])
+        row[str(exponent)] = {
+            "distance": round(distance(cabin, real), 4),
+            "peak_below_12_mps": round(float(np.median(peak[speed < 12])), 2),
+            "peak_above_16_mps": round(float(np.median(peak[speed > 16])), 2),
+        }
+    return row
 
 
 def speed_trend(simulators: dict[str, CabinResponse | None]) -> Result:

@@ -57,15 +57,15 @@ class SimulatedPass:
     rate_hz: float
     speed_mps: float
     strikes: FloatArray | None = None
+    pothole: bool = False
 
     def acc(self, cabin: CabinResponse | None) -> FloatArray:
         """The whole ride as the phone records it (`cabin=None`: the quarter-car's spike)."""
-        return self.plain + (
-            self.shock
-            if cabin is None
-            else cabin.filter(
-                self.shock, rate_hz=self.rate_hz, lag_samples=self.lag, strikes=self.strikes
-            )
+        if cabin is None:
+            return self.plain + self.shock
+        scale = cabin.pothole_scale(self.speed_mps) if self.pothole else 1.0
+        return self.plain + cabin.filter(
+            scale * self.shock, rate_hz=self.rate_hz, lag_samples=self.lag, strikes=self.strikes
         )
 
     def around(self, cabin: CabinResponse | None, half_s: float) -> FloatArray:
@@ -124,6 +124,7 @@ def simulate_passes(
                 edge_strikes(
                     profile, n_samples=plain.size, speed_mps=speed, rate_hz=rate_hz, car=car
                 ),
+                kind == "pothole",
             )
         )
     return tuple(out)
