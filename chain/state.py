@@ -156,14 +156,17 @@ class StateView:
         value = self._overlay.get(self.namespace, key)
         return default if value is None else value
 
-    def put(self, key: str, value: Any) -> None:
-        """Write a JSON value; it is encoded now, so the caller must not change it afterwards."""
+    def put(self, key: str, value: Any, *, encoded: bytes | None = None) -> None:
+        """Write a JSON value; it is encoded now, so the caller must not change it afterwards.
+        `encoded`: the value's canonical bytes where the contract wrote them itself (they must
+        be exactly canonical(value), and the value what they decode to; None encodes here)."""
         # Verify the key and value stay within the bounds every node enforces
         if not key or len(key) > MAX_KEY_CHARS or not key.isprintable():
             raise ContractError("bad_key", f"state key must be 1-{MAX_KEY_CHARS} printable chars")
         if value is None:
             raise ContractError("bad_value", "use delete() to remove a key")
-        encoded, value = canonical_value(value)
+        if encoded is None:
+            encoded, value = canonical_value(value)
         if len(encoded) > MAX_VALUE_BYTES:
             raise ContractError("value_too_large", f"state value over {MAX_VALUE_BYTES} bytes")
         self._overlay.set(self.namespace, key, value, encoded)

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from json.encoder import encode_basestring as _string
 from typing import Any
 
 from pydantic import Field, field_validator
 
 from chain.contracts.framework import Args, Context, Contract, method
-from chain.encoding import canonical
+from chain.encoding import SAFE_INT, canonical
 from chain.errors import ContractError
 from chain.state import StateView
 
@@ -48,16 +49,47 @@ class Anchors(Contract):
         first = state.get(root_key(ctx.sender_org, args.root))
         if first is not None:
             raise ContractError("already_anchored", f"root already anchored by transaction {first}")
-        state.put(
-            f"batch:{ctx.tx_hash}",
-            {
-                "root": args.root,
-                "count": args.count,
-                "label": args.label,
-                "metadata": args.metadata,
-                "org": ctx.sender_org,
-                "height": ctx.height,
-            },
-        )
+        batch = {
+            "root": args.root,
+            "count": args.count,
+            "label": args.label,
+            "metadata": args.metadata,
+            "org": ctx.sender_org,
+            "height": ctx.height,
+        }
+        state.put(f"batch:{ctx.tx_hash}", batch, encoded=batch_bytes(batch))
         state.put(root_key(ctx.sender_org, args.root), ctx.tx_hash)
         ctx.emit("anchored", batch=ctx.tx_hash, root=args.root, count=args.count, label=args.label)
+
+
+def batch_bytes(batch: dict[str, Any]) -> bytes | None:
+    """canonical(batch) written directly in RFC 8785 member order (count, height, label,
+    metadata, org, root), or None where it cannot be (the general encoder then writes or
+    refuses it): every node encodes one per anchor, and the general encoder walked and sorted
+    what is, but for the metadata, one fixed shape. Only an empty metadata is written here."""
+    count, height, label, org, root = (
+        batch["count"],
+        batch["height"],
+        batch["label"],
+        batch["org"],
+        batch["root"],
+    )
+    if not (
+        type(count) is int
+        and type(height) is int
+        and -SAFE_INT <= count <= SAFE_INT
+        and -SAFE_INT <= height <= SAFE_INT
+        and type(label) is str
+        and type(org) is str
+        and type(root) is str
+        and type(batch["metadata"]) is dict
+        and not batch["metadata"]
+    ):
+        return None
+    try:
+        return (
+            f'{{"count":{count},"height":{height},"label":{_string(label)},"metadata":{{}},'
+            f'"org":{_string(org)},"root":{_string(root)}}}'
+        ).encode()
+    except UnicodeEncodeError:  # a lone surrogate: the general encoder refuses it
+        return None
