@@ -10,84 +10,32 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Engine,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    UniqueConstraint,
-    case,
-    create_engine,
-    event,
-    func,
-    select,
-    tuple_,
-    update,
-)
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine, create_engine, event, func, select, update
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 
 from chain import merkle
 from chain.encoding import sha256
 from iot_gateway.errors import GatewayError
+from iot_gateway.outbox_sql import (
+    MessageRow,
+    batches,
+    count_sequences,
+    devices,
+    hashes_of,
+    insert_new,
+    messages,
+    metadata,
+)
 from iot_gateway.wire import canonical_json
 
-metadata = MetaData()
-
-messages = Table(
-    "iot_gateway_messages",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("device", String(64), nullable=False),
-    Column("seq", BigInteger, nullable=False),
-    Column("topic", String(300), nullable=False),
-    Column("payload", Text, nullable=False),  # canonical JSON, signature included
-    Column("hash", String(64), nullable=False),
-    Column("owner", String(64), nullable=False),  # the gateway instance that accepted it
-    Column("stored_at", Float, nullable=False),
-    Column("batch_id", Integer, nullable=True),
-    Column("leaf_index", Integer, nullable=True),
-    UniqueConstraint("device", "seq", name="uq_iot_gateway_messages_device_seq"),
-    Index("ix_iot_gateway_messages_pending", "owner", "batch_id", "id"),
-)
-
-batches = Table(
-    "iot_gateway_batches",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("owner", String(64), nullable=False),
-    Column("root", String(64), nullable=False),
-    Column("count", Integer, nullable=False),
-    Column("created_at", Float, nullable=False),
-    Column("first_stored_at", Float, nullable=False),
-    Column("anchor_tx", String(64), nullable=True),
-    Column("anchored_at", Float, nullable=True),
-    Column("forwarded_at", Float, nullable=True),
-    Column("state", String(16), nullable=False),  # open, anchored, forwarded, refused
-    Column("error", Text, nullable=True),
-    Index("ix_iot_gateway_batches_state", "owner", "state", "id"),
-)
-
-devices = Table(
-    "iot_gateway_devices",
-    metadata,
-    Column("device", String(64), primary_key=True),
-    Column("min_seq", BigInteger, nullable=False),
-    Column("max_seq", BigInteger, nullable=False),
-    Column("count", BigInteger, nullable=False),
-)
+__all__ = ["Batch", "BatchMessage", "Incoming", "Outbox", "OutboxError", "StoreResult"]
+__all__ += ["batches", "devices", "make_outbox_engine", "messages", "metadata"]
 
 
 class OutboxError(GatewayError):
@@ -172,11 +120,6 @@ def make_outbox_engine(url: str) -> Engine:
     return engine
 
 
-def _insert(conn: Connection, table: Table) -> Any:
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
-
-
 class Outbox:
     """Durable store of accepted messages and batches for one gateway instance (`owner`)."""
 
@@ -201,37 +144,31 @@ class Outbox:
         except SQLAlchemyError as exc:
             raise OutboxError(f"outbox write failed: {exc}") from exc
 
-    def _store(self, conn: Connection, rows: list[dict[str, Any]]) -> StoreResult:
+    def _store(self, conn: Connection, rows: list[MessageRow]) -> StoreResult:
         # Insert first: nearly every message is new, so the keys already stored (a
         # redelivery, a replayed seq, another gateway's) are read back only when the insert
         # skipped some, instead of looking every key up before
-        fresh: dict[tuple[str, int], dict[str, Any]] = {}
+        fresh: dict[tuple[str, int], MessageRow] = {}
         for row in rows:
-            fresh.setdefault((row["device"], row["seq"]), row)
+            fresh.setdefault((row[0], row[1]), row)
         if not fresh:
             return StoreResult()
-        statement = (
-            _insert(conn, messages)
-            .on_conflict_do_nothing()
-            .returning(messages.c.device, messages.c.seq)
-        )
-        returned = conn.execute(statement, list(fresh.values()))
-        inserted = {(r.device, int(r.seq)) for r in returned}
-        known = {key: fresh[key]["hash"] for key in inserted}
+        inserted = insert_new(conn, list(fresh.values()))
+        known = {key: fresh[key][4] for key in inserted}
         if len(inserted) < len(fresh):
-            known.update(_hashes_of(conn, [k for k in fresh if k not in inserted]))
+            known.update(hashes_of(conn, [k for k in fresh if k not in inserted]))
         result = StoreResult()
         new_keys: list[tuple[str, int]] = []
         for row in rows:
-            key = (row["device"], row["seq"])
-            if known.get(key) != row["hash"]:
+            key = (row[0], row[1])
+            if known.get(key) != row[4]:
                 result.outcome.append("replayed_seq")
             elif key in inserted and fresh[key] is row:
                 result.outcome.append("stored")
                 new_keys.append(key)
             else:
                 result.outcome.append("duplicate")
-        _count_sequences(conn, new_keys)
+        count_sequences(conn, new_keys)
         return result
 
     def next_open_batch(self, state: str = "open", *, with_messages: bool = True) -> Batch | None:
@@ -443,56 +380,5 @@ class Outbox:
         return {str(state): int(n) for state, n in rows}
 
 
-def _row(item: Incoming, owner: str, stored_at: float) -> dict[str, Any]:
-    return {
-        "device": item.device,
-        "seq": item.seq,
-        "topic": item.topic,
-        "payload": item.body.decode(),
-        "hash": item.hash,
-        "owner": owner,
-        "stored_at": stored_at,
-    }
-
-
-def _hashes_of(conn: Connection, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], str]:
-    keys = list(keys)
-    found: dict[tuple[str, int], str] = {}
-    for start in range(0, len(keys), 400):
-        chunk = keys[start : start + 400]
-        rows = conn.execute(
-            select(messages.c.device, messages.c.seq, messages.c.hash).where(
-                tuple_(messages.c.device, messages.c.seq).in_(chunk)
-            )
-        ).all()
-        found.update({(r.device, int(r.seq)): r.hash for r in rows})
-    return found
-
-
-def _count_sequences(conn: Connection, keys: list[tuple[str, int]]) -> None:
-    """Fold newly stored seqs into each device's lowest, highest and count (one upsert)."""
-    per_device: dict[str, list[int]] = {}
-    for device, seq in keys:
-        per_device.setdefault(device, []).append(seq)
-    if not per_device:
-        return
-    insert = _insert(conn, devices)
-    new = insert.excluded
-    conn.execute(
-        insert.on_conflict_do_update(
-            index_elements=[devices.c.device],
-            set_={
-                "min_seq": case(
-                    (devices.c.min_seq > new.min_seq, new.min_seq), else_=devices.c.min_seq
-                ),
-                "max_seq": case(
-                    (devices.c.max_seq < new.max_seq, new.max_seq), else_=devices.c.max_seq
-                ),
-                "count": devices.c.count + new.count,
-            },
-        ),
-        [
-            {"device": d, "min_seq": min(seqs), "max_seq": max(seqs), "count": len(seqs)}
-            for d, seqs in per_device.items()
-        ],
-    )
+def _row(item: Incoming, owner: str, stored_at: float) -> MessageRow:
+    return (item.device, item.seq, item.topic, item.body.decode(), item.hash, owner, stored_at)

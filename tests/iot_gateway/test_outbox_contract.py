@@ -45,6 +45,19 @@ def test_a_message_is_stored_once_and_a_reused_seq_with_other_content_is_a_repla
     reopened.close()
 
 
+def test_a_group_larger_than_one_insert_statement_is_stored_whole(outbox_url: str) -> None:
+    # 1,203 messages (the insert writes 500 rows a statement), redeliveries spread through it
+    outbox = Outbox(outbox_url, owner="gw-big")
+    outbox.store([message("big", seq) for seq in range(0, 1200, 7)])
+    group = [message("big", seq) for seq in range(1200)] + [message("big", 3, speed=1.0)] * 3
+    outcomes = outbox.store(group).outcome
+    assert outcomes[:1200] == ["duplicate" if seq % 7 == 0 else "stored" for seq in range(1200)]
+    assert outcomes[1200:] == ["replayed_seq"] * 3
+    assert sorted(s for d, s, _ in outbox.stored_messages() if d == "big") == list(range(1200))
+    assert outbox.sequence_gaps() == 0 and outbox.last_seqs()["big"] == 1199
+    outbox.close()
+
+
 def test_two_gateways_racing_for_one_message_store_it_once(outbox_url: str) -> None:
     outboxes = [Outbox(outbox_url, owner=f"gw-{i}") for i in range(2)]
     outcomes: list[list[str]] = [[], []]

@@ -1,0 +1,142 @@
+"""The outbox's tables and the statements the intake runs on every stored group.
+
+The insert is written as one driver statement per ROWS_PER_INSERT rows: built by SQLAlchemy
+(insertmanyvalues), its parameters cost more CPU than SQLite spent inserting them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    case,
+    select,
+    tuple_,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+metadata = MetaData()
+
+messages = Table(
+    "iot_gateway_messages",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("device", String(64), nullable=False),
+    Column("seq", BigInteger, nullable=False),
+    Column("topic", String(300), nullable=False),
+    Column("payload", Text, nullable=False),  # canonical JSON, signature included
+    Column("hash", String(64), nullable=False),
+    Column("owner", String(64), nullable=False),  # the gateway instance that accepted it
+    Column("stored_at", Float, nullable=False),
+    Column("batch_id", Integer, nullable=True),
+    Column("leaf_index", Integer, nullable=True),
+    UniqueConstraint("device", "seq", name="uq_iot_gateway_messages_device_seq"),
+    Index("ix_iot_gateway_messages_pending", "owner", "batch_id", "id"),
+)
+
+batches = Table(
+    "iot_gateway_batches",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("owner", String(64), nullable=False),
+    Column("root", String(64), nullable=False),
+    Column("count", Integer, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("first_stored_at", Float, nullable=False),
+    Column("anchor_tx", String(64), nullable=True),
+    Column("anchored_at", Float, nullable=True),
+    Column("forwarded_at", Float, nullable=True),
+    Column("state", String(16), nullable=False),  # open, anchored, forwarded, refused
+    Column("error", Text, nullable=True),
+    Index("ix_iot_gateway_batches_state", "owner", "state", "id"),
+)
+
+devices = Table(
+    "iot_gateway_devices",
+    metadata,
+    Column("device", String(64), primary_key=True),
+    Column("min_seq", BigInteger, nullable=False),
+    Column("max_seq", BigInteger, nullable=False),
+    Column("count", BigInteger, nullable=False),
+)
+
+# A message row as the intake writes it, in MESSAGE_COLUMNS order
+MessageRow = tuple[str, int, str, str, str, str, float]
+MESSAGE_COLUMNS = ("device", "seq", "topic", "payload", "hash", "owner", "stored_at")
+ROWS_PER_INSERT = 500  # 3,500 parameters a statement: within SQLite's and PostgreSQL's limits
+
+
+def insert_for(conn: Connection, table: Table) -> Any:
+    """The dialect's INSERT (with ON CONFLICT) for a table."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
+
+
+def insert_new(conn: Connection, rows: Sequence[MessageRow]) -> set[tuple[str, int]]:
+    """Insert the rows whose (device, seq) is not stored yet; the keys inserted."""
+    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    one = "(" + ",".join([mark] * len(MESSAGE_COLUMNS)) + ")"
+    # Names from this module's constants only; every value goes as a parameter
+    head = f"INSERT INTO {messages.name} ({','.join(MESSAGE_COLUMNS)}) VALUES "  # noqa: S608
+    inserted: set[tuple[str, int]] = set()
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        chunk = rows[start : start + ROWS_PER_INSERT]
+        sql = head + ",".join([one] * len(chunk)) + " ON CONFLICT DO NOTHING RETURNING device, seq"
+        params = tuple(value for row in chunk for value in row)
+        inserted.update((device, int(seq)) for device, seq in conn.exec_driver_sql(sql, params))
+    return inserted
+
+
+def hashes_of(conn: Connection, keys: Iterable[tuple[str, int]]) -> dict[tuple[str, int], str]:
+    keys = list(keys)
+    found: dict[tuple[str, int], str] = {}
+    for start in range(0, len(keys), 400):
+        chunk = keys[start : start + 400]
+        rows = conn.execute(
+            select(messages.c.device, messages.c.seq, messages.c.hash).where(
+                tuple_(messages.c.device, messages.c.seq).in_(chunk)
+            )
+        ).all()
+        found.update({(r.device, int(r.seq)): r.hash for r in rows})
+    return found
+
+
+def count_sequences(conn: Connection, keys: list[tuple[str, int]]) -> None:
+    """Fold newly stored seqs into each device's lowest, highest and count (one upsert)."""
+    per_device: dict[str, list[int]] = {}
+    for device, seq in keys:
+        per_device.setdefault(device, []).append(seq)
+    if not per_device:
+        return
+    insert = insert_for(conn, devices)
+    new = insert.excluded
+    conn.execute(
+        insert.on_conflict_do_update(
+            index_elements=[devices.c.device],
+            set_={
+                "min_seq": case(
+                    (devices.c.min_seq > new.min_seq, new.min_seq), else_=devices.c.min_seq
+                ),
+                "max_seq": case(
+                    (devices.c.max_seq < new.max_seq, new.max_seq), else_=devices.c.max_seq
+                ),
+                "count": devices.c.count + new.count,
+            },
+        ),
+        [
+            {"device": d, "min_seq": min(seqs), "max_seq": max(seqs), "count": len(seqs)}
+            for d, seqs in per_device.items()
+        ],
+    )
