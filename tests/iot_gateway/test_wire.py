@@ -181,3 +181,22 @@ def test_the_signed_bytes_cut_from_the_whole_are_the_canonical_bytes_without_sig
     unsigned, body = road_wire.canonical_pair(payload)
     assert body == canonical(payload)
     assert unsigned == canonical({k: v for k, v in payload.items() if k != "sig"})
+
+
+@pytest.mark.parametrize(
+    "acc_z", [[9.81] * 31 + [True], [9.81] * 31 + ["9.81"], [None] + [9.81] * 31, [[9.81]] * 32, []]
+)
+def test_acc_z_must_be_a_non_empty_list_of_numbers(acc_z: list[object]) -> None:
+    payload = signed(acc_z=acc_z)
+    with pytest.raises(Rejected) as refused:
+        check_message(
+            telemetry_topic("c", "s", "veh-1"),
+            canonical(payload),
+            now_s=float(payload["t0"]),  # type: ignore[arg-type]
+            lookup=lambda device: Device(device, KEY.public_hex, True),
+            limits=Limits(max_future_s=1e12, max_age_s=1e12),
+        )
+    assert (refused.value.code, refused.value.detail) == (
+        "bad_schema",
+        "acc_z must be a non-empty list of numbers",
+    )
