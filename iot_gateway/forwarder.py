@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import httpx
+import orjson
 
 from chain.auth import mint_token
 from chain.errors import ChainError
@@ -282,7 +283,7 @@ def ingest_body(batch: Batch) -> bytes:
         separators=(",", ":"),
     )
     items = ",".join(
-        f'{{"topic":{json.dumps(m.topic)},"payload":{m.payload_json},'
+        f'{{"topic":{orjson.dumps(m.topic).decode()},"payload":{m.payload_json},'
         f'"leaf_index":{int(m.leaf_index)},"hash":"{m.hash}"}}'
         for m in batch.messages
     )

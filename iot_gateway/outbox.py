@@ -13,7 +13,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Engine, create_engine, event, func, select, update
 from sqlalchemy.engine import Connection, make_url
@@ -70,8 +70,9 @@ class StoreResult:
     outcome: list[str] = field(default_factory=list)  # stored | duplicate | replayed_seq
 
 
-@dataclass(frozen=True)
-class BatchMessage:
+class BatchMessage(NamedTuple):
+    """A stored message as a batch forwards it (a tuple: a batch reads a thousand of them)."""
+
     topic: str
     payload_json: str  # canonical JSON, forwarded as stored (no parsing, no re-encoding)
     hash: str
@@ -200,7 +201,7 @@ class Outbox:
             count=int(batch._mapping["count"]),
             first_stored_at=batch.first_stored_at,
             anchor_tx=batch.anchor_tx,
-            messages=tuple(BatchMessage(r.topic, r.payload, r.hash, r.leaf_index) for r in rows),
+            messages=tuple(BatchMessage._make(row) for row in rows),
         )
 
     def pending_count(self) -> int:
