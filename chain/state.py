@@ -57,33 +57,18 @@ class CommittedState:
     def prove(self, namespace: str, key: str) -> StateProof:
         return self.tree.prove(key_hash(namespace, key, self.hasher))
 
-    def apply(
-        self, changes: Mapping[StateKey, Any], encoded: Mapping[StateKey, bytes] | None = None
-    ) -> tuple[Tree, list[tuple[bytes, bytes | None]]]:
-        """The tree after `changes` (None deletes), without mutating this state. `encoded`
-        holds canonical encodings already made (by StateView.put) so they are not redone."""
-        known = encoded or {}
-        hashed = []
-        hasher = self.hasher
-        for skey, v in changes.items():
-            if v is None:
-                digest = None
-            else:
-                text = known.get(skey)
-                digest = hasher(text if text is not None else canonical(v)).digest()
-            hashed.append((key_hash(*skey, hasher), digest))
-        return self.tree.update(hashed), hashed
-
     def apply_block(
         self, changes: Mapping[StateKey, Any], encoded: Mapping[StateKey, bytes]
     ) -> tuple[Tree, dict[StateKey, tuple[str, str] | None]]:
-        """A block's tree (as `apply`) and each written key as the store keeps it (canonical
-        text and value hash, None where deleted), in one pass over the block's writes."""
+        """The tree after a block's `changes` (None deletes), without mutating this state, and
+        each written key as the store keeps it (canonical text and value hash, None where
+        deleted), in one pass. `encoded` holds canonical encodings already made (by
+        StateView.put) so they are not redone."""
         hasher = self.hasher
         hashed: list[tuple[bytes, bytes | None]] = []
         stored: dict[StateKey, tuple[str, str] | None] = {}
         for skey, v in changes.items():
-            path = hasher(skey[0].encode() + b"\x00" + skey[1].encode()).digest()
+            path = key_hash(*skey, hasher)
             if v is None:
                 hashed.append((path, None))
                 stored[skey] = None

@@ -127,7 +127,8 @@ def test_sparse_tree_root_depends_only_on_contents(
 def test_state_proofs_show_presence_and_absence() -> None:
     state = CommittedState.empty()
     changes = {("anchors", "a"): {"x": 1}, ("anchors", "b"): "two", ("membership", "a"): [1]}
-    tree, _ = state.apply(changes)
+    tree, stored = state.apply_block(changes, {})
+    assert stored[("anchors", "b")] == ('"two"', value_hash("two").hex())
     state.commit(changes, tree)
     present = state.prove("anchors", "b")
     assert present.leaf is not None and present.leaf.value_hash == value_hash("two")
