@@ -144,7 +144,9 @@ class StateView:
     def put(self, key: str, value: Any, *, encoded: bytes | None = None) -> None:
         """Write a JSON value; it is encoded now, so the caller must not change it afterwards.
         `encoded`: the value's canonical bytes where the contract wrote them itself (they must
-        be exactly canonical(value), and the value what they decode to; None encodes here)."""
+        be exactly canonical(value), and the value what they decode to; None encodes here).
+        Taken from the chain's own (system) contracts only: bytes that differ from the value
+        would have the state root commit to one value and memory hold another."""
         # Verify the key and value stay within the bounds every node enforces
         if not key or len(key) > MAX_KEY_CHARS or not key.isprintable():
             raise ContractError("bad_key", f"state key must be 1-{MAX_KEY_CHARS} printable chars")
@@ -152,6 +154,10 @@ class StateView:
             raise ContractError("bad_value", "use delete() to remove a key")
         if encoded is None:
             encoded, value = canonical_value(value)
+        elif not self._privileged:
+            raise ContractError(
+                "bad_value", f"contract {self.namespace} may not give a value's encoding itself"
+            )
         if len(encoded) > MAX_VALUE_BYTES:
             raise ContractError("value_too_large", f"state value over {MAX_VALUE_BYTES} bytes")
         self._overlay.set(self.namespace, key, value, encoded)
