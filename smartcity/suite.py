@@ -38,8 +38,9 @@ def demo_chain_id() -> str:
 
 class BuiltOnFirstUse:
     """An ASGI app built when its first request arrives. The suite mounts every node's API, and
-    most are never called in a run; each costs ~70 ms of FastAPI route building (a fifth of
-    opening a suite), paid at start by `up` and by every test that opens one."""
+    most are never called in a run; building the five of them was a third of the CPU of opening
+    a suite (FastAPI's route and pydantic setup), paid at start by `up` and by every test that
+    opens one."""
 
     def __init__(self, build: Callable[[], ASGIApp]) -> None:
         self._build = build
