@@ -22,13 +22,6 @@ _dumps = json.JSONEncoder(
 ).encode
 
 
-def c_encoded(value: Any) -> bytes:
-    """The C encoder's bytes with RFC 8785's separators and key order: the RFC 8785 bytes of
-    any value whose numbers all pass `writes_plainly` and whose keys sort alike by code point
-    and by UTF-16 unit (what `canonical` relies on)."""
-    return _dumps(value).encode()
-
-
 def writes_plainly(value: Any) -> bool:
     """False for a number the C encoder writes otherwise than RFC 8785 (an integral float, one
     it writes with an exponent, NaN, an integer past 2^53 - 1); True for anything else."""

@@ -151,18 +151,18 @@ class Outbox:
         # skipped some, instead of looking every key up before
         fresh: dict[tuple[str, int], MessageRow] = {}
         for row in rows:
-            fresh.setdefault((row[0], row[1]), row)
+            fresh.setdefault((row.device, row.seq), row)
         if not fresh:
             return StoreResult()
         inserted = insert_new(conn, list(fresh.values()))
-        known = {key: fresh[key][4] for key in inserted}
+        known = {key: fresh[key].hash for key in inserted}
         if len(inserted) < len(fresh):
             known.update(hashes_of(conn, [k for k in fresh if k not in inserted]))
         result = StoreResult()
         new_keys: list[tuple[str, int]] = []
         for row in rows:
-            key = (row[0], row[1])
-            if known.get(key) != row[4]:
+            key = (row.device, row.seq)
+            if known.get(key) != row.hash:
                 result.outcome.append("replayed_seq")
             elif key in inserted and fresh[key] is row:
                 result.outcome.append("stored")
@@ -382,4 +382,6 @@ class Outbox:
 
 
 def _row(item: Incoming, owner: str, stored_at: float) -> MessageRow:
-    return (item.device, item.seq, item.topic, item.body.decode(), item.hash, owner, stored_at)
+    return MessageRow(
+        item.device, item.seq, item.topic, item.body.decode(), item.hash, owner, stored_at
+    )

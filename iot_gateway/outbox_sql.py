@@ -7,7 +7,7 @@ The insert is written as one driver statement per ROWS_PER_INSERT rows: built by
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -72,9 +72,20 @@ devices = Table(
     Column("count", BigInteger, nullable=False),
 )
 
-# A message row as the intake writes it, in MESSAGE_COLUMNS order
-MessageRow = tuple[str, int, str, str, str, str, float]
-MESSAGE_COLUMNS = ("device", "seq", "topic", "payload", "hash", "owner", "stored_at")
+
+class MessageRow(NamedTuple):
+    """A message as the intake writes it (fields in the insert's column order)."""
+
+    device: str
+    seq: int
+    topic: str
+    payload: str  # canonical JSON, signature included
+    hash: str
+    owner: str
+    stored_at: float
+
+
+MESSAGE_COLUMNS = MessageRow._fields
 ROWS_PER_INSERT = 500  # 3,500 parameters a statement: within SQLite's and PostgreSQL's limits
 
 

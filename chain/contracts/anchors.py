@@ -8,7 +8,7 @@ from typing import Any
 from pydantic import Field, field_validator
 
 from chain.contracts.framework import Args, Context, Contract, method
-from chain.encoding import SAFE_INT, canonical
+from chain.encoding import canonical, writes_plainly
 from chain.errors import ContractError
 from chain.state import StateView
 
@@ -77,8 +77,8 @@ def batch_bytes(batch: dict[str, Any]) -> bytes | None:
     if not (
         type(count) is int
         and type(height) is int
-        and -SAFE_INT <= count <= SAFE_INT
-        and -SAFE_INT <= height <= SAFE_INT
+        and writes_plainly(count)
+        and writes_plainly(height)
         and type(label) is str
         and type(org) is str
         and type(root) is str
