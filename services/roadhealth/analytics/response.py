@@ -19,7 +19,7 @@ bench/roadhealth_signatures.py compares amplitude, duration and spectrum with th
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 import numpy as np
@@ -159,9 +159,9 @@ LINEAR_CABIN = CabinResponse(gain=0.75)
 # linear shock times (speed / 12 m/s) ** 1.25, the smallest exponent at which passes above
 # 16 m/s keep the median pothole peak of those below 12 m/s within 1% (3.45 against 3.48 m/s^2;
 # LINEAR_CABIN 2.36 against 4.56); the distance to the real windows does not tell exponents
-# apart (they carry no speed). Exponent 1 (the pit's
-# impulse independent of speed) was measured first: fast passes at 85% of the slow, and the
-# 12-minute fleet with its retrained gate missed 2 of 80 potholes (docs/roadhealth.md)
+# apart (they carry no speed). Exponent 1 (the pit's impulse independent of speed) was measured
+# first: fast passes at 85% of the slow, and the 12-minute fleet with its retrained gate missed
+# 2 of 80 potholes (docs/roadhealth.md)
 CABIN = CabinResponse(gain=0.75, pothole_speed_exponent=1.25)
 # With the far edge's strike (issue 15, sixth session; not the default): the response nearest
 # the real windows (distance 0.247) among those whose fast passes' median pothole peak is at
@@ -231,12 +231,8 @@ def simulate_phone_ride(
     if scale != 1.0 and any(a.kind == "pothole" for a in profile.anomalies):
         # The quarter-car is linear: its shock is the potholes' response plus the bumps'
         bumps = ride_over(_bumps_only(profile)[::-1] if reverse else _bumps_only(profile))
-        bumped = Ride(
-            bumped.t_s,
-            bumped.distance_m,
-            bumps.acc_z_mps2 + scale * (bumped.acc_z_mps2 - bumps.acc_z_mps2),
-            bumped.rate_hz,
-            bumped.speed_mps,
+        bumped = replace(
+            bumped, acc_z_mps2=bumps.acc_z_mps2 + scale * (bumped.acc_z_mps2 - bumps.acc_z_mps2)
         )
     lag = round(WHEELBASE_M.get(car.name, 2.7) / speed_mps * rate_hz)
     strikes = (
