@@ -1,0 +1,148 @@
+"""Road-health's own CPU per ingested telemetry message, through its real HTTP ingest endpoint.
+
+The messages are bench.iot_gateway's (the 200-device fleet of `demo_network(seed=7)`, one
+one-second window per device in turn, signed), sealed into batches of the gateway's batch_max
+(1,000), anchored on a one-validator chain as the gateway anchors them, and posted one after
+the other to a `smartcity service roadhealth` process in the body the gateway's forwarder
+writes (each payload spliced in as the canonical JSON its outbox holds). The first batch warms
+the process and is not counted; the CPU of the road-health process (user + system, /proc) over
+the rest, divided by their messages, is the figure bench.iot_gateway reports as
+roadhealth_cpu_ms_per_msg, without the gateway and the broker sharing the machine.
+
+BENCH_INGEST_MESSAGES (default 10,000) sets the counted messages; BENCH_INGEST_DATABASE a
+database URL for road-health (default: a SQLite file; a postgresql+psycopg URL gets a schema of
+its own, dropped after).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from chain.auth import mint_token
+from iot_gateway.simulator import Fleet
+from services.roadhealth.wire import canonical_json
+from smartcity.iot import demo_network
+from smartcity.roadhealth_harness import ProcessStack, anchored_bodies, register_on_chain
+
+MESSAGES = int(os.environ.get("BENCH_INGEST_MESSAGES", "10000"))
+DATABASE = os.environ.get("BENCH_INGEST_DATABASE", "")
+DEVICES = 200  # bench.iot_gateway's fleet
+BATCH = 1000  # the gateway's batch_max
+CITY = "benchcity"
+
+
+def fleet_payloads(network: Any, n: int) -> list[dict[str, Any]]:
+    """n signed windows as bench.iot_gateway queues them: one per device in turn, a second
+    apart per device, ending now."""
+    fleet = Fleet(network, seed=1)
+    start = time.time() - n // DEVICES - 2
+    return [json.loads(fleet.next_message(start + i // DEVICES).payload) for i in range(n)]
+
+
+def forwarder_body(body: dict[str, Any]) -> bytes:
+    """The request iot_gateway.forwarder.ingest_body writes for this batch."""
+    batch = body["batch"]
+    head = json.dumps(
+        {"root": batch["root"], "anchor_tx": batch["anchor_tx"], "count": batch["count"]},
+        separators=(",", ":"),
+    )
+    items = ",".join(
+        f'{{"topic":{orjson.dumps(m["topic"]).decode()},'
+        f'"payload":{canonical_json(m["payload"]).decode()},'
+        f'"leaf_index":{m["leaf_index"]},"hash":"{m["hash"]}"}}'
+        for m in body["messages"]
+    )
+    return f'{{"batch":{head},"messages":[{items}]}}'.encode()
+
+
+@contextmanager
+def database(folder: Path) -> Iterator[str]:
+    """The road-health database: a SQLite file, or a fresh schema of DATABASE."""
+    if not DATABASE.startswith("postgresql"):
+        yield f"sqlite:///{folder / 'roadhealth.db'}"
+        return
+    schema = f"bench_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(DATABASE, poolclass=NullPool)
+    with admin.begin() as conn:
+        conn.execute(text(f"CREATE SCHEMA {schema}"))
+    try:
+        url = make_url(DATABASE).update_query_dict({"options": f"-csearch_path={schema}"})
+        yield url.render_as_string(hide_password=False)
+    finally:
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
+        admin.dispose()
+
+
+def post_all(url: str, headers: dict[str, str], bodies: list[bytes]) -> None:
+    with httpx.Client(timeout=300) as client:
+        for raw in bodies:
+            answer = client.post(f"{url}/v1/ingest", content=raw, headers=headers)
+            if answer.status_code != 200:
+                raise RuntimeError(f"ingest answered {answer.status_code}: {answer.text[:500]}")
+            stored = answer.json()["stored"]
+            if stored != answer.json()["count"]:
+                raise RuntimeError(f"only {stored} of a batch stored: {answer.text[:500]}")
+
+
+def measure(stack: ProcessStack, url: str, bodies: list[bytes]) -> dict[str, Any]:
+    key = stack.home.org_key("bsn-operator")
+    token = mint_token(key, org="bsn-operator", audience="roadhealth", ttl_s=3600)
+    headers = {"authorization": f"Bearer {token}", "content-type": "application/json"}
+    post_all(url, headers, bodies[:1])  # warm-up
+    counted = bodies[1:]
+    cpu: Callable[[], float] = lambda: stack.cpu_s("roadhealth")  # noqa: E731
+    cpu_before, wall_before = cpu(), time.perf_counter()
+    post_all(url, headers, counted)
+    used, wall = cpu() - cpu_before, time.perf_counter() - wall_before
+    n = BATCH * len(counted)
+    return {"messages": n, "cpu_ms_per_msg": 1000 * used / n, "msgs_per_s": n / wall}
+
+
+def run() -> list[dict[str, Any]]:
+    network = demo_network(city=CITY, seed=7, n_devices=DEVICES)
+    payloads = fleet_payloads(network, MESSAGES + BATCH)
+    with tempfile.TemporaryDirectory(prefix="bench-rh-") as tmp:
+        folder = Path(tmp)
+        stack = ProcessStack(folder)
+        try:
+            stack.start_node()
+            with database(folder) as db:
+                url = stack.start_roadhealth("roadhealth", db)
+                stack.wait_ready("roadhealth", url)
+                road = stack.ledger("road-authority")
+                register_on_chain(road, stack.home.org_key("road-authority"), network)
+                road.client.close()
+                operator = stack.ledger("bsn-operator")
+                batches = [payloads[i : i + BATCH] for i in range(0, len(payloads), BATCH)]
+                bodies = anchored_bodies(operator, stack.home.org_key("bsn-operator"), batches)
+                operator.client.close()
+                got = measure(stack, url, [forwarder_body(b) for b in bodies])
+        finally:
+            stack.stop()
+    return [
+        {
+            "name": "roadhealth_ingest_cpu",
+            "database": "postgresql" if DATABASE.startswith("postgresql") else "sqlite",
+            "batch": BATCH,
+            "messages": got["messages"],
+            "roadhealth_cpu_ms_per_msg": round(got["cpu_ms_per_msg"], 4),
+            "msgs_per_s": round(got["msgs_per_s"], 1),
+            "note": "one road-health process, batches posted one after another; wall rate"
+            " shared with the node and the poster on this machine",
+        }
+    ]
