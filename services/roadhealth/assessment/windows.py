@@ -15,6 +15,9 @@ each event. Two rules, by the model:
   Z-DIFF detectors at 3 m/s^2, and a pothole is a downward event whose piece the classifier
   gives at least even odds of a discrete anomaly (pothole, asphalt or metal bump).
 
+A gate model judges only whole 2 s pieces (`can_judge`): a shock in a window shorter than that
+(a segment's last stretch) keeps no label and files no report.
+
 The label, the probability of any discrete anomaly and the model's id are kept with the event.
 A segment's IRI is the mean of its windows' log estimates, with a 90% interval that combines the
 calibration's residual, the spread between windows and a floor.
@@ -41,6 +44,7 @@ from services.roadhealth.analytics.roughness import (
     load_default_calibration,
 )
 from services.roadhealth.analytics.shocks import (
+    PIECE_S,
     SHOCK_THRESHOLD_MPS2,
     find_classic_shocks,
     find_shocks,
@@ -97,10 +101,10 @@ class Event:
         """A pothole report (module docstring): by a gate model, its label is "potholes"; by a
         version-1 model, a downward event it does not call plain road; without a classifier,
         a downward event."""
+        if self.label_decides:
+            return self.surface == POTHOLE_CLASS  # None: a piece too short to judge
         if self.surface is None or self.p_anomaly is None:
             return self.kind == "pothole"
-        if self.label_decides:
-            return self.surface == POTHOLE_CLASS
         return self.kind == "pothole" and self.p_anomaly >= MIN_ANOMALY_PROBABILITY
 
     def as_json(self) -> dict[str, object]:
@@ -217,13 +221,36 @@ def analyse_windows(
         ]
         if not at:
             continue
-        prob = judge.predict_proba([p for ps in pieces for p in ps], rate_hz=float(rate_hz))
+        rows = _predict(judge, [p for ps in pieces for p in ps], rate_hz=rate_hz)
         start = 0
         for i, ps in zip(at, pieces, strict=True):
-            events = judged(judge, found[i][3], prob[start : start + len(ps)])
+            events = judged(judge, found[i][3], rows[start : start + len(ps)])
             out[i] = WindowAnalysis(out[i].iri, out[i].iri_log_std, events)
             start += len(ps)
     return out
+
+
+def can_judge(classifier: LiveClassifier, piece: FloatArray, *, rate_hz: float) -> bool:
+    """Whether the classifier may judge a piece: a gate model only a whole one (PIECE_S).
+    Its training's pieces shorter than that are real pothole windows (35 of the 62; every
+    regular, worn-out and asphalt-bump window is 2 s or longer), so it calls any short piece
+    a pothole: a segment's last, shorter window of the simulator's fleet was a false report
+    11 times in 12 (issue 15, eighth session), 1 s windows 56% of the time."""
+    return not is_gate_model(classifier) or piece.size >= round(PIECE_S * rate_hz)
+
+
+def _predict(
+    classifier: LiveClassifier, pieces: list[FloatArray], *, rate_hz: int
+) -> list[FloatArray | None]:
+    """The classifier's probabilities for each piece it may judge (can_judge), None for the
+    others; one call for all of them."""
+    usable = [i for i, p in enumerate(pieces) if can_judge(classifier, p, rate_hz=rate_hz)]
+    rows: list[FloatArray | None] = [None] * len(pieces)
+    if usable:
+        prob = classifier.predict_proba([pieces[i] for i in usable], rate_hz=float(rate_hz))
+        for i, row in zip(usable, prob, strict=True):
+            rows[i] = row
+    return rows
 
 
 def estimate_window_iri(
@@ -260,7 +287,7 @@ def judge_events(
     for a gate model the 2 s from just before its onset (analytics/shocks.py), for a version-1
     model the 2 s centred on the middle of its flagged samples (what it was always shown)."""
     pieces = event_pieces(classifier, acc, events, rate_hz=rate_hz, speed_mps=speed_mps)
-    return judged(classifier, events, classifier.predict_proba(pieces, rate_hz=float(rate_hz)))
+    return judged(classifier, events, _predict(classifier, pieces, rate_hz=rate_hz))
 
 
 def event_pieces(
@@ -287,17 +314,18 @@ def event_pieces(
 
 
 def judged(
-    classifier: LiveClassifier, events: tuple[Event, ...], prob: FloatArray
+    classifier: LiveClassifier, events: tuple[Event, ...], prob: Sequence[FloatArray | None]
 ) -> tuple[Event, ...]:
-    """The events with the classifier's probabilities of their pieces (rows in event order)."""
+    """The events with the classifier's probabilities of their pieces (rows in event order;
+    None: a piece it may not judge, so no label and, by a gate model, no report)."""
     anomalous = [i for i, c in enumerate(classifier.classes) if c in ANOMALY_CLASSES]
     return tuple(
         Event(
             e.offset_m,
             e.kind,
             e.peak_mps2,
-            classifier.classes[int(np.argmax(p))],
-            float(p[anomalous].sum()),
+            None if p is None else classifier.classes[int(np.argmax(p))],
+            None if p is None else float(p[anomalous].sum()),
             classifier.model_id,
             is_gate_model(classifier),
             e.middle_m,
