@@ -27,10 +27,11 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import cbor2
+import orjson
 
 from chain import merkle
 from chain.crypto import verify
-from chain.encoding import b64url, canonical, from_b64url, sha256
+from chain.encoding import SAFE_INT, b64url, canonical, from_b64url, sha256, writes_plainly
 from chain.errors import EncodingError
 from chain.suites import SuiteKey, suite_for
 from services.roadhealth.errors import WireError
@@ -125,8 +126,10 @@ def canonical_pair(payload: dict[str, Any]) -> tuple[bytes, bytes]:
     key order, each nested value in its own canonical form, so removing the `"sig":...` member
     (and one comma) from the whole gives exactly the canonical form of the rest. When the
     member's bytes occur more than once (a nested object with the same `sig`), both are
-    encoded in full."""
-    body = canonical(payload)
+    encoded in full. A payload of the contract's shape is encoded by orjson (_sorted_pair)."""
+    body = _sorted_body(payload)
+    if body is None:
+        body = canonical(payload)
     if "sig" not in payload:
         return body, body
     member = b'"sig":' + canonical(payload["sig"])
@@ -140,6 +143,50 @@ def canonical_pair(payload: dict[str, Any]) -> tuple[bytes, bytes]:
         if body[end : end + 1] == b",":
             return body[:at] + body[end + 1 :], body
     return canonical({k: v for k, v in payload.items() if k != "sig"}), body
+
+
+_ACC_START = b'{"acc_z":['  # the first member of a payload in canonical order
+_PLAIN_TEXT = re.compile(r"[A-Za-z0-9_.=-]*")  # written alike by every JSON encoder
+_SCALARS = ("lat", "lon", "rate_hz", "seq", "speed_mps", "t0")
+
+
+def _sorted_body(payload: dict[str, Any]) -> bytes | None:
+    """The RFC 8785 bytes of a payload with the contract's nine members, from orjson (sorted
+    keys; a quarter of the cost of the general encoder on a 50-sample window), or None when
+    the payload is not of that shape or orjson may write some part of it otherwise.
+
+    With the nine ASCII keys, sorted by code point is RFC 8785's order; `device` and `sig` of
+    letters, digits and `_.=-` need no escaping; each scalar an int or float that the C
+    encoder writes as RFC 8785 does (`writes_plainly`), which orjson writes alike (shortest
+    round-trip digits). In `acc_z` only ints and floats are let through, and orjson's bytes
+    are read for what it writes its own way: an exponent (`e`), an integral float's `.0`,
+    NaN and infinities as `null` (`n`); an int past 2^53 by the list's extremes."""
+    if payload.keys() != PAYLOAD_FIELDS:
+        return None
+    acc, device, sig = payload["acc_z"], payload["device"], payload["sig"]
+    if type(acc) is not list or type(device) is not str or type(sig) is not str:
+        return None
+    if not (_PLAIN_TEXT.fullmatch(device) and _PLAIN_TEXT.fullmatch(sig)):
+        return None
+    for name in _SCALARS:
+        value = payload[name]
+        if (type(value) is not int and type(value) is not float) or not writes_plainly(value):
+            return None
+    if not _ACC_TYPES.issuperset(map(type, acc)):
+        return None
+    try:
+        body = orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
+    except TypeError:  # orjson's JSONEncodeError: an int past 64 bits
+        return None
+    numbers = body[len(_ACC_START) : body.index(b"]")]
+    if b"e" in numbers or b"n" in numbers or b".0," in numbers or numbers.endswith(b".0"):
+        return None
+    if acc and (max(acc) > SAFE_INT or min(acc) < -SAFE_INT):
+        return None
+    return body
+
+
+_ACC_TYPES = frozenset({int, float})
 
 
 def signing_bytes(payload: dict[str, Any]) -> bytes:
@@ -255,12 +302,24 @@ def parse_payload(payload: dict[str, Any]) -> Telemetry:
         raise PayloadInvalid(
             "payload_invalid", f"acc_z must be a list of {SAMPLES_RANGE[0]}..{SAMPLES_RANGE[1]}"
         )
-    for value in acc:
-        if not _is_finite_number(value) or not -ACC_LIMIT_MPS2 <= value <= ACC_LIMIT_MPS2:
-            raise PayloadInvalid(
-                "payload_invalid", f"acc_z values must be numbers within ±{ACC_LIMIT_MPS2} m/s²"
-            )
-    return Telemetry(device, seq, t0, rate, lat, lon, speed, tuple(float(v) for v in acc), sig)
+    if not _are_samples(acc):
+        raise PayloadInvalid(
+            "payload_invalid", f"acc_z values must be numbers within ±{ACC_LIMIT_MPS2} m/s²"
+        )
+    return Telemetry(device, seq, t0, rate, lat, lon, speed, tuple(map(float, acc)), sig)
+
+
+def _are_samples(acc: list[Any]) -> bool:
+    """Every value an int or float (not a bool) within ±ACC_LIMIT_MPS2, none NaN: checked on
+    the whole list (its types as one set, its extremes, its sum) rather than value by value,
+    a fifth of the cost. The extremes may skip a NaN; the sum of values within the limit is
+    finite unless one is NaN."""
+    return (
+        _ACC_TYPES.issuperset(map(type, acc))
+        and min(acc) >= -ACC_LIMIT_MPS2
+        and max(acc) <= ACC_LIMIT_MPS2
+        and math.isfinite(sum(acc))
+    )
 
 
 def is_number(value: Any) -> bool:
