@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -14,8 +15,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar
 
+import orjson
+
 from chain.crypto import SIGNATURE_BYTES, verify
-from chain.encoding import canonical, from_hex, parse_json
+from chain.encoding import canonical, from_hex, parse_json, read_canonical_object
 from chain.errors import EncodingError, TxRejected
 from chain.suites import SuiteKey, SuiteName, SuiteUnavailable, suite_for
 from chain.suites.sm2_curve import sm3_hasher
@@ -231,15 +234,18 @@ def tx_from_json(value: Any) -> Tx:
     kind = _check_shape(value)
     try:
         # The canonical form is what everyone signs and hashes; execute exactly that (so 3.0
-        # and 3, which canonicalise alike, can never run differently on two nodes).
-        args = json.loads(canonical(value["args"]))
-        tx = kind(**{**value, "args": args})
-        encoded = tx.encode()
+        # and 3, which canonicalise alike, can never run differently on two nodes): the
+        # fields are read back from the canonical bytes, encoded once for the whole tx
+        encoded = canonical(value)
     except EncodingError as exc:
         raise TxRejected("tx_malformed", str(exc)) from exc
     if len(encoded) > MAX_TX_BYTES:
         raise TxRejected("tx_too_large", f"canonical form exceeds {MAX_TX_BYTES} bytes", status=413)
-    return tx
+    try:
+        fields = orjson.loads(encoded)
+    except orjson.JSONDecodeError:  # nested past orjson's 1,024 levels
+        fields = json.loads(encoded)
+    return _with_encoding(kind(**fields), encoded)
 
 
 def tx_from_canonical(raw: bytes) -> Tx:
@@ -248,6 +254,12 @@ def tx_from_canonical(raw: bytes) -> Tx:
     are the canonical ones, and every node hashes the same bytes)."""
     if len(raw) > MAX_TX_BYTES:
         raise TxRejected("tx_too_large", f"{len(raw)} bytes exceeds {MAX_TX_BYTES}", status=413)
+    # Most peers' bytes are canonical and read so at once (not encoded again); the rest is
+    # read strictly below, which refuses what is wrong with them by name
+    value = read_canonical_object(raw)
+    if value is not None and value.keys() == _FIELDS:
+        with contextlib.suppress(TxRejected):
+            return _with_encoding(_check_shape(value)(**value), raw)
     try:
         value = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
@@ -259,6 +271,12 @@ def tx_from_canonical(raw: bytes) -> Tx:
         raise TxRejected("tx_malformed", str(exc)) from exc
     if canonical_form != raw:
         raise TxRejected("tx_not_canonical", "a peer's transaction must be its canonical bytes")
+    return tx
+
+
+def _with_encoding(tx: Tx, encoded: bytes) -> Tx:
+    """`tx` holding `encoded`, known to be its canonical bytes, instead of encoding it again."""
+    tx.__dict__["_encoded"] = encoded  # what the cached property would store
     return tx
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from chain import merkle, smt
 from chain.block import Event, Receipt
 from chain.crypto import SigningKey, load_key, save_key, verify
-from chain.encoding import canonical, from_hex, parse_json
+from chain.encoding import canonical, from_hex, parse_json, read_canonical_object
 from chain.errors import EncodingError, ProofError
 from chain.state import CommittedState, key_hash, value_hash
 
@@ -166,6 +166,69 @@ def test_fast_canonical_path_matches_rfc8785(value: Any) -> None:
             canonical(value)
         return
     assert canonical(value) == expected
+
+
+def _encodings(value: dict[str, Any]) -> list[bytes]:
+    """Ways a peer might write a JSON object: RFC 8785 and near misses of it."""
+    import json
+
+    import orjson
+
+    out = [
+        orjson.dumps(value, option=orjson.OPT_SORT_KEYS),
+        orjson.dumps(value),
+        json.dumps(value, sort_keys=True, separators=(",", ":")).encode(),
+        json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode(),
+        json.dumps(value).encode(),
+    ]
+    with contextlib.suppress(EncodingError):
+        out.append(canonical(value))
+    return out
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.dictionaries(st.text(max_size=6), json_values, max_size=5))
+def test_an_object_read_as_canonical_is_its_own_canonical_form(value: dict[str, Any]) -> None:
+    """What the fast reader takes as canonical re-encodes to exactly the bytes it read; and a
+    value of plain strings, safe integers and plain floats is taken (not left to the slow
+    path every time)."""
+    import json
+
+    for raw in _encodings(value):
+        read = read_canonical_object(raw)
+        if read is not None:
+            assert canonical(read) == raw
+            assert read == json.loads(raw)
+    with contextlib.suppress(EncodingError):
+        raw = canonical(value)
+        read = read_canonical_object(raw)
+        simple = (str, bool, type(None))
+        if (
+            all(not k or max(k) < "\ud800" for k in value)
+            and all(
+                isinstance(v, simple) or (type(v) is int and abs(v) < 2**53) for v in value.values()
+            )
+            and not any("\ud800" <= c <= "\udfff" for k, v in value.items() for c in k + str(v))
+        ):
+            assert read == value
+
+
+def test_near_canonical_objects_are_not_read_as_canonical() -> None:
+    assert read_canonical_object(b'{"a":1,"b":"x"}') == {"a": 1, "b": "x"}
+    for raw in (
+        b'{"b":"x","a":1}',  # unsorted
+        b'{"a": 1,"b":"x"}',  # whitespace
+        b'{"a":1,"a":1,"b":"x"}',  # a duplicate member
+        b'{"a":1.0,"b":"x"}',  # an integral float (RFC 8785: 1)
+        b'{"a":1e-7,"b":"x"}',  # not plain (the C encoder writes 1e-07): the strict path
+        b'{"a":9007199254740993,"b":"x"}',  # past 2^53
+        b'{"a":1,"b":"\\u00e9"}',  # an escape RFC 8785 does not write
+        b'{"a":1,"b":"\\ud800"}',  # a lone surrogate
+        b'{"\xf0\x9f\x98\x80":1,"\xee\x80\x80":2}',  # UTF-16 order, not code points
+        b"[1]",
+        b"{",
+    ):
+        assert read_canonical_object(raw) is None, raw
 
 
 def test_canonical_keys_beyond_the_bmp_sort_by_utf16_units() -> None:

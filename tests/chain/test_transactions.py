@@ -12,7 +12,7 @@ import pytest
 from chain.errors import TxRejected
 from chain.ledger import Ledger
 from chain.node import Node
-from chain.tx import MAX_TX_BYTES, Tx, decode_tx, tx_from_json
+from chain.tx import MAX_TX_BYTES, Tx, decode_tx, tx_from_canonical, tx_from_json
 
 ROOT = "ab" * 32
 
@@ -214,3 +214,30 @@ def test_a_waiter_for_a_committed_transaction_still_in_the_mempool_gets_its_rece
     assert tx.hash in node.mempool
     receipt = node.wait(tx.hash, 1.0)
     assert receipt is not None and receipt["status"] == "ok"
+
+
+def test_a_peer_s_transaction_is_taken_only_as_its_canonical_bytes(
+    keys: SimpleNamespace, sign: Callable[..., Tx]
+) -> None:
+    """Gossip and proposal fetches carry canonical bytes: those give back the signed tx with
+    the same bytes and hash; any other writing of it is refused by name, however it is read."""
+    tx = sign(keys.agency, "anchors", "anchor", {**anchor_args(), "label": "caf\u00e9 \u2028"})
+    received = tx_from_canonical(tx.encode())
+    assert received.encode() == tx.encode() and received.hash == tx.hash
+    assert received.to_json() == tx.to_json() and received.has_valid_signature()
+    body = tx.to_json()
+    for raw in (
+        json.dumps(body).encode(),  # whitespace, escaped non-ASCII
+        json.dumps(body, sort_keys=True, separators=(",", ":")).encode(),  # escaped non-ASCII
+        json.dumps(
+            dict(reversed(body.items())), separators=(",", ":"), ensure_ascii=False
+        ).encode(),  # unsorted
+        tx.encode().replace(b'"count":1', b'"count":1.0'),  # signed as 1
+        tx.encode().replace(b'{"args":', b'{"nonce":1,"args":', 1),  # a duplicate member
+    ):
+        with pytest.raises(TxRejected) as caught:
+            tx_from_canonical(raw)
+        assert caught.value.code == "tx_not_canonical", raw
+    assert rejection(lambda: tx_from_canonical(b"[]")).code == "tx_malformed"
+    wrong = tx.encode().replace(b'"sig":"', b'"sig":"A', 1)  # not lowercase hex
+    assert rejection(lambda: tx_from_canonical(wrong)).code == "tx_malformed"
