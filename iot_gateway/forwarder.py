@@ -11,6 +11,7 @@ import json
 import logging
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -90,11 +91,16 @@ class Forwarder:
         self._nothing_pending = False  # the last look found no pending message
         self._stored_since_seal = 0
         self._stored_lock = threading.Lock()
+        # Messages this process stored and forwarded (or saw refused) since it started: what
+        # they add to and take from the outbox's unforwarded count (Gateway.backlog)
+        self.stored_total = 0
+        self.settled_total = 0
 
     def note_stored(self, count: int) -> None:
         """The intake stored `count` new messages (called after its outbox commit)."""
         with self._stored_lock:
             self._stored_since_seal += count
+            self.stored_total += count
 
     def run(self) -> None:
         """Anchor in this thread and forward in another, so a slow road-health never delays
@@ -159,9 +165,11 @@ class Forwarder:
                 raise
             log.error("road-health refused batch %s for good: %s", batch.id, exc)
             self.outbox.mark_refused(batch.id, str(exc))
+            self.settled_total += batch.count
             self.metrics.inc("batches_refused_total")
             return True
         self.outbox.mark_forwarded(batch.id)
+        self.settled_total += batch.count  # only this thread writes it
         self.metrics.inc("batches_forwarded_total")
         self.metrics.inc("messages_forwarded_total", batch.count)
         self.metrics.observe("forward_latency_seconds", time.time() - batch.first_stored_at)
@@ -247,17 +255,23 @@ class Forwarder:
         )
 
     def _count_results(self, response: httpx.Response) -> None:
-        """Count what road-health did with each message (disagreements reported, not retried)."""
+        """Count what road-health did with each message (disagreements reported, not retried):
+        tallied first, so the metrics' lock is taken once per status, not once per message."""
         try:
-            answer = response.json()
-        except ValueError:
+            answer = orjson.loads(response.content)
+        except orjson.JSONDecodeError:
             return
-        for result in answer.get("results", []) if isinstance(answer, dict) else []:
-            status = result.get("status")
+        results = answer.get("results") if isinstance(answer, dict) else None
+        tally = Counter(
+            (result.get("status"), result.get("code"))
+            for result in (results if isinstance(results, list) else ())
+            if isinstance(result, dict)
+        )
+        for (status, code), n in tally.items():
             if status == "rejected":
-                self.metrics.inc("forward_rejected_total", reason=str(result.get("code")))
+                self.metrics.inc("forward_rejected_total", n, reason=str(code))
             elif status in ("stored", "duplicate"):
-                self.metrics.inc(f"forward_{status}_total")
+                self.metrics.inc(f"forward_{status}_total", n)
 
     def _bearer(self) -> str:
         now = time.time()
