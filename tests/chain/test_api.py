@@ -130,6 +130,27 @@ def test_batch_reports_each_transaction(
         assert client.submit_and_wait(tx)["status"] == "ok"
 
 
+def test_a_batch_refuses_an_oversized_transaction_alone(
+    server: Any, keys: SimpleNamespace, sign: Callable[..., Tx]
+) -> None:
+    """Over MAX_TX_BYTES in canonical form: refused with 413 by itself, the rest admitted."""
+    from chain.auth import AUDIENCE_CHAIN
+    from chain.tx import MAX_TX_BYTES
+
+    good = [anchor(sign, keys.agency, f"{i:064x}") for i in (0xA1, 0xA2)]
+    body = good[0].to_json()
+    huge = {**body, "args": {**body["args"], "label": "x" * MAX_TX_BYTES}}
+    token = mint_token(keys.regulator, org="regulator", audience=AUDIENCE_CHAIN)
+    response = httpx.post(
+        f"{server.url}/v1/txs/batch",
+        json={"txs": [good[0].to_json(), huge, good[1].to_json()]},
+        headers={"authorization": f"Bearer {token}"},
+    )
+    results = response.json()["results"]
+    assert [r["status"] for r in results] == ["pending", "rejected", "pending"]
+    assert (results[1]["code"], results[1]["http_status"]) == ("tx_too_large", 413)
+
+
 def test_event_stream_delivers_blocks_with_contract_events(
     server: Any, keys: SimpleNamespace, sign: Callable[..., Tx]
 ) -> None:
