@@ -23,6 +23,8 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import orjson
+
 from chain.block import Certificate, CommitSig
 from chain.consensus.candidate import Candidate, CompactBlock, LedgerApp
 from chain.consensus.effects import (
@@ -417,7 +419,9 @@ class Engine:
                 # in the background is on disk before anything of the next height is signed
                 if effect.state.height > self.ledger.store_height():
                     self.ledger.flush()
-                self.ledger.store.put_meta(LAST_SIGNED, json.dumps(signed_state_json(effect.state)))
+                # orjson: a locked block's thousands of transaction texts escape 2-3x faster
+                state = orjson.dumps(signed_state_json(effect.state)).decode()
+                self.ledger.store.put_meta(LAST_SIGNED, state)
             elif isinstance(effect, Broadcast):
                 self.transport.broadcast(effect.message)
             elif isinstance(effect, ScheduleTimeout):
