@@ -189,7 +189,9 @@ class Outbox:
                     select(
                         messages.c.topic, messages.c.payload, messages.c.hash, messages.c.leaf_index
                     )
-                    .where(messages.c.batch_id == batch.id)
+                    # The owner too: the pending index (owner, batch_id, id) then finds the
+                    # batch's rows, where batch_id alone scanned the whole table per batch
+                    .where(messages.c.owner == self.owner, messages.c.batch_id == batch.id)
                     .order_by(messages.c.leaf_index)
                 ).all()
                 if with_messages
