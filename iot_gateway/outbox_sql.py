@@ -20,11 +20,9 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
-    case,
     select,
     tuple_,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 metadata = MetaData()
@@ -89,15 +87,9 @@ MESSAGE_COLUMNS = MessageRow._fields
 ROWS_PER_INSERT = 500  # 3,500 parameters a statement: within SQLite's and PostgreSQL's limits
 
 
-def insert_for(conn: Connection, table: Table) -> Any:
-    """The dialect's INSERT (with ON CONFLICT) for a table."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
-
-
 def insert_new(conn: Connection, rows: Sequence[MessageRow]) -> set[tuple[str, int]]:
     """Insert the rows whose (device, seq) is not stored yet; the keys inserted."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = _mark(conn)
     one = "(" + ",".join([mark] * len(MESSAGE_COLUMNS)) + ")"
     # Names from this module's constants only; every value goes as a parameter
     head = f"INSERT INTO {messages.name} ({','.join(MESSAGE_COLUMNS)}) VALUES "  # noqa: S608
@@ -124,30 +116,40 @@ def hashes_of(conn: Connection, keys: Iterable[tuple[str, int]]) -> dict[tuple[s
     return found
 
 
+DEVICES_PER_UPSERT = 500  # 2,000 parameters a statement
+
+
 def count_sequences(conn: Connection, keys: list[tuple[str, int]]) -> None:
-    """Fold newly stored seqs into each device's lowest, highest and count (one upsert)."""
+    """Fold newly stored seqs into each device's lowest, highest and count: one driver
+    statement per DEVICES_PER_UPSERT devices (SQLAlchemy's executemany of the upsert cost
+    more CPU than the insert of the messages), devices in name order so two gateways sharing
+    a PostgreSQL outbox lock their rows in one order and cannot deadlock."""
     per_device: dict[str, list[int]] = {}
     for device, seq in keys:
         per_device.setdefault(device, []).append(seq)
-    if not per_device:
-        return
-    insert = insert_for(conn, devices)
-    new = insert.excluded
-    conn.execute(
-        insert.on_conflict_do_update(
-            index_elements=[devices.c.device],
-            set_={
-                "min_seq": case(
-                    (devices.c.min_seq > new.min_seq, new.min_seq), else_=devices.c.min_seq
-                ),
-                "max_seq": case(
-                    (devices.c.max_seq < new.max_seq, new.max_seq), else_=devices.c.max_seq
-                ),
-                "count": devices.c.count + new.count,
-            },
-        ),
-        [
-            {"device": d, "min_seq": min(seqs), "max_seq": max(seqs), "count": len(seqs)}
-            for d, seqs in per_device.items()
-        ],
+    mark = _mark(conn)
+    table = devices.name
+    # Names from this module's constants only; every value goes as a parameter
+    head = f"INSERT INTO {table} (device, min_seq, max_seq, count) VALUES "  # noqa: S608
+    tail = (
+        " ON CONFLICT (device) DO UPDATE SET"
+        f" min_seq = CASE WHEN {table}.min_seq > excluded.min_seq"
+        f" THEN excluded.min_seq ELSE {table}.min_seq END,"
+        f" max_seq = CASE WHEN {table}.max_seq < excluded.max_seq"
+        f" THEN excluded.max_seq ELSE {table}.max_seq END,"
+        f" count = {table}.count + excluded.count"
     )
+    one = f"({mark},{mark},{mark},{mark})"
+    names = sorted(per_device)
+    for start in range(0, len(names), DEVICES_PER_UPSERT):
+        chunk = names[start : start + DEVICES_PER_UPSERT]
+        params: list[Any] = []
+        for device in chunk:
+            seqs = per_device[device]
+            params += (device, min(seqs), max(seqs), len(seqs))
+        conn.exec_driver_sql(head + ",".join([one] * len(chunk)) + tail, tuple(params))
+
+
+def _mark(conn: Connection) -> str:
+    """The driver's parameter placeholder (sqlite3: ?, psycopg: %s)."""
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"

@@ -111,3 +111,15 @@ def test_batches_are_sealed_in_arrival_order_per_owner_and_move_through_their_st
     assert theirs.pending_count() == 1 and theirs.unforwarded_count() == 1
     mine.close()
     theirs.close()
+
+
+def test_each_devices_lowest_highest_and_count_follow_late_and_early_windows(
+    outbox_url: str,
+) -> None:
+    outbox = Outbox(outbox_url, owner="gw-a")
+    outbox.store([message("d2", 5), message("d1", 7), message("d2", 6)])
+    # A late window lowers d2's lowest seq; d1 gains a higher one; d3 is new
+    outbox.store([message("d3", 0), message("d2", 3), message("d1", 9), message("d2", 3)])
+    assert outbox.last_seqs() == {"d1": 9, "d2": 6, "d3": 0}
+    assert outbox.sequence_gaps() == 1 + 1  # d1's 8, d2's 4
+    outbox.close()
