@@ -1,8 +1,13 @@
 """Random convolution kernel features (the ROCKET idea) against a direct convolution oracle."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+from services.roadhealth.analytics import kernels as module
+from services.roadhealth.analytics.dataset import read_window_folder
+from services.roadhealth.analytics.ensemble import EnsembleClassifier
 from services.roadhealth.analytics.kernels import (
     KERNEL_LENGTHS,
     KernelError,
@@ -10,6 +15,8 @@ from services.roadhealth.analytics.kernels import (
     draw_kernels,
     kernel_features,
 )
+from services.roadhealth.analytics.synthetic import SURFACE_CLASSES
+from services.roadhealth.assessment.windows import default_classifier
 
 
 def _one_kernel(weights: list[float], bias: float, dilation: int, padded: bool) -> RandomKernels:
@@ -114,3 +121,50 @@ def test_inconsistent_kernel_parameters_are_refused() -> None:
             0, good.lengths, good.weights, good.bias * np.nan, good.dilation, good.padded
         ).validate()
     good.validate()
+
+
+def _added_bias_first(kernels: RandomKernels, windows: list[np.ndarray]) -> np.ndarray:
+    """kernel_features as written before the bias moved to the answers: every output biased,
+    then counted above zero and maximised (the same convolution, kernels._batch_features)."""
+    half_taps = module.MAX_KERNEL_LENGTH // 2
+    margin = half_taps * int(kernels.dilation.max()) + 1
+    data, sizes = module._centred_matrix(windows, margin)
+    width = int(sizes.max())
+    invalid, counts = kernels.valid_masks(tuple(sizes.tolist()))
+    order = kernels.order
+    conv = np.empty((len(windows), order.size, width))
+    shifted = np.lib.stride_tricks.sliding_window_view(data, width, axis=1)
+    at = 0
+    for step, members, weights, _spans in kernels.groups:
+        first = margin - half_taps * step
+        taps = shifted[:, first : first + 2 * half_taps * step + 1 : step]
+        np.matmul(weights, taps, out=conv[:, at : at + members.size])
+        at += members.size
+    conv += kernels.bias[order][None, :, None]
+    np.copyto(conv, -np.inf, where=invalid)
+    out = np.empty((len(windows), kernels.n_features))
+    out[:, 2 * order] = np.count_nonzero(conv > 0, axis=2) / counts
+    out[:, 2 * order + 1] = conv.max(axis=2)
+    return out
+
+
+REAL = Path("/work/shared/data/road/gonzalez2017")
+
+
+def test_the_live_gate_s_kernel_features_are_what_they_were_bit_for_bit() -> None:
+    # The live gate's kernels on simulated pieces of its size and others, quiet and rough
+    # (outputs near zero and far from it), and on the real Gonzalez windows where present
+    gate = default_classifier()
+    assert isinstance(gate, EnsembleClassifier)
+    rng = np.random.default_rng(7)
+    windows = [9.81 + rng.normal(0, s, n) for s in (0.02, 0.5, 3.0) for n in (100, 37, 250)]
+    windows += [np.full(100, 9.81), np.r_[np.full(50, 9.81), np.full(50, 12.0)]]
+    if REAL.is_dir():
+        real, _labels = read_window_folder(REAL, known_classes=SURFACE_CLASSES)
+        windows += real
+    for kernels in (gate.kernels, draw_kernels(300, seed=3, max_span=250)):
+        for start in range(0, len(windows), 64):
+            part = windows[start : start + 64]
+            assert np.array_equal(
+                kernel_features(kernels, part), _added_bias_first(kernels, part), equal_nan=True
+            )
