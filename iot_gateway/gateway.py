@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import math
 import os
 import queue
 import signal
@@ -109,7 +110,7 @@ class Gateway:
         self._threads: list[threading.Thread] = []
         self.health: HealthServer | None = None
         # (when counted, the count, the forwarder's stored_total and settled_total then)
-        self._backlog_counted = (-BACKLOG_RECOUNT_S, 0, 0, 0)
+        self._backlog_counted = (-math.inf, 0, 0, 0)
         self._kill_after_store = os.environ.get(FAULT_VARIABLE) == KILL_AFTER_STORE
         self._register_gauges()
 
