@@ -1,14 +1,19 @@
 """IRI estimated from acceleration and speed, scored against simulated truth on unseen seeds."""
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from services.roadhealth.analytics.dataset import read_window_folder
 from services.roadhealth.analytics.iri import classify_condition
 from services.roadhealth.analytics.roughness import (
+    BANDS_HZ,
+    RMS_FLOOR_MPS2,
     CalibrationError,
+    compute_acceleration_features,
     estimate_iri,
     fit_iri_calibration,
     load_calibration,
@@ -16,6 +21,7 @@ from services.roadhealth.analytics.roughness import (
     save_calibration,
     simulate_segment,
 )
+from services.roadhealth.analytics.synthetic import SURFACE_CLASSES
 
 UNSEEN = 90_000_000  # calibrations used seeds from 0; these segments were never seen
 
@@ -67,3 +73,41 @@ def test_foreign_or_mismatched_calibrations_are_refused(tmp_path: Path) -> None:
         estimate_iri(np.full(500, 9.81), speed_mps=10.0, rate_hz=50.0, calibration=cal)
     with pytest.raises(CalibrationError, match="at least"):
         estimate_iri(np.full(50, 9.81), speed_mps=10.0, rate_hz=100.0, calibration=cal)
+
+
+def _features_with_masks(acc: np.ndarray, *, speed_mps: float, rate_hz: float) -> np.ndarray:
+    """compute_acceleration_features as written before its band bins were cached: a mask of
+    the spectrum's frequencies per band, on every call."""
+    spectrum = np.abs(np.fft.rfft(acc - acc.mean())) ** 2
+    freq = np.fft.rfftfreq(acc.size, d=1.0 / rate_hz)
+    power = 2.0 * spectrum / acc.size**2
+    bands = [float(power[(freq >= lo) & (freq < hi)].sum()) for lo, hi in BANDS_HZ]
+    logs = [math.log(max(math.sqrt(p), RMS_FLOOR_MPS2)) for p in bands]
+    return np.array([1.0, *logs, math.log(speed_mps)])
+
+
+REAL = Path("/work/shared/data/road/gonzalez2017")
+
+
+def test_window_features_and_iri_are_what_they_were_bit_for_bit() -> None:
+    # Window lengths even and odd (a Nyquist bin or not), rates the calibrations have and
+    # others (band edges on a bin or between bins), and the real Gonzalez windows where present
+    rng = np.random.default_rng(11)
+    cases = [
+        (9.81 + rng.normal(0, s, n), rate)
+        for s in (0.05, 1.0, 4.0)
+        for n in (100, 101, 200, 257, 400, 1000)
+        for rate in (50.0, 100.0, 64.0)
+        if n >= 2 * rate  # the estimate's shortest window, 2 s
+    ]
+    if REAL.is_dir():
+        real, _labels = read_window_folder(REAL, known_classes=SURFACE_CLASSES)
+        cases += [(w, 50.0) for w in real if w.size >= 2 * 50]
+    calibration = load_default_calibration("car", 50.0)
+    for acc, rate in cases:
+        new = compute_acceleration_features(acc, speed_mps=11.3, rate_hz=rate)
+        assert np.array_equal(new, _features_with_masks(acc, speed_mps=11.3, rate_hz=rate))
+        if rate == 50.0:
+            old_log_iri = float(new @ np.array(calibration.coef))
+            got = estimate_iri(acc, speed_mps=11.3, rate_hz=rate, calibration=calibration)
+            assert got.iri_m_per_km == math.exp(old_log_iri)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -67,12 +68,31 @@ def compute_acceleration_features(
     if speed_mps <= 0:
         raise CalibrationError("speed_mps must be positive")
     spectrum = np.abs(np.fft.rfft(acc - acc.mean())) ** 2
-    freq = np.fft.rfftfreq(acc.size, d=1.0 / rate_hz)
     # Parseval: the mean square of the signal is 2 sum |X|^2 / N^2 over positive frequencies.
     power = 2.0 * spectrum / acc.size**2
-    bands = [float(power[(freq >= lo) & (freq < hi)].sum()) for lo, hi in BANDS_HZ]
+    bands = [float(power[lo:hi].sum()) for lo, hi in _band_bins(acc.size, rate_hz)]
     logs = [math.log(max(math.sqrt(p), RMS_FLOOR_MPS2)) for p in bands]
     return np.array([1.0, *logs, math.log(speed_mps)])
+
+
+@lru_cache(maxsize=64)
+def _band_bins(samples: int, rate_hz: float) -> tuple[tuple[int, int], ...]:
+    """Each band's bins [lo, hi) of a window's spectrum: those with lo <= f < hi. The
+    frequencies rise, so the bins are a slice, worked out once per window length and rate
+    (their masks cost a window as much as its FFT)."""
+    freq = np.fft.rfftfreq(samples, d=1.0 / rate_hz)
+    return tuple(
+        (int(np.searchsorted(freq, lo, "left")), int(np.searchsorted(freq, hi, "left")))
+        for lo, hi in BANDS_HZ
+    )
+
+
+@lru_cache(maxsize=64)
+def _coefficients(coef: tuple[float, ...]) -> FloatArray:
+    """A calibration's coefficients as an array, made once (read-only: it is shared)."""
+    array = np.array(coef)
+    array.flags.writeable = False
+    return array
 
 
 def estimate_iri(
@@ -82,7 +102,7 @@ def estimate_iri(
     if abs(rate_hz - calibration.rate_hz) > 1e-6:
         raise CalibrationError(f"calibration is for {calibration.rate_hz:g} Hz, got {rate_hz:g} Hz")
     x = compute_acceleration_features(acc_z_mps2, speed_mps=speed_mps, rate_hz=rate_hz)
-    log_iri = float(x @ np.array(calibration.coef))
+    log_iri = float(x @ _coefficients(calibration.coef))
     half = Z_90 * calibration.residual_std_log
     iri = math.exp(log_iri)
     return IriEstimate(
