@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,11 @@ def test_an_sm_chain_of_processes_commits_and_its_bundle_verifies_offline(
     assert receipt["status"] == "ok", cluster.logs()
     # Verify every validator committed the same SM3-hashed block, certified by SM2 signatures
     height = int(receipt["height"])
+    # The receipt says one node has the block on disk; a peer may still be writing (or, on a
+    # loaded machine, deciding) it: its status says when its own copy is durable
+    deadline = time.monotonic() + 60
+    while min(cluster.heights().values(), default=0) < height and time.monotonic() < deadline:
+        time.sleep(0.1)
     blocks = {str(cluster.block(name, height)["hash"]) for name in cluster.names}
     assert len(blocks) == 1, cluster.logs()
     # The bundle (fetched with an SM2SM3 bearer token) verifies offline with verify-proof
