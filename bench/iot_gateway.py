@@ -14,8 +14,9 @@ and drains them. Results (JSON, one object each):
   subscription) with JSON payloads, and by 1 with CBOR: messages per second from the first
   stored to the last stored (the gateway's rate and its ratio to the broker's), and from the
   first stored until road-health accepted the last batch (the whole path and its ratio), with
-  the CPU milliseconds per message of the gateway processes, of road-health (a `smartcity
-  service roadhealth` process on SQLite, all its work in its own process) and of the node;
+  the CPU milliseconds per message of the gateway processes (and of their check workers
+  alone), of road-health (a `smartcity service roadhealth` process on SQLite, all its work in
+  its own process) and of the node;
 - latency_at_half_load_1_gateway: live publishing at half the one-gateway drain rate,
   publish-to-stored p50/p99;
 - the machine's Ed25519 ceiling (verifications per second, one core).
@@ -307,9 +308,11 @@ class Stack:
         gateway_pids = [self.procs.pid(i) for i in instances]
         wait_for(lambda: all(r.exists() for r in readies), "the gateways to start", 120, 0.005)
         started_cpu = sum(tree_cpu_s(p) for p in gateway_pids)
+        started_main = sum(cpu_s(p) for p in gateway_pids)
         wait_for(lambda: self.count(instances, STORED) >= n, "the drain", 600, 0.1)
         wait_for(lambda: self.count(instances, FORWARDED) >= n, "road-health", 900, 0.1)
         gateway_cpu = sum(tree_cpu_s(p) for p in gateway_pids) - started_cpu
+        main_cpu = sum(cpu_s(p) for p in gateway_pids) - started_main
         used = {k: cpu_s(pid) - before[k] for k, pid in others.items()}
         for name in instances:
             self.procs.stop(name)
@@ -325,6 +328,7 @@ class Stack:
             "stored_msgs_per_s": counted / (drained[-1] - first),
             "path_msgs_per_s": counted / (forwarded - first),
             "gateway_cpu_ms_per_msg": 1000 * gateway_cpu / len(messages),
+            "gateway_workers_cpu_ms_per_msg": 1000 * (gateway_cpu - main_cpu) / len(messages),
             "roadhealth_cpu_ms_per_msg": 1000 * used["roadhealth"] / len(messages),
             "node_cpu_ms_per_msg": 1000 * used["node"] / len(messages),
         }
@@ -425,6 +429,10 @@ def run() -> list[dict[str, Any]]:
                     "to_roadhealth_msgs_per_s": round(got["path_msgs_per_s"], 1),
                     "to_roadhealth_ratio_to_broker": round(got["path_msgs_per_s"] / ceiling, 3),
                     "gateway_cpu_ms_per_msg": round(got["gateway_cpu_ms_per_msg"], 4),
+                    # of which the check workers (decoding, the canonical check, Ed25519)
+                    "gateway_workers_cpu_ms_per_msg": round(
+                        got["gateway_workers_cpu_ms_per_msg"], 4
+                    ),
                     "roadhealth_cpu_ms_per_msg": round(got["roadhealth_cpu_ms_per_msg"], 4),
                     "node_cpu_ms_per_msg": round(got["node_cpu_ms_per_msg"], 4),
                     "backlog_queued_in_s": got["queued_seconds"],
