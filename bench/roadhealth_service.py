@@ -249,17 +249,20 @@ def bench_long_run(
     minutes: float = LONG_RUN_MINUTES,
     cabin: CabinResponse | None = None,
     models: tuple[str, ...] = ("shipped",),
+    window_s: float = 4.0,
 ) -> list[Result]:
     """`make up SIMULATE=1` for `minutes`: four vehicles lap the 17 demo segments at four windows
     per second (each pothole is driven over again and again), batches of 50 through the
     ingestion endpoint; pothole precision and recall against the truth, one result per live
-    gate model ("shipped", or a path to a model file of version 1 or 2)."""
+    gate model ("shipped", or a path to a model file of version 1 or 2). Windows of `window_s`
+    (`make up`'s 4 s; shorter ones cut the same driving into more windows)."""
     network = demo_network(city="bench", seed=seed, n_devices=4)
     network.cabin = cabin
     planted = planted_potholes(network)
-    fleet = SimFleet(network, seed=seed, window_s=4.0)
+    fleet = SimFleet(network, seed=seed, window_s=window_s)
     payloads = [
-        json.loads(fleet.next_message(T0 + 0.25 * i).payload) for i in range(int(minutes * 240))
+        json.loads(fleet.next_message(T0 + 0.25 * i).payload)
+        for i in range(int(minutes * 240 * 4.0 / window_s))
     ]
     out = []
     for model in models:
@@ -290,6 +293,7 @@ def bench_long_run(
                 "seed": seed,
                 "minutes": minutes,
                 "windows": len(payloads),
+                "window_s": window_s,
                 "signatures": "quarter_car" if cabin is None else "phone_ride",
                 "gate_model": model_id,
                 "planted": len(planted),

@@ -73,6 +73,12 @@ def iri_command(profile_path: Path) -> None:
     help="Train on the 2 s piece of each window the live gate judges (the version-2 gate model).",
 )
 @click.option(
+    "--short-pieces",
+    is_flag=True,
+    help="With --pieces: also cut every piece shorter, so the model judges pieces from 0.5 s "
+    "(the live gate's model for short pieces).",
+)
+@click.option(
     "--simulated-passes",
     default=60,
     show_default=True,
@@ -80,13 +86,19 @@ def iri_command(profile_path: Path) -> None:
     help="With --pieces: simulated passes per kind (pothole, bump, plain) trained beside them.",
 )
 def train_command(
-    data_dir: Path, out_path: Path, rate_hz: float, pieces: bool, simulated_passes: int
+    data_dir: Path,
+    out_path: Path,
+    rate_hz: float,
+    pieces: bool,
+    short_pieces: bool,
+    simulated_passes: int,
 ) -> None:
     """Train the surface classifier (the version 2 ridge ensemble) on DIR/<class>/*.csv windows
     and write the model."""
     from services.roadhealth.analytics.anomaly import ClassifierError
     from services.roadhealth.analytics.dataset import DatasetError, read_window_folder
     from services.roadhealth.analytics.ensemble import (
+        GATE_SHORT_MIN_S,
         save_ensemble,
         train_ensemble,
         train_gate_ensemble,
@@ -97,7 +109,11 @@ def train_command(
         windows, labels = read_window_folder(data_dir, known_classes=SURFACE_CLASSES)
         classifier = (
             train_gate_ensemble(
-                windows, labels, rate_hz=rate_hz, simulated_per_kind=simulated_passes
+                windows,
+                labels,
+                rate_hz=rate_hz,
+                simulated_per_kind=simulated_passes,
+                short_min_s=GATE_SHORT_MIN_S if short_pieces else None,
             )
             if pieces
             else train_ensemble(windows, labels, rate_hz=rate_hz)

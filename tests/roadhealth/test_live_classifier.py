@@ -22,9 +22,11 @@ from services.roadhealth.analytics.profile import (
 )
 from services.roadhealth.analytics.quartercar import get_vehicle
 from services.roadhealth.analytics.response import CABIN, simulate_phone_ride
+from services.roadhealth.analytics.routed_gate import RoutedGate
 from services.roadhealth.analytics.synthetic import simulate_labelled_window
 from services.roadhealth.assessment.windows import (
     GATE_CLASSIFIER,
+    SHORT_GATE_CLASSIFIER,
     V1_CLASSIFIER,
     analyse_window,
     default_classifier,
@@ -43,7 +45,10 @@ SURFACES = {"asphalt_bumps", "metal_bumps", "potholes", "regular_road", "worn_ou
 def test_the_live_model_is_the_gate_and_names_itself_in_each_event_it_judges() -> None:
     live = default_classifier()
     gate = load_any_classifier(GATE_CLASSIFIER)
-    assert isinstance(live, EnsembleClassifier) and live.model_id == gate.model_id
+    short = load_any_classifier(SHORT_GATE_CLASSIFIER)
+    # The gate judges whole pieces, its short model shorter ones; both ids name the pair
+    assert isinstance(live, RoutedGate) and live.whole.model_id == gate.model_id
+    assert live.model_id == f"{gate.model_id}+{short.model_id}"
     assert set(gate.classes) == SURFACES and len(gate.model_id) == 16
     # The previous live model stays loadable, for comparison
     assert set(load_classifier(V1_CLASSIFIER).classes) == SURFACES
@@ -51,7 +56,7 @@ def test_the_live_model_is_the_gate_and_names_itself_in_each_event_it_judges() -
         _phone_pothole_window(0), rate_hz=RATE_HZ, speed_mps=10.0, vehicle_class="car"
     )
     (event,) = analysis.events
-    assert event.model == gate.model_id and event.surface == "potholes"
+    assert event.model == live.model_id and event.surface == "potholes"
     assert event.p_anomaly is not None and event.p_anomaly >= 0.5
     assert event.reported and event.as_json()["reported"] is True
 
@@ -105,7 +110,9 @@ def test_a_100_hz_sensor_is_judged_by_the_50_hz_model_after_resampling() -> None
     analysis = analyse_window(
         _phone_pothole_window(0, rate_hz=100), rate_hz=100, speed_mps=10.0, vehicle_class="car"
     )
-    assert any(e.reported and e.model == gate.model_id for e in analysis.events)
+    live = default_classifier()
+    assert live is not None  # the gate and its short model: events name both
+    assert any(e.reported and e.model == live.model_id for e in analysis.events)
 
 
 def _phone_pothole_window(seed: int, rate_hz: int = RATE_HZ) -> list[float]:

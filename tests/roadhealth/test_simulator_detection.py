@@ -14,13 +14,12 @@ from pathlib import Path
 from typing import Any
 
 from iot_gateway.simulator import PassFleet, SegmentTruth, Vehicle
-from services.roadhealth.analytics.ensemble import load_any_classifier
 from services.roadhealth.analytics.profile import (
     Anomaly,
     estimate_gd_n0_for_iri,
     generate_road_profile,
 )
-from services.roadhealth.assessment.windows import DEFAULT_CLASSIFIER
+from services.roadhealth.assessment.windows import default_classifier
 from services.roadhealth.wire import sign_payload
 from smartcity.iot import demo_network, planted_potholes
 from smartcity.roadhealth_harness import replay_simulator, running, score_potholes
@@ -47,7 +46,7 @@ def test_simulated_fleet_potholes_confirmed_once_each_within_metres(
     assert max(abs(e) for e in score.position_errors_m) <= 3.0, score
     assert all(f["properties"]["vehicles"] >= 3 for f in doc["features"])
     # Each detection names the classifier model that agreed with it
-    live = load_any_classifier(DEFAULT_CLASSIFIER).model_id
+    live = default_classifier().model_id  # type: ignore[union-attr]
     assert all(f["properties"]["models"] == [live] for f in doc["features"])
 
 

@@ -44,7 +44,7 @@ from services.roadhealth.analytics.kernels import (
     kernel_features,
 )
 from services.roadhealth.analytics.response import CABIN
-from services.roadhealth.analytics.shocks import training_piece
+from services.roadhealth.analytics.shocks import PIECE_S, largest_onset, training_piece
 from services.roadhealth.analytics.signatures import labelled_gate_pieces
 
 FloatArray = NDArray[np.float64]
@@ -73,6 +73,13 @@ GATE_LIVE_PIECES_PER_PASS = 1
 # Log-odds taken off the pothole class: on real windows (5-fold CV) reports on worn-out road
 # fall from 15% to 6% and on bumps to 0, potholes from 84% to 74% (docs/roadhealth.md)
 GATE_POTHOLE_SHIFT = -1.0
+# Each piece also cut to a length drawn uniformly from GATE_SHORT_MIN_S up to 2 s, at a random
+# phase that keeps its shock (`short_cuts`): a window shorter than 2 s (1 s telemetry windows, a
+# segment's last stretch) is judged whole, and without such cuts the only short training pieces
+# are real pothole windows, so short meant pothole (issue 15, eighth and ninth sessions)
+GATE_SHORT_MIN_S = 0.5
+GATE_SHORT_CUTS_PER_PIECE = 1
+GATE_SHORT_SEED = 11
 
 
 class SurfaceClassifier(Protocol):
@@ -120,6 +127,9 @@ class EnsembleClassifier:
     # Added to each class's log-odds (a prior other than the training mix's); zeros if absent
     class_shift: tuple[float, ...] = ()
     model_id: str = ""  # content hash of the saved model: which model judged a window
+    # Shortest piece it was trained to judge, s; None: whole 2 s pieces only (trained without
+    # short cuts, so a short piece's length would decide its label)
+    min_piece_s: float | None = None
 
     def features(
         self, windows: Sequence[FloatArray], *, rate_hz: float | None = None
@@ -142,7 +152,7 @@ class EnsembleClassifier:
         self, windows: Sequence[FloatArray], *, rate_hz: float | None = None
     ) -> FloatArray:
         """Class probabilities per window, columns in the order of classes."""
-        return _softmax(self.log_odds(self.features(windows, rate_hz=rate_hz)))
+        return softmax(self.log_odds(self.features(windows, rate_hz=rate_hz)))
 
     def predict(self, windows: Sequence[FloatArray]) -> list[str]:
         """Most likely class of each window."""
@@ -150,7 +160,7 @@ class EnsembleClassifier:
         return [self.classes[i] for i in best]
 
 
-def _softmax(scores: FloatArray) -> FloatArray:
+def softmax(scores: FloatArray) -> FloatArray:
     shifted = np.exp(scores - scores.max(axis=1, keepdims=True))
     return np.asarray(shifted / shifted.sum(axis=1, keepdims=True), dtype=np.float64)
 
@@ -210,7 +220,7 @@ def _fit_head(x: FloatArray, labels: Sequence[str]) -> tuple[LinearHead, FloatAr
 def _fit_temperature(scores: FloatArray, truth: NDArray[np.intp]) -> float:
     """The softmax temperature with the least log loss on held-out (leave-one-out) scores."""
     losses = [
-        -np.mean(np.log(_softmax(scores / t)[np.arange(truth.size), truth] + 1e-12))
+        -np.mean(np.log(softmax(scores / t)[np.arange(truth.size), truth] + 1e-12))
         for t in TEMPERATURES
     ]
     return float(TEMPERATURES[int(np.argmin(losses))])
@@ -244,6 +254,7 @@ def train_gate_ensemble(
     simulated_per_kind: int = GATE_SIMULATED_PER_KIND,
     pothole_shift: float = GATE_POTHOLE_SHIFT,
     n_kernels: int = GATE_N_KERNELS,
+    short_min_s: float | None = None,
 ) -> EnsembleClassifier:
     """The live gate's model: the ensemble trained on the 2 s piece of each labelled window the
     gate would judge (around its largest excursion's onset, shocks.py), so a gate that judges
@@ -252,7 +263,8 @@ def train_gate_ensemble(
     asphalt bumps, regular road; signatures.py, phone-like `CABIN`; each also cut as the live
     gate cuts a telemetry window laid at a random phase, `GATE_LIVE_PIECES_PER_PASS`), so the
     simulator's shocks are not new to it either; `pothole_shift` on the pothole class's
-    log-odds; `n_kernels` random kernels (`GATE_N_KERNELS`)."""
+    log-odds; `n_kernels` random kernels (`GATE_N_KERNELS`); with `short_min_s`, every piece
+    also cut shorter (`short_cuts`), and the model judges pieces down to that length."""
     pieces = [training_piece(np.asarray(w, dtype=np.float64), rate_hz=rate_hz) for w in windows]
     extra, extra_labels = (
         labelled_gate_pieces(
@@ -266,14 +278,44 @@ def train_gate_ensemble(
         else ([], [])
     )
     kept = [i for i, label in enumerate(extra_labels) if label in set(labels)]
-    model = train_ensemble(
-        pieces + [extra[i] for i in kept],
-        list(labels) + [extra_labels[i] for i in kept],
-        rate_hz=rate_hz,
-        n_kernels=n_kernels,
-    )
+    pieces += [extra[i] for i in kept]
+    piece_labels = list(labels) + [extra_labels[i] for i in kept]
+    if short_min_s is not None:
+        short, short_labels = short_cuts(pieces, piece_labels, rate_hz=rate_hz, min_s=short_min_s)
+        pieces, piece_labels = pieces + short, piece_labels + short_labels
+    model = train_ensemble(pieces, piece_labels, rate_hz=rate_hz, n_kernels=n_kernels)
     shift = tuple(pothole_shift if c == "potholes" else 0.0 for c in model.classes)
-    return replace(model, class_shift=shift)
+    return replace(model, class_shift=shift, min_piece_s=short_min_s)
+
+
+def short_cuts(
+    pieces: Sequence[FloatArray],
+    labels: Sequence[str],
+    *,
+    rate_hz: float,
+    min_s: float,
+    per_piece: int = GATE_SHORT_CUTS_PER_PIECE,
+    seed: int = GATE_SHORT_SEED,
+) -> tuple[list[FloatArray], list[str]]:
+    """`per_piece` cuts of each piece, each as long as a window drawn uniformly from `min_s`
+    up to 2 s (or the piece's own length) and laid at a random phase over its largest
+    excursion's onset: what the gate judges of a window that short holding the shock. Every
+    class gets the same lengths, so a short piece's length does not tell its class."""
+    rng = np.random.default_rng(seed)
+    low = round(min_s * rate_hz)
+    cuts: list[FloatArray] = []
+    cut_labels: list[str] = []
+    for piece, label in zip(pieces, labels, strict=True):
+        top = min(round(PIECE_S * rate_hz), piece.size)
+        if top <= low:
+            continue
+        onset = largest_onset(piece, rate_hz=rate_hz)
+        for _ in range(per_piece):
+            size = int(rng.integers(low, top))
+            first = int(rng.integers(max(0, onset - size + 1), min(onset, piece.size - size) + 1))
+            cuts.append(piece[first : first + size])
+            cut_labels.append(label)
+    return cuts, cut_labels
 
 
 def evaluate_any(
@@ -321,6 +363,8 @@ def save_ensemble(classifier: EnsembleClassifier, path: Path) -> None:
         "temperature": classifier.temperature,
         "class_shift": list(classifier.class_shift),
     }
+    if classifier.min_piece_s is not None:
+        doc["min_piece_s"] = classifier.min_piece_s
     path.write_text(json.dumps(doc) + "\n", encoding="utf-8")
 
 
@@ -371,9 +415,21 @@ def _ensemble_from(doc: dict[str, Any], raw: bytes, path: Path) -> EnsembleClass
             float(doc["temperature"]),
             _class_shift(doc.get("class_shift", []), len(classes)),
             hashlib.sha256(raw).hexdigest()[:16],
+            _min_piece_s(doc.get("min_piece_s")),
         )
     except (KeyError, TypeError, ValueError, IndexError, KernelError) as exc:
         raise ClassifierError(f"{path} is a damaged road anomaly model ({exc})") from exc
+
+
+def _min_piece_s(value: Any) -> float | None:
+    """A model's shortest judged piece: none (whole pieces only) or a positive number of
+    seconds up to a whole piece."""
+    if value is None:
+        return None
+    seconds = float(value)
+    if not 0.0 < seconds <= PIECE_S:
+        raise ValueError(f"min_piece_s {seconds} is not in (0, {PIECE_S}] s")
+    return seconds
 
 
 def _class_shift(values: Any, n_classes: int) -> tuple[float, ...]:

@@ -6,7 +6,9 @@ cabin's ringing). The learned surface classifier then judges the 2 s piece of th
 each event. Two rules, by the model:
 
 - a version-2 gate model (the live default, `GATE_CLASSIFIER`: the ensemble trained on the
-  gate's pieces of real windows and of the simulator's passes, analytics/ensemble.py): shocks
+  gate's pieces of real windows and of the simulator's passes, analytics/ensemble.py; pieces
+  shorter than 2 s go to `SHORT_GATE_CLASSIFIER`, trained with every piece also cut shorter,
+  analytics/routed_gate.py): shocks
   that leave the window's median by 1.5 m/s^2, and the label decides: a pothole is reported
   when the most likely class of the piece is "potholes" (the direction of the first excursion
   is kept as `kind` but does not decide: on real phones it is downwards for 71% of asphalt
@@ -15,8 +17,9 @@ each event. Two rules, by the model:
   Z-DIFF detectors at 3 m/s^2, and a pothole is a downward event whose piece the classifier
   gives at least even odds of a discrete anomaly (pothole, asphalt or metal bump).
 
-A gate model judges only whole 2 s pieces (`can_judge`): a shock in a window shorter than that
-(a segment's last stretch) keeps no label and files no report.
+A gate model judges pieces down to the shortest it was trained on (`can_judge`; whole 2 s
+pieces for a model trained without short cuts): a shock in a window shorter than that keeps no
+label and files no report.
 
 The label, the probability of any discrete anomaly and the model's id are kept with the event.
 A segment's IRI is the mean of its windows' log estimates, with a 90% interval that combines the
@@ -43,6 +46,7 @@ from services.roadhealth.analytics.roughness import (
     estimate_iri,
     load_default_calibration,
 )
+from services.roadhealth.analytics.routed_gate import RoutedGate
 from services.roadhealth.analytics.shocks import (
     PIECE_S,
     SHOCK_THRESHOLD_MPS2,
@@ -62,6 +66,8 @@ MODELS = Path(__file__).parent.parent / "analytics" / "models"
 V1_CLASSIFIER = MODELS / "surface_gonzalez2017_50hz.json"
 # `smartcity road train-classifier --pieces` on the Gonzalez et al. 2017 windows
 GATE_CLASSIFIER = MODELS / "surface_gonzalez2017_50hz_gate_v2.json"
+# `... --pieces --short-pieces`: judges the pieces shorter than 2 s (analytics/routed_gate.py)
+SHORT_GATE_CLASSIFIER = MODELS / "surface_gonzalez2017_50hz_gate_v2_short.json"
 DEFAULT_CLASSIFIER = GATE_CLASSIFIER
 ANOMALY_CLASSES = frozenset({"asphalt_bumps", "metal_bumps", "potholes"})
 POTHOLE_CLASS = "potholes"
@@ -142,11 +148,19 @@ class LiveClassifier(Protocol):
 
 @lru_cache(maxsize=1)
 def default_classifier() -> LiveClassifier | None:
-    """The live surface classifier (the version-2 gate), None if unreadable."""
+    """The live surface classifier: the version-2 gate, its short pieces judged by the short
+    gate (RoutedGate); the gate alone if the short one is unreadable, None if the gate is."""
     try:
-        return load_any_classifier(DEFAULT_CLASSIFIER)
+        whole = load_any_classifier(DEFAULT_CLASSIFIER)
     except ClassifierError:
         return None
+    try:
+        short = load_any_classifier(SHORT_GATE_CLASSIFIER)
+        if isinstance(whole, EnsembleClassifier) and isinstance(short, EnsembleClassifier):
+            return RoutedGate(whole, short)
+    except ClassifierError:
+        pass
+    return whole
 
 
 @lru_cache(maxsize=64)
@@ -231,12 +245,17 @@ def analyse_windows(
 
 
 def can_judge(classifier: LiveClassifier, piece: FloatArray, *, rate_hz: float) -> bool:
-    """Whether the classifier may judge a piece: a gate model only a whole one (PIECE_S).
-    Its training's pieces shorter than that are real pothole windows (35 of the 62; every
-    regular, worn-out and asphalt-bump window is 2 s or longer), so it calls any short piece
-    a pothole: a segment's last, shorter window of the simulator's fleet was a false report
-    11 times in 12 (issue 15, eighth session), 1 s windows 56% of the time."""
-    return not is_gate_model(classifier) or piece.size >= round(PIECE_S * rate_hz)
+    """Whether the classifier may judge a piece: a gate model one at least as long as the
+    shortest it was trained on (`min_piece_s`, ensemble.py `short_cuts`), else only a whole one
+    (PIECE_S). A gate trained without short cuts has for pieces shorter than that only real
+    pothole windows (35 of the 62; every regular, worn-out and asphalt-bump window is 2 s or
+    longer), so it calls any short piece a pothole: a segment's last, shorter window of the
+    simulator's fleet was a false report 11 times in 12 (issue 15, eighth session), 1 s
+    windows 56% of the time."""
+    if not isinstance(classifier, EnsembleClassifier | RoutedGate):
+        return True
+    shortest = min(classifier.min_piece_s or PIECE_S, PIECE_S)
+    return piece.size >= round(shortest * rate_hz)
 
 
 def _predict(
@@ -272,7 +291,7 @@ def estimate_window_iri(
 
 def is_gate_model(classifier: LiveClassifier | None) -> bool:
     """Whether a classifier's label decides a report (a version-2 model; module docstring)."""
-    return isinstance(classifier, EnsembleClassifier)
+    return isinstance(classifier, EnsembleClassifier | RoutedGate)
 
 
 def judge_events(
