@@ -76,7 +76,7 @@ GATE_POTHOLE_SHIFT = -1.0
 # Each piece also cut to a length drawn uniformly from GATE_SHORT_MIN_S up to 2 s, at a random
 # phase that keeps its shock (`short_cuts`): a window shorter than 2 s (1 s telemetry windows, a
 # segment's last stretch) is judged whole, and without such cuts the only short training pieces
-# are real pothole windows, so short meant pothole (issue 15, eighth and ninth sessions)
+# are real pothole windows, so short meant pothole (issue 15, eighth session)
 GATE_SHORT_MIN_S = 0.5
 GATE_SHORT_CUTS_PER_PIECE = 1
 GATE_SHORT_SEED = 11

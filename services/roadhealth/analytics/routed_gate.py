@@ -6,7 +6,7 @@ trained with every piece also cut shorter (`short_cuts`), which judges a short p
 content. One model trained with the short cuts judged the real windows better (5-fold CV:
 potholes 62.9% at precision 0.83) but lost the fleet's 4 s windows a pothole on six of fifteen
 seeds (148 of 160 on seeds 0-9 against 153), so whole pieces keep their own model (issue 15,
-ninth session).
+eighth session).
 """
 
 from __future__ import annotations
