@@ -59,7 +59,11 @@ class Mempool:
         """Reload persisted pending transactions after a restart, dropping those now invalid."""
         dropped: list[str] = []
         for body in self.store.pending():
-            tx = _stored_tx(body)
+            try:
+                tx = _stored_tx(body)
+            except (ChainError, ValueError) as exc:  # unreadable: it must not stop the start
+                log.warning("skipping an unreadable pending transaction after restart: %s", exc)
+                continue
             try:
                 check(tx)
             except ChainError as exc:

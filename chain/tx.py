@@ -18,7 +18,13 @@ from typing import Any, ClassVar
 import orjson
 
 from chain.crypto import SIGNATURE_BYTES, verify
-from chain.encoding import canonical, from_hex, parse_json, read_canonical_object
+from chain.encoding import (
+    canonical,
+    canonical_value,
+    from_hex,
+    parse_json,
+    read_canonical_object,
+)
 from chain.errors import EncodingError, TxRejected
 from chain.suites import SuiteKey, SuiteName, SuiteUnavailable, suite_for
 from chain.suites.sm2_curve import sm3_hasher
@@ -236,7 +242,12 @@ def tx_from_json(value: Any) -> Tx:
         # The canonical form is what everyone signs and hashes; execute exactly that (so 3.0
         # and 3, which canonicalise alike, can never run differently on two nodes): the
         # fields are read back from the canonical bytes, encoded once for the whole tx
-        encoded = canonical(value)
+        encoded, read_back = canonical_value(value)
+        if read_back is not value and canonical(read_back) != encoded:
+            # Encoding normalised something (3.0 is written 3, 1e16 as 10000000000000000): the
+            # value peers read back from these bytes must encode to them again, or they refuse
+            # what this door admitted (an integer past 2^53 raises here)
+            raise EncodingError("the canonical form does not read back as itself")
     except EncodingError as exc:
         raise TxRejected("tx_malformed", str(exc)) from exc
     if len(encoded) > MAX_TX_BYTES:

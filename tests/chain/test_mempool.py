@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 
 from chain.db import make_engine
@@ -62,3 +63,17 @@ def test_a_client_batch_listing_a_gossiped_transaction_twice_persists_it_once(
     mempool.add([tx], gossip=False)
     assert [a.duplicate for a in mempool.add([tx, tx])] == [True, True]
     assert len(store.pending()) == 1
+
+
+def test_an_unreadable_pending_row_does_not_stop_a_restart(
+    db_url: str, keys: SimpleNamespace
+) -> None:
+    """A row no node can read (written by an older door, or damaged) is skipped with a warning;
+    the node starts with the others."""
+    store = BlockStore(make_engine(db_url))
+    Mempool(store).add(_txs(keys, 2))
+    body = _txs(keys, 1)[0].to_json()
+    body["args"] = {**body["args"], "metadata": {"n": 10**17}}  # an integer past 2^53
+    store.add_pending([("ff" * 32, 99, json.dumps(body))])
+    restarted = Mempool(store)
+    assert restarted.restore(lambda tx: None) == 2

@@ -8,6 +8,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from chain.errors import TxRejected
 from chain.ledger import Ledger
@@ -241,3 +243,59 @@ def test_a_peer_s_transaction_is_taken_only_as_its_canonical_bytes(
     assert rejection(lambda: tx_from_canonical(b"[]")).code == "tx_malformed"
     wrong = tx.encode().replace(b'"sig":"', b'"sig":"A', 1)  # not lowercase hex
     assert rejection(lambda: tx_from_canonical(wrong)).code == "tx_malformed"
+
+
+@pytest.mark.parametrize("number", [1e16, 2.0**53, -1e20, 1e21 - 2**17])
+def test_a_number_whose_canonical_form_peers_cannot_read_is_malformed_at_the_door(
+    keys: SimpleNamespace, sign: Callable[..., Tx], number: float
+) -> None:
+    """An integral float from 2^53 on is written as an integer past 2^53, which no node may
+    read back: admitted at the door, it would be refused by every peer and block a restart."""
+    body = sign(keys.agency, "anchors", "anchor", anchor_args()).to_json()
+    body["args"] = {**body["args"], "metadata": {"n": number}}
+    assert rejection(lambda: tx_from_json(body)).code == "tx_malformed"
+    assert rejection(lambda: decode_tx(json.dumps(body).encode())).code == "tx_malformed"
+
+
+_json_leaf = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**60), max_value=2**60),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=8),
+)
+_json_value = st.recursive(
+    _json_leaf,
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=6), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(args=st.dictionaries(st.text(max_size=6), _json_value, max_size=5))
+def test_every_transaction_the_door_admits_a_peer_reads_back_the_same(
+    args: dict[str, Any],
+) -> None:
+    body = {
+        "chain_id": "c",
+        "sender": "ab" * 32,
+        "contract": "anchors",
+        "method": "anchor",
+        "args": args,
+        "nonce": 1,
+        "expiry_height": 10,
+        "sig": "cd" * 64,
+    }
+    try:
+        tx = tx_from_json(body)
+    except TxRejected as refused:
+        code = refused.code
+        tx = None
+    if tx is None:
+        assert code in ("tx_malformed", "tx_too_large")
+        return
+    received = tx_from_canonical(tx.encode())
+    assert received.hash == tx.hash and received.encode() == tx.encode()
+    assert received.args == tx.args
