@@ -164,16 +164,26 @@ class Forwarder:
             if exc.retry:
                 raise
             log.error("road-health refused batch %s for good: %s", batch.id, exc)
-            self.outbox.mark_refused(batch.id, str(exc))
-            self.settled_total += batch.count
+            reason = str(exc)
+            self._settle(batch, lambda: self.outbox.mark_refused(batch.id, reason))
             self.metrics.inc("batches_refused_total")
             return True
-        self.outbox.mark_forwarded(batch.id)
-        self.settled_total += batch.count  # only this thread writes it
+        self._settle(batch, lambda: self.outbox.mark_forwarded(batch.id))
         self.metrics.inc("batches_forwarded_total")
         self.metrics.inc("messages_forwarded_total", batch.count)
         self.metrics.observe("forward_latency_seconds", time.time() - batch.first_stored_at)
         return True
+
+    def _settle(self, batch: Batch, mark: Callable[[], None]) -> None:
+        """Mark a batch settled in the outbox, counting it in `settled_total` (only this thread
+        writes it) before the commit: a backlog recount between the two then counts the batch
+        twice, erring on the side of pausing, and never subtracts it twice (review R1)."""
+        self.settled_total += batch.count
+        try:
+            mark()
+        except BaseException:
+            self.settled_total -= batch.count
+            raise
 
     def _seal_if_due(self) -> Batch | None:
         now = time.time()
@@ -263,7 +273,7 @@ class Forwarder:
             return
         results = answer.get("results") if isinstance(answer, dict) else None
         tally = Counter(
-            (result.get("status"), result.get("code"))
+            (str(result.get("status")), str(result.get("code")))
             for result in (results if isinstance(results, list) else ())
             if isinstance(result, dict)
         )

@@ -1,4 +1,5 @@
-"""A message the checks cannot handle is dead-lettered once, not retried for ever.
+"""A message the checks cannot handle is dead-lettered once, not retried for ever; an answer
+the forwarder cannot read is counted, not a crash.
 
 A check worker that raised anything but `Rejected` used to die; the gateway retried the group
 with a new worker, which died on the same message, and so on: the whole stream stopped behind
@@ -9,9 +10,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
+import httpx
+
 from iot_gateway.checkpool import check_jobs, job_for
+from iot_gateway.forwarder import Forwarder
+from iot_gateway.metrics import Metrics
 from iot_gateway.outbox import Incoming
 from iot_gateway.publisher import connect_publisher
 from iot_gateway.simulator import Fleet, build_network
@@ -81,3 +87,23 @@ def test_a_check_that_raises_rejects_its_message_with_the_error_and_checks_the_r
             assert answer == ("check_failed", "the checks raised ValueError: the verifier broke")
         else:
             assert isinstance(answer, Incoming) and answer.device == message.device
+
+
+def test_road_healths_answer_with_odd_result_codes_is_tallied_not_a_crash() -> None:
+    """The forwarder tallies road health's per-message results; a code or status that is not
+    a string (a list, an object) is counted under its text, never stops the forwarder."""
+    holder = SimpleNamespace(metrics=Metrics())
+    answer = {
+        "results": [
+            {"status": "rejected", "code": ["a", "list"]},
+            {"status": "rejected", "code": {"an": "object"}},
+            {"status": ["odd"], "code": None},
+            {"status": "stored"},
+            {"status": "stored"},
+        ]
+    }
+    Forwarder._count_results(holder, httpx.Response(200, json=answer))  # type: ignore[arg-type]
+    metrics = holder.metrics
+    assert metrics.value("forward_stored_total") == 2
+    assert metrics.value("forward_rejected_total", reason="['a', 'list']") == 1
+    assert metrics.value("forward_rejected_total", reason="{'an': 'object'}") == 1
