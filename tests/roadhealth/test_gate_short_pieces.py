@@ -22,6 +22,7 @@ from services.roadhealth.analytics.ensemble import (
 from services.roadhealth.analytics.routed_gate import RoutedGate
 from services.roadhealth.analytics.shocks import largest_onset
 from services.roadhealth.analytics.synthetic import simulate_labelled_window
+from services.roadhealth.assessment import windows
 from services.roadhealth.assessment.windows import (
     GATE_CLASSIFIER,
     SHORT_GATE_CLASSIFIER,
@@ -136,3 +137,19 @@ def test_a_pothole_in_a_1_s_window_is_reported_and_plain_road_is_not() -> None:
     plain[20] += 2.0  # a shock above the detector's 1.5 m/s^2 on otherwise plain road
     analysis = analyse_window(list(plain), rate_hz=RATE_HZ, speed_mps=10.0, vehicle_class="car")
     assert analysis.events and not any(e.reported for e in analysis.events)
+
+
+def test_an_unreadable_short_piece_gate_is_said_and_the_whole_piece_gate_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = tmp_path / "short.json"
+    broken.write_text("{not json")
+    monkeypatch.setattr(windows, "SHORT_GATE_CLASSIFIER", broken)
+    windows.default_classifier.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger=windows.__name__):
+            live = windows.default_classifier()
+        assert live is not None and not isinstance(live, RoutedGate)
+        assert "pieces under 2 s will not be judged" in caplog.text
+    finally:
+        windows.default_classifier.cache_clear()  # the next caller loads the shipped pair

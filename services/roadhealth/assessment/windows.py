@@ -28,6 +28,7 @@ calibration's residual, the spread between windows and a floor.
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -62,6 +63,7 @@ CLASSIC_THRESHOLD_MPS2 = 3.0  # with a version-1 model (Z-THRESH from 1 g, Z-DIF
 MIN_SPEED_FOR_IRI_MPS = 4.0
 MIN_SPEED_FOR_EVENTS_MPS = 2.0
 SYSTEMATIC_LOG_STD = 0.05  # calibration bias the windows of one segment share
+log = logging.getLogger(__name__)
 MODELS = Path(__file__).parent.parent / "analytics" / "models"
 V1_CLASSIFIER = MODELS / "surface_gonzalez2017_50hz.json"
 # `smartcity road train-classifier --pieces` on the Gonzalez et al. 2017 windows
@@ -156,10 +158,11 @@ def default_classifier() -> LiveClassifier | None:
         return None
     try:
         short = load_any_classifier(SHORT_GATE_CLASSIFIER)
-        if isinstance(whole, EnsembleClassifier) and isinstance(short, EnsembleClassifier):
-            return RoutedGate(whole, short)
-    except ClassifierError:
-        pass
+    except ClassifierError as exc:
+        log.warning("pieces under 2 s will not be judged: the short-piece gate: %s", exc)
+        return whole
+    if isinstance(whole, EnsembleClassifier) and isinstance(short, EnsembleClassifier):
+        return RoutedGate(whole, short)
     return whole
 
 
