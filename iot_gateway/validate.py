@@ -15,7 +15,7 @@ from typing import Any
 
 import orjson
 
-from chain.encoding import SAFE_INT, from_b64url, parse_json, sha256, writes_plainly
+from chain.encoding import from_b64url, parse_json, sha256
 from chain.errors import EncodingError
 from iot_gateway.errors import Rejected
 from services.roadhealth.wire import (
@@ -34,6 +34,8 @@ from services.roadhealth.wire import (
     device_verifier,
     is_number,
     parse_topic,
+    sorted_body,
+    unsigned_part,
 )
 
 # The wire contract's bounds (services.roadhealth.wire): what road health accepts
@@ -135,52 +137,16 @@ def read_payload(raw: bytes, topic: TelemetryTopic) -> tuple[Any, tuple[bytes, b
     return decode_payload(raw, topic), None
 
 
-_ACC_START = b'{"acc_z":['  # the first member of a payload in canonical order
-
-
-def _sorted(payload: dict[str, Any]) -> bytes:
-    """orjson's compact encoding with keys sorted (several times faster than the C encoder)."""
-    return orjson.dumps(payload, option=orjson.OPT_SORT_KEYS)
-
-
-_SCALARS = ("lat", "lon", "rate_hz", "seq", "speed_mps", "t0")
-
-
 def as_received(raw: bytes, payload: Any) -> tuple[bytes, bytes] | None:
     """(payload without sig, whole payload) as canonical JSON cut from `raw`, when `raw` is the
-    canonical JSON of `payload`; None when it is not, or may not be. Exact for any payload the
-    schema accepts (what it refuses is refused whatever this answers).
-
-    Equal to orjson's sorted bytes (`_sorted`), `raw` has one member per key (no duplicates),
-    keys sorted by code point (as RFC 8785's UTF-16 order for the contract's ASCII names), no
-    whitespace and strings escaped as RFC 8785 escapes them; what remains is to find none of
-    the numbers orjson writes its own way (an exponent, an integral float's `.0`; its other
-    numbers are the shortest round-trip digits RFC 8785 writes, and an integer read past
-    2^64 comes back a float, so never equal). In `acc_z`, the list of numbers that opens the
-    payload, they are found in its bytes (no exponent, no `.0` at a number's end) and by its
-    extremes; the other numbers one by one (`writes_plainly`)."""
-    if type(payload) is not dict or type(payload.get("sig")) is not str:
+    canonical JSON of `payload`; None when it is not, or may not be: `raw` is compared with
+    road health's own encoding of a payload of the contract's shape (`sorted_body`, which
+    answers only where orjson's sorted bytes are RFC 8785's), so gateway and road health
+    agree on which bytes are canonical by construction. What the schema refuses is refused
+    whatever this answers."""
+    if type(payload) is not dict or sorted_body(payload) != raw:
         return None
-    acc = payload.get("acc_z")
-    if type(acc) is not list or not raw.startswith(_ACC_START):
-        return None
-    try:
-        if _sorted(payload) != raw:  # RFC 8785's bytes but for some numbers (below)
-            return None
-        numbers = raw[len(_ACC_START) : raw.index(b"]")]
-        if acc and (max(acc) > SAFE_INT or min(acc) < -SAFE_INT):
-            return None
-    except (ValueError, TypeError):  # orjson's JSONEncodeError (a TypeError), a string in acc_z
-        return None
-    if b"e" in numbers or b"E" in numbers or b".0," in numbers or numbers.endswith(b".0"):
-        return None
-    if not all(writes_plainly(payload.get(name)) for name in _SCALARS):
-        return None
-    member = b',"sig":' + orjson.dumps(payload["sig"])
-    at = raw.find(member)
-    if at < 0 or raw.count(member) != 1:  # a nested sig (the schema refuses it)
-        return None
-    return raw[:at] + raw[at + len(member) :], raw
+    return unsigned_part(payload, raw), raw
 
 
 def decode_payload(raw: bytes, topic: TelemetryTopic) -> Any:

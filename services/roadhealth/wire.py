@@ -126,23 +126,29 @@ def canonical_pair(payload: dict[str, Any]) -> tuple[bytes, bytes]:
     key order, each nested value in its own canonical form, so removing the `"sig":...` member
     (and one comma) from the whole gives exactly the canonical form of the rest. When the
     member's bytes occur more than once (a nested object with the same `sig`), both are
-    encoded in full. A payload of the contract's shape is encoded by orjson (_sorted_pair)."""
-    body = _sorted_body(payload)
+    encoded in full. A payload of the contract's shape is encoded by orjson (sorted_body)."""
+    body = sorted_body(payload)
     if body is None:
         body = canonical(payload)
+    return unsigned_part(payload, body), body
+
+
+def unsigned_part(payload: dict[str, Any], body: bytes) -> bytes:
+    """Canonical JSON of the payload without `sig`, cut from `body`, its canonical JSON
+    (canonical_pair)."""
     if "sig" not in payload:
-        return body, body
+        return body
     member = b'"sig":' + canonical(payload["sig"])
     at = body.find(member)
     if at > 0 and body.count(member) == 1:
         end = at + len(member)
         if body[at - 1 : at] == b"{" and body[end : end + 1] == b"}":
-            return b"{}", body
+            return b"{}"
         if body[at - 1 : at] == b",":
-            return body[: at - 1] + body[end:], body
+            return body[: at - 1] + body[end:]
         if body[end : end + 1] == b",":
-            return body[:at] + body[end + 1 :], body
-    return canonical({k: v for k, v in payload.items() if k != "sig"}), body
+            return body[:at] + body[end + 1 :]
+    return canonical({k: v for k, v in payload.items() if k != "sig"})
 
 
 _ACC_START = b'{"acc_z":['  # the first member of a payload in canonical order
@@ -150,7 +156,7 @@ _PLAIN_TEXT = re.compile(r"[A-Za-z0-9_.=-]*")  # written alike by every JSON enc
 _SCALARS = ("lat", "lon", "rate_hz", "seq", "speed_mps", "t0")
 
 
-def _sorted_body(payload: dict[str, Any]) -> bytes | None:
+def sorted_body(payload: dict[str, Any]) -> bytes | None:
     """The RFC 8785 bytes of a payload with the contract's nine members, from orjson (sorted
     keys; a quarter of the cost of the general encoder on a 50-sample window), or None when
     the payload is not of that shape or orjson may write some part of it otherwise.

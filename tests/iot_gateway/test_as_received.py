@@ -132,7 +132,10 @@ _numbers = st.one_of(
 def test_taken_as_received_only_when_it_is_the_canonical_form_and_then_cut_alike(
     acc: list[float], lat: float, seq: int, indent: int | None
 ) -> None:
-    payload = {"acc_z": acc, "lat": lat, "seq": seq, "device": "d", "sig": "AAEC", "t0": 1.5}
+    payload = {  # the contract's nine members (the schema refuses any other set)
+        **{"acc_z": acc, "lat": lat, "seq": seq, "device": "d", "sig": "AAEC", "t0": 1.5},
+        **{"lon": 114.0579, "rate_hz": 50, "speed_mps": 12.5},
+    }
     raw = json.dumps(payload, sort_keys=True, indent=indent, separators=(",", ":")).encode()
     pair = as_received(raw, orjson.loads(raw))  # read as the gateway reads it
     try:

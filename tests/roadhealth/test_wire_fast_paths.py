@@ -1,6 +1,6 @@
 """Road health's cheaper reading of a payload gives the answers the general one gave.
 
-canonical_pair encodes a payload of the contract's shape with orjson (wire._sorted_body), and
+canonical_pair encodes a payload of the contract's shape with orjson (wire.sorted_body), and
 parse_payload checks acc_z as a whole list (wire._are_samples): for any payload, the bytes must
 be RFC 8785's (chain.encoding.canonical) and the verdict the value-by-value rule's.
 """
@@ -113,7 +113,7 @@ def test_a_window_of_the_contract_takes_the_fast_path_and_signs_alike(
         math.isfinite(v) and not float(v).is_integer() and 1e-4 <= abs(v) < 1e16 for v in acc
     )
     if plain:  # a window of ordinary samples: orjson's bytes, not the general encoder's
-        assert wire._sorted_body(payload) == whole
+        assert wire.sorted_body(payload) == whole
     assert wire.has_valid_signature(payload, KEY.public_hex, unsigned=unsigned)
 
 
