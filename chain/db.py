@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 from chain.errors import StorageError
@@ -101,3 +101,9 @@ def node_database_url(base: str, node_name: str, *, create: bool = True) -> str:
 
 def sqlite_url(path: Path) -> str:
     return f"sqlite:///{path}"
+
+
+def driver_mark(conn: Connection) -> str:
+    """The driver's parameter placeholder for statements sent with `exec_driver_sql`
+    (sqlite3: ?, psycopg: %s)."""
+    return "?" if conn.dialect.paramstyle == "qmark" else "%s"

@@ -32,6 +32,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.schema import CreateIndex
 
+from chain.db import driver_mark
 from chain.errors import StorageError
 
 metadata = MetaData()
@@ -366,7 +367,7 @@ def _insert_many(
     """INSERT many rows through the driver's executemany: the per-transaction rows of a block
     (thousands) skip SQLAlchemy's per-row parameter processing, which cost as much as the
     database's own work. Plain columns only: no type conversion happens here."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = driver_mark(conn)
     # Table and column names are this module's own constants, never input
     sql = (
         f"INSERT INTO {table.name} ({', '.join(columns)})"  # noqa: S608
@@ -380,7 +381,7 @@ def _delete_many(
 ) -> None:
     """DELETE rows by one column through the driver's executemany: one IN list of a block's
     thousands of hashes cost SQLAlchemy a cache key and a bound parameter per hash."""
-    mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+    mark = driver_mark(conn)
     # The table and column are this module's own constants, never input
     conn.exec_driver_sql(f"DELETE FROM {table.name} WHERE {column} = {mark}", list(keys))  # noqa: S608
 

@@ -25,6 +25,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection
 
+from chain.db import driver_mark
+
 metadata = MetaData()
 
 messages = Table(
@@ -89,7 +91,7 @@ ROWS_PER_INSERT = 500  # 3,500 parameters a statement: within SQLite's and Postg
 
 def insert_new(conn: Connection, rows: Sequence[MessageRow]) -> set[tuple[str, int]]:
     """Insert the rows whose (device, seq) is not stored yet; the keys inserted."""
-    mark = _mark(conn)
+    mark = driver_mark(conn)
     one = "(" + ",".join([mark] * len(MESSAGE_COLUMNS)) + ")"
     # Names from this module's constants only; every value goes as a parameter
     head = f"INSERT INTO {messages.name} ({','.join(MESSAGE_COLUMNS)}) VALUES "  # noqa: S608
@@ -127,7 +129,7 @@ def count_sequences(conn: Connection, keys: list[tuple[str, int]]) -> None:
     per_device: dict[str, list[int]] = {}
     for device, seq in keys:
         per_device.setdefault(device, []).append(seq)
-    mark = _mark(conn)
+    mark = driver_mark(conn)
     table = devices.name
     # Names from this module's constants only; every value goes as a parameter
     head = f"INSERT INTO {table} (device, min_seq, max_seq, count) VALUES "  # noqa: S608
@@ -148,8 +150,3 @@ def count_sequences(conn: Connection, keys: list[tuple[str, int]]) -> None:
             seqs = per_device[device]
             params += (device, min(seqs), max(seqs), len(seqs))
         conn.exec_driver_sql(head + ",".join([one] * len(chunk)) + tail, tuple(params))
-
-
-def _mark(conn: Connection) -> str:
-    """The driver's parameter placeholder (sqlite3: ?, psycopg: %s)."""
-    return "?" if conn.dialect.paramstyle == "qmark" else "%s"
