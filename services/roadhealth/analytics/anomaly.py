@@ -27,7 +27,8 @@ from sklearn.metrics import accuracy_score, f1_score
 from sklearn.model_selection import StratifiedKFold
 from sklearn.preprocessing import StandardScaler
 
-from services.roadhealth.analytics.features import FEATURE_NAMES, compute_window_features
+from services.roadhealth.analytics.feature_rows import compute_feature_rows
+from services.roadhealth.analytics.features import FEATURE_NAMES
 from services.roadhealth.errors import AnalyticsError
 
 FloatArray = NDArray[np.float64]
@@ -102,9 +103,10 @@ def resample(acc: FloatArray, *, from_hz: float, to_hz: float) -> FloatArray:
 
 
 def compute_feature_matrix(windows: Sequence[FloatArray], *, rate_hz: float) -> FloatArray:
-    """Classifier features of every window, one row each."""
-    rows = [compute_window_features(w, rate_hz=rate_hz)[_FEATURE_INDEX] for w in windows]
-    return np.array(rows, dtype=np.float64).reshape(len(rows), len(_FEATURE_INDEX))
+    """Classifier features of every window, one row each (the windows of one length computed
+    together: feature_rows.py)."""
+    rows = compute_feature_rows(windows, rate_hz=rate_hz)[:, _FEATURE_INDEX]
+    return np.asarray(rows, dtype=np.float64).reshape(len(windows), len(_FEATURE_INDEX))
 
 
 def _choose_c(x: FloatArray, labels: Sequence[str]) -> float:
