@@ -16,7 +16,11 @@ import pytest
 
 from services.roadhealth.analytics.quartercar import get_vehicle
 from services.roadhealth.analytics.response import simulate_phone_ride
-from services.roadhealth.analytics.shocks import SHOCK_THRESHOLD_MPS2, find_shocks
+from services.roadhealth.analytics.shocks import (
+    SHOCK_THRESHOLD_MPS2,
+    find_shocks,
+    may_hold_shocks,
+)
 from services.roadhealth.assessment.windows import (
     Event,
     WindowInput,
@@ -125,3 +129,22 @@ def test_an_event_a_gate_could_not_judge_is_no_report_whatever_its_direction() -
     assert not unjudged.reported
     # Without any classifier, a downward event still is one (the rule without a model)
     assert Event(5.0, "pothole", 3.0).reported
+
+
+def test_windows_passed_over_as_shockless_are_those_find_shocks_finds_nothing_in() -> None:
+    rng = np.random.default_rng(9)
+    windows = [
+        9.81 + rng.normal(0.0, scale, size)
+        for size in (1, 2, 16, 50, 51, 100, 200)
+        for scale in (0.05, 0.3, 0.6, 1.0)
+        for _ in range(5)
+    ]
+    windows.append(np.r_[np.zeros(49), SHOCK_THRESHOLD_MPS2])  # at the line
+    windows.append(np.r_[np.zeros(49), SHOCK_THRESHOLD_MPS2 + 1e-9])  # past it
+    flags = may_hold_shocks(windows, threshold_mps2=SHOCK_THRESHOLD_MPS2)
+    found = [
+        bool(find_shocks(w, rate_hz=50.0, speed_mps=10.0, threshold_mps2=SHOCK_THRESHOLD_MPS2))
+        for w in windows
+    ]
+    assert flags == found
+    assert 10 < sum(flags) < len(flags) - 10 and flags[-2:] == [False, True]

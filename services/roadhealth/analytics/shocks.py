@@ -74,6 +74,25 @@ def find_shocks(
     return _largest_in_each_piece(out, np.abs(dev), rate_hz=rate_hz)
 
 
+def may_hold_shocks(windows: list[FloatArray], *, threshold_mps2: float) -> list[bool]:
+    """For each window, whether find_shocks could find a shock in it: any sample leaves its
+    median by more than the threshold. The windows of one length are worked out together (a
+    batch's windows mostly share one), each row's median and flags as find_shocks' own."""
+    out = [False] * len(windows)
+    by_size: dict[int, list[int]] = {}
+    for i, acc in enumerate(windows):
+        by_size.setdefault(acc.size, []).append(i)
+    for size, rows in by_size.items():
+        if size == 0:
+            continue
+        stack = np.stack([windows[i] for i in rows])
+        dev = stack - np.median(stack, axis=1)[:, None]
+        flagged = np.any(np.abs(dev) > threshold_mps2, axis=1)
+        for i, flag in zip(rows, flagged.tolist(), strict=True):
+            out[i] = bool(flag)
+    return out
+
+
 def _largest_in_each_piece(
     shocks: list[Shock], deviation: FloatArray, *, rate_hz: float
 ) -> list[Shock]:

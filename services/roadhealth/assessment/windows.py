@@ -54,6 +54,7 @@ from services.roadhealth.analytics.shocks import (
     find_classic_shocks,
     find_shocks,
     gate_piece,
+    may_hold_shocks,
 )
 
 FloatArray = NDArray[np.float64]
@@ -215,14 +216,22 @@ def analyse_windows(
     (a call's fixed cost was a quarter of the gate's)."""
     judge = classifier or default_classifier()
     classic = not is_gate_model(judge)
+    arrays = [np.asarray(w.acc_z, dtype=np.float64) for w in windows]
+    # Most windows hold no shock: found for all of them at once (classic rules: each window)
+    candidates = (
+        [True] * len(arrays)
+        if classic
+        else may_hold_shocks(arrays, threshold_mps2=EVENT_THRESHOLD_MPS2)
+    )
     found = []
-    for w in windows:
-        acc = np.asarray(w.acc_z, dtype=np.float64)
+    for w, acc, candidate in zip(windows, arrays, candidates, strict=True):
         iri, log_std = estimate_window_iri(
             acc, rate_hz=w.rate_hz, speed_mps=w.speed_mps, vehicle_class=w.vehicle_class
         )
-        events = locate_window_events(
-            acc, rate_hz=w.rate_hz, speed_mps=w.speed_mps, classic=classic
+        events = (
+            locate_window_events(acc, rate_hz=w.rate_hz, speed_mps=w.speed_mps, classic=classic)
+            if candidate
+            else ()
         )
         found.append((acc, iri, log_std, events))
     out = [WindowAnalysis(iri, log_std, events) for _acc, iri, log_std, events in found]
