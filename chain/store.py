@@ -10,7 +10,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BigInteger,
@@ -103,10 +103,12 @@ meta = Table(
 )
 
 
-@dataclass(frozen=True)
-class TxRow:
+class TxRow(NamedTuple):
+    """A transaction's row as the store keeps it, its fields in the insert's column order (a
+    block's thousands go to the driver as they are)."""
+
     hash: str
-    index: int
+    idx: int
     expiry_height: int
     body: str
     receipt: str
@@ -273,11 +275,9 @@ class BlockStore:
                 _insert_many(
                     conn,
                     txs,
-                    ("hash", "height", "idx", "expiry_height", "body", "receipt"),
-                    [
-                        (r.hash, height, r.index, r.expiry_height, r.body, r.receipt)
-                        for r in tx_rows
-                    ],
+                    ("hash", "idx", "expiry_height", "body", "receipt"),
+                    tx_rows,
+                    fixed={"height": height},
                 )
                 _delete_many(conn, pending, "hash", [(r.hash,) for r in tx_rows])
             self._write_state(conn, changes)
@@ -360,20 +360,28 @@ def _insert_many(
     conn: Connection,
     table: Table,
     columns: Sequence[str],
-    rows: Sequence[tuple[Any, ...]],
+    rows: Sequence[Sequence[Any]],
     *,
     suffix: str = "",
+    fixed: Mapping[str, int] | None = None,
 ) -> None:
     """INSERT many rows through the driver's executemany: the per-transaction rows of a block
     (thousands) skip SQLAlchemy's per-row parameter processing, which cost as much as the
-    database's own work. Plain columns only: no type conversion happens here."""
+    database's own work. Plain columns only: no type conversion happens here. `fixed`: integer
+    columns of the same value in every row, written into the statement (not copied into each
+    row's parameters)."""
     mark = driver_mark(conn)
+    names, values = list(columns), [mark] * len(columns)
+    for name, value in (fixed or {}).items():
+        names.append(name)
+        values.append(str(int(value)))  # an integer's digits, nothing else
     # Table and column names are this module's own constants, never input
     sql = (
-        f"INSERT INTO {table.name} ({', '.join(columns)})"  # noqa: S608
-        f" VALUES ({', '.join([mark] * len(columns))}){suffix}"
+        f"INSERT INTO {table.name} ({', '.join(names)})"  # noqa: S608
+        f" VALUES ({', '.join(values)}){suffix}"
     )
-    conn.exec_driver_sql(sql, list(rows))
+    # sqlite3 binds an exact tuple's items faster than a named tuple's (0.5 us a row)
+    conn.exec_driver_sql(sql, [tuple(r) for r in rows])
 
 
 def _delete_many(
