@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 import paho.mqtt.client as mqtt
@@ -71,9 +71,9 @@ class BrokerAddress:
             return False
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """One message from the broker, with what is needed to acknowledge it later."""
+class Delivery(NamedTuple):
+    """One message from the broker, with what is needed to acknowledge it later (a tuple: paho's
+    thread makes one per message, three times faster than a frozen dataclass)."""
 
     topic: str
     payload: bytes
@@ -248,8 +248,12 @@ class MqttSource:
         self.receive_maximum = receive_maximum
         self.qos = qos
         self.protocol: Literal["5", "3.1.1"] | None = None
-        # Never fuller than the broker's in-flight window, so the network thread never blocks
-        self.deliveries: queue.Queue[Delivery] = queue.Queue(maxsize=max(receive_maximum, 1000))
+        # A SimpleQueue: put and get cost a tenth of queue.Queue's lock and conditions, a
+        # thirtieth of a message's path. Under MQTT 5 it never holds more than the broker's
+        # in-flight window; past `max_queued` (a broker that ignores the window, or MQTT 3.1.1)
+        # the network thread waits for the intake, as a bounded queue's put would
+        self.deliveries: queue.SimpleQueue[Delivery] = queue.SimpleQueue()
+        self.max_queued = max(receive_maximum, 1000)
         self.connected = threading.Event()
         self.generation = 0
         self.connects = 0
@@ -342,4 +346,7 @@ class MqttSource:
         self._on_delivery(message.topic, bytes(message.payload), message.mid, message.qos)
 
     def _on_delivery(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
-        self.deliveries.put(Delivery(topic, payload, mid, qos, self.generation, time.time()))
+        deliveries = self.deliveries
+        while deliveries.qsize() >= self.max_queued and not self._stopping:
+            time.sleep(0.01)
+        deliveries.put(Delivery(topic, payload, mid, qos, self.generation, time.time()))
