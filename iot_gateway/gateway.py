@@ -74,7 +74,9 @@ class Gateway:
     def __init__(self, settings: GatewaySettings, *, ledger: LedgerPort) -> None:
         self.settings = settings
         self.metrics = Metrics()
-        self.outbox = Outbox(settings.outbox_url, owner=settings.instance)
+        self.outbox = Outbox(
+            settings.outbox_url, owner=settings.instance, batch_max=settings.forward.batch_max
+        )
         self.registry = DeviceRegistry(
             ledger.read,
             ttl_s=settings.registry_ttl_s,

@@ -6,7 +6,7 @@ The insert is written as one driver statement per ROWS_PER_INSERT rows: built by
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, NamedTuple
 
 from sqlalchemy import (
@@ -20,11 +20,15 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    bindparam,
+    delete,
     select,
     tuple_,
+    update,
 )
 from sqlalchemy.engine import Connection
 
+from chain import merkle
 from chain.db import driver_mark
 
 metadata = MetaData()
@@ -83,10 +87,125 @@ class MessageRow(NamedTuple):
     hash: str
     owner: str
     stored_at: float
+    batch_id: int  # the batch it is numbered into when stored (state filling until sealed)
+    leaf_index: int
 
 
 MESSAGE_COLUMNS = MessageRow._fields
-ROWS_PER_INSERT = 500  # 3,500 parameters a statement: within SQLite's and PostgreSQL's limits
+ROWS_PER_INSERT = 500  # 4,500 parameters a statement: within SQLite's and PostgreSQL's limits
+FILLING = "filling"  # a batch the intake numbers messages into; sealed, it becomes open
+
+
+def open_batch(conn: Connection, owner: str, stored_at: float) -> int:
+    """A new filling batch of `owner` (its root and count are set when it is sealed). A driver
+    statement, like add_counts: the intake runs them per group, and SQLAlchemy's statement
+    handling cost more than the database's work."""
+    mark = driver_mark(conn)
+    # Names from this module's constants only; every value goes as a parameter
+    sql = (
+        f"INSERT INTO {batches.name} (owner, root, count, created_at, first_stored_at, state)"  # noqa: S608
+        f" VALUES ({mark}, '', 0, {mark}, {mark}, '{FILLING}') RETURNING id"
+    )
+    return int(conn.exec_driver_sql(sql, (owner, stored_at, stored_at)).scalar_one())
+
+
+# The filling batch as the intake holds it: its id and how many messages it holds
+Filling = tuple[int, int]
+
+
+def number_into(
+    n: int, filling: Filling | None, batch_max: int, open_new: Callable[[], int]
+) -> tuple[list[tuple[int, range]], Filling | None]:
+    """Where n messages in arrival order go: (batch id, leaf indexes) runs that continue the
+    filling batch and open a new one (`open_new`) whenever it holds batch_max; and the
+    filling batch after them."""
+    batch, count = filling if filling is not None else (None, batch_max)
+    runs: list[tuple[int, range]] = []
+    while n > 0:
+        if batch is None or count >= batch_max:
+            batch, count = open_new(), 0
+        take = min(n, batch_max - count)
+        runs.append((batch, range(count, count + take)))
+        count += take
+        n -= take
+    return runs, (None if batch is None else (batch, count))
+
+
+def add_counts(conn: Connection, counts: Mapping[int, int]) -> None:
+    """Add each filling batch's newly stored messages to its count (what backlog counts read)."""
+    mark = driver_mark(conn)
+    sql = f"UPDATE {batches.name} SET count = count + {mark} WHERE id = {mark}"  # noqa: S608
+    for batch_id, n in counts.items():
+        conn.exec_driver_sql(sql, (n, batch_id))
+
+
+def renumber(conn: Connection, rows: Sequence[MessageRow]) -> None:
+    """Move stored rows to the batch and leaf their MessageRow names."""
+    if rows:
+        conn.execute(
+            update(messages)
+            .where(messages.c.device == bindparam("k_device"), messages.c.seq == bindparam("k_seq"))
+            .values(batch_id=bindparam("k_batch"), leaf_index=bindparam("k_leaf")),
+            [
+                {
+                    "k_device": r.device,
+                    "k_seq": r.seq,
+                    "k_batch": r.batch_id,
+                    "k_leaf": r.leaf_index,
+                }
+                for r in rows
+            ],
+        )
+
+
+def drop_batches(conn: Connection, ids: Sequence[int]) -> None:
+    """Delete batches a store opened and left empty."""
+    if ids:
+        conn.execute(delete(batches).where(batches.c.id.in_(list(ids))))
+
+
+class SealError(Exception):
+    """A filling batch's leaves are not 0..n-1 (the seal is rolled back)."""
+
+
+def seal_filling(conn: Connection, owner: str, batch_id: int, max_count: int, at: float) -> bool:
+    """Seal a filling batch no store writes any more: its root over its leaves in order, its
+    count, state open. Past max_count its last messages move to a new filling batch, sealed
+    next (the intake fills batches to the outbox's batch_max, the forwarder's too); an empty
+    batch is dropped (False)."""
+    rows = conn.execute(
+        select(messages.c.hash, messages.c.stored_at, messages.c.leaf_index)
+        .where(messages.c.owner == owner, messages.c.batch_id == batch_id)
+        .order_by(messages.c.leaf_index)
+    ).all()
+    if not rows:
+        drop_batches(conn, [batch_id])
+        return False
+    if [r.leaf_index for r in rows] != list(range(len(rows))):
+        raise SealError(f"batch {batch_id}'s leaves are not numbered 0..{len(rows) - 1}")
+    if len(rows) > max_count:
+        rest = rows[max_count:]
+        later = open_batch(conn, owner, min(r.stored_at for r in rest))
+        conn.execute(
+            update(messages)
+            .where(messages.c.owner == owner, messages.c.batch_id == batch_id)
+            .where(messages.c.leaf_index >= max_count)
+            .values(batch_id=later, leaf_index=messages.c.leaf_index - max_count)
+        )
+        add_counts(conn, {later: len(rest)})
+        rows = rows[:max_count]
+    conn.execute(
+        update(batches)
+        .where(batches.c.id == batch_id)
+        .values(
+            root=merkle.root([bytes.fromhex(r.hash) for r in rows]).hex(),
+            count=len(rows),
+            created_at=at,
+            first_stored_at=min(r.stored_at for r in rows),
+            state="open",
+        )
+    )
+    return True
 
 
 def insert_new(conn: Connection, rows: Sequence[MessageRow]) -> set[tuple[str, int]]:
