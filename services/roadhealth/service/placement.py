@@ -6,6 +6,7 @@ are all a device has stored.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, replace
 from typing import Any, cast
@@ -18,7 +19,6 @@ from sqlalchemy import (
     and_,
     bindparam,
     func,
-    insert,
     select,
     tuple_,
     update,
@@ -26,6 +26,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
+from chain.db import driver_mark
 from services.roadhealth.assessment.windows import WindowAnalysis, window_length_m
 from services.roadhealth.models import RhWindow
 from services.roadhealth.network.headings import Fix, heading_of
@@ -36,6 +37,31 @@ from services.roadhealth.wire import Telemetry
 
 NEIGHBOURS = (-2, -1, 0, 1, 2)  # the seqs around a window whose headings it may change
 KEYS_PER_QUERY = 500
+# What store_windows writes of a window (every column but the id)
+INSERTED = (
+    "device",
+    "seq",
+    "hash",
+    "payload",
+    "topic",
+    "t0",
+    "rate_hz",
+    "lat",
+    "lon",
+    "speed_mps",
+    "samples",
+    "vehicle_class",
+    "anchor_tx",
+    "leaf_index",
+    "root",
+    "segment",
+    "chainage_m",
+    "direction",
+    "heading_deg",
+    "iri",
+    "iri_log_std",
+    "anomalies",
+)
 WINDOWS = cast(Table, RhWindow.__table__)
 NEARBY_COLUMNS = (
     RhWindow.id,
@@ -183,9 +209,10 @@ def store_windows(
                 "anomalies": [e.as_json() for e in analysis.events],
             }
         )
-    # Core executemany without RETURNING: a quarter of the ORM's cost per row; the ids are
-    # read back only for the windows that will file pothole reports
-    session.execute(insert(WINDOWS), rows)
+    # The driver's executemany without RETURNING: a quarter of the ORM's cost per row, and
+    # SQLAlchemy's per-row parameter processing skipped too; the ids are read back only for
+    # the windows that will file pothole reports
+    _insert_windows(session, rows)
     reporting = [
         (r["device"], r["seq"]) for r in rows if r["direction"] and reports(r["anomalies"])
     ]
@@ -208,6 +235,18 @@ def store_windows(
             )
         )
     return placed
+
+
+def _insert_windows(session: Session, rows: list[dict[str, Any]]) -> None:
+    """INSERT the rows through the driver: each row's values in INSERTED's order, anomalies
+    as the JSON column writes them (json.dumps, SQLAlchemy's default serialiser)."""
+    conn = session.connection()
+    columns, marks = ", ".join(INSERTED), ", ".join([driver_mark(conn)] * len(INSERTED))
+    sql = f"INSERT INTO {WINDOWS.name} ({columns}) VALUES ({marks})"  # noqa: S608 (our names)
+    conn.exec_driver_sql(
+        sql,
+        [tuple(json.dumps(r[c]) if c == "anomalies" else r[c] for c in INSERTED) for r in rows],
+    )
 
 
 def revisit_neighbours(
