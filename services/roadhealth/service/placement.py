@@ -238,15 +238,21 @@ def store_windows(
 
 
 def _insert_windows(session: Session, rows: list[dict[str, Any]]) -> None:
-    """INSERT the rows through the driver: each row's values in INSERTED's order, anomalies
-    as the JSON column writes them (json.dumps, SQLAlchemy's default serialiser)."""
+    """INSERT the rows through the driver: each row's values in INSERTED's order (anomalies
+    last), anomalies as the JSON column writes them (json.dumps, SQLAlchemy's default
+    serialiser)."""
     conn = session.connection()
     columns, marks = ", ".join(INSERTED), ", ".join([driver_mark(conn)] * len(INSERTED))
     sql = f"INSERT INTO {WINDOWS.name} ({columns}) VALUES ({marks})"  # noqa: S608 (our names)
     conn.exec_driver_sql(
         sql,
-        [tuple(json.dumps(r[c]) if c == "anomalies" else r[c] for c in INSERTED) for r in rows],
+        [(*(r[c] for c in INSERTED[:-1]), _json_list(r["anomalies"])) for r in rows],
     )
+
+
+def _json_list(values: list[dict[str, Any]]) -> str:
+    """json.dumps of a window's events; most windows have none, "[]" without the encoder."""
+    return json.dumps(values) if values else "[]"
 
 
 def revisit_neighbours(
