@@ -25,8 +25,14 @@ from multiprocessing.process import BaseProcess
 
 from iot_gateway.errors import GatewayError, Rejected
 from iot_gateway.outbox import Incoming
-from iot_gateway.validate import Device, DeviceLookup, Limits, check_message
-from services.roadhealth.wire import parse_topic
+from iot_gateway.validate import (
+    Device,
+    DeviceLookup,
+    Limits,
+    check_message,
+    parse_topic,
+    stored_topic,
+)
 
 START_TIMEOUT_S = 60.0
 
@@ -83,7 +89,7 @@ def _check_rows(
             continue
         payload = checked.payload
         out.append(
-            (str(checked.topic), payload["device"], payload["seq"], checked.body, checked.hash)
+            (stored_topic(topic), payload["device"], payload["seq"], checked.body, checked.hash)
         )
     return out
 

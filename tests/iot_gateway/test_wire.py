@@ -200,3 +200,18 @@ def test_acc_z_must_be_a_non_empty_list_of_numbers(acc_z: list[object]) -> None:
         "bad_schema",
         "acc_z must be a non-empty list of numbers",
     )
+
+
+def test_topics_are_remembered_only_when_short_enough_to_be_telemetry_topics() -> None:
+    from iot_gateway import validate
+
+    longest = "city/" + "c" * 64 + "/road/" + "r" * 64 + "/sensor/" + "d" * 64 + "/telemetry/cbor"
+    assert len(longest) <= validate.TOPIC_MAX_CHARS
+    parsed = validate.parse_topic(longest)
+    assert parsed is not None and parsed.device == "d" * 64 and parsed.encoding == "cbor"
+    assert validate.parse_topic(longest) is parsed  # remembered
+    flood = "city/c/road/r/sensor/d/telemetry/" + "x" * 60_000
+    assert validate.parse_topic(flood) is None
+    before = validate._parse_remembered.cache_info().currsize
+    validate.parse_topic(flood + "y")
+    assert validate._parse_remembered.cache_info().currsize == before
