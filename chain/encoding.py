@@ -128,7 +128,7 @@ def _plain(value: Any) -> Any:
         for key, item in value.items():
             if type(key) is not str or not (key.isascii() or not key or max(key) < "\ud800"):
                 return _NOT_PLAIN
-            if type(item) is str:
+            if type(item) is str or (type(item) is int and -SAFE_INT <= item <= SAFE_INT):
                 continue
             plain = _plain(item)
             if plain is _NOT_PLAIN:
