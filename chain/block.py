@@ -187,6 +187,10 @@ class Event:
     name: str
     data: dict[str, Any]
 
+    def __init__(self, contract: str, name: str, data: dict[str, Any]) -> None:
+        # In one step, not one object.__setattr__ a field: one event or more per transaction
+        self.__dict__.update(contract=contract, name=name, data=data)
+
     def to_json(self) -> dict[str, Any]:
         return {"contract": self.contract, "name": self.name, "data": self.data}
 
@@ -202,6 +206,21 @@ class Receipt:
     code: str | None = None
     error: str | None = None
     events: tuple[Event, ...] = ()
+
+    def __init__(
+        self,
+        tx: str,
+        height: int,
+        index: int,
+        ok: bool,
+        code: str | None = None,
+        error: str | None = None,
+        events: tuple[Event, ...] = (),
+    ) -> None:
+        # In one step, not one object.__setattr__ a field: a receipt per transaction
+        self.__dict__.update(
+            tx=tx, height=height, index=index, ok=ok, code=code, error=error, events=events
+        )
 
     def to_json(self) -> dict[str, Any]:
         return {
