@@ -342,7 +342,9 @@ class Ledger:
                 raise InvalidBlock(
                     f"certificate does not commit block {header.height}: {exc}"
                 ) from exc
-            if not background:
+            if background:
+                self._writer().expect(header.height)  # before the new height can be seen
+            else:
                 self._write(result, certificate)
             self.state.commit(result.changes, result.tree)
             self.height = header.height

@@ -39,16 +39,21 @@ class BlockWriter(Generic[BlockResult]):
         self._thread = threading.Thread(target=self._run, name="block-writer", daemon=True)
         self._thread.start()
 
+    def expect(self, height: int) -> None:
+        """Count `height` as not yet on disk from now: called before the block is committed in
+        memory, so nobody who sees the new height can read it as stored before it is queued."""
+        if self.error is not None:
+            raise StorageError(f"block writer stopped: {self.error}") from self.error
+        with self._lock:
+            self._pending[height] = None
+
     def put(
         self,
         result: BlockResult,
         certificate: Certificate,
         on_durable: Callable[[BlockResult], None] | None,
     ) -> None:
-        if self.error is not None:
-            raise StorageError(f"block writer stopped: {self.error}") from self.error
-        with self._lock:
-            self._pending[result.header.height] = None
+        self.expect(result.header.height)
         self._queue.put((result, certificate, on_durable))
 
     def durable_height(self, applied: int) -> int:

@@ -1,0 +1,77 @@
+"""A block committed in memory is never reported on disk before its write is even queued.
+
+With background writes the ledger commits a block in memory (its height becomes visible) and
+then hands it to the writer thread. `store_height` (what `GET /v1/blocks` and the producer's
+tests rely on) counted only the blocks handed over, so in the moment between the two it
+reported the new block as stored: the flaky `store_height 2 == 1` of test_producer. The height
+is now counted as unwritten before it is made visible.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from chain.block import Certificate, sign_precommit
+from chain.ledger import Ledger
+from chain.tx import Tx
+from chain.writer import BlockWriter
+
+
+def _certified(ledger: Ledger, keys: SimpleNamespace, txs: list[Tx]) -> tuple[Any, Certificate]:
+    height = ledger.height + 1
+    result = ledger.execute(
+        txs, height=height, time_ms=1_700_000_000_000 + height, proposer=keys.validator.public_hex
+    )
+    vote = sign_precommit(
+        keys.validator,
+        chain_id=ledger.chain_id,
+        height=height,
+        round_=0,
+        block_hash=result.header.hash,
+    )
+    return result, Certificate(height, 0, result.header.hash, [vote])  # type: ignore[arg-type]
+
+
+def test_a_new_height_is_not_on_disk_while_its_write_is_being_handed_over(
+    ledger: Ledger,
+    keys: SimpleNamespace,
+    sign: Callable[..., Tx],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ledger.commit(*_certified(ledger, keys, []))  # height 1, in the foreground
+    assert ledger.store_height() == 1
+    handing_over, go_on = threading.Event(), threading.Event()
+    put = BlockWriter.put
+
+    def slow_put(self: BlockWriter[Any], *args: Any, **kwargs: Any) -> None:
+        handing_over.set()
+        go_on.wait(10)
+        put(self, *args, **kwargs)
+
+    monkeypatch.setattr(BlockWriter, "put", slow_put)
+    tx = sign(keys.agency, "anchors", "anchor", {"root": "ab" * 32, "count": 1, "label": "x"})
+    result, certificate = _certified(ledger, keys, [tx])
+    committing = threading.Thread(
+        target=lambda: ledger.commit(result, certificate, background=True)
+    )
+    committing.start()
+    try:
+        assert handing_over.wait(10)
+        deadline = time.monotonic() + 5
+        while ledger.height < 2 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert ledger.height == 2  # committed in memory
+        assert ledger.store_height() == 1  # and not yet stored
+    finally:
+        go_on.set()
+        committing.join(10)
+    ledger.flush()
+    assert ledger.store_height() == 2
+    assert ledger.store.tx(tx.hash) is not None
+    ledger.close()
