@@ -62,7 +62,7 @@ batches = Table(
     Column("anchor_tx", String(64), nullable=True),
     Column("anchored_at", Float, nullable=True),
     Column("forwarded_at", Float, nullable=True),
-    Column("state", String(16), nullable=False),  # open, anchored, forwarded, refused
+    Column("state", String(16), nullable=False),  # filling, open, anchored, forwarded, refused
     Column("error", Text, nullable=True),
     Index("ix_iot_gateway_batches_state", "owner", "state", "id"),
 )
