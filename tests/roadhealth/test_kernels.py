@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
 
 from services.roadhealth.analytics import kernels as module
 from services.roadhealth.analytics.dataset import read_window_folder
@@ -164,9 +165,35 @@ def test_the_live_gate_s_kernel_features_are_what_they_were_bit_for_bit() -> Non
     if REAL.is_dir():
         real, _labels = read_window_folder(REAL, known_classes=SURFACE_CLASSES)
         windows += real
+    controller = ThreadpoolController()
     for kernels in (gate.kernels, draw_kernels(300, seed=3, max_span=250)):
         for start in range(0, len(windows), 64):
             part = windows[start : start + 64]
-            assert np.array_equal(
-                kernel_features(kernels, part), _added_bias_first(kernels, part), equal_nan=True
-            )
+            # the matrix products as kernel_features runs them, on one thread
+            with controller.limit(limits=1, user_api="blas"):
+                before = _added_bias_first(kernels, part)
+            assert np.array_equal(kernel_features(kernels, part), before, equal_nan=True)
+
+
+@pytest.mark.parametrize("caller_threads", [1, 2, 4])
+def test_a_window_s_features_do_not_depend_on_the_caller_s_blas_threads(
+    caller_threads: int,
+) -> None:
+    # A replica on a machine with another core count must judge a piece alike: the features
+    # are the same to the bit whatever BLAS thread team the calling process runs with
+    gate = default_classifier()
+    gate = gate.whole if isinstance(gate, RoutedGate) else gate
+    assert isinstance(gate, EnsembleClassifier)
+    rng = np.random.default_rng(11)
+    windows = [9.81 + rng.normal(0, s, n) for s in (0.05, 0.8, 4.0) for n in (50, 100, 400)]
+    if REAL.is_dir():
+        windows += read_window_folder(REAL, known_classes=SURFACE_CLASSES)[0][:64]
+    controller = ThreadpoolController()
+    with controller.limit(limits=1, user_api="blas"):
+        reference = kernel_features(gate.kernels, windows)
+    with controller.limit(limits=caller_threads, user_api="blas"):
+        features = kernel_features(gate.kernels, windows)
+        # and the caller's own setting is given back afterwards
+        after = {lib["internal_api"]: lib["num_threads"] for lib in controller.info()}
+    assert np.array_equal(features, reference)
+    assert all(n == caller_threads for api, n in after.items() if api == "openblas")

@@ -15,6 +15,7 @@ from functools import cached_property
 
 import numpy as np
 from numpy.typing import NDArray
+from threadpoolctl import ThreadpoolController  # type: ignore[import-untyped]
 
 from services.roadhealth.errors import AnalyticsError
 
@@ -25,6 +26,13 @@ MAX_KERNEL_LENGTH = max(KERNEL_LENGTHS)
 BATCH_WINDOWS = 64
 CONV_BUDGET = 4_000_000  # outputs of one batch's convolutions (32 MB)
 MASK_CACHE_SIZE = 8
+# The convolutions' matrix products run on one BLAS thread. OpenBLAS splits a product's output
+# among its threads and its edge blocks round differently, so with its default team a window's
+# features changed in the last bit with the caller's thread count (seen on this AMD EPYC: 1
+# thread against 2, 4, 8), and a replica on another machine could judge a borderline piece
+# otherwise. One thread also costs less CPU on a busy machine: 134 against 684 ms for 64
+# windows of 400 samples and 1,000 kernels, under load 7 (the threads spin waiting for a core).
+_THREADS = ThreadpoolController()
 
 
 class KernelError(AnalyticsError):
@@ -136,8 +144,9 @@ def kernel_features(kernels: RandomKernels, windows: Sequence[FloatArray]) -> Fl
         return out
     longest = max(w.size for w in windows)
     batch = max(1, min(BATCH_WINDOWS, CONV_BUDGET // (kernels.lengths.size * longest)))
-    for start in range(0, len(windows), batch):
-        out[start : start + batch] = _batch_features(kernels, windows[start : start + batch])
+    with _THREADS.limit(limits=1, user_api="blas"):
+        for start in range(0, len(windows), batch):
+            out[start : start + batch] = _batch_features(kernels, windows[start : start + batch])
     return out
 
 
