@@ -152,14 +152,14 @@ class Outbox:
         self.engine.dispose()
 
     def store(self, incoming: Sequence[Incoming], *, now_s: float | None = None) -> StoreResult:
-        """Store new messages in one transaction, each numbered into this owner's filling batch
-        (so sealing it rewrites no message row); classify redeliveries and conflicting seqs."""
+        """Store new messages in one transaction, numbered into the filling batch."""
         stored_at = time.time() if now_s is None else now_s
         with self._filling_lock:
             try:
                 with self.engine.begin() as conn:
                     result, filling = self._store(conn, incoming, stored_at)
             except SQLAlchemyError as exc:
+                self._filling = None  # its commit may have landed: the next opens a new batch
                 raise OutboxError(f"outbox write failed: {exc}") from exc
             self._filling = filling  # committed: the next store continues from here
         return result

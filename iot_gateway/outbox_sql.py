@@ -174,15 +174,25 @@ def seal_filling(conn: Connection, owner: str, batch_id: int, max_count: int, at
     next (the intake fills batches to the outbox's batch_max, the forwarder's too); an empty
     batch is dropped (False)."""
     rows = conn.execute(
-        select(messages.c.hash, messages.c.stored_at, messages.c.leaf_index)
+        select(messages.c.id, messages.c.hash, messages.c.stored_at, messages.c.leaf_index)
         .where(messages.c.owner == owner, messages.c.batch_id == batch_id)
-        .order_by(messages.c.leaf_index)
+        .order_by(messages.c.leaf_index, messages.c.id)
     ).all()
     if not rows:
         drop_batches(conn, [batch_id])
         return False
     if [r.leaf_index for r in rows] != list(range(len(rows))):
-        raise SealError(f"batch {batch_id}'s leaves are not numbered 0..{len(rows) - 1}")
+        # Leaves numbered twice or with a gap (a store whose commit landed although its
+        # client saw an error, then numbered again from a stale position): number them again
+        # in (leaf, arrival) order, so the batch seals instead of blocking every later one
+        renumber_leaves(conn, [r.id for r in rows])
+        rows = conn.execute(
+            select(messages.c.id, messages.c.hash, messages.c.stored_at, messages.c.leaf_index)
+            .where(messages.c.owner == owner, messages.c.batch_id == batch_id)
+            .order_by(messages.c.leaf_index)
+        ).all()
+        if [r.leaf_index for r in rows] != list(range(len(rows))):
+            raise SealError(f"batch {batch_id}'s leaves are not numbered 0..{len(rows) - 1}")
     if len(rows) > max_count:
         rest = rows[max_count:]
         later = open_batch(conn, owner, min(r.stored_at for r in rest))
@@ -206,6 +216,16 @@ def seal_filling(conn: Connection, owner: str, batch_id: int, max_count: int, at
         )
     )
     return True
+
+
+def renumber_leaves(conn: Connection, ids: Sequence[int]) -> None:
+    """Give the messages `ids` (in that order) the leaves 0..n-1."""
+    conn.execute(
+        update(messages)
+        .where(messages.c.id == bindparam("mid"))
+        .values(leaf_index=bindparam("leaf")),
+        [{"mid": mid, "leaf": leaf} for leaf, mid in enumerate(ids)],
+    )
 
 
 def insert_new(conn: Connection, rows: Sequence[MessageRow]) -> set[tuple[str, int]]:
