@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from chain import merkle
+from chain import bundles, merkle
 from chain.block import Certificate, Event, Header, Receipt, validators_hash, verify_certificate
 from chain.contracts import governance, membership
 from chain.contracts.anchors import Anchors
@@ -33,9 +33,8 @@ from chain.genesis import Genesis, initial_state
 from chain.smt import StateProof
 from chain.state import CommittedState, Overlay, StateView, key_hash, stored_value
 from chain.store import BlockStore
-from chain.suites.base import Hasher
 from chain.suites.hashing import trees_for
-from chain.tx import Tx, tx_from_json, wrong_suite
+from chain.tx import Tx, wrong_suite
 from chain.writer import BlockWriter, DurableTip
 
 log = logging.getLogger(__name__)
@@ -343,26 +342,35 @@ class Ledger:
                     f"certificate does not commit block {header.height}: {exc}"
                 ) from exc
             if background:
-                self._writer().expect(header.height)  # before the new height can be seen
+                writer = self._writer()
+                writer.expect(header.height)  # before the new height can be seen
+                try:
+                    self._apply(result)
+                    self.unwritten.update(dict.fromkeys(tx.hash for tx in result.txs))
+                    writer.put(result, certificate, on_durable)  # queued before the lock opens
+                except BaseException:
+                    writer.cancel(header.height)
+                    raise
             else:
                 self._write(result, certificate)
-            self.state.commit(result.changes, result.tree)
-            self.height = header.height
-            self.last_header = header
-            for tx in result.txs:
-                self.live_txs[tx.hash] = tx.expiry_height
-            if background:
-                self.unwritten.update(dict.fromkeys(tx.hash for tx in result.txs))
-            if header.height % 1000 == 0:
-                self.live_txs = {h: e for h, e in self.live_txs.items() if e >= header.height}
-            if any(
-                ns == governance.NAMESPACE and k.startswith("contract:") for ns, k in result.changes
-            ):
-                self._install_registered_contracts()
-        if background:
-            self._writer().put(result, certificate, on_durable)
-        elif on_durable is not None:
+                self._apply(result)
+        if not background and on_durable is not None:
             on_durable(result)
+
+    def _apply(self, result: BlockResult) -> None:
+        """Make a certified, verified block the committed state in memory (under the lock)."""
+        header = result.header
+        self.state.commit(result.changes, result.tree)
+        self.height = header.height
+        self.last_header = header
+        for tx in result.txs:
+            self.live_txs[tx.hash] = tx.expiry_height
+        if header.height % 1000 == 0:
+            self.live_txs = {h: e for h, e in self.live_txs.items() if e >= header.height}
+        if any(
+            ns == governance.NAMESPACE and k.startswith("contract:") for ns, k in result.changes
+        ):
+            self._install_registered_contracts()
 
     def _write(self, result: BlockResult, certificate: Certificate) -> None:
         header = result.header
@@ -410,27 +418,7 @@ class Ledger:
 
     def tx_proof(self, tx_hash: str) -> dict[str, Any] | None:
         """The proof bundle of a committed transaction and its receipt."""
-        found = self.store.tx(tx_hash)
-        if found is None:
-            return None
-        height = found[0]
-        rows = self.store.block_txs(height)
-        bodies = [tx_from_json(body) for body, _ in rows]
-        index = next(i for i, t in enumerate(bodies) if t.hash == tx_hash)
-        hasher = self.trees.hasher
-        tx_leaves = [merkle.leaf_hash(t.encode(), hasher) for t in bodies]
-        receipts = [Receipt.from_json(r) for _, r in rows]
-        receipt_leaves = [merkle.leaf_hash(r.encode(), hasher) for r in receipts]
-        return {
-            "version": 1,
-            "kind": "tx",
-            "chain_id": self.chain_id,
-            "tx": bodies[index].to_json(),
-            "tx_proof": _path_json(tx_leaves, index, hasher),
-            "receipt": receipts[index].to_json(),
-            "receipt_proof": _path_json(receipt_leaves, index, hasher),
-            **self.proof_frame(height),
-        }
+        return bundles.tx_bundle(self, tx_hash)
 
     def validator_transitions(self, height: int) -> list[dict[str, Any]]:
         """The certified headers that changed the validator set before `height`, with each new
@@ -488,11 +476,6 @@ class Ledger:
                     self._frames.pop(next(iter(self._frames)))
                 self._frames[height] = encoded
         return dict(json.loads(encoded))
-
-
-def _path_json(leaves: list[bytes], index: int, hasher: Hasher) -> dict[str, Any]:
-    path = merkle.audit_path(leaves, index, hasher)
-    return {"index": index, "size": len(leaves), "path": [p.hex() for p in path]}
 
 
 def event_list(receipts: Sequence[Receipt]) -> list[Event]:

@@ -35,6 +35,7 @@ class BlockWriter(Generic[BlockResult]):
         self._queue: queue.Queue[tuple[BlockResult, Certificate, Any] | None] = queue.Queue()
         self._pending: dict[int, None] = {}
         self._lock = threading.Lock()
+        self._written = threading.Condition(self._lock)  # notified as heights leave _pending
         self.error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, name="block-writer", daemon=True)
         self._thread.start()
@@ -47,13 +48,20 @@ class BlockWriter(Generic[BlockResult]):
         with self._lock:
             self._pending[height] = None
 
+    def cancel(self, height: int) -> None:
+        """Forget an expected height that will never be queued (its commit failed in memory),
+        so nobody waits for it."""
+        with self._written:
+            self._pending.pop(height, None)
+            self._written.notify_all()
+
     def put(
         self,
         result: BlockResult,
         certificate: Certificate,
         on_durable: Callable[[BlockResult], None] | None,
     ) -> None:
-        self.expect(result.header.height)
+        """Queue an expected block for writing."""
         self._queue.put((result, certificate, on_durable))
 
     def durable_height(self, applied: int) -> int:
@@ -61,7 +69,15 @@ class BlockWriter(Generic[BlockResult]):
             return min(self._pending, default=applied + 1) - 1
 
     def flush(self) -> None:
-        self._queue.join()
+        """Wait until every height expected so far is on disk. Heights, not the queue: a block
+        is expected (visible as committed) a moment before it is queued, and a reader in that
+        moment must wait for it too. Heights expected after the call are not waited for, so a
+        busy chain cannot keep a reader waiting."""
+        with self._written:
+            target = max(self._pending, default=0)
+            self._written.wait_for(
+                lambda: self.error is not None or min(self._pending, default=target + 1) > target
+            )
         if self.error is not None:
             raise StorageError(f"block writer stopped: {self.error}") from self.error
 
@@ -82,10 +98,13 @@ class BlockWriter(Generic[BlockResult]):
                     self._write(result, certificate)
                 except Exception as exc:  # storage gone: remembered, raised on flush
                     log.exception("writing block %d failed", result.header.height)
-                    self.error = exc
+                    with self._written:
+                        self.error = exc
+                        self._written.notify_all()
                     continue
-                with self._lock:
+                with self._written:
                     self._pending.pop(result.header.height, None)
+                    self._written.notify_all()
                 if on_durable is not None:
                     on_durable(result)
             finally:

@@ -75,3 +75,102 @@ def test_a_new_height_is_not_on_disk_while_its_write_is_being_handed_over(
     assert ledger.store_height() == 2
     assert ledger.store.tx(tx.hash) is not None
     ledger.close()
+
+
+def test_a_block_read_while_its_write_is_being_handed_over_waits_for_it(
+    ledger: Ledger,
+    keys: SimpleNamespace,
+    sign: Callable[..., Tx],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`GET /v1/blocks/2` in the moment after height 2 is committed in memory and before its
+    write is queued got 404 (flush waited for the queue, which was still empty): it now waits
+    for the height itself."""
+    ledger.commit(*_certified(ledger, keys, []))
+    handing_over, go_on = threading.Event(), threading.Event()
+    put = BlockWriter.put
+
+    def slow_put(self: BlockWriter[Any], *args: Any, **kwargs: Any) -> None:
+        handing_over.set()
+        go_on.wait(10)
+        put(self, *args, **kwargs)
+
+    monkeypatch.setattr(BlockWriter, "put", slow_put)
+    tx = sign(keys.agency, "anchors", "anchor", {"root": "cd" * 32, "count": 1, "label": "y"})
+    result, certificate = _certified(ledger, keys, [tx])
+    committing = threading.Thread(
+        target=lambda: ledger.commit(result, certificate, background=True)
+    )
+    read: list[Any] = []
+    committing.start()
+    try:
+        assert handing_over.wait(10)
+        reader = threading.Thread(target=lambda: read.append(ledger.block(2)))
+        reader.start()
+        reader.join(0.3)
+        assert reader.is_alive()  # waiting for the write, not answering "no such block"
+    finally:
+        go_on.set()
+        committing.join(10)
+    reader.join(10)
+    assert read and read[0] is not None
+    assert read[0][0].hash == result.header.hash
+    ledger.close()
+
+
+def test_a_commit_that_fails_in_memory_leaves_nobody_waiting(
+    ledger: Ledger,
+    keys: SimpleNamespace,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ledger.commit(*_certified(ledger, keys, []))
+    result, certificate = _certified(ledger, keys, [])
+
+    def broken(*args: Any, **kwargs: Any) -> None:
+        raise MemoryError("state commit failed")
+
+    monkeypatch.setattr(ledger.state, "commit", broken)
+    with pytest.raises(MemoryError):
+        ledger.commit(result, certificate, background=True)
+    flushing = threading.Thread(target=ledger.flush)
+    flushing.start()
+    flushing.join(5)
+    assert not flushing.is_alive()
+    assert ledger.store_height() == ledger.height == 1
+    ledger.close()
+
+
+def test_flush_waits_only_for_heights_expected_before_it() -> None:
+    """A busy chain keeps expecting heights; a reader waits for those it could see, not more."""
+    written: list[int] = []
+    release = threading.Event()
+
+    def write(result: Any, certificate: Any) -> None:
+        if result.header.height == 2:
+            release.wait(10)
+        written.append(result.header.height)
+
+    writer: BlockWriter[Any] = BlockWriter(write)
+    block = SimpleNamespace(header=SimpleNamespace(height=1))
+    writer.expect(1)
+    writer.put(block, None, None)  # type: ignore[arg-type]
+    writer.flush()
+    assert written == [1]
+    writer.expect(2)  # seen by the reader below; 3 is expected only after it starts waiting
+    flushed = threading.Event()
+
+    def flush() -> None:
+        writer.flush()
+        flushed.set()
+
+    threading.Thread(target=flush).start()
+    time.sleep(0.05)
+    writer.expect(3)  # never written while the reader waits
+    writer.put(SimpleNamespace(header=SimpleNamespace(height=2)), None, None)  # type: ignore[arg-type]
+    assert not flushed.wait(0.2)
+    release.set()
+    assert flushed.wait(5)
+    assert written == [1, 2]
+    assert writer.durable_height(3) == 2
+    writer.cancel(3)
+    writer.close()
