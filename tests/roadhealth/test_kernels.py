@@ -1,5 +1,8 @@
 """Random convolution kernel features (the ROCKET idea) against a direct convolution oracle."""
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -197,3 +200,44 @@ def test_a_window_s_features_do_not_depend_on_the_caller_s_blas_threads(
         after = {lib["internal_api"]: lib["num_threads"] for lib in controller.info()}
     assert np.array_equal(features, reference)
     assert all(n == caller_threads for api, n in after.items() if api == "openblas")
+
+
+def test_the_service_s_request_threads_compute_on_one_blas_thread() -> None:
+    # The road-health service computes features on its request threads, where a limit set in
+    # the thread itself does not reach OpenBLAS: importing the module at start-up (main
+    # thread) puts the process on one thread, whatever its own default team
+    script = """
+import threading
+import numpy
+from threadpoolctl import ThreadpoolController
+def blas():
+    return min(i["num_threads"] for i in ThreadpoolController().info() if i["user_api"] == "blas")
+before = blas()
+import services.roadhealth.analytics.kernels
+seen = []
+worker = threading.Thread(target=lambda: seen.append(blas()))
+worker.start()
+worker.join()
+print(before, seen[0])
+"""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2"}  # OpenBLAS caps it at the cores
+    run = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, check=True
+    )
+    assert run.stdout.split() == [str(min(2, os.cpu_count() or 1)), "1"]
+
+
+def test_nested_limits_restore_the_caller_s_setting_only_when_the_last_leaves() -> None:
+    controller = ThreadpoolController()
+
+    def blas_threads() -> int:
+        return min(lib["num_threads"] for lib in controller.info() if lib["user_api"] == "blas")
+
+    one = module._OneBlasThread()
+    with controller.limit(limits=2, user_api="blas"):
+        one.__enter__()
+        one.__enter__()  # a second call overlapping the first
+        one.__exit__()
+        assert blas_threads() == 1  # the first out does not give 2 back under the second
+        one.__exit__()
+        assert blas_threads() == 2

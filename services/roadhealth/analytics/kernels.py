@@ -9,6 +9,7 @@ parameters are stored with the model, so a model file does not depend on numpy's
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -32,7 +33,45 @@ MASK_CACHE_SIZE = 8
 # thread against 2, 4, 8), and a replica on another machine could judge a borderline piece
 # otherwise. One thread also costs less CPU on a busy machine: 134 against 684 ms for 64
 # windows of 400 samples and 1,000 kernels, under load 7 (the threads spin waiting for a core).
+#
+# The thread count this numpy's OpenBLAS uses is the one set from the process's main thread: a
+# limit set from another thread has no effect (measured with threadpoolctl 3 and OpenBLAS
+# 0.3.31 here), and the road-health service computes features on its request threads. So the
+# process is put on one BLAS thread when this module is first imported (from the main thread
+# at start-up), and each call from the main thread limits it again in case the caller raised it.
 _THREADS = ThreadpoolController()
+_PROCESS_LIMIT = (
+    _THREADS.limit(limits=1, user_api="blas")
+    if threading.current_thread() is threading.main_thread()
+    else None
+)
+
+
+class _OneBlasThread:
+    """Holds BLAS at one thread while any kernel_features call is inside; the first call in
+    sets the limit and the last one out restores what was there before, so overlapping calls
+    cannot give the old count back while another still computes."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._inside = 0
+        self._limiter: object | None = None
+
+    def __enter__(self) -> None:
+        with self._lock:
+            if self._inside == 0:
+                self._limiter = _THREADS.limit(limits=1, user_api="blas")
+            self._inside += 1
+
+    def __exit__(self, *exc: object) -> None:
+        with self._lock:
+            self._inside -= 1
+            if self._inside == 0 and self._limiter is not None:
+                self._limiter.restore_original_limits()  # type: ignore[attr-defined]
+                self._limiter = None
+
+
+_ONE_BLAS_THREAD = _OneBlasThread()
 
 
 class KernelError(AnalyticsError):
@@ -144,7 +183,7 @@ def kernel_features(kernels: RandomKernels, windows: Sequence[FloatArray]) -> Fl
         return out
     longest = max(w.size for w in windows)
     batch = max(1, min(BATCH_WINDOWS, CONV_BUDGET // (kernels.lengths.size * longest)))
-    with _THREADS.limit(limits=1, user_api="blas"):
+    with _ONE_BLAS_THREAD:
         for start in range(0, len(windows), batch):
             out[start : start + batch] = _batch_features(kernels, windows[start : start + batch])
     return out
