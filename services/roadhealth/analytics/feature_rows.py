@@ -30,6 +30,7 @@ from services.roadhealth.analytics.features import (
     WindowError,
     _count_peaks,
     compute_window_features,
+    standardised_moments,
 )
 
 FloatArray = NDArray[np.float64]
@@ -106,8 +107,9 @@ def _shape_moments(dev: FloatArray) -> tuple[FloatArray, FloatArray]:
             skew.append(float("nan"))
             kurt.append(float("nan"))
         else:
-            skew.append(m3 / m2**1.5)
-            kurt.append(m4 / m2**2 - 3.0)
+            s, k = standardised_moments(m2, m3, m4)
+            skew.append(s)
+            kurt.append(k)
     return np.array(skew), np.array(kurt)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import numpy as np
 from numpy.typing import NDArray
@@ -115,7 +116,18 @@ def _shape_moments(dev: FloatArray) -> tuple[float, float]:
     m2 = float(np.mean(centred**2))
     if m2 <= (np.finfo(np.float64).eps * float(np.abs(dev.mean()))) ** 2:
         return float("nan"), float("nan")  # a constant window, as scipy answers it
-    return float(np.mean(centred**3)) / m2**1.5, float(np.mean(centred**4)) / m2**2 - 3.0
+    return standardised_moments(m2, float(np.mean(centred**3)), float(np.mean(centred**4)))
+
+
+def standardised_moments(m2: float, m3: float, m4: float) -> tuple[float, float]:
+    """Skewness m3 / m2^1.5 and excess kurtosis m4 / m2^2 - 3 of central moments. A power past
+    the float range (deviations above ~1e154) raises in Python; the ratios themselves are
+    scale-free, so they are then taken a step at a time, which stays in range."""
+    try:
+        return m3 / m2**1.5, m4 / m2**2 - 3.0
+    except OverflowError:
+        root = math.sqrt(m2)
+        return m3 / root / m2, m4 / m2 / m2 - 3.0
 
 
 def _count_peaks(dev: FloatArray, prominences_mps2: tuple[float, ...]) -> list[float]:
