@@ -58,6 +58,13 @@ class ForwardSettings:
     backoff_initial_s: float = 0.2
     backoff_max_s: float = 5.0
     http_timeout_s: float = 30.0
+
+    def __post_init__(self) -> None:
+        if self.batch_max < 1:
+            raise ValueError(f"batch_max must be at least 1, got {self.batch_max}")
+        if not self.batch_wait_s >= 0:
+            raise ValueError(f"batch_wait_s must be 0 or more seconds, got {self.batch_wait_s}")
+
     idle_wait_s: float = 0.05  # pause of an idle loop before it asks the outbox again
 
 

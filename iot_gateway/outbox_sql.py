@@ -119,6 +119,8 @@ def number_into(
     """Where n messages in arrival order go: (batch id, leaf indexes) runs that continue the
     filling batch and open a new one (`open_new`) whenever it holds batch_max; and the
     filling batch after them."""
+    if batch_max < 1:
+        raise ValueError(f"a batch holds at least 1 message, not {batch_max}")
     batch, count = filling if filling is not None else (None, batch_max)
     runs: list[tuple[int, range]] = []
     while n > 0:

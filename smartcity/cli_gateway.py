@@ -57,11 +57,15 @@ def gateway() -> None:
 @click.option("--protocol", type=click.Choice(["auto", "5", "3.1.1"]), default="auto")
 @click.option("--health-port", type=int, default=0, show_default=True)
 @click.option(
-    "--batch-max", type=int, default=1000, show_default=True, help="messages per anchored batch"
+    "--batch-max",
+    type=click.IntRange(min=1),
+    default=1000,
+    show_default=True,
+    help="messages per anchored batch",
 )
 @click.option(
     "--batch-wait",
-    type=float,
+    type=click.FloatRange(min=0.0),
     default=1.0,
     show_default=True,
     help="seconds before a non-full batch is sealed and anchored (the anchoring window)",
