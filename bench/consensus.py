@@ -9,11 +9,13 @@ transaction once; in one process the validators share one verification).
 The process runs share one 4-process network, load spread over its validators: a warm-up at the
 ceiling (reported, so the measured runs see a chain of about the same size), saturation (offered
 at the ceiling), twice the saturating offered rate (overload: throughput must hold, refusals are
-429s at the door, not a collapse), saturation again, then half the saturated rate (the latency
-figure). A node's cost per transaction grows with its chain (its state tree deepens, its indexes
+429s at the door, not a collapse), half the saturated rate (the latency figure), then saturation
+again. A node's cost per transaction grows with its chain (its state tree deepens, its indexes
 outgrow the page cache): each run is on a longer chain than the one before, so the overload
-run is compared with the saturation runs on either side of it, whose mean is the saturation
-of a chain its size (against the run before alone, the growth reads as a fall). Their node
+run is compared with the saturation runs on either side of it, whose mean stands for the
+saturation of a chain its size (against the run before alone, the growth reads as a fall; the
+run after is on a chain longer by the half-load run too, so the mean errs against the overload
+run). Their node
 links are TLS 1.3 as deployed (`p2p` says so); BENCH_CONSENSUS_P2P=plaintext runs them over a
 demo's plaintext links instead, to measure what encryption costs.
 """
@@ -340,8 +342,8 @@ def processes(folder: Path, ceiling: float) -> list[dict[str, Any]]:
                 for name, r in (("warm_up", warm), ("saturation", saturated))
             ]
         overload = network.run(2 * ceiling, salt=4)
-        after = network.run(ceiling, salt=5)
         half = network.run(max(1.0, saturated["tx_per_s"] / 2), salt=3)
+        after = network.run(ceiling, salt=5)  # last: the other runs see the chains they saw
     finally:
         network.close()
     sat = max(saturated["tx_per_s"], 1e-9)
