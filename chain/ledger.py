@@ -348,8 +348,11 @@ class Ledger:
                     self._apply(result)
                     self.unwritten.update(dict.fromkeys(tx.hash for tx in result.txs))
                     writer.put(result, certificate, on_durable)  # queued before the lock opens
-                except BaseException:
-                    writer.cancel(header.height)
+                except BaseException as exc:
+                    if self.height == header.height:  # visible as committed, never stored
+                        writer.fail(exc)
+                    else:
+                        writer.cancel(header.height)
                     raise
             else:
                 self._write(result, certificate)

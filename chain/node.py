@@ -7,13 +7,14 @@ so the same node serves the async HTTP API and synchronous embedded services.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -180,8 +181,11 @@ class Node:
         with self._waiters_lock:
             waiters = self._waiters.pop(tx_hash, [])
         for future in waiters:
-            if not future.done():
-                future.set_result(receipt)
+            # A waiter whose wait timed out cancels its future (asyncio's wrap_future) at any
+            # moment, between the check and the set too
+            with contextlib.suppress(InvalidStateError):
+                if not future.done():
+                    future.set_result(receipt)
 
     # -- events --------------------------------------------------------------------------
 

@@ -85,7 +85,22 @@ class BlockWriter(Generic[BlockResult]):
         self._queue.put(None)
         self._thread.join(timeout=30)
 
+    def fail(self, error: BaseException) -> None:
+        """Stop writing: the block in hand cannot be stored as committed (raised on flush)."""
+        with self._written:
+            if self.error is None:
+                self.error = error
+            self._written.notify_all()
+
     def _run(self) -> None:
+        try:
+            self._write_queued()
+        except BaseException as exc:  # the thread must not die leaving flushes waiting
+            log.exception("block writer stopped")
+            self.fail(exc)
+            raise
+
+    def _write_queued(self) -> None:
         while True:
             item = self._queue.get()
             try:
@@ -98,15 +113,16 @@ class BlockWriter(Generic[BlockResult]):
                     self._write(result, certificate)
                 except Exception as exc:  # storage gone: remembered, raised on flush
                     log.exception("writing block %d failed", result.header.height)
-                    with self._written:
-                        self.error = exc
-                        self._written.notify_all()
+                    self.fail(exc)
                     continue
                 with self._written:
                     self._pending.pop(result.header.height, None)
                     self._written.notify_all()
                 if on_durable is not None:
-                    on_durable(result)
+                    try:
+                        on_durable(result)
+                    except Exception:  # the block is stored; telling its waiters failed
+                        log.exception("after writing block %d", result.header.height)
             finally:
                 self._queue.task_done()
 

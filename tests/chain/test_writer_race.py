@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 
 from chain.block import Certificate, sign_precommit
+from chain.errors import StorageError
 from chain.ledger import Ledger
 from chain.tx import Tx
 from chain.writer import BlockWriter
@@ -105,10 +106,12 @@ def test_a_block_read_while_its_write_is_being_handed_over_waits_for_it(
     committing.start()
     try:
         assert handing_over.wait(10)
-        reader = threading.Thread(target=lambda: read.append(ledger.block(2)))
+        writer = ledger._writer()
+        waiting = _signal_waits(writer, monkeypatch)
+        reader = threading.Thread(target=lambda: read.append(ledger.block(2)), daemon=True)
         reader.start()
-        reader.join(0.3)
-        assert reader.is_alive()  # waiting for the write, not answering "no such block"
+        assert waiting.wait(10)  # waiting for the write, not answering "no such block"
+        assert not read
     finally:
         go_on.set()
         committing.join(10)
@@ -132,11 +135,36 @@ def test_a_commit_that_fails_in_memory_leaves_nobody_waiting(
     monkeypatch.setattr(ledger.state, "commit", broken)
     with pytest.raises(MemoryError):
         ledger.commit(result, certificate, background=True)
-    flushing = threading.Thread(target=ledger.flush)
+    flushing = threading.Thread(target=ledger.flush, daemon=True)
     flushing.start()
     flushing.join(5)
     assert not flushing.is_alive()
     assert ledger.store_height() == ledger.height == 1
+    ledger.close()
+
+
+def test_a_block_visible_as_committed_but_never_stored_stops_the_writer(
+    ledger: Ledger,
+    keys: SimpleNamespace,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A failure after the new height became visible (a registered contract that does not
+    install) leaves a block committed in memory that will never be written: readers and the
+    next commit are told the writer stopped, none waits for it or reads it as stored."""
+    ledger.commit(*_certified(ledger, keys, []))
+    result, certificate = _certified(ledger, keys, [])
+
+    def broken() -> None:
+        raise RuntimeError("contract does not install")
+
+    monkeypatch.setattr(result, "changes", {("governance", "contract:x"): "y"})
+    monkeypatch.setattr(ledger, "_install_registered_contracts", broken)
+    with pytest.raises(RuntimeError):
+        ledger.commit(result, certificate, background=True)
+    assert ledger.height == 2
+    assert ledger.store_height() == 1
+    with pytest.raises(StorageError, match="contract does not install"):
+        ledger.flush()
     ledger.close()
 
 
@@ -158,19 +186,59 @@ def test_flush_waits_only_for_heights_expected_before_it() -> None:
     assert written == [1]
     writer.expect(2)  # seen by the reader below; 3 is expected only after it starts waiting
     flushed = threading.Event()
+    waiting = _signal_waits(writer, pytest.MonkeyPatch())
 
     def flush() -> None:
         writer.flush()
         flushed.set()
 
-    threading.Thread(target=flush).start()
-    time.sleep(0.05)
-    writer.expect(3)  # never written while the reader waits
-    writer.put(SimpleNamespace(header=SimpleNamespace(height=2)), None, None)  # type: ignore[arg-type]
-    assert not flushed.wait(0.2)
-    release.set()
-    assert flushed.wait(5)
+    threading.Thread(target=flush, daemon=True).start()
+    try:
+        assert waiting.wait(5)
+        writer.expect(3)  # never written while the reader waits
+        writer.put(SimpleNamespace(header=SimpleNamespace(height=2)), None, None)  # type: ignore[arg-type]
+        assert not flushed.wait(0.2)
+        release.set()
+        assert flushed.wait(5)
+        assert written == [1, 2]
+        assert writer.durable_height(3) == 2
+    finally:
+        release.set()
+        writer.cancel(3)
+        writer.close()
+
+
+def test_a_failing_durable_callback_does_not_stop_the_writer() -> None:
+    """A block's waiters failing to be told (a waiter's future cancelled as it timed out) left
+    the writer thread dead and every later flush waiting for ever."""
+    written: list[int] = []
+    writer: BlockWriter[Any] = BlockWriter(lambda r, c: written.append(r.header.height))
+
+    def broken(result: Any) -> None:
+        raise RuntimeError("waiter gone")
+
+    for height in (1, 2):
+        writer.expect(height)
+        writer.put(SimpleNamespace(header=SimpleNamespace(height=height)), None, broken)  # type: ignore[arg-type]
+    done = threading.Thread(target=writer.flush, daemon=True)
+    done.start()
+    done.join(5)
+    assert not done.is_alive()
     assert written == [1, 2]
-    assert writer.durable_height(3) == 2
-    writer.cancel(3)
+    assert writer.error is None
     writer.close()
+
+
+def _signal_waits(writer: BlockWriter[Any], monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """An event set when a flush starts waiting on the writer's condition."""
+    waiting = threading.Event()
+    condition = writer._written
+    wait_for = condition.wait_for
+
+    def signalled(predicate: Callable[[], bool], timeout: float | None = None) -> bool:
+        if not predicate():
+            waiting.set()
+        return wait_for(predicate, timeout)
+
+    monkeypatch.setattr(condition, "wait_for", signalled)
+    return waiting
