@@ -13,12 +13,16 @@ from services.roadhealth import (
     models,  # noqa: F401  (registers the tables on Base.metadata)
     service,
 )
+from services.roadhealth.analytics.kernels import limit_process_blas
 from services.roadhealth.api import build_router
 from services.roadhealth.runtime import Runtime, Settings
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
-    """Build the app: tables, segment index (demo network on first run), alert dispatcher."""
+    """Build the app: tables, segment index (demo network on first run), alert dispatcher.
+    Called from the process's main thread, it also puts the process on one BLAS thread (the
+    gate's features are computed on request threads and must not depend on the machine)."""
+    limit_process_blas()
     settings = Settings.from_context(ctx)
     _engine, factory = make_session_factory(ctx.database_url, Base.metadata)
     rt = Runtime(ctx=ctx, settings=settings)

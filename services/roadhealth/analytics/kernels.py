@@ -36,15 +36,23 @@ MASK_CACHE_SIZE = 8
 #
 # The thread count this numpy's OpenBLAS uses is the one set from the process's main thread: a
 # limit set from another thread has no effect (measured with threadpoolctl 3 and OpenBLAS
-# 0.3.31 here), and the road-health service computes features on its request threads. So the
-# process is put on one BLAS thread when this module is first imported (from the main thread
-# at start-up), and each call from the main thread limits it again in case the caller raised it.
+# 0.3.31 here: the library's helper threads kept computing), and the road-health service
+# computes features on its request threads. So the service puts its process on one BLAS thread
+# at start-up (limit_process_blas), and each call limits it again in case a main-thread caller
+# raised it.
 _THREADS = ThreadpoolController()
-_PROCESS_LIMIT = (
-    _THREADS.limit(limits=1, user_api="blas")
-    if threading.current_thread() is threading.main_thread()
-    else None
-)
+_PROCESS_LIMIT: list[object] = []  # the process-wide limit, once set
+
+
+def limit_process_blas() -> bool:
+    """Put the whole process on one BLAS thread for good, as a service that computes kernel
+    features on worker threads must (other BLAS work in the process then runs on one thread
+    too). Only the main thread can: anywhere else this does nothing and answers False."""
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    if not _PROCESS_LIMIT:
+        _PROCESS_LIMIT.append(_THREADS.limit(limits=1, user_api="blas"))
+    return True
 
 
 class _OneBlasThread:
