@@ -7,6 +7,7 @@ until SIGTERM or SIGINT. The gateway's modules load when the command runs, not f
 
 from __future__ import annotations
 
+import math
 import signal
 import threading
 from pathlib import Path
@@ -16,6 +17,12 @@ import click
 from iot_gateway.wire import TOPIC_PATTERN
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
+
+
+def _finite_seconds(value: float) -> float:
+    if not math.isfinite(value):  # click's FloatRange lets nan and inf through
+        raise click.BadParameter(f"{value} is not a number of seconds")
+    return value
 
 
 @click.group("gateway")
@@ -66,6 +73,7 @@ def gateway() -> None:
 @click.option(
     "--batch-wait",
     type=click.FloatRange(min=0.0),
+    callback=lambda _ctx, _param, value: _finite_seconds(value),
     default=1.0,
     show_default=True,
     help="seconds before a non-full batch is sealed and anchored (the anchoring window)",

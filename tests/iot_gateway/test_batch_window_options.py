@@ -14,7 +14,14 @@ from smartcity.cli import main
 
 @pytest.mark.parametrize(
     ("option", "value"),
-    [("--batch-max", "0"), ("--batch-max", "-5"), ("--batch-max", "many"), ("--batch-wait", "-1")],
+    [
+        ("--batch-max", "0"),
+        ("--batch-max", "-5"),
+        ("--batch-max", "many"),
+        ("--batch-wait", "-1"),
+        ("--batch-wait", "nan"),
+        ("--batch-wait", "inf"),
+    ],
 )
 def test_a_wrong_anchoring_window_is_refused_at_the_command_line(option: str, value: str) -> None:
     outcome = CliRunner().invoke(

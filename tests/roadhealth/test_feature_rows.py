@@ -62,18 +62,19 @@ def test_a_batch_refuses_its_first_unusable_window_as_one_at_a_time_would() -> N
     assert compute_feature_matrix([], rate_hz=50.0).shape == (0, 58)
 
 
-@pytest.mark.parametrize("scale", [1e60, 1e76, 1e77, 1e150, 1e170])
+@pytest.mark.parametrize("scale", [1e-100, 1e-60, 1e60, 1e76, 1e77, 1e150, 1e170])
 def test_huge_readings_give_the_same_row_batched_or_alone_and_never_raise(scale: float) -> None:
-    # The wire refuses readings beyond 16 g, but windows also come from files (training):
-    # a power of the variance past the float range raised OverflowError from one path. Both
-    # now answer alike, the shape where the moments are in range, inf or NaN where they are not
+    # The wire refuses readings beyond 16 g, but windows also come from files (training): a
+    # power of the variance past the float range raised OverflowError, or underflowed to zero
+    # and raised ZeroDivisionError. Both paths now answer alike, the shape where the moments
+    # are in range, inf or NaN where they are not
     ordinary = np.random.default_rng(5).normal(0.0, 1.0, 100) ** 3
     skew, kurt = FEATURE_NAMES.index("skew"), FEATURE_NAMES.index("kurtosis")
     with np.errstate(over="ignore", invalid="ignore"):
         one = compute_window_features(ordinary * scale, rate_hz=50.0)
         rows = compute_feature_rows([ordinary * scale, ordinary], rate_hz=50.0)
     assert np.array_equal(rows[0], one, equal_nan=True)
-    if scale <= 1e60:
+    if 1e-60 <= scale <= 1e60:
         base = compute_window_features(ordinary, rate_hz=50.0)
         assert one[skew] == pytest.approx(base[skew], rel=1e-9)
         assert one[kurt] == pytest.approx(base[kurt], rel=1e-9)

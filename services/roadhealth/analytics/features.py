@@ -121,11 +121,12 @@ def _shape_moments(dev: FloatArray) -> tuple[float, float]:
 
 def standardised_moments(m2: float, m3: float, m4: float) -> tuple[float, float]:
     """Skewness m3 / m2^1.5 and excess kurtosis m4 / m2^2 - 3 of central moments. A power past
-    the float range (deviations above ~1e154) raises in Python; the ratios themselves are
-    scale-free, so they are then taken a step at a time, which stays in range."""
+    the float range raises in Python (deviations above ~1e154), or underflows to zero (below
+    ~1e-154); the ratios themselves are scale-free, so they are then taken a step at a time,
+    which stays in range."""
     try:
         return m3 / m2**1.5, m4 / m2**2 - 3.0
-    except OverflowError:
+    except (OverflowError, ZeroDivisionError):
         root = math.sqrt(m2)
         return m3 / root / m2, m4 / m2 / m2 - 3.0
 
