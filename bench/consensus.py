@@ -12,22 +12,18 @@ at the ceiling), twice the saturating offered rate (overload: throughput must ho
 429s at the door, not a collapse), half the saturated rate (the latency figure), then saturation
 again. A node's cost per transaction grows with its chain (its state tree deepens, its indexes
 outgrow the page cache): each run is on a longer chain than the one before, so the overload
-run is compared with the saturation runs on either side of it, whose mean stands for the
-saturation of a chain its size (against the run before alone, the growth reads as a fall; the
-run after is on a chain longer by the half-load run too, so the mean errs against the overload
-run). Their node
+run is compared with saturation on a chain its length, interpolated between the two
+saturation runs by the transactions committed before each (against the run before alone, the
+growth reads as a fall). Their node
 links are TLS 1.3 as deployed (`p2p` says so); BENCH_CONSENSUS_P2P=plaintext runs them over a
 demo's plaintext links instead, to measure what encryption costs.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -41,6 +37,8 @@ from typing import Any
 import httpx
 
 from bench._ceiling import ed25519_verifications_per_s
+from bench._consensus_more import VALIDATORS as VALIDATORS  # bench.chain_suites reads it here
+from bench._consensus_more import _percentiles, anchoring_storage, city_scale
 from bench._processes import free_node_ports
 from chain.auth import AUDIENCE_CHAIN, mint_token
 from chain.client import ChainClient, Identity
@@ -48,20 +46,15 @@ from chain.cluster import open_cluster
 from chain.crypto import verify_with_openssl
 from chain.errors import ClientError, TxRejected
 from chain.home import SuiteHome, load_node_home
-from chain.node import Node
 from chain.server import open_node
-from chain.sim import Scenario, run_scenario
 from chain.suites import DEFAULT_SUITE, SuiteKey
 from chain.tx import Tx, sign_tx
 from smartcity.demo import init_suite
 from smartcity.ops import settle_heap
 
-VALIDATORS = 4
 SECONDS = float(os.environ.get("BENCH_CONSENSUS_SECONDS", "12"))
 TICK_S = 0.05
 IN_PROCESS_OFFER = 6_000.0  # tx/s offered to the in-process validators (aim: 3,000 committed)
-RECORD_RATE = 20  # records per second: a demo fleet's telemetry
-STORAGE_SECONDS = float(os.environ.get("BENCH_STORAGE_SECONDS", "20"))
 # The warm-up (a fresh chain) and saturation (the chain it grew) alone: the nodes' CPU per
 # transaction on both, for a before/after of one change without the overload and latency runs
 GROWTH_ONLY = os.environ.get("BENCH_CONSENSUS_GROWTH_ONLY", "") == "1"
@@ -85,16 +78,6 @@ def _txs(key: SuiteKey, chain_id: str, count: int, salt: int) -> list[Tx]:
     for tx in txs:
         _ = tx.hash
     return txs
-
-
-def _percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"p50_ms": float("nan"), "p99_ms": float("nan")}
-    ordered = sorted(values)
-    return {
-        "p50_ms": round(statistics.median(ordered) * 1000, 1),
-        "p99_ms": round(ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000, 1),
-    }
 
 
 @dataclass(frozen=True)
@@ -347,7 +330,7 @@ def processes(folder: Path, ceiling: float) -> list[dict[str, Any]]:
     finally:
         network.close()
     sat = max(saturated["tx_per_s"], 1e-9)
-    bracket = max((saturated["tx_per_s"] + after["tx_per_s"]) / 2, 1e-9)
+    bracket = max(_saturation_at_overload(warm, saturated, overload, half, after), 1e-9)
     common = {"validators": VALIDATORS, "p2p": P2P, "ceiling_tx_per_s": round(ceiling, 1)}
     return [
         {"bench": "consensus_processes_warm_up", **common, **warm},
@@ -368,7 +351,7 @@ def processes(folder: Path, ceiling: float) -> list[dict[str, Any]]:
             "bench": "consensus_processes_overload",
             **common,
             **overload,
-            "saturation_around_tx_per_s": round(bracket, 1),
+            "saturation_at_its_chain_tx_per_s": round(bracket, 1),
             "ratio_to_saturation": round(overload["tx_per_s"] / bracket, 3),
             "ratio_to_saturation_before": round(overload["tx_per_s"] / sat, 3),
             "aim": ">= 0.9 x saturation",
@@ -377,89 +360,17 @@ def processes(folder: Path, ceiling: float) -> list[dict[str, Any]]:
     ]
 
 
-def anchoring_storage(folder: Path, window_s: float, block_gap_ms: int) -> dict[str, Any]:
-    """Bytes on disk per node per anchored record for a trickle of records (a small fleet,
-    RECORD_RATE per second) anchored once per `window_s`, with consensus waiting `block_gap_ms`
-    between heights: 0.2 s and no gap was the old behaviour, 1 s and 100 ms the new."""
-    genesis = init_suite(folder, validators=VALIDATORS)
-    cluster = open_cluster(
-        folder, empty_block_interval_ms=60_000, min_block_interval_ms=block_gap_ms
-    )
-    cluster.start()
-    v0: Node = cluster.nodes["validator-0"]
-    key = SuiteHome(folder).org_key("bsn-operator")
-    records = anchors = 0
-    try:
-        time.sleep(1.0)
-        db = folder / "nodes" / "validator-1" / "chain.db"
-        start_bytes, start_height = _db_bytes(db), v0.ledger.height
-        started = time.perf_counter()
-        while time.perf_counter() - started < STORAGE_SECONDS:
-            count = max(1, round(RECORD_RATE * window_s))
-            tx = sign_tx(
-                key,
-                chain_id=genesis.chain_id,
-                contract="anchors",
-                method="anchor",
-                args={"root": os.urandom(32).hex(), "count": count, "label": "iot-gateway"},
-                expiry_height=v0.ledger.height + 100,
-            )
-            v0.submit_and_wait(tx, timeout_s=30)
-            records, anchors = records + count, anchors + 1
-            time.sleep(max(0.0, started + anchors * window_s - time.perf_counter()))
-        blocks = v0.ledger.height - start_height
-        time.sleep(0.5)
-        grown = _db_bytes(db) - start_bytes
-    finally:
-        cluster.stop()
-    return {
-        "bench": "anchoring_storage",
-        "record_rate_per_s": RECORD_RATE,
-        "anchor_window_s": window_s,
-        "min_block_interval_ms": block_gap_ms,
-        "records": records,
-        "anchor_txs": anchors,
-        "blocks": blocks,
-        "bytes_per_node_per_record": round(grown / max(records, 1), 1),
-        "bytes_per_node_per_block": round(grown / max(blocks, 1), 1),
-    }
-
-
-def _db_bytes(path: Path) -> int:
-    """The SQLite database's size once its write-ahead log is checkpointed into it."""
-    with contextlib.closing(sqlite3.connect(path, timeout=30)) as conn:
-        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    return path.stat().st_size
-
-
-def city_scale() -> dict[str, Any]:
-    started = time.perf_counter()
-    result = run_scenario(
-        Scenario(
-            seed=1,
-            validators=16,
-            byzantine=0,
-            faults=(),
-            observers=84,
-            heights=10,
-            heal_ms=0,
-            latency_ms=(20, 200),
-        )
-    )
-    latencies = [v / 1000 for v in result.commit_latency_ms]
-    return {
-        "bench": "city_scale_sim",
-        "validators": 16,
-        "observers": 84,
-        "latency_ms": "20-200",
-        "heights": result.committed_heights,
-        "virtual_s": round(result.virtual_ms / 1000, 2),
-        "blocks_per_virtual_s": round(result.committed_heights / (result.virtual_ms / 1000), 2),
-        "txs_per_block": 4,
-        **_percentiles(latencies),
-        "messages": result.messages,
-        "wall_s": round(time.perf_counter() - started, 1),
-    }
+def _saturation_at_overload(*runs: dict[str, Any]) -> float:
+    """Saturation on a chain the overload run's length: the two saturation runs' throughput
+    interpolated linearly in chain length, each run placed at the middle of the transactions
+    it committed (runs in the order warm-up, saturation, overload, half load, saturation)."""
+    warm, saturated, overload, half, after = (r["committed"] for r in runs)
+    at_saturation = warm + saturated / 2
+    at_overload = warm + saturated + overload / 2
+    at_after = warm + saturated + overload + half + after / 2
+    share = (at_overload - at_saturation) / max(at_after - at_saturation, 1)
+    before, later = runs[1]["tx_per_s"], runs[4]["tx_per_s"]
+    return float(before + (later - before) * share)
 
 
 def run() -> Iterator[dict[str, Any]]:
