@@ -350,7 +350,7 @@ class Ledger:
                     writer.put(result, certificate, on_durable)  # queued before the lock opens
                 except BaseException as exc:
                     if self.height == header.height:  # visible as committed, never stored
-                        writer.fail(exc)
+                        writer.fail(exc, from_height=header.height)
                     else:
                         writer.cancel(header.height)
                     raise
@@ -398,6 +398,11 @@ class Ledger:
         if self._block_writer is None:
             self._block_writer = BlockWriter(self._write)
         return self._block_writer
+
+    @property
+    def writer_error(self) -> BaseException | None:
+        """Why the background writer stopped, if it did: the node can no longer store blocks."""
+        return None if self._block_writer is None else self._block_writer.error
 
     def flush(self) -> None:
         """Wait until every block committed in the background is on disk (or raise its error)."""

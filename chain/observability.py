@@ -274,6 +274,8 @@ def node_checks(node: Node) -> dict[str, Check]:
     def running() -> None:
         if node.fatal is not None:
             raise NotReady(f"stopped after an error: {node.fatal}")
+        if node.ledger.writer_error is not None:
+            raise NotReady(f"block writer stopped: {node.ledger.writer_error}")
         engine = node.engine
         thread = getattr(engine, "_thread", None) if engine is not None else node._thread
         produces = node.key is not None or engine is not None

@@ -37,6 +37,8 @@ class BlockWriter(Generic[BlockResult]):
         self._lock = threading.Lock()
         self._written = threading.Condition(self._lock)  # notified as heights leave _pending
         self.error: BaseException | None = None
+        # after a failure, queued blocks below this height are still written (None: none are)
+        self._write_below: int | None = None
         self._thread = threading.Thread(target=self._run, name="block-writer", daemon=True)
         self._thread.start()
 
@@ -85,20 +87,28 @@ class BlockWriter(Generic[BlockResult]):
         self._queue.put(None)
         self._thread.join(timeout=30)
 
-    def fail(self, error: BaseException) -> None:
-        """Stop writing: the block in hand cannot be stored as committed (raised on flush)."""
+    def fail(self, error: BaseException, *, from_height: int | None = None) -> None:
+        """Stop writing: a block cannot be stored as committed (raised on flush). With
+        `from_height`, the blocks queued below it are valid and are still written, so what
+        was committed before the failure reaches the disk; without it nothing more is."""
         with self._written:
             if self.error is None:
                 self.error = error
+                self._write_below = from_height
             self._written.notify_all()
 
     def _run(self) -> None:
         try:
             self._write_queued()
         except BaseException as exc:  # the thread must not die leaving flushes waiting
-            log.exception("block writer stopped")
+            log.exception("block writer stopped")  # once, here: the thread ends quietly
             self.fail(exc)
-            raise
+
+    def _stopped_before(self, height: int) -> bool:
+        with self._lock:
+            if self.error is None:
+                return False
+            return self._write_below is None or height >= self._write_below
 
     def _write_queued(self) -> None:
         while True:
@@ -106,9 +116,9 @@ class BlockWriter(Generic[BlockResult]):
             try:
                 if item is None:
                     return
-                if self.error is not None:
-                    continue  # after a failure nothing more is written: the node stops
                 result, certificate, on_durable = item
+                if self._stopped_before(result.header.height):
+                    continue  # after a failure nothing more is written: the node stops
                 try:
                     self._write(result, certificate)
                 except Exception as exc:  # storage gone: remembered, raised on flush

@@ -20,8 +20,8 @@ from services.roadhealth.runtime import Runtime, Settings
 
 def create_app(ctx: ServiceContext) -> FastAPI:
     """Build the app: tables, segment index (demo network on first run), alert dispatcher.
-    Called from the process's main thread, it also puts the process on one BLAS thread (the
-    gate's features are computed on request threads and must not depend on the machine)."""
+    It also puts the process on one BLAS thread (the gate's features are computed on request
+    threads, and must not depend on the machine nor on overlapping calls)."""
     limit_process_blas()
     settings = Settings.from_context(ctx)
     _engine, factory = make_session_factory(ctx.database_url, Base.metadata)

@@ -168,7 +168,59 @@ def test_a_block_visible_as_committed_but_never_stored_stops_the_writer(
     ledger.close()
 
 
-def test_flush_waits_only_for_heights_expected_before_it() -> None:
+def test_blocks_queued_before_a_failed_commit_are_still_written() -> None:
+    """A block that became visible but cannot be stored stops the writer from its height on;
+    the valid blocks queued before it still reach the disk (an observer may hold several)."""
+    written: list[int] = []
+    release = threading.Event()
+
+    def write(result: Any, certificate: Any) -> None:
+        if result.header.height == 1:
+            release.wait(10)
+        written.append(result.header.height)
+
+    writer: BlockWriter[Any] = BlockWriter(write)
+    try:
+        for height in (1, 2):
+            writer.expect(height)
+            writer.put(SimpleNamespace(header=SimpleNamespace(height=height)), None, None)  # type: ignore[arg-type]
+        writer.expect(3)
+        writer.fail(RuntimeError("contract does not install"), from_height=3)
+        writer.put(SimpleNamespace(header=SimpleNamespace(height=3)), None, None)  # type: ignore[arg-type]
+        release.set()
+        with pytest.raises(StorageError, match="contract does not install"):
+            writer.flush()
+        writer.close()
+        assert written == [1, 2]
+        assert writer.durable_height(3) == 2
+        with pytest.raises(StorageError, match="block writer stopped"):
+            writer.expect(4)
+    finally:
+        release.set()
+        writer.close()
+
+
+def test_a_failed_write_stops_every_later_block() -> None:
+    """A storage failure stops the writer where it is: nothing queued after it is written."""
+    written: list[int] = []
+
+    def write(result: Any, certificate: Any) -> None:
+        if result.header.height == 2:
+            raise OSError("disk full")
+        written.append(result.header.height)
+
+    writer: BlockWriter[Any] = BlockWriter(write)
+    for height in (1, 2, 3):
+        writer.expect(height)
+        writer.put(SimpleNamespace(header=SimpleNamespace(height=height)), None, None)  # type: ignore[arg-type]
+    writer.close()
+    assert written == [1]
+    assert writer.durable_height(3) == 1
+    with pytest.raises(StorageError, match="disk full"):
+        writer.flush()
+
+
+def test_flush_waits_only_for_heights_expected_before_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """A busy chain keeps expecting heights; a reader waits for those it could see, not more."""
     written: list[int] = []
     release = threading.Event()
@@ -186,7 +238,7 @@ def test_flush_waits_only_for_heights_expected_before_it() -> None:
     assert written == [1]
     writer.expect(2)  # seen by the reader below; 3 is expected only after it starts waiting
     flushed = threading.Event()
-    waiting = _signal_waits(writer, pytest.MonkeyPatch())
+    waiting = _signal_waits(writer, monkeypatch)
 
     def flush() -> None:
         writer.flush()

@@ -95,6 +95,16 @@ def test_a_stopped_node_is_alive_but_not_ready(node_app: RunningNode) -> None:
     assert body["checks"]["database"] == {"ok": True}
 
 
+def test_a_node_whose_block_writer_stopped_is_not_ready(node_app: RunningNode) -> None:
+    """Its engine may still run, but it can no longer store a block: readiness says so at once,
+    not only when a reader or the next commit trips over it."""
+    with TestClient(node_app.app) as client:
+        node_app.node.ledger._writer().fail(OSError("disk full"))
+        ready = client.get("/readyz")
+    assert ready.status_code == 503
+    assert ready.json()["reason"] == "engine: block writer stopped: disk full"
+
+
 def service_context(tmp_path: Path, ledger: LedgerPort, database_url: str) -> ServiceContext:
     return ServiceContext(
         name="credit",

@@ -34,25 +34,25 @@ MASK_CACHE_SIZE = 8
 # otherwise. One thread also costs less CPU on a busy machine: 134 against 684 ms for 64
 # windows of 400 samples and 1,000 kernels, under load 7 (the threads spin waiting for a core).
 #
-# The thread count this numpy's OpenBLAS uses is the one set from the process's main thread: a
-# limit set from another thread has no effect (measured with threadpoolctl 3 and OpenBLAS
-# 0.3.31 here: the library's helper threads kept computing), and the road-health service
-# computes features on its request threads. So the service puts its process on one BLAS thread
-# at start-up (limit_process_blas), and each call limits it again in case a main-thread caller
-# raised it.
+# The limit is process-wide (threadpoolctl sets OpenBLAS's global thread count), whichever
+# thread sets it: measured here with threadpoolctl 3 and OpenBLAS 0.3.31, a 1,500² product in a
+# worker thread used 1.98 cores' CPU per wall second with no limit and 1.00-1.01 with the limit
+# set from the main thread or from a worker thread. Being process-wide, a per-call limit alone
+# would let overlapping calls on the service's request threads restore each other's team, so
+# the service puts its process on one BLAS thread for good at start-up (limit_process_blas),
+# and each call limits it again (refcounted) in case a library caller raised it.
 _THREADS = ThreadpoolController()
 _PROCESS_LIMIT: list[object] = []  # the process-wide limit, once set
+_PROCESS_LIMIT_LOCK = threading.Lock()
 
 
-def limit_process_blas() -> bool:
+def limit_process_blas() -> None:
     """Put the whole process on one BLAS thread for good, as a service that computes kernel
-    features on worker threads must (other BLAS work in the process then runs on one thread
-    too). Only the main thread can: anywhere else this does nothing and answers False."""
-    if threading.current_thread() is not threading.main_thread():
-        return False
-    if not _PROCESS_LIMIT:
-        _PROCESS_LIMIT.append(_THREADS.limit(limits=1, user_api="blas"))
-    return True
+    features on several request threads must (other BLAS work in the process then runs on one
+    thread too). Idempotent; any thread may call it."""
+    with _PROCESS_LIMIT_LOCK:
+        if not _PROCESS_LIMIT:
+            _PROCESS_LIMIT.append(_THREADS.limit(limits=1, user_api="blas"))
 
 
 class _OneBlasThread:
