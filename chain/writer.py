@@ -74,7 +74,8 @@ class BlockWriter(Generic[BlockResult]):
         """Wait until every height expected so far is on disk. Heights, not the queue: a block
         is expected (visible as committed) a moment before it is queued, and a reader in that
         moment must wait for it too. Heights expected after the call are not waited for, so a
-        busy chain cannot keep a reader waiting."""
+        busy chain cannot keep a reader waiting. Once the writer has stopped it raises at once,
+        even while blocks below the failed one are still being written."""
         with self._written:
             target = max(self._pending, default=0)
             self._written.wait_for(
@@ -95,6 +96,11 @@ class BlockWriter(Generic[BlockResult]):
             if self.error is None:
                 self.error = error
                 self._write_below = from_height
+            elif self._write_below is not None:
+                # a later failure only lowers the limit: a block that fails to be written
+                # stops the ones after it too, so the disk never holds a gap
+                below = None if from_height is None else min(from_height, self._write_below)
+                self._write_below = below
             self._written.notify_all()
 
     def _run(self) -> None:

@@ -200,6 +200,37 @@ def test_blocks_queued_before_a_failed_commit_are_still_written() -> None:
         writer.close()
 
 
+def test_a_write_failing_below_a_failed_commit_leaves_no_gap() -> None:
+    """After a failed commit at height 5, block 2 of those queued below it fails to be written:
+    blocks 3 and 4 must not be written over the gap (a restart would take height 4 as the tip
+    with block 2's transactions missing)."""
+    written: list[int] = []
+    release = threading.Event()
+
+    def write(result: Any, certificate: Any) -> None:
+        height = result.header.height
+        if height == 1:
+            release.wait(10)
+        if height == 2:
+            raise OSError("disk full")
+        written.append(height)
+
+    writer: BlockWriter[Any] = BlockWriter(write)
+    try:
+        for height in (1, 2, 3, 4):
+            writer.expect(height)
+            writer.put(SimpleNamespace(header=SimpleNamespace(height=height)), None, None)  # type: ignore[arg-type]
+        writer.expect(5)
+        writer.fail(RuntimeError("contract does not install"), from_height=5)
+        release.set()
+        writer.close()
+        assert written == [1]
+        assert writer.durable_height(5) == 1
+    finally:
+        release.set()
+        writer.close()
+
+
 def test_a_failed_write_stops_every_later_block() -> None:
     """A storage failure stops the writer where it is: nothing queued after it is written."""
     written: list[int] = []

@@ -217,11 +217,11 @@ imported = blas()
 worker = threading.Thread(target=limit_process_blas)
 worker.start()
 worker.join()
-limit_process_blas()  # again, from the main thread: no second limit stacked
 seen = []
 worker = threading.Thread(target=lambda: seen.append(blas()))
 worker.start()
 worker.join()
+limit_process_blas()  # again, from the main thread: no second limit stacked
 print(imported, seen[0], blas())
 """
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "2"}  # OpenBLAS caps it at the cores

@@ -37,10 +37,11 @@ MASK_CACHE_SIZE = 8
 # The limit is process-wide (threadpoolctl sets OpenBLAS's global thread count), whichever
 # thread sets it: measured here with threadpoolctl 3 and OpenBLAS 0.3.31, a 1,500² product in a
 # worker thread used 1.98 cores' CPU per wall second with no limit and 1.00-1.01 with the limit
-# set from the main thread or from a worker thread. Being process-wide, a per-call limit alone
-# would let overlapping calls on the service's request threads restore each other's team, so
-# the service puts its process on one BLAS thread for good at start-up (limit_process_blas),
-# and each call limits it again (refcounted) in case a library caller raised it.
+# set from the main thread or from a worker thread. Each call holds the limit while it computes
+# (refcounted, so overlapping calls on the service's request threads do not restore each
+# other's team), but between calls the process would go back to its team, and other BLAS work
+# on a busy service would spin threads again: so the service puts its process on one BLAS
+# thread for good at start-up (limit_process_blas).
 _THREADS = ThreadpoolController()
 _PROCESS_LIMIT: list[object] = []  # the process-wide limit, once set
 _PROCESS_LIMIT_LOCK = threading.Lock()
