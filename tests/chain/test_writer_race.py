@@ -171,19 +171,9 @@ def test_a_block_visible_as_committed_but_never_stored_stops_the_writer(
 def test_blocks_queued_before_a_failed_commit_are_still_written() -> None:
     """A block that became visible but cannot be stored stops the writer from its height on;
     the valid blocks queued before it still reach the disk (an observer may hold several)."""
-    written: list[int] = []
-    release = threading.Event()
-
-    def write(result: Any, certificate: Any) -> None:
-        if result.header.height == 1:
-            release.wait(10)
-        written.append(result.header.height)
-
-    writer: BlockWriter[Any] = BlockWriter(write)
+    writer, written, release = _gated_writer(hold=1)
     try:
-        for height in (1, 2):
-            writer.expect(height)
-            writer.put(SimpleNamespace(header=SimpleNamespace(height=height)), None, None)  # type: ignore[arg-type]
+        _queue(writer, 1, 2)
         writer.expect(3)
         writer.fail(RuntimeError("contract does not install"), from_height=3)
         writer.put(SimpleNamespace(header=SimpleNamespace(height=3)), None, None)  # type: ignore[arg-type]
@@ -204,22 +194,9 @@ def test_a_write_failing_below_a_failed_commit_leaves_no_gap() -> None:
     """After a failed commit at height 5, block 2 of those queued below it fails to be written:
     blocks 3 and 4 must not be written over the gap (a restart would take height 4 as the tip
     with block 2's transactions missing)."""
-    written: list[int] = []
-    release = threading.Event()
-
-    def write(result: Any, certificate: Any) -> None:
-        height = result.header.height
-        if height == 1:
-            release.wait(10)
-        if height == 2:
-            raise OSError("disk full")
-        written.append(height)
-
-    writer: BlockWriter[Any] = BlockWriter(write)
+    writer, written, release = _gated_writer(hold=1, broken=2)
     try:
-        for height in (1, 2, 3, 4):
-            writer.expect(height)
-            writer.put(SimpleNamespace(header=SimpleNamespace(height=height)), None, None)  # type: ignore[arg-type]
+        _queue(writer, 1, 2, 3, 4)
         writer.expect(5)
         writer.fail(RuntimeError("contract does not install"), from_height=5)
         release.set()
@@ -233,17 +210,8 @@ def test_a_write_failing_below_a_failed_commit_leaves_no_gap() -> None:
 
 def test_a_failed_write_stops_every_later_block() -> None:
     """A storage failure stops the writer where it is: nothing queued after it is written."""
-    written: list[int] = []
-
-    def write(result: Any, certificate: Any) -> None:
-        if result.header.height == 2:
-            raise OSError("disk full")
-        written.append(result.header.height)
-
-    writer: BlockWriter[Any] = BlockWriter(write)
-    for height in (1, 2, 3):
-        writer.expect(height)
-        writer.put(SimpleNamespace(header=SimpleNamespace(height=height)), None, None)  # type: ignore[arg-type]
+    writer, written, _ = _gated_writer(broken=2)
+    _queue(writer, 1, 2, 3)
     writer.close()
     assert written == [1]
     assert writer.durable_height(3) == 1
@@ -253,18 +221,8 @@ def test_a_failed_write_stops_every_later_block() -> None:
 
 def test_flush_waits_only_for_heights_expected_before_it(monkeypatch: pytest.MonkeyPatch) -> None:
     """A busy chain keeps expecting heights; a reader waits for those it could see, not more."""
-    written: list[int] = []
-    release = threading.Event()
-
-    def write(result: Any, certificate: Any) -> None:
-        if result.header.height == 2:
-            release.wait(10)
-        written.append(result.header.height)
-
-    writer: BlockWriter[Any] = BlockWriter(write)
-    block = SimpleNamespace(header=SimpleNamespace(height=1))
-    writer.expect(1)
-    writer.put(block, None, None)  # type: ignore[arg-type]
+    writer, written, release = _gated_writer(hold=2)
+    _queue(writer, 1)
     writer.flush()
     assert written == [1]
     writer.expect(2)  # seen by the reader below; 3 is expected only after it starts waiting
@@ -325,3 +283,29 @@ def _signal_waits(writer: BlockWriter[Any], monkeypatch: pytest.MonkeyPatch) -> 
 
     monkeypatch.setattr(condition, "wait_for", signalled)
     return waiting
+
+
+def _gated_writer(
+    hold: int | None = None, broken: int | None = None
+) -> tuple[BlockWriter[Any], list[int], threading.Event]:
+    """A writer recording the heights it writes: the write of `hold` waits for the returned
+    event, the write of `broken` fails as a full disk would."""
+    written: list[int] = []
+    release = threading.Event()
+
+    def write(result: Any, certificate: Any) -> None:
+        height = result.header.height
+        if height == hold:
+            release.wait(10)
+        if height == broken:
+            raise OSError("disk full")
+        written.append(height)
+
+    return BlockWriter(write), written, release
+
+
+def _queue(writer: BlockWriter[Any], *heights: int) -> None:
+    """Expect and queue a stand-in block of each height, in order."""
+    for height in heights:
+        writer.expect(height)
+        writer.put(SimpleNamespace(header=SimpleNamespace(height=height)), None, None)  # type: ignore[arg-type]
