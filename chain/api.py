@@ -165,6 +165,11 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
             response.headers["WWW-Authenticate"] = "Bearer"
         return response
 
+    @app.exception_handler(RecursionError)
+    async def too_deep(_request: Request, _exc: RecursionError) -> JSONResponse:
+        # only input nests this deep: a body or token of thousands of nested arrays
+        return error_response(400, "too_deeply_nested", "the request nests too deeply")
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": ("request",), "msg": "invalid"}

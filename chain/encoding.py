@@ -202,6 +202,8 @@ def parse_json(data: bytes | str) -> Any:
         return json.loads(text, object_pairs_hook=unique_members, parse_constant=no_constants)
     except (ValueError, UnicodeDecodeError) as exc:
         raise EncodingError(f"invalid JSON: {exc}") from exc
+    except RecursionError as exc:
+        raise EncodingError("invalid JSON: nested too deeply") from exc
 
 
 def from_hex(value: object, size: int | None = None, *, field: str = "value") -> bytes:

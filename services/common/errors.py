@@ -110,6 +110,11 @@ def install_error_handlers(app: FastAPI) -> None:
     async def chain_error(_r: Request, exc: ChainError) -> JSONResponse:
         return error_body(503, "chain_unavailable", str(exc))
 
+    @app.exception_handler(RecursionError)
+    async def too_deep(_r: Request, _exc: RecursionError) -> JSONResponse:
+        # only input nests this deep: a body or token of thousands of nested arrays
+        return error_body(400, "too_deeply_nested", "the request nests too deeply")
+
     @app.exception_handler(RequestValidationError)
     async def invalid(_r: Request, exc: RequestValidationError) -> JSONResponse:
         problems = [

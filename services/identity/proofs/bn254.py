@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import sys
 from functools import cache
 from typing import Any, TypeAlias
 
@@ -22,6 +23,14 @@ from py_ecc.optimized_bn128.optimized_curve import is_on_curve as _is_on_curve
 from py_ecc.optimized_bn128.optimized_curve import normalize as _normalize
 
 from services.identity.errors import InvalidProof
+
+# Importing py_ecc raises the interpreter's recursion limit to 100,000 for good, and at that
+# limit a deeply nested request body (100,000 '[') runs CPython's JSON decoder off the C stack:
+# the whole process died (SIGSEGV) before any route checked a token. Nothing here recurses
+# deeply (py_ecc's multiply recurses once a bit: 254 frames), so it goes back to CPython's default.
+_RECURSION_LIMIT = 1000  # CPython's default, which the suite's other processes run at
+if sys.getrecursionlimit() > _RECURSION_LIMIT:
+    sys.setrecursionlimit(_RECURSION_LIMIT)
 
 Point: TypeAlias = tuple[Any, Any, Any]  # Jacobian coordinates over FQ (py_ecc "optimized")
 Q = int(curve_order)  # the group order: scalars live mod Q
