@@ -13,7 +13,10 @@ $(UV):
 	$(PYTHON) -m venv .tools
 	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 
-$(SYNCED): pyproject.toml uv.lock | $(UV)
+# native/ is built into the environment (chain.smt's tree in C): a change there re-syncs too
+NATIVE := native/pyproject.toml native/setup.py $(wildcard native/src/smartcity_native/*)
+
+$(SYNCED): pyproject.toml uv.lock $(NATIVE) | $(UV)
 	$(UV) sync --locked --compile-bytecode --python $(PYTHON)
 	touch $(SYNCED)
 

@@ -1,0 +1,3 @@
+from typing import Any
+
+def update(root: Any, keys: list[bytes], values: list[bytes | None], /) -> Any: ...

@@ -1,0 +1,117 @@
+"""The sparse Merkle tree in C (smartcity_native) builds the Python reference's tree, node for node.
+
+chain.smt runs its update in C under SHA-256 when the extension is installed. Roots are what a
+chain's state root, proofs and every node's agreement rest on, so the two must never differ:
+Hypothesis drives both through the same sequences of sets and deletes, with keys drawn to share
+long prefixes (deep splits, leaves pushed down a path, collapses on delete), and the trees are
+compared whole (nested tuples: every node's hash and shape), not just their roots.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from chain import smt
+
+_smt = pytest.importorskip(
+    "smartcity_native._smt", reason="the C tree is not built here (no compiler at install)"
+)
+
+
+def _python_update(root: smt.Node, changes: dict[bytes, bytes | None]) -> smt.Node:
+    keys = sorted(changes)
+    return smt._update(root, 0, keys, [changes[k] for k in keys], 0, len(keys))
+
+
+def _native_update(root: smt.Node, changes: dict[bytes, bytes | None]) -> smt.Node:
+    keys = sorted(changes)
+    return _smt.update(root, keys, [changes[k] for k in keys])
+
+
+# Keys from a small alphabet of prefixes so that many share their first bytes (and bits): the
+# interesting shapes of a sparse tree are where paths run together
+_prefixes = st.sampled_from([b"", b"\x00" * 31, b"\xff" * 30, b"\x80\x00", b"\x7f\xff\xff"])
+_key = st.builds(
+    lambda prefix, tail: (prefix + tail)[:32].ljust(32, b"\x00"),
+    _prefixes,
+    st.binary(min_size=0, max_size=32),
+)
+_value = st.one_of(st.none(), st.binary(min_size=32, max_size=32))
+_block = st.dictionaries(_key, _value, max_size=40)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(_block, min_size=1, max_size=8))
+def test_c_and_python_build_the_same_tree(blocks: list[dict[bytes, bytes | None]]) -> None:
+    python: smt.Node = None
+    native: smt.Node = None
+    for changes in blocks:
+        python = _python_update(python, changes)
+        native = _native_update(native, changes)
+        assert native == python
+        # Each reads the other's nodes: a tree grown by one is updated by the other
+        assert _native_update(python, changes) == _python_update(native, changes)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.dictionaries(_key, st.binary(min_size=32, max_size=32), max_size=60))
+def test_from_entries_matches_the_python_build(entries: dict[bytes, bytes]) -> None:
+    ordered = sorted(entries.items())
+    assert smt.Tree.from_entries(entries.items()).root == smt._build(0, ordered)
+
+
+def test_a_grown_tree_proves_every_key_against_the_c_root() -> None:
+    """Proofs are walked in Python over the nodes the C made."""
+    digest = lambda i: hashlib.sha256(i.to_bytes(4)).digest()  # noqa: E731
+    tree = smt.Tree()
+    for start in range(0, 3_000, 500):
+        tree = tree.update((digest(i), digest(i + 1)) for i in range(start, start + 500))
+    tree = tree.update((digest(i), None) for i in range(0, 3_000, 7))  # deletes
+    for i in range(0, 3_000, 13):
+        proof = tree.prove(digest(i))
+        assert smt.compute_root(digest(i), proof) == tree.root_hash
+        present = proof.leaf is not None and proof.leaf.key_hash == digest(i)
+        assert present == (i % 7 != 0)  # an absent key's path ends empty or at another's leaf
+
+
+@pytest.mark.parametrize(
+    ("root", "keys", "values", "error", "message"),
+    [
+        ("not a node", [], [], TypeError, "root must be None or a tree node"),
+        (None, [b"short"], [None], TypeError, "key 0 is not a 32-byte hash"),
+        (None, ["text" * 8], [None], TypeError, "key 0 is not a 32-byte hash"),
+        (None, [bytes(32)], ["text"], TypeError, "value 0 is neither bytes nor None"),
+        (None, [bytes(32), bytes(32)], [None, None], ValueError, "sorted and unique"),
+        (None, [b"\x01" * 32, bytes(32)], [None, None], ValueError, "sorted and unique"),
+        (None, [bytes(32)], [], ValueError, "keys and values differ in length"),
+    ],
+)
+def test_bad_arguments_are_refused_with_a_reason(
+    root: object, keys: list, values: list, error: type[Exception], message: str
+) -> None:
+    with pytest.raises(error, match=message):
+        _smt.update(root, keys, values)
+
+
+def test_from_entries_refuses_a_duplicate_key() -> None:
+    with pytest.raises(ValueError, match=r"unique|duplicate"):
+        smt.Tree.from_entries([(bytes(32), bytes(32)), (bytes(32), b"\x01" * 32)])
+
+
+def test_the_chain_uses_the_c_tree_unless_told_not_to() -> None:
+    """SMARTCITY_SMT=python (a before/after, or to rule the C out) selects the Python tree;
+    the SM3 suite's tree is always Python (its hash is not SHA-256)."""
+    probe = "import chain.smt as s; print(s._native_update is not None)"
+    for setting, expected in (("", "True"), ("python", "False")):
+        env = {**os.environ, "SMARTCITY_SMT": setting}
+        out = subprocess.run(
+            [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
+        )
+        assert out.stdout.strip() == expected
