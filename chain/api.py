@@ -30,6 +30,7 @@ from chain.api_doc import (
 from chain.auth import AUDIENCE_CHAIN as AUDIENCE
 from chain.auth import AuthError, Caller, VerifiedTokens, verify_token
 from chain.block import Certificate, Header, Receipt
+from chain.disconnects import install_disconnect_handler
 from chain.encoding import parse_json
 from chain.errors import ChainError, EncodingError, ProofError, StorageError, TxRejected
 from chain.json_types import JsonObject
@@ -164,6 +165,8 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
         if status == 401:
             response.headers["WWW-Authenticate"] = "Bearer"
         return response
+
+    install_disconnect_handler(app)
 
     @app.exception_handler(RecursionError)
     async def too_deep(_request: Request, _exc: RecursionError) -> JSONResponse:

@@ -86,6 +86,8 @@ def install_error_handlers(app: FastAPI) -> None:
     """Map the service, auth, chain and validation errors to one JSON shape."""
     from fastapi.exceptions import RequestValidationError
 
+    from chain.disconnects import install_disconnect_handler
+
     @app.exception_handler(ServiceError)
     async def service_error(_r: Request, exc: ServiceError) -> JSONResponse:
         return error_body(exc.status, exc.code, exc.message, exc.details)
@@ -109,6 +111,8 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ChainError)
     async def chain_error(_r: Request, exc: ChainError) -> JSONResponse:
         return error_body(503, "chain_unavailable", str(exc))
+
+    install_disconnect_handler(app)
 
     @app.exception_handler(RecursionError)
     async def too_deep(_r: Request, _exc: RecursionError) -> JSONResponse:

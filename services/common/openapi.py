@@ -17,17 +17,18 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, cast
+from types import UnionType
+from typing import Annotated, Any, Union, cast, get_args, get_origin
 
-from fastapi import Depends, FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.openapi.utils import get_openapi
-from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute, iter_route_contexts
 from pydantic import AfterValidator, BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from chain.disconnects import client_left, left_before_body
 from services.common.chain import ServiceChain
 from services.common.errors import ChainRefused, ServiceError, Unprocessable, error_body
 
@@ -75,7 +76,10 @@ CHAIN_WRITE: tuple[Cause, ...] = (
     Answer(429, "`mempool_full`: the chain is busy; retry after `Retry-After`"),
 )
 # What an operation's dependencies refuse (route_answers)
-UNKNOWN_QUERY = "`unknown_query_parameter`: a query parameter the operation does not take"
+UNKNOWN_QUERY = (
+    "`unknown_query_parameter`: a query parameter the operation does not take;"
+    " `repeated_query_parameter`: a single-valued query parameter given more than once"
+)
 UNAUTHENTICATED = (
     "`unauthorized`: a missing, malformed, expired, forged or wrong-audience bearer token"
 )
@@ -227,17 +231,27 @@ def allowed_methods(app: FastAPI, scope: Any) -> list[str]:
 
 async def known_query_parameters(request: Request) -> None:
     """Refuse query parameters the operation does not declare (`?stauts=` is a typo, not
-    a request for everything)."""
+    a request for everything), and a single-valued one given twice (`?limit=1&limit=500`:
+    which one a server takes is its whim, so the caller is told instead)."""
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
     declared = _query_names(route.dependant)
-    unknown = sorted(set(request.query_params) - declared)
+    given = request.query_params
+    unknown = sorted(set(given) - set(declared))
     if unknown:
         raise ServiceError(
             f"unknown query parameter {unknown[0]!r}; this operation takes"
             f" {', '.join(sorted(declared)) or 'none'}",
             code="unknown_query_parameter",
+        )
+    repeated = sorted(n for n in set(given) if not declared[n] and len(given.getlist(n)) > 1)
+    if repeated:
+        name = repeated[0]
+        raise ServiceError(
+            f"query parameter {name!r} is given {len(given.getlist(name))} times;"
+            " this operation takes one value",
+            code="repeated_query_parameter",
         )
 
 
@@ -271,14 +285,23 @@ def _holds_nul(value: Any) -> bool:
     return False
 
 
-def _query_names(dependant: Dependant) -> set[str]:
-    names: set[str] = set()
+def _query_names(dependant: Dependant) -> dict[str, bool]:
+    """The operation's query parameters, each with whether it takes several values."""
+    names: dict[str, bool] = {}
     stack = [dependant]
     while stack:
         current = stack.pop()
-        names |= {p.alias for p in current.query_params}
+        names |= {p.alias: _repeatable(p.field_info.annotation) for p in current.query_params}
         stack.extend(current.dependencies)
     return names
+
+
+def _repeatable(annotation: Any) -> bool:
+    """A list, set or tuple (or an optional one) takes a query parameter given many times."""
+    origin = get_origin(annotation)
+    if origin in (Union, UnionType):
+        return any(_repeatable(a) for a in get_args(annotation) if a is not type(None))
+    return (origin or annotation) in (list, set, frozenset, tuple)
 
 
 def _errors_as_json(document: dict[str, Any]) -> None:
@@ -304,7 +327,9 @@ def install_openapi(app: FastAPI, *, audience: str) -> None:
     own 404/405 with the error model."""
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_r: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(_r: Request, exc: StarletteHTTPException) -> Response:
+        if left_before_body(exc):
+            return client_left(_r)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         response = error_body(exc.status_code, code, str(exc.detail))
         response.headers.update(exc.headers or {})
