@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     roadhealth_webhook: AnyHttpUrl | None = None
     log_format: LogFormat | None = None
     log_level: LogLevel = "INFO"
+    # The state tree's implementation (chain.smt): unset takes the C one where it is installed
+    smt: Literal["c", "python"] | None = None
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -107,6 +109,18 @@ class Settings(BaseSettings):
                 raise ValueError("not a database URL (e.g. sqlite:///x.db)") from exc
             if backend not in ("sqlite", "postgresql"):
                 raise ValueError(f"{backend} is not supported: use sqlite or postgresql")
+        return value
+
+    @field_validator("smt")
+    @classmethod
+    def _smt(cls, value: str | None) -> str | None:
+        from chain import smt
+
+        if value == "c" and smt.IMPLEMENTATION != "c":
+            raise ValueError(
+                "the C tree is not installed (no C compiler or OpenSSL headers at install):"
+                " install them, then `.tools/bin/uv sync --reinstall-package smartcity-native`"
+            )
         return value
 
     @field_validator("mqtt_url")

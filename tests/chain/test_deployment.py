@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,22 @@ def test_compose_file_validates(tmp_path: Path) -> None:
         [*command[:-2], "config", "--services"], capture_output=True, text=True, cwd=tmp_path
     )
     assert set(listed.stdout.split()) >= ROLES
+
+
+def test_the_image_copies_each_local_package_before_installing_it() -> None:
+    """The image's `uv sync` builds the project's path sources (native/: the state tree in C):
+    each must be copied in before the first sync (without it the build stopped there), and the
+    build stage has the compiler and headers the extension needs, so the image runs the C tree."""
+    sources = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["uv"]["sources"]
+    paths = {source["path"] for source in sources.values() if "path" in source}
+    assert "native" in paths
+    lines = (ROOT / "Dockerfile").read_text().splitlines()
+    first_sync = next(i for i, line in enumerate(lines) if "uv sync" in line)
+    copied = {line.split()[1] for line in lines[:first_sync] if line.startswith("COPY ")}
+    assert paths <= copied
+    build_stage = "\n".join(lines[:first_sync])
+    assert "gcc" in build_stage and "libssl-dev" in build_stage
+    assert "IMPLEMENTATION == 'c'" in "\n".join(lines)
 
 
 def test_compose_file_holds_no_secret() -> None:

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -60,6 +62,22 @@ def test_c_and_python_build_the_same_tree(blocks: list[dict[bytes, bytes | None]
         assert _native_update(python, changes) == _python_update(native, changes)
 
 
+@settings(max_examples=150, deadline=None)
+@given(st.lists(_block, min_size=1, max_size=4), st.integers(min_value=1, max_value=7))
+def test_a_batch_in_chunks_builds_the_batch_tree(
+    blocks: list[dict[bytes, bytes | None]], chunk: int
+) -> None:
+    """Tree.update hands the C a few hundred keys at a time (so other threads get the GIL in
+    between); any chunking gives the tree the whole batch gives."""
+    python: smt.Node = None
+    native: smt.Node = None
+    for changes in blocks:
+        keys = sorted(changes)
+        native = smt._update_in_chunks(native, keys, [changes[k] for k in keys], chunk)
+        python = _python_update(python, changes)
+        assert native == python
+
+
 @settings(max_examples=100, deadline=None)
 @given(st.dictionaries(_key, st.binary(min_size=32, max_size=32), max_size=60))
 def test_from_entries_matches_the_python_build(entries: dict[bytes, bytes]) -> None:
@@ -84,7 +102,7 @@ def test_a_grown_tree_proves_every_key_against_the_c_root() -> None:
 @pytest.mark.parametrize(
     ("root", "keys", "values", "error", "message"),
     [
-        ("not a node", [], [], TypeError, "root must be None or a tree node"),
+        ("not a node", [], [], ValueError, "not a tree made by chain.smt"),
         (None, [b"short"], [None], TypeError, "key 0 is not a 32-byte hash"),
         (None, ["text" * 8], [None], TypeError, "key 0 is not a 32-byte hash"),
         (None, [bytes(32)], ["text"], TypeError, "value 0 is neither bytes nor None"),
@@ -98,6 +116,68 @@ def test_bad_arguments_are_refused_with_a_reason(
 ) -> None:
     with pytest.raises(error, match=message):
         _smt.update(root, keys, values)
+
+
+_H = b"h" * 32
+_DEEP: Any = (_H, b"\x01" * 32, b"v")
+for _ in range(300):
+    _DEEP = (_H, _DEEP, None)
+
+
+@pytest.mark.parametrize(
+    ("root", "problem"),
+    [
+        ((_H, b"short", b"v"), "a leaf's key is not 32 bytes"),
+        ((_H, b"\x01" * 32, None), "a leaf's key is not 32 bytes or its value not bytes"),
+        (_DEEP, "a path is deeper than 256 bits"),
+        ((_H, 1, None), "a child is neither None nor a node"),
+        ((_H, (b"h", b"\x80" + bytes(31), b"v"), None), "a node's hash is not 32 bytes"),
+        ((_H, (), None), "a node is not a tuple of three"),
+        ((b"h", None, None), "a node's hash is not 32 bytes"),
+    ],
+)
+def test_a_malformed_tree_is_refused_not_read_past(root: Any, problem: str) -> None:
+    """Trees come only from chain.smt, but the C walks pointers: a node of the wrong shape
+    anywhere on a key's path is an error (found by review under AddressSanitizer: these read
+    outside their objects before)."""
+    for keys in ([bytes(32)], [bytes(32), b"\x80" + bytes(31)]):
+        with pytest.raises(ValueError, match=re.escape(problem)):
+            _smt.update(root, keys, [b"x" * 32] * len(keys))
+
+
+def test_a_collection_emptying_the_callers_lists_mid_update_changes_nothing() -> None:
+    """A garbage collection while nodes are allocated may run a finalizer that empties the
+    lists the update was given (review, AddressSanitizer: use after free); the update reads its
+    own copy and builds the tree of what it was called with."""
+    import gc
+
+    keys = sorted(os.urandom(32) for _ in range(400))
+    values = [os.urandom(32) for _ in range(400)]
+    expected = smt._build(0, list(zip(keys, values, strict=True)))
+
+    class Saboteur:
+        def __del__(self) -> None:
+            keys.clear()
+            values.clear()
+            _ = [os.urandom(32) for _ in range(2_000)]  # reuse what was freed
+
+    threshold = gc.get_threshold()
+    gc.collect()
+    gc.set_threshold(100)
+    try:
+        saboteur = Saboteur()
+        saboteur.me = saboteur  # type: ignore[attr-defined]  # only a collection frees it
+        del saboteur
+        root = _smt.update(None, keys, values)
+    finally:
+        gc.set_threshold(*threshold)
+    assert keys == []  # the finalizer ran during the update
+    assert root == expected
+
+
+def test_from_entries_refuses_a_value_that_is_not_bytes() -> None:
+    with pytest.raises(TypeError):
+        smt.Tree.from_entries([(bytes(32), None)])  # type: ignore[list-item]
 
 
 def test_from_entries_refuses_a_duplicate_key() -> None:

@@ -58,6 +58,7 @@ def test_environment_beats_the_settings_file_and_the_file_beats_defaults(
         ("SMARTCITY_DATABASE_URL", "not a url", "not a database URL"),
         ("SMARTCITY_MQTT_URL", "http://broker", "use mqtt://[user[:password]@]host[:port]"),
         ("SMARTCITY_ROADHEALTH_WEBHOOK", "ftp://x", "SMARTCITY_ROADHEALTH_WEBHOOK='ftp://x'"),
+        ("SMARTCITY_SMT", "rust", "SMARTCITY_SMT='rust': Input should be 'c' or 'python'"),
     ],
 )
 def test_a_bad_variable_is_named_with_its_value(
@@ -67,6 +68,20 @@ def test_a_bad_variable_is_named_with_its_value(
     with pytest.raises(ConfigError, match="invalid configuration") as caught:
         load_settings(None)
     assert message in str(caught.value)
+
+
+def test_requiring_the_c_tree_where_it_is_not_installed_says_how_to_get_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from chain import smt
+
+    monkeypatch.setenv("SMARTCITY_SMT", "c")
+    monkeypatch.setattr(smt, "IMPLEMENTATION", "python")  # as built without a compiler
+    with pytest.raises(ConfigError, match="the C tree is not installed") as caught:
+        load_settings(None)
+    assert "uv sync --reinstall-package smartcity-native" in str(caught.value)
+    monkeypatch.setattr(smt, "IMPLEMENTATION", "c")
+    assert load_settings(None).smt == "c"
 
 
 def test_settings_file_mistakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

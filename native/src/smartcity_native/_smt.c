@@ -11,6 +11,10 @@
  *     (hash, left, right)                    an internal  hash = H(0x01 || left || right)
  * A node is a leaf when its second item is bytes. An update returns a new root and shares every
  * untouched subtree; nothing is mutated.
+ *
+ * Every node the walk visits is checked for that shape (a tuple of three, 32-byte hashes and
+ * keys, a path no deeper than 256 bits) before it is read: a malformed tree gets ValueError,
+ * as the Python code would fail on it, never a read outside an object.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -24,15 +28,56 @@
 
 static const unsigned char EMPTY_HASH[HASH_BYTES] = {0};
 
+static int malformed(const char *what) {
+    PyErr_Format(PyExc_ValueError, "not a tree made by chain.smt: %s", what);
+    return -1;
+}
+
+static inline int is_hash(PyObject *item) {
+    return PyBytes_CheckExact(item) && PyBytes_GET_SIZE(item) == HASH_BYTES;
+}
+
+/* None, or a tuple of three whose first item is a 32-byte hash and which is a leaf (a 32-byte
+ * key and a bytes value) or an internal node (two children, each None or a tuple). */
+static int check_node(PyObject *node) {
+    if (node == Py_None) {
+        return 0;
+    }
+    if (!PyTuple_CheckExact(node) || PyTuple_GET_SIZE(node) != 3) {
+        return malformed("a node is not a tuple of three");
+    }
+    if (!is_hash(PyTuple_GET_ITEM(node, 0))) {
+        return malformed("a node's hash is not 32 bytes");
+    }
+    PyObject *a = PyTuple_GET_ITEM(node, 1), *b = PyTuple_GET_ITEM(node, 2);
+    if (PyBytes_CheckExact(a)) {
+        if (PyBytes_GET_SIZE(a) != HASH_BYTES || !PyBytes_CheckExact(b)) {
+            return malformed("a leaf's key is not 32 bytes or its value not bytes");
+        }
+        return 0;
+    }
+    if ((a != Py_None && !PyTuple_CheckExact(a)) || (b != Py_None && !PyTuple_CheckExact(b))) {
+        return malformed("a child is neither None nor a node");
+    }
+    return 0;
+}
+
+/* Only for a node check_node accepted. */
 static inline int is_leaf(PyObject *node) {
     return PyBytes_CheckExact(PyTuple_GET_ITEM(node, 1));
 }
 
+/* Only for None or a node check_node accepted, or a sibling, which is checked here. */
 static inline const unsigned char *node_hash(PyObject *node) {
     if (node == Py_None) {
         return EMPTY_HASH;
     }
-    return (const unsigned char *)PyBytes_AS_STRING(PyTuple_GET_ITEM(node, 0));
+    PyObject *hash = PyTuple_GET_ITEM(node, 0);
+    if (!is_hash(hash)) {
+        malformed("a node's hash is not 32 bytes");
+        return NULL;
+    }
+    return (const unsigned char *)PyBytes_AS_STRING(hash);
 }
 
 static inline int bit(const unsigned char *key, int depth) {
@@ -77,9 +122,13 @@ static PyObject *make_internal(PyObject *left, PyObject *right) {
     unsigned char buffer[1 + 2 * HASH_BYTES];
     unsigned char digest[HASH_BYTES];
     SHA256_CTX ctx;
+    const unsigned char *left_hash = node_hash(left), *right_hash = node_hash(right);
+    if (left_hash == NULL || right_hash == NULL) {
+        return NULL;
+    }
     buffer[0] = 0x01;
-    memcpy(buffer + 1, node_hash(left), HASH_BYTES);
-    memcpy(buffer + 1 + HASH_BYTES, node_hash(right), HASH_BYTES);
+    memcpy(buffer + 1, left_hash, HASH_BYTES);
+    memcpy(buffer + 1 + HASH_BYTES, right_hash, HASH_BYTES);
     SHA256_Init(&ctx);
     SHA256_Update(&ctx, buffer, sizeof buffer);
     SHA256_Final(digest, &ctx);
@@ -169,6 +218,9 @@ static int first_difference(const unsigned char *a, const unsigned char *b) {
 /* One key set or deleted where its path ends: at nothing or at a leaf (its own or another
  * key's, which then shares a subtree with it). */
 static PyObject *update_end(PyObject *node, int depth, PyObject *key, PyObject *value) {
+    if (check_node(node) < 0) {
+        return NULL;
+    }
     if (node == Py_None) {
         if (value == Py_None) {
             Py_RETURN_NONE;
@@ -212,7 +264,17 @@ static PyObject *update_one(PyObject *node, int depth, PyObject *key, PyObject *
     int top = 0;
     const unsigned char *k = key_bytes(key);
     PyObject *below = node;
-    while (below != Py_None && !is_leaf(below)) {
+    while (1) {
+        if (check_node(below) < 0) {
+            return NULL;
+        }
+        if (below == Py_None || is_leaf(below)) {
+            break;
+        }
+        if (depth >= KEY_BITS) {
+            malformed("a path is deeper than 256 bits");
+            return NULL;
+        }
         int right = bit(k, depth);
         path[top] = below;
         rights[top] = right;
@@ -226,6 +288,10 @@ static PyObject *update_one(PyObject *node, int depth, PyObject *key, PyObject *
         PyObject *parent = path[top];
         PyObject *other = PyTuple_GET_ITEM(parent, rights[top] ? 1 : 2);
         PyObject *up;
+        if (check_node(other) < 0) {
+            Py_DECREF(sub);
+            return NULL;
+        }
         if (other == Py_None) {
             if (sub == Py_None || is_leaf(sub)) {
                 continue;
@@ -245,6 +311,9 @@ static PyObject *update_one(PyObject *node, int depth, PyObject *key, PyObject *
 
 /* Apply the sorted entries below `node` (keys unique, values None to delete). */
 static PyObject *update(PyObject *node, int depth, const Entry *entries, Py_ssize_t count) {
+    if (check_node(node) < 0) {
+        return NULL;
+    }
     if (count == 0) {
         Py_INCREF(node);
         return node;
@@ -290,28 +359,16 @@ static PyObject *update(PyObject *node, int depth, const Entry *entries, Py_ssiz
     if (count == 1) {
         return update_one(node, depth, entries[0].key, entries[0].value);
     }
+    if (depth >= KEY_BITS) {
+        malformed("a path is deeper than 256 bits");
+        return NULL;
+    }
     Py_ssize_t split = split_at(entries, 0, count, depth);
     PyObject *left = update(PyTuple_GET_ITEM(node, 1), depth + 1, entries, split);
     if (left == NULL) {
         return NULL;
     }
     return join(left, update(PyTuple_GET_ITEM(node, 2), depth + 1, entries + split, count - split));
-}
-
-/* A tree's node as this module reads it: None, or a 3-tuple with a 32-byte hash first. The
- * walk trusts what it finds below the root (trees are only made by this module and chain.smt),
- * so the root is the one thing checked. */
-static int check_root(PyObject *root) {
-    if (root == Py_None) {
-        return 0;
-    }
-    if (!PyTuple_CheckExact(root) || PyTuple_GET_SIZE(root) != 3 ||
-        !PyBytes_CheckExact(PyTuple_GET_ITEM(root, 0)) ||
-        PyBytes_GET_SIZE(PyTuple_GET_ITEM(root, 0)) != HASH_BYTES) {
-        PyErr_SetString(PyExc_TypeError, "root must be None or a tree node made by chain.smt");
-        return -1;
-    }
-    return 0;
 }
 
 static PyObject *smt_update(PyObject *module, PyObject *args) {
@@ -321,7 +378,7 @@ static PyObject *smt_update(PyObject *module, PyObject *args) {
                           &values)) {
         return NULL;
     }
-    if (check_root(root) < 0) {
+    if (check_node(root) < 0) {
         return NULL;
     }
     Py_ssize_t count = PyList_GET_SIZE(keys);
@@ -329,17 +386,21 @@ static PyObject *smt_update(PyObject *module, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "keys and values differ in length");
         return NULL;
     }
-    Entry *entries = PyMem_New(Entry, (size_t)count + 1);
-    if (entries == NULL) {
-        return PyErr_NoMemory();
-    }
-    /* The lists are held for the call: the entries borrow their items */
-    Py_INCREF(keys);
-    Py_INCREF(values);
+    /* The entries borrow their items from tuples owned for the call: a garbage collection
+     * while nodes are allocated can run a finalizer that empties the caller's lists */
+    PyObject *key_items = PyList_AsTuple(keys);
+    PyObject *value_items = key_items == NULL ? NULL : PyList_AsTuple(values);
+    Entry *entries = value_items == NULL ? NULL : PyMem_New(Entry, (size_t)count + 1);
     PyObject *result = NULL;
+    if (entries == NULL) {
+        if (value_items != NULL) {
+            PyErr_NoMemory();
+        }
+        goto done;
+    }
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *key = PyList_GET_ITEM(keys, i);
-        PyObject *value = PyList_GET_ITEM(values, i);
+        PyObject *key = PyTuple_GET_ITEM(key_items, i);
+        PyObject *value = PyTuple_GET_ITEM(value_items, i);
         if (!PyBytes_CheckExact(key) || PyBytes_GET_SIZE(key) != HASH_BYTES) {
             PyErr_Format(PyExc_TypeError, "key %zd is not a %d-byte hash", i, HASH_BYTES);
             goto done;
@@ -358,8 +419,8 @@ static PyObject *smt_update(PyObject *module, PyObject *args) {
     result = update(root, 0, entries, count);
 done:
     PyMem_Free(entries);
-    Py_DECREF(keys);
-    Py_DECREF(values);
+    Py_XDECREF(key_items);
+    Py_XDECREF(value_items);
     return result;
 }
 
