@@ -42,10 +42,24 @@ _EMPTY_LEFT = b"\x01" + EMPTY_HASH
 # SMARTCITY_SMT=python forces the Python tree; =c makes process commands refuse to start
 # without the C one (smartcity.settings checks it, as it checks every SMARTCITY_ variable).
 _native_update: Any = None
-if os.environ.get("SMARTCITY_SMT", "") != "python":
-    with contextlib.suppress(ImportError):
-        from smartcity_native._smt import update as _native_update
+with contextlib.suppress(ImportError):
+    from smartcity_native._smt import update as _native_update
+_c_update = _native_update
+if os.environ.get("SMARTCITY_SMT", "") == "python":
+    _native_update = None
 IMPLEMENTATION = "c" if _native_update is not None else "python"
+
+
+def use_implementation(name: str) -> None:
+    """Choose the tree for this process (`smt` in a settings file, applied at start): "python",
+    or "c" where it is installed (ValueError if not). Trees are the same either way."""
+    global _native_update, IMPLEMENTATION
+    if name == "c" and _c_update is None:
+        raise ValueError("the C tree is not installed")
+    if name not in ("c", "python"):
+        raise ValueError(f"no tree implementation {name!r}: c or python")
+    _native_update = _c_update if name == "c" else None
+    IMPLEMENTATION = name
 
 
 def bit(key_hash: bytes, depth: int) -> int:

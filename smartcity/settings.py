@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     def _smt(cls, value: str | None) -> str | None:
         from chain import smt
 
-        if value == "c" and smt.IMPLEMENTATION != "c":
+        if value == "c" and smt._c_update is None:
             raise ValueError(
                 "the C tree is not installed (no C compiler or OpenSSL headers at install):"
                 " install them, then `.tools/bin/uv sync --reinstall-package smartcity-native`"
@@ -197,6 +197,10 @@ def apply_to_environ(settings: Settings) -> None:
         variable = ENV_PREFIX + name.upper()
         if value is not None and variable not in os.environ:
             os.environ[variable] = str(value)
+    if settings.smt is not None:  # chain.smt read the environment when it was imported
+        from chain import smt
+
+        smt.use_implementation(settings.smt)
     for name in ("log_format", "log_level"):
         value = getattr(settings, name)
         if value is not None:

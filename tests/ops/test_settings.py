@@ -76,12 +76,28 @@ def test_requiring_the_c_tree_where_it_is_not_installed_says_how_to_get_it(
     from chain import smt
 
     monkeypatch.setenv("SMARTCITY_SMT", "c")
-    monkeypatch.setattr(smt, "IMPLEMENTATION", "python")  # as built without a compiler
+    monkeypatch.setattr(smt, "_c_update", None)  # as built without a compiler
     with pytest.raises(ConfigError, match="the C tree is not installed") as caught:
         load_settings(None)
     assert "uv sync --reinstall-package smartcity-native" in str(caught.value)
-    monkeypatch.setattr(smt, "IMPLEMENTATION", "c")
-    assert load_settings(None).smt == "c"
+
+
+def test_the_tree_named_in_a_settings_file_is_the_one_the_process_uses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """chain.smt reads SMARTCITY_SMT when imported, before a settings file is read: applying
+    the settings switches it (the trees are the same either way, only the speed differs)."""
+    from chain import smt
+
+    if smt._c_update is None:
+        pytest.skip("the C tree is not built here")
+    monkeypatch.setattr(smt, "_native_update", smt._native_update)
+    monkeypatch.setattr(smt, "IMPLEMENTATION", smt.IMPLEMENTATION)
+    for name in ("python", "c"):
+        (tmp_path / "smartcity.toml").write_text(f'smt = "{name}"\n')
+        apply_to_environ(load_settings(tmp_path))
+        assert name == smt.IMPLEMENTATION
+        assert (smt._native_update is None) == (name == "python")
 
 
 def test_settings_file_mistakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
