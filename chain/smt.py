@@ -262,8 +262,9 @@ NATIVE_CHUNK_KEYS = 256
 def _update_in_chunks(
     root: Node, keys: list[bytes], values: list[bytes | None], step: int = NATIVE_CHUNK_KEYS
 ) -> Node:
+    update = _native_update  # one implementation for the whole batch, whatever switches
     for start in range(0, len(keys), step):
-        root = _native_update(root, keys[start : start + step], values[start : start + step])
+        root = update(root, keys[start : start + step], values[start : start + step])
     return root
 
 

@@ -175,6 +175,56 @@ def test_a_collection_emptying_the_callers_lists_mid_update_changes_nothing() ->
     assert root == expected
 
 
+@pytest.mark.parametrize("shrink", ["keys", "values"])
+def test_a_collection_shrinking_a_list_while_it_is_copied_is_refused(shrink: str) -> None:
+    """The update copies the lists it was given into tuples of its own; allocating those can
+    run a collection whose callback shrinks a list (review, ASan: a read past the copy's end,
+    and a crash inside CPython's list copy). The lengths are checked again once allocated.
+    The list is shrunk at each of the first collections in turn: before the call (refused,
+    lengths differ), while the copies are allocated (refused, changed during the call), or
+    after the copy (the tree of what was given)."""
+    import gc
+
+    given = {"keys": [bytes([i]) * 32 for i in range(1, 41)], "values": [b"v" * 32] * 40}
+    expected = smt._build(0, list(zip(given["keys"], given["values"], strict=True)))
+    outcomes = set()
+    for at in range(1, 7):
+        lists = {name: list(items) for name, items in given.items()}
+        seen = [0]
+
+        def callback(
+            phase: str,
+            _info: dict[str, int],
+            at: int = at,
+            seen: list[int] = seen,
+            lists: dict[str, list[bytes]] = lists,
+        ) -> None:
+            if phase == "start":
+                seen[0] += 1
+                if seen[0] == at:
+                    del lists[shrink][1:]
+
+        old = gc.get_threshold()
+        gc.collect()
+        gc.callbacks.append(callback)
+        gc.set_threshold(1)
+        try:
+            root = _smt.update(None, lists["keys"], lists["values"])
+            outcome = "built" if root == expected else "wrong tree"
+        except (RuntimeError, ValueError) as refused:
+            outcome = str(refused)
+        finally:
+            gc.set_threshold(*old)
+            gc.callbacks.remove(callback)
+        outcomes.add(outcome)
+    assert outcomes <= {
+        "keys and values differ in length",
+        "keys or values changed during the call",
+        "built",
+    }
+    assert "keys or values changed during the call" in outcomes
+
+
 def test_from_entries_refuses_a_value_that_is_not_bytes() -> None:
     with pytest.raises(TypeError):
         smt.Tree.from_entries([(bytes(32), None)])  # type: ignore[list-item]

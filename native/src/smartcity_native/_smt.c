@@ -387,9 +387,11 @@ static PyObject *smt_update(PyObject *module, PyObject *args) {
         return NULL;
     }
     /* The entries borrow their items from tuples owned for the call: a garbage collection
-     * while nodes are allocated can run a finalizer that empties the caller's lists */
-    PyObject *key_items = PyList_AsTuple(keys);
-    PyObject *value_items = key_items == NULL ? NULL : PyList_AsTuple(values);
+     * while anything is allocated (these tuples, then the nodes) can run a finalizer that
+     * changes the caller's lists. The tuples are allocated first, the lists' lengths checked
+     * again after, and the items copied with nothing allocated in between. */
+    PyObject *key_items = PyTuple_New(count);
+    PyObject *value_items = key_items == NULL ? NULL : PyTuple_New(count);
     Entry *entries = value_items == NULL ? NULL : PyMem_New(Entry, (size_t)count + 1);
     PyObject *result = NULL;
     if (entries == NULL) {
@@ -397,6 +399,18 @@ static PyObject *smt_update(PyObject *module, PyObject *args) {
             PyErr_NoMemory();
         }
         goto done;
+    }
+    if (PyList_GET_SIZE(keys) != count || PyList_GET_SIZE(values) != count) {
+        PyErr_SetString(PyExc_RuntimeError, "keys or values changed during the call");
+        goto done;
+    }
+    for (Py_ssize_t i = 0; i < count; i++) {
+        PyObject *key = PyList_GET_ITEM(keys, i);
+        PyObject *value = PyList_GET_ITEM(values, i);
+        Py_INCREF(key);
+        Py_INCREF(value);
+        PyTuple_SET_ITEM(key_items, i, key);
+        PyTuple_SET_ITEM(value_items, i, value);
     }
     for (Py_ssize_t i = 0; i < count; i++) {
         PyObject *key = PyTuple_GET_ITEM(key_items, i);
