@@ -43,6 +43,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
+from chain import smt
 from chain.errors import ChainError
 
 if TYPE_CHECKING:
@@ -85,7 +86,13 @@ def new_registry(process: str) -> CollectorRegistry:
     ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     Info("smartcity_build", "Version of the suite this process runs.", registry=registry).info(
-        {"version": build_version(), "process": process, "python": platform.python_version()}
+        {
+            "version": build_version(),
+            "process": process,
+            "python": platform.python_version(),
+            # c, or python where the C tree was not built (slower; the same roots)
+            "state_tree": smt.IMPLEMENTATION,
+        }
     )
     return registry
 

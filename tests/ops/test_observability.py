@@ -74,6 +74,9 @@ def test_a_node_answers_health_readiness_and_metrics(node_app: RunningNode) -> N
     assert ("smartcity_chain_txs_committed_total", frozenset({("node", "validator-0")})) in found
     build = [k for k in found if k[0] == "smartcity_build_info"]
     assert build and ("process", "node") in build[0][1]
+    from chain import smt
+
+    assert ("state_tree", smt.IMPLEMENTATION) in build[0][1]  # which tree, for an operator
     assert "process_resident_memory_bytes" in {k[0] for k in found}
     # route templates, never raw paths, so a scraper's series stay bounded
     routes = {dict(k[1]).get("route") for k in found if k[0] == "smartcity_http_requests_total"}
