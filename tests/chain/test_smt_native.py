@@ -188,7 +188,11 @@ def test_a_collection_shrinking_a_list_while_it_is_copied_is_refused(shrink: str
     given = {"keys": [bytes([i]) * 32 for i in range(1, 41)], "values": [b"v" * 32] * 40}
     expected = smt._build(0, list(zip(given["keys"], given["values"], strict=True)))
     outcomes = set()
-    for at in range(1, 7):
+    enabled = gc.isenabled()
+    gc.enable()  # whatever an earlier test in this worker left
+    # Which collection lands inside the copy depends on how many objects were allocated since
+    # the last one: every pairing of a few extra allocations and a collection number is tried
+    for pad, at in ((pad, at) for pad in range(4) for at in range(1, 7)):
         lists = {name: list(items) for name, items in given.items()}
         seen = [0]
 
@@ -209,6 +213,7 @@ def test_a_collection_shrinking_a_list_while_it_is_copied_is_refused(shrink: str
         gc.callbacks.append(callback)
         gc.set_threshold(1)
         try:
+            padding: list[list[int]] = [[] for _ in range(pad)]
             root = _smt.update(None, lists["keys"], lists["values"])
             outcome = "built" if root == expected else "wrong tree"
         except (RuntimeError, ValueError) as refused:
@@ -217,6 +222,9 @@ def test_a_collection_shrinking_a_list_while_it_is_copied_is_refused(shrink: str
             gc.set_threshold(*old)
             gc.callbacks.remove(callback)
         outcomes.add(outcome)
+        del padding
+    if not enabled:
+        gc.disable()
     assert outcomes <= {
         "keys and values differ in length",
         "keys or values changed during the call",
