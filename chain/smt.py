@@ -14,7 +14,9 @@ loads a second instance of this module whose `_sha256` is SM3, for chains of the
 
 Under SHA-256 an update runs in C when smartcity_native's extension is installed (built from
 native/ at install; `make install` compiles it where a C compiler and OpenSSL's headers are):
-the same nodes, the same tuples, node for node, about ten times faster on a grown chain. This
+the same nodes, the same tuples, node for node, about twice as fast on a grown chain (a key's
+update 5.6-8.6 against 13.9-16.0 µs on a 300,000-key tree: a grown tree's walk is bound by
+memory, each node being two scattered Python objects, more than by hashing). This
 module stays the reference, the fallback and the SM3 tree's code; SMARTCITY_SMT=python makes a
 process use it for SHA-256 too (a before/after, or a check of the two against each other).
 """
