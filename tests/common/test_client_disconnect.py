@@ -15,27 +15,7 @@ from typing import Any
 
 import pytest
 
-ROUTES = [
-    ("POST", "/chain/v1/txs"),
-    ("POST", "/chain/v1/txs/batch"),
-    ("POST", "/identity/types"),
-    ("POST", "/credit/smes"),
-    ("POST", "/roadhealth/v1/webhooks"),
-]
-
-
-@pytest.fixture(scope="module")
-def suite_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from fastapi.testclient import TestClient
-
-    from smartcity.registry import CREDIT, IDENTITY, ROADHEALTH
-    from smartcity.suite import open_suite
-
-    suite = open_suite(
-        tmp_path_factory.mktemp("gone") / "data", services=[IDENTITY, CREDIT, ROADHEALTH]
-    )
-    with TestClient(suite.app) as client:
-        yield client
+from tests.common._suite import BODY_ROUTES
 
 
 async def _leave_mid_body(app: Any, method: str, path: str) -> list[dict[str, Any]]:
@@ -79,7 +59,7 @@ async def _leave_mid_body(app: Any, method: str, path: str) -> list[dict[str, An
     return sent
 
 
-@pytest.mark.parametrize(("method", "path"), ROUTES)
+@pytest.mark.parametrize(("method", "path"), BODY_ROUTES)
 def test_a_client_leaving_mid_body_is_logged_once_not_as_an_error(
     suite_client: Any, caplog: pytest.LogCaptureFixture, method: str, path: str
 ) -> None:

@@ -20,31 +20,15 @@ from hypothesis import strategies as st
 
 from chain.encoding import parse_json
 from chain.errors import EncodingError
+from tests.common._suite import BODY_ROUTES
 
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-@pytest.fixture(scope="module")
-def suite_client(tmp_path_factory: pytest.TempPathFactory) -> Any:
-    from fastapi.testclient import TestClient
-
-    from smartcity.registry import CREDIT, IDENTITY, ROADHEALTH
-    from smartcity.suite import open_suite
-
-    folder = tmp_path_factory.mktemp("deep")
-    suite = open_suite(folder / "data", services=[IDENTITY, CREDIT, ROADHEALTH])
-    with TestClient(suite.app) as client:
-        yield client
-
-
 ROUTES = [
-    ("POST", "/chain/v1/txs"),
-    ("POST", "/chain/v1/txs/batch"),
-    ("POST", "/identity/types"),
-    ("POST", "/credit/smes"),
-    ("POST", "/roadhealth/v1/webhooks"),
+    *BODY_ROUTES,
     ("GET", "/credit/smes"),
     ("GET", "/roadhealth/v1/segments"),
 ]

@@ -4,7 +4,6 @@ given twice, with a 400 that names it (found by schemathesis: `GET /roadhealth/v
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -12,20 +11,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 SERVICES = ("identity", "credit", "roadhealth")
-
-
-@pytest.fixture(scope="module")
-def suite_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from fastapi.testclient import TestClient
-
-    from smartcity.registry import CREDIT, IDENTITY, ROADHEALTH
-    from smartcity.suite import open_suite
-
-    suite = open_suite(
-        tmp_path_factory.mktemp("query") / "data", services=[IDENTITY, CREDIT, ROADHEALTH]
-    )
-    with TestClient(suite.app) as client:
-        yield client
 
 
 def _operations(client: Any) -> list[tuple[str, str, str, bool]]:
