@@ -236,7 +236,7 @@ async def known_query_parameters(request: Request) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute):
         return
-    declared = _query_names(route.dependant)
+    declared = _query_names(route)
     given = request.query_params
     unknown = sorted(set(given) - set(declared))
     if unknown:
@@ -285,8 +285,20 @@ def _holds_nul(value: Any) -> bool:
     return False
 
 
-def _query_names(dependant: Dependant) -> dict[str, bool]:
-    """The operation's query parameters, each with whether it takes several values."""
+def _query_names(route: APIRoute) -> dict[str, bool]:
+    """The operation's query parameters, each with whether it takes several values: read from
+    its dependants once and kept on the route (APIRoute is not hashable), not at every request."""
+    known: dict[str, bool] | None = getattr(route, _QUERY_NAMES, None)
+    if known is None:
+        known = _read_query_names(route.dependant)
+        setattr(route, _QUERY_NAMES, known)
+    return known
+
+
+_QUERY_NAMES = "_smartcity_query_names"
+
+
+def _read_query_names(dependant: Dependant) -> dict[str, bool]:
     names: dict[str, bool] = {}
     stack = [dependant]
     while stack:
