@@ -203,7 +203,7 @@ def test_a_collection_emptying_the_callers_lists_mid_update_changes_nothing() ->
                     values.clear()
                     _ = [os.urandom(32) for _ in range(2_000)]  # reuse what was freed
 
-            gc.collect()
+            gc.collect(0)  # the young generation: a full one walks the worker's whole heap
             padding: list[list[int]] = [[] for _ in range(pad)]
             gc.set_threshold(100)
             saboteur = Saboteur()
@@ -222,7 +222,7 @@ def test_a_collection_emptying_the_callers_lists_mid_update_changes_nothing() ->
                     )
             finally:
                 gc.set_threshold(*threshold)
-            gc.collect()
+            gc.collect(0)  # the young generation: a full one walks the worker's whole heap
             del padding
     finally:
         gc.set_threshold(*threshold)
@@ -308,7 +308,7 @@ def test_a_collection_shrinking_a_list_while_it_is_copied_is_refused(shrink: str
                     del lists[shrink][1:]
 
         old = gc.get_threshold()
-        gc.collect()
+        gc.collect(0)  # the young generation: a full one walks the worker's whole heap
         gc.callbacks.append(callback)
         gc.set_threshold(1)
         try:
