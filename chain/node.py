@@ -69,8 +69,9 @@ class Node:
         self._waiters: dict[str, list[Future[dict[str, Any]]]] = defaultdict(list)
         self._waiters_lock = threading.Lock()
         self._subscribers: list[Subscriber] = []
-        self._rate_tx_per_s = 0.0  # committed transactions per second, smoothed
+        self._rate_tx_per_s = 0.0  # committed transactions per second while busy, smoothed
         self._last_commit_at: float | None = None
+        self._busy = False  # transactions were pending when the last block committed
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.fatal: BaseException | None = None
@@ -307,8 +308,8 @@ class Node:
 
     def after_commit(self, result: BlockResult) -> None:
         """Tell waiters and subscribers about a committed block (any block producer calls this)."""
-        self._observe_rate(len(result.txs))
         self.mempool.remove([tx.hash for tx in result.txs])
+        self._observe_rate(len(result.txs), pending=len(self.mempool))
         with self._waiters_lock:
             waited = [r for r in result.receipts if r.tx in self._waiters] if self._waiters else []
         for receipt in waited:
@@ -318,13 +319,19 @@ class Node:
                 block_message(result.header.to_json(), result.header.hash, result.receipts)
             )
 
-    def _observe_rate(self, committed: int) -> None:
+    def _observe_rate(self, committed: int, *, pending: int) -> None:
+        """Learn the commit rate from busy intervals only: from a commit that left transactions
+        pending to the next, the node committed as fast as it could. An interval that began
+        with nothing pending measures the offered load, not the node: after a few quiet
+        seconds (an empty block) it set the estimate, and the admission limit with it, to the
+        floor, so the next burst met 429s at 1,000 pending while the estimate climbed back."""
         now = time.monotonic()
-        if self._last_commit_at is not None:
+        if self._last_commit_at is not None and self._busy:
             gap = max(now - self._last_commit_at, 1e-3)
             weight = min(1.0, gap / 5.0)  # about a five-second memory
             self._rate_tx_per_s += weight * (committed / gap - self._rate_tx_per_s)
         self._last_commit_at = now
+        self._busy = pending > 0
 
     def submit_and_wait(self, tx: Tx, timeout_s: float = 30) -> dict[str, Any]:
         """Admit one transaction and wait for its receipt (embedded callers)."""

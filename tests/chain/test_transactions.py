@@ -151,6 +151,47 @@ def test_a_full_mempool_refuses_with_429_and_keeps_what_it_has(
     assert len(node.mempool) == 2
 
 
+def test_a_quiet_spell_does_not_lower_the_admission_limit_a_burst_then_meets(
+    ledger: Ledger,
+    keys: SimpleNamespace,
+    sign: Callable[..., Tx],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The door admits about two seconds of the commit rate the node has shown while busy.
+    A quiet spell (an empty block after seconds with nothing pending) says nothing of that
+    rate; it set the estimate to zero, so the next burst met 429s at the floor."""
+    import time
+
+    from chain import node as node_module
+    from chain.node import NodeOptions
+
+    clock = [100.0]
+    monkeypatch.setattr(
+        node_module, "time", SimpleNamespace(monotonic=lambda: clock[0], time=time.time)
+    )
+    node = Node(ledger, key=keys.validator, options=NodeOptions(max_block_txs=100, admit_floor=10))
+    roots = iter(f"{i:064x}" for i in range(10_000))
+
+    def batch(n: int) -> list[Tx]:
+        return [sign(keys.agency, "anchors", "anchor", anchor_args(next(roots))) for _ in range(n)]
+
+    node.submit(batch(500))
+    for _ in range(5):  # busy: each block of 100 leaves more pending, one a second
+        node.produce_block()
+        clock[0] += 1.0
+    learned = node.admission_limit()
+    assert learned > 10 * 4  # about two seconds of what it committed while busy
+
+    clock[0] += 30.0  # a quiet spell: nothing pending, then an empty block
+    node.produce_block(allow_empty=True)
+    assert node.admission_limit() == learned
+
+    while len(node.mempool) < learned:  # a burst, ten at a time: admitted up to the limit
+        node.submit(batch(10))
+    err = rejection(lambda: node.submit(batch(10)))
+    assert (err.code, err.status) == ("mempool_full", 429)
+
+
 def test_wire_oddities_are_malformed_not_crashes(
     keys: SimpleNamespace, sign: Callable[..., Tx]
 ) -> None:
