@@ -85,9 +85,11 @@ static inline int bit(const unsigned char *key, int depth) {
 }
 
 /* Whether the collector may need to see `item` to find a cycle: CPython's own test when it
- * untracks a tuple (_PyTuple_MaybeUntrack), for a node's items. */
+ * untracks a tuple (_PyObject_GC_MAY_BE_TRACKED in _PyTuple_MaybeUntrack). Only a tuple
+ * counts by whether it is tracked now; any other collected type (a dict starts untracked
+ * and is tracked once it holds a container) may be tracked later. */
 static inline int may_be_tracked(PyObject *item) {
-    return PyObject_IS_GC(item) && PyObject_GC_IsTracked(item);
+    return PyObject_IS_GC(item) && (!PyTuple_CheckExact(item) || PyObject_GC_IsTracked(item));
 }
 
 /* A new tuple (hash, a, b), taking new references to a and b.
