@@ -265,10 +265,16 @@ def test_a_node_over_a_tracked_child_stays_tracked() -> None:
     import gc
 
     left, right = b"\x00" + bytes(31), b"\x80" + bytes(31)
-    tracked = smt._leaf(right, b"r" * 32)  # a fresh tuple: tracked until a collection sees it
-    assert gc.is_tracked(tracked)
-    root = smt._internal(None, tracked)
-    new = _smt.update(root, [left], [b"l" * 32])
+    enabled = gc.isenabled()
+    gc.disable()  # a collection in between would untrack the fresh tuple itself
+    try:
+        tracked = smt._leaf(right, b"r" * 32)  # a fresh tuple: tracked until a collection sees it
+        assert gc.is_tracked(tracked)
+        root = smt._internal(None, tracked)
+        new = _smt.update(root, [left], [b"l" * 32])
+    finally:
+        if enabled:
+            gc.enable()
     assert new[2] is tracked
     assert gc.is_tracked(new)
     assert not gc.is_tracked(new[1])  # the new leaf has only bytes
