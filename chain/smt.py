@@ -47,6 +47,7 @@ _native_update: Any = None
 with contextlib.suppress(ImportError):
     from smartcity_native._smt import update as _native_update
 _c_update = _native_update
+C_INSTALLED = _c_update is not None
 if os.environ.get("SMARTCITY_SMT", "") == "python":
     _native_update = None
 IMPLEMENTATION = "c" if _native_update is not None else "python"
@@ -56,7 +57,7 @@ def use_implementation(name: str) -> None:
     """Choose the tree for this process (`smt` in a settings file, applied at start): "python",
     or "c" where it is installed (ValueError if not). Trees are the same either way."""
     global _native_update, IMPLEMENTATION
-    if name == "c" and _c_update is None:
+    if name == "c" and not C_INSTALLED:
         raise ValueError("the C tree is not installed")
     if name not in ("c", "python"):
         raise ValueError(f"no tree implementation {name!r}: c or python")
@@ -263,10 +264,20 @@ def _update_one(node: Node, depth: int, key: bytes, value: bytes | None) -> Node
 NATIVE_CHUNK_KEYS = 256
 
 
+def _native() -> Any:
+    """The C update if this module's tree uses it (installed, chosen, and hashing SHA-256: the
+    SM3 instance of this module never does), else None. Read once per batch, so a batch uses
+    one implementation whatever switches during it."""
+    return _native_update if _sha256 is hashlib.sha256 else None
+
+
 def _update_in_chunks(
-    root: Node, keys: list[bytes], values: list[bytes | None], step: int = NATIVE_CHUNK_KEYS
+    update: Any,
+    root: Node,
+    keys: list[bytes],
+    values: list[bytes | None],
+    step: int = NATIVE_CHUNK_KEYS,
 ) -> Node:
-    update = _native_update  # one implementation for the whole batch, whatever switches
     for start in range(0, len(keys), step):
         root = update(root, keys[start : start + step], values[start : start + step])
     return root
@@ -285,13 +296,14 @@ class Tree:
     @classmethod
     def from_entries(cls, entries: Iterable[tuple[bytes, bytes]]) -> Tree:
         ordered = sorted(entries)
-        if _native_update is not None and _sha256 is hashlib.sha256:  # duplicates: ValueError
+        native = _native()
+        if native is not None:
             keys = [k for k, _ in ordered]
             if len(set(keys)) != len(keys):  # a later chunk would set the key again instead
                 raise ValueError("duplicate key hash")
             if any(type(v) is not bytes for _, v in ordered):  # the C would read None as delete
                 raise TypeError("a value hash must be bytes")
-            return cls(_update_in_chunks(None, keys, [v for _, v in ordered]))
+            return cls(_update_in_chunks(native, None, keys, [v for _, v in ordered]))
         return cls(_build(0, ordered))
 
     def update(self, changes: Iterable[tuple[bytes, bytes | None]]) -> Tree:
@@ -299,8 +311,9 @@ class Tree:
         latest = dict(changes)
         keys = sorted(latest)
         values = [latest[k] for k in keys]
-        if _native_update is not None and _sha256 is hashlib.sha256:
-            return Tree(_update_in_chunks(self.root, keys, values))
+        native = _native()
+        if native is not None:
+            return Tree(_update_in_chunks(native, self.root, keys, values))
         return Tree(_update(self.root, 0, keys, values, 0, len(keys)))
 
     def prove(self, key_hash: bytes) -> StateProof:

@@ -116,7 +116,7 @@ class Settings(BaseSettings):
     def _smt(cls, value: str | None) -> str | None:
         from chain import smt
 
-        if value == "c" and smt._c_update is None:
+        if value == "c" and not smt.C_INSTALLED:
             raise ValueError(
                 "the C tree is not installed (no C compiler or OpenSSL headers at install):"
                 " install them, then `.tools/bin/uv sync --reinstall-package smartcity-native`"

@@ -285,6 +285,9 @@ def _holds_nul(value: Any) -> bool:
     return False
 
 
+_QUERY_NAMES = "_smartcity_query_names"  # the attribute _query_names keeps them in
+
+
 def _query_names(route: APIRoute) -> dict[str, bool]:
     """The operation's query parameters, each with whether it takes several values: read from
     its dependants once and kept on the route (APIRoute is not hashable), not at every request."""
@@ -293,9 +296,6 @@ def _query_names(route: APIRoute) -> dict[str, bool]:
         known = _read_query_names(route.dependant)
         setattr(route, _QUERY_NAMES, known)
     return known
-
-
-_QUERY_NAMES = "_smartcity_query_names"
 
 
 def _read_query_names(dependant: Dependant) -> dict[str, bool]:
@@ -339,15 +339,15 @@ def install_openapi(app: FastAPI, *, audience: str) -> None:
     own 404/405 with the error model."""
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_r: Request, exc: StarletteHTTPException) -> Response:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
         if left_before_body(exc):
-            return client_left(_r)
+            return client_left(request)
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
         response = error_body(exc.status_code, code, str(exc.detail))
         response.headers.update(exc.headers or {})
         if exc.status_code == 405:
             # RFC 9110: Allow lists every method of the resource, not the first route's only
-            response.headers["Allow"] = ", ".join(allowed_methods(app, _r.scope))
+            response.headers["Allow"] = ", ".join(allowed_methods(app, request.scope))
         return response
 
     def openapi() -> dict[str, Any]:

@@ -45,8 +45,9 @@ except ImportError:
     if _c_toolchain():  # it could have been built: a broken build must not pass as a skip
         raise
     pytest.skip(
-        "no C compiler with OpenSSL's headers here, so the install built no C tree and this"
-        " process runs the Python one (tested by the rest of the suite)",
+        "no C tree to test: this machine has no C compiler with OpenSSL's headers, so the"
+        " install built none and every process runs the Python tree, which the rest of the"
+        " suite tests (install gcc and libssl-dev, then `make install`, to build and test it)",
         allow_module_level=True,
     )
 
@@ -97,7 +98,7 @@ def test_a_batch_in_chunks_builds_the_batch_tree(
     native: smt.Node = None
     for changes in blocks:
         keys = sorted(changes)
-        native = smt._update_in_chunks(native, keys, [changes[k] for k in keys], chunk)
+        native = smt._update_in_chunks(_smt.update, native, keys, [changes[k] for k in keys], chunk)
         python = _python_update(python, changes)
         assert native == python
 

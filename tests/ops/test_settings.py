@@ -76,7 +76,7 @@ def test_requiring_the_c_tree_where_it_is_not_installed_says_how_to_get_it(
     from chain import smt
 
     monkeypatch.setenv("SMARTCITY_SMT", "c")
-    monkeypatch.setattr(smt, "_c_update", None)  # as built without a compiler
+    monkeypatch.setattr(smt, "C_INSTALLED", False)  # as built without a compiler
     with pytest.raises(ConfigError, match="the C tree is not installed") as caught:
         load_settings(None)
     assert "uv sync --reinstall-package smartcity-native" in str(caught.value)
@@ -94,6 +94,7 @@ def test_the_tree_named_in_a_settings_file_is_the_one_the_process_uses(
         lambda root, keys, values: smt._update(root, 0, keys, values, 0, len(keys))
     )
     monkeypatch.setattr(smt, "_c_update", c_update)
+    monkeypatch.setattr(smt, "C_INSTALLED", True)
     monkeypatch.setattr(smt, "_native_update", smt._native_update)
     monkeypatch.setattr(smt, "IMPLEMENTATION", smt.IMPLEMENTATION)
     for name in ("python", "c"):
