@@ -1,0 +1,154 @@
+"""Ed25519 checks in batches (smartcity_native's `_sigs`) answer exactly as one check at a time.
+
+A node verifies a batch of transactions with the GIL released once for the batch; every node
+must still accept and refuse exactly the signatures `chain.crypto.verify` does, or two
+validators could disagree about a block. Hypothesis mixes good signatures with every way of
+spoiling one (another message, a flipped bit, another key, a small-order key, a non-canonical
+S, wrong lengths, bad hex) and the batch must give verify's answer for each.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sysconfig
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from chain import crypto
+from chain.crypto import SMALL_ORDER_KEYS, SigningKey, verify, verify_many
+from chain.tx import VERIFIED, sign_tx, tx_from_json, verify_signatures
+
+if not crypto.BATCHES_IN_C:
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is not None:  # it could have been built: a broken build fails
+        raise ImportError("smartcity_native._sigs is not installed although a C compiler is")
+    pytest.skip(
+        "no batch check to test: this machine has no C compiler, so the install built none and"
+        " signatures are checked one at a time (install gcc, then `make install`)",
+        allow_module_level=True,
+    )
+
+from smartcity_native import _sigs  # only once the extension is known built
+
+KEYS = [SigningKey.from_seed(bytes([i]) * 32) for i in range(3)]
+# The group order: S + L is the same scalar written non-canonically, which libsodium refuses
+L = 2**252 + 27742317777372353535851937790883648493
+
+
+def _non_canonical(signature: bytes) -> bytes | None:
+    s = int.from_bytes(signature[32:], "little") + L
+    return signature[:32] + s.to_bytes(32, "little") if s < 2**256 else None
+
+
+@st.composite
+def _check(draw: Any) -> tuple[str, bytes, bytes]:
+    key = draw(st.sampled_from(KEYS))
+    message = draw(st.binary(max_size=300))
+    signature = key.sign(message)
+    public_hex = key.public_hex
+    spoil = draw(
+        st.sampled_from(
+            ["none", "message", "bit", "key", "small", "canonical", "short", "long", "hex"]
+        )
+    )
+    if spoil == "message":
+        message = message + b"!"
+    elif spoil == "bit":
+        at = draw(st.integers(0, 8 * len(signature) - 1))
+        flipped = bytearray(signature)
+        flipped[at // 8] ^= 1 << (at % 8)
+        signature = bytes(flipped)
+    elif spoil == "key":
+        public_hex = draw(st.sampled_from([k.public_hex for k in KEYS if k is not key]))
+    elif spoil == "small":
+        public_hex = draw(st.sampled_from(sorted(SMALL_ORDER_KEYS))).hex()
+    elif spoil == "canonical":
+        signature = _non_canonical(signature) or signature[:63]
+    elif spoil == "short":
+        signature = signature[: draw(st.integers(0, 63))]
+    elif spoil == "long":
+        signature = signature + b"\x00"
+    elif spoil == "hex":
+        public_hex = draw(st.sampled_from([public_hex.upper(), public_hex[:-2], "zz" * 32, ""]))
+    return public_hex, message, signature
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_check(), max_size=40))
+def test_a_batch_answers_as_verify_answers_each(checks: list[tuple[str, bytes, bytes]]) -> None:
+    assert verify_many(checks) == [verify(*check) for check in checks]
+
+
+def test_spoiled_signatures_are_refused_and_good_ones_accepted() -> None:
+    key = KEYS[0]
+    good = key.sign(b"transfer 10")
+    non_canonical = _non_canonical(good)
+    assert non_canonical is not None or good[63] & 0xF0  # S + L fits unless S's top bits are set
+    checks = [
+        (key.public_hex, b"transfer 10", good),
+        (key.public_hex, b"transfer 11", good),
+        (KEYS[1].public_hex, b"transfer 10", good),
+        (key.public_hex, b"transfer 10", good[:-1]),
+        (next(iter(SMALL_ORDER_KEYS)).hex(), b"transfer 10", good),
+    ]
+    if non_canonical is not None:
+        checks.append((key.public_hex, b"transfer 10", non_canonical))
+    assert verify_many(checks) == [True] + [False] * (len(checks) - 1)
+
+
+def test_without_the_extension_the_same_answers_come_one_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    key = KEYS[2]
+    checks = [(key.public_hex, b"a", key.sign(b"a")), (key.public_hex, b"b", key.sign(b"a"))]
+    monkeypatch.setattr(crypto, "_batches", None)
+    assert verify_many(checks) == [True, False]
+
+
+def test_the_extension_refuses_what_it_cannot_read_with_a_reason() -> None:
+    key = KEYS[0]
+    raw = bytes.fromhex(key.public_hex)
+    signed = key.sign(b"m") + b"m"
+    assert _sigs.open_many([raw], [signed]) == b"\x01"
+    assert _sigs.open_many([], []) == b""
+    with pytest.raises(ValueError, match="as many signed messages as keys"):
+        _sigs.open_many([raw], [])
+    with pytest.raises(ValueError, match="key 1 is not 32 bytes"):
+        _sigs.open_many([raw, raw[:31]], [signed, signed])
+    with pytest.raises(ValueError, match="signed message 0 is not bytes of 64 or more"):
+        _sigs.open_many([raw], [signed[:63]])
+    text: Any = "text"  # what a caller outside chain.crypto might hand in
+    with pytest.raises(ValueError, match="signed message 0"):
+        _sigs.open_many([raw], [text])
+    with pytest.raises(TypeError):
+        _sigs.open_many(1, 2)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="address as an int"):
+        _sigs.bind(text)
+
+
+def test_a_node_remembers_only_the_transactions_whose_signatures_hold() -> None:
+    key = KEYS[1]
+    txs = [
+        sign_tx(
+            key,
+            chain_id="batch-test",
+            contract="anchors",
+            method="anchor",
+            args={"root": os.urandom(32).hex(), "count": 1, "label": "t"},
+            expiry_height=10,
+        )
+        for _ in range(150)  # above the size that goes to the worker pool
+    ]
+    forged = [
+        tx_from_json({**tx.to_json(), "sig": KEYS[0].sign(tx.signed_bytes()).hex()})
+        for tx in txs[::7]
+    ]
+    for tx in txs + forged:
+        assert tx.hash not in VERIFIED
+    assert verify_signatures(txs + forged) == [True] * len(txs) + [False] * len(forged)
+    assert all(tx.hash in VERIFIED for tx in txs)
+    assert not any(tx.hash in VERIFIED for tx in forged)
