@@ -21,6 +21,7 @@ demo's plaintext links instead, to measure what encryption costs.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -30,6 +31,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -54,6 +56,8 @@ from smartcity.ops import settle_heap
 
 SECONDS = float(os.environ.get("BENCH_CONSENSUS_SECONDS", "12"))
 TICK_S = 0.05
+# Clients sending at once: a batch is sent on time even while this many earlier ones wait
+CLIENTS = int(os.environ.get("BENCH_CONSENSUS_CLIENTS", "4"))
 IN_PROCESS_OFFER = 6_000.0  # tx/s offered to the in-process validators (aim: 3,000 committed)
 # The warm-up (a fresh chain) and saturation (the chain it grew) alone: the nodes' CPU per
 # transaction on both, for a before/after of one change without the overload and latency runs
@@ -99,23 +103,30 @@ def _offered_load(
     batches: list[Batch],
     rate_per_s: float,
 ) -> dict[str, Any]:
-    """Offer the batches open-loop at a steady rate, one every TICK_S; `submit` returns what
-    the node admitted, and what it refused (429) is counted, not retried. Throughput counts
-    commits within the offered window plus the drain of what was admitted."""
+    """Offer the batches open-loop at a steady rate, one every TICK_S, from CLIENTS clients: a
+    batch goes out on time while earlier ones still wait for their answers, as a city's many
+    callers do (one client waiting for each answer before sending the next made the offered
+    rate the door's, not the bench's). Latency runs from a batch's scheduled time, so a batch
+    queued behind busy clients counts its wait. `submit` returns what the node admitted, and
+    what it refused (429) is counted, not retried. Throughput counts commits within the
+    offered window plus the drain of what was admitted."""
     sent_at: dict[str, float] = {}
     admitted: list[Tx] = []
     offered = refused = 0
     started = time.perf_counter()
-    for batch in batches:
-        now = time.perf_counter()
-        accepted = submit(batch)
-        for tx in accepted:
-            sent_at[tx.hash] = now
-        admitted.extend(accepted)
-        offered += len(batch.txs)
-        refused += len(batch.txs) - len(accepted)
-        target = started + offered / rate_per_s
-        time.sleep(max(0.0, target - time.perf_counter()))
+    in_flight: list[tuple[float, Batch, Future[list[Tx]]]] = []
+    with ThreadPoolExecutor(CLIENTS, thread_name_prefix="bench-client") as clients:
+        for batch in batches:
+            in_flight.append((time.perf_counter(), batch, clients.submit(submit, batch)))
+            offered += len(batch.txs)
+            target = started + offered / rate_per_s
+            time.sleep(max(0.0, target - time.perf_counter()))
+        for scheduled, batch, answer in in_flight:
+            accepted = answer.result()
+            for tx in accepted:
+                sent_at[tx.hash] = scheduled
+            admitted.extend(accepted)
+            refused += len(batch.txs) - len(accepted)
     offered_s = time.perf_counter() - started
     latencies, last = [], started
     deadline = time.monotonic() + 120
@@ -182,6 +193,7 @@ def in_process(
     return {
         "bench": "consensus_single_validator" if single else "consensus_in_process",
         "validators": validators,
+        "clients": CLIENTS,
         **result,
         "ceiling_tx_per_s": round(ceiling, 1),
         "ratio_to_ceiling": round(result["tx_per_s"] / ceiling, 3),
@@ -227,7 +239,7 @@ class ProcessNetwork:
             with ChainClient(url, identity=self.identity) as client:
                 client.wait_until_ready(timeout_s=180)
         self.http = [httpx.Client(base_url=url, timeout=120) for url in self.urls]
-        self._turn = 0
+        self._turn = itertools.count()  # next() on it is atomic: clients share it
         self.seen: dict[str, float] = {}
         self._stop = threading.Event()
         self._follower = threading.Thread(target=self._follow, daemon=True)
@@ -254,8 +266,7 @@ class ProcessNetwork:
 
     def submit(self, batch: Batch) -> list[Tx]:
         """POST one pre-encoded batch to the next validator; what it admitted ([] on a 429)."""
-        http = self.http[self._turn % len(self.http)]
-        self._turn += 1
+        http = self.http[next(self._turn) % len(self.http)]
         token = mint_token(self.key, org=self.identity.org, audience=AUDIENCE_CHAIN)
         response = http.post(
             "/v1/txs/batch",
@@ -331,7 +342,12 @@ def processes(folder: Path, ceiling: float) -> list[dict[str, Any]]:
         network.close()
     sat = max(saturated["tx_per_s"], 1e-9)
     bracket = max(_saturation_at_overload(warm, saturated, overload, half, after), 1e-9)
-    common = {"validators": VALIDATORS, "p2p": P2P, "ceiling_tx_per_s": round(ceiling, 1)}
+    common = {
+        "validators": VALIDATORS,
+        "clients": CLIENTS,
+        "p2p": P2P,
+        "ceiling_tx_per_s": round(ceiling, 1),
+    }
     return [
         {"bench": "consensus_processes_warm_up", **common, **warm},
         {
