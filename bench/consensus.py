@@ -1,7 +1,8 @@
 """BFT consensus: 4 validators in-process and as 4 processes on loopback; the city-scale sim.
 
 Committed transactions per second and commit latency (p50, p99) under a steady open-loop
-offered load, with the ceiling measured in the same run: Ed25519 verifications per second on
+offered load (batches sent on schedule by CLIENTS threads, latency from the scheduled time),
+with the ceiling measured in the same run: Ed25519 verifications per second on
 one core (libsodium, as the nodes verify; OpenSSL beside it for comparison) times the cores,
 divided by the validators that verify each transaction (4 processes: each verifies every
 transaction once; in one process the validators share one verification).
