@@ -15,7 +15,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import heapq
-import json
 import logging
 import threading
 import time
@@ -40,6 +39,7 @@ from chain.consensus.effects import (
 )
 from chain.consensus.machine import Tendermint
 from chain.consensus.messages import Message, Proposal, ValidatorSet, Vote
+from chain.consensus.signed_state import LAST_SIGNED, signed_state_from_json, signed_state_json
 from chain.consensus.wire import Commit
 from chain.errors import ChainError
 from chain.node import Node
@@ -47,8 +47,6 @@ from chain.tx import Tx, verify_signatures
 from chain.types import BlockHash, Height, PublicKey, Round
 
 log = logging.getLogger(__name__)
-LAST_SIGNED = "consensus_last_signed"
-SAME_AS_LOCKED = "locked_value"  # a persisted valid_value that is the locked block
 SYNC_BATCH = 50
 MAX_INBOX = 100_000
 MAX_GOSSIP_BATCHES = 256  # gossiped tx batches waiting; beyond, new gossip is dropped
@@ -98,10 +96,14 @@ class Engine:
             propose_ms=3000, prevote_ms=1000, precommit_ms=1000, delta_ms=1000
         )
         self.empty_block_interval_s = empty_block_interval_ms / 1000
-        # Tendermint's timeout_commit: after a commit, gather transactions this long before the
-        # next height starts (unless a full block is already waiting), so a trickle of
-        # transactions makes a few blocks of many rather than a block each
+        # Tendermint's timeout_commit: after a block of transactions that left more waiting, gather
+        # more this long before the next height starts (unless a full block is already
+        # waiting), so a busy chain makes a few blocks of many rather than a block each. After
+        # a commit that left none (an idle chain) the next transaction starts a height at once:
+        # waiting would gather nothing but its caller's time (a lone caller's writes took
+        # 100 ms each)
         self.min_block_interval_s = min_block_interval_ms / 1000
+        self._busy = False  # the last block held transactions and left others pending
         self.max_proposal_txs = max_proposal_txs
         self.public_key = node.key.public_hex if node.key else None
         self.app = LedgerApp(
@@ -269,27 +271,7 @@ class Engine:
     def persisted_state(self) -> SignedState | None:
         """The signed state last persisted before a vote (what a restart resumes), if any."""
         raw = self.ledger.store.get_meta(LAST_SIGNED)
-        if raw is None:
-            return None
-        data = json.loads(raw)
-
-        def value(v: Any) -> Candidate | None:
-            return None if v is None else Candidate.from_json(v)
-
-        locked = value(data["locked_value"])
-        valid = locked if data["valid_value"] == SAME_AS_LOCKED else value(data["valid_value"])
-        return SignedState(
-            data["height"],
-            data["round"],
-            data["step"],
-            data["block_hash"],
-            data["locked_round"],
-            locked,
-            data["valid_round"],
-            valid,
-            # Saved since the restart re-send (older state has none: only the last vote re-sent)
-            tuple((Round(int(r)), int(st), h) for r, st, h in data.get("votes", [])),
-        )
+        return None if raw is None else signed_state_from_json(raw)
 
     def _run(self) -> None:
         assert self.machine is not None
@@ -318,7 +300,7 @@ class Engine:
             # With work pending the next height is due after min_block_interval_s (0 included:
             # at once), else after empty_block_interval_s
             pending = len(self.node.mempool) > 0
-            after = self.min_block_interval_s if pending else self.empty_block_interval_s
+            after = self._gap_s() if pending else self.empty_block_interval_s
             deadline = min(deadline, self._waiting_since + after)
         return max(0.0, min(0.5, deadline - time.monotonic()))
 
@@ -398,10 +380,14 @@ class Engine:
         pending = len(self.node.mempool)
         if (
             pending >= self.max_proposal_txs
-            or (pending and waited >= self.min_block_interval_s)
+            or (pending and waited >= self._gap_s())
             or waited >= self.empty_block_interval_s
         ):
             self._advance()
+
+    def _gap_s(self) -> float:
+        """How long after a commit pending work waits for more before the next height."""
+        return self.min_block_interval_s if self._busy else 0.0
 
     def _advance(self) -> None:
         assert self.machine is not None
@@ -462,6 +448,9 @@ class Engine:
         # work, so the next height started at once and proposed them, found them committed,
         # dropped them and proposed an empty block (2-7 of 13-16 proposals in 12 s of overload)
         self.node.mempool.remove([tx.hash for tx in result.txs])
+        # Busy: a block of transactions committed and more wait (an empty block, such as the
+        # one certifying genesis, says nothing of load even if a transaction came meanwhile)
+        self._busy = bool(result.txs) and len(self.node.mempool) > 0
         if self.ledger.height - self.ledger.store_height() > MAX_UNWRITTEN_BLOCKS:
             self.ledger.flush()  # an observer never signs: bound its backlog of writes here
         self.app.forget()
@@ -469,28 +458,3 @@ class Engine:
         # The run loop starts the next height (_maybe_advance): starting it from here recursed a
         # level per block where advancing decides at once (a lone validator with a backlog)
         self._waiting_since = time.monotonic()
-
-
-def signed_state_json(state: SignedState) -> dict[str, Any]:
-    """The JSON a validator persists (LAST_SIGNED) before each vote; a valid block that is the
-    locked one is written once."""
-
-    def value(v: Any) -> Any:
-        return None if v is None else v.to_json()
-
-    return {
-        "height": state.height,
-        "round": state.round,
-        "step": state.step,
-        "block_hash": state.block_hash,
-        "locked_round": state.locked_round,
-        "locked_value": value(state.locked_value),
-        "valid_round": state.valid_round,
-        # Usually the locked block itself (a block's transactions are most of the bytes)
-        "valid_value": (
-            SAME_AS_LOCKED
-            if state.valid_value is not None and state.valid_value is state.locked_value
-            else value(state.valid_value)
-        ),
-        "votes": [list(v) for v in state.votes],
-    }

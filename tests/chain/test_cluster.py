@@ -296,7 +296,7 @@ def test_a_persisted_lock_keeps_its_block_once_and_restores_lock_and_valid_value
 
     from chain.consensus.candidate import Candidate
     from chain.consensus.effects import SignedState
-    from chain.consensus.engine import LAST_SIGNED, signed_state_json
+    from chain.consensus.signed_state import LAST_SIGNED, signed_state_json
 
     running, genesis, key = cluster
     v0, observer = running.nodes["validator-0"], running.nodes["observer-0"]
