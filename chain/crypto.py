@@ -129,9 +129,11 @@ def _bind_batches() -> Any:
     try:
         from nacl._sodium import ffi, lib  # PyNaCl's cffi module: the libsodium verify() calls
         from smartcity_native import _sigs
-    except ImportError:
+
+        address = int(ffi.cast("uintptr_t", ffi.addressof(lib, "crypto_sign_open")))
+    except (ImportError, AttributeError):  # not built, or a PyNaCl without that function
         return None
-    _sigs.bind(int(ffi.cast("uintptr_t", ffi.addressof(lib, "crypto_sign_open"))))
+    _sigs.bind(address)
     return _sigs
 
 
@@ -150,17 +152,17 @@ def verify_many(checks: Sequence[tuple[str, bytes, bytes]]) -> list[bool]:
     signed: list[bytes] = []
     where: list[int] = []
     for i, (public_hex, message, signature) in enumerate(checks):
+        if not (isinstance(message, bytes) and isinstance(signature, bytes)):
+            answers[i] = verify(public_hex, message, signature)  # whatever verify makes of it
+            continue
         try:
             raw = from_hex(public_hex, PUBLIC_KEY_BYTES)
         except (ValueError, EncodingError):
             continue
         if raw in SMALL_ORDER_KEYS or len(signature) != SIGNATURE_BYTES:
             continue
-        try:
-            signed.append(bytes(signature) + message)
-        except TypeError:  # not bytes: verify refuses it too
-            continue
         keys.append(raw)
+        signed.append(signature + message)
         where.append(i)
     for i, opened in zip(where, _batches.open_many(keys, signed), strict=True):
         answers[i] = opened == 1

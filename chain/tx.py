@@ -200,27 +200,34 @@ def _verify_pool() -> ThreadPoolExecutor:
 
 def verify_signatures(txs: Sequence[Tx]) -> list[bool]:
     """Check many signatures, on every core for large batches (libsodium releases the GIL);
-    the verified ones are remembered, so a later `has_valid_signature` costs a set look-up."""
-    todo = [tx for tx in txs if tx.hash not in VERIFIED]
+    the verified ones are remembered, so a later `has_valid_signature` costs a set look-up.
+    Each signature not already verified is checked once (a forged one too)."""
+    todo = list({tx.hash: tx for tx in txs if tx.hash not in VERIFIED}.values())
     if len(todo) >= _POOL_MIN_BATCH:
         workers = max(2, os.cpu_count() or 1)
         size = -(-len(todo) // workers)
         chunks = [todo[i : i + size] for i in range(0, len(todo), size)]
-        list(_verify_pool().map(_verify_chunk, chunks))
+        answers = [good for part in _verify_pool().map(_verify_chunk, chunks) for good in part]
     else:
-        _verify_chunk(todo)
-    return [tx.has_valid_signature() for tx in txs]
+        answers = _verify_chunk(todo)
+    refused = {tx.hash for tx, good in zip(todo, answers, strict=True) if not good}
+    return [tx.hash not in refused for tx in txs]
 
 
-def _verify_chunk(txs: Sequence[Tx]) -> None:
-    """Ed25519 transactions in one batch (the GIL released once for all), others one by one."""
-    batch = [tx for tx in txs if tx._verify is verify and tx.hash not in VERIFIED]
-    checks = [(tx.sender, tx.signed_bytes(), bytes.fromhex(tx.sig)) for tx in batch]
-    for tx, good in zip(batch, verify_many(checks), strict=True):
+def _verify_chunk(txs: Sequence[Tx]) -> list[bool]:
+    """Each transaction's answer: Ed25519 ones in one batch (the GIL released once for all),
+    others one by one; the good ones are remembered."""
+    answers = [False] * len(txs)
+    batch = [i for i, tx in enumerate(txs) if tx._verify is verify]
+    checks = [(txs[i].sender, txs[i].signed_bytes(), bytes.fromhex(txs[i].sig)) for i in batch]
+    for i, good in zip(batch, verify_many(checks), strict=True):
+        answers[i] = good
         if good:
-            VERIFIED.add(tx.hash)
-    for tx in txs:
-        tx.has_valid_signature()
+            VERIFIED.add(txs[i].hash)
+    for i, tx in enumerate(txs):
+        if tx._verify is not verify:
+            answers[i] = tx.has_valid_signature()
+    return answers
 
 
 def signing_bytes(body: dict[str, Any]) -> bytes:

@@ -52,7 +52,10 @@ def _check(draw: Any) -> tuple[str, bytes, bytes]:
     public_hex = key.public_hex
     spoil = draw(
         st.sampled_from(
-            ["none", "message", "bit", "key", "small", "canonical", "short", "long", "hex"]
+            [
+                *["none", "message", "bit", "key", "small", "canonical", "short", "long", "hex"],
+                *["bytearray", "memoryview", "ints", "text"],
+            ]
         )
     )
     if spoil == "message":
@@ -74,6 +77,15 @@ def _check(draw: Any) -> tuple[str, bytes, bytes]:
         signature = signature + b"\x00"
     elif spoil == "hex":
         public_hex = draw(st.sampled_from([public_hex.upper(), public_hex[:-2], "zz" * 32, ""]))
+    # Not bytes: whatever verify makes of them, the batch must make the same
+    elif spoil == "bytearray":
+        signature = bytearray(signature)  # type: ignore[assignment]
+    elif spoil == "memoryview":
+        message = memoryview(message)  # type: ignore[assignment]
+    elif spoil == "ints":
+        signature = list(signature) if draw(st.booleans()) else [256] * 64  # type: ignore[assignment]
+    elif spoil == "text":
+        message = message.hex()  # type: ignore[assignment]
     return public_hex, message, signature
 
 
@@ -152,3 +164,38 @@ def test_a_node_remembers_only_the_transactions_whose_signatures_hold() -> None:
     assert verify_signatures(txs + forged) == [True] * len(txs) + [False] * len(forged)
     assert all(tx.hash in VERIFIED for tx in txs)
     assert not any(tx.hash in VERIFIED for tx in forged)
+
+
+def test_the_batch_is_checked_in_c_each_signature_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No signature of an Ed25519 batch goes through PyNaCl's one-at-a-time binding (what the
+    GIL is taken back after), and a forged one is not checked again after the batch refused
+    it: a sender of forgeries costs a node one check each."""
+    calls = 0
+    single = crypto.crypto_sign_open  # type: ignore[attr-defined]
+
+    def counted(*args: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        return single(*args)
+
+    monkeypatch.setattr(crypto, "crypto_sign_open", counted)
+    key, other = KEYS[0], KEYS[1]
+    txs = [
+        sign_tx(
+            key,
+            chain_id="batch-test",
+            contract="anchors",
+            method="anchor",
+            args={"root": os.urandom(32).hex(), "count": 1, "label": "once"},
+            expiry_height=10,
+        )
+        for _ in range(100)
+    ]
+    forged = [
+        tx_from_json({**tx.to_json(), "sig": other.sign(tx.signed_bytes()).hex()}) for tx in txs
+    ]
+    for size in (10, 200):  # inline, and on the worker pool
+        mixed = txs[: size // 2] + forged[: size // 2]
+        answers = verify_signatures(mixed)
+        assert answers == [True] * (size // 2) + [False] * (size // 2)
+    assert calls == 0
