@@ -47,6 +47,8 @@ from chain.tx import Tx, verify_signatures
 from chain.types import BlockHash, Height, PublicKey, Round
 
 log = logging.getLogger(__name__)
+# Heights an idle chain may start without waiting the gap, refilled at one per gap
+HEIGHT_BURST = 10
 SYNC_BATCH = 50
 MAX_INBOX = 100_000
 MAX_GOSSIP_BATCHES = 256  # gossiped tx batches waiting; beyond, new gossip is dropped
@@ -96,14 +98,16 @@ class Engine:
             propose_ms=3000, prevote_ms=1000, precommit_ms=1000, delta_ms=1000
         )
         self.empty_block_interval_s = empty_block_interval_ms / 1000
-        # Tendermint's timeout_commit: after a block of transactions that left more waiting, gather
-        # more this long before the next height starts (unless a full block is already
-        # waiting), so a busy chain makes a few blocks of many rather than a block each. After
-        # a commit that left none (an idle chain) the next transaction starts a height at once:
-        # waiting would gather nothing but its caller's time (a lone caller's writes took
-        # 100 ms each)
+        # Tendermint's timeout_commit: after a block of transactions that left more waiting,
+        # gather more this long before the next height (unless a full block waits), so a busy
+        # chain makes a few blocks of many. On an idle chain a transaction starts a height at
+        # once (a lone caller's writes waited 100 ms each for nothing to gather) while an
+        # allowance of HEIGHT_BURST heights lasts, refilled at one a gap: a trickle from many
+        # callers still makes no more blocks a second than the gap allows
         self.min_block_interval_s = min_block_interval_ms / 1000
         self._busy = False  # the last block held transactions and left others pending
+        self._allowance = float(HEIGHT_BURST)
+        self._allowance_at = time.monotonic()
         self.max_proposal_txs = max_proposal_txs
         self.public_key = node.key.public_hex if node.key else None
         self.app = LedgerApp(
@@ -300,8 +304,8 @@ class Engine:
             # With work pending the next height is due after min_block_interval_s (0 included:
             # at once), else after empty_block_interval_s
             pending = len(self.node.mempool) > 0
-            after = self._gap_s() if pending else self.empty_block_interval_s
-            deadline = min(deadline, self._waiting_since + after)
+            due = self._due_at() if pending else self._waiting_since + self.empty_block_interval_s
+            deadline = min(deadline, due)
         return max(0.0, min(0.5, deadline - time.monotonic()))
 
     def _handle(self, kind: str, payload: Any) -> None:
@@ -380,17 +384,36 @@ class Engine:
         pending = len(self.node.mempool)
         if (
             pending >= self.max_proposal_txs
-            or (pending and waited >= self._gap_s())
+            or (pending and self._due_at() <= time.monotonic())  # due first: it may be "now"
             or waited >= self.empty_block_interval_s
         ):
             self._advance()
 
-    def _gap_s(self) -> float:
-        """How long after a commit pending work waits for more before the next height."""
-        return self.min_block_interval_s if self._busy else 0.0
+    def _due_at(self) -> float:
+        """When pending work may start the next height: the gap after the commit if that block
+        left work waiting; else now while the allowance lasts, or once a height's worth has
+        refilled, never later than the gap."""
+        assert self._waiting_since is not None
+        gap_end = self._waiting_since + self.min_block_interval_s
+        if self._busy:
+            return gap_end
+        now = self._refill()
+        if self._allowance >= 1:
+            return now
+        return min(gap_end, now + (1 - self._allowance) * self.min_block_interval_s)
+
+    def _refill(self) -> float:
+        now = time.monotonic()
+        gap = self.min_block_interval_s
+        grown = (now - self._allowance_at) / gap if gap > 0 else HEIGHT_BURST
+        self._allowance = min(float(HEIGHT_BURST), self._allowance + grown)
+        self._allowance_at = now
+        return now
 
     def _advance(self) -> None:
         assert self.machine is not None
+        self._refill()
+        self._allowance = max(0.0, self._allowance - 1)  # every height started uses one
         self._waiting_since = None
         self._timers.clear()
         self._drop_old_parked()
