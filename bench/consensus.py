@@ -118,7 +118,8 @@ def _offered_load(
     in_flight: list[tuple[float, Batch, Future[list[Tx]]]] = []
     with ThreadPoolExecutor(CLIENTS, thread_name_prefix="bench-client") as clients:
         for batch in batches:
-            in_flight.append((time.perf_counter(), batch, clients.submit(submit, batch)))
+            scheduled = started + offered / rate_per_s  # not when sent: the loop may lag it
+            in_flight.append((scheduled, batch, clients.submit(submit, batch)))
             offered += len(batch.txs)
             target = started + offered / rate_per_s
             time.sleep(max(0.0, target - time.perf_counter()))
