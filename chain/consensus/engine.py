@@ -301,8 +301,8 @@ class Engine:
     def _wait_s(self) -> float:
         deadline = self._timers[0][0] if self._timers else time.monotonic() + 0.5
         if self._waiting_since is not None:
-            # With work pending the next height is due after min_block_interval_s (0 included:
-            # at once), else after empty_block_interval_s
+            # With work pending the next height is due at _due_at() (the gap, or at once on an
+            # idle chain with allowance left), else after empty_block_interval_s
             pending = len(self.node.mempool) > 0
             due = self._due_at() if pending else self._waiting_since + self.empty_block_interval_s
             deadline = min(deadline, due)
@@ -403,6 +403,7 @@ class Engine:
         return min(gap_end, now + (1 - self._allowance) * self.min_block_interval_s)
 
     def _refill(self) -> float:
+        """Add the allowance the time since the last refill earned (one height a gap)."""
         now = time.monotonic()
         gap = self.min_block_interval_s
         grown = (now - self._allowance_at) / gap if gap > 0 else HEIGHT_BURST
