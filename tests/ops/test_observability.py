@@ -77,6 +77,10 @@ def test_a_node_answers_health_readiness_and_metrics(node_app: RunningNode) -> N
     from chain import smt
 
     assert ("state_tree", smt.IMPLEMENTATION) in build[0][1]  # which tree, for an operator
+    from chain import crypto
+
+    checks = "batch" if crypto.BATCHES_IN_C else "single"
+    assert ("signature_checks", checks) in build[0][1]
     assert "process_resident_memory_bytes" in {k[0] for k in found}
     # route templates, never raw paths, so a scraper's series stay bounded
     routes = {dict(k[1]).get("route") for k in found if k[0] == "smartcity_http_requests_total"}
