@@ -121,9 +121,10 @@ class Tx:
         digest = self.hash
         if digest in VERIFIED:
             return True
+        if digest in REFUSED:  # the same hash is the same body and signature: refused again
+            return False
         good: bool = self._verify(self.sender, self.signed_bytes(), bytes.fromhex(self.sig))
-        if good:
-            VERIFIED.add(digest)
+        (VERIFIED if good else REFUSED).add(digest)
         return good
 
 
@@ -183,6 +184,9 @@ class SignatureCache:
 
 
 VERIFIED = SignatureCache()
+# Hashes whose signatures failed: a forgery sent again, or checked again by the door's
+# check_tx after its batch, costs a look-up, not a second check
+REFUSED = SignatureCache(capacity=100_000)
 _POOL_MIN_BATCH = 64
 _pool: ThreadPoolExecutor | None = None
 _pool_lock = threading.Lock()
@@ -202,7 +206,9 @@ def verify_signatures(txs: Sequence[Tx]) -> list[bool]:
     """Check many signatures, on every core for large batches (libsodium releases the GIL);
     the verified ones are remembered, so a later `has_valid_signature` costs a set look-up.
     Each signature not already verified is checked once (a forged one too)."""
-    todo = list({tx.hash: tx for tx in txs if tx.hash not in VERIFIED}.values())
+    todo = list(
+        {tx.hash: tx for tx in txs if tx.hash not in VERIFIED and tx.hash not in REFUSED}.values()
+    )
     if len(todo) >= _POOL_MIN_BATCH:
         workers = max(2, os.cpu_count() or 1)
         size = -(-len(todo) // workers)
@@ -211,7 +217,7 @@ def verify_signatures(txs: Sequence[Tx]) -> list[bool]:
     else:
         answers = _verify_chunk(todo)
     refused = {tx.hash for tx, good in zip(todo, answers, strict=True) if not good}
-    return [tx.hash not in refused for tx in txs]
+    return [tx.hash not in refused and tx.hash not in REFUSED for tx in txs]
 
 
 def _verify_chunk(txs: Sequence[Tx]) -> list[bool]:
@@ -222,8 +228,7 @@ def _verify_chunk(txs: Sequence[Tx]) -> list[bool]:
     checks = [(txs[i].sender, txs[i].signed_bytes(), bytes.fromhex(txs[i].sig)) for i in batch]
     for i, good in zip(batch, verify_many(checks), strict=True):
         answers[i] = good
-        if good:
-            VERIFIED.add(txs[i].hash)
+        (VERIFIED if good else REFUSED).add(txs[i].hash)
     for i, tx in enumerate(txs):
         if tx._verify is not verify:
             answers[i] = tx.has_valid_signature()
