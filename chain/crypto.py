@@ -109,13 +109,22 @@ class SigningKey:
         return key
 
 
-def verify(public_hex: str, message: bytes, signature: bytes) -> bool:
-    """True when `signature` is a valid Ed25519 signature of `message` by `public_hex`."""
+def _checkable_key(public_hex: str, signature: bytes) -> bytes | None:
+    """The raw key, when the key and signature can be checked at all (a well-formed key that
+    is not of small order, a signature of the right length); None refuses them unchecked."""
     try:
         raw = from_hex(public_hex, PUBLIC_KEY_BYTES)
     except (ValueError, EncodingError):
-        return False
+        return None
     if raw in SMALL_ORDER_KEYS or len(signature) != SIGNATURE_BYTES:
+        return None
+    return raw
+
+
+def verify(public_hex: str, message: bytes, signature: bytes) -> bool:
+    """True when `signature` is a valid Ed25519 signature of `message` by `public_hex`."""
+    raw = _checkable_key(public_hex, signature)
+    if raw is None:
         return False
     try:
         crypto_sign_open(signature + message, raw)
@@ -155,11 +164,8 @@ def verify_many(checks: Sequence[tuple[str, bytes, bytes]]) -> list[bool]:
         if not (isinstance(message, bytes) and isinstance(signature, bytes)):
             answers[i] = verify(public_hex, message, signature)  # whatever verify makes of it
             continue
-        try:
-            raw = from_hex(public_hex, PUBLIC_KEY_BYTES)
-        except (ValueError, EncodingError):
-            continue
-        if raw in SMALL_ORDER_KEYS or len(signature) != SIGNATURE_BYTES:
+        raw = _checkable_key(public_hex, signature)
+        if raw is None:
             continue
         keys.append(raw)
         signed.append(signature + message)

@@ -223,15 +223,12 @@ def verify_signatures(txs: Sequence[Tx]) -> list[bool]:
 def _verify_chunk(txs: Sequence[Tx]) -> list[bool]:
     """Each transaction's answer: Ed25519 ones in one batch (the GIL released once for all),
     others one by one; the good ones are remembered."""
-    answers = [False] * len(txs)
+    answers = [tx._verify is not verify and tx.has_valid_signature() for tx in txs]
     batch = [i for i, tx in enumerate(txs) if tx._verify is verify]
     checks = [(txs[i].sender, txs[i].signed_bytes(), bytes.fromhex(txs[i].sig)) for i in batch]
     for i, good in zip(batch, verify_many(checks), strict=True):
         answers[i] = good
         (VERIFIED if good else REFUSED).add(txs[i].hash)
-    for i, tx in enumerate(txs):
-        if tx._verify is not verify:
-            answers[i] = tx.has_valid_signature()
     return answers
 
 

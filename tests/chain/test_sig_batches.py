@@ -20,15 +20,16 @@ from hypothesis import strategies as st
 
 from chain import crypto
 from chain.crypto import SMALL_ORDER_KEYS, SigningKey, verify, verify_many
-from chain.tx import VERIFIED, sign_tx, tx_from_json, verify_signatures
+from chain.tx import VERIFIED, Tx, sign_tx, tx_from_json, verify_signatures
 
 if not crypto.BATCHES_IN_C:
     compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
     if shutil.which(compiler) is not None:  # it could have been built: a broken build fails
         raise ImportError("smartcity_native._sigs is not installed although a C compiler is")
     pytest.skip(
-        "no batch check to test: this machine has no C compiler, so the install built none and"
-        " signatures are checked one at a time (install gcc, then `make install`)",
+        "no batch check to test: this machine has no C compiler, so the install built no"
+        " extension and every process checks signatures one at a time, which the rest of the"
+        " suite tests (install gcc, then `make install`, to build and test the batch check)",
         allow_module_level=True,
     )
 
@@ -142,9 +143,9 @@ def test_the_extension_refuses_what_it_cannot_read_with_a_reason() -> None:
         _sigs.bind(text)
 
 
-def test_a_node_remembers_only_the_transactions_whose_signatures_hold() -> None:
-    key = KEYS[1]
-    txs = [
+def _anchors(key: SigningKey, count: int) -> list[Tx]:
+    """Fresh anchor transactions signed by `key` (none verified yet in this process)."""
+    return [
         sign_tx(
             key,
             chain_id="batch-test",
@@ -153,12 +154,18 @@ def test_a_node_remembers_only_the_transactions_whose_signatures_hold() -> None:
             args={"root": os.urandom(32).hex(), "count": 1, "label": "t"},
             expiry_height=10,
         )
-        for _ in range(150)  # above the size that goes to the worker pool
+        for _ in range(count)
     ]
-    forged = [
-        tx_from_json({**tx.to_json(), "sig": KEYS[0].sign(tx.signed_bytes()).hex()})
-        for tx in txs[::7]
-    ]
+
+
+def _forged(txs: list[Tx], *, by: SigningKey) -> list[Tx]:
+    """The same transactions signed by another key than their sender's."""
+    return [tx_from_json({**tx.to_json(), "sig": by.sign(tx.signed_bytes()).hex()}) for tx in txs]
+
+
+def test_a_node_remembers_only_the_transactions_whose_signatures_hold() -> None:
+    txs = _anchors(KEYS[1], 150)  # above the size that goes to the worker pool
+    forged = _forged(txs[::7], by=KEYS[0])
     for tx in txs + forged:
         assert tx.hash not in VERIFIED
     assert verify_signatures(txs + forged) == [True] * len(txs) + [False] * len(forged)
@@ -179,21 +186,8 @@ def test_the_batch_is_checked_in_c_each_signature_once(monkeypatch: pytest.Monke
         return single(*args)
 
     monkeypatch.setattr(crypto, "crypto_sign_open", counted)
-    key, other = KEYS[0], KEYS[1]
-    txs = [
-        sign_tx(
-            key,
-            chain_id="batch-test",
-            contract="anchors",
-            method="anchor",
-            args={"root": os.urandom(32).hex(), "count": 1, "label": "once"},
-            expiry_height=10,
-        )
-        for _ in range(100)
-    ]
-    forged = [
-        tx_from_json({**tx.to_json(), "sig": other.sign(tx.signed_bytes()).hex()}) for tx in txs
-    ]
+    txs = _anchors(KEYS[0], 100)
+    forged = _forged(txs, by=KEYS[1])
     for size in (10, 200):  # inline, and on the worker pool
         mixed = txs[: size // 2] + forged[: size // 2]
         answers = verify_signatures(mixed)
