@@ -171,7 +171,7 @@ class Ledger:
                 "expiry_too_far", f"expiry height {tx.expiry_height} is beyond {limit}"
             )
         # Verify the contract, method and arguments exist and parse
-        self.registry.get(tx.contract).parse_args(tx.method, tx.args)
+        self.registry.get(tx.contract).parse_tx_args(tx)
         # Verify it was not committed already
         if tx.hash in self.live_txs:
             raise TxRejected(
@@ -278,9 +278,7 @@ class Ledger:
                 tx_hash=digest,
                 contract=contract.name,
             )
-            contract.execute(
-                ctx, self._view(scratch, contract.name, contract.system), tx.method, tx.args
-            )
+            contract.execute_tx(ctx, self._view(scratch, contract.name, contract.system), tx)
         except (ContractError, TxRejected) as exc:
             return Receipt(digest, height, index, ok=False, code=exc.code, error=exc.message)
         except Exception as exc:  # a contract bug: deterministic, so every node records the same

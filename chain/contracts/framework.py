@@ -12,13 +12,16 @@ import importlib
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from chain.block import Event
 from chain.errors import ContractError, GenesisError, TxRejected
 from chain.state import StateView
+
+if TYPE_CHECKING:
+    from chain.tx import Tx
 
 
 class Args(BaseModel):
@@ -107,11 +110,35 @@ class Contract:
             )
             raise TxRejected("bad_args", f"{self.name}.{method_name}: {problems}") from exc
 
+    def parse_tx_args(self, tx: Tx) -> Args:
+        """`tx`'s arguments parsed, once per transaction object: the door parses them to refuse
+        bad ones, and the block that carries the transaction reuses that parse. A parse depends
+        only on the method's model and the arguments (which the transaction's hash binds), and
+        Args are frozen; a different method model (another version of the contract) parses
+        again."""
+        spec = self.methods.get(tx.method)
+        kept = tx.__dict__.get("_parsed_args")
+        if kept is not None and kept[0] is spec:
+            parsed: Args = kept[1]
+            return parsed
+        parsed = self.parse_args(tx.method, tx.args)
+        tx.__dict__["_parsed_args"] = (spec, parsed)
+        return parsed
+
     def execute(
         self, ctx: Context, state: StateView, method_name: str, args: dict[str, Any]
     ) -> None:
+        self._run(ctx, state, method_name, lambda: self.parse_args(method_name, args))
+
+    def execute_tx(self, ctx: Context, state: StateView, tx: Tx) -> None:
+        """Execute a transaction, reusing the parse of its arguments made at the door."""
+        self._run(ctx, state, tx.method, lambda: self.parse_tx_args(tx))
+
+    def _run(
+        self, ctx: Context, state: StateView, method_name: str, parse: Callable[[], Args]
+    ) -> None:
         try:
-            parsed = self.parse_args(method_name, args)
+            parsed = parse()
         except TxRejected as exc:
             raise ContractError(exc.code, exc.message) from exc
         self.methods[method_name].handler(self, ctx, state, parsed)

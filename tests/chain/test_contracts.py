@@ -287,3 +287,42 @@ def test_a_contract_in_two_modules_is_pinned_by_both(
     finally:
         sys.modules.pop(terms, None)
         sys.modules.pop(main, None)
+
+
+def test_a_block_reuses_the_doors_parse_of_each_transactions_arguments(
+    ledger: Ledger,
+    keys: SimpleNamespace,
+    sign: Callable[..., Tx],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The door parses a transaction's arguments to refuse bad ones; executing it in a block
+    must not parse them again (each node parsed every transaction twice), yet must give the
+    receipt and state a fresh parse would."""
+    from chain.contracts.anchors import AnchorArgs
+
+    parses: list[dict[str, Any]] = []
+    validate = AnchorArgs.model_validate
+
+    def counted(value: Any, *args: Any, **kwargs: Any) -> AnchorArgs:
+        parses.append(value)
+        return validate(value, *args, **kwargs)
+
+    monkeypatch.setattr(AnchorArgs, "model_validate", counted)
+    txs = [
+        sign(keys.agency, "anchors", "anchor", {"root": f"{i:064x}", "count": 3, "label": "b"})
+        for i in range(1, 4)
+    ]
+    for tx in txs:
+        ledger.check_tx(tx)
+    assert len(parses) == 3
+    result = commit(ledger, keys.validator, txs)
+    assert len(parses) == 3  # execution reused what the door parsed
+    assert [r.ok for r in result.receipts] == [True, True, True]
+    assert ledger.state.get("anchors", f"batch:{txs[0].hash}")["count"] == 3
+    # A transaction the door never saw (a peer's block) is parsed when it executes, and its
+    # bad arguments fail its receipt, not the block
+    fresh = sign(keys.agency, "anchors", "anchor", {"root": "ee" * 32, "count": 1, "label": "x"})
+    bad = sign(keys.agency, "anchors", "anchor", {"root": "ff" * 32, "count": "1", "label": "x"})
+    receipts = commit(ledger, keys.validator, [fresh, bad]).receipts
+    assert len(parses) == 5
+    assert receipts[0].ok and not receipts[1].ok and receipts[1].code == "bad_args"
