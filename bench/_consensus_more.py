@@ -7,6 +7,7 @@ import contextlib
 import os
 import sqlite3
 import statistics
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,27 @@ from smartcity.demo import init_suite
 VALIDATORS = 4
 RECORD_RATE = 20  # records per second: a demo fleet's telemetry
 STORAGE_SECONDS = float(os.environ.get("BENCH_STORAGE_SECONDS", "20"))
+
+
+# The lone validator's own threads, by name (a pool's threads by its prefix)
+NODE_THREADS = ("block-producer", "block-writer", "tx-verify")
+
+
+def node_threads_cpu_s() -> dict[str, float]:
+    """CPU seconds (user + system, from /proc) each of this process's node threads has used,
+    summed by NODE_THREADS name: where a lone validator's time goes. Threads are named in
+    Python only, so they are found by their native ids."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    used = dict.fromkeys(NODE_THREADS, 0.0)
+    for thread in threading.enumerate():
+        group = next((g for g in NODE_THREADS if thread.name.startswith(g)), None)
+        if group is None or thread.native_id is None:
+            continue
+        with contextlib.suppress(OSError):  # it ended since enumerate()
+            stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
+            fields = stat.rsplit(")", 1)[1].split()
+            used[group] += (int(fields[11]) + int(fields[12])) / ticks
+    return used
 
 
 def _percentiles(values: list[float]) -> dict[str, float]:

@@ -41,7 +41,12 @@ import httpx
 
 from bench._ceiling import ed25519_verifications_per_s
 from bench._consensus_more import VALIDATORS as VALIDATORS  # bench.chain_suites reads it here
-from bench._consensus_more import _percentiles, anchoring_storage, city_scale
+from bench._consensus_more import (
+    _percentiles,
+    anchoring_storage,
+    city_scale,
+    node_threads_cpu_s,
+)
 from bench._processes import free_node_ports
 from chain.auth import AUDIENCE_CHAIN, mint_token
 from chain.client import ChainClient, Identity
@@ -162,6 +167,7 @@ def in_process(
     else:
         cluster = open_cluster(folder / "inproc", empty_block_interval_ms=60_000)
         start, stop, v0 = cluster.start, cluster.stop, cluster.nodes["validator-0"]
+    single = validators == 1
     settle_heap()  # as `smartcity up` does before it serves
     start()
     try:
@@ -186,12 +192,23 @@ def in_process(
 
         batches = [Batch(chunk) for chunk in _chunks(txs, rate)]
         cpu_s = time.process_time()  # the whole process's (door, validators, waiters) per tx
+        threads_before, wall = node_threads_cpu_s(), time.perf_counter()
         result = _offered_load(submit, committed_at, batches, rate)
         cpu_s = time.process_time() - cpu_s
+        wall = time.perf_counter() - wall
         result["cpu_us_per_tx"] = round(1e6 * cpu_s / max(result["committed"], 1), 1)
+        if single:
+            # Cores each node thread kept busy, and the rest (the door's checks on the clients'
+            # threads, the clients, the waiters): all of it but the signature checks' C needs
+            # the GIL, so the Python threads' sum near one core is the lone validator's bound
+            used = {
+                name: round((spent - threads_before[name]) / wall, 3)
+                for name, spent in node_threads_cpu_s().items()
+            }
+            used["door_clients_and_rest"] = round(cpu_s / wall - sum(used.values()), 3)
+            result["thread_cores"] = used
     finally:
         stop()
-    single = validators == 1
     return {
         "bench": "consensus_single_validator" if single else "consensus_in_process",
         "validators": validators,
