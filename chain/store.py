@@ -7,6 +7,7 @@ database transaction, so a node killed at any point restarts at its last committ
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -388,7 +389,7 @@ def _insert_many(
     # Table and column names are this module's own constants, never input
     head = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES "  # noqa: S608
     for chunk in _chunked(rows):
-        params = tuple(item for r in chunk for item in r)
+        params = tuple(itertools.chain.from_iterable(chunk))
         conn.exec_driver_sql(head + ", ".join([row] * len(chunk)) + suffix, params)
 
 
