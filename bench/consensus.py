@@ -181,7 +181,7 @@ def in_process(
             except TxRejected:
                 return []
             for tx in batch.txs:
-                v0.wait_future(tx.hash).add_done_callback(_stamp(done, tx.hash))
+                v0.on_commit(tx.hash, _stamp(done, tx.hash))
             return batch.txs
 
         def committed_at(tx_hash: str, timeout_s: float) -> float | None:
@@ -221,7 +221,7 @@ def in_process(
 
 
 def _stamp(done: dict[str, float], tx_hash: str) -> Callable[[Any], None]:
-    def record(_future: Any) -> None:
+    def record(_receipt: Any) -> None:
         done.setdefault(tx_hash, time.perf_counter())
 
     return record

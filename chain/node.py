@@ -1,7 +1,8 @@
 """A node: the ledger, its mempool, and (for now) a single validator producing blocks.
 
-The block producer runs in its own thread; callers wait for commits through thread-safe futures,
-so the same node serves the async HTTP API and synchronous embedded services.
+The block producer runs in its own thread; callers wait for commits through a callback per
+transaction (`on_commit`), on which the thread-safe futures of synchronous embedded services and
+the awaitables of the async HTTP API are built.
 """
 
 from __future__ import annotations
@@ -26,6 +27,10 @@ from chain.suites import SuiteKey
 from chain.tx import Tx, verify_signatures
 
 log = logging.getLogger(__name__)
+
+
+# Called with a transaction's receipt once it commits
+CommitCallback = Callable[[dict[str, Any]], None]
 
 
 @dataclass
@@ -66,7 +71,7 @@ class Node:
         self.key = key
         self.options = options or NodeOptions()
         self.mempool = Mempool(ledger.store, capacity=self.options.mempool_capacity)
-        self._waiters: dict[str, list[Future[dict[str, Any]]]] = defaultdict(list)
+        self._waiters: dict[str, list[CommitCallback]] = defaultdict(list)
         self._waiters_lock = threading.Lock()
         self._subscribers: list[Subscriber] = []
         self._rate_tx_per_s = 0.0  # committed transactions per second while busy, smoothed
@@ -130,27 +135,44 @@ class Node:
                 self.ledger.check_tx(tx)
         return self.mempool.add(txs)
 
-    def wait_future(self, tx_hash: str) -> Future[dict[str, Any]]:
-        """A future resolved with the receipt when the transaction commits."""
-        future: Future[dict[str, Any]] = Future()
+    def on_commit(self, tx_hash: str, callback: CommitCallback) -> Callable[[], None]:
+        """Call `callback` with the receipt once the transaction commits (on the thread that
+        stored its block, or here at once if it already has), and return what cancels that.
+        A plain callback, not a Future: a waiter costs a list entry, and a block's waiters are
+        told under one lock. The callback must be quick and must not raise."""
         with self._waiters_lock:
-            self._waiters[tx_hash].append(future)
+            self._waiters[tx_hash].append(callback)
         ledger = self.ledger
         if tx_hash in ledger.unwritten or (
             tx_hash in self.mempool and tx_hash not in ledger.live_txs
         ):
             # Still pending now that the waiter is registered (in the mempool, or in a block
             # whose write is in flight): its commit (after_commit, once the block is on disk,
-            # resolves the waiters) will resolve this future. A copy admitted just after its
-            # block committed is not: that one is found in the store. Looking in the store
-            # for a transaction of a block still being written cost a database read per
-            # waiter and found nothing.
-            return future
+            # resolves the waiters) will call it. A copy admitted just after its block
+            # committed is not: that one is found in the store. Looking in the store for a
+            # transaction of a block still being written cost a database read per waiter and
+            # found nothing.
+            return lambda: self._forget(tx_hash, callback)
         found = ledger.store.tx(tx_hash)
         # Resolve now only if the ledger has applied that block: a receipt must never arrive
         # before its state can be read (after_commit resolves the rest once it has)
         if found is not None and found[0] <= ledger.height:
-            self._resolve(tx_hash, found[2])
+            with self._waiters_lock:
+                waiting = self._waiters.pop(tx_hash, [])
+            _tell(waiting, found[2])
+        return lambda: self._forget(tx_hash, callback)
+
+    def wait_future(self, tx_hash: str) -> Future[dict[str, Any]]:
+        """A future resolved with the receipt when the transaction commits."""
+        future: Future[dict[str, Any]] = Future()
+
+        def settle(receipt: dict[str, Any]) -> None:
+            # A waiter whose wait timed out may cancel its future at any moment
+            with contextlib.suppress(InvalidStateError):
+                future.set_result(receipt)
+
+        cancel = self.on_commit(tx_hash, settle)
+        future.add_done_callback(lambda done: cancel() if done.cancelled() else None)
         return future
 
     def wait(self, tx_hash: str, timeout_s: float) -> dict[str, Any] | None:
@@ -159,34 +181,35 @@ class Node:
         try:
             return future.result(timeout=timeout_s)
         except TimeoutError:
-            self._forget(tx_hash, future)
+            future.cancel()  # its waiter is forgotten
             return None
 
     async def wait_async(self, tx_hash: str, timeout_s: float) -> dict[str, Any] | None:
-        future = self.wait_future(tx_hash)
+        """Await the transaction's commit on the running loop; None on timeout."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[dict[str, Any]] = loop.create_future()
+
+        def settle(receipt: dict[str, Any]) -> None:
+            with contextlib.suppress(RuntimeError):  # the loop has closed: nobody waits
+                loop.call_soon_threadsafe(_settle_async, future, receipt)
+
+        cancel = self.on_commit(tx_hash, settle)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), timeout_s)
+            return await asyncio.wait_for(future, timeout_s)
         except TimeoutError:
-            self._forget(tx_hash, future)
             return None
+        finally:
+            cancel()
 
-    def _forget(self, tx_hash: str, future: Future[dict[str, Any]]) -> None:
+    def _forget(self, tx_hash: str, callback: CommitCallback) -> None:
         with self._waiters_lock:
-            waiters = self._waiters.get(tx_hash, [])
-            if future in waiters:
-                waiters.remove(future)
-            if not waiters:
+            waiting = self._waiters.get(tx_hash)
+            if waiting is None:
+                return
+            with contextlib.suppress(ValueError):  # told already, or never registered
+                waiting.remove(callback)
+            if not waiting:
                 self._waiters.pop(tx_hash, None)
-
-    def _resolve(self, tx_hash: str, receipt: dict[str, Any]) -> None:
-        with self._waiters_lock:
-            waiters = self._waiters.pop(tx_hash, [])
-        for future in waiters:
-            # A waiter whose wait timed out cancels its future (asyncio's wrap_future) at any
-            # moment, between the check and the set too
-            with contextlib.suppress(InvalidStateError):
-                if not future.done():
-                    future.set_result(receipt)
 
     # -- events --------------------------------------------------------------------------
 
@@ -311,9 +334,13 @@ class Node:
         self.mempool.remove([tx.hash for tx in result.txs])
         self._observe_rate(len(result.txs), pending=len(self.mempool))
         with self._waiters_lock:
-            waited = [r for r in result.receipts if r.tx in self._waiters] if self._waiters else []
-        for receipt in waited:
-            self._resolve(receipt.tx, receipt.to_json())
+            if self._waiters:
+                take = self._waiters.pop
+                waited = [(r, w) for r in result.receipts if (w := take(r.tx, None))]
+            else:
+                waited = []
+        for receipt, waiting in waited:
+            _tell(waiting, receipt.to_json())
         if self._subscribers:
             self._publish(
                 block_message(result.header.to_json(), result.header.hash, result.receipts)
@@ -346,6 +373,19 @@ class Node:
                 "commit_timeout", f"not committed within {timeout_s}s; still pending", status=504
             )
         return receipt
+
+
+def _tell(waiting: list[CommitCallback], receipt: dict[str, Any]) -> None:
+    for callback in waiting:
+        try:
+            callback(receipt)
+        except Exception:  # one waiter's failure must not keep the others from their receipt
+            log.exception("a commit callback failed")
+
+
+def _settle_async(future: asyncio.Future[dict[str, Any]], receipt: dict[str, Any]) -> None:
+    if not future.done():  # cancelled by its timeout meanwhile
+        future.set_result(receipt)
 
 
 def block_message(
