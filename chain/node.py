@@ -139,7 +139,8 @@ class Node:
         """Call `callback` with the receipt once the transaction commits (on the thread that
         stored its block, or here at once if it already has), and return what cancels that.
         A plain callback, not a Future: a waiter costs a list entry, and a block's waiters are
-        told under one lock. The callback must be quick and must not raise."""
+        told under one lock. It runs on the thread that stores blocks, so it must be quick; one
+        that raises is logged, and the block's other waiters are still told."""
         with self._waiters_lock:
             self._waiters[tx_hash].append(callback)
         ledger = self.ledger
