@@ -357,12 +357,13 @@ class BlockStore:
         return _Guard(self.engine, write=True)
 
 
-# Rows a statement carries. The sqlite3 driver gives the GIL up around every statement it
-# steps, so an executemany of a block's thousands of rows handed the GIL over thousands of
-# times, and under load each hand-back waited behind the threads executing the next block;
-# a statement of many rows gives it up once. 256 rows of the widest table are 1,280
-# parameters, within both SQLite's (32,766) and PostgreSQL's (65,535) limits.
-ROWS_PER_STATEMENT = 256
+# Parameters a statement carries. The sqlite3 driver gives the GIL up around every statement
+# it steps, so an executemany of a block's thousands of rows handed the GIL over thousands of
+# times, and under load each hand-back waited behind the threads executing the next block; a
+# statement of many rows gives it up once. 999 is the lowest limit any SQLite the store runs
+# on compiles in (3.24 to 3.31; 32,766 since), far under PostgreSQL's 65,535: 199 rows of the
+# widest table a statement.
+PARAMS_PER_STATEMENT = 999
 
 
 def _insert_many(
@@ -374,39 +375,44 @@ def _insert_many(
     suffix: str = "",
     fixed: Mapping[str, int] | None = None,
 ) -> None:
-    """INSERT many rows, ROWS_PER_STATEMENT a statement, sent to the driver as they are: the
-    per-transaction rows of a block (thousands) skip SQLAlchemy's per-row parameter
-    processing, which cost as much as the database's own work. Plain columns only: no type
-    conversion happens here. `fixed`: integer columns of the same value in every row, written
-    into the statement (not copied into each row's parameters). The rows of one statement
-    must not set the same key twice where `suffix` is an upsert (PostgreSQL refuses that)."""
+    """INSERT many rows, as many a statement as PARAMS_PER_STATEMENT allows, sent to the
+    driver as they are: the per-transaction rows of a block (thousands) skip SQLAlchemy's
+    per-row parameter processing, which cost as much as the database's own work. Plain
+    columns only: no type conversion happens here. `fixed`: integer columns of the same value
+    in every row, written into the statement (not copied into each row's parameters). The
+    rows of one statement must not set the same key twice where `suffix` is an upsert
+    (PostgreSQL refuses that)."""
     mark = driver_mark(conn)
-    names, values = list(columns), [mark] * len(columns)
+    width = len(columns)
+    names, values = list(columns), [mark] * width
     for name, value in (fixed or {}).items():
         names.append(name)
         values.append(str(int(value)))  # an integer's digits, nothing else
     row = f"({', '.join(values)})"
     # Table and column names are this module's own constants, never input
     head = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES "  # noqa: S608
-    for chunk in _chunked(rows):
+    for chunk in _chunked(rows, PARAMS_PER_STATEMENT // width):
         params = tuple(itertools.chain.from_iterable(chunk))
+        if len(params) != width * len(chunk):  # a row of another shape would shift columns
+            raise StorageError(f"rows for {table.name} must have {width} values each")
         conn.exec_driver_sql(head + ", ".join([row] * len(chunk)) + suffix, params)
 
 
 def _delete_many(conn: Connection, table: Table, column: str, keys: Sequence[Any]) -> None:
-    """DELETE rows by one column, ROWS_PER_STATEMENT keys a statement (an IN list sent to the
-    driver as it is): SQLAlchemy's own IN list cost a cache key and a bound parameter per key."""
+    """DELETE rows by one column, PARAMS_PER_STATEMENT keys a statement (an IN list sent to
+    the driver as it is): SQLAlchemy's own IN list cost a cache key and a bound parameter per
+    key."""
     mark = driver_mark(conn)
-    for chunk in _chunked(keys):
+    for chunk in _chunked(keys, PARAMS_PER_STATEMENT):
         marks = ", ".join([mark] * len(chunk))
         # The table and column are this module's own constants, never input
         sql = f"DELETE FROM {table.name} WHERE {column} IN ({marks})"  # noqa: S608
         conn.exec_driver_sql(sql, tuple(chunk))
 
 
-def _chunked(items: Sequence[Any]) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), ROWS_PER_STATEMENT):
-        yield items[start : start + ROWS_PER_STATEMENT]
+def _chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 class _Guard:
