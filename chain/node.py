@@ -140,7 +140,8 @@ class Node:
         stored its block, or here at once if it already has), and return what cancels that.
         A plain callback, not a Future: a waiter costs a list entry, and a block's waiters are
         told under one lock. It runs on the thread that stores blocks, so it must be quick; one
-        that raises is logged, and the block's other waiters are still told."""
+        that raises is logged, and the block's other waiters are still told. Cancelling is
+        best-effort: a callback whose block is being told as it is cancelled still runs once."""
         with self._waiters_lock:
             self._waiters[tx_hash].append(callback)
         ledger = self.ledger
@@ -182,8 +183,9 @@ class Node:
         try:
             return future.result(timeout=timeout_s)
         except TimeoutError:
-            future.cancel()  # its waiter is forgotten
-            return None
+            if not future.cancel():  # the receipt came as the wait ran out
+                return future.result()
+            return None  # cancelled: its waiter is forgotten
 
     async def wait_async(self, tx_hash: str, timeout_s: float) -> dict[str, Any] | None:
         """Await the transaction's commit on the running loop; None on timeout."""

@@ -110,19 +110,22 @@ class Contract:
             )
             raise TxRejected("bad_args", f"{self.name}.{method_name}: {problems}") from exc
 
-    def parse_tx_args(self, tx: Tx) -> Args:
-        """`tx`'s arguments parsed, once per transaction object: the door parses them to refuse
-        bad ones, and the block that carries the transaction reuses that parse. A parse depends
-        only on the method's model and the arguments (which the transaction's hash binds), and
-        Args are frozen; a different method model (another version of the contract) parses
-        again."""
+    def parse_tx_args(self, tx: Tx, *, keep: bool = True) -> Args:
+        """`tx`'s arguments parsed. The door parses them to refuse bad ones and keeps the parse
+        on the transaction (`keep`); the first execution of the transaction takes it
+        (`keep=False`) instead of parsing again. A parse depends only on the method's model and
+        the arguments (which the transaction's hash binds); another model (another version of
+        the contract) parses again. Taken once, never reused: Args are frozen but a list or dict
+        inside them is not, and a handler that changed one would hand a later execution of the
+        same transaction (a round that did not commit) other arguments than a fresh parse."""
         spec = self.methods.get(tx.method)
-        kept = tx.__dict__.get("_parsed_args")
-        if kept is not None and kept[0] is spec:
+        kept = tx.__dict__.pop("_parsed_args", None)
+        if kept is not None and kept[0] is spec:  # no handler has had it yet
             parsed: Args = kept[1]
-            return parsed
-        parsed = self.parse_args(tx.method, tx.args)
-        tx.__dict__["_parsed_args"] = (spec, parsed)
+        else:
+            parsed = self.parse_args(tx.method, tx.args)
+        if keep:
+            tx.__dict__["_parsed_args"] = (spec, parsed)
         return parsed
 
     def execute(
@@ -131,8 +134,8 @@ class Contract:
         self._run(ctx, state, method_name, lambda: self.parse_args(method_name, args))
 
     def execute_tx(self, ctx: Context, state: StateView, tx: Tx) -> None:
-        """Execute a transaction, reusing the parse of its arguments made at the door."""
-        self._run(ctx, state, tx.method, lambda: self.parse_tx_args(tx))
+        """Execute a transaction, taking the parse of its arguments made at the door."""
+        self._run(ctx, state, tx.method, lambda: self.parse_tx_args(tx, keep=False))
 
     def _run(
         self, ctx: Context, state: StateView, method_name: str, parse: Callable[[], Args]

@@ -326,3 +326,52 @@ def test_a_block_reuses_the_doors_parse_of_each_transactions_arguments(
     receipts = commit(ledger, keys.validator, [fresh, bad]).receipts
     assert len(parses) == 5
     assert receipts[0].ok and not receipts[1].ok and receipts[1].code == "bad_args"
+
+
+def test_a_doors_parse_serves_one_execution_and_only_the_model_that_made_it(
+    ledger: Ledger,
+    keys: SimpleNamespace,
+    sign: Callable[..., Tx],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A round that does not commit executes a block, and a later round executes it again: the
+    second execution parses afresh (a handler may have changed a list or dict inside the first
+    parse). A parse made under one model of a method is not used under another."""
+    from pydantic import field_validator
+
+    from chain.contracts.anchors import AnchorArgs
+    from chain.contracts.framework import Method
+    from chain.errors import TxRejected
+
+    parses: list[dict[str, Any]] = []
+    validate = AnchorArgs.model_validate
+
+    def counted(value: Any, *args: Any, **kwargs: Any) -> AnchorArgs:
+        parses.append(value)
+        return validate(value, *args, **kwargs)
+
+    monkeypatch.setattr(AnchorArgs, "model_validate", counted)
+    tx = sign(keys.agency, "anchors", "anchor", {"root": "ab" * 32, "count": 3, "label": "b"})
+    ledger.check_tx(tx)
+    height, proposer = ledger.height + 1, keys.validator.public_hex
+    for _ in range(2):
+        result = ledger.execute([tx], height=height, time_ms=1_800_000_000_000, proposer=proposer)
+        assert result.receipts[0].ok
+    assert len(parses) == 2  # the door's parse served the first execution only
+
+    class AtMostTwo(AnchorArgs):
+        @field_validator("count")
+        @classmethod
+        def small(cls, value: int) -> int:
+            if value > 2:
+                raise ValueError("at most 2")
+            return value
+
+    monkeypatch.delattr(AnchorArgs, "model_validate")  # the model's own again, for subclasses
+    other = sign(keys.agency, "anchors", "anchor", {"root": "cd" * 32, "count": 3, "label": "b"})
+    ledger.check_tx(other)  # parsed and kept under the model of the time
+    contract = ledger.registry.get("anchors")
+    old = contract.methods["anchor"]
+    monkeypatch.setitem(type(contract).methods, "anchor", Method("anchor", AtMostTwo, old.handler))
+    with pytest.raises(TxRejected, match="at most 2"):
+        ledger.check_tx(other)
