@@ -289,15 +289,8 @@ def test_a_contract_in_two_modules_is_pinned_by_both(
         sys.modules.pop(main, None)
 
 
-def test_a_block_reuses_the_doors_parse_of_each_transactions_arguments(
-    ledger: Ledger,
-    keys: SimpleNamespace,
-    sign: Callable[..., Tx],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The door parses a transaction's arguments to refuse bad ones; executing it in a block
-    must not parse them again (each node parsed every transaction twice), yet must give the
-    receipt and state a fresh parse would."""
+def _count_anchor_parses(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """The arguments of every parse of an anchor's arguments from now on, in order."""
     from chain.contracts.anchors import AnchorArgs
 
     parses: list[dict[str, Any]] = []
@@ -308,6 +301,19 @@ def test_a_block_reuses_the_doors_parse_of_each_transactions_arguments(
         return validate(value, *args, **kwargs)
 
     monkeypatch.setattr(AnchorArgs, "model_validate", counted)
+    return parses
+
+
+def test_a_block_reuses_the_doors_parse_of_each_transactions_arguments(
+    ledger: Ledger,
+    keys: SimpleNamespace,
+    sign: Callable[..., Tx],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The door parses a transaction's arguments to refuse bad ones; executing it in a block
+    must not parse them again (each node parsed every transaction twice), yet must give the
+    receipt and state a fresh parse would."""
+    parses = _count_anchor_parses(monkeypatch)
     txs = [
         sign(keys.agency, "anchors", "anchor", {"root": f"{i:064x}", "count": 3, "label": "b"})
         for i in range(1, 4)
@@ -343,14 +349,7 @@ def test_a_doors_parse_serves_one_execution_and_only_the_model_that_made_it(
     from chain.contracts.framework import Method
     from chain.errors import TxRejected
 
-    parses: list[dict[str, Any]] = []
-    validate = AnchorArgs.model_validate
-
-    def counted(value: Any, *args: Any, **kwargs: Any) -> AnchorArgs:
-        parses.append(value)
-        return validate(value, *args, **kwargs)
-
-    monkeypatch.setattr(AnchorArgs, "model_validate", counted)
+    parses = _count_anchor_parses(monkeypatch)
     tx = sign(keys.agency, "anchors", "anchor", {"root": "ab" * 32, "count": 3, "label": "b"})
     ledger.check_tx(tx)
     height, proposer = ledger.height + 1, keys.validator.public_hex
