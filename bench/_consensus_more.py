@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench._processes import cpu_s
 from chain.cluster import open_cluster
 from chain.home import SuiteHome
 from chain.node import Node
@@ -31,17 +32,13 @@ NODE_THREADS = ("block-producer", "block-writer", "tx-verify")
 def node_threads_cpu_s() -> dict[str, float]:
     """CPU seconds (user + system, from /proc) each of this process's node threads has used,
     summed by NODE_THREADS name: where a lone validator's time goes. Threads are named in
-    Python only, so they are found by their native ids."""
-    ticks = os.sysconf("SC_CLK_TCK")
-    used = dict.fromkeys(NODE_THREADS, 0.0)
+    Python only, so they are found by their native ids (one that ended since enumerate()
+    counts 0)."""
+    used, pid = dict.fromkeys(NODE_THREADS, 0.0), os.getpid()
     for thread in threading.enumerate():
         group = next((g for g in NODE_THREADS if thread.name.startswith(g)), None)
-        if group is None or thread.native_id is None:
-            continue
-        with contextlib.suppress(OSError):  # it ended since enumerate()
-            stat = Path(f"/proc/self/task/{thread.native_id}/stat").read_text()
-            fields = stat.rsplit(")", 1)[1].split()
-            used[group] += (int(fields[11]) + int(fields[12])) / ticks
+        if group is not None and thread.native_id is not None:
+            used[group] += cpu_s(pid, thread.native_id)
     return used
 
 

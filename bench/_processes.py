@@ -47,10 +47,13 @@ def free_node_ports(homes: list[Path]) -> None:
         path.write_text(json.dumps(settings, indent=2) + "\n")
 
 
-def cpu_s(pid: int) -> float:
-    """CPU seconds (user + system) a process has used so far (Linux /proc; 0 elsewhere)."""
+def cpu_s(pid: int, thread: int | None = None) -> float:
+    """CPU seconds (user + system) a process, or one `thread` of it (a native id), has used so
+    far (Linux /proc; 0 elsewhere, or for a thread that has ended). /proc/<thread id>/stat
+    would count the whole process: a thread's own is under task/."""
+    path = f"/proc/{pid}/stat" if thread is None else f"/proc/{pid}/task/{thread}/stat"
     try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        fields = Path(path).read_text().rsplit(")", 1)[1].split()
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")

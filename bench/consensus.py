@@ -47,7 +47,7 @@ from bench._consensus_more import (
     city_scale,
     node_threads_cpu_s,
 )
-from bench._processes import free_node_ports
+from bench._processes import cpu_s, free_node_ports
 from chain.auth import AUDIENCE_CHAIN, mint_token
 from chain.client import ChainClient, Identity
 from chain.cluster import open_cluster
@@ -308,12 +308,7 @@ class ProcessNetwork:
 
     def cpu_s(self) -> float:
         """CPU seconds the four node processes have used (user + system, from /proc)."""
-        ticks = os.sysconf("SC_CLK_TCK")
-        total = 0.0
-        for proc in self.procs:
-            fields = Path(f"/proc/{proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / ticks
-        return total
+        return sum(cpu_s(proc.pid) for proc in self.procs)
 
     def run(self, rate: float, salt: int) -> dict[str, Any]:
         txs = _txs(self.key, self.genesis.chain_id, int(rate * SECONDS), salt)
