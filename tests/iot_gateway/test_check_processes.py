@@ -22,10 +22,19 @@ def check_workers(pid: int) -> list[int]:
     resource tracker multiprocessing may start beside them), from /proc."""
     found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        for child in (task / "children").read_text().split():
-            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+        for child in _read_or_gone(task / "children").split():
+            if b"spawn_main" in _read_or_gone(Path(f"/proc/{child}/cmdline")).encode():
                 found.append(int(child))
     return found
+
+
+def _read_or_gone(path: Path) -> str:
+    """A /proc file's text, or "" when its thread or process ended after it was listed (the
+    gateway's MQTT and pool threads come and go while the walk runs)."""
+    try:
+        return path.read_text(errors="replace")
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
 
 
 @pytest.mark.parametrize("check_processes", [0, 2])
