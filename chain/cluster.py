@@ -10,6 +10,7 @@ from chain.consensus.engine import Engine
 from chain.consensus.local import LocalHub
 from chain.db import make_engine
 from chain.home import load_node_home
+from chain.journal import MEMPOOL_FOLDER
 from chain.ledger import Ledger
 from chain.node import Node, NodeOptions
 from chain.store import BlockStore
@@ -54,7 +55,7 @@ def open_cluster(
         node = Node(
             ledger,
             key=key if home.settings.role == "validator" else None,
-            options=NodeOptions(block_interval_ms=0),
+            options=NodeOptions(block_interval_ms=0, mempool_journal=home_path / MEMPOOL_FOLDER),
         )
         engine = Engine(
             node,

@@ -4,7 +4,11 @@ What a client hands a node is written to its persisted mempool before the node a
 copies a peer gossips are held in memory only. The accepting node keeps its copy until the
 transaction commits and gossips it again after a restart, so a peer's copy is a second chance,
 not the promise: persisting it too would make every node write every transaction twice more
-(pending row in, pending row out) for a guarantee the accepting node already gives."""
+(pending row in, pending row out) for a guarantee the accepting node already gives.
+
+A node with a home keeps them in its journal (chain.journal: segment files appended to, each
+removed once nothing in it is pending); a node without one (an embedded or in-memory store) in
+the block store's pending rows, each deleted with its block's write."""
 
 from __future__ import annotations
 
@@ -12,10 +16,12 @@ import json
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from chain.errors import ChainError, TxRejected
+from chain.journal import Journal
 from chain.store import BlockStore
 from chain.tx import Tx, tx_from_canonical, tx_from_json
 
@@ -28,6 +34,75 @@ class Admitted:
     duplicate: bool
 
 
+class Durable(Protocol):
+    """Where a client's pending transactions are kept across a restart."""
+
+    def read(self) -> list[str]:
+        """The bodies kept, oldest first (some may have committed since, or expired)."""
+
+    def restart(self, kept: Sequence[tuple[str, str]], dropped: Sequence[str]) -> None:
+        """After `read`: `kept` (hash, body) are still pending, `dropped` are not."""
+
+    def write(self, entries: Sequence[tuple[str, int, str]]) -> None:
+        """Keep (hash, sequence, body) entries, durably before this returns."""
+
+    def release(self, hashes: Iterable[str], *, stored: bool) -> None:
+        """These are pending no more: `stored` in a block on disk, or else dropped."""
+
+    def close(self) -> None: ...
+
+
+class PendingRows:
+    """The block store's pending rows: in at the door, out in the same database transaction
+    as the block that holds them."""
+
+    def __init__(self, store: BlockStore) -> None:
+        self.store = store
+
+    def read(self) -> list[str]:
+        return self.store.pending()
+
+    def restart(self, kept: Sequence[tuple[str, str]], dropped: Sequence[str]) -> None:
+        self.store.drop_pending(dropped)
+
+    def write(self, entries: Sequence[tuple[str, int, str]]) -> None:
+        self.store.add_pending(entries)
+
+    def release(self, hashes: Iterable[str], *, stored: bool) -> None:
+        if not stored:  # a stored block's rows went with it
+            self.store.drop_pending(list(hashes))
+
+    def close(self) -> None:
+        pass
+
+
+class JournalPending:
+    """The node's journal. Rows a store still holds from before the journal are read first (they
+    are older), moved into the journal at restart, and the store stops deleting rows with
+    each block from then on."""
+
+    def __init__(self, store: BlockStore, journal: Journal) -> None:
+        self.store = store
+        self.journal = journal
+
+    def read(self) -> list[str]:
+        return [*self.store.pending(), *self.journal.read()]
+
+    def restart(self, kept: Sequence[tuple[str, str]], dropped: Sequence[str]) -> None:
+        self.journal.restart(kept)  # on disk before the rows go: a crash between repeats some
+        self.store.clear_pending()
+        self.store.pending_rows = False
+
+    def write(self, entries: Sequence[tuple[str, int, str]]) -> None:
+        self.journal.write([(tx_hash, body) for tx_hash, _, body in entries])
+
+    def release(self, hashes: Iterable[str], *, stored: bool) -> None:
+        self.journal.release(hashes)
+
+    def close(self) -> None:
+        self.journal.close()
+
+
 class Mempool:
     """FIFO of checked transactions; full means 429 to the caller, never a silent drop.
 
@@ -35,9 +110,14 @@ class Mempool:
     seconds, so overload turns into refusals at the door (with Retry-After) instead of a
     backlog that every commit latency waits behind."""
 
-    def __init__(self, store: BlockStore, *, capacity: int = 20_000) -> None:
+    def __init__(
+        self, store: BlockStore, *, capacity: int = 20_000, journal: Journal | None = None
+    ) -> None:
         self.store = store
         self.capacity = capacity
+        self.durable: Durable = (
+            PendingRows(store) if journal is None else JournalPending(store, journal)
+        )
         self._txs: OrderedDict[str, Tx] = OrderedDict()
         self._volatile: set[str] = set()  # held but not persisted (gossiped by a peer)
         self._seq = 0
@@ -56,14 +136,18 @@ class Mempool:
         return self._txs.get(tx_hash)
 
     def restore(self, check: Callable[[Tx], None]) -> int:
-        """Reload persisted pending transactions after a restart, dropping those now invalid."""
+        """Reload persisted pending transactions after a restart, dropping those now invalid
+        (committed or expired since they were kept, among them)."""
         dropped: list[str] = []
-        for body in self.store.pending():
+        kept: dict[str, str] = {}
+        for body in self.durable.read():
             try:
                 tx = _stored_tx(body)
             except (ChainError, ValueError) as exc:  # unreadable: it must not stop the start
                 log.warning("skipping an unreadable pending transaction after restart: %s", exc)
                 continue
+            if tx.hash in kept:
+                continue  # kept twice (a crash while the journal was rewritten)
             try:
                 check(tx)
             except ChainError as exc:
@@ -71,7 +155,8 @@ class Mempool:
                 dropped.append(tx.hash)
                 continue
             self._txs[tx.hash] = tx
-        self.store.drop_pending(dropped)
+            kept[tx.hash] = body
+        self.durable.restart(list(kept.items()), dropped)
         self._seq = len(self._txs)
         return len(self._txs)
 
@@ -96,7 +181,7 @@ class Mempool:
                 for tx in [*new, *held]:
                     self._seq += 1
                     entries.append((tx.hash, self._seq, tx.encode().decode()))
-                self.store.add_pending(entries)
+                self.durable.write(entries)
                 self._volatile.difference_update(tx.hash for tx in held)
             else:
                 self._volatile.update(tx.hash for tx in new)
@@ -131,15 +216,21 @@ class Mempool:
             durable = [d for d in stale if d not in self._volatile]
             self._volatile.difference_update(stale)
         if durable:
-            self.store.drop_pending(durable)
+            self.durable.release(durable, stored=False)
         return out
 
-    def remove(self, hashes: Sequence[str]) -> None:
-        """Forget committed transactions (their pending rows went with the block)."""
+    def remove(self, hashes: Sequence[str], *, stored: bool = False) -> None:
+        """Forget committed transactions; once their block is `stored` on disk, no longer
+        keep them durable either (a crash before that must find them pending still)."""
         with self._lock:
             for digest in hashes:
                 self._txs.pop(digest, None)
             self._volatile.difference_update(hashes)
+        if stored:
+            self.durable.release(hashes, stored=True)
+
+    def close(self) -> None:
+        self.durable.close()
 
     def wait(self, timeout_s: float) -> bool:
         with self._lock:

@@ -17,10 +17,12 @@ from collections import defaultdict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, InvalidStateError
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from chain.block import Certificate, Receipt, sign_precommit
 from chain.errors import ChainError, TxRejected
+from chain.journal import Journal
 from chain.ledger import BlockResult, Ledger
 from chain.mempool import Admitted, Mempool
 from chain.suites import SuiteKey
@@ -55,6 +57,9 @@ class NodeOptions:
     backlog_target_s: float = 2.0
     admit_floor: int = 1_000
     max_block_txs: int | None = None
+    # The folder of the mempool's journal (chain.journal; a node home's `mempool`); None keeps
+    # pending transactions as rows of the block store (an embedded or in-memory node)
+    mempool_journal: Path | None = None
     clock_ms: Callable[[], int] = field(default=lambda: int(time.time() * 1000))
     # How long a thread holds the GIL before one waiting for it is let in (the process's, set
     # by start; None leaves the interpreter's 5 ms)
@@ -70,7 +75,14 @@ class Node:
         self.ledger = ledger
         self.key = key
         self.options = options or NodeOptions()
-        self.mempool = Mempool(ledger.store, capacity=self.options.mempool_capacity)
+        journal = None
+        if self.options.mempool_journal is not None:
+            # Flushed to disk on every write where the store's commits are (PostgreSQL)
+            fsync = ledger.store.engine.dialect.name != "sqlite"
+            journal = Journal(self.options.mempool_journal, fsync=fsync)
+        self.mempool = Mempool(
+            ledger.store, capacity=self.options.mempool_capacity, journal=journal
+        )
         self._waiters: dict[str, list[CommitCallback]] = defaultdict(list)
         self._waiters_lock = threading.Lock()
         self._subscribers: list[Subscriber] = []
@@ -271,6 +283,7 @@ class Node:
                 self.ledger.flush()  # blocks produced before the stop reach the disk
             except ChainError as exc:  # the producer stopped on it already (self.fatal)
                 log.warning("blocks left unwritten at stop: %s", exc)
+        self.mempool.close()  # a write after this (a late submission) opens a new segment
 
     def _run(self) -> None:
         interval_s = self.options.block_interval_ms / 1000
@@ -333,8 +346,9 @@ class Node:
         return result
 
     def after_commit(self, result: BlockResult) -> None:
-        """Tell waiters and subscribers about a committed block (any block producer calls this)."""
-        self.mempool.remove([tx.hash for tx in result.txs])
+        """Tell waiters and subscribers about a block committed and stored (any block producer
+        calls this)."""
+        self.mempool.remove([tx.hash for tx in result.txs], stored=True)
         self._observe_rate(len(result.txs), pending=len(self.mempool))
         with self._waiters_lock:
             if self._waiters:

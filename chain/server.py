@@ -14,6 +14,7 @@ from chain.api import create_app
 from chain.db import make_engine
 from chain.errors import ChainError
 from chain.home import NodeHome
+from chain.journal import MEMPOOL_FOLDER
 from chain.ledger import Ledger
 from chain.node import Node, NodeOptions
 from chain.observability import NodeCollector, instrument, node_checks
@@ -51,6 +52,7 @@ def open_node(home: NodeHome, *, database_url: str | None = None) -> RunningNode
     options = NodeOptions(
         block_interval_ms=home.settings.block_interval_ms,
         mempool_capacity=home.settings.mempool_capacity,
+        mempool_journal=home.path / MEMPOOL_FOLDER,
     )
     node = Node(ledger, key=key, options=options)
     running = RunningNode(node, create_app(node, public_reads=home.settings.public_reads))

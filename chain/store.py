@@ -132,6 +132,9 @@ class BlockStore:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        # Whether a block's write deletes its transactions' pending rows: not once the node's
+        # mempool keeps them in its journal instead (chain.mempool.JournalPending)
+        self.pending_rows = True
         try:
             metadata.create_all(engine)
             # A database made before the hash-prefix index gets it now (once; its old
@@ -280,7 +283,8 @@ class BlockStore:
                     tx_rows,
                     fixed={"height": height},
                 )
-                _delete_many(conn, pending, "hash", [r.hash for r in tx_rows])
+                if self.pending_rows:
+                    _delete_many(conn, pending, "hash", [r.hash for r in tx_rows])
             self._write_state(conn, changes)
             if next_validators is not None:
                 conn.execute(
@@ -320,6 +324,10 @@ class BlockStore:
         if hashes:
             with self._write() as conn:
                 conn.execute(delete(pending).where(pending.c.hash.in_(list(hashes))))
+
+    def clear_pending(self) -> None:
+        with self._write() as conn:
+            conn.execute(delete(pending))
 
     def _write_state(
         self, conn: Connection, changes: Mapping[tuple[str, str], tuple[str, str] | None]

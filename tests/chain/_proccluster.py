@@ -32,6 +32,7 @@ from chain.auth import AUDIENCE_CHAIN, mint_token
 from chain.client import ChainClient, Identity
 from chain.errors import ClientError
 from chain.genesis import Genesis
+from chain.journal import MEMPOOL_FOLDER, Journal
 from chain.suites import load_any_key
 from chain.tx import Tx, sign_tx
 from smartcity.demo import init_suite
@@ -186,16 +187,23 @@ class Cluster:
             time.sleep(0.2)
 
     def wipe_mempool(self, name: str) -> int:
-        """Empty a stopped node's persisted pending transactions; returns how many rows went."""
+        """Empty a stopped node's persisted pending transactions (its journal's segments, and
+        any rows its store holds from before the journal); returns how many went."""
         assert self.procs[name].poll() is not None, "wipe a node's mempool only while it is down"
+        journal = Journal(self.suite / "nodes" / name / MEMPOOL_FOLDER)
+        wiped = len(journal.read())
+        for segment in journal.segments():
+            segment.unlink()
         engine = create_engine(self.urls[name])
         try:
             with engine.begin() as conn:
                 tables = [t for t in inspect(conn).get_table_names() if "pending" in t]
                 assert tables, f"{name}'s database has no pending-transactions table"
-                return sum(conn.execute(text(f'DELETE FROM "{t}"')).rowcount for t in tables)
+                for table in tables:
+                    wiped += conn.execute(text(f'DELETE FROM "{table}"')).rowcount
         finally:
             engine.dispose()
+        return wiped
 
     def stop_all(self) -> None:
         for proc in self.procs.values():

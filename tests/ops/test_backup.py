@@ -231,3 +231,42 @@ def test_a_backup_of_a_database_holding_another_chain_is_refused(
     assert result.exit_code != 0
     assert "the database holds another chain" in result.output
     assert not out.exists() and not out.with_name(out.name + ".partial").exists()
+
+
+def test_a_backup_carries_the_transactions_a_node_acknowledged_and_its_copy_commits_them(
+    source: Source, tmp_path: Path, target_url: Callable[[], str]
+) -> None:
+    source.running.stop()
+    held = open_node(load_node_home(source.home), database_url=source.database_url)  # no producer
+    key = SuiteHome(source.suite).org_key("city-agency")
+    ledger = held.node.ledger
+    txs = [
+        sign_tx(
+            key,
+            chain_id=ledger.chain_id,
+            contract="anchors",
+            method="anchor",
+            args={"root": f"{100 + i:064x}", "count": 1, "label": "pending at backup"},
+            expiry_height=ledger.height + 50,
+        )
+        for i in range(3)
+    ]
+    held.node.submit(txs)  # acknowledged: in the node's journal, not committed
+    held.node.mempool.close()
+    out = tmp_path / "node.backup"
+    made = backup(source, out, "--with-key")
+    assert made.exit_code == 0, made.output
+    manifest = json.loads(zipfile.ZipFile(out).read(MANIFEST))
+    assert manifest["entries"]["tables/chain_pending.jsonl"]["rows"] == 3
+
+    new_home = tmp_path / "restored"
+    restored = run("restore", str(out), "--home", str(new_home), "--database-url", target_url())
+    assert restored.exit_code == 0, restored.output
+    copy = open_node(load_node_home(new_home))
+    assert len(copy.node.mempool) == 3  # moved into the copy's own journal at its start
+    copy.start()
+    try:
+        for tx in txs:
+            assert copy.node.wait(tx.hash, timeout_s=20)["status"] == "ok"  # type: ignore[index]
+    finally:
+        copy.stop()
