@@ -111,7 +111,7 @@ def test_a_failed_write_acknowledges_nothing_and_the_writes_after_it_stay_readab
         return real_write(fd, data)
 
     monkeypatch.setattr(journal_module.os, "write", full_disk)
-    with pytest.raises(StorageError, match="cannot write the mempool journal.*No space left"):
+    with pytest.raises(StorageError, match=r"cannot write the mempool journal.*No space left"):
         journal.write([("b", '{"b":2}')])
     journal.write([("c", '{"c":3}')])
     journal.close()
