@@ -29,10 +29,10 @@ import sqlite3
 import tempfile
 import time
 import zipfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from sqlalchemy import Table, func, insert, select
 from sqlalchemy.engine import Connection, make_url
@@ -42,10 +42,10 @@ from chain import merkle
 from chain.block import Certificate, Header, Receipt
 from chain.db import make_engine, sqlite_url
 from chain.encoding import canonical
-from chain.errors import ChainError, EncodingError
+from chain.errors import EncodingError
 from chain.genesis import parse_genesis
 from chain.home import NodeHome, NodeSettings
-from chain.journal import MEMPOOL_FOLDER, Journal
+from chain.journal import MEMPOOL_FOLDER
 from chain.state import key_hash, value_hash
 from chain.store import (
     BlockStore,
@@ -58,7 +58,8 @@ from chain.store import (
     validator_sets,
 )
 from chain.suites.hashing import ChainTrees, trees_for
-from chain.tx import tx_from_canonical, tx_from_json
+from chain.tx import tx_from_json
+from smartcity.backup_rows import dump_pending, dump_table
 from smartcity.errors import SmartcityError
 
 FORMAT = "smartcity-node-backup"
@@ -117,9 +118,9 @@ def _write_snapshot(zf: zipfile.ZipFile, url: str, journal: Path) -> dict[str, A
             name = f"tables/{table.name}.jsonl"
             with zf.open(name, "w") as handle:
                 if table is pending:
-                    count, digest = _dump_pending(conn, journal, handle)
+                    count, digest = dump_pending(conn, journal, handle)
                 else:
-                    count, digest = _dump_table(conn, table, handle)
+                    count, digest = dump_table(conn, table, handle)
             entries[name] = {"rows": count, "sha256": digest}
         meta_rows = {r.name: r.value for r in conn.execute(select(meta.c.name, meta.c.value))}
         height = int(conn.execute(select(func.coalesce(func.max(blocks.c.height), 0))).scalar_one())
@@ -139,44 +140,6 @@ def _write_snapshot(zf: zipfile.ZipFile, url: str, journal: Path) -> dict[str, A
         "state_root": json.loads(tip.header)["state_root"] if tip else None,
         "entries": entries,
     }
-
-
-def _dump_table(conn: Connection, table: Table, handle: IO[bytes]) -> tuple[int, str]:
-    order = list(table.primary_key.columns)
-    rows = (dict(row) for row in conn.execute(select(table).order_by(*order)).mappings())
-    return _dump_rows(rows, handle)
-
-
-def _dump_rows(rows: Iterable[dict[str, Any]], handle: IO[bytes]) -> tuple[int, str]:
-    digest = hashlib.sha256()
-    count = 0
-    for row in rows:
-        line = json.dumps(row, sort_keys=True, separators=(",", ":")).encode() + b"\n"
-        handle.write(line)
-        digest.update(line)
-        count += 1
-    return count, digest.hexdigest()
-
-
-def _dump_pending(conn: Connection, journal: Path, handle: IO[bytes]) -> tuple[int, str]:
-    """The persisted mempool as pending rows: the store's (a node from before the journal) and
-    the journal's records after them, in the order they were kept. A restored node moves the
-    rows into its own journal when it starts. The journal is read beside the database's
-    snapshot, not in it: whatever of it committed meanwhile is dropped at that start, as after
-    any restart."""
-    rows = [dict(r) for r in conn.execute(select(pending).order_by(pending.c.seq)).mappings()]
-    seen = {row["hash"] for row in rows}
-    seq = max((int(row["seq"]) for row in rows), default=0)
-    for body in Journal(journal).read() if journal.is_dir() else []:
-        try:
-            tx_hash = tx_from_canonical(body.encode()).hash
-        except (ChainError, ValueError):
-            continue  # unreadable: a restart would skip it too
-        if tx_hash not in seen:
-            seen.add(tx_hash)
-            seq += 1
-            rows.append({"hash": tx_hash, "seq": seq, "body": body})
-    return _dump_rows(sorted(rows, key=lambda row: str(row["hash"])), handle)
 
 
 def _write_home(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -100,7 +101,7 @@ def test_a_failed_write_acknowledges_nothing_and_the_writes_after_it_stay_readab
 ) -> None:
     journal = Journal(tmp_path)
     journal.write([("a", '{"a":1}')])
-    real_write = journal_module.os.write
+    real_write = os.write
     calls = {"n": 0}
 
     def full_disk(fd: int, data: Any) -> int:
@@ -110,7 +111,7 @@ def test_a_failed_write_acknowledges_nothing_and_the_writes_after_it_stay_readab
             raise OSError(errno.ENOSPC, "No space left on device")
         return real_write(fd, data)
 
-    monkeypatch.setattr(journal_module.os, "write", full_disk)
+    monkeypatch.setattr(os, "write", full_disk)  # the journal's only os.write in this window
     with pytest.raises(StorageError, match=r"cannot write the mempool journal.*No space left"):
         journal.write([("b", '{"b":2}')])
     journal.write([("c", '{"c":3}')])
