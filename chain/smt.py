@@ -12,11 +12,10 @@ H is the module's `_sha256` and nothing else, looked up at each call: chain.suit
 loads a second instance of this module whose `_sha256` is SM3, for chains of the sm2-sm3 suite
 (the default chain's code path is untouched by it).
 
-Under SHA-256 an update runs in C when smartcity_native's extension is installed (built from
+Under SHA-256 the tree lives in C when smartcity_native's extension is installed (built from
 native/ at install; `make install` compiles it where a C compiler and OpenSSL's headers are):
-the same nodes, the same tuples, node for node, about twice as fast on a grown chain (a key's
-update 5.6-8.6 against 13.9-16.0 µs on a 300,000-key tree: a grown tree's walk is bound by
-memory, each node being two scattered Python objects, more than by hashing). This
+the same tree, root and proofs, its nodes in C memory and each update built with the GIL
+released, so a block's thousands of keys no longer hold up the node's other threads. This
 module stays the reference, the fallback and the SM3 tree's code; SMARTCITY_SMT=python makes a
 process use it for SHA-256 too (a before/after, or a check of the two against each other).
 """
@@ -43,25 +42,25 @@ _EMPTY_LEFT = b"\x01" + EMPTY_HASH
 # "python" (built without a compiler or OpenSSL's headers: same roots, slower).
 # SMARTCITY_SMT=python forces the Python tree; =c makes process commands refuse to start
 # without the C one (smartcity.settings checks it, as it checks every SMARTCITY_ variable).
-_native_update: Any = None
+_native_tree: Any = None
 with contextlib.suppress(ImportError):
-    from smartcity_native._smt import update as _native_update
-_c_update = _native_update
-C_INSTALLED = _c_update is not None
+    from smartcity_native._smt import Tree as _native_tree
+_c_tree = _native_tree
+C_INSTALLED = _c_tree is not None
 if os.environ.get("SMARTCITY_SMT", "") == "python":
-    _native_update = None
-IMPLEMENTATION = "c" if _native_update is not None else "python"
+    _native_tree = None
+IMPLEMENTATION = "c" if _native_tree is not None else "python"
 
 
 def use_implementation(name: str) -> None:
     """Choose the tree for this process (`smt` in a settings file, applied at start): "python",
     or "c" where it is installed (ValueError if not). Trees are the same either way."""
-    global _native_update, IMPLEMENTATION
+    global _native_tree, IMPLEMENTATION
     if name == "c" and not C_INSTALLED:
         raise ValueError("the C tree is not installed")
     if name not in ("c", "python"):
         raise ValueError(f"no tree implementation {name!r}: c or python")
-    _native_update = _c_update if name == "c" else None
+    _native_tree = _c_tree if name == "c" else None
     IMPLEMENTATION = name
 
 
@@ -101,9 +100,8 @@ class Leaf:
 #   leaf     (hash, key_hash, value_hash)      internal (hash, left, right)
 # Tuples holding only bytes, None and such tuples are untracked by the garbage collector at its
 # first pass over them, so a tree of any size costs the collector nothing afterwards (slotted
-# objects were re-scanned by every full collection, more often as the chain grew). The C update
-# untracks the nodes it makes at once, by the same rule: that first pass over a block's new
-# nodes was a third of its time on a grown tree.
+# objects were re-scanned by every full collection, more often as the chain grew). The C tree's
+# nodes are not Python objects at all.
 Made = tuple[bytes, Any, Any]
 Node = Made | None
 
@@ -254,44 +252,35 @@ def _update_one(node: Node, depth: int, key: bytes, value: bytes | None) -> Node
     return sub
 
 
-# Keys a call into the C update takes at once. It holds the GIL throughout: 8,000 keys (a block
-# of 4,000 anchors) in one call held it 73 ms on a 200,000-key tree, and a validator process's
-# consensus and network threads waited that long for each block (4 validator processes
-# committed 1,816 tx/s with their CPU 71 % busy, against 2,689 in Python, which lets other
-# threads in every 5 ms). Between chunks the interpreter hands the GIL over; a 256-key chunk
-# holds it about 2 ms, and the 8,000 keys took 26 ms in all. The tree does not depend on the
-# order its keys were written in, so the chunks build the batch's tree.
-NATIVE_CHUNK_KEYS = 256
-
-
 def _native() -> Any:
-    """The C update if this module's tree uses it (installed, chosen, and hashing SHA-256: the
-    SM3 instance of this module never does), else None. Read once per batch, so a batch uses
-    one implementation whatever switches during it."""
-    return _native_update if _sha256 is hashlib.sha256 else None
+    """The C tree's type if this module's tree uses it (installed, chosen, and hashing SHA-256:
+    the SM3 instance of this module never does), else None. Read once per batch, so a batch
+    uses one implementation whatever switches during it."""
+    return _native_tree if _sha256 is hashlib.sha256 else None
 
 
-def _update_in_chunks(
-    update: Any,
-    root: Node,
-    keys: list[bytes],
-    values: list[bytes | None],
-    step: int = NATIVE_CHUNK_KEYS,
-) -> Node:
-    for start in range(0, len(keys), step):
-        root = update(root, keys[start : start + step], values[start : start + step])
-    return root
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Tree:
-    """An immutable tree; `update` returns a new one."""
+    """An immutable tree; `update` returns a new one. Its nodes are the Python tuples above
+    (`root`), or, where the C tree is used, in C memory (`native`, a smartcity_native Tree);
+    either way it has the same root hash and proofs. A tree made by one implementation and
+    updated while the other is chosen (a process switching with `use_implementation`) is
+    carried over, leaf by leaf, once."""
 
     root: Node = None
+    native: Any = None
 
     @property
     def root_hash(self) -> bytes:
+        if self.native is not None:
+            return bytes(self.native.root_hash)
         return node_hash(self.root)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Tree) and other.root_hash == self.root_hash
+
+    def __hash__(self) -> int:
+        return hash(self.root_hash)
 
     @classmethod
     def from_entries(cls, entries: Iterable[tuple[bytes, bytes]]) -> Tree:
@@ -299,11 +288,11 @@ class Tree:
         native = _native()
         if native is not None:
             keys = [k for k, _ in ordered]
-            if len(set(keys)) != len(keys):  # a later chunk would set the key again instead
+            if len(set(keys)) != len(keys):
                 raise ValueError("duplicate key hash")
             if any(type(v) is not bytes for _, v in ordered):  # the C would read None as delete
                 raise TypeError("a value hash must be bytes")
-            return cls(_update_in_chunks(native, None, keys, [v for _, v in ordered]))
+            return cls(native=native().update(keys, [v for _, v in ordered]))
         return cls(_build(0, ordered))
 
     def update(self, changes: Iterable[tuple[bytes, bytes | None]]) -> Tree:
@@ -313,12 +302,40 @@ class Tree:
         values = [latest[k] for k in keys]
         native = _native()
         if native is not None:
-            return Tree(_update_in_chunks(native, self.root, keys, values))
-        return Tree(_update(self.root, 0, keys, values, 0, len(keys)))
+            return Tree(native=self._in_c(native).update(keys, values))
+        return Tree(_update(self._in_python(), 0, keys, values, 0, len(keys)))
+
+    def leaves(self) -> list[tuple[bytes, bytes]]:
+        """Every (key hash, value hash), in key order."""
+        if self.native is not None:
+            return list(self.native.items())
+        out: list[tuple[bytes, bytes]] = []
+        stack = [self.root]
+        while stack:
+            node = stack.pop()
+            if node is None:
+                continue
+            if type(node[1]) is bytes:
+                out.append((node[1], node[2]))
+            else:
+                stack.extend((node[2], node[1]))  # left first out: key order
+        return out
+
+    def _in_c(self, native: Any) -> Any:
+        if self.native is not None:
+            return self.native
+        leaves = self.leaves()
+        return native().update([k for k, _ in leaves], [v for _, v in leaves])
+
+    def _in_python(self) -> Node:
+        return self.root if self.native is None else _build(0, self.leaves())
 
     def prove(self, key_hash: bytes) -> StateProof:
         """Siblings from the root down to where the key's path ends, and what it ends at."""
-        siblings: list[bytes] = []
+        if self.native is not None:
+            siblings, leaf = self.native.prove(key_hash)
+            return StateProof(siblings=siblings, leaf=None if leaf is None else Leaf(*leaf))
+        siblings = []
         node = self.root
         depth = 0
         while node is not None and type(node[1]) is not bytes:

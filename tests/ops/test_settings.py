@@ -89,19 +89,17 @@ def test_the_tree_named_in_a_settings_file_is_the_one_the_process_uses(
     the settings switches it (the trees are the same either way, only the speed differs)."""
     from chain import smt
 
-    # Wherever the C tree was built or not: what is switched is the implementation's function
-    c_update = smt._c_update or (
-        lambda root, keys, values: smt._update(root, 0, keys, values, 0, len(keys))
-    )
-    monkeypatch.setattr(smt, "_c_update", c_update)
+    # Wherever the C tree was built or not: what is switched is the implementation's type
+    c_tree = smt._c_tree or smt.Tree
+    monkeypatch.setattr(smt, "_c_tree", c_tree)
     monkeypatch.setattr(smt, "C_INSTALLED", True)
-    monkeypatch.setattr(smt, "_native_update", smt._native_update)
+    monkeypatch.setattr(smt, "_native_tree", smt._native_tree)
     monkeypatch.setattr(smt, "IMPLEMENTATION", smt.IMPLEMENTATION)
     for name in ("python", "c"):
         (tmp_path / "smartcity.toml").write_text(f'smt = "{name}"\n')
         apply_to_environ(load_settings(tmp_path))
         assert name == smt.IMPLEMENTATION
-        assert smt._native_update is (None if name == "python" else c_update)
+        assert smt._native_tree is (None if name == "python" else c_tree)
 
 
 def test_settings_file_mistakes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,23 +1,25 @@
 /*
- * The sparse Merkle tree's update under SHA-256, in C: chain/smt.py's `_update`, `_build`,
- * `_update_end`, `_update_one` and `_join`, node for node (the Python module stays the
- * reference and the only code for the sm2-sm3 suite; tests/chain/test_smt_native.py checks the
- * two build identical trees).
+ * The sparse Merkle tree under SHA-256, in C, with its nodes in C memory: chain/smt.py's tree
+ * (`_update`, `_build`, `_update_end`, `_update_one`, `_join`), node for node, and the same
+ * roots and proofs (tests/chain/test_smt_native.py checks the two against each other; the
+ * Python module stays the reference and the only code for the sm2-sm3 suite).
  *
- * Nodes are the Python module's tuples, so both implementations read and share each other's
- * trees:
- *     None                                   the empty subtree
- *     (hash, key_hash, value_hash)           a leaf       hash = H(0x00 || key || value)
- *     (hash, left, right)                    an internal  hash = H(0x01 || left || right)
- * A node is a leaf when its second item is bytes. An update returns a new root and shares every
- * untouched subtree; nothing is mutated.
+ * An update copies its keys and values in while it holds the GIL, then builds the new nodes
+ * with the GIL released: a block's thousands of keys no longer stop every other thread of the
+ * node (the door, the writer, the verification pool's callers) while they are hashed in. Its
+ * nodes were Python tuples before, each made and filled under the GIL.
  *
- * Every node the walk visits is checked for that shape (a tuple of three, 32-byte hashes and
- * keys, a path no deeper than 256 bits) before it is read: a malformed tree gets ValueError,
- * as the Python code would fail on it, never a read outside an object.
+ *     leaf      hash = H(0x00 || key || value)        key and value: 32-byte hashes
+ *     internal  hash = H(0x01 || left || right)       an empty side hashes as 32 zero bytes
+ *
+ * A subtree holding one leaf is that leaf. Trees are immutable and share every untouched
+ * subtree: a node counts its references atomically, so a tree dropped on one thread while
+ * another thread builds on a tree sharing its nodes frees only what nobody holds.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define OPENSSL_SUPPRESS_DEPRECATED
@@ -26,168 +28,138 @@
 #define HASH_BYTES 32
 #define KEY_BITS 256
 
+typedef struct Node {
+    uint32_t refs;
+    uint32_t leaf;
+    unsigned char hash[HASH_BYTES];
+    union {
+        struct {
+            struct Node *left, *right;
+        } in;
+        struct {
+            unsigned char key[HASH_BYTES], value[HASH_BYTES];
+        } lf;
+    } u;
+} Node;
+
+/* NULL is the empty subtree; OOM says an allocation failed somewhere below */
+static Node oom_marker;
+#define OOM (&oom_marker)
+
 static const unsigned char EMPTY_HASH[HASH_BYTES] = {0};
 
-static int malformed(const char *what) {
-    PyErr_Format(PyExc_ValueError, "not a tree made by chain.smt: %s", what);
-    return -1;
+static inline Node *ref(Node *node) {
+    if (node != NULL) {
+        __atomic_fetch_add(&node->refs, 1, __ATOMIC_RELAXED);
+    }
+    return node;
 }
 
-static inline int is_hash(PyObject *item) {
-    return PyBytes_CheckExact(item) && PyBytes_GET_SIZE(item) == HASH_BYTES;
-}
-
-/* None, or a tuple of three whose first item is a 32-byte hash and which is a leaf (a 32-byte
- * key and a bytes value) or an internal node (two children, each None or a tuple). */
-static int check_node(PyObject *node) {
-    if (node == Py_None) {
-        return 0;
-    }
-    if (!PyTuple_CheckExact(node) || PyTuple_GET_SIZE(node) != 3) {
-        return malformed("a node is not a tuple of three");
-    }
-    if (!is_hash(PyTuple_GET_ITEM(node, 0))) {
-        return malformed("a node's hash is not 32 bytes");
-    }
-    PyObject *a = PyTuple_GET_ITEM(node, 1), *b = PyTuple_GET_ITEM(node, 2);
-    if (PyBytes_CheckExact(a)) {
-        if (PyBytes_GET_SIZE(a) != HASH_BYTES || !PyBytes_CheckExact(b)) {
-            return malformed("a leaf's key is not 32 bytes or its value not bytes");
+static void unref(Node *node) {
+    while (node != NULL && node != OOM &&
+           __atomic_sub_fetch(&node->refs, 1, __ATOMIC_ACQ_REL) == 0) {
+        if (node->leaf) {
+            free(node);
+            return;
         }
-        return 0;
+        Node *left = node->u.in.left, *right = node->u.in.right;
+        free(node);
+        unref(left); /* recursion as deep as the tree (at most 257), the right side looped */
+        node = right;
     }
-    if ((a != Py_None && !PyTuple_CheckExact(a)) || (b != Py_None && !PyTuple_CheckExact(b))) {
-        return malformed("a child is neither None nor a node");
-    }
-    return 0;
 }
 
-/* Only for a node check_node accepted. */
-static inline int is_leaf(PyObject *node) {
-    return PyBytes_CheckExact(PyTuple_GET_ITEM(node, 1));
+static inline const unsigned char *hash_of(const Node *node) {
+    return node == NULL ? EMPTY_HASH : node->hash;
 }
 
-/* Only for None or a node check_node accepted, or a sibling, which is checked here. */
-static inline const unsigned char *node_hash(PyObject *node) {
-    if (node == Py_None) {
-        return EMPTY_HASH;
-    }
-    PyObject *hash = PyTuple_GET_ITEM(node, 0);
-    if (!is_hash(hash)) {
-        malformed("a node's hash is not 32 bytes");
-        return NULL;
-    }
-    return (const unsigned char *)PyBytes_AS_STRING(hash);
+static inline int is_leaf(const Node *node) {
+    return node != NULL && node->leaf;
 }
 
 static inline int bit(const unsigned char *key, int depth) {
     return (key[depth >> 3] >> (7 - (depth & 7))) & 1;
 }
 
-/* Whether the collector may need to see `item` to find a cycle: CPython's own test when it
- * untracks a tuple (_PyObject_GC_MAY_BE_TRACKED in _PyTuple_MaybeUntrack). Only a tuple
- * counts by whether it is tracked now; any other collected type (a dict starts untracked
- * and is tracked once it holds a container) may be tracked later. */
-static inline int may_be_tracked(PyObject *item) {
-    return PyObject_IS_GC(item) && (!PyTuple_CheckExact(item) || PyObject_GC_IsTracked(item));
-}
-
-/* A new tuple (hash, a, b), taking new references to a and b.
- *
- * A node whose items are bytes, None or untracked nodes cannot be part of a reference
- * cycle, and the collector untracks such a tuple the first time it examines it; the
- * node is untracked here instead, as it is made. Each new node was otherwise examined by
- * the next young collection, and the collections a block's thousands of nodes triggered,
- * inside this call, were a third of the update's time on a grown chain. */
-static PyObject *make_node(const unsigned char digest[HASH_BYTES], PyObject *a, PyObject *b) {
-    PyObject *hash = PyBytes_FromStringAndSize((const char *)digest, HASH_BYTES);
-    if (hash == NULL) {
-        return NULL;
-    }
-    PyObject *node = PyTuple_New(3);
-    if (node == NULL) {
-        Py_DECREF(hash);
-        return NULL;
-    }
-    Py_INCREF(a);
-    Py_INCREF(b);
-    PyTuple_SET_ITEM(node, 0, hash);
-    PyTuple_SET_ITEM(node, 1, a);
-    PyTuple_SET_ITEM(node, 2, b);
-    if (!may_be_tracked(a) && !may_be_tracked(b)) {
-        PyObject_GC_UnTrack(node);
-    }
-    return node;
-}
-
-static PyObject *make_leaf(PyObject *key, PyObject *value) {
-    unsigned char digest[HASH_BYTES];
-    SHA256_CTX ctx;
+static Node *make_leaf(const unsigned char *key, const unsigned char *value) {
+    /* The low-level calls, not SHA256(): OpenSSL 3 runs that one through a locked fetch of
+     * the algorithm on every call */
     static const unsigned char tag = 0x00;
+    SHA256_CTX ctx;
+    Node *node = malloc(sizeof(Node));
+    if (node == NULL) {
+        return OOM;
+    }
+    node->refs = 1;
+    node->leaf = 1;
+    memcpy(node->u.lf.key, key, HASH_BYTES);
+    memcpy(node->u.lf.value, value, HASH_BYTES);
     SHA256_Init(&ctx);
     SHA256_Update(&ctx, &tag, 1);
-    SHA256_Update(&ctx, PyBytes_AS_STRING(key), (size_t)PyBytes_GET_SIZE(key));
-    SHA256_Update(&ctx, PyBytes_AS_STRING(value), (size_t)PyBytes_GET_SIZE(value));
-    SHA256_Final(digest, &ctx);
-    return make_node(digest, key, value);
-}
-
-/* An internal node over left and right (either may be None), taking new references. */
-static PyObject *make_internal(PyObject *left, PyObject *right) {
-    /* The low-level calls, not SHA256(): OpenSSL 3 runs that one through a locked fetch of
-     * the algorithm on every call, a quarter of the whole update's time */
-    unsigned char buffer[1 + 2 * HASH_BYTES];
-    unsigned char digest[HASH_BYTES];
-    SHA256_CTX ctx;
-    const unsigned char *left_hash = node_hash(left), *right_hash = node_hash(right);
-    if (left_hash == NULL || right_hash == NULL) {
-        return NULL;
-    }
-    buffer[0] = 0x01;
-    memcpy(buffer + 1, left_hash, HASH_BYTES);
-    memcpy(buffer + 1 + HASH_BYTES, right_hash, HASH_BYTES);
-    SHA256_Init(&ctx);
-    SHA256_Update(&ctx, buffer, sizeof buffer);
-    SHA256_Final(digest, &ctx);
-    return make_node(digest, left, right);
-}
-
-/* A parent of two subtrees, collapsing a lone leaf upwards. Steals both references. */
-static PyObject *join(PyObject *left, PyObject *right) {
-    if (left == NULL || right == NULL) {
-        Py_XDECREF(left);
-        Py_XDECREF(right);
-        return NULL;
-    }
-    if (left == Py_None && (right == Py_None || is_leaf(right))) {
-        Py_DECREF(left);
-        return right;
-    }
-    if (right == Py_None && is_leaf(left)) {
-        Py_DECREF(right);
-        return left;
-    }
-    PyObject *node = make_internal(left, right);
-    Py_DECREF(left);
-    Py_DECREF(right);
+    SHA256_Update(&ctx, key, HASH_BYTES);
+    SHA256_Update(&ctx, value, HASH_BYTES);
+    SHA256_Final(node->hash, &ctx);
     return node;
 }
 
-/* One entry of a sorted run: a key and its value hash (None deletes). Borrowed references. */
-typedef struct {
-    PyObject *key;
-    PyObject *value;
-} Entry;
-
-static inline const unsigned char *key_bytes(PyObject *key) {
-    return (const unsigned char *)PyBytes_AS_STRING(key);
+/* An internal node over left and right (either may be NULL), taking their references. */
+static Node *make_internal(Node *left, Node *right) {
+    if (left == OOM || right == OOM) {
+        unref(left);
+        unref(right);
+        return OOM;
+    }
+    Node *node = malloc(sizeof(Node));
+    if (node == NULL) {
+        unref(left);
+        unref(right);
+        return OOM;
+    }
+    unsigned char buffer[1 + 2 * HASH_BYTES];
+    SHA256_CTX ctx;
+    buffer[0] = 0x01;
+    memcpy(buffer + 1, hash_of(left), HASH_BYTES);
+    memcpy(buffer + 1 + HASH_BYTES, hash_of(right), HASH_BYTES);
+    SHA256_Init(&ctx);
+    SHA256_Update(&ctx, buffer, sizeof buffer);
+    SHA256_Final(node->hash, &ctx);
+    node->refs = 1;
+    node->leaf = 0;
+    node->u.in.left = left;
+    node->u.in.right = right;
+    return node;
 }
 
-/* The first index in [lo, hi) whose key takes bit 1 at `depth` (the run shares the bits above). */
-static Py_ssize_t split_at(const Entry *entries, Py_ssize_t lo, Py_ssize_t hi, int depth) {
+/* A parent of two subtrees, collapsing a lone leaf upwards. Takes both references. */
+static Node *join(Node *left, Node *right) {
+    if (left == OOM || right == OOM) {
+        unref(left);
+        unref(right);
+        return OOM;
+    }
+    if (left == NULL && (right == NULL || is_leaf(right))) {
+        return right;
+    }
+    if (right == NULL && is_leaf(left)) {
+        return left;
+    }
+    return make_internal(left, right);
+}
+
+/* One key of a sorted, unique run: its value hash, or a deletion. */
+typedef struct {
+    unsigned char key[HASH_BYTES];
+    unsigned char value[HASH_BYTES];
+    int deletes;
+} Entry;
+
+/* The first index in [0, count) whose key takes bit 1 at `depth` (the run shares the bits
+ * above it). */
+static Py_ssize_t split_at(const Entry *entries, Py_ssize_t count, int depth) {
+    Py_ssize_t lo = 0, hi = count;
     while (lo < hi) {
         Py_ssize_t mid = lo + (hi - lo) / 2;
-        if (bit(key_bytes(entries[mid].key), depth)) {
+        if (bit(entries[mid].key, depth)) {
             hi = mid;
         } else {
             lo = mid + 1;
@@ -197,26 +169,22 @@ static Py_ssize_t split_at(const Entry *entries, Py_ssize_t lo, Py_ssize_t hi, i
 }
 
 /* A subtree from live entries sorted by key, all sharing the path above `depth`. */
-static PyObject *build(int depth, const Entry *entries, Py_ssize_t count) {
+static Node *build(int depth, const Entry *entries, Py_ssize_t count) {
     if (count == 0) {
-        Py_RETURN_NONE;
+        return NULL;
     }
     if (count == 1) {
         return make_leaf(entries[0].key, entries[0].value);
     }
-    if (depth >= KEY_BITS) {
-        PyErr_SetString(PyExc_ValueError, "duplicate key hash");
-        return NULL;
-    }
-    Py_ssize_t split = split_at(entries, 0, count, depth);
-    PyObject *left = build(depth + 1, entries, split);
-    if (left == NULL) {
-        return NULL;
+    Py_ssize_t split = split_at(entries, count, depth);
+    Node *left = build(depth + 1, entries, split);
+    if (left == OOM) {
+        return OOM;
     }
     return join(left, build(depth + 1, entries + split, count - split));
 }
 
-/* The first bit where two keys differ. */
+/* The first bit where two keys differ (they differ: keys are unique). */
 static int first_difference(const unsigned char *a, const unsigned char *b) {
     for (int i = 0; i < HASH_BYTES; i++) {
         unsigned char x = (unsigned char)(a[i] ^ b[i]);
@@ -234,168 +202,162 @@ static int first_difference(const unsigned char *a, const unsigned char *b) {
 
 /* One key set or deleted where its path ends: at nothing or at a leaf (its own or another
  * key's, which then shares a subtree with it). */
-static PyObject *update_end(PyObject *node, int depth, PyObject *key, PyObject *value) {
-    if (check_node(node) < 0) {
-        return NULL;
+static Node *update_end(Node *node, int depth, const Entry *entry) {
+    if (node == NULL) {
+        return entry->deletes ? NULL : make_leaf(entry->key, entry->value);
     }
-    if (node == Py_None) {
-        if (value == Py_None) {
-            Py_RETURN_NONE;
-        }
-        return make_leaf(key, value);
+    if (memcmp(entry->key, node->u.lf.key, HASH_BYTES) == 0) {
+        return entry->deletes ? NULL : make_leaf(entry->key, entry->value);
     }
-    PyObject *other = PyTuple_GET_ITEM(node, 1);
-    const unsigned char *k = key_bytes(key);
-    if (memcmp(k, key_bytes(other), HASH_BYTES) == 0) {
-        if (value == Py_None) {
-            Py_RETURN_NONE;
-        }
-        return make_leaf(key, value);
-    }
-    if (value == Py_None) {
-        Py_INCREF(node);
-        return node;
+    if (entry->deletes) {
+        return ref(node);
     }
     /* Two leaves below the first bit where their keys differ, and above that a node with an
      * empty side for each bit they share below `depth` */
-    int differ = first_difference(k, key_bytes(other));
-    PyObject *leaf = make_leaf(key, value);
-    if (leaf == NULL) {
-        return NULL;
-    }
-    PyObject *sub = bit(k, differ) ? make_internal(node, leaf) : make_internal(leaf, node);
-    Py_DECREF(leaf);
-    for (int d = differ - 1; d >= depth && sub != NULL; d--) {
-        PyObject *up = bit(k, d) ? make_internal(Py_None, sub) : make_internal(sub, Py_None);
-        Py_DECREF(sub);
-        sub = up;
+    int differ = first_difference(entry->key, node->u.lf.key);
+    Node *leaf = make_leaf(entry->key, entry->value);
+    Node *sub = bit(entry->key, differ) ? make_internal(ref(node), leaf)
+                                        : make_internal(leaf, ref(node));
+    for (int d = differ - 1; d >= depth && sub != OOM; d--) {
+        sub = bit(entry->key, d) ? make_internal(NULL, sub) : make_internal(sub, NULL);
     }
     return sub;
 }
 
-/* update for a single key: walk down its path to where it ends, update there, and rebuild
- * the path upwards (joining, so a deletion collapses as a batch's would). */
-static PyObject *update_one(PyObject *node, int depth, PyObject *key, PyObject *value) {
-    PyObject *path[KEY_BITS];
+/* update for a single key: walk down its path to where it ends, update there, and rebuild the
+ * path upwards (joining, so a deletion collapses as a batch's would). */
+static Node *update_one(Node *node, int depth, const Entry *entry) {
+    Node *path[KEY_BITS];
     int rights[KEY_BITS];
     int top = 0;
-    const unsigned char *k = key_bytes(key);
-    PyObject *below = node;
-    while (1) {
-        if (check_node(below) < 0) {
-            return NULL;
-        }
-        if (below == Py_None || is_leaf(below)) {
-            break;
-        }
-        if (depth >= KEY_BITS) {
-            malformed("a path is deeper than 256 bits");
-            return NULL;
-        }
-        int right = bit(k, depth);
+    Node *below = node;
+    while (below != NULL && !below->leaf) {
+        int right = bit(entry->key, depth);
         path[top] = below;
         rights[top] = right;
         top++;
-        below = PyTuple_GET_ITEM(below, right ? 2 : 1);
+        below = right ? below->u.in.right : below->u.in.left;
         depth++;
     }
-    PyObject *sub = update_end(below, depth, key, value);
-    while (top > 0 && sub != NULL) {
+    Node *sub = update_end(below, depth, entry);
+    while (top > 0 && sub != OOM) {
         top--;
-        PyObject *parent = path[top];
-        PyObject *other = PyTuple_GET_ITEM(parent, rights[top] ? 1 : 2);
-        PyObject *up;
-        if (check_node(other) < 0) {
-            Py_DECREF(sub);
-            return NULL;
-        }
-        if (other == Py_None) {
-            if (sub == Py_None || is_leaf(sub)) {
+        Node *parent = path[top];
+        Node *other = rights[top] ? parent->u.in.left : parent->u.in.right;
+        if (other == NULL) {
+            if (sub == NULL || is_leaf(sub)) {
                 continue;
             }
-            up = rights[top] ? make_internal(Py_None, sub) : make_internal(sub, Py_None);
-        } else if (sub == Py_None && is_leaf(other)) {
-            Py_INCREF(other);
-            up = other;
+            sub = rights[top] ? make_internal(NULL, sub) : make_internal(sub, NULL);
+        } else if (sub == NULL && is_leaf(other)) {
+            sub = ref(other);
         } else {
-            up = rights[top] ? make_internal(other, sub) : make_internal(sub, other);
+            sub = rights[top] ? make_internal(ref(other), sub) : make_internal(sub, ref(other));
         }
-        Py_DECREF(sub);
-        sub = up;
     }
     return sub;
 }
 
-/* Apply the sorted entries below `node` (keys unique, values None to delete). */
-static PyObject *update(PyObject *node, int depth, const Entry *entries, Py_ssize_t count) {
-    if (check_node(node) < 0) {
-        return NULL;
-    }
+/* Apply the sorted entries below `node`: a new reference to the new subtree, or OOM. */
+static Node *update(Node *node, int depth, const Entry *entries, Py_ssize_t count) {
     if (count == 0) {
-        Py_INCREF(node);
-        return node;
+        return ref(node);
     }
-    if (node == Py_None || is_leaf(node)) {
+    if (node == NULL || node->leaf) {
         if (count == 1) {
-            return update_end(node, depth, entries[0].key, entries[0].value);
+            return update_end(node, depth, &entries[0]);
         }
         /* The entries and the leaf already here (unless an entry sets or deletes its key),
          * live ones only, in key order */
-        Entry *live = PyMem_New(Entry, (size_t)count + 1);
+        Entry *live = malloc(sizeof(Entry) * ((size_t)count + 1));
         if (live == NULL) {
-            return PyErr_NoMemory();
+            return OOM;
         }
         Py_ssize_t n = 0;
-        int pending = node != Py_None;
-        const unsigned char *existing = pending ? key_bytes(PyTuple_GET_ITEM(node, 1)) : NULL;
+        int pending = node != NULL;
         for (Py_ssize_t i = 0; i < count; i++) {
             if (pending) {
-                int order = memcmp(existing, key_bytes(entries[i].key), HASH_BYTES);
+                int order = memcmp(node->u.lf.key, entries[i].key, HASH_BYTES);
                 if (order <= 0) {
                     pending = 0;
                     if (order < 0) {
-                        live[n].key = PyTuple_GET_ITEM(node, 1);
-                        live[n].value = PyTuple_GET_ITEM(node, 2);
-                        n++;
+                        memcpy(live[n].key, node->u.lf.key, HASH_BYTES);
+                        memcpy(live[n].value, node->u.lf.value, HASH_BYTES);
+                        live[n++].deletes = 0;
                     }
                 }
             }
-            if (entries[i].value != Py_None) {
+            if (!entries[i].deletes) {
                 live[n++] = entries[i];
             }
         }
         if (pending) {
-            live[n].key = PyTuple_GET_ITEM(node, 1);
-            live[n].value = PyTuple_GET_ITEM(node, 2);
-            n++;
+            memcpy(live[n].key, node->u.lf.key, HASH_BYTES);
+            memcpy(live[n].value, node->u.lf.value, HASH_BYTES);
+            live[n++].deletes = 0;
         }
-        PyObject *built = build(depth, live, n);
-        PyMem_Free(live);
+        Node *built = build(depth, live, n);
+        free(live);
         return built;
     }
     if (count == 1) {
-        return update_one(node, depth, entries[0].key, entries[0].value);
+        return update_one(node, depth, &entries[0]);
     }
-    if (depth >= KEY_BITS) {
-        malformed("a path is deeper than 256 bits");
-        return NULL;
+    Py_ssize_t split = split_at(entries, count, depth);
+    Node *left = update(node->u.in.left, depth + 1, entries, split);
+    if (left == OOM) {
+        return OOM;
     }
-    Py_ssize_t split = split_at(entries, 0, count, depth);
-    PyObject *left = update(PyTuple_GET_ITEM(node, 1), depth + 1, entries, split);
-    if (left == NULL) {
-        return NULL;
-    }
-    return join(left, update(PyTuple_GET_ITEM(node, 2), depth + 1, entries + split, count - split));
+    return join(left, update(node->u.in.right, depth + 1, entries + split, count - split));
 }
 
-static PyObject *smt_update(PyObject *module, PyObject *args) {
-    PyObject *root, *keys, *values;
-    (void)module;
-    if (!PyArg_ParseTuple(args, "OO!O!:update", &root, &PyList_Type, &keys, &PyList_Type,
-                          &values)) {
+/* -- the Python type ------------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD Node *root;
+} TreeObject;
+
+static PyTypeObject TreeType;
+
+static PyObject *tree_of(Node *root) {
+    TreeObject *tree = PyObject_New(TreeObject, &TreeType);
+    if (tree == NULL) {
+        unref(root);
         return NULL;
     }
-    if (check_node(root) < 0) {
+    tree->root = root;
+    return (PyObject *)tree;
+}
+
+static PyObject *tree_new(PyTypeObject *type, PyObject *args, PyObject *kwargs) {
+    (void)type;
+    if (kwargs != NULL && PyDict_GET_SIZE(kwargs) != 0) {
+        PyErr_SetString(PyExc_TypeError, "Tree() takes no arguments");
+        return NULL;
+    }
+    if (!PyArg_ParseTuple(args, ":Tree")) {
+        return NULL;
+    }
+    return tree_of(NULL);
+}
+
+static void tree_dealloc(TreeObject *self) {
+    unref(self->root);
+    self->root = NULL;
+    PyObject_Free(self);
+}
+
+static int hash_bytes(PyObject *item, unsigned char *out) {
+    if (!PyBytes_CheckExact(item) || PyBytes_GET_SIZE(item) != HASH_BYTES) {
+        return -1;
+    }
+    memcpy(out, PyBytes_AS_STRING(item), HASH_BYTES);
+    return 0;
+}
+
+static PyObject *tree_update(TreeObject *self, PyObject *args) {
+    PyObject *keys, *values;
+    if (!PyArg_ParseTuple(args, "O!O!:update", &PyList_Type, &keys, &PyList_Type, &values)) {
         return NULL;
     }
     Py_ssize_t count = PyList_GET_SIZE(keys);
@@ -403,74 +365,155 @@ static PyObject *smt_update(PyObject *module, PyObject *args) {
         PyErr_SetString(PyExc_ValueError, "keys and values differ in length");
         return NULL;
     }
-    /* The entries borrow their items from tuples owned for the call: a garbage collection
-     * while anything is allocated (these tuples, then the nodes) can run a finalizer that
-     * changes the caller's lists. The tuples are allocated first, the lists' lengths checked
-     * again after, and the items copied with nothing allocated in between. */
-    PyObject *key_items = PyTuple_New(count);
-    PyObject *value_items = key_items == NULL ? NULL : PyTuple_New(count);
-    Entry *entries = value_items == NULL ? NULL : PyMem_New(Entry, (size_t)count + 1);
-    PyObject *result = NULL;
+    /* Copied in with the GIL held and nothing Python allocated meanwhile (no collection can
+     * run a finalizer that changes the lists), then read with it released */
+    Entry *entries = malloc(sizeof(Entry) * ((size_t)count + 1));
     if (entries == NULL) {
-        if (value_items != NULL) {
-            PyErr_NoMemory();
-        }
-        goto done;
-    }
-    if (PyList_GET_SIZE(keys) != count || PyList_GET_SIZE(values) != count) {
-        PyErr_SetString(PyExc_RuntimeError, "keys or values changed during the call");
-        goto done;
+        return PyErr_NoMemory();
     }
     for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *key = PyList_GET_ITEM(keys, i);
         PyObject *value = PyList_GET_ITEM(values, i);
-        Py_INCREF(key);
-        Py_INCREF(value);
-        PyTuple_SET_ITEM(key_items, i, key);
-        PyTuple_SET_ITEM(value_items, i, value);
-    }
-    for (Py_ssize_t i = 0; i < count; i++) {
-        PyObject *key = PyTuple_GET_ITEM(key_items, i);
-        PyObject *value = PyTuple_GET_ITEM(value_items, i);
-        if (!PyBytes_CheckExact(key) || PyBytes_GET_SIZE(key) != HASH_BYTES) {
-            PyErr_Format(PyExc_TypeError, "key %zd is not a %d-byte hash", i, HASH_BYTES);
-            goto done;
+        if (hash_bytes(PyList_GET_ITEM(keys, i), entries[i].key) < 0) {
+            free(entries);
+            return PyErr_Format(PyExc_TypeError, "key %zd is not a %d-byte hash", i, HASH_BYTES);
         }
-        if (value != Py_None && !PyBytes_CheckExact(value)) {
-            PyErr_Format(PyExc_TypeError, "value %zd is neither bytes nor None", i);
-            goto done;
+        entries[i].deletes = value == Py_None;
+        if (!entries[i].deletes && hash_bytes(value, entries[i].value) < 0) {
+            free(entries);
+            return PyErr_Format(PyExc_TypeError, "value %zd is neither a %d-byte hash nor None",
+                                i, HASH_BYTES);
         }
-        if (i > 0 && memcmp(key_bytes(entries[i - 1].key), key_bytes(key), HASH_BYTES) >= 0) {
+        if (i > 0 && memcmp(entries[i - 1].key, entries[i].key, HASH_BYTES) >= 0) {
+            free(entries);
             PyErr_SetString(PyExc_ValueError, "keys must be sorted and unique");
-            goto done;
+            return NULL;
         }
-        entries[i].key = key;
-        entries[i].value = value;
     }
-    result = update(root, 0, entries, count);
-done:
-    PyMem_Free(entries);
-    Py_XDECREF(key_items);
-    Py_XDECREF(value_items);
-    return result;
+    Node *root;
+    Py_BEGIN_ALLOW_THREADS;
+    root = update(self->root, 0, entries, count);
+    Py_END_ALLOW_THREADS;
+    free(entries);
+    if (root == OOM) {
+        return PyErr_NoMemory();
+    }
+    return tree_of(root);
 }
 
-static PyMethodDef smt_methods[] = {
-    {"update", smt_update, METH_VARARGS,
-     "update(root, keys, values) -> root\n\n"
-     "The tree below `root` with the sorted, unique 32-byte `keys` set to their `values` "
-     "(value hashes as bytes; None deletes), under SHA-256, as chain.smt builds it."},
+static PyObject *tree_prove(TreeObject *self, PyObject *arg) {
+    unsigned char key[HASH_BYTES];
+    if (hash_bytes(arg, key) < 0) {
+        return PyErr_Format(PyExc_TypeError, "a key is a %d-byte hash", HASH_BYTES);
+    }
+    PyObject *siblings = PyList_New(0);
+    if (siblings == NULL) {
+        return NULL;
+    }
+    const Node *node = self->root;
+    int depth = 0;
+    while (node != NULL && !node->leaf) {
+        int right = bit(key, depth);
+        const Node *other = right ? node->u.in.left : node->u.in.right;
+        PyObject *hash = PyBytes_FromStringAndSize((const char *)hash_of(other), HASH_BYTES);
+        if (hash == NULL || PyList_Append(siblings, hash) < 0) {
+            Py_XDECREF(hash);
+            Py_DECREF(siblings);
+            return NULL;
+        }
+        Py_DECREF(hash);
+        node = right ? node->u.in.right : node->u.in.left;
+        depth++;
+    }
+    if (node == NULL) {
+        return Py_BuildValue("(NO)", siblings, Py_None);
+    }
+    return Py_BuildValue("(N(y#y#))", siblings, node->u.lf.key, (Py_ssize_t)HASH_BYTES,
+                         node->u.lf.value, (Py_ssize_t)HASH_BYTES);
+}
+
+static int add_items(PyObject *out, const Node *node) {
+    if (node == NULL) {
+        return 0;
+    }
+    if (node->leaf) {
+        PyObject *item = Py_BuildValue("(y#y#)", node->u.lf.key, (Py_ssize_t)HASH_BYTES,
+                                       node->u.lf.value, (Py_ssize_t)HASH_BYTES);
+        int failed = item == NULL || PyList_Append(out, item) < 0;
+        Py_XDECREF(item);
+        return failed ? -1 : 0;
+    }
+    if (add_items(out, node->u.in.left) < 0) {
+        return -1;
+    }
+    return add_items(out, node->u.in.right);
+}
+
+static PyObject *tree_items(TreeObject *self, PyObject *unused) {
+    (void)unused;
+    PyObject *out = PyList_New(0);
+    if (out != NULL && add_items(out, self->root) < 0) {
+        Py_CLEAR(out);
+    }
+    return out;
+}
+
+static PyObject *tree_root_hash(TreeObject *self, void *closure) {
+    (void)closure;
+    return PyBytes_FromStringAndSize((const char *)hash_of(self->root), HASH_BYTES);
+}
+
+static PyMethodDef tree_methods[] = {
+    {"update", (PyCFunction)tree_update, METH_VARARGS,
+     "update(keys, values) -> Tree\n\n"
+     "A new tree: this one with the sorted, unique 32-byte `keys` set to their `values` "
+     "(32-byte value hashes; None deletes). The nodes are built with the GIL released."},
+    {"prove", (PyCFunction)tree_prove, METH_O,
+     "prove(key) -> (siblings, leaf)\n\n"
+     "The sibling hashes from the root down the key's path, and the (key, value) leaf where "
+     "the path ends, or None where it ends empty."},
+    {"items", (PyCFunction)tree_items, METH_NOARGS,
+     "items() -> [(key, value), ...]\n\nEvery leaf, in key order."},
     {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef tree_getset[] = {
+    {"root_hash", (getter)tree_root_hash, NULL, "The root's hash (32 zero bytes when empty).",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PyTypeObject TreeType = {
+    .ob_base = PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "smartcity_native._smt.Tree",
+    .tp_basicsize = sizeof(TreeObject),
+    .tp_dealloc = (destructor)tree_dealloc,
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "An immutable sparse Merkle tree under SHA-256, as chain.smt builds it.",
+    .tp_methods = tree_methods,
+    .tp_getset = tree_getset,
+    .tp_new = tree_new,
 };
 
 static struct PyModuleDef smt_module = {
     .m_base = PyModuleDef_HEAD_INIT,
     .m_name = "smartcity_native._smt",
-    .m_doc = "The sparse Merkle tree's update under SHA-256 (chain.smt's hot path in C).",
+    .m_doc = "The sparse Merkle tree under SHA-256 in C memory (chain.smt's hot path).",
     .m_size = -1,
-    .m_methods = smt_methods,
 };
 
 PyMODINIT_FUNC PyInit__smt(void) {
-    return PyModule_Create(&smt_module);
+    if (PyType_Ready(&TreeType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&smt_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    Py_INCREF(&TreeType);
+    if (PyModule_AddObject(module, "Tree", (PyObject *)&TreeType) < 0) {
+        Py_DECREF(&TreeType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }
