@@ -21,6 +21,7 @@ write here; with PostgreSQL, whose commits are flushed to disk, every write is f
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import struct
@@ -38,6 +39,7 @@ RECORD = struct.Struct(">II")  # body length, CRC-32 of the body
 SEGMENT_BYTES = 16 * 1024 * 1024  # a segment takes no more writes past this size
 MAX_BODY_BYTES = 1 << 30  # a length past this is damage, not a transaction
 _PREFIX, _SUFFIX = "pending-", ".log"
+LOCK_FILE = ".lock"
 
 
 class Journal:
@@ -51,6 +53,7 @@ class Journal:
         self._lock = threading.Lock()
         self._live: dict[int, int] = {}  # segment number -> records still pending in it
         self._where: dict[str, int] = {}  # pending transaction's hash -> its segment
+        self._lock_fd: int | None = None  # held while this journal writes (one writer a folder)
         self._fd: int | None = None  # the segment being appended to
         self._active = 0
         self._size = 0
@@ -68,7 +71,10 @@ class Journal:
         bodies: list[str] = []
         with self._failing("read"):
             for path in self.segments():
-                bodies.extend(_records(path))
+                try:
+                    bodies.extend(_records(path))
+                except FileNotFoundError:
+                    continue  # removed since it was listed: everything in it was stored
         return bodies
 
     def restart(self, entries: Sequence[tuple[str, str]]) -> None:
@@ -76,6 +82,7 @@ class Journal:
         pending, in one new segment, and remove every segment before it (the new one is on
         disk before the old ones go, so a crash in between only repeats some)."""
         with self._lock, self._failing("rewrite"):
+            self._own()
             old = self._numbers()
             self._close_active()
             self._live.clear()
@@ -90,6 +97,7 @@ class Journal:
         """Append (hash, body) entries; durable (as the store's commits are) on return."""
         if entries:
             with self._lock, self._failing("write"):
+                self._own()
                 self._append(entries, sync=self.fsync)
 
     def release(self, hashes: Iterable[str]) -> None:
@@ -106,6 +114,9 @@ class Journal:
             if self._fd is not None:
                 os.close(self._fd)
                 self._fd = None
+            if self._lock_fd is not None:
+                os.close(self._lock_fd)  # the lock goes with it
+                self._lock_fd = None
 
     @contextlib.contextmanager
     def _failing(self, what: str) -> Iterator[None]:
@@ -118,12 +129,25 @@ class Journal:
 
     # -- inside the lock ---------------------------------------------------------------
 
+    def _own(self) -> None:
+        """Take the folder for this journal's writes: a second writer (another process on the
+        same home, or a second node on it in this one) would remove the segments the first
+        still appends to. Readers (a backup, a restart's read) take no lock."""
+        if self._lock_fd is not None:
+            return
+        fd = os.open(self.folder / LOCK_FILE, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise StorageError(
+                f"the mempool journal in {self.folder} is in use by another node: one node"
+                " runs on a home at a time"
+            ) from None
+        self._lock_fd = fd
+
     def _append(self, entries: Sequence[tuple[str, str]], *, sync: bool) -> None:
         latest = dict(entries)  # a hash listed twice is written once, its last body
-        for tx_hash in latest:
-            earlier = self._where.pop(tx_hash, None)
-            if earlier is not None:  # written again: the newest copy is the one kept
-                self._forget(earlier)
         if self._fd is None or self._size >= SEGMENT_BYTES:
             self._open_next()
         chunks = []
@@ -147,9 +171,12 @@ class Journal:
             self._size = SEGMENT_BYTES  # the next write starts a new segment all the same
             raise
         self._size += len(data)
-        for tx_hash in latest:
-            self._where[tx_hash] = self._active
         self._live[self._active] = self._live.get(self._active, 0) + len(latest)
+        for tx_hash in latest:
+            earlier = self._where.get(tx_hash)
+            self._where[tx_hash] = self._active
+            if earlier is not None:  # written again: the older copy goes once this one is kept
+                self._forget(earlier)
 
     def _forget(self, number: int) -> None:
         left = self._live[number] - 1

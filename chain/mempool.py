@@ -111,10 +111,18 @@ class Mempool:
     backlog that every commit latency waits behind."""
 
     def __init__(
-        self, store: BlockStore, *, capacity: int = 20_000, journal: Journal | None = None
+        self,
+        store: BlockStore,
+        *,
+        capacity: int = 20_000,
+        journal: Journal | None = None,
+        committed: Callable[[str], bool] = lambda tx_hash: False,
     ) -> None:
         self.store = store
         self.capacity = capacity
+        # Whether a transaction is committed (its block maybe not yet stored): such a copy
+        # found stale by `reap` stays durable until its block's write releases it
+        self._committed = committed
         self.durable: Durable = (
             PendingRows(store) if journal is None else JournalPending(store, journal)
         )
@@ -155,7 +163,7 @@ class Mempool:
                 dropped.append(tx.hash)
                 continue
             self._txs[tx.hash] = tx
-            kept[tx.hash] = body
+            kept[tx.hash] = tx.encode().decode()  # canonical, as the door writes it
         self.durable.restart(list(kept.items()), dropped)
         self._seq = len(self._txs)
         return len(self._txs)
@@ -213,7 +221,10 @@ class Mempool:
                     stale.append(digest)
             for digest in stale:
                 del self._txs[digest]
-            durable = [d for d in stale if d not in self._volatile]
+            # A committed copy (a client's retry admitted as its block committed) is released
+            # by that block's write, not here: until then the journal is its only record (had
+            # the write come first, the copy stays until the next start drops it as committed)
+            durable = [d for d in stale if d not in self._volatile and not self._committed(d)]
             self._volatile.difference_update(stale)
         if durable:
             self.durable.release(durable, stored=False)
@@ -227,7 +238,10 @@ class Mempool:
                 self._txs.pop(digest, None)
             self._volatile.difference_update(hashes)
         if stored:
-            self.durable.release(hashes, stored=True)
+            try:
+                self.durable.release(hashes, stored=True)
+            except ChainError as exc:  # a segment left behind: dropped at the next start
+                log.warning("could not release stored transactions from the journal: %s", exc)
 
     def close(self) -> None:
         self.durable.close()

@@ -81,7 +81,10 @@ class Node:
             fsync = ledger.store.engine.dialect.name != "sqlite"
             journal = Journal(self.options.mempool_journal, fsync=fsync)
         self.mempool = Mempool(
-            ledger.store, capacity=self.options.mempool_capacity, journal=journal
+            ledger.store,
+            capacity=self.options.mempool_capacity,
+            journal=journal,
+            committed=lambda tx_hash: tx_hash in ledger.live_txs,
         )
         self._waiters: dict[str, list[CommitCallback]] = defaultdict(list)
         self._waiters_lock = threading.Lock()

@@ -35,20 +35,28 @@ def _dump_rows(rows: Iterable[dict[str, Any]], handle: IO[bytes]) -> tuple[int, 
     return count, digest.hexdigest()
 
 
-def dump_pending(conn: Connection, journal: Path, handle: IO[bytes]) -> tuple[int, str]:
+def read_journal(folder: Path) -> list[tuple[str, str]]:
+    """The (hash, body) of every transaction a node's journal keeps, oldest first."""
+    out: list[tuple[str, str]] = []
+    for body in Journal(folder).read() if folder.is_dir() else []:
+        try:
+            out.append((tx_from_canonical(body.encode()).hash, body))
+        except (ChainError, ValueError):
+            continue  # unreadable: a restart skips it too
+    return out
+
+
+def dump_pending(
+    conn: Connection, journaled: list[tuple[str, str]], handle: IO[bytes]
+) -> tuple[int, str]:
     """The persisted mempool as pending rows: the store's (a node from before the journal) and
-    the journal's records after them, in the order they were kept. A restored node moves the
-    rows into its own journal when it starts. The journal is read beside the database's
-    snapshot, not in it: whatever of it committed meanwhile is dropped at that start, as after
-    any restart."""
+    the journal's (read before the snapshot) after them, in the order they were kept. A
+    restored node moves the rows into its own journal when it starts, and drops those its
+    blocks hold."""
     rows = [dict(r) for r in conn.execute(select(pending).order_by(pending.c.seq)).mappings()]
     seen = {row["hash"] for row in rows}
     seq = max((int(row["seq"]) for row in rows), default=0)
-    for body in Journal(journal).read() if journal.is_dir() else []:
-        try:
-            tx_hash = tx_from_canonical(body.encode()).hash
-        except (ChainError, ValueError):
-            continue  # unreadable: a restart would skip it too
+    for tx_hash, body in journaled:
         if tx_hash not in seen:
             seen.add(tx_hash)
             seq += 1

@@ -95,12 +95,13 @@ def test_c_and_python_build_the_same_tree(blocks: list[dict[bytes, bytes | None]
     native = _smt.Tree()
     seen: set[bytes] = set()
     for changes in blocks:
-        older = native
+        older, older_root, older_items = native, native.root_hash, native.items()
         python = _python_update(python, changes)
         native = _native_update(native, changes)
         seen.update(changes)
         _same(native, python, [*sorted(seen), bytes(32), b"\xff" * 32])
-        assert older.update([], []).root_hash == older.root_hash  # trees are immutable
+        # The tree updated is left as it was (the new one shares its untouched nodes)
+        assert (older.root_hash, older.items()) == (older_root, older_items)
 
 
 @settings(max_examples=100, deadline=None)
@@ -210,3 +211,34 @@ def test_the_chain_uses_the_c_tree_unless_told_not_to() -> None:
             [sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True
         )
         assert out.stdout.strip() == expected
+
+
+def test_trees_sharing_nodes_are_built_and_dropped_on_many_threads_at_once() -> None:
+    """Nodes are shared between trees and counted atomically: threads building on one base
+    and dropping what they built, all at once, leave every tree as a lone thread makes it."""
+    digest = lambda i: hashlib.sha256(i.to_bytes(4)).digest()  # noqa: E731
+    keys = sorted(digest(i) for i in range(5_000))
+    base = _smt.Tree().update(keys, [digest(i) for i in range(5_000)])
+
+    def change(worker: int, round_: int) -> tuple[list[bytes], list[bytes | None]]:
+        picked = sorted(
+            {keys[(worker * 7919 + round_ * 104_729 + j * 31) % 5_000] for j in range(64)}
+        )
+        return picked, [None if j % 3 == 0 else digest(worker + j) for j in range(len(picked))]
+
+    roots: dict[tuple[int, int], bytes] = {}
+
+    def work(worker: int) -> None:
+        for round_ in range(40):
+            tree = base.update(*change(worker, round_))
+            roots[worker, round_] = tree.root_hash
+            del tree  # dropped while the other threads build on the same base
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for (worker, round_), root in roots.items():
+        assert root == base.update(*change(worker, round_)).root_hash
+    assert len(base.items()) == 5_000

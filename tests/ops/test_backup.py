@@ -5,6 +5,7 @@ Runs on SQLite and, when SMARTCITY_DATABASE_URL points at PostgreSQL, on Postgre
 
 from __future__ import annotations
 
+import contextlib
 import json
 import stat
 import zipfile
@@ -20,6 +21,7 @@ from chain.home import SuiteHome, load_node_home
 from chain.light import verify_bundle
 from chain.server import RunningNode, open_node
 from chain.tx import sign_tx
+from smartcity import backup as backup_module
 from smartcity.backup import MANIFEST
 from smartcity.cli import main
 from smartcity.demo import init_suite
@@ -268,5 +270,50 @@ def test_a_backup_carries_the_transactions_a_node_acknowledged_and_its_copy_comm
     try:
         for tx in txs:
             assert copy.node.wait(tx.hash, timeout_s=20)["status"] == "ok"  # type: ignore[index]
+    finally:
+        copy.stop()
+
+
+def test_a_transaction_whose_block_is_stored_while_a_backup_runs_is_in_the_backup(
+    source: Source, tmp_path: Path, target_url: Callable[[], str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The backup reads the journal, then takes the database's snapshot: a block stored in
+    between finds its transactions in both, and one stored after the snapshot in the journal's
+    part. Read the other way round, a block stored after the snapshot took them out of both."""
+    source.running.stop()
+    held = open_node(load_node_home(source.home), database_url=source.database_url)
+    key = SuiteHome(source.suite).org_key("city-agency")
+    ledger = held.node.ledger
+    tx = sign_tx(
+        key,
+        chain_id=ledger.chain_id,
+        contract="anchors",
+        method="anchor",
+        args={"root": f"{200:064x}", "count": 1, "label": "stored during the backup"},
+        expiry_height=ledger.height + 50,
+    )
+    held.node.submit([tx])
+    real_snapshot = backup_module._snapshot
+
+    @contextlib.contextmanager
+    def snapshot_then_store(url: str) -> Iterator[Any]:
+        with real_snapshot(url) as conn:
+            held.node.produce_block()  # stored (and released from the journal) now
+            yield conn
+
+    monkeypatch.setattr(backup_module, "_snapshot", snapshot_then_store)
+    out = tmp_path / "node.backup"
+    made = backup(source, out, "--with-key")
+    assert made.exit_code == 0, made.output
+    assert tx.hash in ledger.live_txs  # the source did commit it
+    held.node.mempool.close()
+
+    new_home = tmp_path / "restored"
+    restored = run("restore", str(out), "--home", str(new_home), "--database-url", target_url())
+    assert restored.exit_code == 0, restored.output
+    copy = open_node(load_node_home(new_home))
+    copy.start()
+    try:
+        assert copy.node.wait(tx.hash, timeout_s=20)["status"] == "ok"  # type: ignore[index]
     finally:
         copy.stop()
