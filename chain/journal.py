@@ -135,7 +135,8 @@ class Journal:
         still appends to. Readers (a backup, a restart's read) take no lock."""
         if self._lock_fd is not None:
             return
-        fd = os.open(self.folder / LOCK_FILE, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0))
+        flags = os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0)
+        fd = os.open(self.folder / LOCK_FILE, flags, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
