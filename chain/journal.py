@@ -146,6 +146,8 @@ class Journal:
                 " runs on a home at a time"
             ) from None
         self._lock_fd = fd
+        # Numbered after whatever an earlier owner left, now that none can add more
+        self._next = max([self._next - 1, *self._numbers()]) + 1
 
     def _append(self, entries: Sequence[tuple[str, str]], *, sync: bool) -> None:
         latest = dict(entries)  # a hash listed twice is written once, its last body

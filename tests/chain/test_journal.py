@@ -254,3 +254,21 @@ def test_a_block_being_written_keeps_its_transactions_in_the_journal(
     while Journal(folder).segments() and time.monotonic() < deadline:
         time.sleep(0.01)
     assert Journal(folder).segments() == []  # its block stored: released, retry and all
+
+
+def test_a_journal_taking_over_numbers_its_segments_after_its_predecessors(
+    tmp_path: Path,
+) -> None:
+    """A node started on a home another node left: the new writer's segments never reuse a
+    number the old one wrote meanwhile."""
+    successor = Journal(tmp_path)  # opened while the first still writes
+    first = Journal(tmp_path)
+    first.write([("a", '{"a":1}')])
+    first.close()
+    successor.write([("b", '{"b":2}')])
+    assert [p.name for p in successor.segments()] == [
+        "pending-00000001.log",
+        "pending-00000002.log",
+    ]
+    assert successor.read() == ['{"a":1}', '{"b":2}']
+    successor.close()
