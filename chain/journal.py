@@ -59,9 +59,6 @@ class Journal:
         self._size = 0
         self._next = max(self._numbers(), default=0) + 1
 
-    def __len__(self) -> int:
-        return len(self._where)
-
     def segments(self) -> list[Path]:
         return [self._path(n) for n in sorted(self._numbers())]
 

@@ -118,7 +118,6 @@ class Mempool:
         journal: Journal | None = None,
         committed: Callable[[str], bool] = lambda tx_hash: False,
     ) -> None:
-        self.store = store
         self.capacity = capacity
         # Whether a transaction is committed (its block maybe not yet stored): such a copy
         # found stale by `reap` stays durable until its block's write releases it

@@ -273,7 +273,7 @@ class Tree:
     @property
     def root_hash(self) -> bytes:
         if self.native is not None:
-            return bytes(self.native.root_hash)
+            return self.native.root_hash  # type: ignore[no-any-return]
         return node_hash(self.root)
 
     def __eq__(self, other: object) -> bool:
@@ -287,9 +287,7 @@ class Tree:
         ordered = sorted(entries)
         native = _native()
         if native is not None:
-            keys = [k for k, _ in ordered]
-            if len(set(keys)) != len(keys):
-                raise ValueError("duplicate key hash")
+            keys = [k for k, _ in ordered]  # the C refuses a key twice ("sorted and unique")
             if any(type(v) is not bytes for _, v in ordered):  # the C would read None as delete
                 raise TypeError("a value hash must be bytes")
             return cls(native=native().update(keys, [v for _, v in ordered]))
