@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import copy
 import stat
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from jwcrypto import jwk
@@ -14,7 +14,12 @@ from services.identity import contract as c
 from services.identity import sd_jwt, zkp
 from services.identity.models import IssuedCredential, IssuerKey
 
-TODAY = date.today()
+
+def today() -> date:
+    """The service's date (UTC, its clock), read when a proof is made, not when tests load."""
+    return datetime.now(UTC).date()
+
+
 CLAIMS = {"givenName": "Mei", "familyName": "Chen", "birthDate": "1990-04-02", "cityCode": 440300}
 
 
@@ -66,7 +71,7 @@ def test_age_and_residency_proofs_verify_without_revealing_the_claims(issuer, ho
         commitment(issued, "age"),
         opening(issued, "age"),
         min_age_years=18,
-        reference=TODAY,
+        reference=today(),
         nonce=ch["nonce"],
         context=ch["audience"],
     )
@@ -125,7 +130,12 @@ def test_forged_replayed_relabelled_and_repointed_proofs_fail(issuer, holder):
     # A proof made for an older nonce (replayed into a new challenge)
     old, new = fresh(), fresh()
     proof = zkp.prove_age_at_least(
-        age_c, age_o, min_age_years=18, reference=TODAY, nonce=old["nonce"], context=old["audience"]
+        age_c,
+        age_o,
+        min_age_years=18,
+        reference=today(),
+        nonce=old["nonce"],
+        context=old["audience"],
     )
     refused = ask(
         idn,
@@ -142,7 +152,7 @@ def test_forged_replayed_relabelled_and_repointed_proofs_fail(issuer, holder):
     # A wrong statement: the proof is for 18, the verifier asks 21
     ch = fresh()
     proof = zkp.prove_age_at_least(
-        age_c, age_o, min_age_years=18, reference=TODAY, nonce=ch["nonce"], context=ch["audience"]
+        age_c, age_o, min_age_years=18, reference=today(), nonce=ch["nonce"], context=ch["audience"]
     )
     result = ask(
         idn,
@@ -159,7 +169,7 @@ def test_forged_replayed_relabelled_and_repointed_proofs_fail(issuer, holder):
     # A forged response
     ch = fresh()
     proof = zkp.prove_age_at_least(
-        age_c, age_o, min_age_years=18, reference=TODAY, nonce=ch["nonce"], context=ch["audience"]
+        age_c, age_o, min_age_years=18, reference=today(), nonce=ch["nonce"], context=ch["audience"]
     )
     forged = copy.deepcopy(proof)
     forged["responses"][0][1] = forged["responses"][1][1]
@@ -180,7 +190,7 @@ def test_forged_replayed_relabelled_and_repointed_proofs_fail(issuer, holder):
         mine,
         my_opening,
         min_age_years=18,
-        reference=TODAY,
+        reference=today(),
         nonce=ch["nonce"],
         context=ch["audience"],
     )
@@ -204,7 +214,7 @@ def test_forged_replayed_relabelled_and_repointed_proofs_fail(issuer, holder):
     )
     ch = fresh()
     proof = zkp.prove_age_at_least(
-        age_c, age_o, min_age_years=18, reference=TODAY, nonce=ch["nonce"], context=ch["audience"]
+        age_c, age_o, min_age_years=18, reference=today(), nonce=ch["nonce"], context=ch["audience"]
     )
     result = ask(
         idn,
@@ -216,6 +226,53 @@ def test_forged_replayed_relabelled_and_repointed_proofs_fail(issuer, holder):
     ).json()
     assert result["verified"] is False and result["checks"]["proof"]["status"] == "passed"
     assert result["checks"]["status"]["status"] == "failed"
+
+
+def test_a_proof_made_before_midnight_verifies_after_it_and_a_later_date_is_refused(issuer, holder):
+    """Old enough yesterday is old enough today: the date proved is reported; tomorrow's is not."""
+    idn = issuer
+    issued = zk_credential(idn, holder)
+    shown, age_c, age_o = hidden(issued), commitment(issued, "age"), opening(issued, "age")
+
+    def check(reference: date, **asked: Any) -> Any:
+        ch = idn.call("bank-a", "POST", "/challenges", json={}).json()
+        proof = zkp.prove_age_at_least(
+            age_c,
+            age_o,
+            min_age_years=18,
+            reference=reference,
+            nonce=ch["nonce"],
+            context=ch["audience"],
+        )
+        answer = ask(
+            idn,
+            credential=shown,
+            predicate="age_at_least",
+            min_age_years=18,
+            proof=proof,
+            nonce=ch["nonce"],
+            **asked,
+        )
+        assert answer.status_code == 200, answer.text
+        return answer.json()
+
+    yesterday, tomorrow = today() - timedelta(days=1), today() + timedelta(days=1)
+    result = check(yesterday)
+    assert result["verified"] is True, result["checks"]
+    assert result["statement"]["proved_on"] == yesterday.isoformat()
+    assert result["statement"]["reference_date"] >= today().isoformat()
+
+    result = check(tomorrow)
+    assert result["verified"] is False
+    message = result["checks"]["proof"]["message"]
+    assert (
+        message.startswith("statement_mismatch: ")
+        and f"for the reference date {tomorrow}" in message
+    )
+
+    result = check(today(), reference_date=yesterday.isoformat())
+    assert result["verified"] is False
+    assert f"after {yesterday}" in result["checks"]["proof"]["message"]
 
 
 def test_issuer_key_rotation_keeps_old_credentials_verifiable(issuer, holder):

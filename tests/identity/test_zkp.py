@@ -6,6 +6,8 @@ import copy
 from datetime import date
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.identity import bn254 as ec
 from services.identity import errors, zkp
@@ -219,3 +221,43 @@ def test_opening_proof():
         zkp.verify_opening(
             {**proof, "s_value": ec.encode_scalar(1)}, commitment=commitment, nonce="n"
         )
+
+
+@given(
+    st.one_of(
+        st.dates(),
+        st.text(st.characters(blacklist_categories=["Nd"]), max_size=40),
+        st.sampled_from(["2025-13-01", "2025-02-30", "2025-06-01T00:00:00", "0000-01-01", ""]),
+        st.none(),
+        st.integers(),
+        st.lists(st.integers(), max_size=3),
+        st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+    )
+)
+def test_an_age_proof_for_a_date_up_to_the_verifiers_answers_it_and_no_later_one(claimed):
+    """A proof's claimed reference date, whatever the prover wrote there: one on or before the
+    verifier's date is taken (old enough then means old enough since), a later one is refused
+    with its reason, and anything else is left to the statement check."""
+    raw = claimed.isoformat() if isinstance(claimed, date) else claimed
+    proof = {"type": zkp.AGE_PROOF, "statement": {"reference_date": raw}}
+    if isinstance(claimed, date) and claimed > TODAY:
+        with pytest.raises(errors.StatementMismatch, match=f"after {TODAY}"):
+            zkp.proved_reference(proof, TODAY)
+    elif isinstance(claimed, date):
+        assert zkp.proved_reference(proof, TODAY) == claimed
+    else:
+        assert zkp.proved_reference(proof, TODAY) == TODAY
+
+
+def test_a_proof_made_the_day_before_verifies_for_today(birth):
+    commitment, opening = birth
+    yesterday = date(2025, 5, 31)
+    proof = zkp.prove_age_at_least(
+        commitment, opening, min_age_years=18, reference=yesterday, nonce="n", context=""
+    )
+    assert zkp.proved_reference(proof, TODAY) == yesterday
+    zkp.verify_age_at_least(
+        proof, commitment=commitment, min_age_years=18, reference=yesterday, nonce="n"
+    )
+    with pytest.raises(errors.StatementMismatch, match="after 2025-05-30"):
+        zkp.proved_reference(proof, date(2025, 5, 30))

@@ -223,6 +223,29 @@ def prove_bits(
     }
 
 
+def proved_reference(proof: Mapping[str, Any], latest: date) -> date:
+    """The reference date an age proof was made for, when it is on or before `latest`.
+
+    Being N years old on a date means being at least N on every later one, so a proof for an
+    earlier date answers the verifier's question for `latest` (a proof made just before
+    midnight, checked just after). A later date would not, and is refused here; a missing or
+    malformed one is left to the statement check, which names what the proof claims."""
+    statement = proof.get("statement")
+    raw = statement.get("reference_date") if isinstance(statement, Mapping) else None
+    try:
+        claimed = date.fromisoformat(raw) if isinstance(raw, str) else None
+    except ValueError:
+        claimed = None
+    if claimed is None:
+        return latest
+    if claimed > latest:
+        raise StatementMismatch(
+            f"the proof is for the reference date {claimed}, after {latest}: being old enough "
+            f"on a later date does not show it on {latest}"
+        )
+    return claimed
+
+
 def verify_age_at_least(
     proof: Mapping[str, Any],
     *,

@@ -52,10 +52,13 @@ def verify_zk(
         if commitment is None:
             raise ProofError(f"the credential carries no signed {key} commitment")
         if predicate == "age_at_least":
-            reference = reference_date or rt.now().date()
-            statement = {"min_age_years": min_age_years, "reference_date": reference.isoformat()}
+            asked = reference_date or rt.now().date()
+            statement = {"min_age_years": min_age_years, "reference_date": asked.isoformat()}
             if min_age_years is None:
                 raise ProofError("age_at_least needs min_age_years")
+            reference = zkp.proved_reference(proof, asked)
+            if reference != asked:
+                statement["proved_on"] = reference.isoformat()
             zkp.verify_age_at_least(
                 proof,
                 commitment=commitment,
