@@ -4,9 +4,10 @@ Contract arguments, event data, proof bundles (their format is docs/protocol.md'
 chain.light) and the services' pass-through payloads (a credential's claims, a JSON Schema).
 """
 
+import json
 from typing import Annotated, Any
 
-from pydantic import GetPydanticSchema, JsonValue
+from pydantic import AfterValidator, GetPydanticSchema, JsonValue
 
 JsonObject = dict[str, JsonValue]
 
@@ -19,4 +20,23 @@ JsonObjectAsIs = Annotated[
     JsonObject, GetPydanticSchema(lambda _type, handler: handler(dict[str, Any]))
 ]
 
-__all__ = ["JsonObject", "JsonObjectAsIs", "JsonValue"]
+
+def _unicode_text(value: dict[str, Any]) -> dict[str, Any]:
+    """`value` if every string in it is Unicode text. JSON can write what is not: an unpaired
+    surrogate escape ("\\ud800") reads into a Python string that no UTF-8 encoder (a
+    signature's, a hash's, a database's) accepts."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            "holds a string that is not Unicode text (an unpaired surrogate escape such as"
+            f" \\ud800, at character {exc.start} of the object written out)"
+        ) from None
+    return value
+
+
+# A JsonObjectAsIs a request brings, refused (422 with the reason) where a string in it is not
+# Unicode text, rather than failing wherever it is first encoded
+JsonObjectIn = Annotated[JsonObjectAsIs, AfterValidator(_unicode_text)]
+
+__all__ = ["JsonObject", "JsonObjectAsIs", "JsonObjectIn", "JsonValue"]

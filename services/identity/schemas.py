@@ -8,7 +8,7 @@ from typing import Any, Literal, NotRequired
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from typing_extensions import TypedDict
 
-from chain.json_types import JsonObjectAsIs
+from chain.json_types import JsonObjectAsIs, JsonObjectIn
 from services.common.openapi import UtcDatetime
 from services.identity.contract import FRAGMENT, TYPE_NAME
 
@@ -26,7 +26,7 @@ class Body(BaseModel):
 
 class KeyIn(Body):
     id: str | None = Field(default=None, pattern=FRAGMENT, description="key fragment, e.g. key-1")
-    publicKeyJwk: JsonObjectAsIs
+    publicKeyJwk: JsonObjectIn
     purposes: list[Purpose] = Field(default=["authentication", "assertionMethod"], min_length=1)
 
 
@@ -128,7 +128,7 @@ class DidOut(BaseModel):
 
 class TypeIn(Body):
     name: str = Field(pattern=TYPE_NAME)
-    json_schema: JsonObjectAsIs = Field(alias="schema")
+    json_schema: JsonObjectIn = Field(alias="schema")
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -161,7 +161,7 @@ class ZkIn(Body):
 class IssueIn(Body):
     type: str = Field(pattern=TYPE_NAME)
     subject: str = Field(min_length=1, max_length=128, description="the holder's DID")
-    claims: JsonObjectAsIs
+    claims: JsonObjectIn
     format: Literal["vc+jwt", "vc+sd-jwt", "vc+cose"] = "vc+sd-jwt"
     alg: Literal["EdDSA", "ES256"] = "EdDSA"
     disclose: list[str] | None = Field(
@@ -327,7 +327,7 @@ class ZkVerifyIn(Body):
     min_age_years: int | None = Field(default=None, ge=0, le=150)
     reference_date: date | None = None
     city_code: int | None = Field(default=None, ge=0, lt=2**40)
-    proof: JsonObjectAsIs
+    proof: JsonObjectIn
     nonce: str = Field(min_length=1, max_length=64)
     include_proofs: bool = True
 

@@ -228,13 +228,15 @@ def test_forged_replayed_relabelled_and_repointed_proofs_fail(issuer, holder):
     assert result["checks"]["status"]["status"] == "failed"
 
 
-def test_a_proof_made_before_midnight_verifies_after_it_and_a_later_date_is_refused(issuer, holder):
-    """Old enough yesterday is old enough today: the date proved is reported; tomorrow's is not."""
+def test_a_proof_for_an_earlier_date_answers_and_a_later_one_is_refused(issuer, holder):
+    """Old enough on a date is old enough since: a proof made before midnight verifies after
+    it, naming the date proved; a proof for a later date does not. Dates a month from the
+    service's own keep the test off the clock, midnight included."""
     idn = issuer
     issued = zk_credential(idn, holder)
     shown, age_c, age_o = hidden(issued), commitment(issued, "age"), opening(issued, "age")
 
-    def check(reference: date, **asked: Any) -> Any:
+    def check(reference: date, years: int = 18, **asked: Any) -> Any:
         ch = idn.call("bank-a", "POST", "/challenges", json={}).json()
         proof = zkp.prove_age_at_least(
             age_c,
@@ -248,7 +250,7 @@ def test_a_proof_made_before_midnight_verifies_after_it_and_a_later_date_is_refu
             idn,
             credential=shown,
             predicate="age_at_least",
-            min_age_years=18,
+            min_age_years=years,
             proof=proof,
             nonce=ch["nonce"],
             **asked,
@@ -256,23 +258,38 @@ def test_a_proof_made_before_midnight_verifies_after_it_and_a_later_date_is_refu
         assert answer.status_code == 200, answer.text
         return answer.json()
 
-    yesterday, tomorrow = today() - timedelta(days=1), today() + timedelta(days=1)
-    result = check(yesterday)
+    before, after = today() - timedelta(days=30), today() + timedelta(days=30)
+    result = check(before)  # the service's own date, whichever day it is by then
     assert result["verified"] is True, result["checks"]
-    assert result["statement"]["proved_on"] == yesterday.isoformat()
-    assert result["statement"]["reference_date"] >= today().isoformat()
+    assert result["statement"]["proved_on"] == before.isoformat()
 
-    result = check(tomorrow)
+    result = check(after)
     assert result["verified"] is False
     message = result["checks"]["proof"]["message"]
     assert (
-        message.startswith("statement_mismatch: ")
-        and f"for the reference date {tomorrow}" in message
+        message.startswith("statement_mismatch: ") and f"reference date {after}, after" in message
     )
 
-    result = check(today(), reference_date=yesterday.isoformat())
+    asked = date(2026, 1, 15)
+    result = check(asked - timedelta(days=1), reference_date=asked.isoformat())
+    assert result["verified"] is True
+    assert result["statement"] == {
+        "min_age_years": 18,
+        "reference_date": "2026-01-15",
+        "proved_on": "2026-01-14",
+    }
+    result = check(asked, reference_date=(asked - timedelta(days=1)).isoformat())
     assert result["verified"] is False
-    assert f"after {yesterday}" in result["checks"]["proof"]["message"]
+    assert "reference date 2026-01-15, after 2026-01-14" in result["checks"]["proof"]["message"]
+
+    # Another age: the refusal names what was asked (21 on the verifier's date), and the report
+    # keeps the question, with no date proved
+    result = check(asked - timedelta(days=1), years=21, reference_date=asked.isoformat())
+    assert result["verified"] is False
+    assert result["statement"] == {"min_age_years": 21, "reference_date": "2026-01-15"}
+    message = result["checks"]["proof"]["message"]
+    assert message.startswith("statement_mismatch: ")
+    assert message.endswith("not {'min_age_years': 21, 'reference_date': '2026-01-15', 'bits': 16}")
 
 
 def test_issuer_key_rotation_keeps_old_credentials_verifiable(issuer, holder):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import copy
-from datetime import date
+import re
+from datetime import date, timedelta
 
 import pytest
 from hypothesis import given
@@ -223,30 +224,57 @@ def test_opening_proof():
         )
 
 
+def _written_as_a_date(raw: object) -> date | None:
+    """The date `raw` names if it is written YYYY-MM-DD and nothing else (the test's oracle)."""
+    if not isinstance(raw, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", raw):
+        return None
+    try:
+        return date(int(raw[:4]), int(raw[5:7]), int(raw[8:]))
+    except ValueError:
+        return None
+
+
 @given(
     st.one_of(
-        st.dates(),
-        st.text(st.characters(blacklist_categories=["Nd"]), max_size=40),
-        st.sampled_from(["2025-13-01", "2025-02-30", "2025-06-01T00:00:00", "0000-01-01", ""]),
+        st.dates().map(date.isoformat),
+        st.text(max_size=12),
+        st.sampled_from(
+            [
+                *["20250531", "2025-W22-6", "2025W226", "20250602", "2025-5-31", "+002025-05-31"],
+                *[" 2025-05-31", "2025-05-31\n", "2025-13-01", "2025-02-30", "0000-01-01", ""],
+            ]
+        ),
         st.none(),
         st.integers(),
         st.lists(st.integers(), max_size=3),
         st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
-    )
+    ),
+    st.sampled_from([18, 21]),
+    st.sampled_from([zkp.AGE_BITS, 8]),
 )
-def test_an_age_proof_for_a_date_up_to_the_verifiers_answers_it_and_no_later_one(claimed):
-    """A proof's claimed reference date, whatever the prover wrote there: one on or before the
-    verifier's date is taken (old enough then means old enough since), a later one is refused
-    with its reason, and anything else is left to the statement check."""
-    raw = claimed.isoformat() if isinstance(claimed, date) else claimed
-    proof = {"type": zkp.AGE_PROOF, "statement": {"reference_date": raw}}
-    if isinstance(claimed, date) and claimed > TODAY:
+def test_an_age_proof_for_a_date_up_to_the_verifiers_answers_it_and_no_later_one(raw, years, bits):
+    """A proof's claimed reference date, whatever the prover wrote there: a date on or before
+    the verifier's, in a statement otherwise the verifier's, is taken (old enough then means
+    old enough since), a later one is refused with its reason, and anything else is left to
+    the statement check (the verifier's own date is returned)."""
+    statement = {"min_age_years": years, "reference_date": raw, "bits": bits}
+    proof = {"type": zkp.AGE_PROOF, "statement": statement}
+    claimed = _written_as_a_date(raw)
+    if claimed is None or years != 18 or bits != zkp.AGE_BITS:
+        assert zkp.proved_reference(proof, TODAY, 18) == TODAY
+    elif claimed > TODAY:
         with pytest.raises(errors.StatementMismatch, match=f"after {TODAY}"):
-            zkp.proved_reference(proof, TODAY)
-    elif isinstance(claimed, date):
-        assert zkp.proved_reference(proof, TODAY) == claimed
+            zkp.proved_reference(proof, TODAY, 18)
     else:
-        assert zkp.proved_reference(proof, TODAY) == TODAY
+        assert zkp.proved_reference(proof, TODAY, 18) == claimed
+
+
+@given(st.dates(max_value=date(9998, 12, 31)), st.integers(min_value=0, max_value=150))
+def test_the_age_cutoff_never_moves_back_as_the_date_moves_on(day, years):
+    """What lets an earlier reference date answer for a later one (29 February included)."""
+    if day.year - years < 1:
+        return
+    assert zkp.age_cutoff(day, years) <= zkp.age_cutoff(day + timedelta(days=1), years)
 
 
 def test_a_proof_made_the_day_before_verifies_for_today(birth):
@@ -255,9 +283,9 @@ def test_a_proof_made_the_day_before_verifies_for_today(birth):
     proof = zkp.prove_age_at_least(
         commitment, opening, min_age_years=18, reference=yesterday, nonce="n", context=""
     )
-    assert zkp.proved_reference(proof, TODAY) == yesterday
+    assert zkp.proved_reference(proof, TODAY, 18) == yesterday
     zkp.verify_age_at_least(
         proof, commitment=commitment, min_age_years=18, reference=yesterday, nonce="n"
     )
     with pytest.raises(errors.StatementMismatch, match="after 2025-05-30"):
-        zkp.proved_reference(proof, date(2025, 5, 30))
+        zkp.proved_reference(proof, date(2025, 5, 30), 18)

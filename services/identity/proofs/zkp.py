@@ -223,20 +223,24 @@ def prove_bits(
     }
 
 
-def proved_reference(proof: Mapping[str, Any], latest: date) -> date:
-    """The reference date an age proof was made for, when it is on or before `latest`.
+def proved_reference(proof: Mapping[str, Any], latest: date, min_age_years: int) -> date:
+    """The reference date an age proof for `min_age_years` was made for, when it is on or
+    before `latest`.
 
     Being N years old on a date means being at least N on every later one, so a proof for an
     earlier date answers the verifier's question for `latest` (a proof made just before
-    midnight, checked just after). A later date would not, and is refused here; a missing or
-    malformed one is left to the statement check, which names what the proof claims."""
+    midnight, checked just after). A later date would not, and is refused here. Anything else
+    (another age, a date not written YYYY-MM-DD, no statement) gives `latest`, and the
+    statement check then names what the proof claims against what the verifier asked."""
     statement = proof.get("statement")
     raw = statement.get("reference_date") if isinstance(statement, Mapping) else None
     try:
         claimed = date.fromisoformat(raw) if isinstance(raw, str) else None
     except ValueError:
         claimed = None
-    if claimed is None:
+    # The whole statement as the verifier would write it for that date (which also refuses a
+    # date 3.11 reads but does not write so, such as 20261204 or 2026-W49-5)
+    if claimed is None or statement != _age_statement(min_age_years, claimed):
         return latest
     if claimed > latest:
         raise StatementMismatch(

@@ -46,17 +46,20 @@ def verify_zk(
     commitments = subject.get(COMMITMENTS) if isinstance(subject, dict) else None
     key = "age" if predicate == "age_at_least" else "residency"
     commitment = commitments.get(key) if isinstance(commitments, dict) else None
-    statement: dict[str, Any]
+    asked = reference_date or rt.now().date()
+    statement: dict[str, Any] = (
+        {"min_age_years": min_age_years, "reference_date": asked.isoformat()}
+        if predicate == "age_at_least"
+        else {"city_code": city_code}
+    )
     checks = {n: report.checks[n] for n in REQUIRED}
     try:
         if commitment is None:
             raise ProofError(f"the credential carries no signed {key} commitment")
         if predicate == "age_at_least":
-            asked = reference_date or rt.now().date()
-            statement = {"min_age_years": min_age_years, "reference_date": asked.isoformat()}
             if min_age_years is None:
                 raise ProofError("age_at_least needs min_age_years")
-            reference = zkp.proved_reference(proof, asked)
+            reference = zkp.proved_reference(proof, asked, min_age_years)
             if reference != asked:
                 statement["proved_on"] = reference.isoformat()
             zkp.verify_age_at_least(
@@ -68,7 +71,6 @@ def verify_zk(
                 context=challenge.audience,
             )
         else:
-            statement = {"city_code": city_code}
             if city_code is None:
                 raise ProofError("residency needs city_code")
             zkp.verify_residency(
@@ -83,7 +85,7 @@ def verify_zk(
             "message": "the proof holds for the signed commitment and this nonce",
         }
     except (ProofError, ValueError, TypeError, KeyError) as exc:
-        statement = {"min_age_years": min_age_years, "city_code": city_code}
+        statement.pop("proved_on", None)  # what was asked stays; nothing was proved
         code = exc.code if isinstance(exc, IdentityError) else "invalid_proof"
         checks["proof"] = {"status": "failed", "message": f"{code}: {exc}"}
     verified = all(v["status"] == "passed" for v in checks.values())
