@@ -448,7 +448,9 @@ def check_state_key(namespace: str, key: str) -> None:
 
 
 def _parse_height(text: str) -> int | None:
-    return int(text) if text.isdigit() and len(text) < 19 else None
+    # ASCII digits only: str.isdigit also takes "²" (int() refuses it) and the digits of other
+    # scripts (U+0661, an Arabic-Indic 1, named block 1 a second time)
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 19 else None
 
 
 def _admit_batch(node: Node, items: list[Any]) -> BatchResult:

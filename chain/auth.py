@@ -28,6 +28,7 @@ from jwcrypto import jwk, jws
 from chain.crypto import SigningKey
 from chain.encoding import b64url, from_b64url, parse_json
 from chain.errors import ChainError, EncodingError
+from chain.json_types import is_unicode_text
 from chain.suites import CryptoSuite, SuiteKey, SuiteUnavailable, suite_for
 
 MAX_TTL_S = 3600
@@ -226,10 +227,24 @@ def _unverified_parts(token: str) -> Parts:
     if len(parts) != 3 or not token.isascii():
         raise AuthError("bearer token is not a compact JWS (header.payload.signature)")
     try:
-        header = parse_json(from_b64url(parts[0], field="header"))
-        claims = parse_json(from_b64url(parts[1], field="payload"))
+        raw_header = from_b64url(parts[0], field="header")
+        raw_claims = from_b64url(parts[1], field="payload")
+        header, claims = parse_json(raw_header), parse_json(raw_claims)
     except (EncodingError, ValueError) as exc:
         raise AuthError(f"bearer token is malformed: {exc}") from exc
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise AuthError("bearer token header and payload must be JSON objects")
+    # Verify every string is Unicode text: JSON's "\ud800" escape reads into a string no UTF-8
+    # encoder takes, and a refusal quoting it (its kid) could not be written out (a 500)
+    if not _unicode_text(raw_header, header) or not _unicode_text(raw_claims, claims):
+        raise AuthError(
+            "bearer token is malformed: its header or payload holds a string that is not"
+            " Unicode text (an unpaired surrogate escape such as \\ud800)"
+        )
     return header, claims
+
+
+def _unicode_text(raw: bytes, value: dict[str, object]) -> bool:
+    """Whether every string in `value`, parsed from the JSON `raw`, is Unicode text (only a
+    \\u escape can write one that is not, so a token without one is not walked)."""
+    return b"\\u" not in raw or is_unicode_text(value)

@@ -21,17 +21,23 @@ JsonObjectAsIs = Annotated[
 ]
 
 
-def _unicode_text(value: dict[str, Any]) -> dict[str, Any]:
-    """`value` if every string in it is Unicode text. JSON can write what is not: an unpaired
-    surrogate escape ("\\ud800") reads into a Python string that no UTF-8 encoder (a
-    signature's, a hash's, a database's) accepts."""
+def is_unicode_text(value: Any) -> bool:
+    """Whether every string in the JSON value `value` (member names included) is Unicode
+    text. JSON can write one that is not: an unpaired surrogate escape ("\\ud800") reads
+    into a Python string that no UTF-8 encoder (a signature's, a hash's, a database's, an
+    error answer's) accepts."""
     try:
         json.dumps(value, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError as exc:
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _unicode_text(value: dict[str, Any]) -> dict[str, Any]:
+    if not is_unicode_text(value):
         raise ValueError(
-            "holds a string that is not Unicode text (an unpaired surrogate escape such as"
-            f" \\ud800, at character {exc.start} of the object written out)"
-        ) from None
+            "holds a string that is not Unicode text (an unpaired surrogate escape such as \\ud800)"
+        )
     return value
 
 
@@ -39,4 +45,4 @@ def _unicode_text(value: dict[str, Any]) -> dict[str, Any]:
 # Unicode text, rather than failing wherever it is first encoded
 JsonObjectIn = Annotated[JsonObjectAsIs, AfterValidator(_unicode_text)]
 
-__all__ = ["JsonObject", "JsonObjectAsIs", "JsonObjectIn", "JsonValue"]
+__all__ = ["JsonObject", "JsonObjectAsIs", "JsonObjectIn", "JsonValue", "is_unicode_text"]

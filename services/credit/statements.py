@@ -144,9 +144,24 @@ def validate_statements(
     keys, period_problems = _parse_periods(raw, rows)
     problems = amount_problems + unit_problems + period_problems
     problems += _check_consistency(amounts, rows)
+    scaled = amounts * scale.to_numpy()[:, None]
+    problems += _check_scaled(amounts, scaled, raw, rows)
     if problems:
         raise StatementError(sorted(problems, key=lambda p: (p.row or 0, p.column or "")))
-    return _assemble(raw, amounts * scale.to_numpy()[:, None], keys, rows)
+    return _assemble(raw, scaled, keys, rows)
+
+
+def _check_scaled(
+    amounts: pd.DataFrame, scaled: pd.DataFrame, raw: pd.DataFrame, rows: pd.Series
+) -> list[Problem]:
+    """A finite amount that its unit carries past any float (1e305 millions)."""
+    problems = []
+    for column in amounts.columns:
+        finite = np.isfinite(amounts[column].astype(float))
+        for index in amounts.index[finite & ~np.isfinite(scaled[column].astype(float))]:
+            amount, unit = float(amounts.at[index, column]), str(raw.at[index, "unit"]).strip()
+            problems.append(Problem(int(rows[index]), column, f"{amount:g} {unit} is too large"))
+    return problems
 
 
 def _guess_format(source: Source) -> FileFormat:
@@ -191,6 +206,13 @@ def _parse_amounts(raw: pd.DataFrame, rows: pd.Series) -> tuple[pd.DataFrame, li
         for index in raw.index[values.isna() & ~blank]:
             problems.append(
                 Problem(int(rows[index]), column, f"{raw.at[index, column]!r} is not a number")
+            )
+        # inf, 1e400 or 400 nines parse, as a float no amount is (stored, it read back empty)
+        for index in raw.index[values.notna() & ~np.isfinite(values.astype(float))]:
+            problems.append(
+                Problem(
+                    int(rows[index]), column, f"{raw.at[index, column]!r} is not a finite amount"
+                )
             )
         if column in REQUIRED_AMOUNTS:
             for index in raw.index[blank]:

@@ -6,6 +6,8 @@ import io
 
 import pandas as pd
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from services.credit.errors import StatementError
 from services.credit.statements import load_statements
@@ -97,3 +99,38 @@ def test_error_message_lists_every_problem() -> None:
     with pytest.raises(StatementError) as info:
         load_statements(f"{HEADER}\n2021,CNY,units,x,600,300,500,500,1200,50\n".encode())
     assert "row 2, column 'total_assets': 'x' is not a number" in str(info.value)
+
+
+AMOUNTS = HEADER.split(",")[3:]
+
+
+@given(
+    row=st.integers(min_value=0, max_value=2),
+    column=st.sampled_from(AMOUNTS),
+    amount=st.sampled_from(["inf", "-inf", "Infinity", "1e400", "-1e309"])
+    | st.integers(min_value=309, max_value=500).map(lambda n: "9" * n),
+)
+def test_an_amount_past_any_float_is_named_not_stored_empty(
+    row: int, column: str, amount: str
+) -> None:
+    """Such a value parses (to infinity) and, stored, read back as empty: a required amount
+    then went missing without a word."""
+    lines = GOOD.splitlines()
+    cells = lines[row + 1].replace('"1,050"', "1050").split(",")
+    cells[HEADER.split(",").index(column)] = amount
+    lines[row + 1] = ",".join(cells)
+    found = problems("\n".join(lines) + "\n")
+    assert (row + 2, column, f"{amount!r} is not a finite amount") in found
+
+
+@given(
+    column=st.sampled_from(AMOUNTS),
+    exponent=st.integers(min_value=303, max_value=308),
+)
+def test_an_amount_its_unit_carries_past_any_float_is_named(column: str, exponent: int) -> None:
+    lines = GOOD.replace(",thousands,", ",millions,").splitlines()
+    cells = lines[1].split(",")
+    cells[HEADER.split(",").index(column)] = f"1e{exponent}"
+    lines[1] = ",".join(cells)
+    found = problems("\n".join(lines) + "\n")
+    assert (2, column, f"1e+{exponent} millions is too large") in found

@@ -17,38 +17,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.identity import zkp
+from tests._crafted import holding_lone
 from tests.identity.test_service_errors import credential_rows
 from tests.identity.test_service_zk_keys import commitment, hidden, opening, today, zk_credential
 
 CLAIMS = {"givenName": "Mei", "familyName": "Chen", "birthDate": "1990-04-02"}
-
-text = st.text(st.characters(blacklist_characters="\x00"), max_size=6)  # NUL: refused first
-lone = st.builds(
-    lambda before, half, after: before + chr(half) + after,
-    text,
-    st.integers(min_value=0xD800, max_value=0xDFFF),
-    text,
-)
-plain = st.recursive(
-    st.none() | st.booleans() | st.integers() | text,
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
-    max_leaves=6,
-)
-
-
-@st.composite
-def holding_lone(draw: Any, base: dict[str, Any]) -> dict[str, Any]:
-    """`base` with a lone surrogate put somewhere in it: a new member's key or value, at the
-    top or inside a nested list or object."""
-    value = draw(lone)
-    for _ in range(draw(st.integers(min_value=0, max_value=3))):
-        value = draw(st.sampled_from([lambda v: [v], lambda v: {"k": v}]))(value)
-    obj = dict(base)
-    if draw(st.booleans()):
-        obj[draw(lone)] = draw(plain)
-    else:
-        obj[draw(text.filter(lambda k: k not in base))] = value
-    return obj
 
 
 def raw_post(idn: Any, org: str, path: str, body: dict[str, Any]) -> Any:

@@ -73,19 +73,12 @@ def submit_governance(
     tx = parse_signed(
         raw_tx, signer=caller.key, contract_name="governance", methods={"propose", "vote"}
     )
-    if tx.method == "propose":
-        params = tx.args.get("params", {})
-        # Verify the proposal is about this model's approval or retirement
-        if (
-            tx.args.get("action") != "invoke"
-            or params.get("contract") != contract_terms.NAMESPACE
-            or params.get("method") not in ("approve_model", "retire_model")
-            or params.get("args", {}).get("sha256") != sha256.lower()
-        ):
-            raise BadInput(
-                f"a proposal here invokes credit.approve_model or credit.retire_model for {sha256}",
-                code="wrong_proposal",
-            )
+    # Verify a proposal is about this model's approval or retirement
+    if tx.method == "propose" and not _is_model_proposal(tx.args, sha256.lower()):
+        raise BadInput(
+            f"a proposal here invokes credit.approve_model or credit.retire_model for {sha256}",
+            code="wrong_proposal",
+        )
     receipt = rt.chain.submit_signed(tx)
     chosen = rt.models.active(rt.ctx.ledger)
     return schemas.GovernanceOut(
@@ -94,6 +87,21 @@ def submit_governance(
         status=receipt["status"],
         events=receipt["events"],
         model=_model_out(rt, sha256.lower(), chosen[0] if chosen else None),
+    )
+
+
+def _is_model_proposal(args: dict[str, Any], sha256: str) -> bool:
+    """Whether a governance proposal's args invoke credit.approve_model or retire_model for
+    the model `sha256`; its `params` and their `args` are the signer's JSON, of any type."""
+    params = args.get("params")
+    if args.get("action") != "invoke" or not isinstance(params, dict):
+        return False
+    call = params.get("args")
+    return (
+        params.get("contract") == contract_terms.NAMESPACE
+        and params.get("method") in ("approve_model", "retire_model")
+        and isinstance(call, dict)
+        and call.get("sha256") == sha256
     )
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chain.encoding import hash_json
+from chain.json_types import is_unicode_text
 from services.roadhealth.errors import BadGeoJson
 
 EARTH_RADIUS_M = 6_371_008.8
@@ -102,6 +103,13 @@ def _parse_feature(feature: Any, i: int) -> Segment:
     props = feature.get("properties")
     if not isinstance(props, dict):
         raise BadGeoJson(f"{where}: properties must be an object")
+    # Verify they are Unicode text: they are stored and answered as they are, and a lone
+    # surrogate escape in them made the import, or every later read of the segments, a 500
+    if not is_unicode_text(props):
+        raise BadGeoJson(
+            f"{where}: properties hold a string that is not Unicode text (an unpaired"
+            " surrogate escape such as \\ud800)"
+        )
     seg_id = feature.get("id", props.get("id"))
     if not isinstance(seg_id, str) or not SEGMENT_ID.fullmatch(seg_id):
         raise BadGeoJson(
@@ -128,8 +136,7 @@ def _parse_linestring(geometry: Any, where: str) -> tuple[tuple[float, float], .
         if (
             not isinstance(pos, list)
             or not 2 <= len(pos) <= 3
-            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in pos)
-            or not all(math.isfinite(v) for v in pos)
+            or not all(_finite_number(v) for v in pos)
         ):
             raise BadGeoJson(f"{where}: coordinates[{j}] must be [lon, lat] numbers")
         lon, lat = float(pos[0]), float(pos[1])
@@ -137,3 +144,13 @@ def _parse_linestring(geometry: Any, where: str) -> tuple[tuple[float, float], .
             raise BadGeoJson(f"{where}: coordinates[{j}] = [{lon}, {lat}] is outside WGS 84")
         out.append((lon, lat))
     return tuple(out)
+
+
+def _finite_number(value: Any) -> bool:
+    """Whether `value` is a JSON number a float holds (an integer past 1.8e308 is not)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int too large to convert to float
+        return False

@@ -17,6 +17,7 @@ from sqlalchemy import Row, select, update
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from chain.errors import EncodingError
 from services.roadhealth.assessment.windows import WindowInput, analyse_windows
 from services.roadhealth.errors import AnchorNotCommitted, BadBatch, BatchConflict
 from services.roadhealth.models import RhBatch
@@ -127,7 +128,7 @@ def _check_integrity(request: IngestRequest) -> list[tuple[str, str, bytes]]:
         try:
             # Encoded once: what is signed is the whole minus its `sig` member
             unsigned, raw = canonical_pair(m.payload)
-        except ValueError as exc:  # EncodingError: a value JSON cannot canonicalise
+        except (EncodingError, ValueError) as exc:  # a lone surrogate, an integer past 2^53, ...
             raise BadBatch(f"leaf {m.leaf_index}: payload cannot be canonicalised: {exc}") from exc
         actual = sha256(raw).hexdigest()  # wire.message_hash, keeping the bytes to store
         if actual != m.hash:

@@ -1,0 +1,40 @@
+"""Hypothesis strategies for crafted JSON: strings that are not Unicode text, put anywhere.
+
+JSON can escape one half of a surrogate pair ("\\ud800"); a parser reads it into a Python
+string that no UTF-8 encoder accepts. Tests post such bodies with `json.dumps(body).encode()`
+(its \\u escapes), since httpx's own JSON encoder refuses them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypothesis import strategies as st
+
+text = st.text(st.characters(blacklist_characters="\x00"), max_size=6)  # NUL: refused first
+lone = st.builds(
+    lambda before, half, after: before + chr(half) + after,
+    text,
+    st.integers(min_value=0xD800, max_value=0xDFFF),
+    text,
+)
+plain = st.recursive(
+    st.none() | st.booleans() | st.integers() | text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
+    max_leaves=6,
+)
+
+
+@st.composite
+def holding_lone(draw: Any, base: dict[str, Any]) -> dict[str, Any]:
+    """`base` with a lone surrogate put somewhere in it: a new member's key or value, at the
+    top or inside a nested list or object."""
+    value = draw(lone)
+    for _ in range(draw(st.integers(min_value=0, max_value=3))):
+        value = draw(st.sampled_from([lambda v: [v], lambda v: {"k": v}]))(value)
+    obj = dict(base)
+    if draw(st.booleans()):
+        obj[draw(lone)] = draw(plain)
+    else:
+        obj[draw(text.filter(lambda k: k not in base))] = value
+    return obj
