@@ -157,10 +157,13 @@ def _check_scaled(
     """A finite amount that its unit carries past any float (1e305 millions)."""
     problems = []
     for column in amounts.columns:
-        finite = np.isfinite(amounts[column].astype(float))
-        for index in amounts.index[finite & ~np.isfinite(scaled[column].astype(float))]:
-            amount, unit = float(amounts.at[index, column]), str(raw.at[index, "unit"]).strip()
-            problems.append(Problem(int(rows[index]), column, f"{amount:g} {unit} is too large"))
+        before = amounts[column].to_numpy(dtype=float)
+        after = scaled[column].to_numpy(dtype=float)
+        for position in np.flatnonzero(np.isfinite(before) & ~np.isfinite(after)):
+            index = amounts.index[int(position)]
+            unit = str(raw.at[index, "unit"]).strip()
+            message = f"{before[position]:g} {unit} is too large"
+            problems.append(Problem(int(rows[index]), str(column), message))
     return problems
 
 
