@@ -7,9 +7,12 @@ string that no UTF-8 encoder accepts. Tests post such bodies with `json.dumps(bo
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from hypothesis import strategies as st
+
+from chain.encoding import b64url
 
 text = st.text(st.characters(blacklist_characters="\x00"), max_size=6)  # NUL: refused first
 lone = st.builds(
@@ -38,3 +41,29 @@ def holding_lone(draw: Any, base: dict[str, Any]) -> dict[str, Any]:
     else:
         obj[draw(text.filter(lambda k: k not in base))] = value
     return obj
+
+
+def token_with(header: dict[str, Any], claims: dict[str, Any]) -> str:
+    """A compact JWS whose parts are written with \\u escapes (any signature: it is not
+    reached)."""
+    parts = [b64url(json.dumps(part).encode()) for part in (header, claims)]
+    return ".".join([*parts, b64url(b"\x00" * 64)])
+
+
+@st.composite
+def tokens_holding_lone(draw: Any, kid: str) -> str:
+    """An EdDSA token for `kid` with a lone surrogate in its kid and sub, in another claim, in
+    a member's name, or nested in a member's value."""
+    header: dict[str, Any] = {"alg": "EdDSA", "typ": "JWT", "kid": kid}
+    claims: dict[str, Any] = {"iss": "bank-a", "sub": kid, "aud": "chain", "iat": 1, "exp": 2}
+    bad = draw(lone)
+    where = draw(st.sampled_from(["kid", "iss", "aud", "name", "nested"]))
+    if where == "kid":
+        header["kid"] = claims["sub"] = bad
+    elif where in ("iss", "aud"):
+        claims[where] = bad
+    elif where == "name":
+        draw(st.sampled_from([header, claims]))[bad] = 1
+    else:
+        claims["extra"] = [{"k": bad}]
+    return token_with(header, claims)

@@ -8,10 +8,8 @@ quoting it could not be encoded, and every operation answered 500. Hypothesis dr
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
-from typing import Any
 from urllib.parse import quote
 
 import pytest
@@ -20,11 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chain.api import create_app
-from chain.encoding import b64url
 from chain.node import Node
 from chain.tx import Tx
 from tests._conformance import bearer
-from tests._crafted import lone
+from tests._crafted import tokens_holding_lone
 
 SETTINGS = settings(
     max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
@@ -64,32 +61,6 @@ def test_a_height_is_ascii_digits_or_no_block(
         assert answer.status_code == 404, (height, answer.text)
         error = answer.json()["error"]
         assert error["code"] == "unknown_block" and f"no block {height}" in error["message"]
-
-
-def token_with(header: dict[str, Any], claims: dict[str, Any]) -> str:
-    """A compact JWS whose parts are written with \\u escapes (any signature: it is not
-    reached)."""
-    parts = [b64url(json.dumps(part).encode()) for part in (header, claims)]
-    return ".".join([*parts, b64url(b"\x00" * 64)])
-
-
-@st.composite
-def tokens_holding_lone(draw: Any, kid: str) -> str:
-    """An EdDSA token for `kid` with a lone surrogate in its kid and sub, in another claim, in
-    a member's name, or nested in a member's value."""
-    header: dict[str, Any] = {"alg": "EdDSA", "typ": "JWT", "kid": kid}
-    claims: dict[str, Any] = {"iss": "bank-a", "sub": kid, "aud": "chain", "iat": 1, "exp": 2}
-    bad = draw(lone)
-    where = draw(st.sampled_from(["kid", "iss", "aud", "name", "nested"]))
-    if where == "kid":
-        header["kid"] = claims["sub"] = bad
-    elif where in ("iss", "aud"):
-        claims[where] = bad
-    elif where == "name":
-        draw(st.sampled_from([header, claims]))[bad] = 1
-    else:
-        claims["extra"] = [{"k": bad}]
-    return token_with(header, claims)
 
 
 def test_a_token_holding_a_lone_surrogate_is_refused_with_its_reason(

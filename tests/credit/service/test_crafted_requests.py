@@ -15,13 +15,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chain.tx import sign_tx
-from tests.chain.test_crafted_requests import tokens_holding_lone
+from tests._crafted import text, tokens_holding_lone
 
 SETTINGS = settings(
     max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 
-text = st.text(st.characters(blacklist_characters="\x00"), max_size=8)  # NUL: refused first
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | text,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(text, inner, max_size=3),
