@@ -57,6 +57,23 @@ def hidden(issued: dict[str, Any]) -> str:
     return sd_jwt.present(issued["credential"], disclose=[])
 
 
+def challenged_age_proof(
+    idn: Any, issued: dict[str, Any], reference: date | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A fresh challenge of bank-a's, and the holder's proof of being 18 made for it (on
+    `reference`, by default the service's date)."""
+    ch = dict(idn.call("bank-a", "POST", "/challenges", json={}).json())
+    proof = zkp.prove_age_at_least(
+        commitment(issued, "age"),
+        opening(issued, "age"),
+        min_age_years=18,
+        reference=reference or today(),
+        nonce=ch["nonce"],
+        context=ch["audience"],
+    )
+    return ch, proof
+
+
 def ask(idn: Any, **body: Any) -> Any:
     return idn.call("bank-a", "POST", "/zk/verify", json=body)
 
@@ -66,15 +83,7 @@ def test_age_and_residency_proofs_verify_without_revealing_the_claims(issuer, ho
     issued = zk_credential(idn, holder)
     shown = hidden(issued)
     assert "1990" not in shown and "440300" not in shown
-    ch = idn.call("bank-a", "POST", "/challenges", json={}).json()
-    proof = zkp.prove_age_at_least(
-        commitment(issued, "age"),
-        opening(issued, "age"),
-        min_age_years=18,
-        reference=today(),
-        nonce=ch["nonce"],
-        context=ch["audience"],
-    )
+    ch, proof = challenged_age_proof(idn, issued)
     answer = ask(
         idn,
         credential=shown,
@@ -234,18 +243,10 @@ def test_a_proof_for_an_earlier_date_answers_and_a_later_one_is_refused(issuer, 
     service's own keep the test off the clock, midnight included."""
     idn = issuer
     issued = zk_credential(idn, holder)
-    shown, age_c, age_o = hidden(issued), commitment(issued, "age"), opening(issued, "age")
+    shown = hidden(issued)
 
     def check(reference: date, years: int = 18, **asked: Any) -> Any:
-        ch = idn.call("bank-a", "POST", "/challenges", json={}).json()
-        proof = zkp.prove_age_at_least(
-            age_c,
-            age_o,
-            min_age_years=18,
-            reference=reference,
-            nonce=ch["nonce"],
-            context=ch["audience"],
-        )
+        ch, proof = challenged_age_proof(idn, issued, reference)
         answer = ask(
             idn,
             credential=shown,

@@ -16,10 +16,9 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.identity import zkp
 from tests._crafted import holding_lone
 from tests.identity.test_service_errors import credential_rows
-from tests.identity.test_service_zk_keys import commitment, hidden, opening, today, zk_credential
+from tests.identity.test_service_zk_keys import challenged_age_proof, hidden, zk_credential
 
 CLAIMS = {"givenName": "Mei", "familyName": "Chen", "birthDate": "1990-04-02"}
 
@@ -69,15 +68,7 @@ def test_a_zk_proof_holding_a_lone_surrogate_is_refused_and_its_nonce_kept(issue
     @SETTINGS
     @given(data=st.data())
     def check(data: Any) -> None:
-        ch = idn.call("bank-a", "POST", "/challenges", json={}).json()
-        proof = zkp.prove_age_at_least(
-            commitment(issued, "age"),
-            opening(issued, "age"),
-            min_age_years=18,
-            reference=today(),
-            nonce=ch["nonce"],
-            context=ch["audience"],
-        )
+        ch, proof = challenged_age_proof(idn, issued)
         body = {
             "credential": hidden(issued),
             "predicate": "age_at_least",
