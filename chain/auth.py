@@ -28,7 +28,7 @@ from jwcrypto import jwk, jws
 from chain.crypto import SigningKey
 from chain.encoding import b64url, from_b64url, parse_json
 from chain.errors import ChainError, EncodingError
-from chain.json_types import is_unicode_text
+from chain.json_types import NOT_UNICODE_TEXT, is_unicode_text
 from chain.suites import CryptoSuite, SuiteKey, SuiteUnavailable, suite_for
 
 MAX_TTL_S = 3600
@@ -237,10 +237,7 @@ def _unverified_parts(token: str) -> Parts:
     # Verify every string is Unicode text: JSON's "\ud800" escape reads into a string no UTF-8
     # encoder takes, and a refusal quoting it (its kid) could not be written out (a 500)
     if not _unicode_text(raw_header, header) or not _unicode_text(raw_claims, claims):
-        raise AuthError(
-            "bearer token is malformed: its header or payload holds a string that is not"
-            " Unicode text (an unpaired surrogate escape such as \\ud800)"
-        )
+        raise AuthError(f"bearer token is malformed: its header or payload {NOT_UNICODE_TEXT}")
     return header, claims
 
 

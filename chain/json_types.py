@@ -8,8 +8,12 @@ import json
 from typing import Annotated, Any
 
 from pydantic import AfterValidator, GetPydanticSchema, JsonValue
+from pydantic_core import PydanticCustomError
 
 JsonObject = dict[str, JsonValue]
+NOT_UNICODE_TEXT = (
+    "holds a string that is not Unicode text (an unpaired surrogate escape such as \\ud800)"
+)
 
 # A JsonObject to mypy and to readers that pydantic handles as a dict[str, Any]: checked to be
 # an object (same error), its members written out as they are, same JSON Schema. Checking each
@@ -35,9 +39,8 @@ def is_unicode_text(value: Any) -> bool:
 
 def _unicode_text(value: dict[str, Any]) -> dict[str, Any]:
     if not is_unicode_text(value):
-        raise ValueError(
-            "holds a string that is not Unicode text (an unpaired surrogate escape such as \\ud800)"
-        )
+        # Its own message, without the "Value error, " pydantic puts before a ValueError's
+        raise PydanticCustomError("unicode_text", NOT_UNICODE_TEXT)
     return value
 
 
@@ -45,4 +48,11 @@ def _unicode_text(value: dict[str, Any]) -> dict[str, Any]:
 # Unicode text, rather than failing wherever it is first encoded
 JsonObjectIn = Annotated[JsonObjectAsIs, AfterValidator(_unicode_text)]
 
-__all__ = ["JsonObject", "JsonObjectAsIs", "JsonObjectIn", "JsonValue", "is_unicode_text"]
+__all__ = [
+    "NOT_UNICODE_TEXT",
+    "JsonObject",
+    "JsonObjectAsIs",
+    "JsonObjectIn",
+    "JsonValue",
+    "is_unicode_text",
+]
