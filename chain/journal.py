@@ -217,7 +217,7 @@ class Journal:
         numbers = []
         for path in self.folder.glob(f"{_PREFIX}*{_SUFFIX}"):
             digits = path.name[len(_PREFIX) : -len(_SUFFIX)]
-            if digits.isdigit():
+            if digits.isascii() and digits.isdigit():  # not "²", which int() refuses
                 numbers.append(int(digits))
         return numbers
 

@@ -252,6 +252,12 @@ def _update_one(node: Node, depth: int, key: bytes, value: bytes | None) -> Node
     return sub
 
 
+def _c_tree_of(native: Any, ordered: list[tuple[bytes, bytes]]) -> Any:
+    """A C tree of (key hash, value hash) entries in key order (the C refuses a key twice:
+    "sorted and unique")."""
+    return native().update([k for k, _ in ordered], [v for _, v in ordered])
+
+
 def _native() -> Any:
     """The C tree's type if this module's tree uses it (installed, chosen, and hashing SHA-256:
     the SM3 instance of this module never does), else None. Read once per batch, so a batch
@@ -287,10 +293,9 @@ class Tree:
         ordered = sorted(entries)
         native = _native()
         if native is not None:
-            keys = [k for k, _ in ordered]  # the C refuses a key twice ("sorted and unique")
             if any(type(v) is not bytes for _, v in ordered):  # the C would read None as delete
                 raise TypeError("a value hash must be bytes")
-            return cls(native=native().update(keys, [v for _, v in ordered]))
+            return cls(native=_c_tree_of(native, ordered))
         return cls(_build(0, ordered))
 
     def update(self, changes: Iterable[tuple[bytes, bytes | None]]) -> Tree:
@@ -320,10 +325,7 @@ class Tree:
         return out
 
     def _in_c(self, native: Any) -> Any:
-        if self.native is not None:
-            return self.native
-        leaves = self.leaves()
-        return native().update([k for k, _ in leaves], [v for _, v in leaves])
+        return self.native if self.native is not None else _c_tree_of(native, self.leaves())
 
     def _in_python(self) -> Node:
         return self.root if self.native is None else _build(0, self.leaves())

@@ -131,21 +131,13 @@ def test_forged_replayed_relabelled_and_repointed_proofs_fail(issuer, holder):
     idn = issuer
     issued = zk_credential(idn, holder)
     shown = hidden(issued)
-    age_c, age_o = commitment(issued, "age"), opening(issued, "age")
 
     def fresh() -> dict[str, Any]:
         return dict(idn.call("bank-a", "POST", "/challenges", json={}).json())
 
     # A proof made for an older nonce (replayed into a new challenge)
-    old, new = fresh(), fresh()
-    proof = zkp.prove_age_at_least(
-        age_c,
-        age_o,
-        min_age_years=18,
-        reference=today(),
-        nonce=old["nonce"],
-        context=old["audience"],
-    )
+    _, proof = challenged_age_proof(idn, issued)
+    new = fresh()
     refused = ask(
         idn,
         credential=shown,
@@ -159,10 +151,7 @@ def test_forged_replayed_relabelled_and_repointed_proofs_fail(issuer, holder):
     assert "another nonce" in refused.json()["error"]["message"]
 
     # A wrong statement: the proof is for 18, the verifier asks 21
-    ch = fresh()
-    proof = zkp.prove_age_at_least(
-        age_c, age_o, min_age_years=18, reference=today(), nonce=ch["nonce"], context=ch["audience"]
-    )
+    ch, proof = challenged_age_proof(idn, issued)
     result = ask(
         idn,
         credential=shown,
@@ -176,10 +165,7 @@ def test_forged_replayed_relabelled_and_repointed_proofs_fail(issuer, holder):
     )
 
     # A forged response
-    ch = fresh()
-    proof = zkp.prove_age_at_least(
-        age_c, age_o, min_age_years=18, reference=today(), nonce=ch["nonce"], context=ch["audience"]
-    )
+    ch, proof = challenged_age_proof(idn, issued)
     forged = copy.deepcopy(proof)
     forged["responses"][0][1] = forged["responses"][1][1]
     result = ask(
@@ -221,10 +207,7 @@ def test_forged_replayed_relabelled_and_repointed_proofs_fail(issuer, holder):
         ).status_code
         == 200
     )
-    ch = fresh()
-    proof = zkp.prove_age_at_least(
-        age_c, age_o, min_age_years=18, reference=today(), nonce=ch["nonce"], context=ch["audience"]
-    )
+    ch, proof = challenged_age_proof(idn, issued)
     result = ask(
         idn,
         credential=shown,

@@ -153,6 +153,13 @@ typedef struct {
     int deletes;
 } Entry;
 
+/* A leaf's key and value as a live entry. */
+static void entry_of_leaf(Entry *entry, const Node *leaf) {
+    memcpy(entry->key, leaf->u.lf.key, HASH_BYTES);
+    memcpy(entry->value, leaf->u.lf.value, HASH_BYTES);
+    entry->deletes = 0;
+}
+
 /* The first index in [0, count) whose key takes bit 1 at `depth` (the run shares the bits
  * above it). */
 static Py_ssize_t split_at(const Entry *entries, Py_ssize_t count, int depth) {
@@ -281,9 +288,7 @@ static Node *update(Node *node, int depth, const Entry *entries, Py_ssize_t coun
                 if (order <= 0) {
                     pending = 0;
                     if (order < 0) {
-                        memcpy(live[n].key, node->u.lf.key, HASH_BYTES);
-                        memcpy(live[n].value, node->u.lf.value, HASH_BYTES);
-                        live[n++].deletes = 0;
+                        entry_of_leaf(&live[n++], node);
                     }
                 }
             }
@@ -292,9 +297,7 @@ static Node *update(Node *node, int depth, const Entry *entries, Py_ssize_t coun
             }
         }
         if (pending) {
-            memcpy(live[n].key, node->u.lf.key, HASH_BYTES);
-            memcpy(live[n].value, node->u.lf.value, HASH_BYTES);
-            live[n++].deletes = 0;
+            entry_of_leaf(&live[n++], node);
         }
         Node *built = build(depth, live, n);
         free(live);
