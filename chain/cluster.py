@@ -10,9 +10,8 @@ from chain.consensus.engine import Engine
 from chain.consensus.local import LocalHub
 from chain.db import make_engine
 from chain.home import load_node_home
-from chain.journal import MEMPOOL_FOLDER
 from chain.ledger import Ledger
-from chain.node import Node, NodeOptions
+from chain.node import Node, options_for
 from chain.store import BlockStore
 
 
@@ -55,7 +54,7 @@ def open_cluster(
         node = Node(
             ledger,
             key=key if home.settings.role == "validator" else None,
-            options=NodeOptions(block_interval_ms=0, mempool_journal=home_path / MEMPOOL_FOLDER),
+            options=options_for(home, block_interval_ms=0),  # the engine paces the blocks
         )
         engine = Engine(
             node,

@@ -22,7 +22,8 @@ from typing import Any
 
 from chain.block import Certificate, Receipt, sign_precommit
 from chain.errors import ChainError, TxRejected
-from chain.journal import Journal
+from chain.home import NodeHome
+from chain.journal import MEMPOOL_FOLDER, Journal
 from chain.ledger import BlockResult, Ledger
 from chain.mempool import Admitted, Mempool
 from chain.suites import SuiteKey
@@ -64,6 +65,20 @@ class NodeOptions:
     # How long a thread holds the GIL before one waiting for it is let in (the process's, set
     # by start; None leaves the interpreter's 5 ms)
     gil_switch_interval_s: float | None = GIL_SWITCH_INTERVAL_S
+
+
+def options_for(home: NodeHome, *, block_interval_ms: int | None = None) -> NodeOptions:
+    """The options a node home's settings (its node.json) give, the mempool's journal in the
+    home; `block_interval_ms` overrides the file's where a consensus engine paces the blocks."""
+    settings = home.settings
+    return NodeOptions(
+        block_interval_ms=(
+            settings.block_interval_ms if block_interval_ms is None else block_interval_ms
+        ),
+        mempool_capacity=settings.mempool_capacity,
+        backlog_target_s=settings.backlog_target_s,
+        mempool_journal=home.path / MEMPOOL_FOLDER,
+    )
 
 
 class Node:

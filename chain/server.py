@@ -14,9 +14,8 @@ from chain.api import create_app
 from chain.db import make_engine
 from chain.errors import ChainError
 from chain.home import NodeHome
-from chain.journal import MEMPOOL_FOLDER
 from chain.ledger import Ledger
-from chain.node import Node, NodeOptions
+from chain.node import Node, options_for
 from chain.observability import NodeCollector, instrument, node_checks
 from chain.store import BlockStore
 
@@ -49,12 +48,7 @@ def open_node(home: NodeHome, *, database_url: str | None = None) -> RunningNode
     ledger = Ledger(genesis, store)
     node_key = home.key()
     key = node_key if home.settings.role == "validator" else None
-    options = NodeOptions(
-        block_interval_ms=home.settings.block_interval_ms,
-        mempool_capacity=home.settings.mempool_capacity,
-        mempool_journal=home.path / MEMPOOL_FOLDER,
-    )
-    node = Node(ledger, key=key, options=options)
+    node = Node(ledger, key=key, options=options_for(home))
     running = RunningNode(node, create_app(node, public_reads=home.settings.public_reads))
     # /metrics, /healthz and /readyz (chain.observability), the node labelled by its name
     instrument(
