@@ -3,9 +3,11 @@
 Committed transactions per second and commit latency (p50, p99) under a steady open-loop
 offered load (batches sent on schedule by CLIENTS threads, latency from the scheduled time),
 with the ceiling measured in the same run: Ed25519 verifications per second on
-one core (libsodium, as the nodes verify; OpenSSL beside it for comparison) times the cores,
-divided by the validators that verify each transaction (4 processes: each verifies every
-transaction once; in one process the validators share one verification).
+one core (libsodium, as the nodes verify; OpenSSL beside it for comparison; the median of five
+one-second timings) times the cores, divided by the validators that verify each transaction (4
+processes: each verifies every transaction once; in one process the validators share one
+verification). The lone validator runs SINGLE_RUNS times on fresh chains, each against a
+ceiling measured just before it, and the run of median ratio is reported.
 
 The process runs share one 4-process network, load spread over its validators: a warm-up at the
 ceiling (reported, so the measured runs see a chain of about the same size), saturation (offered
@@ -65,7 +67,7 @@ TICK_S = 0.05
 # Clients sending at once: a batch is sent on time even while this many earlier ones wait
 CLIENTS = int(os.environ.get("BENCH_CONSENSUS_CLIENTS", "4"))
 IN_PROCESS_OFFER = 6_000.0  # tx/s offered to the in-process validators (aim: 3,000 committed)
-# The lone validator's runs: the median of an odd number is reported
+# The lone validator's runs, each on a fresh chain against its own ceiling: the median reported
 SINGLE_RUNS = max(1, int(os.environ.get("BENCH_CONSENSUS_SINGLE_RUNS", "3")))
 # The warm-up (a fresh chain) and saturation (the chain it grew) alone: the nodes' CPU per
 # transaction on both, for a before/after of one change without the overload and latency runs
@@ -227,22 +229,23 @@ def single_validator(folder: Path) -> dict[str, Any]:
     do per transaction), offered at that rate. Run SINGLE_RUNS times, each on a fresh chain
     with the ceiling measured just before it (the median of three one-second timings): on a
     shared machine the cores' speed drifted by half within minutes, so a ratio against a
-    ceiling measured minutes earlier moved with the drift. The run of median ratio is
-    reported, every run's figures beside it."""
+    ceiling measured minutes earlier moved with the drift. The run of median ratio (the upper
+    middle one for an even count) is reported; every run's figures beside it, in the order
+    they ran, so a drift through the runs shows."""
     runs = []
     for i in range(SINGLE_RUNS):
         rate, samples = verification_ceiling(samples=3)
         run = in_process(folder / f"run-{i}", rate, rate, validators=1)
         run["verify_per_s_one_core_samples"] = [round(r) for r in samples]
         runs.append(run)
-    runs.sort(key=lambda r: r["ratio_to_ceiling"])
-    median = runs[len(runs) // 2]
+    by_ratio = sorted(runs, key=lambda r: r["ratio_to_ceiling"])
     return {
-        **median,
+        **by_ratio[len(runs) // 2],
         "runs": len(runs),
         "ratio_to_ceiling_runs": [r["ratio_to_ceiling"] for r in runs],
         "tx_per_s_runs": [r["tx_per_s"] for r in runs],
         "ceiling_runs": [r["ceiling_tx_per_s"] for r in runs],
+        "verify_per_s_one_core_samples_runs": [r["verify_per_s_one_core_samples"] for r in runs],
     }
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from chain.cluster import open_cluster
@@ -63,14 +63,20 @@ def test_smartcity_up_validators_take_node_json_too(tmp_path: Path) -> None:
         cluster.stop()
 
 
-def test_the_default_backlog_target_is_two_seconds(suite: Path) -> None:
-    settings_ = load_node_home(suite / "nodes" / "validator-0").settings
-    assert settings_.backlog_target_s == 2.0
+def test_a_home_whose_node_json_predates_the_backlog_target_gets_two_seconds(
+    tmp_path: Path,
+) -> None:
+    init_suite(tmp_path / "c", validators=1)
+    config = tmp_path / "c" / "nodes" / "validator-0" / "node.json"
+    settings_ = json.loads(config.read_text())
+    del settings_["backlog_target_s"]
+    config.write_text(json.dumps(settings_))
+    assert load_node_home(config.parent).settings.backlog_target_s == 2.0
 
 
-# What an operator might write that is not a positive number of seconds up to a minute
+# What an operator might write that is not a number of seconds from 0.05 to 60
 NOT_A_BACKLOG = st.one_of(
-    st.floats(max_value=0),
+    st.floats(max_value=0.05, exclude_max=True),
     st.floats(min_value=60, exclude_min=True, allow_infinity=False),
     st.text(max_size=8),
     st.booleans(),
@@ -84,6 +90,12 @@ NOT_A_BACKLOG = st.one_of(
     max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
 @given(value=NOT_A_BACKLOG)
+# A number's lookalikes a lax parse would take, and what only a float can be
+@example(value=True)
+@example(value="0.5")
+@example(value=float("nan"))
+@example(value=float("inf"))
+@example(value=0)
 def test_a_backlog_target_that_is_not_seconds_is_refused_by_name(suite: Path, value: Any) -> None:
     home = suite / "nodes" / "validator-1"
     original = (home / "node.json").read_text()
