@@ -104,7 +104,11 @@ def load_node_home(path: Path) -> NodeHome:
     try:
         settings = NodeSettings.model_validate_json(config.read_text())
     except ValidationError as exc:
-        raise ChainError(f"{config}: {exc.errors()[0]['loc']}: {exc.errors()[0]['msg']}") from exc
+        # The field by its path (peers.0.port), not a tuple's repr; never the value, which for
+        # database_url may hold a password
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "the file"
+        raise ChainError(f"{config}: {where}: {first['msg']}") from exc
     return NodeHome(path, settings)
 
 

@@ -113,4 +113,22 @@ def test_smartcity_node_refuses_a_bad_backlog_target_with_its_name(tmp_path: Pat
     _edit(home, backlog_target_s="fast")
     result = CliRunner().invoke(main, ["node", "--home", str(home)], catch_exceptions=False)
     assert result.exit_code == 1
-    assert "backlog_target_s" in result.output and "node.json" in result.output
+    assert f"{home / 'node.json'}: backlog_target_s: Input should be a valid number" in " ".join(
+        result.output.split()
+    )
+
+
+def test_a_bad_peer_setting_is_named_by_its_path_and_its_value_is_not_echoed(
+    tmp_path: Path,
+) -> None:
+    init_suite(tmp_path / "c", validators=1)
+    home = tmp_path / "c" / "nodes" / "validator-0"
+    _edit(
+        home,
+        database_url="postgresql://city:s3cret@db/chain",
+        peers=[{"name": "v1", "pub_key": "ab", "port": 70_000}],
+    )
+    with pytest.raises(ChainError) as refused:
+        load_node_home(home)
+    assert "peers.0.port: Input should be less than or equal to 65535" in str(refused.value)
+    assert "s3cret" not in str(refused.value)
