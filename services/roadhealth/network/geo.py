@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from chain.encoding import hash_json
-from chain.json_types import is_unicode_text
+from chain.json_types import NOT_UNICODE_TEXT, is_unicode_text
 from services.roadhealth.errors import BadGeoJson
 
 EARTH_RADIUS_M = 6_371_008.8
@@ -106,10 +106,7 @@ def _parse_feature(feature: Any, i: int) -> Segment:
     # Verify they are Unicode text: they are stored and answered as they are, and a lone
     # surrogate escape in them made the import, or every later read of the segments, a 500
     if not is_unicode_text(props):
-        raise BadGeoJson(
-            f"{where}: properties hold a string that is not Unicode text (an unpaired"
-            " surrogate escape such as \\ud800)"
-        )
+        raise BadGeoJson(f"{where}: the properties object {NOT_UNICODE_TEXT}")
     seg_id = feature.get("id", props.get("id"))
     if not isinstance(seg_id, str) or not SEGMENT_ID.fullmatch(seg_id):
         raise BadGeoJson(
