@@ -13,6 +13,14 @@ setup(
             extra_compile_args=["-O2"],
             optional=True,
         ),
+        # Ed25519 batch verification (chain.zip215 is its reference); OpenSSL's SHA-512 and BIGNUM
+        Extension(
+            "smartcity_native._ed25519",
+            sources=["src/smartcity_native/_ed25519.c"],
+            libraries=["crypto"],
+            extra_compile_args=["-O2"],
+            optional=True,
+        ),
         # Links nothing: it calls the libsodium PyNaCl ships, whose address chain.crypto hands in
         Extension(
             "smartcity_native._sigs",

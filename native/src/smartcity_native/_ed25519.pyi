@@ -1,0 +1,6 @@
+from collections.abc import Sequence
+
+def batch_holds(
+    keys: Sequence[bytes], messages: Sequence[bytes], signatures: Sequence[bytes], weights: bytes, /
+) -> bool: ...
+def decode(point: bytes, /) -> tuple[bytes, bytes] | None: ...
