@@ -192,7 +192,9 @@ def verify_many(checks: Sequence[tuple[str, bytes, bytes]]) -> list[bool]:
     if _batches is None:
         opened = [verify(keys[j].hex(), messages[j], signatures[j]) for j in range(len(where))]
     else:
-        signed = [signature + message for signature, message in zip(signatures, messages)]
+        signed = [
+            signature + message for signature, message in zip(signatures, messages, strict=True)
+        ]
         opened = [o == 1 for o in _batches.open_many(keys, signed)]
     for j, i in enumerate(where):
         # what libsodium refused, the rule's own check decides (verify does the same)

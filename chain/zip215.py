@@ -56,7 +56,7 @@ def decode(s: bytes) -> Point | None:
     return (x, y, 1, x * y % P)
 
 
-def _add(p: Point, q: Point) -> Point:
+def point_add(p: Point, q: Point) -> Point:
     x1, y1, z1, t1 = p
     x2, y2, z2, t2 = q
     a = (y1 - x1) * (y2 - x2) % P
@@ -67,12 +67,12 @@ def _add(p: Point, q: Point) -> Point:
     return (e * f % P, g * h % P, f * g % P, e * h % P)
 
 
-def _multiply(k: int, p: Point) -> Point:
+def scalar_multiply(k: int, p: Point) -> Point:
     out = IDENTITY
     while k:
         if k & 1:
-            out = _add(out, p)
-        p = _add(p, p)
+            out = point_add(out, p)
+        p = point_add(p, p)
         k >>= 1
     return out
 
@@ -91,13 +91,13 @@ def cofactored_zero_reference(b: int, points: Sequence[bytes], scalars: Sequence
     """Whether [8]([b]B - sum [s_j]P_j) is the identity; False where a point does not decode."""
     base = decode(BASE)
     assert base is not None
-    total = _multiply(b, base)
+    total = scalar_multiply(b, base)
     for encoded, scalar in zip(points, scalars, strict=True):
         point = decode(encoded)
         if point is None:
             return False
-        total = _add(total, _negate(_multiply(scalar, point)))
-    return _is_identity(_multiply(8, total))
+        total = point_add(total, _negate(scalar_multiply(scalar, point)))
+    return _is_identity(scalar_multiply(8, total))
 
 
 def _native() -> Any:
@@ -138,7 +138,9 @@ def batch_holds(
     if any(len(key) != 32 or len(signature) != 64 for key, _, signature in items):
         return False
     if _c is not None:
-        keys, messages, signatures = zip(*items) if items else ((), (), ())
+        keys = [key for key, _, _ in items]
+        messages = [message for _, message, _ in items]
+        signatures = [signature for _, _, signature in items]
         return bool(_c.batch_holds(keys, messages, signatures, weights))
     return batch_holds_reference(items, weights)
 
