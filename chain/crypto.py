@@ -135,7 +135,7 @@ def verify(public_hex: str, message: bytes, signature: bytes) -> bool:
     try:
         crypto_sign_open(signature + message, raw)
     except (BadSignatureError, NaclValueError):
-        return isinstance(message, bytes) and zip215.holds(raw, message, signature)
+        return zip215.holds(raw, message, signature)
     except (ValueError, TypeError):
         return False
     return True

@@ -135,7 +135,14 @@ def batch_holds(
     them, and all zeros make z = 1, the single check of one item."""
     if weights is None:
         weights = secrets.token_bytes(WEIGHT_BYTES * len(items))
-    if any(len(key) != 32 or len(signature) != 64 for key, _, signature in items):
+    if not all(
+        isinstance(key, bytes)
+        and isinstance(message, bytes)
+        and isinstance(signature, bytes)
+        and len(key) == 32
+        and len(signature) == 64
+        for key, message, signature in items
+    ):
         return False
     if _c is not None:
         keys = [key for key, _, _ in items]

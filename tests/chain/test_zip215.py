@@ -286,4 +286,7 @@ def test_malformed_items_are_refused_not_raised() -> None:
     signature = key.sign(b"m")
     assert not zip215.batch_holds([(raw[:31], b"m", signature)])
     assert not zip215.batch_holds([(raw, b"m", signature[:63])])
+    for odd in (bytearray(signature), memoryview(signature), signature.hex()):
+        assert not zip215.batch_holds([(raw, b"m", odd)])  # type: ignore[list-item]
+        assert not zip215.batch_holds([(raw, odd, signature)])  # type: ignore[list-item]
     assert zip215.batch_holds([])
