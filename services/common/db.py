@@ -13,7 +13,6 @@ from typing import Any
 
 from fastapi import Depends
 from sqlalchemy import Engine, MetaData, func, select
-from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -21,26 +20,23 @@ from chain.db import make_engine
 
 # A PostgreSQL advisory lock is named by a signed 64-bit integer: b"smartcty" as one
 CREATE_TABLES_LOCK = 0x736D617274637479
-CREATE_ATTEMPTS = 3
 
 
 def make_session_factory(url: str, metadata: MetaData) -> tuple[Engine, sessionmaker[Session]]:
-    """Create the service's tables if missing and return its engine and session factory."""
+    """Create the service's tables if missing and return its engine and session factory.
+
+    Several processes of a service may start at once on a new database (replicas): each looks
+    for its tables and creates the missing ones holding the database's lock, so one creates
+    them while the others wait, then find them."""
     engine = make_engine(url)
-    for attempt in range(CREATE_ATTEMPTS):
-        try:
-            with engine.begin() as conn:
-                if conn.dialect.name == "postgresql":
-                    # Several processes of a service may start at once on a new database
-                    # (replicas): one creates the tables while the others wait, then find them
-                    conn.execute(select(func.pg_advisory_xact_lock(CREATE_TABLES_LOCK)))
-                metadata.create_all(conn)
-            break
-        except OperationalError as exc:
-            # SQLite has no such lock, and its driver runs each CREATE on its own: a replica
-            # that found a table missing may meet it created by another. Look again.
-            if "already exists" not in str(exc) or attempt == CREATE_ATTEMPTS - 1:
-                raise
+    with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(select(func.pg_advisory_xact_lock(CREATE_TABLES_LOCK)))
+        elif conn.dialect.name == "sqlite":
+            # The write lock, taken before the tables are looked for: the driver would run
+            # each CREATE on its own, and two replicas interleaving theirs failed to start
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
+        metadata.create_all(conn)
     return engine, sessionmaker(engine, expire_on_commit=False)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
 from typing import Any
 
@@ -11,44 +12,67 @@ from sqlalchemy.exc import OperationalError
 
 from services.common.db import make_session_factory
 
+TABLES = 40
 
-def _tables() -> MetaData:
+
+def _tables(count: int = 2) -> MetaData:
     metadata = MetaData()
     Table("readings", metadata, Column("id", Integer, primary_key=True))
     Table("segments", metadata, Column("id", String, primary_key=True))
+    for i in range(count - 2):
+        Table(f"extra_{i}", metadata, Column("id", Integer, primary_key=True))
     return metadata
 
 
-def test_a_replica_that_meets_a_table_another_just_created_starts_anyway(tmp_path: Path) -> None:
-    """On SQLite (no advisory lock) another replica may create a table between this one's look
-    and its CREATE: this one looks again instead of failing to start."""
+def test_no_other_process_can_create_a_table_while_a_replica_creates_its_own(
+    tmp_path: Path,
+) -> None:
+    """On SQLite a replica looks for its tables and creates the missing ones under the
+    database's write lock: another replica's CREATE waits (here, with a short timeout, fails)
+    instead of landing between this one's look and its CREATE, which made it fail to start."""
     url = f"sqlite:///{tmp_path / 'service.db'}"
-    other = create_engine(url)
+    other = create_engine(url, connect_args={"timeout": 0.2})
     metadata = _tables()
-    raced: list[str] = []
+    attempts: list[str] = []
 
     @event.listens_for(metadata.tables["segments"], "before_create")
-    def another_replica_creates_it_first(table: Table, *_: Any, **__: Any) -> None:
-        if not raced:
-            raced.append(table.name)
+    def another_replica_tries_to_create_it(table: Table, *_: Any, **__: Any) -> None:
+        if attempts:
+            return  # the other's own CREATE fires this hook too
+        attempts.append("trying")
+        try:
             table.create(other)
+        except OperationalError as exc:
+            attempts[0] = str(exc.orig)
+        else:
+            attempts[0] = "created"
 
     engine, sessions = make_session_factory(url, metadata)
-    assert raced == ["segments"]
+    assert attempts == ["database is locked"]
     assert set(inspect(engine).get_table_names()) == {"readings", "segments"}
     with sessions() as session:
         assert session.connection().exec_driver_sql("SELECT count(*) FROM segments").scalar() == 0
+    other.dispose()
 
 
-def test_another_database_error_is_not_taken_for_a_race(tmp_path: Path) -> None:
-    metadata = _tables()
-    calls: list[str] = []
+def _start_replica(url: str, answers: Any) -> None:
+    try:
+        engine, _ = make_session_factory(url, _tables(TABLES))
+        answers.put(len(inspect(engine).get_table_names()))
+    except Exception as exc:  # reported to the test, which names it
+        answers.put(repr(exc))
 
-    @event.listens_for(metadata.tables["segments"], "before_create")
-    def the_disk_is_full(table: Table, *_: Any, **__: Any) -> None:
-        calls.append(table.name)
-        raise OperationalError("CREATE TABLE segments", {}, Exception("database or disk is full"))
 
-    with pytest.raises(OperationalError, match="disk is full"):
-        make_session_factory(f"sqlite:///{tmp_path / 'service.db'}", metadata)
-    assert calls == ["segments"]  # refused once, not looked at again
+@pytest.mark.parametrize("trial", range(2))
+def test_four_replicas_starting_together_all_start(tmp_path: Path, trial: int) -> None:
+    """Four processes on one new SQLite database, each with 40 tables to create: before the
+    lock, a third of such starts had one replica fail with `table ... already exists`."""
+    url = f"sqlite:///{tmp_path / f'service-{trial}.db'}"
+    context = multiprocessing.get_context("spawn")
+    answers = context.Queue()
+    replicas = [context.Process(target=_start_replica, args=(url, answers)) for _ in range(4)]
+    for replica in replicas:
+        replica.start()
+    for replica in replicas:
+        replica.join(timeout=60)
+    assert [answers.get(timeout=5) for _ in replicas] == [TABLES] * 4
