@@ -116,6 +116,8 @@ class SigningKey:
 def _checkable_key(public_hex: str, signature: bytes) -> bytes | None:
     """The raw key, when the key and signature can be checked at all (a well-formed key that
     is not of small order, a signature of the right length); None refuses them unchecked."""
+    if not isinstance(public_hex, str):
+        return None
     try:
         raw = from_hex(public_hex, PUBLIC_KEY_BYTES)
     except (ValueError, EncodingError):
@@ -125,19 +127,30 @@ def _checkable_key(public_hex: str, signature: bytes) -> bytes | None:
     return raw
 
 
+def _exact_bytes(value: object) -> bytes | None:
+    """A bytes-like value (bytes, a subclass of it, bytearray, memoryview) as plain bytes, so
+    every check sees the same bytes whatever type they came in; None for anything else."""
+    if type(value) is bytes:
+        return value
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    return None
+
+
 def verify(public_hex: str, message: bytes, signature: bytes) -> bool:
     """True when `signature` is a valid Ed25519 signature of `message` by `public_hex` under
     the chain's rule (chain.zip215): libsodium's check first, which accepts a subset of the
     rule and is what honest signatures pass; what it refuses, the rule's own check decides."""
-    raw = _checkable_key(public_hex, signature)
+    message_bytes, signature_bytes = _exact_bytes(message), _exact_bytes(signature)
+    if message_bytes is None or signature_bytes is None:
+        return False
+    raw = _checkable_key(public_hex, signature_bytes)
     if raw is None:
         return False
     try:
-        crypto_sign_open(signature + message, raw)
+        crypto_sign_open(signature_bytes + message_bytes, raw)
     except (BadSignatureError, NaclValueError):
-        return zip215.holds(raw, message, signature)
-    except (ValueError, TypeError):
-        return False
+        return zip215.holds(raw, message_bytes, signature_bytes)
     return True
 
 
@@ -158,48 +171,67 @@ _batches = _bind_batches()
 BATCHES_IN_C = _batches is not None
 
 
+BISECT_BELOW = 8  # a failing batch of this many or fewer is checked one signature at a time
+
+
 def verify_many(checks: Sequence[tuple[str, bytes, bytes]]) -> list[bool]:
     """`verify` of each (public_hex, message, signature), same answers. The key and length
     checks are verify's; then the whole batch is checked in one multiplication
     (chain.zip215.batch_holds, the GIL released), about a quarter of libsodium's cost a
-    signature. A batch that fails is checked one signature at a time, as `verify` does, with
-    libsodium opening them all with the GIL released once (one GIL take-back per signature
-    left a busy node's verification pool mostly waiting)."""
+    signature. A batch that fails is halved, and each half that fails halved again
+    (`_failed_batch`), so a forgery among good signatures costs a few more batch checks."""
     answers = [False] * len(checks)
-    keys: list[bytes] = []
-    messages: list[bytes] = []
-    signatures: list[bytes] = []
+    items: list[tuple[bytes, bytes, bytes]] = []
     where: list[int] = []
     for i, (public_hex, message, signature) in enumerate(checks):
-        if not (isinstance(message, bytes) and isinstance(signature, bytes)):
+        if type(message) is not bytes or type(signature) is not bytes:
             answers[i] = verify(public_hex, message, signature)  # whatever verify makes of it
             continue
         raw = _checkable_key(public_hex, signature)
         if raw is None:
             continue
-        keys.append(raw)
-        messages.append(message)
-        signatures.append(signature)
+        items.append((raw, message, signature))
         where.append(i)
-    if (
-        len(where) > 1
-        and zip215.batches_in_c
-        and zip215.batch_holds(list(zip(keys, messages, signatures, strict=True)))
-    ):
-        for i in where:
-            answers[i] = True
-        return answers
-    if _batches is None:
-        opened = [verify(keys[j].hex(), messages[j], signatures[j]) for j in range(len(where))]
+    if len(items) > 1 and zip215.batches_in_c:
+        found = [True] * len(items) if zip215.batch_holds(items) else _failed_batch(items)
     else:
-        signed = [
-            signature + message for signature, message in zip(signatures, messages, strict=True)
-        ]
-        opened = [o == 1 for o in _batches.open_many(keys, signed)]
-    for j, i in enumerate(where):
-        # what libsodium refused, the rule's own check decides (verify does the same)
-        answers[i] = opened[j] or zip215.holds(keys[j], messages[j], signatures[j])
+        found = _one_by_one(items)
+    for i, good in zip(where, found, strict=True):
+        answers[i] = good
     return answers
+
+
+def _failed_batch(items: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
+    """The answers for a batch that failed as a whole: its halves are checked as batches, and
+    a failing half is halved again. Where both halves fail (forgeries in each, perhaps many)
+    or the batch is small, each signature is checked on its own, which costs what it did
+    before batches."""
+    if len(items) <= BISECT_BELOW:
+        return _one_by_one(items)
+    half = len(items) // 2
+    left, right = items[:half], items[half:]
+    left_holds, right_holds = zip215.batch_holds(left), zip215.batch_holds(right)
+    if not (left_holds or right_holds):
+        return _one_by_one(items)
+    return [
+        *([True] * len(left) if left_holds else _failed_batch(left)),
+        *([True] * len(right) if right_holds else _failed_batch(right)),
+    ]
+
+
+def _one_by_one(items: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
+    """`verify` of each: libsodium opens them all with the GIL released once (one GIL
+    take-back per signature left a busy node's verification pool mostly waiting), and what it
+    refuses, the rule's own check decides."""
+    if _batches is None:
+        return [verify(raw.hex(), message, signature) for raw, message, signature in items]
+    opened = _batches.open_many(
+        [raw for raw, _, _ in items], [signature + message for _, message, signature in items]
+    )
+    return [
+        o == 1 or zip215.holds(raw, message, signature)
+        for o, (raw, message, signature) in zip(opened, items, strict=True)
+    ]
 
 
 def verify_with_openssl(public_hex: str, message: bytes, signature: bytes) -> bool:

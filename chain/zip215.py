@@ -130,15 +130,19 @@ def batch_holds(
         [8]( [sum z_i S_i]B - sum_i [z_i]R_i - sum_A [sum_{i by A} z_i k_i]A ) = 0
 
     with z_i = 1 + a random 128-bit weight (one term per distinct key, so the few keys that
-    sign most transactions cost one term each). False says some item fails, not which.
-    `weights` (16 bytes an item, little-endian) are drawn here unless given: the tests give
-    them, and all zeros make z = 1, the single check of one item."""
+    sign most transactions cost one term each). False says some item fails, not which, or
+    that an item is not plain bytes of the right lengths; an empty batch holds. `weights` (16
+    bytes an item, little-endian) are drawn here unless given: only tests give them, since
+    weights an attacker knows let forgeries cancel out; all zeros make z = 1, the single check
+    of one item."""
     if weights is None:
         weights = secrets.token_bytes(WEIGHT_BYTES * len(items))
+    elif len(weights) != WEIGHT_BYTES * len(items):
+        raise ValueError(f"{len(items)} items need {WEIGHT_BYTES * len(items)} bytes of weights")
     if not all(
-        isinstance(key, bytes)
-        and isinstance(message, bytes)
-        and isinstance(signature, bytes)
+        type(key) is bytes
+        and type(message) is bytes
+        and type(signature) is bytes
         and len(key) == 32
         and len(signature) == 64
         for key, message, signature in items

@@ -290,3 +290,90 @@ def test_malformed_items_are_refused_not_raised() -> None:
         assert not zip215.batch_holds([(raw, b"m", odd)])  # type: ignore[list-item]
         assert not zip215.batch_holds([(raw, odd, signature)])  # type: ignore[list-item]
     assert zip215.batch_holds([])
+
+
+class _Counting:
+    """Counts the batch checks and the signatures checked on their own."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.batches: list[int] = []
+        self.alone = 0
+        batch_holds, holds = zip215.batch_holds, zip215.holds
+
+        self._inside_holds = False
+
+        def counted_batch(items: Any, **kw: Any) -> bool:
+            if not self._inside_holds:  # holds is a batch of one: counted as alone
+                self.batches.append(len(items))
+            return batch_holds(items, **kw)
+
+        def counted_holds(*item: Any) -> bool:
+            self.alone += 1
+            self._inside_holds = True
+            try:
+                return holds(*item)
+            finally:
+                self._inside_holds = False
+
+        monkeypatch.setattr(zip215, "batch_holds", counted_batch)
+        monkeypatch.setattr(zip215, "holds", counted_holds)
+
+
+def _honest_checks(count: int) -> list[tuple[str, bytes, bytes]]:
+    return [(k.public_hex, b"tx %d" % i, k.sign(b"tx %d" % i)) for i, k in enumerate(KEYS * count)]
+
+
+@needs_extension
+def test_a_forgery_among_64_costs_a_few_batch_checks_not_64_single_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    checks = _honest_checks(22)[:64]
+    key, message, signature = checks[41]
+    checks[41] = (key, message + b"?", signature)
+    counting = _Counting(monkeypatch)
+    assert verify_many(checks) == [i != 41 for i in range(64)]
+    # the whole, then both halves at 64, 32 and 16 (the failing half split each time), then
+    # the failing 8 one at a time: 1 + 2 + 2 + 2 batch checks, the rule's own check only for
+    # the forgery (libsodium refused it)
+    assert counting.batches == [64, 32, 32, 16, 16, 8, 8]
+    assert counting.alone == 1
+
+
+@needs_extension
+def test_forgeries_in_both_halves_are_checked_one_at_a_time(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    checks = _honest_checks(11)[:32]
+    for at in (3, 29):
+        key, message, _ = checks[at]
+        checks[at] = (key, message, bytes(64))
+    counting = _Counting(monkeypatch)
+    assert verify_many(checks) == [i not in (3, 29) for i in range(32)]
+    assert counting.batches == [32, 16, 16]
+    assert counting.alone == 2  # libsodium opened the 30 good ones
+
+
+@pytest.mark.parametrize("kind", [bytearray, memoryview, type("Bytes", (bytes,), {})])
+def test_a_signature_gets_one_answer_whatever_bytes_type_carries_it(kind: Any) -> None:
+    key = KEYS[2]
+    for message, signature in ((b"moved", with_torsion_r(key, b"moved")), (b"m", key.sign(b"m"))):
+        expected = verify(key.public_hex, message, signature)
+        assert expected
+        assert verify(key.public_hex, kind(message), signature)
+        assert verify(key.public_hex, message, kind(signature))
+        assert verify_many([(key.public_hex, kind(message), signature)] * 2) == [True, True]
+
+
+@pytest.mark.parametrize("odd", [None, 7, "ab" * 64, [0] * 64])
+def test_what_is_not_a_key_or_a_signature_is_refused_not_raised(odd: Any) -> None:
+    key = KEYS[0]
+    signature = key.sign(b"m")
+    assert not verify(odd, b"m", signature)
+    assert not verify(key.public_hex, b"m", odd)
+    assert verify_many([(odd, b"m", signature), (key.public_hex, b"m", odd)]) == [False, False]
+
+
+def test_weights_of_the_wrong_length_are_a_callers_error() -> None:
+    item = spoiled("none", KEYS[0], b"m")
+    with pytest.raises(ValueError, match="2 items need 32 bytes of weights"):
+        zip215.batch_holds([item, item], weights=bytes(16))

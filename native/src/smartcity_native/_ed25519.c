@@ -423,7 +423,7 @@ static int cofactored_zero_of(const int8_t *b_digits, term *terms, Py_ssize_t n)
 }
 
 static int bytes_of(PyObject *item, Py_ssize_t size, const char *what, Py_ssize_t i) {
-    if (!PyBytes_Check(item) || PyBytes_GET_SIZE(item) != size) {
+    if (!PyBytes_CheckExact(item) || PyBytes_GET_SIZE(item) != size) {
         PyErr_Format(PyExc_ValueError, "%s %zd is not %zd bytes", what, i, size);
         return 0;
     }
@@ -601,7 +601,7 @@ static PyObject *batch_holds(PyObject *self, PyObject *args) {
             !bytes_of(PyTuple_GET_ITEM(signatures, i), SIGNATURE_BYTES, "signature", i)) {
             goto done;
         }
-        if (!PyBytes_Check(PyTuple_GET_ITEM(messages, i))) {
+        if (!PyBytes_CheckExact(PyTuple_GET_ITEM(messages, i))) {
             PyErr_Format(PyExc_TypeError, "message %zd is not bytes", i);
             goto done;
         }
