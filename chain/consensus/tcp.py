@@ -58,13 +58,29 @@ from chain.tx import Tx
 log = logging.getLogger(__name__)
 MAX_FRAME = 64 * 1024 * 1024
 HANDSHAKE_TAG = b"smartcity/p2p/v3\n"  # over TLS: signs the channel binding too
-PLAINTEXT_HANDSHAKE_TAG = b"smartcity/p2p/v2\n"  # over plaintext: the v2 handshake as it was
+PLAINTEXT_HANDSHAKE_TAG = b"smartcity/p2p/v2\n"  # over plaintext: no channel binding
 CONSENSUS_QUEUE = 20_000  # frames; a peer this far behind is down, and gossip re-sends
 GOSSIP_QUEUE = 64  # tx batches per peer; beyond, gossip to that peer is dropped
 LINK_CHECK_S = 0.5  # how often the open links are checked against the live node set
 HANDSHAKE_DEADLINE_S = 5.0  # an inbound link's TLS and application handshakes, together
 MAX_PENDING_INBOUND = 32  # inbound connections not yet authenticated; beyond, refused at once
 MAX_PENDING_PER_HOST = 8  # of those, from one address
+# The consensus rules this release applies, stated in the handshake and signed with it. Nodes
+# that apply other rules could disagree about a block (a release before Ed25519's ZIP-215 rule,
+# docs/protocol.md section 14, refuses signatures this one accepts), so they refuse to link,
+# saying why, instead of splitting on the first such block: all nodes upgrade together.
+CONSENSUS_RULES = "ed25519-zip215"
+
+
+class RulesMismatch(ConnectionError):
+    """The peer applies other consensus rules than this node."""
+
+    def __init__(self, pub: str, theirs: object) -> None:
+        named = theirs if isinstance(theirs, str) and theirs else "a release before any named"
+        super().__init__(
+            f"peer {pub[:16]} applies other consensus rules ({named[:64]}) than this node"
+            f" ({CONSENSUS_RULES}): run one release on every node"
+        )
 
 
 @dataclass(frozen=True)
@@ -104,10 +120,12 @@ def recv_frame(sock: socket.socket) -> dict[str, Any]:
 
 
 def challenge_bytes(chain_id: str, nonce: str, binding: bytes) -> bytes:
-    """What each side signs over the other's nonce: bound to the TLS channel when there is one."""
+    """What each side signs over the other's nonce: bound to the consensus rules, and to the
+    TLS channel when there is one."""
+    signed: dict[str, str] = {"chain_id": chain_id, "nonce": nonce, "rules": CONSENSUS_RULES}
     if not binding:
-        return PLAINTEXT_HANDSHAKE_TAG + canonical({"chain_id": chain_id, "nonce": nonce})
-    return HANDSHAKE_TAG + canonical({"chain_id": chain_id, "nonce": nonce, "tls": binding.hex()})
+        return PLAINTEXT_HANDSHAKE_TAG + canonical(signed)
+    return HANDSHAKE_TAG + canonical({**signed, "tls": binding.hex()})
 
 
 class TcpTransport:
@@ -152,6 +170,7 @@ class TcpTransport:
         # from the accept thread) with its deadline and the address it came from
         self._pending: dict[socket.socket, tuple[float, str]] = {}
         self.handshake_deadline_s = handshake_deadline_s
+        self._rules_warned: dict[str, str] = {}  # peer -> the refusal last warned of
 
     # -- the engine's Transport ----------------------------------------------------------
 
@@ -255,7 +274,10 @@ class TcpTransport:
             except (OSError, ConnectionError, ValueError, ChainError) as exc:
                 # A peer down is routine; one refusing our key (or not the key we dialled) is
                 # a configuration to fix: say so once
-                if isinstance(exc, ssl.SSLError | LinkRefused) and str(exc) != refused:
+                if (
+                    isinstance(exc, ssl.SSLError | LinkRefused | RulesMismatch)
+                    and str(exc) != refused
+                ):
                     refused = str(exc)
                     log.warning("peer %s refused the link: %s", pub[:16], exc)
                 else:
@@ -272,10 +294,14 @@ class TcpTransport:
                 "chain_id": self.chain_id,
                 "pub_key": self.key.public_hex,
                 "nonce": nonce,
+                "rules": CONSENSUS_RULES,
             },
         )
         reply = recv_frame(sock)
-        # Verify the listener is the peer we dialled and proves it holds that key
+        # Verify the listener applies our rules (or refused us for not), is the peer we
+        # dialled and proves it holds that key
+        if reply.get("type") in ("challenge", "refused") and reply.get("rules") != CONSENSUS_RULES:
+            raise RulesMismatch(pub, reply.get("rules"))
         if reply.get("type") != "challenge" or reply.get("pub_key") != pub:
             raise ConnectionError("the listener is not the expected peer")
         signed = challenge_bytes(self.chain_id, nonce, binding)
@@ -419,6 +445,8 @@ class TcpTransport:
         # Verify it is the key the TLS channel authenticated
         if channel.peer_key is not None and pub != channel.peer_key:
             raise ConnectionError(f"key {pub[:16]} is not the one its TLS certificate carries")
+        if hello.get("rules") != CONSENSUS_RULES:
+            self._refuse_rules(sock, pub, hello.get("rules"))
         nonce = secrets.token_hex(16)
         signed = challenge_bytes(self.chain_id, str(hello.get("nonce", "")), binding)
         send_frame(
@@ -427,6 +455,7 @@ class TcpTransport:
                 "type": "challenge",
                 "pub_key": self.key.public_hex,
                 "nonce": nonce,
+                "rules": CONSENSUS_RULES,
                 "sig": self.key.sign(signed).hex(),
             },
         )
@@ -435,6 +464,17 @@ class TcpTransport:
         if not self.verify(pub, expected, bytes.fromhex(str(auth.get("sig", "")))):
             raise ConnectionError(f"peer {pub[:16]} failed to prove its key")
         return pub
+
+    def _refuse_rules(self, sock: socket.socket, pub: str, theirs: object) -> None:
+        """Refuse a dialer of other rules, telling it ours (a node of this release dialling
+        says why it is refused) and warning once per peer and answer (it redials every 0.5 s)."""
+        exc = RulesMismatch(pub, theirs)
+        with contextlib.suppress(OSError):
+            send_frame(sock, {"type": "refused", "rules": CONSENSUS_RULES})
+        if self._rules_warned.get(pub) != str(exc):
+            self._rules_warned[pub] = str(exc)
+            log.warning("refused a link: %s", exc)
+        raise exc
 
     def _receive(self, body: dict[str, Any], sender: str) -> None:
         kind = body.get("kind")

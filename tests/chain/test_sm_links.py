@@ -19,7 +19,14 @@ import pytest
 
 from chain.block import sign_precommit
 from chain.consensus.messages import Vote
-from chain.consensus.tcp import Peer, TcpTransport, challenge_bytes, recv_frame, send_frame
+from chain.consensus.tcp import (
+    CONSENSUS_RULES,
+    Peer,
+    TcpTransport,
+    challenge_bytes,
+    recv_frame,
+    send_frame,
+)
 from chain.consensus.tls import BoundTlsLinks, channel_binding
 from chain.suites import SuiteKey, suite_for
 from chain.tx import Tx, sign_tx
@@ -138,7 +145,13 @@ def test_a_relay_terminating_tls_cannot_pass_a_nodes_handshake_on(
         toward_b = mitm.dial(raw, b.public_hex)
         send_frame(
             toward_b.sock,
-            {"type": "hello", "chain_id": CHAIN, "pub_key": a.public_hex, "nonce": "00" * 16},
+            {
+                "type": "hello",
+                "chain_id": CHAIN,
+                "pub_key": a.public_hex,
+                "nonce": "00" * 16,
+                "rules": CONSENSUS_RULES,
+            },
         )
         challenge = recv_frame(toward_b.sock)
     # The challenge is signed over the relay's TLS pair; the dialer (A) checks it over its own

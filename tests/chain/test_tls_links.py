@@ -290,7 +290,7 @@ def test_a_listener_whose_challenge_lacks_its_nonce_does_not_end_the_dialling(
 ) -> None:
     """A peer that proves its key but sends no nonce of its own is refused, and the dialer goes
     on trying that peer (an uncaught KeyError used to end its dialling thread for good)."""
-    from chain.consensus.tcp import challenge_bytes, recv_frame, send_frame
+    from chain.consensus.tcp import CONSENSUS_RULES, challenge_bytes, recv_frame, send_frame
 
     a, b = SigningKey.generate(), SigningKey.generate()
     allowed = {a.public_hex, b.public_hex}
@@ -306,4 +306,75 @@ def test_a_listener_whose_challenge_lacks_its_nonce_does_not_end_the_dialling(
             with conn:
                 hello = recv_frame(conn)
                 proof = b.sign(challenge_bytes(CHAIN, str(hello["nonce"]), b"")).hex()
-                send_frame(conn, {"type": "challenge", "pub_key": b.public_hex, "sig": proof})
+                send_frame(
+                    conn,
+                    {
+                        "type": "challenge",
+                        "pub_key": b.public_hex,
+                        "rules": CONSENSUS_RULES,
+                        "sig": proof,
+                    },
+                )
+
+
+def test_a_dialler_of_other_consensus_rules_is_refused_and_told_ours(
+    make_node: Callable[..., Node], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A node of a release before the ZIP-215 rule (its hello names no rules) could accept
+    other blocks than this one: the listener answers `refused` with its rules, closes the link
+    and warns once, however often the other redials."""
+    from chain.consensus.tcp import CONSENSUS_RULES, recv_frame, send_frame
+
+    a, b = SigningKey.generate(), SigningKey.generate()
+    node = make_node(a, allowed={a.public_hex, b.public_hex}, links=PlaintextLinks())
+    hello = {"type": "hello", "chain_id": CHAIN, "pub_key": b.public_hex, "nonce": "ab" * 16}
+    with caplog.at_level("WARNING", logger="chain.consensus.tcp"):
+        for _ in range(2):
+            with socket.create_connection(("127.0.0.1", node.port), timeout=5) as conn:
+                send_frame(conn, hello)
+                assert recv_frame(conn) == {"type": "refused", "rules": CONSENSUS_RULES}
+                assert conn.recv(1) == b""  # and closed
+    warnings = [r.getMessage() for r in caplog.records if "consensus rules" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "a release before any named" in warnings[0] and CONSENSUS_RULES in warnings[0]
+    assert b.public_hex not in node.transport.connected
+
+
+def test_a_listener_of_other_consensus_rules_is_not_linked_to(
+    make_node: Callable[..., Node], caplog: pytest.LogCaptureFixture
+) -> None:
+    """The dialer refuses a challenge naming other rules before it signs anything, warns once
+    and keeps dialling (the peer may be upgraded)."""
+    from chain.consensus.tcp import recv_frame, send_frame
+
+    a, b = SigningKey.generate(), SigningKey.generate()
+    listener = socket.create_server(("127.0.0.1", 0))
+    listener.settimeout(10)
+    port = listener.getsockname()[1]
+    with caplog.at_level("WARNING", logger="chain.consensus.tcp"):
+        make_node(
+            a,
+            allowed={a.public_hex, b.public_hex},
+            peers=[Peer(b.public_hex, "127.0.0.1", port)],
+            links=PlaintextLinks(),
+        )
+        with listener:
+            for _ in range(2):
+                conn, _ = listener.accept()
+                with conn:
+                    recv_frame(conn)
+                    send_frame(
+                        conn,
+                        {
+                            "type": "challenge",
+                            "pub_key": b.public_hex,
+                            "nonce": "cd" * 16,
+                            "rules": "ed25519-strict",
+                            "sig": "00" * 64,
+                        },
+                    )
+                    conn.settimeout(5)
+                    assert conn.recv(1) == b""  # no auth frame: the dialer hung up
+    warnings = [r.getMessage() for r in caplog.records if "consensus rules" in r.getMessage()]
+    assert len(warnings) == 1
+    assert "(ed25519-strict)" in warnings[0]
