@@ -10,8 +10,6 @@ S, wrong lengths, bad hex) and the batch must give verify's answer for each.
 from __future__ import annotations
 
 import os
-import shutil
-import sysconfig
 from typing import Any
 
 import pytest
@@ -22,10 +20,9 @@ from chain import crypto
 from chain.crypto import SMALL_ORDER_KEYS, SigningKey, verify, verify_many
 from chain.tx import VERIFIED, Tx, sign_tx, tx_from_json, verify_signatures
 
-if not crypto.BATCHES_IN_C:
-    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
-    if shutil.which(compiler) is not None:  # it could have been built: a broken build fails
-        raise ImportError("smartcity_native._sigs is not installed although a C compiler is")
+from ._native import fail_if_buildable
+
+fail_if_buildable(crypto.BATCHES_IN_C, "smartcity_native._sigs", openssl=False)
 
 # The answers below hold with or without the extension (without it, verify_many checks one
 # at a time); only the tests of the extension itself need it built

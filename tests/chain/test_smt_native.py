@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 import subprocess
 import sys
-import sysconfig
 import threading
 from typing import Any
 
@@ -25,25 +23,12 @@ from hypothesis import strategies as st
 
 from chain import smt
 
-
-def _c_toolchain() -> bool:
-    """A C compiler that finds OpenSSL's headers: what `make install` needs to build the tree."""
-    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
-    if shutil.which(compiler) is None:
-        return False
-    probe = subprocess.run(
-        [compiler, "-fsyntax-only", "-x", "c", "-"],
-        input="#include <openssl/sha.h>\n",
-        capture_output=True,
-        text=True,
-    )
-    return probe.returncode == 0
-
+from ._native import c_toolchain
 
 try:
     from smartcity_native import _smt
 except ImportError:
-    if _c_toolchain():  # it could have been built: a broken build must not pass as a skip
+    if c_toolchain(openssl=True):  # it could have been built: a broken build must not pass
         raise
     pytest.skip(
         "no C tree to test: this machine has no C compiler with OpenSSL's headers, so the"

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
-import sysconfig
 from typing import Any
 
 import pytest
@@ -27,16 +25,16 @@ from chain import crypto, zip215
 from chain.crypto import SMALL_ORDER_KEYS, SigningKey, verify, verify_many
 from chain.zip215 import BASE, L, P, Point, challenge, decode, point_add, scalar_multiply
 
-if not zip215.batches_in_c:
-    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
-    if shutil.which(compiler) is not None:  # it could have been built: a broken build fails
-        raise ImportError("smartcity_native._ed25519 is not installed although a C compiler is")
+from ._native import fail_if_buildable
+
+fail_if_buildable(zip215.batches_in_c, "smartcity_native._ed25519", openssl=True)
 
 needs_extension = pytest.mark.skipif(
     not zip215.batches_in_c,
     reason="compares the C batch check with its Python reference, and this machine has no C"
-    " compiler to build it (the module fails instead where one exists); the reference then"
-    " answers, which the other tests here cover. Install gcc and run `make install` to test it",
+    " compiler with OpenSSL's headers to build it (the module fails instead where one exists);"
+    " the reference then answers, which the other tests here cover. Install gcc and libssl-dev"
+    " and run `make install` to test it",
 )
 
 SEEDS = [bytes([i + 1]) * 32 for i in range(3)]

@@ -163,19 +163,11 @@ static void fe_pow22523(fe *out, const fe *z) {
 
 /* The canonical value (0 <= h < p) as limbs under 2^51. */
 static void fe_canonical(uint64_t t[5], const fe *f) {
-    memcpy(t, f->v, sizeof f->v);
+    fe h = *f;
     for (int pass = 0; pass < 3; pass++) {
-        t[1] += t[0] >> 51;
-        t[0] &= MASK51;
-        t[2] += t[1] >> 51;
-        t[1] &= MASK51;
-        t[3] += t[2] >> 51;
-        t[2] &= MASK51;
-        t[4] += t[3] >> 51;
-        t[3] &= MASK51;
-        t[0] += 19 * (t[4] >> 51);
-        t[4] &= MASK51;
+        fe_carry(&h);
     }
+    memcpy(t, h.v, sizeof h.v);
     /* now t < 2^255: subtract p once if t + 19 reaches 2^255 */
     uint64_t q = (t[0] + 19) >> 51;
     q = (t[1] + q) >> 51;
@@ -458,6 +450,21 @@ static key_slot *slot_of(key_slot *slots, size_t mask, const uint8_t *key) {
 
 enum { HOLDS = 1, FAILS = 0, NO_MEMORY = -1 };
 
+/* The term of the point `encoded` and `scalar`: FAILS where the encoding is of no point */
+static int make_term(term *out, const uint8_t *encoded, const BIGNUM *scalar) {
+    uint8_t bytes[32];
+    ge point;
+    if (!scalar_bytes(bytes, scalar)) {
+        return NO_MEMORY;
+    }
+    if (!ge_decode(&point, encoded)) {
+        return FAILS;
+    }
+    ge_odd_multiples(out->table, &point);
+    signed_digits(out->digits, bytes);
+    return HOLDS;
+}
+
 /* The batch equation of chain.zip215.batch_holds, without the GIL: 1 holds, 0 fails */
 static int batch_equation(PyObject *keys, PyObject *messages, PyObject *signatures,
                           const uint8_t *weights, Py_ssize_t n) {
@@ -515,36 +522,22 @@ static int batch_equation(PyObject *keys, PyObject *messages, PyObject *signatur
             goto done;
         }
         /* the term -[z]R */
-        uint8_t scalar[32];
-        ge point;
-        if (!scalar_bytes(scalar, z)) {
+        int made = make_term(&terms[count++], signature, z);
+        if (made != HOLDS) {
+            answer = made;
             goto done;
         }
-        if (!ge_decode(&point, signature)) {
-            answer = FAILS;
-            goto done;
-        }
-        ge_odd_multiples(terms[count].table, &point);
-        signed_digits(terms[count].digits, scalar);
-        count++;
     }
     /* a term -[sum z_i k_i]A for each distinct key */
     for (size_t i = 0; i < size; i++) {
         if (slots[i].key == NULL) {
             continue;
         }
-        uint8_t scalar[32];
-        ge point;
-        if (!scalar_bytes(scalar, slots[i].sum)) {
+        int made = make_term(&terms[count++], slots[i].key, slots[i].sum);
+        if (made != HOLDS) {
+            answer = made;
             goto done;
         }
-        if (!ge_decode(&point, slots[i].key)) {
-            answer = FAILS;
-            goto done;
-        }
-        ge_odd_multiples(terms[count].table, &point);
-        signed_digits(terms[count].digits, scalar);
-        count++;
     }
     uint8_t b_scalar[32];
     int8_t b_digits[256];

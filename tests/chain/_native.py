@@ -1,0 +1,34 @@
+"""Whether this machine could build smartcity_native's C extensions: a test of an extension
+skips only where it could not (no C compiler, or none that finds OpenSSL's headers for the two
+that use them), and fails where it could have been built and was not (a broken build must not
+pass as a skip)."""
+
+from __future__ import annotations
+
+import functools
+import shutil
+import subprocess
+import sysconfig
+
+
+@functools.cache
+def c_toolchain(*, openssl: bool) -> bool:
+    """A C compiler (that finds OpenSSL's headers, with `openssl`): what `make install` needs."""
+    compiler = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(compiler) is None:
+        return False
+    if not openssl:
+        return True
+    probe = subprocess.run(
+        [compiler, "-fsyntax-only", "-x", "c", "-"],
+        input="#include <openssl/sha.h>\n#include <openssl/bn.h>\n",
+        capture_output=True,
+        text=True,
+    )
+    return probe.returncode == 0
+
+
+def fail_if_buildable(built: bool, module: str, *, openssl: bool) -> None:
+    """Raise (failing the test module) where `module` is missing but could have been built."""
+    if not built and c_toolchain(openssl=openssl):
+        raise ImportError(f"{module} is not installed although this machine could build it")
