@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastapi import FastAPI
 
+from chain import zip215
 from chain.api import create_app
 from chain.db import make_engine
 from chain.errors import ChainError
@@ -44,6 +45,13 @@ class RunningNode:
 def open_node(home: NodeHome, *, database_url: str | None = None) -> RunningNode:
     """Open (or create) a node's store, recover its ledger, connect its peers, build its API."""
     genesis = home.genesis()
+    if genesis.crypto == "ed25519-sha256" and not zip215.batches_in_c:
+        log.warning(
+            "Ed25519 batch checks are not built (smartcity_native._ed25519): signatures are"
+            " checked one at a time, and each forged one costs milliseconds of Python; install"
+            " a C compiler and OpenSSL's headers, then `make install`, before taking untrusted"
+            " load"
+        )
     store = BlockStore(make_engine(database_url or home.database_url))
     ledger = Ledger(genesis, store)
     node_key = home.key()

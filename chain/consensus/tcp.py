@@ -3,9 +3,12 @@
 `links` opens each connection (chain.consensus.tls: TLS 1.3 whose certificates are the node
 keys, or plaintext when a demo's settings allow it). Then the handshake, over the channel
 (both sides sign the other's fresh nonce, bound to the chain id and the TLS channel):
-    dialer   -> {"type": "hello", "chain_id", "pub_key", "nonce"}
-    listener -> {"type": "challenge", "pub_key", "nonce", "sig": sign(tag | dialer nonce)}
+    dialer   -> {"type": "hello", "chain_id", "pub_key", "nonce", "rules"}
+    listener -> {"type": "challenge", "pub_key", "nonce", "rules", "sig": sign(tag | dialer nonce)}
     dialer   -> {"type": "auth", "sig": sign(tag | listener nonce)}
+`rules` names the consensus rules each applies (CONSENSUS_RULES); a listener refuses a hello of
+other rules with {"type": "refused", "rules"}, and a dialer a challenge or refusal of other
+rules before it signs anything.
 Only node keys are accepted (`allowed`: the live set, the validators as the committed blocks
 left them and the genesis observers), and only the key the TLS certificate carries; a dialer
 also checks that the listener is the peer it meant to reach, and dials no peer outside the
@@ -76,9 +79,9 @@ class RulesMismatch(ConnectionError):
     """The peer applies other consensus rules than this node."""
 
     def __init__(self, pub: str, theirs: object) -> None:
-        named = theirs if isinstance(theirs, str) and theirs else "a release before any named"
+        named = repr(theirs[:64]) if isinstance(theirs, str) else "a release before any named"
         super().__init__(
-            f"peer {pub[:16]} applies other consensus rules ({named[:64]}) than this node"
+            f"peer {pub[:16]} applies other consensus rules ({named}) than this node"
             f" ({CONSENSUS_RULES}): run one release on every node"
         )
 
@@ -170,7 +173,7 @@ class TcpTransport:
         # from the accept thread) with its deadline and the address it came from
         self._pending: dict[socket.socket, tuple[float, str]] = {}
         self.handshake_deadline_s = handshake_deadline_s
-        self._rules_warned: dict[str, str] = {}  # peer -> the refusal last warned of
+        self._rules_warned: set[str] = set()  # peers refused for their rules, warned of once
 
     # -- the engine's Transport ----------------------------------------------------------
 
@@ -273,12 +276,11 @@ class TcpTransport:
                         self._send_loop(sock, pub)
             except (OSError, ConnectionError, ValueError, ChainError) as exc:
                 # A peer down is routine; one refusing our key (or not the key we dialled) is
-                # a configuration to fix: say so once
-                if (
-                    isinstance(exc, ssl.SSLError | LinkRefused | RulesMismatch)
-                    and str(exc) != refused
-                ):
-                    refused = str(exc)
+                # a configuration to fix: say so once (once for other rules, whatever the peer
+                # names: it picks that text)
+                seen = "rules" if isinstance(exc, RulesMismatch) else str(exc)
+                if isinstance(exc, ssl.SSLError | LinkRefused | RulesMismatch) and seen != refused:
+                    refused = seen
                     log.warning("peer %s refused the link: %s", pub[:16], exc)
                 else:
                     log.debug("peer %s unreachable: %s", pub[:16], exc)
@@ -466,13 +468,13 @@ class TcpTransport:
         return pub
 
     def _refuse_rules(self, sock: socket.socket, pub: str, theirs: object) -> None:
-        """Refuse a dialer of other rules, telling it ours (a node of this release dialling
-        says why it is refused) and warning once per peer and answer (it redials every 0.5 s)."""
+        """Refuse a dialer of other rules, telling it ours (a node of a later release dialling
+        can say why it is refused), and warn once per peer (it redials every 0.5 s)."""
         exc = RulesMismatch(pub, theirs)
         with contextlib.suppress(OSError):
             send_frame(sock, {"type": "refused", "rules": CONSENSUS_RULES})
-        if self._rules_warned.get(pub) != str(exc):
-            self._rules_warned[pub] = str(exc)
+        if pub not in self._rules_warned:  # not again for another answer: the peer picks it
+            self._rules_warned.add(pub)
             log.warning("refused a link: %s", exc)
         raise exc
 

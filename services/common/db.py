@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from fastapi import Depends
-from sqlalchemy import Engine, MetaData, func, select
+from sqlalchemy import Engine, MetaData, func, inspect, select
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from starlette.concurrency import run_in_threadpool
 
@@ -33,8 +33,10 @@ def make_session_factory(url: str, metadata: MetaData) -> tuple[Engine, sessionm
         if conn.dialect.name == "postgresql":
             conn.execute(select(func.pg_advisory_xact_lock(CREATE_TABLES_LOCK)))
         elif conn.dialect.name == "sqlite":
-            # The write lock, taken before the tables are looked for: the driver would run
-            # each CREATE on its own, and two replicas interleaving theirs failed to start
+            if set(metadata.tables) <= set(inspect(conn).get_table_names()):
+                return engine, sessionmaker(engine, expire_on_commit=False)  # nothing to make
+            # The write lock, taken before the tables are looked for again: the driver would
+            # run each CREATE on its own, and two replicas interleaving theirs failed to start
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         metadata.create_all(conn)
     return engine, sessionmaker(engine, expire_on_commit=False)

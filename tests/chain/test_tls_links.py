@@ -322,16 +322,18 @@ def test_a_dialler_of_other_consensus_rules_is_refused_and_told_ours(
 ) -> None:
     """A node of a release before the ZIP-215 rule (its hello names no rules) could accept
     other blocks than this one: the listener answers `refused` with its rules, closes the link
-    and warns once, however often the other redials."""
+    and warns once, however often the other redials and whatever it names."""
     from chain.consensus.tcp import CONSENSUS_RULES, recv_frame, send_frame
 
     a, b = SigningKey.generate(), SigningKey.generate()
     node = make_node(a, allowed={a.public_hex, b.public_hex}, links=PlaintextLinks())
     hello = {"type": "hello", "chain_id": CHAIN, "pub_key": b.public_hex, "nonce": "ab" * 16}
+    # the third names rules of its choosing: still no second warning (it picks the text)
+    hellos = [hello, hello, {**hello, "rules": "x\nforged log line"}]
     with caplog.at_level("WARNING", logger="chain.consensus.tcp"):
-        for _ in range(2):
+        for sent in hellos:
             with socket.create_connection(("127.0.0.1", node.port), timeout=5) as conn:
-                send_frame(conn, hello)
+                send_frame(conn, sent)
                 assert recv_frame(conn) == {"type": "refused", "rules": CONSENSUS_RULES}
                 assert conn.recv(1) == b""  # and closed
     warnings = [r.getMessage() for r in caplog.records if "consensus rules" in r.getMessage()]
@@ -340,12 +342,14 @@ def test_a_dialler_of_other_consensus_rules_is_refused_and_told_ours(
     assert b.public_hex not in node.transport.connected
 
 
+@pytest.mark.parametrize("answer", ["challenge", "refused"])
 def test_a_listener_of_other_consensus_rules_is_not_linked_to(
-    make_node: Callable[..., Node], caplog: pytest.LogCaptureFixture
+    make_node: Callable[..., Node], caplog: pytest.LogCaptureFixture, answer: str
 ) -> None:
-    """The dialer refuses a challenge naming other rules before it signs anything, warns once
-    and keeps dialling (the peer may be upgraded)."""
-    from chain.consensus.tcp import recv_frame, send_frame
+    """The dialer refuses a challenge naming other rules before it signs anything (the
+    challenge's signature is valid, so only the rules can stop it), as it does a `refused`
+    answer; it warns once and keeps dialling (the peer may be upgraded)."""
+    from chain.consensus.tcp import challenge_bytes, recv_frame, send_frame
 
     a, b = SigningKey.generate(), SigningKey.generate()
     listener = socket.create_server(("127.0.0.1", 0))
@@ -359,22 +363,17 @@ def test_a_listener_of_other_consensus_rules_is_not_linked_to(
             links=PlaintextLinks(),
         )
         with listener:
-            for _ in range(2):
+            for rules in ("ed25519-strict", "another text"):
                 conn, _ = listener.accept()
                 with conn:
-                    recv_frame(conn)
-                    send_frame(
-                        conn,
-                        {
-                            "type": "challenge",
-                            "pub_key": b.public_hex,
-                            "nonce": "cd" * 16,
-                            "rules": "ed25519-strict",
-                            "sig": "00" * 64,
-                        },
-                    )
+                    hello = recv_frame(conn)
+                    proof = b.sign(challenge_bytes(CHAIN, str(hello["nonce"]), b"")).hex()
+                    reply = {"type": answer, "rules": rules}
+                    if answer == "challenge":
+                        reply |= {"pub_key": b.public_hex, "nonce": "cd" * 16, "sig": proof}
+                    send_frame(conn, reply)
                     conn.settimeout(5)
                     assert conn.recv(1) == b""  # no auth frame: the dialer hung up
     warnings = [r.getMessage() for r in caplog.records if "consensus rules" in r.getMessage()]
     assert len(warnings) == 1
-    assert "(ed25519-strict)" in warnings[0]
+    assert "('ed25519-strict')" in warnings[0]
