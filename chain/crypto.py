@@ -178,8 +178,8 @@ def verify_many(checks: Sequence[tuple[str, bytes, bytes]]) -> list[bool]:
     """`verify` of each (public_hex, message, signature), same answers. The key and length
     checks are verify's; then the whole batch is checked in one multiplication
     (chain.zip215.batch_holds, the GIL released), about a quarter of libsodium's cost a
-    signature. A batch that fails is halved, and each half that fails halved again
-    (`_failed_batch`), so a forgery among good signatures costs a few more batch checks."""
+    signature. A batch that fails is halved until its failure is found (`_failed_batch`), so a
+    forgery among good signatures costs a few more batch checks, not one check of each."""
     answers = [False] * len(checks)
     items: list[tuple[bytes, bytes, bytes]] = []
     where: list[int] = []
@@ -202,21 +202,20 @@ def verify_many(checks: Sequence[tuple[str, bytes, bytes]]) -> list[bool]:
 
 
 def _failed_batch(items: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
-    """The answers for a batch that failed as a whole: its halves are checked as batches, and
-    a failing half is halved again. Where both halves fail (forgeries in each, perhaps many)
-    or the batch is small, each signature is checked on its own, which costs what it did
-    before batches."""
+    """The answers for a batch that failed as a whole. Its left half is checked as a batch:
+    if it holds, the failure is in the right half, which is split in turn without a check of
+    its own; if not, the right half is checked too. Where both halves fail (forgeries in each,
+    perhaps many) or the batch is small, each signature is checked on its own, as before
+    batches."""
     if len(items) <= BISECT_BELOW:
         return _one_by_one(items)
     half = len(items) // 2
     left, right = items[:half], items[half:]
-    left_holds, right_holds = zip215.batch_holds(left), zip215.batch_holds(right)
-    if not (left_holds or right_holds):
-        return _one_by_one(items)
-    return [
-        *([True] * len(left) if left_holds else _failed_batch(left)),
-        *([True] * len(right) if right_holds else _failed_batch(right)),
-    ]
+    if zip215.batch_holds(left):
+        return [True] * len(left) + _failed_batch(right)
+    if zip215.batch_holds(right):
+        return _failed_batch(left) + [True] * len(right)
+    return _one_by_one(items)
 
 
 def _one_by_one(items: list[tuple[bytes, bytes, bytes]]) -> list[bool]:
