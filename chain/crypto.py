@@ -1,12 +1,13 @@
 """Ed25519 keys: signing, verification and owner-only JWK files.
 
 Signing and key files use `cryptography`. A signature is valid under the chain's rule, ZIP-215's
-cofactored equation (chain.zip215, docs/protocol.md "Signatures"). `verify` asks libsodium
+cofactored equation (chain.zip215, docs/protocol.md section 14). `verify` asks libsodium
 through PyNaCl first: it verifies about twice as fast as OpenSSL here (bench/chain_core.py
 measures both), releases the GIL, and accepts a subset of the rule, the subset honest signers
 produce; what it refuses, chain.zip215 decides. `verify_many` checks a whole batch in one
-multi-scalar multiplication (smartcity_native's `_ed25519`), and a batch that fails one
-signature at a time, libsodium opening them with the GIL released once (`_sigs`).
+multi-scalar multiplication (smartcity_native's `_ed25519`), halves a batch that fails until
+its failure is found, and checks the last few one at a time, libsodium opening them with the
+GIL released once (`_sigs`).
 """
 
 from __future__ import annotations

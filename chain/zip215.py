@@ -1,18 +1,18 @@
 """Ed25519 signatures under ZIP-215's rules: one answer whether checked alone or in a batch.
 
-The chain's rule for an Ed25519 signature (R, S) of a message M by a key A (docs/protocol.md,
-"Signatures"): S is below the group order L; A and R decode as points of the curve, as ZIP-215
+The chain's rule for an Ed25519 signature (R, S) of a message M by a key A (docs/protocol.md
+section 14 item 1): S is below the group order L; A and R decode as points of the curve, as ZIP-215
 decodes them (a y of p or more is taken mod p, the sign of an x of 0 is ignored); and
 
     [8][S]B = [8]R + [8][k]A,    k = SHA-512(R || A || M) mod L.
 
 This is the cofactored equation, which a random linear combination of many signatures checks
-exactly: a batch holds if and only if each of its signatures does (but with probability
-2^-128, over weights drawn afresh for each batch). libsodium's single check (cofactorless,
-canonical encodings only, no point of small order) accepts a subset of it, so `chain.crypto`
-asks libsodium first and this module only for what libsodium refuses, and checks whole batches
-here: validators that check one way and validators that check the other agree on every
-signature, a forged one included.
+exactly: a batch holds if and only if each of its signatures does, except with a probability
+of about 2^-128 over the weights, drawn afresh for each batch. libsodium's single check
+(cofactorless, canonical encodings only, no point of small order) accepts a subset of it, so
+`chain.crypto` asks libsodium first and this module only for what libsodium refuses, and
+checks whole batches here: validators that check one way and validators that check the other
+agree on every signature, a forged one included.
 
 The arithmetic of a batch is one multi-scalar multiplication, in C (`smartcity_native._ed25519`)
 where that extension is built. The functions below in Python ints are its reference: the tests
