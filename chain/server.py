@@ -19,6 +19,7 @@ from chain.ledger import Ledger
 from chain.node import Node, options_for
 from chain.observability import NodeCollector, instrument, node_checks
 from chain.store import BlockStore
+from chain.suites import DEFAULT_SUITE
 
 if TYPE_CHECKING:
     from chain.consensus.tls import Links
@@ -45,7 +46,7 @@ class RunningNode:
 def open_node(home: NodeHome, *, database_url: str | None = None) -> RunningNode:
     """Open (or create) a node's store, recover its ledger, connect its peers, build its API."""
     genesis = home.genesis()
-    if genesis.crypto == "ed25519-sha256" and not zip215.batches_in_c:
+    if genesis.crypto == DEFAULT_SUITE and not zip215.batches_in_c:  # Ed25519
         log.warning(
             "Ed25519 batch checks are not built (smartcity_native._ed25519): signatures are"
             " checked one at a time, and each forged one costs milliseconds of Python; install"

@@ -87,11 +87,19 @@ def _is_identity(p: Point) -> bool:
     return x % P == 0 and (y - z) % P == 0
 
 
+def _base_point() -> Point:
+    point = decode(BASE)
+    if point is None:  # a fault in decode itself: nothing here could be checked
+        raise ImportError("the Ed25519 base point does not decode")
+    return point
+
+
+_BASE_POINT = _base_point()  # decoded once: every reference check multiplies it
+
+
 def cofactored_zero_reference(b: int, points: Sequence[bytes], scalars: Sequence[int]) -> bool:
     """Whether [8]([b]B - sum [s_j]P_j) is the identity; False where a point does not decode."""
-    base = decode(BASE)
-    assert base is not None
-    total = scalar_multiply(b, base)
+    total = scalar_multiply(b, _BASE_POINT)
     for encoded, scalar in zip(points, scalars, strict=True):
         point = decode(encoded)
         if point is None:

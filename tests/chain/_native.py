@@ -10,6 +10,8 @@ import shutil
 import subprocess
 import sysconfig
 
+import pytest
+
 
 @functools.cache
 def c_toolchain(*, openssl: bool) -> bool:
@@ -32,3 +34,20 @@ def fail_if_buildable(built: bool, module: str, *, openssl: bool) -> None:
     """Raise (failing the test module) where `module` is missing but could have been built."""
     if not built and c_toolchain(openssl=openssl):
         raise ImportError(f"{module} is not installed although this machine could build it")
+
+
+def needs_extension(
+    built: bool, module: str, *, openssl: bool, tests: str, otherwise: str
+) -> pytest.MarkDecorator:
+    """The mark for the tests of `module` itself: it fails the test module where the extension
+    could have been built and was not, and skips those tests only where this machine cannot
+    build it, saying what they check (`tests`) and what covers the rest (`otherwise`)."""
+    fail_if_buildable(built, module, openssl=openssl)
+    needs = "C compiler with OpenSSL's headers" if openssl else "C compiler"
+    install = "gcc and libssl-dev" if openssl else "gcc"
+    return pytest.mark.skipif(
+        not built,
+        reason=f"{tests}, and this machine has no {needs} to build {module} (the module fails"
+        f" instead where one exists); {otherwise}. Install {install} and run `make install`"
+        " to test it",
+    )

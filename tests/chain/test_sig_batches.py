@@ -19,24 +19,22 @@ from hypothesis import strategies as st
 from chain import crypto
 from chain.crypto import SMALL_ORDER_KEYS, SigningKey, verify, verify_many
 from chain.tx import VERIFIED, Tx, sign_tx, tx_from_json, verify_signatures
+from chain.zip215 import L
 
-from ._native import fail_if_buildable
-
-fail_if_buildable(crypto.BATCHES_IN_C, "smartcity_native._sigs", openssl=False)
+from ._native import needs_extension as needs_extension_of
 
 # The answers below hold with or without the extension (without it, verify_many checks one
 # at a time); only the tests of the extension itself need it built
-needs_extension = pytest.mark.skipif(
-    not crypto.BATCHES_IN_C,
-    reason="checks the C batch extension's own refusals, and this machine has no C compiler to"
-    " build it (the module fails instead where one exists); signatures are then checked one"
-    " at a time, which every other test here covers. Install gcc and run `make install` to"
-    " test it",
+needs_extension = needs_extension_of(
+    crypto.BATCHES_IN_C,
+    "smartcity_native._sigs",
+    openssl=False,
+    tests="checks the C batch opener's own refusals",
+    otherwise="signatures are then checked one at a time, which every other test here covers",
 )
 
 KEYS = [SigningKey.from_seed(bytes([i]) * 32) for i in range(3)]
-# The group order: S + L is the same scalar written non-canonically, which libsodium refuses
-L = 2**252 + 27742317777372353535851937790883648493
+# L, the group order: S + L is the same scalar written non-canonically, which libsodium refuses
 
 
 def _non_canonical(signature: bytes) -> bytes | None:

@@ -25,16 +25,14 @@ from chain import crypto, zip215
 from chain.crypto import SMALL_ORDER_KEYS, SigningKey, verify, verify_many
 from chain.zip215 import BASE, L, P, Point, challenge, decode, point_add, scalar_multiply
 
-from ._native import fail_if_buildable
+from ._native import needs_extension as needs_extension_of
 
-fail_if_buildable(zip215.batches_in_c, "smartcity_native._ed25519", openssl=True)
-
-needs_extension = pytest.mark.skipif(
-    not zip215.batches_in_c,
-    reason="compares the C batch check with its Python reference, and this machine has no C"
-    " compiler with OpenSSL's headers to build it (the module fails instead where one exists);"
-    " the reference then answers, which the other tests here cover. Install gcc and libssl-dev"
-    " and run `make install` to test it",
+needs_extension = needs_extension_of(
+    zip215.batches_in_c,
+    "smartcity_native._ed25519",
+    openssl=True,
+    tests="compares the C batch check with its Python reference",
+    otherwise="the reference then answers, which the other tests here cover",
 )
 
 SEEDS = [bytes([i + 1]) * 32 for i in range(3)]
