@@ -22,7 +22,7 @@ from chain.ledger import Ledger
 from chain.node import Node, NodeOptions
 from chain.store import BlockStore
 from chain.suites import SuiteKey
-from chain.tx import Tx, sign_tx
+from chain.tx import SignatureCache, Tx, sign_tx
 from smartcity.demo import init_suite
 
 TXS = int(os.environ.get("BENCH_CHAIN_TXS", "20000"))
@@ -171,6 +171,28 @@ def batch_anchoring(folder: Path, records_per_batch: int, batches: int = 5) -> d
     }
 
 
+def signature_memory(extra: int = 200_000) -> dict[str, Any]:
+    """What remembering a checked signature costs a node before and after its memory is full
+    (chain.tx.SignatureCache at its real capacity): a full memory forgets its oldest entry on
+    every add, and a long-running node's memory is always full."""
+    memory = SignatureCache()
+    digests = [os.urandom(32).hex() for _ in range(memory.capacity + extra)]
+    started = time.perf_counter()
+    for digest in digests[: memory.capacity]:
+        memory.add(digest)
+    filling = time.perf_counter() - started
+    started = time.perf_counter()
+    for digest in digests[memory.capacity :]:
+        memory.add(digest)
+    full = time.perf_counter() - started
+    return {
+        "bench": "signature_memory",
+        "capacity": memory.capacity,
+        "add_us_filling": round(1e6 * filling / memory.capacity, 2),
+        "add_us_full": round(1e6 * full / extra, 2),
+    }
+
+
 def run() -> list[dict[str, Any]]:
     ceiling = ed25519_verifications_per_s()
     results: list[dict[str, Any]] = [
@@ -180,6 +202,7 @@ def run() -> list[dict[str, Any]]:
             "cores": os.cpu_count(),
         }
     ]
+    results.append(signature_memory())
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         results.append(in_process(folder, ceiling))

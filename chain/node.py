@@ -301,6 +301,9 @@ class Node:
                 self.ledger.flush()  # blocks produced before the stop reach the disk
             except ChainError as exc:  # the producer stopped on it already (self.fatal)
                 log.warning("blocks left unwritten at stop: %s", exc)
+        # The writer thread ends once what it holds is written: left running, a stopped node
+        # (a test's, a bench run's) kept its thread and its whole ledger alive for good
+        self.ledger.close()
         self.mempool.close()  # a write after this (a late submission) opens a new segment
 
     def _run(self) -> None:

@@ -93,6 +93,25 @@ def test_a_receipt_arrives_only_once_its_block_is_on_disk(
     assert store.latest_height() == ledger.height
 
 
+def test_a_stopped_node_leaves_no_writer_thread_behind(
+    gated: Callable[..., Ledger], keys: SimpleNamespace, sign: Callable[..., Tx]
+) -> None:
+    """An application that starts and stops nodes (a test suite, a bench, an embedded
+    validator) gets its threads back: a stopped node's writer held the whole ledger alive."""
+    before = set(threading.enumerate())
+    ledger = gated()
+    node = Node(ledger, key=keys.validator, options=NodeOptions(block_interval_ms=0))
+    node.start()
+    txs = anchors(sign, keys.agency, 3)
+    node.submit(txs)
+    assert all(node.wait(tx.hash, 5) for tx in txs)
+    writers = [t for t in set(threading.enumerate()) - before if t.name == "block-writer"]
+    assert len(writers) == 1
+    node.stop()
+    assert not writers[0].is_alive()
+    assert ledger.store.latest_height() == ledger.height
+
+
 @dataclass
 class HeldWrite:
     """A lone validator behind a live API whose transaction `tx` is committed in memory while

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from chain import crypto
 from chain.crypto import SMALL_ORDER_KEYS, SigningKey, verify, verify_many
-from chain.tx import VERIFIED, Tx, sign_tx, tx_from_json, verify_signatures
+from chain.tx import VERIFIED, SignatureCache, Tx, sign_tx, tx_from_json, verify_signatures
 from chain.zip215 import L
 
 from ._native import needs_extension as needs_extension_of
@@ -171,6 +171,21 @@ def test_a_node_remembers_only_the_transactions_whose_signatures_hold() -> None:
     assert verify_signatures(txs + forged) == [True] * len(txs) + [False] * len(forged)
     assert all(tx.hash in VERIFIED for tx in txs)
     assert not any(tx.hash in VERIFIED for tx in forged)
+
+
+@given(st.integers(min_value=1, max_value=40), st.integers(min_value=0, max_value=200))
+@settings(max_examples=60, deadline=None)
+def test_a_full_signature_memory_forgets_its_oldest_first(capacity: int, added: int) -> None:
+    """A node's memory of checked signatures stays at its capacity however long it runs, and
+    what it forgets is what it checked longest ago (checked again if it comes back)."""
+    memory = SignatureCache(capacity=capacity)
+    digests = [f"{i:064x}" for i in range(added)]
+    for digest in digests:
+        memory.add(digest)
+    kept = digests[-capacity:]
+    assert len(memory) == len(kept)
+    assert all(d in memory for d in kept)
+    assert not any(d in memory for d in digests[: len(digests) - len(kept)])
 
 
 def test_each_signature_is_checked_once_and_a_batch_in_c_none_one_at_a_time(
