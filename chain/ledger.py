@@ -28,7 +28,7 @@ from chain.errors import (
     TxRejected,
 )
 from chain.executed import BlockResult as BlockResult  # where callers have found it
-from chain.executed import Senders
+from chain.executed import LiveTxs, Senders
 from chain.genesis import Genesis, initial_state
 from chain.smt import StateProof
 from chain.state import CommittedState, Overlay, StateView, key_hash, stored_value
@@ -90,8 +90,13 @@ class Ledger:
                     f" {self.height}'s {self.last_header.state_root[:16]}…: the database is corrupt"
                 )
         self.durable = DurableTip.of(self.last_header, self.state.root.hex())
-        self.live_txs = self.store.live_tx_hashes(self.height + 1)
+        self.live_txs = LiveTxs(
+            self.store.live_tx_hashes(self.height + 1), next_height=self.height + 1
+        )
         self.unwritten: dict[str, None] = {}  # txs of blocks whose background write is pending
+        # Transactions on disk, counted once here and then as blocks are written: /metrics
+        # counting the table on every scrape cost a scan that grows with the chain
+        self.txs_stored = self.store.tx_count()
         self._install_registered_contracts()
         self._block_writer: BlockWriter[BlockResult] | None = None
         self._frames: dict[int, str] = {}
@@ -364,10 +369,10 @@ class Ledger:
         self.state.commit(result.changes, result.tree)
         self.height = header.height
         self.last_header = header
+        live = self.live_txs
         for tx in result.txs:
-            self.live_txs[tx.hash] = tx.expiry_height
-        if header.height % 1000 == 0:
-            self.live_txs = {h: e for h, e in self.live_txs.items() if e >= header.height}
+            live.add(tx.hash, tx.expiry_height)
+        live.forget_expired(header.height)
         if any(
             ns == governance.NAMESPACE and k.startswith("contract:") for ns, k in result.changes
         ):
@@ -388,6 +393,7 @@ class Ledger:
             changes=result.stored,
             next_validators=next_validators,
         )
+        self.txs_stored += len(result.txs)
         self.durable = DurableTip.of(header, header.state_root)  # one reference, swapped whole
         for tx in result.txs:  # before the block's waiters are told (on_durable)
             self.unwritten.pop(tx.hash, None)

@@ -39,7 +39,7 @@ from prometheus_client import (
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
@@ -323,16 +323,6 @@ def _peers_of(node: Node) -> int:
     return len(getattr(transport, "connected", ()))
 
 
-def _txs_committed(node: Node) -> int | None:
-    from chain.store import txs
-
-    try:
-        with node.ledger.store.engine.connect() as conn:
-            return int(conn.execute(select(func.count()).select_from(txs)).scalar_one())
-    except SQLAlchemyError:
-        return None
-
-
 class NodeCollector(Collector):
     """Height, round, mempool, peers and committed transactions of each node, labelled by name."""
 
@@ -371,9 +361,7 @@ class NodeCollector(Collector):
             header = node.ledger.last_header
             if header is not None:
                 age.add_metric([name], max(0.0, now_s - header.time_ms / 1000))
-            count = _txs_committed(node)
-            if count is not None:
-                committed.add_metric([name], count)
+            committed.add_metric([name], node.ledger.txs_stored)
         yield from (height, round_, mempool, peers, age, healthy, committed)
 
 

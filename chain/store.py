@@ -150,6 +150,11 @@ class BlockStore:
         with self._read() as conn:
             return conn.execute(select(meta.c.value).where(meta.c.name == name)).scalar()
 
+    def tx_count(self) -> int:
+        """Transactions stored (one scan of the table: a ledger reads it once, at start)."""
+        with self._read() as conn:
+            return int(conn.execute(select(func.count()).select_from(txs)).scalar_one())
+
     def latest_height(self) -> int:
         with self._read() as conn:
             return int(

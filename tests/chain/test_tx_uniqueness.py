@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from sqlalchemy import text
 
 from chain.errors import TxRejected
+from chain.executed import LiveTxs
 from chain.ledger import InvalidBlock, Ledger
 from chain.tx import Tx
 
@@ -85,3 +86,28 @@ def test_a_committed_transaction_is_never_committed_again(
     answer = ("tx_replayed", 409) if height <= expiry else ("tx_expired", 400)
     assert (refused.value.code, refused.value.status) == answer
     assert stored_rows(ledger, tx.hash) == 1
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    start=st.integers(min_value=0, max_value=5),
+    known=st.lists(st.integers(min_value=0, max_value=12), max_size=10),
+    blocks=st.lists(st.lists(st.integers(min_value=0, max_value=12), max_size=5), max_size=12),
+)
+def test_a_committed_hash_is_kept_exactly_until_its_expiry_passes(
+    start: int, known: list[int], blocks: list[list[int]]
+) -> None:
+    """What the ledger keeps after each block is every committed transaction whose expiry
+    height is not below the block's (what a rebuild of the whole map kept), however the
+    expiries of the reloaded and the new transactions interleave."""
+    expiries = {f"r{i}": start + 1 + ttl for i, ttl in enumerate(known)}
+    live = LiveTxs(dict(expiries), next_height=start + 1)
+    for offset, ttls in enumerate(blocks, start=1):
+        height = start + offset
+        for i, ttl in enumerate(ttls):
+            live.add(f"b{height}-{i}", height + ttl)
+            expiries[f"b{height}-{i}"] = height + ttl
+        live.forget_expired(height)
+        kept = {tx_hash for tx_hash, expiry in expiries.items() if expiry >= height}
+        assert set(live) == kept and len(live) == len(kept)
+        assert all(tx_hash in live for tx_hash in kept)

@@ -20,9 +20,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from chain.client import ChainClient, Identity
 from chain.crypto import SigningKey
 from chain.genesis import Genesis
-from chain.home import load_node_home
+from chain.home import SuiteHome, load_node_home
+from chain.ledger import Ledger
 from chain.node import Node
 from chain.server import RunningNode, open_node
+from chain.tx import sign_tx
 from services.common.context import ServiceContext
 from services.common.ledger import EmbeddedLedger, LedgerPort, RemoteLedger
 from smartcity.demo import init_suite
@@ -89,6 +91,35 @@ def test_a_node_answers_health_readiness_and_metrics(node_app: RunningNode) -> N
     assert not any(unknown in str(r) or "no/such" in str(r) for r in routes)
     key = ("route", "/v1/txs/{tx_hash}"), ("method", "GET"), ("status", "401")
     assert found[("smartcity_http_requests_total", frozenset(key))] == 1
+
+
+def test_the_committed_count_follows_the_blocks_and_survives_a_restart(
+    node_app: RunningNode, tmp_path: Path
+) -> None:
+    """The counter is what the store holds, kept as blocks are written (not a count of the
+    table on every scrape), and a restarted node starts from what is on disk."""
+    node = node_app.node
+    key = SuiteHome(tmp_path / "suite").org_key("city-agency")
+    txs = [
+        sign_tx(
+            key,
+            chain_id=node.ledger.chain_id,
+            contract="anchors",
+            method="anchor",
+            args={"root": f"{i:064x}", "count": 1, "label": "metrics"},
+            expiry_height=node.ledger.height + 100,
+        )
+        for i in range(1, 6)
+    ]
+    series = ("smartcity_chain_txs_committed_total", frozenset({("node", "validator-0")}))
+    with TestClient(node_app.app) as client:
+        before = samples(client.get("/metrics").text)[series]
+        node.submit(txs)
+        assert all(node.wait(tx.hash, 10) for tx in txs)
+        node.ledger.flush()
+        after = samples(client.get("/metrics").text)[series]
+    assert after == before + len(txs) == node.ledger.store.tx_count()
+    assert Ledger(node.ledger.genesis, node.ledger.store).txs_stored == after
 
 
 def test_a_stopped_node_is_alive_but_not_ready(node_app: RunningNode) -> None:
