@@ -240,11 +240,9 @@ def single_validator(folder: Path) -> dict[str, Any]:
     rate's, measured after each run: the ratio to it is reported too (the aim was set against
     the one-at-a-time ceiling, before batches).
 
-    A process of its own, as a lone validator is deployed: run in this one, each run found
-    the earlier runs' chains still in the heap (FastAPI's cache of endpoint functions keeps
-    every app's closures, and through them its node), 300 MB more each time, and committed
-    less each time (0.689, 0.601, 0.582 of the ceiling on one machine; 0.728, 0.721, 0.727 in
-    fresh processes)."""
+    A process of its own, as a lone validator is deployed: in this one, each run found the
+    earlier runs' chains in the heap (FastAPI's cache of endpoint functions keeps every app's
+    closures, and through them its node), 300 MB a run, and committed less each time."""
     runs = []
     for i in range(SINGLE_RUNS):
         child = subprocess.run(
@@ -267,7 +265,7 @@ def single_validator(folder: Path) -> dict[str, Any]:
     }
 
 
-_SINGLE_RUN = "import sys, json; from bench.consensus import single_run; print(json.dumps(single_run(sys.argv[1])))"
+_SINGLE_RUN = "import sys, json, bench.consensus as b; print(json.dumps(b.single_run(sys.argv[1])))"
 
 
 def single_run(folder: str) -> dict[str, Any]:
