@@ -26,7 +26,12 @@ from iot_gateway.forwarder import Forwarder, ForwardSettings
 from iot_gateway.health import HealthServer
 from iot_gateway.metrics import Metrics
 from iot_gateway.outbox import Incoming, Outbox, OutboxError
-from iot_gateway.registry import DeviceRegistry
+from iot_gateway.registry import (
+    DEFAULT_CAPACITY,
+    DEFAULT_UNKNOWN_CAPACITY,
+    DEFAULT_UNKNOWN_TTL_S,
+    DeviceRegistry,
+)
 from iot_gateway.source import BrokerAddress, Delivery, MqttSource, Protocol
 from iot_gateway.validate import Device, Limits
 from iot_gateway.wire import TOPIC_PATTERN, dlq_topic, parse_topic
@@ -59,6 +64,13 @@ class GatewaySettings:
     receive_maximum: int = 10_000  # broker in-flight window: bounds the in-memory queue
     session_expiry_s: int = 24 * 3600  # how long the broker keeps our queue while we are down
     registry_ttl_s: float = 5.0
+    # Registered devices the registry keeps (least recently seen dropped first): twice the
+    # fleet this gateway serves, so a fleet's records are read once, not at every publish
+    registry_capacity: int = DEFAULT_CAPACITY
+    # Ids the chain does not know, kept apart (a flood of them never evicts a registered
+    # device) for at most registry_unknown_ttl_s: one chain read per junk id per ttl
+    registry_unknown_capacity: int = DEFAULT_UNKNOWN_CAPACITY
+    registry_unknown_ttl_s: float = DEFAULT_UNKNOWN_TTL_S
     health_host: str = "127.0.0.1"
     health_port: int | None = 0  # 0 picks a free port; None serves nothing
     dlq_confirm_s: float = 5.0
@@ -66,6 +78,19 @@ class GatewaySettings:
     # process instead (check_threads of them: verification drops the GIL, the rest does not)
     check_processes: int = 2
     check_threads: int = 2
+
+    def __post_init__(self) -> None:
+        # Verify the registry's bounds (a cache of nothing reads the chain for every message)
+        capacities = {
+            "registry_capacity": self.registry_capacity,
+            "registry_unknown_capacity": self.registry_unknown_capacity,
+        }
+        for name, capacity in capacities.items():
+            if capacity < 1:
+                raise ValueError(f"{name} must be at least 1, got {capacity}")
+        if not self.registry_unknown_ttl_s > 0:
+            ttl_s = self.registry_unknown_ttl_s
+            raise ValueError(f"registry_unknown_ttl_s must be more than 0 seconds, got {ttl_s}")
 
 
 class Gateway:
@@ -80,6 +105,9 @@ class Gateway:
         self.registry = DeviceRegistry(
             ledger.read,
             ttl_s=settings.registry_ttl_s,
+            capacity=settings.registry_capacity,
+            unknown_capacity=settings.registry_unknown_capacity,
+            unknown_ttl_s=settings.registry_unknown_ttl_s,
             # Over HTTP a read costs a round trip and a proof: follow the chain's events instead
             # of polling every device (in one process, reads are cheap and polled)
             watch=ledger.events if isinstance(ledger, RemoteLedger) else None,

@@ -7,8 +7,9 @@ import logging
 import queue
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 from iot_gateway.validate import Device
 
@@ -18,6 +19,14 @@ REGISTRY_NAMESPACE = "roadhealth"
 DEVICE_EVENTS = frozenset({"device_registered", "device_suspended", "device_reinstated"})
 # Committed blocks with their contract events from a height (None: from the next one on)
 Watch = Callable[[int | None], Iterator[dict[str, Any]]]
+# Registered devices kept (GatewaySettings.registry_capacity): twice a large city's fleet, at
+# about 200 bytes each. Past it the least recently seen is read again when it next publishes
+DEFAULT_CAPACITY = 20_000
+# Ids the chain did not know, kept apart so that no flood of junk ids pushes a registered
+# device out, and for at most DEFAULT_UNKNOWN_TTL_S (a registration event drops one at once)
+DEFAULT_UNKNOWN_CAPACITY = 2_048
+DEFAULT_UNKNOWN_TTL_S = 60.0
+V = TypeVar("V")
 
 
 def device_key(device: str) -> str:
@@ -32,6 +41,15 @@ def parse_device(device: str, record: Any) -> Device | None:
     return Device(device=device, pub_key=record["pub_key"], active=record.get("status") == "active")
 
 
+def _put(kept: OrderedDict[str, V], key: str, value: V, capacity: int) -> None:
+    """Keep key's value as the most recently used; past capacity the least recently used goes
+    (popitem from the front of an OrderedDict is O(1), unlike a dict emptied from the front)."""
+    kept[key] = value
+    kept.move_to_end(key)
+    if len(kept) > capacity:
+        kept.popitem(last=False)
+
+
 class DeviceRegistry:
     """Reads `roadhealth/device:<id>` through the ledger port and caches the answers.
 
@@ -40,10 +58,16 @@ class DeviceRegistry:
     again at once, so an answer stays good until the chain changes it (`watched_ttl_s` is only
     a safety net), and a fleet of thousands of devices costs no reads while nothing changes.
     Whenever the stream is down, and without one, answers are kept for ttl_s: a suspension
-    takes effect within ttl_s. Unknown devices are cached too, so a flood of messages from an
-    unregistered id costs one chain read per ttl_s. An answer older than half its ttl is
-    still used while a background thread reads it again, so a busy gateway's checks never wait
-    for the chain (a read with its proof takes tens of milliseconds).
+    takes effect within ttl_s. An answer older than half its ttl is still used while a
+    background thread reads it again, so a busy gateway's checks never wait for the chain (a
+    read with its proof takes tens of milliseconds).
+
+    Memory is bounded whatever is published: at most `capacity` registered devices are kept
+    (least recently seen dropped first), and ids the chain does not know go to a separate
+    cache of `unknown_capacity` for at most `unknown_ttl_s` (and ttl_s while the stream is
+    down), so a flood of junk ids costs one chain read per id per that ttl and never evicts a
+    registered device. An unknown id registered later is accepted when its registration event
+    arrives, or once its answer expires.
     """
 
     def __init__(
@@ -55,14 +79,31 @@ class DeviceRegistry:
         watch: Watch | None = None,
         height: Callable[[], int] | None = None,
         watched_ttl_s: float = 300.0,
+        capacity: int = DEFAULT_CAPACITY,
+        unknown_capacity: int = DEFAULT_UNKNOWN_CAPACITY,
+        unknown_ttl_s: float = DEFAULT_UNKNOWN_TTL_S,
     ) -> None:
+        # Verify the bounds: a cache of nothing would read the chain for every message
+        if capacity < 1 or unknown_capacity < 1:
+            raise ValueError(
+                f"registry capacities must be at least 1, got {capacity} and {unknown_capacity}"
+            )
+        if not unknown_ttl_s > 0:
+            raise ValueError(f"unknown_ttl_s must be more than 0 seconds, got {unknown_ttl_s}")
         self._read = read
         self._ttl_s = ttl_s
         self._watched_ttl_s = watched_ttl_s
+        self._unknown_ttl_s = unknown_ttl_s
+        self._capacity = capacity
+        self._unknown_capacity = unknown_capacity
         self._clock = clock
-        self._cache: dict[str, tuple[float, Device | None]] = {}
-        # Bumped when the chain changes a device: a read begun before is not cached
-        self._epochs: dict[str, int] = {}
+        self._known: OrderedDict[str, tuple[float, Device]] = OrderedDict()  # when read, what
+        self._unknown: OrderedDict[str, float] = OrderedDict()  # when the chain had no record
+        # Reads in flight per device: (changes to it since, how many). A read that a change of
+        # its device, or a reset of the whole cache (generation), overtook is not cached. An
+        # entry lives only while reads of its device are in flight, so these stay a handful
+        self._reading: dict[str, tuple[int, int]] = {}
+        self._generation = 0
         self._lock = threading.Lock()
         self._stale: queue.Queue[str] = queue.Queue()
         self._queued: set[str] = set()
@@ -89,30 +130,84 @@ class DeviceRegistry:
     def stop(self) -> None:
         self._stopping.set()
 
+    def cached(self) -> tuple[int, int]:
+        """How many registered devices and how many unknown ids the cache holds now."""
+        with self._lock:
+            return len(self._known), len(self._unknown)
+
     def lookup(self, device: str) -> Device | None:
         """The device's current record (at most ttl_s old, or as the event stream left it)."""
         now = self._clock()
         ttl = self._watched_ttl_s if self.following.is_set() else self._ttl_s
         with self._lock:
-            hit = self._cache.get(device)
+            hit = self._hit(device, ttl)
         if hit is not None:
-            age = now - hit[0]
+            found, read_at, ttl = hit
+            age = now - read_at
             if age < ttl / 2:
-                return hit[1]
+                return found
             if age < ttl:
                 self._refresh_later(device)
-                return hit[1]
+                return found
         return self._read_now(device)
+
+    def _hit(self, device: str, ttl: float) -> tuple[Device | None, float, float] | None:
+        """The cached answer, when it was read and how long it holds; now the most recently
+        used. Called with the lock held."""
+        known = self._known.get(device)
+        if known is not None:
+            self._known.move_to_end(device)
+            return known[1], known[0], ttl
+        read_at = self._unknown.get(device)
+        if read_at is None:
+            return None
+        self._unknown.move_to_end(device)
+        return None, read_at, min(ttl, self._unknown_ttl_s)
 
     def _read_now(self, device: str) -> Device | None:
         now = self._clock()
         with self._lock:
-            epoch = self._epochs.get(device, 0)
-        found = parse_device(device, self._read(REGISTRY_NAMESPACE, device_key(device)))
+            changes, readers = self._reading.get(device, (0, 0))
+            self._reading[device] = (changes, readers + 1)
+            began = (changes, self._generation)
+        try:
+            found = parse_device(device, self._read(REGISTRY_NAMESPACE, device_key(device)))
+        except BaseException:
+            with self._lock:
+                self._read_done(device)
+            raise
         with self._lock:
-            if self._epochs.get(device, 0) == epoch:
-                self._cache[device] = (now, found)
+            if (self._read_done(device), self._generation) == began:
+                self._keep(device, now, found)
         return found
+
+    def _read_done(self, device: str) -> int:
+        """End one read of the device; the changes to it seen while its reads were in flight.
+        Called with the lock held."""
+        changes, readers = self._reading[device]
+        if readers == 1:
+            del self._reading[device]
+        else:
+            self._reading[device] = (changes, readers - 1)
+        return changes
+
+    def _keep(self, device: str, now: float, found: Device | None) -> None:
+        """Cache an answer read at `now`. Called with the lock held."""
+        if found is None:
+            self._known.pop(device, None)
+            _put(self._unknown, device, now, self._unknown_capacity)
+        else:
+            self._unknown.pop(device, None)
+            _put(self._known, device, (now, found), self._capacity)
+
+    def _forget(self, device: str) -> None:
+        """Drop a device the chain changed; a read of it in flight is not cached. Called with
+        the lock held."""
+        self._known.pop(device, None)
+        self._unknown.pop(device, None)
+        if device in self._reading:
+            changes, readers = self._reading[device]
+            self._reading[device] = (changes + 1, readers)
 
     # --- following the chain ------------------------------------------------------------
 
@@ -142,9 +237,9 @@ class DeviceRegistry:
             # The first block of a stream begun at an unknown height: what was cached before
             # may predate a change the stream will never show, so it is read again when needed
             with self._lock:
-                for device in self._cache:
-                    self._epochs[device] = self._epochs.get(device, 0) + 1
-                self._cache.clear()
+                self._known.clear()
+                self._unknown.clear()
+                self._generation += 1
         changed = {
             str(e["data"]["device"])
             for e in message.get("events", ())
@@ -156,8 +251,7 @@ class DeviceRegistry:
         }
         for device in changed:
             with self._lock:
-                self._epochs[device] = self._epochs.get(device, 0) + 1
-                self._cache.pop(device, None)
+                self._forget(device)
             try:
                 self._read_now(device)
             except Exception as exc:  # the next lookup reads it
@@ -167,7 +261,12 @@ class DeviceRegistry:
 
     def _refresh_later(self, device: str) -> None:
         with self._lock:
-            if device in self._queued:
+            # One queued read per device, and no more than the caches hold: a slow chain must
+            # not grow the queue (past the ttl, a lookup reads the device itself)
+            if (
+                device in self._queued
+                or len(self._queued) >= self._capacity + self._unknown_capacity
+            ):
                 return
             self._queued.add(device)
             if self._refresher is None or not self._refresher.is_alive():

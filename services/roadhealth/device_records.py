@@ -7,12 +7,18 @@ registers, suspends or reinstates its device: a lookup answers as the chain's st
 newest block the stream delivered (a suspension takes effect within the stream's delay, as for
 the gateway). Without a stream (an embedded chain, whose reads cost nothing) and whenever the
 stream is down, every lookup reads the chain, as before.
+
+What is kept is bounded whatever callers send: at most `capacity` registered devices' records
+(the least recently used dropped first) and, apart from them so that no run of unknown ids
+evicts a registered device, at most `unknown_capacity` ids the chain had no record of. Either
+kind is dropped by its device's next event (a registration among them), so neither needs a ttl.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -25,16 +31,37 @@ DEVICE_EVENTS = frozenset({"device_registered", "device_suspended", "device_rein
 Record = dict[str, Any] | None
 # Committed blocks with their contract events, from a height (None: from the next one on)
 Watch = Callable[[int | None], Iterator[dict[str, Any]]]
+# Registered devices' records kept (Settings.device_records_kept): twice a large city's fleet
+DEFAULT_CAPACITY = 20_000
+# Ids the chain had no record of, kept apart
+DEFAULT_UNKNOWN_CAPACITY = 2_048
 
 
 class DeviceRecords:
     """Device records read through `read`, kept while `watch`'s blocks leave them unchanged."""
 
-    def __init__(self, read: Callable[[str], Record]) -> None:
+    def __init__(
+        self,
+        read: Callable[[str], Record],
+        *,
+        capacity: int = DEFAULT_CAPACITY,
+        unknown_capacity: int = DEFAULT_UNKNOWN_CAPACITY,
+    ) -> None:
+        # Verify the bounds (a cache of nothing would read the chain for every batch's device)
+        if capacity < 1 or unknown_capacity < 1:
+            raise ValueError(
+                f"device record capacities must be at least 1, got {capacity}"
+                f" and {unknown_capacity}"
+            )
         self._read = read
-        self._kept: dict[str, Record] = {}
-        # Bumped when a device changes or the stream breaks: a read begun before is not kept
-        self._epochs: dict[str, int] = {}
+        self._capacity = capacity
+        self._unknown_capacity = unknown_capacity
+        self._kept: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._unknown: OrderedDict[str, None] = OrderedDict()
+        # Reads in flight per device: (changes to it since, how many). A read that a change of
+        # its device, or a break of the stream (generation), overtook is not kept. An entry
+        # lives only while reads of its device are in flight, so these stay a handful
+        self._reading: dict[str, tuple[int, int]] = {}
         self._generation = 0
         self._lock = threading.Lock()
         self.following = threading.Event()  # set while the stream delivers blocks
@@ -43,21 +70,67 @@ class DeviceRecords:
     def get(self, device: str) -> Record:
         """The device's record as the chain holds it (None: not registered)."""
         with self._lock:
-            if self.following.is_set() and device in self._kept:
-                return self._kept[device]
-            epoch, generation = self._epochs.get(device, 0), self._generation
-        record = self._read(device)
+            if self.following.is_set():
+                if device in self._kept:
+                    self._kept.move_to_end(device)
+                    return self._kept[device]
+                if device in self._unknown:
+                    self._unknown.move_to_end(device)
+                    return None
+            changes, readers = self._reading.get(device, (0, 0))
+            self._reading[device] = (changes, readers + 1)
+            began = (changes, self._generation)
+        try:
+            record = self._read(device)
+        except BaseException:
+            with self._lock:
+                self._read_done(device)
+            raise
         with self._lock:
-            unchanged = self._epochs.get(device, 0) == epoch and self._generation == generation
+            unchanged = (self._read_done(device), self._generation) == began
             if self.following.is_set() and unchanged:
-                self._kept[device] = record
+                self._keep(device, record)
         return record
+
+    def kept(self) -> tuple[int, int]:
+        """How many registered devices' records and how many unknown ids are kept now."""
+        with self._lock:
+            return len(self._kept), len(self._unknown)
 
     def forget(self, device: str) -> None:
         """Drop a record this process knows changed (a transaction it relayed)."""
         with self._lock:
-            self._epochs[device] = self._epochs.get(device, 0) + 1
             self._kept.pop(device, None)
+            self._unknown.pop(device, None)
+            if device in self._reading:
+                changes, readers = self._reading[device]
+                self._reading[device] = (changes + 1, readers)
+
+    def _read_done(self, device: str) -> int:
+        """End one read of the device; the changes to it seen while its reads were in flight.
+        Called with the lock held."""
+        changes, readers = self._reading[device]
+        if readers == 1:
+            del self._reading[device]
+        else:
+            self._reading[device] = (changes, readers - 1)
+        return changes
+
+    def _keep(self, device: str, record: Record) -> None:
+        """Keep a record as the most recently used, dropping the least recently used of its
+        kind past the bound (popitem from an OrderedDict's front is O(1)). Lock held."""
+        if record is None:
+            self._kept.pop(device, None)
+            self._unknown[device] = None
+            self._unknown.move_to_end(device)
+            if len(self._unknown) > self._unknown_capacity:
+                self._unknown.popitem(last=False)
+        else:
+            self._unknown.pop(device, None)
+            self._kept[device] = record
+            self._kept.move_to_end(device)
+            if len(self._kept) > self._capacity:
+                self._kept.popitem(last=False)
 
     def follow(self, watch: Watch) -> None:
         """Keep records from now on, following `watch` in a background thread."""
@@ -99,6 +172,7 @@ class DeviceRecords:
             with self._lock:
                 self.following.clear()
                 self._kept.clear()
+                self._unknown.clear()
                 self._generation += 1
             self._stopping.wait(delay_s)
             delay_s = min(delay_s * 2, 10.0)

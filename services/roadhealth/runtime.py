@@ -13,7 +13,7 @@ from services.common.runtime import ServiceRuntime
 from services.roadhealth.assessment.condition import ChangeRules
 from services.roadhealth.assessment.windows import LiveClassifier, Thresholds, default_classifier
 from services.roadhealth.chain import RoadHealthChain
-from services.roadhealth.device_records import DeviceRecords
+from services.roadhealth.device_records import DEFAULT_CAPACITY, DeviceRecords
 from services.roadhealth.network.geo import Segment
 from services.roadhealth.network.matching import SegmentIndex
 
@@ -41,6 +41,9 @@ class Settings:
     webhook_timeout_s: float = 5.0
     retry_base_s: float = 0.5
     load_demo: bool = True
+    # Registered devices' records kept between batches while the chain's event stream is
+    # followed (device_records.py): twice the fleet, least recently used dropped first
+    device_records_kept: int = DEFAULT_CAPACITY
 
     @classmethod
     def from_context(cls, ctx: ServiceContext) -> Settings:
@@ -80,7 +83,9 @@ class Runtime(ServiceRuntime):
 
     def __post_init__(self) -> None:
         self.chain = RoadHealthChain(self.ctx)
-        self.device_records = DeviceRecords(self.chain.device)
+        self.device_records = DeviceRecords(
+            self.chain.device, capacity=self.settings.device_records_kept
+        )
 
     def reindex(self, segments: Sequence[Segment], *, version: int) -> None:
         self.index = SegmentIndex(segments)
