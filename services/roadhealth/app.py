@@ -10,7 +10,7 @@ from services.common.db import Base, make_session_factory, session_dependency
 from services.common.errors import install_error_handlers
 from services.common.openapi import install_openapi
 from services.roadhealth import (
-    models,  # noqa: F401  (registers the tables on Base.metadata)
+    models,  # registers the tables on Base.metadata
     service,
 )
 from services.roadhealth.analytics.kernels import limit_process_blas
@@ -19,12 +19,14 @@ from services.roadhealth.runtime import Runtime, Settings
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
-    """Build the app: tables, segment index (demo network on first run), alert dispatcher.
+    """Build the app: tables (with any index added since the database was made), segment
+    index (demo network on first run), alert dispatcher.
     It also puts the process on one BLAS thread (the gate's features are computed on request
     threads, and must not depend on the machine nor on overlapping calls)."""
     limit_process_blas()
     settings = Settings.from_context(ctx)
-    _engine, factory = make_session_factory(ctx.database_url, Base.metadata)
+    engine, factory = make_session_factory(ctx.database_url, Base.metadata)
+    models.create_added_indexes(engine)
     rt = Runtime(ctx=ctx, settings=settings)
     # Sub-app startup hooks do not run when mounted, so set up here
     with factory() as session, session.begin():

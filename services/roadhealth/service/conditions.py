@@ -3,11 +3,12 @@ only on a sustained change (assessment/condition.py), attested on the chain with
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Integer, Select, bindparam, select, union_all
 from sqlalchemy.orm import Session
 
 from chain.encoding import hash_json
@@ -32,12 +33,14 @@ WINDOW_COLUMNS = (
     RhWindow.samples,
     RhWindow.rate_hz,
 )
+# Segments read in one statement, each a member of its UNION ALL (SQLite allows 500)
+SEGMENTS_PER_STATEMENT = 100
 
 
 def refresh_segments(*, rt: Runtime, session: Session, segments: Sequence[RhSegment]) -> None:
     """Recompute each segment's IRI and class; attest and alert when the class changes. The
-    segments' windows and pending changes are read in one statement each, whatever their
-    number."""
+    segments' windows are read in one statement per SEGMENTS_PER_STATEMENT of them, their
+    pending changes in one."""
     ids = sorted({s.id for s in segments})
     if not ids:
         return
@@ -53,22 +56,38 @@ def refresh_segments(*, rt: Runtime, session: Session, segments: Sequence[RhSegm
 def recent_rows(*, session: Session, ids: list[str], limit: int) -> dict[str, list[Any]]:
     """The windows with an IRI of each segment, oldest first: the newest `limit` of them (0:
     all), ties by hash, so the same windows in the same order whichever process stored which
-    first."""
-    ranked = select(
-        *WINDOW_COLUMNS,
-        RhWindow.segment,
-        func.row_number()
-        .over(partition_by=RhWindow.segment, order_by=(RhWindow.t0.desc(), RhWindow.hash.desc()))
-        .label("rank"),
-    ).where(RhWindow.segment.in_(ids), RhWindow.iri.is_not(None))
-    inner = ranked.subquery()
-    query = select(inner).order_by(inner.c.segment, inner.c.t0, inner.c.hash)
-    if limit > 0:
-        query = query.where(inner.c.rank <= limit)
+    first. Each segment's are read from the newest end of its part of WINDOWS_NEWEST, so a call
+    costs the windows it returns, whatever the segments' history."""
     out: dict[str, list[Any]] = {}
-    for row in session.execute(query):
-        out.setdefault(row.segment, []).append(row)
+    wanted = sorted(set(ids))
+    for start in range(0, len(wanted), SEGMENTS_PER_STATEMENT):
+        chunk = wanted[start : start + SEGMENTS_PER_STATEMENT]
+        params: dict[str, Any] = {f"segment_{n}": segment for n, segment in enumerate(chunk)}
+        query = _newest_windows(len(chunk), limited=limit > 0)
+        for row in session.execute(query, {**params, "limit": limit}):
+            out.setdefault(row.segment, []).append(row)
     return out
+
+
+@functools.cache
+def _newest_windows(segments: int, *, limited: bool) -> Select[Any]:
+    """The newest windows of `segments` segments (parameters segment_0, ... and limit), oldest
+    first: one ORDER BY ... LIMIT per segment, each a search of WINDOWS_NEWEST from its newest
+    end. (Ranking every window of the segments with row_number() read and sorted their whole
+    history on every ingest.) Built once per shape: building a statement of 100 subqueries cost
+    more than running it."""
+    each = []
+    for n in range(segments):
+        newest = (
+            select(*WINDOW_COLUMNS, RhWindow.segment)
+            .where(RhWindow.segment == bindparam(f"segment_{n}"), RhWindow.iri.is_not(None))
+            .order_by(RhWindow.t0.desc(), RhWindow.hash.desc())
+        )
+        if limited:
+            newest = newest.limit(bindparam("limit", type_=Integer))
+        each.append(select(newest.subquery()))
+    merged = union_all(*each).subquery()
+    return select(merged).order_by(merged.c.segment, merged.c.t0, merged.c.hash)
 
 
 def _refresh_segment(
