@@ -9,9 +9,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 from iot_gateway.validate import Device
+from services.common.reads import ReadsInFlight, keep_recent
 
 log = logging.getLogger(__name__)
 REGISTRY_NAMESPACE = "roadhealth"
@@ -26,7 +27,6 @@ DEFAULT_CAPACITY = 20_000
 # device out, and for at most DEFAULT_UNKNOWN_TTL_S (a registration event drops one at once)
 DEFAULT_UNKNOWN_CAPACITY = 2_048
 DEFAULT_UNKNOWN_TTL_S = 60.0
-V = TypeVar("V")
 
 
 def device_key(device: str) -> str:
@@ -39,15 +39,6 @@ def parse_device(device: str, record: Any) -> Device | None:
     if not isinstance(record, dict) or not isinstance(record.get("pub_key"), str):
         return None
     return Device(device=device, pub_key=record["pub_key"], active=record.get("status") == "active")
-
-
-def _put(kept: OrderedDict[str, V], key: str, value: V, capacity: int) -> None:
-    """Keep key's value as the most recently used; past capacity the least recently used goes
-    (popitem from the front of an OrderedDict is O(1), unlike a dict emptied from the front)."""
-    kept[key] = value
-    kept.move_to_end(key)
-    if len(kept) > capacity:
-        kept.popitem(last=False)
 
 
 class DeviceRegistry:
@@ -102,8 +93,7 @@ class DeviceRegistry:
         # Reads in flight per device: (changes to it since, how many). A read that a change of
         # its device, or a reset of the whole cache (generation), overtook is not cached. An
         # entry lives only while reads of its device are in flight, so these stay a handful
-        self._reading: dict[str, tuple[int, int]] = {}
-        self._generation = 0
+        self._reads = ReadsInFlight()
         self._lock = threading.Lock()
         self._stale: queue.Queue[str] = queue.Queue()
         self._queued: set[str] = set()
@@ -167,47 +157,33 @@ class DeviceRegistry:
     def _read_now(self, device: str) -> Device | None:
         now = self._clock()
         with self._lock:
-            changes, readers = self._reading.get(device, (0, 0))
-            self._reading[device] = (changes, readers + 1)
-            began = (changes, self._generation)
+            began = self._reads.begin(device)
         try:
             found = parse_device(device, self._read(REGISTRY_NAMESPACE, device_key(device)))
         except BaseException:
             with self._lock:
-                self._read_done(device)
+                self._reads.end(device)
             raise
         with self._lock:
-            if (self._read_done(device), self._generation) == began:
+            if self._reads.end(device) == began:
                 self._keep(device, now, found)
         return found
-
-    def _read_done(self, device: str) -> int:
-        """End one read of the device; the changes to it seen while its reads were in flight.
-        Called with the lock held."""
-        changes, readers = self._reading[device]
-        if readers == 1:
-            del self._reading[device]
-        else:
-            self._reading[device] = (changes, readers - 1)
-        return changes
 
     def _keep(self, device: str, now: float, found: Device | None) -> None:
         """Cache an answer read at `now`. Called with the lock held."""
         if found is None:
             self._known.pop(device, None)
-            _put(self._unknown, device, now, self._unknown_capacity)
+            keep_recent(self._unknown, device, now, self._unknown_capacity)
         else:
             self._unknown.pop(device, None)
-            _put(self._known, device, (now, found), self._capacity)
+            keep_recent(self._known, device, (now, found), self._capacity)
 
     def _forget(self, device: str) -> None:
         """Drop a device the chain changed; a read of it in flight is not cached. Called with
         the lock held."""
         self._known.pop(device, None)
         self._unknown.pop(device, None)
-        if device in self._reading:
-            changes, readers = self._reading[device]
-            self._reading[device] = (changes + 1, readers)
+        self._reads.changed(device)
 
     # --- following the chain ------------------------------------------------------------
 
@@ -239,7 +215,7 @@ class DeviceRegistry:
             with self._lock:
                 self._known.clear()
                 self._unknown.clear()
-                self._generation += 1
+                self._reads.reset()
         changed = {
             str(e["data"]["device"])
             for e in message.get("events", ())

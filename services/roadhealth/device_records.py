@@ -22,6 +22,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from services.common.reads import ReadsInFlight, keep_recent
+
 log = logging.getLogger(__name__)
 
 CONTRACT = "roadhealth"
@@ -58,11 +60,8 @@ class DeviceRecords:
         self._unknown_capacity = unknown_capacity
         self._kept: OrderedDict[str, dict[str, Any]] = OrderedDict()
         self._unknown: OrderedDict[str, None] = OrderedDict()
-        # Reads in flight per device: (changes to it since, how many). A read that a change of
-        # its device, or a break of the stream (generation), overtook is not kept. An entry
-        # lives only while reads of its device are in flight, so these stay a handful
-        self._reading: dict[str, tuple[int, int]] = {}
-        self._generation = 0
+        # A read that a change of its device, or a break of the stream, overtook is not kept
+        self._reads = ReadsInFlight()
         self._lock = threading.Lock()
         self.following = threading.Event()  # set while the stream delivers blocks
         self._stopping = threading.Event()
@@ -77,17 +76,15 @@ class DeviceRecords:
                 if device in self._unknown:
                     self._unknown.move_to_end(device)
                     return None
-            changes, readers = self._reading.get(device, (0, 0))
-            self._reading[device] = (changes, readers + 1)
-            began = (changes, self._generation)
+            began = self._reads.begin(device)
         try:
             record = self._read(device)
         except BaseException:
             with self._lock:
-                self._read_done(device)
+                self._reads.end(device)
             raise
         with self._lock:
-            unchanged = (self._read_done(device), self._generation) == began
+            unchanged = self._reads.end(device) == began
             if self.following.is_set() and unchanged:
                 self._keep(device, record)
         return record
@@ -102,35 +99,17 @@ class DeviceRecords:
         with self._lock:
             self._kept.pop(device, None)
             self._unknown.pop(device, None)
-            if device in self._reading:
-                changes, readers = self._reading[device]
-                self._reading[device] = (changes + 1, readers)
-
-    def _read_done(self, device: str) -> int:
-        """End one read of the device; the changes to it seen while its reads were in flight.
-        Called with the lock held."""
-        changes, readers = self._reading[device]
-        if readers == 1:
-            del self._reading[device]
-        else:
-            self._reading[device] = (changes, readers - 1)
-        return changes
+            self._reads.changed(device)
 
     def _keep(self, device: str, record: Record) -> None:
-        """Keep a record as the most recently used, dropping the least recently used of its
-        kind past the bound (popitem from an OrderedDict's front is O(1)). Lock held."""
+        """Keep a record as the most recently used of its kind (the least recently used of
+        that kind dropped past its bound). Lock held."""
         if record is None:
             self._kept.pop(device, None)
-            self._unknown[device] = None
-            self._unknown.move_to_end(device)
-            if len(self._unknown) > self._unknown_capacity:
-                self._unknown.popitem(last=False)
+            keep_recent(self._unknown, device, None, self._unknown_capacity)
         else:
             self._unknown.pop(device, None)
-            self._kept[device] = record
-            self._kept.move_to_end(device)
-            if len(self._kept) > self._capacity:
-                self._kept.popitem(last=False)
+            keep_recent(self._kept, device, record, self._capacity)
 
     def follow(self, watch: Watch) -> None:
         """Keep records from now on, following `watch` in a background thread."""
@@ -173,6 +152,6 @@ class DeviceRecords:
                 self.following.clear()
                 self._kept.clear()
                 self._unknown.clear()
-                self._generation += 1
+                self._reads.reset()
             self._stopping.wait(delay_s)
             delay_s = min(delay_s * 2, 10.0)

@@ -23,6 +23,7 @@ from iot_gateway.registry import DeviceRegistry
 from iot_gateway.simulator import Fleet, build_network
 from iot_gateway.simulator.messages import Outgoing
 from iot_gateway.validate import Limits
+from tests._device_events import device_block
 
 
 class Chain:
@@ -199,21 +200,10 @@ def _sent_by(message: Outgoing, device: str) -> Outgoing:
     return Outgoing(topic, orjson.dumps(payload), device, None)
 
 
-def _block(height: int, *events: tuple[str, str]) -> dict[str, Any]:
-    return {
-        "type": "block",
-        "height": height,
-        "events": [
-            {"contract": "roadhealth", "name": name, "data": {"device": device}}
-            for name, device in events
-        ],
-    }
-
-
 def _following(registry: DeviceRegistry) -> DeviceRegistry:
     """The registry as it is once its event stream delivered a block (applied here, in the
     test's thread, so nothing runs behind the test's back)."""
-    registry.apply_block(_block(1))
+    registry.apply_block(device_block(1))
     assert registry.following.is_set()
     return registry
 
@@ -280,7 +270,7 @@ def test_an_id_registered_after_it_was_unknown_is_accepted_when_its_registration
     assert _verdict(registry, message) == "unknown_device"
     chain.records[f"device:{device}"] = records[f"device:{device}"]
     assert _verdict(registry, message) == "unknown_device" and chain.reads == 1  # kept
-    registry.apply_block(_block(2, ("device_registered", device)))
+    registry.apply_block(device_block(2, ("device_registered", device)))
     assert _verdict(registry, message) == "stored"
 
 
@@ -323,13 +313,13 @@ def test_a_suspension_refuses_the_device_even_when_it_lands_during_a_read(
     registry = _following(DeviceRegistry(chain.read, clock=lambda: 0.0, capacity=2))
     assert _verdict(registry, message) == "stored"
     chain.records[f"device:{device}"] = {**chain.records[f"device:{device}"], "status": "suspended"}
-    registry.apply_block(_block(2, ("device_suspended", device)))
+    registry.apply_block(device_block(2, ("device_suspended", device)))
     assert _verdict(registry, message) == "device_suspended"
 
     def suspend_other() -> None:
         key = f"device:{other}"
         chain.records[key] = {**chain.records[key], "status": "suspended"}
-        registry.apply_block(_block(3, ("device_suspended", other)))
+        registry.apply_block(device_block(3, ("device_suspended", other)))
 
     chain.overtake = suspend_other
     # Read before its suspension's block: this message is checked against the older state,

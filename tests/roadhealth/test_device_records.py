@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.roadhealth.device_records import DeviceRecords, Record
+from tests._device_events import device_block
 
 FLEET = [f"veh-{i}" for i in range(6)]
 DEVICE_ID = st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}", fullmatch=True)
@@ -38,22 +39,11 @@ class Chain:
         return record
 
 
-def _block(height: int, *events: tuple[str, str]) -> dict[str, Any]:
-    return {
-        "type": "block",
-        "height": height,
-        "events": [
-            {"contract": "roadhealth", "name": name, "data": {"device": device}}
-            for name, device in events
-        ],
-    }
-
-
 def _following(chain: Chain, **bounds: int) -> DeviceRecords:
     """Records as they are once the event stream delivered a block (applied in the test's
     thread, so nothing runs behind the test's back)."""
     records = DeviceRecords(chain.device, **bounds)
-    records.apply(_block(1))
+    records.apply(device_block(1))
     assert records.following.is_set()
     return records
 
@@ -99,7 +89,7 @@ def test_an_id_registered_after_it_was_unknown_is_found_when_its_registration_ar
     assert records.get("late-1") is None
     chain.records["late-1"] = {"pub_key": "ab" * 32, "status": "active", "vehicle_class": "bus"}
     assert records.get("late-1") is None and chain.reads == 1  # kept until the chain changes it
-    records.apply(_block(2, ("device_registered", "late-1")))
+    records.apply(device_block(2, ("device_registered", "late-1")))
     found = records.get("late-1")
     assert found is not None and found["vehicle_class"] == "bus"
 
@@ -109,12 +99,12 @@ def test_a_suspension_is_seen_even_when_it_lands_during_a_read() -> None:
     records = _following(chain, capacity=2)
     assert records.get("veh-0")["status"] == "active"  # type: ignore[index]
     chain.records["veh-0"] = {**chain.records["veh-0"], "status": "suspended"}
-    records.apply(_block(2, ("device_suspended", "veh-0")))
+    records.apply(device_block(2, ("device_suspended", "veh-0")))
     assert records.get("veh-0")["status"] == "suspended"  # type: ignore[index]
 
     def suspend() -> None:
         chain.records["veh-1"] = {**chain.records["veh-1"], "status": "suspended"}
-        records.apply(_block(3, ("device_suspended", "veh-1")))
+        records.apply(device_block(3, ("device_suspended", "veh-1")))
 
     chain.overtake = suspend
     # This read answers the state before the block; it is not kept over the block's
