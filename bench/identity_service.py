@@ -1,5 +1,7 @@
 """Identity service benchmarks: credentials issued and anchored per second (batch anchoring),
-verifications per second through the library and over HTTP, on the real embedded chain.
+status list GETs per second (beside rebuilding the list from the chain, what each GET did
+before lists were kept), verifications per second through the library and over HTTP, on the
+real embedded chain.
 
 `run()` returns one JSON-able dict per result; the machine's Ed25519 verification ceiling and
 the library's own verification rate are measured in the same run, so each HTTP figure comes with
@@ -27,6 +29,7 @@ from typing import Any
 import httpx
 import uvicorn
 from jwcrypto import jwk
+from sqlalchemy import func, select
 
 from bench._ceiling import ed25519_verifications_per_s
 from bench._identity_http import identity_server, identity_workers, measure
@@ -35,8 +38,11 @@ from chain.auth import mint_token
 from chain.home import SuiteHome
 from services.common.ledger import LedgerPort, call
 from services.identity import verification
+from services.identity.models import IssuedCredential
 from services.identity.schemas import IssueIn
 from services.identity.service import issue
+from services.identity.service.status import bits_from_chain
+from services.identity.status_mirror import ListKey
 from smartcity.registry import IDENTITY
 from smartcity.suite import Suite, open_suite
 
@@ -172,6 +178,44 @@ def _issuance(suite: Suite, http: httpx.Client, did: str, batch: int) -> list[di
     note = "one request, one anchor tx, waits for its block"
     results.append(_result("issue_anchor_http_single_request", singles, elapsed, note=note))
     return results
+
+
+def _status_list(suite: Suite, http: httpx.Client, seconds: float) -> list[dict[str, Any]]:
+    """GET of city-agency's list 0 (every credential issued above, a few revoked) over HTTP,
+    beside what each GET cost before it was kept: a chain read per credential, then encoding."""
+    app_state = suite.services["identity"].state
+    key = ListKey("city-agency", 0, "revocation")
+    with app_state.sessions() as session:
+        ids = session.scalars(
+            select(IssuedCredential.id).where(IssuedCredential.org == key.org).limit(5)
+        ).all()
+        held = session.scalar(
+            select(func.count()).where(
+                IssuedCredential.org == key.org, IssuedCredential.list_no == key.list_no
+            )
+        )
+    for credential in ids:
+        http.post(f"/credentials/{credential}/revoke", json={}).raise_for_status()
+    path = f"/status-lists/{key.org}/{key.list_no}/{key.purpose}"
+    start = time.perf_counter()
+    http.get(path).raise_for_status()  # builds the list from the chain, then keeps it
+    first_s = time.perf_counter() - start
+
+    def rebuild() -> object:
+        with app_state.sessions() as session:
+            built = bits_from_chain(rt=app_state.env, session=session, key=key)
+        return built.bits.encode()
+
+    return [
+        _rate(
+            "status_list_get_http",
+            lambda: http.get(path).raise_for_status(),
+            seconds,
+            credentials_in_list=held,
+            first_get_s=round(first_s, 4),
+        ),
+        _rate("status_list_rebuild_from_chain_library", rebuild, seconds, credentials_in_list=held),
+    ]
 
 
 def _verification(
@@ -403,6 +447,7 @@ def run() -> list[dict[str, Any]]:
                     did = setup_issuer(SuiteHome(suite.data), ledger, http)
                     if os.environ.get("BENCH_ISSUANCE", "1") != "0":
                         results += _issuance(suite, http, did, batch)
+                        results += _status_list(suite, http, seconds)
                     if verifying:
                         results += _verification(suite, http, did, seconds, ceiling)
         finally:

@@ -1,10 +1,11 @@
 """services/identity: DIDs, verifiable credentials, revocation, zero-knowledge predicates.
 
 The service's skeleton is the other services' (docs/architecture.md): app, api, schemas,
-models, service/ (one module per feature), contract, errors, chain (with block_cache, its
-reads kept until the next block), runtime (with vault, the personal fields' encryption at
-rest), verification/ (what a verifier checks). Its pure code, free of the chain and the
-service, is in one subpackage per concern:
+models, service/ (one module per feature), contract, errors, chain (with block_feed, the
+chain's committed blocks followed in one thread, and block_cache, its reads kept until the next
+block), runtime (with vault, the personal fields' encryption at rest, and status_mirror, the
+status lists kept current with the chain's blocks), verification/ (what a verifier checks).
+Its pure code, free of the chain and the service, is in one subpackage per concern:
 
     credentials   VC-JOSE, VC-COSE, SD-JWT, the VC data model, compact JWS, disclosures,
                   public keys, base64url and status list bitstrings

@@ -85,6 +85,6 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.include_router(build_router(env, auth, session_dependency(factory)))
     app.state.env = env
     app.state.sessions = factory
-    if env.chain.cache is not None:
-        app.router.on_shutdown.append(env.chain.cache.stop)
+    if env.chain.feed is not None:
+        app.router.on_shutdown.append(env.chain.feed.stop)
     return app

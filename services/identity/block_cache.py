@@ -9,11 +9,11 @@ active) answer from what is kept, inside memory_only(); every other read goes to
 refreshes what is kept, so a client that wrote through the node and asks at once sees its write
 there. While the stream is down nothing is kept, so a kept read never answers state older than
 the last block this process heard of: at most the stream's delay (milliseconds) behind the node.
+The node's blocks come from the service's one BlockFeed (block_feed.py).
 """
 
 from __future__ import annotations
 
-import logging
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,16 +21,13 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, NoReturn
 
-log = logging.getLogger(__name__)
+from services.identity.block_feed import Block, BlockFeed
 
 MAX_ENTRIES = 65_536  # per block; a block's reads beyond it go to the node
-RETRY_S = 1.0  # wait before following the node's events again after the stream broke
 # A proof is kept across empty blocks (the state it proves is unchanged) for this long at most,
 # so its header is never much older than the chain's tip: rebuilding 6 proofs per credential at
 # every empty block (each 5 s) kept the node busy at 0.48 of a core under 2 workers
 PROOF_KEEP_S = 30.0
-
-Follow = Callable[[int | None], Iterator[dict[str, Any]]]
 
 # Set while a caller may only read what is kept (it runs on an event loop, which a round trip
 # to the node must not hold up): a value not kept raises NotKept instead of being loaded
@@ -63,36 +60,20 @@ class BlockCache:
     item says what they hold: "proof" entries go at every block, the others at blocks with
     transactions (an empty block changes no state)."""
 
-    def __init__(
-        self,
-        follow: Follow,
-        height: Callable[[], int],
-        *,
-        max_entries: int = MAX_ENTRIES,
-        retry_s: float = RETRY_S,
-    ) -> None:
-        self._follow, self._height = follow, height
-        self.max_entries, self.retry_s = max_entries, retry_s
+    def __init__(self, feed: BlockFeed, *, max_entries: int = MAX_ENTRIES) -> None:
+        self._feed = feed
+        self.max_entries = max_entries
         self._lock = threading.Lock()
         self._values: dict[tuple[str, ...], Any] = {}
         self._generation = 0
         self._live = False  # following the node's blocks: only then are values kept
-        self._thread: threading.Thread | None = None
-        self._stopped = threading.Event()
         self.proof_keep_s = PROOF_KEEP_S
         self._proofs_from = time.monotonic()  # when the kept proofs were last emptied
+        feed.listen(self)
 
     def start(self) -> None:
-        """Follow the node's blocks in a daemon thread (once)."""
-        with self._lock:
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="block-cache", daemon=True)
-                self._thread.start()
-
-    def stop(self) -> None:
-        """Stop following (at the stream's next message, or retry, at the latest)."""
-        self._stopped.set()
-        self._set_live(False)
+        """Follow the node's blocks (the feed's thread, started once)."""
+        self._feed.start()
 
     def get(self, key: tuple[str, ...], load: Callable[[], Any]) -> Any:
         """In memory_only(): the value kept for `key`, else NotKept. Otherwise always `load()`,
@@ -122,29 +103,21 @@ class BlockCache:
             else:
                 self._values.clear()
 
+    def on_block(self, block: Block) -> None:
+        """Keep values from the first block the feed delivers; drop them at each block that
+        changed state (and the proofs once they have been kept PROOF_KEEP_S)."""
+        if not self._live:
+            self._set_live(True)
+        elif block.get("tx_count") != 0:
+            self.forget()
+        elif time.monotonic() - self._proofs_from >= self.proof_keep_s:
+            self.forget(proofs_only=True)
+
+    def on_break(self) -> None:
+        self._set_live(False)
+
     def _set_live(self, live: bool) -> None:
         with self._lock:
             self._live = live
             self._generation += 1
             self._values.clear()
-
-    def _run(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                # From the current height: the node replays that block at once, so values are
-                # kept as soon as the stream is known to be up
-                for block in self._follow(self._height()):
-                    if self._stopped.is_set():
-                        return
-                    if not self._live:
-                        self._set_live(True)
-                    elif block.get("tx_count") != 0:
-                        self.forget()
-                    elif time.monotonic() - self._proofs_from >= self.proof_keep_s:
-                        self.forget(proofs_only=True)
-            except Exception as exc:  # any failure of the stream: stop keeping values, retry
-                if self._stopped.is_set():
-                    return
-                log.warning("following the node's blocks failed (%s); reads go to the node", exc)
-            self._set_live(False)
-            self._stopped.wait(self.retry_s)

@@ -18,9 +18,10 @@ from chain.tx import Tx, sign_tx
 from services.common.chain import ServiceChain
 from services.common.context import ServiceContext
 from services.common.errors import ServiceError
-from services.common.ledger import DEFAULT_TTL_BLOCKS, RemoteLedger
+from services.common.ledger import DEFAULT_TTL_BLOCKS, EmbeddedLedger, LedgerPort, RemoteLedger
 from services.identity import contract as c
 from services.identity.block_cache import BlockCache, NotKept, memory_only
+from services.identity.block_feed import EMBEDDED_IDLE_S, BlockFeed, embedded_stream
 from services.identity.errors import (
     AlreadyExists,
     ChainRefused,
@@ -45,6 +46,15 @@ _REFUSALS: dict[str, type[ServiceError]] = {
 }
 
 
+def block_feed(ledger: LedgerPort) -> BlockFeed | None:
+    """The committed blocks of the chain `ledger` reaches (None: a port that offers none)."""
+    if isinstance(ledger, RemoteLedger):
+        return BlockFeed(lambda: ledger.events(ledger.height()))
+    if isinstance(ledger, EmbeddedLedger):
+        return BlockFeed(embedded_stream(ledger.node), idle_s=EMBEDDED_IDLE_S)
+    return None
+
+
 class IdentityChain(ServiceChain):
     """Reads identity state (with proofs) and submits identity calls as an organisation."""
 
@@ -55,10 +65,12 @@ class IdentityChain(ServiceChain):
         super().__init__(ctx)
         self._keys: dict[str, SuiteKey] = {}
         self._lock = threading.Lock()
+        self.feed = block_feed(ctx.ledger)
         # On a remote node reads are kept until its next block (the embedded chain reads memory)
-        ledger = ctx.ledger
         self.cache = (
-            BlockCache(ledger.events, ledger.height) if isinstance(ledger, RemoteLedger) else None
+            BlockCache(self.feed)
+            if self.feed is not None and isinstance(ctx.ledger, RemoteLedger)
+            else None
         )
 
     # -- reads -----------------------------------------------------------------------------------

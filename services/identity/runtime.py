@@ -13,6 +13,7 @@ from jwcrypto import jwk
 
 from services.common.runtime import ServiceRuntime
 from services.identity.chain import IdentityChain
+from services.identity.status_mirror import StatusMirror
 from services.identity.vault import Vault
 
 
@@ -38,9 +39,11 @@ class Runtime(ServiceRuntime):
     missing_types: dict[str, float] = field(default_factory=dict)  # name -> read again after
     validators: dict[str, jsonschema.protocols.Validator] = field(default_factory=dict)
     chain: IdentityChain = field(init=False)
+    status_lists: StatusMirror = field(init=False)  # kept current with the chain's blocks
 
     def __post_init__(self) -> None:
         self.chain = IdentityChain(self.ctx)
+        self.status_lists = StatusMirror(self.chain.feed)
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), tz=UTC)

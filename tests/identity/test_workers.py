@@ -1,7 +1,7 @@
 """Two workers of the identity service (`smartcity service identity --workers 2`): each its own
 app on a remote node, keeping chain reads until the next block, sharing only the database and
 the chain. A nonce spent through one is spent for the other, and a revocation through one is
-what the other reports."""
+what the other reports, in its verifications and at once in its status lists."""
 
 from __future__ import annotations
 
@@ -113,6 +113,37 @@ def test_two_workers_share_spent_nonces_revocations_and_revoked_keys(
 
     # A bearer key the chain revokes stops working at each worker with its block
     _a_bearer_key_revoked_on_the_chain_stops_working_at_each_worker_with_its_block(workers, issuer)
+
+
+def test_a_status_change_through_one_worker_is_in_the_others_status_list_at_once(
+    workers: list[Worker], holder: Any, issuer: Any
+) -> None:
+    from tests.identity.test_status_list import (
+        assert_lists_are_the_chains,
+        change,
+        change_on_chain,
+        issue_many,
+        served,
+    )
+
+    one, two = workers
+    creds = issue_many(one, holder.did, 30)
+    entry = creds[0]["entry"]
+    for worker in (one, two):  # each builds the lists from the node once, then keeps them
+        assert_lists_are_the_chains(worker.call, issuer, creds)
+    reads = two.node_reads
+    for _ in range(3):
+        served(two.call, entry, "revocation")
+    assert two.node_reads == reads  # a kept list costs no state read of the node
+
+    # No waiting: the other worker's next answer has it (it waits for the node's height)
+    assert change(one.call, creds[3], "revoke").status_code == 200
+    assert served(two.call, entry, "revocation").get(creds[3]["entry"]["index"]) == 1
+    assert change(two.call, creds[4], "suspend").status_code == 200
+    assert served(one.call, entry, "suspension").get(creds[4]["entry"]["index"]) == 1
+    change_on_chain(issuer, creds[5], "revocation", 1)  # the agency itself, through the SDK
+    for worker in (one, two):
+        assert_lists_are_the_chains(worker.call, issuer, creds)
 
 
 def _a_bearer_key_revoked_on_the_chain_stops_working_at_each_worker_with_its_block(

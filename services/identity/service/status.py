@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from jwcrypto import jwk
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -21,6 +22,7 @@ from services.identity.service.common import iso
 from services.identity.service.dids import require_active_issuer
 from services.identity.service.issuance import status_list_url
 from services.identity.service.issuer_keys import signing_key
+from services.identity.status_mirror import Built, ListKey
 
 
 def own_credential(
@@ -71,6 +73,7 @@ def change_status(
             "reason": reason,
         },
     )
+    rt.status_lists.wrote(int(receipt["height"]))
     if purpose == "revocation":
         row.revoked = True
     else:
@@ -81,29 +84,55 @@ def change_status(
 def status_list_document(
     *, rt: Runtime, session: Session, org: str, list_no: int, purpose: str
 ) -> tuple[dict[str, Any], str | None]:
-    """The W3C BitstringStatusListCredential for a list, rebuilt from the chain's status keys.
+    """The W3C BitstringStatusListCredential for a list, with the chain's status bits as of
+    its current height: kept current by the chain's blocks (status_mirror.py), built from the
+    chain's status keys where it is not kept, and kept until its bits or signing key change.
 
     Signed (vc+jwt) with the org's EdDSA key when this service holds one.
     """
+    try:
+        signer: tuple[str, jwk.JWK] | None = signing_key(
+            rt=rt, session=session, org=org, alg="EdDSA"
+        )
+    except IdentityError:
+        signer = None
+    key = ListKey(org, list_no, purpose)
+
+    def publish(bits: status_list.StatusList) -> tuple[dict[str, Any], str | None]:
+        document = status_list.status_list_credential(
+            list_id=status_list_url(rt=rt, org=org, list_no=list_no, purpose=purpose),
+            issuer=c.did_of(org),
+            purpose=purpose,
+            status_list=bits,
+            valid_from=iso(rt.now()),
+        )
+        if signer is None:
+            return document, None
+        kid, private = signer
+        token = vc_jose.issue_credential(document, private, kid=kid, issued_at=int(rt.clock()))
+        return document, token
+
+    return rt.status_lists.document(
+        key,
+        height=rt.chain.height(),
+        kid=None if signer is None else signer[0],
+        build=lambda: bits_from_chain(rt=rt, session=session, key=key),
+        publish=publish,
+    )
+
+
+def bits_from_chain(*, rt: Runtime, session: Session, key: ListKey) -> Built:
+    """A list's bits read from the chain: one status key per credential issued in it here."""
     bits = status_list.StatusList()
-    indexes = session.scalars(
-        select(IssuedCredential.list_index).where(
-            IssuedCredential.org == org, IssuedCredential.list_no == list_no
+    indexes = list(
+        session.scalars(
+            select(IssuedCredential.list_index).where(
+                IssuedCredential.org == key.org, IssuedCredential.list_no == key.list_no
+            )
         )
     )
     for index in indexes:
-        entry = rt.chain.read(c.status_key(org, list_no, purpose, index))
+        entry = rt.chain.read(c.status_key(key.org, key.list_no, key.purpose, index))
         if entry is not None and entry["value"]:
             bits.set(index)
-    document = status_list.status_list_credential(
-        list_id=status_list_url(rt=rt, org=org, list_no=list_no, purpose=purpose),
-        issuer=c.did_of(org),
-        purpose=purpose,
-        status_list=bits,
-        valid_from=iso(rt.now()),
-    )
-    try:
-        kid, key = signing_key(rt=rt, session=session, org=org, alg="EdDSA")
-    except IdentityError:
-        return document, None
-    return document, vc_jose.issue_credential(document, key, kid=kid, issued_at=int(rt.clock()))
+    return Built(bits, keep=bool(indexes))
