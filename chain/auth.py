@@ -20,7 +20,6 @@ import json
 import secrets
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -128,7 +127,7 @@ class VerifiedTokens:
 
     def __init__(self, capacity: int = VERIFIED_TOKENS) -> None:
         self.capacity = capacity
-        self._parts: OrderedDict[str, Parts] = OrderedDict()  # drops its oldest at once
+        self._parts: dict[str, Parts] = {}
         self._lock = threading.Lock()
 
     def get(self, token: str) -> Parts | None:
@@ -142,7 +141,7 @@ class VerifiedTokens:
         )
         with self._lock:
             if len(self._parts) >= self.capacity:
-                self._parts.popitem(last=False)
+                self._parts.pop(next(iter(self._parts)))
             self._parts[token] = parts
 
 

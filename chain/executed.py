@@ -3,7 +3,6 @@ stores, and what the validators of one process share (chain.consensus.candidate)
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -61,9 +60,11 @@ class Senders:
             self._known.clear()
 
 
-class LiveTxs:
+class LiveTxs(dict[str, int]):
     """Committed transactions that could still be replayed (their expiry height not yet
-    passed): hash -> expiry height, each forgotten in the block after its expiry.
+    passed): hash -> expiry height, each forgotten in the block after its expiry. A dict, so
+    the look-ups every admission, reap and gossip makes stay the dict's own (a Python
+    __contains__ cost each of them a method call).
 
     Kept by expiry height too, so each block forgets only what just expired: rebuilding the
     whole map every 1,000 heights held the ledger's lock and the GIL 142 ms at 1,000,000
@@ -71,23 +72,14 @@ class LiveTxs:
     million), stopping every thread of the process each time."""
 
     def __init__(self, expiries: dict[str, int], *, next_height: int) -> None:
-        self._expiry = expiries
+        super().__init__(expiries)
         self._by_expiry: dict[int, list[str]] = {}
         for tx_hash, expiry in expiries.items():
             self._by_expiry.setdefault(expiry, []).append(tx_hash)
         self._floor = next_height  # every expiry below it is forgotten
 
-    def __contains__(self, tx_hash: object) -> bool:
-        return tx_hash in self._expiry
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._expiry)
-
-    def __len__(self) -> int:
-        return len(self._expiry)
-
     def add(self, tx_hash: str, expiry: int) -> None:
-        self._expiry[tx_hash] = expiry
+        self[tx_hash] = expiry
         self._by_expiry.setdefault(expiry, []).append(tx_hash)
 
     def forget_expired(self, height: int) -> None:
@@ -95,6 +87,6 @@ class LiveTxs:
         has committed: none of them can be included again)."""
         while self._floor < height:
             for tx_hash in self._by_expiry.pop(self._floor, ()):
-                if self._expiry.get(tx_hash) == self._floor:
-                    del self._expiry[tx_hash]
+                if self.get(tx_hash) == self._floor:
+                    del self[tx_hash]
             self._floor += 1
