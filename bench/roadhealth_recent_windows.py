@@ -7,8 +7,8 @@ grown to 5,000, 50,000 and 200,000 windows (four vehicles, two windows every hal
 hash breaks ties, one in twenty without an IRI) and timed at each;
 then 100 other segments of 600 windows each are asked for in one call, as a batch touching many
 segments asks. Last, the index is dropped and built again over all the windows stored, as the
-first start after the upgrade builds it (models.create_added_indexes). The database is a SQLite
-file, or a fresh schema of the PostgreSQL that SMARTCITY_DATABASE_URL names.
+first start after the upgrade builds it (services.common.db.prepare_schema). The database is a
+SQLite file, or a fresh schema of the PostgreSQL that SMARTCITY_DATABASE_URL names.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import NullPool
 
-from services.common.db import Base, make_session_factory
+from services.common.db import Base, make_session_factory, prepare_schema
 from services.roadhealth import models  # noqa: F401  (registers the tables on Base.metadata)
-from services.roadhealth.models import WINDOWS_NEWEST, RhWindow, create_added_indexes
+from services.roadhealth.models import WINDOWS_NEWEST, RhWindow
 from services.roadhealth.service.conditions import recent_rows
 
 Result = dict[str, Any]
@@ -136,7 +136,7 @@ def run() -> list[Result]:
         )
         WINDOWS_NEWEST.drop(engine)
         started = time.perf_counter()
-        create_added_indexes(engine)
+        prepare_schema(engine, Base.metadata)
         out.append(
             {
                 "bench": "windows_index_build_ms",

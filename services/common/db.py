@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 from fastapi import Depends
-from sqlalchemy import Engine, MetaData, func, inspect, select
+from sqlalchemy import Engine, Index, Inspector, MetaData, func, inspect, select
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.schema import CreateIndex
 from starlette.concurrency import run_in_threadpool
 
 from chain.db import make_engine
@@ -23,23 +24,48 @@ CREATE_TABLES_LOCK = 0x736D617274637479
 
 
 def make_session_factory(url: str, metadata: MetaData) -> tuple[Engine, sessionmaker[Session]]:
-    """Create the service's tables if missing and return its engine and session factory.
-
-    Several processes of a service may start at once on a new database (replicas): each looks
-    for its tables and creates the missing ones holding the database's lock, so one creates
-    them while the others wait, then find them."""
+    """Create the service's tables and indexes if missing and return its engine and session
+    factory (prepare_schema)."""
     engine = make_engine(url)
+    prepare_schema(engine, metadata)
+    return engine, sessionmaker(engine, expire_on_commit=False)
+
+
+def prepare_schema(engine: Engine, metadata: MetaData) -> None:
+    """Create the tables `metadata` declares, and the indexes declared on them, that the
+    database lacks: a new database gets everything, and one made by an earlier release the
+    indexes added since (create_all makes an index only with its table).
+
+    Several processes of a service may start at once (replicas): each looks for what is
+    missing and creates it holding the database's lock, so one creates it while the others
+    wait, then find it. On SQLite a start that finds nothing missing takes no lock."""
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
             conn.execute(select(func.pg_advisory_xact_lock(CREATE_TABLES_LOCK)))
         elif conn.dialect.name == "sqlite":
-            if set(metadata.tables) <= set(inspect(conn).get_table_names()):
-                return engine, sessionmaker(engine, expire_on_commit=False)  # nothing to make
-            # The write lock, taken before the tables are looked for again: the driver would
+            inspector = inspect(conn)
+            if set(metadata.tables) <= set(inspector.get_table_names()) and not _missing_indexes(
+                inspector, metadata
+            ):
+                return  # nothing to make
+            # The write lock, taken before the schema is looked at again: the driver would
             # run each CREATE on its own, and two replicas interleaving theirs failed to start
             conn.exec_driver_sql("BEGIN IMMEDIATE")
         metadata.create_all(conn)
-    return engine, sessionmaker(engine, expire_on_commit=False)
+        for index in _missing_indexes(inspect(conn), metadata):
+            conn.execute(CreateIndex(index, if_not_exists=True))
+
+
+def _missing_indexes(inspector: Inspector, metadata: MetaData) -> list[Index]:
+    """The indexes declared on existing tables that the database does not have."""
+    present = set(inspector.get_table_names())
+    missing = []
+    for table in metadata.sorted_tables:
+        if table.name not in present or not table.indexes:
+            continue
+        have = {ix["name"] for ix in inspector.get_indexes(table.name, schema=table.schema)}
+        missing += [ix for ix in table.indexes if ix.name is not None and ix.name not in have]
+    return missing
 
 
 class SessionScope:

@@ -10,7 +10,7 @@ from services.common.db import Base, make_session_factory, session_dependency
 from services.common.errors import install_error_handlers
 from services.common.openapi import install_openapi
 from services.roadhealth import (
-    models,  # registers the tables on Base.metadata
+    models,  # noqa: F401  (registers the tables on Base.metadata)
     service,
 )
 from services.roadhealth.analytics.kernels import limit_process_blas
@@ -25,8 +25,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     threads, and must not depend on the machine nor on overlapping calls)."""
     limit_process_blas()
     settings = Settings.from_context(ctx)
-    engine, factory = make_session_factory(ctx.database_url, Base.metadata)
-    models.create_added_indexes(engine)
+    _engine, factory = make_session_factory(ctx.database_url, Base.metadata)
     rt = Runtime(ctx=ctx, settings=settings)
     # Sub-app startup hooks do not run when mounted, so set up here
     with factory() as session, session.begin():

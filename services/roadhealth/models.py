@@ -7,7 +7,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
-    Engine,
     Float,
     ForeignKey,
     Index,
@@ -15,15 +14,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    func,
-    inspect,
-    select,
 )
-from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, mapped_column
-from sqlalchemy.schema import CreateIndex
 
-from services.common.db import CREATE_TABLES_LOCK, Base
+from services.common.db import Base
 
 
 class RhSegment(Base):
@@ -131,40 +125,14 @@ class RhWindow(Base):
 
 
 # A segment's newest windows (conditions.recent_rows), read on every ingest: a search from the
-# newest end whatever the segment's history (ranking all its windows cost ~2.3 us per window)
+# newest end whatever the segment's history (ranking all its windows cost ~2.3 us per window).
+# A database made before it gets it at start (services.common.db.prepare_schema)
 WINDOWS_NEWEST = Index(
     "ix_roadhealth_windows_segment_newest",
     RhWindow.segment,
     RhWindow.t0.desc(),
     RhWindow.hash.desc(),
 )
-# Indexes added to a table after its first release: create_all makes an index only with its
-# table, so a database made before gets them from create_added_indexes
-ADDED_INDEXES = (WINDOWS_NEWEST,)
-
-
-def create_added_indexes(engine: Engine) -> None:
-    """Create the ADDED_INDEXES a database made before them lacks. Replicas starting together
-    take the database's lock for it, as for the tables (make_session_factory), so one builds
-    them while the others wait, then find them; a start with nothing to build takes no lock."""
-    with engine.begin() as conn:
-        if not _missing_indexes(conn):
-            return
-        if conn.dialect.name == "postgresql":
-            conn.execute(select(func.pg_advisory_xact_lock(CREATE_TABLES_LOCK)))
-        elif conn.dialect.name == "sqlite":
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
-        for index in ADDED_INDEXES:
-            conn.execute(CreateIndex(index, if_not_exists=True))
-
-
-def _missing_indexes(conn: Connection) -> list[Index]:
-    inspector = inspect(conn)
-    return [
-        index
-        for index in ADDED_INDEXES
-        if index.name not in {ix["name"] for ix in inspector.get_indexes(str(index.table))}
-    ]
 
 
 class RhPothole(Base):

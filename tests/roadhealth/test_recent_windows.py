@@ -18,8 +18,8 @@ from sqlalchemy import create_engine, event, func, inspect, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from chain.db import make_engine
-from services.common.db import Base, make_session_factory
-from services.roadhealth.models import WINDOWS_NEWEST, RhWindow, create_added_indexes
+from services.common.db import Base, make_session_factory, prepare_schema
+from services.roadhealth.models import WINDOWS_NEWEST, RhWindow
 from services.roadhealth.service.conditions import (
     SEGMENTS_PER_STATEMENT,
     WINDOW_COLUMNS,
@@ -256,7 +256,7 @@ def test_replicas_starting_together_on_a_database_without_the_index_all_start(
         own = make_engine(db_url)
         start.wait()
         try:
-            create_added_indexes(own)
+            prepare_schema(own, Base.metadata)
         except Exception as exc:  # reported to the test, which names it
             failures.append(exc)
         finally:
@@ -281,7 +281,7 @@ def test_a_start_with_the_index_in_place_does_not_wait_for_another_write(tmp_pat
     writer.exec_driver_sql("BEGIN IMMEDIATE")
     impatient = create_engine(url, connect_args={"timeout": 0.1})
     try:
-        create_added_indexes(impatient)
+        prepare_schema(impatient, Base.metadata)
     finally:
         writer.rollback()
         writer.close()
