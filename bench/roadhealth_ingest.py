@@ -26,18 +26,15 @@ import json
 import os
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
 
+from bench._databases import fresh_database
 from chain.auth import mint_token
 from iot_gateway.simulator import Fleet
 from services.roadhealth.wire import canonical_json
@@ -79,23 +76,9 @@ def forwarder_body(body: dict[str, Any]) -> bytes:
     return f'{{"batch":{head},"messages":[{items}]}}'.encode()
 
 
-@contextmanager
-def database(folder: Path) -> Iterator[str]:
+def database(folder: Path) -> AbstractContextManager[str]:
     """The road-health database: a SQLite file, or a fresh schema of DATABASE."""
-    if not DATABASE.startswith("postgresql"):
-        yield f"sqlite:///{folder / 'roadhealth.db'}"
-        return
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(DATABASE, poolclass=NullPool)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        url = make_url(DATABASE).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        admin.dispose()
+    return fresh_database(folder, DATABASE, name="roadhealth.db")
 
 
 def post_all(url: str, headers: dict[str, str], bodies: list[bytes]) -> None:

@@ -18,17 +18,14 @@ import os
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine, insert, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
-from sqlalchemy.pool import NullPool
 
+from bench._databases import fresh_database
 from services.common.db import Base, make_session_factory, prepare_schema
 from services.roadhealth import models  # noqa: F401  (registers the tables on Base.metadata)
 from services.roadhealth.models import WINDOWS_NEWEST, RhWindow
@@ -41,26 +38,6 @@ HISTORY = (5_000, 50_000, 200_000)
 SIDE_SEGMENTS, SIDE_WINDOWS = 100, 600
 MIN_CALLS, BUDGET_S = 5, 2.0
 INSERT_CHUNK = 10_000
-
-
-@contextmanager
-def database(folder: Path) -> Iterator[tuple[str, str]]:
-    """(backend, URL): a SQLite file, or a fresh schema of SMARTCITY_DATABASE_URL's PostgreSQL."""
-    base = os.environ.get("SMARTCITY_DATABASE_URL", "")
-    if not base.startswith("postgresql"):
-        yield "sqlite", f"sqlite:///{folder / 'roadhealth.db'}"
-        return
-    schema = f"bench_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(base, poolclass=NullPool)
-    with admin.begin() as conn:
-        conn.execute(text(f"CREATE SCHEMA {schema}"))
-    try:
-        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield "postgresql", url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as conn:
-            conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
-        admin.dispose()
 
 
 def window_rows(segment: str, start: int, stop: int) -> Iterator[dict[str, Any]]:
@@ -119,7 +96,13 @@ def timed(factory: sessionmaker[Session], ids: list[str]) -> tuple[float, int]:
 
 def run() -> list[Result]:
     out: list[Result] = []
-    with tempfile.TemporaryDirectory() as tmp, database(Path(tmp)) as (backend, url):
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        fresh_database(
+            Path(tmp), os.environ.get("SMARTCITY_DATABASE_URL", ""), name="roadhealth.db"
+        ) as url,
+    ):
+        backend = url.split(":", 1)[0].split("+", 1)[0]
         engine, factory = make_session_factory(url, Base.metadata)
         stored = 0
         for history in HISTORY:
