@@ -10,11 +10,13 @@ interpreter never collide on metric names. `instrument(app, ...)` adds:
   check passes; 503 naming the failing check's reason otherwise). Both are unauthenticated.
 
 Domain collectors read their numbers from the objects that already keep them (the node's
-ledger and mempool, a service's tables) at scrape time, so nothing is counted twice.
+ledger and mempool, the row counts a service's database keeps) at scrape time, so nothing is
+counted twice and no scrape scans a table.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import platform
 import re
@@ -43,7 +45,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-from chain import smt, zip215
+from chain import row_counts, smt, zip215
 from chain.errors import ChainError
 
 if TYPE_CHECKING:
@@ -366,20 +368,29 @@ class NodeCollector(Collector):
 
 
 class TableCountCollector(Collector):
-    """Rows in a service's tables as gauges (e.g. ratings issued), read at scrape time."""
+    """Rows in a service's tables as gauges (e.g. ratings issued), read at scrape time from the
+    counts the database keeps (chain.row_counts), so a scrape never scans a table."""
 
     def __init__(self, engine: Engine, gauges: Mapping[str, tuple[str, str]]) -> None:
         self.engine = engine
         self.gauges = gauges  # metric name -> (table, help)
+        self.tables = {table for table, _ in gauges.values()}
+        self.counted: set[str] = set()
+        self._start_counting()
+
+    def _start_counting(self) -> None:
+        """Count the tables that exist; one created later is counted at a later scrape."""
+        if self.counted == self.tables:
+            return
+        with contextlib.suppress(SQLAlchemyError):  # the database down: again at the next scrape
+            self.counted = row_counts.start_counting(self.engine, self.tables)
 
     def collect(self) -> Iterator[Metric]:
+        self._start_counting()
+        try:
+            found = row_counts.read_counts(self.engine, self.counted) if self.counted else {}
+        except SQLAlchemyError:
+            return  # the database down: leave the gauges out
         for name, (table, help_text) in self.gauges.items():
-            family = GaugeMetricFamily(name, help_text)
-            try:
-                with self.engine.connect() as conn:
-                    # table names come from our own constant mapping, never from input
-                    value = conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()  # noqa: S608
-            except SQLAlchemyError:
-                continue  # a table not created yet, or the database down: leave the gauge out
-            family.add_metric([], float(value))
-            yield family
+            if table in found:  # a table not created yet is left out
+                yield GaugeMetricFamily(name, help_text, value=float(found[table]))
