@@ -17,6 +17,11 @@ import click
 from iot_gateway.wire import TOPIC_PATTERN
 
 DEFAULT_BROKER = "mqtt://127.0.0.1:1883"
+# GatewaySettings' registry bounds (iot_gateway.registry), spelled here so that --help does not
+# load the gateway; tests/iot_gateway/test_registry_options.py keeps them equal
+REGISTRY_CAPACITY = 20_000
+REGISTRY_UNKNOWN_CAPACITY = 2_048
+REGISTRY_UNKNOWN_TTL_S = 60.0
 
 
 def _finite_seconds(value: float) -> float:
@@ -85,6 +90,28 @@ def gateway() -> None:
     show_default=True,
     help="worker processes checking messages (JSON, schema, signature); 0: the gateway's threads",
 )
+@click.option(
+    "--registry-capacity",
+    type=click.IntRange(min=1),
+    default=REGISTRY_CAPACITY,
+    show_default=True,
+    help="registered devices kept in memory, least recently seen dropped first: twice the fleet",
+)
+@click.option(
+    "--registry-unknown-capacity",
+    type=click.IntRange(min=1),
+    default=REGISTRY_UNKNOWN_CAPACITY,
+    show_default=True,
+    help="ids the chain does not know, kept apart so they never push a registered device out",
+)
+@click.option(
+    "--registry-unknown-ttl",
+    type=click.FloatRange(min=0.0, min_open=True),
+    callback=lambda _ctx, _param, value: _finite_seconds(value),
+    default=REGISTRY_UNKNOWN_TTL_S,
+    show_default=True,
+    help="seconds an unknown id's answer is kept (one chain read per junk id per this)",
+)
 @click.option("--ready-file", type=click.Path(path_type=Path), help="write health URL when up")
 def run_gateway_cmd(
     data: Path,
@@ -101,6 +128,9 @@ def run_gateway_cmd(
     batch_max: int,
     batch_wait: float,
     check_processes: int,
+    registry_capacity: int,
+    registry_unknown_capacity: int,
+    registry_unknown_ttl: float,
     ready_file: Path | None,
 ) -> None:
     """Run one gateway process until SIGTERM or SIGINT."""
@@ -132,6 +162,9 @@ def run_gateway_cmd(
         protocol=protocol,  # type: ignore[arg-type]
         health_port=health_port,
         check_processes=check_processes,
+        registry_capacity=registry_capacity,
+        registry_unknown_capacity=registry_unknown_capacity,
+        registry_unknown_ttl_s=registry_unknown_ttl,
         forward=ForwardSettings(
             roadhealth_url=roadhealth_url,
             operator_org=OPERATOR_ORG,
