@@ -19,7 +19,6 @@ from chain.api_doc import (
     BUNDLE,
     MAX_BATCH,
     MAX_BATCH_BYTES,
-    STATE_ERRORS,
     TOKEN_ERRORS,
     TX_ERRORS,
     TX_SCHEMA,
@@ -27,6 +26,7 @@ from chain.api_doc import (
     install_document,
     json_body,
 )
+from chain.api_state import install_state_reads
 from chain.auth import AUDIENCE_CHAIN as AUDIENCE
 from chain.auth import AuthError, Caller, VerifiedTokens, verify_token
 from chain.block import Certificate, Header, Receipt
@@ -34,9 +34,7 @@ from chain.disconnects import install_disconnect_handler
 from chain.encoding import parse_json
 from chain.errors import ChainError, EncodingError, ProofError, StorageError, TxRejected
 from chain.json_types import JsonObject
-from chain.light import NAMESPACE
 from chain.node import Node, block_message
-from chain.state import MAX_KEY_CHARS
 from chain.tx import Tx, decode_tx, tx_from_json, verify_signatures
 
 
@@ -336,18 +334,7 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
             {"hash": cert["block_hash"], "header": header, "certificate": cert, "txs": hashes}
         )
 
-    @app.get(
-        "/v1/state/{namespace}/{key:state_key}",
-        response_model=None,  # the bundle is passed through as the ledger built it
-        responses={
-            200: {"content": {"application/json": {"schema": BUNDLE}}, "description": "the bundle"},
-            **errors({**TOKEN_ERRORS, **STATE_ERRORS}),
-        },
-    )
-    def get_state(namespace: str, key: str, _caller: Reader) -> JsonObject:
-        """A state value with its proof, or a proof that the key is absent."""
-        check_state_key(namespace, key)
-        return ledger.state_proof(namespace, key)
+    install_state_reads(app, ledger, reader)
 
     @app.get("/v1/status", response_model=Status, responses=errors(TOKEN_ERRORS))
     async def status(_caller: Reader) -> Status:
@@ -436,15 +423,6 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
 # What a transaction hash looks like: anything else names none (and is not sent to the database,
 # where a NUL in it answered 503 storage_unavailable on PostgreSQL)
 TX_HASH = re.compile("[0-9a-f]{64}")
-
-
-def check_state_key(namespace: str, key: str) -> None:
-    """Refuse a key no contract can write (docs/protocol.md §7): `smartcity verify-proof`
-    refuses a bundle for one, so the node does not hand one out."""
-    if not NAMESPACE.match(namespace):
-        raise TxRejected("bad_key", f"namespace is not a contract name ({NAMESPACE.pattern})")
-    if not 1 <= len(key) <= MAX_KEY_CHARS or not key.isprintable():
-        raise TxRejected("bad_key", f"a state key is 1-{MAX_KEY_CHARS} printable characters")
 
 
 def _parse_height(text: str) -> int | None:

@@ -17,6 +17,8 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.convertors import Convertor, register_url_convertor
 
+from chain.reads import MAX_READ_BODY_BYTES, MAX_READ_KEYS, MAX_READ_VALUE_BYTES
+from chain.state import MAX_KEY_CHARS
 from chain.tx import MAX_NONCE
 
 BEARER = "bearerAuth"
@@ -97,6 +99,39 @@ STATE_ERRORS = {
     400: "a namespace that is not a contract name, or a key that is not 1-256 printable"
     " characters: no contract can write it (`bad_key`)",
     409: "no block committed yet (`no_proof`)",
+}
+# POST /v1/state/{namespace}/read: keys in, values out (chain/reads.py)
+READ_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["keys"],
+    "additionalProperties": False,
+    "properties": {
+        "keys": {
+            "type": "array",
+            "minItems": 1,
+            "maxItems": MAX_READ_KEYS,
+            "items": {"type": "string", "minLength": 1, "maxLength": MAX_KEY_CHARS},
+        }
+    },
+}
+READ_RESULT: dict[str, Any] = {
+    "type": "object",
+    "required": ["height", "values"],
+    "additionalProperties": False,
+    "properties": {
+        "height": {"type": "integer", "minimum": 0},
+        "values": {
+            "type": "array",
+            "description": "the first keys' values in order (null: absent), as many as fit in"
+            f" {MAX_READ_VALUE_BYTES} bytes (at least one): ask again for the rest",
+        },
+    },
+}
+READ_ERRORS = {
+    400: "a namespace that is not a contract name or a key no contract can write (`bad_key`,"
+    f" naming the key's place), over {MAX_READ_KEYS} keys (`too_many_keys`), or not"
+    f' {{"keys": [1..{MAX_READ_KEYS} strings]}} (`read_malformed`)',
+    413: f"a body over {MAX_READ_BODY_BYTES} bytes (`read_too_large`)",
 }
 BATCH_ERRORS = {
     400: 'not JSON, or not {"txs": [1..10,000 transactions]} (`tx_malformed`)',

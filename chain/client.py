@@ -20,6 +20,7 @@ from chain.auth import AUDIENCE_CHAIN, DEFAULT_TTL_S, mint_token
 from chain.errors import ClientError
 from chain.genesis import Genesis
 from chain.light import Proven, verify_bundle
+from chain.reads import MAX_READ_KEYS
 from chain.suites import SuiteKey
 from chain.tx import Tx
 
@@ -129,6 +130,20 @@ def _state_call(namespace: str, key: str) -> Call:
     return Call("GET", f"/v1/state/{quote(namespace, safe='')}/{quote(key, safe='')}")
 
 
+def _read_call(namespace: str, keys: list[str]) -> Call:
+    # UTF-8, not \u escapes: MAX_READ_KEYS keys of any characters then fit the node's body limit
+    body = json.dumps({"keys": keys}, ensure_ascii=False).encode()
+    return Call("POST", f"/v1/state/{quote(namespace, safe='')}/read", body=body)
+
+
+def _read_values(keys: list[str], answer: Any) -> list[Any]:
+    """The values a read answered for the first of `keys` (at least one, at most all)."""
+    values = answer.get("values") if isinstance(answer, dict) else None
+    if not isinstance(values, list) or not 1 <= len(values) <= len(keys):
+        raise ClientError(f"the node answered a read of {len(keys)} keys with {answer!r:.200}")
+    return values
+
+
 def _batch_call(txs: list[Tx]) -> Call:
     return Call(
         "POST", "/v1/txs/batch", body=json.dumps({"txs": [t.to_json() for t in txs]}).encode()
@@ -235,6 +250,15 @@ class ChainClient:
     def state_bundle(self, namespace: str, key: str) -> dict[str, Any]:
         return dict(self._do(_state_call(namespace, key)))
 
+    def read_many(self, namespace: str, keys: list[str]) -> list[Any]:
+        """The values of `keys` (None where absent), in order, without proofs: MAX_READ_KEYS
+        a request, each request's values at one height (a later request's may be higher)."""
+        values: list[Any] = []
+        while len(values) < len(keys):
+            pending = keys[len(values) : len(values) + MAX_READ_KEYS]
+            values += _read_values(pending, self._do(_read_call(namespace, pending)))
+        return values
+
     def verified_proof(self, tx_hash: str, genesis: Genesis) -> Proven:
         return verify_bundle(self.proof(tx_hash), genesis)
 
@@ -330,6 +354,13 @@ class AsyncChainClient:
         if verify_with is not None:
             verify_bundle(bundle, verify_with)
         return bundle["value"]
+
+    async def read_many(self, namespace: str, keys: list[str]) -> list[Any]:
+        values: list[Any] = []
+        while len(values) < len(keys):
+            pending = keys[len(values) : len(values) + MAX_READ_KEYS]
+            values += _read_values(pending, await self._do(_read_call(namespace, pending)))
+        return values
 
     async def events(self, from_height: int | None = None) -> AsyncIterator[dict[str, Any]]:
         params = {"from_height": from_height} if from_height else None

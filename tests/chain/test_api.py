@@ -203,6 +203,7 @@ def test_openapi_documents_every_endpoint(server: Any) -> None:
         "/v1/txs/{tx_hash}/proof",
         "/v1/blocks/{height}",
         "/v1/state/{namespace}/{key}",
+        "/v1/state/{namespace}/read",
         "/v1/status",
         "/v1/validators",
         "/v1/events",
