@@ -47,6 +47,11 @@ class ServiceChain:
         """The value at `key` in this service's namespace (or another's), None when absent."""
         return self.ledger.read(namespace or self.namespace, key)
 
+    def read_many(self, keys: list[str], *, namespace: str | None = None) -> list[Any]:
+        """The values at `keys` (None where absent), in order: a few thousand keys a request to
+        a remote node, not one request per key."""
+        return self.ledger.read_many(namespace or self.namespace, keys)
+
     def proof(self, key: str, *, namespace: str | None = None) -> dict[str, Any]:
         """A state bundle for a key: its value, or its absence, proven against a header."""
         return self.ledger.state_proof(namespace or self.namespace, key)

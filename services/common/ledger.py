@@ -1,8 +1,9 @@
 """The ledger port services use: the embedded chain in this process, or a remote node via the SDK.
 
 Both implementations honour one contract (tests/common/test_ledger_port.py runs against each):
-submit a call as an organisation and get its receipt, read state with or without proof, fetch a
-transaction's proof bundle, and resolve a key to its organisation and roles for authentication.
+submit a call as an organisation and get its receipt, read state with or without proof (one key,
+or many keys a few thousand per request), fetch a transaction's proof bundle, and resolve a key
+to its organisation and roles for authentication.
 
 A remote node's answers about registered keys are reused for a short while (`KEY_CACHE_S`): a
 bearer check would otherwise cost two round trips to the node per request. A key revoked, an
@@ -24,6 +25,7 @@ from chain.client import ChainClient
 from chain.errors import ClientError, TxRejected
 from chain.genesis import Genesis
 from chain.node import Node
+from chain.reads import MAX_READ_KEYS, read_keys
 from chain.suites import SuiteKey
 from chain.tx import Tx, sign_tx
 
@@ -50,6 +52,8 @@ class LedgerPort(Protocol):
     def receipts(self, txs: list[Tx], *, timeout_s: float = 30) -> list[dict[str, Any]]: ...
 
     def read(self, namespace: str, key: str) -> Any: ...
+
+    def read_many(self, namespace: str, keys: list[str]) -> list[Any]: ...
 
     def state_proof(self, namespace: str, key: str) -> dict[str, Any]: ...
 
@@ -124,6 +128,15 @@ class EmbeddedLedger:
 
     def read(self, namespace: str, key: str) -> Any:
         return self.node.ledger.read(namespace, key)
+
+    def read_many(self, namespace: str, keys: list[str]) -> list[Any]:
+        """As a remote node reads them: the keys checked alike, MAX_READ_KEYS at one height
+        (the ledger's lock is held for one batch at a time, not for the whole list)."""
+        values: list[Any] = []
+        for start in range(0, len(keys), MAX_READ_KEYS):
+            batch = keys[start : start + MAX_READ_KEYS]
+            values += read_keys(self.node.ledger, namespace, batch).values
+        return values
 
     def state_proof(self, namespace: str, key: str) -> dict[str, Any]:
         return self.node.ledger.state_proof(namespace, key)
@@ -205,6 +218,10 @@ class RemoteLedger:
 
     def read(self, namespace: str, key: str) -> Any:
         return self.client.state(namespace, key)
+
+    def read_many(self, namespace: str, keys: list[str]) -> list[Any]:
+        """The values of `keys` in requests of MAX_READ_KEYS, not a round trip per key."""
+        return self.client.read_many(namespace, keys)
 
     def events(self, from_height: int | None = None) -> Iterator[dict[str, Any]]:
         """Committed blocks with their contract events, from `from_height` (else the next)."""

@@ -17,11 +17,12 @@ from fastapi.testclient import TestClient
 
 from chain.api import create_app
 from chain.client import ChainClient, Identity
-from chain.errors import TxRejected
+from chain.errors import ChainError, TxRejected
 from chain.genesis import Genesis
 from chain.ledger import Ledger
 from chain.light import verify_bundle
 from chain.node import Node, NodeOptions
+from chain.reads import MAX_READ_KEYS
 from chain.suites import SuiteKey
 from chain.tx import Tx, sign_tx
 from services.common.errors import install_error_handlers
@@ -52,6 +53,23 @@ def test_call_commits_and_reads_back(port: LedgerPort, keys: SimpleNamespace) ->
     assert receipt["status"] == "ok"
     assert port.read("anchors", f"root:city-agency:{'ab' * 32}") == receipt["tx"]
     assert port.height() >= 1
+
+
+def test_many_keys_read_as_one_read_each(port: LedgerPort, keys: SimpleNamespace) -> None:
+    roots = [f"{i:064x}" for i in range(1, 4)]
+    for root in roots:
+        call(port, keys.agency, "anchors", "anchor", {"root": root, "count": 1, "label": "x"})
+    present = [f"root:city-agency:{root}" for root in roots]
+    # More keys than one request of a remote port takes: it reads them in a few requests
+    wanted = [*present, *(f"root:none:{i}" for i in range(MAX_READ_KEYS)), present[0]]
+    values = port.read_many("anchors", wanted)
+    assert values == [port.read("anchors", key) for key in wanted]
+    assert values[:3] != [None] * 3 and values[-1] == values[0]
+    assert port.read_many("anchors", []) == []
+    # A key no contract can write is refused alike through either port
+    with pytest.raises(ChainError) as caught:
+        port.read_many("anchors", ["fine", "not\nfine"])
+    assert getattr(caught.value, "code", None) == "bad_key"
 
 
 def test_proofs_verify_offline(port: LedgerPort, keys: SimpleNamespace, genesis: Genesis) -> None:
