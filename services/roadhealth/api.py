@@ -164,8 +164,12 @@ def build_router(
         )
 
     @router.get("/potholes", tags=["segments"], **_geojson(PotholeCollection, "the potholes"))
-    def potholes(_c: Reader, session: SessionDep, candidates: bool = False) -> GeoJsonResponse:
-        found = service.potholes_geojson(session=session, include_candidates=candidates)
+    def potholes(
+        _c: Reader, session: SessionDep, candidates: bool = False, repaired: bool = False
+    ) -> GeoJsonResponse:
+        found = service.potholes_geojson(
+            session=session, include_candidates=candidates, include_repaired=repaired
+        )
         return GeoJsonResponse.of(found)
 
     @router.get(

@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from chain.encoding import hash_json
+from chain.tx import sign_tx
 from services.common.chain import ServiceChain
 from services.common.errors import ChainRefused
-from services.common.ledger import RemoteLedger
+from services.common.ledger import DEFAULT_TTL_BLOCKS, RemoteLedger
 
 
 class RoadHealthChain(ServiceChain):
@@ -37,6 +39,32 @@ class RoadHealthChain(ServiceChain):
         txs = self.operator_txs(method, batch)
         self.ledger.submit_many(txs)
         return self.ledger.receipts(txs)
+
+    def anchor_records(self, label: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Anchor each record (its canonical hash as a root of one, the record as metadata) with
+        the operator's key, in one submission; each one's receipt. A record anchored before (a
+        retry after a rollback) answers with the transaction that anchored it."""
+        roots = [hash_json(r) for r in records]
+        expiry = self.ledger.height() + DEFAULT_TTL_BLOCKS
+        txs = [
+            sign_tx(
+                self.ctx.operator_key,
+                chain_id=self.ctx.genesis.chain_id,
+                contract="anchors",
+                method="anchor",
+                args={"root": root, "count": 1, "label": label, "metadata": record},
+                expiry_height=expiry,
+            )
+            for root, record in zip(roots, records, strict=True)
+        ]
+        self.ledger.submit_many(txs)
+        receipts = []
+        for root, receipt in zip(roots, self.ledger.receipts(txs), strict=True):
+            if receipt["status"] != "ok" and receipt.get("code") == "already_anchored":
+                first = self.anchored_root(self.ctx.operator_org, root)
+                receipt = {**receipt, "status": "ok", "tx": first} if first else receipt
+            receipts.append(receipt)
+        return receipts
 
     def device(self, device: str) -> dict[str, Any] | None:
         """A device's registry record, None when it was never registered."""

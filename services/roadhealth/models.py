@@ -152,6 +152,35 @@ class RhPothole(Base):
     last_seen: Mapped[float] = mapped_column(Float)
 
 
+# The open potholes near a new report or under a passing window, read by chainage on every
+# ingest whatever the segment's history (service/potholes.py, service/repairs.py). A database
+# made before it gets it at start (services.common.db.prepare_schema)
+POTHOLES_ALONG = Index(
+    "ix_roadhealth_potholes_segment_status_chainage",
+    RhPothole.segment,
+    RhPothole.status,
+    RhPothole.chainage_m,
+)
+
+
+class RhPotholeWatch(Base):
+    """The vehicles that passed over an open pothole without a report since its last one
+    (service/repairs.py), and, once enough did, when it was marked repaired and the anchor.
+
+    A table of its own, not columns of roadhealth_potholes: a database made by an earlier
+    release gets a missing table at start, never a missing column. No row: no clean pass yet.
+    """
+
+    __tablename__ = "roadhealth_pothole_watch"
+
+    pothole: Mapped[str] = mapped_column(String(128), primary_key=True)
+    passes: Mapped[int] = mapped_column(Integer, default=0)
+    vehicles: Mapped[list[str]] = mapped_column(JSON)  # distinct devices, as many as needed
+    windows: Mapped[list[str]] = mapped_column(JSON)  # message hashes of the clean passes
+    repaired_at: Mapped[float | None] = mapped_column(Float)  # the closing window's t0
+    repaired_tx: Mapped[str | None] = mapped_column(String(64))  # its anchor, if confirmed
+
+
 class RhPotholeReport(Base):
     __tablename__ = "roadhealth_pothole_reports"
 
@@ -165,11 +194,21 @@ class RhPotholeReport(Base):
     t0: Mapped[float] = mapped_column(Float)
 
 
+# Whether a vehicle reported a pothole before: a pothole's vehicle count kept without reading
+# all its reports (service/potholes.py); built at start on an older database, as above
+REPORTS_BY_DEVICE = Index(
+    "ix_roadhealth_pothole_reports_pothole_device",
+    RhPotholeReport.pothole,
+    RhPotholeReport.device,
+)
+
+
 class RhAlert(Base):
     __tablename__ = "roadhealth_alerts"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
-    kind: Mapped[str] = mapped_column(String(32))  # condition_changed | pothole_confirmed
+    # condition_changed | pothole_confirmed | pothole_repaired
+    kind: Mapped[str] = mapped_column(String(32))
     segment: Mapped[str] = mapped_column(String(64), index=True)
     data: Mapped[dict[str, Any]] = mapped_column(JSON)
     chain_tx: Mapped[str | None] = mapped_column(String(64))

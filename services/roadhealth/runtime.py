@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from services.roadhealth.assessment.condition import ChangeRules
 from services.roadhealth.assessment.windows import LiveClassifier, Thresholds, default_classifier
 from services.roadhealth.chain import RoadHealthChain
 from services.roadhealth.device_records import DEFAULT_CAPACITY, DeviceRecords
+from services.roadhealth.errors import RoadHealthError
 from services.roadhealth.network.geo import Segment
 from services.roadhealth.network.matching import SegmentIndex
 
@@ -34,6 +36,15 @@ class Settings:
     # scale by which reports are grouped into potholes (clustering.py)
     report_position_sigma_m: float = 3.0
     pothole_min_vehicles: int = 3  # distinct vehicles that must see a pothole to confirm it
+    # An open pothole that vehicles drive over without a report is marked repaired once this
+    # many passes, by this many distinct vehicles, came since its last report, and that report
+    # is this old in window time (service/repairs.py)
+    pothole_repair_passes: int = 20
+    pothole_repair_vehicles: int = 3
+    pothole_repair_quiet_s: float = 86_400.0
+    # A window passes over a pothole only if it covers this much road either side of it (a
+    # shock near a window's ends is judged on a clamped piece, or not at all)
+    pothole_pass_margin_m: float = 5.0
     horizon_days: float = 90.0  # windows older than this (before a segment's newest) are ignored
     webhooks: tuple[str, ...] = ()
     mqtt_url: str | None = None
@@ -44,6 +55,28 @@ class Settings:
     # Registered devices' records kept between batches while the chain's event stream is
     # followed (device_records.py): twice the fleet, least recently used dropped first
     device_records_kept: int = DEFAULT_CAPACITY
+
+    def __post_init__(self) -> None:
+        # Verify the pothole settings make sense before the service runs on them
+        for name in ("pothole_min_vehicles", "pothole_repair_passes", "pothole_repair_vehicles"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SettingsError(f"roadhealth.{name} must be a whole number >= 1, got {value!r}")
+        if self.pothole_repair_vehicles > self.pothole_repair_passes:
+            raise SettingsError(
+                "roadhealth.pothole_repair_vehicles cannot exceed pothole_repair_passes"
+                f" ({self.pothole_repair_vehicles} > {self.pothole_repair_passes}):"
+                " each pass is one vehicle's"
+            )
+        for name, low in (
+            ("report_position_sigma_m", 0.0),
+            ("pothole_repair_quiet_s", None),
+            ("pothole_pass_margin_m", None),
+        ):
+            value = getattr(self, name)
+            if not _number(value) or value < 0 or (low is not None and value <= low):
+                bound = "> 0" if low is not None else ">= 0"
+                raise SettingsError(f"roadhealth.{name} must be a number {bound}, got {value!r}")
 
     @classmethod
     def from_context(cls, ctx: ServiceContext) -> Settings:
@@ -64,6 +97,16 @@ class Settings:
         raw["webhooks"] = tuple(raw.get("webhooks", ())) + ((hook,) if hook else ())
         raw.setdefault("load_demo", ctx.demo)
         return cls(thresholds=thresholds, change=change, **raw)
+
+
+class SettingsError(RoadHealthError, ValueError):
+    """A road-health setting the service cannot run on (raised when the settings are made)."""
+
+    code = "bad_settings"
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass

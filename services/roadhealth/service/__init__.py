@@ -14,6 +14,7 @@ pure algorithms they call live in `assessment/` (windows, condition classes, pot
     locks        the row locks that let several processes share one database
     conditions   a segment's IRI and its class (sustained changes only), attested on the chain
     potholes     reports grouped into potholes, confirmed on the chain
+    repairs      potholes passed without a report closed, repairs anchored on the chain
     maps         segments and potholes as GeoJSON
     priorities   segments ranked for repair
     alerts       raised with their data, listed, delivered to webhooks and MQTT
@@ -37,6 +38,7 @@ from services.roadhealth.service.ingest import ingest_batch as ingest_batch
 from services.roadhealth.service.maps import potholes_geojson as potholes_geojson
 from services.roadhealth.service.maps import segment_geojson as segment_geojson
 from services.roadhealth.service.maps import segments_geojson as segments_geojson
+from services.roadhealth.service.potholes import confirm_grown as confirm_grown
 from services.roadhealth.service.potholes import refresh_potholes as refresh_potholes
 from services.roadhealth.service.priorities import priorities as priorities
 from services.roadhealth.service.proofs import reading_proof as reading_proof

@@ -20,12 +20,16 @@ def segment_row(*, session: Session, segment_id: str) -> RhSegment:
 
 
 def potholes_by_segment(
-    *, session: Session, include_candidates: bool
+    *, session: Session, include_candidates: bool, include_repaired: bool = False
 ) -> dict[str, list[RhPothole]]:
-    """The potholes (confirmed, or open too) of each segment, along the road."""
-    query = select(RhPothole).order_by(RhPothole.segment, RhPothole.chainage_m)
-    if not include_candidates:
-        query = query.where(RhPothole.status == "confirmed")
+    """The potholes (confirmed, and candidates or repaired ones when asked) of each segment,
+    along the road."""
+    statuses = ["confirmed"] + ["candidate"] * include_candidates + ["repaired"] * include_repaired
+    query = (
+        select(RhPothole)
+        .where(RhPothole.status.in_(statuses))
+        .order_by(RhPothole.segment, RhPothole.chainage_m)
+    )
     out: dict[str, list[RhPothole]] = {}
     for p in session.scalars(query):
         out.setdefault(p.segment, []).append(p)

@@ -23,7 +23,7 @@ from services.roadhealth.errors import AnchorNotCommitted, BadBatch, BatchConfli
 from services.roadhealth.models import RhBatch
 from services.roadhealth.runtime import Runtime
 from services.roadhealth.schemas import IngestMessage, IngestRequest, MessageResult
-from services.roadhealth.service import conditions, placement, potholes
+from services.roadhealth.service import conditions, placement, potholes, repairs
 from services.roadhealth.service.locks import (
     insert_ignoring_existing,
     lock_devices,
@@ -273,14 +273,14 @@ def _assess(rt: Runtime, session: Session, placed: list[Placed], revisited: list
     held = lock_segments(session=session, segments=segments)
     # A window matched again reports from where it now lies
     moved = [w.id for w in revisited if w.id is not None]
-    withdrawn = potholes.withdraw_reports(session=session, window_ids=moved)
-    reported = set(withdrawn.values())
+    withdrawn = potholes.withdraw_reports(rt=rt, session=session, window_ids=moved)
     filed = [r for window in windows for r in _reports_of(rt, window)]
-    potholes.file_reports(rt=rt, session=session, reports=filed)
-    reported |= {r.segment for r in filed}
-    changed = set(withdrawn) | potholes.regroup_segments(rt=rt, session=session, segments=reported)
+    grouped = potholes.file_reports(rt=rt, session=session, reports=filed)
     conditions.refresh_segments(rt=rt, session=session, segments=held)
-    potholes.refresh_potholes(rt=rt, session=session, pothole_ids=changed)
+    # Vehicles before the batch: a report withdrawn and filed again is not a new vehicle
+    potholes.confirm_grown(rt=rt, session=session, vehicles_before={**grouped, **withdrawn})
+    # Passes count once, when a window is first stored (one matched again was counted then)
+    repairs.note_passes(rt=rt, session=session, windows=placed)
     rt.kick_alerts()
 
 

@@ -7,7 +7,13 @@ from typing import Any, Literal, cast
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from services.roadhealth.models import RhPothole, RhPotholeReport, RhSegment, RhWindow
+from services.roadhealth.models import (
+    RhPothole,
+    RhPotholeReport,
+    RhPotholeWatch,
+    RhSegment,
+    RhWindow,
+)
 from services.roadhealth.schemas import (
     LineStringGeometry,
     PointGeometry,
@@ -21,19 +27,24 @@ from services.roadhealth.schemas import (
 from services.roadhealth.service.common import potholes_by_segment, segment_row
 
 
-def _pothole_feature(p: RhPothole, models: dict[str, list[str]]) -> PotholeFeature:
+def _pothole_feature(
+    p: RhPothole, models: dict[str, list[str]], watches: dict[str, RhPotholeWatch] | None = None
+) -> PotholeFeature:
+    watch = (watches or {}).get(p.id)
     return PotholeFeature(
         id=p.id,
         geometry=PointGeometry(type="Point", coordinates=(round(p.lon, 7), round(p.lat, 7))),
         properties=PotholeProperties(
             segment=p.segment,
-            status=cast(Literal["candidate", "confirmed"], p.status),
+            status=cast(Literal["candidate", "confirmed", "repaired"], p.status),
             chainage_m=round(p.chainage_m, 1),
             reports=p.reports,
             vehicles=p.vehicles,
             confidence=p.confidence,
             confirmed_tx=p.confirmed_tx,
             models=models.get(p.id, []),
+            repaired_at=None if watch is None else watch.repaired_at,
+            repaired_tx=None if watch is None else watch.repaired_tx,
         ),
     )
 
@@ -78,12 +89,25 @@ def segment_geojson(*, session: Session, segment_id: str) -> SegmentFeature:
     return _segment_feature(row, potholes, _report_models(session, {row.id: potholes}))
 
 
-def potholes_geojson(*, session: Session, include_candidates: bool) -> PotholeCollection:
-    """The confirmed potholes (and the candidates when asked), as a FeatureCollection."""
-    found = potholes_by_segment(session=session, include_candidates=include_candidates)
+def potholes_geojson(
+    *, session: Session, include_candidates: bool, include_repaired: bool = False
+) -> PotholeCollection:
+    """The confirmed potholes (and the candidates, the repaired ones when asked), as a
+    FeatureCollection."""
+    found = potholes_by_segment(
+        session=session, include_candidates=include_candidates, include_repaired=include_repaired
+    )
     models = _report_models(session, found)
+    repaired = [p.id for group in found.values() for p in group if p.status == "repaired"]
+    watches = {
+        w.pothole: w
+        for start in range(0, len(repaired), 500)
+        for w in session.scalars(
+            select(RhPotholeWatch).where(RhPotholeWatch.pothole.in_(repaired[start : start + 500]))
+        )
+    }
     return PotholeCollection(
-        features=[_pothole_feature(p, models) for group in found.values() for p in group]
+        features=[_pothole_feature(p, models, watches) for group in found.values() for p in group]
     )
 
 

@@ -108,6 +108,7 @@ class Placed:
     direction: int
     anomalies: list[dict[str, Any]]
     was_on: str | None = None  # the segment a window matched again lay on before
+    span_m: float = 0.0  # road it covers from its start (speed x duration); 0 when matched again
 
 
 def stored_near(*, session: Session, accepted: list[Accepted]) -> dict[tuple[str, int], Row[Any]]:
@@ -232,6 +233,7 @@ def store_windows(
                 row["chainage_m"],
                 row["direction"],
                 row["anomalies"],
+                span_m=row["speed_mps"] * row["samples"] / row["rate_hz"],
             )
         )
     return placed
