@@ -82,6 +82,10 @@ class IdentityChain(ServiceChain):
         where = namespace or self.namespace
         return self.cache.get(("read", where, key), lambda: self.ledger.read(where, key))
 
+    # read_many (ServiceChain's) is not kept: a status list's keys, up to 131,072 of them, filled
+    # the cache's room for a block (MAX_ENTRIES) when they were read one by one through `read`,
+    # and the hot paths' reads (keys, methods, anchors) were then not kept until the next block
+
     def proof(self, key: str, *, namespace: str | None = None) -> dict[str, Any]:
         if self.cache is None:
             return super().proof(key, namespace=namespace)

@@ -2,11 +2,11 @@
 to serve whatever number of credentials it holds.
 
 The chain holds a list as one key per changed entry (contract.py), and building the W3C
-bitstring from them takes a read per credential in the list: up to 131,072, each an HTTP round
-trip on a remote node. Here a list is built so once, then kept current by the `status_changed`
-events of the blocks the feed delivers (block_feed.py), whoever made the change: this process,
-another worker or replica, or the agency itself through the SDK. Its encoded and signed
-document is kept until its bits next change.
+bitstring from them reads the key of each credential in the list: up to 131,072, in requests of
+4,096 to a remote node (service/status.py). Here a list is built so once, then kept current by
+the `status_changed` events of the blocks the feed delivers (block_feed.py), whoever made the
+change: this process, another worker or replica, or the agency itself through the SDK. Its
+encoded and signed document is kept until its bits next change.
 
 Never stale: a request first learns the chain's height (and the highest block a status change
 of this process was in) and waits until the feed has delivered every block up to it. While the

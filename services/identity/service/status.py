@@ -8,6 +8,7 @@ from jwcrypto import jwk
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from chain.reads import MAX_READ_KEYS
 from services.identity import contract as c
 from services.identity.credentials import status_list, vc_jose
 from services.identity.errors import (
@@ -23,6 +24,8 @@ from services.identity.service.dids import require_active_issuer
 from services.identity.service.issuance import status_list_url
 from services.identity.service.issuer_keys import signing_key
 from services.identity.status_mirror import Built, ListKey
+
+READ_CHUNK = MAX_READ_KEYS  # status keys per chain read: a node's limit for one request
 
 
 def own_credential(
@@ -122,7 +125,8 @@ def status_list_document(
 
 
 def bits_from_chain(*, rt: Runtime, session: Session, key: ListKey) -> Built:
-    """A list's bits read from the chain: one status key per credential issued in it here."""
+    """A list's bits read from the chain: the status key of each credential issued in it here,
+    READ_CHUNK keys a chain request (a full list: 32 requests, not 131,072)."""
     bits = status_list.StatusList()
     indexes = list(
         session.scalars(
@@ -131,8 +135,10 @@ def bits_from_chain(*, rt: Runtime, session: Session, key: ListKey) -> Built:
             )
         )
     )
-    for index in indexes:
-        entry = rt.chain.read(c.status_key(key.org, key.list_no, key.purpose, index))
-        if entry is not None and entry["value"]:
-            bits.set(index)
+    for start in range(0, len(indexes), READ_CHUNK):
+        chunk = indexes[start : start + READ_CHUNK]
+        keys = [c.status_key(key.org, key.list_no, key.purpose, index) for index in chunk]
+        for index, entry in zip(chunk, rt.chain.read_many(keys), strict=True):
+            if entry is not None and entry["value"]:
+                bits.set(index)
     return Built(bits, keep=bool(indexes))
