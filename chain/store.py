@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import sqlite3
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -289,7 +290,7 @@ class BlockStore:
                     fixed={"height": height},
                 )
                 if self.pending_rows:
-                    _delete_many(conn, pending, "hash", [r.hash for r in tx_rows])
+                    _delete_many(conn, pending, ("hash",), [(r.hash,) for r in tx_rows])
             self._write_state(conn, changes)
             if next_validators is not None:
                 conn.execute(
@@ -338,12 +339,8 @@ class BlockStore:
         self, conn: Connection, changes: Mapping[tuple[str, str], tuple[str, str] | None]
     ) -> None:
         gone = [k for k, v in changes.items() if v is None]
-        for namespace, key in gone:
-            conn.execute(
-                delete(state_rows).where(
-                    (state_rows.c.namespace == namespace) & (state_rows.c.key == key)
-                )
-            )
+        if gone:
+            _delete_many(conn, state_rows, ("namespace", "key"), gone)
         rows = [(ns, k, v[0], v[1]) for (ns, k), v in changes.items() if v is not None]
         if not rows:
             return
@@ -370,13 +367,25 @@ class BlockStore:
         return _Guard(self.engine, write=True)
 
 
-# Parameters a statement carries. The sqlite3 driver gives the GIL up around every statement
-# it steps, so an executemany of a block's thousands of rows handed the GIL over thousands of
-# times, and under load each hand-back waited behind the threads executing the next block; a
-# statement of many rows gives it up once. 999 is the lowest limit any SQLite the store runs
-# on compiles in (3.24 to 3.31; 32,766 since), far under PostgreSQL's 65,535: 199 rows of the
-# widest table a statement.
-PARAMS_PER_STATEMENT = 999
+# Parameters a statement carries, at most. The sqlite3 driver gives the GIL up around every
+# statement it steps, and under load getting it back waits up to a switch interval (5 ms)
+# behind the thread executing the next block: a block's rows in 199-row statements (999
+# parameters, the limit SQLite compiled in up to 3.31) waited for it some 35 times a block, and
+# the lone validator's writes took 64-69 us a transaction of wall time for 22 of CPU. In
+# statements of up to 32,766 parameters (SQLite's limit since 3.32; PostgreSQL's protocol
+# allows 65,535) a block of 5,000 anchors is three statements: 34 us, and 10,500 -> 13,100 tx/s
+# (docs/benchmarks.md). A SQLite built with a lower limit is held to its own.
+PARAMS_PER_STATEMENT = 32_766
+
+
+def params_per_statement(conn: Connection) -> int:
+    """The parameters one statement on `conn` may carry: PARAMS_PER_STATEMENT, or a SQLite
+    connection's own lower limit."""
+    if conn.dialect.name != "sqlite":
+        return PARAMS_PER_STATEMENT
+    driver = conn.connection.driver_connection
+    limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)  # type: ignore[union-attr]
+    return min(PARAMS_PER_STATEMENT, int(limit))
 
 
 def _insert_many(
@@ -388,7 +397,7 @@ def _insert_many(
     suffix: str = "",
     fixed: Mapping[str, int] | None = None,
 ) -> None:
-    """INSERT many rows, as many a statement as PARAMS_PER_STATEMENT allows, sent to the
+    """INSERT many rows, as many a statement as params_per_statement allows, sent to the
     driver as they are: the per-transaction rows of a block (thousands) skip SQLAlchemy's
     per-row parameter processing, which cost as much as the database's own work. Plain
     columns only: no type conversion happens here. `fixed`: integer columns of the same value
@@ -404,23 +413,32 @@ def _insert_many(
     row = f"({', '.join(values)})"
     # Table and column names are this module's own constants, never input
     head = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES "  # noqa: S608
-    for chunk in _chunked(rows, PARAMS_PER_STATEMENT // width):
+    for chunk in _chunked(rows, params_per_statement(conn) // width):
         params = tuple(itertools.chain.from_iterable(chunk))
         if len(params) != width * len(chunk):  # a row of another shape would shift columns
             raise StorageError(f"rows for {table.name} must have {width} values each")
         conn.exec_driver_sql(head + ", ".join([row] * len(chunk)) + suffix, params)
 
 
-def _delete_many(conn: Connection, table: Table, column: str, keys: Sequence[Any]) -> None:
-    """DELETE rows by one column, PARAMS_PER_STATEMENT keys a statement (an IN list sent to
-    the driver as it is): SQLAlchemy's own IN list cost a cache key and a bound parameter per
-    key."""
-    mark = driver_mark(conn)
-    for chunk in _chunked(keys, PARAMS_PER_STATEMENT):
-        marks = ", ".join([mark] * len(chunk))
-        # The table and column are this module's own constants, never input
-        sql = f"DELETE FROM {table.name} WHERE {column} IN ({marks})"  # noqa: S608
-        conn.exec_driver_sql(sql, tuple(chunk))
+def _delete_many(
+    conn: Connection, table: Table, columns: Sequence[str], keys: Sequence[Sequence[Any]]
+) -> None:
+    """DELETE rows by their key (one value a column in `columns`), as many keys a statement
+    as params_per_statement allows (an IN list sent to the driver as it is): SQLAlchemy's own
+    IN list cost a cache key and a bound parameter per key, and a statement a key handed the
+    GIL over as many times (PARAMS_PER_STATEMENT)."""
+    mark, width = driver_mark(conn), len(columns)
+    key = mark if width == 1 else f"({', '.join([mark] * width)})"
+    # A key of several columns is a row value, which both databases compare with IN (VALUES ..)
+    head = columns[0] if width == 1 else f"({', '.join(columns)})"
+    values = "" if width == 1 else "VALUES "
+    for chunk in _chunked(keys, params_per_statement(conn) // width):
+        params = tuple(itertools.chain.from_iterable(chunk))
+        if len(params) != width * len(chunk):
+            raise StorageError(f"keys for {table.name} must have {width} values each")
+        # The table and columns are this module's own constants, never input
+        sql = f"DELETE FROM {table.name} WHERE {head} IN ({values}{', '.join([key] * len(chunk))})"  # noqa: S608
+        conn.exec_driver_sql(sql, params)
 
 
 def _chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
