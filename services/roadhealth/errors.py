@@ -10,6 +10,8 @@ RoadHealthError (ServiceError, 400)
 ├── BatchConflict         409 batch_conflict / batch_in_progress
 ├── BadDeviceTx           422 bad_device_tx (a registration tx the service will not relay)
 ├── OutOfRange            422 out_of_range
+├── SettingsError         bad_settings: a setting the service cannot run on (runtime.py,
+│                         raised when the settings are made, at start, never over HTTP)
 ├── WireError             422 a message outside the telemetry wire format (wire.py)
 │   ├── PayloadInvalid        its `code` is the reason the sender sees (dead letter, reject)
 │   └── CborInvalid           bytes that are not one well-formed CBOR item

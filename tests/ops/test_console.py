@@ -18,6 +18,9 @@ from smartcity.logs import active_format, configure_logging
 def json_logs() -> Iterator[None]:
     root = logging.getLogger()
     saved = (list(root.handlers), root.level)
+    # Every CLI test's `smartcity` leaves warnings captured (configure_logging); capturing again
+    # is then a no-op, and the warning went to pytest's per-test recorder, not to the log
+    logging.captureWarnings(False)
     yield
     for handler in list(root.handlers):
         root.removeHandler(handler)
