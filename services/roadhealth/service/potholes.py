@@ -28,10 +28,29 @@ from services.roadhealth.service.alerts import raise_alert
 
 OPEN_STATUSES = ("candidate", "confirmed")
 REPORTS = cast(Table, RhPotholeReport.__table__)
+# A filed report as a summary is worked out from it (_Filed's fields, in order)
+FILED_COLUMNS = (
+    RhPotholeReport.id,
+    RhPotholeReport.pothole,
+    RhPotholeReport.chainage_m,
+    RhPotholeReport.device,
+    RhPotholeReport.t0,
+)
 # A candidate with this many reports is grouped by its summary, as a confirmed one is: where
 # its reports pile up is known to within sigma / 5, and regrouping it report by report would
 # cost what it has gathered (a bus reporting a manhole cover on every pass)
 SETTLED_REPORTS = 24
+
+
+def pothole_place(pothole: RhPothole) -> dict[str, Any]:
+    """Which pothole and where, as its alerts give it."""
+    return {
+        "pothole": pothole.id,
+        "segment": pothole.segment,
+        "lat": round(pothole.lat, 7),
+        "lon": round(pothole.lon, 7),
+        "chainage_m": round(pothole.chainage_m, 1),
+    }
 
 
 def reach_m(sigma_m: float) -> float:
@@ -104,13 +123,7 @@ def _file_segment(rt: Runtime, session: Session, segment: str, new: list[Report]
     filed = [
         _Filed(*row)
         for row in session.execute(
-            select(
-                RhPotholeReport.id,
-                RhPotholeReport.pothole,
-                RhPotholeReport.chainage_m,
-                RhPotholeReport.device,
-                RhPotholeReport.t0,
-            )
+            select(*FILED_COLUMNS)
             .where(RhPotholeReport.pothole.in_(sorted(loose)))
             .order_by(RhPotholeReport.id)
         )
@@ -403,11 +416,7 @@ def _confirm(rt: Runtime, session: Session, due: list[tuple[RhPothole, dict[str,
                 segment=pothole.segment,
                 chain_tx=receipt["tx"],
                 data={
-                    "pothole": pothole.id,
-                    "segment": pothole.segment,
-                    "lat": round(pothole.lat, 7),
-                    "lon": round(pothole.lon, 7),
-                    "chainage_m": round(pothole.chainage_m, 1),
+                    **pothole_place(pothole),
                     "vehicles": pothole.vehicles,
                     "reports": pothole.reports,
                     "confidence": pothole.confidence,
@@ -425,15 +434,7 @@ def refresh_potholes(*, rt: Runtime, session: Session, pothole_ids: Iterable[str
     path: it reads every report of each)."""
     ids = sorted(set(pothole_ids))
     filed: dict[str, list[Member]] = {}
-    for row in session.execute(
-        select(
-            RhPotholeReport.id,
-            RhPotholeReport.pothole,
-            RhPotholeReport.chainage_m,
-            RhPotholeReport.device,
-            RhPotholeReport.t0,
-        ).where(RhPotholeReport.pothole.in_(ids))
-    ):
+    for row in session.execute(select(*FILED_COLUMNS).where(RhPotholeReport.pothole.in_(ids))):
         filed.setdefault(row.pothole, []).append(_Filed(*row))
     for pothole in session.scalars(select(RhPothole).where(RhPothole.id.in_(ids))):
         if filed.get(pothole.id):

@@ -25,7 +25,7 @@ from services.roadhealth.models import RhPothole, RhPotholeWatch
 from services.roadhealth.runtime import Runtime, Settings
 from services.roadhealth.service.alerts import raise_alert
 from services.roadhealth.service.placement import Placed, is_reported
-from services.roadhealth.service.potholes import OPEN_STATUSES, reach_m
+from services.roadhealth.service.potholes import OPEN_STATUSES, pothole_place, reach_m
 
 REPAIR_LABEL = "roadhealth.pothole_repaired"
 
@@ -158,11 +158,7 @@ def _close(rt: Runtime, session: Session, closing: list[tuple[RhPothole, RhPotho
             segment=pothole.segment,
             chain_tx=receipt["tx"],
             data={
-                "pothole": pothole.id,
-                "segment": pothole.segment,
-                "lat": round(pothole.lat, 7),
-                "lon": round(pothole.lon, 7),
-                "chainage_m": round(pothole.chainage_m, 1),
+                **pothole_place(pothole),
                 "clean_passes": record["clean_passes"],
                 "vehicles": record["vehicles"],
                 "last_report_t0": pothole.last_seen,
