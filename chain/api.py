@@ -30,12 +30,13 @@ from chain.api_state import install_state_reads
 from chain.auth import AUDIENCE_CHAIN as AUDIENCE
 from chain.auth import AuthError, Caller, VerifiedTokens, verify_token
 from chain.block import Certificate, Header, Receipt
+from chain.bodies import BodyCeiling, read_body
 from chain.disconnects import install_disconnect_handler
 from chain.encoding import parse_json
 from chain.errors import ChainError, EncodingError, ProofError, StorageError, TxRejected
 from chain.json_types import JsonObject
 from chain.node import Node, block_message
-from chain.tx import Tx, decode_tx, tx_from_json, verify_signatures
+from chain.tx import MAX_TX_BYTES, Tx, decode_tx, tx_from_json, verify_signatures
 
 
 class EventJson(BaseModel):
@@ -224,7 +225,7 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
         """Admit a signed transaction; with `wait=true`, answer when it commits."""
         if not wait:
             node.check_admission()  # refused before the body is read; waiters: by node.submit
-        raw = await request.body()
+        raw = await read_body(request, MAX_TX_BYTES, _tx_too_large)
         tx = decode_tx(raw)
         admitted = (await run_in_threadpool(node.submit, [tx]))[0]
         if not wait:
@@ -251,9 +252,7 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
     async def submit_batch(request: Request) -> BatchResult:
         """Admit many transactions; each gets its own result, a bad one does not stop the rest."""
         node.check_admission()
-        raw = await request.body()
-        if len(raw) > MAX_BATCH_BYTES:
-            raise TxRejected("batch_too_large", f"batch over {MAX_BATCH_BYTES} bytes", status=413)
+        raw = await read_body(request, MAX_BATCH_BYTES, _batch_too_large)
         try:
             body = parse_json(raw)
         except EncodingError as exc:
@@ -417,7 +416,19 @@ def create_app(node: Node, *, public_reads: bool = False) -> FastAPI:
         return EventSourceResponse(stream(), ping=15)
 
     install_document(app, reader=None if public_reads else reader)
+    # Every other body (none is larger than a batch) is bounded too; a batch keeps its own code
+    batch = _batch_too_large()
+    refusals = {"/v1/txs/batch": (batch.code, batch.message)}
+    app.add_middleware(BodyCeiling, max_bytes=MAX_BATCH_BYTES, refusals=refusals)
     return app
+
+
+def _tx_too_large() -> TxRejected:
+    return TxRejected("tx_too_large", f"a transaction is at most {MAX_TX_BYTES} bytes", status=413)
+
+
+def _batch_too_large() -> TxRejected:
+    return TxRejected("batch_too_large", f"batch over {MAX_BATCH_BYTES} bytes", status=413)
 
 
 # What a transaction hash looks like: anything else names none (and is not sent to the database,

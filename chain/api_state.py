@@ -17,9 +17,17 @@ from chain.api_doc import (
     json_body,
 )
 from chain.auth import Caller
+from chain.bodies import read_body
 from chain.json_types import JsonObject
 from chain.ledger import Ledger
-from chain.reads import check_state_key, encode_read, parse_read, read_keys
+from chain.reads import (
+    MAX_READ_BODY_BYTES,
+    check_state_key,
+    encode_read,
+    parse_read,
+    read_keys,
+    read_too_large,
+)
 
 Reader = Callable[[Request], Coroutine[Any, Any, Caller | None]]
 
@@ -44,7 +52,7 @@ def install_state_reads(app: FastAPI, ledger: Ledger, reader: Reader) -> None:
     )
     async def read_state(namespace: str, request: Request, _caller: Authenticated) -> Response:
         """Many keys' values (null where absent) at one committed height, without proofs."""
-        keys = parse_read(await request.body())
+        keys = parse_read(await read_body(request, MAX_READ_BODY_BYTES, read_too_large))
         body = await run_in_threadpool(lambda: encode_read(read_keys(ledger, namespace, keys)))
         return Response(body, media_type="application/json")
 

@@ -78,13 +78,18 @@ def check_keys(namespace: str, keys: Sequence[str]) -> None:
             )
 
 
+def read_too_large() -> TxRejected:
+    """The refusal of a read request's body over MAX_READ_BODY_BYTES."""
+    return TxRejected(
+        "read_too_large", f"a read request is at most {MAX_READ_BODY_BYTES} bytes", status=413
+    )
+
+
 def parse_read(raw: bytes) -> list[str]:
     """The keys of a read request's body, `{"keys": [1..MAX_READ_KEYS strings]}`."""
     # Verify the body is small enough to parse, then that it is the one shape a read takes
     if len(raw) > MAX_READ_BODY_BYTES:
-        raise TxRejected(
-            "read_too_large", f"a read request is at most {MAX_READ_BODY_BYTES} bytes", status=413
-        )
+        raise read_too_large()
     try:
         body = parse_json(raw)
     except EncodingError as exc:

@@ -28,6 +28,7 @@ from pydantic import AfterValidator, BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from chain.bodies import BODY_TOO_LARGE, BoundedBody
 from chain.disconnects import client_left, left_before_body
 from services.common.chain import ServiceChain
 from services.common.errors import ChainRefused, ServiceError, Unprocessable, error_body
@@ -88,6 +89,9 @@ INVALID = (
     "`invalid_request`: input that does not parse or breaks the request schema;"
     " `nul_character`: a NUL character in a parameter or a JSON string"
 )
+TOO_LARGE = (
+    f"`{BODY_TOO_LARGE}`: a request body over the service's limit (docs/api.md, request sizes)"
+)
 CHAIN_DOWN = (
     "`chain_unavailable`: the chain cannot be reached (every call resolves the caller's key on it)"
 )
@@ -131,6 +135,8 @@ def route_answers(route: APIRoute) -> dict[int, str]:
         answers[403] = NO_ROLE
     if route.body_field is not None or _has_parameters(route.dependant):
         answers[422] = INVALID
+    if route.body_field is not None:  # parsed by FastAPI: bounded by the app's BodyCeiling
+        answers[413] = TOO_LARGE
     return answers
 
 
@@ -264,7 +270,10 @@ async def refuse_nul_characters(request: Request) -> None:
                 raise Unprocessable(f"{where}.{name}: contains a NUL character", code=NUL_CODE)
     if "json" not in request.headers.get("content-type", ""):
         return
-    body = await request.body()
+    # A route reading its raw body bounds it by its own limit, so this read does too (else the
+    # app's BodyCeiling bounds it)
+    own = _bounded_body(request.scope.get("route"))
+    body = await own(request) if own is not None else await request.body()
     # Cheap in the usual case: only a body with the escape sequence is parsed and walked
     if b"\\u0000" in body:
         try:
@@ -286,6 +295,18 @@ def _holds_nul(value: Any) -> bool:
 
 
 _QUERY_NAMES = "_smartcity_query_names"  # the attribute _query_names keeps them in
+_BOUNDED_BODY = "_smartcity_bounded_body"  # the attribute _bounded_body keeps it in
+
+
+def _bounded_body(route: Any) -> BoundedBody | None:
+    """The route's own bounded raw-body dependency, if it has one (found once, kept on it)."""
+    if not isinstance(route, APIRoute):
+        return None
+    if not hasattr(route, _BOUNDED_BODY):
+        calls = _dependency_calls(route.dependant)
+        found = next((c for c in calls if isinstance(c, BoundedBody)), None)
+        setattr(route, _BOUNDED_BODY, found)
+    return cast(BoundedBody | None, getattr(route, _BOUNDED_BODY))
 
 
 def _query_names(route: APIRoute) -> dict[str, bool]:

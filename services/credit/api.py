@@ -11,6 +11,7 @@ from fastapi import APIRouter, Depends, Query, Request, status
 from sqlalchemy.orm import Session
 
 from chain.auth import Caller
+from chain.bodies import BoundedBody
 from services.common.auth import require_role
 from services.common.db import committed_before_response
 from services.common.openapi import CHAIN_WRITE, REQUEST_CHECKS, Cause, chain_refusals, raises
@@ -27,13 +28,21 @@ from services.credit._service_errors import (
 )
 from services.credit.chain import CreditChain
 from services.credit.runtime import Runtime
-from services.credit.service.uploads import UploadedFile, read_upload
+from services.credit.service.uploads import MAX_UPLOAD_BYTES, UploadedFile, read_upload
 
 # What a write to the chain can end in (services/credit/chain.py)
 WRITE: tuple[Cause, ...] = (*chain_refusals(CreditChain), *CHAIN_WRITE)
 EVERYONE = ("bank", "sme", "agency", "regulator", "operator", "committee")
 # A page offset the databases can take (PostgreSQL's OFFSET is a bigint) and JSON can carry
 MAX_OFFSET = 2**53 - 1
+# An upload's raw body, refused as `too_large` past its limit before it is read whole
+RawUpload = Annotated[bytes, Depends(BoundedBody(MAX_UPLOAD_BYTES, lambda: _too_large()))]
+
+
+def _too_large() -> TooLarge:
+    return TooLarge(f"an upload is at most {MAX_UPLOAD_BYTES} bytes")
+
+
 # The upload as the document declares it (the body is read raw by read_upload)
 _FILE = {"type": "string", "format": "binary"}
 STATEMENTS_BODY = {
@@ -69,8 +78,8 @@ def build_router(
     Regulator = Annotated[Caller, Depends(require_role(authenticate, "regulator"))]
     Committee = Annotated[Caller, Depends(require_role(authenticate, "committee"))]
 
-    async def uploaded(request: Request) -> UploadedFile:
-        return read_upload(request.headers.get("content-type", ""), await request.body())
+    async def uploaded(request: Request, raw: RawUpload) -> UploadedFile:
+        return read_upload(request.headers.get("content-type", ""), raw)
 
     Upload = Annotated[UploadedFile, Depends(uploaded)]
 

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import MetaData
 
+from chain.bodies import BodyCeiling
 from chain.errors import ChainError
 from services.common.auth import authenticator
 from services.common.context import ServiceContext
@@ -23,6 +24,9 @@ from services.credit.runtime import Runtime
 from services.credit.service import ensure_models_registered
 
 log = logging.getLogger(__name__)
+# The largest body a request needs: a batch of 20,000 SME registrations with every field at its
+# longest (about 1.1 kB each in UTF-8); a statement upload is at most 5 MiB. docs/api.md
+MAX_BODY_BYTES = 32 * 1024 * 1024
 TABLES = [
     models.SmeRow,
     models.UploadRow,
@@ -68,5 +72,6 @@ def create_app(ctx: ServiceContext) -> FastAPI:
             get_session=session_dependency(factory),
         )
     )
+    app.add_middleware(BodyCeiling, max_bytes=MAX_BODY_BYTES)
     app.state.credit = rt
     return app

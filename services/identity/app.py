@@ -8,6 +8,7 @@ from typing import cast
 from fastapi import FastAPI
 from sqlalchemy import MetaData, Table
 
+from chain.bodies import BodyCeiling
 from chain.errors import ChainError
 from chain.home import SuiteHome
 from services.common.auth import authenticator
@@ -29,6 +30,9 @@ TABLES = (
     models.Challenge,
 )
 DEFAULT_BASE_URL = "http://127.0.0.1:8000/identity"
+# The largest body a request needs: a batch of 2,000 credentials with claims of up to 8 KiB
+# each (a presentation to verify is at most 400,000 characters); docs/api.md, request sizes
+MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
 def vault_key_path(data_dir: Path) -> Path:
@@ -83,6 +87,7 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         )
     )
     app.include_router(build_router(env, auth, session_dependency(factory)))
+    app.add_middleware(BodyCeiling, max_bytes=MAX_BODY_BYTES)
     app.state.env = env
     app.state.sessions = factory
     if env.chain.feed is not None:

@@ -8,6 +8,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.orm import Session
 
 from chain.auth import Caller
+from chain.bodies import BoundedBody
 from chain.encoding import parse_json
 from chain.errors import EncodingError
 from services.common.auth import require_role
@@ -75,12 +76,12 @@ def _geojson(
     }
 
 
-async def read_body(request: Request) -> bytes:
-    """The raw request body, refused when too large (GeoJSON is parsed by the domain)."""
-    raw = await request.body()
-    if len(raw) > MAX_IMPORT_BYTES:
-        raise BadGeoJson(f"the document is over {MAX_IMPORT_BYTES} bytes")
-    return raw
+def _import_too_large() -> BadGeoJson:
+    return BadGeoJson(f"the document is over {MAX_IMPORT_BYTES} bytes")
+
+
+# The raw request body (GeoJSON is parsed by the domain), refused once it passes the limit
+read_import = BoundedBody(MAX_IMPORT_BYTES, _import_too_large)
 
 
 def build_router(
@@ -96,7 +97,7 @@ def build_router(
     Reader = Annotated[Caller, Depends(require_role(authenticate, *READERS))]
     Authority = Annotated[Caller, Depends(require_role(authenticate, AUTHORITY))]
     Operator = Annotated[Caller, Depends(require_role(authenticate, "operator"))]
-    RawBody = Annotated[bytes, Depends(read_body)]
+    RawBody = Annotated[bytes, Depends(read_import)]
 
     @router.post(
         "/ingest",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from chain.bodies import BodyCeiling
 from services.common.auth import authenticator
 from services.common.context import ServiceContext
 from services.common.db import Base, make_session_factory, session_dependency
@@ -16,6 +17,10 @@ from services.roadhealth import (
 from services.roadhealth.analytics.kernels import limit_process_blas
 from services.roadhealth.api import build_router
 from services.roadhealth.runtime import Runtime, Settings
+
+# The largest body a request needs: an ingest batch (docs/roadhealth-ingest.md: at most 5,000
+# messages, 32 MiB); a segment import is at most 16 MiB
+MAX_BODY_BYTES = 32 * 1024 * 1024
 
 
 def create_app(ctx: ServiceContext) -> FastAPI:
@@ -51,4 +56,5 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.include_router(
         build_router(rt, authenticator(ctx.ledger, ctx.name), session_dependency(factory))
     )
+    app.add_middleware(BodyCeiling, max_bytes=MAX_BODY_BYTES)
     return app
