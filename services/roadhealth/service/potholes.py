@@ -324,16 +324,17 @@ def withdraw_reports(*, rt: Runtime, session: Session, window_ids: Sequence[int]
     lost: dict[str, list[Any]] = {}
     for r in rows:
         lost.setdefault(r.pothole, []).append(r)
-    still = set(
-        session.execute(
+    still = {
+        (pothole, device)
+        for pothole, device in session.execute(
             select(RhPotholeReport.pothole, RhPotholeReport.device)
             .where(
                 RhPotholeReport.pothole.in_(sorted(lost)),
                 RhPotholeReport.device.in_(sorted({r.device for r in rows})),
             )
             .distinct()
-        ).tuples()
-    )
+        )
+    }
     before: dict[str, int] = {}
     for pothole in session.scalars(select(RhPothole).where(RhPothole.id.in_(sorted(lost)))):
         gone = lost[pothole.id]
