@@ -150,6 +150,8 @@ await step("verifyDropped", async () => {
 await step("roads", async () => {
   await page.goto(base + "/#/roads");
   await page.locator("#map polyline").first().waitFor({ state: "attached" });
+  // Lines of the page that are only a value the page failed to leave out or to format
+  const strays = (await text("#view")).split("\n").filter((l) => /^(null|undefined|NaN)$/.test(l.trim()));
   const segments = page.locator("#map polyline.segment");
   const colours = await segments.evaluateAll((els) => els.map((e) => e.getAttribute("stroke")));
   const target = page.locator(`#map polyline.segment[data-segment="${inputs.segment}"]`).first();
@@ -158,7 +160,7 @@ await step("roads", async () => {
   await page.mouse.click(box.x + box.width / 2, box.y + box.height / 2);
   await page.waitForURL(/#\/roads\/.+/);
   await page.locator("#segment-detail h3").first().waitFor();
-  const out = { segments: colours.length, coloured: colours.filter((c) => c !== "#98a2b3").length,
+  const out = { strays, segments: colours.length, coloured: colours.filter((c) => c !== "#98a2b3").length,
     potholes: await page.locator("#map circle.pothole").count(), legend: await text(".legend"),
     priorities: await page.locator("#priorities tbody tr.clickable").count(), priorityText: await text("#priorities"),
     url: page.url(), detail: await text("#segment-detail"), points: await page.locator("#series circle").count(),

@@ -382,6 +382,7 @@ def test_a_person_clicks_through_the_dashboard(
 
     # Road health from live telemetry: conditions, a confirmed pothole, priorities, a trend
     roads = seen["roads"]
+    assert roads["strays"] == [], roads  # no "null" where a part was left out
     assert roads["segments"] >= 5 and roads["coloured"] >= 3, roads
     assert roads["potholes"] >= 1 and "confirmed potholes: 1" in roads["legend"]
     assert roads["url"].endswith("#/roads/" + inputs["segment"])

@@ -28,7 +28,9 @@ function s(tag, attrs, ...children) {
   for (const c of children.flat()) if (c !== null && c !== undefined) el.append(c);
   return el;
 }
-function show(...nodes) { view.replaceChildren(...nodes); }
+// A part left out (`cond ? node : null`) is skipped, as h() skips it; replaceChildren would
+// write it as the text "null"
+function show(...nodes) { view.replaceChildren(...nodes.flat().filter((n) => n !== null && n !== undefined && n !== false)); }
 function short(hash, n = 12) { return hash ? String(hash).slice(0, n) + "…" : "—"; }
 function time(ms) { return ms ? new Date(ms).toLocaleString() : "—"; }
 function badge(text, cls) { return h("span", { class: "badge " + (cls || text || "") }, text ?? "unknown"); }
