@@ -45,6 +45,9 @@ from sqlalchemy import (
 
 COUNTS = "smartcity_row_counts"
 DELTAS = "smartcity_row_count_deltas"
+# Counted statements on PostgreSQL, numbered so that every FOLD_EVERY-th folds the deltas
+STATEMENTS = "smartcity_row_count_statements"
+FOLD_EVERY = 1000
 # A PostgreSQL advisory lock: b"smartcnt" as a signed 64-bit integer
 COUNTS_LOCK = 0x736D617274636E74
 # Every name put into SQL text here is a constant or a table matched by _NAME (the S608 noqas);
@@ -121,28 +124,38 @@ def _fold(conn: Connection) -> None:
     """Move the committed deltas into the counts (one folder at a time: two deleting the same
     rows in different orders could deadlock)."""
     _lock(conn)
-    conn.execute(
-        text(
-            f"WITH folded AS (DELETE FROM {DELTAS} RETURNING table_name, n),"  # noqa: S608
-            " summed AS (SELECT table_name, sum(n) AS n FROM folded GROUP BY table_name)"
-            f" UPDATE {COUNTS} AS c SET n = c.n + summed.n FROM summed"
-            " WHERE c.table_name = summed.table_name"
-        )
+    conn.execute(text(_fold_sql(DELTAS, COUNTS)))
+
+
+def _fold_sql(deltas_table: str, counts_table: str) -> str:
+    return (
+        f"WITH folded AS (DELETE FROM {deltas_table} RETURNING table_name, n),"  # noqa: S608
+        " summed AS (SELECT table_name, sum(n) AS n FROM folded GROUP BY table_name)"
+        f" UPDATE {counts_table} AS c SET n = c.n + summed.n FROM summed"
+        " WHERE c.table_name = summed.table_name"
     )
 
 
 def _create_functions(conn: Connection) -> None:
     """The PostgreSQL trigger functions, writing to this schema's deltas whatever the writer's
-    search_path."""
+    search_path. Every FOLD_EVERY-th counted statement also folds the deltas, if no other
+    transaction is folding (a try-lock: a writer never waits for one): where nothing scrapes,
+    the deltas would otherwise gain a row for every statement (every stored window) for good.
+    Folded in the writer's transaction, its own delta included, they stand or fall with it."""
     schema = conn.dialect.identifier_preparer.quote(str(conn.scalar(select(func.current_schema()))))
+    statements = f"{schema}.{STATEMENTS}"
+    conn.execute(text(f"CREATE SEQUENCE IF NOT EXISTS {statements}"))
+    fold = _fold_sql(f"{schema}.{DELTAS}", f"{schema}.{COUNTS}")
     for name, rows, sign in (("inserted", "new_rows", ""), ("deleted", "old_rows", "-")):
         conn.execute(
             text(
                 f"CREATE OR REPLACE FUNCTION smartcity_count_{name}() RETURNS trigger"  # noqa: S608
                 " LANGUAGE plpgsql AS $$ DECLARE k bigint; BEGIN"
                 f" SELECT count(*) INTO k FROM {rows};"
-                f" IF k > 0 THEN INSERT INTO {schema}.{DELTAS} (table_name, n)"
-                f" VALUES (TG_TABLE_NAME, {sign}k); END IF;"
+                " IF k = 0 THEN RETURN NULL; END IF;"
+                f" INSERT INTO {schema}.{DELTAS} (table_name, n) VALUES (TG_TABLE_NAME, {sign}k);"
+                f" IF nextval('{statements}') % {FOLD_EVERY} = 0"
+                f" AND pg_try_advisory_xact_lock({COUNTS_LOCK}) THEN {fold}; END IF;"
                 " RETURN NULL; END $$"
             )
         )

@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, create_engine, event, inspect, text
 from sqlalchemy.exc import IntegrityError
 
+from chain import row_counts
 from chain.db import make_engine
 from chain.observability import TableCountCollector, new_registry, render
 from iot_gateway.simulator import PassFleet, ingest_body
@@ -165,4 +166,29 @@ def test_a_table_made_after_the_service_started_is_counted_from_then(tmp_path: P
         conn.execute(text("CREATE TABLE late (id INTEGER PRIMARY KEY)"))
         conn.execute(text("INSERT INTO late (id) VALUES (1), (2)"))
     assert samples(render(registry).decode())[("smartcity_test_late", frozenset())] == 2
+    engine.dispose()
+
+
+def test_the_bookkeeping_stays_small_where_nothing_scrapes(db_url: str) -> None:
+    """A service nobody scrapes still stores rows: its counts must not grow a second table
+    beside them. On PostgreSQL each counted statement appends a delta, and every FOLD_EVERY-th
+    folds them; SQLite keeps the counts alone. The count stays exact either way."""
+    engine = make_engine(db_url)
+    with engine.begin() as conn:
+        conn.execute(text("CREATE TABLE things (id INTEGER PRIMARY KEY)"))
+    TableCountCollector(engine, {"smartcity_test_things": ("things", "Things.")})
+    statements = 3 * row_counts.FOLD_EVERY + 7
+    with engine.begin() as conn:
+        for i in range(statements):  # one statement a row, as an ingest stores its windows
+            conn.execute(text("INSERT INTO things (id) VALUES (:i)"), {"i": i})
+    with engine.connect() as conn:
+        tables = set(inspect(conn).get_table_names())
+        kept = (
+            conn.execute(text(f"SELECT count(*) FROM {row_counts.DELTAS}")).scalar_one()
+            if row_counts.DELTAS in tables
+            else 0
+        )
+    assert kept <= row_counts.FOLD_EVERY
+    assert (row_counts.DELTAS in tables) == (engine.dialect.name == "postgresql")
+    assert row_counts.read_counts(engine, ["things"]) == {"things": statements}
     engine.dispose()
