@@ -373,7 +373,8 @@ class BlockStore:
 # parameters, the limit SQLite compiled in up to 3.31) waited for it some 35 times a block, and
 # the lone validator's writes took 64-69 us a transaction of wall time for 22 of CPU. In
 # statements of up to 32,766 parameters (SQLite's limit since 3.32; PostgreSQL's protocol
-# allows 65,535) a block of 5,000 anchors is three statements: 34 us, and 10,500 -> 13,100 tx/s
+# allows 65,535) a block of 5,000 anchors is three statements: 34 us, and the lone validator
+# 13,300 -> 14,100 tx/s on a quiet machine, 10,100 -> 13,300 beside other work
 # (docs/benchmarks.md). A SQLite built with a lower limit is held to its own.
 PARAMS_PER_STATEMENT = 32_766
 
