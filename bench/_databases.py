@@ -1,10 +1,15 @@
 """A bench's own database: a SQLite file, or a schema of its own on a PostgreSQL server, dropped
-afterwards (a bench never writes into a schema the tests or the suite use)."""
+afterwards (a bench never writes into a schema the tests or the suite use); and the median
+timing of a call that the database benches report."""
 
 from __future__ import annotations
 
+import os
+import statistics
+import tempfile
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -31,3 +36,23 @@ def fresh_database(folder: Path, server: str, *, name: str) -> Iterator[str]:
         with admin.begin() as conn:
             conn.execute(text(f"DROP SCHEMA IF EXISTS {schema} CASCADE"))
         admin.dispose()
+
+
+@contextmanager
+def bench_database(name: str) -> Iterator[tuple[str, str]]:
+    """A fresh database and its backend ("sqlite" or "postgresql"): a schema on the PostgreSQL
+    server SMARTCITY_DATABASE_URL names, else the SQLite file `name` in a folder of its own."""
+    server = os.environ.get("SMARTCITY_DATABASE_URL", "")
+    with tempfile.TemporaryDirectory() as tmp, fresh_database(Path(tmp), server, name=name) as url:
+        yield url, url.split(":", 1)[0].split("+", 1)[0]
+
+
+def ms_per_call(call: Callable[[], object], *, min_calls: int, budget_s: float) -> float:
+    """The median of at least `min_calls` calls, more while within `budget_s`."""
+    times: list[float] = []
+    started = time.perf_counter()
+    while len(times) < min_calls or time.perf_counter() - started < budget_s:
+        before = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - before)
+    return 1000 * statistics.median(times)

@@ -14,20 +14,15 @@ that SMARTCITY_DATABASE_URL names.
 from __future__ import annotations
 
 import hashlib
-import os
 import random
-import statistics
-import tempfile
-import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench._databases import fresh_database
+from bench._databases import bench_database, ms_per_call
 from services.common.db import Base, make_session_factory
 from services.roadhealth import models  # noqa: F401  (registers the tables on Base.metadata)
 from services.roadhealth.assessment.windows import pothole_confidence
@@ -171,34 +166,19 @@ def one_ingest(rt: Runtime, factory: sessionmaker[Session], history: int) -> Cal
     return call
 
 
-def ms_per_call(call: Callable[[], object]) -> float:
-    """The median of at least MIN_CALLS calls, more while within BUDGET_S."""
-    times: list[float] = []
-    started = time.perf_counter()
-    while len(times) < MIN_CALLS or time.perf_counter() - started < BUDGET_S:
-        before = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - before)
-    return 1000 * statistics.median(times)
-
-
 def run() -> list[Result]:
     out: list[Result] = []
     rng = random.Random(2017)
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        fresh_database(
-            Path(tmp), os.environ.get("SMARTCITY_DATABASE_URL", ""), name="roadhealth.db"
-        ) as url,
-    ):
-        backend = url.split(":", 1)[0].split("+", 1)[0]
+    with bench_database("roadhealth.db") as (url, backend):
         engine, factory = make_session_factory(url, Base.metadata)
         rt = runtime()
         stored = 0
         for history in HISTORY:
             store(factory, stored, history, rng)
             stored = history
-            ms = ms_per_call(one_ingest(rt, factory, history))
+            ms = ms_per_call(
+                one_ingest(rt, factory, history), min_calls=MIN_CALLS, budget_s=BUDGET_S
+            )
             out.append(
                 {
                     "bench": "pothole_ingest_ms",

@@ -14,18 +14,14 @@ SQLite file, or a fresh schema of the PostgreSQL that SMARTCITY_DATABASE_URL nam
 from __future__ import annotations
 
 import hashlib
-import os
-import statistics
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench._databases import fresh_database
+from bench._databases import bench_database, ms_per_call
 from services.common.db import Base, make_session_factory, prepare_schema
 from services.roadhealth import models  # noqa: F401  (registers the tables on Base.metadata)
 from services.roadhealth.models import WINDOWS_NEWEST, RhWindow
@@ -74,35 +70,22 @@ def store(factory: sessionmaker[Session], segment: str, start: int, stop: int) -
             session.execute(insert(RhWindow), rows)
 
 
-def ms_per_call(call: Callable[[], object]) -> float:
-    """The median of at least MIN_CALLS calls, more while within BUDGET_S."""
-    times: list[float] = []
-    started = time.perf_counter()
-    while len(times) < MIN_CALLS or time.perf_counter() - started < BUDGET_S:
-        before = time.perf_counter()
-        call()
-        times.append(time.perf_counter() - before)
-    return 1000 * statistics.median(times)
-
-
 def timed(factory: sessionmaker[Session], ids: list[str]) -> tuple[float, int]:
     with factory() as session, session.begin():
         rows = recent_rows(session=session, ids=ids, limit=LIMIT)
         assert sorted(rows) == sorted(ids)
         assert all(len(r) == LIMIT for r in rows.values())
-        ms = ms_per_call(lambda: recent_rows(session=session, ids=ids, limit=LIMIT))
+        ms = ms_per_call(
+            lambda: recent_rows(session=session, ids=ids, limit=LIMIT),
+            min_calls=MIN_CALLS,
+            budget_s=BUDGET_S,
+        )
     return ms, sum(len(r) for r in rows.values())
 
 
 def run() -> list[Result]:
     out: list[Result] = []
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        fresh_database(
-            Path(tmp), os.environ.get("SMARTCITY_DATABASE_URL", ""), name="roadhealth.db"
-        ) as url,
-    ):
-        backend = url.split(":", 1)[0].split("+", 1)[0]
+    with bench_database("roadhealth.db") as (url, backend):
         engine, factory = make_session_factory(url, Base.metadata)
         stored = 0
         for history in HISTORY:

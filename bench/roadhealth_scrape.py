@@ -11,16 +11,13 @@ fresh schema of the PostgreSQL that SMARTCITY_DATABASE_URL names.
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, text
 
-from bench._databases import fresh_database
-from bench.roadhealth_recent_windows import ms_per_call, store
+from bench._databases import bench_database, ms_per_call
+from bench.roadhealth_recent_windows import BUDGET_S, MIN_CALLS, store
 from chain import row_counts
 from chain.observability import TableCountCollector, new_registry, render
 from services.common.db import Base, make_session_factory
@@ -41,13 +38,7 @@ def scanned(engine: Engine) -> None:
 
 def run() -> list[Result]:
     out: list[Result] = []
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        fresh_database(
-            Path(tmp), os.environ.get("SMARTCITY_DATABASE_URL", ""), name="roadhealth.db"
-        ) as url,
-    ):
-        backend = url.split(":", 1)[0].split("+", 1)[0]
+    with bench_database("roadhealth.db") as (url, backend):
         engine, factory = make_session_factory(url, Base.metadata)
         started = time.perf_counter()
         store(factory, "main", 0, UNCOUNTED)
@@ -68,9 +59,11 @@ def run() -> list[Result]:
             counts = row_counts.read_counts(engine, [GAUGES[g][0] for g in GAUGES])
             assert counts["roadhealth_windows"] == stored
             assert "smartcity_roadhealth_windows_ingested" in render(registry).decode()
-            ms = ms_per_call(lambda: list(collector.collect()))
+            ms = ms_per_call(
+                lambda: list(collector.collect()), min_calls=MIN_CALLS, budget_s=BUDGET_S
+            )
             out.append(_row(backend, "scrape_counted_ms", ms, windows=stored))
-            ms = ms_per_call(lambda: scanned(engine))
+            ms = ms_per_call(lambda: scanned(engine), min_calls=MIN_CALLS, budget_s=BUDGET_S)
             out.append(_row(backend, "scrape_scanned_ms", ms, windows=stored))
         engine.dispose()
     return out
