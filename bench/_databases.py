@@ -12,6 +12,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
@@ -56,3 +57,25 @@ def ms_per_call(call: Callable[[], object], *, min_calls: int, budget_s: float) 
         call()
         times.append(time.perf_counter() - before)
     return 1000 * statistics.median(times)
+
+
+def stored_window(seq: int, **fields: Any) -> dict[str, Any]:
+    """A road-health window row as a bench stores it straight into `roadhealth_windows`: a car's
+    50 Hz, 200-sample window at 12 m/s, anchored; `fields` give what the bench varies (device,
+    hash, t0, segment, ...) and may replace any default."""
+    return {
+        "seq": seq,
+        "payload": "{}",
+        "topic": "t",
+        "rate_hz": 50,
+        "lat": 0.0,
+        "lon": 0.0,
+        "speed_mps": 12.0,
+        "samples": 200,
+        "vehicle_class": "car",
+        "anchor_tx": "a" * 64,
+        "leaf_index": 0,
+        "root": "r" * 64,
+        "anomalies": [],
+        **fields,
+    }

@@ -22,7 +22,7 @@ from typing import Any, cast
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench._databases import bench_database, ms_per_call
+from bench._databases import bench_database, ms_per_call, stored_window
 from services.common.db import Base, make_session_factory
 from services.roadhealth import models  # noqa: F401  (registers the tables on Base.metadata)
 from services.roadhealth.assessment.windows import pothole_confidence
@@ -70,28 +70,16 @@ def history_rows(start: int, stop: int, rng: random.Random) -> Iterator[tuple[di
     for i in range(start, stop):
         site = i % len(SITES_M)
         chainage = SITES_M[site] + rng.gauss(0.0, SIGMA_M)
-        window = {
-            "id": i + 1,
-            "device": f"veh-{i % VEHICLES}",
-            "seq": i,
-            "hash": _digest(i),
-            "payload": "{}",
-            "topic": "t",
-            "t0": T0 + 10.0 * i,
-            "rate_hz": 50,
-            "lat": 0.0,
-            "lon": 0.0,
-            "speed_mps": 12.0,
-            "samples": 200,
-            "vehicle_class": "car",
-            "anchor_tx": "a" * 64,
-            "leaf_index": 0,
-            "root": "r" * 64,
-            "segment": SEGMENT,
-            "chainage_m": chainage,
-            "direction": 1,
-            "anomalies": [],
-        }
+        window = stored_window(
+            i,
+            id=i + 1,
+            device=f"veh-{i % VEHICLES}",
+            hash=_digest(i),
+            t0=T0 + 10.0 * i,
+            segment=SEGMENT,
+            chainage_m=chainage,
+            direction=1,
+        )
         report = {
             "window_id": i + 1,
             "pothole": f"{SEGMENT}:p{site}",

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from bench._databases import bench_database, ms_per_call
+from bench._databases import bench_database, ms_per_call, stored_window
 from services.common.db import Base, make_session_factory, prepare_schema
 from services.roadhealth import models  # noqa: F401  (registers the tables on Base.metadata)
 from services.roadhealth.models import WINDOWS_NEWEST, RhWindow
@@ -40,27 +40,17 @@ def window_rows(segment: str, start: int, stop: int) -> Iterator[dict[str, Any]]
     """Windows `start` to `stop` of a segment's history, oldest first."""
     for i in range(start, stop):
         digest = hashlib.sha256(f"{segment}/{i}".encode()).hexdigest()
-        yield {
-            "device": f"{segment}-veh-{i % 4}",
-            "seq": i,
-            "hash": digest,
-            "payload": "{}",
-            "topic": f"city/bench/road/{segment}/sensor/{segment}-veh-{i % 4}/telemetry",
-            "t0": T0 + 0.5 * (i // 2),  # pairs at one time: the hash breaks the tie
-            "rate_hz": 50,
-            "lat": 0.0,
-            "lon": 0.0,
-            "speed_mps": 12.0,
-            "samples": 200,
-            "vehicle_class": "car",
-            "anchor_tx": "a" * 64,
-            "leaf_index": i % 1000,
-            "root": "r" * 64,
-            "segment": segment,
-            "iri": None if i % 20 == 19 else 1.0 + (i % 7) / 10,
-            "iri_log_std": 0.1,
-            "anomalies": [],
-        }
+        yield stored_window(
+            i,
+            device=f"{segment}-veh-{i % 4}",
+            hash=digest,
+            topic=f"city/bench/road/{segment}/sensor/{segment}-veh-{i % 4}/telemetry",
+            t0=T0 + 0.5 * (i // 2),  # pairs at one time: the hash breaks the tie
+            leaf_index=i % 1000,
+            segment=segment,
+            iri=None if i % 20 == 19 else 1.0 + (i % 7) / 10,
+            iri_log_std=0.1,
+        )
 
 
 def store(factory: sessionmaker[Session], segment: str, start: int, stop: int) -> None:
