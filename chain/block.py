@@ -9,7 +9,7 @@ from json.encoder import encode_basestring as _string
 from typing import Any, Final
 
 from chain.crypto import SIGNATURE_BYTES, verify
-from chain.encoding import SAFE_INT, canonical, from_hex
+from chain.encoding import NATIVE_WRITER, SAFE_INT, canonical, from_hex
 from chain.errors import EncodingError, ProofError
 from chain.suites.base import Hasher, SuiteKey, Verifier
 from chain.suites.sm2_curve import sm3_hasher
@@ -261,6 +261,8 @@ class Receipt:
 
     @cached_property
     def _encoded(self) -> bytes:
+        if NATIVE_WRITER:  # one pass in C over the whole receipt: faster than the f-strings
+            return canonical(self.to_json())
         direct = _receipt_bytes(self)
         # Something the direct form does not take (a lone surrogate, an integer beyond 2^53,
         # a field of a peer's receipt of the wrong type) goes to the general encoder, which

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -47,6 +49,12 @@ def canonical_value(value: Any) -> tuple[bytes, Any]:
 
 def _canonical(value: Any) -> tuple[bytes, bool]:
     """The canonical bytes, and whether they decode to `value` unchanged."""
+    if _native_encode is not None:
+        # One pass in C for what the path below writes with orjson; what it declines (None)
+        # goes that path, which writes or refuses it as it always has
+        done = _native_encode(value)
+        if done is not None:
+            return done
     plain = _plain(value)
     if plain is not _NOT_PLAIN:
         # For values whose floats _plain made safe and whose keys sort the same by code point
@@ -75,6 +83,14 @@ def _canonical(value: Any) -> tuple[bytes, bool]:
 
 _NOT_PLAIN = object()
 
+# The C writer (smartcity_native._canon); without a C compiler the Python path writes all
+_native_encode: Callable[[Any], tuple[bytes, bool] | None] | None = None
+with contextlib.suppress(ImportError):
+    from smartcity_native._canon import encode as _native_encode
+# Whether canonical() writes plain values in C: a caller's own writer for one fixed shape (a
+# receipt's) is then slower than handing canonical() the whole value
+NATIVE_WRITER = _native_encode is not None
+
 
 def read_canonical_object(raw: bytes) -> dict[str, Any] | None:
     """The JSON object `raw` holds when `raw` is exactly its RFC 8785 bytes, read by orjson
@@ -91,6 +107,11 @@ def read_canonical_object(raw: bytes) -> dict[str, Any] | None:
         value = orjson.loads(raw)
     except orjson.JSONDecodeError:  # nesting past 1,024 levels included
         return None
+    if _native_encode is not None and type(value) is dict:
+        # The C writer declines what _plain would not leave as it is, and writes the rest as
+        # orjson does: its bytes equal to `raw`, unchanged, is the same test in one pass
+        done = _native_encode(value)
+        return value if done is not None and done[1] and done[0] == raw else None
     if type(value) is not dict or _plain(value) is not value:
         return None
     try:

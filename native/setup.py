@@ -30,5 +30,12 @@ setup(
             extra_compile_args=["-O2"],
             optional=True,
         ),
+        # RFC 8785 canonical JSON of plain values (chain.encoding's fast path); links nothing
+        Extension(
+            "smartcity_native._canon",
+            sources=["src/smartcity_native/_canon.c"],
+            extra_compile_args=["-O2"],
+            optional=True,
+        ),
     ]
 )
