@@ -2,7 +2,7 @@
 without them: chain.smt runs its Python tree (same roots, slower) and chain.crypto checks
 signatures one PyNaCl call at a time (same answers, the GIL retaken per signature), with
 chain.zip215's Python reference deciding what libsodium refuses (milliseconds a forgery: a node
-warns of it at start)."""
+warns of it at start), and chain.encoding writes canonical JSON in Python (same bytes)."""
 
 from setuptools import Extension, setup
 
