@@ -104,7 +104,7 @@ def _needs_python(value: Any) -> bool:
     return False
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=1000, deadline=None)
 @given(_values)
 def test_what_the_c_writer_writes_is_rfc_8785_and_what_it_declines_is_the_python_paths(
     value: Any,
@@ -195,7 +195,7 @@ def test_large_values_outgrow_the_stack_buffer_intact() -> None:
     assert _canon.encode(value) == (rfc8785.dumps(value), True)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(st.dictionaries(_text, _values, max_size=5))
 def test_a_body_is_read_as_canonical_alike_with_and_without_the_c_writer(
     value: dict[str, Any],
