@@ -166,10 +166,17 @@ def build_router(
 
     @router.get("/potholes", tags=["segments"], **_geojson(PotholeCollection, "the potholes"))
     def potholes(
-        _c: Reader, session: SessionDep, candidates: bool = False, repaired: bool = False
+        _c: Reader,
+        session: SessionDep,
+        candidates: bool = False,
+        repaired: bool = False,
+        dismissed: bool = False,
     ) -> GeoJsonResponse:
         found = service.potholes_geojson(
-            session=session, include_candidates=candidates, include_repaired=repaired
+            session=session,
+            include_candidates=candidates,
+            include_repaired=repaired,
+            include_dismissed=dismissed,
         )
         return GeoJsonResponse.of(found)
 

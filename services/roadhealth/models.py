@@ -146,7 +146,7 @@ class RhPothole(Base):
     reports: Mapped[int] = mapped_column(Integer)
     vehicles: Mapped[int] = mapped_column(Integer)
     confidence: Mapped[float] = mapped_column(Float)
-    status: Mapped[str] = mapped_column(String(16))  # candidate | confirmed | repaired
+    status: Mapped[str] = mapped_column(String(16))  # candidate | confirmed | repaired | dismissed
     confirmed_tx: Mapped[str | None] = mapped_column(String(64))
     first_seen: Mapped[float] = mapped_column(Float)
     last_seen: Mapped[float] = mapped_column(Float)
@@ -165,7 +165,8 @@ POTHOLES_ALONG = Index(
 
 class RhPotholeWatch(Base):
     """The vehicles that passed over an open pothole without a report since its last one
-    (service/repairs.py), and, once enough did, when it was marked repaired and the anchor.
+    (service/repairs.py), and, once enough did, when it closed (repaired, or dismissed if never
+    confirmed) and the repair's anchor.
 
     A table of its own, not columns of roadhealth_potholes: a database made by an earlier
     release gets a missing table at start, never a missing column. No row: no clean pass yet.
@@ -177,7 +178,7 @@ class RhPotholeWatch(Base):
     passes: Mapped[int] = mapped_column(Integer, default=0)
     vehicles: Mapped[list[str]] = mapped_column(JSON)  # distinct devices, as many as needed
     windows: Mapped[list[str]] = mapped_column(JSON)  # message hashes of the clean passes
-    repaired_at: Mapped[float | None] = mapped_column(Float)  # the closing window's t0
+    repaired_at: Mapped[float | None] = mapped_column(Float)  # the closing window's t0, either way
     repaired_tx: Mapped[str | None] = mapped_column(String(64))  # its anchor, if confirmed
 
 

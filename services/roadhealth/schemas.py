@@ -157,17 +157,19 @@ class LineStringGeometry(BaseModel):
 
 class PotholeProperties(BaseModel):
     segment: str
-    status: Literal["candidate", "confirmed", "repaired"]
+    status: Literal["candidate", "confirmed", "repaired", "dismissed"]
     chainage_m: float  # along its segment, from its first vertex
     reports: int
     vehicles: int
     confidence: float
     confirmed_tx: str | None  # the chain transaction that confirmed it
     models: list[str]  # ids of the classifier models that judged its reports
-    # Once vehicles pass it without a report (docs/roadhealth.md): the window time of the pass
-    # that closed it, and the anchor of the repair (none for a candidate never confirmed)
+    # Once vehicles pass it without a report (docs/roadhealth.md): a confirmed pothole is
+    # repaired (the window time of the pass that closed it, and the repair's anchor), a
+    # candidate never confirmed is dismissed (that time; no anchor)
     repaired_at: float | None = None
     repaired_tx: str | None = None
+    dismissed_at: float | None = None
 
 
 class PotholeFeature(BaseModel):

@@ -127,3 +127,43 @@ def test_a_pothole_passed_cleanly_is_repaired_and_a_new_one_there_is_new(
             )
         still = {f["id"] for f in get(h, "potholes?repaired=true")["features"]} - set(fresh)
         assert still == set(confirmed)
+
+
+def test_a_candidate_never_confirmed_and_passed_cleanly_is_dismissed_not_repaired(
+    tmp_path: Path, db_url: str
+) -> None:
+    with running(tmp_path, db_url) as h:
+        h.runtime.settings = dataclasses.replace(
+            h.runtime.settings,
+            pothole_repair_passes=4,
+            pothole_repair_vehicles=3,
+            pothole_repair_quiet_s=DAY_S,
+        )
+        vehicles = [
+            h.register(f"veh-{i}", ("car", "van", "bus", "car")[i], 21 + i) for i in range(4)
+        ]
+        fleet = PassFleet(h.runtime.index)
+        plan(fleet, potholes=True)
+        # One vehicle reports the potholes: candidates, which one vehicle cannot confirm
+        _, answer = h.ingest(drive_all(h, fleet, vehicles[:1], T0, laps=1))
+        assert answer.status_code == 200, answer.text
+        candidates = {f["id"]: f for f in get(h, "potholes?candidates=true")["features"]}
+        assert candidates and get(h, "potholes")["features"] == []
+        assert {f["properties"]["status"] for f in candidates.values()} == {"candidate"}
+
+        # Two days later every vehicle passes them cleanly, twice
+        plan(fleet, potholes=False)
+        _, answer = h.ingest(drive_all(h, fleet, vehicles, T0 + 2 * DAY_S, laps=2))
+        assert answer.status_code == 200, answer.text
+        assert get(h, "potholes?candidates=true")["features"] == []
+        # Nothing was confirmed, so nothing is reported repaired: not listed, alerted or anchored
+        assert get(h, "potholes?repaired=true&candidates=true")["features"] == []
+        assert not [a for a in get(h, "alerts") if a["kind"] == "pothole_repaired"]
+        dismissed = {f["id"]: f for f in get(h, "potholes?dismissed=true")["features"]}
+        assert set(dismissed) == set(candidates)
+        for feature in dismissed.values():
+            props = feature["properties"]
+            assert props["status"] == "dismissed"
+            assert props["dismissed_at"] >= T0 + 2 * DAY_S
+            assert props["repaired_at"] is None and props["repaired_tx"] is None
+            assert props["confirmed_tx"] is None

@@ -20,11 +20,20 @@ def segment_row(*, session: Session, segment_id: str) -> RhSegment:
 
 
 def potholes_by_segment(
-    *, session: Session, include_candidates: bool, include_repaired: bool = False
+    *,
+    session: Session,
+    include_candidates: bool,
+    include_repaired: bool = False,
+    include_dismissed: bool = False,
 ) -> dict[str, list[RhPothole]]:
-    """The potholes (confirmed, and candidates or repaired ones when asked) of each segment,
-    along the road."""
-    statuses = ["confirmed"] + ["candidate"] * include_candidates + ["repaired"] * include_repaired
+    """The potholes (confirmed, and candidates, repaired or dismissed ones when asked) of each
+    segment, along the road."""
+    statuses = (
+        ["confirmed"]
+        + ["candidate"] * include_candidates
+        + ["repaired"] * include_repaired
+        + ["dismissed"] * include_dismissed
+    )
     query = (
         select(RhPothole)
         .where(RhPothole.status.in_(statuses))

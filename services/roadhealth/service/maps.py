@@ -36,15 +36,16 @@ def _pothole_feature(
         geometry=PointGeometry(type="Point", coordinates=(round(p.lon, 7), round(p.lat, 7))),
         properties=PotholeProperties(
             segment=p.segment,
-            status=cast(Literal["candidate", "confirmed", "repaired"], p.status),
+            status=cast(Literal["candidate", "confirmed", "repaired", "dismissed"], p.status),
             chainage_m=round(p.chainage_m, 1),
             reports=p.reports,
             vehicles=p.vehicles,
             confidence=p.confidence,
             confirmed_tx=p.confirmed_tx,
             models=models.get(p.id, []),
-            repaired_at=None if watch is None else watch.repaired_at,
+            repaired_at=None if watch is None or p.status != "repaired" else watch.repaired_at,
             repaired_tx=None if watch is None else watch.repaired_tx,
+            dismissed_at=None if watch is None or p.status != "dismissed" else watch.repaired_at,
         ),
     )
 
@@ -90,20 +91,29 @@ def segment_geojson(*, session: Session, segment_id: str) -> SegmentFeature:
 
 
 def potholes_geojson(
-    *, session: Session, include_candidates: bool, include_repaired: bool = False
+    *,
+    session: Session,
+    include_candidates: bool,
+    include_repaired: bool = False,
+    include_dismissed: bool = False,
 ) -> PotholeCollection:
-    """The confirmed potholes (and the candidates, the repaired ones when asked), as a
-    FeatureCollection."""
+    """The confirmed potholes (and the candidates, the repaired and the dismissed ones when
+    asked), as a FeatureCollection."""
     found = potholes_by_segment(
-        session=session, include_candidates=include_candidates, include_repaired=include_repaired
+        session=session,
+        include_candidates=include_candidates,
+        include_repaired=include_repaired,
+        include_dismissed=include_dismissed,
     )
     models = _report_models(session, found)
-    repaired = [p.id for group in found.values() for p in group if p.status == "repaired"]
+    closed = [
+        p.id for group in found.values() for p in group if p.status in ("repaired", "dismissed")
+    ]
     watches = {
         w.pothole: w
-        for start in range(0, len(repaired), 500)
+        for start in range(0, len(closed), 500)
         for w in session.scalars(
-            select(RhPotholeWatch).where(RhPotholeWatch.pothole.in_(repaired[start : start + 500]))
+            select(RhPotholeWatch).where(RhPotholeWatch.pothole.in_(closed[start : start + 500]))
         )
     }
     return PotholeCollection(

@@ -4,11 +4,13 @@ A window passes over a pothole when, matched with its direction of travel, it co
 pothole's position with `pothole_pass_margin_m` of road either side. A pass that files no report
 near the pothole is a clean pass (a report filed under it starts its count over, potholes.py).
 Once `pothole_repair_passes` clean passes by `pothole_repair_vehicles` distinct vehicles have
-come, and its last report is `pothole_repair_quiet_s` old in window time, the pothole is marked
-repaired: a confirmed one is anchored on the chain (a record of counts and an evidence hash
-over the clean windows' message hashes; no device, no reading) with a `pothole_repaired` alert;
-a candidate that was never confirmed closes quietly. A repaired pothole is never reopened: a
-later report at the same place starts a new candidate.
+come, and its last report is `pothole_repair_quiet_s` old in window time, the pothole closes. A
+confirmed one is marked repaired and anchored on the chain (a record of counts and an evidence
+hash over the clean windows' message hashes; no device, no reading) with a `pothole_repaired`
+alert. A candidate never confirmed is marked dismissed, with neither: nothing was confirmed, so
+nothing was repaired (a road authority reading "repaired" would look for a repair that never
+happened). A closed pothole is never reopened: a later report at the same place starts a new
+candidate.
 """
 
 from __future__ import annotations
@@ -84,8 +86,8 @@ def _segment_passes(
                 watches[pothole.id] = watch
                 session.add(watch)
             if _count(watch, window, rt.settings) and is_due(pothole, watch, window, rt.settings):
-                watch.repaired_at = window.t0
-                pothole.status = "repaired"
+                watch.repaired_at = window.t0  # when it closed, repaired or dismissed
+                pothole.status = "repaired" if pothole.status == "confirmed" else "dismissed"
                 closing.append((pothole, watch))
     return closing
 
@@ -137,7 +139,7 @@ def repair_record(pothole: RhPothole, watch: RhPotholeWatch) -> dict[str, Any]:
 
 def _close(rt: Runtime, session: Session, closing: list[tuple[RhPothole, RhPotholeWatch]]) -> None:
     """Anchor the repairs of confirmed potholes in one submission, then raise their alerts."""
-    anchored = [(p, w) for p, w in closing if p.confirmed_tx is not None]
+    anchored = [(p, w) for p, w in closing if p.status == "repaired"]
     if not anchored:
         return
     records = [repair_record(p, w) for p, w in anchored]
