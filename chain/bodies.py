@@ -76,8 +76,11 @@ class BodyCeiling:
     """Pure ASGI middleware refusing any HTTP request body over `max_bytes` with 413: at once
     on its Content-Length, else when the bytes the app has read pass it. The app's own answer
     to the body cut short is dropped and the 413 sent instead, with `Connection: close` since
-    the rest of the body is never read. Responses, streaming ones too, pass through untouched;
-    websockets and lifespan events are not looked at. `refusals` gives a path (as the app
+    the rest of the body is never read. A route's own 413 before the whole body was read (its
+    `read_body` limit) gets `Connection: close` added for the same reason: the server would
+    otherwise read and drop the rest of the body to keep the connection. Other responses,
+    streaming ones too, pass through untouched; websockets and lifespan events are not looked
+    at. `refusals` gives a path (as the app
     routes it, below any mount) its own code and message, so a route whose limit is the
     ceiling answers as it always did."""
 
@@ -104,12 +107,13 @@ class BodyCeiling:
             await self._refuse(scope, send)
             return
         read = 0
-        refused = started = False
+        refused = started = whole = False
 
         async def bounded() -> Message:
-            nonlocal read, refused
+            nonlocal read, refused, whole
             message = await receive()
             if message["type"] == "http.request":
+                whole = not message.get("more_body", False)
                 read += len(message.get("body", b""))
                 if read > self.max_bytes:
                     refused = not started  # a response under way cannot be replaced
@@ -120,7 +124,12 @@ class BodyCeiling:
             nonlocal started
             if refused:
                 return  # the app's answer to a body cut short: the 413 replaces it
-            started = started or message["type"] == "http.response.start"
+            if message["type"] == "http.response.start":
+                started = True
+                headers = list(message.get("headers", []))
+                if message["status"] == 413 and not whole and _CLOSE not in headers:
+                    # A route refused a body it stopped reading: close rather than drain it
+                    message = {**message, "headers": [*headers, _CLOSE]}
             await send(message)
 
         try:
@@ -139,10 +148,13 @@ class BodyCeiling:
         headers = [
             (b"content-type", b"application/json"),
             (b"content-length", str(len(body)).encode()),
-            (b"connection", b"close"),
+            _CLOSE,
         ]
         await send({"type": "http.response.start", "status": 413, "headers": headers})
         await send({"type": "http.response.body", "body": body})
+
+
+_CLOSE = (b"connection", b"close")
 
 
 def _route_path(scope: Scope) -> str:

@@ -51,6 +51,11 @@ def make_app() -> FastAPI:
         first = await read_body(request, ROUTE_LIMIT, Refused)
         return {"read": len(first), "again": len(await request.body())}
 
+    @app.post("/whole")
+    async def read_then_refuse(request: Request) -> dict[str, int]:
+        await request.body()  # read to its end, then refused: nothing is left to drain
+        raise Refused()
+
     @app.post("/model")
     def take_model(item: Item) -> dict[str, int]:
         return {"read": len(item.text)}
@@ -145,6 +150,14 @@ def test_a_raw_body_around_its_route_limit_gets_the_routes_own_error(
     else:
         assert (answer.status_code, code_of(answer)) == (413, "own_too_large")
         assert pulled == 0 if declared else pulled == -(-(ROUTE_LIMIT + 1) // chunk)
+        # The rest of the body is not read: the server closes instead of draining it
+        assert answer.headers["connection"] == "close"
+
+
+def test_a_routes_413_after_reading_the_whole_body_keeps_the_connection() -> None:
+    answer, _ = call("/whole", b"w" * 100)
+    assert (answer.status_code, code_of(answer)) == (413, "own_too_large")
+    assert "connection" not in answer.headers
 
 
 def test_ten_times_the_limit_is_read_to_at_most_one_chunk_past_it() -> None:
