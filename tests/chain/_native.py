@@ -6,9 +6,11 @@ pass as a skip)."""
 from __future__ import annotations
 
 import functools
+import importlib
 import shutil
 import subprocess
 import sysconfig
+from types import ModuleType
 
 import pytest
 
@@ -50,4 +52,22 @@ def needs_extension(
         reason=f"{tests}, and this machine has no {needs} to build {module} (the module fails"
         f" instead where one exists); {otherwise}. Install {install} and run `make install`"
         " to test it",
+    )
+
+
+def native_module_or_skip(module: str, *, openssl: bool, tests: str, otherwise: str) -> ModuleType:
+    """`module` imported for a test module that tests it alone: the test module fails where the
+    extension could have been built and was not, and is skipped only where this machine cannot
+    build it, saying what it checks (`tests`) and what covers the rest (`otherwise`)."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        if c_toolchain(openssl=openssl):  # it could have been built: a broken build must not pass
+            raise
+    needs = "C compiler with OpenSSL's headers" if openssl else "C compiler"
+    install = "gcc and libssl-dev" if openssl else "gcc"
+    pytest.skip(
+        f"{tests}, and this machine has no {needs} to build {module}; {otherwise}. Install"
+        f" {install} and run `make install` to test it",
+        allow_module_level=True,
     )

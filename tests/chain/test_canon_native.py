@@ -22,19 +22,15 @@ import chain.encoding as encoding
 from chain.encoding import canonical, canonical_value
 from chain.errors import EncodingError
 
-from ._native import c_toolchain
+from ._native import native_module_or_skip
 
-try:
-    from smartcity_native import _canon
-except ImportError:
-    if c_toolchain(openssl=False):  # it could have been built: a broken build must not pass
-        raise
-    pytest.skip(
-        "no C writer to test: this machine has no C compiler, so the install built none and"
-        " canonical JSON is written by the Python path, which the rest of the suite tests"
-        " (install gcc, then `make install`, to build and test it)",
-        allow_module_level=True,
-    )
+_canon = native_module_or_skip(
+    "smartcity_native._canon",
+    openssl=False,
+    tests="these tests hold the C canonical JSON writer to RFC 8785 and the Python path",
+    otherwise="without it the Python path writes all canonical JSON, which the rest of the"
+    " suite tests",
+)
 
 SAFE_INT = 2**53 - 1
 

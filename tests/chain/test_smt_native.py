@@ -23,19 +23,14 @@ from hypothesis import strategies as st
 
 from chain import smt
 
-from ._native import c_toolchain
+from ._native import native_module_or_skip
 
-try:
-    from smartcity_native import _smt
-except ImportError:
-    if c_toolchain(openssl=True):  # it could have been built: a broken build must not pass
-        raise
-    pytest.skip(
-        "no C tree to test: this machine has no C compiler with OpenSSL's headers, so the"
-        " install built none and every process runs the Python tree, which the rest of the"
-        " suite tests (install gcc and libssl-dev, then `make install`, to build and test it)",
-        allow_module_level=True,
-    )
+_smt = native_module_or_skip(
+    "smartcity_native._smt",
+    openssl=True,
+    tests="these tests hold the C tree to the Python one",
+    otherwise="without it every process runs the Python tree, which the rest of the suite tests",
+)
 
 
 def _python_update(root: smt.Node, changes: dict[bytes, bytes | None]) -> smt.Node:

@@ -59,21 +59,26 @@ def watches(h: Harness) -> dict[str, tuple[int, float | None]]:
         engine.dispose()
 
 
+def potholes_to_close(h: Harness) -> tuple[list[Any], PassFleet]:
+    """Four vehicles and a fleet with potholes planted; 4 clean passes by 3 vehicles, a day
+    after the last report, close a pothole."""
+    h.runtime.settings = dataclasses.replace(
+        h.runtime.settings,
+        pothole_repair_passes=4,
+        pothole_repair_vehicles=3,
+        pothole_repair_quiet_s=DAY_S,
+    )
+    vehicles = [h.register(f"veh-{i}", ("car", "van", "bus", "car")[i], 21 + i) for i in range(4)]
+    fleet = PassFleet(h.runtime.index)
+    plan(fleet, potholes=True)
+    return vehicles, fleet
+
+
 def test_a_pothole_passed_cleanly_is_repaired_and_a_new_one_there_is_new(
     tmp_path: Path, db_url: str
 ) -> None:
     with running(tmp_path, db_url) as h:
-        h.runtime.settings = dataclasses.replace(
-            h.runtime.settings,
-            pothole_repair_passes=4,
-            pothole_repair_vehicles=3,
-            pothole_repair_quiet_s=DAY_S,
-        )
-        vehicles = [
-            h.register(f"veh-{i}", ("car", "van", "bus", "car")[i], 21 + i) for i in range(4)
-        ]
-        fleet = PassFleet(h.runtime.index)
-        plan(fleet, potholes=True)
+        vehicles, fleet = potholes_to_close(h)
         _, answer = h.ingest(drive_all(h, fleet, vehicles, T0, laps=1))
         assert answer.status_code == 200, answer.text
         confirmed = {f["id"]: f for f in get(h, "potholes")["features"]}
@@ -133,17 +138,7 @@ def test_a_candidate_never_confirmed_and_passed_cleanly_is_dismissed_not_repaire
     tmp_path: Path, db_url: str
 ) -> None:
     with running(tmp_path, db_url) as h:
-        h.runtime.settings = dataclasses.replace(
-            h.runtime.settings,
-            pothole_repair_passes=4,
-            pothole_repair_vehicles=3,
-            pothole_repair_quiet_s=DAY_S,
-        )
-        vehicles = [
-            h.register(f"veh-{i}", ("car", "van", "bus", "car")[i], 21 + i) for i in range(4)
-        ]
-        fleet = PassFleet(h.runtime.index)
-        plan(fleet, potholes=True)
+        vehicles, fleet = potholes_to_close(h)
         # One vehicle reports the potholes: candidates, which one vehicle cannot confirm
         _, answer = h.ingest(drive_all(h, fleet, vehicles[:1], T0, laps=1))
         assert answer.status_code == 200, answer.text
