@@ -80,9 +80,8 @@ class BodyCeiling:
     `read_body` limit) gets `Connection: close` added for the same reason: the server would
     otherwise read and drop the rest of the body to keep the connection. Other responses,
     streaming ones too, pass through untouched; websockets and lifespan events are not looked
-    at. `refusals` gives a path (as the app
-    routes it, below any mount) its own code and message, so a route whose limit is the
-    ceiling answers as it always did."""
+    at. `refusals` gives a path (as the app routes it, below any mount) its own code and
+    message, so a route whose limit is the ceiling answers as it always did."""
 
     def __init__(
         self,
