@@ -8,7 +8,7 @@ count the chunks the app pulled, so a reader that buffered the whole body fails 
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 import httpx
@@ -112,12 +112,22 @@ def code_of(answer: httpx.Response) -> str:
     return str(answer.json()["error"]["code"])
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    size=st.integers(min_value=CEILING - 3, max_value=CEILING + 3),
-    chunk=st.integers(min_value=1, max_value=400),
-    declared=st.booleans(),
-)
+def around(limit: int) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Bodies of a few bytes either side of `limit`, read in chunks of any size, with and
+    without a Content-Length."""
+
+    def drawn(test: Callable[..., None]) -> Callable[..., None]:
+        bodies = given(
+            size=st.integers(min_value=limit - 3, max_value=limit + 3),
+            chunk=st.integers(min_value=1, max_value=400),
+            declared=st.booleans(),
+        )
+        return settings(max_examples=60, deadline=None)(bodies(test))
+
+    return drawn
+
+
+@around(CEILING)
 def test_a_model_body_around_the_ceiling_is_refused_only_past_it(
     size: int, chunk: int, declared: bool
 ) -> None:
@@ -135,12 +145,7 @@ def test_a_model_body_around_the_ceiling_is_refused_only_past_it(
         assert pulled == 0 if declared else pulled == -(-(CEILING + 1) // chunk)
 
 
-@settings(max_examples=60, deadline=None)
-@given(
-    size=st.integers(min_value=ROUTE_LIMIT - 3, max_value=ROUTE_LIMIT + 3),
-    chunk=st.integers(min_value=1, max_value=400),
-    declared=st.booleans(),
-)
+@around(ROUTE_LIMIT)
 def test_a_raw_body_around_its_route_limit_gets_the_routes_own_error(
     size: int, chunk: int, declared: bool
 ) -> None:

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine, create_engine, insert, inspect, select, text
 from sqlalchemy.orm import Session
 
+from bench._databases import stored_window
 from services.common.db import Base, prepare_schema
 from services.roadhealth.models import (
     POTHOLES_ALONG,
@@ -60,30 +61,8 @@ def database(path: Path) -> Engine:
 
 def window(session: Session, i: int, device: str) -> str:
     digest = hashlib.sha256(f"w{i}".encode()).hexdigest()
-    session.execute(
-        insert(RhWindow),
-        [
-            {
-                "id": i,
-                "device": device,
-                "seq": i,
-                "hash": digest,
-                "payload": "{}",
-                "topic": "t",
-                "t0": T0 + i,
-                "rate_hz": 50,
-                "lat": 0.0,
-                "lon": 0.0,
-                "speed_mps": 10.0,
-                "samples": 200,
-                "vehicle_class": "car",
-                "anchor_tx": "a" * 64,
-                "leaf_index": 0,
-                "root": "r" * 64,
-                "anomalies": [],
-            }
-        ],
-    )
+    row = stored_window(i, id=i, device=device, hash=digest, t0=T0 + i, speed_mps=10.0)
+    session.execute(insert(RhWindow), [row])
     return digest
 
 
