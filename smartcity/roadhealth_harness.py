@@ -180,8 +180,7 @@ def running(tmp_path: Path, db_url: str) -> Iterator[Harness]:
         if saved is not None:
             os.environ["SMARTCITY_DATABASE_URL"] = saved
     with TestClient(suite.app) as client:
-        yield Harness(client, suite, data)
-    suite.services["roadhealth"].state.dispatcher.stop()
+        yield Harness(client, suite, data)  # leaving it closes the suite (its dispatcher too)
     if shared is not None:
         _drop_node_schemas(data, shared)
 

@@ -133,6 +133,9 @@ def open_suite(
     mount_dashboard(app, suite)
 
     def close() -> None:
+        # The services' threads first: they read their tables and the chain until stopped
+        for context in contexts.values():
+            context.close()
         cluster.stop()
         for engine in engines:
             engine.dispose()

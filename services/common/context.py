@@ -11,6 +11,8 @@ Two ways a service writes to the chain:
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,8 @@ from typing import Any
 from chain.genesis import Genesis
 from chain.suites import SuiteKey
 from services.common.ledger import LedgerPort, call
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -30,6 +34,8 @@ class ServiceContext:
     operator_key: SuiteKey
     demo: bool = True
     options: dict[str, Any] = field(default_factory=dict)
+    # What `close` stops, in the order registered (see on_close)
+    _closers: list[Callable[[], None]] = field(default_factory=list, init=False, repr=False)
 
     @property
     def genesis(self) -> Genesis:
@@ -40,3 +46,21 @@ class ServiceContext:
     ) -> dict[str, Any]:
         """Submit a transaction signed by the service's operator key."""
         return call(self.ledger, self.operator_key, contract, method, args, wait=wait)
+
+    def on_close(self, stop: Callable[[], None]) -> None:
+        """Have `close` call `stop`: what the service started that outlives a request (a
+        background thread, a client) and must end before its database or chain goes away."""
+        self._closers.append(stop)
+
+    def close(self) -> None:
+        """Stop what the service started, the last started first; a second call does nothing.
+
+        A service's own app calls it at shutdown. A mounted app's shutdown hooks never run, so
+        whoever mounts it (smartcity.suite) calls it before it stops the chain and disposes of
+        the databases: a thread left running would go on polling tables that are gone."""
+        while self._closers:
+            stop = self._closers.pop()
+            try:
+                stop()
+            except Exception:  # one failing stop must not leave the others running
+                log.exception("stopping part of the %s service failed", self.name)

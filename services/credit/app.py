@@ -73,5 +73,6 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         )
     )
     app.add_middleware(BodyCeiling, max_bytes=MAX_BODY_BYTES)
+    app.router.on_shutdown.append(ctx.close)
     app.state.credit = rt
     return app

@@ -91,5 +91,6 @@ def create_app(ctx: ServiceContext) -> FastAPI:
     app.state.env = env
     app.state.sessions = factory
     if env.chain.feed is not None:
-        app.router.on_shutdown.append(env.chain.feed.stop)
+        ctx.on_close(env.chain.feed.stop)
+    app.router.on_shutdown.append(ctx.close)
     return app

@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 
 RETRY_S = 1.0  # wait before opening a new stream after one broke
 POLL_S = 1.0  # an embedded subscription ticks this often without blocks (its node may be gone)
-# An embedded chain's feed follows its node only while used (a mounted app's shutdown hooks
-# never run, and a test's or bench run's suite would otherwise keep its thread for good)
+# An embedded chain's feed follows its node only while used: the suite's close stops it
+# (ServiceContext.close), but a suite that is never closed (a bench run's) would otherwise keep
+# its thread for good
 EMBEDDED_IDLE_S = 300.0
 
 Block = dict[str, Any]

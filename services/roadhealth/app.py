@@ -25,7 +25,7 @@ MAX_BODY_BYTES = 32 * 1024 * 1024
 
 def create_app(ctx: ServiceContext) -> FastAPI:
     """Build the app: tables (with any index added since the database was made), segment
-    index (demo network on first run), alert dispatcher.
+    index (demo network on first run), alert dispatcher (stopped by `ctx.close`).
     It also puts the process on one BLAS thread (the gate's features are computed on request
     threads, and must not depend on the machine nor on overlapping calls)."""
     limit_process_blas()
@@ -39,10 +39,12 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         service.reload_index(rt=rt, session=session)
     dispatcher = service.AlertDispatcher(factory, settings)
     dispatcher.start()
+    ctx.on_close(dispatcher.stop)
     rt.kick_alerts = dispatcher.kick
     stream = rt.chain.block_stream()
     if stream is not None:
         rt.device_records.follow(stream)
+        ctx.on_close(rt.device_records.stop)
     app = FastAPI(
         title="smartcity road health",
         version="1",
@@ -57,4 +59,5 @@ def create_app(ctx: ServiceContext) -> FastAPI:
         build_router(rt, authenticator(ctx.ledger, ctx.name), session_dependency(factory))
     )
     app.add_middleware(BodyCeiling, max_bytes=MAX_BODY_BYTES)
+    app.router.on_shutdown.append(ctx.close)
     return app

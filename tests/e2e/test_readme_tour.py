@@ -24,8 +24,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from chain.home import SuiteHome
-
 from ..conftest import free_port
 
 pytestmark = pytest.mark.slow
@@ -82,7 +80,7 @@ def suite(tmp_path: Path) -> Iterator[tuple[Path, int, str]]:
             process.kill()
             process.wait()
         log.close()
-        _drop_postgres_schemas(tmp_path / "data")
+        # Its schemas on a shared PostgreSQL: dropped at the session's end (tests/conftest.py)
 
 
 def _wait_until_serving(base: str, process: subprocess.Popen[bytes], log: Path) -> None:
@@ -97,27 +95,6 @@ def _wait_until_serving(base: str, process: subprocess.Popen[bytes], log: Path) 
             pass
         time.sleep(0.1)
     pytest.fail(f"the suite did not answer within 300 s:\n{log.read_text()[-3000:]}")
-
-
-def _drop_postgres_schemas(data: Path) -> None:
-    """The suite's schemas in a shared PostgreSQL are named after its genesis hash."""
-    base = os.environ.get("SMARTCITY_DATABASE_URL")
-    if not base or not (data / "genesis.json").exists():
-        return
-    from sqlalchemy import create_engine, text
-
-    tag = SuiteHome(data).genesis().hash[:12]
-    engine = create_engine(base)
-    try:
-        with engine.begin() as conn:
-            schemas = conn.execute(
-                text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"),
-                {"p": f"chain_{tag}_%"},
-            ).scalars()
-            for schema in list(schemas):
-                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-    finally:
-        engine.dispose()
 
 
 def run_tour(folder: Path, port: int) -> subprocess.CompletedProcess[str]:

@@ -200,7 +200,6 @@ def test_simulated_fleet_through_the_gateway_matches_ground_truth(
             )
         finally:
             handle.stop()
-            suite.services["roadhealth"].state.dispatcher.stop()
 
     # Every segment's IRI within +-25% of the simulator's truth
     outside = {k: round(v, 3) for k, v in errors.items() if abs(v) > IRI_TOLERANCE}

@@ -68,9 +68,8 @@ def replicas(tmp_path: Path, db_url: str) -> Iterator[tuple[Harness, TestClient]
         ctx = h.runtime.ctx
         replica = create_app(ctx)
         instrument_service(replica, ctx)
-        with TestClient(replica) as client:
+        with TestClient(replica) as client:  # leaving it stops both apps' dispatchers
             yield h, client
-        replica.state.dispatcher.stop()
 
 
 def test_the_gauges_are_the_rows_two_replicas_stored(

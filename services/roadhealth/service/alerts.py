@@ -66,6 +66,7 @@ class AlertDispatcher:
         if self._thread is not None:
             self._thread.join(timeout=5)
             self._thread = None
+        self._client.close()
 
     def kick(self) -> None:
         self._wake.set()
