@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,18 @@ MAX_KEY_CHARS = 256
 MAX_VALUE_BYTES = 64 * 1024
 StateKey = tuple[str, str]
 _DELETED = object()
+Stored = dict[StateKey, tuple[str, str] | None]
+# The C hashing of a block's state keys under SHA-256 (smartcity_native._hashes, the GIL released
+# while it hashes); the loop in apply_block is the reference and the sm2-sm3 suite's
+_native_hashes: (
+    Callable[
+        [list[StateKey], list[bytes | None]],
+        tuple[list[tuple[bytes, bytes | None]], Stored] | None,
+    ]
+    | None
+) = None
+with contextlib.suppress(ImportError):
+    from smartcity_native._hashes import state_hashes as _native_hashes
 
 
 def key_hash(namespace: str, key: str, hasher: Hasher = hashlib.sha256) -> bytes:
@@ -59,14 +72,23 @@ class CommittedState:
 
     def apply_block(
         self, changes: Mapping[StateKey, Any], encoded: Mapping[StateKey, bytes]
-    ) -> tuple[Tree, dict[StateKey, tuple[str, str] | None]]:
+    ) -> tuple[Tree, Stored]:
         """The tree after a block's `changes` (None deletes), without mutating this state, and
         each written key as the store keeps it (canonical text and value hash, None where
         deleted), in one pass. `encoded` holds canonical encodings already made (by
         StateView.put) so they are not redone."""
         hasher = self.hasher
+        if hasher is hashlib.sha256 and _native_hashes is not None:
+            keys = list(changes)
+            texts = [
+                None if (v := changes[skey]) is None else encoded.get(skey) or canonical(v)
+                for skey in keys
+            ]
+            done = _native_hashes(keys, texts)
+            if done is not None:  # None: a key not a pair of str (the loop below says why)
+                return self.tree.update(done[0]), done[1]
         hashed: list[tuple[bytes, bytes | None]] = []
-        stored: dict[StateKey, tuple[str, str] | None] = {}
+        stored: Stored = {}
         for skey, v in changes.items():
             path = key_hash(*skey, hasher)
             if v is None:

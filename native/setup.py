@@ -2,7 +2,8 @@
 without them: chain.smt runs its Python tree (same roots, slower) and chain.crypto checks
 signatures one PyNaCl call at a time (same answers, the GIL retaken per signature), with
 chain.zip215's Python reference deciding what libsodium refuses (milliseconds a forgery: a node
-warns of it at start), and chain.encoding writes canonical JSON in Python (same bytes)."""
+warns of it at start), chain.encoding writes canonical JSON in Python (same bytes), and
+chain.merkle and chain.state hash a block's leaves and state keys in Python (same hashes)."""
 
 from setuptools import Extension, setup
 
@@ -27,6 +28,15 @@ setup(
         Extension(
             "smartcity_native._sigs",
             sources=["src/smartcity_native/_sigs.c"],
+            extra_compile_args=["-O2"],
+            optional=True,
+        ),
+        # A block's SHA-256 Merkle roots and state-key hashes with the GIL released (chain.merkle's
+        # and chain.state's fast paths); OpenSSL's SHA-256
+        Extension(
+            "smartcity_native._hashes",
+            sources=["src/smartcity_native/_hashes.c"],
+            libraries=["crypto"],
             extra_compile_args=["-O2"],
             optional=True,
         ),
