@@ -13,7 +13,8 @@ setup(
             "smartcity_native._smt",
             sources=["src/smartcity_native/_smt.c"],
             libraries=["crypto"],
-            extra_compile_args=["-O2"],
+            extra_compile_args=["-O2", "-pthread"],
+            extra_link_args=["-pthread"],
             optional=True,
         ),
         # Ed25519 batch verification (chain.zip215 is its reference); OpenSSL's SHA-512 and BIGNUM

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import random
 import subprocess
 import sys
 import threading
@@ -92,6 +93,44 @@ def test_from_entries_matches_the_python_build(entries: dict[bytes, bytes]) -> N
     assert tree.native is not None  # the chain's tree is the C one where it is installed
     assert tree.root_hash == smt.node_hash(smt._build(0, ordered))
     assert tree.leaves() == ordered
+
+
+def _halves(rng: random.Random, left: int, right: int) -> list[bytes]:
+    """Keys `left` of them under the root's left side (first bit 0), `right` under its right."""
+    keys = []
+    for count, top in ((left, 0x00), (right, 0x80)):
+        for _ in range(count):
+            key = bytearray(rng.randbytes(32))
+            key[0] = (key[0] & 0x7F) | top
+            keys.append(bytes(key))
+    return keys
+
+
+# A batch with at least PARALLEL_MIN_KEYS (256) keys on each side of the root is made on two
+# threads: sizes around that bound, on both sides
+_side = st.sampled_from([0, 1, 255, 256, 257, 2500])
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.integers(0, 2**32), _side, _side, _side, _side)
+def test_a_large_batch_made_on_two_threads_is_the_python_trees(
+    seed: int, left: int, right: int, more_left: int, more_right: int
+) -> None:
+    """Built from nothing (build), then updated (update) with sets and deletes on both sides."""
+    rng = random.Random(seed)
+    first: dict[bytes, bytes | None] = {k: rng.randbytes(32) for k in _halves(rng, left, right)}
+    python = _python_update(None, first)
+    native = _native_update(_smt.Tree(), first)
+    assert native.root_hash == smt.node_hash(python)
+    known = sorted(first)
+    second: dict[bytes, bytes | None] = {
+        k: rng.randbytes(32) for k in _halves(rng, more_left, more_right)
+    }
+    second.update(dict.fromkeys(rng.sample(known, len(known) // 3)))  # deletes
+    second.update({k: rng.randbytes(32) for k in rng.sample(known, len(known) // 4)})  # changes
+    python = _python_update(python, second)
+    native = _native_update(native, second)
+    _same(native, python, rng.sample(sorted(second), min(40, len(second))))
 
 
 def test_a_grown_tree_proves_every_key_against_its_root() -> None:

@@ -18,6 +18,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +176,49 @@ static Py_ssize_t split_at(const Entry *entries, Py_ssize_t count, int depth) {
     return lo;
 }
 
+/* A large update or build is split at the root and its left half made on a thread of its own
+ * (the GIL is released: the node's other threads use the other core meanwhile), when each half
+ * has at least this many keys. A block's keys are spread evenly over both halves, and the
+ * hashing grows with the tree's depth: at 180,000 keys an update cost 2.8 us a key on one core. */
+#define PARALLEL_MIN_KEYS 256
+
+typedef struct {
+    Node *node; /* the left subtree (update) or NULL (build) */
+    int depth, builds;
+    const Entry *entries;
+    Py_ssize_t count;
+    Node *result;
+} Half;
+
+static Node *build(int depth, const Entry *entries, Py_ssize_t count);
+static Node *update(Node *node, int depth, const Entry *entries, Py_ssize_t count);
+
+static void *make_half(void *arg) {
+    Half *half = arg;
+    half->result = half->builds ? build(half->depth, half->entries, half->count)
+                                : update(half->node, half->depth, half->entries, half->count);
+    return NULL;
+}
+
+/* The left half (`left`) on a thread of its own while this one makes the right half; the two
+ * joined. 0 when no thread could be started (the caller then makes both itself). */
+static int both_halves(Half *left, Node *right_node, const Entry *right_entries,
+                       Py_ssize_t right_count, Node **joined) {
+    pthread_t thread;
+    if (pthread_create(&thread, NULL, make_half, left) != 0) {
+        return 0;
+    }
+    Node *right = left->builds ? build(left->depth, right_entries, right_count)
+                               : update(right_node, left->depth, right_entries, right_count);
+    pthread_join(thread, NULL);
+    *joined = join(left->result, right); /* join releases both when either is OOM */
+    return 1;
+}
+
+static inline int worth_a_thread(int depth, Py_ssize_t split, Py_ssize_t count) {
+    return depth == 0 && split >= PARALLEL_MIN_KEYS && count - split >= PARALLEL_MIN_KEYS;
+}
+
 /* A subtree from live entries sorted by key, all sharing the path above `depth`. */
 static Node *build(int depth, const Entry *entries, Py_ssize_t count) {
     if (count == 0) {
@@ -184,6 +228,13 @@ static Node *build(int depth, const Entry *entries, Py_ssize_t count) {
         return make_leaf(entries[0].key, entries[0].value);
     }
     Py_ssize_t split = split_at(entries, count, depth);
+    Node *joined;
+    if (worth_a_thread(depth, split, count)) {
+        Half left = {NULL, depth + 1, 1, entries, split, NULL};
+        if (both_halves(&left, NULL, entries + split, count - split, &joined)) {
+            return joined;
+        }
+    }
     Node *left = build(depth + 1, entries, split);
     if (left == OOM) {
         return OOM;
@@ -307,6 +358,13 @@ static Node *update(Node *node, int depth, const Entry *entries, Py_ssize_t coun
         return update_one(node, depth, &entries[0]);
     }
     Py_ssize_t split = split_at(entries, count, depth);
+    Node *joined;
+    if (worth_a_thread(depth, split, count)) {
+        Half left = {node->u.in.left, depth + 1, 0, entries, split, NULL};
+        if (both_halves(&left, node->u.in.right, entries + split, count - split, &joined)) {
+            return joined;
+        }
+    }
     Node *left = update(node->u.in.left, depth + 1, entries, split);
     if (left == OOM) {
         return OOM;
