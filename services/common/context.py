@@ -35,7 +35,9 @@ class ServiceContext:
     demo: bool = True
     options: dict[str, Any] = field(default_factory=dict)
     # What `close` stops, in the order registered (see on_close)
-    _closers: list[Callable[[], None]] = field(default_factory=list, init=False, repr=False)
+    _closers: list[Callable[[], None]] = field(
+        default_factory=list, init=False, repr=False, compare=False
+    )
 
     @property
     def genesis(self) -> Genesis:
@@ -49,7 +51,8 @@ class ServiceContext:
 
     def on_close(self, stop: Callable[[], None]) -> None:
         """Have `close` call `stop`: what the service started that outlives a request (a
-        background thread, a client) and must end before its database or chain goes away."""
+        background thread, a client) and must end before its database or chain goes away.
+        Every app built on this context registers here, so closing it stops all of theirs."""
         self._closers.append(stop)
 
     def close(self) -> None:
@@ -58,8 +61,11 @@ class ServiceContext:
         A service's own app calls it at shutdown. A mounted app's shutdown hooks never run, so
         whoever mounts it (smartcity.suite) calls it before it stops the chain and disposes of
         the databases: a thread left running would go on polling tables that are gone."""
-        while self._closers:
-            stop = self._closers.pop()
+        while True:
+            try:
+                stop = self._closers.pop()
+            except IndexError:  # all stopped (by this call or one running beside it)
+                return
             try:
                 stop()
             except Exception:  # one failing stop must not leave the others running

@@ -19,7 +19,7 @@ import threading
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from chain import smt
@@ -113,6 +113,7 @@ _side = st.sampled_from([0, 1, 255, 256, 257, 2500])
 
 @settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.integers(0, 2**32), _side, _side, _side, _side)
+@example(seed=0, left=2500, right=2500, more_left=2500, more_right=2500)  # both on two threads
 def test_a_large_batch_made_on_two_threads_is_the_python_trees(
     seed: int, left: int, right: int, more_left: int, more_right: int
 ) -> None:

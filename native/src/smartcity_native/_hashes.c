@@ -141,7 +141,7 @@ static int add_change(PyObject *hashed, PyObject *stored, PyObject *skey, const 
         Py_XDECREF(hex);
     }
     Py_DECREF(path);
-    int failed = kept == NULL || PyList_Append(hashed, entry) < 0 ||
+    int failed = entry == NULL || kept == NULL || PyList_Append(hashed, entry) < 0 ||
                  PyDict_SetItem(stored, skey, kept) < 0;
     Py_XDECREF(entry);
     Py_XDECREF(kept);

@@ -29,6 +29,9 @@ from services.roadhealth.service.common import segment_row
 
 log = logging.getLogger(__name__)
 IDLE_POLL_S = 2.0
+# How long `stop` waits for a delivery in flight: the alert being sent goes to every webhook,
+# each post bounded by webhook_timeout_s; the alerts after it are left for the next start
+STOP_WAIT_S = 30.0
 
 
 def alert_document(*, alert: RhAlert, city: str) -> dict[str, Any]:
@@ -61,30 +64,39 @@ class AlertDispatcher:
             self._thread.start()
 
     def stop(self) -> None:
+        """Stop delivering: an alert being sent is finished (and recorded), the others stay
+        pending for the next start. Returns once the thread has ended (or STOP_WAIT_S)."""
         self._stop.set()
         self._wake.set()
         if self._thread is not None:
-            self._thread.join(timeout=5)
+            self._thread.join(timeout=STOP_WAIT_S)
+            if self._thread.is_alive():
+                log.warning("the alert dispatcher is still sending after %.0f s", STOP_WAIT_S)
             self._thread = None
-        self._client.close()
+        else:
+            self._client.close()  # never started: nothing else closes it
 
     def kick(self) -> None:
         self._wake.set()
 
     def _run(self) -> None:
         wait_s = IDLE_POLL_S
-        while not self._stop.is_set():
-            self._wake.wait(wait_s)
-            self._wake.clear()
-            # Let the request that kicked us commit before we look
-            time.sleep(0.05)
-            try:
-                self.deliver_due()
-                due = self._next_due()
-                wait_s = IDLE_POLL_S if due is None else min(IDLE_POLL_S, due - time.time())
-            except Exception:  # the database may be briefly unavailable: try again later
-                log.exception("alert delivery pass failed")
-                wait_s = IDLE_POLL_S
+        try:
+            while not self._stop.is_set():
+                self._wake.wait(wait_s)
+                self._wake.clear()
+                # Let the request that kicked us commit before we look
+                if self._stop.wait(0.05):
+                    break  # stop() wakes us too: no new pass then
+                try:
+                    self.deliver_due()
+                    due = self._next_due()
+                    wait_s = IDLE_POLL_S if due is None else min(IDLE_POLL_S, due - time.time())
+                except Exception:  # the database may be briefly unavailable: try again later
+                    log.exception("alert delivery pass failed")
+                    wait_s = IDLE_POLL_S
+        finally:
+            self._client.close()  # here, once nothing can post with it any more
 
     def deliver_due(self) -> int:
         """Attempt every pending alert whose time has come; return how many were delivered."""
@@ -104,6 +116,8 @@ class AlertDispatcher:
                 session.scalars(select(RhWebhook.url)).all()
             )
             for alert in due:
+                if self._stop.is_set():
+                    break  # stopping: the rest stay pending, unattempted, for the next start
                 delivered += self._attempt(alert, targets, now)
         return delivered
 
