@@ -42,6 +42,22 @@ _PREFIX, _SUFFIX = "pending-", ".log"
 LOCK_FILE = ".lock"
 
 
+def in_use(folder: Path) -> bool:
+    """Whether a node (in any process) holds the journal in `folder`: it does from its start
+    (Mempool.restart) until it stops."""
+    path = folder / LOCK_FILE
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDWR | getattr(os, "O_CLOEXEC", 0))
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # the lock, if taken here, goes with it
+    return False
+
+
 class Journal:
     """Append-only segments of pending transactions, each removed once none of its
     transactions is pending any more. Thread-safe."""

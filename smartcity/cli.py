@@ -49,6 +49,12 @@ def _device() -> click.Command:
     return device
 
 
+def _drop_schemas() -> click.Command:
+    from smartcity.cli_schemas import drop_schemas
+
+    return drop_schemas
+
+
 def _gateway() -> click.Command:
     from smartcity.cli_gateway import gateway
 
@@ -132,6 +138,9 @@ COMMANDS: dict[str, LazyCommand] = {
     "device": LazyCommand(
         _device,
         "Road sensors on the chain: register, suspend, reinstate (signed by the road authority).",
+    ),
+    "drop-schemas": LazyCommand(
+        _drop_schemas, "Drop the schemas a suite keeps in a shared PostgreSQL (its folder stays)."
     ),
     "gateway": LazyCommand(
         _gateway, "The IoT gateway: MQTT in, checked, stored, anchored, forwarded to road-health."
@@ -225,5 +234,5 @@ def main(verbose: bool, config: Path | None) -> None:
         os.environ["SMARTCITY_CONFIG"] = str(config)
     if verbose:
         os.environ["SMARTCITY_LOG_LEVEL"] = "DEBUG"
-    # Lenient here (client commands too); process commands validate settings in _start_process
+    # Lenient here (client commands too); process commands validate settings at their start
     configure_logging(force=False)

@@ -26,3 +26,16 @@ def fail(message: str, code: int = 1) -> NoReturn:
     """Print `error: MESSAGE` to stderr and exit with CODE."""
     click.echo(f"error: {message}", err=True)
     sys.exit(code)
+
+
+def start_process_or_exit(
+    data: Path | None, *, demo: bool | None = None, access_log: bool = True
+) -> None:
+    """Validate the settings and set up logging; a bad setting exits 2 with its message."""
+    from smartcity.ops import start_process
+    from smartcity.settings import ConfigError
+
+    try:
+        start_process(data, demo=demo, access_log=access_log)
+    except ConfigError as exc:
+        fail(str(exc), 2)

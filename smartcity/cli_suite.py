@@ -12,24 +12,13 @@ from typing import TYPE_CHECKING
 import click
 
 from chain.errors import ChainError
-from smartcity.cli_common import DATA, HOME_OPTION, fail
+from smartcity.cli_common import DATA, HOME_OPTION, fail, start_process_or_exit
 from smartcity.registry import SERVICES, genesis_contracts
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
     from services.common.context import ServiceContext
-
-
-def _start_process(data: Path | None, *, demo: bool | None = None, access_log: bool = True) -> None:
-    """Validate the settings and set up logging; a bad setting exits 2 with its message."""
-    from smartcity.ops import start_process
-    from smartcity.settings import ConfigError
-
-    try:
-        start_process(data, demo=demo, access_log=access_log)
-    except ConfigError as exc:
-        fail(str(exc), 2)
 
 
 @click.command()
@@ -127,7 +116,7 @@ def node(node_home: Path, host: str | None, port: int | None) -> None:
         home = load_node_home(node_home)
     except ChainError as exc:
         fail(str(exc))
-    _start_process(home.genesis_path.parent)
+    start_process_or_exit(home.genesis_path.parent)
     try:
         running = open_node(home, database_url=database_url_from_env())
     except ChainError as exc:
@@ -203,7 +192,7 @@ def up(
     if problem:
         fail(problem)
     # A folder `up` creates now is a demo folder; access logs only at DEBUG (the page polls)
-    _start_process(
+    start_process_or_exit(
         data, demo=is_demo(data) or not (data / "genesis.json").exists(), access_log=False
     )
     try:
@@ -278,7 +267,7 @@ def service(name: str, home: Path, node_url: str, host: str, port: int, workers:
     if workers > 1 and name != "identity":
         # Only identity's per-process state is known safe to split (docs/operations.md)
         fail(f"--workers is for the identity service; run {name} as replicas instead", 2)
-    _start_process(home)
+    start_process_or_exit(home)
     if workers == 1:
         app = _service_app(name, home, node_url)
         click.echo(f"{name} service on http://{host}:{port}, chain at {node_url}", err=True)
@@ -305,7 +294,7 @@ def service_worker_app(name: str, home: Path, node_url: str) -> FastAPI:
     """One worker of `smartcity service NAME --workers N` (in a spawned process)."""
     from smartcity.ops import settle_heap
 
-    _start_process(home)
+    start_process_or_exit(home)
     app = _service_app(name, home, node_url)
     settle_heap()
     return app

@@ -20,8 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 from starlette.testclient import TestClient
 
 from chain.auth import mint_token
@@ -35,7 +33,7 @@ from iot_gateway.simulator import Vehicle, build_batch, ingest_body
 from services.common.ledger import DEFAULT_TTL_BLOCKS, LedgerPort, RemoteLedger
 from smartcity.demo import init_suite
 from smartcity.registry import ROADHEALTH, genesis_contracts
-from smartcity.suite import Suite, open_suite, shared_database_url
+from smartcity.suite import Suite, drop_suite_schemas, open_suite
 
 ENTRY = ROADHEALTH
 
@@ -182,22 +180,7 @@ def running(tmp_path: Path, db_url: str) -> Iterator[Harness]:
     with TestClient(suite.app) as client:
         yield Harness(client, suite, data)  # leaving it closes the suite (its dispatcher too)
     if shared is not None:
-        _drop_node_schemas(data, shared)
-
-
-def _drop_node_schemas(data: Path, base: str) -> None:
-    """The schemas the suite's nodes made in a shared PostgreSQL (the suite has stopped)."""
-    schemas = []
-    for node in sorted(p.name for p in (data / "nodes").iterdir()):
-        url = shared_database_url(data, node, base, create=False) or ""
-        schemas.append(str(make_url(url).query["options"]).rpartition("search_path=")[2])
-    engine = create_engine(base)
-    try:
-        with engine.begin() as conn:
-            for schema in schemas:
-                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    finally:
-        engine.dispose()
+        drop_suite_schemas(data, shared)  # its nodes' (the suite has stopped)
 
 
 def register_on_chain(

@@ -69,6 +69,43 @@ def shared_database_url(
     return None
 
 
+def suite_schemas(data: Path, base: str) -> list[str]:
+    """The schemas the suite in DATA keeps in the shared PostgreSQL `base` (its nodes' and its
+    services', as shared_database_url names them), in name order."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    tag = SuiteHome(data).genesis().hash[:12]  # hex digits: nothing to escape in the pattern
+    engine = create_engine(base, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            found = conn.execute(
+                text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p ORDER BY nspname"),
+                {"p": f"chain\\_{tag}\\_%"},
+            )
+            return list(found.scalars())
+    finally:
+        engine.dispose()
+
+
+def drop_suite_schemas(data: Path, base: str) -> list[str]:
+    """Drop the schemas the suite in DATA keeps in the shared PostgreSQL `base`, with every
+    table in them; the schemas dropped. Deleting a suite's data folder leaves them, and
+    thousands left on one server slowed every table creation on it."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    schemas = suite_schemas(data, base)
+    engine = create_engine(base, poolclass=NullPool)
+    try:
+        for schema in schemas:  # one transaction each: a suite's tables would pass max_locks
+            with engine.begin() as conn:
+                conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    finally:
+        engine.dispose()
+    return schemas
+
+
 def service_database_url(data: Path, name: str) -> str:
     """The service's database: in a shared PostgreSQL, a schema of its own named after the
     chain (so one server hosts several suites); else its own SQLite file in the data folder."""

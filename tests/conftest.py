@@ -113,29 +113,19 @@ def drop_suite_schemas(folder: Path) -> None:
     gives it, so dropping that one left them behind: 2,233 of them (84,000 catalog rows) had
     piled up on the CI machine's database, and every PostgreSQL test's table creation slowed
     with them (an identity suite's start 0.89-1.04 s against 0.52-0.55 s without)."""
+    from smartcity.suite import drop_suite_schemas as drop_schemas
+
     base = os.environ.get("SMARTCITY_DATABASE_URL", "")
     if not base.startswith("postgresql") or not folder.is_dir():
         return
-    tags = set()
+    suites: dict[str, Path] = {}  # one folder a genesis (node homes hold copies of it)
     for found in folder.rglob("genesis.json"):
         try:
-            tags.add(load_genesis(found).hash[:12])
+            suites.setdefault(load_genesis(found).hash, found.parent)
         except (ChainError, OSError, ValueError):  # a test's deliberately broken genesis
             continue
-    if not tags:
-        return
-    admin = create_engine(base, poolclass=NullPool)
-    try:
-        with admin.begin() as conn:
-            for tag in sorted(tags):
-                schemas = conn.execute(
-                    text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p"),
-                    {"p": f"chain\\_{tag}\\_%"},
-                ).scalars()
-                for schema in list(schemas):
-                    conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    finally:
-        admin.dispose()
+    for data in suites.values():
+        drop_schemas(data, base)
 
 
 @pytest.hookimpl(hookwrapper=True)

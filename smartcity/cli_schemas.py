@@ -1,0 +1,65 @@
+"""`smartcity drop-schemas`: remove a suite's schemas from a shared PostgreSQL.
+
+A suite on PostgreSQL keeps each node and service in a schema named after its genesis
+(`chain_<the genesis hash's first 12 hex digits>_<name>`, smartcity.suite.shared_database_url).
+Deleting the suite's data folder leaves them on the server; this command drops them, while the
+folder still says which they are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from smartcity.cli_common import DATA, fail, start_process_or_exit
+
+
+@click.command("drop-schemas")
+@click.option(
+    "--data", type=click.Path(file_okay=False, path_type=Path), default=DATA, show_default=True
+)
+@click.option("--yes", is_flag=True, help="Drop them without asking.")
+def drop_schemas(data: Path, yes: bool) -> None:
+    """Drop the schemas a suite keeps in a shared PostgreSQL (its folder stays).
+
+    The suite in DATA keeps its nodes and services in schemas of the PostgreSQL that
+    SMARTCITY_DATABASE_URL (or the settings file's database_url) names; they are dropped with
+    every table in them, after a confirmation unless --yes. A suite that is running is
+    refused."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from chain.db import database_url_from_env
+    from chain.errors import ChainError
+    from chain.journal import MEMPOOL_FOLDER, in_use
+    from smartcity.suite import drop_suite_schemas, suite_schemas
+
+    if not (data / "genesis.json").is_file():
+        fail(f"{data} holds no suite (no genesis.json): nothing names its schemas", 2)
+    start_process_or_exit(data, access_log=False)  # the settings file's database_url, if any
+    try:
+        base = database_url_from_env() or ""
+    except ChainError as exc:
+        fail(str(exc), 2)
+    if not base.startswith("postgresql"):
+        fail(
+            "the suite's databases are not on PostgreSQL (SMARTCITY_DATABASE_URL names none):"
+            f" on SQLite they are files in {data}, removed with it",
+            2,
+        )
+    nodes = sorted(p for p in (data / "nodes").glob("*") if p.is_dir())
+    running = [p.name for p in nodes if in_use(p / MEMPOOL_FOLDER)]
+    if running:
+        fail(f"the suite in {data} is running ({', '.join(running)}): stop it first")
+    try:
+        schemas = suite_schemas(data, base)
+        if not schemas:
+            click.echo(f"no schemas of the suite in {data} on this server")
+            return
+        click.echo("\n".join(schemas))
+        if not yes:
+            click.confirm(f"Drop these {len(schemas)} schemas and every table in them?", abort=True)
+        dropped = drop_suite_schemas(data, base)
+    except (ChainError, SQLAlchemyError) as exc:
+        fail(f"could not drop the suite's schemas: {exc}")
+    click.echo(f"dropped {len(dropped)} schemas")

@@ -1,0 +1,71 @@
+"""`smartcity drop-schemas`: a suite's schemas on a shared PostgreSQL go when its operator says,
+never while it runs, and nothing else's does."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fastapi.testclient import TestClient
+
+from smartcity.cli import main
+from smartcity.suite import open_suite, suite_schemas
+
+
+def drop(data: Path, *extra: str, answer: str | None = None) -> tuple[int, str]:
+    saved = dict(os.environ)  # the command exports its settings, as a process would
+    try:
+        outcome = CliRunner().invoke(
+            main, ["drop-schemas", "--data", str(data), *extra], input=answer
+        )
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return outcome.exit_code, outcome.output
+
+
+def test_a_suites_schemas_are_dropped_once_it_has_stopped(
+    tmp_path: Path, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("SMARTCITY_DATABASE_URL", db_url)
+    data, other = tmp_path / "data", tmp_path / "other"
+    suite = open_suite(data, validators=2, observers=1, services=[])
+    with TestClient(open_suite(other, validators=1, observers=0, services=[]).app):
+        pass  # a second suite on the same server, whose schemas must stay
+    if not db_url.startswith("postgresql"):
+        code, said = drop(data, "--yes")
+        assert code == 2, said
+        assert "not on PostgreSQL" in said and f"files in {data}" in said
+        return
+    names = ["observer-0", "validator-0", "validator-1"]
+    theirs = suite_schemas(other, db_url)
+    assert suite_schemas(data, db_url) == [
+        f"chain_{_tag(data)}_{n.replace('-', '_')}" for n in names
+    ]
+    with TestClient(suite.app):
+        code, said = drop(data, "--yes")
+        assert code == 1, said
+        assert "is running (observer-0, validator-0, validator-1): stop it first" in said
+    code, said = drop(data, answer="n\n")  # asked, and declined
+    assert code == 1 and "Aborted" in said, said
+    assert len(suite_schemas(data, db_url)) == 3
+    code, said = drop(data, answer="y\n")
+    assert code == 0, said
+    assert "dropped 3 schemas" in said
+    assert suite_schemas(data, db_url) == []
+    assert suite_schemas(other, db_url) == theirs  # another suite's are left alone
+    assert drop(data, "--yes") == (0, f"no schemas of the suite in {data} on this server\n")
+
+
+def test_a_folder_without_a_suite_is_refused(tmp_path: Path) -> None:
+    code, said = drop(tmp_path)
+    assert code == 2
+    assert "holds no suite (no genesis.json)" in said
+
+
+def _tag(data: Path) -> str:
+    from chain.home import SuiteHome
+
+    return SuiteHome(data).genesis().hash[:12]
