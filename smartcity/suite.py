@@ -69,13 +69,19 @@ def shared_database_url(
     return None
 
 
-def suite_schemas(data: Path, base: str) -> list[str]:
-    """The schemas the suite in DATA keeps in the shared PostgreSQL `base` (its nodes' and its
+def suite_tag(data: Path) -> str:
+    """What names the suite in DATA's schemas: its genesis hash's first 12 hex digits."""
+    return SuiteHome(data).genesis().hash[:12]
+
+
+def tagged_schemas(tag: str, base: str) -> list[str]:
+    """The schemas of the suite `tag` names in the shared PostgreSQL `base` (its nodes' and its
     services', as shared_database_url names them), in name order."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.pool import NullPool
 
-    tag = SuiteHome(data).genesis().hash[:12]  # hex digits: nothing to escape in the pattern
+    if not tag or not all(c in "0123456789abcdef" for c in tag):  # nothing to escape in LIKE
+        raise ValueError(f"a suite's tag is hex digits, not {tag!r}")
     engine = create_engine(base, poolclass=NullPool)
     try:
         with engine.connect() as conn:
@@ -88,14 +94,13 @@ def suite_schemas(data: Path, base: str) -> list[str]:
         engine.dispose()
 
 
-def drop_suite_schemas(data: Path, base: str) -> list[str]:
-    """Drop the schemas the suite in DATA keeps in the shared PostgreSQL `base`, with every
-    table in them; the schemas dropped. Deleting a suite's data folder leaves them, and
-    thousands left on one server slowed every table creation on it."""
+def drop_tagged_schemas(tag: str, base: str) -> list[str]:
+    """Drop the schemas of the suite `tag` names from the shared PostgreSQL `base`, with every
+    table in them; the schemas dropped."""
     from sqlalchemy import create_engine, text
     from sqlalchemy.pool import NullPool
 
-    schemas = suite_schemas(data, base)
+    schemas = tagged_schemas(tag, base)
     engine = create_engine(base, poolclass=NullPool)
     try:
         for schema in schemas:  # one transaction each: a suite's tables would pass max_locks
@@ -104,6 +109,18 @@ def drop_suite_schemas(data: Path, base: str) -> list[str]:
     finally:
         engine.dispose()
     return schemas
+
+
+def suite_schemas(data: Path, base: str) -> list[str]:
+    """The schemas the suite in DATA keeps in the shared PostgreSQL `base`."""
+    return tagged_schemas(suite_tag(data), base)
+
+
+def drop_suite_schemas(data: Path, base: str) -> list[str]:
+    """Drop the schemas the suite in DATA keeps in the shared PostgreSQL `base`. Deleting a
+    suite's data folder leaves them, and thousands left on one server slowed every table
+    creation on it."""
+    return drop_tagged_schemas(suite_tag(data), base)
 
 
 def service_database_url(data: Path, name: str) -> str:

@@ -105,37 +105,43 @@ def pytest_sessionfinish(session: pytest.Session) -> None:
     cache.set(DURATIONS_KEY, {**_last_times(session.config), **ran})
 
 
-def drop_suite_schemas(folder: Path) -> None:
-    """Drop the PostgreSQL schemas of every suite initialised under `folder`.
+def suite_tags(folder: Path) -> set[str]:
+    """The tags (smartcity.suite.suite_tag) of every suite initialised under `folder`, when
+    its suites' schemas are on a shared PostgreSQL.
 
     A suite on a shared PostgreSQL keeps each node and service in a schema named after its
     genesis hash (smartcity.suite.shared_database_url), outside the schema a test's `db_url`
     gives it, so dropping that one left them behind: 2,233 of them (84,000 catalog rows) had
     piled up on the CI machine's database, and every PostgreSQL test's table creation slowed
     with them (an identity suite's start 0.89-1.04 s against 0.52-0.55 s without)."""
-    from smartcity.suite import drop_suite_schemas as drop_schemas
-
-    base = os.environ.get("SMARTCITY_DATABASE_URL", "")
-    if not base.startswith("postgresql") or not folder.is_dir():
-        return
-    suites: dict[str, Path] = {}  # one folder a genesis (node homes hold copies of it)
-    for found in folder.rglob("genesis.json"):
+    if not os.environ.get("SMARTCITY_DATABASE_URL", "").startswith("postgresql"):
+        return set()
+    tags = set()
+    for found in folder.rglob("genesis.json") if folder.is_dir() else ():
         try:
-            suites.setdefault(load_genesis(found).hash, found.parent)
+            tags.add(load_genesis(found).hash[:12])
         except (ChainError, OSError, ValueError):  # a test's deliberately broken genesis
             continue
-    for data in suites.values():
-        drop_schemas(data, base)
+    return tags
+
+
+def drop_suite_schemas(tags: set[str]) -> None:
+    """Drop the schemas of the suites `tags` name (their suites closed)."""
+    from smartcity.suite import drop_tagged_schemas
+
+    for tag in sorted(tags):
+        drop_tagged_schemas(tag, os.environ["SMARTCITY_DATABASE_URL"])
 
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
     """Once a test's fixtures are torn down (its suites closed), drop the PostgreSQL schemas of
-    the suites it made in its temporary folder."""
+    the suites it made in its temporary folder: found before the teardown, which may remove the
+    folder (tmp_path_retention_policy)."""
     folder = getattr(item, "funcargs", {}).get("tmp_path")
+    tags = suite_tags(folder) if isinstance(folder, Path) else set()
     yield
-    if isinstance(folder, Path):
-        drop_suite_schemas(folder)
+    drop_suite_schemas(tags)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -143,7 +149,7 @@ def _session_suite_schemas_dropped(tmp_path_factory: pytest.TempPathFactory) -> 
     """At the end of a session (each xdist worker's), those of suites made by module- and
     session-scoped fixtures, under the session's temporary folder."""
     yield
-    drop_suite_schemas(tmp_path_factory.getbasetemp())
+    drop_suite_schemas(suite_tags(tmp_path_factory.getbasetemp()))
 
 
 def _backends() -> list[str]:

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from smartcity.cli import main
-from smartcity.suite import open_suite, suite_schemas
+from smartcity.suite import open_suite, suite_schemas, tagged_schemas
 
 
 def drop(data: Path, *extra: str, answer: str | None = None) -> tuple[int, str]:
@@ -63,6 +63,13 @@ def test_a_folder_without_a_suite_is_refused(tmp_path: Path) -> None:
     code, said = drop(tmp_path)
     assert code == 2
     assert "holds no suite (no genesis.json)" in said
+
+
+@pytest.mark.parametrize("tag", ["", "%", "0a_", "0A1B", "abc'; drop"])
+def test_only_a_hex_tag_names_schemas(tag: str) -> None:
+    """A tag goes into a LIKE pattern: anything but hex digits is refused before any query."""
+    with pytest.raises(ValueError, match="hex digits"):
+        tagged_schemas(tag, "postgresql+psycopg://nobody@127.0.0.1:1/none")
 
 
 def _tag(data: Path) -> str:
