@@ -15,12 +15,25 @@ import click
 from smartcity.cli_common import DATA, fail, start_process_or_exit
 
 
+def _tag(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
+    if value is not None and (len(value) != 12 or not all(c in "0123456789abcdef" for c in value)):
+        raise click.BadParameter(f"{value!r} is not a suite's tag: 12 lowercase hex digits")
+    return value
+
+
 @click.command("drop-schemas")
 @click.option(
     "--data", type=click.Path(file_okay=False, path_type=Path), default=DATA, show_default=True
 )
+@click.option(
+    "--tag",
+    callback=_tag,
+    help="The suite's tag (its genesis hash's first 12 hex digits; see --list) instead of its"
+    " folder, for a suite whose folder is gone. Whether it still runs elsewhere is not checked.",
+)
+@click.option("--list", "list_all", is_flag=True, help="List every suite's schemas; drop nothing.")
 @click.option("--yes", is_flag=True, help="Drop them without asking.")
-def drop_schemas(data: Path, yes: bool) -> None:
+def drop_schemas(data: Path, tag: str | None, list_all: bool, yes: bool) -> None:
     """Drop the schemas a suite keeps in a shared PostgreSQL (its folder stays).
 
     The suite in DATA keeps its nodes and services in schemas of the PostgreSQL that
@@ -32,11 +45,13 @@ def drop_schemas(data: Path, yes: bool) -> None:
     from chain.db import database_url_from_env
     from chain.errors import ChainError
     from chain.journal import MEMPOOL_FOLDER, in_use
-    from smartcity.suite import drop_suite_schemas, suite_schemas
+    from smartcity.suite import drop_tagged_schemas, suite_tag, suites_on_server, tagged_schemas
 
-    if not (data / "genesis.json").is_file():
+    has_suite = (data / "genesis.json").is_file()
+    if not (has_suite or tag or list_all):
         fail(f"{data} holds no suite (no genesis.json): nothing names its schemas", 2)
-    start_process_or_exit(data, access_log=False)  # the settings file's database_url, if any
+    # The settings file's database_url, if any (DATA's, or --config's)
+    start_process_or_exit(data if has_suite else None, access_log=False)
     try:
         base = database_url_from_env() or ""
     except ChainError as exc:
@@ -47,19 +62,26 @@ def drop_schemas(data: Path, yes: bool) -> None:
             f" on SQLite they are files in {data}, removed with it",
             2,
         )
-    nodes = sorted(p for p in (data / "nodes").glob("*") if p.is_dir())
-    running = [p.name for p in nodes if in_use(p / MEMPOOL_FOLDER)]
-    if running:
-        fail(f"the suite in {data} is running ({', '.join(running)}): stop it first")
     try:
-        schemas = suite_schemas(data, base)
+        if list_all:
+            for found, schemas in suites_on_server(base).items():
+                click.echo(f"{found}  {len(schemas)} schemas: {', '.join(schemas)}")
+            return
+        which = f"the suite {tag}" if tag else f"the suite in {data}"
+        if tag is None:
+            nodes = sorted(p for p in (data / "nodes").glob("*") if p.is_dir())
+            running = [p.name for p in nodes if in_use(p / MEMPOOL_FOLDER)]
+            if running:
+                fail(f"the suite in {data} is running ({', '.join(running)}): stop it first")
+            tag = suite_tag(data)
+        schemas = tagged_schemas(tag, base)
         if not schemas:
-            click.echo(f"no schemas of the suite in {data} on this server")
+            click.echo(f"no schemas of {which} on this server")
             return
         click.echo("\n".join(schemas))
         if not yes:
             click.confirm(f"Drop these {len(schemas)} schemas and every table in them?", abort=True)
-        dropped = drop_suite_schemas(data, base)
+        dropped = drop_tagged_schemas(tag, base)
     except (ChainError, SQLAlchemyError) as exc:
         fail(f"could not drop the suite's schemas: {exc}")
     click.echo(f"dropped {len(dropped)} schemas")

@@ -111,6 +111,30 @@ def drop_tagged_schemas(tag: str, base: str) -> list[str]:
     return schemas
 
 
+def suites_on_server(base: str) -> dict[str, list[str]]:
+    """Every suite's schemas in the shared PostgreSQL `base`, by tag (a tag's schemas in name
+    order): what `smartcity drop-schemas --list` shows, so a suite whose folder is gone can be
+    found."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(base, poolclass=NullPool)
+    try:
+        with engine.connect() as conn:
+            names = conn.execute(
+                text(
+                    "SELECT nspname FROM pg_namespace WHERE nspname ~ '^chain_[0-9a-f]{12}_'"
+                    " ORDER BY nspname"
+                )
+            ).scalars()
+            found: dict[str, list[str]] = {}
+            for name in names:
+                found.setdefault(name[6:18], []).append(name)
+            return found
+    finally:
+        engine.dispose()
+
+
 def suite_schemas(data: Path, base: str) -> list[str]:
     """The schemas the suite in DATA keeps in the shared PostgreSQL `base`."""
     return tagged_schemas(suite_tag(data), base)

@@ -4,6 +4,7 @@ never while it runs, and nothing else's does."""
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -57,12 +58,32 @@ def test_a_suites_schemas_are_dropped_once_it_has_stopped(
     assert suite_schemas(data, db_url) == []
     assert suite_schemas(other, db_url) == theirs  # another suite's are left alone
     assert drop(data, "--yes") == (0, f"no schemas of the suite in {data} on this server\n")
+    # The other suite's folder is gone: --list finds it, --tag drops it
+    tag = _tag(other)
+    shutil.rmtree(other)
+    code, listed = drop(tmp_path / "gone", "--list")
+    assert code == 0, listed
+    assert f"{tag}  1 schemas: chain_{tag}_validator_0" in listed.splitlines()
+    code, said = drop(tmp_path / "gone", "--tag", tag, "--yes")
+    assert code == 0 and said.endswith("dropped 1 schemas\n"), said
+    assert f"{tag}  " not in drop(tmp_path / "gone", "--list")[1]
+    assert drop(tmp_path / "gone", "--tag", tag) == (
+        0,
+        f"no schemas of the suite {tag} on this server\n",
+    )
 
 
 def test_a_folder_without_a_suite_is_refused(tmp_path: Path) -> None:
     code, said = drop(tmp_path)
     assert code == 2
     assert "holds no suite (no genesis.json)" in said
+
+
+@pytest.mark.parametrize("tag", ["", "0a1b", "0A1B2C3D4E5F", "0a1b2c3d4e5g", "0a1b2c3d4e5f0"])
+def test_a_tag_that_is_not_twelve_hex_digits_is_refused(tmp_path: Path, tag: str) -> None:
+    code, said = drop(tmp_path, "--tag", tag)
+    assert code == 2
+    assert f"{tag!r} is not a suite's tag: 12 lowercase hex digits" in said
 
 
 @pytest.mark.parametrize("tag", ["", "%", "0a_", "0A1B", "abc'; drop"])
