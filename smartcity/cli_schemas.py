@@ -3,7 +3,8 @@
 A suite on PostgreSQL keeps each node and service in a schema named after its genesis
 (`chain_<the genesis hash's first 12 hex digits>_<name>`, smartcity.suite.shared_database_url).
 Deleting the suite's data folder leaves them on the server; this command drops them, while the
-folder still says which they are.
+folder still says which they are, or by the suite's tag (`--list` shows every suite's) once the
+folder is gone.
 """
 
 from __future__ import annotations
@@ -57,15 +58,19 @@ def drop_schemas(data: Path, tag: str | None, list_all: bool, yes: bool) -> None
     except ChainError as exc:
         fail(str(exc), 2)
     if not base.startswith("postgresql"):
+        where = f": on SQLite they are files in {data}, removed with it" if has_suite else ""
         fail(
-            "the suite's databases are not on PostgreSQL (SMARTCITY_DATABASE_URL names none):"
-            f" on SQLite they are files in {data}, removed with it",
+            "the suite's databases are not on PostgreSQL (SMARTCITY_DATABASE_URL names none)"
+            + where,
             2,
         )
     try:
         if list_all:
-            for found, schemas in suites_on_server(base).items():
+            suites = suites_on_server(base)
+            for found, schemas in suites.items():
                 click.echo(f"{found}  {len(schemas)} schemas: {', '.join(schemas)}")
+            if not suites:
+                click.echo("no suite's schemas on this server")
             return
         which = f"the suite {tag}" if tag else f"the suite in {data}"
         if tag is None:
