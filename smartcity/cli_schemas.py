@@ -17,8 +17,12 @@ from smartcity.cli_common import DATA, fail, start_process_or_exit
 
 
 def _tag(_ctx: click.Context, _param: click.Parameter, value: str | None) -> str | None:
-    if value is not None and (len(value) != 12 or not all(c in "0123456789abcdef" for c in value)):
-        raise click.BadParameter(f"{value!r} is not a suite's tag: 12 lowercase hex digits")
+    from smartcity.suite import SUITE_TAG_DIGITS, is_suite_tag
+
+    if value is not None and not is_suite_tag(value):
+        raise click.BadParameter(
+            f"{value!r} is not a suite's tag: {SUITE_TAG_DIGITS} lowercase hex digits"
+        )
     return value
 
 
@@ -46,7 +50,7 @@ def drop_schemas(data: Path, tag: str | None, list_all: bool, yes: bool) -> None
     from chain.db import database_url_from_env
     from chain.errors import ChainError
     from chain.journal import MEMPOOL_FOLDER, in_use
-    from smartcity.suite import drop_tagged_schemas, suite_tag, suites_on_server, tagged_schemas
+    from smartcity.suite import drop_tagged_schemas, suite_tag, suites_on_server
 
     has_suite = (data / "genesis.json").is_file()
     if not (has_suite or tag or list_all):
@@ -79,7 +83,7 @@ def drop_schemas(data: Path, tag: str | None, list_all: bool, yes: bool) -> None
             if running:
                 fail(f"the suite in {data} is running ({', '.join(running)}): stop it first")
             tag = suite_tag(data)
-        schemas = tagged_schemas(tag, base)
+        schemas = suites_on_server(base).get(tag, [])
         if not schemas:
             click.echo(f"no schemas of {which} on this server")
             return

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
+from sqlalchemy.engine import Engine
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from chain.api import create_app as chain_app
@@ -64,86 +66,81 @@ def shared_database_url(
     `base`: a schema of its own named after the chain (so one server hosts several suites,
     stable across restarts). None when `base` is not PostgreSQL."""
     if base and base.startswith("postgresql"):
-        tag = SuiteHome(data).genesis().hash[:12]
-        return node_database_url(base, f"{tag}_{name}", create=create)
+        return node_database_url(base, f"{suite_tag(data)}_{name}", create=create)
     return None
 
 
+SUITE_TAG_DIGITS = 12  # a suite's schemas are chain_<tag>_<name>, the tag its genesis hash's start
+
+
+def tag_of(genesis_hash: str) -> str:
+    """The tag naming the schemas of the suite with this genesis hash."""
+    return genesis_hash[:SUITE_TAG_DIGITS]
+
+
+def is_suite_tag(value: str) -> bool:
+    return len(value) == SUITE_TAG_DIGITS and all(c in "0123456789abcdef" for c in value)
+
+
 def suite_tag(data: Path) -> str:
-    """What names the suite in DATA's schemas: its genesis hash's first 12 hex digits."""
-    return SuiteHome(data).genesis().hash[:12]
+    """The tag of the suite in DATA."""
+    return tag_of(SuiteHome(data).genesis().hash)
 
 
-def tagged_schemas(tag: str, base: str) -> list[str]:
-    """The schemas of the suite `tag` names in the shared PostgreSQL `base` (its nodes' and its
-    services', as shared_database_url names them), in name order."""
-    from sqlalchemy import create_engine, text
+@contextlib.contextmanager
+def _server(base: str) -> Iterator[Engine]:
+    """An engine on the shared PostgreSQL `base` for one administrative task."""
+    from sqlalchemy import create_engine
     from sqlalchemy.pool import NullPool
 
-    if not tag or not all(c in "0123456789abcdef" for c in tag):  # nothing to escape in LIKE
-        raise ValueError(f"a suite's tag is hex digits, not {tag!r}")
     engine = create_engine(base, poolclass=NullPool)
     try:
-        with engine.connect() as conn:
-            found = conn.execute(
-                text("SELECT nspname FROM pg_namespace WHERE nspname LIKE :p ORDER BY nspname"),
-                {"p": f"chain\\_{tag}\\_%"},
-            )
-            return list(found.scalars())
+        yield engine
     finally:
         engine.dispose()
+
+
+def suites_on_server(base: str) -> dict[str, list[str]]:
+    """Every suite's schemas in the shared PostgreSQL `base` (its nodes' and its services', as
+    shared_database_url names them), by tag, each tag's in name order: what `smartcity
+    drop-schemas --list` shows, so a suite whose folder is gone can be found."""
+    from sqlalchemy import text
+
+    pattern = f"^chain_[0-9a-f]{{{SUITE_TAG_DIGITS}}}_"
+    with _server(base) as engine, engine.connect() as conn:
+        names = conn.execute(
+            text("SELECT nspname FROM pg_namespace WHERE nspname ~ :p ORDER BY nspname"),
+            {"p": pattern},
+        ).scalars()
+        found: dict[str, list[str]] = {}
+        for name in names:
+            found.setdefault(name[len("chain_") :][:SUITE_TAG_DIGITS], []).append(name)
+        return found
 
 
 def drop_tagged_schemas(tag: str, base: str) -> list[str]:
     """Drop the schemas of the suite `tag` names from the shared PostgreSQL `base`, with every
-    table in them; the schemas dropped."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.pool import NullPool
+    table in them; the schemas dropped. Deleting a suite's data folder leaves them, and
+    thousands left on one server slowed every table creation on it."""
+    from sqlalchemy import text
 
-    schemas = tagged_schemas(tag, base)
-    engine = create_engine(base, poolclass=NullPool)
-    try:
+    if not is_suite_tag(tag):
+        raise ValueError(f"a suite's tag is {SUITE_TAG_DIGITS} lowercase hex digits, not {tag!r}")
+    schemas = suites_on_server(base).get(tag, [])
+    with _server(base) as engine:
         for schema in schemas:  # one transaction each: a suite's tables would pass max_locks
             with engine.begin() as conn:
                 conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-    finally:
-        engine.dispose()
     return schemas
-
-
-def suites_on_server(base: str) -> dict[str, list[str]]:
-    """Every suite's schemas in the shared PostgreSQL `base`, by tag (a tag's schemas in name
-    order): what `smartcity drop-schemas --list` shows, so a suite whose folder is gone can be
-    found."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.pool import NullPool
-
-    engine = create_engine(base, poolclass=NullPool)
-    try:
-        with engine.connect() as conn:
-            names = conn.execute(
-                text(
-                    "SELECT nspname FROM pg_namespace WHERE nspname ~ '^chain_[0-9a-f]{12}_'"
-                    " ORDER BY nspname"
-                )
-            ).scalars()
-            found: dict[str, list[str]] = {}
-            for name in names:
-                found.setdefault(name[6:18], []).append(name)
-            return found
-    finally:
-        engine.dispose()
 
 
 def suite_schemas(data: Path, base: str) -> list[str]:
     """The schemas the suite in DATA keeps in the shared PostgreSQL `base`."""
-    return tagged_schemas(suite_tag(data), base)
+    return suites_on_server(base).get(suite_tag(data), [])
 
 
 def drop_suite_schemas(data: Path, base: str) -> list[str]:
-    """Drop the schemas the suite in DATA keeps in the shared PostgreSQL `base`. Deleting a
-    suite's data folder leaves them, and thousands left on one server slowed every table
-    creation on it."""
+    """Drop the schemas the suite in DATA keeps in the shared PostgreSQL `base`."""
     return drop_tagged_schemas(suite_tag(data), base)
 
 

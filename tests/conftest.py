@@ -114,12 +114,14 @@ def suite_tags(folder: Path) -> set[str]:
     gives it, so dropping that one left them behind: 2,233 of them (84,000 catalog rows) had
     piled up on the CI machine's database, and every PostgreSQL test's table creation slowed
     with them (an identity suite's start 0.89-1.04 s against 0.52-0.55 s without)."""
+    from smartcity.suite import tag_of
+
     if not os.environ.get("SMARTCITY_DATABASE_URL", "").startswith("postgresql"):
         return set()
     tags = set()
     for found in folder.rglob("genesis.json") if folder.is_dir() else ():
         try:
-            tags.add(load_genesis(found).hash[:12])
+            tags.add(tag_of(load_genesis(found).hash))
         except (ChainError, OSError, ValueError):  # a test's deliberately broken genesis
             continue
     return tags
@@ -358,9 +360,10 @@ def live_server() -> Callable[[Any], LiveServer]:
 
 class AlertReceiver:
     """A local webhook receiver keeping every alert POSTed; it fails the first `fail_first`
-    calls with HTTP 503 (to exercise retries)."""
+    calls with HTTP 503 (to exercise retries), and answers `answer_after_s` after an alert
+    arrived (a slow webhook; the alert is kept on arrival)."""
 
-    def __init__(self, fail_first: int = 0) -> None:
+    def __init__(self, fail_first: int = 0, answer_after_s: float = 0.0) -> None:
         self.received: list[dict[str, Any]] = []
         self.calls = 0
         receiver = self
@@ -373,6 +376,7 @@ class AlertReceiver:
                     self.send_response(503)
                 else:
                     receiver.received.append(json.loads(body))
+                    time.sleep(answer_after_s)
                     self.send_response(204)
                 self.end_headers()
 
@@ -380,6 +384,7 @@ class AlertReceiver:
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True  # close() does not wait for a slow answer
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/alerts"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 

@@ -80,7 +80,7 @@ def suite(tmp_path: Path) -> Iterator[tuple[Path, int, str]]:
             process.kill()
             process.wait()
         log.close()
-        # Its schemas on a shared PostgreSQL: dropped at the session's end (tests/conftest.py)
+        # Its schemas on a shared PostgreSQL: dropped after the test (tests/conftest.py)
 
 
 def _wait_until_serving(base: str, process: subprocess.Popen[bytes], log: Path) -> None:

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 from fastapi.testclient import TestClient
 
 from smartcity.cli import main
-from smartcity.suite import open_suite, suite_schemas, tagged_schemas
+from smartcity.suite import drop_tagged_schemas, open_suite, suite_schemas, suite_tag
 
 
 def drop(data: Path, *extra: str, answer: str | None = None) -> tuple[int, str]:
@@ -43,7 +43,7 @@ def test_a_suites_schemas_are_dropped_once_it_has_stopped(
     names = ["observer-0", "validator-0", "validator-1"]
     theirs = suite_schemas(other, db_url)
     assert suite_schemas(data, db_url) == [
-        f"chain_{_tag(data)}_{n.replace('-', '_')}" for n in names
+        f"chain_{suite_tag(data)}_{n.replace('-', '_')}" for n in names
     ]
     with TestClient(suite.app):
         code, said = drop(data, "--yes")
@@ -59,7 +59,7 @@ def test_a_suites_schemas_are_dropped_once_it_has_stopped(
     assert suite_schemas(other, db_url) == theirs  # another suite's are left alone
     assert drop(data, "--yes") == (0, f"no schemas of the suite in {data} on this server\n")
     # The other suite's folder is gone: --list finds it, --tag drops it
-    tag = _tag(other)
+    tag = suite_tag(other)
     shutil.rmtree(other)
     code, listed = drop(tmp_path / "gone", "--list")
     assert code == 0, listed
@@ -86,14 +86,8 @@ def test_a_tag_that_is_not_twelve_hex_digits_is_refused(tmp_path: Path, tag: str
     assert f"{tag!r} is not a suite's tag: 12 lowercase hex digits" in said
 
 
-@pytest.mark.parametrize("tag", ["", "%", "0a_", "0A1B", "abc'; drop"])
-def test_only_a_hex_tag_names_schemas(tag: str) -> None:
-    """A tag goes into a LIKE pattern: anything but hex digits is refused before any query."""
-    with pytest.raises(ValueError, match="hex digits"):
-        tagged_schemas(tag, "postgresql+psycopg://nobody@127.0.0.1:1/none")
-
-
-def _tag(data: Path) -> str:
-    from chain.home import SuiteHome
-
-    return SuiteHome(data).genesis().hash[:12]
+@pytest.mark.parametrize("tag", ["", "%", "0a_", "0A1B2C3D4E5F", "0a1b2c3d4e5", "abc'; drop"])
+def test_only_a_tag_drops_schemas(tag: str) -> None:
+    """Anything but 12 lowercase hex digits is refused before the server is asked."""
+    with pytest.raises(ValueError, match="12 lowercase hex digits"):
+        drop_tagged_schemas(tag, "postgresql+psycopg://nobody@127.0.0.1:1/none")
