@@ -7,46 +7,32 @@ chain.merkle and chain.state hash a block's leaves and state keys in Python (sam
 
 from setuptools import Extension, setup
 
+
+def _module(name: str, *, openssl: bool, threads: bool = False) -> Extension:
+    """smartcity_native.NAME from src/smartcity_native/NAME.c, optional like every one here:
+    linked with OpenSSL's libcrypto where it uses it, with pthreads where it starts threads."""
+    return Extension(
+        f"smartcity_native.{name}",
+        sources=[f"src/smartcity_native/{name}.c"],
+        libraries=["crypto"] if openssl else [],
+        extra_compile_args=["-O2", *(["-pthread"] if threads else [])],
+        extra_link_args=["-pthread"] if threads else [],
+        optional=True,
+    )
+
+
 setup(
     ext_modules=[
-        Extension(
-            "smartcity_native._smt",
-            sources=["src/smartcity_native/_smt.c"],
-            libraries=["crypto"],
-            extra_compile_args=["-O2", "-pthread"],
-            extra_link_args=["-pthread"],
-            optional=True,
-        ),
+        # The sparse Merkle tree under SHA-256 (chain.smt's hot path); a large update on 2 threads
+        _module("_smt", openssl=True, threads=True),
         # Ed25519 batch verification (chain.zip215 is its reference); OpenSSL's SHA-512 and BIGNUM
-        Extension(
-            "smartcity_native._ed25519",
-            sources=["src/smartcity_native/_ed25519.c"],
-            libraries=["crypto"],
-            extra_compile_args=["-O2"],
-            optional=True,
-        ),
+        _module("_ed25519", openssl=True),
         # Links nothing: it calls the libsodium PyNaCl ships, whose address chain.crypto hands in
-        Extension(
-            "smartcity_native._sigs",
-            sources=["src/smartcity_native/_sigs.c"],
-            extra_compile_args=["-O2"],
-            optional=True,
-        ),
+        _module("_sigs", openssl=False),
         # A block's SHA-256 Merkle roots and state-key hashes with the GIL released (chain.merkle's
         # and chain.state's fast paths); OpenSSL's SHA-256
-        Extension(
-            "smartcity_native._hashes",
-            sources=["src/smartcity_native/_hashes.c"],
-            libraries=["crypto"],
-            extra_compile_args=["-O2"],
-            optional=True,
-        ),
+        _module("_hashes", openssl=True),
         # RFC 8785 canonical JSON of plain values (chain.encoding's fast path); links nothing
-        Extension(
-            "smartcity_native._canon",
-            sources=["src/smartcity_native/_canon.c"],
-            extra_compile_args=["-O2"],
-            optional=True,
-        ),
+        _module("_canon", openssl=False),
     ]
 )
