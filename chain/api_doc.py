@@ -17,6 +17,7 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel, Field
 from starlette.convertors import Convertor, register_url_convertor
 
+from chain.bodies import BODY_TOO_LARGE
 from chain.reads import MAX_READ_BODY_BYTES, MAX_READ_KEYS, MAX_READ_VALUE_BYTES
 from chain.state import MAX_KEY_CHARS
 from chain.tx import MAX_NONCE
@@ -174,6 +175,9 @@ TOKEN_ERRORS = {
     503: "the node's database is unavailable (`storage_unavailable`, `Retry-After: 1`)",
 }
 INVALID_QUERY = {422: "a query or path parameter that breaks its schema (`invalid_request`)"}
+# What every route answers to a body over the node's ceiling (chain.bodies.BodyCeiling), a route
+# that takes no body too: one declaring a Content-Length over it is refused before it is read
+CEILING = {413: f"a request body over {MAX_BATCH_BYTES} bytes (`{BODY_TOO_LARGE}`)"}
 
 
 def install_document(app: FastAPI, *, reader: Callable[..., Any] | None) -> None:
@@ -208,6 +212,16 @@ def install_document(app: FastAPI, *, reader: Callable[..., Any] | None) -> None
                         "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
                     }
                     invalid["description"] = INVALID_QUERY[422]
+                if "413" not in operation.setdefault("responses", {}):
+                    operation["responses"]["413"] = {
+                        "description": CEILING[413],
+                        "content": {
+                            "application/json": {
+                                "schema": {"$ref": "#/components/schemas/ErrorBody"}
+                            }
+                        },
+                    }
+                    operation["responses"] = dict(sorted(operation["responses"].items()))
         app.openapi_schema = document
         return document
 

@@ -122,7 +122,7 @@ def route_answers(route: APIRoute) -> dict[int, str]:
     """The error statuses a route's dependencies answer, read from the route: the request
     checks (an unknown query parameter), bearer authentication (401, and 503 since the caller's
     key is resolved on the chain), a role (403), parameters or a body that can break their
-    schema (422)."""
+    schema (422), and a body over the service's limit (413)."""
     calls = _dependency_calls(route.dependant)
     answers: dict[int, str] = {}
     if known_query_parameters in calls:
@@ -135,8 +135,9 @@ def route_answers(route: APIRoute) -> dict[int, str]:
         answers[403] = NO_ROLE
     if route.body_field is not None or _has_parameters(route.dependant):
         answers[422] = INVALID
-    if route.body_field is not None:  # parsed by FastAPI: bounded by the app's BodyCeiling
-        answers[413] = TOO_LARGE
+    # Every service app sits behind a BodyCeiling, which refuses a body over the service's limit
+    # on any route, one that takes none too (a GET declaring a Content-Length over it)
+    answers[413] = TOO_LARGE
     return answers
 
 

@@ -171,3 +171,31 @@ def test_a_real_server_refuses_early_and_reads_no_more_than_declared(
         raw = _raw_http(server.port, head, b"{}" + b" " * (4 * MAX_TX_BYTES))
         assert raw.startswith(b"HTTP/1.1 400") and b"tx_malformed" in raw
         assert http.get("/healthz").status_code == 200
+
+
+# A route of each app that takes no body, and the app's ceiling
+NO_BODY_ROUTES = [
+    ("chain", "/v1/blocks/{height}", "/v1/blocks/1", MAX_BATCH_BYTES),
+    ("identity", "/types/{name}", "/types/x", IDENTITY_MAX),
+    ("credit", "/smes", "/smes", CREDIT_MAX),
+    ("roadhealth", "/v1/segments", "/v1/segments", ROADHEALTH_MAX),
+]
+
+
+@pytest.mark.parametrize(("app", "template", "path", "ceiling"), NO_BODY_ROUTES)
+def test_a_get_declaring_a_body_over_the_ceiling_gets_the_413_its_document_declares(
+    suite: tuple[Any, Path], live_server: Any, app: str, template: str, path: str, ceiling: int
+) -> None:
+    client, _ = suite
+    declared = client.get(f"/{app}/openapi.json").json()["paths"][template]["get"]["responses"]
+    assert "body_too_large" in declared["413"]["description"]
+    with live_server(client.app) as server:
+        head = (
+            f"GET /{app}{path} HTTP/1.1\r\nhost: t\r\ncontent-type: application/json\r\n"
+            f"content-length: {ceiling + 1}\r\n\r\n"
+        )
+        raw = _raw_http(server.port, head, b"")
+    # Refused on its Content-Length alone, before authentication or the route, and the link
+    # closed since the body is never read
+    assert raw.startswith(b"HTTP/1.1 413") and b'"body_too_large"' in raw
+    assert b"connection: close" in raw.lower()
