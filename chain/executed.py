@@ -26,6 +26,8 @@ class BlockResult:
     tree: Tree
     # Each written key's canonical value text and value hash (None where the key is deleted)
     stored: dict[StateKey, tuple[str, str] | None]
+    # The written keys the state did not hold before the block (the store appends them)
+    created: frozenset[StateKey] = frozenset()
 
     @cached_property
     def tx_rows(self) -> list[TxRow]:

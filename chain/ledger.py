@@ -232,6 +232,8 @@ class Ledger:
                 )
             changes = dict(block.writes)
             tree, stored = self.state.apply_block(changes, block.encoded)
+            held = self.state.values
+            created = frozenset([k for k in changes if k not in held])
             next_validators = block.get(governance.NAMESPACE, "validators") or []
             header = Header(
                 chain_id=self.chain_id,
@@ -246,7 +248,7 @@ class Ledger:
                 validators_hash=current_validators,
                 next_validators_hash=validators_hash(next_validators, hasher),
             )
-            return BlockResult(header, list(txs), receipts, changes, tree, stored)
+            return BlockResult(header, list(txs), receipts, changes, tree, stored, created)
 
     def _check_in_block(self, tx: Tx, height: int, seen: set[str]) -> None:
         """Rules whose breach invalidates the block: the proposer's fault, not the sender's."""
@@ -391,6 +393,7 @@ class Ledger:
             certificate=certificate.to_json(),
             tx_rows=result.tx_rows,
             changes=result.stored,
+            created=result.created,
             next_validators=next_validators,
         )
         self.txs_stored += len(result.txs)

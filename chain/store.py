@@ -7,10 +7,8 @@ database transaction, so a node killed at any point restarts at its last committ
 from __future__ import annotations
 
 import hashlib
-import itertools
 import json
-import sqlite3
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence, Set
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -34,8 +32,9 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.schema import CreateIndex
 
-from chain.db import driver_mark
 from chain.errors import StorageError
+from chain.store_sql import delete_many, insert_many
+from chain.store_state import StateKey, StateWriter, state_metadata, stored_state
 
 metadata = MetaData()
 blocks = Table(
@@ -67,14 +66,6 @@ TX_HASH_PREFIX = 16
 # expression reads the same as the index's
 _tx_hash_prefix = func.substr(txs.c.hash, literal_column("1"), literal_column(str(TX_HASH_PREFIX)))
 _tx_hash_index = Index("ix_chain_txs_hash_prefix", _tx_hash_prefix)
-state_rows = Table(
-    "chain_state",
-    metadata,
-    Column("namespace", String(64), primary_key=True),
-    Column("key", String(300), primary_key=True),
-    Column("value", Text, nullable=False),
-    Column("value_hash", String(64), nullable=False),
-)
 pending = Table(
     "chain_pending",
     metadata,
@@ -138,12 +129,14 @@ class BlockStore:
         self.pending_rows = True
         try:
             metadata.create_all(engine)
+            state_metadata.create_all(engine)
             # A database made before the hash-prefix index gets it now (once; its old
             # hash-keyed table keeps working, looked up through the new index)
             with engine.begin() as conn:
                 conn.execute(CreateIndex(_tx_hash_index, if_not_exists=True))
         except SQLAlchemyError as exc:
             raise StorageError(f"cannot create the chain tables: {exc}") from exc
+        self._state = StateWriter()
 
     # -- reads ---------------------------------------------------------------------------
 
@@ -209,10 +202,10 @@ class BlockStore:
         return {r.hash: int(r.expiry_height) for r in rows}
 
     def state(self) -> Iterator[StateRow]:
+        """Every key's current value (a ledger reads them once, at its start)."""
         with self._read() as conn:
-            result = conn.execute(select(state_rows)).yield_per(10_000)
-            for r in result:
-                yield StateRow(r.namespace, r.key, json.loads(r.value), r.value_hash)
+            for namespace, key, value, digest in stored_state(conn):
+                yield StateRow(namespace, key, json.loads(value), digest)
 
     def validator_set_changes(self, below: int) -> list[tuple[int, list[dict[str, Any]]]]:
         """(height, validators for the next height) for every change committed below `below`."""
@@ -258,7 +251,8 @@ class BlockStore:
                     {"name": "chain_id", "value": chain_id},
                 ],
             )
-            self._write_state(conn, changes)
+            written = self._state.write(conn, changes)
+        self._state.committed(*written)
 
     def commit_block(
         self,
@@ -269,9 +263,12 @@ class BlockStore:
         certificate: dict[str, Any],
         tx_rows: Sequence[TxRow],
         changes: dict[tuple[str, str], tuple[str, str] | None],
+        created: Set[StateKey] = frozenset(),
         next_validators: list[dict[str, Any]] | None = None,
     ) -> None:
-        """Write a block with its transactions, receipts and state changes atomically."""
+        """Write a block with its transactions, receipts and state changes atomically.
+        `created`: the keys of `changes` the state did not hold before the block (appended to
+        the state log; every other key is upserted)."""
         with self._write() as conn:
             conn.execute(
                 insert(blocks).values(
@@ -282,7 +279,7 @@ class BlockStore:
                 )
             )
             if tx_rows:
-                _insert_many(
+                insert_many(
                     conn,
                     txs,
                     ("hash", "idx", "expiry_height", "body", "receipt"),
@@ -290,12 +287,13 @@ class BlockStore:
                     fixed={"height": height},
                 )
                 if self.pending_rows:
-                    _delete_many(conn, pending, ("hash",), [(r.hash,) for r in tx_rows])
-            self._write_state(conn, changes)
+                    delete_many(conn, pending, ("hash",), [(r.hash,) for r in tx_rows])
+            written = self._state.write(conn, changes, created=created)
             if next_validators is not None:
                 conn.execute(
                     insert(validator_sets).values(height=height, validators=_json(next_validators))
                 )
+        self._state.committed(*written)
 
     def put_meta(self, name: str, value: str) -> None:
         """Set a node-local value durably (e.g. the last signed consensus step)."""
@@ -324,7 +322,7 @@ class BlockStore:
         rows = list(entries)
         if rows:
             with self._write() as conn:
-                _insert_many(conn, pending, ("hash", "seq", "body"), rows)
+                insert_many(conn, pending, ("hash", "seq", "body"), rows)
 
     def drop_pending(self, hashes: Sequence[str]) -> None:
         if hashes:
@@ -335,29 +333,6 @@ class BlockStore:
         with self._write() as conn:
             conn.execute(delete(pending))
 
-    def _write_state(
-        self, conn: Connection, changes: Mapping[tuple[str, str], tuple[str, str] | None]
-    ) -> None:
-        gone = [k for k, v in changes.items() if v is None]
-        if gone:
-            _delete_many(conn, state_rows, ("namespace", "key"), gone)
-        rows = [(ns, k, v[0], v[1]) for (ns, k), v in changes.items() if v is not None]
-        if not rows:
-            return
-        if self.engine.dialect.name not in ("postgresql", "sqlite"):
-            raise StorageError(
-                f"unsupported database {self.engine.dialect.name}: use SQLite or PostgreSQL"
-            )
-        # Both speak this upsert (SQLite since 3.24)
-        _insert_many(
-            conn,
-            state_rows,
-            ("namespace", "key", "value", "value_hash"),
-            rows,
-            suffix=" ON CONFLICT (namespace, key) DO UPDATE"
-            " SET value = excluded.value, value_hash = excluded.value_hash",
-        )
-
     # -- plumbing ------------------------------------------------------------------------
 
     def _read(self) -> _Guard:
@@ -365,86 +340,6 @@ class BlockStore:
 
     def _write(self) -> _Guard:
         return _Guard(self.engine, write=True)
-
-
-# Parameters a statement carries, at most. The sqlite3 driver gives the GIL up around every
-# statement it steps, and under load getting it back waits up to a switch interval (5 ms)
-# behind the thread executing the next block: a block's rows in 199-row statements (999
-# parameters, the limit SQLite compiled in up to 3.31) waited for it some 35 times a block, and
-# the lone validator's writes took 64-69 us a transaction of wall time for 22 of CPU. In
-# statements of up to 32,766 parameters (SQLite's limit since 3.32; PostgreSQL's protocol
-# allows 65,535) a block of 5,000 anchors is three statements: 34 us, and the lone validator
-# 13,300 -> 14,100 tx/s on a quiet machine, 10,100 -> 13,300 beside other work
-# (docs/benchmarks.md). A SQLite built with a lower limit is held to its own.
-PARAMS_PER_STATEMENT = 32_766
-
-
-def params_per_statement(conn: Connection) -> int:
-    """The parameters one statement on `conn` may carry: PARAMS_PER_STATEMENT, or a SQLite
-    connection's own lower limit."""
-    if conn.dialect.name != "sqlite":
-        return PARAMS_PER_STATEMENT
-    driver = conn.connection.driver_connection
-    limit = driver.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)  # type: ignore[union-attr]
-    return min(PARAMS_PER_STATEMENT, int(limit))
-
-
-def _insert_many(
-    conn: Connection,
-    table: Table,
-    columns: Sequence[str],
-    rows: Sequence[Sequence[Any]],
-    *,
-    suffix: str = "",
-    fixed: Mapping[str, int] | None = None,
-) -> None:
-    """INSERT many rows, as many a statement as params_per_statement allows, sent to the
-    driver as they are: the per-transaction rows of a block (thousands) skip SQLAlchemy's
-    per-row parameter processing, which cost as much as the database's own work. Plain
-    columns only: no type conversion happens here. `fixed`: integer columns of the same value
-    in every row, written into the statement (not copied into each row's parameters). The
-    rows of one statement must not set the same key twice where `suffix` is an upsert
-    (PostgreSQL refuses that)."""
-    mark = driver_mark(conn)
-    width = len(columns)
-    names, values = list(columns), [mark] * width
-    for name, value in (fixed or {}).items():
-        names.append(name)
-        values.append(str(int(value)))  # an integer's digits, nothing else
-    row = f"({', '.join(values)})"
-    # Table and column names are this module's own constants, never input
-    head = f"INSERT INTO {table.name} ({', '.join(names)}) VALUES "  # noqa: S608
-    for chunk in _chunked(rows, params_per_statement(conn) // width):
-        params = tuple(itertools.chain.from_iterable(chunk))
-        if len(params) != width * len(chunk):  # a row of another shape would shift columns
-            raise StorageError(f"rows for {table.name} must have {width} values each")
-        conn.exec_driver_sql(head + ", ".join([row] * len(chunk)) + suffix, params)
-
-
-def _delete_many(
-    conn: Connection, table: Table, columns: Sequence[str], keys: Sequence[Sequence[Any]]
-) -> None:
-    """DELETE rows by their key (one value a column in `columns`), as many keys a statement
-    as params_per_statement allows (an IN list sent to the driver as it is): SQLAlchemy's own
-    IN list cost a cache key and a bound parameter per key, and a statement a key handed the
-    GIL over as many times (PARAMS_PER_STATEMENT)."""
-    mark, width = driver_mark(conn), len(columns)
-    key = mark if width == 1 else f"({', '.join([mark] * width)})"
-    # A key of several columns is a row value, which both databases compare with IN (VALUES ..)
-    head = columns[0] if width == 1 else f"({', '.join(columns)})"
-    values = "" if width == 1 else "VALUES "
-    for chunk in _chunked(keys, params_per_statement(conn) // width):
-        params = tuple(itertools.chain.from_iterable(chunk))
-        if len(params) != width * len(chunk):
-            raise StorageError(f"keys for {table.name} must have {width} values each")
-        # The table and columns are this module's own constants, never input
-        sql = f"DELETE FROM {table.name} WHERE {head} IN ({values}{', '.join([key] * len(chunk))})"  # noqa: S608
-        conn.exec_driver_sql(sql, params)
-
-
-def _chunked(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class _Guard:

@@ -4,7 +4,8 @@ The backup is a ZIP archive (mode 0600) holding:
 
     manifest.json               format, chain id, genesis hash, height, tip block hash and state
                                 root, and for every entry its SHA-256 (and row count for tables)
-    tables/<table>.jsonl        every row of the node's tables, one JSON object per line
+    tables/<table>.jsonl        every row of the node's tables, one JSON object per line (the
+                                state as chain_state's rows: every key's current value)
     home/node.json              the node's settings; home/genesis.json its genesis
     home/node_key.jwk           the node's private key, only with --with-key
 
@@ -47,19 +48,11 @@ from chain.genesis import parse_genesis
 from chain.home import NodeHome, NodeSettings
 from chain.journal import MEMPOOL_FOLDER
 from chain.state import key_hash, value_hash
-from chain.store import (
-    BlockStore,
-    blocks,
-    evidence_rows,
-    meta,
-    pending,
-    state_rows,
-    txs,
-    validator_sets,
-)
+from chain.store import BlockStore, blocks, evidence_rows, meta, pending, txs, validator_sets
+from chain.store_state import state_rows
 from chain.suites.hashing import ChainTrees, trees_for
 from chain.tx import tx_from_json
-from smartcity.backup_rows import dump_pending, dump_table, read_journal
+from smartcity.backup_rows import dump_pending, dump_state, dump_table, read_journal
 from smartcity.errors import SmartcityError
 
 FORMAT = "smartcity-node-backup"
@@ -124,6 +117,8 @@ def _write_snapshot(zf: zipfile.ZipFile, url: str, journal: Path) -> dict[str, A
             with zf.open(name, "w") as handle:
                 if table is pending:
                     count, digest = dump_pending(conn, journaled, handle)
+                elif table is state_rows:
+                    count, digest = dump_state(conn, handle)
                 else:
                     count, digest = dump_table(conn, table, handle)
             entries[name] = {"rows": count, "sha256": digest}

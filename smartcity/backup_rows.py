@@ -15,6 +15,7 @@ from sqlalchemy.engine import Connection
 from chain.errors import ChainError
 from chain.journal import Journal
 from chain.store import pending
+from chain.store_state import stored_state
 from chain.tx import tx_from_canonical
 
 
@@ -22,6 +23,14 @@ def dump_table(conn: Connection, table: Table, handle: IO[bytes]) -> tuple[int, 
     order = list(table.primary_key.columns)
     rows = (dict(row) for row in conn.execute(select(table).order_by(*order)).mappings())
     return _dump_rows(rows, handle)
+
+
+def dump_state(conn: Connection, handle: IO[bytes]) -> tuple[int, str]:
+    """The state as `chain_state`'s rows: every key's current value, joined from the store's
+    state tables (chain.store_state.stored_state), so a backup's format does not depend on where
+    the node keeps each key, and a restored node holds them all in `chain_state`."""
+    columns = ("namespace", "key", "value", "value_hash")
+    return _dump_rows((dict(zip(columns, row, strict=True)) for row in stored_state(conn)), handle)
 
 
 def _dump_rows(rows: Iterable[dict[str, Any]], handle: IO[bytes]) -> tuple[int, str]:

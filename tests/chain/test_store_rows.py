@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 from sqlalchemy import event
 
-from chain import store as store_module
+from chain import store_sql
 from chain.db import make_engine
-from chain.store import PARAMS_PER_STATEMENT, BlockStore, TxRow, params_per_statement
+from chain.store import BlockStore, TxRow
+from chain.store_sql import PARAMS_PER_STATEMENT, params_per_statement
 
 LOWEST_SQLITE_LIMIT = 999  # SQLite 3.24-3.31's compiled-in limit
 
@@ -48,7 +49,7 @@ def _store(db_url: str, monkeypatch: pytest.MonkeyPatch | None = None) -> BlockS
 
         engine.dispose()  # connections made before the listener are not reused
     else:
-        monkeypatch.setattr(store_module, "PARAMS_PER_STATEMENT", LOWEST_SQLITE_LIMIT)
+        monkeypatch.setattr(store_sql, "PARAMS_PER_STATEMENT", LOWEST_SQLITE_LIMIT)
     return BlockStore(engine)
 
 
