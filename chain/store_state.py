@@ -1,9 +1,12 @@
 """The chain's state on disk, in three tables.
 
-A key a block creates is appended to `chain_state_log`, in the order the blocks created them; a
-key it changes is upserted into `chain_state`, keyed by (namespace, key), whose row then
-supersedes the key's log row; a key it deletes leaves `chain_state` and is listed in
-`chain_state_gone`, which hides its log row (a key created again leaves the list).
+A key a block creates is appended to `chain_state_log`, in the order the blocks created them,
+once: a key it changes is upserted into `chain_state`, keyed by (namespace, key), whose row
+then supersedes the key's log row; a key it deletes leaves `chain_state` and is listed in
+`chain_state_gone`, which hides its log row; a key created again after that is upserted into
+`chain_state` (and leaves the list). So the log holds at most one row a key, and the state is
+`chain_state`'s rows and the log's rows neither of the other two tables names (`stored_state`,
+read as it streams).
 
 Most keys are created once and never change (an anchor's `batch:<tx hash>` and its root).
 Upserted, each landed on a page of the key index at random: a block of 2,000 anchors at 70,000
@@ -11,16 +14,29 @@ transactions wrote 6.6 KB a transaction (its WAL and checkpoints), and its state
 20 -> 30 us a transaction as the chain grew. Appended, 2.8 KB and 6-7 us at any length, and the
 lone validator commits 6-7 % more (docs/benchmarks.md).
 
-Only a ledger's start and a backup read the state (`stored_state` joins the three tables). A
-database made before the log keeps its keys in `chain_state`, and a restored one holds them all
-there.
+Only a ledger's start and a backup read the state. A database made before the log keeps its
+keys in `chain_state` (and a backup of one taken before a node of this version opened it reads
+them there); a restored one holds them all there. The change is one-way: a node of an earlier
+version would not see the log's keys (docs/operations.md, upgrades).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Set
 
-from sqlalchemy import BigInteger, Column, Integer, MetaData, String, Table, Text, func, select
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    exists,
+    func,
+    inspect,
+    select,
+)
 from sqlalchemy.engine import Connection
 
 from chain.errors import StorageError
@@ -64,8 +80,8 @@ state_gone = Table(
 
 class StateWriter:
     """Writes blocks' state changes into the three tables. What it keeps between blocks (the
-    gone keys, the log's next place) is read with its first write: one writer a database, the
-    thread that writes blocks."""
+    gone keys, the log's next place) is read with its first write, so it must be the database's
+    only writer of state: the thread that writes a node's blocks."""
 
     def __init__(self) -> None:
         self._gone: set[StateKey] | None = None
@@ -78,9 +94,11 @@ class StateWriter:
         *,
         created: Set[StateKey] = frozenset(),
     ) -> tuple[list[StateKey], list[StateKey]]:
-        """Write state changes in `conn`'s transaction: the keys in `created` (the ones the
-        state did not hold before) appended to the log, the others upserted or deleted. Returns
-        the keys deleted and the gone keys created again, for `committed`."""
+        """Write state changes in `conn`'s transaction. `created` must be exactly the keys of
+        `changes` the state did not hold before them (a key it holds, passed as created, would
+        be appended where its keyed row hides it): those are appended to the log (or upserted,
+        where deleted before), the others upserted or deleted. Returns the keys deleted and
+        the gone keys written again, for `committed`."""
         if conn.dialect.name not in ("postgresql", "sqlite"):
             raise StorageError(
                 f"unsupported database {conn.dialect.name}: use SQLite or PostgreSQL"
@@ -96,16 +114,15 @@ class StateWriter:
         deleted: list[StateKey] = []
         revived: list[StateKey] = []
         for skey, stored in changes.items():
-            if skey in created:
-                if stored is None:
-                    continue  # made and deleted within the block: never stored
+            if stored is None:
+                if skey not in created:  # else made and deleted within the block: never stored
+                    deleted.append(skey)
+            elif skey in created and skey not in gone:
                 appended.append((seq, skey[0], skey[1], stored[0], stored[1]))
                 seq += 1
-                if skey in gone:
-                    revived.append(skey)
-            elif stored is None:
-                deleted.append(skey)
             else:
+                if skey in gone:  # created again after a delete: keyed, its log row stays hidden
+                    revived.append(skey)
                 upserted.append((skey[0], skey[1], stored[0], stored[1]))
         key = ("namespace", "key")
         if deleted:
@@ -142,23 +159,26 @@ def _read_gone(conn: Connection) -> set[StateKey]:
 
 
 def stored_state(conn: Connection) -> Iterator[tuple[str, str, str, str]]:
-    """Every key's current (namespace, key, canonical value text, value hash), joined from the
-    three state tables (see state_rows): `chain_state`'s rows in key order, then the log's
-    keys it does not hold, in the order they were written; a gone key's log row left out. On
-    one connection, in one transaction where the caller holds one (a backup's snapshot)."""
-    gone = _read_gone(conn)
-    logged: dict[StateKey, tuple[str, str]] = {}
-    for r in conn.execute(
-        select(
-            state_log.c.namespace, state_log.c.key, state_log.c.value, state_log.c.value_hash
-        ).order_by(state_log.c.seq)
-    ).yield_per(10_000):
-        logged[(r.namespace, r.key)] = (r.value, r.value_hash)
-    for r in conn.execute(
-        select(state_rows).order_by(state_rows.c.namespace, state_rows.c.key)
-    ).yield_per(10_000):
-        logged.pop((r.namespace, r.key), None)  # changed since it was created
+    """Every key's current (namespace, key, canonical value text, value hash): `chain_state`'s
+    rows in key order, then, in the order they were created, the log's rows whose key neither
+    `chain_state` nor `chain_state_gone` holds. Streamed; on one connection, in one
+    transaction where the caller holds one (a backup's snapshot). A database no node of this
+    version has opened has no log: its keys are all in `chain_state`."""
+    keyed = select(state_rows).order_by(state_rows.c.namespace, state_rows.c.key)
+    for r in conn.execute(keyed).yield_per(10_000):
         yield (r.namespace, r.key, r.value, r.value_hash)
-    for (namespace, key), (value, digest) in logged.items():
-        if (namespace, key) not in gone:
-            yield (namespace, key, value, digest)
+    tables = inspect(conn)
+    if not (tables.has_table(state_log.name) and tables.has_table(state_gone.name)):
+        return
+    log = state_log.c
+    hidden = [
+        exists().where(table.c.namespace == log.namespace, table.c.key == log.key)
+        for table in (state_rows, state_gone)
+    ]
+    alive = (
+        select(log.namespace, log.key, log.value, log.value_hash)
+        .where(~hidden[0], ~hidden[1])
+        .order_by(log.seq)
+    )
+    for r in conn.execute(alive).yield_per(10_000):
+        yield (r.namespace, r.key, r.value, r.value_hash)
