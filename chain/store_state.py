@@ -23,6 +23,7 @@ version would not see the log's keys (docs/operations.md, upgrades).
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Set
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -48,14 +49,18 @@ Stored = tuple[str, str] | None
 
 state_metadata = MetaData()
 
-state_rows = Table(
-    "chain_state",
-    state_metadata,
-    Column("namespace", String(64), primary_key=True),
-    Column("key", String(300), primary_key=True),
-    Column("value", Text, nullable=False),
-    Column("value_hash", String(64), nullable=False),
-)
+
+def _key_and_value(*, keyed: bool) -> list[Column[Any]]:
+    """A state row's key (the table's primary key where it is `keyed`) and value columns."""
+    return [
+        Column("namespace", String(64), primary_key=keyed, nullable=False),
+        Column("key", String(300), primary_key=keyed, nullable=False),
+        Column("value", Text, nullable=False),
+        Column("value_hash", String(64), nullable=False),
+    ]
+
+
+state_rows = Table("chain_state", state_metadata, *_key_and_value(keyed=True))
 state_log = Table(
     "chain_state_log",
     state_metadata,
@@ -65,10 +70,7 @@ state_log = Table(
     Column(
         "seq", BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
     ),
-    Column("namespace", String(64), nullable=False),
-    Column("key", String(300), nullable=False),
-    Column("value", Text, nullable=False),
-    Column("value_hash", String(64), nullable=False),
+    *_key_and_value(keyed=False),
 )
 state_gone = Table(
     "chain_state_gone",
