@@ -267,8 +267,8 @@ class BlockStore:
         next_validators: list[dict[str, Any]] | None = None,
     ) -> None:
         """Write a block with its transactions, receipts and state changes atomically.
-        `created`: the keys of `changes` the state did not hold before the block (appended to
-        the state log; every other key is upserted)."""
+        `created`: the keys of `changes` the state did not hold before the block, which are
+        appended to the state log (chain.store_state: the others are upserted or deleted)."""
         with self._write() as conn:
             conn.execute(
                 insert(blocks).values(
