@@ -206,26 +206,21 @@ def install_document(app: FastAPI, *, reader: Callable[..., Any] | None) -> None
         for path, operations in document.get("paths", {}).items():
             for operation in operations.values():
                 operation["security"] = [{BEARER: []}] if path in secured else []
-                invalid = operation.get("responses", {}).get("422")
-                if invalid is not None:
-                    invalid["content"] = {
-                        "application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}
-                    }
-                    invalid["description"] = INVALID_QUERY[422]
-                if "413" not in operation.setdefault("responses", {}):
-                    operation["responses"]["413"] = {
-                        "description": CEILING[413],
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/ErrorBody"}
-                            }
-                        },
-                    }
-                    operation["responses"] = dict(sorted(operation["responses"].items()))
+                responses = operation.setdefault("responses", {})
+                if "422" in responses:  # FastAPI's own, in the error envelope
+                    responses["422"] = _error_response(INVALID_QUERY[422])
+                responses.setdefault("413", _error_response(CEILING[413]))
+                operation["responses"] = dict(sorted(responses.items()))
         app.openapi_schema = document
         return document
 
     app.openapi = openapi  # type: ignore[method-assign]
+
+
+def _error_response(why: str) -> dict[str, Any]:
+    """An error status of the document: `why`, with the error envelope."""
+    schema = {"$ref": "#/components/schemas/ErrorBody"}
+    return {"description": why, "content": {"application/json": {"schema": schema}}}
 
 
 def _uses(route: APIRoute, dependency: Callable[..., Any] | None) -> bool:

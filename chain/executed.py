@@ -10,7 +10,7 @@ from typing import Any
 from chain.block import Header, Receipt
 from chain.contracts import membership
 from chain.smt import Tree
-from chain.state import Overlay, StateKey, StateView
+from chain.state import Overlay, StateKey, StateView, Stored
 from chain.store import TxRow
 from chain.tx import Tx
 
@@ -24,8 +24,8 @@ class BlockResult:
     receipts: list[Receipt]
     changes: dict[StateKey, Any]
     tree: Tree
-    # Each written key's canonical value text and value hash (None where the key is deleted)
-    stored: dict[StateKey, tuple[str, str] | None]
+    # Each written key as the store keeps it (chain.state.Stored)
+    stored: Stored
     # The written keys the state did not hold before the block (the store appends them)
     created: frozenset[StateKey] = frozenset()
 

@@ -17,7 +17,10 @@ MAX_KEY_CHARS = 256
 MAX_VALUE_BYTES = 64 * 1024
 StateKey = tuple[str, str]
 _DELETED = object()
-Stored = dict[StateKey, tuple[str, str] | None]
+# A written key as the block store keeps it: its canonical value text and value hash, None where
+# it is deleted; a block's, by key
+StoredValue = tuple[str, str] | None
+Stored = dict[StateKey, StoredValue]
 # The C hashing of a block's state keys under SHA-256 (smartcity_native._hashes, the GIL released
 # while it hashes); the loop in apply_block is the reference and the sm2-sm3 suite's
 _native_hashes: (

@@ -33,8 +33,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.schema import CreateIndex
 
 from chain.errors import StorageError
+from chain.state import StateKey, Stored
 from chain.store_sql import delete_many, insert_many
-from chain.store_state import StateKey, StateWriter, state_metadata, stored_state
+from chain.store_state import StateWriter, state_metadata, stored_state
 
 metadata = MetaData()
 blocks = Table(
@@ -262,7 +263,7 @@ class BlockStore:
         header: dict[str, Any],
         certificate: dict[str, Any],
         tx_rows: Sequence[TxRow],
-        changes: dict[tuple[str, str], tuple[str, str] | None],
+        changes: Stored,
         created: Set[StateKey] = frozenset(),
         next_validators: list[dict[str, Any]] | None = None,
     ) -> None:

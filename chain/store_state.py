@@ -41,11 +41,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 
 from chain.errors import StorageError
+from chain.state import StateKey, StoredValue
 from chain.store_sql import delete_many, insert_many
-
-StateKey = tuple[str, str]
-# A key as a block writes it: its canonical value text and value hash, None where it is deleted
-Stored = tuple[str, str] | None
 
 state_metadata = MetaData()
 
@@ -92,7 +89,7 @@ class StateWriter:
     def write(
         self,
         conn: Connection,
-        changes: Mapping[StateKey, Stored],
+        changes: Mapping[StateKey, StoredValue],
         *,
         created: Set[StateKey] = frozenset(),
     ) -> tuple[list[StateKey], list[StateKey]]:
